@@ -1,0 +1,40 @@
+# hpc: the README's two commands are `make run` and `make test`; both install first when needed.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+MPIEXEC := $(VENV)/bin/mpiexec
+STAMP  := $(VENV)/.installed
+# Every MPI test run is bounded so a deadlock fails instead of hanging CI.
+MPI_TIMEOUT ?= 900
+
+.PHONY: install run test test-unit test-mpi bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[mpi,dev]'
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/hpc info
+	$(PY) scripts/demo.py
+
+test: test-unit test-mpi
+
+test-unit: install
+	$(PY) -m pytest -m "not mpi"
+
+test-mpi: install
+	timeout $(MPI_TIMEOUT) $(MPIEXEC) -n 2 $(PY) -m pytest -m mpi -p no:cacheprovider
+	timeout $(MPI_TIMEOUT) $(MPIEXEC) -n 4 $(PY) -m pytest -m mpi -p no:cacheprovider
+
+bench: install
+	$(VENV)/bin/hpc bench
+
+lint: install
+	$(VENV)/bin/ruff check hpc kernels tests scripts
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,43 @@
+"""hpc: a Python HPC compute substrate.
+
+Rayon-style parallel iterators (:mod:`hpc.iter`), MPI distributed reductions (:mod:`hpc.mpi`), SIMD numba kernels
+(:mod:`hpc.kernels`) and CUDA device management (:mod:`hpc.cuda`). ``hpc.mpi``, ``hpc.cuda`` and ``hpc.kernels`` are
+loaded on first use, so ``import hpc`` stays cheap and never initialises MPI or a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib as _importlib
+from typing import Any as _Any
+
+from hpc._core import ThreadPool, current_num_threads, join, scope
+from hpc.config import ConfigError, set_num_threads
+from hpc.iter import ParIter, par_bridge, par_chunks, par_iter, par_range
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "ParIter",
+    "ThreadPool",
+    "current_num_threads",
+    "join",
+    "par_bridge",
+    "par_chunks",
+    "par_iter",
+    "par_range",
+    "scope",
+    "set_num_threads",
+]
+
+_LAZY = ("mpi", "cuda", "kernels", "bench", "info", "config")
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        return _importlib.import_module(f"hpc.{name}")
+    raise AttributeError(f"module 'hpc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_LAZY))

@@ -1,0 +1,358 @@
+"""A work-stealing thread pool: a deque per worker, random stealing, helping while waiting.
+
+Each worker owns a deque. Work a worker creates goes to the back of its own deque and the worker takes it back
+from there (LIFO, so the freshest and smallest work stays local); idle workers steal from the front of a random
+victim's deque (FIFO, so thieves take the oldest and largest pieces). Work submitted from outside the pool goes to
+a shared injector queue. A worker that must wait for a result (``join``, a nested parallel iterator, a scope)
+never blocks idle: it keeps running other work until the result is there. That is what lets nested parallel calls
+share one budget of threads and never deadlock.
+"""
+
+from __future__ import annotations
+
+import collections as _collections
+import concurrent.futures as _futures
+import random as _random
+import sys as _sys
+import threading as _threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from hpc import config as _config
+
+__all__ = ["Job", "ThreadPool", "current_pool", "current_num_threads", "current_worker_index", "default_pool"]
+
+T = TypeVar("T")
+
+_local = _threading.local()
+
+
+class Job:
+    """One unit of work: a callable, its result or exception, and a completion event."""
+
+    __slots__ = ("fn", "result", "error", "done", "_event")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+        self._event = _threading.Event()
+
+    def run(self) -> None:
+        """Run the callable once, storing its result or exception; never raises."""
+        try:
+            self.result = self.fn()
+        except BaseException as exc:  # stored and re-raised by whoever waits on the job
+            self.error = exc
+        finally:
+            self.done = True
+            self._event.set()
+            self.fn = None  # drop references held by the closure as soon as the job is finished
+
+    def wait(self, timeout: float) -> bool:
+        """Block until done or ``timeout`` seconds pass; return whether it is done."""
+        return self._event.wait(timeout)
+
+    def outcome(self) -> Any:
+        """Return the result or re-raise the stored exception."""
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def __repr__(self) -> str:
+        return f"<hpc Job {'done' if self.done else 'pending'}>"
+
+
+class ThreadPool(_futures.Executor):
+    """A pool of worker threads with work stealing.
+
+    Use it as a context manager to make it the pool that parallel calls of the current thread run on, call
+    :meth:`install` to run one function inside it, or use it as a :class:`concurrent.futures.Executor`.
+
+    Args:
+        num_threads (int or None): number of workers; ``None`` takes :func:`hpc.config.num_threads`.
+
+    .. note:: Threads start on first use and are daemons; :meth:`shutdown` stops them. A pool that is not shut
+       down costs only its sleeping threads.
+
+    Example:
+        >>> from hpc import ThreadPool, par_range
+        >>> with ThreadPool(2):
+        ...     par_range(10).sum()
+        45
+    """
+
+    def __init__(self, num_threads: int | None = None) -> None:
+        if num_threads is None:
+            num_threads = _config.num_threads()
+        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive int; got {num_threads!r}")
+        self.num_threads = num_threads
+        self._deques: list[_collections.deque[Job]] = [_collections.deque() for _ in range(num_threads)]
+        self._injector: _collections.deque[Job] = _collections.deque()
+        self._cv = _threading.Condition(_threading.Lock())
+        self._sleeping = 0
+        self._threads: list[_threading.Thread] = []
+        self._start_lock = _threading.Lock()
+        self._shutdown = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _ensure_started(self) -> None:
+        if self._threads:
+            return
+        with self._start_lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            if self._threads:
+                return
+            threads = [
+                _threading.Thread(target=self._worker_main, args=(i,), name=f"hpc-worker-{i}", daemon=True)
+                for i in range(self.num_threads)
+            ]
+            for t in threads:
+                t.start()
+            self._threads = threads
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the workers once the queued work is done (or dropped, with ``cancel_futures``)."""
+        with self._start_lock:
+            self._shutdown = True
+        if cancel_futures:
+            for d in [self._injector, *self._deques]:
+                d.clear()
+        with self._cv:
+            self._cv.notify_all()
+        if wait:
+            for t in self._threads:
+                if t is not _threading.current_thread():
+                    t.join()
+
+    def __enter__(self) -> ThreadPool:
+        stack = _pool_stack()
+        stack.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _pool_stack().pop()
+
+    def __repr__(self) -> str:
+        return f"<hpc.ThreadPool num_threads={self.num_threads}>"
+
+    # ------------------------------------------------------------------ scheduling
+
+    def push(self, job: Job) -> None:
+        """Queue ``job``: on the caller's own deque when the caller is one of this pool's workers."""
+        self._ensure_started()
+        worker = getattr(_local, "worker", None)
+        if worker is not None and worker[0] is self:
+            self._deques[worker[1]].append(job)
+        else:
+            self._injector.append(job)
+        if self._sleeping:
+            with self._cv:
+                self._cv.notify()
+
+    def _find_work(self, index: int | None) -> Job | None:
+        if index is not None:
+            try:
+                return self._deques[index].pop()
+            except IndexError:
+                pass
+        try:
+            return self._injector.popleft()
+        except IndexError:
+            pass
+        n = self.num_threads
+        start = _random.randrange(n)
+        for k in range(n):
+            victim = (start + k) % n
+            if victim == index:
+                continue
+            try:
+                return self._deques[victim].popleft()
+            except IndexError:
+                continue
+        return None
+
+    def _worker_main(self, index: int) -> None:
+        _local.worker = (self, index)
+        _limit_numba_threads(self.num_threads)
+        while True:
+            job = self._find_work(index)
+            if job is not None:
+                job.run()
+                continue
+            with self._cv:
+                if self._shutdown:
+                    return
+                self._sleeping += 1
+                try:
+                    job = self._find_work(index)
+                    if job is None:
+                        self._cv.wait(timeout=1.0)
+                finally:
+                    self._sleeping -= 1
+            if job is not None:
+                job.run()
+
+    def wait_for(self, job: Job) -> Any:
+        """Wait for ``job`` and return its outcome; a worker of this pool runs other work meanwhile."""
+        worker = getattr(_local, "worker", None)
+        if worker is not None and worker[0] is self:
+            delay = 20e-6
+            while not job.done:
+                other = self._find_work(worker[1])
+                if other is not None:
+                    other.run()
+                    delay = 20e-6
+                else:
+                    job.wait(delay)
+                    delay = min(delay * 2, 2e-3)
+        else:
+            while not job.wait(0.1):
+                pass  # a short timeout keeps the waiting thread responsive to KeyboardInterrupt
+        return job.outcome()
+
+    def wait_for_quietly(self, job: Job) -> None:
+        """Wait for ``job`` like :meth:`wait_for` but ignore its outcome (used while another error propagates)."""
+        try:
+            self.wait_for(job)
+        except BaseException:
+            pass
+
+    def wait_until(self, event: _threading.Event) -> None:
+        """Wait for ``event``; a worker of this pool runs other work meanwhile."""
+        worker = getattr(_local, "worker", None)
+        if worker is not None and worker[0] is self:
+            delay = 20e-6
+            while not event.is_set():
+                other = self._find_work(worker[1])
+                if other is not None:
+                    other.run()
+                    delay = 20e-6
+                else:
+                    event.wait(delay)
+                    delay = min(delay * 2, 2e-3)
+        else:
+            while not event.wait(0.1):
+                pass
+
+    def is_worker(self) -> bool:
+        """Return whether the calling thread is one of this pool's workers."""
+        worker = getattr(_local, "worker", None)
+        return worker is not None and worker[0] is self
+
+    # ------------------------------------------------------------------ user entry points
+
+    def install(self, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` on a worker of this pool and return its result; parallel calls inside use this pool.
+
+        Raises:
+            Whatever ``fn`` raised, unchanged.
+        """
+        if self.is_worker():
+            return fn()
+        job = Job(fn)
+        self.push(job)
+        return self.wait_for(job)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> _futures.Future[T]:
+        """Schedule ``fn(*args, **kwargs)`` and return a :class:`concurrent.futures.Future`."""
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        future: _futures.Future[T] = _futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self.push(Job(run))
+        return future
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[T]:
+        """Like :meth:`concurrent.futures.Executor.map`: results in input order, lazily."""
+        return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+
+
+def _limit_numba_threads(pool_size: int) -> None:
+    # numba's thread count is per calling thread; a numba parallel kernel called from each of our workers
+    # would otherwise start a full team per worker and oversubscribe the cores.
+    numba = _sys.modules.get("numba")
+    if numba is None:
+        return
+    try:
+        numba.set_num_threads(
+            max(1, min(numba.config.NUMBA_NUM_THREADS, _config.available_cpus() // pool_size))
+        )
+    except Exception:  # numba's layer may be unusable here; the kernels then run single-threaded anyway
+        pass
+
+
+def _pool_stack() -> list[ThreadPool]:
+    stack = getattr(_local, "pools", None)
+    if stack is None:
+        stack = _local.pools = []
+    return stack
+
+
+_default: ThreadPool | None = None
+_default_lock = _threading.Lock()
+
+
+def default_pool() -> ThreadPool:
+    """Return the process-wide pool, (re)built when :func:`hpc.set_num_threads` changed its size."""
+    global _default
+    want = _config.num_threads()
+    pool = _default
+    if pool is None or pool.num_threads != want:
+        with _default_lock:
+            pool = _default
+            if pool is None or pool.num_threads != want:
+                old, pool = pool, ThreadPool(want)
+                _default = pool
+                if old is not None:
+                    old.shutdown(wait=False)
+    return pool
+
+
+def current_pool() -> ThreadPool:
+    """Return the pool parallel calls from this thread run on.
+
+    A worker's own pool, else the innermost ``with ThreadPool(...)`` of this thread, else the default pool.
+    """
+    worker = getattr(_local, "worker", None)
+    if worker is not None:
+        return worker[0]
+    stack = getattr(_local, "pools", None)
+    if stack:
+        return stack[-1]
+    return default_pool()
+
+
+def current_num_threads() -> int:
+    """Return the number of threads of :func:`current_pool` (without starting it)."""
+    worker = getattr(_local, "worker", None)
+    if worker is not None:
+        return worker[0].num_threads
+    stack = getattr(_local, "pools", None)
+    if stack:
+        return stack[-1].num_threads
+    return _config.num_threads()
+
+
+def current_worker_index() -> int | None:
+    """Return the index of the calling worker thread in its pool, or ``None`` outside any pool."""
+    worker = getattr(_local, "worker", None)
+    return None if worker is None else worker[1]

@@ -1,0 +1,85 @@
+"""A scope for spawning any number of tasks that all finish before it closes (Rayon's ``scope``)."""
+
+from __future__ import annotations
+
+import threading as _threading
+from collections.abc import Callable
+from typing import Any
+
+from hpc._core.pool import Job, ThreadPool, current_pool
+
+__all__ = ["Scope", "scope"]
+
+
+class Scope:
+    """Created by :func:`scope`; :meth:`spawn` queues work that must finish before the ``with`` block ends."""
+
+    def __init__(self, pool: ThreadPool) -> None:
+        self._pool = pool
+        self._lock = _threading.Lock()
+        self._pending = 0
+        self._idle = _threading.Event()
+        self._idle.set()
+        self._errors: list[BaseException] = []
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)``; it may spawn more work on the same scope (capture the scope in a closure)."""
+        with self._lock:
+            self._pending += 1
+            self._idle.clear()
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:
+                with self._lock:
+                    self._errors.append(exc)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    if self._pending == 0:
+                        self._idle.set()
+
+        self._pool.push(Job(run))
+
+    def wait(self) -> None:
+        """Wait for everything spawned so far (helping with other work when called from a worker)."""
+        self._pool.wait_until(self._idle)
+
+    def __repr__(self) -> str:
+        return f"<hpc Scope pending={self._pending}>"
+
+
+class _ScopeContext:
+    def __init__(self) -> None:
+        self._scope: Scope | None = None
+
+    def __enter__(self) -> Scope:
+        self._scope = Scope(current_pool())
+        return self._scope
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._scope is not None
+        self._scope.wait()
+        errors = self._scope._errors
+        if errors and exc is None:
+            raise errors[0]
+
+
+def scope() -> _ScopeContext:
+    """Return a context manager whose :class:`Scope` can spawn tasks; leaving it waits for all of them.
+
+    Raises:
+        Every spawned task runs to completion. If any raised, the first exception recorded is re-raised when the
+        ``with`` block exits (unless the block itself raised, which then propagates).
+
+    Example:
+        >>> from hpc import scope
+        >>> out = [0] * 4
+        >>> with scope() as s:
+        ...     for i in range(4):
+        ...         s.spawn(out.__setitem__, i, i * i)
+        >>> out
+        [0, 1, 4, 9]
+    """
+    return _ScopeContext()

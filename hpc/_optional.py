@@ -1,0 +1,43 @@
+"""Optional dependencies, tried once each; a missing one is ``None`` and says so at the point of use."""
+
+from __future__ import annotations
+
+import importlib as _importlib
+from types import ModuleType as _ModuleType
+
+__all__ = ["optional_module", "require", "why_missing"]
+
+_HINTS = {
+    "mpi4py": "pip install mpi4py 'hpc-substrate[mpi]'",
+    "pycuda": "pip install 'hpc-substrate[cuda]'",
+    "matplotlib": "pip install 'hpc-substrate[plot]'",
+    "numba": "pip install numba",
+}
+_cache: dict[str, _ModuleType | None] = {}
+_errors: dict[str, str] = {}
+
+
+def optional_module(name: str) -> _ModuleType | None:
+    """Return the imported module ``name``, or ``None`` when it cannot be imported (tried once)."""
+    if name not in _cache:
+        try:
+            _cache[name] = _importlib.import_module(name)
+        except Exception as exc:  # an optional import may fail with more than ImportError (a broken driver)
+            _cache[name] = None
+            _errors[name] = f"{type(exc).__name__}: {exc}"
+    return _cache[name]
+
+
+def why_missing(name: str) -> str:
+    """Return the import error that made ``name`` unavailable, or an empty string."""
+    optional_module(name)
+    return _errors.get(name, "")
+
+
+def require(name: str, feature: str) -> _ModuleType:
+    """Return module ``name`` or raise an ImportError that says which feature needs it and how to install it."""
+    module = optional_module(name)
+    if module is None:
+        hint = _HINTS.get(name, f"pip install {name}")
+        raise ImportError(f"{feature} needs {name}; install it with: {hint} ({why_missing(name)})")
+    return module

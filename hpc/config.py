@@ -1,0 +1,156 @@
+"""Configuration from the ``HPC_*`` environment variables, read and checked in one place.
+
+Every variable is read when it is needed (not cached at import), so a test or a job can change it with
+``os.environ`` and see the effect on the next call. A bad value raises :class:`ConfigError` naming the
+variable, the value and what is allowed.
+
+=====================  ===========================================  =========================================
+variable               allowed values                               default
+=====================  ===========================================  =========================================
+``HPC_NUM_THREADS``    a positive integer                           the CPUs this process may run on
+``HPC_BACKEND``        ``auto``, ``threads``, ``processes``,        ``auto``
+                       ``serial``, ``mpi``
+``HPC_DEVICE``         ``auto``, ``cpu``, ``cuda``                  ``auto``
+``HPC_MPI_CHECK``      ``0`` or ``1``                               ``0``
+``HPC_MPI_TIMEOUT``    seconds, a non-negative number (0 = off)     ``0``
+``HPC_CUDA_LEAKCHECK`` ``0`` or ``1``                               ``0``
+=====================  ===========================================  =========================================
+"""
+
+from __future__ import annotations
+
+import os as _os
+from collections.abc import Callable as _Callable
+from typing import TypeVar as _TypeVar
+
+__all__ = [
+    "ConfigError",
+    "BACKENDS",
+    "DEVICES",
+    "available_cpus",
+    "num_threads",
+    "set_num_threads",
+    "backend",
+    "device",
+    "mpi_check",
+    "mpi_timeout",
+    "cuda_leakcheck",
+    "snapshot",
+]
+
+BACKENDS = ("auto", "threads", "processes", "serial", "mpi")
+DEVICES = ("auto", "cpu", "cuda")
+
+_T = _TypeVar("_T")
+_num_threads_override: int | None = None
+
+
+class ConfigError(ValueError):
+    """An ``HPC_*`` setting has a value hpc does not accept."""
+
+
+def _read(name: str, default: _T, parse: _Callable[[str], _T], allowed: str) -> _T:
+    raw = _os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse(raw.strip())
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name} must be {allowed}; got {raw!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0.0 or value == float("inf"):
+        raise ValueError(text)
+    return value
+
+
+def _flag(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(text)
+    return text == "1"
+
+
+def _choice(choices: tuple[str, ...]) -> _Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.lower()
+        if value not in choices:
+            raise ValueError(text)
+        return value
+
+    return parse
+
+
+def available_cpus() -> int:
+    """Return the number of CPUs this process may run on (its affinity mask, not the machine total)."""
+    try:
+        return len(_os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return _os.cpu_count() or 1
+
+
+def num_threads() -> int:
+    """Return the default size of hpc's thread pool.
+
+    :func:`set_num_threads` wins over ``HPC_NUM_THREADS``, which wins over :func:`available_cpus`.
+    """
+    if _num_threads_override is not None:
+        return _num_threads_override
+    return _read("HPC_NUM_THREADS", available_cpus(), _positive_int, "a positive integer")
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set the size of the default thread pool for the whole process (``None`` returns to the default).
+
+    This affects the whole process; there is no per-thread isolation. A pool that already runs keeps its
+    size; the next parallel call on the default pool uses the new one.
+    """
+    global _num_threads_override
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ConfigError(f"num_threads must be a positive int or None; got {n!r}")
+    _num_threads_override = n
+
+
+def backend() -> str:
+    """Return the default parallel backend from ``HPC_BACKEND`` (one of :data:`BACKENDS`)."""
+    return _read("HPC_BACKEND", "auto", _choice(BACKENDS), "one of " + ", ".join(BACKENDS))
+
+
+def device() -> str:
+    """Return the requested device kind from ``HPC_DEVICE`` (one of :data:`DEVICES`)."""
+    return _read("HPC_DEVICE", "auto", _choice(DEVICES), "one of " + ", ".join(DEVICES))
+
+
+def mpi_check() -> bool:
+    """Return whether collectives verify that shapes, dtypes and ops agree across ranks (``HPC_MPI_CHECK``)."""
+    return _read("HPC_MPI_CHECK", False, _flag, "0 or 1")
+
+
+def mpi_timeout() -> float:
+    """Return the collective watchdog in seconds from ``HPC_MPI_TIMEOUT`` (0 turns it off)."""
+    return _read("HPC_MPI_TIMEOUT", 0.0, _non_negative_float, "a non-negative number of seconds")
+
+
+def cuda_leakcheck() -> bool:
+    """Return whether a report of live device allocations is printed at exit (``HPC_CUDA_LEAKCHECK``)."""
+    return _read("HPC_CUDA_LEAKCHECK", False, _flag, "0 or 1")
+
+
+def snapshot() -> dict[str, object]:
+    """Return every setting, validated, as a dict (raises :class:`ConfigError` on the first bad one)."""
+    return {
+        "num_threads": num_threads(),
+        "backend": backend(),
+        "device": device(),
+        "mpi_check": mpi_check(),
+        "mpi_timeout": mpi_timeout(),
+        "cuda_leakcheck": cuda_leakcheck(),
+    }

@@ -1,0 +1,45 @@
+"""What one execution of a parallel iterator shares between its chunks: cancellation and per-worker state."""
+
+from __future__ import annotations
+
+import threading as _threading
+import uuid as _uuid
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ExecContext"]
+
+
+class ExecContext:
+    """Created once per terminal call (and once per worker process per call on the processes backend).
+
+    Holds the cancellation flag that stops new chunks from starting, the lowest chunk index a positional search has
+    found so far, and the ``map_init`` states, one per worker thread per ``map_init`` adapter.
+    """
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token or _uuid.uuid4().hex
+        self.cancelled = False
+        self.found_chunk: int | None = None
+        self._states: dict[tuple[int, int], Any] = {}
+        self._lock = _threading.Lock()
+
+    def worker_state(self, key: int, init: Callable[[], Any]) -> Any:
+        """Return this worker thread's state for adapter ``key``, calling ``init()`` the first time only."""
+        slot = (_threading.get_ident(), key)
+        try:
+            return self._states[slot]
+        except KeyError:
+            pass
+        state = init()
+        with self._lock:
+            return self._states.setdefault(slot, state)
+
+    def note_found(self, chunk: int) -> None:
+        """Record that ``chunk`` holds a match for a positional search (the lowest index wins)."""
+        with self._lock:
+            if self.found_chunk is None or chunk < self.found_chunk:
+                self.found_chunk = chunk
+
+    def __repr__(self) -> str:
+        return f"<hpc ExecContext {self.token[:8]} cancelled={self.cancelled}>"

@@ -1,0 +1,260 @@
+"""Running a plan: choosing the backend, running the chunks, raising failures, finishing the terminal."""
+
+from __future__ import annotations
+
+import sys as _sys
+import threading as _threading
+import time as _time
+from collections.abc import Callable
+from typing import Any
+
+from hpc import config as _config
+from hpc._core.pool import current_pool
+from hpc.iter.plumbing.chunking import guided_groups
+from hpc.iter.plumbing.context import ExecContext
+from hpc.iter.plumbing.plan import ChunkFailure, Plan, run_chunk
+
+__all__ = ["BACKENDS", "Backend", "execute", "register", "resolve_backend"]
+
+Span = tuple[int, int, int]  # (chunk index, start, stop)
+
+#: ``auto`` sends per-item Python work to processes when the first chunk predicts at least this much serial time
+#: (seconds); before the process pool exists it must also pay for starting it, hence the larger cold threshold.
+AUTO_PROCESSES_WARM_S = 0.2
+AUTO_PROCESSES_COLD_S = 1.0
+
+
+class Backend:
+    """A way to run chunks. Subclasses set ``name`` and implement :meth:`run`."""
+
+    name = ""
+
+    def run(
+        self, plan: Plan, terminal: Any, spans: list[Span], ctx: ExecContext, progress: Any
+    ) -> dict[int, Any]:
+        """Run ``spans`` and return ``{chunk: partial}``; raise the lowest-indexed :class:`ChunkFailure`."""
+        raise NotImplementedError
+
+
+def _skip(ctx: ExecContext, terminal: Any, chunk: int) -> bool:
+    if ctx.cancelled:
+        return True
+    return terminal.positional_first and ctx.found_chunk is not None and chunk > ctx.found_chunk
+
+
+class SerialBackend(Backend):
+    """One chunk after another on the calling thread: the same chunks and tree as every other backend."""
+
+    name = "serial"
+
+    def run(self, plan, terminal, spans, ctx, progress):
+        out = {}
+        for c, s, e in spans:
+            if _skip(ctx, terminal, c):
+                continue
+            out[c] = run_chunk(plan, terminal, c, s, e, ctx)
+            if progress is not None:
+                progress.update(e - s)
+        return out
+
+
+class _Task:
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+
+    def run(self) -> None:
+        self.fn()
+
+
+class ThreadsBackend(Backend):
+    """Chunks as tasks on the current work-stealing pool; a waiting worker helps instead of blocking."""
+
+    name = "threads"
+
+    def run(self, plan, terminal, spans, ctx, progress):
+        pool = current_pool()
+        out: dict[int, Any] = {}
+        failures: list[ChunkFailure] = []
+        lock = _threading.Lock()
+        done = _threading.Event()
+        remaining = [len(spans)]
+
+        def group_task(group: list[Span]) -> None:
+            c, s, e = group[0]
+            try:
+                for c, s, e in group:
+                    if not _skip(ctx, terminal, c):
+                        out[c] = run_chunk(plan, terminal, c, s, e, ctx)
+                        if progress is not None:
+                            progress.update(e - s)
+            except ChunkFailure as failure:
+                ctx.cancelled = True
+                with lock:
+                    failures.append(failure)
+            except (
+                BaseException
+            ) as exc:  # KeyboardInterrupt/SystemExit inside a worker: stop the run, report it
+                ctx.cancelled = True
+                with lock:
+                    failures.append(ChunkFailure(exc, c, None, (s, e)))
+            finally:
+                with lock:
+                    remaining[0] -= 1
+                    if remaining[0] == 0:
+                        done.set()
+
+        groups = guided_groups(spans, pool.num_threads)
+        remaining[0] = len(groups)
+        with _blas_capped(pool.num_threads):
+            for group in groups:
+                pool.push(_Task(lambda group=group: group_task(group)))
+            try:
+                pool.wait_until(done)
+            except BaseException:
+                ctx.cancelled = True  # tasks not yet started return at once; running ones finish their chunk
+                raise
+        if failures:
+            raise min(failures, key=lambda f: f.chunk)
+        return out
+
+
+class _BlasCap:
+    controller: Any = None
+
+
+def _blas_capped(pool_threads: int) -> Any:
+    # BLAS/OpenMP threads inside each of our workers would multiply with the pool: cap them for the run.
+    # threadpoolctl's limits are process-wide, so this affects the whole process while the run lasts.
+    import contextlib
+
+    if pool_threads <= 1 or "numpy" not in _sys.modules:
+        return contextlib.nullcontext()
+    if _BlasCap.controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BlasCap.controller = ThreadpoolController()
+    per_worker = max(1, _config.available_cpus() // pool_threads)
+    return _BlasCap.controller.limit(limits=per_worker, user_api="blas")
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> None:
+    """Make ``backend`` available to ``with_backend(backend.name)``."""
+    BACKENDS[backend.name] = backend
+
+
+register(SerialBackend())
+register(ThreadsBackend())
+
+
+def _gil_enabled() -> bool:
+    check = getattr(_sys, "_is_gil_enabled", None)
+    return True if check is None else bool(check())
+
+
+def _in_worker() -> bool:
+    from hpc._core.pool import current_worker_index
+
+    if current_worker_index() is not None:
+        return True
+    from hpc.iter.plumbing import processes
+
+    return processes.in_worker_process()
+
+
+def resolve_backend(requested: str | None, plan: Plan, terminal: Any) -> str:
+    """Return the backend a run uses: ``requested``, else ``HPC_BACKEND``; ``auto`` is decided here or by probing.
+
+    The ``auto`` rule: threads for chunk-level work (``map_chunks``, ``par_chunks`` kernels, plain sources), for
+    side effects (``for_each``, ``inspect``), inside a worker and on a free-threaded interpreter; otherwise
+    (per-item Python functions under the GIL) ``"probe"``: time the first chunk and use processes when the whole
+    run would take long enough to pay for them.
+    """
+    name = requested or _config.backend()
+    if name != "auto":
+        if name not in BACKENDS and name != "processes":
+            raise ValueError(
+                f"backend must be one of {sorted([*BACKENDS, 'processes', 'auto'])}; got {name!r}"
+            )
+        return name
+    if not _gil_enabled() or _in_worker():
+        return "threads"
+    if not (plan.per_item_python() or terminal.per_item_python):
+        return "threads"
+    if plan.side_effects() or terminal.side_effects:
+        return "threads"
+    return "probe"
+
+
+def _backend(name: str) -> Backend:
+    if name == "processes" and name not in BACKENDS:
+        from hpc.iter.plumbing import processes  # registers itself; loads joblib only when needed
+
+        register(processes.ProcessesBackend())
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"backend must be one of {sorted([*BACKENDS, 'auto'])}; got {name!r}") from None
+
+
+def _raise_failure(failure: ChunkFailure, backend: str) -> None:
+    exc = failure.error
+    note = failure.note(backend)
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:  # Python 3.10: keep the note where 3.11's traceback would look for it
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
+    raise exc
+
+
+def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = False) -> Any:
+    """Run ``plan`` into ``terminal`` on ``backend`` and return the terminal's result."""
+    ranges = plan.chunks()
+    if not ranges:
+        return terminal.finish([])
+    spans = [(c, s, e) for c, (s, e) in enumerate(ranges)]
+    name = resolve_backend(backend, plan, terminal)
+    bar = _progress_bar(plan.node.length) if progress else None
+    ctx = ExecContext()
+    try:
+        partials: dict[int, Any] = {}
+        if name == "probe":
+            name = "serial"
+            t0 = _time.perf_counter()
+            partials.update(_backend("serial").run(plan, terminal, spans[:1], ctx, bar))
+            estimate = (_time.perf_counter() - t0) * len(spans)
+            spans = spans[1:]
+            if spans:
+                name = "threads"
+                if estimate > _processes_threshold() and _picklable(plan, terminal):
+                    name = "processes"
+        if spans:
+            partials.update(_backend(name).run(plan, terminal, spans, ctx, bar))
+    except ChunkFailure as failure:
+        _raise_failure(failure, name)
+    finally:
+        if bar is not None:
+            bar.close()
+    return terminal.finish([partials[c] for c in sorted(partials)])
+
+
+def _processes_threshold() -> float:
+    from hpc.iter.plumbing import processes
+
+    return AUTO_PROCESSES_WARM_S if processes.executor_is_warm() else AUTO_PROCESSES_COLD_S
+
+
+def _picklable(plan: Plan, terminal: Any) -> bool:
+    from hpc.iter.plumbing import processes
+
+    return processes.picklable(plan, terminal)
+
+
+def _progress_bar(total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="item", dynamic_ncols=True, mininterval=0.2)

@@ -1,0 +1,266 @@
+"""The processes backend: chunks run in loky's reusable worker processes (through joblib), in groups.
+
+Groups of consecutive chunks shrink as the run proceeds (guided scheduling: big groups first, single chunks at the
+end), so dispatch costs a few dozen round trips while uneven work still balances. Each group ships only the part
+of the input it needs (``Indexed.restricted``), pickled with cloudpickle so lambdas and closures work. Large NumPy
+arrays are written once to shared memory and mapped by the workers instead of being pickled.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import os as _os
+import tempfile as _tempfile
+import threading as _threading
+from collections import OrderedDict as _OrderedDict
+from typing import Any
+
+import numpy as _np
+
+from hpc import config as _config
+from hpc.iter.plumbing.chunking import guided_groups
+from hpc.iter.plumbing.context import ExecContext
+from hpc.iter.plumbing.drive import Backend
+from hpc.iter.plumbing.plan import ChunkFailure, Plan, run_chunk
+
+__all__ = ["ProcessesBackend", "executor_is_warm", "in_worker_process", "picklable", "shutdown_executor"]
+
+#: arrays at least this large are shared through a memory-mapped file instead of pickled per group
+SHARE_BYTES = 4 << 20
+#: idle seconds before loky's workers exit (they are restarted on the next run)
+IDLE_TIMEOUT_S = 300
+
+_state_lock = _threading.Lock()
+_executor: Any = None
+_IN_WORKER = False
+
+
+def _cloudpickle() -> Any:
+    import cloudpickle
+
+    return cloudpickle
+
+
+def _worker_init(blas_threads: int) -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
+    # One BLAS/OpenMP thread per worker process: the processes already use every core.
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(blas_threads)
+    except Exception:  # threadpoolctl absent or no BLAS loaded yet: the env vars below still apply
+        pass
+
+
+def in_worker_process() -> bool:
+    """Return whether this process is one of the processes backend's workers."""
+    return _IN_WORKER
+
+
+def executor_is_warm() -> bool:
+    """Return whether worker processes already exist (so a run pays no start-up)."""
+    return _executor is not None
+
+
+def _get_executor(workers: int) -> Any:
+    global _executor
+    from joblib.externals.loky import get_reusable_executor
+
+    env = {
+        name: "1"
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    }
+    with _state_lock:
+        _executor = get_reusable_executor(
+            max_workers=workers, timeout=IDLE_TIMEOUT_S, initializer=_worker_init, initargs=(1,), env=env
+        )
+        return _executor
+
+
+def shutdown_executor(kill: bool = False) -> None:
+    """Stop the worker processes (``kill=True`` terminates them at once, as after a KeyboardInterrupt)."""
+    global _executor
+    with _state_lock:
+        ex, _executor = _executor, None
+    if ex is not None:
+        ex.shutdown(wait=not kill, kill_workers=kill)
+
+
+def picklable(plan: Plan, terminal: Any) -> bool:
+    """Return whether ``plan`` and ``terminal`` can be sent to worker processes."""
+    try:
+        _cloudpickle().dumps((plan.node.restricted(0, 0), plan.stages, terminal))
+    except Exception:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------ shared arrays
+
+
+class SharedArray:
+    """A slice of a NumPy array stored in a ``.npy`` file; pickles as its path and row range, maps lazily."""
+
+    def __init__(self, path: str, start: int, stop: int) -> None:
+        self.path, self.start, self.stop = path, start, stop
+        self._view: Any = None
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, key: slice) -> Any:
+        if self._view is None:
+            self._view = _np.load(self.path, mmap_mode="r")[self.start : self.stop]
+        return self._view[key]
+
+    def restricted(self, start: int, stop: int) -> SharedArray:
+        stop = min(stop, len(self))
+        start = min(start, stop)
+        return SharedArray(self.path, self.start + start, self.start + stop)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "start": self.start, "stop": self.stop, "_view": None}
+
+
+def _share_arrays(node: Any, files: list[str]) -> Any:
+    """Return ``node`` with every large array source replaced by a :class:`SharedArray` on a temp file."""
+    from hpc.iter.indexed import ArrayChunksSource, ArraySource
+
+    if isinstance(node, ArraySource | ArrayChunksSource) and isinstance(node.array, _np.ndarray):
+        if node.array.nbytes >= SHARE_BYTES:
+            directory = "/dev/shm" if _os.path.isdir("/dev/shm") else None
+            fd, path = _tempfile.mkstemp(prefix="hpc-", suffix=".npy", dir=directory)
+            _os.close(fd)
+            _np.save(path, _np.ascontiguousarray(node.array))
+            files.append(path)
+            clone = _copy.copy(node)
+            clone.array = SharedArray(path, 0, len(node.array))
+            return clone
+        return node
+    replaced = False
+    clone = _copy.copy(node)
+    for attr in ("base", "a", "b"):
+        child = getattr(node, attr, None)
+        if child is not None and hasattr(child, "items"):
+            new = _share_arrays(child, files)
+            if new is not child:
+                setattr(clone, attr, new)
+                replaced = True
+    return clone if replaced else node
+
+
+# ------------------------------------------------------------------------------------ the worker side
+
+_contexts: _OrderedDict[str, ExecContext] = _OrderedDict()
+
+
+def _context_for(token: str) -> ExecContext:
+    # one context per call per worker process, so map_init's init runs once per worker per call
+    ctx = _contexts.get(token)
+    if ctx is None:
+        ctx = _contexts[token] = ExecContext(token)
+        while len(_contexts) > 8:
+            _contexts.popitem(last=False)
+    return ctx
+
+
+def _run_group(token: str, payload: bytes, offset: int, spans: list[tuple[int, int, int]]) -> dict[str, Any]:
+    plan, terminal = _cloudpickle().loads(payload)
+    ctx = _context_for(token)
+    ctx.cancelled = False
+    ctx.found_chunk = None
+    out: dict[int, Any] = {}
+    try:
+        for c, s, e in spans:
+            if ctx.cancelled:
+                break
+            out[c] = run_chunk(plan, terminal, c, s - offset, e - offset, ctx)
+    except ChunkFailure as failure:
+        error = failure.error
+        try:
+            _cloudpickle().dumps(error)
+        except Exception:
+            error = RuntimeError(
+                f"{type(error).__name__}: {error} (the original exception could not be pickled)"
+            )
+        item = None if failure.item is None else failure.item + offset
+        span = (failure.span[0] + offset, failure.span[1] + offset)
+        return {"partials": out, "failure": (error, failure.chunk, item, span), "ctx": (ctx.cancelled, None)}
+    return {"partials": out, "failure": None, "ctx": (ctx.cancelled, ctx.found_chunk)}
+
+
+# ------------------------------------------------------------------------------------ the driver side
+
+
+class ProcessesBackend(Backend):
+    """Chunk groups on loky's reusable process pool (``joblib.externals.loky``)."""
+
+    name = "processes"
+
+    def run(self, plan, terminal, spans, ctx, progress):
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        workers = _config.num_threads()
+        executor = _get_executor(workers)
+        files: list[str] = []
+        cloudpickle = _cloudpickle()
+        try:
+            node = _share_arrays(plan.node, files)
+            futures = {}
+            for group in guided_groups(spans, workers):
+                first, last = group[0][1], group[-1][2]
+                sub = Plan(node.restricted(first, last), plan.stages, plan.min_len, plan.max_len)
+                try:
+                    payload = cloudpickle.dumps((sub, terminal))
+                except Exception as exc:
+                    raise TypeError(
+                        f"the processes backend must pickle the iterator's functions; {exc} "
+                        "(use with_backend('threads') for functions that cannot be pickled)"
+                    ) from exc
+                fut = executor.submit(_run_group, ctx.token, payload, first, group)
+                futures[fut] = group
+            out: dict[int, Any] = {}
+            failures: list[ChunkFailure] = []
+            pending = set(futures)
+            try:
+                while pending:
+                    finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        if fut.cancelled():
+                            continue
+                        result = fut.result()
+                        out.update(result["partials"])
+                        if progress is not None:
+                            progress.update(sum(e - s for c, s, e in futures[fut] if c in result["partials"]))
+                        cancelled, found = result["ctx"]
+                        if result["failure"] is not None:
+                            failures.append(ChunkFailure(*result["failure"]))
+                            cancelled = True
+                        if found is not None:
+                            ctx.note_found(found)
+                        if cancelled:
+                            ctx.cancelled = True
+                    if ctx.cancelled or ctx.found_chunk is not None:
+                        for fut in list(pending):
+                            first_chunk = futures[fut][0][0]
+                            stale = ctx.cancelled or (
+                                terminal.positional_first and first_chunk > ctx.found_chunk
+                            )
+                            if stale and fut.cancel():
+                                pending.discard(fut)
+            except BaseException:
+                # KeyboardInterrupt (or a broken pool): stop everything now and leave no worker behind.
+                for fut in pending:
+                    fut.cancel()
+                shutdown_executor(kill=True)
+                raise
+            if failures:
+                raise min(failures, key=lambda f: f.chunk)
+            return out
+        finally:
+            for path in files:
+                try:
+                    _os.unlink(path)
+                except OSError:
+                    pass

@@ -1,0 +1,377 @@
+"""Terminals: how each consuming method folds one chunk, combines two partial results, and finishes.
+
+A terminal sees each chunk's items once (``fold``), in order within the chunk. Partials are combined in the
+fixed tree of :func:`~hpc.iter.plumbing.chunking.tree_reduce`, keyed by chunk index, so the result never depends
+on which worker ran which chunk. ``SKIPPED`` marks a chunk that a short-circuiting terminal did not need.
+"""
+
+from __future__ import annotations
+
+import functools as _functools
+import itertools as _itertools
+import math as _math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as _np
+
+from hpc.iter.plumbing.chunking import tree_reduce
+from hpc.iter.plumbing.context import ExecContext
+
+__all__ = ["SKIPPED", "Terminal"]
+
+
+class _Skipped:
+    def __repr__(self) -> str:
+        return "SKIPPED"
+
+    def __reduce__(self) -> str:
+        return "SKIPPED"  # pickles as the module-level singleton
+
+
+SKIPPED: Any = _Skipped()
+
+
+def _count(items: Iterable[Any]) -> int:
+    if hasattr(items, "__len__"):
+        return len(items)  # type: ignore[arg-type]
+    n = 0
+    for _ in items:
+        n += 1
+    return n
+
+
+def _is_vector(items: Any) -> bool:
+    return isinstance(items, _np.ndarray) and items.ndim == 1
+
+
+class Terminal:
+    """Base of terminals. Subclasses set ``fold``, ``combine`` and ``empty``, and optionally ``final``."""
+
+    #: stop starting chunks once ``ctx.cancelled`` is set (any, all, find_any)
+    short_circuit = False
+    #: skip chunks after the lowest chunk known to hold a match (find_first, position_first)
+    positional_first = False
+    #: whether the terminal exists for its side effects (for_each)
+    side_effects = False
+    per_item_python = False
+
+    def fold(self, items: Iterable[Any], ctx: ExecContext, chunk: int) -> Any:
+        raise NotImplementedError
+
+    def combine(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError
+
+    def empty(self) -> Any:
+        return None
+
+    def final(self, value: Any) -> Any:
+        return value
+
+    def finish(self, partials: list[Any]) -> Any:
+        kept = [p for p in partials if p is not SKIPPED]
+        if not kept:
+            return self.empty()
+        return self.final(tree_reduce(kept, self.combine))
+
+
+class Collect(Terminal):
+    def fold(self, items, ctx, chunk):
+        return list(items)
+
+    def finish(self, partials):
+        return list(_itertools.chain.from_iterable(partials))
+
+
+class ToNumpy(Terminal):
+    def __init__(self, dtype: Any = None) -> None:
+        self.dtype = dtype
+
+    def fold(self, items, ctx, chunk):
+        return items if isinstance(items, _np.ndarray) else list(items)
+
+    def finish(self, partials):
+        if partials and all(isinstance(p, _np.ndarray) for p in partials):
+            return (
+                _np.concatenate(partials).astype(self.dtype, copy=False)
+                if self.dtype
+                else _np.concatenate(partials)
+            )
+        return _np.asarray(list(_itertools.chain.from_iterable(partials)), dtype=self.dtype)
+
+
+class ForEach(Terminal):
+    side_effects = True
+    per_item_python = True
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def fold(self, items, ctx, chunk):
+        fn = self.fn
+        for item in items:
+            fn(item)
+        return None
+
+    def finish(self, partials):
+        return None
+
+
+class Reduce(Terminal):
+    per_item_python = True
+
+    def __init__(self, identity: Any, op: Callable[[Any, Any], Any]) -> None:
+        self.identity, self.op = identity, op
+
+    def _start(self) -> Any:
+        return self.identity() if callable(self.identity) else self.identity
+
+    def fold(self, items, ctx, chunk):
+        return _functools.reduce(self.op, items, self._start())
+
+    def combine(self, a, b):
+        return self.op(a, b)
+
+    def empty(self):
+        return self._start()
+
+
+class ReduceWith(Terminal):
+    per_item_python = True
+
+    def __init__(self, op: Callable[[Any, Any], Any]) -> None:
+        self.op = op
+
+    def fold(self, items, ctx, chunk):
+        return _reduce_or_skip(self.op, items)
+
+    def combine(self, a, b):
+        return self.op(a, b)
+
+
+def _reduce_or_skip(op: Callable[[Any, Any], Any], items: Iterable[Any]) -> Any:
+    it = iter(items)
+    for first in it:
+        return _functools.reduce(op, it, first)
+    return SKIPPED
+
+
+class Sum(Terminal):
+    def fold(self, items, ctx, chunk):
+        if _is_vector(items):
+            return items.sum()
+        return sum(items, 0)
+
+    def combine(self, a, b):
+        return a + b
+
+    def empty(self):
+        return 0
+
+
+class Product(Terminal):
+    def fold(self, items, ctx, chunk):
+        if _is_vector(items):
+            return items.prod()
+        return _math.prod(items)
+
+    def combine(self, a, b):
+        return a * b
+
+    def empty(self):
+        return 1
+
+
+class Min(Terminal):
+    def fold(self, items, ctx, chunk):
+        if _is_vector(items):
+            return items.min() if items.size else SKIPPED
+        return min(items, default=SKIPPED)
+
+    def combine(self, a, b):
+        return b if b < a else a
+
+
+class Max(Terminal):
+    def fold(self, items, ctx, chunk):
+        if _is_vector(items):
+            return items.max() if items.size else SKIPPED
+        return max(items, default=SKIPPED)
+
+    def combine(self, a, b):
+        return b if b > a else a
+
+
+class MinByKey(Terminal):
+    per_item_python = True
+
+    def __init__(self, key: Callable[[Any], Any]) -> None:
+        self.key = key
+
+    def fold(self, items, ctx, chunk):
+        best = SKIPPED
+        key = self.key
+        for item in items:
+            k = key(item)
+            if best is SKIPPED or k < best[0]:
+                best = (k, item)
+        return best
+
+    def combine(self, a, b):
+        return b if b[0] < a[0] else a  # ties keep the earlier item, like builtins.min
+
+    def final(self, value):
+        return value[1]
+
+
+class MaxByKey(MinByKey):
+    def fold(self, items, ctx, chunk):
+        best = SKIPPED
+        key = self.key
+        for item in items:
+            k = key(item)
+            if best is SKIPPED or k > best[0]:
+                best = (k, item)
+        return best
+
+    def combine(self, a, b):
+        return b if b[0] > a[0] else a  # ties keep the earlier item, like builtins.max
+
+
+class Count(Terminal):
+    def fold(self, items, ctx, chunk):
+        return _count(items)
+
+    def combine(self, a, b):
+        return a + b
+
+    def empty(self):
+        return 0
+
+
+class _Predicate(Terminal):
+    per_item_python = True
+
+    def __init__(self, predicate: Callable[[Any], Any]) -> None:
+        self.predicate = predicate
+
+
+class Any_(_Predicate):
+    short_circuit = True
+
+    def fold(self, items, ctx, chunk):
+        hit = any(map(self.predicate, items))
+        if hit:
+            ctx.cancelled = True
+        return hit
+
+    def combine(self, a, b):
+        return a or b
+
+    def empty(self):
+        return False
+
+
+class All(_Predicate):
+    short_circuit = True
+
+    def fold(self, items, ctx, chunk):
+        ok = all(map(self.predicate, items))
+        if not ok:
+            ctx.cancelled = True
+        return ok
+
+    def combine(self, a, b):
+        return a and b
+
+    def empty(self):
+        return True
+
+
+class FindAny(_Predicate):
+    short_circuit = True
+
+    def fold(self, items, ctx, chunk):
+        for item in filter(self.predicate, items):
+            ctx.cancelled = True
+            return item
+        return SKIPPED
+
+    def combine(self, a, b):
+        return a
+
+
+class FindFirst(_Predicate):
+    positional_first = True
+
+    def fold(self, items, ctx, chunk):
+        for item in filter(self.predicate, items):
+            ctx.note_found(chunk)
+            return item
+        return SKIPPED
+
+    def combine(self, a, b):
+        return a
+
+
+class FindLast(_Predicate):
+    def fold(self, items, ctx, chunk):
+        last = SKIPPED
+        for item in filter(self.predicate, items):
+            last = item
+        return last
+
+    def combine(self, a, b):
+        return b
+
+
+class PositionFirst(_Predicate):
+    positional_first = True
+
+    def fold(self, items, ctx, chunk):
+        n = 0
+        predicate = self.predicate
+        for item in items:
+            if predicate(item):
+                ctx.note_found(chunk)
+                return (n, n)
+            n += 1
+        return (n, None)
+
+    def combine(self, a, b):
+        if a[1] is not None:
+            return a
+        return (a[0] + b[0], None if b[1] is None else a[0] + b[1])
+
+    def final(self, value):
+        return value[1]
+
+
+class Partition(_Predicate):
+    def fold(self, items, ctx, chunk):
+        yes: list[Any] = []
+        no: list[Any] = []
+        predicate = self.predicate
+        for item in items:
+            (yes if predicate(item) else no).append(item)
+        return yes, no
+
+    def finish(self, partials):
+        yes = list(_itertools.chain.from_iterable(p[0] for p in partials))
+        no = list(_itertools.chain.from_iterable(p[1] for p in partials))
+        return yes, no
+
+
+class Unzip(Terminal):
+    def fold(self, items, ctx, chunk):
+        a: list[Any] = []
+        b: list[Any] = []
+        for x, y in items:
+            a.append(x)
+            b.append(y)
+        return a, b
+
+    def finish(self, partials):
+        a = list(_itertools.chain.from_iterable(p[0] for p in partials))
+        b = list(_itertools.chain.from_iterable(p[1] for p in partials))
+        return a, b

@@ -1,0 +1,138 @@
+"""The work-stealing pool, join and scope."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from hpc import ThreadPool, current_num_threads, join, scope, set_num_threads
+from hpc._core.pool import current_pool
+from hpc.config import available_cpus
+
+
+def fib(n: int) -> int:
+    if n < 2:
+        return n
+    a, b = join(lambda: fib(n - 1), lambda: fib(n - 2))
+    return a + b
+
+
+def test_recursive_join_fib_does_not_deadlock():
+    """Recursive join (fib) on a 2-thread pool finishes with the right answer."""
+    with ThreadPool(2) as pool:
+        assert pool.install(lambda: fib(18)) == 2584
+
+
+def test_join_on_one_thread_pool_runs_both_sides():
+    """A 1-thread pool runs both sides of a nested join itself instead of waiting forever."""
+    with ThreadPool(1):
+        assert fib(12) == 144
+
+
+def test_join_returns_both_results_in_order():
+    """join returns (f(), g()) in that order."""
+    assert join(lambda: "f", lambda: "g") == ("f", "g")
+
+
+def test_join_reraises_after_the_other_side_finishes():
+    """If one side raises, join re-raises it only after the other side has run to completion."""
+    finished = threading.Event()
+
+    def slow():
+        time.sleep(0.05)
+        finished.set()
+
+    def boom():
+        raise KeyError("left")
+
+    with pytest.raises(KeyError, match="left"):
+        join(boom, slow)
+    assert finished.is_set()
+    with pytest.raises(ValueError, match="right"):
+        join(lambda: 1, lambda: (_ for _ in ()).throw(ValueError("right")))
+
+
+def test_pool_never_uses_more_threads_than_its_size():
+    """Nested joins run only on the pool's own workers, never on extra threads."""
+    seen = set()
+    lock = threading.Lock()
+
+    def work(n):
+        with lock:
+            seen.add(threading.current_thread().name)
+        if n > 0:
+            join(lambda: work(n - 1), lambda: work(n - 1))
+
+    with ThreadPool(3) as pool:
+        pool.install(lambda: work(8))
+    assert seen and all(name.startswith("hpc-worker-") for name in seen)
+    assert len(seen) <= 3
+
+
+def test_scope_waits_for_all_spawned_tasks_including_nested_spawns():
+    """Leaving a scope waits for every spawned task, also those spawned by spawned tasks."""
+    out = []
+    lock = threading.Lock()
+    with scope() as s:
+
+        def task(i):
+            time.sleep(0.01)
+            with lock:
+                out.append(i)
+            if i < 3:
+                s.spawn(task, i + 10)
+
+        for i in range(5):
+            s.spawn(task, i)
+    assert sorted(out) == [0, 1, 2, 3, 4, 10, 11, 12]
+
+
+def test_scope_reraises_a_task_exception():
+    """An exception in a spawned task is re-raised when the scope exits, after the other tasks ran."""
+    done = []
+    with pytest.raises(RuntimeError, match="task failed"):
+        with scope() as s:
+            s.spawn(lambda: (_ for _ in ()).throw(RuntimeError("task failed")))
+            s.spawn(lambda: done.append(1))
+    assert done == [1]
+
+
+def test_executor_interface_submit_map_shutdown():
+    """ThreadPool works as a concurrent.futures.Executor and refuses work after shutdown."""
+    pool = ThreadPool(2)
+    assert pool.submit(pow, 2, 10).result(timeout=10) == 1024
+    assert list(pool.map(lambda x: x * 2, range(5))) == [0, 2, 4, 6, 8]
+    fut = pool.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        fut.result(timeout=10)
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(print)
+
+
+def test_thread_pool_context_sets_the_current_pool():
+    """Inside `with ThreadPool(n)` parallel calls see a pool of n threads; outside the default again."""
+    with ThreadPool(3) as pool:
+        assert current_pool() is pool
+        assert current_num_threads() == 3
+    assert current_pool() is not pool
+
+
+def test_set_num_threads_resizes_the_default_pool(monkeypatch):
+    """hpc.set_num_threads changes the default pool's size; None returns to the CPU count."""
+    monkeypatch.delenv("HPC_NUM_THREADS", raising=False)
+    try:
+        set_num_threads(5)
+        assert current_pool().num_threads == 5
+    finally:
+        set_num_threads(None)
+    assert current_pool().num_threads == available_cpus()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_thread_pool_rejects_bad_sizes(bad):
+    """ThreadPool(num_threads) accepts only positive ints and says what it got."""
+    with pytest.raises(ValueError, match="num_threads must be a positive int"):
+        ThreadPool(bad)

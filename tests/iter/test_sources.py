@@ -1,0 +1,97 @@
+"""Sources: par_iter, par_range, par_chunks, par_bridge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc import par_bridge, par_chunks, par_iter, par_range
+
+
+def test_par_iter_accepts_list_tuple_range_array_set_and_dict(backend):
+    """par_iter takes every kind of input the contract names and keeps its order."""
+    assert par_iter([3, 1, 2]).with_backend(backend).collect() == [3, 1, 2]
+    assert par_iter((3, 1, 2)).with_backend(backend).collect() == [3, 1, 2]
+    assert par_iter(range(2, 9, 3)).with_backend(backend).collect() == [2, 5, 8]
+    assert par_iter({"a": 1, "b": 2}).with_backend(backend).collect() == ["a", "b"]
+    assert sorted(par_iter({5, 6}).with_backend(backend).collect()) == [5, 6]
+    assert par_iter("abc").with_backend(backend).collect() == ["a", "b", "c"]
+
+
+def test_par_iter_over_2d_array_yields_rows(backend):
+    """An array is iterated along axis 0, like iterating it in Python."""
+    a = np.arange(12).reshape(4, 3)
+    rows = par_iter(a).with_backend(backend).collect()
+    assert len(rows) == 4 and all((r == a[i]).all() for i, r in enumerate(rows))
+    assert (par_iter(a).with_backend(backend).sum() == a.sum(axis=0)).all()
+
+
+def test_par_range_matches_range(backend):
+    """par_range has range's three forms."""
+    assert par_range(5).with_backend(backend).collect() == list(range(5))
+    assert par_range(2, 7).with_backend(backend).collect() == list(range(2, 7))
+    assert par_range(10, 0, -3).with_backend(backend).collect() == list(range(10, 0, -3))
+
+
+def test_par_chunks_gives_views_of_size_rows(backend):
+    """par_chunks yields consecutive row blocks; the last one may be shorter."""
+    a = np.arange(10.0)
+    sums = par_chunks(a, 4).with_backend(backend).map(lambda v: float(v.sum())).collect()
+    assert sums == [6.0, 22.0, 17.0]
+
+
+def test_par_chunks_views_share_memory_on_threads():
+    """On threads the chunks are views of the input (no copy), so a kernel may write through them."""
+    a = np.zeros(1000)
+
+    def fill(view):
+        view[:] = 1.0
+        return None
+
+    par_chunks(a, 64).with_backend("threads").for_each(fill)
+    assert a.sum() == 1000.0
+
+
+def test_par_bridge_over_a_generator_keeps_order(backend):
+    """par_bridge reads any iterable (a generator here) and collect keeps its order."""
+    it = par_bridge(x * x for x in range(1000)).with_backend(backend)
+    assert it.collect() == [x * x for x in range(1000)]
+    assert it.sum() == sum(x * x for x in range(1000))  # a second terminal reuses what was read
+
+
+@pytest.mark.parametrize("bad", [5, None, 3.5])
+def test_par_iter_rejects_non_iterables(bad):
+    """A non-iterable input gives a TypeError that names its type."""
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        par_iter(bad)
+
+
+def test_bad_sizes_raise_clear_errors():
+    """Sizes that make no sense are refused when the adapter is built, naming the value."""
+    with pytest.raises(ValueError, match="size must be a positive int; got 0"):
+        par_chunks(np.arange(3), 0)
+    with pytest.raises(ValueError, match="step must be a positive int; got 0"):
+        par_range(3).step_by(0)
+    with pytest.raises(ValueError, match="chunk size must be a positive int"):
+        par_range(3).chunks(-1)
+    with pytest.raises(ValueError, match="n must be a non-negative int; got -2"):
+        par_range(3).skip(-2)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        par_range(3).with_backend("gpu")
+    with pytest.raises(ValueError, match="0-d"):
+        par_iter(np.zeros(()))
+
+
+def test_empty_and_single_inputs(backend):
+    """Empty and one-element inputs give the documented results on every terminal."""
+    e = par_iter([]).with_backend(backend)
+    assert e.collect() == [] and e.sum() == 0 and e.product() == 1 and e.count() == 0
+    assert e.min() is None and e.max() is None and e.reduce_with(max) is None
+    assert e.reduce(0, lambda a, b: a + b) == 0
+    assert e.any(bool) is False and e.all(bool) is True
+    assert e.find_first(bool) is None and e.position_first(bool) is None
+    assert e.partition(bool) == ([], []) and e.unzip() == ([], [])
+    assert e.to_numpy().shape == (0,)
+    one = par_iter([7]).with_backend(backend)
+    assert one.collect() == [7] and one.sum() == 7 and one.min() == 7 and one.reduce_with(max) == 7
+    assert one.find_last(lambda x: x == 7) == 7 and one.position_first(lambda x: x == 7) == 0

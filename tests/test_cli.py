@@ -1,0 +1,151 @@
+"""Tests for the ``hpc`` command line, run as real subprocesses (and under mpiexec)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from hpc import cli
+
+BIN = Path(sys.executable).parent
+HPC = BIN / "hpc"
+MPIEXEC = BIN / "mpiexec"
+# Launcher and HPC_* variables are dropped: a run inside mpiexec or a tuned environment still tests defaults.
+_DROP = ("HPC_", "PMI_", "PMIX_", "OMPI_", "HYDRA_", "MPI_LOCAL")
+
+
+def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(_DROP)}
+    clean.update(env)
+    return subprocess.run(args, cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=120)
+
+
+def _line(text: str, section: str) -> str:
+    return next(line for line in text.splitlines() if line.strip().startswith(section + " "))
+
+
+def _rank_rows(text: str) -> list[list[str]]:
+    lines = text.splitlines()
+    table = lines[lines.index("  ranks") + 2 :]
+    return [line.split() for line in table if line.strip()]
+
+
+def _hpc_script() -> str:
+    if not HPC.exists():
+        pytest.skip(f"no hpc console script next to {sys.executable}")
+    return str(HPC)
+
+
+def test_python_m_hpc_info(tmp_path: Path) -> None:
+    """``python -m hpc info`` exits 0 and prints one report with this machine's sections."""
+    proc = _run([sys.executable, "-m", "hpc", "info"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stdout.count("machine report") == 1
+    for section in ("cpu", "simd", "caches", "numba", "mpi", "gpus"):
+        assert _line(proc.stdout, section)
+
+
+def test_console_script_info_json(tmp_path: Path) -> None:
+    """``hpc info --json`` prints one JSON report with rank 0 of 1."""
+    proc = _run([_hpc_script(), "info", "--json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["process"]["rank"] == 0 and report["process"]["size"] == 1
+    assert report["cpu"]["logical_cores"] == os.cpu_count()
+
+
+def test_bad_variable_is_a_clean_error(tmp_path: Path) -> None:
+    """A bad HPC_* value exits 2 with one ``hpc: error:`` line naming the variable and value."""
+    proc = _run([sys.executable, "-m", "hpc", "info"], tmp_path, HPC_NUM_THREADS="zero")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("hpc: error: HPC_NUM_THREADS")
+    assert "'zero'" in proc.stderr
+
+
+def test_device_cpu_says_why_there_is_no_gpu(tmp_path: Path) -> None:
+    """With HPC_DEVICE=cpu the GPU line gives HPC_DEVICE=cpu as the reason."""
+    proc = _run([sys.executable, "-m", "hpc", "info"], tmp_path, HPC_DEVICE="cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "HPC_DEVICE=cpu" in _line(proc.stdout, "gpus")
+
+
+def test_missing_pycuda_is_reported_not_raised(tmp_path: Path) -> None:
+    """Without pycuda, ``hpc info`` still exits 0 and the GPU line says pycuda is not installed."""
+    code = "import sys; sys.modules['pycuda'] = None; import hpc.cli; sys.exit(hpc.cli.main(['info']))"
+    proc = _run([sys.executable, "-c", code], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "pycuda is not installed" in _line(proc.stdout, "gpus")
+
+
+def _mpiexec() -> str:
+    if not MPIEXEC.exists():
+        pytest.skip(f"no mpiexec next to {sys.executable} (install the mpich wheel: pip install mpich)")
+    return str(MPIEXEC)
+
+
+@pytest.mark.parametrize("launch", ["script", "module"])
+def test_info_under_mpiexec_prints_one_gathered_report(launch: str, tmp_path: Path) -> None:
+    """Under ``mpiexec -n 2`` only rank 0 prints: one header and a row for each of ranks 0 and 1."""
+    command = [_hpc_script()] if launch == "script" else [sys.executable, "-m", "hpc"]
+    proc = _run([_mpiexec(), "-n", "2", *command, "info"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stdout.count("machine report") == 1
+    rows = _rank_rows(proc.stdout)
+    assert [row[0] for row in rows] == ["0", "1"]
+    assert len({row[2] for row in rows}) == 2  # two distinct pids
+    assert "launched by" in _line(proc.stdout, "mpi")
+
+
+def test_info_json_under_mpiexec_is_a_list_per_rank(tmp_path: Path) -> None:
+    """Under ``mpiexec -n 2``, ``--json`` prints a list holding the reports of ranks 0 and 1."""
+    proc = _run([_mpiexec(), "-n", "2", _hpc_script(), "info", "--json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    reports = json.loads(proc.stdout)
+    assert [r["process"]["rank"] for r in reports] == [0, 1]
+    assert {r["process"]["size"] for r in reports} == {2}
+
+
+def test_bad_variable_under_mpiexec_fails_once_without_hanging(tmp_path: Path) -> None:
+    """Under ``mpiexec -n 2`` a bad HPC_* value exits 2, printed once by rank 0, with no deadlock."""
+    proc = _run([_mpiexec(), "-n", "2", _hpc_script(), "info"], tmp_path, HPC_BACKEND="gpu")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr.count("hpc: error: HPC_BACKEND") == 1
+
+
+def test_config_error_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """main() returns 2 and writes ``hpc: error: ...`` to stderr for a bad HPC_DEVICE."""
+    monkeypatch.setenv("HPC_DEVICE", "tpu")
+    assert cli.main(["info"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "hpc: error: HPC_DEVICE must be one of auto, cpu, cuda; got 'tpu'\n"
+
+
+def test_bench_without_benchmarks(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """``hpc bench`` says no benchmarks are installed and returns 2 while hpc.bench has no main()."""
+    monkeypatch.setitem(sys.modules, "hpc.bench", types.ModuleType("hpc.bench"))
+    assert cli.main(["bench", "--quick"]) == 2
+    assert "hpc bench: no benchmarks are installed yet" in capsys.readouterr().err
+
+
+def test_bench_forwards_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hpc bench ARGS`` calls hpc.bench.main with ARGS, options included, and returns its status."""
+    seen: list[list[str]] = []
+    stub = types.ModuleType("hpc.bench")
+    stub.main = lambda argv: seen.append(argv) or 7  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "hpc.bench", stub)
+    assert cli.main(["bench", "roofline", "--quick", "--json", "out.json"]) == 7
+    assert seen == [["roofline", "--quick", "--json", "out.json"]]
