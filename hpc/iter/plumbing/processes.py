@@ -67,10 +67,7 @@ def _get_executor(workers: int) -> Any:
     global _executor
     from joblib.externals.loky import get_reusable_executor
 
-    env = {
-        name: "1"
-        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-    }
+    env = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
     with _state_lock:
         _executor = get_reusable_executor(
             max_workers=workers, timeout=IDLE_TIMEOUT_S, initializer=_worker_init, initargs=(1,), env=env
@@ -84,7 +81,7 @@ def shutdown_executor(kill: bool = False) -> None:
     with _state_lock:
         ex, _executor = _executor, None
     if ex is not None:
-        ex.shutdown(wait=not kill, kill_workers=kill)
+        ex.shutdown(wait=True, kill_workers=kill)
 
 
 def picklable(plan: Plan, terminal: Any) -> bool:
@@ -181,9 +178,7 @@ def _run_group(token: str, payload: bytes, offset: int, spans: list[tuple[int, i
         try:
             _cloudpickle().dumps(error)
         except Exception:
-            error = RuntimeError(
-                f"{type(error).__name__}: {error} (the original exception could not be pickled)"
-            )
+            error = RuntimeError(f"{type(error).__name__}: {error} (the original exception could not be pickled)")
         item = None if failure.item is None else failure.item + offset
         span = (failure.span[0] + offset, failure.span[1] + offset)
         return {"partials": out, "failure": (error, failure.chunk, item, span), "ctx": (ctx.cancelled, None)}
@@ -199,68 +194,86 @@ class ProcessesBackend(Backend):
     name = "processes"
 
     def run(self, plan, terminal, spans, ctx, progress):
-        from concurrent.futures import FIRST_COMPLETED, wait
-
         workers = _config.num_threads()
         executor = _get_executor(workers)
         files: list[str] = []
-        cloudpickle = _cloudpickle()
         try:
             node = _share_arrays(plan.node, files)
-            futures = {}
-            for group in guided_groups(spans, workers):
-                first, last = group[0][1], group[-1][2]
-                sub = Plan(node.restricted(first, last), plan.stages, plan.min_len, plan.max_len)
-                try:
-                    payload = cloudpickle.dumps((sub, terminal))
-                except Exception as exc:
-                    raise TypeError(
-                        f"the processes backend must pickle the iterator's functions; {exc} "
-                        "(use with_backend('threads') for functions that cannot be pickled)"
-                    ) from exc
-                fut = executor.submit(_run_group, ctx.token, payload, first, group)
-                futures[fut] = group
-            out: dict[int, Any] = {}
-            failures: list[ChunkFailure] = []
-            pending = set(futures)
-            try:
-                while pending:
-                    finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        if fut.cancelled():
-                            continue
-                        result = fut.result()
-                        out.update(result["partials"])
-                        if progress is not None:
-                            progress.update(sum(e - s for c, s, e in futures[fut] if c in result["partials"]))
-                        cancelled, found = result["ctx"]
-                        if result["failure"] is not None:
-                            failures.append(ChunkFailure(*result["failure"]))
-                            cancelled = True
-                        if found is not None:
-                            ctx.note_found(found)
-                        if cancelled:
-                            ctx.cancelled = True
-                    if ctx.cancelled or ctx.found_chunk is not None:
-                        for fut in list(pending):
-                            first_chunk = futures[fut][0][0]
-                            stale = ctx.cancelled or (
-                                terminal.positional_first and first_chunk > ctx.found_chunk
-                            )
-                            if stale and fut.cancel():
-                                pending.discard(fut)
-            except BaseException:
-                # KeyboardInterrupt (or a broken pool): stop everything now and leave no worker behind.
-                for fut in pending:
-                    fut.cancel()
-                shutdown_executor(kill=True)
-                raise
-            if failures:
-                raise min(failures, key=lambda f: f.chunk)
-            return out
+            return _Run(executor, workers, plan, node, terminal, ctx, progress).run(guided_groups(spans, workers))
         finally:
             for path in files:
                 try:
                     _os.unlink(path)
                 except OSError:
                     pass
+
+
+class _Run:
+    """One run on the process pool: submits groups through a window of ``workers + 1`` and gathers partials.
+
+    The window keeps no more work queued in loky than its call queue holds, so short-circuiting and failures stop
+    promptly, and a kill on Ctrl-C finds no half-queued work (which loky's manager thread mishandles).
+    """
+
+    def __init__(
+        self, executor: Any, workers: int, plan: Plan, node: Any, terminal: Any, ctx: ExecContext, progress: Any
+    ) -> None:
+        self.executor, self.window = executor, workers + 1
+        self.plan, self.node, self.terminal, self.ctx, self.progress = plan, node, terminal, ctx, progress
+        self.out: dict[int, Any] = {}
+        self.failures: list[ChunkFailure] = []
+
+    def _submit(self, group: list[tuple[int, int, int]]) -> Any:
+        first, last = group[0][1], group[-1][2]
+        sub = Plan(self.node.restricted(first, last), self.plan.stages, self.plan.min_len, self.plan.max_len)
+        try:
+            payload = _cloudpickle().dumps((sub, self.terminal))
+        except Exception as exc:
+            raise TypeError(
+                f"the processes backend must pickle the iterator's functions; {exc} "
+                "(use with_backend('threads') for functions that cannot be pickled)"
+            ) from exc
+        return self.executor.submit(_run_group, self.ctx.token, payload, first, group)
+
+    def _stale(self, group: list[tuple[int, int, int]]) -> bool:
+        ctx = self.ctx
+        if ctx.cancelled:
+            return True
+        return self.terminal.positional_first and ctx.found_chunk is not None and group[0][0] > ctx.found_chunk
+
+    def _gather(self, group: list[tuple[int, int, int]], result: dict[str, Any]) -> None:
+        self.out.update(result["partials"])
+        if self.progress is not None:
+            self.progress.update(sum(e - s for c, s, e in group if c in result["partials"]))
+        cancelled, found = result["ctx"]
+        if result["failure"] is not None:
+            self.failures.append(ChunkFailure(*result["failure"]))
+            cancelled = True
+        if found is not None:
+            self.ctx.note_found(found)
+        if cancelled:
+            self.ctx.cancelled = True
+
+    def run(self, groups: list[list[tuple[int, int, int]]]) -> dict[int, Any]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        queue = list(reversed(groups))
+        running: dict[Any, list[tuple[int, int, int]]] = {}
+        try:
+            while queue or running:
+                while queue and len(running) < self.window:
+                    group = queue.pop()
+                    if not self._stale(group):
+                        running[self._submit(group)] = group
+                if not running:
+                    break
+                finished, _ = wait(list(running), timeout=0.1, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    self._gather(running.pop(fut), fut.result())
+        except BaseException:
+            # KeyboardInterrupt (or a broken pool): stop everything now and leave no worker behind.
+            shutdown_executor(kill=True)
+            raise
+        if self.failures:
+            raise min(self.failures, key=lambda f: f.chunk)
+        return self.out

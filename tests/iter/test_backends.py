@@ -1,0 +1,146 @@
+"""Backend selection, map_init's once-per-worker rule, progress bars, thread caps, shared arrays."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from hpc import ThreadPool, par_chunks, par_iter, par_range
+from hpc.iter.plumbing import chunking
+from hpc.iter.plumbing.drive import resolve_backend
+from hpc.iter.terminals import ForEach, Sum
+
+
+def _plan(it):
+    return it._plan()
+
+
+def test_auto_runs_chunk_kernels_and_plain_sources_on_threads():
+    """auto chooses threads for chunk-level numeric work and for sources with no Python function."""
+    assert resolve_backend("auto", _plan(par_chunks(np.zeros(10), 2).map_chunks(np.sum)), Sum()) == "threads"
+    assert resolve_backend("auto", _plan(par_range(10)), Sum()) == "threads"
+    assert resolve_backend("auto", _plan(par_iter(np.zeros(4)).map_chunks(np.sqrt)), Sum()) == "threads"
+
+
+def test_auto_keeps_side_effects_on_threads():
+    """auto runs for_each and inspect on threads, so their effects are visible to the caller."""
+    assert resolve_backend("auto", _plan(par_range(10)), ForEach(print)) == "threads"
+    assert resolve_backend("auto", _plan(par_range(10).inspect(print).map(abs)), Sum()) == "threads"
+    seen = []
+    par_range(1000).for_each(seen.append)
+    assert sorted(seen) == list(range(1000))
+
+
+def test_auto_probes_per_item_python_and_picks_processes_for_long_runs(monkeypatch):
+    """auto times the first chunk of per-item Python work and moves long runs to processes."""
+    import hpc.iter.plumbing.drive as drive
+
+    assert resolve_backend("auto", _plan(par_range(10).map(abs)), Sum()) == "probe"
+    pids = par_range(64).map(lambda x: os.getpid()).collect()
+    assert set(pids) == {os.getpid()}  # short run: stays in this process
+    monkeypatch.setattr(drive, "AUTO_PROCESSES_WARM_S", 0.0)
+    monkeypatch.setattr(drive, "AUTO_PROCESSES_COLD_S", 0.0)
+    pids = par_range(64).map(lambda x: os.getpid()).collect()
+    assert pids[0] == os.getpid() and set(pids[1:]) - {os.getpid()}  # first chunk probed here, rest elsewhere
+
+
+def test_hpc_backend_env_sets_the_default(monkeypatch):
+    """HPC_BACKEND picks the backend when with_backend is not called."""
+    monkeypatch.setenv("HPC_BACKEND", "serial")
+    names = par_range(100).map(lambda x: threading.current_thread().name).collect()
+    assert set(names) == {threading.current_thread().name}
+    monkeypatch.setenv("HPC_BACKEND", "threads")
+    names = par_range(100).map(lambda x: threading.current_thread().name).collect()
+    assert all(n.startswith("hpc-worker-") for n in names)
+
+
+def test_mpi_backend_is_refused_clearly_until_hpc_mpi_exists():
+    """with_backend('mpi') says plainly that the MPI backend is not available yet."""
+    with pytest.raises(NotImplementedError, match="hpc.mpi"):
+        par_range(3).with_backend("mpi").sum()
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads", "processes"])
+def test_map_init_runs_init_once_per_worker_per_call(backend):
+    """map_init calls init at most once per worker (thread or process) per terminal call, never per item."""
+    calls = (
+        par_range(2000)
+        .map_init(lambda: [os.getpid(), threading.get_ident()], lambda s, x: tuple(s))
+        .with_backend(backend)
+        .collect()
+    )
+    states = set(calls)
+    workers = 1 if backend == "serial" else ThreadPool().num_threads
+    assert 1 <= len(states) <= workers
+    # a second call makes fresh states
+    counter = []
+    par_range(2000).map_init(lambda: counter.append(1), lambda s, x: x).with_backend("threads").sum()
+    assert 1 <= len(counter) <= ThreadPool().num_threads
+
+
+def test_chunk_boundaries_depend_only_on_length_and_bounds():
+    """Chunks are a function of the input length and with_min_len/with_max_len, not of the pool."""
+    assert chunking.chunk_ranges(0) == []
+    assert chunking.chunk_ranges(5) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    big = chunking.chunk_ranges(10_000)
+    assert len(big) <= chunking.TARGET_CHUNKS and big[-1][1] == 10_000
+    assert all(e - s == 40 for s, e in big[:-1])
+    assert chunking.chunk_len(10_000, min_len=100) == 100
+    assert chunking.chunk_len(10_000, max_len=7) == 7
+    sizes = []
+    with ThreadPool(1):
+        sizes.append(par_range(1000).with_min_len(300).fold(lambda: 0, lambda a, x: a + 1).collect())
+    with ThreadPool(3):
+        sizes.append(par_range(1000).with_min_len(300).fold(lambda: 0, lambda a, x: a + 1).collect())
+    assert sizes[0] == sizes[1] == [300, 300, 300, 100]
+
+
+def test_tree_reduce_has_a_fixed_shape():
+    """tree_reduce pairs neighbours level by level, whatever the values."""
+    assert chunking.tree_reduce(list("abcde"), lambda a, b: f"({a}{b})") == "(((ab)(cd))e)"
+    with pytest.raises(ValueError):
+        chunking.tree_reduce([], max)
+
+
+def test_progress_bar_counts_every_item(capsys):
+    """progress=True draws a tqdm bar that reaches the number of source items."""
+    assert par_range(5000).map(lambda x: x).with_backend("threads").sum(progress=True) == sum(range(5000))
+    err = capsys.readouterr().err
+    assert "5000/5000" in err
+
+
+def test_blas_threads_are_capped_inside_thread_workers():
+    """Inside a threads run BLAS uses cores // pool threads, so numpy calls in workers do not oversubscribe."""
+    np.dot(np.ones((2, 2)), np.ones((2, 2)))  # make sure a BLAS is loaded
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    with ThreadPool(2):
+        inside = (
+            par_range(4)
+            .map(lambda _: max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+            .with_backend("threads")
+            .collect()
+        )
+    assert max(inside) <= max(1, (os.cpu_count() or 1) // 2)
+
+
+def test_large_arrays_reach_processes_through_shared_memory(monkeypatch):
+    """On processes a large array is mapped from one shared file, and results match the threads backend."""
+    from hpc.iter.plumbing import processes
+
+    monkeypatch.setattr(processes, "SHARE_BYTES", 1024)
+    a = np.arange(100_000, dtype=np.float64)
+    got = par_chunks(a, 1000).map(lambda v: (type(v).__name__, float(v.sum()))).with_backend("processes").collect()
+    assert {kind for kind, _ in got} == {"memmap"}
+    assert sum(s for _, s in got) == a.sum()
+    assert (
+        par_iter(a).map(lambda x: x * 2).with_backend("processes").sum()
+        == par_iter(a).map(lambda x: x * 2).with_backend("threads").sum()
+    )
+    if os.path.isdir("/dev/shm"):
+        assert not [f for f in os.listdir("/dev/shm") if f.startswith("hpc-")]  # the shared file is removed

@@ -1,0 +1,143 @@
+"""Errors are loud: original type and message, the failing item's index, cancellation, a reusable pool."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from hpc import par_iter, par_range
+
+
+def _notes(exc: BaseException) -> str:
+    return " ".join(getattr(exc, "__notes__", []))
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads", "processes"])
+def test_exception_keeps_type_message_and_names_the_item(backend):
+    """An exception in map re-raises with its type and message, and a note naming the failing item."""
+
+    def f(x):
+        if x == 737:
+            raise KeyError(f"bad item {x}")
+        return x
+
+    with pytest.raises(KeyError, match="bad item 737") as info:
+        par_range(2000).map(f).with_backend(backend).sum()
+    assert "item 737" in _notes(info.value)
+    assert backend in _notes(info.value)
+
+
+def test_exception_in_filter_after_a_stage_names_the_source_item():
+    """A failure in a later stage still names the position of the item being processed."""
+    with pytest.raises(ZeroDivisionError) as info:
+        par_range(500).filter(lambda x: x % 2 == 0).map(lambda x: 1 // (x - 300)).with_backend("threads").collect()
+    assert "item 300" in _notes(info.value)
+
+
+def test_no_user_code_starts_after_the_failure_is_seen():
+    """After a chunk fails, no new chunk starts: far fewer items run than the input holds."""
+    started = []
+    lock = threading.Lock()
+
+    def f(x):
+        with lock:
+            started.append(x)
+        if x == 0:
+            raise ValueError("first item fails")
+        time.sleep(0.001)
+        return x
+
+    with pytest.raises(ValueError):
+        par_range(10_000).map(f).with_backend("threads").with_max_len(10).collect()
+    assert len(started) < 500  # the few chunks already running finish; nothing new starts
+
+
+def test_pool_is_reusable_after_an_error():
+    """A failed run leaves the pool usable for the next call, on every backend."""
+    for backend in ("threads", "processes"):
+        with pytest.raises(RuntimeError):
+            par_range(100).map(lambda x: (_ for _ in ()).throw(RuntimeError("x"))).with_backend(backend).sum()
+        assert par_range(100).map(lambda x: x + 1).with_backend(backend).sum() == 5050
+
+
+def test_unpicklable_function_on_processes_says_what_to_do():
+    """A function processes cannot pickle gives a TypeError that suggests the threads backend."""
+    lock = threading.Lock()
+    with pytest.raises(TypeError, match="threads"):
+        par_range(10).map(lambda x: (lock, x)[1]).with_backend("processes").sum()
+
+
+def test_the_lowest_failing_chunk_wins_deterministically():
+    """With several failing items, the error reported is always the one of the first failing chunk."""
+    for _ in range(5):
+        with pytest.raises(ValueError) as info:
+            par_range(1000).map(lambda x: (_ for _ in ()).throw(ValueError(str(x))) if x % 100 == 99 else x).sum()
+        assert str(info.value) == "99"
+
+
+_INTERRUPT_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    from hpc import par_range
+    from hpc.iter.plumbing import processes
+
+    def slow(x):
+        time.sleep(0.5)
+        return x
+
+    print("pid", os.getpid(), flush=True)
+    par_range(4).map(lambda x: x).with_backend("processes").sum()   # start the workers
+    print("workers", *[p.pid for p in processes._executor._processes.values()], flush=True)
+    try:
+        par_range(400).map(slow).with_backend("processes").sum()
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(7)
+    """
+)
+
+
+def test_keyboard_interrupt_on_processes_returns_quickly_and_leaves_no_worker():
+    """Ctrl-C during a processes run returns control within about 2 s and no worker process survives."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPT_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("pid"), first + proc.stderr.read()
+        workers_line = proc.stdout.readline()
+        workers = [int(p) for p in workers_line.split()[1:]]
+        assert workers, workers_line
+        time.sleep(1.0)  # well inside the 400 x 0.5 s run
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        elapsed = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "interrupted" in out, err
+    assert proc.returncode == 7
+    assert elapsed < 5.0, f"took {elapsed:.1f} s to return after Ctrl-C"
+    time.sleep(0.5)
+    alive = [pid for pid in workers if _alive(pid)]
+    assert not alive, f"worker processes left behind: {alive}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purpose
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
