@@ -26,9 +26,14 @@ test: test-unit test-mpi
 test-unit: install
 	$(PY) -m pytest -m "not mpi"
 
+# The MPI-marked tests run on every rank of a real mpiexec, with the rank-agreement checks on (HPC_MPI_CHECK=1).
+# pytest-timeout ends a deadlocked test; the outer timeout ends a deadlocked launcher.
+MPI_PYTEST = $(PY) -m pytest -m mpi -p no:cacheprovider --timeout 90
 test-mpi: install
-	timeout $(MPI_TIMEOUT) $(MPIEXEC) -n 2 $(PY) -m pytest -m mpi -p no:cacheprovider
-	timeout $(MPI_TIMEOUT) $(MPIEXEC) -n 4 $(PY) -m pytest -m mpi -p no:cacheprovider
+	for n in 1 2 3 4; do \
+		echo "== MPI tests on $$n ranks =="; \
+		HPC_MPI_CHECK=1 timeout $(MPI_TIMEOUT) $(MPIEXEC) -n $$n $(MPI_PYTEST) || exit 1; \
+	done
 
 bench: install
 	$(VENV)/bin/hpc bench

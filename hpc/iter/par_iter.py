@@ -96,8 +96,6 @@ class ParIter(Generic[T]):
         return Plan(node())
 
     def _run(self, terminal: Any, progress: bool) -> Any:
-        if self._backend == "mpi":
-            raise NotImplementedError("with_backend('mpi') is provided by hpc.mpi, which does not exist yet")
         return execute(self._plan(), terminal, self._backend, progress)
 
     # ------------------------------------------------------------------------------ settings

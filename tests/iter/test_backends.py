@@ -24,6 +24,16 @@ def test_auto_runs_chunk_kernels_and_plain_sources_on_threads():
     assert resolve_backend("auto", _plan(par_chunks(np.zeros(10), 2).map_chunks(np.sum)), Sum()) == "threads"
     assert resolve_backend("auto", _plan(par_range(10)), Sum()) == "threads"
     assert resolve_backend("auto", _plan(par_iter(np.zeros(4)).map_chunks(np.sqrt)), Sum()) == "threads"
+    assert resolve_backend("auto", _plan(par_chunks(np.zeros(10), 2).map(np.sum)), Sum()) == "threads"
+    assert resolve_backend("auto", _plan(par_iter(np.zeros((3, 2))).map(lambda row: row @ row)), Sum()) == "threads"
+
+
+def test_auto_runs_numba_kernels_on_threads():
+    """A numba-compiled per-item function counts as numeric work: threads, not processes."""
+    from numba import njit
+
+    double = njit(nogil=True)(lambda x: 2 * x)
+    assert resolve_backend("auto", _plan(par_range(10).map(double)), Sum()) == "threads"
 
 
 def test_auto_keeps_side_effects_on_threads():
@@ -58,10 +68,11 @@ def test_hpc_backend_env_sets_the_default(monkeypatch):
     assert all(n.startswith("hpc-worker-") for n in names)
 
 
-def test_mpi_backend_is_refused_clearly_until_hpc_mpi_exists():
-    """with_backend('mpi') says plainly that the MPI backend is not available yet."""
-    with pytest.raises(NotImplementedError, match="hpc.mpi"):
-        par_range(3).with_backend("mpi").sum()
+def test_mpi_backend_on_one_process_equals_serial():
+    """Without a launcher, with_backend('mpi') runs as one rank and gives the serial result bit for bit."""
+    xs = [0.1 * i for i in range(10_000)]
+    assert par_iter(xs).with_backend("mpi").sum() == par_iter(xs).with_backend("serial").sum()
+    assert par_range(50).with_backend("mpi").map(str).collect() == [str(i) for i in range(50)]
 
 
 @pytest.mark.parametrize("backend", ["serial", "threads", "processes"])

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hpc import par_iter, par_range
+from hpc import par_range
 
 
 def _notes(exc: BaseException) -> str:

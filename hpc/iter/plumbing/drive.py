@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hpc import config as _config
+from hpc._core.blas import blas_capped
 from hpc._core.pool import current_pool
 from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
@@ -107,7 +108,7 @@ class ThreadsBackend(Backend):
 
         groups = guided_groups(spans, pool.num_threads)
         remaining[0] = len(groups)
-        with _blas_capped(pool.num_threads):
+        with blas_capped(pool.num_threads):
             for group in groups:
                 pool.push(_Task(lambda group=group: group_task(group)))
             try:
@@ -118,25 +119,6 @@ class ThreadsBackend(Backend):
         if failures:
             raise min(failures, key=lambda f: f.chunk)
         return out
-
-
-class _BlasCap:
-    controller: Any = None
-
-
-def _blas_capped(pool_threads: int) -> Any:
-    # BLAS/OpenMP threads inside each of our workers would multiply with the pool: cap them for the run.
-    # threadpoolctl's limits are process-wide, so this affects the whole process while the run lasts.
-    import contextlib
-
-    if pool_threads <= 1 or "numpy" not in _sys.modules:
-        return contextlib.nullcontext()
-    if _BlasCap.controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BlasCap.controller = ThreadpoolController()
-    per_worker = max(1, _config.available_cpus() // pool_threads)
-    return _BlasCap.controller.limit(limits=per_worker, user_api="blas")
 
 
 BACKENDS: dict[str, Backend] = {}
@@ -169,7 +151,7 @@ def _in_worker() -> bool:
 def resolve_backend(requested: str | None, plan: Plan, terminal: Any) -> str:
     """Return the backend a run uses: ``requested``, else ``HPC_BACKEND``; ``auto`` is decided here or by probing.
 
-    The ``auto`` rule: threads for chunk-level work (``map_chunks``, ``par_chunks`` kernels, plain sources), for
+    The ``auto`` rule: threads for numeric work (``map_chunks``, array items, numba kernels, plain sources), for
     side effects (``for_each``, ``inspect``), inside a worker and on a free-threaded interpreter; otherwise
     (per-item Python functions under the GIL) ``"probe"``: time the first chunk and use processes when the whole
     run would take long enough to pay for them.
@@ -183,18 +165,24 @@ def resolve_backend(requested: str | None, plan: Plan, terminal: Any) -> str:
         return name
     if not _gil_enabled() or _in_worker():
         return "threads"
-    if not (plan.per_item_python() or terminal.per_item_python):
+    if not (plan.per_item_python() or terminal.per_item_python) or plan.numeric():
         return "threads"
     if plan.side_effects() or terminal.side_effects:
         return "threads"
     return "probe"
 
 
-def _backend(name: str) -> Backend:
-    if name == "processes" and name not in BACKENDS:
-        from hpc.iter.plumbing import processes  # registers itself; loads joblib only when needed
+#: backends that live in modules loaded on first use (so importing hpc.iter never loads loky or MPI)
+_PLUGINS = {"processes": "hpc.iter.plumbing.processes", "mpi": "hpc.mpi.iter_backend"}
 
-        register(processes.ProcessesBackend())
+
+def _backend(name: str) -> Backend:
+    if name not in BACKENDS and name in _PLUGINS:
+        import importlib
+
+        module = importlib.import_module(_PLUGINS[name])
+        if name not in BACKENDS:  # processes does not register itself at import
+            register(module.ProcessesBackend())
     try:
         return BACKENDS[name]
     except KeyError:
@@ -218,6 +206,8 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
         return terminal.finish([])
     spans = [(c, s, e) for c, (s, e) in enumerate(ranges)]
     name = resolve_backend(backend, plan, terminal)
+    if len(spans) == 1 and name in ("threads", "probe"):
+        name = "serial"  # one chunk: a hand-off to a worker would only add latency
     bar = _progress_bar(plan.node.length) if progress else None
     ctx = ExecContext()
     try:

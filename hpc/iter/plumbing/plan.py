@@ -35,12 +35,27 @@ class Plan:
     def per_item_python(self) -> bool:
         return any(n.per_item_python for n in self.node.walk()) or any(s.per_item_python for s in self.stages)
 
+    def numeric(self) -> bool:
+        """Whether the per-item functions see NumPy arrays or are numba kernels (chunk-level numeric work)."""
+        from hpc.iter.indexed import ArrayChunksSource, ArraySource
+
+        for n in self.node.walk():
+            if isinstance(n, ArrayChunksSource) or (isinstance(n, ArraySource) and getattr(n.array, "ndim", 1) > 1):
+                return True
+        fns = [getattr(n, "fn", None) for n in self.node.walk()] + [getattr(s, "fn", None) for s in self.stages]
+        fns = [f for f in fns if f is not None]
+        return bool(fns) and all(_is_numba(f) for f in fns)
+
     def side_effects(self) -> bool:
         return any(n.side_effects for n in self.node.walk()) or any(s.side_effects for s in self.stages)
 
     def tracks_items(self) -> bool:
         """Whether chunks are run item by item (and so a failure can name its item)."""
         return self._tracks
+
+
+def _is_numba(fn: Any) -> bool:
+    return type(fn).__module__.startswith("numba.")
 
 
 def _chunk_level(stage: Any) -> bool:

@@ -8,6 +8,7 @@ arrays are written once to shared memory and mapped by the workers instead of be
 
 from __future__ import annotations
 
+import atexit as _atexit
 import copy as _copy
 import os as _os
 import tempfile as _tempfile
@@ -64,15 +65,23 @@ def executor_is_warm() -> bool:
 
 
 def _get_executor(workers: int) -> Any:
+    # Our own loky executor, not loky's process-wide reusable one: joblib also uses that one and cannot share it
+    # with another owner (each would kill the other's workers, and joblib fails on an executor it did not build).
     global _executor
-    from joblib.externals.loky import get_reusable_executor
+    from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
     env = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
     with _state_lock:
-        _executor = get_reusable_executor(
-            max_workers=workers, timeout=IDLE_TIMEOUT_S, initializer=_worker_init, initargs=(1,), env=env
-        )
-        return _executor
+        ex = _executor
+        if ex is not None and (ex._max_workers != workers or getattr(ex, "_flags", None) and ex._flags.broken):
+            _executor = None
+            ex.shutdown(wait=False, kill_workers=True)
+            ex = None
+        if ex is None:
+            ex = _executor = ProcessPoolExecutor(
+                max_workers=workers, timeout=IDLE_TIMEOUT_S, initializer=_worker_init, initargs=(1,), env=env
+            )
+        return ex
 
 
 def shutdown_executor(kill: bool = False) -> None:
@@ -82,6 +91,9 @@ def shutdown_executor(kill: bool = False) -> None:
         ex, _executor = _executor, None
     if ex is not None:
         ex.shutdown(wait=True, kill_workers=kill)
+
+
+_atexit.register(shutdown_executor)
 
 
 def picklable(plan: Plan, terminal: Any) -> bool:

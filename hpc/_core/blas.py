@@ -1,0 +1,72 @@
+"""A process-wide, reference-counted cap on BLAS threads while parallel work runs on our threads."""
+
+from __future__ import annotations
+
+import contextlib as _contextlib
+import sys as _sys
+import threading as _threading
+from collections.abc import Iterator
+from typing import Any
+
+from hpc import config as _config
+
+__all__ = ["blas_cap", "blas_capped"]
+
+
+class _BlasCap:
+    """The first user sets the cap, the last one lifts it; overlapping runs from several threads are safe.
+
+    threadpoolctl's limits are process-wide (BLAS libraries offer no per-thread setting), so while any parallel run
+    is active the whole process uses the capped BLAS thread count.
+    """
+
+    def __init__(self) -> None:
+        self._lock = _threading.Lock()
+        self._users = 0
+        self._limiter: Any = None
+        self._controller: Any = None
+
+    def acquire(self, pool_threads: int) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users > 1 or "numpy" not in _sys.modules:
+                return  # no NumPy, no BLAS loaded through it: nothing to cap
+            try:
+                if self._controller is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    self._controller = ThreadpoolController()
+                per_worker = max(1, _config.available_cpus() // pool_threads)
+                self._limiter = self._controller.limit(limits=per_worker, user_api="blas")
+            except Exception:  # threadpoolctl unusable here: run uncapped rather than fail the call
+                self._limiter = None
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._limiter is not None:
+                limiter, self._limiter = self._limiter, None
+                limiter.restore_original_limits()
+
+    def __repr__(self) -> str:
+        return f"<hpc BLAS cap users={self._users}>"
+
+
+#: the one cap of this process (``acquire(pool_threads)`` / ``release()``, for callers that cannot use ``with``)
+blas_cap = _BlasCap()
+
+
+@_contextlib.contextmanager
+def blas_capped(pool_threads: int) -> Iterator[None]:
+    """Cap BLAS at ``cpus // pool_threads`` threads for the duration of the block (no-op for a 1-thread pool).
+
+    BLAS threads inside each of ``pool_threads`` workers would otherwise multiply with the pool and oversubscribe.
+    """
+    if pool_threads <= 1:
+        yield
+        return
+    blas_cap.acquire(pool_threads)
+    try:
+        yield
+    finally:
+        blas_cap.release()

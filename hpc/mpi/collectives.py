@@ -1,0 +1,327 @@
+"""Array collectives on mpi4py's buffer path, for every numeric dtype, any layout, and Python scalars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as _np
+
+from hpc.mpi import guard as _guard
+from hpc.mpi.ops import Op, resolve
+
+__all__ = ["allgather", "allreduce", "bcast", "iallreduce", "reduce", "reduce_scatter", "scan"]
+
+_SUPPORTED = "numpy arrays of bool, integer, floating and complex dtypes, and Python scalars"
+_SCALARS = (bool, int, float, complex)
+#: dtype kinds each built-in op reduces on the fast path (the general path checks and explains the rest)
+_FAST_KINDS = {
+    "sum": "iufc",
+    "prod": "iufc",
+    "min": "iuf",
+    "max": "iuf",
+    "band": "iu",
+    "bor": "iu",
+}
+
+
+class _Prepared:
+    """A contribution made ready for MPI: a contiguous array of a dtype MPI reduces, and how to give it back."""
+
+    __slots__ = ("array", "shape", "dtype", "python_scalar", "numpy_scalar")
+
+    def __init__(self, x: Any, op: Op | None, what: str) -> None:
+        self.python_scalar = isinstance(x, _SCALARS)
+        self.numpy_scalar = isinstance(x, _np.generic)
+        try:
+            arr = _np.asarray(x)
+        except (OverflowError, ValueError) as exc:
+            raise TypeError(f"{what} supports {_SUPPORTED}; got {type(x).__name__}: {exc}") from None
+        if arr.dtype.kind not in "biufc":
+            raise TypeError(f"{what} supports {_SUPPORTED}; got dtype {arr.dtype}")
+        if op is not None:
+            op.check_dtype(arr.dtype)
+        self.shape, self.dtype = arr.shape, arr.dtype
+        if op is not None and op.name in ("land", "lor"):
+            arr = arr != 0  # logical ops give 0/1 (numpy.logical_and semantics), whatever the integer values
+        work = _working_dtype(arr.dtype, op)
+        if work != arr.dtype:
+            arr = arr.astype(work)
+        self.array = _np.ascontiguousarray(arr)
+
+    def give_back(self, result: Any, op: Op | None) -> Any:
+        """Return ``result`` in the caller's type: a Python scalar, a NumPy scalar, or an array of ``x``'s shape."""
+        if result.dtype != self.dtype and not (self.dtype.kind == "b" and op is not None and op.name in _COUNTING):
+            result = result.astype(self.dtype)
+        result = result.reshape(self.shape)
+        if self.python_scalar:
+            return result.item()
+        if self.numpy_scalar:
+            return result[()]
+        return result
+
+
+_COUNTING = ("sum", "prod")
+
+
+def _working_dtype(dtype: _np.dtype, op: Op | None) -> _np.dtype:
+    # MPI has no float16 reductions and no SUM/MIN/MAX on C_BOOL; bool sum/prod count like numpy.sum (int64).
+    if dtype == _np.float16:
+        return _np.dtype(_np.float32)
+    if dtype.kind == "b":
+        return _np.dtype(_np.int64) if op is not None and op.name in _COUNTING else _np.dtype(_np.uint8)
+    return dtype
+
+
+def _check_root(comm: Any, root: Any) -> None:
+    if not isinstance(root, int) or isinstance(root, bool) or not 0 <= root < comm.size:
+        raise ValueError(f"root must be an int in 0..{comm.size - 1}; got {root!r}")
+
+
+def _run(comm: Any, what: str, blocking: Any, nonblocking: Any) -> None:
+    comm._seq += 1
+    if comm._watchdog:
+        _guard.wait(comm, nonblocking(), what)
+    else:
+        blocking()
+
+
+# --------------------------------------------------------------------------------------------------- allreduce
+
+
+def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible: bool = False) -> Any:
+    """See :meth:`hpc.mpi.Comm.allreduce`."""
+    # Fast path: a contiguous numeric array, a built-in op, no checks: one MPI call and one allocation.
+    if comm._plain and type(x) is _np.ndarray and not reproducible and isinstance(op, str):
+        mpi_op = comm._fast_ops.get(op)
+        kinds = _FAST_KINDS.get(op, "")
+        if mpi_op is not None and x.dtype.kind in kinds and x.dtype != _np.float16 and x.flags.c_contiguous:
+            if out is None:
+                out = _np.empty_like(x)
+                comm.mpi.Allreduce(x, out, mpi_op)
+            elif out is x:
+                comm.mpi.Allreduce(comm._in_place, out, mpi_op)
+            else:
+                _check_out(out, x)
+                comm.mpi.Allreduce(x, out, mpi_op)
+            comm._seq += 1
+            return out
+    o = resolve(op)
+    if o.name in ("argmin", "argmax"):
+        return _arg(comm, x, o)
+    prep = _Prepared(x, o, "allreduce")
+    _guard.check_agreement(comm, "allreduce", (o.name, prep.dtype.str, prep.shape))
+    if reproducible:
+        if o.name != "sum":
+            raise ValueError(f"reproducible=True needs op='sum'; got op={o.name!r}")
+        from hpc.mpi.reproducible import reproducible_sum
+
+        result = reproducible_sum(comm, prep.array.reshape((1, *prep.array.shape)))
+    else:
+        send = prep.array
+        result = _np.empty_like(send)
+        _run(
+            comm,
+            "allreduce",
+            lambda: comm.mpi.Allreduce(send, result, o.mpi),
+            lambda: comm.mpi.Iallreduce(send, result, o.mpi),
+        )
+    value = prep.give_back(result, o)
+    if out is not None:
+        _check_out(out, x)
+        out[...] = value
+        return out
+    return value
+
+
+def _check_out(out: Any, x: Any) -> None:
+    if not isinstance(out, _np.ndarray) or out.shape != _np.shape(x):
+        raise ValueError(f"out must be a numpy array of shape {_np.shape(x)}; got {type(out).__name__} {out!r:.60}")
+
+
+def _arg(comm: Any, x: Any, o: Op) -> tuple[Any, int]:
+    arr = _np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{o.name} supports real numeric arrays and scalars; got dtype {arr.dtype}")
+    if arr.ndim > 1:
+        raise ValueError(f"{o.name} needs a 1-D local array or a scalar; got shape {arr.shape}")
+    flat = arr.reshape(-1)
+    local = None
+    if flat.size:
+        i = int(_np.argmin(flat) if o.name == "argmin" else _np.argmax(flat))
+        local = (flat[i].item(), i)
+    comm._seq += 1
+    everyone = comm.mpi.allgather((local, int(flat.size)))
+    best, offset = None, 0
+    for candidate, n in everyone:  # rank order = global index order, so the first best wins ties
+        if candidate is not None:
+            value, i = candidate
+            if best is None or _better(value, best[0], o.name):
+                best = (value, offset + i)
+        offset += n
+    if best is None:
+        raise ValueError(f"{o.name} of an empty distributed array")
+    value = _np.asarray(best[0], dtype=arr.dtype)
+    return (value.item() if isinstance(x, _SCALARS) else value[()]), best[1]
+
+
+def _better(value: Any, best: Any, name: str) -> bool:
+    if best != best:  # NaN already found: numpy's argmin/argmax return the first NaN
+        return False
+    if value != value:
+        return True
+    return value < best if name == "argmin" else value > best
+
+
+class CollectiveFuture:
+    """Returned by :meth:`hpc.mpi.Comm.iallreduce`: ``result()`` waits and returns the reduced value."""
+
+    def __init__(self, comm: Any, request: Any, recv: Any, prep: _Prepared, op: Op) -> None:
+        self._comm, self._request, self._recv, self._prep, self._op = comm, request, recv, prep, op
+        self._done = False
+
+    def done(self) -> bool:
+        """Return whether the collective has completed (never blocks)."""
+        if not self._done:
+            self._done = bool(self._request.Test())
+        return self._done
+
+    def result(self) -> Any:
+        """Wait for the collective and return what :meth:`~hpc.mpi.Comm.allreduce` would have returned."""
+        if not self._done:
+            _guard.wait(self._comm, self._request, "iallreduce")
+            self._done = True
+        return self._prep.give_back(self._recv, self._op)
+
+    def __repr__(self) -> str:
+        return f"<hpc.mpi CollectiveFuture {'done' if self._done else 'pending'}>"
+
+
+def iallreduce(comm: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
+    """See :meth:`hpc.mpi.Comm.iallreduce`."""
+    o = resolve(op)
+    if o.name in ("argmin", "argmax"):
+        raise ValueError(f"iallreduce does not support op={o.name!r}; use allreduce")
+    prep = _Prepared(x, o, "iallreduce")
+    _guard.check_agreement(comm, "iallreduce", (o.name, prep.dtype.str, prep.shape))
+    recv = _np.empty_like(prep.array)
+    comm._seq += 1
+    return CollectiveFuture(comm, comm.mpi.Iallreduce(prep.array, recv, o.mpi), recv, prep, o)
+
+
+# --------------------------------------------------------------------------------------------------- rooted
+
+
+def reduce(comm: Any, x: Any, op: Any = "sum", root: int = 0) -> Any:
+    """See :meth:`hpc.mpi.Comm.reduce`."""
+    _check_root(comm, root)
+    o = resolve(op)
+    if o.name in ("argmin", "argmax"):
+        result = _arg(comm, x, o)
+        return result if comm.rank == root else None
+    prep = _Prepared(x, o, "reduce")
+    _guard.check_agreement(comm, "reduce", (o.name, prep.dtype.str, prep.shape, root))
+    recv = _np.empty_like(prep.array)
+    _run(
+        comm,
+        "reduce",
+        lambda: comm.mpi.Reduce(prep.array, recv, o.mpi, root=root),
+        lambda: comm.mpi.Ireduce(prep.array, recv, o.mpi, root=root),
+    )
+    return prep.give_back(recv, o) if comm.rank == root else None
+
+
+def bcast(comm: Any, x: Any, root: int = 0) -> Any:
+    """See :meth:`hpc.mpi.Comm.bcast`. Numeric arrays and scalars travel as buffers; other objects are pickled."""
+    _check_root(comm, root)
+    meta = None
+    if comm.rank == root:
+        if isinstance(x, (_np.ndarray, _np.generic, *_SCALARS)):
+            prep = _Prepared(x, None, "bcast")
+            meta = ("buffer", prep.dtype.str, prep.shape, prep.python_scalar, prep.numpy_scalar)
+        else:
+            meta = ("object", x)
+    comm._seq += 1
+    meta = comm.mpi.bcast(meta, root=root)
+    if meta[0] == "object":
+        return meta[1]
+    _, dtype, shape, python_scalar, numpy_scalar = meta
+    buf = prep.array if comm.rank == root else _np.empty(shape, _working_dtype(_np.dtype(dtype), None))
+    _run(comm, "bcast", lambda: comm.mpi.Bcast(buf, root=root), lambda: comm.mpi.Ibcast(buf, root=root))
+    out = buf.astype(dtype, copy=False).reshape(shape)
+    if python_scalar:
+        return out.item()
+    return out[()] if numpy_scalar else out
+
+
+# --------------------------------------------------------------------------------------------------- gathers
+
+
+def allgather(comm: Any, x: Any) -> Any:
+    """See :meth:`hpc.mpi.Comm.allgather`."""
+    prep = _Prepared(x, None, "allgather")
+    arr = prep.array.reshape(1) if prep.array.ndim == 0 else prep.array
+    comm._seq += 1
+    # The layout of every rank's part is needed anyway (counts for Allgatherv); checking it costs nothing more.
+    layouts = comm.mpi.allgather((arr.shape[0], arr.shape[1:], prep.dtype.str))
+    if any(lay[1:] != layouts[0][1:] for lay in layouts):
+        lines = "\n".join(f"  rank {r}: rows={n} trailing shape={s} dtype={d}" for r, (n, s, d) in enumerate(layouts))
+        raise _guard.RankMismatchError(f"allgather: ranks disagree on trailing shape or dtype:\n{lines}")
+    row = int(_np.prod(arr.shape[1:], dtype=_np.int64))
+    counts = [n * row for n, _, _ in layouts]
+    total = sum(n for n, _, _ in layouts)
+    recv = _np.empty((total, *arr.shape[1:]), dtype=arr.dtype)
+    _run(
+        comm,
+        "allgather",
+        lambda: comm.mpi.Allgatherv(arr, (recv, counts)),
+        lambda: comm.mpi.Iallgatherv(arr, (recv, counts)),
+    )
+    return recv.astype(prep.dtype, copy=False)
+
+
+def reduce_scatter(comm: Any, x: Any, op: Any = "sum") -> Any:
+    """See :meth:`hpc.mpi.Comm.reduce_scatter`."""
+    o = resolve(op)
+    prep = _Prepared(x, o, "reduce_scatter")
+    if prep.array.ndim == 0:
+        raise ValueError("reduce_scatter needs an array with at least one dimension; got a scalar")
+    _guard.check_agreement(comm, "reduce_scatter", (o.name, prep.dtype.str, prep.shape))
+    n = prep.array.shape[0]
+    row = int(_np.prod(prep.array.shape[1:], dtype=_np.int64))
+    rows = [len(b) for b in _np.array_split(_np.arange(n), comm.size)]
+    recv = _np.empty((rows[comm.rank], *prep.array.shape[1:]), dtype=prep.array.dtype)
+    counts = [r * row for r in rows]
+    _run(
+        comm,
+        "reduce_scatter",
+        lambda: comm.mpi.Reduce_scatter(prep.array, recv, counts, o.mpi),
+        lambda: comm.mpi.Ireduce_scatter(prep.array, recv, counts, o.mpi),
+    )
+    out = recv.astype(prep.dtype, copy=False) if not (prep.dtype.kind == "b" and o.name in _COUNTING) else recv
+    return out
+
+
+def scan(comm: Any, x: Any, op: Any = "sum", exclusive: bool = False) -> Any:
+    """See :meth:`hpc.mpi.Comm.scan` and :meth:`hpc.mpi.Comm.exscan`."""
+    o = resolve(op)
+    what = "exscan" if exclusive else "scan"
+    prep = _Prepared(x, o, what)
+    _guard.check_agreement(comm, what, (o.name, prep.dtype.str, prep.shape))
+    recv = _np.empty_like(prep.array)
+    if exclusive:
+        _run(
+            comm,
+            what,
+            lambda: comm.mpi.Exscan(prep.array, recv, o.mpi),
+            lambda: comm.mpi.Iexscan(prep.array, recv, o.mpi),
+        )
+        if comm.rank == 0:  # MPI leaves rank 0's buffer undefined; give the op's identity instead
+            identity = o.identity(prep.array.dtype)
+            if identity is None:
+                return None
+            recv[...] = identity
+    else:
+        _run(
+            comm, what, lambda: comm.mpi.Scan(prep.array, recv, o.mpi), lambda: comm.mpi.Iscan(prep.array, recv, o.mpi)
+        )
+    return prep.give_back(recv, o)

@@ -1,0 +1,249 @@
+"""Communicators: ``world()``, ``Comm`` wrapping any mpi4py communicator, and a one-process fallback."""
+
+from __future__ import annotations
+
+import os as _os
+import sys as _sys
+from typing import Any
+
+from hpc import config as _config
+from hpc._optional import optional_module
+
+__all__ = ["Comm", "LocalComm", "as_comm", "mpi_module", "world"]
+
+_FAST_OPS = ("sum", "prod", "min", "max", "land", "lor", "band", "bor")
+
+
+def mpi_module() -> Any:
+    """Return ``mpi4py.MPI`` (initialising MPI on first use), or ``None`` when mpi4py or its library is missing."""
+    return optional_module("mpi4py.MPI")
+
+
+class _Request:
+    """A finished request, for the one-process fallback."""
+
+    def Test(self) -> bool:  # noqa: N802 - mirrors mpi4py
+        return True
+
+    def Wait(self) -> None:  # noqa: N802
+        return None
+
+
+class LocalComm:
+    """The subset of an mpi4py intracommunicator hpc uses, for one process and no MPI library.
+
+    Every collective of a single process returns its own contribution, so results equal the local computation.
+    """
+
+    def Get_rank(self) -> int:  # noqa: N802 - mirrors mpi4py
+        return 0
+
+    def Get_size(self) -> int:  # noqa: N802
+        return 1
+
+    def Barrier(self) -> None:  # noqa: N802
+        return None
+
+    def Allreduce(self, send: Any, recv: Any, op: Any = None) -> None:  # noqa: N802
+        recv[...] = send
+
+    def Iallreduce(self, send: Any, recv: Any, op: Any = None) -> _Request:  # noqa: N802
+        recv[...] = send
+        return _Request()
+
+    def Reduce(self, send: Any, recv: Any, op: Any = None, root: int = 0) -> None:  # noqa: N802
+        recv[...] = send
+
+    def Scan(self, send: Any, recv: Any, op: Any = None) -> None:  # noqa: N802
+        recv[...] = send
+
+    def Exscan(self, send: Any, recv: Any, op: Any = None) -> None:  # noqa: N802
+        return None
+
+    def Bcast(self, buf: Any, root: int = 0) -> None:  # noqa: N802
+        return None
+
+    def Allgatherv(self, send: Any, recv: Any) -> None:  # noqa: N802
+        recv[0].reshape(-1)[...] = send.reshape(-1)
+
+    def Reduce_scatter(self, send: Any, recv: Any, recvcounts: Any = None, op: Any = None) -> None:  # noqa: N802
+        recv.reshape(-1)[...] = send.reshape(-1)[: recv.size]
+
+    def allgather(self, obj: Any) -> list[Any]:
+        return [obj]
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return obj
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any]:
+        return [obj]
+
+    def Abort(self, errorcode: int = 1) -> None:  # noqa: N802
+        _sys.stderr.flush()
+        _os._exit(errorcode)
+
+    def Split_type(self, *args: Any, **kwargs: Any) -> LocalComm:  # noqa: N802
+        return self
+
+    def __repr__(self) -> str:
+        return "<hpc.mpi LocalComm (no MPI library)>"
+
+
+class Comm:
+    """A communicator: hpc's collectives on top of an mpi4py intracommunicator.
+
+    ``HPC_MPI_CHECK`` and ``HPC_MPI_TIMEOUT`` are read when the communicator is created. With more than one rank,
+    creating a communicator also installs the abort-on-uncaught-exception hook (see :mod:`hpc.mpi.guard`).
+
+    Args:
+        comm (mpi4py.MPI.Intracomm, Comm or None): the communicator to wrap; ``None`` takes ``COMM_WORLD``, or a
+            one-process :class:`LocalComm` when mpi4py or the MPI library is missing.
+
+    Attributes:
+        mpi: the underlying mpi4py communicator (or the :class:`LocalComm` fallback).
+        rank (int): this process's rank.
+        size (int): the number of ranks.
+
+    Example:
+        >>> from hpc import mpi
+        >>> comm = mpi.world()
+        >>> comm.allreduce(3) == 3 * comm.size
+        True
+    """
+
+    def __init__(self, comm: Any = None) -> None:
+        if isinstance(comm, Comm):
+            comm = comm.mpi
+        if comm is None:
+            MPI = mpi_module()
+            comm = LocalComm() if MPI is None else MPI.COMM_WORLD
+        self.mpi = comm
+        self.rank: int = comm.Get_rank()
+        self.size: int = comm.Get_size()
+        self._local_rank: int | None = None
+        self._seq = 0  # collective sequence number, for the watchdog and mismatch reports
+        # HPC_MPI_CHECK and HPC_MPI_TIMEOUT are read once, here: the hot path must not parse the environment.
+        local = isinstance(comm, LocalComm)
+        self._check = _config.mpi_check() and not local
+        self._timeout = 0.0 if local else _config.mpi_timeout()
+        self._watchdog = self._timeout > 0
+        self._plain = not (self._check or self._watchdog or local)
+        MPI = None if local else mpi_module()
+        self._fast_ops = {} if MPI is None else {name: getattr(MPI, name.upper()) for name in _FAST_OPS}
+        self._in_place = None if MPI is None else MPI.IN_PLACE
+        if self.size > 1:
+            from hpc.mpi.guard import install_abort_on_exception
+
+            install_abort_on_exception(comm)
+
+    @property
+    def local_rank(self) -> int:
+        """Return this rank's index among the ranks on the same node (a shared-memory split, computed once)."""
+        if self._local_rank is None:
+            MPI = mpi_module()
+            if MPI is None or isinstance(self.mpi, LocalComm):
+                self._local_rank = 0
+            else:
+                node = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+                self._local_rank = node.Get_rank()
+                node.Free()
+        return self._local_rank
+
+    def __repr__(self) -> str:
+        return f"<hpc.mpi.Comm rank={self.rank} size={self.size}>"
+
+    # The collectives live in their own modules; these one-line methods are the public surface.
+
+    def allreduce(self, x: Any, op: Any = "sum", out: Any = None, *, reproducible: bool = False) -> Any:
+        """Return ``op`` reduced elementwise over every rank's ``x``, on every rank.
+
+        Args:
+            x (numpy.ndarray or scalar): any numeric dtype, any layout (non-contiguous, 0-d and empty included).
+            op (str or Op): ``"sum"``, ``"prod"``, ``"min"``, ``"max"``, ``"land"``, ``"lor"``, ``"band"``,
+                ``"bor"``, ``"argmin"``, ``"argmax"`` or an :func:`hpc.mpi.op`.
+            out (numpy.ndarray, optional): where to write the result (shape and dtype of ``x``); may be ``x``.
+            reproducible (bool): ``op="sum"`` only: a binned exact accumulation whose result is bitwise identical
+                for any number of ranks and any order (see :mod:`hpc.mpi.reproducible`).
+
+        Returns:
+            An array like ``x`` (a Python scalar for a scalar ``x``). For ``argmin``/``argmax``: ``(value, index)``
+            where ``index`` is the position in the concatenation of every rank's 1-D ``x`` (for scalars: the rank),
+            ties going to the lowest index.
+
+        .. seealso:: :meth:`mpi4py.MPI.Comm.Allreduce`
+        """
+        from hpc.mpi import collectives
+
+        return collectives.allreduce(self, x, op, out, reproducible)
+
+    def iallreduce(self, x: Any, op: Any = "sum") -> Any:
+        """Start an allreduce and return a future; ``future.result()`` waits and returns what allreduce would."""
+        from hpc.mpi import collectives
+
+        return collectives.iallreduce(self, x, op)
+
+    def reduce(self, x: Any, op: Any = "sum", root: int = 0) -> Any:
+        """Return ``op`` reduced over every rank's ``x`` on ``root``; ``None`` on the other ranks."""
+        from hpc.mpi import collectives
+
+        return collectives.reduce(self, x, op, root)
+
+    def bcast(self, x: Any, root: int = 0) -> Any:
+        """Return ``root``'s ``x`` on every rank (arrays travel on the buffer path; other ranks may pass None)."""
+        from hpc.mpi import collectives
+
+        return collectives.bcast(self, x, root)
+
+    def allgather(self, x: Any) -> Any:
+        """Return every rank's ``x`` concatenated along axis 0, in rank order (first-axis sizes may differ)."""
+        from hpc.mpi import collectives
+
+        return collectives.allgather(self, x)
+
+    def reduce_scatter(self, x: Any, op: Any = "sum") -> Any:
+        """Reduce ``x`` over ranks and return this rank's block of rows (``numpy.array_split`` blocks)."""
+        from hpc.mpi import collectives
+
+        return collectives.reduce_scatter(self, x, op)
+
+    def scan(self, x: Any, op: Any = "sum") -> Any:
+        """Return the inclusive prefix reduction of ``x`` over ranks ``0..rank``."""
+        from hpc.mpi import collectives
+
+        return collectives.scan(self, x, op, exclusive=False)
+
+    def exscan(self, x: Any, op: Any = "sum") -> Any:
+        """Return the exclusive prefix reduction over ranks ``0..rank-1`` (the op's identity on rank 0)."""
+        from hpc.mpi import collectives
+
+        return collectives.scan(self, x, op, exclusive=True)
+
+    def fused(self) -> Any:
+        """Return a context manager that turns many small allreduces into one MPI call (results on exit)."""
+        from hpc.mpi.fused import Fused
+
+        return Fused(self)
+
+    def barrier(self) -> None:
+        """Wait until every rank arrives."""
+        self.mpi.Barrier()
+
+
+_world: Comm | None = None
+
+
+def world() -> Comm:
+    """Return the communicator of every rank of the job (``COMM_WORLD``), or a one-process one without MPI."""
+    global _world
+    if _world is None:
+        _world = Comm()
+    return _world
+
+
+def as_comm(comm: Any) -> Comm:
+    """Return ``comm`` as a :class:`Comm` (accepts ours, a raw mpi4py communicator, or ``None`` for world)."""
+    if comm is None:
+        return world()
+    if isinstance(comm, Comm):
+        return comm
+    return Comm(comm)

@@ -1,0 +1,94 @@
+"""Guarded collectives: abort the job on an uncaught exception, check that ranks agree, a stall watchdog."""
+
+from __future__ import annotations
+
+import sys as _sys
+import threading as _threading
+import time as _time
+import traceback as _traceback
+from typing import Any
+
+__all__ = ["CollectiveTimeoutError", "RankMismatchError", "check_agreement", "install_abort_on_exception", "wait"]
+
+
+class RankMismatchError(ValueError):
+    """Ranks called a collective with different shapes, dtypes, ops or call orders."""
+
+
+class CollectiveTimeoutError(RuntimeError):
+    """A collective waited longer than ``HPC_MPI_TIMEOUT`` for the other ranks."""
+
+
+_installed = False
+
+
+def install_abort_on_exception(comm: Any) -> None:
+    """Make an uncaught exception on this rank print its traceback and abort every rank (``MPI_Abort``).
+
+    Without this, one rank dying leaves the others waiting in their next collective forever. This affects the whole
+    process: it chains ``sys.excepthook`` and ``threading.excepthook`` (a worker thread's uncaught exception aborts
+    too). Installed by :func:`hpc.mpi.world` when the job has more than one rank.
+    """
+    global _installed
+    if _installed or comm.Get_size() <= 1:
+        return
+    _installed = True
+    previous = _sys.excepthook
+    rank = comm.Get_rank()
+
+    def abort(exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            _sys.stderr.write(f"hpc.mpi: uncaught exception on rank {rank}; aborting all ranks\n")
+            previous(exc_type, exc, tb)
+            _sys.stderr.flush()
+        finally:
+            comm.Abort(1)
+
+    def abort_thread(args: Any) -> None:
+        if args.exc_type is SystemExit:
+            return
+        abort(args.exc_type, args.exc_value, args.exc_traceback)
+
+    _sys.excepthook = abort
+    _threading.excepthook = abort_thread
+
+
+def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
+    """In check mode (``HPC_MPI_CHECK=1``), raise :class:`RankMismatchError` on every rank if signatures differ.
+
+    One extra small collective (an allgather of the signature) per checked call.
+    """
+    if comm.size <= 1 or not comm._check:
+        return
+    everyone = comm.mpi.allgather(signature)
+    if all(s == everyone[0] for s in everyone):
+        return
+    lines = [f"  rank {r}: {s}" for r, s in enumerate(everyone)]
+    raise RankMismatchError(f"{what}: ranks disagree on (op, dtype, shape):\n" + "\n".join(lines))
+
+
+def wait(comm: Any, request: Any, what: str) -> None:
+    """Wait for a non-blocking collective, enforcing ``HPC_MPI_TIMEOUT`` when it is set.
+
+    On a stall the rank prints which collective stalled and where, then aborts the job: the other ranks may be
+    stuck in MPI and could never see a Python exception.
+    """
+    timeout = comm._timeout
+    if timeout <= 0:
+        request.Wait()
+        return
+    start = _time.monotonic()
+    delay = 1e-5
+    while not request.Test():
+        waited = _time.monotonic() - start
+        if waited > timeout:
+            msg = (
+                f"hpc.mpi: {what} (collective #{comm._seq}) on rank {comm.rank} of {comm.size} waited {waited:.1f} s "
+                f"(HPC_MPI_TIMEOUT={timeout:g}); other ranks have not reached it. Stack of rank {comm.rank}:\n"
+            )
+            _sys.stderr.write(msg + "".join(_traceback.format_stack()[:-1]))
+            _sys.stderr.flush()
+            comm.mpi.Abort(3)
+            raise CollectiveTimeoutError(msg)  # only reached with the one-process fallback
+        _time.sleep(delay)
+        delay = min(delay * 2, 1e-3)

@@ -1,0 +1,142 @@
+"""The joblib backend: joblib.Parallel batches on hpc's work-stealing pool."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import joblib
+import pytest
+from joblib import Parallel, delayed, parallel_config
+
+from hpc import ThreadPool
+from hpc._core.pool import current_pool
+from hpc.iter.joblib_backend import HpcBackend, register_joblib_backend
+
+
+class Boom(Exception):
+    """A distinctive exception type for the propagation test."""
+
+
+def square_on(i: int) -> tuple[int, str]:
+    return i * i, threading.current_thread().name
+
+
+def fail_at(i: int) -> int:
+    if i == 37:
+        raise Boom(f"item {i}")
+    return i
+
+
+def run_with_timeout(fn, seconds: float = 30.0):
+    """Run fn on a daemon thread; fail (instead of hanging the suite) if it does not finish in time."""
+    out: list = []
+    errors: list = []
+
+    def target():
+        try:
+            out.append(fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"did not finish within {seconds} s (deadlock?)"
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
+def test_parallel_returns_ordered_results_on_hpc_workers():
+    """Parallel(n_jobs=2) under the "hpc" backend returns ordered results computed on hpc-worker threads."""
+    with parallel_config(backend="hpc"):
+        out = Parallel(n_jobs=2)(delayed(square_on)(i) for i in range(100))
+    assert [v for v, _ in out] == [i * i for i in range(100)]
+    names = {name for _, name in out}
+    assert names and all(name.startswith("hpc-worker-") for name in names)
+
+
+def test_exception_propagates_with_its_type():
+    """An exception raised inside a task reaches the caller with its own type and message."""
+    with parallel_config(backend="hpc"), pytest.raises(Boom, match="item 37"):
+        Parallel(n_jobs=2)(delayed(fail_at)(i) for i in range(100))
+
+
+def test_backend_is_reusable_after_an_error():
+    """A call that failed leaves the backend and the pool usable for the next call."""
+    with parallel_config(backend="hpc"):
+        with pytest.raises(Boom):
+            Parallel(n_jobs=2)(delayed(fail_at)(i) for i in range(100))
+        assert Parallel(n_jobs=2)(delayed(fail_at)(i) for i in range(10)) == list(range(10))
+
+
+def leaf(j: int) -> int:
+    time.sleep(0.002)
+    return j
+
+
+def nested_sum(i: int) -> int:
+    return sum(Parallel(n_jobs=2)(delayed(leaf)(j) for j in range(8))) + i
+
+
+def test_nested_parallel_does_not_deadlock():
+    """A Parallel call inside a task finishes, even when every worker of a 2-thread pool waits on a nested call."""
+
+    def outer():
+        with ThreadPool(2), parallel_config(backend="hpc"):
+            return Parallel(n_jobs=2)(delayed(nested_sum)(i) for i in range(6))
+
+    assert run_with_timeout(outer) == [28 + i for i in range(6)]
+
+
+def test_n_jobs_minus_one_uses_every_thread_of_the_pool():
+    """n_jobs=-1 means all threads of the current pool, and the call returns the right results."""
+    with ThreadPool(3), parallel_config(backend="hpc"):
+        assert joblib.effective_n_jobs(-1) == 3
+        assert Parallel(n_jobs=-1)(delayed(abs)(-i) for i in range(50)) == list(range(50))
+
+
+def test_batches_run_on_the_current_pool():
+    """Inside `with ThreadPool(k)`, n_jobs=k runs the batches on that pool, not on another one."""
+    with ThreadPool(3) as pool, parallel_config(backend="hpc"):
+        seen = Parallel(n_jobs=3)(delayed(lambda: current_pool() is pool)() for _ in range(20))
+    assert all(seen)
+
+
+def test_other_n_jobs_gets_a_pool_of_that_size():
+    """An n_jobs that differs from the current pool's size runs on a pool with that many hpc workers."""
+    with ThreadPool(2), parallel_config(backend="hpc"):
+        sizes = Parallel(n_jobs=3)(delayed(lambda: current_pool().num_threads)() for _ in range(20))
+    assert set(sizes) == {3}
+
+
+def test_generator_output():
+    """return_as='generator' yields every result in order."""
+    with parallel_config(backend="hpc"):
+        gen = Parallel(n_jobs=2, return_as="generator")(delayed(abs)(-i) for i in range(30))
+        assert list(gen) == list(range(30))
+
+
+def test_n_jobs_zero_is_rejected():
+    """n_jobs=0 is an error, as with joblib's own backends."""
+    with pytest.raises(ValueError, match="n_jobs"):
+        HpcBackend().effective_n_jobs(0)
+
+
+def test_register_is_idempotent():
+    """Registering twice leaves exactly the hpc backend under the name 'hpc'."""
+    register_joblib_backend()
+    register_joblib_backend()
+    from joblib.parallel import BACKENDS
+
+    assert BACKENDS["hpc"] is HpcBackend
+
+
+def test_import_hpc_does_not_import_joblib():
+    """`import hpc` stays cheap: it does not load joblib."""
+    code = "import sys, hpc; print('joblib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,198 @@
+"""Array collectives against NumPy references computed from the gathered data (run under mpiexec -n 1..4)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from hpc import mpi
+
+from .conftest import gathered
+
+pytestmark = pytest.mark.mpi
+
+NUMERIC = [
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+]
+REDUCE = {
+    "sum": np.sum,
+    "prod": np.prod,
+    "min": np.min,
+    "max": np.max,
+    "land": np.logical_and.reduce,
+    "lor": np.logical_or.reduce,
+    "band": np.bitwise_and.reduce,
+    "bor": np.bitwise_or.reduce,
+}
+
+
+def _data(comm, dtype, shape=(3, 4)):
+    rng = np.random.default_rng(100 + comm.rank)
+    if dtype == "bool":
+        return rng.random(shape) > 0.5
+    if np.dtype(dtype).kind in "iu":
+        return rng.integers(0, 5, shape).astype(dtype)
+    x = rng.integers(-3, 4, shape).astype(dtype)  # small integers: sums are exact in every float dtype
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.integers(-3, 4, shape)
+    return x.astype(dtype)
+
+
+def _valid(op, dtype):
+    kind = np.dtype(dtype).kind
+    if op in ("band", "bor", "land", "lor"):
+        return kind in "biu"
+    if op in ("min", "max"):
+        return kind != "c"
+    return True
+
+
+@pytest.mark.parametrize("dtype", NUMERIC)
+@pytest.mark.parametrize("op", sorted(REDUCE))
+def test_allreduce_every_dtype_and_op_matches_numpy(comm, dtype, op):
+    """allreduce gives numpy's reduction of the stacked contributions, for every dtype and op it accepts."""
+    x = _data(comm, dtype)
+    if not _valid(op, dtype):
+        with pytest.raises(TypeError, match=op):
+            comm.allreduce(x, op=op)
+        return
+    got = comm.allreduce(x, op=op)
+    stack = np.stack(gathered(comm, x))
+    want = REDUCE[op](stack, axis=0)
+    if not (dtype == "bool" and op in ("sum", "prod")):
+        want = want.astype(dtype)
+    assert got.shape == x.shape
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_allreduce_handles_non_contiguous_zero_d_and_empty(comm):
+    """Strided views, 0-d arrays and empty arrays reduce correctly and keep their shapes."""
+    base = np.arange(24, dtype=np.float64).reshape(4, 6) * (comm.rank + 1)
+    view = base[::2, 1::3]
+    np.testing.assert_array_equal(comm.allreduce(view), np.sum(gathered(comm, view), axis=0))
+    fortran = np.asfortranarray(base)
+    np.testing.assert_array_equal(comm.allreduce(fortran, op="max"), np.max(gathered(comm, fortran), axis=0))
+    zero_d = np.array(2.5 + comm.rank)
+    assert comm.allreduce(zero_d).shape == ()
+    assert float(comm.allreduce(zero_d)) == sum(2.5 + r for r in range(comm.size))
+    empty = np.zeros((0, 3), np.int32)
+    assert comm.allreduce(empty).shape == (0, 3)
+
+
+def test_allreduce_python_scalars_return_python_scalars(comm):
+    """Python scalars in, Python scalars out, with numpy's arithmetic."""
+    assert comm.allreduce(comm.rank + 1) == sum(range(1, comm.size + 1))
+    assert isinstance(comm.allreduce(1), int)
+    assert comm.allreduce(0.5) == 0.5 * comm.size
+    assert comm.allreduce(True, op="land") is True
+    assert comm.allreduce(1 + 2j) == (1 + 2j) * comm.size
+
+
+def test_allreduce_out_and_in_place(comm):
+    """out= receives the result; out=x reduces in place."""
+    x = np.full(5, comm.rank, dtype=np.int64)
+    out = np.empty_like(x)
+    assert comm.allreduce(x, out=out) is out
+    assert (out == sum(range(comm.size))).all()
+    assert comm.allreduce(x, out=x) is x
+    assert (x == sum(range(comm.size))).all()
+
+
+@pytest.mark.parametrize("op,pick", [("argmin", np.argmin), ("argmax", np.argmax)])
+def test_argmin_argmax_give_value_and_global_index_ties_lowest(comm, op, pick):
+    """argmin/argmax return the value and its index in the concatenated array; ties go to the lowest index."""
+    local = np.array([5.0, 1.0, 9.0, 1.0][: 1 + comm.rank % 4]) + (comm.rank % 2)
+    value, index = comm.allreduce(local, op=op)
+    whole = np.concatenate(gathered(comm, local))
+    assert index == pick(whole) and value == whole[index]
+    v, rank = comm.allreduce(float(comm.rank % 2), op=op)
+    assert rank == pick([r % 2 for r in range(comm.size)])
+
+
+def test_argmin_propagates_nan_like_numpy(comm):
+    """A NaN anywhere wins argmin, as numpy.argmin returns the first NaN."""
+    local = np.array([1.0, np.nan]) if comm.rank == comm.size - 1 else np.array([0.0])
+    value, index = comm.allreduce(local, op="argmin")
+    assert np.isnan(value) and index == comm.size  # the NaN is the last element of the concatenation
+
+
+def test_user_op_compiled_with_numba(comm):
+    """A user op from a Python function reduces like the function applied across ranks."""
+    absmax = mpi.op(lambda a, b: max(abs(a), abs(b)))
+    x = np.array([-(comm.rank + 1.0), comm.rank * 0.5])
+    got = comm.allreduce(x, op=absmax)
+    # a reduction of one contribution is that contribution: the op combines pairs, as in functools.reduce
+    want = functools.reduce(lambda a, b: np.maximum(np.abs(a), np.abs(b)), gathered(comm, x))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_reduce_bcast_allgather(comm):
+    """reduce delivers on the root only; bcast copies the root's value; allgather concatenates unequal parts."""
+    x = np.arange(4.0) + comm.rank
+    root = comm.size - 1
+    want = np.max(gathered(comm, x), axis=0)  # every rank takes part in the reference gather
+    got = comm.reduce(x, op="max", root=root)
+    if comm.rank == root:
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert got is None
+    arr = comm.bcast(np.arange(6).reshape(2, 3) if comm.rank == 0 else None)
+    np.testing.assert_array_equal(arr, np.arange(6).reshape(2, 3))
+    assert comm.bcast({"k": comm.rank}) == {"k": 0}
+    assert comm.bcast(3.5 if comm.rank == 0 else None) == 3.5
+    part = np.full((comm.rank + 1, 2), comm.rank, dtype=np.int16)
+    whole = comm.allgather(part)
+    assert whole.dtype == np.int16
+    np.testing.assert_array_equal(whole, np.concatenate(gathered(comm, part)))
+
+
+def test_reduce_scatter_scan_exscan_iallreduce(comm):
+    """reduce_scatter gives this rank's block; scan/exscan are prefix reductions; iallreduce is a future."""
+    x = np.arange(10, dtype=np.int64) * (comm.rank + 1)
+    mine = comm.reduce_scatter(x)
+    full = np.sum(gathered(comm, x), axis=0)
+    np.testing.assert_array_equal(mine, np.array_split(full, comm.size)[comm.rank])
+    assert comm.scan(comm.rank + 1) == sum(range(1, comm.rank + 2))
+    assert comm.exscan(comm.rank + 1) == sum(range(1, comm.rank + 1))
+    fut = comm.iallreduce(np.ones(3))
+    np.testing.assert_array_equal(fut.result(), np.full(3, float(comm.size)))
+    assert fut.done()
+
+
+@pytest.mark.parametrize("bad", [np.array(["a", "b"]), np.array([object(), 1], dtype=object)])
+def test_unsupported_dtypes_raise_type_error_naming_what_is_supported(comm, bad):
+    """str and object arrays raise TypeError on every rank, saying which dtypes are supported."""
+    with pytest.raises(TypeError, match="bool, integer, floating and complex"):
+        comm.allreduce(bad)
+
+
+def test_bad_op_and_root_are_refused(comm):
+    """An unknown op or an out-of-range root gives a ValueError that lists what is accepted."""
+    with pytest.raises(ValueError, match="op must be one of"):
+        comm.allreduce(1.0, op="mean")
+    with pytest.raises(ValueError, match="root must be an int"):
+        comm.reduce(1.0, root=comm.size)
+
+
+def test_comm_wraps_raw_mpi4py_and_reports_local_rank(comm):
+    """mpi.Comm accepts a raw mpi4py communicator; local_rank is within the node's ranks."""
+    wrapped = mpi.Comm(comm.mpi)
+    assert (wrapped.rank, wrapped.size) == (comm.rank, comm.size)
+    assert mpi.as_comm(comm.mpi).allreduce(1) == comm.size
+    assert 0 <= comm.local_rank < comm.size
