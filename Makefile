@@ -27,8 +27,9 @@ test-unit: install
 	$(PY) -m pytest -m "not mpi"
 
 # The MPI-marked tests run on every rank of a real mpiexec, with the rank-agreement checks on (HPC_MPI_CHECK=1).
-# pytest-timeout ends a deadlocked test; the outer timeout ends a deadlocked launcher.
-MPI_PYTEST = $(PY) -m pytest -m mpi -p no:cacheprovider --timeout 90
+# A test failing on one rank aborts the job (tests/conftest.py); pytest-timeout's thread method ends a test stuck
+# inside MPI (a signal would never reach Python there); the outer timeout ends a deadlocked launcher.
+MPI_PYTEST = $(PY) -m pytest -m mpi -p no:cacheprovider --timeout 90 --timeout-method=thread
 test-mpi: install
 	for n in 1 2 3 4; do \
 		echo "== MPI tests on $$n ranks =="; \

@@ -21,6 +21,29 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.verbose = -2
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    # Under mpiexec a test that fails on one rank leaves the other ranks waiting in a collective: print the failure
+    # and abort the whole job at once, so the run fails in seconds instead of hanging until the timeout.
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "mpi" in item.keywords and _launcher_rank() >= 0 and _world_size() > 1:
+        import sys
+
+        from hpc import mpi
+
+        sys.stderr.write(f"\nrank {mpi.world().rank}: {item.nodeid} failed; aborting every rank\n{report.longreprtext}\n")
+        sys.stderr.flush()
+        mpi.world().mpi.Abort(1)
+
+
+def _world_size() -> int:
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 1
+
+
 def _gpu_present() -> bool:
     try:
         from hpc import cuda

@@ -73,7 +73,7 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
         return reproducible_sum(comm, rows.real) + 1j * reproducible_sum(comm, rows.imag)
     out_dtype = rows.dtype
     shape = rows.shape[1:]
-    flat = rows.reshape(rows.shape[0], -1).astype(_np.float64, copy=False)
+    flat = rows.reshape(rows.shape[0], int(_np.prod(shape, dtype=_np.int64))).astype(_np.float64, copy=False)
     exp = comm.allreduce(_exponents(flat), op="max")
     finite = exp < _NONFINITE
     hi = _np.zeros(flat.shape[1], _np.int64)

@@ -34,25 +34,39 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
     comm = as_comm(comm)
     a = _np.moveaxis(_np.asarray(x, dtype=_np.float64), axis, 0)
     n = a.shape[0]
-    mean = a.mean(axis=0) if n else _np.zeros(a.shape[1:])
-    m2 = ((a - mean) ** 2).sum(axis=0) if n else _np.zeros(a.shape[1:])
-    local = _np.stack([_np.full(a.shape[1:], float(n)), mean, m2])
-    parts = comm.allgather(local[None, ...])  # one collective: (size, 3, *rest)
-    count, mu, m2_total = parts[0][0], parts[0][1], parts[0][2]
-    for part in parts[1:]:
-        nb, mb, m2b = part[0], part[1], part[2]
+    rest = a.shape[1:]
+    # Shift by a local reference value (the first row): means near 1e9 are then computed as small numbers, so the
+    # differences of means in the merge keep their digits. Differences of references are exact in floating point.
+    ref = a[0] if n else _np.zeros(rest)
+    shifted = a - ref
+    mean = shifted.mean(axis=0) if n else _np.zeros(rest)
+    m2 = ((shifted - mean) ** 2).sum(axis=0) if n else _np.zeros(rest)
+    local = _np.stack([_np.full(rest, float(n)), ref, mean, m2])
+    parts = comm.allgather(local[None, ...])  # one collective: (size, 4, *rest)
+    count = _np.zeros(rest)
+    base = None
+    mu = _np.zeros(rest)  # the running mean, relative to base
+    m2_total = _np.zeros(rest)
+    for nb, ref_b, mean_b, m2b in parts:
+        if not _np.any(nb):
+            continue
+        if base is None:
+            base = ref_b
         total = count + nb
         with _np.errstate(invalid="ignore", divide="ignore"):
-            delta = mb - mu
+            delta = (ref_b - base) + mean_b - mu
             weight = _np.where(total > 0, nb / _np.where(total > 0, total, 1), 0.0)
             mu = mu + delta * weight
             m2_total = m2_total + m2b + delta * delta * count * weight
         count = total
+    mean_total = mu if base is None else base + mu
     with _np.errstate(invalid="ignore", divide="ignore"):
         var = m2_total / (count - ddof)
+        if base is None:
+            mean_total = mean_total / 0.0 * 0.0  # no data anywhere: NaN, like numpy.mean of an empty array
     if _np.ndim(count) == 0:
-        return int(count), mu[()], var[()]
-    return count.astype(_np.int64), mu, var
+        return int(count), mean_total[()], var[()]
+    return count.astype(_np.int64), mean_total, var
 
 
 def sum(comm: Any, x: Any, *, reproducible: bool = False) -> Any:  # noqa: A001 - mirrors numpy.sum

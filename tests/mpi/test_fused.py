@@ -1,0 +1,54 @@
+"""Fused collectives: one MPI call for many small reductions, with the call order checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc import mpi
+
+pytestmark = pytest.mark.mpi
+
+
+def test_fused_results_equal_separate_calls(comm):
+    """Each fused result equals the same allreduce called on its own."""
+    values = [float(i * (comm.rank + 1)) for i in range(100)]
+    with comm.fused() as f:
+        results = [f.allreduce(v) for v in values]
+        vec = f.allreduce(np.arange(3) + comm.rank)
+        biggest = f.allreduce(comm.rank, op="max")
+        with pytest.raises(RuntimeError, match="after the"):
+            _ = results[0].value
+    assert [r.value for r in results] == [comm.allreduce(v) for v in values]
+    np.testing.assert_array_equal(vec.value, comm.allreduce(np.arange(3) + comm.rank))
+    assert biggest.result() == comm.size - 1
+
+
+def test_fused_uses_one_mpi_call_for_same_op_and_dtype(comm, monkeypatch):
+    """100 scalar float sums go out as a single Allreduce."""
+    calls = []
+    real = comm.allreduce
+
+    def counting(x, *args, **kwargs):
+        calls.append(np.shape(x))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(comm, "allreduce", counting)
+    with comm.fused() as f:
+        for i in range(100):
+            f.allreduce(float(i))
+    assert len(calls) == 1
+
+
+def test_fused_detects_different_call_orders(comm):
+    """Ranks that queue different sequences get RankMismatchError on every rank."""
+    if comm.size == 1:
+        pytest.skip("needs two ranks to disagree")
+    with pytest.raises(mpi.RankMismatchError, match="different sequences"):
+        with comm.fused() as f:
+            if comm.rank == 0:
+                f.allreduce(1.0)
+                f.allreduce(np.arange(2.0))
+            else:
+                f.allreduce(np.arange(2.0))
+                f.allreduce(1.0)

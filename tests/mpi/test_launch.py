@@ -1,0 +1,115 @@
+"""Whole jobs under a real mpiexec: a dying rank ends the job, the watchdog names a stall, the no-MPI fallback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to the interpreter or on PATH")
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "PMIX_", "MPI_"))}
+    env.pop("HPC_MPI_CHECK", None)
+    env.update(extra)
+    return env
+
+
+def _run_job(code: str, ranks: int, timeout: float = 60, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    proc = subprocess.run(
+        [MPIEXEC, "-n", str(ranks), sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_clean_env(**env),
+    )
+    return proc, time.monotonic() - start
+
+
+@needs_mpiexec
+def test_one_rank_raising_ends_the_whole_job_quickly():
+    """An uncaught exception on rank 1 aborts every rank with a non-zero status and its traceback, within 20 s."""
+    proc, elapsed = _run_job(
+        """
+        import time
+        from hpc import mpi
+        comm = mpi.world()
+        if comm.rank == 1:
+            raise RuntimeError("rank one gives up")
+        comm.allreduce(1.0)   # rank 0 waits here for a partner that never comes
+        time.sleep(60)
+        """,
+        ranks=2,
+    )
+    assert proc.returncode != 0
+    assert elapsed < 20, f"the job took {elapsed:.1f} s to end"
+    assert "rank one gives up" in proc.stderr and "Traceback" in proc.stderr
+
+
+@needs_mpiexec
+def test_watchdog_reports_the_stalled_collective_and_rank():
+    """With HPC_MPI_TIMEOUT set, a collective that one rank never joins is reported by name and rank, and ends."""
+    proc, elapsed = _run_job(
+        """
+        import time
+        from hpc import mpi
+        comm = mpi.world()
+        if comm.rank == 0:
+            comm.allreduce(1.0)
+        else:
+            time.sleep(30)
+        """,
+        ranks=2,
+        HPC_MPI_TIMEOUT="1.5",
+    )
+    assert proc.returncode != 0
+    assert elapsed < 25
+    assert "allreduce" in proc.stderr and "rank 0 of 2" in proc.stderr and "HPC_MPI_TIMEOUT" in proc.stderr
+
+
+def test_without_mpi4py_everything_runs_on_one_process():
+    """With mpi4py unimportable, hpc.mpi still works as a single rank whose results equal the local computation."""
+    code = """
+        import sys
+        sys.modules["mpi4py"] = None
+        import numpy as np
+        from hpc import mpi, par_range
+        comm = mpi.world()
+        assert isinstance(comm.mpi, mpi.LocalComm) and (comm.rank, comm.size) == (0, 1)
+        x = np.arange(6.0).reshape(2, 3)
+        assert (comm.allreduce(x) == x).all() and comm.allreduce(2) == 2
+        assert comm.allreduce(np.array([3.0, 1.0]), op="argmin") == (1.0, 1)
+        assert (comm.allgather(x) == x).all() and comm.bcast({"a": 1}) == {"a": 1}
+        assert comm.exscan(5) == 0 and comm.scan(5) == 5
+        assert (comm.allreduce(x, reproducible=True) == x).all()
+        n, mean, var = mpi.moments(comm, np.arange(4.0))
+        assert (n, mean, var) == (4, 1.5, 1.25)
+        with comm.fused() as f:
+            r = f.allreduce(1.5)
+        assert r.value == 1.5
+        assert par_range(10).with_backend("mpi").sum() == 45
+        print("ok")
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60, env=_clean_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_world_without_a_launcher_is_one_rank():
+    """Outside mpiexec, world() is a single rank and collectives return the local values."""
+    from hpc import mpi
+
+    comm = mpi.world()
+    assert comm.size == 1 and comm.rank == 0
+    assert comm.allreduce(7) == 7

@@ -1,0 +1,63 @@
+"""Distributed statistics against NumPy on the gathered data."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from hpc import mpi
+
+from .conftest import gathered
+
+pytestmark = pytest.mark.mpi
+
+
+def test_moments_stable_for_large_offsets(comm):
+    """moments matches numpy's mean/var on data with mean 1e9 and small noise, with uneven parts per rank."""
+    rng = np.random.default_rng(comm.rank)
+    x = 1e9 + rng.standard_normal((50 + 17 * comm.rank, 3)) * 1e-3
+    count, mean, var = mpi.moments(comm, x)
+    whole = np.concatenate(gathered(comm, x))
+    assert (count == len(whole)).all()
+    exact_mean, exact_var = _exact_moments(whole)
+    np.testing.assert_allclose(mean, exact_mean, rtol=1e-15)
+    np.testing.assert_allclose(var, exact_var, rtol=1e-12)  # numpy's own var is off by ~1e-8 here
+    assert np.all(np.abs(var - exact_var) <= np.abs(whole.var(axis=0) - exact_var))
+    _, _, sample = mpi.moments(comm, x[:, 0], ddof=1)
+    np.testing.assert_allclose(sample, exact_var[0] * len(whole) / (len(whole) - 1), rtol=1e-12)
+
+
+def _exact_moments(whole):
+    means, variances = [], []
+    for column in whole.T:
+        values = [Fraction(float(v)) for v in column]
+        mean = sum(values) / len(values)
+        means.append(float(mean))
+        variances.append(float(sum((v - mean) ** 2 for v in values) / len(values)))
+    return np.array(means), np.array(variances)
+
+
+def test_moments_with_an_empty_rank(comm):
+    """A rank with no data contributes nothing and breaks nothing."""
+    x = np.arange(5.0) if comm.rank == 0 else np.empty(0)
+    count, mean, var = mpi.moments(comm, x)
+    assert count == 5 and mean == 2.0 and var == 2.0
+
+
+def test_histogram_dot_norm(comm):
+    """histogram, dot and norm equal numpy on the whole distributed array."""
+    rng = np.random.default_rng(10 + comm.rank)
+    x = rng.standard_normal(100 + comm.rank)
+    y = rng.standard_normal(100 + comm.rank)
+    whole_x = np.concatenate(gathered(comm, x))
+    whole_y = np.concatenate(gathered(comm, y))
+    counts, edges = mpi.histogram(comm, x, bins=7)
+    want_counts, want_edges = np.histogram(whole_x, bins=7)
+    np.testing.assert_array_equal(counts, want_counts)
+    np.testing.assert_allclose(edges, want_edges)
+    assert mpi.dot(comm, x, y) == pytest.approx(float(whole_x @ whole_y), rel=1e-12)
+    assert mpi.dot(comm, x, y, reproducible=True) == pytest.approx(float(whole_x @ whole_y), rel=1e-12)
+    assert mpi.norm(comm, x) == pytest.approx(float(np.linalg.norm(whole_x)), rel=1e-12)
+    assert mpi.norm(comm, np.array([3e300, 4e300]) / np.sqrt(comm.size)) == pytest.approx(5e300, rel=1e-12)
