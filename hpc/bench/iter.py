@@ -171,9 +171,8 @@ def _maps(quick, scale, repeats, workers, mpire, notes, say) -> dict[str, Any]:
 
 
 def _stop_hpc_processes() -> None:
-    # hpc's processes backend and joblib's loky backend share loky's one reusable executor, and joblib fails on the
-    # executor hpc made ("'_ReusablePoolExecutor' object has no attribute '_temp_folder_manager'"). Stopping hpc's
-    # lets a later joblib call in this process (a second run, a test) start its own.
+    # Give the worker processes of hpc's processes backend back once the process-pool contestants are done, so the
+    # thread-based workload (c) runs on a quiet machine.
     from hpc.iter.plumbing import processes
 
     processes.shutdown_executor()

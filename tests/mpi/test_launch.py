@@ -113,3 +113,26 @@ def test_world_without_a_launcher_is_one_rank():
     comm = mpi.world()
     assert comm.size == 1 and comm.rank == 0
     assert comm.allreduce(7) == 7
+
+
+@needs_mpiexec
+@pytest.mark.parametrize(
+    "script,args,expect",
+    [
+        ("mpi_stats.py", [], "reproducible column sums"),
+        ("mpi_pi.py", ["20000"], "pi ~ 3.1"),
+        ("mpi_iter.py", [], "same bits as one process: True"),
+    ],
+)
+def test_example_jobs_run_on_two_ranks(script, args, expect):
+    """Each example job in scripts/ runs under mpiexec -n 2 and prints its result once, from rank 0."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / script
+    proc = subprocess.run(
+        [MPIEXEC, "-n", "2", sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_clean_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(expect) == 1, proc.stdout
