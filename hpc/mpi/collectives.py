@@ -13,15 +13,6 @@ __all__ = ["allgather", "allreduce", "bcast", "iallreduce", "reduce", "reduce_sc
 
 _SUPPORTED = "numpy arrays of bool, integer, floating and complex dtypes, and Python scalars"
 _SCALARS = (bool, int, float, complex)
-#: dtype kinds each built-in op reduces on the fast path (the general path checks and explains the rest)
-_FAST_KINDS = {
-    "sum": "iufc",
-    "prod": "iufc",
-    "min": "iuf",
-    "max": "iuf",
-    "band": "iu",
-    "bor": "iu",
-}
 
 
 class _Prepared:
@@ -90,21 +81,6 @@ def _run(comm: Any, what: str, blocking: Any, nonblocking: Any) -> None:
 
 def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible: bool = False) -> Any:
     """See :meth:`hpc.mpi.Comm.allreduce`."""
-    # Fast path: a contiguous numeric array, a built-in op, no checks: one MPI call and one allocation.
-    if comm._plain and type(x) is _np.ndarray and not reproducible and isinstance(op, str):
-        mpi_op = comm._fast_ops.get(op)
-        kinds = _FAST_KINDS.get(op, "")
-        if mpi_op is not None and x.dtype.kind in kinds and x.dtype != _np.float16 and x.flags.c_contiguous:
-            if out is None:
-                out = _np.empty_like(x)
-                comm.mpi.Allreduce(x, out, mpi_op)
-            elif out is x:
-                comm.mpi.Allreduce(comm._in_place, out, mpi_op)
-            else:
-                _check_out(out, x)
-                comm.mpi.Allreduce(x, out, mpi_op)
-            comm._seq += 1
-            return out
     o = resolve(op)
     if o.name in ("argmin", "argmax"):
         return _arg(comm, x, o)

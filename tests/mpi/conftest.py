@@ -7,10 +7,11 @@ import pytest
 from hpc import mpi
 
 
-@pytest.fixture
-def comm():
-    """hpc's world communicator (size 1 outside mpiexec)."""
-    return mpi.world()
+@pytest.fixture(params=["fast", "checked"])
+def comm(request, monkeypatch):
+    """The world communicator twice: without checks (the fast path) and with HPC_MPI_CHECK=1."""
+    monkeypatch.setenv("HPC_MPI_CHECK", "1" if request.param == "checked" else "0")
+    return mpi.Comm(mpi.world().mpi)
 
 
 def gathered(comm, x):
