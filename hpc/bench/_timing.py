@@ -1,0 +1,41 @@
+"""Timing helpers of the kernel benchmarks: warm-up, then the median and spread of repeated runs."""
+
+from __future__ import annotations
+
+import statistics as _statistics
+import time as _time
+from collections.abc import Callable as _Callable
+from typing import Any as _Any
+
+__all__ = ["first_call", "measure"]
+
+
+def first_call(fn: _Callable[[], _Any]) -> float:
+    """Return the seconds of one call of ``fn``: compile (or cache load) plus one run, for a kernel not yet called."""
+    t0 = _time.perf_counter()
+    fn()
+    return _time.perf_counter() - t0
+
+
+def measure(fn: _Callable[[], _Any], repeats: int, warmup: int = 1, min_seconds: float = 0.0) -> dict[str, _Any]:
+    """Time ``fn()`` after ``warmup`` untimed calls; return ``median``, ``min``, ``max`` and ``spread`` seconds.
+
+    ``repeats`` runs at least, more while the total is under ``min_seconds`` (small in-cache sizes), at most
+    50 times ``repeats``. ``spread`` is ``(max - min) / median``.
+    """
+    for _ in range(warmup):
+        fn()
+    runs: list[float] = []
+    start = _time.perf_counter()
+    while len(runs) < repeats or (_time.perf_counter() - start < min_seconds and len(runs) < 50 * repeats):
+        t0 = _time.perf_counter()
+        fn()
+        runs.append(_time.perf_counter() - t0)
+    med = _statistics.median(runs)
+    return {
+        "median": med,
+        "min": min(runs),
+        "max": max(runs),
+        "spread": (max(runs) - min(runs)) / med if med > 0 else 0.0,
+        "runs": len(runs),
+    }

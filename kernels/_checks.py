@@ -1,0 +1,88 @@
+"""Argument checks shared by the kernels: dtype, shape, layout, ``out=`` and the serial/parallel choice."""
+
+from __future__ import annotations
+
+import numpy as _np
+
+from hpc import config as _config
+
+__all__ = [
+    "FLOATS",
+    "PARALLEL_MIN_ELEMENTS",
+    "as_vector",
+    "check_float",
+    "check_same_dtype",
+    "matrix",
+    "out_array",
+    "use_parallel",
+]
+
+#: the dtypes every kernel accepts
+FLOATS = (_np.dtype(_np.float32), _np.dtype(_np.float64))
+
+#: ``parallel=None`` runs the parallel variant from this many elements of work on (1 MiB of float64)
+PARALLEL_MIN_ELEMENTS = 1 << 17
+
+
+def check_float(name: str, x: object) -> _np.ndarray:
+    """Return ``x`` if it is a float32 or float64 ndarray, else raise ``TypeError``."""
+    if not isinstance(x, _np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64; got {type(x).__name__}")
+    if x.dtype not in FLOATS:
+        raise TypeError(f"{name} must be a float32 or float64 array; got dtype {x.dtype}")
+    return x
+
+
+def check_same_dtype(**arrays: _np.ndarray) -> None:
+    """Raise ``TypeError`` when the named arrays do not share one dtype."""
+    dtypes = {name: a.dtype for name, a in arrays.items()}
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{name}: {dt}" for name, dt in dtypes.items())
+        raise TypeError(f"{', '.join(dtypes)} must have the same dtype; got {listed}")
+
+
+def as_vector(name: str, x: object) -> _np.ndarray:
+    """Return a 1-D view of float array ``x``: any 1-D array (any stride), or an N-D C-contiguous one flattened.
+
+    Raises:
+        TypeError: not a float32/float64 ndarray.
+        ValueError: N-D and not C-contiguous (flattening it would need a hidden copy).
+    """
+    x = check_float(name, x)
+    if x.ndim == 1:
+        return x
+    if x.flags.c_contiguous:
+        return x.reshape(-1)
+    raise ValueError(f"{name} must be 1-D (any stride) or C-contiguous; got shape {x.shape} with strides {x.strides}")
+
+
+def matrix(name: str, x: object) -> _np.ndarray:
+    """Return float array ``x`` if it is 2-D, else raise (``TypeError`` for dtype, ``ValueError`` for shape)."""
+    x = check_float(name, x)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array; got shape {x.shape}")
+    return x
+
+
+def out_array(out: object, shape: tuple[int, ...], dtype: _np.dtype, name: str = "out") -> _np.ndarray:
+    """Return ``out`` checked against ``shape`` and ``dtype``, or a new empty array when ``out`` is ``None``."""
+    if out is None:
+        return _np.empty(shape, dtype)
+    if not isinstance(out, _np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray or None; got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}; got dtype {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable; got a read-only array")
+    return out
+
+
+def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEMENTS) -> bool:
+    """Return whether to run the parallel variant: ``parallel`` if given, else ``work >= min_work`` with 2+ threads."""
+    if parallel is None:
+        return work >= min_work and _config.num_threads() > 1
+    if isinstance(parallel, bool):
+        return parallel
+    raise TypeError(f"parallel must be True, False or None; got {parallel!r}")

@@ -1,0 +1,250 @@
+"""BLAS level-1 kernels: ``axpy``, ``scal``, ``dot``, ``nrm2`` (overflow-safe), ``asum``.
+
+As in BLAS, ``axpy`` and ``scal`` update their vector in place unless ``out=`` is given. Reductions accumulate in
+float64 (float32 input too) and return a scalar of the input dtype; the parallel variants cut the input into
+fixed ``CHUNK``-element chunks combined in chunk order (see ``hpc.kernels.reductions``).
+"""
+
+from __future__ import annotations
+
+import math as _math
+
+import numpy as _np
+from numba import njit as _njit
+from numba import prange as _prange
+
+from . import _checks
+from ._flags import ELEMENTWISE, REDUCE
+from .reductions import CHUNK
+
+__all__ = ["asum", "axpy", "dot", "nrm2", "scal"]
+
+
+# ------------------------------------------------------------------------------------------ axpy, scal
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
+def _axpy_serial(a, x, y, out):  # pragma: no cover - compiled by numba
+    for i in range(x.shape[0]):
+        out[i] = a * x[i] + y[i]
+
+
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE, parallel=True)
+def _axpy_parallel(a, x, y, out):  # pragma: no cover - compiled by numba
+    for i in _prange(x.shape[0]):
+        out[i] = a * x[i] + y[i]
+
+
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
+def _scal_serial(a, x, out):  # pragma: no cover - compiled by numba
+    for i in range(x.shape[0]):
+        out[i] = a * x[i]
+
+
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE, parallel=True)
+def _scal_parallel(a, x, out):  # pragma: no cover - compiled by numba
+    for i in _prange(x.shape[0]):
+        out[i] = a * x[i]
+
+
+def _pair(x, y):
+    xv = _checks.as_vector("x", x)
+    yv = _checks.as_vector("y", y)
+    _checks.check_same_dtype(x=xv, y=yv)
+    if xv.shape != yv.shape:
+        raise ValueError(f"y must have the shape of x, {x.shape}; got {y.shape}")
+    return xv, yv
+
+
+def _out_vector(out, like, shape):
+    out = _checks.out_array(out, shape, like.dtype)
+    return _checks.as_vector("out", out)
+
+
+def axpy(a, x, y, *, out=None, parallel=None):
+    """Compute ``a*x + y`` into ``out``, or into ``y`` itself when ``out`` is ``None`` (BLAS ``daxpy``).
+
+    Args:
+        a (float): the scalar.
+        x, y (numpy.ndarray): float32 or float64 of one shape and dtype; 1-D of any stride or N-D C-contiguous.
+        out (numpy.ndarray or None): where to write; ``None`` updates ``y`` in place.
+        parallel (bool or None): use the ``prange`` variant; ``None`` decides by size.
+
+    Returns:
+        ``out`` (or ``y``).
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> y = np.ones(3); _ = kernels.axpy(2.0, np.arange(3.0), y); y.tolist()
+        [1.0, 3.0, 5.0]
+    """
+    xv, yv = _pair(x, y)
+    target = y if out is None else _checks.out_array(out, y.shape, y.dtype)
+    ov = yv if out is None else _checks.as_vector("out", target)
+    a = xv.dtype.type(a)
+    (_axpy_parallel if _checks.use_parallel(parallel, xv.shape[0]) else _axpy_serial)(a, xv, yv, ov)
+    return target
+
+
+def scal(a, x, *, out=None, parallel=None):
+    """Compute ``a*x`` into ``out``, or into ``x`` itself when ``out`` is ``None`` (BLAS ``dscal``).
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> kernels.scal(3.0, np.arange(3.0)).tolist()
+        [0.0, 3.0, 6.0]
+    """
+    xv = _checks.as_vector("x", x)
+    target = x if out is None else _checks.out_array(out, x.shape, x.dtype)
+    ov = xv if out is None else _checks.as_vector("out", target)
+    a = xv.dtype.type(a)
+    (_scal_parallel if _checks.use_parallel(parallel, xv.shape[0]) else _scal_serial)(a, xv, ov)
+    return target
+
+
+# ----------------------------------------------------------------------------------------------- dot, asum
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _dot_range(x, y, lo, hi):  # pragma: no cover - compiled by numba
+    acc = 0.0
+    for i in range(lo, hi):
+        acc += _np.float64(x[i]) * _np.float64(y[i])
+    return acc
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _dot_serial(x, y):  # pragma: no cover - compiled by numba
+    return _dot_range(x, y, 0, x.shape[0])
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
+def _dot_parallel(x, y):  # pragma: no cover - compiled by numba
+    n = x.shape[0]
+    nchunks = (n + CHUNK - 1) // CHUNK
+    parts = _np.empty(nchunks, _np.float64)
+    for c in _prange(nchunks):
+        parts[c] = _dot_range(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
+    return parts.sum()
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _asum_range(x, lo, hi):  # pragma: no cover - compiled by numba
+    acc = 0.0
+    for i in range(lo, hi):
+        acc += abs(_np.float64(x[i]))
+    return acc
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _asum_serial(x):  # pragma: no cover - compiled by numba
+    return _asum_range(x, 0, x.shape[0])
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
+def _asum_parallel(x):  # pragma: no cover - compiled by numba
+    n = x.shape[0]
+    nchunks = (n + CHUNK - 1) // CHUNK
+    parts = _np.empty(nchunks, _np.float64)
+    for c in _prange(nchunks):
+        parts[c] = _asum_range(x, c * CHUNK, min(n, (c + 1) * CHUNK))
+    return parts.sum()
+
+
+def dot(x, y, *, parallel=None):
+    """Return the inner product ``sum(x * y)`` (BLAS ``ddot``), accumulated in float64.
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> float(kernels.dot(np.arange(4.0), np.ones(4)))
+        6.0
+    """
+    xv, yv = _pair(x, y)
+    par = _checks.use_parallel(parallel, xv.shape[0])
+    return xv.dtype.type(_dot_parallel(xv, yv) if par else _dot_serial(xv, yv))
+
+
+def asum(x, *, parallel=None):
+    """Return ``sum(abs(x))`` (BLAS ``dasum``), accumulated in float64.
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> float(kernels.asum(np.array([-1.0, 2.0, -3.0])))
+        6.0
+    """
+    xv = _checks.as_vector("x", x)
+    par = _checks.use_parallel(parallel, xv.shape[0])
+    return xv.dtype.type(_asum_parallel(xv) if par else _asum_serial(xv))
+
+
+# ------------------------------------------------------------------------------------------------------ nrm2
+# Blue's three accumulators, as LAPACK 3.10's dnrm2 (Anderson 2017): squares of values below TSML are summed
+# scaled up by SSML, above TBIG scaled down by SBIG, the rest unscaled; one pass, no division, no overflow.
+_TSML = 2.0**-511
+_TBIG = 2.0**486
+_SSML = 2.0**537
+_SBIG = 2.0**-538
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _nrm2_range(x, lo, hi):  # pragma: no cover - compiled by numba
+    asml = 0.0
+    amed = 0.0
+    abig = 0.0
+    for i in range(lo, hi):
+        ax = abs(_np.float64(x[i]))
+        big = ax > _TBIG
+        sml = ax < _TSML
+        t = ax * _SBIG
+        abig += t * t if big else 0.0
+        s = ax * _SSML
+        asml += s * s if sml else 0.0
+        amed += 0.0 if (big or sml) else ax * ax  # a NaN lands here and propagates
+    return asml, amed, abig
+
+
+@_njit(cache=True, nogil=True)
+def _nrm2_combine(asml, amed, abig):  # pragma: no cover - compiled by numba
+    if abig > 0.0:
+        if amed > 0.0 or amed != amed:
+            abig += (amed * _SBIG) * _SBIG
+        return _math.sqrt(abig) / _SBIG
+    if asml > 0.0:
+        if amed > 0.0 or amed != amed:
+            amed = _math.sqrt(amed)
+            asml = _math.sqrt(asml) / _SSML
+            ymin, ymax = (amed, asml) if asml > amed else (asml, amed)
+            return ymax * _math.sqrt(1.0 + (ymin / ymax) ** 2)
+        return _math.sqrt(asml) / _SSML
+    return _math.sqrt(amed)
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _nrm2_serial(x):  # pragma: no cover - compiled by numba
+    asml, amed, abig = _nrm2_range(x, 0, x.shape[0])
+    return _nrm2_combine(asml, amed, abig)
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
+def _nrm2_parallel(x):  # pragma: no cover - compiled by numba
+    n = x.shape[0]
+    nchunks = (n + CHUNK - 1) // CHUNK
+    parts = _np.empty((nchunks, 3), _np.float64)
+    for c in _prange(nchunks):
+        asml, amed, abig = _nrm2_range(x, c * CHUNK, min(n, (c + 1) * CHUNK))
+        parts[c, 0] = asml
+        parts[c, 1] = amed
+        parts[c, 2] = abig
+    return _nrm2_combine(parts[:, 0].sum(), parts[:, 1].sum(), parts[:, 2].sum())
+
+
+def nrm2(x, *, parallel=None):
+    """Return the Euclidean norm ``sqrt(sum(x**2))`` without overflow or underflow (BLAS ``dnrm2``).
+
+    One pass with Blue's three scaled accumulators (as LAPACK 3.10): values up to the float64 maximum and down
+    to the subnormals give the correctly scaled result; a NaN gives NaN, an infinity (without NaN) inf.
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> float(kernels.nrm2(np.array([3e300, 4e300])))
+        5e+300
+    """
+    xv = _checks.as_vector("x", x)
+    par = _checks.use_parallel(parallel, xv.shape[0])
+    return xv.dtype.type(_nrm2_parallel(xv) if par else _nrm2_serial(xv))

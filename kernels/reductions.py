@@ -1,0 +1,394 @@
+"""NumPy-style reductions over all elements: ``sum`` (fast or compensated), ``min``/``max``/``argmin``/``argmax``,
+``mean``/``var`` in one pass.
+
+Every kernel has a serial variant, vectorized by LLVM, and a parallel one that cuts the input into fixed chunks of
+``CHUNK`` elements (the boundaries depend only on the length, so a parallel result is the same on any number of
+threads), runs the serial kernel on each chunk under ``numba.prange`` and combines the partial results in chunk
+order. float32 input is accumulated in float64 and the result returned as float32. NaN semantics follow
+``numpy.min``/``numpy.argmin``: a NaN anywhere makes ``min``/``max`` NaN and ``argmin``/``argmax`` the index of
+the first NaN. See ``hpc.kernels._flags`` for the fastmath flags.
+"""
+
+from __future__ import annotations
+
+import builtins as _builtins
+
+import numpy as _np
+from numba import njit as _njit
+from numba import prange as _prange
+
+from . import _checks
+from ._flags import EXACT, REDUCE
+
+__all__ = ["CHUNK", "BLOCK", "argmax", "argmin", "max", "mean", "mean_var", "min", "sum", "var"]
+
+_cmin = _builtins.min  # this module defines its own min/max/sum
+
+#: elements per parallel chunk (64 Ki: 512 KiB of float64, fits L2)
+CHUNK = 1 << 16
+#: elements per block of the one-pass mean/var (two sweeps over a block read memory once)
+BLOCK = 1024
+
+
+# ------------------------------------------------------------------------------------------------------ sum
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _sum_range(x, lo, hi):  # pragma: no cover - compiled by numba
+    acc = 0.0
+    for i in range(lo, hi):
+        acc += x[i]
+    return acc
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _sum_serial(x):  # pragma: no cover - compiled by numba
+    return _sum_range(x, 0, x.shape[0])
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
+def _sum_parallel(x):  # pragma: no cover - compiled by numba
+    n = x.shape[0]
+    nchunks = (n + CHUNK - 1) // CHUNK
+    parts = _np.empty(nchunks, _np.float64)
+    for c in _prange(nchunks):
+        parts[c] = _sum_range(x, c * CHUNK, _cmin(n, (c + 1) * CHUNK))
+    return _sum_range(parts, 0, nchunks)
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _neumaier_range(x, lo, hi):  # pragma: no cover - compiled by numba
+    # four independent compensated accumulators: the same error bound, four times the instruction parallelism
+    s0 = s1 = s2 = s3 = 0.0
+    c0 = c1 = c2 = c3 = 0.0
+    i = lo
+    while i + 4 <= hi:
+        v0, v1, v2, v3 = _np.float64(x[i]), _np.float64(x[i + 1]), _np.float64(x[i + 2]), _np.float64(x[i + 3])
+        t0, t1, t2, t3 = s0 + v0, s1 + v1, s2 + v2, s3 + v3
+        c0 += (s0 - t0) + v0 if abs(s0) >= abs(v0) else (v0 - t0) + s0
+        c1 += (s1 - t1) + v1 if abs(s1) >= abs(v1) else (v1 - t1) + s1
+        c2 += (s2 - t2) + v2 if abs(s2) >= abs(v2) else (v2 - t2) + s2
+        c3 += (s3 - t3) + v3 if abs(s3) >= abs(v3) else (v3 - t3) + s3
+        s0, s1, s2, s3 = t0, t1, t2, t3
+        i += 4
+    while i < hi:
+        v0 = _np.float64(x[i])
+        t0 = s0 + v0
+        c0 += (s0 - t0) + v0 if abs(s0) >= abs(v0) else (v0 - t0) + s0
+        s0 = t0
+        i += 1
+    return _neumaier_merge(_np.array([s0, s1, s2, s3]), _np.array([c0, c1, c2, c3]))
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _neumaier_merge(sums, comps):  # pragma: no cover - compiled by numba
+    s = 0.0
+    c = 0.0
+    for k in range(sums.shape[0]):
+        for v in (sums[k], comps[k]):
+            t = s + v
+            c += (s - t) + v if abs(s) >= abs(v) else (v - t) + s
+            s = t
+    return s + c
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _accurate_serial(x):  # pragma: no cover - compiled by numba
+    return _neumaier_range(x, 0, x.shape[0])
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
+def _accurate_parallel(x):  # pragma: no cover - compiled by numba
+    n = x.shape[0]
+    nchunks = (n + CHUNK - 1) // CHUNK
+    parts = _np.empty(nchunks, _np.float64)
+    for c in _prange(nchunks):
+        parts[c] = _neumaier_range(x, c * CHUNK, _cmin(n, (c + 1) * CHUNK))
+    return _neumaier_range(parts, 0, nchunks)
+
+
+def sum(x, *, accurate=False, parallel=None):  # noqa: A001 - NumPy's name on purpose
+    """Return the sum of all elements of ``x``.
+
+    Args:
+        x (numpy.ndarray): float32 or float64; 1-D of any stride, or N-D C-contiguous.
+        accurate (bool): ``False``: a vectorized sum (float64 accumulators, reassociated: error grows like
+            ``n * eps`` in the worst case, as for NumPy's pairwise sum it is far smaller in practice). ``True``: a
+            compensated (Neumaier) sum, error about one rounding whatever ``n`` is, at some cost in speed.
+        parallel (bool or None): run the chunked ``prange`` variant; ``None`` decides by size.
+
+    Returns:
+        A scalar of ``x``'s dtype.
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> float(kernels.sum(np.array([1e16, 1.0, -1e16]), accurate=True))
+        1.0
+
+    .. seealso:: :func:`numpy.sum`, :func:`math.fsum`
+    """
+    v = _checks.as_vector("x", x)
+    par = _checks.use_parallel(parallel, v.shape[0])
+    if accurate:
+        total = _accurate_parallel(v) if par else _accurate_serial(v)
+    else:
+        total = _sum_parallel(v) if par else _sum_serial(v)
+    return v.dtype.type(total)
+
+
+# ------------------------------------------------------------------------------------------------ min, max
+@_njit(cache=True, nogil=True, fastmath=EXACT, inline="always")
+def _lt(m, v):  # pragma: no cover - compiled by numba
+    # v replaces m when v is smaller or NaN, unless m is NaN already (then NaN stays)
+    return v if (not (v >= m)) and (m == m) else m
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT, inline="always")
+def _gt(m, v):  # pragma: no cover - compiled by numba
+    return v if (not (v <= m)) and (m == m) else m
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _min_range(x, lo, hi, sign):  # pragma: no cover - compiled by numba
+    # eight independent lanes so the SLP vectorizer can pack them; sign=+1 min, -1 max
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = x[lo]
+    i = lo
+    if sign > 0:
+        while i + 8 <= hi:
+            m0, m1, m2, m3 = _lt(m0, x[i]), _lt(m1, x[i + 1]), _lt(m2, x[i + 2]), _lt(m3, x[i + 3])
+            m4, m5, m6, m7 = _lt(m4, x[i + 4]), _lt(m5, x[i + 5]), _lt(m6, x[i + 6]), _lt(m7, x[i + 7])
+            i += 8
+        while i < hi:
+            m0 = _lt(m0, x[i])
+            i += 1
+        for m in (m1, m2, m3, m4, m5, m6, m7):
+            m0 = _lt(m0, m)
+    else:
+        while i + 8 <= hi:
+            m0, m1, m2, m3 = _gt(m0, x[i]), _gt(m1, x[i + 1]), _gt(m2, x[i + 2]), _gt(m3, x[i + 3])
+            m4, m5, m6, m7 = _gt(m4, x[i + 4]), _gt(m5, x[i + 5]), _gt(m6, x[i + 6]), _gt(m7, x[i + 7])
+            i += 8
+        while i < hi:
+            m0 = _gt(m0, x[i])
+            i += 1
+        for m in (m1, m2, m3, m4, m5, m6, m7):
+            m0 = _gt(m0, m)
+    return m0
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _min_serial(x, sign):  # pragma: no cover - compiled by numba
+    return _min_range(x, 0, x.shape[0], sign)
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
+def _min_parallel(x, sign):  # pragma: no cover - compiled by numba
+    n = x.shape[0]
+    nchunks = (n + CHUNK - 1) // CHUNK
+    parts = _np.empty(nchunks, x.dtype)
+    for c in _prange(nchunks):
+        parts[c] = _min_range(x, c * CHUNK, _cmin(n, (c + 1) * CHUNK), sign)
+    return _min_range(parts, 0, nchunks, sign)
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _argmin_range(x, lo, hi, sign):  # pragma: no cover - compiled by numba
+    best = lo
+    m = x[lo]
+    if m != m:
+        return lo
+    for i in range(lo + 1, hi):
+        v = x[i]
+        if v != v:
+            return i
+        if (v < m) if sign > 0 else (v > m):
+            m = v
+            best = i
+    return best
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _argmin_serial(x, sign):  # pragma: no cover - compiled by numba
+    return _argmin_range(x, 0, x.shape[0], sign)
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
+def _argmin_parallel(x, sign):  # pragma: no cover - compiled by numba
+    n = x.shape[0]
+    nchunks = (n + CHUNK - 1) // CHUNK
+    idx = _np.empty(nchunks, _np.int64)
+    for c in _prange(nchunks):
+        idx[c] = _argmin_range(x, c * CHUNK, _cmin(n, (c + 1) * CHUNK), sign)
+    best = idx[0]
+    for c in range(1, nchunks):  # chunk order: the first NaN, else the first index of the extreme value
+        m, v = x[best], x[idx[c]]
+        if m != m:
+            break
+        if v != v or ((v < m) if sign > 0 else (v > m)):
+            best = idx[c]
+    return best
+
+
+def _extreme(name, x, parallel, sign, arg):
+    v = _checks.as_vector("x", x)
+    if v.shape[0] == 0:
+        raise ValueError(f"x must be non-empty for {name}; got an empty array")
+    par = _checks.use_parallel(parallel, v.shape[0])
+    if arg:
+        return int(_argmin_parallel(v, sign) if par else _argmin_serial(v, sign))
+    return v.dtype.type(_min_parallel(v, sign) if par else _min_serial(v, sign))
+
+
+def min(x, *, parallel=None):  # noqa: A001 - NumPy's name on purpose
+    """Return the smallest element of ``x``; NaN if ``x`` holds a NaN (as :func:`numpy.min`).
+
+    Args:
+        x (numpy.ndarray): float32 or float64, non-empty; 1-D of any stride, or N-D C-contiguous.
+        parallel (bool or None): run the chunked ``prange`` variant; ``None`` decides by size.
+
+    Raises:
+        ValueError: ``x`` is empty.
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> float(kernels.min(np.array([3.0, -1.0, 2.0])))
+        -1.0
+    """
+    return _extreme("min", x, parallel, 1, False)
+
+
+def max(x, *, parallel=None):  # noqa: A001 - NumPy's name on purpose
+    """Return the largest element of ``x``; NaN if ``x`` holds a NaN (as :func:`numpy.max`).
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> float(kernels.max(np.array([3.0, -1.0, 2.0])))
+        3.0
+    """
+    return _extreme("max", x, parallel, -1, False)
+
+
+def argmin(x, *, parallel=None):
+    """Return the flat index of the first smallest element of ``x``, or of its first NaN (as :func:`numpy.argmin`).
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> kernels.argmin(np.array([3.0, -1.0, -1.0]))
+        1
+    """
+    return _extreme("argmin", x, parallel, 1, True)
+
+
+def argmax(x, *, parallel=None):
+    """Return the flat index of the first largest element of ``x``, or of its first NaN (as :func:`numpy.argmax`).
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> kernels.argmax(np.array([3.0, np.nan, 5.0]))
+        1
+    """
+    return _extreme("argmax", x, parallel, -1, True)
+
+
+# ------------------------------------------------------------------------------------------------ mean, var
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _moments_range(x, lo, hi):  # pragma: no cover - compiled by numba
+    # blocks of BLOCK elements: sum, then squared deviations from the block mean (the block is in L1 by then),
+    # merged into the running (count, mean, M2) with Chan et al.'s formula
+    count = 0.0
+    mu = 0.0
+    m2 = 0.0
+    for b in range(lo, hi, BLOCK):
+        e = _cmin(hi, b + BLOCK)
+        s = 0.0
+        for i in range(b, e):
+            s += x[i]
+        nb = float(e - b)
+        mb = s / nb
+        q = 0.0
+        for i in range(b, e):
+            d = x[i] - mb
+            q += d * d
+        total = count + nb
+        delta = mb - mu
+        mu += delta * (nb / total)
+        m2 += q + delta * delta * (count * nb / total)
+        count = total
+    return count, mu, m2
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _moments_serial(x):  # pragma: no cover - compiled by numba
+    return _moments_range(x, 0, x.shape[0])
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
+def _moments_parallel(x):  # pragma: no cover - compiled by numba
+    n = x.shape[0]
+    nchunks = (n + CHUNK - 1) // CHUNK
+    parts = _np.empty((nchunks, 3), _np.float64)
+    for c in _prange(nchunks):
+        k, mu, m2 = _moments_range(x, c * CHUNK, _cmin(n, (c + 1) * CHUNK))
+        parts[c, 0] = k
+        parts[c, 1] = mu
+        parts[c, 2] = m2
+    count, mu, m2 = parts[0, 0], parts[0, 1], parts[0, 2]
+    for c in range(1, nchunks):
+        nb = parts[c, 0]
+        total = count + nb
+        delta = parts[c, 1] - mu
+        mu += delta * (nb / total)
+        m2 += parts[c, 2] + delta * delta * (count * nb / total)
+        count = total
+    return count, mu, m2
+
+
+def mean_var(x, *, ddof=0, parallel=None):
+    """Return ``(mean, var)`` of all elements of ``x`` in one pass over memory.
+
+    Blocks of ``BLOCK`` elements are summed and their squared deviations taken while in cache; block and chunk
+    moments are merged with Chan's formula, so the result is as stable as a two-pass variance.
+
+    Args:
+        x (numpy.ndarray): float32 or float64; 1-D of any stride, or N-D C-contiguous.
+        ddof (int): delta degrees of freedom, as in :func:`numpy.var`.
+        parallel (bool or None): run the chunked ``prange`` variant; ``None`` decides by size.
+
+    Returns:
+        Two scalars of ``x``'s dtype; NaN for an empty ``x`` (or ``ddof >= len(x)``).
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> [float(v) for v in kernels.mean_var(np.array([1.0, 2.0, 3.0, 4.0]))]
+        [2.5, 1.25]
+    """
+    v = _checks.as_vector("x", x)
+    if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:
+        raise ValueError(f"ddof must be a non-negative int; got {ddof!r}")
+    n = v.shape[0]
+    if n == 0:
+        return v.dtype.type(_np.nan), v.dtype.type(_np.nan)
+    par = _checks.use_parallel(parallel, n)
+    _, mu, m2 = _moments_parallel(v) if par else _moments_serial(v)
+    variance = m2 / (n - ddof) if n > ddof else _np.nan
+    return v.dtype.type(mu), v.dtype.type(variance)
+
+
+def mean(x, *, parallel=None):
+    """Return the mean of all elements of ``x`` (NaN when empty).
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> float(kernels.mean(np.array([1.0, 2.0, 6.0])))
+        3.0
+    """
+    return mean_var(x, parallel=parallel)[0]
+
+
+def var(x, *, ddof=0, parallel=None):
+    """Return the variance of all elements of ``x``, one pass (see :func:`mean_var`).
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> float(kernels.var(np.array([1.0, 2.0, 3.0, 4.0]), ddof=1))
+        1.6666666666666667
+    """
+    return mean_var(x, ddof=ddof, parallel=parallel)[1]

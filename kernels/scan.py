@@ -1,0 +1,99 @@
+"""Prefix sums: ``inclusive_scan`` (``numpy.cumsum``) and ``exclusive_scan`` (the sum of the elements before each).
+
+The parallel variant is the classic two-pass block scan: each fixed ``CHUNK`` of the input is summed in parallel,
+the chunk sums are scanned serially (a few thousand values), then each chunk is scanned again from its offset in
+parallel. It reads the input twice (the second time chunk by chunk, often from cache) and writes once. Partial
+sums are carried in float64, also for float32 input.
+"""
+
+from __future__ import annotations
+
+import numpy as _np
+from numba import njit as _njit
+from numba import prange as _prange
+
+from . import _checks
+from ._flags import EXACT, REDUCE
+from .reductions import CHUNK
+
+__all__ = ["exclusive_scan", "inclusive_scan"]
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _chunk_sum(x, lo, hi):  # pragma: no cover - compiled by numba
+    acc = 0.0
+    for i in range(lo, hi):
+        acc += x[i]
+    return acc
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _scan_range(x, out, lo, hi, start, exclusive):  # pragma: no cover - compiled by numba
+    acc = start
+    if exclusive:
+        for i in range(lo, hi):
+            v = x[i]
+            out[i] = acc
+            acc += v
+    else:
+        for i in range(lo, hi):
+            acc += x[i]
+            out[i] = acc
+    return acc
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _scan_serial(x, out, exclusive):  # pragma: no cover - compiled by numba
+    _scan_range(x, out, 0, x.shape[0], 0.0, exclusive)
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
+def _scan_parallel(x, out, exclusive):  # pragma: no cover - compiled by numba
+    n = x.shape[0]
+    nchunks = (n + CHUNK - 1) // CHUNK
+    offsets = _np.empty(nchunks, _np.float64)
+    for c in _prange(nchunks):
+        offsets[c] = _chunk_sum(x, c * CHUNK, min(n, (c + 1) * CHUNK))
+    acc = 0.0
+    for c in range(nchunks):
+        s = offsets[c]
+        offsets[c] = acc
+        acc += s
+    for c in _prange(nchunks):
+        _scan_range(x, out, c * CHUNK, min(n, (c + 1) * CHUNK), offsets[c], exclusive)
+
+
+def _scan(x, out, parallel, exclusive):
+    v = _checks.as_vector("x", x)
+    res = _checks.out_array(out, x.shape, x.dtype)
+    ov = _checks.as_vector("out", res)
+    par = _checks.use_parallel(parallel, v.shape[0])
+    (_scan_parallel if par else _scan_serial)(v, ov, exclusive)
+    return res
+
+
+def inclusive_scan(x, *, out=None, parallel=None):
+    """Return the running sums ``out[i] = x[0] + ... + x[i]`` (:func:`numpy.cumsum` of the flattened ``x``).
+
+    Args:
+        x (numpy.ndarray): float32 or float64; 1-D of any stride or N-D C-contiguous (scanned in C order).
+        out (numpy.ndarray or None): of ``x``'s shape and dtype; may be ``x`` itself.
+        parallel (bool or None): two-pass block scan under ``prange``; ``None`` decides by size.
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> kernels.inclusive_scan(np.array([1.0, 2.0, 3.0])).tolist()
+        [1.0, 3.0, 6.0]
+    """
+    return _scan(x, out, parallel, False)
+
+
+def exclusive_scan(x, *, out=None, parallel=None):
+    """Return the running sums before each element: ``out[0] = 0``, ``out[i] = x[0] + ... + x[i-1]``.
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> kernels.exclusive_scan(np.array([1.0, 2.0, 3.0])).tolist()
+        [0.0, 1.0, 3.0]
+    """
+    return _scan(x, out, parallel, True)

@@ -1,0 +1,78 @@
+"""hpc bench roofline + kernels on tiny sizes: the structure of their JSON-able results and tables; never timings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hpc.bench import kernels as bench_kernels
+from hpc.bench import roofline
+
+TINY = 0.002
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    """One tiny quick run of the kernels suite (it measures the roofline too), written as JSON."""
+    path = tmp_path_factory.mktemp("bench") / "kernels.json"
+    res = bench_kernels.run(True, scale=TINY, json=str(path), compile_times=False)
+    return res, path
+
+
+def test_roofline_reports_positive_ceilings():
+    """A tiny roofline run gives positive triad, read and gemm ceilings and a table naming them."""
+    res = roofline.run(True, scale=TINY)
+    assert set(res["ceilings"]) == {"triad_gbs", "read_gbs", "gflops"}
+    assert all(v > 0 for v in res["ceilings"].values())
+    assert set(res["env"]) == {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+    table = roofline.format_table(res)
+    assert "triad" in table and "GFLOP/s" in table
+    json.dumps(res)
+
+
+def test_kernels_result_structure(result):
+    """Both sizes list every kernel with a rate, a fraction of a ceiling and a NumPy ratio."""
+    res, _ = result
+    assert set(res) >= {"machine", "settings", "roofline", "sizes", "compile", "notes"}
+    assert set(res["sizes"]) == {"large", "cache"}
+    for size in res["sizes"].values():
+        rows = size["rows"]
+        for name in ("sum", "dot", "nrm2", "axpy (out=)", "a*x+b*y+c", "softmax rows", "histogram 256 bins",
+                     "inclusive scan", "jacobi 5-point", "sqdist 64-d", "kmeans assign k=256"):  # fmt: skip
+            assert name in rows, name
+        for row in rows.values():
+            assert row["unit"] in ("GB/s", "GFLOP/s")
+            assert row["value"] > 0 and row["fraction"] > 0 and row["vs_numpy"] > 0
+            assert row["seconds"]["runs"] >= 3
+            assert row["seconds"]["min"] <= row["seconds"]["median"] <= row["seconds"]["max"]
+
+
+def test_kernels_json_file_and_table(result):
+    """The JSON file round-trips to the returned dict and the table shows every kernel."""
+    res, path = result
+    assert json.loads(path.read_text()) == json.loads(json.dumps(res))
+    table = bench_kernels.format_table(res)
+    for name in res["sizes"]["large"]["rows"]:
+        assert name in table
+
+
+def test_compile_and_load_measures_both_processes():
+    """The compile-vs-cache measurement reports a compile and a cached time for each kernel asked for."""
+    comp = bench_kernels.compile_and_load(["sum"])
+    assert comp["kernels"]["sum"]["compile_s"] > 0 and comp["kernels"]["sum"]["cached_s"] > 0
+    assert comp["ratio"] == pytest.approx(comp["cached_total_s"] / comp["compile_total_s"])
+
+
+def test_plot_draws_or_names_the_extra(result, tmp_path):
+    """plot() writes a PNG with matplotlib, or raises ImportError naming the plot extra without it."""
+    res, _ = result
+    path = tmp_path / "roofline.png"
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"hpc-substrate\[plot\]"):
+            bench_kernels.plot(res, str(path))
+    else:
+        bench_kernels.plot(res, str(path))
+        assert path.stat().st_size > 1000

@@ -1,0 +1,106 @@
+"""hpc.kernels BLAS-1 against NumPy: axpy, scal, dot, nrm2, asum."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hpc import kernels as k
+
+from .conftest import tol
+
+PAR = [False, True]
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_axpy_in_place_and_out(rng, dtype, parallel):
+    """axpy updates y in place by default and writes to out= when given, leaving y alone."""
+    x = rng.standard_normal(150_001).astype(dtype)
+    y = rng.standard_normal(150_001).astype(dtype)
+    want = (np.float64(2.5) * x + y).astype(dtype)
+    out = np.empty_like(y)
+    y0 = y.copy()
+    assert k.axpy(2.5, x, y, out=out, parallel=parallel) is out
+    np.testing.assert_allclose(out, want, **tol(dtype))
+    np.testing.assert_array_equal(y, y0)
+    assert k.axpy(2.5, x, y, parallel=parallel) is y
+    np.testing.assert_allclose(y, want, **tol(dtype))
+
+
+def test_axpy_scal_strided(rng):
+    """Strided views are read and written element by element, the gaps untouched."""
+    y = np.zeros(20)
+    k.axpy(2.0, np.arange(20.0)[::2], y[::2])
+    assert y.tolist() == [v if i % 2 == 0 else 0.0 for i, v in enumerate(2.0 * np.arange(20.0))]
+    x = np.arange(12.0)
+    k.scal(-1.0, x[1::3])
+    assert x.tolist() == [0, -1, 2, 3, -4, 5, 6, -7, 8, 9, -10, 11]
+
+
+@pytest.mark.parametrize("parallel", PAR)
+def test_scal_out(rng, parallel):
+    """scal writes a*x into out= and returns it; without out= it scales x in place."""
+    x = rng.standard_normal(150_000)
+    out = k.scal(3.0, x, out=np.empty_like(x), parallel=parallel)
+    np.testing.assert_allclose(out, 3.0 * x, rtol=1e-15)
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dot_asum_match_numpy(rng, dtype, parallel):
+    """dot and asum equal NumPy's within the dtype's tolerance, and keep the dtype."""
+    x = rng.standard_normal(150_001).astype(dtype)
+    y = rng.standard_normal(150_001).astype(dtype)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    got = k.dot(x, y, parallel=parallel)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, x64 @ y64, rtol=tol(dtype)["rtol"], atol=1e-9 * x.size)
+    np.testing.assert_allclose(k.asum(x, parallel=parallel), np.abs(x64).sum(), **tol(dtype))
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nrm2_matches_numpy(rng, dtype, parallel):
+    """nrm2 of random data equals numpy.linalg.norm within the dtype's tolerance."""
+    x = rng.standard_normal(150_001).astype(dtype)
+    np.testing.assert_allclose(k.nrm2(x, parallel=parallel), np.linalg.norm(x.astype(np.float64)), **tol(dtype))
+    np.testing.assert_allclose(k.nrm2(x[::7]), np.linalg.norm(x[::7].astype(np.float64)), **tol(dtype))
+
+
+@pytest.mark.parametrize("parallel", PAR)
+def test_nrm2_never_overflows_or_underflows(parallel):
+    """Huge (1e300) and tiny (1e-300) values give the correctly scaled norm where a naive sqrt(sum(x*x)) fails."""
+    big = np.full(1000, 1e300)
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.sqrt(np.sum(big * big)))
+    np.testing.assert_allclose(k.nrm2(big, parallel=parallel), 1e300 * math.sqrt(1000), rtol=1e-14)
+    np.testing.assert_allclose(k.nrm2(np.full(1000, 1e-300), parallel=parallel), 1e-300 * math.sqrt(1000), rtol=1e-14)
+    np.testing.assert_allclose(k.nrm2(np.array([3e300, 4e300])), 5e300, rtol=1e-15)
+    np.testing.assert_allclose(k.nrm2(np.array([1e300, 1e-300, 1.0])), 1e300, rtol=1e-15)
+    np.testing.assert_allclose(k.nrm2(np.array([3e-310, 4e-310])), 5e-310, rtol=1e-6)
+    mixed = np.array([1e-200, 3.0, 4.0, 1e-200])
+    np.testing.assert_allclose(k.nrm2(mixed), 5.0, rtol=1e-15)
+    np.testing.assert_allclose(k.nrm2(np.float32([3e30, 4e30])), 5e30, rtol=1e-6)
+
+
+def test_nrm2_edges():
+    """Empty gives 0, one element its absolute value, NaN gives NaN, inf gives inf."""
+    assert k.nrm2(np.empty(0)) == 0.0
+    assert k.nrm2(np.array([-2.0])) == 2.0
+    assert math.isnan(k.nrm2(np.array([1.0, np.nan, 1e300])))
+    assert k.nrm2(np.array([1.0, -np.inf])) == np.inf
+
+
+def test_blas1_errors():
+    """Mismatched shapes or dtypes, and out= of the wrong shape, are refused naming the argument."""
+    with pytest.raises(ValueError, match=r"y must have the shape of x, \(3,\); got \(4,\)"):
+        k.dot(np.ones(3), np.ones(4))
+    with pytest.raises(TypeError, match="x, y must have the same dtype"):
+        k.axpy(1.0, np.ones(3), np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"out must have shape \(3,\); got \(2,\)"):
+        k.axpy(1.0, np.ones(3), np.ones(3), out=np.empty(2))
+    with pytest.raises(TypeError, match="out must have dtype float64; got dtype float32"):
+        k.scal(1.0, np.ones(3), out=np.empty(3, np.float32))

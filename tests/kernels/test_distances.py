@@ -1,0 +1,50 @@
+"""hpc.kernels pairwise squared distances and k-means assignment against NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc import kernels as k
+
+
+def ref_sqdist(x, y):
+    return ((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2).sum(-1)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sqdist_and_assign_match_numpy(rng, dtype, parallel):
+    """sqdist equals the broadcast NumPy formula and kmeans_assign its row-wise argmin and minimum."""
+    x = rng.standard_normal((301, 13)).astype(dtype)
+    c = rng.standard_normal((17, 13)).astype(dtype)
+    ref = ref_sqdist(x, c)
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(k.sqdist(x, c, parallel=parallel), ref, rtol=rtol)
+    labels, d = k.kmeans_assign(x, c, parallel=parallel)
+    assert labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, ref.argmin(axis=1))
+    np.testing.assert_allclose(d, ref.min(axis=1), rtol=rtol)
+
+
+def test_distances_exact_ties_strided_and_nan(rng):
+    """Identical points are at distance 0, ties pick the first centroid, strided input works, NaN never wins."""
+    x = rng.standard_normal((10, 4))
+    assert (np.diag(k.sqdist(x, x)) == 0.0).all()
+    c = np.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])
+    assert k.kmeans_assign(np.array([[2.0, 0.0]]), c)[0].tolist() == [0]
+    base = rng.standard_normal((20, 8))
+    np.testing.assert_allclose(k.sqdist(base[::2, ::2], base[1::4, ::2]), ref_sqdist(base[::2, ::2], base[1::4, ::2]))
+    cn = np.array([[np.nan, 0.0], [5.0, 0.0]])
+    assert k.kmeans_assign(np.array([[0.0, 0.0]]), cn)[0].tolist() == [1]
+    labels, d = k.kmeans_assign(np.array([[np.nan, 0.0]]), cn)
+    assert labels.tolist() == [0] and np.isnan(d[0])
+    assert k.sqdist(np.empty((0, 3)), np.ones((2, 3))).shape == (0, 2)
+
+
+def test_distances_errors():
+    """Feature counts must agree and there must be a centroid."""
+    with pytest.raises(ValueError, match="y must have 3 columns"):
+        k.sqdist(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="centroids must have at least one row"):
+        k.kmeans_assign(np.ones((2, 3)), np.ones((0, 3)))

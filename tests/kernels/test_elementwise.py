@@ -1,0 +1,70 @@
+"""hpc.kernels fused elementwise kernels: axpbyc and fuse."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hpc import kernels as k
+
+from .conftest import tol
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_axpbyc_matches_numpy(rng, dtype, parallel):
+    """a*x + b*y + c equals NumPy's expression within the dtype's tolerance, into a new array or out=."""
+    x = rng.standard_normal(150_001).astype(dtype)
+    y = rng.standard_normal(150_001).astype(dtype)
+    want = 2.0 * x.astype(np.float64) - 3.0 * y.astype(np.float64) + 0.5
+    np.testing.assert_allclose(k.axpbyc(2.0, x, -3.0, y, 0.5, parallel=parallel), want, **tol(dtype))
+    out = np.empty_like(x)
+    assert k.axpbyc(2.0, x, -3.0, y, 0.5, out=out, parallel=parallel) is out
+    np.testing.assert_allclose(out, want, **tol(dtype))
+
+
+def test_axpbyc_strided_nd_and_edges():
+    """Strided, 2-D, empty and NaN inputs behave as NumPy's expression."""
+    x = np.arange(20.0)
+    np.testing.assert_array_equal(k.axpbyc(1.0, x[::2], 1.0, x[1::2], 1.0), x[::2] + x[1::2] + 1.0)
+    m = x.reshape(4, 5)
+    np.testing.assert_array_equal(k.axpbyc(2.0, m, 1.0, m), 3.0 * m)
+    assert k.axpbyc(1.0, np.empty(0), 1.0, np.empty(0)).shape == (0,)
+    assert math.isnan(k.axpbyc(1.0, np.array([np.nan]), 1.0, np.array([1.0]))[0])
+    with pytest.raises(ValueError, match="y must have the shape of x"):
+        k.axpbyc(1.0, np.ones(3), 1.0, np.ones(4))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_fuse_arrays_and_scalars(rng, parallel):
+    """A fused lambda takes arrays and scalars in any position and equals the NumPy expression."""
+    f = k.fuse(lambda x, y, z: x * y + math.exp(-z))
+    x, y = rng.standard_normal(150_000), rng.standard_normal(150_000)
+    np.testing.assert_allclose(f(x, y, 0.5, parallel=parallel), x * y + np.exp(-0.5), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(f(2.0, y, x, parallel=parallel), 2.0 * y + np.exp(-x), rtol=1e-14, atol=1e-15)
+    out = np.empty_like(x)
+    assert f(x, y, x, out=out, parallel=parallel) is out
+
+
+def test_fuse_float32_strided_and_repr():
+    """A fused kernel keeps float32, reads strided views, and shows what it compiled."""
+    f = k.fuse(lambda a, b: a - b)
+    x = np.arange(10, dtype=np.float32)
+    got = f(x[::2], x[1::2])
+    assert got.dtype == np.float32 and got.tolist() == [-1.0] * 5
+    assert "compiled=1" in repr(f)
+
+
+def test_fuse_errors():
+    """Wrong argument counts, no array, mismatched shapes and non-functions are refused."""
+    f = k.fuse(lambda a, b: a + b)
+    with pytest.raises(TypeError, match="args must be 2 arrays or scalars"):
+        f(np.ones(3))
+    with pytest.raises(TypeError, match="args must include at least one numpy.ndarray"):
+        f(1.0, 2.0)
+    with pytest.raises(ValueError, match=r"args\[1\] must have the shape of args\[0\]"):
+        f(np.ones(3), np.ones(4))
+    with pytest.raises(TypeError, match="fn must be a Python function"):
+        k.fuse(3)

@@ -1,0 +1,42 @@
+"""hpc.kernels histogram against numpy.histogram: counts bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc import kernels as k
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_histogram_matches_numpy(rng, dtype, parallel):
+    """Counts and edges equal numpy.histogram's, with the data's range and with an explicit range."""
+    x = rng.standard_normal(150_001).astype(dtype)
+    for bins, rng_ in ((17, None), (64, (-1.0, 2.5))):
+        counts, edges = k.histogram(x, bins, rng_, parallel=parallel)
+        want_c, want_e = np.histogram(x, bins, rng_)
+        np.testing.assert_array_equal(counts, want_c)
+        np.testing.assert_array_equal(edges, want_e)
+
+
+def test_histogram_edges_nan_and_strided():
+    """Values on bin edges land where NumPy puts them (last edge included); NaN and outside values are dropped."""
+    x = np.array([0.0, 0.1, 0.2, 0.3, 0.7, 1.0, -0.5, 1.5, np.nan])
+    np.testing.assert_array_equal(k.histogram(x, 10, (0.0, 1.0))[0], np.histogram(x, 10, (0.0, 1.0))[0])
+    y = np.linspace(0, 1, 1001)
+    np.testing.assert_array_equal(k.histogram(y[::3], 7)[0], np.histogram(y[::3], 7)[0])
+    assert k.histogram(np.array([2.0, 2.0]), 3)[0].tolist() == np.histogram(np.array([2.0, 2.0]), 3)[0].tolist()
+    assert k.histogram(np.empty(0), 4)[0].tolist() == [0, 0, 0, 0]
+
+
+def test_histogram_errors():
+    """Bad bins and ranges, and NaN data without a range, are refused as numpy.histogram refuses them."""
+    with pytest.raises(ValueError, match="bins must be a positive int; got 0"):
+        k.histogram(np.ones(3), 0)
+    with pytest.raises(ValueError, match="range must have lo <= hi"):
+        k.histogram(np.ones(3), 4, (2.0, 1.0))
+    with pytest.raises(ValueError, match="range must be finite"):
+        k.histogram(np.array([1.0, np.nan]), 4)
+    with pytest.raises(ValueError, match="range must be a"):
+        k.histogram(np.ones(3), 4, "wide")

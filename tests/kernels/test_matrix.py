@@ -1,0 +1,43 @@
+"""hpc.kernels matrix products: gemv, gemm (BLAS) and gemm_tiled (numba)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc import kernels as k
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gemm_gemv_match_matmul(rng, dtype):
+    """gemm and gemv equal numpy.matmul, with out= and on one BLAS thread (parallel=False)."""
+    a = rng.standard_normal((70, 50)).astype(dtype)
+    b = rng.standard_normal((50, 30)).astype(dtype)
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(k.gemm(a, b), a @ b, rtol=rtol, atol=rtol)
+    out = np.empty((70, 30), dtype)
+    assert k.gemm(a, b, out=out, parallel=False) is out
+    np.testing.assert_allclose(out, a @ b, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(k.gemv(a, b[:, 0]), a @ b[:, 0], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(k.gemv(a[::2], b[::-1, 1]), a[::2] @ b[::-1, 1], rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_gemm_tiled_matches_matmul(rng, parallel):
+    """The numba tiled gemm equals numpy.matmul on odd sizes, and on strided operands."""
+    a = rng.standard_normal((131, 300))
+    b = rng.standard_normal((300, 77))
+    np.testing.assert_allclose(k.gemm_tiled(a, b, parallel=parallel), a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(k.gemm_tiled(a[::2, ::3], b[::3]), a[::2, ::3] @ b[::3], rtol=1e-12, atol=1e-12)
+
+
+def test_matrix_errors():
+    """Mismatched inner dimensions, 1-D matrices and mixed dtypes are refused naming the argument."""
+    with pytest.raises(ValueError, match=r"b must have 3 rows to match a's columns; got shape \(4, 2\)"):
+        k.gemm(np.ones((2, 3)), np.ones((4, 2)))
+    with pytest.raises(ValueError, match=r"a must be a 2-D array; got shape \(3,\)"):
+        k.gemv(np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match=r"x must have shape \(3,\)"):
+        k.gemv(np.ones((2, 3)), np.ones(2))
+    with pytest.raises(TypeError, match="a, b must have the same dtype"):
+        k.gemm(np.ones((2, 2)), np.ones((2, 2), np.float32))

@@ -1,0 +1,129 @@
+"""hpc.kernels reductions against NumPy: sum, min/max/argmin/argmax, mean/var."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hpc import kernels as k
+
+from .conftest import tol
+
+PAR = [False, True]
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sum_matches_numpy(rng, dtype, parallel):
+    """sum of random data equals NumPy's within the dtype's tolerance, serial and parallel, and keeps the dtype."""
+    x = rng.standard_normal(200_003).astype(dtype)
+    got = k.sum(x, parallel=parallel)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, np.sum(x.astype(np.float64)), rtol=tol(dtype)["rtol"], atol=1e-9 * x.size)
+
+
+@pytest.mark.parametrize("parallel", PAR)
+def test_sum_accurate_is_compensated(parallel):
+    """sum(accurate=True) recovers what cancellation destroys in a plain sum, like math.fsum."""
+    x = np.tile(np.array([1e16, 1.0, -1e16, 3.0]), 50_000)
+    assert float(k.sum(x, accurate=True, parallel=parallel)) == math.fsum(x) == 200_000.0
+
+
+def test_sum_edge_cases():
+    """sum of empty is 0, of one element that element; NaN and inf propagate as in NumPy."""
+    assert k.sum(np.empty(0)) == 0.0
+    assert k.sum(np.array([2.5])) == 2.5
+    assert math.isnan(k.sum(np.array([1.0, np.nan, 2.0])))
+    assert k.sum(np.array([1.0, np.inf])) == np.inf
+    assert math.isnan(k.sum(np.array([np.inf, -np.inf])))
+    assert k.sum(np.array([1.0, np.nan]), accurate=True) != k.sum(np.array([1.0, 2.0]), accurate=True)
+
+
+def test_sum_strided_and_nd(rng):
+    """A strided 1-D view and a C-contiguous 2-D array are summed over every element they hold."""
+    x = rng.standard_normal(10_001)
+    np.testing.assert_allclose(k.sum(x[::3]), np.sum(x[::3]), rtol=1e-12)
+    np.testing.assert_allclose(k.sum(x[1:].reshape(100, 100)), np.sum(x[1:]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("name", ["min", "max", "argmin", "argmax"])
+def test_extremes_match_numpy(rng, name, parallel):
+    """min/max/argmin/argmax equal NumPy's on random data, a strided view, and with ties (first index wins)."""
+    x = rng.standard_normal(150_001)
+    x[[7, 90_000]] = x.min() - 1.0
+    x[[11, 140_000]] = x.max() + 1.0
+    ours, ref = getattr(k, name), getattr(np, name)
+    assert ours(x, parallel=parallel) == ref(x)
+    assert ours(x[::-3], parallel=parallel) == ref(x[::-3])
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("name", ["min", "max", "argmin", "argmax"])
+def test_extremes_nan_semantics(rng, name, parallel):
+    """A NaN makes min/max NaN and argmin/argmax the index of the first NaN, wherever it is (NumPy semantics)."""
+    ours, ref = getattr(k, name), getattr(np, name)
+    for where in ([0], [5], [149_999], [70_000, 100_000], [149_998, 3]):
+        x = rng.standard_normal(150_000)
+        x[where] = np.nan
+        got, want = ours(x, parallel=parallel), ref(x)
+        if name.startswith("arg"):
+            assert got == want, where
+        else:
+            assert math.isnan(got), where
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_extremes_inf_float32_and_single(dtype):
+    """Infinities compare as numbers, float32 keeps its dtype, and one element is its own min and argmin."""
+    x = np.array([1.0, -np.inf, np.inf, 0.0], dtype)
+    assert k.min(x) == -np.inf and k.max(x) == np.inf
+    assert k.argmin(x) == 1 and k.argmax(x) == 2
+    assert k.min(x).dtype == dtype
+    assert k.min(np.array([4.0], dtype)) == 4.0 and k.argmax(np.array([4.0], dtype)) == 0
+
+
+@pytest.mark.parametrize("name", ["min", "max", "argmin", "argmax"])
+def test_extremes_of_empty_raise(name):
+    """An empty array has no extreme: ValueError naming x, as NumPy."""
+    with pytest.raises(ValueError, match="x must be non-empty"):
+        getattr(k, name)(np.empty(0))
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mean_var_match_numpy(rng, dtype, parallel):
+    """mean and var (ddof 0 and 1) of shifted random data equal NumPy's float64 results."""
+    x = (1e4 + rng.standard_normal(200_001)).astype(dtype)
+    ref = x.astype(np.float64)
+    mu, v = k.mean_var(x, parallel=parallel)
+    assert mu.dtype == dtype
+    np.testing.assert_allclose(mu, ref.mean(), **tol(dtype))
+    np.testing.assert_allclose(v, ref.var(), rtol=1e-3 if dtype == np.float32 else 1e-9)
+    vtol = 1e-3 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(k.var(x, ddof=1, parallel=parallel), ref.var(ddof=1), rtol=vtol)
+    np.testing.assert_allclose(k.mean(x[::2]), ref[::2].mean(), **tol(dtype))
+
+
+def test_mean_var_edges():
+    """Empty gives NaN, one element gives var 0 (NaN with ddof=1), NaN propagates, a bad ddof is refused."""
+    assert all(math.isnan(v) for v in k.mean_var(np.empty(0)))
+    assert k.mean_var(np.array([3.0])) == (3.0, 0.0)
+    assert math.isnan(k.var(np.array([3.0]), ddof=1))
+    assert math.isnan(k.var(np.array([1.0, np.nan, 3.0])))
+    with pytest.raises(ValueError, match="ddof must be a non-negative int; got -1"):
+        k.var(np.ones(3), ddof=-1)
+
+
+def test_errors_name_dtype_and_layout():
+    """Integer input, lists and non-contiguous N-D arrays are refused with the argument's name."""
+    with pytest.raises(TypeError, match="x must be a float32 or float64 array; got dtype int64"):
+        k.sum(np.arange(3))
+    with pytest.raises(TypeError, match="x must be a numpy.ndarray"):
+        k.min([1.0, 2.0])
+    with pytest.raises(ValueError, match="x must be 1-D .* or C-contiguous"):
+        k.sum(np.ones((4, 4))[:, ::2])
+    with pytest.raises(TypeError, match="parallel must be True, False or None; got 'yes'"):
+        k.sum(np.ones(3), parallel="yes")

@@ -1,0 +1,92 @@
+"""hpc.kernels row kernels against NumPy references: softmax, logsumexp, layernorm."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hpc import kernels as k
+
+
+def ref_softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def ref_lse(x):
+    m = x.max(axis=-1)
+    return m + np.log(np.exp(x - m[..., None]).sum(axis=-1))
+
+
+def ref_layernorm(x, gamma, beta, eps=1e-5):
+    mu = x.mean(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(x.var(axis=-1, keepdims=True) + eps) * gamma + beta
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_match_numpy(rng, dtype, parallel):
+    """softmax, logsumexp and layernorm of random rows (a wide value range) match the NumPy formulas."""
+    x = (rng.standard_normal((70, 1037)) * 30).astype(dtype)
+    x64 = x.astype(np.float64)
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    tiny = np.finfo(dtype).tiny  # float32 output flushes what float64 still resolves
+    np.testing.assert_allclose(k.softmax(x, parallel=parallel), ref_softmax(x64), rtol=rtol, atol=tiny)
+    np.testing.assert_allclose(k.logsumexp(x, parallel=parallel), ref_lse(x64), rtol=rtol)
+    g = rng.standard_normal(1037).astype(dtype)
+    b = rng.standard_normal(1037).astype(dtype)
+    np.testing.assert_allclose(k.layernorm(x, g, b, parallel=parallel), ref_layernorm(x64, g, b), rtol=rtol, atol=rtol)
+
+
+def test_softmax_extreme_values_are_stable():
+    """Rows with huge, tiny and -inf entries give finite probabilities summing to 1 (no overflow)."""
+    x = np.array([[1000.0, 999.0, -1000.0], [-1e300, 0.0, -np.inf], [-745.0, 0.0, -700.0]])
+    got = k.softmax(x)
+    np.testing.assert_allclose(got, ref_softmax(x), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(k.logsumexp(x), ref_lse(x), rtol=1e-15)
+
+
+def test_rows_nan_and_inf():
+    """A NaN makes its row NaN; +inf and all -inf rows follow the reference formulas; other rows are unaffected."""
+    x = np.array([[1.0, np.nan, 2.0], [np.inf, 1.0, 2.0], [-np.inf, -np.inf, -np.inf], [0.0, 0.0, 0.0]])
+    with np.errstate(invalid="ignore"):
+        want_sm = ref_softmax(x)
+    got = k.softmax(x)
+    assert np.isnan(got[0]).all() and np.isnan(got[2]).all()
+    np.testing.assert_array_equal(np.isnan(got[1]), np.isnan(want_sm[1]))
+    np.testing.assert_allclose(got[3], 1 / 3)
+    lse = k.logsumexp(x)
+    assert math.isnan(lse[0]) and lse[1] == np.inf and lse[2] == -np.inf
+    np.testing.assert_allclose(lse[3], math.log(3.0))
+    assert np.isnan(k.layernorm(x[:1])).all()
+
+
+def test_rows_one_d_strided_out_and_shapes():
+    """A 1-D input is one row, a strided 2-D view is read correctly, out= is used, and one column is handled."""
+    v = np.array([0.0, math.log(3.0)])
+    np.testing.assert_allclose(k.softmax(v), [0.25, 0.75])
+    assert isinstance(k.logsumexp(v), np.floating)
+    base = np.random.default_rng(1).standard_normal((20, 30))
+    view = base[::2, ::3]
+    out = np.empty(view.shape)
+    assert k.softmax(view, out=out) is out
+    np.testing.assert_allclose(out, ref_softmax(view), rtol=1e-13)
+    np.testing.assert_allclose(k.layernorm(view), ref_layernorm(view, 1.0, 0.0), rtol=1e-12)
+    np.testing.assert_allclose(k.softmax(np.ones((3, 1))), 1.0)
+    assert k.softmax(np.empty((0, 4))).shape == (0, 4)
+    assert k.logsumexp(np.empty((2, 0))).tolist() == [-np.inf, -np.inf]
+
+
+def test_rows_errors():
+    """3-D input, a wrong gamma length, a negative eps and a 2-D out for logsumexp are refused."""
+    with pytest.raises(ValueError, match=r"x must be a 1-D or 2-D array; got shape \(2, 2, 2\)"):
+        k.softmax(np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"gamma must have shape \(3,\)"):
+        k.layernorm(np.ones((2, 3)), np.ones(4))
+    with pytest.raises(ValueError, match="eps must be a non-negative float; got -1.0"):
+        k.layernorm(np.ones((2, 3)), eps=-1.0)
+    with pytest.raises(ValueError, match=r"out must have shape \(2,\)"):
+        k.logsumexp(np.ones((2, 3)), out=np.empty((2, 3)))

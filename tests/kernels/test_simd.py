@@ -1,0 +1,93 @@
+"""hpc.kernels.simd.inspect, the packed-instruction check of the hot kernels, and the on-disk compile cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numba import njit
+
+from hpc import kernels as k
+
+blas1, reductions, simd = k.blas1, k.reductions, k.simd
+
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return f" {flag}" in f.read()
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _cpu_has("avx2"), reason="the packed-instruction checks expect an AVX2+ x86 CPU")
+
+
+@pytest.mark.parametrize(
+    "dispatcher, call",
+    [
+        (reductions._sum_serial, lambda x: k.sum(x, parallel=False)),
+        (blas1._dot_serial, lambda x: k.dot(x, x, parallel=False)),
+        (blas1._axpy_serial, lambda x: k.axpy(2.0, x, x.copy(), parallel=False)),
+    ],
+    ids=["sum", "dot", "axpy"],
+)
+def test_hot_kernels_use_packed_vector_instructions(dispatcher, call):
+    """sum, dot and axpy compile to packed (pd) FP instructions on ymm or zmm registers; dot and axpy use FMA."""
+    x = np.ones(64)
+    call(x)
+    sig = next(s for s in dispatcher.signatures if "float64" in str(s))
+    report = simd.inspect(dispatcher, sig)
+    assert report["vectorized"], report
+    assert report["vector_bits"] >= 256, report
+    assert any(m.endswith("pd") for m in report["packed_fp"]), report
+    if dispatcher is not reductions._sum_serial and _cpu_has("fma"):
+        assert any(m.endswith("pd") for m in report["fma"]), report
+
+
+def test_inspect_reports_scalar_code():
+    """A loop with a dependency chain and no fastmath shows no packed arithmetic: the check can fail."""
+
+    @njit
+    def chain(x):
+        acc = 1.0
+        for v in x:
+            acc = acc * 0.5 + v  # ordered: LLVM may not vectorize
+        return acc
+
+    chain(np.ones(8))
+    report = simd.inspect(chain)
+    assert report["vectorized"] is False
+    assert set(report) == {"signatures", "vector_bits", "registers", "packed_fp", "fma", "vectorized"}
+
+
+def test_inspect_errors():
+    """Non-dispatchers and dispatchers without a compiled signature are refused."""
+    with pytest.raises(TypeError, match="dispatcher must be a numba @njit function"):
+        simd.inspect(len)
+
+    @njit
+    def never_called(x):
+        return x
+
+    with pytest.raises(ValueError, match="signature must be given"):
+        simd.inspect(never_called)
+
+
+def test_second_process_loads_from_cache(tmp_path):
+    """With cache=True a second process loads sum from NUMBA_CACHE_DIR instead of compiling it again."""
+    code = (
+        "import numpy as np; from hpc import kernels as k; from hpc.kernels import reductions as r\n"
+        "k.sum(np.ones(8), parallel=False)\n"
+        "print(sum(r._sum_serial.stats.cache_hits.values()), sum(r._sum_serial.stats.cache_misses.values()))\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    first, second = (
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+        for _ in range(2)
+    )
+    assert first == ["0", "1"]
+    assert second == ["1", "0"]
