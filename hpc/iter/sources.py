@@ -72,7 +72,7 @@ def par_chunks(array: Any, size: int) -> ParIter[Any]:
     Example:
         >>> import numpy as np
         >>> from hpc import par_chunks
-        >>> par_chunks(np.arange(10.0), 4).map(lambda v: v.sum()).collect()
+        >>> par_chunks(np.arange(10.0), 4).map(lambda v: float(v.sum())).collect()
         [6.0, 22.0, 17.0]
     """
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
