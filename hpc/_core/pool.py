@@ -199,20 +199,7 @@ class ThreadPool(_futures.Executor):
 
     def wait_for(self, job: Job) -> Any:
         """Wait for ``job`` and return its outcome; a worker of this pool runs other work meanwhile."""
-        worker = getattr(_local, "worker", None)
-        if worker is not None and worker[0] is self:
-            delay = 20e-6
-            while not job.done:
-                other = self._find_work(worker[1])
-                if other is not None:
-                    other.run()
-                    delay = 20e-6
-                else:
-                    job.wait(delay)
-                    delay = min(delay * 2, 2e-3)
-        else:
-            while not job.wait(0.1):
-                pass  # a short timeout keeps the waiting thread responsive to KeyboardInterrupt
+        self.wait_until(job._event)
         return job.outcome()
 
     def wait_for_quietly(self, job: Job) -> None:
