@@ -2,7 +2,8 @@
 
 ``hpc bench [roofline|kernels|iter|mpi|cuda] [--quick] [--json FILE] [--plot FILE]``; with no name, every suite
 that exists runs. Each suite is a module ``hpc.bench.<name>`` with ``run(quick) -> dict`` and
-``format_table(results) -> str``.
+``format_table(results) -> str``; ``run`` returns ``None`` on MPI ranks that do not report, and a suite may define
+``unavailable() -> str | None`` to say why it cannot run here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ SUITES: dict[str, str | None] = {
     "roofline": None,
     "kernels": None,
     "iter": "hpc.bench.iter",
-    "mpi": None,
+    "mpi": "hpc.bench.mpi",
     "cuda": None,
 }
 
@@ -55,13 +56,21 @@ def main(argv: list[str] | None = None) -> int:
     all_results: dict[str, _Any] = {}
     for name in names:
         suite = _importlib.import_module(SUITES[name])
+        missing = getattr(suite, "unavailable", lambda: None)()  # e.g. mpi without mpiexec: say so, no traceback
+        if missing:
+            print(f"hpc bench {name}: {missing}", file=_sys.stderr)
+            if args.name:
+                return 2
+            continue
         kwargs: dict[str, _Any] = {"log": _progress(name)}
         if args.tiny:
             kwargs.update(scale=TINY_SCALE, install_missing=False)
         results = suite.run(args.quick, **kwargs)
+        if results is None:  # an MPI rank other than 0 (a suite run under mpiexec): rank 0 reports for the job
+            continue
         all_results[name] = results
         print(suite.format_table(results), flush=True)
-    if args.json:
+    if args.json and all_results:
         with open(args.json, "w", encoding="utf-8") as f:
             _json.dump(all_results, f, indent=2)
             f.write("\n")

@@ -13,8 +13,17 @@ from hpc._optional import optional_module
 
 __all__ = ["Comm", "LocalComm", "as_comm", "mpi_module", "world"]
 
-#: built-in ops that reduce these dtype kinds natively in MPI (the general path converts and checks the rest)
-_FAST_OPS = {"sum": "iufc", "prod": "iufc", "min": "iuf", "max": "iuf", "band": "iu", "bor": "iu"}
+#: built-in ops and the NumPy dtype chars MPI reduces natively with them (the general path converts and checks the
+#: rest: float16, bool, logical ops, non-contiguous arrays)
+_INTS = "bhilqBHILQ"
+_FAST_OPS = {
+    "sum": _INTS + "fdgFDG",
+    "prod": _INTS + "fdgFDG",
+    "min": _INTS + "fdg",
+    "max": _INTS + "fdg",
+    "band": _INTS,
+    "bor": _INTS,
+}
 
 
 def mpi_module() -> Any:
@@ -133,8 +142,11 @@ class Comm:
         self._plain = not (self._check or self._watchdog or local)
         MPI = None if local else mpi_module()
         self._fast_ops = (
-            {} if MPI is None else {name: (getattr(MPI, name.upper()), kinds) for name, kinds in _FAST_OPS.items()}
+            {}
+            if MPI is None
+            else {name: (getattr(MPI, name.upper()), chars, "d" in chars) for name, chars in _FAST_OPS.items()}
         )
+        self._float_buf = _np.zeros(1)  # the one-element buffer of the Python-float fast path
         self._in_place = None if MPI is None else MPI.IN_PLACE
         if self.size > 1:
             from hpc.mpi.guard import install_abort_on_exception
@@ -177,22 +189,30 @@ class Comm:
 
         .. seealso:: :meth:`mpi4py.MPI.Comm.Allreduce`
         """
-        # The fast path, inline because every call counts at 8 bytes: a contiguous array of a dtype the built-in op
-        # reduces natively, no checks, no watchdog: one mpi4py call and one allocation.
-        if self._plain and type(x) is _np.ndarray and x.flags.c_contiguous and not reproducible:
+        # The fast paths, inline because every call counts at 8 bytes: no checks, no watchdog, a built-in op on
+        # a dtype MPI reduces natively: one mpi4py call (and one allocation for a new array).
+        if self._plain and not reproducible:
             fast = self._fast_ops.get(op)
-            if fast is not None and x.dtype.kind in fast[1] and x.dtype.char != "e":
-                if out is None:
-                    out = _np.empty_like(x)
-                    self.mpi.Allreduce(x, out, fast[0])
-                elif out is x:
-                    self.mpi.Allreduce(self._in_place, out, fast[0])
-                elif type(out) is _np.ndarray and out.shape == x.shape and out.dtype == x.dtype:
-                    self.mpi.Allreduce(x, out, fast[0])
-                else:
-                    return _collectives().allreduce(self, x, op, out, reproducible)
-                self._seq += 1
-                return out
+            if fast is not None:
+                kind = type(x)
+                if kind is float and fast[2]:
+                    scalar = self._float_buf
+                    scalar[0] = x
+                    self.mpi.Allreduce(self._in_place, scalar, fast[0])
+                    self._seq += 1
+                    return float(scalar[0])
+                if kind is _np.ndarray and x.flags.c_contiguous and x.dtype.char in fast[1]:
+                    if out is None:
+                        out = _np.empty(x.shape, x.dtype)
+                        self.mpi.Allreduce(x, out, fast[0])
+                    elif out is x:
+                        self.mpi.Allreduce(self._in_place, out, fast[0])
+                    elif type(out) is _np.ndarray and out.shape == x.shape and out.dtype == x.dtype:
+                        self.mpi.Allreduce(x, out, fast[0])
+                    else:
+                        return _collectives().allreduce(self, x, op, out, reproducible)
+                    self._seq += 1
+                    return out
         return _collectives().allreduce(self, x, op, out, reproducible)
 
     def iallreduce(self, x: Any, op: Any = "sum") -> Any:

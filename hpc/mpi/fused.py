@@ -41,9 +41,10 @@ class FusedResult:
 class Fused:
     """Created by :meth:`hpc.mpi.Comm.fused`: queues allreduces and runs them together when the block ends.
 
-    Entries with the same op and dtype share one buffer and one ``Allreduce``; 100 scalar sums cost one call. The
-    call order must be the same on every rank: a checksum of the queued (op, dtype, shape) sequence travels in the
-    first buffer, so a different order raises :class:`~hpc.mpi.guard.RankMismatchError` on every rank.
+    Python ``float`` sums, the common case, are queued with almost no work and travel in one float64 buffer; other
+    entries with the same op and dtype share one buffer each. 100 scalar sums cost one ``Allreduce``. The structure
+    of what was queued must be the same on every rank: a checksum of it travels with the first buffer, so ranks that
+    queued different sequences get :class:`~hpc.mpi.guard.RankMismatchError` on every rank.
 
     Example:
         >>> from hpc import mpi
@@ -57,16 +58,21 @@ class Fused:
 
     def __init__(self, comm: Any) -> None:
         self._comm = comm
+        self._floats: list[float] = []  # Python float sums, the fast lane
+        self._float_results: list[FusedResult] = []
         self._entries: list[tuple[Any, _Prepared, FusedResult]] = []
 
     def allreduce(self, x: Any, op: Any = "sum") -> FusedResult:
         """Queue an allreduce of ``x`` and return its placeholder."""
+        result = FusedResult()
+        if type(x) is float and op == "sum":
+            self._floats.append(x)
+            self._float_results.append(result)
+            return result
         o = resolve(op)
         if o.name in ("argmin", "argmax") or o.mpi is None and self._comm.size > 1:
             raise ValueError(f"fused allreduce supports the built-in elementwise ops; got {o.name!r}")
-        prep = _Prepared(x, o, "fused allreduce")
-        result = FusedResult()
-        self._entries.append((o, prep, result))
+        self._entries.append((o, _Prepared(x, o, "fused allreduce"), result))
         return result
 
     def __enter__(self) -> Fused:
@@ -76,43 +82,45 @@ class Fused:
         if exc is None:
             self.flush()
 
+    def _signature(self) -> str:
+        return repr((len(self._floats), [(o.name, p.dtype.str, p.shape) for o, p, _ in self._entries]))
+
     def flush(self) -> None:
         """Run every queued reduction now (called when the ``with`` block ends)."""
-        entries, self._entries = self._entries, []
-        if not entries:
+        if not self._floats and not self._entries:
             return
+        signature = self._signature()
+        floats, float_results, entries = self._floats, self._float_results, self._entries
+        self._floats, self._float_results, self._entries = [], [], []
         groups: dict[tuple[str, str], list[tuple[Any, _Prepared, FusedResult]]] = {}
         for entry in entries:
-            o, prep, _ = entry
-            groups.setdefault((o.name, prep.array.dtype.str), []).append(entry)
-        signature = repr([(o.name, p.dtype.str, p.shape) for o, p, _ in entries]).encode()
-        # A checksum h and h*h summed over ranks: equal on every rank exactly when sum(h^2)*n == sum(h)^2.
-        h = float(_zlib.crc32(signature) & 0xFFFFF)  # 20 bits: h*h and its sums stay exact in float64
-        check = self._comm.size > 1
-        for index, ((_, _), members) in enumerate(groups.items()):
+            groups.setdefault((entry[0].name, entry[1].array.dtype.str), []).append(entry)
+        # A checksum h with h*h, summed over ranks: sum(h*h) * n == sum(h)**2 exactly when every rank has the same h.
+        h = float(_zlib.crc32(signature.encode()) & 0xFFFFF)  # 20 bits: h*h and the sums stay exact in float64
+        check = _np.array([h, h * h, 1.0]) if self._comm.size > 1 else None
+        if floats or check is not None:
+            buf = _np.array(floats + ([] if check is None else check.tolist()), dtype=_np.float64)
+            total = self._comm.allreduce(buf)
+            if check is not None:
+                self._verify(total[len(floats) :], signature)
+            for result, value in zip(float_results, total[: len(floats)].tolist()):
+                result._value = value
+                result._ready = True
+        for members in groups.values():
             o = members[0][0]
             parts = [p.array.reshape(-1) for _, p, _ in members]
-            buf = _np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
-            extra = None
-            if check and index == 0:
-                extra = _np.array([h, h * h, 1.0])
-            total = self._comm.allreduce(buf, op=o.name) if extra is None else None
-            if extra is not None:
-                if buf.dtype.kind == "f" and buf.dtype.itemsize == 8 and o.name == "sum":
-                    both = self._comm.allreduce(_np.concatenate([buf, extra]), op="sum")
-                    total, sums = both[: buf.size], both[buf.size :]
-                else:
-                    total = self._comm.allreduce(buf, op=o.name)
-                    sums = self._comm.allreduce(extra, op="sum")
-                n = sums[2]
-                if sums[1] * n != sums[0] * sums[0]:
-                    raise _guard.RankMismatchError(
-                        "fused: ranks queued different sequences of reductions (op, dtype, shape); "
-                        f"this rank queued {signature.decode()[:400]}"
-                    )
+            total = self._comm.allreduce(_np.concatenate(parts) if len(parts) > 1 else parts[0].copy(), op=o.name)
             offset = 0
             for _, prep, result in members:
                 size = prep.array.size
-                result._value = prep.give_back(total[offset : offset + size], members[0][0])
+                result._value = prep.give_back(total[offset : offset + size], o)
                 result._ready = True
                 offset += size
+
+    @staticmethod
+    def _verify(sums: Any, signature: str) -> None:
+        if sums[1] * sums[2] != sums[0] * sums[0]:
+            raise _guard.RankMismatchError(
+                "fused: ranks queued different sequences of reductions (op, dtype, shape); "
+                f"this rank queued {signature[:400]}"
+            )

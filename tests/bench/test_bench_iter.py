@@ -91,8 +91,8 @@ def test_main_writes_json(tmp_path, capsys):
 
 def test_main_refuses_suites_not_built(capsys):
     """A suite that does not exist yet exits with status 2 and says so."""
-    assert bench.main(["mpi"]) == 2
-    assert "hpc bench mpi: not built yet" in capsys.readouterr().err
+    assert bench.main(["cuda"]) == 2
+    assert "hpc bench cuda: not built yet" in capsys.readouterr().err
 
 
 def test_main_usage_error_returns_two():
