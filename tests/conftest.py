@@ -32,7 +32,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
 
         from hpc import mpi
 
-        sys.stderr.write(f"\nrank {mpi.world().rank}: {item.nodeid} failed; aborting every rank\n{report.longreprtext}\n")
+        rank = mpi.world().rank
+        sys.stderr.write(f"\nrank {rank}: {item.nodeid} failed; aborting every rank\n{report.longreprtext}\n")
         sys.stderr.flush()
         mpi.world().mpi.Abort(1)
 

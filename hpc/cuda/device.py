@@ -10,7 +10,16 @@ from typing import NamedTuple as _NamedTuple
 from hpc import config as _config
 from hpc.cuda import _driver
 
-__all__ = ["DeviceInfo", "is_available", "device_count", "devices", "unavailable_reason"]
+__all__ = [
+    "Device",
+    "DeviceInfo",
+    "current_device",
+    "device_count",
+    "devices",
+    "is_available",
+    "synchronize",
+    "unavailable_reason",
+]
 
 
 @_dataclasses.dataclass(frozen=True)
@@ -83,8 +92,11 @@ def _probe() -> _Probe:
 
 
 def _clear_cache() -> None:
-    """Forget the cached probe so the next call looks again (for tests that change ``HPC_DEVICE``)."""
+    """Forget the cached probe and driver so the next call looks again (for tests that change ``HPC_DEVICE``)."""
     _probe.cache_clear()
+    from hpc.cuda import _backend
+
+    _backend.clear()
 
 
 def is_available() -> bool:
@@ -125,3 +137,104 @@ def unavailable_reason() -> str:
     .. versionadded:: 0.1.0
     """
     return _probe().reason
+
+
+class Device:
+    """One GPU, used through its primary context; a context manager that restores the previous context on exit.
+
+    ``with Device(1): ...`` pushes device 1's primary context on this thread's context stack and pops it when the
+    block ends, also when it raises, so whatever was current before is current again. Blocks nest and each thread
+    has its own stack, so threads of hpc's pool may each use a device at once. On the host fallback the only
+    device is ``Device(0)``, standing for the host.
+
+    Args:
+        index (int or Device): the device ordinal, zero origin (as ``CUDA_VISIBLE_DEVICES`` renumbers it).
+
+    Raises:
+        ValueError: ``index`` is not a usable device.
+
+    .. note:: Retaining a primary context the first time costs ~100 ms and some device memory, which stays for
+       the process (as with CuPy and torch); entering a ``with`` block costs one push and one pop, and never
+       synchronizes. :meth:`synchronize` does.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int | Device = 0) -> None:
+        if isinstance(index, Device):
+            index = index.index
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise ValueError(f"index must be a non-negative int; got {index!r}")
+        count = device_count()
+        if count == 0 and index != 0:
+            raise ValueError(f"index must be 0 on the host fallback ({unavailable_reason()}); got {index!r}")
+        if count and index >= count:
+            raise ValueError(f"index must be below the device count {count}; got {index!r}")
+        self.index = index
+
+    @property
+    def info(self) -> DeviceInfo | None:
+        """DeviceInfo or None: what the driver reports about this GPU (``None`` on the host fallback)."""
+        found = devices()
+        return found[self.index] if found else None
+
+    @property
+    def compute_capability(self) -> tuple[int, int]:
+        """tuple[int, int]: ``(major, minor)``; ``(0, 0)`` on the host fallback."""
+        info = self.info
+        return info.compute_capability if info else (0, 0)
+
+    def mem_get_info(self) -> tuple[int, int]:
+        """Return ``(free, total)`` device memory in bytes (host memory on the fallback)."""
+        from hpc.cuda import _backend, context
+
+        with context.active(self.index):
+            return _backend.get().mem_get_info()
+
+    def synchronize(self) -> None:
+        """Wait until all work queued on this device has finished (``cuCtxSynchronize``)."""
+        from hpc.cuda import _backend, context
+
+        with context.active(self.index):
+            _backend.get().synchronize()
+
+    def __enter__(self) -> Device:
+        from hpc.cuda import context
+
+        context.push(self.index)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from hpc.cuda import context
+
+        context.pop()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Device) and other.index == self.index
+
+    def __hash__(self) -> int:
+        return hash(("hpc.cuda.Device", self.index))
+
+    def __repr__(self) -> str:
+        return f"<hpc.cuda.Device {self.index}>"
+
+
+def current_device() -> Device:
+    """Return the device of this thread's innermost ``with Device(i):`` block, else the process default.
+
+    .. versionadded:: 0.1.0
+    """
+    from hpc.cuda import context
+
+    index = context.current_index()
+    return Device(context.default_index() if index is None else index)
+
+
+def synchronize() -> None:
+    """Wait until all work queued on the current device has finished.
+
+    .. versionadded:: 0.1.0
+    """
+    current_device().synchronize()

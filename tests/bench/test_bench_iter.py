@@ -89,10 +89,11 @@ def test_main_writes_json(tmp_path, capsys):
     assert "joblib.Parallel (loky)" in data["iter"]["workloads"]["tiny"]["rows"], data["iter"]["notes"]
 
 
-def test_main_refuses_suites_not_built(capsys):
-    """A suite that does not exist yet exits with status 2 and says so."""
-    assert bench.main(["cuda"]) == 2
-    assert "hpc bench cuda: not built yet" in capsys.readouterr().err
+def test_main_refuses_unknown_suites(capsys):
+    """Every suite named in SUITES is built, and an unknown name is a usage error (status 2)."""
+    assert all(bench.SUITES.values())
+    assert bench.main(["gpu-magic"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_main_usage_error_returns_two():

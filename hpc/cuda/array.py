@@ -1,0 +1,402 @@
+"""``DeviceArray``: an n-d array in device memory (shape, dtype, strides), like a minimal ``cupy.ndarray``.
+
+It moves data (:func:`to_device`, :meth:`DeviceArray.get`, :meth:`DeviceArray.copy_to`), exchanges memory with other
+GPU libraries both ways (``__cuda_array_interface__`` v3 and DLPack) and is what :mod:`hpc.cuda.twins` computes on.
+On the host fallback the memory is host memory: the array offers ``__array_interface__`` and a CPU DLPack capsule
+instead of ``__cuda_array_interface__``, so no library mistakes it for device memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any as _Any
+
+import numpy as _np
+
+from hpc.cuda import _backend, _dlpack, _transfer, context, memory
+from hpc.cuda.stream import Stream, handle_of
+
+__all__ = ["DeviceArray", "asarray", "empty", "empty_like", "to_device", "zeros"]
+
+
+def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    strides, acc = [], itemsize
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def _normalize_shape(shape: _Any) -> tuple[int, ...]:
+    if isinstance(shape, (int, _np.integer)):
+        shape = (shape,)
+    try:
+        out = tuple(int(n) for n in shape)
+    except TypeError:
+        raise TypeError(f"shape must be an int or a tuple of ints; got {shape!r}") from None
+    if any(n < 0 for n in out):
+        raise ValueError(f"shape must not hold negative sizes; got {shape!r}")
+    return out
+
+
+class DeviceArray:
+    """An n-d array in the memory of one device; made by :func:`to_device`, :func:`empty` or :func:`asarray`.
+
+    Attributes:
+        shape (tuple[int, ...]), dtype (numpy.dtype), strides (tuple[int, ...]): strides in bytes, as NumPy's.
+        ptr (int): the device address of element ``[0, ..., 0]``.
+        device_index (int): the device that holds the memory.
+        stream (Stream or None): the stream that last wrote the array (``None``: the default stream); consumers
+            of ``__cuda_array_interface__`` and DLPack are told to wait for it.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __array_priority__ = -1.0  # never let NumPy's operators treat this as a host array
+
+    def __init__(
+        self,
+        shape: _Any,
+        dtype: _Any,
+        *,
+        strides: tuple[int, ...] | None = None,
+        ptr: int | None = None,
+        owner: object = None,
+        device_index: int | None = None,
+        stream: Stream | None = None,
+    ) -> None:
+        self.shape = _normalize_shape(shape)
+        self.dtype = _np.dtype(dtype)
+        self.strides = _c_strides(self.shape, self.dtype.itemsize) if strides is None else tuple(map(int, strides))
+        if len(self.strides) != len(self.shape):
+            raise ValueError(f"strides must have one entry per dimension {self.shape}; got {strides!r}")
+        if device_index is None:
+            top = context.current_index()
+            device_index = context.default_index() if top is None else top
+        self.device_index = int(device_index)
+        self.stream = stream
+        if ptr is None:
+            lo, hi = self._extent()
+            owner = memory.device_pool(self.device_index).allocate(hi - lo)
+            ptr = owner.ptr - lo
+        self.ptr = int(ptr)
+        self._owner = owner
+
+    # --- description
+    @property
+    def ndim(self) -> int:
+        """int: the number of dimensions."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """int: the number of elements."""
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def itemsize(self) -> int:
+        """int: bytes per element."""
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        """int: ``size * itemsize``."""
+        return self.size * self.itemsize
+
+    @property
+    def c_contiguous(self) -> bool:
+        """bool: whether the elements are dense in C order."""
+        return self.size <= 1 or all(
+            n == 1 or s == c for n, s, c in zip(self.shape, self.strides, _c_strides(self.shape, self.itemsize))
+        )
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d DeviceArray")
+        return self.shape[0]
+
+    def _extent(self) -> tuple[int, int]:
+        """Return the byte range ``[lo, hi)`` the elements span, relative to ``ptr``."""
+        if self.size == 0:
+            return 0, 0
+        lo = sum(min(0, (n - 1) * s) for n, s in zip(self.shape, self.strides))
+        hi = sum(max(0, (n - 1) * s) for n, s in zip(self.shape, self.strides)) + self.itemsize
+        return lo, hi
+
+    def _check_live(self) -> None:
+        if isinstance(self._owner, memory.Buffer) and self._owner.freed:
+            raise RuntimeError("cannot use a DeviceArray after free()")
+
+    # --- transfers
+    def get(self, out: _np.ndarray | None = None, stream: Stream | None = None) -> _np.ndarray:
+        """Return the data as a NumPy array (into ``out`` when given).
+
+        Args:
+            out (numpy.ndarray or None): C-contiguous, of this shape and dtype.
+            stream (Stream or None): with a stream the copy is queued and ``get`` returns at once; the result
+                (a pinned array when ``out`` is ``None``) is valid after ``stream.synchronize()``.
+
+        Raises:
+            ValueError: ``out`` has another shape or dtype, or is not C-contiguous, or is pageable with a stream.
+
+        .. note:: Without a stream this synchronizes (the copy is ordered after the default stream's work).
+        """
+        self._check_live()
+        if out is None:
+            make = _np.empty if stream is None else memory.pinned_empty
+            out = make(self.shape, self.dtype)
+        elif out.shape != self.shape or out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise ValueError(
+                f"out must be a C-contiguous {self.dtype} array of shape {self.shape}; "
+                f"got {out.dtype} {out.shape} (c_contiguous={out.flags.c_contiguous})"
+            )
+        self._sync_for(stream)
+        if self.c_contiguous:
+            _transfer.dtoh(out, self.ptr, self.device_index, stream)
+            return out
+        if stream is not None:
+            raise ValueError("an asynchronous get needs a C-contiguous DeviceArray; copy_to() one first")
+        lo, hi = self._extent()
+        span = _np.empty(hi - lo, dtype=_np.uint8)
+        _transfer.dtoh(span, self.ptr + lo, self.device_index)
+        out[...] = _np.ndarray(self.shape, self.dtype, buffer=span, offset=-lo, strides=self.strides)
+        return out
+
+    def set(self, host: _Any, stream: Stream | None = None) -> DeviceArray:
+        """Copy the host array ``host`` (same shape and dtype) into this array and return it.
+
+        With a stream the copy is queued; a pageable ``host`` is staged first, so it may be reused at once.
+        """
+        self._check_live()
+        host = _np.asanyarray(host)  # keeps a PinnedArray pinned
+        if host.shape != self.shape or host.dtype != self.dtype:
+            raise ValueError(f"host must be a {self.dtype} array of shape {self.shape}; got {host.dtype} {host.shape}")
+        if not self.c_contiguous:
+            raise ValueError("set() needs a C-contiguous DeviceArray")
+        if not host.flags.c_contiguous:
+            host = _np.ascontiguousarray(host)
+        self._sync_for(stream)
+        _transfer.htod(self.ptr, host, self.device_index, stream)
+        self.stream = stream
+        return self
+
+    def copy_to(self, dst: DeviceArray | None = None, stream: Stream | None = None) -> DeviceArray:
+        """Copy into the device array ``dst`` (a new C-contiguous one when ``None``) and return it.
+
+        Raises:
+            ValueError: ``dst`` has another shape or dtype, or either array is not C-contiguous.
+
+        .. note:: Queued on ``stream`` (the default stream when ``None``); never blocks the host.
+        """
+        self._check_live()
+        if dst is None:
+            dst = DeviceArray(self.shape, self.dtype, device_index=self.device_index)
+        if dst.shape != self.shape or dst.dtype != self.dtype:
+            raise ValueError(f"dst must be a {self.dtype} DeviceArray of shape {self.shape}; got {dst!r}")
+        if not (self.c_contiguous and dst.c_contiguous):
+            raise ValueError("copy_to needs C-contiguous arrays on both sides")
+        self._sync_for(stream)
+        dst._sync_for(stream)
+        with context.active(self.device_index):
+            _backend.get().dtod(dst.ptr, self.ptr, self.nbytes, handle_of(stream))
+        dst.stream = stream
+        return dst
+
+    def copy(self, stream: Stream | None = None) -> DeviceArray:
+        """Return a new C-contiguous device copy."""
+        return self.copy_to(None, stream)
+
+    def fill_zero(self, stream: Stream | None = None) -> DeviceArray:
+        """Set every byte of a C-contiguous array to zero (``cuMemsetD8``) and return it."""
+        if not self.c_contiguous:
+            raise ValueError("fill_zero needs a C-contiguous DeviceArray")
+        self._sync_for(stream)
+        with context.active(self.device_index):
+            _backend.get().memset(self.ptr, 0, self.nbytes, handle_of(stream))
+        self.stream = stream
+        return self
+
+    def reshape(self, *shape: _Any) -> DeviceArray:
+        """Return a view of a C-contiguous array with another shape of the same size (``-1`` allowed once)."""
+        if len(shape) == 1 and not isinstance(shape[0], (int, _np.integer)):
+            shape = tuple(shape[0])
+        shape = tuple(int(n) for n in shape)
+        if shape.count(-1) == 1:
+            known = 1
+            for n in shape:
+                known *= n if n != -1 else 1
+            shape = tuple(self.size // max(known, 1) if n == -1 else n for n in shape)
+        new = _normalize_shape(shape)
+        size = 1
+        for n in new:
+            size *= n
+        if size != self.size:
+            raise ValueError(f"shape must hold {self.size} elements; got {shape!r}")
+        if not self.c_contiguous:
+            raise ValueError("reshape needs a C-contiguous DeviceArray")
+        return DeviceArray(
+            new, self.dtype, ptr=self.ptr, owner=self, device_index=self.device_index, stream=self.stream
+        )
+
+    def free(self) -> None:
+        """Give the memory back to the pool now instead of when the array is collected.
+
+        .. note:: No synchronization: queued work must not use the array any more.
+        """
+        if isinstance(self._owner, memory.Buffer):
+            self._owner.free()
+
+    def _sync_for(self, stream: Stream | None) -> None:
+        # Work on `stream` that reads or writes this array must come after the work that last wrote it.
+        if self.stream is not None and self.stream is not stream:
+            if stream is None:
+                self.stream.synchronize()
+            else:
+                stream.wait_event(self.stream.record())
+
+    # --- interop
+    def _interface(self, version: int) -> dict[str, _Any]:
+        return {
+            "shape": self.shape,
+            "typestr": self.dtype.str,
+            "data": (self.ptr if self.size else 0, False),
+            "strides": None if self.c_contiguous else self.strides,
+            "version": version,
+        }
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, _Any]:
+        """dict: the CUDA Array Interface v3, with ``stream`` (1 for the default stream); only on a GPU."""
+        if not _backend.on_gpu():
+            raise AttributeError("no __cuda_array_interface__ on the host fallback: the memory is host memory")
+        self._check_live()
+        out = self._interface(3)
+        out["stream"] = 1 if self.stream is None else self.stream.handle
+        return out
+
+    @property
+    def __array_interface__(self) -> dict[str, _Any]:
+        """dict: NumPy's array interface (v3) over the same memory; only on the host fallback."""
+        if _backend.on_gpu():
+            raise AttributeError("no __array_interface__ on a GPU: use get() to copy to the host")
+        self._check_live()
+        return self._interface(3)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """Return ``(kDLCUDA, device)`` on a GPU and ``(kDLCPU, 0)`` on the host fallback."""
+        kind = _backend.get().dlpack_device_type
+        return (kind, self.device_index if kind == _dlpack.KDLCUDA else 0)
+
+    def __dlpack__(self, *, stream: _Any = None, max_version: _Any = None, dl_device: _Any = None, copy: _Any = None):
+        """Return a DLPack capsule over this array's memory (zero-copy).
+
+        Args:
+            stream (int or None): the consumer's stream; unless it is ``-1``, hpc makes the data ready for it
+                (by waiting for the stream that last wrote this array).
+
+        Raises:
+            BufferError: ``copy=True`` or another ``dl_device`` was asked for (hpc exports in place only).
+        """
+        self._check_live()
+        if copy:
+            raise BufferError("hpc.cuda exports DLPack in place only; copy=True is not supported")
+        if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
+            raise BufferError(f"dl_device must be {self.__dlpack_device__()}; got {dl_device!r}")
+        if stream != -1 and self.stream is not None:
+            self.stream.synchronize()
+        return _dlpack.export(self.ptr, self.shape, self.strides, self.dtype, self.__dlpack_device__(), self)
+
+    def __repr__(self) -> str:
+        where = "host fallback" if not _backend.on_gpu() else f"device {self.device_index}"
+        return f"<hpc.cuda.DeviceArray shape={self.shape} dtype={self.dtype} on {where}>"
+
+
+def empty(shape: _Any, dtype: _Any = float, *, device: _Any = None) -> DeviceArray:
+    """Return an uninitialised C-contiguous :class:`DeviceArray` from the device's pool.
+
+    .. seealso:: :func:`numpy.empty`
+
+    .. versionadded:: 0.1.0
+    """
+    return DeviceArray(shape, dtype, device_index=getattr(device, "index", device))
+
+
+def zeros(shape: _Any, dtype: _Any = float, *, device: _Any = None, stream: Stream | None = None) -> DeviceArray:
+    """Return a C-contiguous :class:`DeviceArray` of zeros.
+
+    .. versionadded:: 0.1.0
+    """
+    return empty(shape, dtype, device=device).fill_zero(stream)
+
+
+def empty_like(a: DeviceArray | _np.ndarray, dtype: _Any = None) -> DeviceArray:
+    """Return an uninitialised C-contiguous :class:`DeviceArray` of ``a``'s shape (and dtype)."""
+    return DeviceArray(a.shape, a.dtype if dtype is None else dtype, device_index=getattr(a, "device_index", None))
+
+
+def to_device(host: _Any, stream: Stream | None = None, *, device: _Any = None) -> DeviceArray:
+    """Return a C-contiguous :class:`DeviceArray` holding a copy of the host array ``host``.
+
+    Args:
+        host (array_like): any NumPy-convertible data; a non-contiguous array is packed first.
+        stream (Stream or None): with a stream the copy is queued and this returns at once; a pageable ``host``
+            is staged through pinned memory first, so it may be changed right after the call.
+        device (int or Device or None): the target device; default: the current.
+
+    .. note:: Without a stream this returns once the data is on the device. Pageable arrays of 4 MiB and more
+       move through pinned staging buffers, so they reach close to pinned speed.
+
+    .. versionadded:: 0.1.0
+    """
+    host = _np.asanyarray(host)
+    if host.dtype.hasobject:
+        raise TypeError(f"host must hold numbers, not objects; got dtype {host.dtype}")
+    out = DeviceArray(host.shape, host.dtype, device_index=getattr(device, "index", device))
+    return out.set(host, stream)
+
+
+def asarray(obj: _Any, *, stream: Stream | None = None) -> DeviceArray:
+    """Return ``obj`` as a :class:`DeviceArray`, sharing memory where it can.
+
+    Accepted: a :class:`DeviceArray` (returned as is); an object with ``__cuda_array_interface__`` (CuPy,
+    numba-cuda, torch; on a GPU); an object with ``__dlpack__`` on this driver's device kind (on the fallback,
+    NumPy arrays and any CPU DLPack producer); anything else is copied with :func:`to_device`. Foreign memory is
+    not counted in hpc's pools; the result keeps ``obj`` alive.
+
+    .. versionadded:: 0.1.0
+    """
+    if isinstance(obj, DeviceArray):
+        return obj
+    driver = _backend.get()
+    cai = getattr(obj, "__cuda_array_interface__", None) if driver.name == "cuda" else None
+    if cai is not None:
+        return _from_cai(obj, cai)
+    if hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__"):
+        kind, dev = obj.__dlpack_device__()
+        if int(kind) == driver.dlpack_device_type:
+            # hpc's work goes on `stream` (or the default stream, 1 in the protocol): the producer orders for it
+            consumer_stream = None if kind == _dlpack.KDLCPU else (1 if stream is None else stream.handle)
+            capsule = obj.__dlpack__(stream=consumer_stream)
+            t = _dlpack.import_capsule(capsule)
+            index = int(dev) if kind == _dlpack.KDLCUDA else 0
+            return DeviceArray(t.shape, t.dtype, strides=t.strides, ptr=t.ptr, owner=(t, obj), device_index=index)
+    return to_device(obj, stream)
+
+
+def _from_cai(obj: object, cai: dict[str, _Any]) -> DeviceArray:
+    version = int(cai.get("version", 0))
+    dtype = _np.dtype(cai["typestr"])
+    shape = tuple(int(n) for n in cai["shape"])
+    strides = cai.get("strides")
+    ptr = int(cai["data"][0])
+    if cai.get("mask") is not None:
+        raise ValueError("masked arrays (__cuda_array_interface__ 'mask') are not supported")
+    foreign_stream = cai.get("stream") if version >= 3 else None
+    if foreign_stream not in (None, 0, 1, 2):
+        # v3: the producer's stream must finish its work on the data before we use it on ours.
+        index = context.current_index()
+        with context.active(index):
+            _backend.get().synchronize()  # no pycuda wrapper for a foreign stream handle: wait for the device
+    return DeviceArray(shape, dtype, strides=strides, ptr=ptr, owner=obj)

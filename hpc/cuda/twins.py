@@ -1,0 +1,398 @@
+"""GPU twins of the memory-bound ``hpc.kernels``: the same functions on :class:`~hpc.cuda.DeviceArray` arguments.
+
+On a GPU each runs CUDA C from ``kernels/cuda/`` (loaded by :mod:`hpc.cuda.module`); on the host fallback each
+computes the same result with NumPy on the array's host memory, so code written against these functions runs
+everywhere. Arrays must be float32 or float64 and C-contiguous; N-d arrays are taken in C order where the CPU
+kernel flattens. Reductions accumulate in float64 and return a Python ``float`` (which waits for the result);
+array results are :class:`~hpc.cuda.DeviceArray` and are queued on ``stream`` without waiting.
+
+========================  ==========================  =====================================
+twin                      CUDA source                 CPU counterpart
+========================  ==========================  =====================================
+``axpy``                  ``blas1.cu``                ``hpc.kernels.axpy``
+``dot``, ``nrm2``         ``blas1.cu``                ``hpc.kernels.dot``, ``nrm2``
+``sum``, ``min``, ``max`` ``reductions.cu``           ``hpc.kernels.sum``, ``min``, ``max``
+``softmax``               ``rows.cu``                 ``hpc.kernels.softmax``
+``inclusive_scan``,       ``scan.cu``                 ``hpc.kernels.inclusive_scan``, ...
+``exclusive_scan``
+``sqdist``                ``distances.cu``            ``hpc.kernels.sqdist``
+``kmeans_assign``         ``distances.cu``            ``hpc.kernels.kmeans_assign``
+========================  ==========================  =====================================
+"""
+
+from __future__ import annotations
+
+import builtins as _builtins
+from typing import Any as _Any
+
+import numpy as _np
+
+from hpc.cuda import _backend, module
+from hpc.cuda.array import DeviceArray
+from hpc.cuda.stream import Stream
+
+__all__ = [
+    "axpy",
+    "dot",
+    "exclusive_scan",
+    "inclusive_scan",
+    "kmeans_assign",
+    "max",
+    "min",
+    "nrm2",
+    "softmax",
+    "sqdist",
+    "sum",
+]
+
+BLOCK = 256
+_SUFFIX = {_np.dtype(_np.float32): "f32", _np.dtype(_np.float64): "f64"}
+_SCALAR = {_np.dtype(_np.float32): "f", _np.dtype(_np.float64): "d"}
+_TILE = 2048  # scan.cu: BLOCK * ITEMS
+
+
+def _check(name: str, a: _Any, ndim: tuple[int, ...] | None = None) -> DeviceArray:
+    if not isinstance(a, DeviceArray):
+        raise TypeError(f"{name} must be an hpc.cuda.DeviceArray; got {type(a).__name__}")
+    if a.dtype not in _SUFFIX:
+        raise TypeError(f"{name} must be float32 or float64; got {a.dtype}")
+    if not a.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; got strides {a.strides} for shape {a.shape}")
+    if ndim is not None and a.ndim not in ndim:
+        raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimensions; got shape {a.shape}")
+    a._check_live()
+    return a
+
+
+def _same(name: str, a: DeviceArray, like: DeviceArray, shape: tuple[int, ...] | None = None) -> None:
+    want = like.shape if shape is None else shape
+    if a.dtype != like.dtype or a.shape != want:
+        raise ValueError(f"{name} must be a {like.dtype} array of shape {want}; got {a.dtype} {a.shape}")
+
+
+def _out(out: DeviceArray | None, like: DeviceArray, shape: tuple[int, ...], dtype: _Any = None) -> DeviceArray:
+    if out is None:
+        return DeviceArray(shape, like.dtype if dtype is None else dtype, device_index=like.device_index)
+    _check("out", out)
+    if out.shape != shape or out.dtype != _np.dtype(like.dtype if dtype is None else dtype):
+        raise ValueError(f"out must be a {like.dtype} array of shape {shape}; got {out.dtype} {out.shape}")
+    return out
+
+
+def _host(a: DeviceArray) -> _np.ndarray:
+    """Return a NumPy view of ``a``'s memory (host fallback only)."""
+    lo, hi = a._extent()
+    raw = _backend.get().host_view(a.ptr + lo, hi - lo)
+    return _np.ndarray(a.shape, a.dtype, buffer=raw, offset=-lo, strides=a.strides)
+
+
+def _gpu() -> bool:
+    return _backend.on_gpu()
+
+
+def _ready(stream: Stream | None, *arrays: DeviceArray) -> None:
+    for a in arrays:
+        a._sync_for(stream)
+
+
+def _blocks(n: int, per_thread: int = 8, cap: int = 1024) -> int:
+    return _builtins.max(1, _builtins.min(cap, -(-n // (BLOCK * per_thread))))
+
+
+def _finish(partials: DeviceArray, count: int, stream: Stream | None) -> float:
+    out = DeviceArray((1,), _np.float64, device_index=partials.device_index)
+    module.load("blas1", partials.device_index).kernel("finish_sum", "PiP")(
+        (1,), (BLOCK,), partials, count, out, stream=stream
+    )
+    if stream is not None:
+        stream.synchronize()
+    return float(out.get()[0])
+
+
+def axpy(a: float, x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None):
+    """Compute ``a*x + y`` into ``out``, or into ``y`` itself when ``out`` is ``None``; return it (BLAS ``axpy``).
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x)
+    _check("y", y)
+    _same("y", y, x)
+    out = y if out is None else _out(out, x, x.shape)
+    if not _gpu():
+        h = _host(out)
+        _np.add(x.dtype.type(a) * _host(x), _host(y), out=h)
+        return out
+    _ready(stream, x, y, out)
+    n = x.size
+    if n:
+        k = module.load("blas1", x.device_index).kernel(f"axpy_{_SUFFIX[x.dtype]}", _SCALAR[x.dtype] + "PPPq")
+        k((_blocks(n, 4, 1 << 20),), (BLOCK,), x.dtype.type(a), x, y, out, n, stream=stream)
+    out.stream = stream
+    return out
+
+
+def dot(x: DeviceArray, y: DeviceArray, *, stream: Stream | None = None) -> float:
+    """Return ``sum(x * y)``, accumulated in float64 (BLAS ``dot``).
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x)
+    _check("y", y)
+    _same("y", y, x)
+    if not _gpu():
+        return float(_np.dot(_host(x).reshape(-1).astype(_np.float64), _host(y).reshape(-1).astype(_np.float64)))
+    _ready(stream, x, y)
+    n = x.size
+    if n == 0:
+        return 0.0
+    blocks = _blocks(n)
+    partials = DeviceArray((blocks,), _np.float64, device_index=x.device_index)
+    k = module.load("blas1", x.device_index).kernel(f"dot_partial_{_SUFFIX[x.dtype]}", "PPqP")
+    k((blocks,), (BLOCK,), x, y, n, partials, stream=stream)
+    return _finish(partials, blocks, stream)
+
+
+def sum(x: DeviceArray, *, stream: Stream | None = None) -> float:  # noqa: A001 - NumPy's name on purpose
+    """Return the sum of all elements, accumulated in float64.
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x)
+    if not _gpu():
+        return float(_np.sum(_host(x), dtype=_np.float64))
+    _ready(stream, x)
+    n = x.size
+    if n == 0:
+        return 0.0
+    blocks = _blocks(n)
+    partials = DeviceArray((blocks,), _np.float64, device_index=x.device_index)
+    k = module.load("reductions", x.device_index).kernel(f"sum_partial_{_SUFFIX[x.dtype]}", "PqP")
+    k((blocks,), (BLOCK,), x, n, partials, stream=stream)
+    return _finish(partials, blocks, stream)
+
+
+def nrm2(x: DeviceArray, *, stream: Stream | None = None) -> float:
+    """Return ``sqrt(sum(x**2))`` without overflow or underflow (BLAS ``nrm2``); NaN if ``x`` holds a NaN.
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x)
+    if not _gpu():
+        h = _np.abs(_host(x).reshape(-1).astype(_np.float64))
+        if h.size == 0:
+            return 0.0
+        scale = h.max()
+        if not scale > 0.0:
+            return float(scale)  # 0.0, or NaN
+        return float(scale * _np.sqrt(_np.sum((h / scale) ** 2)))
+    _ready(stream, x)
+    n = x.size
+    if n == 0:
+        return 0.0
+    blocks = _blocks(n)
+    mod = module.load("blas1", x.device_index)
+    partials = DeviceArray((2 * blocks,), _np.float64, device_index=x.device_index)
+    out = DeviceArray((1,), _np.float64, device_index=x.device_index)
+    mod.kernel(f"nrm2_partial_{_SUFFIX[x.dtype]}", "PqP")((blocks,), (BLOCK,), x, n, partials, stream=stream)
+    mod.kernel("finish_nrm2", "PiP")((1,), (BLOCK,), partials, blocks, out, stream=stream)
+    if stream is not None:
+        stream.synchronize()
+    return float(out.get()[0])
+
+
+def _extreme(x: DeviceArray, sign: int, stream: Stream | None) -> float:
+    _check("x", x)
+    if x.size == 0:
+        raise ValueError("x must not be empty (min/max of nothing is undefined)")
+    if not _gpu():
+        h = _host(x)
+        return float(_np.min(h) if sign > 0 else _np.max(h))
+    _ready(stream, x)
+    blocks = _blocks(x.size)
+    partials = DeviceArray((blocks,), x.dtype, device_index=x.device_index)
+    out = DeviceArray((1,), x.dtype, device_index=x.device_index)
+    k = module.load("reductions", x.device_index).kernel(f"extreme_{_SUFFIX[x.dtype]}", "PqiP")
+    k((blocks,), (BLOCK,), x, x.size, sign, partials, stream=stream)
+    k((1,), (BLOCK,), partials, blocks, sign, out, stream=stream)
+    if stream is not None:
+        stream.synchronize()
+    return float(out.get()[0])
+
+
+def min(x: DeviceArray, *, stream: Stream | None = None) -> float:  # noqa: A001 - NumPy's name on purpose
+    """Return the smallest element; NaN if ``x`` holds a NaN (as :func:`numpy.min`).
+
+    Raises:
+        ValueError: ``x`` is empty.
+
+    .. versionadded:: 0.1.0
+    """
+    return _extreme(x, 1, stream)
+
+
+def max(x: DeviceArray, *, stream: Stream | None = None) -> float:  # noqa: A001 - NumPy's name on purpose
+    """Return the largest element; NaN if ``x`` holds a NaN (as :func:`numpy.max`).
+
+    Raises:
+        ValueError: ``x`` is empty.
+
+    .. versionadded:: 0.1.0
+    """
+    return _extreme(x, -1, stream)
+
+
+def softmax(x: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None) -> DeviceArray:
+    """Return ``exp(x - max) / sum(exp(x - max))`` over each row of a 1-D (one row) or 2-D ``x``.
+
+    A row holding a NaN is all NaN. ``out`` may be ``x`` itself.
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x, (1, 2))
+    out = _out(out, x, x.shape)
+    rows, cols = (1, x.shape[0]) if x.ndim == 1 else x.shape
+    if not _gpu():
+        h = _host(x).reshape(rows, cols)
+        with _np.errstate(invalid="ignore", over="ignore"):
+            e = _np.exp(h - h.max(axis=1, keepdims=True))
+            _host(out).reshape(rows, cols)[...] = e / e.sum(axis=1, keepdims=True)
+        return out
+    _ready(stream, x, out)
+    if rows and cols:
+        k = module.load("rows", x.device_index).kernel(f"softmax_{_SUFFIX[x.dtype]}", "PPqq")
+        k((_builtins.min(rows, 1 << 16),), (BLOCK,), x, out, rows, cols, stream=stream)
+    out.stream = stream
+    return out
+
+
+def _scan(x: DeviceArray, out: DeviceArray | None, exclusive: bool, stream: Stream | None) -> DeviceArray:
+    _check("x", x)
+    out = _out(out, x, x.shape)
+    if not _gpu():
+        h = _host(x).reshape(-1)
+        o = _host(out).reshape(-1)
+        c = _np.cumsum(h, dtype=x.dtype)
+        if exclusive and c.size:
+            o[1:] = c[:-1]
+            o[0] = 0
+        else:
+            o[...] = c
+        return out
+    _ready(stream, x, out)
+    _scan_gpu(x.reshape(-1), out.reshape(-1), exclusive, stream)
+    out.stream = stream
+    return out
+
+
+def _scan_gpu(x: DeviceArray, out: DeviceArray, exclusive: bool, stream: Stream | None) -> None:
+    n = x.size
+    if n == 0:
+        return
+    suffix = _SUFFIX[x.dtype]
+    mod = module.load("scan", x.device_index)
+    tiles_k = mod.kernel(f"scan_tiles_{suffix}", "PPPqi")
+    tiles = -(-n // _TILE)
+    if tiles == 1:
+        tiles_k((1,), (BLOCK,), x, out, 0, n, int(exclusive), stream=stream)
+        return
+    totals = DeviceArray((tiles,), x.dtype, device_index=x.device_index)
+    scanned = DeviceArray((tiles,), x.dtype, device_index=x.device_index)
+    tiles_k((tiles,), (BLOCK,), x, out, totals, n, int(exclusive), stream=stream)
+    _scan_gpu(totals, scanned, False, stream)
+    mod.kernel(f"add_offsets_{suffix}", "PPq")((tiles,), (BLOCK,), out, scanned, n, stream=stream)
+
+
+def inclusive_scan(x: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None) -> DeviceArray:
+    """Return the running sums ``out[i] = x[0] + ... + x[i]`` in C order (:func:`numpy.cumsum`), in ``x``'s dtype.
+
+    .. versionadded:: 0.1.0
+    """
+    return _scan(x, out, False, stream)
+
+
+def exclusive_scan(x: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None) -> DeviceArray:
+    """Return ``out[i] = x[0] + ... + x[i-1]`` (``out[0] = 0``) in C order, in ``x``'s dtype.
+
+    .. versionadded:: 0.1.0
+    """
+    return _scan(x, out, True, stream)
+
+
+def _sqdist_host(xh: _np.ndarray, yh: _np.ndarray, oh: _np.ndarray) -> None:
+    y64 = yh.astype(_np.float64)
+    step = _builtins.max(1, (1 << 22) // _builtins.max(1, yh.shape[0] * _builtins.max(1, yh.shape[1])))
+    for lo in range(0, xh.shape[0], step):  # bounded temporaries: rows of x a block at a time
+        d = xh[lo : lo + step, None, :].astype(_np.float64) - y64[None, :, :]
+        oh[lo : lo + step] = _np.einsum("ijk,ijk->ij", d, d)
+
+
+def sqdist(x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None):
+    """Return the ``(m, n)`` squared Euclidean distances between the rows of ``x`` ``(m, d)`` and ``y`` ``(n, d)``.
+
+    Computed as ``sum((x_i - y_j)**2)`` in float64, so never negative and exact for identical points.
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x, (2,))
+    _check("y", y, (2,))
+    if y.dtype != x.dtype or y.shape[1] != x.shape[1]:
+        raise ValueError(f"y must be a {x.dtype} array with {x.shape[1]} columns; got {y.dtype} {y.shape}")
+    m, d = x.shape
+    n = y.shape[0]
+    out = _out(out, x, (m, n))
+    if not _gpu():
+        _sqdist_host(_host(x), _host(y), _host(out))
+        return out
+    if -(-m // 16) > 65535:
+        raise ValueError(f"x must have at most {65535 * 16} rows on a GPU; got {m}")
+    _ready(stream, x, y, out)
+    if m and n:
+        k = module.load("distances", x.device_index).kernel(f"sqdist_{_SUFFIX[x.dtype]}", "PPPiii")
+        k((-(-n // 16), -(-m // 16)), (16, 16), x, y, out, m, n, d, stream=stream)
+    out.stream = stream
+    return out
+
+
+def kmeans_assign(x: DeviceArray, centroids: DeviceArray, *, stream: Stream | None = None):
+    """Return ``(labels, sqdists)``: each row's nearest centroid (first on ties) and its squared distance.
+
+    ``labels`` is an int64 :class:`~hpc.cuda.DeviceArray` of shape ``(m,)``, ``sqdists`` one of ``x``'s dtype. A
+    NaN distance never wins over a number; a row whose distances are all NaN gets label 0 and distance NaN.
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x, (2,))
+    _check("centroids", centroids, (2,))
+    if centroids.dtype != x.dtype or centroids.shape[1] != x.shape[1] or centroids.shape[0] < 1:
+        raise ValueError(
+            f"centroids must be a {x.dtype} array of k >= 1 rows with {x.shape[1]} columns; "
+            f"got {centroids.dtype} {centroids.shape}"
+        )
+    m, d = x.shape
+    k = centroids.shape[0]
+    labels = DeviceArray((m,), _np.int64, device_index=x.device_index)
+    dist = DeviceArray((m,), x.dtype, device_index=x.device_index)
+    if not _gpu():
+        xh, ch = _host(x), _host(centroids)
+        lh, dh = _host(labels), _host(dist)
+        step = _builtins.max(1, (1 << 20) // _builtins.max(1, k))
+        for lo in range(0, m, step):
+            block = _np.empty((_builtins.min(step, m - lo), k), _np.float64)
+            _sqdist_host(xh[lo : lo + step], ch, block)
+            nan = _np.isnan(block)
+            key = _np.where(nan, _np.inf, block)
+            best = key.argmin(axis=1)
+            all_nan = nan.all(axis=1)
+            rows = _np.arange(block.shape[0])
+            fix = nan[rows, best] & ~all_nan  # a NaN first among +inf ties: the first number wins instead
+            best[fix] = (~nan & (key == key.min(axis=1, keepdims=True)))[fix].argmax(axis=1)
+            best[all_nan] = 0
+            lh[lo : lo + step] = best
+            dh[lo : lo + step] = block[rows, best]
+        return labels, dist
+    _ready(stream, x, centroids)
+    if m:
+        kern = module.load("distances", x.device_index).kernel(f"kmeans_assign_{_SUFFIX[x.dtype]}", "PPPPiii")
+        kern((_builtins.min(-(-m // BLOCK), 65535),), (BLOCK,), x, centroids, labels, dist, m, k, d, stream=stream)
+    labels.stream = dist.stream = stream
+    return labels, dist

@@ -1,0 +1,240 @@
+"""Tests for hpc.cuda.array: DeviceArray transfers, layout, copies and interop (CUDA array interface, DLPack)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc import cuda
+from hpc.cuda import _transfer
+
+fallback_only = pytest.mark.skipif(cuda.is_available(), reason="checks the host fallback; this machine has a GPU")
+
+DTYPES = [np.float32, np.float64, np.int8, np.int32, np.int64, np.uint16, np.complex128, np.bool_]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 5), (2, 3, 4)])
+def test_round_trip_shapes_and_dtypes(dtype: type, shape: tuple[int, ...], no_leaks: None) -> None:
+    """to_device then get gives back the same values, shape and dtype, with C strides."""
+    host = (np.arange(int(np.prod(shape))) % 3).astype(dtype).reshape(shape)
+    a = cuda.to_device(host)
+    assert a.shape == shape and a.dtype == np.dtype(dtype) and a.ndim == len(shape)
+    assert a.c_contiguous and a.nbytes == host.nbytes and a.size == host.size
+    if host.size > 1:
+        assert a.strides == host.strides
+    back = a.get()
+    assert back.dtype == host.dtype and np.array_equal(back, host)
+
+
+def test_non_contiguous_input_is_packed(no_leaks: None) -> None:
+    """A strided host view is packed into a C-contiguous device array with the same values."""
+    host = np.arange(40.0).reshape(5, 8)[::2, 1::3]
+    a = cuda.to_device(host)
+    assert a.c_contiguous and a.shape == (3, 3) and a.strides == (24, 8)
+    assert np.array_equal(a.get(), host)
+
+
+def test_strided_device_view_get(no_leaks: None) -> None:
+    """get() of a DeviceArray with custom (even negative) strides returns the elements those strides pick."""
+    base = cuda.to_device(np.arange(12.0))
+    every_third = cuda.DeviceArray((4,), np.float64, strides=(24,), ptr=base.ptr, owner=base)
+    assert not every_third.c_contiguous
+    assert every_third.get().tolist() == [0.0, 3.0, 6.0, 9.0]
+    backwards = cuda.DeviceArray((3,), np.float64, strides=(-8,), ptr=base.ptr + 88, owner=base)
+    assert backwards.get().tolist() == [11.0, 10.0, 9.0]
+
+
+def test_get_into_out_and_its_checks(no_leaks: None) -> None:
+    """get(out=...) fills out; a wrong shape, dtype or layout raises ValueError naming what is needed."""
+    a = cuda.to_device(np.arange(6.0).reshape(2, 3))
+    out = np.empty((2, 3))
+    assert a.get(out=out) is out and out[1, 2] == 5.0
+    with pytest.raises(ValueError, match=r"C-contiguous float64 array of shape \(2, 3\)"):
+        a.get(out=np.empty((3, 2)))
+    with pytest.raises(ValueError, match="pinned"):
+        a.get(out=out, stream=cuda.Stream())
+
+
+def test_empty_zeros_copy_and_reshape(no_leaks: None) -> None:
+    """empty/zeros allocate, copy_to and copy duplicate, reshape views the same memory."""
+    z = cuda.zeros((4, 2), np.int32)
+    assert np.array_equal(z.get(), np.zeros((4, 2), np.int32))
+    src = cuda.to_device(np.arange(8, dtype=np.int32).reshape(4, 2))
+    src.copy_to(z)
+    assert np.array_equal(z.get(), np.arange(8).reshape(4, 2))
+    flat = z.reshape(-1)
+    assert flat.shape == (8,) and flat.ptr == z.ptr
+    assert z.reshape(2, 4).get()[1, 0] == 4
+    assert np.array_equal(src.copy().get(), src.get())
+    e = cuda.empty_like(src)
+    assert e.shape == src.shape and e.dtype == src.dtype
+    with pytest.raises(ValueError, match="hold 8 elements"):
+        z.reshape(3, 3)
+    with pytest.raises(ValueError, match="dst must be a int32 DeviceArray of shape"):
+        src.copy_to(cuda.empty(8, np.int32))
+
+
+def test_bad_inputs_are_rejected() -> None:
+    """Negative shapes and object arrays raise with the offending value in the message."""
+    with pytest.raises(ValueError, match="negative"):
+        cuda.empty((-1, 2))
+    with pytest.raises(TypeError, match="objects"):
+        cuda.to_device(np.array([object()]))
+    with pytest.raises(TypeError, match="len"):
+        len(cuda.to_device(np.float64(1.0)))
+
+
+def test_async_round_trip_on_a_stream(no_leaks: None) -> None:
+    """With a stream, to_device and get queue work; the pinned result is right after synchronize."""
+    s = cuda.Stream()
+    host = np.linspace(0, 1, 10_000)
+    a = cuda.to_device(host, stream=s)
+    host_copy = host.copy()
+    host[:] = -1.0  # a pageable source may be reused at once: it was staged
+    out = a.get(stream=s)
+    s.synchronize()
+    assert isinstance(out, cuda.PinnedArray)
+    assert np.array_equal(out, host_copy)
+
+
+@pytest.mark.parametrize("n", [0, 1, 1000, 4097, 12_288])
+def test_staged_path_in_chunks(monkeypatch: pytest.MonkeyPatch, n: int, no_leaks: None) -> None:
+    """Pageable copies above STAGE_MIN go through two pinned pieces of CHUNK bytes and arrive intact both ways."""
+    monkeypatch.setattr(_transfer, "STAGE_MIN", 1024)
+    monkeypatch.setattr(_transfer, "CHUNK", 4096)
+    host = np.random.default_rng(n).standard_normal(n)
+    a = cuda.to_device(host)
+    assert np.array_equal(a.get(), host)
+    _transfer.release_staging()
+
+
+def test_pinned_source_goes_direct(no_leaks: None) -> None:
+    """A pinned host array is copied without staging, synchronously and asynchronously."""
+    p = cuda.pinned_empty(100, np.float32)
+    p[...] = np.arange(100)
+    assert np.array_equal(cuda.to_device(p).get(), p)
+    s = cuda.Stream()
+    a = cuda.to_device(p, stream=s)
+    s.synchronize()
+    assert np.array_equal(a.get(), p)
+
+
+@fallback_only
+def test_fallback_interfaces() -> None:
+    """On the fallback the array offers __array_interface__ and CPU DLPack, and no __cuda_array_interface__."""
+    a = cuda.to_device(np.arange(6.0).reshape(2, 3))
+    assert not hasattr(a, "__cuda_array_interface__")
+    iface = a.__array_interface__
+    assert iface["shape"] == (2, 3) and iface["typestr"] == "<f8" and iface["version"] == 3
+    assert iface["data"] == (a.ptr, False) and iface["strides"] is None
+    view = np.asarray(a)
+    assert view.ctypes.data == a.ptr and view[1, 2] == 5.0
+    assert a.__dlpack_device__() == (1, 0)
+    d = np.from_dlpack(a)
+    assert d.ctypes.data == a.ptr and d.shape == (2, 3)
+    strided = cuda.DeviceArray((3,), np.float64, strides=(16,), ptr=a.ptr, owner=a)
+    assert strided.__array_interface__["strides"] == (16,)
+    assert np.from_dlpack(strided).tolist() == [0.0, 2.0, 4.0]
+
+
+@fallback_only
+def test_fallback_accepts_foreign_dlpack() -> None:
+    """asarray takes a NumPy array through DLPack without copying, strides included, and keeps it alive."""
+    host = np.arange(20.0).reshape(4, 5)[:, ::2]
+    a = cuda.asarray(host)
+    assert a.ptr == host.ctypes.data and a.strides == host.strides and a.shape == (4, 3)
+    assert np.array_equal(a.get(), host)
+    assert cuda.asarray(a) is a
+    assert np.array_equal(cuda.asarray([1.0, 2.0]).get(), [1.0, 2.0])  # no protocol: copied
+
+
+def test_dlpack_refuses_copy_and_other_device() -> None:
+    """__dlpack__ exports in place only, on its own device."""
+    a = cuda.to_device(np.ones(3))
+    with pytest.raises(BufferError, match="in place"):
+        a.__dlpack__(copy=True)
+    with pytest.raises(BufferError, match="dl_device"):
+        a.__dlpack__(dl_device=(7, 3))
+
+
+@pytest.mark.gpu
+def test_gpu_cuda_array_interface_v3() -> None:
+    """On a GPU the array exports CAI v3 with its pointer, shape, typestr and stream (1 = default)."""
+    a = cuda.to_device(np.arange(6.0).reshape(2, 3))
+    cai = a.__cuda_array_interface__
+    assert cai["version"] == 3 and cai["shape"] == (2, 3) and cai["typestr"] == "<f8"
+    assert cai["data"] == (a.ptr, False) and cai["stream"] == 1
+    s = cuda.Stream()
+    b = a.copy(stream=s)
+    assert b.__cuda_array_interface__["stream"] == s.handle
+    assert not hasattr(a, "__array_interface__")
+
+
+@pytest.mark.gpu
+def test_gpu_cupy_interop_both_ways() -> None:
+    """CuPy reads our arrays without a copy (CAI and DLPack), and we read CuPy's."""
+    cp = pytest.importorskip("cupy")
+    a = cuda.to_device(np.arange(10.0))
+    c = cp.asarray(a)
+    assert int(c.data.ptr) == a.ptr and float(c.sum()) == 45.0
+    d = cp.from_dlpack(a)
+    assert int(d.data.ptr) == a.ptr
+    theirs = cp.arange(5, dtype=cp.float32) * 2
+    ours = cuda.asarray(theirs)
+    assert ours.ptr == int(theirs.data.ptr)
+    assert ours.get().tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+    ours_dl = cuda.asarray(_OnlyDLPack(theirs))
+    assert ours_dl.get().tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+
+
+class _OnlyDLPack:
+    """Hides __cuda_array_interface__ so the DLPack import path is taken."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def __dlpack__(self, **kw: object) -> object:
+        return self.inner.__dlpack__(**kw)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self.inner.__dlpack_device__()
+
+
+@pytest.mark.gpu
+def test_gpu_numba_cuda_interop_both_ways() -> None:
+    """numba-cuda kernels write into our arrays through CAI, and we read numba device arrays."""
+    numba_cuda = pytest.importorskip("numba.cuda")
+    a = cuda.to_device(np.zeros(8))
+    view = numba_cuda.as_cuda_array(a)
+
+    @numba_cuda.jit
+    def fill(x):  # pragma: no cover - compiled for the GPU
+        i = numba_cuda.grid(1)
+        if i < x.size:
+            x[i] = i * 2.0
+
+    fill[1, 8](view)
+    numba_cuda.synchronize()
+    assert a.get().tolist() == [2.0 * i for i in range(8)]
+    theirs = numba_cuda.to_device(np.arange(4.0))
+    assert cuda.asarray(theirs).get().tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+@pytest.mark.gpu
+def test_gpu_torch_reads_our_arrays() -> None:
+    """torch takes our arrays through DLPack without a copy."""
+    torch = pytest.importorskip("torch")
+    a = cuda.to_device(np.arange(4.0))
+    t = torch.from_dlpack(a)
+    assert t.data_ptr() == a.ptr and t.sum().item() == 6.0
+
+
+@pytest.mark.gpu
+def test_gpu_large_round_trip_staged_and_pinned() -> None:
+    """64 MiB go to the GPU and back through the staged path and through pinned memory, bit for bit."""
+    host = np.random.default_rng(0).standard_normal(1 << 23)
+    assert np.array_equal(cuda.to_device(host).get(), host)
+    p = cuda.pinned_empty(host.shape, host.dtype)
+    p[...] = host
+    assert np.array_equal(cuda.to_device(p).get(out=cuda.pinned_empty(host.shape, host.dtype)), host)

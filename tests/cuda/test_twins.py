@@ -1,0 +1,169 @@
+"""Tests for hpc.cuda.twins against NumPy (on the fallback here, on the CUDA kernels on a GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc import cuda
+from hpc.cuda import twins
+
+SIZES = [1, 255, 2048, 2049, 100_003]
+FLOATS = [np.float32, np.float64]
+
+
+def _tol(dtype: type) -> dict[str, float]:
+    return {"rtol": 2e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+
+
+def _vec(n: int, dtype: type, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(n).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", SIZES)
+def test_reductions_match_numpy(n: int, dtype: type, no_leaks: None) -> None:
+    """sum, dot, nrm2, min and max equal NumPy's on random data of awkward sizes."""
+    xh, yh = _vec(n, dtype), _vec(n, dtype, 1)
+    x, y = cuda.to_device(xh), cuda.to_device(yh)
+    x64, y64 = xh.astype(np.float64), yh.astype(np.float64)
+    assert twins.sum(x) == pytest.approx(x64.sum(), rel=1e-9, abs=1e-9)
+    assert twins.dot(x, y) == pytest.approx(x64 @ y64, rel=1e-9, abs=1e-9)
+    assert twins.nrm2(x) == pytest.approx(np.sqrt(x64 @ x64), rel=1e-12)
+    assert twins.min(x) == float(xh.min()) and twins.max(x) == float(xh.max())
+
+
+def test_nrm2_does_not_overflow_and_min_max_see_nan(no_leaks: None) -> None:
+    """nrm2 of huge values stays finite; min and max return NaN when the data holds one; empty min raises."""
+    big = cuda.to_device(np.full(10, 1e300))
+    assert twins.nrm2(big) == pytest.approx(1e300 * np.sqrt(10))
+    assert twins.nrm2(cuda.to_device(np.zeros(5))) == 0.0
+    x = _vec(5000, np.float64)
+    x[3333] = np.nan
+    d = cuda.to_device(x)
+    assert np.isnan(twins.min(d)) and np.isnan(twins.max(d)) and np.isnan(twins.nrm2(d))
+    with pytest.raises(ValueError, match="empty"):
+        twins.min(cuda.empty(0))
+    assert twins.sum(cuda.empty(0)) == 0.0
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_axpy_in_place_and_out(dtype: type, no_leaks: None) -> None:
+    """axpy writes a*x + y into y by default, or into out."""
+    xh, yh = _vec(3001, dtype), _vec(3001, dtype, 1)
+    x, y = cuda.to_device(xh), cuda.to_device(yh)
+    out = cuda.empty_like(x)
+    assert twins.axpy(0.5, x, y, out=out) is out
+    np.testing.assert_allclose(out.get(), dtype(0.5) * xh + yh, **_tol(dtype))
+    assert twins.axpy(2.0, x, y) is y
+    np.testing.assert_allclose(y.get(), dtype(2.0) * xh + yh, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape", [(7,), (3, 1), (5, 300), (64, 1000)])
+def test_softmax_matches_numpy(shape: tuple[int, ...], dtype: type, no_leaks: None) -> None:
+    """Row softmax equals the NumPy formula and each row sums to one."""
+    xh = (np.random.default_rng(2).standard_normal(shape) * 10).astype(dtype)
+    got = twins.softmax(cuda.to_device(xh)).get()
+    rows = xh.reshape(-1, shape[-1]).astype(np.float64)
+    e = np.exp(rows - rows.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(got.reshape(rows.shape), e / e.sum(axis=1, keepdims=True), **_tol(dtype))
+
+
+def test_softmax_nan_row_is_nan(no_leaks: None) -> None:
+    """A row holding a NaN comes out all NaN and the other rows are untouched."""
+    xh = np.zeros((2, 4))
+    xh[1, 2] = np.nan
+    got = twins.softmax(cuda.to_device(xh)).get()
+    assert np.allclose(got[0], 0.25) and np.isnan(got[1]).all()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", [1, 2047, 2048, 2049, 500_001])
+def test_scans_match_cumsum(n: int, dtype: type, no_leaks: None) -> None:
+    """Inclusive scan equals numpy.cumsum and exclusive scan is it shifted right by one with a leading zero."""
+    xh = np.random.default_rng(3).integers(-4, 5, n).astype(dtype)  # small integers: exact in any order
+    x = cuda.to_device(xh)
+    inc = np.cumsum(xh, dtype=dtype)
+    assert np.array_equal(twins.inclusive_scan(x).get(), inc)
+    exc = twins.exclusive_scan(x).get()
+    assert exc[0] == 0 and np.array_equal(exc[1:], inc[:-1])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(("m", "n", "d"), [(1, 1, 1), (17, 33, 5), (40, 7, 70)])
+def test_sqdist_matches_numpy(m: int, n: int, d: int, dtype: type, no_leaks: None) -> None:
+    """Pairwise squared distances equal the broadcast NumPy formula and are exact on the diagonal."""
+    xh, yh = _vec(m * d, dtype).reshape(m, d), _vec(n * d, dtype, 1).reshape(n, d)
+    got = twins.sqdist(cuda.to_device(xh), cuda.to_device(yh)).get()
+    want = ((xh[:, None, :].astype(np.float64) - yh[None, :, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(got, want, **_tol(dtype))
+    same = twins.sqdist(cuda.to_device(xh), cuda.to_device(xh)).get()
+    assert np.all(np.diag(same) == 0.0) and np.all(same >= 0.0)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_kmeans_assign_matches_argmin(dtype: type, no_leaks: None) -> None:
+    """Labels are the argmin of the distances (first on ties) and the distances are the minimum."""
+    xh = _vec(500 * 3, dtype).reshape(500, 3)
+    ch = np.vstack([_vec(8 * 3, dtype, 1).reshape(8, 3), _vec(3, dtype, 1).reshape(1, 3)])  # row 8 ties row 0
+    labels, dist = twins.kmeans_assign(cuda.to_device(xh), cuda.to_device(ch))
+    d2 = ((xh[:, None, :].astype(np.float64) - ch[None, :, :]) ** 2).sum(-1)
+    assert labels.dtype == np.int64
+    assert np.array_equal(labels.get(), d2.argmin(axis=1))
+    np.testing.assert_allclose(dist.get(), d2.min(axis=1), **_tol(dtype))
+
+
+def test_kmeans_nan_rules(no_leaks: None) -> None:
+    """A number beats a NaN distance and a row of all-NaN distances gets label 0 with distance NaN."""
+    xh = np.array([[0.0], [np.nan]])
+    ch = np.array([[np.nan], [2.0]])
+    labels, dist = twins.kmeans_assign(cuda.to_device(xh), cuda.to_device(ch))
+    assert labels.get().tolist() == [1, 0]
+    got = dist.get()
+    assert got[0] == 4.0 and np.isnan(got[1])
+
+
+def test_twins_check_their_arguments() -> None:
+    """Wrong types, dtypes, layouts and shapes raise with the argument's name."""
+    x = cuda.to_device(np.ones(4))
+    with pytest.raises(TypeError, match="x must be an hpc.cuda.DeviceArray; got ndarray"):
+        twins.sum(np.ones(4))
+    with pytest.raises(TypeError, match="float32 or float64; got int64"):
+        twins.sum(cuda.to_device(np.ones(4, np.int64)))
+    with pytest.raises(ValueError, match="y must be a float64 array of shape"):
+        twins.dot(x, cuda.to_device(np.ones(5)))
+    strided = cuda.DeviceArray((2,), np.float64, strides=(16,), ptr=x.ptr, owner=x)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        twins.sum(strided)
+    with pytest.raises(ValueError, match="1 or 2 dimensions"):
+        twins.softmax(cuda.empty((2, 2, 2)))
+    with pytest.raises(ValueError, match="centroids must be"):
+        twins.kmeans_assign(cuda.empty((3, 2)), cuda.empty((0, 2)))
+
+
+@pytest.mark.gpu
+def test_gpu_twins_on_a_stream_match_numpy() -> None:
+    """On a GPU, array twins queued on a non-default stream give NumPy's results after synchronize."""
+    s = cuda.Stream()
+    xh = _vec(1 << 20, np.float64)
+    x = cuda.to_device(xh, stream=s)
+    sm = twins.softmax(x.reshape(1024, -1), stream=s)
+    sc = twins.inclusive_scan(x, stream=s)
+    s.synchronize()
+    rows = xh.reshape(1024, -1)
+    e = np.exp(rows - rows.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(sm.get(), e / e.sum(axis=1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(sc.get(), np.cumsum(xh), rtol=1e-9, atol=1e-9)
+    assert twins.sum(x, stream=s) == pytest.approx(xh.sum(), rel=1e-12)
+
+
+def test_hpc_kernels_dispatch_device_arrays_to_the_twins():
+    """hpc.kernels functions given DeviceArrays run the twins and agree with the host kernels."""
+    from hpc import kernels
+
+    x = np.linspace(-1.0, 1.0, 1000)
+    d = cuda.to_device(x)
+    assert kernels.sum(d) == pytest.approx(kernels.sum(x))
+    assert kernels.dot(d, d) == pytest.approx(float(x @ x))
+    assert kernels.max(d) == x.max()
