@@ -20,6 +20,10 @@ from .reductions import CHUNK
 __all__ = ["asum", "axpy", "dot", "nrm2", "scal"]
 
 
+# Parallel variants hand each chunk to the range kernel as a slice view starting at 0: with offsets into the
+# whole array numba did not vectorize the inner loop inside prange (10 GB/s instead of 35 here).
+
+
 # ------------------------------------------------------------------------------------------ axpy, scal
 @_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
 def _axpy_serial(a, x, y, out):  # pragma: no cover - compiled by numba
@@ -120,7 +124,8 @@ def _dot_parallel(x, y):  # pragma: no cover - compiled by numba
     nchunks = (n + CHUNK - 1) // CHUNK
     parts = _np.empty(nchunks, _np.float64)
     for c in _prange(nchunks):
-        parts[c] = _dot_range(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        parts[c] = _dot_range(x[lo:hi], y[lo:hi], 0, hi - lo)
     return parts.sum()
 
 
@@ -143,7 +148,8 @@ def _asum_parallel(x):  # pragma: no cover - compiled by numba
     nchunks = (n + CHUNK - 1) // CHUNK
     parts = _np.empty(nchunks, _np.float64)
     for c in _prange(nchunks):
-        parts[c] = _asum_range(x, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        parts[c] = _asum_range(x[lo:hi], 0, hi - lo)
     return parts.sum()
 
 
@@ -227,7 +233,8 @@ def _nrm2_parallel(x):  # pragma: no cover - compiled by numba
     nchunks = (n + CHUNK - 1) // CHUNK
     parts = _np.empty((nchunks, 3), _np.float64)
     for c in _prange(nchunks):
-        asml, amed, abig = _nrm2_range(x, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        asml, amed, abig = _nrm2_range(x[lo:hi], 0, hi - lo)
         parts[c, 0] = asml
         parts[c, 1] = amed
         parts[c, 2] = abig

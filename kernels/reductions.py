@@ -30,6 +30,10 @@ CHUNK = 1 << 16
 BLOCK = 1024
 
 
+# Parallel variants hand each chunk to the range kernel as a slice view starting at 0: with offsets into the
+# whole array numba did not vectorize the inner loop inside prange (10 GB/s instead of 35 here).
+
+
 # ------------------------------------------------------------------------------------------------------ sum
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _sum_range(x, lo, hi):  # pragma: no cover - compiled by numba
@@ -50,7 +54,8 @@ def _sum_parallel(x):  # pragma: no cover - compiled by numba
     nchunks = (n + CHUNK - 1) // CHUNK
     parts = _np.empty(nchunks, _np.float64)
     for c in _prange(nchunks):
-        parts[c] = _sum_range(x, c * CHUNK, _cmin(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
+        parts[c] = _sum_range(x[lo:hi], 0, hi - lo)
     return _sum_range(parts, 0, nchunks)
 
 
@@ -101,7 +106,8 @@ def _accurate_parallel(x):  # pragma: no cover - compiled by numba
     nchunks = (n + CHUNK - 1) // CHUNK
     parts = _np.empty(nchunks, _np.float64)
     for c in _prange(nchunks):
-        parts[c] = _neumaier_range(x, c * CHUNK, _cmin(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
+        parts[c] = _neumaier_range(x[lo:hi], 0, hi - lo)
     return _neumaier_range(parts, 0, nchunks)
 
 
@@ -185,7 +191,8 @@ def _min_parallel(x, sign):  # pragma: no cover - compiled by numba
     nchunks = (n + CHUNK - 1) // CHUNK
     parts = _np.empty(nchunks, x.dtype)
     for c in _prange(nchunks):
-        parts[c] = _min_range(x, c * CHUNK, _cmin(n, (c + 1) * CHUNK), sign)
+        lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
+        parts[c] = _min_range(x[lo:hi], 0, hi - lo, sign)
     return _min_range(parts, 0, nchunks, sign)
 
 
@@ -216,7 +223,8 @@ def _argmin_parallel(x, sign):  # pragma: no cover - compiled by numba
     nchunks = (n + CHUNK - 1) // CHUNK
     idx = _np.empty(nchunks, _np.int64)
     for c in _prange(nchunks):
-        idx[c] = _argmin_range(x, c * CHUNK, _cmin(n, (c + 1) * CHUNK), sign)
+        lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
+        idx[c] = lo + _argmin_range(x[lo:hi], 0, hi - lo, sign)
     best = idx[0]
     for c in range(1, nchunks):  # chunk order: the first NaN, else the first index of the extreme value
         m, v = x[best], x[idx[c]]
@@ -326,7 +334,8 @@ def _moments_parallel(x):  # pragma: no cover - compiled by numba
     nchunks = (n + CHUNK - 1) // CHUNK
     parts = _np.empty((nchunks, 3), _np.float64)
     for c in _prange(nchunks):
-        k, mu, m2 = _moments_range(x, c * CHUNK, _cmin(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
+        k, mu, m2 = _moments_range(x[lo:hi], 0, hi - lo)
         parts[c, 0] = k
         parts[c, 1] = mu
         parts[c, 2] = m2
