@@ -234,12 +234,13 @@ def _numba(scale: float, repeats: int, workers: int, notes: list[str]) -> dict[s
         ("ThreadPoolExecutor", lambda: sum(pool.map(sqrt_sum, views))),
     ]
     rows: dict[str, Any] = {}
+    c_repeats = max(repeats, 15)
     try:
         reference = None
         for label, fn in cases:
             fn()  # warm-up
             # each run takes ~20 ms here: a median of at least 15 keeps one descheduled run from deciding the row
-            seconds, runs, value = _timed(fn, max(repeats, 15))
+            seconds, runs, value = _timed(fn, c_repeats)
             reference = value if reference is None else reference
             ok = _math.isclose(value, reference, rel_tol=1e-9)
             rows[label] = {"seconds": seconds, "runs": runs, "ok": ok, "gb_per_s": a.nbytes / seconds / 1e9}
@@ -248,7 +249,13 @@ def _numba(scale: float, repeats: int, workers: int, notes: list[str]) -> dict[s
     serial = rows["serial loop"]["seconds"]
     for row in rows.values():
         row["speedup"] = serial / row["seconds"]
-    return {"mib": a.nbytes / 2**20, "chunks": len(views), "rows_per_chunk": rows_per_chunk, "rows": rows}
+    return {
+        "mib": a.nbytes / 2**20,
+        "chunks": len(views),
+        "rows_per_chunk": rows_per_chunk,
+        "repeats": c_repeats,
+        "rows": rows,
+    }
 
 
 # ------------------------------------------------------------------------------------ call overhead, helpers
@@ -342,7 +349,7 @@ def format_table(results: dict[str, Any]) -> str:
     if numba["rows"]:
         lines += [
             f"(c) numba nogil kernel sum(sqrt(x*x+1)) over {numba['mib']:.3g} MiB float64, {numba['chunks']} chunks "
-            f"of {numba['rows_per_chunk']:,}",
+            f"of {numba['rows_per_chunk']:,}; median of {numba.get('repeats', '?')} runs",
             f"{'':36}{'seconds':>10}{'speedup':>12}{'GB/s':>13}",
         ]
         for label, row in numba["rows"].items():
