@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/hpc info
 	$(PY) scripts/demo.py
+	@echo "\n== kernel microbenchmarks against this machine's roofline: hpc bench kernels --quick =="
+	$(VENV)/bin/hpc bench kernels --quick
 	@echo "\n== a distributed job: mpiexec -n 2 python scripts/mpi_stats.py =="
 	timeout 300 $(MPIEXEC) -n 2 $(PY) scripts/mpi_stats.py
 	@echo "\n== parallel iterators across ranks: mpiexec -n 2 python scripts/mpi_iter.py =="
