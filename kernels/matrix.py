@@ -76,13 +76,18 @@ def gemm(a, b, *, out=None, parallel=None):
         >>> kernels.gemm(np.eye(2), np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
         [[1.0, 2.0], [3.0, 4.0]]
     """
+    a, b, out = _gemm_operands(a, b, out)
+    return _matmul(a, b, out, parallel)
+
+
+def _gemm_operands(a, b, out):
+    """Check ``a @ b`` operands (2-D, same float dtype, matching inner sizes) and ``out``; return them."""
     a = _checks.matrix("a", a)
     b = _checks.matrix("b", b)
     _checks.check_same_dtype(a=a, b=b)
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"b must have {a.shape[1]} rows to match a's columns; got shape {b.shape}")
-    out = _checks.out_array(out, (a.shape[0], b.shape[1]), a.dtype)
-    return _matmul(a, b, out, parallel)
+    return a, b, _checks.out_array(out, (a.shape[0], b.shape[1]), a.dtype)
 
 
 _TM = 64
@@ -124,12 +129,7 @@ def gemm_tiled(a, b, *, out=None, parallel=None):
         >>> matrix.gemm_tiled(np.eye(2), np.ones((2, 2))).tolist()
         [[1.0, 1.0], [1.0, 1.0]]
     """
-    a = _checks.matrix("a", a)
-    b = _checks.matrix("b", b)
-    _checks.check_same_dtype(a=a, b=b)
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(f"b must have {a.shape[1]} rows to match a's columns; got shape {b.shape}")
-    out = _checks.out_array(out, (a.shape[0], b.shape[1]), a.dtype)
+    a, b, out = _gemm_operands(a, b, out)
     par = _checks.use_parallel(parallel, a.shape[0] * a.shape[1] * b.shape[1], 1 << 15)
     (_gemm_tiled_parallel if par else _gemm_tiled_serial)(a, b, out)
     return out
