@@ -32,8 +32,9 @@ _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = _C[2:]
 @_njit(cache=True, nogil=True, fastmath={"contract"})
 def _exp_parts(x, lo, hi, shift, pbuf, kbuf):  # pragma: no cover - compiled by numba
     n = hi - lo
+    xv = x[lo:hi]  # a view from 0: numba vectorizes loops over it, not loops with an offset into x
     for j in range(n):
-        v = _np.float64(x[lo + j]) - shift
+        v = _np.float64(xv[j]) - shift
         v = v if v >= _FLUSH - 40.0 else _FLUSH - 40.0  # clamp: keeps k in range (NaN passes: comparison false)
         k = _np.floor(v * _LOG2E + 0.5)
         r = (v - k * _LN2_HI) - k * _LN2_LO
@@ -65,9 +66,10 @@ def exp_block(x, lo, hi, shift, dst, dlo, pbuf, kbuf):  # pragma: no cover - com
     """
     _exp_parts(x, lo, hi, shift, pbuf, kbuf)
     fbuf = kbuf.view(_np.float64)
+    dv = dst[dlo : dlo + hi - lo]
     s = 0.0
     for j in range(hi - lo):
         e = pbuf[j] * fbuf[j]
-        dst[dlo + j] = e
+        dv[j] = e
         s += e
     return s

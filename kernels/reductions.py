@@ -306,14 +306,15 @@ def _moments_range(x, lo, hi):  # pragma: no cover - compiled by numba
     m2 = 0.0
     for b in range(lo, hi, BLOCK):
         e = _cmin(hi, b + BLOCK)
+        v = x[b:e]  # a view from 0: numba vectorizes loops over it, not loops with an offset into x
         s = 0.0
-        for i in range(b, e):
-            s += x[i]
+        for i in range(v.shape[0]):
+            s += v[i]
         nb = float(e - b)
         mb = s / nb
         q = 0.0
-        for i in range(b, e):
-            d = x[i] - mb
+        for i in range(v.shape[0]):
+            d = v[i] - mb
             q += d * d
         total = count + nb
         delta = mb - mu
