@@ -16,6 +16,7 @@ __all__ = ["Comm", "LocalComm", "as_comm", "mpi_module", "world"]
 #: built-in ops and the NumPy dtype chars MPI reduces natively with them (the general path converts and checks the
 #: rest: float16, bool, logical ops, non-contiguous arrays)
 _INTS = "bhilqBHILQ"
+_RECYCLE_BYTES = 1 << 20
 _FAST_OPS = {
     "sum": _INTS + "fdgFDG",
     "prod": _INTS + "fdgFDG",
@@ -147,6 +148,7 @@ class Comm:
             else {name: (getattr(MPI, name.upper()), chars, "d" in chars) for name, chars in _FAST_OPS.items()}
         )
         self._float_buf = _np.zeros(1)  # the one-element buffer of the Python-float fast path
+        self._last_result: Any = None  # the last large result, reused once nobody else holds it
         self._in_place = None if MPI is None else MPI.IN_PLACE
         if self.size > 1:
             from hpc.mpi.guard import install_abort_on_exception
@@ -203,7 +205,7 @@ class Comm:
                     return float(scalar[0])
                 if kind is _np.ndarray and x.flags.c_contiguous and x.dtype.char in fast[1]:
                     if out is None:
-                        out = _np.empty(x.shape, x.dtype)
+                        out = self._result_like(x)
                         self.mpi.Allreduce(x, out, fast[0])
                     elif out is x:
                         self.mpi.Allreduce(self._in_place, out, fast[0])
@@ -214,6 +216,19 @@ class Comm:
                     self._seq += 1
                     return out
         return _collectives().allreduce(self, x, op, out, reproducible)
+
+    def _result_like(self, x: Any) -> Any:
+        # A fresh multi-megabyte array costs a page fault per 4 KiB on first touch (glibc returns freed large blocks
+        # to the kernel), which at 4 MiB is as long as the reduction itself. The previous large result is reused
+        # when no one else holds it: not the caller, not a view (a view keeps its base alive).
+        if x.nbytes < _RECYCLE_BYTES:
+            return _np.empty(x.shape, x.dtype)
+        last = self._last_result
+        # references: self._last_result, `last`, and getrefcount's own argument
+        if last is not None and _sys.getrefcount(last) == 3 and last.shape == x.shape and last.dtype == x.dtype:
+            return last
+        self._last_result = fresh = _np.empty(x.shape, x.dtype)
+        return fresh
 
     def iallreduce(self, x: Any, op: Any = "sum") -> Any:
         """Start an allreduce and return a future; ``future.result()`` waits and returns what allreduce would."""
