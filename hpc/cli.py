@@ -85,13 +85,8 @@ def _info(as_json: bool) -> int:
 
 def _bench(argv: list[str]) -> int:
     try:
-        bench = _importlib.import_module("hpc.bench")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("hpc.bench", "hpc"):
-            raise
-        bench = None
-    run = getattr(bench, "main", None)
-    if run is None:
-        print("hpc bench: no benchmarks are installed yet", file=_sys.stderr)
-        return 2
-    return int(run(argv) or 0)
+        _config.snapshot()  # a bad HPC_* value is a clear error before any benchmark starts
+    except _config.ConfigError as exc:
+        return _error(str(exc))
+    bench = _importlib.import_module("hpc.bench")
+    return int(bench.main(argv) or 0)

@@ -134,13 +134,6 @@ def test_config_error_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     assert err == "hpc: error: HPC_DEVICE must be one of auto, cpu, cuda; got 'tpu'\n"
 
 
-def test_bench_without_benchmarks(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    """``hpc bench`` says no benchmarks are installed and returns 2 while hpc.bench has no main()."""
-    monkeypatch.setitem(sys.modules, "hpc.bench", types.ModuleType("hpc.bench"))
-    assert cli.main(["bench", "--quick"]) == 2
-    assert "hpc bench: no benchmarks are installed yet" in capsys.readouterr().err
-
-
 def test_bench_forwards_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     """``hpc bench ARGS`` calls hpc.bench.main with ARGS, options included, and returns its status."""
     seen: list[list[str]] = []
@@ -149,3 +142,20 @@ def test_bench_forwards_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "hpc.bench", stub)
     assert cli.main(["bench", "roofline", "--quick", "--json", "out.json"]) == 7
     assert seen == [["roofline", "--quick", "--json", "out.json"]]
+
+
+def test_bench_with_a_bad_setting_says_so_without_a_traceback(tmp_path):
+    """`hpc bench` with a bad HPC_* value exits 2 naming the variable and the value, before benchmarking."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPC_")}
+    env["HPC_NUM_THREADS"] = "zero"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpc", "bench", "iter", "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "HPC_NUM_THREADS" in proc.stderr and "zero" in proc.stderr
+    assert "Traceback" not in proc.stderr
