@@ -13,18 +13,10 @@ from numba import njit as _njit
 from numba import prange as _prange
 
 from . import _checks
-from ._flags import EXACT, REDUCE
-from .reductions import CHUNK
+from ._flags import EXACT
+from .reductions import CHUNK, _sum_range
 
 __all__ = ["exclusive_scan", "inclusive_scan"]
-
-
-@_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _chunk_sum(x, lo, hi):  # pragma: no cover - compiled by numba
-    acc = 0.0
-    for i in range(lo, hi):
-        acc += x[i]
-    return acc
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
@@ -52,15 +44,17 @@ def _scan_parallel(x, out, exclusive):  # pragma: no cover - compiled by numba
     n = x.shape[0]
     nchunks = (n + CHUNK - 1) // CHUNK
     offsets = _np.empty(nchunks, _np.float64)
-    for c in _prange(nchunks):
-        offsets[c] = _chunk_sum(x, c * CHUNK, min(n, (c + 1) * CHUNK))
+    for c in _prange(nchunks):  # slice views from 0: numba vectorizes those loops (see reductions.py)
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        offsets[c] = _sum_range(x[lo:hi], 0, hi - lo)
     acc = 0.0
     for c in range(nchunks):
         s = offsets[c]
         offsets[c] = acc
         acc += s
     for c in _prange(nchunks):
-        _scan_range(x, out, c * CHUNK, min(n, (c + 1) * CHUNK), offsets[c], exclusive)
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _scan_range(x[lo:hi], out[lo:hi], 0, hi - lo, offsets[c], exclusive)
 
 
 def _scan(x, out, parallel, exclusive):
