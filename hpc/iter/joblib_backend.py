@@ -235,6 +235,4 @@ def _run_batch(func: Callable[[], Any], future: _futures.Future, call: _Call) ->
                 call.settled.set()
 
 
-
-
 register_joblib_backend()

@@ -80,9 +80,7 @@ class ParIter(Generic[T]):
         """Return the plan's items as an indexed node, collecting them first if a stage hid their positions."""
         if not plan.stages:
             return plan.node
-        items = execute(
-            Plan(plan.node, plan.stages, self._min_len, self._max_len), _t.Collect(), self._backend
-        )
+        items = execute(Plan(plan.node, plan.stages, self._min_len, self._max_len), _t.Collect(), self._backend)
         return _ix.SequenceSource(items)
 
     def _other(self, other: Any) -> ParIter[Any]:
@@ -146,9 +144,7 @@ class ParIter(Generic[T]):
             [2, 3, 4]
         """
         return self._derive(
-            lambda p: self._stage_or_node(
-                p, _st.MapInitStage(init, fn), lambda: _ix.MapInit(p.node, init, fn)
-            )
+            lambda p: self._stage_or_node(p, _st.MapInitStage(init, fn), lambda: _ix.MapInit(p.node, init, fn))
         )
 
     def inspect(self, fn: Callable[[T], Any]) -> ParIter[T]:
@@ -157,9 +153,7 @@ class ParIter(Generic[T]):
         Note:
             ``fn`` runs on worker threads, in no particular order across chunks.
         """
-        return self._derive(
-            lambda p: self._stage_or_node(p, _st.InspectStage(fn), lambda: _ix.Inspect(p.node, fn))
-        )
+        return self._derive(lambda p: self._stage_or_node(p, _st.InspectStage(fn), lambda: _ix.Inspect(p.node, fn)))
 
     def filter(self, predicate: Callable[[T], Any]) -> ParIter[T]:
         """Return an iterator of the items for which ``predicate(item)`` is true, in order.

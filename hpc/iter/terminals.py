@@ -92,11 +92,7 @@ class ToNumpy(Terminal):
 
     def finish(self, partials):
         if partials and all(isinstance(p, _np.ndarray) for p in partials):
-            return (
-                _np.concatenate(partials).astype(self.dtype, copy=False)
-                if self.dtype
-                else _np.concatenate(partials)
-            )
+            return _np.concatenate(partials).astype(self.dtype, copy=False) if self.dtype else _np.concatenate(partials)
         return _np.asarray(list(_itertools.chain.from_iterable(partials)), dtype=self.dtype)
 
 

@@ -39,11 +39,15 @@ class _Prepared:
             arr = arr.astype(work)
         self.array = _np.ascontiguousarray(arr)
 
+    def in_dtype(self, result: Any, op: Op | None) -> Any:
+        """Return ``result`` in the dtype the caller gets: ``x``'s, except bool sum/prod, which count (int64)."""
+        if result.dtype != self.dtype and not (self.dtype.kind == "b" and op is not None and op.name in _COUNTING):
+            return result.astype(self.dtype)
+        return result
+
     def give_back(self, result: Any, op: Op | None) -> Any:
         """Return ``result`` in the caller's type: a Python scalar, a NumPy scalar, or an array of ``x``'s shape."""
-        if result.dtype != self.dtype and not (self.dtype.kind == "b" and op is not None and op.name in _COUNTING):
-            result = result.astype(self.dtype)
-        result = result.reshape(self.shape)
+        result = self.in_dtype(result, op).reshape(self.shape)
         if self.python_scalar:
             return result.item()
         if self.numpy_scalar:
@@ -273,8 +277,7 @@ def reduce_scatter(comm: Any, x: Any, op: Any = "sum") -> Any:
         lambda: comm.mpi.Reduce_scatter(prep.array, recv, counts, o.mpi),
         lambda: comm.mpi.Ireduce_scatter(prep.array, recv, counts, o.mpi),
     )
-    out = recv.astype(prep.dtype, copy=False) if not (prep.dtype.kind == "b" and o.name in _COUNTING) else recv
-    return out
+    return prep.in_dtype(recv, o)
 
 
 def scan(comm: Any, x: Any, op: Any = "sum", exclusive: bool = False) -> Any:

@@ -232,45 +232,31 @@ class Comm:
 
     def iallreduce(self, x: Any, op: Any = "sum") -> Any:
         """Start an allreduce and return a future; ``future.result()`` waits and returns what allreduce would."""
-        from hpc.mpi import collectives
-
-        return collectives.iallreduce(self, x, op)
+        return _collectives().iallreduce(self, x, op)
 
     def reduce(self, x: Any, op: Any = "sum", root: int = 0) -> Any:
         """Return ``op`` reduced over every rank's ``x`` on ``root``; ``None`` on the other ranks."""
-        from hpc.mpi import collectives
-
-        return collectives.reduce(self, x, op, root)
+        return _collectives().reduce(self, x, op, root)
 
     def bcast(self, x: Any, root: int = 0) -> Any:
         """Return ``root``'s ``x`` on every rank (arrays travel on the buffer path; other ranks may pass None)."""
-        from hpc.mpi import collectives
-
-        return collectives.bcast(self, x, root)
+        return _collectives().bcast(self, x, root)
 
     def allgather(self, x: Any) -> Any:
         """Return every rank's ``x`` concatenated along axis 0, in rank order (first-axis sizes may differ)."""
-        from hpc.mpi import collectives
-
-        return collectives.allgather(self, x)
+        return _collectives().allgather(self, x)
 
     def reduce_scatter(self, x: Any, op: Any = "sum") -> Any:
         """Reduce ``x`` over ranks and return this rank's block of rows (``numpy.array_split`` blocks)."""
-        from hpc.mpi import collectives
-
-        return collectives.reduce_scatter(self, x, op)
+        return _collectives().reduce_scatter(self, x, op)
 
     def scan(self, x: Any, op: Any = "sum") -> Any:
         """Return the inclusive prefix reduction of ``x`` over ranks ``0..rank``."""
-        from hpc.mpi import collectives
-
-        return collectives.scan(self, x, op, exclusive=False)
+        return _collectives().scan(self, x, op, exclusive=False)
 
     def exscan(self, x: Any, op: Any = "sum") -> Any:
         """Return the exclusive prefix reduction over ranks ``0..rank-1`` (the op's identity on rank 0)."""
-        from hpc.mpi import collectives
-
-        return collectives.scan(self, x, op, exclusive=True)
+        return _collectives().scan(self, x, op, exclusive=True)
 
     def fused(self) -> Any:
         """Return a context manager that turns many small allreduces into one MPI call (results on exit)."""

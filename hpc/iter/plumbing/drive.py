@@ -30,9 +30,7 @@ class Backend:
 
     name = ""
 
-    def run(
-        self, plan: Plan, terminal: Any, spans: list[Span], ctx: ExecContext, progress: Any
-    ) -> dict[int, Any]:
+    def run(self, plan: Plan, terminal: Any, spans: list[Span], ctx: ExecContext, progress: Any) -> dict[int, Any]:
         """Run ``spans`` and return ``{chunk: partial}``; raise the lowest-indexed :class:`ChunkFailure`."""
         raise NotImplementedError
 
@@ -80,7 +78,7 @@ class ThreadsBackend(Backend):
         failures: list[ChunkFailure] = []
         lock = _threading.Lock()
         done = _threading.Event()
-        remaining = [len(spans)]
+        remaining = [0]  # groups not yet finished, set below
 
         def group_task(group: list[Span]) -> None:
             c, s, e = group[0]
@@ -94,9 +92,7 @@ class ThreadsBackend(Backend):
                 ctx.cancelled = True
                 with lock:
                     failures.append(failure)
-            except (
-                BaseException
-            ) as exc:  # KeyboardInterrupt/SystemExit inside a worker: stop the run, report it
+            except BaseException as exc:  # KeyboardInterrupt/SystemExit inside a worker: stop the run, report it
                 ctx.cancelled = True
                 with lock:
                     failures.append(ChunkFailure(exc, c, None, (s, e)))
@@ -159,9 +155,7 @@ def resolve_backend(requested: str | None, plan: Plan, terminal: Any) -> str:
     name = requested or _config.backend()
     if name != "auto":
         if name not in BACKENDS and name != "processes":
-            raise ValueError(
-                f"backend must be one of {sorted([*BACKENDS, 'processes', 'auto'])}; got {name!r}"
-            )
+            raise ValueError(f"backend must be one of {sorted([*BACKENDS, 'processes', 'auto'])}; got {name!r}")
         return name
     if not _gil_enabled() or _in_worker():
         return "threads"
