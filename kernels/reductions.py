@@ -19,8 +19,10 @@ from numba import prange as _prange
 
 from . import _checks
 from ._flags import EXACT, REDUCE
+from ._intrinsics import fmaximum as _fmaximum
+from ._intrinsics import fminimum as _fminimum
 
-__all__ = ["CHUNK", "BLOCK", "argmax", "argmin", "max", "mean", "mean_var", "min", "sum", "var"]
+__all__ = ["ARG_BLOCK", "CHUNK", "BLOCK", "argmax", "argmin", "max", "mean", "mean_var", "min", "sum", "var"]
 
 _cmin = _builtins.min  # this module defines its own min/max/sum
 
@@ -28,6 +30,8 @@ _cmin = _builtins.min  # this module defines its own min/max/sum
 CHUNK = 1 << 16
 #: elements per block of the one-pass mean/var (two sweeps over a block read memory once)
 BLOCK = 1024
+#: elements per block of argmin/argmax (16 KiB of float64: the block is still in L1 when its index is sought)
+ARG_BLOCK = 2048
 
 
 # Parallel variants hand each chunk to the range kernel as a slice view starting at 0: with offsets into the
@@ -141,48 +145,29 @@ def sum(x, *, accurate=False, parallel=None):  # noqa: A001 - NumPy's name on pu
 
 
 # ------------------------------------------------------------------------------------------------ min, max
-@_njit(cache=True, nogil=True, fastmath=EXACT, inline="always")
-def _lt(m, v):  # pragma: no cover - compiled by numba
-    # v replaces m when v is smaller or NaN, unless m is NaN already (then NaN stays)
-    return v if (not (v >= m)) and (m == m) else m
-
-
-@_njit(cache=True, nogil=True, fastmath=EXACT, inline="always")
-def _gt(m, v):  # pragma: no cover - compiled by numba
-    return v if (not (v <= m)) and (m == m) else m
+# min/max reduce with llvm.minimum/llvm.maximum (see hpc.kernels._intrinsics): NaN-propagating and associative, so
+# LLVM vectorizes the loop (packed vminpd/vmaxpd) without fastmath. argmin/argmax read memory once per block of
+# ARG_BLOCK elements (16 KiB of float64: fits L1) for the block's extreme, and look for its first index only when
+# the block beats the best so far or holds a NaN: that second pass finds the block in L1, and it runs for a few
+# blocks only on most data (each new record; every block only when the data keeps falling).
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
-def _min_range(x, lo, hi, sign):  # pragma: no cover - compiled by numba
-    # eight independent lanes so the SLP vectorizer can pack them; sign=+1 min, -1 max
-    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = x[lo]
-    i = lo
+def _min_view(v, sign):  # pragma: no cover - compiled by numba
+    # NaN if v holds one; sign=+1 min, -1 max; v non-empty (a view from 0: the loop vectorizes)
+    m = v[0]
     if sign > 0:
-        while i + 8 <= hi:
-            m0, m1, m2, m3 = _lt(m0, x[i]), _lt(m1, x[i + 1]), _lt(m2, x[i + 2]), _lt(m3, x[i + 3])
-            m4, m5, m6, m7 = _lt(m4, x[i + 4]), _lt(m5, x[i + 5]), _lt(m6, x[i + 6]), _lt(m7, x[i + 7])
-            i += 8
-        while i < hi:
-            m0 = _lt(m0, x[i])
-            i += 1
-        for m in (m1, m2, m3, m4, m5, m6, m7):
-            m0 = _lt(m0, m)
+        for i in range(v.shape[0]):
+            m = _fminimum(m, v[i])
     else:
-        while i + 8 <= hi:
-            m0, m1, m2, m3 = _gt(m0, x[i]), _gt(m1, x[i + 1]), _gt(m2, x[i + 2]), _gt(m3, x[i + 3])
-            m4, m5, m6, m7 = _gt(m4, x[i + 4]), _gt(m5, x[i + 5]), _gt(m6, x[i + 6]), _gt(m7, x[i + 7])
-            i += 8
-        while i < hi:
-            m0 = _gt(m0, x[i])
-            i += 1
-        for m in (m1, m2, m3, m4, m5, m6, m7):
-            m0 = _gt(m0, m)
-    return m0
+        for i in range(v.shape[0]):
+            m = _fmaximum(m, v[i])
+    return m
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
 def _min_serial(x, sign):  # pragma: no cover - compiled by numba
-    return _min_range(x, 0, x.shape[0], sign)
+    return _min_view(x, sign)
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
@@ -192,29 +177,44 @@ def _min_parallel(x, sign):  # pragma: no cover - compiled by numba
     parts = _np.empty(nchunks, x.dtype)
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
-        parts[c] = _min_range(x[lo:hi], 0, hi - lo, sign)
-    return _min_range(parts, 0, nchunks, sign)
+        parts[c] = _min_view(x[lo:hi], sign)
+    return _min_view(parts, sign)
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
-def _argmin_range(x, lo, hi, sign):  # pragma: no cover - compiled by numba
-    best = lo
-    m = x[lo]
+def _first_index(v, m):  # pragma: no cover - compiled by numba
+    # the first index of v holding m (the first NaN when m is NaN); m is in v
     if m != m:
-        return lo
-    for i in range(lo + 1, hi):
-        v = x[i]
-        if v != v:
-            return i
-        if (v < m) if sign > 0 else (v > m):
-            m = v
-            best = i
-    return best
+        for i in range(v.shape[0]):
+            if v[i] != v[i]:
+                return i
+    else:
+        for i in range(v.shape[0]):
+            if v[i] == m:
+                return i
+    return 0
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _argmin_view(x, sign):  # pragma: no cover - compiled by numba
+    # index into x (non-empty) of the first NaN, else of the first smallest (sign=+1) / largest (-1) element
+    n = x.shape[0]
+    best = x[0]
+    at = 0
+    for b in range(0, n, ARG_BLOCK):
+        v = x[b : _cmin(n, b + ARG_BLOCK)]
+        m = _min_view(v, sign)
+        if m != m:
+            return b + _first_index(v, m)
+        if b == 0 or ((m < best) if sign > 0 else (m > best)):  # strictly better: ties keep the earlier block
+            best = m
+            at = b + _first_index(v, m)
+    return at
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
 def _argmin_serial(x, sign):  # pragma: no cover - compiled by numba
-    return _argmin_range(x, 0, x.shape[0], sign)
+    return _argmin_view(x, sign)
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
@@ -224,7 +224,7 @@ def _argmin_parallel(x, sign):  # pragma: no cover - compiled by numba
     idx = _np.empty(nchunks, _np.int64)
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
-        idx[c] = lo + _argmin_range(x[lo:hi], 0, hi - lo, sign)
+        idx[c] = lo + _argmin_view(x[lo:hi], sign)
     best = idx[0]
     for c in range(1, nchunks):  # chunk order: the first NaN, else the first index of the extreme value
         m, v = x[best], x[idx[c]]

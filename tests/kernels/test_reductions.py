@@ -127,3 +127,81 @@ def test_errors_name_dtype_and_layout():
         k.sum(np.ones((4, 4))[:, ::2])
     with pytest.raises(TypeError, match="parallel must be True, False or None; got 'yes'"):
         k.sum(np.ones(3), parallel="yes")
+
+
+ARG_BLOCK = k.reductions.ARG_BLOCK
+CHUNK = k.reductions.CHUNK
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "where",
+    [0, 1, ARG_BLOCK - 1, ARG_BLOCK, ARG_BLOCK + 1, 5 * ARG_BLOCK + 7, CHUNK - 1, CHUNK, CHUNK + ARG_BLOCK, -1],
+)
+def test_argmin_finds_the_extreme_in_any_block(rng, dtype, parallel, where):
+    """The extreme is found at block and chunk edges, in the first and the last block, float32 and float64."""
+    x = rng.standard_normal(2 * CHUNK + 3 * ARG_BLOCK + 5).astype(dtype)
+    x[where] = -10.0
+    y = -x
+    assert k.argmin(x, parallel=parallel) == np.argmin(x)
+    assert k.argmax(y, parallel=parallel) == np.argmax(y)
+    assert k.min(x, parallel=parallel) == np.min(x) == dtype(-10.0)
+    assert k.max(y, parallel=parallel) == np.max(y) == dtype(10.0)
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("name", ["argmin", "argmax"])
+def test_argmin_ties_across_blocks_and_chunks_take_the_first(rng, name, parallel):
+    """Equal extremes in later blocks or chunks (or later in the same block) never replace the first one."""
+    x = rng.standard_normal(2 * CHUNK + 11)
+    value = -10.0 if name == "argmin" else 10.0
+    for first in (ARG_BLOCK - 1, ARG_BLOCK + 3, CHUNK - 1):
+        y = x.copy()
+        y[[first, first + 1, first + ARG_BLOCK, CHUNK + 5, 2 * CHUNK + 10]] = value
+        assert getattr(k, name)(y, parallel=parallel) == getattr(np, name)(y) == first
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("name", ["argmin", "argmax"])
+def test_argmin_nan_anywhere_gives_the_first_nan(rng, name, parallel):
+    """A NaN before, after or in the block of the extreme, or past a new record, gives the index of the first NaN."""
+    n = 2 * CHUNK + 3 * ARG_BLOCK
+    cases = [
+        ([ARG_BLOCK + 100], [ARG_BLOCK + 50]),  # the extreme earlier in the NaN's block
+        ([ARG_BLOCK + 100], [ARG_BLOCK + 150]),  # the extreme later in the NaN's block
+        ([5 * ARG_BLOCK + 1], [2]),  # a record first, the NaN blocks later
+        ([3, CHUNK + 1], [n - 1]),  # two NaNs: the first wins
+        ([n - 1], [0]),  # the NaN last
+    ]
+    for nans, extremes in cases:
+        x = rng.standard_normal(n)
+        x[extremes] = -10.0 if name == "argmin" else 10.0
+        x[nans] = np.nan
+        assert getattr(k, name)(x, parallel=parallel) == getattr(np, name)(x) == nans[0], (nans, extremes)
+        assert math.isnan(getattr(k, name[3:])(x, parallel=parallel))
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_extremes_on_monotone_strided_and_special_data(dtype, parallel):
+    """Falling data (a new record in every block), strided views, signed zeros, infinities and all-NaN input."""
+    down = np.arange(3 * CHUNK + 17, 0, -1).astype(dtype)
+    assert k.argmin(down, parallel=parallel) == np.argmin(down) == down.size - 1
+    assert k.argmax(down, parallel=parallel) == 0
+    assert k.argmax(down[::-1], parallel=parallel) == down.size - 1
+    assert k.argmin(down[::3], parallel=parallel) == np.argmin(down[::3])
+    assert k.argmax(down[1::7], parallel=parallel) == np.argmax(down[1::7])
+    assert k.min(down[::-5], parallel=parallel) == np.min(down[::-5])
+    zeros = np.zeros(ARG_BLOCK * 3, dtype)
+    zeros[ARG_BLOCK + 1] = -0.0
+    assert k.argmin(zeros, parallel=parallel) == np.argmin(zeros) == 0
+    assert k.argmax(zeros, parallel=parallel) == np.argmax(zeros) == 0
+    assert k.min(zeros, parallel=parallel) == 0.0
+    inf = np.full(ARG_BLOCK + 3, np.inf, dtype)
+    assert k.argmin(inf, parallel=parallel) == 0 and k.min(inf, parallel=parallel) == np.inf
+    inf[ARG_BLOCK + 2] = -np.inf
+    assert k.argmin(inf, parallel=parallel) == ARG_BLOCK + 2 and k.max(inf, parallel=parallel) == np.inf
+    nan = np.full(ARG_BLOCK + 3, np.nan, dtype)
+    assert k.argmin(nan, parallel=parallel) == k.argmax(nan, parallel=parallel) == 0
+    assert math.isnan(k.max(nan, parallel=parallel))

@@ -91,3 +91,16 @@ def test_second_process_loads_from_cache(tmp_path):
     )
     assert first == ["0", "1"]
     assert second == ["1", "0"]
+
+
+@pytest.mark.parametrize("dispatcher", [reductions._min_view, reductions._argmin_view], ids=["min", "argmin"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_min_and_argmin_use_packed_min_max(dispatcher, dtype):
+    """min/max and the block pass of argmin/argmax compile to packed vminp*/vmaxp* on ymm or zmm, no fastmath."""
+    import numba
+
+    sig = (getattr(numba, dtype)[::1], numba.int64)
+    report = simd.inspect(dispatcher, sig)
+    suffix = "pd" if dtype == "float64" else "ps"
+    assert {f"vmin{suffix}", f"vmax{suffix}"} <= set(report["packed_fp"]), report
+    assert report["vector_bits"] >= 256, report

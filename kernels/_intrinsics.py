@@ -1,0 +1,39 @@
+"""LLVM's NaN-propagating ``minimum``/``maximum`` as numba functions, so that min/max reductions vectorize.
+
+LLVM vectorizes a ``m = v if v < m else m`` reduction only under ``nnan``/``nsz`` fastmath, which would let it
+drop NaNs; ``llvm.minimum``/``llvm.maximum`` (IEEE 754-2019 ``minimum``/``maximum``: a NaN operand gives NaN,
+``-0.0 < +0.0``) are associative without those flags, so the loop vectorizer turns a reduction over them into
+packed ``vminpd``/``vmaxpd`` (plus a NaN blend) on ymm/zmm registers, with no fastmath at all.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir as _ir
+from numba.core import cgutils as _cgutils
+from numba.core import types as _types
+from numba.core.extending import intrinsic as _intrinsic
+
+__all__ = ["fmaximum", "fminimum"]
+
+
+def _binary(name):
+    def typer(typingctx, a, b):
+        if not isinstance(a, _types.Float) or a != b:
+            return None
+
+        def codegen(context, builder, sig, args):
+            lty = context.get_value_type(sig.return_type)
+            suffix = "f64" if lty == _ir.DoubleType() else "f32"
+            fn = _cgutils.get_or_insert_function(builder.module, _ir.FunctionType(lty, [lty, lty]), f"{name}.{suffix}")
+            return builder.call(fn, args)
+
+        return a(a, b), codegen
+
+    typer.__name__ = name.rsplit(".", 1)[-1]
+    return _intrinsic(typer)
+
+
+#: ``fminimum(a, b)``: the smaller of two floats of one type, NaN if either is NaN (``llvm.minimum``)
+fminimum = _binary("llvm.minimum")
+#: ``fmaximum(a, b)``: the larger of two floats of one type, NaN if either is NaN (``llvm.maximum``)
+fmaximum = _binary("llvm.maximum")
