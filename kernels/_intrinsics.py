@@ -13,7 +13,7 @@ from numba.core import cgutils as _cgutils
 from numba.core import types as _types
 from numba.core.extending import intrinsic as _intrinsic
 
-__all__ = ["fmaximum", "fminimum"]
+__all__ = ["bits_to_float", "float_to_bits", "fmaximum", "fminimum"]
 
 
 def _binary(name):
@@ -37,3 +37,27 @@ def _binary(name):
 fminimum = _binary("llvm.minimum")
 #: ``fmaximum(a, b)``: the larger of two floats of one type, NaN if either is NaN (``llvm.maximum``)
 fmaximum = _binary("llvm.maximum")
+
+
+@_intrinsic
+def bits_to_float(typingctx, a):
+    """``bits_to_float(i)``: the float64 whose IEEE bit pattern is the int64 ``i`` (a register bitcast, no memory)."""
+    if not isinstance(a, _types.Integer) or a.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], _ir.DoubleType())
+
+    return _types.float64(a), codegen
+
+
+@_intrinsic
+def float_to_bits(typingctx, a):
+    """``float_to_bits(x)``: the IEEE bit pattern of the float64 ``x`` as an int64 (a register bitcast)."""
+    if a != _types.float64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], _ir.IntType(64))
+
+    return _types.int64(a), codegen

@@ -1,10 +1,11 @@
 """A vectorizable ``exp`` for arguments ``<= 0`` (softmax, logsumexp): LLVM has no vector ``exp`` without SVML.
 
-``exp(x) = 2**k * 2**(j/64) * exp(r)`` with ``64 k + j = round(64 x / ln 2)`` and ``|r| <= ln(2)/128``;
-``exp(r)`` is a degree-6 Taylor polynomial (error below 1 ulp of float64 on that interval), ``2**(j/64)`` comes
-from a 64-entry table, and ``2**k`` is built by writing ``(k + 1023) << 52`` into an int64 buffer that is read back
-through a float64 view. Every loop is branch-free, so LLVM vectorizes it.
-Results below ``exp(-708)`` flush to 0 (no subnormals); NaN stays NaN.
+``exp(v) = 2**k * exp(r)`` with ``k = round(v / ln 2)`` and ``|r| <= ln(2)/2``; ``exp(r)`` is the degree-13 Taylor
+polynomial (relative error below 1 ulp of float64 there). ``k`` comes from adding ``1.5 * 2**52`` to ``v / ln 2``
+(the sum's low mantissa bits are ``k``), and ``2**k`` from shifting those bits into the exponent field and
+reinterpreting them as a float64 (:func:`hpc.kernels._intrinsics.bits_to_float`, a register bitcast). One loop,
+no table, no branch, no scratch buffer: LLVM vectorizes it to packed FMAs on zmm/ymm registers.
+Results below ``exp(-708)`` (including ``exp(-inf)``) flush to 0, with no subnormals; NaN stays NaN.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import numpy as _np
 from numba import njit as _njit
 
 from ._flags import REDUCE
+from ._intrinsics import bits_to_float as _bits_to_float
+from ._intrinsics import float_to_bits as _float_to_bits
 
-__all__ = ["BLOCK", "exp_block"]
-
-#: elements per call of :func:`exp_block` (the scratch buffers' length)
-BLOCK = 512
+__all__ = ["exp_shifted", "exp_shifted_sum"]
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.6931471803691238  # ln 2 split so that k * _LN2_HI is exact for |k| < 2**11
 _LN2_LO = 1.9082149292705877e-10
-_FLUSH = -708.0
+_SHIFTER = 6755399441055744.0  # 1.5 * 2**52: v / ln 2 + this rounds to an integer held in the low mantissa bits
+_EXP_ONE = 1023 << 52  # the biased exponent of 1.0
+_FLUSH = -708.0  # below: 2**k would be subnormal, the result flushes to 0
 _C = (
     1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
     1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800,
@@ -30,54 +32,50 @@ _C = (
 _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = _C[2:]
 
 
-#: 2**(j/64) for j = 0..63, correctly rounded (the table of the table-driven exp)
-_T64 = _np.array([2.0 ** (j / 64) for j in range(64)])
-_INV_LN2_64 = 92.33248261689366  # 64 / ln 2
-_LN2_64_HI = 0.010830424696223417  # ln(2)/64 with 36 significant bits: k * _LN2_64_HI is exact for |k| < 2**17
-_LN2_64_LO = 2.572804622327669e-14
-_P2, _P3, _P4, _P5, _P6 = 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720
-
-
 @_njit(cache=True, nogil=True, fastmath={"contract"})
-def _exp_parts(x, lo, hi, shift, pbuf, kbuf):  # pragma: no cover - compiled by numba
-    # exp(v) = 2**(K >> 6) * 2**((K & 63) / 64) * exp(r), K = round(64 v / ln 2), |r| <= ln(2)/128: a degree-6
-    # polynomial is below 1 ulp there, half the work of the degree-13 one the wider interval needed
-    n = hi - lo
-    xv = x[lo:hi]  # a view from 0: numba vectorizes loops over it, not loops with an offset into x
-    for j in range(n):
-        v = _np.float64(xv[j]) - shift
-        v = v if v >= _FLUSH - 40.0 else _FLUSH - 40.0  # clamp: keeps k in range (NaN passes: comparison false)
-        kf = _np.floor(v * _INV_LN2_64 + 0.5)
-        r = (v - kf * _LN2_64_HI) - kf * _LN2_64_LO
-        p = _P6
-        p = p * r + _P5
-        p = p * r + _P4
-        p = p * r + _P3
-        p = p * r + _P2
-        p = p * r + 1.0
-        p = p * r + 1.0
-        kf = kf if kf == kf else 0.0  # NaN lanes: any index (their p is NaN already)
-        k64 = _np.int64(kf)
-        p = p * _T64[k64 & 63]
-        pbuf[j] = p if not (v < _FLUSH) else 0.0
-        k = k64 >> 6
-        k = k if k >= -1022 else -1022  # flushed lanes: any finite scale (their p is 0)
-        kbuf[j] = (k + 1023) << 52
+def _exp_nonpos(v):  # pragma: no cover - compiled by numba
+    # exp(v) for v <= 0 or NaN, branch-free. Its own function, compiled with contract only: LLVM inlines it into
+    # the loops below (the flags stay per instruction), where reassoc, which the sums need, could undo the rounding
+    z = v * _LOG2E + _SHIFTER
+    kf = z - _SHIFTER
+    r = (v - kf * _LN2_HI) - kf * _LN2_LO
+    p = _C13
+    p = p * r + _C12
+    p = p * r + _C11
+    p = p * r + _C10
+    p = p * r + _C9
+    p = p * r + _C8
+    p = p * r + _C7
+    p = p * r + _C6
+    p = p * r + _C5
+    p = p * r + _C4
+    p = p * r + _C3
+    p = p * r + _C2
+    p = p * r + 1.0
+    p = p * r + 1.0
+    e = p * _bits_to_float((_float_to_bits(z) << 52) + _EXP_ONE)  # 2**k: k's bits into the exponent field
+    return e if not (v < _FLUSH) else 0.0  # NaN passes (the comparison is false)
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def exp_block(x, lo, hi, shift, dst, dlo, pbuf, kbuf):  # pragma: no cover - compiled by numba
-    """Write ``exp(x[lo:hi] - shift)`` to ``dst[dlo:dlo+hi-lo]`` and return the float64 sum of those values.
+def exp_shifted(x, shift, out):  # pragma: no cover - compiled by numba
+    """Write ``exp(x - shift)`` to ``out`` (``x``'s length; may be ``x``) and return the float64 sum of the values.
 
-    ``hi - lo <= BLOCK``; ``pbuf`` (float64) and ``kbuf`` (int64) are scratch arrays of ``BLOCK`` elements.
-    Every ``x - shift`` must be ``<= 0`` (or NaN). ``dst`` may be ``pbuf`` itself (``dlo = 0``) to get the sum only.
+    Every ``x - shift`` must be ``<= 0`` (or NaN). Pass views that start at 0 (``x[lo:hi]``): numba vectorizes
+    loops over those, not loops with an offset.
     """
-    _exp_parts(x, lo, hi, shift, pbuf, kbuf)
-    fbuf = kbuf.view(_np.float64)
-    dv = dst[dlo : dlo + hi - lo]
     s = 0.0
-    for j in range(hi - lo):
-        e = pbuf[j] * fbuf[j]
-        dv[j] = e
+    for j in range(x.shape[0]):
+        e = _exp_nonpos(_np.float64(x[j]) - shift)
+        out[j] = e
         s += e
+    return s
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def exp_shifted_sum(x, shift):  # pragma: no cover - compiled by numba
+    """Return the float64 sum of ``exp(x - shift)`` (every ``x - shift <= 0`` or NaN), storing nothing."""
+    s = 0.0
+    for j in range(x.shape[0]):
+        s += _exp_nonpos(_np.float64(x[j]) - shift)
     return s

@@ -1,9 +1,11 @@
 """Row-wise kernels over the last axis of a 2-D array: ``softmax``, ``logsumexp``, ``layernorm`` (scipy/torch-like).
 
-Each row is handled by one thread (``prange`` over rows in the parallel variant) in passes that stay in cache:
-a row's maximum, then the shifted exponentials (a vectorized ``exp``, see ``hpc.kernels._vexp``) and their sum,
-then the scaling. That reads the input once from memory and writes the output once, where NumPy makes a
-temporary array per operation. A 1-D input is treated as one row.
+Each row is handled by one thread (``prange`` over rows in the parallel variant). softmax and logsumexp read it
+once, in blocks of ``ROW_BLOCK`` elements: the block's maximum, then, while the block is in L1, the exponentials
+shifted by the running maximum (a vectorized ``exp``, see ``hpc.kernels._vexp``) and their sum in one loop; a
+new maximum rescales the sum (the online softmax). softmax then scales its output, still in cache, by one factor
+per block. That reads the input once from memory and writes the output once, where NumPy makes a temporary
+array per operation. A 1-D input is treated as one row.
 """
 
 from __future__ import annotations
@@ -16,97 +18,113 @@ from numba import prange as _prange
 
 from . import _checks
 from ._flags import EXACT, REDUCE
-from ._vexp import BLOCK, exp_block
+from ._intrinsics import fmaximum as _fmaximum
+from ._vexp import exp_shifted, exp_shifted_sum
 
-__all__ = ["layernorm", "logsumexp", "softmax"]
+__all__ = ["ROW_BLOCK", "layernorm", "logsumexp", "softmax"]
+
+#: elements per block of softmax/logsumexp (8 KiB of float64: the exp pass finds the block in L1)
+ROW_BLOCK = 1024
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
 def _row_max(x):  # pragma: no cover - compiled by numba
-    # returns (max ignoring NaN, whether a NaN was seen); -inf for an empty row
-    m0 = m1 = m2 = m3 = -_np.inf
-    bad = False
+    # the row's maximum as a float64: NaN if the row holds a NaN, -inf for an empty row (llvm.maximum: vectorized)
     n = x.shape[0]
-    i = 0
-    while i + 4 <= n:
-        v0, v1, v2, v3 = x[i], x[i + 1], x[i + 2], x[i + 3]
-        m0 = v0 if v0 > m0 else m0
-        m1 = v1 if v1 > m1 else m1
-        m2 = v2 if v2 > m2 else m2
-        m3 = v3 if v3 > m3 else m3
-        bad |= (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3)
-        i += 4
-    while i < n:
-        v0 = x[i]
-        m0 = v0 if v0 > m0 else m0
-        bad |= v0 != v0
-        i += 1
-    return max(max(m0, m1), max(m2, m3)), bad
+    if n == 0:
+        return -_np.inf
+    m = x[0]
+    for j in range(n):
+        m = _fmaximum(m, x[j])
+    return _np.float64(m)
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _softmax_row(x, out, pbuf, kbuf):  # pragma: no cover - compiled by numba
+def _softmax_row(x, out, shifts):  # pragma: no cover - compiled by numba
+    # one pass over memory, block by block: the block's maximum, then exp(block - running max) written to out
+    # and summed while the block is in L1; a new maximum rescales the sum, and each block's shift is kept in
+    # shifts (one per block) for the scaling pass, which finds out still in cache
     n = x.shape[0]
-    m, bad = _row_max(x)
-    if bad or _math.isinf(m):  # a NaN row, or +-inf present: the reference formula gives NaN / inf - inf
+    m = -_np.inf
+    s = 0.0
+    for c in range((n + ROW_BLOCK - 1) // ROW_BLOCK):
+        lo, hi = c * ROW_BLOCK, min(n, (c + 1) * ROW_BLOCK)
+        v, o = x[lo:hi], out[lo:hi]
+        bm = _row_max(v)
+        if not _math.isfinite(bm):
+            if bm == -_np.inf:  # every element -inf: zeros once the maximum is finite
+                for j in range(o.shape[0]):
+                    o[j] = 0.0
+                shifts[c] = m
+                continue
+            # a NaN or +inf: the reference formula gives NaN everywhere (a NaN maximum, or inf - inf in the sum)
+            for j in range(n):
+                out[j] = _np.nan
+            return
+        if bm > m:
+            s *= _math.exp(m - bm)
+            m = bm
+        shifts[c] = m
+        s += exp_shifted(v, m, o)
+    if m == -_np.inf:  # all -inf: exp(-inf - -inf) is NaN in the reference formula
         for j in range(n):
-            out[j] = _np.exp(x[j] - m)
-        s = 0.0
-        for j in range(n):
-            s += out[j]
-    else:
-        s = 0.0
-        for b in range(0, n, BLOCK):
-            s += exp_block(x, b, min(n, b + BLOCK), m, out, b, pbuf, kbuf)
+            out[j] = _np.nan
+        return
     inv = 1.0 / s
-    for j in range(n):
-        out[j] = out[j] * inv
+    for c in range((n + ROW_BLOCK - 1) // ROW_BLOCK):
+        o = out[c * ROW_BLOCK : min(n, (c + 1) * ROW_BLOCK)]
+        f = inv if shifts[c] == m else inv * _math.exp(shifts[c] - m)
+        for j in range(o.shape[0]):
+            o[j] = o[j] * f
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _softmax_serial(x, out):  # pragma: no cover - compiled by numba
-    pbuf = _np.empty(BLOCK, _np.float64)
-    kbuf = _np.empty(BLOCK, _np.int64)
+    shifts = _np.empty((x.shape[1] + ROW_BLOCK - 1) // ROW_BLOCK, _np.float64)
     for r in range(x.shape[0]):
-        _softmax_row(x[r], out[r], pbuf, kbuf)
+        _softmax_row(x[r], out[r], shifts)
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
 def _softmax_parallel(x, out):  # pragma: no cover - compiled by numba
+    nblocks = (x.shape[1] + ROW_BLOCK - 1) // ROW_BLOCK
     for r in _prange(x.shape[0]):
-        pbuf = _np.empty(BLOCK, _np.float64)
-        kbuf = _np.empty(BLOCK, _np.int64)
-        _softmax_row(x[r], out[r], pbuf, kbuf)
+        shifts = _np.empty(nblocks, _np.float64)
+        _softmax_row(x[r], out[r], shifts)
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _lse_row(x, pbuf, kbuf):  # pragma: no cover - compiled by numba
+def _lse_row(x):  # pragma: no cover - compiled by numba
+    # one pass over memory, block by block as in _softmax_row; nothing stored
     n = x.shape[0]
-    m, bad = _row_max(x)
-    if bad:
-        return _np.nan
-    if _math.isinf(m):
-        return m
+    m = -_np.inf
     s = 0.0
-    for b in range(0, n, BLOCK):
-        s += exp_block(x, b, min(n, b + BLOCK), m, pbuf, 0, pbuf, kbuf)
+    for lo in range(0, n, ROW_BLOCK):
+        v = x[lo : min(n, lo + ROW_BLOCK)]
+        bm = _row_max(v)
+        if not _math.isfinite(bm):
+            if bm == -_np.inf:  # adds nothing
+                continue
+            return _row_max(x)  # NaN if the row holds one, else +inf (as scipy)
+        if bm > m:
+            s *= _math.exp(m - bm)
+            m = bm
+        s += exp_shifted_sum(v, m)
+    if m == -_np.inf:  # empty, or all -inf
+        return m
     return m + _math.log(s)
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _lse_serial(x, out):  # pragma: no cover - compiled by numba
-    pbuf = _np.empty(BLOCK, _np.float64)
-    kbuf = _np.empty(BLOCK, _np.int64)
     for r in range(x.shape[0]):
-        out[r] = _lse_row(x[r], pbuf, kbuf)
+        out[r] = _lse_row(x[r])
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
 def _lse_parallel(x, out):  # pragma: no cover - compiled by numba
     for r in _prange(x.shape[0]):
-        pbuf = _np.empty(BLOCK, _np.float64)
-        kbuf = _np.empty(BLOCK, _np.int64)
-        out[r] = _lse_row(x[r], pbuf, kbuf)
+        out[r] = _lse_row(x[r])
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)

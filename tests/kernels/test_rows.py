@@ -90,3 +90,84 @@ def test_rows_errors():
         k.layernorm(np.ones((2, 3)), eps=-1.0)
     with pytest.raises(ValueError, match=r"out must have shape \(2,\)"):
         k.logsumexp(np.ones((2, 3)), out=np.empty((2, 3)))
+
+
+ROW_BLOCK = k.rows.ROW_BLOCK
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_online_max_across_blocks(rng, dtype, parallel):
+    """Rows spanning several blocks, with the maximum in the first, a middle or the last block, or rising in every
+    block (the running sum and the written blocks rescaled each time), match the two-pass reference."""
+    cols = 3 * ROW_BLOCK + 17
+    x = (rng.standard_normal((6, cols)) * 5).astype(dtype)
+    x[0, 3] = 40.0
+    x[1, ROW_BLOCK + 1] = 40.0
+    x[2, -1] = 40.0
+    x[3] = np.linspace(-30.0, 30.0, cols)  # rising: every block a new maximum
+    x[4] = np.linspace(30.0, -700.0, cols)  # falling into the flushed range
+    x[5, : ROW_BLOCK + 5] = -np.inf  # a first block of -inf only, then finite values
+    x64 = x.astype(np.float64)
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    tiny = np.finfo(dtype).tiny
+    with np.errstate(under="ignore"):
+        np.testing.assert_allclose(k.softmax(x, parallel=parallel), ref_softmax(x64), rtol=rtol, atol=tiny)
+        np.testing.assert_allclose(k.logsumexp(x, parallel=parallel), ref_lse(x64), rtol=rtol)
+        np.testing.assert_allclose(k.softmax(x[3], parallel=parallel), ref_softmax(x64[3]), rtol=rtol, atol=tiny)
+        np.testing.assert_allclose(k.logsumexp(x[3], parallel=parallel), ref_lse(x64[3]), rtol=rtol)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_rows_nan_and_inf_in_a_later_block(rng, parallel):
+    """A NaN or +inf found after blocks were already written (also in place, out=x) still makes the softmax row
+    all NaN as the reference does; logsumexp gives NaN for a NaN anywhere, +inf for +inf, -inf for all -inf."""
+    cols = 2 * ROW_BLOCK + 9
+    x = rng.standard_normal((5, cols))
+    x[0, 2 * ROW_BLOCK + 3] = np.nan
+    x[1, ROW_BLOCK + 3] = np.inf
+    x[2, 5] = np.inf
+    x[2, -1] = np.nan
+    x[3] = -np.inf
+    with np.errstate(invalid="ignore"):
+        want = ref_softmax(x)
+    assert np.isnan(want[:4]).all()
+    lse = k.logsumexp(x, parallel=parallel)
+    assert math.isnan(lse[0]) and lse[1] == np.inf and math.isnan(lse[2]) and lse[3] == -np.inf
+    np.testing.assert_allclose(lse[4], ref_lse(x[4]), rtol=1e-13)
+    for out in (None, x):
+        got = k.softmax(x, out=out, parallel=parallel)
+        assert np.isnan(got[:4]).all()
+        np.testing.assert_allclose(got[4], want[4], rtol=1e-13)
+
+
+def test_softmax_in_place_and_strided_long_rows(rng):
+    """out=x overwrites the input with the right result; strided rows of several blocks are read correctly."""
+    base = rng.standard_normal((8, 4 * ROW_BLOCK)) * 10
+    want = ref_softmax(base[::2, ::3])
+    np.testing.assert_allclose(k.softmax(base[::2, ::3]), want, rtol=1e-13)
+    np.testing.assert_allclose(k.logsumexp(base[::2, ::3]), ref_lse(base[::2, ::3]), rtol=1e-13)
+    x = base.copy()
+    assert k.softmax(x, out=x) is x
+    np.testing.assert_allclose(x, ref_softmax(base), rtol=1e-13)
+
+
+def test_vexp_accuracy_flush_and_nan():
+    """The vector exp is within 1 ulp-ish of NumPy's on [-708, 0], flushes below exp(-708) (and -inf) to 0, keeps
+    NaN, and its sum-only twin returns the same sum; float32 input and output work."""
+    from hpc.kernels import _vexp
+
+    v = np.concatenate([np.linspace(-708.0, 0.0, 100_003), -np.geomspace(1e-300, 1.0, 1000), [0.0, -0.0]])
+    out = np.empty_like(v)
+    s = _vexp.exp_shifted(v + 2.5, 2.5, out)
+    np.testing.assert_allclose(out, np.exp(v), rtol=4e-16, atol=0)
+    np.testing.assert_allclose(s, np.exp(v).sum(), rtol=1e-15)
+    assert _vexp.exp_shifted_sum(v + 2.5, 2.5) == pytest.approx(s, rel=1e-15)
+    special = np.array([-708.5, -745.0, -1e308, -np.inf, np.nan, -1.0])
+    got = np.empty_like(special)
+    _vexp.exp_shifted(special, 0.0, got)
+    assert got[:4].tolist() == [0.0, 0.0, 0.0, 0.0] and math.isnan(got[4]) and got[5] == math.exp(-1.0)
+    f = np.linspace(-80.0, 0.0, 999, dtype=np.float32)
+    fo = np.empty_like(f)
+    _vexp.exp_shifted(f, 0.0, fo)
+    np.testing.assert_allclose(fo, np.exp(f.astype(np.float64)), rtol=1e-7)

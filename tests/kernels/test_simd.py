@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 from numba import njit
 
 from hpc import kernels as k
 
-blas1, reductions, simd = k.blas1, k.reductions, k.simd
+blas1, reductions, simd, _vexp = k.blas1, k.reductions, k.simd, k._vexp
 
 
 def _cpu_has(flag: str) -> bool:
@@ -97,10 +98,25 @@ def test_second_process_loads_from_cache(tmp_path):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_min_and_argmin_use_packed_min_max(dispatcher, dtype):
     """min/max and the block pass of argmin/argmax compile to packed vminp*/vmaxp* on ymm or zmm, no fastmath."""
-    import numba
-
     sig = (getattr(numba, dtype)[::1], numba.int64)
     report = simd.inspect(dispatcher, sig)
     suffix = "pd" if dtype == "float64" else "ps"
     assert {f"vmin{suffix}", f"vmax{suffix}"} <= set(report["packed_fp"]), report
     assert report["vector_bits"] >= 256, report
+
+
+@pytest.mark.parametrize("name", ["exp_shifted", "exp_shifted_sum"])
+def test_vector_exp_uses_packed_fma(name):
+    """The exp loops of softmax/logsumexp compile to packed FMAs on ymm or zmm (no table gather, no libm call)."""
+    f64 = numba.float64[::1]
+    sig = (f64, numba.float64, f64) if name == "exp_shifted" else (f64, numba.float64)
+    report = simd.inspect(getattr(_vexp, name), sig)
+    assert report["vectorized"] and report["vector_bits"] >= 256, report
+    if _cpu_has("fma"):
+        assert any(m.endswith("pd") for m in report["fma"]), report
+
+
+def test_row_max_uses_packed_max():
+    """The row maximum of softmax/logsumexp (NaN-propagating) compiles to packed vmaxpd."""
+    report = simd.inspect(k.rows._row_max, (numba.float64[::1],))
+    assert "vmaxpd" in report["packed_fp"] and report["vector_bits"] >= 256, report
