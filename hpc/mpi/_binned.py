@@ -1,106 +1,187 @@
-"""The numba loops of the reproducible sum: exponents, fixed-point accumulation, conversion back to floats."""
+"""The numba loops of the reproducible sum: exponents, fixed-point quantization, conversion back to floats.
+
+Every loop reads a float through its IEEE-754 bits (an LLVM bitcast, which costs nothing) and works with integer
+shifts and selects: no libm call, no table, no branch, so LLVM vectorizes each loop (AVX-512 has variable 64-bit
+shifts and int64 <-> float64 conversions).
+
+Notation: ``b`` is a biased exponent field (0..2047), ``E = max(b, 1) - 1022`` the exponent with ``|x| < 2**E``
+for every ``x`` whose field is at most ``b`` (subnormals included), and a term ``x`` is replaced by the integer
+``q = round(x * 2**(Q - E))``, ``Q = 60``, rounded to nearest (half to even): ``|q| <= 2**60``.
+"""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
-__all__ = ["EMPTY", "HI_SHIFT", "NONFINITE", "accumulate", "exponents", "to_float"]
+__all__ = [
+    "HI_SHIFT",
+    "NONFINITE",
+    "ONE_WORD_TERMS",
+    "Q",
+    "exponents",
+    "quantize",
+    "quantize_split",
+    "to_float",
+    "to_float_split",
+]
 
-NONFINITE = 4000  # exponent marker: some rank holds inf or NaN at this position
-EMPTY = -2000  # exponent marker: every term at this position is zero
-HI_SHIFT = 48  # q = hi * 2**48 + lo with 0 <= lo < 2**48
+NONFINITE = 0x7FF  # the exponent field of inf and NaN: a column holding one is summed plainly
+Q = 60  # terms are rounded to integer multiples of 2**(E - Q)
+ONE_WORD_TERMS = 7  # |q| <= 2**60, so up to 7 terms always sum without overflow in one int64
+HI_SHIFT = 48  # the two-word form: q = hi * 2**48 + lo with 0 <= lo < 2**48
 _LO_MASK = (1 << HI_SHIFT) - 1
-_CARRY_EVERY = 1 << 14  # rows between carries: lo sums stay below 2**62
+_CARRY_EVERY = 1 << 14  # rows between carries of the two-word form: lo sums stay below 2**62
 
 
-#: POW2[k + 1074] == 2.0**k for k in -1074..1023 (exact; subnormals included): a table instead of ldexp, whose
-#: libm call per element would cost more than everything else together
-POW2 = np.ldexp(1.0, np.arange(-1074, 1024)).astype(np.float64)
+@intrinsic
+def _bits(typingctx, x):  # pragma: no cover - runs inside numba
+    """The int64 whose bits are the float64 ``x`` (a free bitcast; NumPy would need a ``view`` of an array)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, b):  # pragma: no cover - runs inside numba
+    """The float64 whose bits are the int64 ``b``."""
+    if b != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@njit(inline="always")
+def _quantize(x, field):  # pragma: no cover - compiled by numba
+    # x * 2**(60 - E) in two multiplications by powers of two (built from their bits), each exact: the first
+    # stops at 2**1000, so neither overflows nor leaves the normal range for terms that matter; terms far below
+    # the column's largest may underflow, and round to 0 either way. np.rint rounds half to even.
+    shift = 1082 - max(np.int64(field), 1)  # 60 - E, in -965..1081
+    first = min(shift, 1000)
+    v = np.rint((x * _from_bits((first + 1023) << 52)) * _from_bits((shift - first + 1023) << 52))
+    return np.int64(v if abs(v) <= 1.2e18 else 0.0)  # inf/NaN (columns summed plainly) give 0, not undefined
 
 
 @njit(cache=True, nogil=True)
-def exponents(rows, out, peak, bad):  # pragma: no cover - compiled by numba
-    """Write into ``out[:n]``, per column of ``rows`` (k, n), the int16 exponent E with max|x| < 2**E (or a marker).
-
-    ``peak`` (float64) and ``bad`` (bool) are scratch arrays of length n.
-    """
-    n = rows.shape[1]
-    peak[:] = 0.0
-    bad[:] = False
-    for i in range(rows.shape[0]):
+def exponents(rows, out):  # pragma: no cover - compiled by numba
+    """Write into ``out[:n]`` the largest exponent field of each column of ``rows`` (k, n); 0x7FF: inf or NaN."""
+    k, n = rows.shape
+    o = out[:n]
+    for j in range(n):
+        o[j] = 0
+    for i in range(k):
+        r = rows[i]
         for j in range(n):
-            x = rows[i, j]
-            a = abs(x)
-            peak[j] = a if a > peak[j] else peak[j]
-            d = x - x  # NaN exactly when x is inf or NaN
-            bad[j] |= d != d
-    bits = peak.view(np.int64)
-    subnormal = False
-    for j in range(n):  # branch-free, so LLVM vectorizes it
-        biased = (bits[j] >> 52) & 0x7FF
-        subnormal |= biased == 0 and peak[j] != 0.0
-        e = NONFINITE if bad[j] else (EMPTY if peak[j] == 0.0 else biased - 1022)  # frexp: peak = m * 2**e
-        out[j] = e
-    if subnormal:  # rare: let frexp normalise subnormal peaks
-        for j in range(n):
-            if not bad[j] and peak[j] != 0.0 and ((bits[j] >> 52) & 0x7FF) == 0:
-                out[j] = math.frexp(peak[j])[1]
+            o[j] = max(o[j], np.int16((_bits(r[j]) >> 52) & 0x7FF))
 
 
 @njit(cache=True, nogil=True)
-def accumulate(rows, exps, table, hi, lo, first, second):  # pragma: no cover - compiled by numba
-    """Write into (hi, lo) the int64 sums of the terms truncated to multiples of 2**(E-62), lo in [0, 2**48).
+def quantize(rows, fields, q):  # pragma: no cover - compiled by numba
+    """Write into ``q`` the int64 sums over rows of the quantized terms; return whether a column is non-finite.
 
-    ``first`` and ``second`` are float64 scratch arrays of length n.
+    ``fields[:n]`` holds the exponent fields every rank agreed on. One int64 per column: the caller makes sure no
+    more than :data:`ONE_WORD_TERMS` terms meet in a column over all ranks.
     """
     k, n = rows.shape
-    hi[:] = 0
-    lo[:] = 0
-    # x * 2**(62-E) in two exact steps, so the scale never overflows for tiny E; markers get a zero scale (the
-    # garbage this gives for inf/NaN columns is never read: those columns are summed plainly).
+    f = fields[:n]
+    bad = False
+    if k == 0:
+        for j in range(n):
+            q[j] = 0
+            bad |= f[j] == NONFINITE
+    else:  # the first row assigns: no separate zeroing pass over q (these loops are bound by memory traffic)
+        r = rows[0]
+        for j in range(n):
+            q[j] = _quantize(r[j], f[j])
+            bad |= f[j] == NONFINITE
+    for i in range(1, k):
+        r = rows[i]
+        for j in range(n):
+            q[j] += _quantize(r[j], f[j])
+    return bad
+
+
+@njit(cache=True, nogil=True)
+def quantize_split(rows, fields, hi, lo):  # pragma: no cover - compiled by numba
+    """Like :func:`quantize` for any number of terms: the sums as ``hi * 2**48 + lo``, ``0 <= lo < 2**48``."""
+    k, n = rows.shape
+    f = fields[:n]
     for j in range(n):
-        first[j] = 0.0
-        second[j] = 0.0
-        e = np.int64(exps[j])
-        if e != NONFINITE and e != EMPTY:
-            shift = 62 - e
-            a = min(shift, 1023)
-            first[j] = table[a + 1074]
-            second[j] = table[shift - a + 1074]
+        hi[j] = 0
+        lo[j] = 0
     for start in range(0, k, _CARRY_EVERY):
-        stop = min(k, start + _CARRY_EVERY)
-        for i in range(start, stop):
+        for i in range(start, min(k, start + _CARRY_EVERY)):
+            r = rows[i]
             for j in range(n):
-                q = np.int64(rows[i, j] * first[j] * second[j])  # exact scaling, truncated toward zero
-                hi[j] += q >> HI_SHIFT
-                lo[j] += q & _LO_MASK
+                t = _quantize(r[j], f[j])
+                hi[j] += t >> HI_SHIFT
+                lo[j] += t & _LO_MASK
         for j in range(n):
             hi[j] += lo[j] >> HI_SHIFT
             lo[j] &= _LO_MASK
+    return _any_nonfinite(f)
+
+
+@njit(inline="always")
+def _any_nonfinite(f):  # pragma: no cover - compiled by numba
+    bad = False
+    for j in range(f.shape[0]):
+        bad |= f[j] == NONFINITE
+    return bad
+
+
+@njit(inline="always")
+def _scale(total, field):  # pragma: no cover - compiled by numba
+    t = max(np.int64(field), 1) - 1022 - Q  # E - 60, in -1081..965
+    t1 = max(t, -1022)
+    t2 = t - t1  # -59..0: total * 2**t2 is exact for an integer total
+    return (total * _from_bits((t2 + 1023) << 52)) * _from_bits((t1 + 1023) << 52)
 
 
 @njit(cache=True, nogil=True)
-def to_float(hi, lo, exps, plain, table):  # pragma: no cover - compiled by numba
-    """Return hi*2**(E-14) + lo*2**(E-62) after a canonical carry (one rounding); ``plain`` where non-finite."""
-    n = lo.shape[0]
-    out = np.empty(n)
-    nonfinite = False
-    for j in range(n):  # branch-free (selects and clamped table reads), so LLVM vectorizes it
-        e = np.int64(exps[j])
-        h = np.int64(hi[j]) + (lo[j] >> HI_SHIFT)
-        low = lo[j] & _LO_MASK
-        a = min(max(e - 62 + HI_SHIFT, -1075), 1023)
-        b = min(max(e - 62, -1075), 1023)
-        scale_hi = 0.0 if a < -1074 else table[max(a, -1074) + 1074]
-        scale_lo = 0.0 if b < -1074 else table[max(b, -1074) + 1074]
-        value = float(h) * scale_hi + float(low) * scale_lo
-        nonfinite |= e == NONFINITE
-        out[j] = 0.0 if e == EMPTY else value
-    if nonfinite:
-        for j in range(n):
-            if exps[j] == NONFINITE:
-                out[j] = plain[j]
+def to_float(words, fields, plain):  # pragma: no cover - compiled by numba
+    """Turn the one-word totals ``words`` (int64) in place into the floats ``total * 2**(E - 60)``; return them.
+
+    ``float(total)`` is the correctly rounded integer total and scaling by a power of two is exact: one rounding in
+    all, except for results below 2**-1022, which round a second time. Either way the same integers always give
+    the same bits. Non-finite columns take ``plain``.
+    """
+    n = words.shape[0]
+    f = fields[:n]
+    out = words.view(np.float64)  # the same memory: LLVM sees one pointer, so the in-place loop still vectorizes
+    for j in range(n):
+        out[j] = _scale(np.float64(words[j]), f[j])
+    _take_plain(out, f, plain)
     return out
+
+
+@njit(cache=True, nogil=True)
+def to_float_split(hi, lo, fields, plain, out):  # pragma: no cover - compiled by numba
+    """Write into ``out`` the floats ``(hi * 2**48 + lo) * 2**(E - 60)`` of the two-word totals.
+
+    ``float(h) * 2**48 + float(l)`` is the correctly rounded integer total whatever its split into h and l (both
+    terms are exact), the same float :func:`to_float` gets from one word.
+    """
+    n = out.shape[0]
+    f = fields[:n]
+    for j in range(n):
+        total = np.float64(hi[j] + (lo[j] >> HI_SHIFT)) * 281474976710656.0 + np.float64(lo[j] & _LO_MASK)
+        out[j] = _scale(total, f[j])
+    _take_plain(out, f, plain)
+
+
+@njit(inline="always")
+def _take_plain(out, f, plain):  # pragma: no cover - compiled by numba
+    if plain.shape[0]:
+        for j in range(out.shape[0]):
+            if f[j] == NONFINITE:
+                out[j] = plain[j]

@@ -215,6 +215,17 @@ class Comm:
                         return _collectives().allreduce(self, x, op, out, reproducible)
                     self._seq += 1
                     return out
+        elif (
+            reproducible
+            and self._plain
+            and op == "sum"
+            and out is None
+            and type(x) is _np.ndarray
+            and x.dtype.char == "d"
+        ):
+            from hpc.mpi.reproducible import reproducible_sum
+
+            return reproducible_sum(self, x.reshape((1, *x.shape)))
         return _collectives().allreduce(self, x, op, out, reproducible)
 
     def _result_like(self, x: Any) -> Any:
@@ -223,11 +234,15 @@ class Comm:
         # when no one else holds it: not the caller, not a view (a view keeps its base alive).
         if x.nbytes < _RECYCLE_BYTES:
             return _np.empty(x.shape, x.dtype)
+        return self._result_array(x.shape, x.dtype)
+
+    def _result_array(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """A new array of ``shape`` and ``dtype``, or the last large result again if nobody holds it any more."""
         last = self._last_result
         # references: self._last_result, `last`, and getrefcount's own argument
-        if last is not None and _sys.getrefcount(last) == 3 and last.shape == x.shape and last.dtype == x.dtype:
+        if last is not None and _sys.getrefcount(last) == 3 and last.shape == shape and last.dtype == dtype:
             return last
-        self._last_result = fresh = _np.empty(x.shape, x.dtype)
+        self._last_result = fresh = _np.empty(shape, dtype)
         return fresh
 
     def iallreduce(self, x: Any, op: Any = "sum") -> Any:

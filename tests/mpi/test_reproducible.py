@@ -85,3 +85,37 @@ def test_reproducible_needs_sum():
     """reproducible=True with another op is refused."""
     with pytest.raises(ValueError, match="reproducible=True needs op='sum'"):
         _one_process().allreduce(np.ones(2), op="max", reproducible=True)
+
+
+@pytest.mark.mpi
+def test_one_word_and_two_word_forms_give_the_same_bits(comm):
+    """Seven terms per position travel as one int64 on one rank but as hi/lo words on 2-4 ranks: same bits."""
+    data = _hard(7, 33, seed=5)
+    reference = reproducible_sum(_one_process(), data)  # 7 terms: the one-word form
+    padded = np.vstack([data, np.zeros((1, 33))])  # 8 terms: the two-word form, the same exact total
+    assert reproducible_sum(_one_process(), padded).tobytes() == reference.tobytes()
+    assert mpi.sum(comm, data[_split(comm, len(data))], reproducible=True).tobytes() == reference.tobytes()
+
+
+def test_reproducible_is_exact_where_every_term_fits_the_grid():
+    """Terms within 7 binades of a column's largest (subnormals included) sum exactly: fsum's correctly rounded value."""
+    local = _one_process()
+    columns = [
+        [5e-324, 5e-324, -1e-323, 3e-320],  # subnormals
+        [2.2250738585072014e-308, -5e-324, 1e-310, 1e-309],  # the normal/subnormal border
+        [1.0, 2.0**-52, 2.0**-53, -(2.0**-54)],  # an exact sum that plain summation rounds
+        [1e300, 3e299, -7e299, 1.25e300],
+        [0.1, 0.2, 0.3, -0.6],
+    ]
+    data = np.array(columns).T
+    got = reproducible_sum(local, data)
+    assert got.tolist() == [math.fsum(col) for col in columns]
+
+
+def test_reproducible_extremes():
+    """Overflowing totals give inf like a plain sum; huge and tiny terms together stay within the error bound."""
+    local = _one_process()
+    assert reproducible_sum(local, np.array([[1.7e308], [1.7e308]]))[0] == np.inf
+    assert reproducible_sum(local, np.array([[-1.7e308], [-1.7e308]]))[0] == -np.inf
+    mixed = np.array([[1.5e308], [-1.5e308], [3.0]])
+    assert abs(reproducible_sum(local, mixed)[0] - 3.0) <= 3 * 2.0**-60 * 1.5e308
