@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections as _collections
 import zlib as _zlib
 from typing import Any
 
@@ -17,25 +18,32 @@ __all__ = ["Fused", "FusedResult"]
 class FusedResult:
     """A placeholder returned inside ``with comm.fused() as f``; ``.value`` (or ``result()``) after the block."""
 
-    __slots__ = ("_value", "_ready")
-
-    def __init__(self) -> None:
-        self._value: Any = None
-        self._ready = False
+    # One slot, left unset until the fused call ran: creating a placeholder is a bare object.__new__, which
+    # matters when a block queues hundreds of them.
+    __slots__ = ("_value",)
 
     @property
     def value(self) -> Any:
         """The reduced value; raises RuntimeError inside the ``with`` block, before the fused call ran."""
-        if not self._ready:
-            raise RuntimeError("a fused result is available only after the `with comm.fused()` block ends")
-        return self._value
+        try:
+            return self._value
+        except AttributeError:
+            raise RuntimeError("a fused result is available only after the `with comm.fused()` block ends") from None
 
     def result(self) -> Any:
         """Return :attr:`value` (the ``concurrent.futures`` spelling)."""
         return self.value
 
     def __repr__(self) -> str:
-        return f"<hpc.mpi FusedResult {self._value!r}>" if self._ready else "<hpc.mpi FusedResult pending>"
+        try:
+            return f"<hpc.mpi FusedResult {self._value!r}>"
+        except AttributeError:
+            return "<hpc.mpi FusedResult pending>"
+
+
+_new_result = object.__new__
+_set_value = FusedResult._value.__set__  # type: ignore[attr-defined]  # the slot's setter, called from C by map
+_consume = _collections.deque(maxlen=0).extend
 
 
 class Fused:
@@ -64,8 +72,8 @@ class Fused:
 
     def allreduce(self, x: Any, op: Any = "sum") -> FusedResult:
         """Queue an allreduce of ``x`` and return its placeholder."""
-        result = FusedResult()
-        if type(x) is float and op == "sum":
+        result = _new_result(FusedResult)
+        if type(x) is float and op == "sum":  # the fast lane: two appends
             self._floats.append(x)
             self._float_results.append(result)
             return result
@@ -97,15 +105,12 @@ class Fused:
             groups.setdefault((entry[0].name, entry[1].array.dtype.str), []).append(entry)
         # A checksum h with h*h, summed over ranks: sum(h*h) * n == sum(h)**2 exactly when every rank has the same h.
         h = float(_zlib.crc32(signature.encode()) & 0xFFFFF)  # 20 bits: h*h and the sums stay exact in float64
-        check = _np.array([h, h * h, 1.0]) if self._comm.size > 1 else None
-        if floats or check is not None:
-            buf = _np.array(floats + ([] if check is None else check.tolist()), dtype=_np.float64)
-            total = self._comm.allreduce(buf)
-            if check is not None:
+        check = [h, h * h, 1.0] if self._comm.size > 1 else []
+        if floats or check:
+            total = self._comm.allreduce(_np.array(floats + check, dtype=_np.float64))
+            if check:
                 self._verify(total[len(floats) :], signature)
-            for result, value in zip(float_results, total[: len(floats)].tolist()):
-                result._value = value
-                result._ready = True
+            _consume(map(_set_value, float_results, total.tolist()))  # map stops at the last float
         for members in groups.values():
             o = members[0][0]
             parts = [p.array.reshape(-1) for _, p, _ in members]
@@ -114,7 +119,6 @@ class Fused:
             for _, prep, result in members:
                 size = prep.array.size
                 result._value = prep.give_back(total[offset : offset + size], o)
-                result._ready = True
                 offset += size
 
     @staticmethod
