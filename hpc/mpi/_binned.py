@@ -149,7 +149,7 @@ def _scale(total, field):  # pragma: no cover - compiled by numba
 
 @njit(cache=True, nogil=True)
 def to_float(words, fields, plain):  # pragma: no cover - compiled by numba
-    """Turn the one-word totals ``words`` (int64) in place into the floats ``total * 2**(E - 60)``; return them.
+    """Turn the one-word totals ``words`` (int64) in place into the float64 bits of ``total * 2**(E - 60)``.
 
     ``float(total)`` is the correctly rounded integer total and scaling by a power of two is exact: one rounding in
     all, except for results below 2**-1022, which round a second time. Either way the same integers always give
@@ -161,7 +161,6 @@ def to_float(words, fields, plain):  # pragma: no cover - compiled by numba
     for j in range(n):
         out[j] = _scale(np.float64(words[j]), f[j])
     _take_plain(out, f, plain)
-    return out
 
 
 @njit(cache=True, nogil=True)

@@ -70,7 +70,8 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     if comm.size * ((1 << count_bits) - 1) <= _binned.ONE_WORD_TERMS:
         nonfinite = _binned.quantize(flat, fields, words)
         comm.allreduce(words, out=words)
-        out = _binned.to_float(words, fields, _plain(comm, flat, fields, n) if nonfinite else _NO_PLAIN)
+        _binned.to_float(words, fields, _plain(comm, flat, fields, n) if nonfinite else _NO_PLAIN)
+        out = words.view(_np.float64)  # a view made here: its base is `words`, which is what _words counts on
     else:
         nonfinite = _binned.quantize_split(flat, fields, words, lo)
         comm.allreduce(lo, out=lo)

@@ -98,7 +98,7 @@ def test_one_word_and_two_word_forms_give_the_same_bits(comm):
 
 
 def test_reproducible_is_exact_where_every_term_fits_the_grid():
-    """Terms within 7 binades of a column's largest (subnormals included) sum exactly: fsum's correctly rounded value."""
+    """Terms within 7 binades of a column's largest (subnormals too) sum exactly: fsum's correctly rounded value."""
     local = _one_process()
     columns = [
         [5e-324, 5e-324, -1e-323, 3e-320],  # subnormals
@@ -119,3 +119,17 @@ def test_reproducible_extremes():
     assert reproducible_sum(local, np.array([[-1.7e308], [-1.7e308]]))[0] == -np.inf
     mixed = np.array([[1.5e308], [-1.5e308], [3.0]])
     assert abs(reproducible_sum(local, mixed)[0] - 3.0) <= 3 * 2.0**-60 * 1.5e308
+
+
+def test_a_held_result_is_never_overwritten():
+    """The result buffer is recycled only when the caller dropped it: a result still held stays intact."""
+    comm = _one_process()
+    x = np.linspace(-1.0, 1.0, 1 << 17)
+    first = comm.allreduce(x, reproducible=True)
+    kept = first.copy()
+    second = comm.allreduce(2.0 * x, reproducible=True)
+    assert first.tobytes() == kept.tobytes() and not np.shares_memory(first, second)
+    np.testing.assert_array_equal(second, 2.0 * x)
+    del first, second
+    third = comm.allreduce(x, reproducible=True)
+    assert third.tobytes() == kept.tobytes()
