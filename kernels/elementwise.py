@@ -14,8 +14,17 @@ from numba import prange as _prange
 
 from . import _checks
 from ._flags import ELEMENTWISE
+from ._intrinsics import STREAM_BYTES as _STREAM_BYTES
+from ._intrinsics import store_fence as _store_fence
+from ._intrinsics import stream_axpbyc as _stream_axpbyc
 
-__all__ = ["axpbyc", "fuse"]
+__all__ = ["STREAM_MIN_BYTES", "axpbyc", "fuse"]
+
+#: ``axpbyc`` writes an output of at least this many bytes (C-contiguous operands) with streaming stores: an
+#: output larger than the caches is not read back from them, so the read of each destination line is waste
+STREAM_MIN_BYTES = 16 << 20
+#: elements per parallel chunk of the streaming variant
+_CHUNK = 1 << 16
 
 
 @_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
@@ -30,8 +39,45 @@ def _axpbyc_parallel(a, x, b, y, c, out):  # pragma: no cover - compiled by numb
         out[i] = a * x[i] + (b * y[i] + c)
 
 
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
+def _axpbyc_stream_view(a, x, b, y, c, out):  # pragma: no cover - compiled by numba
+    # ordinary stores up to the first 64-byte boundary of out and after the last one; streaming stores between
+    n = out.shape[0]
+    size = out.itemsize
+    lanes = _STREAM_BYTES // size
+    addr = out.ctypes.data
+    i = 0
+    while i < n and (addr + i * size) % _STREAM_BYTES != 0:
+        out[i] = a * x[i] + (b * y[i] + c)
+        i += 1
+    while i + lanes <= n:
+        _stream_axpbyc(a, x, b, y, c, out, i)
+        i += lanes
+    while i < n:
+        out[i] = a * x[i] + (b * y[i] + c)
+        i += 1
+    _store_fence()
+
+
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
+def _axpbyc_stream_serial(a, x, b, y, c, out):  # pragma: no cover - compiled by numba
+    _axpbyc_stream_view(a, x, b, y, c, out)
+
+
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE, parallel=True)
+def _axpbyc_stream_parallel(a, x, b, y, c, out):  # pragma: no cover - compiled by numba
+    n = out.shape[0]
+    for k in _prange((n + _CHUNK - 1) // _CHUNK):
+        lo, hi = k * _CHUNK, min(n, (k + 1) * _CHUNK)
+        _axpbyc_stream_view(a, x[lo:hi], b, y[lo:hi], c, out[lo:hi])
+
+
 def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
     """Return ``a*x + b*y + c`` computed in one pass (two FMAs per element).
+
+    An output of ``STREAM_MIN_BYTES`` or more with contiguous operands is written with streaming (non-temporal)
+    stores: it bypasses the caches, saving the read of each output line, so a following read of ``out`` comes
+    from memory (as it would for an output that large anyway).
 
     Args:
         a, b, c (float): scalars (converted to the arrays' dtype).
@@ -52,7 +98,11 @@ def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
     res = _checks.out_array(out, x.shape, x.dtype)
     ov = _checks.as_vector("out", res)
     t = xv.dtype.type
-    kernel = _axpbyc_parallel if _checks.use_parallel(parallel, xv.shape[0]) else _axpbyc_serial
+    par = _checks.use_parallel(parallel, xv.shape[0])
+    if ov.nbytes >= STREAM_MIN_BYTES and all(v.flags.c_contiguous for v in (xv, yv, ov)):
+        kernel = _axpbyc_stream_parallel if par else _axpbyc_stream_serial
+    else:
+        kernel = _axpbyc_parallel if par else _axpbyc_serial
     kernel(t(a), xv, t(b), yv, t(c), ov)
     return res
 

@@ -38,6 +38,32 @@ def test_axpbyc_strided_nd_and_edges():
 
 
 @pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_axpbyc_streaming_stores_at_any_alignment(rng, monkeypatch, dtype, parallel):
+    """The streaming-store path (large contiguous outputs) gives bit for bit the ordinary path's result, for
+    outputs starting at any offset from a 64-byte boundary, lengths that leave a tail, several chunks, in place."""
+    ew = k.elementwise
+    monkeypatch.setattr(ew, "STREAM_MIN_BYTES", 0)  # take the streaming path at test sizes
+    n = 2 * ew._CHUNK + 37
+    for offset in range(9):
+        x = rng.standard_normal(n + offset).astype(dtype)[offset:]
+        y = rng.standard_normal(n + 2).astype(dtype)[2:]
+        want = np.empty_like(x)
+        ew._axpbyc_serial(dtype(2.0), x, dtype(-3.0), y, dtype(0.5), want)
+        out = np.empty(n + offset, dtype)[offset:]
+        assert k.axpbyc(2.0, x, -3.0, y, 0.5, out=out, parallel=parallel) is out
+        np.testing.assert_array_equal(out, want)
+        np.testing.assert_allclose(out, 2.0 * x.astype(np.float64) - 3.0 * y + 0.5, **tol(dtype))
+        np.testing.assert_array_equal(k.axpbyc(2.0, x, -3.0, y, 0.5, parallel=parallel), want)
+        assert k.axpbyc(2.0, x, -3.0, y, 0.5, out=x, parallel=parallel) is x  # in place
+        np.testing.assert_array_equal(x, want)
+    short = np.array([1.0, np.nan, 3.0], dtype)
+    assert np.isnan(k.axpbyc(1.0, short, 1.0, short, parallel=parallel)).tolist() == [False, True, False]
+    strided = rng.standard_normal(2 * n).astype(dtype)[::2]  # not contiguous: the ordinary path
+    np.testing.assert_allclose(k.axpbyc(1.0, strided, 1.0, strided, parallel=parallel), 2.0 * strided, **tol(dtype))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
 def test_fuse_arrays_and_scalars(rng, parallel):
     """A fused lambda takes arrays and scalars in any position and equals the NumPy expression."""
     f = k.fuse(lambda x, y, z: x * y + math.exp(-z))

@@ -120,3 +120,16 @@ def test_row_max_uses_packed_max():
     """The row maximum of softmax/logsumexp (NaN-propagating) compiles to packed vmaxpd."""
     report = simd.inspect(k.rows._row_max, (numba.float64[::1],))
     assert "vmaxpd" in report["packed_fp"] and report["vector_bits"] >= 256, report
+
+
+def test_axpbyc_streaming_kernel_uses_nontemporal_stores():
+    """The streaming variant of axpbyc compiles to a non-temporal packed store (vmovntpd) and packed FMAs."""
+    f64 = numba.float64[::1]
+    sig = (numba.float64, f64, numba.float64, f64, numba.float64, f64)
+    dispatcher = k.elementwise._axpbyc_stream_view
+    options = {key: v for key, v in dispatcher.targetoptions.items() if key not in ("cache", "nopython")}
+    twin = numba.njit(**options)(dispatcher.py_func)
+    twin.compile(sig)
+    assert "vmovntpd" in twin.inspect_asm(sig)
+    if _cpu_has("fma"):
+        assert any(m.endswith("pd") for m in simd.inspect(dispatcher, sig)["fma"])
