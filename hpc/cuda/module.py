@@ -2,9 +2,10 @@
 
 Like ``pycuda.compiler.SourceModule`` and CuPy's ``RawModule``, but for hpc's own sources: :func:`load` compiles
 ``<name>.cu`` with ``nvcc --cubin -arch=sm_XY -O3`` (XY: the device's compute capability), keeps the cubin in
-``$HPC_CUDA_CACHE`` (default ``~/.cache/hpc/cuda``) under a key made of the source hash, the architecture and the
-nvcc version, loads it into the device's primary context, and hands out :class:`Kernel` objects whose argument
-layout is fixed once (``prepare``), so a launch only packs the arguments (about 6 µs with pycuda).
+``$HPC_CUDA_CACHE`` (default ``~/.cache/hpc/cuda``) under a key made of the source hash (with the ``.cuh`` headers
+next to it), the architecture and the nvcc version, loads it into the device's primary context, and hands out
+:class:`Kernel` objects whose argument layout is fixed once (``prepare``), so a launch only packs the arguments
+(about 6 µs with pycuda).
 """
 
 from __future__ import annotations
@@ -75,8 +76,10 @@ def compile_source(path: _Any, arch: str, *, target: str = "cubin") -> bytes:
         raise ValueError(f"target must be 'cubin' or 'ptx'; got {target!r}")
     path = _Path(path)
     source = path.read_bytes()
+    # The headers next to the source (``#include "common.cuh"``) are part of what nvcc compiles, so of the key.
+    headers = [h.read_bytes() for h in sorted(path.parent.glob("*.cuh"))]
     key = _hashlib.sha256(
-        b"\0".join([source, arch.encode(), nvcc_version().encode(), " ".join(NVCC_OPTIONS).encode()])
+        b"\0".join([source, *headers, arch.encode(), nvcc_version().encode(), " ".join(NVCC_OPTIONS).encode()])
     ).hexdigest()[:32]
     cached = cache_dir() / f"{path.stem}-{arch}-{key}.{target}"
     if cached.exists():

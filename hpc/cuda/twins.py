@@ -99,6 +99,15 @@ def _blocks(n: int, per_thread: int = 8, cap: int = 1024) -> int:
     return _builtins.max(1, _builtins.min(cap, -(-n // (BLOCK * per_thread))))
 
 
+def _sum_of_partials(source: str, kernel: str, fmt: str, arrays: tuple, n: int, stream: Stream | None) -> float:
+    """Launch ``kernel(*arrays, n, partials)`` (one float64 partial per block), then add the partials up."""
+    blocks = _blocks(n)
+    device_index = arrays[0].device_index
+    partials = DeviceArray((blocks,), _np.float64, device_index=device_index)
+    module.load(source, device_index).kernel(kernel, fmt)((blocks,), (BLOCK,), *arrays, n, partials, stream=stream)
+    return _finish(partials, blocks, stream)
+
+
 def _finish(partials: DeviceArray, count: int, stream: Stream | None) -> float:
     out = DeviceArray((1,), _np.float64, device_index=partials.device_index)
     module.load("blas1", partials.device_index).kernel("finish_sum", "PiP")(
@@ -145,11 +154,7 @@ def dot(x: DeviceArray, y: DeviceArray, *, stream: Stream | None = None) -> floa
     n = x.size
     if n == 0:
         return 0.0
-    blocks = _blocks(n)
-    partials = DeviceArray((blocks,), _np.float64, device_index=x.device_index)
-    k = module.load("blas1", x.device_index).kernel(f"dot_partial_{_SUFFIX[x.dtype]}", "PPqP")
-    k((blocks,), (BLOCK,), x, y, n, partials, stream=stream)
-    return _finish(partials, blocks, stream)
+    return _sum_of_partials("blas1", f"dot_partial_{_SUFFIX[x.dtype]}", "PPqP", (x, y), n, stream)
 
 
 def sum(x: DeviceArray, *, stream: Stream | None = None) -> float:  # noqa: A001 - NumPy's name on purpose
@@ -164,11 +169,7 @@ def sum(x: DeviceArray, *, stream: Stream | None = None) -> float:  # noqa: A001
     n = x.size
     if n == 0:
         return 0.0
-    blocks = _blocks(n)
-    partials = DeviceArray((blocks,), _np.float64, device_index=x.device_index)
-    k = module.load("reductions", x.device_index).kernel(f"sum_partial_{_SUFFIX[x.dtype]}", "PqP")
-    k((blocks,), (BLOCK,), x, n, partials, stream=stream)
-    return _finish(partials, blocks, stream)
+    return _sum_of_partials("reductions", f"sum_partial_{_SUFFIX[x.dtype]}", "PqP", (x,), n, stream)
 
 
 def nrm2(x: DeviceArray, *, stream: Stream | None = None) -> float:

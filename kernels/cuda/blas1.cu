@@ -2,22 +2,7 @@
 // in double. Reductions write one partial per block; a second one-block launch combines the partials.
 // Launched by hpc/cuda/twins.py through hpc/cuda/module.py (prepared launches, 256 threads per block).
 
-#define BLOCK 256
-
-__device__ __forceinline__ double warp_sum(double v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ double block_sum(double v) {  // the result is valid in thread 0
-    __shared__ double s[BLOCK / 32];
-    v = warp_sum(v);
-    if ((threadIdx.x & 31) == 0) s[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = threadIdx.x < BLOCK / 32 ? s[threadIdx.x] : 0.0;
-    if (threadIdx.x < 32) v = warp_sum(v);
-    return v;
-}
+#include "common.cuh"
 
 template <typename T>
 __device__ void axpy(T a, const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ out, long long n) {

@@ -2,7 +2,7 @@
 // (rows, cols) matrix. One block of 256 threads per row (grid-stride over rows); a row holding a NaN is all NaN.
 // Launched by hpc/cuda/twins.py through hpc/cuda/module.py.
 
-#define BLOCK 256
+#include "common.cuh"
 
 template <typename A>
 __device__ A block_reduce(A v, bool is_max, A* s) {  // every thread gets the result

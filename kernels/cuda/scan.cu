@@ -3,7 +3,7 @@
 // with the same kernel (recursively); add_offsets adds the total of all earlier tiles to each tile.
 // 256 threads per block, ITEMS consecutive elements per thread. Launched by hpc/cuda/twins.py.
 
-#define BLOCK 256
+#include "common.cuh"
 #define ITEMS 8
 #define TILE (BLOCK * ITEMS)
 

@@ -58,6 +58,22 @@ def test_compile_source_caches_on_disk(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 @needs_nvcc
+def test_editing_a_shared_header_recompiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .cu file that includes common.cuh gets a new cache entry, and new code, when the header changes."""
+    monkeypatch.setenv("HPC_CUDA_CACHE", str(tmp_path / "cache"))
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    for name in ("reductions.cu", "common.cuh"):
+        shutil.copy(module.kernel_dir() / name, src_dir / name)
+    before = module.compile_source(src_dir / "reductions.cu", "sm_90", target="ptx")
+    header = src_dir / "common.cuh"
+    header.write_text(header.read_text().replace("#define BLOCK 256", "#define BLOCK 512"))
+    after = module.compile_source(src_dir / "reductions.cu", "sm_90", target="ptx")
+    assert before != after
+    assert len(list((tmp_path / "cache").glob("reductions-sm_90-*.ptx"))) == 2
+
+
+@needs_nvcc
 def test_compile_error_carries_nvcc_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A source nvcc rejects raises CompileError with the command line and nvcc's message."""
     monkeypatch.setenv("HPC_CUDA_CACHE", str(tmp_path / "cache"))
