@@ -1,10 +1,12 @@
 """A vectorizable ``exp`` for arguments ``<= 0`` (softmax, logsumexp): LLVM has no vector ``exp`` without SVML.
 
-``exp(v) = 2**k * exp(r)`` with ``k = round(v / ln 2)`` and ``|r| <= ln(2)/2``; ``exp(r)`` is the degree-13 Taylor
-polynomial (relative error below 1 ulp of float64 there). ``k`` comes from adding ``1.5 * 2**52`` to ``v / ln 2``
-(the sum's low mantissa bits are ``k``), and ``2**k`` from shifting those bits into the exponent field and
-reinterpreting them as a float64 (:func:`hpc.kernels._intrinsics.bits_to_float`, a register bitcast). One loop,
-no table, no branch, no scratch buffer: LLVM vectorizes it to packed FMAs on zmm/ymm registers.
+``exp(v) = 2**k * exp(r)`` with ``k = round(v / ln 2)`` and ``|r| <= ln(2)/2``; ``exp(r)`` is a near-minimax
+degree-11 polynomial. Against a long double ``exp`` on 5 million points in ``[-708, 0]`` the result is within
+1.5e-16 relative (0.94 ulp; 0.26 ulp on average), NumPy's ``exp`` within 1.3e-16. ``k`` comes from adding
+``1.5 * 2**52`` to ``v / ln 2`` (the sum's low mantissa bits are ``k``), and ``2**k`` from shifting those bits
+into the exponent field and reinterpreting them as a float64 (:func:`hpc.kernels._intrinsics.bits_to_float`, a
+register bitcast). One loop, no table, no branch, no scratch buffer: LLVM vectorizes it to packed FMAs on zmm/ymm
+registers.
 Results below ``exp(-708)`` (including ``exp(-inf)``) flush to 0, with no subnormals; NaN stays NaN.
 """
 
@@ -25,11 +27,19 @@ _LN2_LO = 1.9082149292705877e-10
 _SHIFTER = 6755399441055744.0  # 1.5 * 2**52: v / ln 2 + this rounds to an integer held in the low mantissa bits
 _EXP_ONE = 1023 << 52  # the biased exponent of 1.0
 _FLUSH = -708.0  # below: 2**k would be subnormal, the result flushes to 0
-_C = (
-    1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
-    1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800,
-)  # fmt: skip
-_C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = _C[2:]
+# exp(r) ~ 1 + r + r**2 * q(r) on |r| <= ln(2)/2: q of degree 9 interpolates (exp(r) - 1 - r) / r**2 at Chebyshev
+# nodes (near-minimax; fitted in 60-digit decimal arithmetic). Relative error of the degree-11 polynomial with these
+# float64 coefficients, in exact arithmetic: 1.6e-17 (0.07 ulp); the Taylor polynomial needs degree 13 for that.
+_C2 = 0.5000000000000001
+_C3 = 0.16666666666666669
+_C4 = 0.04166666666662399
+_C5 = 0.008333333333330051
+_C6 = 0.0013888888917281794
+_C7 = 0.00019841269863105968
+_C8 = 2.480152119021773e-05
+_C9 = 2.7557268378684192e-06
+_C10 = 2.7620138719733994e-07
+_C11 = 2.5100424157005067e-08
 
 
 @_njit(cache=True, nogil=True, fastmath={"contract"})
@@ -39,9 +49,7 @@ def _exp_nonpos(v):  # pragma: no cover - compiled by numba
     z = v * _LOG2E + _SHIFTER
     kf = z - _SHIFTER
     r = (v - kf * _LN2_HI) - kf * _LN2_LO
-    p = _C13
-    p = p * r + _C12
-    p = p * r + _C11
+    p = _C11
     p = p * r + _C10
     p = p * r + _C9
     p = p * r + _C8
