@@ -76,12 +76,26 @@ def exponents(rows, out):  # pragma: no cover - compiled by numba
     """Write into ``out[:n]`` the largest exponent field of each column of ``rows`` (k, n); 0x7FF: inf or NaN."""
     k, n = rows.shape
     o = out[:n]
-    for j in range(n):
-        o[j] = 0
-    for i in range(k):
+    if k == 0:
+        o[:] = 0
+    else:  # the first row assigns, as in quantize
+        r = rows[0]
+        for j in range(n):
+            o[j] = np.int16((_bits(r[j]) >> 52) & 0x7FF)
+    for i in range(1, k):
         r = rows[i]
         for j in range(n):
             o[j] = max(o[j], np.int16((_bits(r[j]) >> 52) & 0x7FF))
+
+
+@njit(cache=True, nogil=True)
+def max_into(a, b):  # pragma: no cover - compiled by numba
+    """Set ``b = maximum(a, b)`` elementwise: the combine step of the exponent collective.
+
+    MPICH's own int16 MAX is a scalar loop, about twice as slow from 1 MiB of data up.
+    """
+    for j in range(b.shape[0]):
+        b[j] = max(a[j], b[j])
 
 
 @njit(cache=True, nogil=True)

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as _np
 
 from hpc.mpi import _binned
+from hpc.mpi.comm import mpi_module
+from hpc.mpi.ops import Op
 
 __all__ = ["reproducible_sum"]
 
@@ -64,7 +66,7 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     # count, which bounds the number of terms per position on every rank alike.
     _binned.exponents(flat, fields)
     fields[n] = k.bit_length()
-    comm.allreduce(fields, op="max", out=fields)
+    _allreduce_max(comm, fields)
     count_bits = int(fields[n])
     words = _words(comm, n)
     if comm.size * ((1 << count_bits) - 1) <= _binned.ONE_WORD_TERMS:
@@ -84,6 +86,26 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
         out = _np.empty(n)
         _binned.to_float_split(hi, lo, fields, _plain(comm, flat, fields, n) if nonfinite else _NO_PLAIN, out)
     return out.astype(out_dtype, copy=False).reshape(shape)
+
+
+def _allreduce_max(comm: Any, fields: _np.ndarray) -> None:
+    """MAX-allreduce the int16 ``fields`` in place, combined by :func:`hpc.mpi._binned.max_into`."""
+    global _FIELD_MAX
+    if _FIELD_MAX is None:
+        MPI = mpi_module()
+
+        def combine(inbuf: Any, inout: Any, datatype: Any) -> None:
+            _binned.max_into(_np.frombuffer(inbuf, _np.int16), _np.frombuffer(inout, _np.int16))
+
+        _FIELD_MAX = Op("max", _np.maximum, True, None if MPI is None else MPI.Op.Create(combine, commute=True))
+    if getattr(comm, "_plain", False):  # no check mode, no watchdog: straight to MPI
+        comm.mpi.Allreduce(comm._in_place, fields, _FIELD_MAX.mpi)
+        comm._seq += 1
+    else:
+        comm.allreduce(fields, op=_FIELD_MAX, out=fields)
+
+
+_FIELD_MAX: Op | None = None
 
 
 def _plain(comm: Any, flat: _np.ndarray, fields: _np.ndarray, n: int) -> _np.ndarray:
