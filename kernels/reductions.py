@@ -183,16 +183,17 @@ def _min_parallel(x, sign):  # pragma: no cover - compiled by numba
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
 def _first_index(v, m):  # pragma: no cover - compiled by numba
-    # the first index of v holding m (the first NaN when m is NaN); m is in v
+    # the first index of v holding m (the first NaN when m is NaN); m is in v. A branch-free integer min over the
+    # whole view (vectorized; the view is a block in L1) rather than an early-exit scalar search
+    n = v.shape[0]
+    first = n
     if m != m:
-        for i in range(v.shape[0]):
-            if v[i] != v[i]:
-                return i
+        for i in range(n):
+            first = _cmin(first, i if v[i] != v[i] else n)
     else:
-        for i in range(v.shape[0]):
-            if v[i] == m:
-                return i
-    return 0
+        for i in range(n):
+            first = _cmin(first, i if v[i] == m else n)
+    return first
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
