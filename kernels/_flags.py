@@ -6,7 +6,9 @@ an infinity does: ``nnan``/``ninf`` would let LLVM assume there are none, so a N
 comparison be folded away; no kernel sets them. ``nsz`` and ``arcp`` (ignore the sign of zero, use reciprocals)
 are set only where the result cannot show the difference (``NO_NAN_CHANGES``). Kernels whose semantics hang on
 ordered comparisons with NaN (``min``/``max``/``argmin``/``argmax``/``histogram``) and the compensated sum (whose
-error terms reassociation would cancel) run without fastmath (``EXACT``).
+error terms reassociation would cancel) run without fastmath (``EXACT``). ``min``/``max`` (and the block pass of
+``argmin``/``argmax``) vectorize all the same: they reduce with ``llvm.minimum``/``llvm.maximum``, which propagate
+NaN and need no flag to be reordered (``hpc.kernels._intrinsics``).
 """
 
 from __future__ import annotations
