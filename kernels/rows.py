@@ -87,10 +87,9 @@ def _softmax_serial(x, out):  # pragma: no cover - compiled by numba
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
 def _softmax_parallel(x, out):  # pragma: no cover - compiled by numba
-    nblocks = (x.shape[1] + ROW_BLOCK - 1) // ROW_BLOCK
+    shifts = _np.empty((x.shape[0], (x.shape[1] + ROW_BLOCK - 1) // ROW_BLOCK), _np.float64)  # no allocation per row
     for r in _prange(x.shape[0]):
-        shifts = _np.empty(nblocks, _np.float64)
-        _softmax_row(x[r], out[r], shifts)
+        _softmax_row(x[r], out[r], shifts[r])
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
