@@ -72,12 +72,22 @@ def _axpbyc_stream_parallel(a, x, b, y, c, out):  # pragma: no cover - compiled 
         _axpbyc_stream_view(a, x[lo:hi], b, y[lo:hi], c, out[lo:hi])
 
 
+def _streams(xv, yv, ov):
+    """Whether ``axpbyc`` writes ``ov`` with streaming stores: large, contiguous, and not over an input (in place,
+    the lines were just read into cache for the input, so there is no read to save and the bypass only costs)."""
+    return (
+        ov.nbytes >= STREAM_MIN_BYTES
+        and all(v.flags.c_contiguous for v in (xv, yv, ov))
+        and not (_np.may_share_memory(ov, xv) or _np.may_share_memory(ov, yv))
+    )
+
+
 def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
     """Return ``a*x + b*y + c`` computed in one pass (two FMAs per element).
 
-    An output of ``STREAM_MIN_BYTES`` or more with contiguous operands is written with streaming (non-temporal)
-    stores: it bypasses the caches, saving the read of each output line, so a following read of ``out`` comes
-    from memory (as it would for an output that large anyway).
+    An output of ``STREAM_MIN_BYTES`` or more, contiguous operands and an output apart from the inputs are written
+    with streaming (non-temporal) stores: they bypass the caches, saving the read of each output line, so a
+    following read of ``out`` comes from memory (as it would for an output that large anyway).
 
     Args:
         a, b, c (float): scalars (converted to the arrays' dtype).
@@ -99,7 +109,7 @@ def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
     ov = _checks.as_vector("out", res)
     t = xv.dtype.type
     par = _checks.use_parallel(parallel, xv.shape[0])
-    if ov.nbytes >= STREAM_MIN_BYTES and all(v.flags.c_contiguous for v in (xv, yv, ov)):
+    if _streams(xv, yv, ov):
         kernel = _axpbyc_stream_parallel if par else _axpbyc_stream_serial
     else:
         kernel = _axpbyc_parallel if par else _axpbyc_serial

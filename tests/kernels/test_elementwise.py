@@ -63,6 +63,22 @@ def test_axpbyc_streaming_stores_at_any_alignment(rng, monkeypatch, dtype, paral
     np.testing.assert_allclose(k.axpbyc(1.0, strided, 1.0, strided, parallel=parallel), 2.0 * strided, **tol(dtype))
 
 
+def test_axpbyc_streams_only_large_separate_contiguous_outputs(monkeypatch):
+    """Streaming stores are chosen for a large contiguous output apart from the inputs, not in place, not for a
+    view overlapping an input, not for strided operands, not below STREAM_MIN_BYTES."""
+    ew = k.elementwise
+    n = ew.STREAM_MIN_BYTES // 8
+    x, y, out = np.ones(n), np.ones(n), np.empty(n)
+    assert ew._streams(x, y, out)
+    assert not ew._streams(x, y, x) and not ew._streams(x, y, y)
+    both = np.ones(2 * n)
+    assert not ew._streams(both[:n], y, both[n // 2 : n // 2 + n])
+    assert not ew._streams(np.ones(2 * n)[::2], y, out)
+    assert not ew._streams(x[1:], y[1:], out[1:])  # one element short of the threshold
+    monkeypatch.setattr(ew, "STREAM_MIN_BYTES", 0)
+    assert ew._streams(x[:8], y[:8], out[:8])
+
+
 @pytest.mark.parametrize("parallel", [False, True])
 def test_fuse_arrays_and_scalars(rng, parallel):
     """A fused lambda takes arrays and scalars in any position and equals the NumPy expression."""
