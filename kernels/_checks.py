@@ -1,4 +1,4 @@
-"""Argument checks shared by the kernels: dtype, shape, layout, ``out=`` and the serial/parallel choice."""
+"""Argument checks shared by the kernels: dtype, shape, layout, ``out=``, the serial/parallel and streaming choices."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from hpc import config as _config
 __all__ = [
     "FLOATS",
     "PARALLEL_MIN_ELEMENTS",
+    "STREAM_MIN_BYTES",
     "as_vector",
     "check_float",
     "check_same_dtype",
     "matrix",
     "out_array",
     "use_parallel",
+    "use_streaming",
 ]
 
 #: the dtypes every kernel accepts
@@ -22,6 +24,9 @@ FLOATS = (_np.dtype(_np.float32), _np.dtype(_np.float64))
 
 #: ``parallel=None`` runs the parallel variant from this many elements of work on (1 MiB of float64)
 PARALLEL_MIN_ELEMENTS = 1 << 17
+
+#: elementwise kernels write an output of at least this many bytes with streaming stores (see use_streaming)
+STREAM_MIN_BYTES = 16 << 20
 
 
 def check_float(name: str, x: object) -> _np.ndarray:
@@ -86,3 +91,18 @@ def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEME
     if isinstance(parallel, bool):
         return parallel
     raise TypeError(f"parallel must be True, False or None; got {parallel!r}")
+
+
+def use_streaming(out: _np.ndarray, *inputs: _np.ndarray) -> bool:
+    """Return whether an elementwise kernel writes ``out`` with streaming (non-temporal) stores.
+
+    Yes for an output of ``STREAM_MIN_BYTES`` or more (larger than the caches keep for long: the read of each
+    destination line, which an ordinary store costs, is waste), with ``out`` and ``inputs`` C-contiguous and ``out``
+    apart from every input (in place the lines were just read into cache, there is no read to save, and bypassing
+    the cache only costs).
+    """
+    return (
+        out.nbytes >= STREAM_MIN_BYTES
+        and all(v.flags.c_contiguous for v in (out, *inputs))
+        and not any(_np.may_share_memory(out, v) for v in inputs)
+    )

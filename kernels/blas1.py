@@ -1,6 +1,7 @@
 """BLAS level-1 kernels: ``axpy``, ``scal``, ``dot``, ``nrm2`` (overflow-safe), ``asum``.
 
-As in BLAS, ``axpy`` and ``scal`` update their vector in place unless ``out=`` is given. Reductions accumulate in
+As in BLAS, ``axpy`` and ``scal`` update their vector in place unless ``out=`` is given; a large ``out=`` apart
+from the inputs is written with streaming stores (``hpc.kernels._checks.use_streaming``). Reductions accumulate in
 float64 (float32 input too) and return a scalar of the input dtype; the parallel variants cut the input into
 fixed ``CHUNK``-element chunks combined in chunk order (see ``hpc.kernels.reductions``).
 """
@@ -15,6 +16,11 @@ from numba import prange as _prange
 
 from . import _checks
 from ._flags import ELEMENTWISE, REDUCE
+from ._intrinsics import STREAM_BYTES as _STREAM_BYTES
+from ._intrinsics import store_fence as _store_fence
+from ._intrinsics import stream_axpy as _stream_axpy
+from ._intrinsics import stream_scal as _stream_scal
+from ._intrinsics import stream_start as _stream_start
 from .reductions import CHUNK
 
 __all__ = ["asum", "axpy", "dot", "nrm2", "scal"]
@@ -47,6 +53,64 @@ def _scal_serial(a, x, out):  # pragma: no cover - compiled by numba
 def _scal_parallel(a, x, out):  # pragma: no cover - compiled by numba
     for i in _prange(x.shape[0]):
         out[i] = a * x[i]
+
+
+# Streaming variants (large out= apart from the inputs, see _checks.use_streaming): ordinary stores up to out's
+# first 64-byte boundary and after its last, non-temporal vector stores between.
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
+def _axpy_stream_view(a, x, y, out):  # pragma: no cover - compiled by numba
+    n = out.shape[0]
+    lanes = _STREAM_BYTES // out.itemsize
+    i = _stream_start(out)
+    for j in range(i):
+        out[j] = a * x[j] + y[j]
+    while i + lanes <= n:
+        _stream_axpy(a, x, y, out, i)
+        i += lanes
+    for j in range(i, n):
+        out[j] = a * x[j] + y[j]
+    _store_fence()
+
+
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
+def _axpy_stream_serial(a, x, y, out):  # pragma: no cover - compiled by numba
+    _axpy_stream_view(a, x, y, out)
+
+
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE, parallel=True)
+def _axpy_stream_parallel(a, x, y, out):  # pragma: no cover - compiled by numba
+    n = out.shape[0]
+    for c in _prange((n + CHUNK - 1) // CHUNK):
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _axpy_stream_view(a, x[lo:hi], y[lo:hi], out[lo:hi])
+
+
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
+def _scal_stream_view(a, x, out):  # pragma: no cover - compiled by numba
+    n = out.shape[0]
+    lanes = _STREAM_BYTES // out.itemsize
+    i = _stream_start(out)
+    for j in range(i):
+        out[j] = a * x[j]
+    while i + lanes <= n:
+        _stream_scal(a, x, out, i)
+        i += lanes
+    for j in range(i, n):
+        out[j] = a * x[j]
+    _store_fence()
+
+
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
+def _scal_stream_serial(a, x, out):  # pragma: no cover - compiled by numba
+    _scal_stream_view(a, x, out)
+
+
+@_njit(cache=True, nogil=True, fastmath=ELEMENTWISE, parallel=True)
+def _scal_stream_parallel(a, x, out):  # pragma: no cover - compiled by numba
+    n = out.shape[0]
+    for c in _prange((n + CHUNK - 1) // CHUNK):
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _scal_stream_view(a, x[lo:hi], out[lo:hi])
 
 
 def _pair(x, y):
@@ -84,7 +148,11 @@ def axpy(a, x, y, *, out=None, parallel=None):
     target = y if out is None else _checks.out_array(out, y.shape, y.dtype)
     ov = yv if out is None else _checks.as_vector("out", target)
     a = xv.dtype.type(a)
-    (_axpy_parallel if _checks.use_parallel(parallel, xv.shape[0]) else _axpy_serial)(a, xv, yv, ov)
+    par = _checks.use_parallel(parallel, xv.shape[0])
+    if _checks.use_streaming(ov, xv, yv):
+        (_axpy_stream_parallel if par else _axpy_stream_serial)(a, xv, yv, ov)
+    else:
+        (_axpy_parallel if par else _axpy_serial)(a, xv, yv, ov)
     return target
 
 
@@ -100,7 +168,11 @@ def scal(a, x, *, out=None, parallel=None):
     target = x if out is None else _checks.out_array(out, x.shape, x.dtype)
     ov = xv if out is None else _checks.as_vector("out", target)
     a = xv.dtype.type(a)
-    (_scal_parallel if _checks.use_parallel(parallel, xv.shape[0]) else _scal_serial)(a, xv, ov)
+    par = _checks.use_parallel(parallel, xv.shape[0])
+    if _checks.use_streaming(ov, xv):
+        (_scal_stream_parallel if par else _scal_stream_serial)(a, xv, ov)
+    else:
+        (_scal_parallel if par else _scal_serial)(a, xv, ov)
     return target
 
 

@@ -17,14 +17,10 @@ from ._flags import ELEMENTWISE
 from ._intrinsics import STREAM_BYTES as _STREAM_BYTES
 from ._intrinsics import store_fence as _store_fence
 from ._intrinsics import stream_axpbyc as _stream_axpbyc
+from ._intrinsics import stream_start as _stream_start
+from .reductions import CHUNK as _CHUNK
 
-__all__ = ["STREAM_MIN_BYTES", "axpbyc", "fuse"]
-
-#: ``axpbyc`` writes an output of at least this many bytes (C-contiguous operands) with streaming stores: an
-#: output larger than the caches is not read back from them, so the read of each destination line is waste
-STREAM_MIN_BYTES = 16 << 20
-#: elements per parallel chunk of the streaming variant
-_CHUNK = 1 << 16
+__all__ = ["axpbyc", "fuse"]
 
 
 @_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
@@ -43,19 +39,15 @@ def _axpbyc_parallel(a, x, b, y, c, out):  # pragma: no cover - compiled by numb
 def _axpbyc_stream_view(a, x, b, y, c, out):  # pragma: no cover - compiled by numba
     # ordinary stores up to the first 64-byte boundary of out and after the last one; streaming stores between
     n = out.shape[0]
-    size = out.itemsize
-    lanes = _STREAM_BYTES // size
-    addr = out.ctypes.data
-    i = 0
-    while i < n and (addr + i * size) % _STREAM_BYTES != 0:
-        out[i] = a * x[i] + (b * y[i] + c)
-        i += 1
+    lanes = _STREAM_BYTES // out.itemsize
+    i = _stream_start(out)
+    for j in range(i):
+        out[j] = a * x[j] + (b * y[j] + c)
     while i + lanes <= n:
         _stream_axpbyc(a, x, b, y, c, out, i)
         i += lanes
-    while i < n:
-        out[i] = a * x[i] + (b * y[i] + c)
-        i += 1
+    for j in range(i, n):
+        out[j] = a * x[j] + (b * y[j] + c)
     _store_fence()
 
 
@@ -72,21 +64,11 @@ def _axpbyc_stream_parallel(a, x, b, y, c, out):  # pragma: no cover - compiled 
         _axpbyc_stream_view(a, x[lo:hi], b, y[lo:hi], c, out[lo:hi])
 
 
-def _streams(xv, yv, ov):
-    """Whether ``axpbyc`` writes ``ov`` with streaming stores: large, contiguous, and not over an input (in place,
-    the lines were just read into cache for the input, so there is no read to save and the bypass only costs)."""
-    return (
-        ov.nbytes >= STREAM_MIN_BYTES
-        and all(v.flags.c_contiguous for v in (xv, yv, ov))
-        and not (_np.may_share_memory(ov, xv) or _np.may_share_memory(ov, yv))
-    )
-
-
 def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
     """Return ``a*x + b*y + c`` computed in one pass (two FMAs per element).
 
-    An output of ``STREAM_MIN_BYTES`` or more, contiguous operands and an output apart from the inputs are written
-    with streaming (non-temporal) stores: they bypass the caches, saving the read of each output line, so a
+    A large output apart from the inputs is written with streaming (non-temporal) stores (see
+    ``hpc.kernels._checks.use_streaming``): they bypass the caches, saving the read of each output line, so a
     following read of ``out`` comes from memory (as it would for an output that large anyway).
 
     Args:
@@ -109,7 +91,7 @@ def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
     ov = _checks.as_vector("out", res)
     t = xv.dtype.type
     par = _checks.use_parallel(parallel, xv.shape[0])
-    if _streams(xv, yv, ov):
+    if _checks.use_streaming(ov, xv, yv):
         kernel = _axpbyc_stream_parallel if par else _axpbyc_stream_serial
     else:
         kernel = _axpbyc_parallel if par else _axpbyc_serial

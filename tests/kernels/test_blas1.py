@@ -50,6 +50,33 @@ def test_scal_out(rng, parallel):
 
 @pytest.mark.parametrize("parallel", PAR)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_axpy_scal_streaming_stores_at_any_alignment(rng, monkeypatch, dtype, parallel):
+    """With out= apart from the inputs and streaming on (any size here), axpy and scal give bit for bit the
+    ordinary kernels' results for outputs at any offset from a 64-byte boundary, over several chunks with a tail;
+    in place they take the ordinary path and are right too."""
+    b1 = k.blas1
+    monkeypatch.setattr(k._checks, "STREAM_MIN_BYTES", 0)
+    n = 2 * k.reductions.CHUNK + 29
+    for offset in range(9):
+        x = rng.standard_normal(n + 3).astype(dtype)[3:]
+        y = rng.standard_normal(n).astype(dtype)
+        want_axpy, want_scal = np.empty_like(y), np.empty_like(y)
+        b1._axpy_serial(dtype(1.5), x, y, want_axpy)
+        b1._scal_serial(dtype(-2.5), x, want_scal)
+        out = np.empty(n + offset, dtype)[offset:]
+        assert k.axpy(1.5, x, y, out=out, parallel=parallel) is out
+        np.testing.assert_array_equal(out, want_axpy)
+        np.testing.assert_allclose(out, 1.5 * x.astype(np.float64) + y, **tol(dtype))
+        assert k.scal(-2.5, x, out=out, parallel=parallel) is out
+        np.testing.assert_array_equal(out, want_scal)
+    k.axpy(1.5, x, y, parallel=parallel)  # in place: y
+    np.testing.assert_array_equal(y, want_axpy)
+    k.scal(-2.5, x, parallel=parallel)
+    np.testing.assert_array_equal(x, want_scal)
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_dot_asum_match_numpy(rng, dtype, parallel):
     """dot and asum equal NumPy's within the dtype's tolerance, and keep the dtype."""
     x = rng.standard_normal(150_001).astype(dtype)

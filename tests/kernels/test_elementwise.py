@@ -43,7 +43,7 @@ def test_axpbyc_streaming_stores_at_any_alignment(rng, monkeypatch, dtype, paral
     """The streaming-store path (large contiguous outputs) gives bit for bit the ordinary path's result, for
     outputs starting at any offset from a 64-byte boundary, lengths that leave a tail, several chunks, in place."""
     ew = k.elementwise
-    monkeypatch.setattr(ew, "STREAM_MIN_BYTES", 0)  # take the streaming path at test sizes
+    monkeypatch.setattr(k._checks, "STREAM_MIN_BYTES", 0)  # take the streaming path at test sizes
     n = 2 * ew._CHUNK + 37
     for offset in range(9):
         x = rng.standard_normal(n + offset).astype(dtype)[offset:]
@@ -63,20 +63,20 @@ def test_axpbyc_streaming_stores_at_any_alignment(rng, monkeypatch, dtype, paral
     np.testing.assert_allclose(k.axpbyc(1.0, strided, 1.0, strided, parallel=parallel), 2.0 * strided, **tol(dtype))
 
 
-def test_axpbyc_streams_only_large_separate_contiguous_outputs(monkeypatch):
+def test_streaming_only_for_large_separate_contiguous_outputs(monkeypatch):
     """Streaming stores are chosen for a large contiguous output apart from the inputs, not in place, not for a
     view overlapping an input, not for strided operands, not below STREAM_MIN_BYTES."""
-    ew = k.elementwise
-    n = ew.STREAM_MIN_BYTES // 8
+    use = k._checks.use_streaming
+    n = k._checks.STREAM_MIN_BYTES // 8
     x, y, out = np.ones(n), np.ones(n), np.empty(n)
-    assert ew._streams(x, y, out)
-    assert not ew._streams(x, y, x) and not ew._streams(x, y, y)
+    assert use(out, x, y) and use(out, x)
+    assert not use(x, x, y) and not use(y, x, y) and not use(x, x)
     both = np.ones(2 * n)
-    assert not ew._streams(both[:n], y, both[n // 2 : n // 2 + n])
-    assert not ew._streams(np.ones(2 * n)[::2], y, out)
-    assert not ew._streams(x[1:], y[1:], out[1:])  # one element short of the threshold
-    monkeypatch.setattr(ew, "STREAM_MIN_BYTES", 0)
-    assert ew._streams(x[:8], y[:8], out[:8])
+    assert not use(both[n // 2 : n // 2 + n], both[:n], y)
+    assert not use(out, np.ones(2 * n)[::2], y)
+    assert not use(out[1:], x[1:], y[1:])  # one element short of the threshold
+    monkeypatch.setattr(k._checks, "STREAM_MIN_BYTES", 0)
+    assert use(out[:8], x[:8], y[:8])
 
 
 @pytest.mark.parametrize("parallel", [False, True])
