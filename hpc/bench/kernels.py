@@ -37,6 +37,9 @@ CACHE = 1 << 17
 COLS = 4096
 
 
+_STREAMED = "large out written with streaming stores: no write-allocate read, which the triad ceiling pays"
+
+
 class _Case:
     """One kernel at one size: our call, the peers' calls, and the bytes and flops one call moves and does."""
 
@@ -109,14 +112,14 @@ def _cases(n: int, ne: Any) -> list[_Case]:
         _Case("axpy (out=)", "triad", 3 * b8, 2 * n, lambda: k.axpy(2.0, x, y, out=out, parallel=True),
               lambda: _np.add(_np.multiply(2.0, x), y, out=out),
               ne and (lambda: ne.evaluate("2.0 * x + y", local_dict={"x": x, "y": y}, out=out)),
-              serial=lambda: k.axpy(2.0, x, y, out=out, parallel=False)),
+              serial=lambda: k.axpy(2.0, x, y, out=out, parallel=False), note=_STREAMED),
         _Case("scal (out=)", "triad", 2 * b8, n, lambda: k.scal(3.0, x, out=out, parallel=True),
-              lambda: _np.multiply(x, 3.0, out=out)),
+              lambda: _np.multiply(x, 3.0, out=out), note=_STREAMED),
         _Case("a*x+b*y+c", "triad", 3 * b8, 4 * n, lambda: k.axpbyc(2.0, x, 3.0, y, 1.0, out=out, parallel=True),
               lambda: 2.0 * x + 3.0 * y + 1.0,
               ne and (lambda: ne.evaluate("2.0 * x + 3.0 * y + 1.0", local_dict={"x": x, "y": y}, out=out)),
               serial=lambda: k.axpbyc(2.0, x, 3.0, y, 1.0, out=out, parallel=False),
-              note="large out written with streaming stores: no write-allocate read, which the triad ceiling pays"),
+              note=_STREAMED),
         _Case("fuse(x*y+1)", "triad", 3 * b8, 2 * n, lambda: fused(x, y, out=out, parallel=True),
               lambda: x * y + 1.0,
               ne and (lambda: ne.evaluate("x * y + 1.0", local_dict={"x": x, "y": y}, out=out))),
