@@ -13,6 +13,8 @@ third for ``out = a*x``), and the fence that orders such stores.
 
 from __future__ import annotations
 
+import platform as _platform
+
 from llvmlite import ir as _ir
 from numba import njit as _njit
 from numba.core import cgutils as _cgutils
@@ -186,13 +188,20 @@ def stream_scal(typingctx, a, x, out, i):
     return _types.none(a, x, out, i), codegen
 
 
+_X86 = _platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
 @_intrinsic
 def store_fence(typingctx):
-    """``store_fence()``: a sequentially consistent fence (``mfence`` on x86, which also orders streaming stores),
-    so that the streaming stores before it are visible to whatever follows (another thread reading ``out``)."""
+    """``store_fence()``: ``sfence`` on x86 (the fence its manuals name for weakly ordered streaming stores), a
+    sequentially consistent fence elsewhere, so the streaming stores before it are visible to whatever follows."""
 
     def codegen(context, builder, sig, args):
-        builder.fence("seq_cst")
+        if _X86:
+            fnty = _ir.FunctionType(_ir.VoidType(), [])
+            builder.call(_cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.sfence"), [])
+        else:
+            builder.fence("seq_cst")
         return context.get_dummy_value()
 
     return _types.none(), codegen

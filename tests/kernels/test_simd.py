@@ -126,7 +126,7 @@ def test_row_max_uses_packed_max():
     "name", ["elementwise._axpbyc_stream_view", "blas1._axpy_stream_view", "blas1._scal_stream_view"]
 )
 def test_streaming_kernels_use_nontemporal_stores(name):
-    """The streaming variants of axpbyc, axpy and scal compile to non-temporal packed stores (vmovntpd)."""
+    """The streaming variants of axpbyc, axpy and scal compile to non-temporal packed stores (vmovntpd), fenced."""
     module, attr = name.split(".")
     dispatcher = getattr(getattr(k, module), attr)
     f64 = numba.float64[::1]
@@ -135,4 +135,5 @@ def test_streaming_kernels_use_nontemporal_stores(name):
     options = {key: v for key, v in dispatcher.targetoptions.items() if key not in ("cache", "nopython")}
     twin = numba.njit(**options)(dispatcher.py_func)
     twin.compile(sig)
-    assert "vmovntpd" in twin.inspect_asm(sig)
+    asm = twin.inspect_asm(sig)
+    assert "vmovntpd" in asm and "sfence" in asm
