@@ -201,7 +201,7 @@ def logsumexp(x, *, out=None, parallel=None):
     Example:
         >>> import numpy as np; from hpc import kernels
         >>> round(float(kernels.logsumexp(np.log(np.array([1.0, 3.0])))), 12)
-        1.386294361112
+        1.38629436112
     """
     x2 = _rows(x)
     if x.ndim == 1:
