@@ -17,6 +17,7 @@ import platform as _platform
 import subprocess as _subprocess
 import sys as _sys
 import tempfile as _tempfile
+import time as _time
 from collections.abc import Callable
 from typing import Any
 
@@ -189,9 +190,16 @@ def _rate(case: _Case, seconds: float, ceilings: dict[str, float]) -> dict[str, 
     return {"unit": "GB/s", "value": value, "fraction": value / ceiling}
 
 
+#: seconds to wait before a section, so BLAS threads left spinning by the previous one have gone to sleep
+_BLAS_SETTLE_S = 0.5
+
+
 def _bench_size(label, n, ne, repeats, ceilings, say) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     min_seconds = 0.05 if label == "cache" else 0.0
+    # The previous section ends with BLAS gemm: OpenBLAS's threads keep spinning for a while after it returns and
+    # would take the cores from the first rows here (an in-cache sum measured 8 ms instead of 20 us).
+    _time.sleep(_BLAS_SETTLE_S)
     for case in _cases(n, ne):
         say(f"{label}: {case.name}")
         first = _first_call(case.ours)
