@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from hpc import mpi
 
@@ -22,10 +23,11 @@ def test_large_results_held_by_the_caller_are_never_overwritten():
     np.testing.assert_array_equal(view, (x * 2)[:5] * comm.size)
 
 
-def test_a_dropped_large_result_is_recycled():
+@pytest.mark.parametrize("n", [1 << 14, 1 << 15, 1 << 18])  # 128 KiB (the threshold), 256 KiB, 2 MiB
+def test_a_dropped_large_result_is_recycled(n):
     """Once the caller drops a large result, the next one of the same shape reuses its memory (no page faults)."""
     comm = mpi.world()
-    x = np.ones(1 << 18)
+    x = np.ones(n)
     result = comm.allreduce(x)
     address = result.__array_interface__["data"][0]
     del result
