@@ -1,8 +1,8 @@
 """The numba loops of the reproducible sum: exponents, fixed-point quantization, conversion back to floats.
 
-Every loop reads a float through its IEEE-754 bits (an LLVM bitcast, which costs nothing) and works with integer
-shifts and selects: no libm call, no table, no branch, so LLVM vectorizes each loop (AVX-512 has variable 64-bit
-shifts and int64 <-> float64 conversions).
+Every loop works on a float's IEEE-754 bits or scales by powers of two built from bits (register bitcasts from
+:mod:`hpc.kernels._intrinsics`): no libm call, no table, no branch, so LLVM vectorizes each loop (AVX-512 has
+int64 <-> float64 conversions and packed rounding).
 
 Notation: ``b`` is a biased exponent field (0..2047), ``E = max(b, 1) - 1022`` the exponent with ``|x| < 2**E``
 for every ``x`` whose field is at most ``b`` (subnormals included), and a term ``x`` is replaced by the integer
@@ -12,9 +12,10 @@ for every ``x`` whose field is at most ``b`` (subnormals included), and a term `
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
+
+from hpc.kernels._intrinsics import bits_to_float as _from_bits
+from hpc.kernels._intrinsics import float_to_bits as _bits
 
 __all__ = [
     "HI_SHIFT",
@@ -22,6 +23,7 @@ __all__ = [
     "ONE_WORD_TERMS",
     "Q",
     "exponents",
+    "max_into",
     "quantize",
     "quantize_split",
     "to_float",
@@ -34,30 +36,6 @@ ONE_WORD_TERMS = 7  # |q| <= 2**60, so up to 7 terms always sum without overflow
 HI_SHIFT = 48  # the two-word form: q = hi * 2**48 + lo with 0 <= lo < 2**48
 _LO_MASK = (1 << HI_SHIFT) - 1
 _CARRY_EVERY = 1 << 14  # rows between carries of the two-word form: lo sums stay below 2**62
-
-
-@intrinsic
-def _bits(typingctx, x):  # pragma: no cover - runs inside numba
-    """The int64 whose bits are the float64 ``x`` (a free bitcast; NumPy would need a ``view`` of an array)."""
-    if x != types.float64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def _from_bits(typingctx, b):  # pragma: no cover - runs inside numba
-    """The float64 whose bits are the int64 ``b``."""
-    if b != types.int64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return types.float64(types.int64), codegen
 
 
 @njit(inline="always")
