@@ -5,15 +5,16 @@ The method is binned fixed-point accumulation in the style of ReproBLAS, with on
 1. For every element position, ``E`` is the exponent of the largest magnitude any rank contributes there
    (``|x| < 2**E``): one ``MAX`` allreduce of the int16 exponent fields gives every rank the same ``E``.
 2. Every term is rounded to an integer multiple of ``2**(E-60)``: ``q = round(x * 2**(60-E))``, ``|q| <= 2**60``,
-   computed from the float's bits with integer shifts. The rounding depends only on the term and ``E``, never on
-   where or in which order the term is summed.
+   computed by two exact multiplications by powers of two (built from their bits) and one rounding to nearest
+   (half to even). The rounding depends only on the term and ``E``, never on where or in which order the term is
+   summed.
 3. The ``q`` are summed as integers, locally and then with one ``SUM`` allreduce. Integer addition is exact and
    associative, so the total is the same for every split and order. Up to 7 terms per position in all (the
    common ``allreduce`` of one array per rank on up to 7 ranks) fit one int64; with more, each ``q`` travels as
    ``hi * 2**48 + lo`` (``lo`` int64, ``hi`` int32 when the term count allows, else int64). Which form is used
    is decided collectively and never changes the total.
-4. The result is the total times ``2**(E-60)``: one rounding of the exact total, so the same integers always give
-   the same bits.
+4. The result is the total times ``2**(E-60)``: one rounding of the exact total (a second one only for results
+   below ``2**-1022``), so the same integers always give the same bits.
 
 **Error bound.** Each term loses at most ``2**(E-61) <= 2**-60 * max|x|`` to rounding, so for ``n`` terms
 ``|result - exact| <= n * 2**-60 * max|x| + 0.5 ulp(result)``. Plain floating-point summation is bounded by about
