@@ -10,6 +10,7 @@ __all__ = [
     "FLOATS",
     "PARALLEL_MIN_ELEMENTS",
     "STREAM_MIN_BYTES",
+    "apart",
     "as_vector",
     "check_float",
     "check_same_dtype",
@@ -82,6 +83,19 @@ def out_array(out: object, shape: tuple[int, ...], dtype: _np.dtype, name: str =
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable; got a read-only array")
     return out
+
+
+def apart(out: _np.ndarray, v: _np.ndarray) -> _np.ndarray:
+    """Return input ``v`` of a kernel writing ``out``, copied if the two overlap other than element for element.
+
+    ``out`` may be ``v`` itself (or a view of the very same elements): each element is read before it is written.
+    A partial overlap (``out`` a shifted or reversed view of ``v``'s memory) would let the kernel read elements it
+    has already overwritten; NumPy's ufuncs compute as if from a copy, and so do the kernels.
+    """
+    if not _np.may_share_memory(out, v):
+        return v
+    same = out.shape == v.shape and out.strides == v.strides and out.ctypes.data == v.ctypes.data
+    return v if same else v.copy()
 
 
 def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEMENTS) -> bool:

@@ -133,7 +133,8 @@ def axpy(a, x, y, *, out=None, parallel=None):
     Args:
         a (float): the scalar.
         x, y (numpy.ndarray): float32 or float64 of one shape and dtype; 1-D of any stride or N-D C-contiguous.
-        out (numpy.ndarray or None): where to write; ``None`` updates ``y`` in place.
+        out (numpy.ndarray or None): where to write; ``None`` updates ``y`` in place. An ``out`` (or ``y``)
+            overlapping an input other than element for element reads a copy of that input.
         parallel (bool or None): use the ``prange`` variant; ``None`` decides by size.
 
     Returns:
@@ -147,6 +148,7 @@ def axpy(a, x, y, *, out=None, parallel=None):
     xv, yv = _pair(x, y)
     target = y if out is None else _checks.out_array(out, y.shape, y.dtype)
     ov = yv if out is None else _checks.as_vector("out", target)
+    xv, yv = _checks.apart(ov, xv), _checks.apart(ov, yv)
     a = xv.dtype.type(a)
     par = _checks.use_parallel(parallel, xv.shape[0])
     if _checks.use_streaming(ov, xv, yv):
@@ -167,6 +169,7 @@ def scal(a, x, *, out=None, parallel=None):
     xv = _checks.as_vector("x", x)
     target = x if out is None else _checks.out_array(out, x.shape, x.dtype)
     ov = xv if out is None else _checks.as_vector("out", target)
+    xv = _checks.apart(ov, xv)
     a = xv.dtype.type(a)
     par = _checks.use_parallel(parallel, xv.shape[0])
     if _checks.use_streaming(ov, xv):

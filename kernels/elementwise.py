@@ -74,7 +74,8 @@ def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
     Args:
         a, b, c (float): scalars (converted to the arrays' dtype).
         x, y (numpy.ndarray): float32 or float64, one shape and dtype; 1-D of any stride or N-D C-contiguous.
-        out (numpy.ndarray or None): where to write, of ``x``'s shape and dtype (may be ``x`` or ``y``).
+        out (numpy.ndarray or None): where to write, of ``x``'s shape and dtype (may be ``x`` or ``y``;
+            any other overlap with them reads a copy of the input, see ``_checks.apart``).
         parallel (bool or None): use the ``prange`` variant; ``None`` decides by size.
 
     Example:
@@ -89,6 +90,7 @@ def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
         raise ValueError(f"y must have the shape of x, {x.shape}; got {y.shape}")
     res = _checks.out_array(out, x.shape, x.dtype)
     ov = _checks.as_vector("out", res)
+    xv, yv = _checks.apart(ov, xv), _checks.apart(ov, yv)
     t = xv.dtype.type
     par = _checks.use_parallel(parallel, xv.shape[0])
     if _checks.use_streaming(ov, xv, yv):
@@ -152,6 +154,7 @@ class _Fused:
                 views[k] = dtype.type(a)
         res = _checks.out_array(out, shape, dtype)
         ov = _checks.as_vector("out", res)
+        views = [_checks.apart(ov, v) if isinstance(v, _np.ndarray) else v for v in views]
         pattern = tuple(isinstance(a, _np.ndarray) for a in args)
         self._loop(pattern, _checks.use_parallel(parallel, ov.shape[0]))(ov, *views)
         return res

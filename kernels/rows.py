@@ -173,7 +173,8 @@ def softmax(x, *, out=None, parallel=None):
 
     Args:
         x (numpy.ndarray): float32 or float64, 1-D (one row) or 2-D (rows on axis 0), any strides.
-        out (numpy.ndarray or None): where to write, of ``x``'s shape and dtype (may be ``x`` itself).
+        out (numpy.ndarray or None): where to write, of ``x``'s shape and dtype (may be ``x`` itself;
+            any other overlap with ``x`` reads a copy of it).
         parallel (bool or None): one row per thread under ``prange``; ``None`` decides by size.
 
     Returns:
@@ -186,6 +187,7 @@ def softmax(x, *, out=None, parallel=None):
     """
     x2 = _rows(x)
     res, o2 = _out_rows(out, x, x2)
+    x2 = _checks.apart(o2, x2)
     (_softmax_parallel if _checks.use_parallel(parallel, x2.size) and x2.shape[0] > 1 else _softmax_serial)(x2, o2)
     return res
 
@@ -240,6 +242,7 @@ def layernorm(x, gamma=None, beta=None, *, eps=1e-5, out=None, parallel=None):
     if not eps >= 0.0:
         raise ValueError(f"eps must be a non-negative float; got {eps!r}")
     res, o2 = _out_rows(out, x, x2)
+    x2, gamma, beta = (_checks.apart(o2, v) for v in (x2, gamma, beta))
     kernel = _layernorm_parallel if _checks.use_parallel(parallel, x2.size) and x2.shape[0] > 1 else _layernorm_serial
     kernel(x2, gamma, beta, float(eps), o2)
     return res

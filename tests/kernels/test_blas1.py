@@ -131,3 +131,27 @@ def test_blas1_errors():
         k.axpy(1.0, np.ones(3), np.ones(3), out=np.empty(2))
     with pytest.raises(TypeError, match="out must have dtype float64; got dtype float32"):
         k.scal(1.0, np.ones(3), out=np.empty(3, np.float32))
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("shift", [1, -1, 8, -8])
+def test_axpy_scal_out_partially_overlapping_an_input(rng, shift, parallel):
+    """out= a shifted view of x's (or y's) memory gives NumPy's result, as if the input had been copied first;
+    in place (out is y, or x for scal) stays in place."""
+    n = 3001
+    base = rng.standard_normal(n + 16)
+    x0 = base[8 : 8 + n].copy()
+    y = rng.standard_normal(n)
+    buf = base.copy()
+    out = buf[8 + shift : 8 + shift + n]
+    assert k.axpy(2.0, buf[8 : 8 + n], y, out=out, parallel=parallel) is out
+    np.testing.assert_array_equal(out, k.axpy(2.0, x0, y, out=np.empty(n), parallel=parallel))
+    buf = base.copy()
+    out = buf[8 + shift : 8 + shift + n]
+    k.scal(-3.0, buf[8 : 8 + n], out=out, parallel=parallel)
+    np.testing.assert_array_equal(out, -3.0 * x0)
+    buf = base.copy()  # in place, x a shifted view of y's memory
+    yv = buf[8 + shift : 8 + shift + n]
+    want = k.axpy(2.0, x0, yv.copy(), parallel=parallel)
+    k.axpy(2.0, buf[8 : 8 + n], yv, parallel=parallel)
+    np.testing.assert_array_equal(yv, want)

@@ -110,3 +110,30 @@ def test_fuse_errors():
         f(np.ones(3), np.ones(4))
     with pytest.raises(TypeError, match="fn must be a Python function"):
         k.fuse(3)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("shift", [1, -1, 8, -8])
+def test_out_partially_overlapping_an_input(rng, shift, parallel):
+    """out= a shifted or reversed view of an input's memory gives NumPy's result, as if from a copy of the input,
+    for axpbyc and for fused kernels."""
+    n = 3001
+    base = rng.standard_normal(n + 16)
+    x0 = base[8 : 8 + n].copy()
+    y = rng.standard_normal(n)
+    buf = base.copy()
+    out = buf[8 + shift : 8 + shift + n]
+    assert k.axpbyc(2.0, buf[8 : 8 + n], -3.0, y, 0.5, out=out, parallel=parallel) is out
+    np.testing.assert_array_equal(out, k.axpbyc(2.0, x0, -3.0, y, 0.5, parallel=parallel))
+    buf = base.copy()
+    out = buf[8 + shift : 8 + shift + n]
+    k.axpbyc(2.0, y, -3.0, buf[8 : 8 + n], 0.5, out=out, parallel=parallel)
+    np.testing.assert_array_equal(out, k.axpbyc(2.0, y, -3.0, x0, 0.5, parallel=parallel))
+    buf = base.copy()
+    k.axpbyc(2.0, buf, 0.0, y[:1].repeat(n + 16), 1.0, out=buf[::-1], parallel=parallel)
+    np.testing.assert_allclose(buf[::-1], 2.0 * base + 1.0, rtol=1e-15)
+    f = k.fuse(lambda a, b: a * b + 1.0)
+    buf = base.copy()
+    out = buf[8 + shift : 8 + shift + n]
+    f(buf[8 : 8 + n], 2.0, out=out, parallel=parallel)
+    np.testing.assert_allclose(out, 2.0 * x0 + 1.0, rtol=1e-15)

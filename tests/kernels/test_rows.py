@@ -171,3 +171,23 @@ def test_vexp_accuracy_flush_and_nan():
     fo = np.empty_like(f)
     _vexp.exp_shifted(f, 0.0, fo)
     np.testing.assert_allclose(fo, np.exp(f.astype(np.float64)), rtol=1e-7)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_rows_out_partially_overlapping_x(rng, parallel):
+    """softmax/layernorm into out= a shifted view of x's memory (a column over, or 1-D one element over) give the
+    reference result, as if from a copy of x."""
+    base = rng.standard_normal((4, 2 * ROW_BLOCK + 9))
+    x0 = base[:, :-1].copy()
+    buf = base.copy()
+    out = buf[:, 1:]
+    assert k.softmax(buf[:, :-1], out=out, parallel=parallel) is out
+    np.testing.assert_allclose(out, ref_softmax(x0), rtol=1e-13)
+    buf = base.copy()
+    out = buf[:, 1:]
+    k.layernorm(buf[:, :-1], out=out, parallel=parallel)
+    np.testing.assert_allclose(out, ref_layernorm(x0, 1.0, 0.0), rtol=1e-12, atol=1e-12)
+    flat = base[0].copy()
+    out = flat[:-1]
+    k.softmax(flat[1:], out=out, parallel=parallel)
+    np.testing.assert_allclose(out, ref_softmax(base[0, 1:]), rtol=1e-13)
