@@ -3,9 +3,10 @@
 Each row is handled by one thread (``prange`` over rows in the parallel variant). softmax and logsumexp read it
 once, in blocks of ``ROW_BLOCK`` elements: the block's maximum, then, while the block is in L1, the exponentials
 shifted by the running maximum (a vectorized ``exp``, see ``hpc.kernels._vexp``) and their sum in one loop; a
-new maximum rescales the sum (the online softmax). softmax then scales its output, still in cache, by one factor
-per block. That reads the input once from memory and writes the output once, where NumPy makes a temporary
-array per operation. A 1-D input is treated as one row.
+new maximum rescales the sum (the online softmax). softmax then scales its output by one factor per block. For a
+row that fits in cache that reads the input once from memory and writes the output once, where NumPy makes a
+temporary array per operation (a longer row's output is read back and written again by the scaling pass). A 1-D
+input is treated as one row.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _row_max(x):  # pragma: no cover - compiled by numba
 def _softmax_row(x, out, shifts):  # pragma: no cover - compiled by numba
     # one pass over memory, block by block: the block's maximum, then exp(block - running max) written to out
     # and summed while the block is in L1; a new maximum rescales the sum, and each block's shift is kept in
-    # shifts (one per block) for the scaling pass, which finds out still in cache
+    # shifts (one per block) for the scaling pass, which finds out still in cache if the row fits there
     n = x.shape[0]
     m = -_np.inf
     s = 0.0
@@ -212,6 +213,7 @@ def logsumexp(x, *, out=None, parallel=None):
         res = _np.empty(1, x.dtype)
     else:
         res = _checks.out_array(out, (x.shape[0],), x.dtype)
+        x2 = _checks.apart(res, x2)  # out inside x: a row written before it is read
     (_lse_parallel if _checks.use_parallel(parallel, x2.size) and x2.shape[0] > 1 else _lse_serial)(x2, res)
     return res[0] if x.ndim == 1 else res
 

@@ -191,3 +191,7 @@ def test_rows_out_partially_overlapping_x(rng, parallel):
     out = flat[:-1]
     k.softmax(flat[1:], out=out, parallel=parallel)
     np.testing.assert_allclose(out, ref_softmax(base[0, 1:]), rtol=1e-13)
+    buf = base.copy()
+    out = buf[-1, :4]  # logsumexp of row 0 would land in the last row before it is read
+    k.logsumexp(buf, out=out, parallel=parallel)
+    np.testing.assert_allclose(out, ref_lse(base), rtol=1e-13)
