@@ -61,6 +61,7 @@ def _scan(x, out, parallel, exclusive):
     v = _checks.as_vector("x", x)
     res = _checks.out_array(out, x.shape, x.dtype)
     ov = _checks.as_vector("out", res)
+    v = _checks.apart(ov, v)
     par = _checks.use_parallel(parallel, v.shape[0])
     (_scan_parallel if par else _scan_serial)(v, ov, exclusive)
     return res
@@ -71,7 +72,8 @@ def inclusive_scan(x, *, out=None, parallel=None):
 
     Args:
         x (numpy.ndarray): float32 or float64; 1-D of any stride or N-D C-contiguous (scanned in C order).
-        out (numpy.ndarray or None): of ``x``'s shape and dtype; may be ``x`` itself.
+        out (numpy.ndarray or None): of ``x``'s shape and dtype; may be ``x`` itself (an ``out`` that overlaps ``x``
+            otherwise scans a copy of ``x``).
         parallel (bool or None): two-pass block scan under ``prange``; ``None`` decides by size.
 
     Example:
@@ -84,6 +86,8 @@ def inclusive_scan(x, *, out=None, parallel=None):
 
 def exclusive_scan(x, *, out=None, parallel=None):
     """Return the running sums before each element: ``out[0] = 0``, ``out[i] = x[0] + ... + x[i-1]``.
+
+    Arguments as :func:`inclusive_scan`.
 
     Example:
         >>> import numpy as np; from hpc import kernels

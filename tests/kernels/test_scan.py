@@ -37,3 +37,21 @@ def test_scan_in_place_strided_nd_and_edges():
     assert z[0] == 1.0 and np.isnan(z[1:]).all()
     with pytest.raises(ValueError, match=r"out must have shape \(3,\)"):
         k.inclusive_scan(np.ones(3), out=np.empty(4))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("shift", [1, -1])
+def test_scan_out_partially_overlapping_x(parallel, shift):
+    """An out= that is a shifted view of x's memory gives the scan of x as it was (NumPy computes as from a copy)."""
+    n = 200_000
+    for scan, reference in ((k.inclusive_scan, np.cumsum), (k.exclusive_scan, _exclusive)):
+        buf = np.arange(n + 2, dtype=np.float64)
+        x = buf[1 : n + 1]
+        expected = reference(x.copy())
+        out = buf[1 + shift : n + 1 + shift]
+        scan(x, out=out, parallel=parallel)
+        np.testing.assert_array_equal(out, expected)
+
+
+def _exclusive(x):
+    return np.concatenate([[0.0], np.cumsum(x)[:-1]])
