@@ -180,8 +180,8 @@ def softmax(x, *, out=None, parallel=None):
 
     Returns:
         ``out``. A row holding a NaN is all NaN; a row holding ``+inf`` gives NaN where ``inf - inf`` appears.
-        Entries below ``exp(-708)`` times the row's sum (about 3.3e-308: the vector exp does not produce
-        subnormals) are 0 where NumPy may give a subnormal.
+        Entries with ``x - max < -708`` are 0 (the vector exp produces no subnormals) where NumPy may give a
+        subnormal.
 
     Example:
         >>> import numpy as np; from hpc import kernels
