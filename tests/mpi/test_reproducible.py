@@ -133,3 +133,16 @@ def test_a_held_result_is_never_overwritten():
     del first, second
     third = comm.allreduce(x, reproducible=True)
     assert third.tobytes() == kept.tobytes()
+
+
+@pytest.mark.mpi
+def test_positions_far_below_the_largest_exponent_are_exact_and_agree(comm):
+    """A position ~660 binades below the largest value (beyond the uint8 exponent codes) gets its exact exponent.
+
+    Its largest term sits on the last rank, so a rank that kept its own exponent would add integers on another
+    grid: the sum would be wrong, not merely differ in the last bit.
+    """
+    rows = np.array([[1e100 * (r + 1), 1e-100 * (r + 1), -3.0 * r] for r in range(comm.size)])
+    got = comm.allreduce(rows[comm.rank], reproducible=True)
+    assert got.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+    assert got.tolist() == [math.fsum(col) for col in rows.T]  # every column within 7 binades: exact
