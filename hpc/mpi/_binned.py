@@ -22,8 +22,6 @@ __all__ = [
     "NONFINITE",
     "ONE_WORD_TERMS",
     "Q",
-    "decode",
-    "encode",
     "exponents",
     "max_into",
     "quantize",
@@ -53,10 +51,7 @@ def _quantize(x, field):  # pragma: no cover - compiled by numba
 
 @njit(cache=True, nogil=True)
 def exponents(rows, out):  # pragma: no cover - compiled by numba
-    """Write into ``out[:n]`` the largest exponent field of each column of ``rows`` (k, n); 0x7FF: inf or NaN.
-
-    Returns the largest finite field of all (0 if there is none).
-    """
+    """Write into ``out[:n]`` the largest exponent field of each column of ``rows`` (k, n); 0x7FF: inf or NaN."""
     k, n = rows.shape
     o = out[:n]
     if k == 0:
@@ -69,48 +64,13 @@ def exponents(rows, out):  # pragma: no cover - compiled by numba
         r = rows[i]
         for j in range(n):
             o[j] = max(o[j], np.int16((_bits(r[j]) >> 52) & 0x7FF))
-    top = 0
-    for j in range(n):
-        top = max(top, np.int64(o[j]) if o[j] != NONFINITE else 0)
-    return top
-
-
-@njit(cache=True, nogil=True)
-def encode(fields, base, codes):  # pragma: no cover - compiled by numba
-    """Write into ``codes`` (uint8) each field as a code the ranks can MAX-reduce in half the bytes.
-
-    0: field 0 (zeros and subnormals only); 255: inf or NaN; 2..254: field ``base + code - 2``, exact; 1: a field
-    from 1 to ``base - 1``, more than 252 binades below the largest finite field of every rank (``base + 252``),
-    which :func:`decode` leaves for an exact int16 collective. The map is monotone, so the MAX of the codes is the
-    code of the MAX of the fields.
-    """
-    for j in range(codes.shape[0]):
-        f = np.int64(fields[j])
-        c = min(max(f - base + 2, 1), 254)
-        c = 0 if f == 0 else c
-        c = 255 if f == NONFINITE else c
-        codes[j] = np.uint8(c)
-
-
-@njit(cache=True, nogil=True)
-def decode(codes, base, fields):  # pragma: no cover - compiled by numba
-    """Write into ``fields`` the field each code stands for; leave code-1 positions alone and return their count."""
-    below = 0
-    for j in range(codes.shape[0]):
-        c = np.int64(codes[j])
-        f = c + base - 2
-        f = 0 if c == 0 else f
-        f = NONFINITE if c == 255 else f
-        fields[j] = np.int16(f) if c != 1 else fields[j]
-        below += c == 1
-    return below
 
 
 @njit(cache=True, nogil=True)
 def max_into(a, b):  # pragma: no cover - compiled by numba
-    """Set ``b = maximum(a, b)`` elementwise: the combine step of the exponent collectives (uint8 and int16).
+    """Set ``b = maximum(a, b)`` elementwise: the combine step of the exponent collective.
 
-    MPICH's own MAX on these types is a scalar loop, about twice as slow from 1 MiB of data up.
+    MPICH's own int16 MAX is a scalar loop, about twice as slow from 1 MiB of data up.
     """
     for j in range(b.shape[0]):
         b[j] = max(a[j], b[j])

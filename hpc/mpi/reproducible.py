@@ -3,9 +3,7 @@
 The method is binned fixed-point accumulation in the style of ReproBLAS, with one bin per element:
 
 1. For every element position, ``E`` is the exponent of the largest magnitude any rank contributes there
-   (``|x| < 2**E``). Every rank gets the same ``E`` from two ``MAX`` allreduces: a scalar one for the largest
-   exponent anywhere, then one of uint8 codes relative to it, exact for every position within 252 binades of it
-   (positions further below, rare in real data, get an exact int16 ``MAX`` of their own).
+   (``|x| < 2**E``): one ``MAX`` allreduce of the int16 exponent fields gives every rank the same ``E``.
 2. Every term is rounded to an integer multiple of ``2**(E-60)``: ``q = round(x * 2**(60-E))``, ``|q| <= 2**60``,
    computed by two exact multiplications by powers of two (built from their bits) and one rounding to nearest
    (half to even). The rounding depends only on the term and ``E``, never on where or in which order the term is
@@ -24,10 +22,9 @@ The method is binned fixed-point accumulation in the style of ReproBLAS, with on
 unbiased (tested on hard data). Non-finite values are summed plainly (any NaN gives NaN; +inf and -inf give
 NaN), which is also order-independent.
 
-**Cost.** Per element, 1 byte (the exponent code) and 8 bytes (the integer) cross the network instead of 8 bytes:
-1.125x the traffic of a plain ``allreduce``, in two collectives plus a scalar one, and five vectorized local
-passes (exponents, codes, decoding, quantization, conversion). With more than 7 terms per position, 13 bytes
-(1.625x) and one more collective.
+**Cost.** Per element, 2 bytes (the exponent) and 8 bytes (the integer) cross the network instead of 8 bytes:
+1.25x the traffic of a plain ``allreduce``, in two collectives, plus three vectorized local passes. With more
+than 7 terms per position, 14 bytes (1.75x) in three collectives.
 """
 
 from __future__ import annotations
@@ -40,7 +37,7 @@ import numpy as _np
 
 from hpc.mpi import _binned
 from hpc.mpi.comm import mpi_module
-from hpc.mpi.ops import Op, resolve
+from hpc.mpi.ops import Op
 
 __all__ = ["reproducible_sum"]
 
@@ -65,8 +62,13 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     k = rows.shape[0]
     n = _math.prod(shape)
     flat = _np.ascontiguousarray(rows.reshape(k, n), dtype=_np.float64)
-    fields, codes, lo, hi32 = _scratch(comm, n)
-    count_bits = _agree_on_exponents(comm, flat, fields, codes)
+    fields, lo, hi32 = _scratch(comm, n)
+    # One MAX collective: each position's exponent field, plus (last) the bit length of the largest local row
+    # count, which bounds the number of terms per position on every rank alike.
+    _binned.exponents(flat, fields)
+    fields[n] = k.bit_length()
+    _allreduce_max(comm, fields)
+    count_bits = int(fields[n])
     words = _words(comm, n)
     if comm.size * ((1 << count_bits) - 1) <= _binned.ONE_WORD_TERMS:
         nonfinite = _binned.quantize(flat, fields, words)
@@ -87,49 +89,24 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     return out.astype(out_dtype, copy=False).reshape(shape)
 
 
-def _agree_on_exponents(comm: Any, flat: _np.ndarray, fields: _np.ndarray, codes: _np.ndarray) -> int:
-    """Leave in ``fields`` every position's largest exponent field over all ranks; return the largest row count's
-    bit length over all ranks.
+def _allreduce_max(comm: Any, fields: _np.ndarray) -> None:
+    """MAX-allreduce the int16 ``fields`` in place, combined by :func:`hpc.mpi._binned.max_into`."""
+    global _FIELD_MAX
+    if _FIELD_MAX is None:
+        MPI = mpi_module()
 
-    The fields travel as uint8 codes around a common base (half the bytes of int16): a scalar MAX first gives the
-    largest finite field ``G`` and the row-count bits, then one MAX of the codes gives every field within 252
-    binades of ``G`` exactly (see :func:`hpc.mpi._binned.encode`). Positions whose largest field lies further
-    below, rare in real data, get an exact int16 MAX of their own.
-    """
-    head = _np.array([_binned.exponents(flat, fields), flat.shape[0].bit_length()], dtype=_np.int64)
-    _allreduce_max(comm, head, "max")
-    base = int(head[0]) - 252
-    _binned.encode(fields, base, codes)
-    _allreduce_max(comm, codes, _ELEMENTWISE_MAX)
-    if _binned.decode(codes, base, fields):  # the same codes everywhere: every rank takes this branch together
-        below = _np.flatnonzero(codes == 1)
-        exact = fields[below]
-        _allreduce_max(comm, exact, _ELEMENTWISE_MAX)
-        fields[below] = exact
-    return int(head[1])
+        def combine(inbuf: Any, inout: Any, datatype: Any) -> None:
+            _binned.max_into(_np.frombuffer(inbuf, _np.int16), _np.frombuffer(inout, _np.int16))
 
-
-def _allreduce_max(comm: Any, buf: _np.ndarray, op: Any) -> None:
-    """MAX-allreduce ``buf`` in place with ``op`` (``"max"`` or an :class:`~hpc.mpi.ops.Op`)."""
+        _FIELD_MAX = Op("max", _np.maximum, True, None if MPI is None else MPI.Op.Create(combine, commute=True))
     if getattr(comm, "_plain", False):  # no check mode, no watchdog: straight to MPI
-        comm.mpi.Allreduce(comm._in_place, buf, resolve(op).mpi)
+        comm.mpi.Allreduce(comm._in_place, fields, _FIELD_MAX.mpi)
         comm._seq += 1
     else:
-        comm.allreduce(buf, op=op, out=buf)
+        comm.allreduce(fields, op=_FIELD_MAX, out=fields)
 
 
-def _combine_max(inbuf: Any, inout: Any, datatype: Any) -> None:
-    dtype = _np.uint8 if datatype.Get_size() == 1 else _np.int16
-    _binned.max_into(_np.frombuffer(inbuf, dtype), _np.frombuffer(inout, dtype))
-
-
-def _make_elementwise_max() -> Op:
-    MPI = mpi_module()
-    return Op("max", _np.maximum, True, None if MPI is None else MPI.Op.Create(_combine_max, commute=True))
-
-
-#: MAX of uint8 codes and int16 fields, combined by a vectorized numba loop (MPICH's own MAX on them is scalar)
-_ELEMENTWISE_MAX = _make_elementwise_max()
+_FIELD_MAX: Op | None = None
 
 
 def _plain(comm: Any, flat: _np.ndarray, fields: _np.ndarray, n: int) -> _np.ndarray:
@@ -150,13 +127,13 @@ _NO_PLAIN = _np.zeros(0)
 
 
 def _scratch(comm: Any, n: int) -> tuple[_np.ndarray, ...]:
-    """Return (int16 exponent fields, uint8 codes, int64 lo, int32 hi), kept on ``comm`` per size.
+    """Return (exponent fields + 1, int64 lo, int32 hi), kept on ``comm`` per size.
 
     Fresh megabyte arrays would page-fault on every call (glibc hands freed large blocks back to the kernel),
     which costs more than the arithmetic.
     """
     cached = getattr(comm, "_repro_scratch", None)
     if cached is None or cached[1].shape[0] != n:
-        cached = (_np.empty(n, _np.int16), _np.empty(n, _np.uint8), _np.empty(n, _np.int64), _np.empty(n, _np.int32))
+        cached = (_np.empty(n + 1, _np.int16), _np.empty(n, _np.int64), _np.empty(n, _np.int32))
         comm._repro_scratch = cached
     return cached
