@@ -137,7 +137,7 @@ def test_a_held_result_is_never_overwritten():
 
 @pytest.mark.mpi
 def test_positions_far_below_the_largest_exponent_are_exact_and_agree(comm):
-    """A position ~660 binades below the largest value (beyond the uint8 exponent codes) gets its exact exponent.
+    """A position ~660 binades below the largest value in the array gets its own exact exponent, agreed by all ranks.
 
     Its largest term sits on the last rank, so a rank that kept its own exponent would add integers on another
     grid: the sum would be wrong, not merely differ in the last bit.
