@@ -100,9 +100,9 @@ class Fused:
         signature = self._signature()
         floats, float_results, entries = self._floats, self._float_results, self._entries
         self._floats, self._float_results, self._entries = [], [], []
-        groups: dict[tuple[str, str], list[tuple[Any, _Prepared, FusedResult]]] = {}
-        for entry in entries:
-            groups.setdefault((entry[0].name, entry[1].array.dtype.str), []).append(entry)
+        groups: dict[tuple[int, str], list[tuple[Any, _Prepared, FusedResult]]] = {}
+        for entry in entries:  # by op object, not name: two user ops may share a name
+            groups.setdefault((id(entry[0]), entry[1].array.dtype.str), []).append(entry)
         # A checksum h with h*h, summed over ranks: sum(h*h) * n == sum(h)**2 exactly when every rank has the same h.
         h = float(_zlib.crc32(signature.encode()) & 0xFFFFF)  # 20 bits: h*h and the sums stay exact in float64
         check = [h, h * h, 1.0] if self._comm.size > 1 else []
@@ -114,7 +114,7 @@ class Fused:
         for members in groups.values():
             o = members[0][0]
             parts = [p.array.reshape(-1) for _, p, _ in members]
-            total = self._comm.allreduce(_np.concatenate(parts) if len(parts) > 1 else parts[0].copy(), op=o.name)
+            total = self._comm.allreduce(_np.concatenate(parts) if len(parts) > 1 else parts[0].copy(), op=o)
             offset = 0
             for _, prep, result in members:
                 size = prep.array.size

@@ -61,3 +61,17 @@ def test_fused_detects_different_sequences(comm):
         with comm.fused() as f:
             f.allreduce(1.0)
             f.allreduce(np.arange(2.0 + (comm.rank == 0)))
+
+
+def test_fused_user_ops_equal_separate_calls(comm):
+    """A numba user op queued in a fused block (twice, as two ops of one name) gives what separate calls give."""
+    absmax = mpi.op(lambda a, b: max(abs(a), abs(b)), name="mine")
+    absmin = mpi.op(lambda a, b: min(abs(a), abs(b)), name="mine")
+    x = np.array([-3.0, 2.0 * comm.rank, -float(comm.rank)])
+    with comm.fused() as f:
+        big = f.allreduce(x, op=absmax)
+        small = f.allreduce(x, op=absmin)
+        total = f.allreduce(x)
+    np.testing.assert_array_equal(big.value, comm.allreduce(x, op=absmax))
+    np.testing.assert_array_equal(small.value, comm.allreduce(x, op=absmin))
+    np.testing.assert_array_equal(total.value, comm.allreduce(x))
