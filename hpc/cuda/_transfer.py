@@ -51,7 +51,7 @@ def _staging(device_index: int) -> tuple[Stream, list[memory.Buffer], list[Event
     state = getattr(_local, key, None)
     if state is None or state[1][0].nbytes != CHUNK:
         stream = Stream(device_index)
-        bufs = [memory.pinned_pool().allocate(CHUNK) for _ in range(2)]
+        bufs = [memory.mark_internal(memory.pinned_pool().allocate(CHUNK)) for _ in range(2)]
         events = [Event(device_index, timing=False) for _ in range(2)]
         state = (stream, bufs, events)
         setattr(_local, key, state)
@@ -80,6 +80,7 @@ def htod(dst: int, src: _np.ndarray, device_index: int, stream: Stream | None = 
     With ``stream=None`` it returns when the data is on the device. With a stream it returns at once; a pageable
     ``src`` is copied to a pinned buffer first (so the caller may reuse ``src`` at once).
     """
+    handle_of(stream)  # a TypeError for anything but a Stream or None, before any work
     driver = _backend.get()
     raw = src.reshape(-1).view(_np.uint8)
     n = raw.nbytes
@@ -116,6 +117,7 @@ def dtoh(dst: _np.ndarray, src: int, device_index: int, stream: Stream | None = 
     Raises:
         ValueError: a stream was given but ``dst`` is pageable (an asynchronous copy needs pinned memory).
     """
+    handle_of(stream)
     driver = _backend.get()
     raw = dst.reshape(-1).view(_np.uint8)
     n = raw.nbytes

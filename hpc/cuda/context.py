@@ -59,6 +59,9 @@ def set_default_index(index: int) -> None:
 def _retained(index: int) -> _Any:
     with _lock:
         if index not in _primary:
+            from hpc.cuda.device import Device
+
+            Device(index)  # ValueError for a device that does not exist (only 0 on the host fallback)
             _primary[index] = _backend.get().retain_primary(index)
         return _primary[index]
 

@@ -225,7 +225,9 @@ def device_pool(device: _Any = None) -> Pool:
         index = context.current_index()
         index = context.default_index() if index is None else index
     else:
-        index = int(getattr(device, "index", device))
+        from hpc.cuda.device import Device
+
+        index = Device(int(getattr(device, "index", device))).index  # ValueError for a device that does not exist
     return _get_pool(f"device:{index}")
 
 
@@ -246,7 +248,14 @@ class PinnedArray(_np.ndarray):
     _hpc_buffer: Buffer | None = None
 
     def __array_finalize__(self, obj: object) -> None:
-        self._hpc_buffer = getattr(obj, "_hpc_buffer", None)
+        # Views share the pinned block; new arrays made from one (copy(), p + 1, astype) are pageable memory and
+        # must neither claim to be pinned nor keep the block alive.
+        buf = getattr(obj, "_hpc_buffer", None)
+        if buf is not None and not buf.freed:
+            address = self.__array_interface__["data"][0]
+            if not buf.ptr <= address < buf.ptr + max(buf.nbytes, 1):
+                buf = None
+        self._hpc_buffer = buf
 
 
 def pinned_empty(shape: _Any, dtype: _Any = float, order: str = "C") -> PinnedArray:
@@ -316,13 +325,27 @@ def memory_report() -> str:
     return "\n".join(lines)
 
 
+_internal: _weakref.WeakSet[Buffer] = _weakref.WeakSet()
+
+
+def mark_internal(buf: Buffer) -> Buffer:
+    """Leave ``buf`` out of the leak report: a cache hpc keeps on purpose (the staging buffers of transfers)."""
+    _internal.add(buf)
+    return buf
+
+
 def leak_report() -> str:
-    """Return one line per live allocation (pool, size, where it was made), or an empty string when none is live."""
+    """Return one line per live allocation (pool, size, where it was made), or an empty string when none is live.
+
+    hpc's own caches (see :func:`mark_internal`) are not leaks and are left out; they still count in the stats.
+    """
     with _pools_lock:
         pools = sorted(_pools.values(), key=lambda p: p.name)
     lines = []
     for pool in pools:
         for buf in pool.live_buffers():
+            if buf in _internal:
+                continue
             lines.append(f"  {pool.name}: {_human(buf.nbytes)} allocated at {buf.site or '(site not recorded)'}")
     if not lines:
         return ""

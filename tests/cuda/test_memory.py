@@ -126,3 +126,37 @@ def test_gpu_pool_reuses_and_holds() -> None:
     assert pool.stats().held >= 1 << 20
     pool.free_held()
     assert pool.stats().held == 0
+
+
+def test_new_arrays_from_a_pinned_array_are_not_pinned(no_leaks: None) -> None:
+    """copy(), arithmetic and astype of a PinnedArray are pageable: not pinned, and they do not keep the block."""
+    p = cuda.pinned_empty(100)
+    p[...] = 1.0
+    made = [p.copy(), p + 1, p.astype(np.float32), np.empty_like(p)]
+    assert not any(memory.is_pinned(m) for m in made)
+    assert memory.is_pinned(p[::2]) and memory.is_pinned(p.reshape(10, 10))
+    del p
+    gc.collect()  # only `made` is left: the pinned block must be back (no_leaks checks it)
+
+
+def test_leak_report_leaves_out_the_staging_buffers() -> None:
+    """A staged (>= 4 MiB) transfer whose arrays are freed leaves no leak report, though the staging stays cached."""
+    code = "import numpy as np\nfrom hpc import cuda\na = cuda.to_device(np.zeros(1 << 20))\na.get()\na.free()\n"
+    done = _run(code, HPC_CUDA_LEAKCHECK="1")
+    assert done.returncode == 0, done.stderr
+    assert "no live allocations at exit" in done.stderr, done.stderr
+
+
+def test_pools_of_missing_devices_are_refused() -> None:
+    """A device index that does not exist raises ValueError for pools, arrays, streams and events alike."""
+    bad = cuda.device_count() or 1
+    for make in (
+        lambda: cuda.device_pool(bad),
+        lambda: cuda.empty(3, device=bad),
+        lambda: cuda.to_device(np.ones(3), device=bad),
+        lambda: cuda.Stream(bad),
+        lambda: cuda.Event(bad),
+    ):
+        with pytest.raises(ValueError, match=f"got {bad}"):
+            make()
+    assert f"device:{bad}" not in cuda.memory_stats()
