@@ -85,6 +85,8 @@ def dtype_to_dl(dtype: _np.dtype) -> tuple[int, int, int]:
     dtype = _np.dtype(dtype)
     if dtype.kind not in _CODES:
         raise TypeError(f"dtype must be a bool, integer, float or complex dtype for DLPack; got {dtype}")
+    if not dtype.isnative:
+        raise TypeError(f"dtype must be in native byte order for DLPack (it has no byte order); got {dtype.str}")
     return _CODES[dtype.kind], dtype.itemsize * 8, 1
 
 

@@ -126,7 +126,11 @@ class DeviceArray:
         return lo, hi
 
     def _check_live(self) -> None:
-        if isinstance(self._owner, memory.Buffer) and self._owner.freed:
+        # A view (reshape, or a DeviceArray made over another one) is dead once the array owning the memory is.
+        owner = self._owner
+        while isinstance(owner, DeviceArray):
+            owner = owner._owner
+        if isinstance(owner, memory.Buffer) and owner.freed:
             raise RuntimeError("cannot use a DeviceArray after free()")
 
     # --- transfers
@@ -193,6 +197,7 @@ class DeviceArray:
         self._check_live()
         if dst is None:
             dst = DeviceArray(self.shape, self.dtype, device_index=self.device_index)
+        dst._check_live()
         if dst.shape != self.shape or dst.dtype != self.dtype:
             raise ValueError(f"dst must be a {self.dtype} DeviceArray of shape {self.shape}; got {dst!r}")
         if not (self.c_contiguous and dst.c_contiguous):
@@ -210,6 +215,7 @@ class DeviceArray:
 
     def fill_zero(self, stream: Stream | None = None) -> DeviceArray:
         """Set every byte of a C-contiguous array to zero (``cuMemsetD8``) and return it."""
+        self._check_live()
         if not self.c_contiguous:
             raise ValueError("fill_zero needs a C-contiguous DeviceArray")
         self._sync_for(stream)
@@ -236,6 +242,7 @@ class DeviceArray:
             raise ValueError(f"shape must hold {self.size} elements; got {shape!r}")
         if not self.c_contiguous:
             raise ValueError("reshape needs a C-contiguous DeviceArray")
+        self._check_live()
         return DeviceArray(
             new, self.dtype, ptr=self.ptr, owner=self, device_index=self.device_index, stream=self.stream
         )
@@ -258,13 +265,16 @@ class DeviceArray:
 
     # --- interop
     def _interface(self, version: int) -> dict[str, _Any]:
-        return {
+        out = {
             "shape": self.shape,
             "typestr": self.dtype.str,
             "data": (self.ptr if self.size else 0, False),
             "strides": None if self.c_contiguous else self.strides,
             "version": version,
         }
+        if self.dtype.fields is not None:
+            out["descr"] = self.dtype.descr  # typestr alone ("|V12") would lose the fields
+        return out
 
     @property
     def __cuda_array_interface__(self) -> dict[str, _Any]:
@@ -378,10 +388,16 @@ def asarray(obj: _Any, *, stream: Stream | None = None) -> DeviceArray:
         if int(kind) == driver.dlpack_device_type:
             # hpc's work goes on `stream` (or the default stream, 1 in the protocol): the producer orders for it
             consumer_stream = None if kind == _dlpack.KDLCPU else (1 if stream is None else stream.handle)
-            capsule = obj.__dlpack__(stream=consumer_stream)
-            t = _dlpack.import_capsule(capsule)
-            index = int(dev) if kind == _dlpack.KDLCUDA else 0
-            return DeviceArray(t.shape, t.dtype, strides=t.strides, ptr=t.ptr, owner=(t, obj), device_index=index)
+            try:
+                capsule = obj.__dlpack__(stream=consumer_stream)
+            except BufferError:
+                if kind != _dlpack.KDLCPU:
+                    raise
+                capsule = None  # host memory it will not share (a read-only NumPy array): copied below
+            if capsule is not None:
+                t = _dlpack.import_capsule(capsule)
+                index = int(dev) if kind == _dlpack.KDLCUDA else 0
+                return DeviceArray(t.shape, t.dtype, strides=t.strides, ptr=t.ptr, owner=(t, obj), device_index=index)
     return to_device(obj, stream)
 
 

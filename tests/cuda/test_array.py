@@ -238,3 +238,45 @@ def test_gpu_large_round_trip_staged_and_pinned() -> None:
     p = cuda.pinned_empty(host.shape, host.dtype)
     p[...] = host
     assert np.array_equal(cuda.to_device(p).get(out=cuda.pinned_empty(host.shape, host.dtype)), host)
+
+
+def test_views_of_a_freed_array_are_refused() -> None:
+    """A reshape view, fill_zero, copy_to into and reshape of a freed array raise instead of touching freed memory."""
+    a = cuda.to_device(np.arange(12.0))
+    view = a.reshape(3, 4)
+    a.free()
+    for use in (view.get, view.fill_zero, a.fill_zero, lambda: cuda.zeros(12).copy_to(a), lambda: a.reshape(4, 3)):
+        with pytest.raises(RuntimeError, match="after free"):
+            use()
+
+
+@fallback_only
+def test_dlpack_refuses_non_native_byte_order() -> None:
+    """DLPack has no byte order: a big-endian array is refused, not exported as garbage; the interface keeps it."""
+    a = cuda.to_device(np.arange(3, dtype=">f8"))
+    with pytest.raises(TypeError, match="native byte order"):
+        np.from_dlpack(a)
+    assert np.asarray(a).tolist() == [0.0, 1.0, 2.0]
+
+
+@fallback_only
+def test_array_interface_keeps_structured_fields() -> None:
+    """np.asarray of a structured DeviceArray sees its fields (the interface carries descr)."""
+    host = np.zeros(3, dtype=[("a", "f8"), ("b", "i4")])
+    host["b"] = [1, 2, 3]
+    view = np.asarray(cuda.to_device(host))
+    assert view.dtype == host.dtype and view["b"].tolist() == [1, 2, 3]
+
+
+def test_asarray_copies_a_read_only_array() -> None:
+    """A read-only NumPy array (which refuses DLPack export) is copied rather than raising."""
+    host = np.arange(4.0)
+    host.flags.writeable = False
+    a = cuda.asarray(host)
+    assert a.get().tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_stream_must_be_a_stream() -> None:
+    """A stream argument that is not a Stream raises TypeError before any work."""
+    with pytest.raises(TypeError, match="hpc.cuda.Stream or None"):
+        cuda.to_device(np.ones(3), stream=5)  # type: ignore[arg-type]
