@@ -183,8 +183,8 @@ def nrm2(x: DeviceArray, *, stream: Stream | None = None) -> float:
         if h.size == 0:
             return 0.0
         scale = h.max()
-        if not scale > 0.0:
-            return float(scale)  # 0.0, or NaN
+        if not 0.0 < scale < _np.inf:
+            return float(scale)  # 0.0, NaN, or inf (inf / inf would make a NaN below)
         return float(scale * _np.sqrt(_np.sum((h / scale) ** 2)))
     _ready(stream, x)
     n = x.size
@@ -253,6 +253,8 @@ def softmax(x: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | 
     out = _out(out, x, x.shape)
     rows, cols = (1, x.shape[0]) if x.ndim == 1 else x.shape
     if not _gpu():
+        if not (rows and cols):
+            return out  # nothing to compute (a row max of zero columns has no value)
         h = _host(x).reshape(rows, cols)
         with _np.errstate(invalid="ignore", over="ignore"):
             e = _np.exp(h - h.max(axis=1, keepdims=True))
@@ -272,7 +274,7 @@ def _scan(x: DeviceArray, out: DeviceArray | None, exclusive: bool, stream: Stre
     if not _gpu():
         h = _host(x).reshape(-1)
         o = _host(out).reshape(-1)
-        c = _np.cumsum(h, dtype=x.dtype)
+        c = _np.cumsum(h, dtype=_np.float64)  # as hpc.kernels: partial sums carried in float64, also for float32
         if exclusive and c.size:
             o[1:] = c[:-1]
             o[0] = 0

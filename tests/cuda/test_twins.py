@@ -167,3 +167,25 @@ def test_hpc_kernels_dispatch_device_arrays_to_the_twins():
     assert kernels.sum(d) == pytest.approx(kernels.sum(x))
     assert kernels.dot(d, d) == pytest.approx(float(x @ x))
     assert kernels.max(d) == x.max()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_nrm2_of_infinities_is_inf(dtype: type, no_leaks: None) -> None:
+    """nrm2 is inf (not NaN) when the data holds one or more infinities and no NaN, as hpc.kernels.nrm2."""
+    for values in ([np.inf, 1.0], [np.inf, -np.inf, 2.0], [-np.inf]):
+        assert twins.nrm2(cuda.to_device(np.array(values, dtype))) == np.inf
+
+
+def test_float32_scans_carry_float64_partial_sums(no_leaks: None) -> None:
+    """float32 scans carry their partial sums in float64 as hpc.kernels does (one rounding per output)."""
+    xh = np.full(100_000, 0.1, np.float32)
+    want = np.cumsum(xh, dtype=np.float64)
+    inc = twins.inclusive_scan(cuda.to_device(xh)).get()
+    exc = twins.exclusive_scan(cuda.to_device(xh)).get()
+    assert np.array_equal(inc, want.astype(np.float32))
+    assert exc[0] == 0 and np.array_equal(exc[1:], want[:-1].astype(np.float32))
+
+
+def test_softmax_of_zero_columns_is_empty(no_leaks: None) -> None:
+    """A softmax over rows of zero columns returns the empty result, as hpc.kernels.softmax."""
+    assert twins.softmax(cuda.to_device(np.empty((2, 0)))).shape == (2, 0)
