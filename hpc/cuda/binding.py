@@ -99,7 +99,9 @@ def local_rank(comm: _Any = None) -> tuple[int, int | None, str]:
             try:
                 local = int(value)
             except ValueError:
-                raise ValueError(f"{rank_var} must be a non-negative integer; got {value!r}") from None
+                local = -1
+            if local < 0:
+                raise ValueError(f"{rank_var} must be a non-negative integer; got {value!r}")
             size_text = _os.environ.get(size_var, "").strip()
             size = int(size_text) if size_text.isdigit() else None
             return local, size, rank_var

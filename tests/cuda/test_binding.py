@@ -118,3 +118,10 @@ def test_binding_maps_modulo_device_count(monkeypatch: pytest.MonkeyPatch) -> No
     assert context.default_index() == 1
     assert b.oversubscribed and "GPU 1 of 2 (Fake GPU 1); oversubscribed" in str(b)
     assert device.device_count() in (0, 1, 2)  # the real probe is untouched
+
+
+def test_negative_local_rank_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A negative local rank is as wrong as a non-number: ValueError naming the variable."""
+    monkeypatch.setenv("SLURM_LOCALID", "-1")
+    with pytest.raises(ValueError, match="SLURM_LOCALID must be a non-negative integer; got '-1'"):
+        cuda.bind_rank()
