@@ -21,8 +21,9 @@ class _Prepared:
     __slots__ = ("array", "shape", "dtype", "python_scalar", "numpy_scalar")
 
     def __init__(self, x: Any, op: Op | None, what: str) -> None:
-        self.python_scalar = isinstance(x, _SCALARS)
         self.numpy_scalar = isinstance(x, _np.generic)
+        # numpy.float64 and numpy.complex128 subclass float and complex: they come back as NumPy scalars
+        self.python_scalar = isinstance(x, _SCALARS) and not self.numpy_scalar
         try:
             arr = _np.asarray(x)
         except (OverflowError, ValueError) as exc:
@@ -60,6 +61,9 @@ _COUNTING = ("sum", "prod")
 
 def _working_dtype(dtype: _np.dtype, op: Op | None) -> _np.dtype:
     # MPI has no float16 reductions and no SUM/MIN/MAX on C_BOOL; bool sum/prod count like numpy.sum (int64).
+    # mpi4py refuses buffers of non-native byte order: they travel (and are reduced) in native order.
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
     if dtype == _np.float16:
         return _np.dtype(_np.float32)
     if dtype.kind == "b":
@@ -89,7 +93,7 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
     if o.name in ("argmin", "argmax"):
         return _arg(comm, x, o)
     prep = _Prepared(x, o, "allreduce")
-    _guard.check_agreement(comm, "allreduce", (o.name, prep.dtype.str, prep.shape))
+    _guard.check_agreement(comm, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
     if reproducible:
         if o.name != "sum":
             raise ValueError(f"reproducible=True needs op='sum'; got op={o.name!r}")
@@ -105,17 +109,20 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
             lambda: comm.mpi.Allreduce(send, result, o.mpi),
             lambda: comm.mpi.Iallreduce(send, result, o.mpi),
         )
-    value = prep.give_back(result, o)
     if out is not None:
-        _check_out(out, x)
-        out[...] = value
+        # checked after the collective: a rank with a bad `out` raises alone instead of leaving the others waiting
+        result = prep.in_dtype(result, o).reshape(prep.shape)
+        _check_out(out, x, result.dtype, prep.dtype)
+        out[...] = result
         return out
-    return value
+    return prep.give_back(result, o)
 
 
-def _check_out(out: Any, x: Any) -> None:
+def _check_out(out: Any, x: Any, dtype: _np.dtype, x_dtype: _np.dtype) -> None:
     if not isinstance(out, _np.ndarray) or out.shape != _np.shape(x):
         raise ValueError(f"out must be a numpy array of shape {_np.shape(x)}; got {type(out).__name__} {out!r:.60}")
+    if out.dtype != x_dtype and not _np.can_cast(dtype, out.dtype, "same_kind"):
+        raise TypeError(f"out of dtype {out.dtype} cannot hold the {dtype} result (numpy's same_kind casting rule)")
 
 
 def _arg(comm: Any, x: Any, o: Op) -> tuple[Any, int]:
@@ -141,7 +148,8 @@ def _arg(comm: Any, x: Any, o: Op) -> tuple[Any, int]:
     if best is None:
         raise ValueError(f"{o.name} of an empty distributed array")
     value = _np.asarray(best[0], dtype=arr.dtype)
-    return (value.item() if isinstance(x, _SCALARS) else value[()]), best[1]
+    python_scalar = isinstance(x, _SCALARS) and not isinstance(x, _np.generic)
+    return (value.item() if python_scalar else value[()]), best[1]
 
 
 def _better(value: Any, best: Any, name: str) -> bool:
@@ -176,11 +184,16 @@ class CollectiveFuture:
         return f"<hpc.mpi CollectiveFuture {'done' if self._done else 'pending'}>"
 
 
-def iallreduce(comm: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
-    """See :meth:`hpc.mpi.Comm.iallreduce`."""
+def _elementwise(op: Any, what: str) -> Op:
     o = resolve(op)
     if o.name in ("argmin", "argmax"):
-        raise ValueError(f"iallreduce does not support op={o.name!r}; use allreduce")
+        raise ValueError(f"{what} does not support op={o.name!r}; use allreduce or reduce")
+    return o
+
+
+def iallreduce(comm: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
+    """See :meth:`hpc.mpi.Comm.iallreduce`."""
+    o = _elementwise(op, "iallreduce")
     prep = _Prepared(x, o, "iallreduce")
     _guard.check_agreement(comm, "iallreduce", (o.name, prep.dtype.str, prep.shape))
     recv = _np.empty_like(prep.array)
@@ -216,14 +229,19 @@ def bcast(comm: Any, x: Any, root: int = 0) -> Any:
     meta = None
     if comm.rank == root:
         if isinstance(x, (_np.ndarray, _np.generic, *_SCALARS)):
-            prep = _Prepared(x, None, "bcast")
-            meta = ("buffer", prep.dtype.str, prep.shape, prep.python_scalar, prep.numpy_scalar)
+            try:
+                prep = _Prepared(x, None, "bcast")
+                meta = ("buffer", prep.dtype.str, prep.shape, prep.python_scalar, prep.numpy_scalar)
+            except TypeError as exc:  # sent on, so that every rank raises instead of waiting for the buffer
+                meta = ("error", str(exc))
         else:
             meta = ("object", x)
     comm._seq += 1
     meta = comm.mpi.bcast(meta, root=root)
     if meta[0] == "object":
         return meta[1]
+    if meta[0] == "error":
+        raise TypeError(meta[1] if comm.rank == root else f"{meta[1]} (on the root, rank {root})")
     _, dtype, shape, python_scalar, numpy_scalar = meta
     buf = prep.array if comm.rank == root else _np.empty(shape, _working_dtype(_np.dtype(dtype), None))
     _run(comm, "bcast", lambda: comm.mpi.Bcast(buf, root=root), lambda: comm.mpi.Ibcast(buf, root=root))
@@ -261,7 +279,7 @@ def allgather(comm: Any, x: Any) -> Any:
 
 def reduce_scatter(comm: Any, x: Any, op: Any = "sum") -> Any:
     """See :meth:`hpc.mpi.Comm.reduce_scatter`."""
-    o = resolve(op)
+    o = _elementwise(op, "reduce_scatter")
     prep = _Prepared(x, o, "reduce_scatter")
     if prep.array.ndim == 0:
         raise ValueError("reduce_scatter needs an array with at least one dimension; got a scalar")
@@ -282,8 +300,8 @@ def reduce_scatter(comm: Any, x: Any, op: Any = "sum") -> Any:
 
 def scan(comm: Any, x: Any, op: Any = "sum", exclusive: bool = False) -> Any:
     """See :meth:`hpc.mpi.Comm.scan` and :meth:`hpc.mpi.Comm.exscan`."""
-    o = resolve(op)
     what = "exscan" if exclusive else "scan"
+    o = _elementwise(op, what)
     prep = _Prepared(x, o, what)
     _guard.check_agreement(comm, what, (o.name, prep.dtype.str, prep.shape))
     recv = _np.empty_like(prep.array)

@@ -197,24 +197,35 @@ class Comm:
             fast = self._fast_ops.get(op)
             if fast is not None:
                 kind = type(x)
-                if kind is float and fast[2]:
+                if kind is float and fast[2] and out is None:
                     scalar = self._float_buf
                     scalar[0] = x
                     self.mpi.Allreduce(self._in_place, scalar, fast[0])
                     self._seq += 1
                     return float(scalar[0])
                 if kind is _np.ndarray and x.flags.c_contiguous and x.dtype.char in fast[1]:
-                    if out is None:
-                        out = self._result_like(x)
-                        self.mpi.Allreduce(x, out, fast[0])
-                    elif out is x:
-                        self.mpi.Allreduce(self._in_place, out, fast[0])
-                    elif type(out) is _np.ndarray and out.shape == x.shape and out.dtype == x.dtype:
-                        self.mpi.Allreduce(x, out, fast[0])
-                    else:
+                    try:  # free unless raised: mpi4py refuses non-native byte order before calling MPI
+                        if out is None:
+                            result = self._result_like(x)
+                            self.mpi.Allreduce(x, result, fast[0])
+                        elif out is x:
+                            self.mpi.Allreduce(self._in_place, out, fast[0])
+                            result = out
+                        elif (
+                            type(out) is _np.ndarray
+                            and out.shape == x.shape
+                            and out.dtype == x.dtype
+                            and out.flags.c_contiguous
+                            and not _np.may_share_memory(out, x)  # MPI refuses aliased buffers but IN_PLACE
+                        ):
+                            self.mpi.Allreduce(x, out, fast[0])
+                            result = out
+                        else:
+                            return _collectives().allreduce(self, x, op, out, reproducible)
+                    except BufferError:
                         return _collectives().allreduce(self, x, op, out, reproducible)
                     self._seq += 1
-                    return out
+                    return result
         elif (
             reproducible
             and self._plain

@@ -60,11 +60,12 @@ def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
     """
     if comm.size <= 1 or not comm._check:
         return
-    everyone = comm.mpi.allgather(signature)
+    # the collective's name travels too: scan on one rank and allreduce on another would otherwise pass the check
+    everyone = comm.mpi.allgather((what, *signature))
     if all(s == everyone[0] for s in everyone):
         return
-    lines = [f"  rank {r}: {s}" for r, s in enumerate(everyone)]
-    raise RankMismatchError(f"{what}: ranks disagree on (op, dtype, shape):\n" + "\n".join(lines))
+    lines = [f"  rank {r}: {s[0]} {s[1:]}" for r, s in enumerate(everyone)]
+    raise RankMismatchError(f"{what}: ranks disagree on (collective, op, dtype, shape):\n" + "\n".join(lines))
 
 
 def wait(comm: Any, request: Any, what: str) -> None:

@@ -196,3 +196,65 @@ def test_comm_wraps_raw_mpi4py_and_reports_local_rank(comm):
     assert (wrapped.rank, wrapped.size) == (comm.rank, comm.size)
     assert mpi.as_comm(comm.mpi).allreduce(1) == comm.size
     assert 0 <= comm.local_rank < comm.size
+
+
+def test_allreduce_out_non_contiguous_aliased_or_for_a_python_float(comm):
+    """out= may be strided or a view of x (not only x itself); a Python float with out= writes into out too."""
+    x = np.arange(6.0) + comm.rank
+    want = np.sum(gathered(comm, x), axis=0)
+    strided = np.zeros(12)[::2]
+    assert comm.allreduce(x, out=strided) is strided
+    np.testing.assert_array_equal(strided, want)
+    view = x[:]
+    assert comm.allreduce(x, out=view) is view
+    np.testing.assert_array_equal(x, want)
+    zero_d = np.zeros(())
+    assert comm.allreduce(1.5, out=zero_d) is zero_d
+    assert zero_d == 1.5 * comm.size
+
+
+def test_allreduce_out_of_a_narrower_kind_is_refused(comm):
+    """A float result is not truncated into an integer out (numpy's same_kind rule); x's own dtype is accepted."""
+    with pytest.raises(TypeError, match="same_kind"):
+        comm.allreduce(np.array([0.4, 0.4]), out=np.zeros(2, np.int64))
+    counts = np.zeros(2, bool)  # bool sum counts in int64, but an out of x's dtype is what the docstring promises
+    comm.allreduce(np.array([True, False]), out=counts)
+    np.testing.assert_array_equal(counts, [True, False])
+
+
+def test_non_native_byte_order_travels_and_reduces(comm):
+    """Big-endian arrays reduce, broadcast and gather correctly and keep their dtype (mpi4py refuses them raw)."""
+    x = (np.arange(4) + comm.rank).astype(">f8")
+    got = comm.allreduce(x)
+    assert got.dtype == np.dtype(">f8")
+    np.testing.assert_array_equal(got, np.sum([np.asarray(p, "<f8") for p in gathered(comm, x)], axis=0))
+    i = comm.allreduce(np.array([comm.rank], ">i4"), op="max")
+    assert i.dtype == np.dtype(">i4") and i[0] == comm.size - 1
+    b = comm.bcast(np.arange(3, dtype=">i8") if comm.rank == 0 else None)
+    assert b.dtype == np.dtype(">i8") and b.tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(comm.allgather(x), np.concatenate(gathered(comm, x)))
+
+
+@pytest.mark.parametrize("call", ["scan", "exscan", "reduce_scatter", "iallreduce"])
+@pytest.mark.parametrize("op", ["argmin", "argmax"])
+def test_collectives_without_arg_ops_say_so(comm, call, op):
+    """argmin/argmax in a collective that cannot carry them raise a ValueError naming the op, not an mpi4py error."""
+    with pytest.raises(ValueError, match=f"{call} does not support op='{op}'"):
+        getattr(comm, call)(np.arange(3.0), op=op)
+
+
+def test_numpy_scalars_come_back_as_numpy_scalars(comm):
+    """numpy.float64 and numpy.complex128 (subclasses of float and complex) come back as NumPy scalars, like float32."""
+    for value in (np.float64(1.5), np.complex128(1 + 2j), np.float32(1.5), np.int64(2)):
+        got = comm.allreduce(value)
+        assert type(got) is type(value) and got == value * comm.size
+    v, i = comm.allreduce(np.float64(comm.rank), op="argmax")
+    assert type(v) is np.float64 and i == comm.size - 1
+
+
+@pytest.mark.parametrize("bad", [np.array(["a"]), np.array([object()], dtype=object), 2**70])
+def test_bcast_of_an_unsupported_value_raises_on_every_rank(comm, bad):
+    """When the root's value cannot travel, every rank raises TypeError (the others used to wait forever)."""
+    with pytest.raises(TypeError, match="bcast supports"):
+        comm.bcast(bad if comm.rank == 0 else None)
+    assert comm.bcast(1.0) == 1.0  # still in step

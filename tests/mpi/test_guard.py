@@ -44,3 +44,14 @@ def test_allgather_always_checks_trailing_shapes(comm):
     _needs_two(comm)
     with pytest.raises(mpi.RankMismatchError, match="trailing shape"):
         comm.allgather(np.zeros((2, 1 + comm.rank)))
+
+
+def test_different_collectives_with_equal_signatures_raise(checked):
+    """scan on one rank and allreduce on another, or a reproducible and a plain sum, are mismatches, not a hang."""
+    _needs_two(checked)
+    x = np.ones(2)
+    with pytest.raises(mpi.RankMismatchError, match="scan"):
+        checked.scan(x) if checked.rank == 0 else checked.allreduce(x)
+    with pytest.raises(mpi.RankMismatchError, match="True"):
+        checked.allreduce(x, reproducible=checked.rank == 0)
+    assert checked.allreduce(1.0) == checked.size  # still in step
