@@ -94,10 +94,14 @@ def histogram(comm: Any, x: Any, bins: int = 10, range: tuple[float, float] | No
     if range is None:
         lo = a.min() if a.size else _np.inf
         hi = a.max() if a.size else -_np.inf
+        if lo != lo:  # a NaN: MPI's MAX may drop it (depending on rank order); an infinite range keeps it
+            lo, hi = -_np.inf, _np.inf
         both = comm.allreduce(_np.array([-lo, hi]), op="max")
         lo, hi = -both[0], both[1]
-        if not _np.isfinite(lo):  # no data anywhere: numpy uses (0, 1)
+        if lo > hi:  # no data anywhere: numpy uses (0, 1)
             lo, hi = 0.0, 1.0
+        elif not (_np.isfinite(lo) and _np.isfinite(hi)):  # numpy.histogram refuses these too, on every rank alike
+            raise ValueError(f"autodetected range of [{lo}, {hi}] is not finite (inf or NaN in the data)")
         range = (float(lo), float(hi))
     counts, edges = _np.histogram(a, bins=bins, range=range)
     return comm.allreduce(counts.astype(_np.int64)), edges
@@ -117,8 +121,13 @@ def dot(comm: Any, a: Any, b: Any, *, reproducible: bool = False) -> Any:
 def norm(comm: Any, x: Any) -> float:
     """Return the 2-norm of a distributed vector, without overflow or underflow (scaled by the global max)."""
     comm = as_comm(comm)
-    a = _np.abs(_np.asarray(x, dtype=_np.float64).reshape(-1))
-    scale = comm.allreduce(float(a.max()) if a.size else 0.0, op="max")
+    a = _np.abs(_np.asarray(x)).astype(_np.float64, copy=False).reshape(-1)  # complex: the modulus
+    local_max = float(a.max()) if a.size else 0.0
+    # MPI's MAX may drop a NaN depending on rank order: a second entry carries it, so every rank returns NaN
+    nan = local_max != local_max
+    scale, any_nan = comm.allreduce(_np.array([_np.inf if nan else local_max, float(nan)]), op="max").tolist()
+    if any_nan:
+        return _np.nan
     if scale == 0.0 or not _np.isfinite(scale):
         return float(scale)
     local = float(_np.sum((a / scale) ** 2))

@@ -61,3 +61,26 @@ def test_histogram_dot_norm(comm):
     assert mpi.dot(comm, x, y, reproducible=True) == pytest.approx(float(whole_x @ whole_y), rel=1e-12)
     assert mpi.norm(comm, x) == pytest.approx(float(np.linalg.norm(whole_x)), rel=1e-12)
     assert mpi.norm(comm, np.array([3e300, 4e300]) / np.sqrt(comm.size)) == pytest.approx(5e300, rel=1e-12)
+
+
+def test_norm_of_complex_and_non_finite_data_matches_numpy_on_every_rank(comm):
+    """norm takes the modulus of complex entries; a NaN anywhere gives NaN on every rank, whatever the rank order."""
+    z = np.array([3j, 4.0 + 0j]) * (comm.rank + 1)
+    assert mpi.norm(comm, z) == pytest.approx(float(np.linalg.norm(np.concatenate(gathered(comm, z)))), rel=1e-12)
+    # inf on rank 0, NaN on the last rank (and the reverse): numpy's norm of the whole is NaN
+    for nan_rank in (0, comm.size - 1):
+        x = np.array([np.nan]) if comm.rank == nan_rank else np.array([np.inf, 1.0])
+        got = comm.mpi.allgather(mpi.norm(comm, x))
+        assert all(np.isnan(g) for g in got), got
+
+
+def test_histogram_without_range_refuses_non_finite_data_on_every_rank(comm):
+    """Like numpy.histogram, an autodetected range with inf or NaN raises ValueError, on every rank, for any split."""
+    for bad in (-np.inf, np.inf, np.nan):
+        x = np.array([1.0, bad]) if comm.rank == comm.size - 1 else np.array([2.0, 3.0])
+        with pytest.raises(ValueError, match="not finite"):
+            np.histogram(np.concatenate(gathered(comm, x)))
+        with pytest.raises(ValueError, match="not finite"):
+            mpi.histogram(comm, x, bins=2)
+    counts, edges = mpi.histogram(comm, np.empty(0), bins=2)  # no data anywhere: numpy's (0, 1)
+    assert counts.tolist() == [0, 0] and edges.tolist() == [0.0, 0.5, 1.0]
