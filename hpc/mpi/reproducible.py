@@ -55,8 +55,11 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     rows = _np.asarray(rows)
     if rows.dtype.kind in "biu":
         return comm.allreduce(_np.asarray(rows.sum(axis=0, dtype=_np.int64)))
-    if rows.dtype.kind == "c":
-        return reproducible_sum(comm, rows.real) + 1j * reproducible_sum(comm, rows.imag)
+    if rows.dtype.kind == "c":  # parts assigned, not `re + 1j * im`: 1j * inf is nan + inf*j
+        total = _np.empty(rows.shape[1:], rows.dtype)
+        total.real = reproducible_sum(comm, rows.real)
+        total.imag = reproducible_sum(comm, rows.imag)
+        return total
     out_dtype = rows.dtype
     shape = rows.shape[1:]
     k = rows.shape[0]

@@ -11,6 +11,8 @@ from hpc import mpi
 from hpc.mpi.comm import Comm, LocalComm
 from hpc.mpi.reproducible import reproducible_sum
 
+from .conftest import gathered
+
 
 def _hard(rows: int, cols: int, seed: int = 7) -> np.ndarray:
     """Badly conditioned data: magnitudes spanning 1e-12..1e12 with heavy cancellation."""
@@ -146,3 +148,14 @@ def test_positions_far_below_the_largest_exponent_are_exact_and_agree(comm):
     got = comm.allreduce(rows[comm.rank], reproducible=True)
     assert got.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
     assert got.tolist() == [math.fsum(col) for col in rows.T]  # every column within 7 binades: exact
+
+
+@pytest.mark.mpi
+def test_reproducible_complex_with_infinite_parts(comm):
+    """An infinite imaginary part leaves the real part alone (1j * inf is nan + inf*j, so no re + 1j * im)."""
+    x = np.array([complex(1.0, np.inf), complex(2.0, -3.0)])
+    got = comm.allreduce(x, reproducible=True)
+    want = np.sum(gathered(comm, x), axis=0)
+    assert got.real.tolist() == want.real.tolist() and got.imag.tolist() == want.imag.tolist()
+    single = comm.allreduce(x.astype(np.complex64)[0], reproducible=True)
+    assert single.dtype == np.complex64 and single.real == comm.size and np.isposinf(single.imag)
