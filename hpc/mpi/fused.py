@@ -80,7 +80,10 @@ class Fused:
         o = resolve(op)
         if o.name in ("argmin", "argmax") or o.mpi is None and self._comm.size > 1:
             raise ValueError(f"fused allreduce supports the built-in elementwise ops; got {o.name!r}")
-        self._entries.append((o, _Prepared(x, o, "fused allreduce"), result))
+        prep = _Prepared(x, o, "fused allreduce")
+        if prep.array is x or prep.array.base is not None:  # the caller's memory: reduce the value it has now
+            prep.array = prep.array.copy()
+        self._entries.append((o, prep, result))
         return result
 
     def __enter__(self) -> Fused:

@@ -75,3 +75,16 @@ def test_fused_user_ops_equal_separate_calls(comm):
     np.testing.assert_array_equal(big.value, comm.allreduce(x, op=absmax))
     np.testing.assert_array_equal(small.value, comm.allreduce(x, op=absmin))
     np.testing.assert_array_equal(total.value, comm.allreduce(x))
+
+
+def test_fused_reduces_the_value_an_array_had_when_queued(comm):
+    """Changing an array after queuing it does not change its result: every dtype and layout is taken by value."""
+    v = np.ones(3)
+    ints = np.ones(2, np.int32)
+    with comm.fused() as f:
+        a = f.allreduce(v)
+        b = f.allreduce(ints[:], op="max")
+        v[:] = 5.0
+        ints[:] = 7
+    np.testing.assert_array_equal(a.value, np.full(3, float(comm.size)))
+    np.testing.assert_array_equal(b.value, [1, 1])
