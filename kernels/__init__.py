@@ -31,7 +31,7 @@ def _with_gpu_twin(name: str, cpu):  # type: ignore[no-untyped-def]
     @functools.wraps(cpu)
     def dispatch(*args, **kwargs):  # type: ignore[no-untyped-def]
         array_module = sys.modules.get("hpc.cuda.array")  # a DeviceArray exists only once this was imported
-        if array_module is not None and any(isinstance(a, array_module.DeviceArray) for a in args):
+        if array_module is not None and any(isinstance(a, array_module.DeviceArray) for a in (*args, *kwargs.values())):
             from hpc.cuda import twins
 
             kwargs.pop("parallel", None)

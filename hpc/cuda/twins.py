@@ -303,6 +303,8 @@ def _scan_gpu(x: DeviceArray, out: DeviceArray, exclusive: bool, stream: Stream 
     tiles_k((tiles,), (BLOCK,), x, out, totals, n, int(exclusive), stream=stream)
     _scan_gpu(totals, scanned, False, stream)
     mod.kernel(f"add_offsets_{suffix}", "PPq")((tiles,), (BLOCK,), out, scanned, n, stream=stream)
+    if stream is not None:  # the pool may hand the temporaries out again before the queued kernels ran
+        stream._keep_until_done((totals, scanned))
 
 
 def inclusive_scan(x: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None) -> DeviceArray:

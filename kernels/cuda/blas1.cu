@@ -28,7 +28,7 @@ __device__ __forceinline__ void ssq_merge(double& scale, double& ssq, double s2,
         ssq = q2 + ssq * r * r;
         scale = s2;
     } else {
-        double r = s2 / scale;
+        double r = s2 == scale ? 1.0 : s2 / scale;  // both infinite: inf / inf would be NaN, the norm is inf
         ssq += q2 * r * r;
     }
 }

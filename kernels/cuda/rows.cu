@@ -21,7 +21,7 @@ __device__ A block_reduce(A v, bool is_max, A* s) {  // every thread gets the re
 }
 
 template <typename T, typename A>
-__device__ void softmax_rows(const T* __restrict__ x, T* __restrict__ out, long long rows, long long cols) {
+__device__ void softmax_rows(const T* x, T* out, long long rows, long long cols) {  // out may be x: no __restrict__
     __shared__ A s[BLOCK];
     for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
         const T* xr = x + r * cols;

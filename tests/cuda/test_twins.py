@@ -167,6 +167,9 @@ def test_hpc_kernels_dispatch_device_arrays_to_the_twins():
     assert kernels.sum(d) == pytest.approx(kernels.sum(x))
     assert kernels.dot(d, d) == pytest.approx(float(x @ x))
     assert kernels.max(d) == x.max()
+    y = cuda.to_device(np.ones_like(x))  # DeviceArrays passed by keyword dispatch too
+    np.testing.assert_allclose(kernels.axpy(2.0, x=d, y=y, out=cuda.empty(x.shape, x.dtype)).get(), 2 * x + 1)
+    assert kernels.dot(x=d, y=d) == pytest.approx(float(x @ x))
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
