@@ -42,7 +42,49 @@ __device__ void add_offsets(T* __restrict__ out, const T* __restrict__ scanned_t
     for (long long i = lo + threadIdx.x; i < lo + TILE && i < n; i += BLOCK) out[i] += add;
 }
 
+// float32 input: partial sums in double, as hpc.kernels does, and one rounding per output. The tile totals come
+// first (tile_sums), their exclusive scan is the f64 scan above, and scan_tiles_acc scans each tile in double
+// from its offset: x is read twice, nothing is rounded before the final store.
+template <typename T, typename A>
+__device__ void tile_sums(const T* __restrict__ x, A* __restrict__ totals, long long n) {
+    long long base = (long long)blockIdx.x * TILE + (long long)threadIdx.x * ITEMS;
+    double run = 0.0;
+    for (int k = 0; k < ITEMS; ++k)
+        if (base + k < n) run += (double)x[base + k];
+    run = block_sum(run);
+    if (threadIdx.x == 0) totals[blockIdx.x] = (A)run;
+}
+
+template <typename T, typename A>
+__device__ void scan_tiles_acc(const T* __restrict__ x, T* __restrict__ out, const A* __restrict__ offsets,
+                               long long n, int exclusive) {
+    __shared__ A s[BLOCK];
+    long long base = (long long)blockIdx.x * TILE + (long long)threadIdx.x * ITEMS;
+    A v[ITEMS];
+    A run = 0;
+    for (int k = 0; k < ITEMS; ++k) {
+        A e = base + k < n ? (A)x[base + k] : (A)0;
+        v[k] = exclusive ? run : run + e;
+        run += e;
+    }
+    s[threadIdx.x] = run;
+    __syncthreads();
+    for (int off = 1; off < BLOCK; off <<= 1) {
+        A add = threadIdx.x >= off ? s[threadIdx.x - off] : (A)0;
+        __syncthreads();
+        s[threadIdx.x] += add;
+        __syncthreads();
+    }
+    A before = (offsets != nullptr ? offsets[blockIdx.x] : (A)0) + (threadIdx.x > 0 ? s[threadIdx.x - 1] : (A)0);
+    for (int k = 0; k < ITEMS; ++k)
+        if (base + k < n) out[base + k] = (T)(before + v[k]);
+}
+
 extern "C" {
+__global__ void tile_sums_f32(const float* x, double* totals, long long n) { tile_sums(x, totals, n); }
+__global__ void scan_tiles_acc_f32(const float* x, float* out, const double* offsets, long long n, int exclusive) {
+    scan_tiles_acc(x, out, offsets, n, exclusive);
+}
 __global__ void scan_tiles_f32(const float* x, float* out, float* totals, long long n, int exclusive) {
     scan_tiles(x, out, totals, n, exclusive);
 }
