@@ -216,7 +216,8 @@ class Comm:
                             and out.shape == x.shape
                             and out.dtype == x.dtype
                             and out.flags.c_contiguous
-                            and not _np.may_share_memory(out, x)  # MPI refuses aliased buffers but IN_PLACE
+                            # MPI refuses aliased buffers but IN_PLACE; two arrays that own their memory never alias
+                            and (out.base is None and x.base is None or not _np.may_share_memory(out, x))
                         ):
                             self.mpi.Allreduce(x, out, fast[0])
                             result = out
