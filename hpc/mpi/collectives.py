@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator as _operator
 from typing import Any
 
 import numpy as _np
@@ -71,9 +72,15 @@ def _working_dtype(dtype: _np.dtype, op: Op | None) -> _np.dtype:
     return dtype
 
 
-def _check_root(comm: Any, root: Any) -> None:
-    if not isinstance(root, int) or isinstance(root, bool) or not 0 <= root < comm.size:
+def _check_root(comm: Any, root: Any) -> int:
+    """Return ``root`` as an int (NumPy integers accepted); raise ValueError unless it is a rank of ``comm``."""
+    try:
+        index = _operator.index(root)
+    except TypeError:
+        index = None
+    if index is None or isinstance(root, (bool, _np.bool_)) or not 0 <= index < comm.size:
         raise ValueError(f"root must be an int in 0..{comm.size - 1}; got {root!r}")
+    return index
 
 
 def _run(comm: Any, what: str, blocking: Any, nonblocking: Any) -> None:
@@ -91,6 +98,8 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
     """See :meth:`hpc.mpi.Comm.allreduce`."""
     o = resolve(op)
     if o.name in ("argmin", "argmax"):
+        if out is not None:
+            raise ValueError(f"allreduce with op={o.name!r} returns (value, index) and takes no out=")
         return _arg(comm, x, o)
     prep = _Prepared(x, o, "allreduce")
     _guard.check_agreement(comm, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
@@ -206,7 +215,7 @@ def iallreduce(comm: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
 
 def reduce(comm: Any, x: Any, op: Any = "sum", root: int = 0) -> Any:
     """See :meth:`hpc.mpi.Comm.reduce`."""
-    _check_root(comm, root)
+    root = _check_root(comm, root)
     o = resolve(op)
     if o.name in ("argmin", "argmax"):
         result = _arg(comm, x, o)
@@ -225,7 +234,7 @@ def reduce(comm: Any, x: Any, op: Any = "sum", root: int = 0) -> Any:
 
 def bcast(comm: Any, x: Any, root: int = 0) -> Any:
     """See :meth:`hpc.mpi.Comm.bcast`. Numeric arrays and scalars travel as buffers; other objects are pickled."""
-    _check_root(comm, root)
+    root = _check_root(comm, root)
     meta = None
     if comm.rank == root:
         if isinstance(x, (_np.ndarray, _np.generic, *_SCALARS)):

@@ -188,6 +188,18 @@ def test_bad_op_and_root_are_refused(comm):
         comm.allreduce(1.0, op="mean")
     with pytest.raises(ValueError, match="root must be an int"):
         comm.reduce(1.0, root=comm.size)
+    with pytest.raises(ValueError, match="root must be an int"):
+        comm.bcast(1.0, root=True)
+    with pytest.raises(ValueError, match="takes no out="):
+        comm.allreduce(np.arange(3.0), op="argmin", out=np.empty(3))
+
+
+def test_numpy_integer_roots_are_accepted(comm):
+    """A root given as a NumPy integer (from an array of ranks, say) works like the same Python int."""
+    last = np.int64(comm.size - 1)
+    assert comm.bcast(float(comm.rank), root=last) == comm.size - 1
+    total = comm.reduce(1, root=last)
+    assert total == (comm.size if comm.rank == comm.size - 1 else None)
 
 
 def test_comm_wraps_raw_mpi4py_and_reports_local_rank(comm):
