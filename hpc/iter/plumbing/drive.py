@@ -154,8 +154,8 @@ def resolve_backend(requested: str | None, plan: Plan, terminal: Any) -> str:
     """
     name = requested or _config.backend()
     if name != "auto":
-        if name not in BACKENDS and name != "processes":
-            raise ValueError(f"backend must be one of {sorted([*BACKENDS, 'processes', 'auto'])}; got {name!r}")
+        if name not in BACKENDS and name not in _PLUGINS:
+            raise ValueError(f"backend must be one of {sorted({*BACKENDS, *_PLUGINS, 'auto'})}; got {name!r}")
         return name
     if not _gil_enabled() or _in_worker():
         return "threads"
