@@ -64,6 +64,16 @@ class Job:
         return f"<hpc Job {'done' if self.done else 'pending'}>"
 
 
+class _FutureJob(Job):
+    """A job made by :meth:`ThreadPool.submit`: ``shutdown(cancel_futures=True)`` cancels its future."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, fn: Callable[[], Any], future: _futures.Future[Any]) -> None:
+        super().__init__(fn)
+        self.future = future
+
+
 class ThreadPool(_futures.Executor):
     """A pool of worker threads with work stealing.
 
@@ -116,12 +126,18 @@ class ThreadPool(_futures.Executor):
             self._threads = threads
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop the workers once the queued work is done (or dropped, with ``cancel_futures``)."""
+        """Stop the workers once the queued work is done; refuse work pushed from outside the pool afterwards.
+
+        With ``cancel_futures`` the futures of :meth:`submit` calls that have not started are cancelled (as in
+        :class:`concurrent.futures.ThreadPoolExecutor`); work that other callers wait for still runs.
+        """
         with self._start_lock:
             self._shutdown = True
         if cancel_futures:
             for d in [self._injector, *self._deques]:
-                d.clear()
+                for job in list(d):
+                    if isinstance(job, _FutureJob):
+                        job.future.cancel()  # its run() then returns at once
         with self._cv:
             self._cv.notify_all()
         if wait:
@@ -149,6 +165,8 @@ class ThreadPool(_futures.Executor):
         if worker is not None and worker[0] is self:
             self._deques[worker[1]].append(job)
         else:
+            if self._shutdown:  # its workers are gone or leaving: the job would never run
+                raise RuntimeError("cannot schedule new work after shutdown")
             self._injector.append(job)
         if self._sleeping:
             with self._cv:
@@ -259,7 +277,7 @@ class ThreadPool(_futures.Executor):
             except BaseException as exc:
                 future.set_exception(exc)
 
-        self.push(Job(run))
+        self.push(_FutureJob(run, future))
         return future
 
     def map(
@@ -280,9 +298,7 @@ def _limit_numba_threads(pool_size: int) -> None:
     if numba is None:
         return
     try:
-        numba.set_num_threads(
-            max(1, min(numba.config.NUMBA_NUM_THREADS, _config.available_cpus() // pool_size))
-        )
+        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, _config.available_cpus() // pool_size)))
     except Exception:  # numba's layer may be unusable here; the kernels then run single-threaded anyway
         pass
 

@@ -136,3 +136,33 @@ def test_thread_pool_rejects_bad_sizes(bad):
     """ThreadPool(num_threads) accepts only positive ints and says what it got."""
     with pytest.raises(ValueError, match="num_threads must be a positive int"):
         ThreadPool(bad)
+
+
+def test_shutdown_cancel_futures_cancels_pending_futures():
+    """shutdown(cancel_futures=True) cancels the futures not yet started, as concurrent.futures does."""
+    import concurrent.futures
+
+    pool = ThreadPool(1)
+    started = threading.Event()
+    release = threading.Event()
+    first = pool.submit(lambda: (started.set(), release.wait(10))[1])
+    assert started.wait(10)
+    pending = pool.submit(lambda: 1)
+    pool.shutdown(wait=False, cancel_futures=True)
+    release.set()
+    assert first.result(timeout=10) is True
+    with pytest.raises(concurrent.futures.CancelledError):
+        pending.result(timeout=10)
+
+
+def test_work_pushed_after_shutdown_is_refused_not_left_hanging():
+    """install, join and parallel iterators on a shut-down pool raise instead of waiting forever."""
+    from hpc import par_range
+
+    pool = ThreadPool(2)
+    assert pool.install(lambda: 1) == 1
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.install(lambda: 2)
+    with pool, pytest.raises(RuntimeError, match="after shutdown"):
+        par_range(1000).map(abs).with_backend("threads").sum()
