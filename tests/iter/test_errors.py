@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hpc import par_range
+from hpc import ThreadPool, par_range
 
 
 def _notes(exc: BaseException) -> str:
@@ -141,3 +141,22 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_a_later_chunk_failing_first_does_not_hide_an_earlier_failure():
+    """The lowest failing chunk is raised even when a later chunk fails first: chunks below a failure still run."""
+    later_failed = threading.Event()
+
+    def f(x):
+        if x < 150:
+            later_failed.wait(10)  # the early chunks wait until the late failure has been seen
+        if x == 150:
+            raise ValueError("early 150")
+        if x == 900:
+            later_failed.set()
+            raise ValueError("late 900")
+        return x
+
+    with ThreadPool(2), pytest.raises(ValueError, match="early 150") as info:
+        par_range(1000).map(f).with_backend("threads").sum()
+    assert "item 150" in _notes(info.value)

@@ -14,13 +14,15 @@ class ExecContext:
     """Created once per terminal call (and once per worker process per call on the processes backend).
 
     Holds the cancellation flag that stops new chunks from starting, the lowest chunk index a positional search has
-    found so far, and the ``map_init`` states, one per worker thread per ``map_init`` adapter.
+    found so far, the lowest chunk index that failed so far, and the ``map_init`` states, one per worker thread per
+    ``map_init`` adapter.
     """
 
     def __init__(self, token: str | None = None) -> None:
         self.token = token or _uuid.uuid4().hex
         self.cancelled = False
         self.found_chunk: int | None = None
+        self.failed_chunk: int | None = None
         self._states: dict[tuple[int, int], Any] = {}
         self._lock = _threading.Lock()
 
@@ -40,6 +42,12 @@ class ExecContext:
         with self._lock:
             if self.found_chunk is None or chunk < self.found_chunk:
                 self.found_chunk = chunk
+
+    def note_failed(self, chunk: int) -> None:
+        """Record that ``chunk`` failed: later chunks no longer start, earlier ones still run (one may fail too)."""
+        with self._lock:
+            if self.failed_chunk is None or chunk < self.failed_chunk:
+                self.failed_chunk = chunk
 
     def __repr__(self) -> str:
         return f"<hpc ExecContext {self.token[:8]} cancelled={self.cancelled}>"

@@ -38,6 +38,9 @@ class Backend:
 def _skip(ctx: ExecContext, terminal: Any, chunk: int) -> bool:
     if ctx.cancelled:
         return True
+    # after a failure only lower chunks still start: one of them may fail too, and the lowest failure is raised
+    if ctx.failed_chunk is not None and chunk > ctx.failed_chunk:
+        return True
     return terminal.positional_first and ctx.found_chunk is not None and chunk > ctx.found_chunk
 
 
@@ -89,7 +92,7 @@ class ThreadsBackend(Backend):
                         if progress is not None:
                             progress.update(e - s)
             except ChunkFailure as failure:
-                ctx.cancelled = True
+                ctx.note_failed(failure.chunk)
                 with lock:
                     failures.append(failure)
             except BaseException as exc:  # KeyboardInterrupt/SystemExit inside a worker: stop the run, report it

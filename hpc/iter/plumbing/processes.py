@@ -249,7 +249,7 @@ class _Run:
 
     def _stale(self, group: list[tuple[int, int, int]]) -> bool:
         ctx = self.ctx
-        if ctx.cancelled:
+        if ctx.cancelled or (ctx.failed_chunk is not None and group[0][0] > ctx.failed_chunk):
             return True
         return self.terminal.positional_first and ctx.found_chunk is not None and group[0][0] > ctx.found_chunk
 
@@ -259,8 +259,9 @@ class _Run:
             self.progress.update(sum(e - s for c, s, e in group if c in result["partials"]))
         cancelled, found = result["ctx"]
         if result["failure"] is not None:
-            self.failures.append(ChunkFailure(*result["failure"]))
-            cancelled = True
+            failure = ChunkFailure(*result["failure"])
+            self.failures.append(failure)
+            self.ctx.note_failed(failure.chunk)
         if found is not None:
             self.ctx.note_found(found)
         if cancelled:
