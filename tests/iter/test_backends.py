@@ -155,3 +155,51 @@ def test_large_arrays_reach_processes_through_shared_memory(monkeypatch):
     )
     if os.path.isdir("/dev/shm"):
         assert not [f for f in os.listdir("/dev/shm") if f.startswith("hpc-")]  # the shared file is removed
+
+
+def _shm_files():
+    return [f for f in os.listdir("/dev/shm") if f.startswith("hpc-")] if os.path.isdir("/dev/shm") else []
+
+
+def test_large_object_arrays_reach_processes_pickled(monkeypatch):
+    """An object array above the sharing size cannot be memory-mapped: it is pickled like a small one."""
+    from hpc.iter.plumbing import processes
+
+    monkeypatch.setattr(processes, "SHARE_BYTES", 1024)
+    a = np.empty(5000, dtype=object)
+    a[:] = [str(i) for i in range(5000)]
+    assert par_iter(a).map(len).with_backend("processes").sum() == sum(len(str(i)) for i in range(5000))
+
+
+def test_kernels_may_write_into_shared_chunks_as_into_pickled_ones(monkeypatch):
+    """A kernel that updates its chunk in place works on a shared (mapped) array as on a small pickled one."""
+    from hpc.iter.plumbing import processes
+
+    def double_in_place(v):
+        v *= 2
+        return v
+
+    a = np.ones(10_000)
+    small = par_iter(a).map_chunks(double_in_place).with_backend("processes").sum()
+    monkeypatch.setattr(processes, "SHARE_BYTES", 1024)
+    shared = par_iter(a).map_chunks(double_in_place).with_backend("processes").sum()
+    assert small == shared == 20_000.0
+    assert (a == 1.0).all()  # the caller's array is never written by worker processes
+
+
+def test_shared_file_is_removed_when_writing_it_fails(monkeypatch):
+    """A write to /dev/shm that fails (a full disk) leaves no file behind."""
+    from hpc.iter.plumbing import processes
+
+    monkeypatch.setattr(processes, "SHARE_BYTES", 1024)
+
+    def failing_save(path, arr):
+        with open(path, "wb") as fh:
+            fh.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(processes._np, "save", failing_save)
+    before = _shm_files()
+    with pytest.raises(OSError, match="No space"):
+        par_iter(np.ones(10_000)).map(float).with_backend("processes").sum()
+    assert _shm_files() == before

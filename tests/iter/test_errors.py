@@ -160,3 +160,22 @@ def test_a_later_chunk_failing_first_does_not_hide_an_earlier_failure():
     with ThreadPool(2), pytest.raises(ValueError, match="early 150") as info:
         par_range(1000).map(f).with_backend("threads").sum()
     assert "item 150" in _notes(info.value)
+
+
+class _TwoArgError(Exception):
+    def __init__(self, a, b):
+        super().__init__(f"bad pair {a}, {b}")
+
+
+def test_exception_that_cannot_be_unpickled_still_names_its_item_on_processes():
+    """An exception that pickles but cannot be rebuilt (its __init__ wants two arguments) is reported, not lost."""
+
+    def f(x):
+        if x == 50:
+            raise _TwoArgError(x, 1)
+        return x
+
+    with pytest.raises(RuntimeError, match="_TwoArgError: bad pair 50, 1") as info:
+        par_range(100).map(f).with_backend("processes").sum()
+    assert "item 50" in _notes(info.value)
+    assert par_range(100).map(lambda x: x + 1).with_backend("processes").sum() == 5050

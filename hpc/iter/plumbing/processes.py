@@ -120,7 +120,8 @@ class SharedArray:
 
     def __getitem__(self, key: slice) -> Any:
         if self._view is None:
-            self._view = _np.load(self.path, mmap_mode="r")[self.start : self.stop]
+            # copy-on-write: a kernel may write into its chunk, as into the private copy a small array pickles to
+            self._view = _np.load(self.path, mmap_mode="c")[self.start : self.stop]
         return self._view[key]
 
     def restricted(self, start: int, stop: int) -> SharedArray:
@@ -137,12 +138,12 @@ def _share_arrays(node: Any, files: list[str]) -> Any:
     from hpc.iter.indexed import ArrayChunksSource, ArraySource
 
     if isinstance(node, ArraySource | ArrayChunksSource) and isinstance(node.array, _np.ndarray):
-        if node.array.nbytes >= SHARE_BYTES:
+        if node.array.nbytes >= SHARE_BYTES and not node.array.dtype.hasobject:  # objects cannot be mapped
             directory = "/dev/shm" if _os.path.isdir("/dev/shm") else None
             fd, path = _tempfile.mkstemp(prefix="hpc-", suffix=".npy", dir=directory)
             _os.close(fd)
+            files.append(path)  # before writing: a failed write (a full /dev/shm) is removed too
             _np.save(path, _np.ascontiguousarray(node.array))
-            files.append(path)
             clone = _copy.copy(node)
             clone.array = SharedArray(path, 0, len(node.array))
             return clone
@@ -187,8 +188,8 @@ def _run_group(token: str, payload: bytes, offset: int, spans: list[tuple[int, i
             out[c] = run_chunk(plan, terminal, c, s - offset, e - offset, ctx)
     except ChunkFailure as failure:
         error = failure.error
-        try:
-            _cloudpickle().dumps(error)
+        try:  # a round trip: an exception whose __init__ wants other arguments pickles but fails to unpickle
+            _cloudpickle().loads(_cloudpickle().dumps(error))
         except Exception:
             error = RuntimeError(f"{type(error).__name__}: {error} (the original exception could not be pickled)")
         item = None if failure.item is None else failure.item + offset
