@@ -9,9 +9,15 @@ that exists runs. Each suite is a module ``hpc.bench.<name>`` with ``run(quick) 
 from __future__ import annotations
 
 import argparse as _argparse
+import contextlib as _contextlib
+import datetime as _datetime
 import importlib as _importlib
 import json as _json
+import os as _os
+import platform as _platform
+import socket as _socket
 import sys as _sys
+from pathlib import Path as _Path
 from typing import Any as _Any
 
 __all__ = ["SUITES", "main"]
@@ -24,6 +30,9 @@ SUITES: dict[str, str | None] = {
     "mpi": "hpc.bench.mpi",
     "cuda": "hpc.cuda.bench",
 }
+
+#: suites whose results ``--plot`` can draw: their own ``plot`` (kernels) or :mod:`hpc.bench._plot` (iter, mpi)
+PLOTTABLE = ("kernels", "iter", "mpi")
 
 #: the size factor of the hidden ``--tiny`` flag (for tests: every suite in a few seconds)
 TINY_SCALE = 0.01
@@ -47,6 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hpc bench {args.name}: not built yet", file=_sys.stderr)
         return 2
     names = [args.name] if args.name else [name for name, module in SUITES.items() if module]
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        problem = _unwritable(path) if path else None
+        if problem:  # say so now, not after minutes of benchmarks
+            print(f"hpc bench: {flag} {path}: {problem}", file=_sys.stderr)
+            return 2
+    if args.plot and args.name and args.name not in PLOTTABLE:
+        print(
+            f"hpc bench {args.name}: --plot has no chart for this suite (charts: {', '.join(PLOTTABLE)})",
+            file=_sys.stderr,
+        )
+        return 2
     if args.plot:
         try:
             _importlib.import_module("matplotlib")
@@ -68,21 +88,70 @@ def main(argv: list[str] | None = None) -> int:
         results = suite.run(args.quick, **kwargs)
         if results is None:  # an MPI rank other than 0 (a suite run under mpiexec): rank 0 reports for the job
             continue
+        if isinstance(results, dict) and "machine" not in results:  # every suite's JSON says where it ran
+            results["machine"] = _machine()
         all_results[name] = results
         print(suite.format_table(results), flush=True)
-    if args.json and all_results:
-        with open(args.json, "w", encoding="utf-8") as f:
-            _json.dump(all_results, f, indent=2)
-            f.write("\n")
-    if args.plot:
-        suite = _importlib.import_module(SUITES[args.name]) if args.name else None
-        if suite is not None and hasattr(suite, "plot") and args.name in all_results:
-            suite.plot(all_results[args.name], args.plot)  # a suite's own chart (kernels: the roofline)
-        else:
-            from hpc.bench import _plot
+    try:
+        if args.json and all_results:
+            _write_json(args.json, all_results)
+        if args.plot and all_results:
+            suite = _importlib.import_module(SUITES[args.name]) if args.name else None
+            if suite is not None and hasattr(suite, "plot"):
+                suite.plot(all_results[args.name], args.plot)  # a suite's own chart (kernels: the roofline)
+            else:
+                from hpc.bench import _plot
 
-            _plot.save(all_results, args.plot)
+                if not _plot.save(all_results, args.plot):
+                    print(f"hpc bench: --plot {args.plot}: nothing to draw; no file written", file=_sys.stderr)
+                    return 1
+    except OSError as exc:
+        print(f"hpc bench: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=_sys.stderr)
+        return 1
     return 0
+
+
+def _unwritable(path: str) -> str | None:
+    """Return why ``path`` cannot be written (a directory, a missing or read-only folder), or ``None``."""
+    target = _Path(path)
+    if target.is_dir():
+        return "is a directory"
+    folder = target.parent
+    if not folder.is_dir():
+        return f"no such directory: {folder}"
+    if not _os.access(folder, _os.W_OK | _os.X_OK) or (target.exists() and not _os.access(target, _os.W_OK)):
+        return "not writable"
+    return None
+
+
+def _write_json(path: str, data: _Any) -> None:
+    """Write ``data`` to ``path`` all at once: a failure leaves no partial file and an older file untouched."""
+    target = _Path(path)
+    tmp = target.with_name(f".{target.name}.{_os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            _json.dump(data, f, indent=2)
+            f.write("\n")
+        _os.replace(tmp, target)
+    except BaseException:
+        with _contextlib.suppress(OSError):
+            _os.unlink(tmp)
+        raise
+
+
+def _machine() -> dict[str, _Any]:
+    """Return the machine facts for a suite whose results do not carry their own (roofline, cuda)."""
+    from hpc import config, info
+
+    return {
+        "hostname": _socket.gethostname(),
+        "cpu": info._guard(info._cpu),
+        "simd": info._guard(info._simd),
+        "available_cpus": config.available_cpus(),
+        "python": _platform.python_version(),
+        "platform": _platform.platform(),
+        "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def _parser() -> _argparse.ArgumentParser:

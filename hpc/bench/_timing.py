@@ -9,6 +9,9 @@ from typing import Any as _Any
 
 __all__ = ["first_call", "measure"]
 
+#: the clock's tick: a call that ends within one tick is counted as one tick, so a median is never zero
+_TICK = _time.get_clock_info("perf_counter").resolution
+
 
 def first_call(fn: _Callable[[], _Any]) -> float:
     """Return the seconds of one call of ``fn``: compile (or cache load) plus one run, for a kernel not yet called."""
@@ -21,8 +24,14 @@ def measure(fn: _Callable[[], _Any], repeats: int, warmup: int = 1, min_seconds:
     """Time ``fn()`` after ``warmup`` untimed calls; return ``median``, ``min``, ``max`` and ``spread`` seconds.
 
     ``repeats`` runs at least, more while the total is under ``min_seconds`` (small in-cache sizes), at most
-    50 times ``repeats``. ``spread`` is ``(max - min) / median``.
+    50 times ``repeats``. ``spread`` is ``(max - min) / median``. A run shorter than the clock's resolution counts
+    as one tick, so every time is positive and a rate (bytes / median) is finite.
+
+    Raises:
+        ValueError: ``repeats`` is not a positive int.
     """
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ValueError(f"repeats must be a positive int; got {repeats!r}")
     for _ in range(warmup):
         fn()
     runs: list[float] = []
@@ -30,7 +39,7 @@ def measure(fn: _Callable[[], _Any], repeats: int, warmup: int = 1, min_seconds:
     while len(runs) < repeats or (_time.perf_counter() - start < min_seconds and len(runs) < 50 * repeats):
         t0 = _time.perf_counter()
         fn()
-        runs.append(_time.perf_counter() - t0)
+        runs.append(max(_time.perf_counter() - t0, _TICK))
     med = _statistics.median(runs)
     return {
         "median": med,

@@ -1,0 +1,97 @@
+"""``hpc bench`` itself: output paths, the JSON file, --plot, the machine facts, and the timing helper's edge cases."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+
+from hpc import bench
+from hpc.bench import _plot, _timing
+
+STUB = "hpc_tests_stub_suite"
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    """Make ``hpc bench roofline`` run a stub suite that records its runs and returns ``stub.result``."""
+    module = types.ModuleType(STUB)
+    module.runs = []
+    module.result = {"value": 1.0}
+
+    def run(quick, **kwargs):
+        module.runs.append(quick)
+        return module.result
+
+    module.run = run
+    module.format_table = lambda results: "stub table"
+    monkeypatch.setitem(sys.modules, STUB, module)
+    monkeypatch.setitem(bench.SUITES, "roofline", STUB)
+    return module
+
+
+def test_unwritable_json_path_is_refused_before_running(stub, tmp_path, capsys):
+    """--json into a missing folder or onto a folder exits 2 with the path named, before any benchmark runs."""
+    missing = tmp_path / "no-such-dir" / "out.json"
+    assert bench.main(["roofline", "--json", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert bench.main(["roofline", "--json", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert bench.main(["roofline", "--plot", str(missing)]) == 2
+    assert stub.runs == []
+
+
+def test_a_failed_json_write_leaves_the_old_file_whole(stub, tmp_path):
+    """A result that cannot be written as JSON leaves no partial file: an existing file keeps its old content."""
+    path = tmp_path / "out.json"
+    path.write_text('{"old": true}\n')
+    stub.result = {"value": object()}
+    with pytest.raises(TypeError):
+        bench.main(["roofline", "--json", str(path)])
+    assert json.loads(path.read_text()) == {"old": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_json_of_a_suite_without_machine_facts_gets_them(tmp_path, capsys):
+    """`hpc bench roofline --json FILE` records the machine it ran on, like every other suite."""
+    path = tmp_path / "roofline.json"
+    assert bench.main(["roofline", "--quick", "--tiny", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    machine = data["roofline"]["machine"]
+    assert machine["python"] and machine["date"] and machine["cpu"]["logical_cores"] >= 1
+    assert "ceilings" in data["roofline"]
+
+
+def test_plot_of_a_suite_without_a_chart_is_refused_before_running(stub, tmp_path, capsys):
+    """--plot on a suite with no chart (roofline) exits 2 and says which suites have one; nothing runs."""
+    assert bench.main(["roofline", "--plot", str(tmp_path / "r.png")]) == 2
+    assert "no chart" in capsys.readouterr().err
+    assert stub.runs == [] and not (tmp_path / "r.png").exists()
+
+
+def test_plot_draws_mpi_latency_and_reports_nothing_to_draw(tmp_path):
+    """The generic chart draws an mpi-shaped result, and returns False (no file) for a result it cannot draw."""
+    pytest.importorskip("matplotlib")
+    rows = {"raw Allreduce": {"us": 2.0}, "ours": {"us": 2.5}}
+    mpi = {"sizes": [{"bytes": 8, "rows": rows}, {"bytes": 65536, "rows": rows}]}
+    assert _plot.save({"mpi": mpi}, str(tmp_path / "mpi.png")) is True
+    assert (tmp_path / "mpi.png").stat().st_size > 0
+    assert _plot.save({"roofline": {"ceilings": {"gflops": 1.0}}}, str(tmp_path / "r.png")) is False
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_measure_refuses_zero_repeats():
+    """measure() with no repeats is a clear ValueError, not statistics' 'no median for empty data'."""
+    with pytest.raises(ValueError, match="repeats must be a positive int"):
+        _timing.measure(lambda: None, 0)
+
+
+def test_measure_of_calls_within_one_clock_tick_is_positive(monkeypatch):
+    """Runs that end within the clock's tick count as one tick: the median is positive and a rate is finite."""
+    monkeypatch.setattr(_timing._time, "perf_counter", lambda: 100.0)
+    t = _timing.measure(lambda: None, 3)
+    assert t["median"] > 0 and t["min"] > 0 and t["runs"] == 3
+    assert t["spread"] == 0.0
+    assert 8.0 / t["median"] > 0  # a rate, as the suites compute one, does not divide by zero
