@@ -25,6 +25,8 @@ __all__ = ["Job", "ThreadPool", "current_pool", "current_num_threads", "current_
 T = TypeVar("T")
 
 _local = _threading.local()
+#: the stealing order's own generator: drawing from the random module's would shift a user's seeded sequence
+_victims = _random.Random()
 
 
 class Job:
@@ -183,7 +185,7 @@ class ThreadPool(_futures.Executor):
         except IndexError:
             pass
         n = self.num_threads
-        start = _random.randrange(n)
+        start = _victims.randrange(n)
         for k in range(n):
             victim = (start + k) % n
             if victim == index:

@@ -166,3 +166,18 @@ def test_work_pushed_after_shutdown_is_refused_not_left_hanging():
         pool.install(lambda: 2)
     with pool, pytest.raises(RuntimeError, match="after shutdown"):
         par_range(1000).map(abs).with_backend("threads").sum()
+
+
+def test_work_stealing_leaves_the_random_module_state_alone():
+    """Choosing a victim to steal from never draws from the random module, so a user's seeded sequence holds."""
+    import random
+
+    from hpc import par_range
+
+    random.seed(1234)
+    expected = [random.random() for _ in range(3)]
+    random.seed(1234)
+    with ThreadPool(2):
+        for _ in range(5):
+            par_range(2000).with_max_len(1).map(abs).with_backend("threads").sum()
+    assert [random.random() for _ in range(3)] == expected
