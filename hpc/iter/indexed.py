@@ -82,7 +82,11 @@ class RangeSource(Indexed):
 
     def __init__(self, rng: range) -> None:
         self.rng = rng
-        self.length = len(rng)
+        try:
+            self.length = len(rng)
+        except OverflowError:  # more than sys.maxsize items: len() refuses, slicing and take/skip still work
+            start, stop, step = rng.start, rng.stop, rng.step
+            self.length = max(0, (stop - start + step - (1 if step > 0 else -1)) // step)
 
     def items(self, start: int, stop: int, step: int, ctx: ExecContext) -> Iterable[Any]:
         return self.rng[start:stop:step]

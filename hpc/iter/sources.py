@@ -42,13 +42,24 @@ def par_iter(xs: Iterable[T]) -> ParIter[T]:
         return _source(_ix.ArraySource(xs))
     if isinstance(xs, range):
         return _source(_ix.RangeSource(xs))
-    if isinstance(xs, Sequence):
+    if isinstance(xs, Sequence) and _sliceable(xs):
         return _source(_ix.SequenceSource(xs))
     if isinstance(xs, Iterable):
         return _source(_ix.SequenceSource(list(xs)))
     raise TypeError(
         f"par_iter needs a list, tuple, range, numpy array or other iterable; got {type(xs).__name__} {xs!r}"
     )
+
+
+def _sliceable(xs: Sequence[Any]) -> bool:
+    # a Sequence need not support slices (collections.deque does not): those are read into a list
+    if isinstance(xs, list | tuple | str | bytes):
+        return True
+    try:
+        xs[0:0]
+    except TypeError:
+        return False
+    return True
 
 
 def par_range(start: int, stop: int | None = None, step: int = 1) -> ParIter[int]:

@@ -95,3 +95,21 @@ def test_empty_and_single_inputs(backend):
     one = par_iter([7]).with_backend(backend)
     assert one.collect() == [7] and one.sum() == 7 and one.min() == 7 and one.reduce_with(max) == 7
     assert one.find_last(lambda x: x == 7) == 7 and one.position_first(lambda x: x == 7) == 0
+
+
+def test_sequences_without_slicing_are_read_into_a_list(backend):
+    """A Sequence that cannot be sliced (collections.deque) works like list(xs)."""
+    import collections
+
+    d = collections.deque(range(1000))
+    assert par_iter(d).map(lambda x: x * 2).with_backend(backend).collect() == [x * 2 for x in d]
+
+
+def test_ranges_longer_than_sys_maxsize():
+    """par_range of more than sys.maxsize items works where the adapters only touch a few of them."""
+    n = 2**64
+    assert par_range(n).take(3).collect() == [0, 1, 2]
+    assert par_range(n).skip(n - 2).collect() == [n - 2, n - 1]
+    assert par_range(n, 0, -(2**62)).collect() == list(range(n, 0, -(2**62)))
+    assert par_range(10**30).step_by(10**28).count() == 100
+    assert par_iter(range(n)).enumerate().skip(n - 1).collect() == [(n - 1, n - 1)]
