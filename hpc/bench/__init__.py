@@ -45,13 +45,21 @@ def main(argv: list[str] | None = None) -> int:
         argv (list[str] or None): the arguments after ``hpc bench``; ``None`` reads ``sys.argv[1:]``.
 
     Returns:
-        0 when every suite asked for ran; 2 for a suite that is not built yet or a usage error.
+        0 when every suite asked for ran; 2 for a suite that is not built yet, a usage error, a bad ``HPC_*``
+        value or an output path that cannot be written; 1 when the results could not be written or drawn.
     """
     parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on usage errors; the caller wants a status
         return int(exc.code or 0)
+    from hpc import config
+
+    try:
+        config.snapshot()  # python -m hpc.bench.mpi and scripts/bench_*.py come here without hpc.cli's check
+    except config.ConfigError as exc:
+        print(f"hpc bench: error: {exc}", file=_sys.stderr)
+        return 2
     if args.name is not None and SUITES[args.name] is None:
         print(f"hpc bench {args.name}: not built yet", file=_sys.stderr)
         return 2

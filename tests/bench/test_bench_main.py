@@ -95,3 +95,23 @@ def test_measure_of_calls_within_one_clock_tick_is_positive(monkeypatch):
     assert t["median"] > 0 and t["min"] > 0 and t["runs"] == 3
     assert t["spread"] == 0.0
     assert 8.0 / t["median"] > 0  # a rate, as the suites compute one, does not divide by zero
+
+
+def test_bad_setting_is_a_clean_error_from_python_m_hpc_bench_mpi(tmp_path):
+    """`python -m hpc.bench.mpi` (and scripts/bench_*.py) with a bad HPC_* value exit 2 naming it, launching nothing."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPC_")}
+    env["HPC_MPI_CHECK"] = "yes"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpc.bench.mpi", "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "HPC_MPI_CHECK must be 0 or 1; got 'yes'" in proc.stderr
+    assert "Traceback" not in proc.stderr and "starting" not in proc.stderr
