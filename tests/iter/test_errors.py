@@ -179,3 +179,14 @@ def test_exception_that_cannot_be_unpickled_still_names_its_item_on_processes():
         par_range(100).map(f).with_backend("processes").sum()
     assert "item 50" in _notes(info.value)
     assert par_range(100).map(lambda x: x + 1).with_backend("processes").sum() == 5050
+
+
+def test_a_failing_chunk_kernel_names_its_chunk_not_an_item():
+    """A map_chunks kernel that raises after reading the whole chunk names the chunk's items, not its last item."""
+
+    def kernel(chunk):
+        raise RuntimeError("kernel failed")
+
+    with pytest.raises(RuntimeError, match="kernel failed") as info:
+        par_range(1000).map(float).map_chunks(kernel).with_backend("serial").sum()
+    assert "the chunk of items 0..3 (chunk 0)" in _notes(info.value)

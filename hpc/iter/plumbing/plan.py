@@ -89,6 +89,7 @@ def run_chunk(plan: Plan, terminal: Any, chunk: int, start: int, stop: int, ctx:
     except Exception as exc:
         item = None
         if counter is not None:
-            item = min(next(counter) - 1, stop - 1)
-            item = max(item, start)
+            item = next(counter) - 1
+            if not start <= item < stop:  # raised before the first item or after the last (a chunk-level stage)
+                item = None
         raise ChunkFailure(exc, chunk, item, (start, stop)) from None
