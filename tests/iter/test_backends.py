@@ -203,3 +203,12 @@ def test_shared_file_is_removed_when_writing_it_fails(monkeypatch):
     with pytest.raises(OSError, match="No space"):
         par_iter(np.ones(10_000)).map(float).with_backend("processes").sum()
     assert _shm_files() == before
+
+
+def test_large_masked_arrays_keep_their_mask_on_processes(monkeypatch):
+    """An array subclass above the sharing size (a masked array) reaches workers whole, mask included."""
+    from hpc.iter.plumbing import processes
+
+    monkeypatch.setattr(processes, "SHARE_BYTES", 1024)
+    m = np.ma.masked_array(np.arange(1000.0), mask=np.arange(1000) % 2 == 0)
+    assert par_iter(m).with_backend("processes").sum() == par_iter(m).with_backend("threads").sum() == m.sum()

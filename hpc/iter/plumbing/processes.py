@@ -138,7 +138,9 @@ def _share_arrays(node: Any, files: list[str]) -> Any:
     from hpc.iter.indexed import ArrayChunksSource, ArraySource
 
     if isinstance(node, ArraySource | ArrayChunksSource) and isinstance(node.array, _np.ndarray):
-        if node.array.nbytes >= SHARE_BYTES and not node.array.dtype.hasobject:  # objects cannot be mapped
+        # only plain arrays: objects cannot be mapped, and a subclass (a masked array) would lose what it adds
+        plain = type(node.array) is _np.ndarray or type(node.array) is _np.memmap
+        if node.array.nbytes >= SHARE_BYTES and plain and not node.array.dtype.hasobject:
             directory = "/dev/shm" if _os.path.isdir("/dev/shm") else None
             fd, path = _tempfile.mkstemp(prefix="hpc-", suffix=".npy", dir=directory)
             _os.close(fd)
