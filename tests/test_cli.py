@@ -159,3 +159,10 @@ def test_bench_with_a_bad_setting_says_so_without_a_traceback(tmp_path):
     assert proc.returncode == 2
     assert "HPC_NUM_THREADS" in proc.stderr and "zero" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_bench_help_works_with_a_bad_setting(tmp_path):
+    """`hpc bench --help` prints the usage and exits 0 even with a bad HPC_* value, as `hpc info --help` does."""
+    proc = _run([sys.executable, "-m", "hpc", "bench", "--help"], tmp_path, HPC_NUM_THREADS="zero")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: hpc bench")
