@@ -212,3 +212,13 @@ def test_large_masked_arrays_keep_their_mask_on_processes(monkeypatch):
     monkeypatch.setattr(processes, "SHARE_BYTES", 1024)
     m = np.ma.masked_array(np.arange(1000.0), mask=np.arange(1000) % 2 == 0)
     assert par_iter(m).with_backend("processes").sum() == par_iter(m).with_backend("threads").sum() == m.sum()
+
+
+def test_auto_keeps_items_that_cannot_be_pickled_on_threads(monkeypatch):
+    """auto never sends a run to processes when its items (locks here) cannot travel there: threads run it."""
+    import hpc.iter.plumbing.drive as drive
+
+    monkeypatch.setattr(drive, "AUTO_PROCESSES_WARM_S", 0.0)
+    monkeypatch.setattr(drive, "AUTO_PROCESSES_COLD_S", 0.0)
+    locks = [threading.Lock() for _ in range(1000)]
+    assert par_iter(locks).map(lambda lock: lock.locked() + 1).sum() == 1000

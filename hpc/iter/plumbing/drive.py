@@ -217,7 +217,8 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
             spans = spans[1:]
             if spans:
                 name = "threads"
-                if estimate > _processes_threshold() and _picklable(plan, terminal):
+                # the items travel too: check a chunk of them (they may be locks, generators, ...)
+                if estimate > _processes_threshold() and _picklable(plan, terminal, spans[0][1], spans[0][2]):
                     name = "processes"
         if spans:
             partials.update(_backend(name).run(plan, terminal, spans, ctx, bar))
@@ -235,10 +236,10 @@ def _processes_threshold() -> float:
     return AUTO_PROCESSES_WARM_S if processes.executor_is_warm() else AUTO_PROCESSES_COLD_S
 
 
-def _picklable(plan: Plan, terminal: Any) -> bool:
+def _picklable(plan: Plan, terminal: Any, start: int, stop: int) -> bool:
     from hpc.iter.plumbing import processes
 
-    return processes.picklable(plan, terminal)
+    return processes.picklable(plan, terminal, start, stop)
 
 
 def _progress_bar(total: int) -> Any:

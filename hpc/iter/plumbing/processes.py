@@ -96,10 +96,10 @@ def shutdown_executor(kill: bool = False) -> None:
 _atexit.register(shutdown_executor)
 
 
-def picklable(plan: Plan, terminal: Any) -> bool:
-    """Return whether ``plan`` and ``terminal`` can be sent to worker processes."""
+def picklable(plan: Plan, terminal: Any, start: int = 0, stop: int = 0) -> bool:
+    """Return whether ``plan`` and ``terminal``, with the items ``start..stop``, can be sent to worker processes."""
     try:
-        _cloudpickle().dumps((plan.node.restricted(0, 0), plan.stages, terminal))
+        _cloudpickle().dumps((plan.node.restricted(start, stop), plan.stages, terminal))
     except Exception:
         return False
     return True
