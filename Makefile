@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/hpc info
 	$(PY) scripts/demo.py
-	@echo "\n== kernel microbenchmarks against this machine's roofline: hpc bench kernels --quick =="
+	@printf "\n== kernel microbenchmarks against this machine's roofline: hpc bench kernels --quick ==\n"
 	$(VENV)/bin/hpc bench kernels --quick
-	@echo "\n== a distributed job: mpiexec -n 2 python scripts/mpi_stats.py =="
+	@printf "\n== a distributed job: mpiexec -n 2 python scripts/mpi_stats.py ==\n"
 	timeout 300 $(MPIEXEC) -n 2 $(PY) scripts/mpi_stats.py
-	@echo "\n== parallel iterators across ranks: mpiexec -n 2 python scripts/mpi_iter.py =="
+	@printf "\n== parallel iterators across ranks: mpiexec -n 2 python scripts/mpi_iter.py ==\n"
 	timeout 300 $(MPIEXEC) -n 2 $(PY) scripts/mpi_iter.py
 
 test: test-unit test-mpi
