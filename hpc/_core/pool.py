@@ -108,6 +108,7 @@ class ThreadPool(_futures.Executor):
         self._threads: list[_threading.Thread] = []
         self._start_lock = _threading.Lock()
         self._shutdown = False
+        self._live = 0  # workers started and not yet left after shutdown
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -123,6 +124,7 @@ class ThreadPool(_futures.Executor):
                 _threading.Thread(target=self._worker_main, args=(i,), name=f"hpc-worker-{i}", daemon=True)
                 for i in range(self.num_threads)
             ]
+            self._live = len(threads)
             for t in threads:
                 t.start()
             self._threads = threads
@@ -167,12 +169,23 @@ class ThreadPool(_futures.Executor):
         if worker is not None and worker[0] is self:
             self._deques[worker[1]].append(job)
         else:
-            if self._shutdown:  # its workers are gone or leaving: the job would never run
-                raise RuntimeError("cannot schedule new work after shutdown")
             self._injector.append(job)
+            if self._shutdown:
+                self._refuse_if_no_worker_left(job)
         if self._sleeping:
             with self._cv:
                 self._cv.notify()
+
+    def _refuse_if_no_worker_left(self, job: Job) -> None:
+        # After shutdown the workers drain the queues, then leave (under the lock, after a last look). A job
+        # queued once all have left would never run: take it back and refuse it. Workers still there will run it.
+        with self._cv:
+            if self._live == 0:
+                try:
+                    self._injector.remove(job)
+                except ValueError:  # taken meanwhile: it runs
+                    return
+                raise RuntimeError("cannot schedule new work after shutdown")
 
     def _find_work(self, index: int | None) -> Job | None:
         if index is not None:
@@ -205,12 +218,13 @@ class ThreadPool(_futures.Executor):
                 job.run()
                 continue
             with self._cv:
-                if self._shutdown:
-                    return
                 self._sleeping += 1
                 try:
                     job = self._find_work(index)
                     if job is None:
+                        if self._shutdown:
+                            self._live -= 1  # under the lock: see _refuse_if_no_worker_left
+                            return
                         self._cv.wait(timeout=1.0)
                 finally:
                     self._sleeping -= 1

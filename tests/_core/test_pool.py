@@ -181,3 +181,22 @@ def test_work_stealing_leaves_the_random_module_state_alone():
         for _ in range(5):
             par_range(2000).with_max_len(1).map(abs).with_backend("threads").sum()
     assert [random.random() for _ in range(3)] == expected
+
+
+def test_work_pushed_while_a_shut_down_pool_still_drains_runs():
+    """shutdown(wait=False) lets queued work finish; work pushed before the last worker left still runs.
+
+    This is the case of a parallel call that took the default pool just before set_num_threads replaced it.
+    """
+    from hpc._core.pool import Job
+
+    pool = ThreadPool(1)
+    release = threading.Event()
+    blocker = Job(lambda: release.wait(10))
+    pool.push(blocker)
+    pool.shutdown(wait=False)
+    late = Job(lambda: "ran")
+    pool.push(late)  # the worker is still busy with the blocker, so it will run this too
+    release.set()
+    assert pool.wait_for(late) == "ran"
+    assert pool.wait_for(blocker) is True
