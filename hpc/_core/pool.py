@@ -25,6 +25,10 @@ __all__ = ["Job", "ThreadPool", "current_pool", "current_num_threads", "current_
 T = TypeVar("T")
 
 _local = _threading.local()
+#: a worker that found no work for this many waits of ``_IDLE_WAIT_S`` seconds leaves; the next push starts it again
+#: (so pools that are no longer used, e.g. after ``with ThreadPool(n): ...``, do not keep their threads forever)
+_IDLE_WAIT_S = 1.0
+_IDLE_EXIT_WAITS = 30
 #: the stealing order's own generator: drawing from the random module's would shift a user's seeded sequence
 _victims = _random.Random()
 
@@ -85,8 +89,8 @@ class ThreadPool(_futures.Executor):
     Args:
         num_threads (int or None): number of workers; ``None`` takes :func:`hpc.config.num_threads`.
 
-    .. note:: Threads start on first use and are daemons; :meth:`shutdown` stops them. A pool that is not shut
-       down costs only its sleeping threads.
+    .. note:: Threads start on first use and are daemons; :meth:`shutdown` stops them. A thread that finds no
+       work for about 30 s leaves and starts again with the next work, so a pool no longer used costs nothing.
 
     Example:
         >>> from hpc import ThreadPool, par_range
@@ -108,7 +112,8 @@ class ThreadPool(_futures.Executor):
         self._threads: list[_threading.Thread] = []
         self._start_lock = _threading.Lock()
         self._shutdown = False
-        self._live = 0  # workers started and not yet left after shutdown
+        self._live = 0  # workers running (they leave when idle for long, or after shutdown)
+        self._running = [False] * num_threads
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -120,14 +125,16 @@ class ThreadPool(_futures.Executor):
                 raise RuntimeError("cannot schedule new work after shutdown")
             if self._threads:
                 return
-            threads = [
-                _threading.Thread(target=self._worker_main, args=(i,), name=f"hpc-worker-{i}", daemon=True)
-                for i in range(self.num_threads)
-            ]
-            self._live = len(threads)
-            for t in threads:
-                t.start()
-            self._threads = threads
+            with self._cv:
+                self._threads = [self._start_worker(i) for i in range(self.num_threads)]
+
+    def _start_worker(self, index: int) -> _threading.Thread:
+        # called with self._cv held
+        t = _threading.Thread(target=self._worker_main, args=(index,), name=f"hpc-worker-{index}", daemon=True)
+        self._running[index] = True
+        self._live += 1
+        t.start()
+        return t
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the workers once the queued work is done; refuse work pushed from outside the pool afterwards.
@@ -135,7 +142,7 @@ class ThreadPool(_futures.Executor):
         With ``cancel_futures`` the futures of :meth:`submit` calls that have not started are cancelled (as in
         :class:`concurrent.futures.ThreadPoolExecutor`); work that other callers wait for still runs.
         """
-        with self._start_lock:
+        with self._start_lock, self._cv:  # under the cv too: no worker is restarted once this is set
             self._shutdown = True
         if cancel_futures:
             for d in [self._injector, *self._deques]:
@@ -170,22 +177,26 @@ class ThreadPool(_futures.Executor):
             self._deques[worker[1]].append(job)
         else:
             self._injector.append(job)
-            if self._shutdown:
-                self._refuse_if_no_worker_left(job)
-        if self._sleeping:
-            with self._cv:
-                self._cv.notify()
+        if self._sleeping or self._live < self.num_threads:
+            self._wake(job)
 
-    def _refuse_if_no_worker_left(self, job: Job) -> None:
-        # After shutdown the workers drain the queues, then leave (under the lock, after a last look). A job
-        # queued once all have left would never run: take it back and refuse it. Workers still there will run it.
+    def _wake(self, job: Job) -> None:
+        # Workers leave only under the cv, after a last look at the queues (idle for long, or after shutdown), and
+        # count as sleeping meanwhile: so here, after the job is queued, either a worker will still see it or
+        # _live already shows that it left.
         with self._cv:
-            if self._live == 0:
-                try:
-                    self._injector.remove(job)
-                except ValueError:  # taken meanwhile: it runs
-                    return
-                raise RuntimeError("cannot schedule new work after shutdown")
+            if self._live < self.num_threads:
+                if not self._shutdown:
+                    for i, running in enumerate(self._running):
+                        if not running:
+                            self._threads[i] = self._start_worker(i)
+                elif self._live == 0:  # shut down and every worker gone: the job would never run
+                    try:
+                        self._injector.remove(job)
+                    except ValueError:  # taken meanwhile (or on a worker's own deque): it runs
+                        return
+                    raise RuntimeError("cannot schedule new work after shutdown")
+            self._cv.notify()
 
     def _find_work(self, index: int | None) -> Job | None:
         if index is not None:
@@ -212,9 +223,11 @@ class ThreadPool(_futures.Executor):
     def _worker_main(self, index: int) -> None:
         _local.worker = (self, index)
         _limit_numba_threads(self.num_threads)
+        idle = 0
         while True:
             job = self._find_work(index)
             if job is not None:
+                idle = 0
                 job.run()
                 continue
             with self._cv:
@@ -222,13 +235,16 @@ class ThreadPool(_futures.Executor):
                 try:
                     job = self._find_work(index)
                     if job is None:
-                        if self._shutdown:
-                            self._live -= 1  # under the lock: see _refuse_if_no_worker_left
+                        if self._shutdown or idle >= _IDLE_EXIT_WAITS:
+                            self._running[index] = False  # under the cv: see _wake
+                            self._live -= 1
                             return
-                        self._cv.wait(timeout=1.0)
+                        if not self._cv.wait(timeout=_IDLE_WAIT_S):
+                            idle += 1
                 finally:
                     self._sleeping -= 1
             if job is not None:
+                idle = 0
                 job.run()
 
     def wait_for(self, job: Job) -> Any:

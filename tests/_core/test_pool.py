@@ -200,3 +200,29 @@ def test_work_pushed_while_a_shut_down_pool_still_drains_runs():
     release.set()
     assert pool.wait_for(late) == "ran"
     assert pool.wait_for(blocker) is True
+
+
+def _wait_for(condition, seconds=20.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_idle_workers_leave_and_come_back_when_work_arrives(monkeypatch):
+    """A pool nobody uses gives its threads back (no leak per `with ThreadPool(n)`); new work starts them again."""
+    from hpc import par_range
+    from hpc._core import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "_IDLE_WAIT_S", 0.01)
+    monkeypatch.setattr(pool_module, "_IDLE_EXIT_WAITS", 2)
+    pool = ThreadPool(3)
+    with pool:
+        assert par_range(1000).map(abs).with_backend("threads").sum() == 499500
+    assert _wait_for(lambda: not any(t.is_alive() for t in pool._threads))
+    with pool:
+        assert par_range(1000).map(abs).with_backend("threads").sum() == 499500
+        assert fib(10) == 55
+    assert pool.submit(pow, 2, 5).result(timeout=10) == 32
+    pool.shutdown()
+    assert not any(t.is_alive() for t in pool._threads)
