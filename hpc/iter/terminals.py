@@ -45,6 +45,11 @@ def _is_vector(items: Any) -> bool:
     return isinstance(items, _np.ndarray) and items.ndim == 1
 
 
+def _is_ordered_vector(items: Any) -> bool:
+    # NumPy's minimum/maximum have no loop for strings and bytes (builtins.min has): those go item by item
+    return _is_vector(items) and items.dtype.kind in "biufmMO"
+
+
 class Terminal:
     """Base of terminals. Subclasses set ``fold``, ``combine`` and ``empty``, and optionally ``final``."""
 
@@ -180,7 +185,7 @@ class Product(Terminal):
 
 class Min(Terminal):
     def fold(self, items, ctx, chunk):
-        if _is_vector(items):
+        if _is_ordered_vector(items):
             return items.min() if items.size else SKIPPED
         return min(items, default=SKIPPED)
 
@@ -190,7 +195,7 @@ class Min(Terminal):
 
 class Max(Terminal):
     def fold(self, items, ctx, chunk):
-        if _is_vector(items):
+        if _is_ordered_vector(items):
             return items.max() if items.size else SKIPPED
         return max(items, default=SKIPPED)
 

@@ -113,3 +113,10 @@ def test_ranges_longer_than_sys_maxsize():
     assert par_range(n, 0, -(2**62)).collect() == list(range(n, 0, -(2**62)))
     assert par_range(10**30).step_by(10**28).count() == 100
     assert par_iter(range(n)).enumerate().skip(n - 1).collect() == [(n - 1, n - 1)]
+
+
+def test_min_and_max_of_string_and_bytes_arrays_match_builtins(backend):
+    """min/max of a 1-D str or bytes array give what builtins.min/max give (NumPy has no loop for them)."""
+    for a in (np.array(["b", "a", "c"] * 100), np.array([b"x", b"a", b"q"] * 100)):
+        it = par_iter(a).with_backend(backend)
+        assert it.min() == min(a) and it.max() == max(a)
