@@ -190,3 +190,19 @@ def test_a_failing_chunk_kernel_names_its_chunk_not_an_item():
     with pytest.raises(RuntimeError, match="kernel failed") as info:
         par_range(1000).map(float).map_chunks(kernel).with_backend("serial").sum()
     assert "the chunk of items 0..3 (chunk 0)" in _notes(info.value)
+
+
+def test_find_first_ignores_a_failure_after_its_match_like_serial():
+    """find_first returns the first match even when a later chunk, run first by another thread, raised."""
+    later_failed = threading.Event()
+
+    def pred(x):
+        if x < 100:
+            later_failed.wait(10)  # the chunks holding the match wait until the late failure has been seen
+        if x == 900:
+            later_failed.set()
+            raise ValueError("late 900")
+        return x == 50
+
+    with ThreadPool(2):  # serially the run would stop at 50 and never reach 900
+        assert par_range(1000).with_backend("threads").find_first(pred) == 50

@@ -44,6 +44,14 @@ def _skip(ctx: ExecContext, terminal: Any, chunk: int) -> bool:
     return terminal.positional_first and ctx.found_chunk is not None and chunk > ctx.found_chunk
 
 
+def raise_first_failure(failures: list[ChunkFailure], terminal: Any, ctx: ExecContext) -> None:
+    """Raise the failure of the lowest chunk, unless a positional search matched before it (as serial would)."""
+    if failures:
+        first = min(failures, key=lambda f: f.chunk)
+        if not (terminal.positional_first and ctx.found_chunk is not None and ctx.found_chunk < first.chunk):
+            raise first
+
+
 class SerialBackend(Backend):
     """One chunk after another on the calling thread: the same chunks and tree as every other backend."""
 
@@ -115,8 +123,7 @@ class ThreadsBackend(Backend):
             except BaseException:
                 ctx.cancelled = True  # tasks not yet started return at once; running ones finish their chunk
                 raise
-        if failures:
-            raise min(failures, key=lambda f: f.chunk)
+        raise_first_failure(failures, terminal, ctx)
         return out
 
 

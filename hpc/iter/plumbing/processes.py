@@ -21,7 +21,7 @@ import numpy as _np
 from hpc import config as _config
 from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
-from hpc.iter.plumbing.drive import Backend
+from hpc.iter.plumbing.drive import Backend, raise_first_failure
 from hpc.iter.plumbing.plan import ChunkFailure, Plan, run_chunk
 
 __all__ = ["ProcessesBackend", "executor_is_warm", "in_worker_process", "picklable", "shutdown_executor"]
@@ -290,6 +290,5 @@ class _Run:
             # KeyboardInterrupt (or a broken pool): stop everything now and leave no worker behind.
             shutdown_executor(kill=True)
             raise
-        if self.failures:
-            raise min(self.failures, key=lambda f: f.chunk)
+        raise_first_failure(self.failures, self.terminal, self.ctx)
         return self.out
