@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as _np
 
+from hpc.iter.indexed import RangeSource as _RangeSource
 from hpc.iter.plumbing.chunking import tree_reduce
 from hpc.iter.plumbing.context import ExecContext
 
@@ -33,6 +34,8 @@ SKIPPED: Any = _Skipped()
 
 
 def _count(items: Iterable[Any]) -> int:
+    if isinstance(items, range):
+        return _RangeSource(items).length  # len() of a range stops at sys.maxsize
     if hasattr(items, "__len__"):
         return len(items)  # type: ignore[arg-type]
     n = 0

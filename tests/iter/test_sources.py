@@ -113,6 +113,7 @@ def test_ranges_longer_than_sys_maxsize():
     assert par_range(n, 0, -(2**62)).collect() == list(range(n, 0, -(2**62)))
     assert par_range(10**30).step_by(10**28).count() == 100
     assert par_iter(range(n)).enumerate().skip(n - 1).collect() == [(n - 1, n - 1)]
+    assert par_range(2**80).count() == 2**80  # each chunk holds more than sys.maxsize items
 
 
 def test_min_and_max_of_string_and_bytes_arrays_match_builtins(backend):
