@@ -186,24 +186,63 @@ class Product(Terminal):
         return 1
 
 
-class Min(Terminal):
+class _Extreme(Terminal):
+    """min/max with the builtins' answer for any chunking, NaN included.
+
+    ``builtins.min`` keeps a NaN that comes first and passes over any later one (every comparison with NaN is
+    False), so its answer is "the first item if it is NaN, else the least of the other non-NaN items". That splits
+    into an associative partial per chunk: ``(the chunk's first item if NaN, else None; the chunk's best non-NaN
+    item or None)``. Combining keeps the left NaN and the better best (the left one on ties, as the builtins).
+    """
+
+    _nan_skipping: Any = None  # np.fmin / np.fmax: a vectorized reduction that passes over NaNs
+    _plain: Any = None  # np.min / np.max
+
+    def _better(self, a: Any, b: Any) -> bool:
+        raise NotImplementedError
+
+    def _builtin(self, items: Any) -> Any:
+        raise NotImplementedError
+
     def fold(self, items, ctx, chunk):
         if _is_ordered_vector(items):
-            return items.min() if items.size else SKIPPED
-        return min(items, default=SKIPPED)
+            if not items.size:
+                return SKIPPED
+            if items.dtype.kind != "f":
+                return (None, self._plain(items))
+            first = items[0]
+            best = self._nan_skipping.reduce(items)  # NaN only when every item is NaN
+            return (first if first != first else None, None if best != best else best)
+        it = iter(items)
+        first = next(it, SKIPPED)
+        if first is SKIPPED:
+            return SKIPPED
+        if first == first:  # the usual case: one C-level pass, later NaNs passed over by the builtin itself
+            return (None, self._builtin(_itertools.chain((first,), it)))
+        return (first, self._builtin((v for v in it if v == v), default=None))
 
     def combine(self, a, b):
-        return b if b < a else a
+        best = a[1] if b[1] is None or (a[1] is not None and not self._better(b[1], a[1])) else b[1]
+        return (a[0] if a[0] is not None else None, best)
+
+    def final(self, value):
+        return value[0] if value[0] is not None else value[1]
 
 
-class Max(Terminal):
-    def fold(self, items, ctx, chunk):
-        if _is_ordered_vector(items):
-            return items.max() if items.size else SKIPPED
-        return max(items, default=SKIPPED)
+class Min(_Extreme):
+    _nan_skipping, _plain = _np.fmin, staticmethod(_np.min)
+    _builtin = staticmethod(min)
 
-    def combine(self, a, b):
-        return b if b > a else a
+    def _better(self, a, b):
+        return a < b
+
+
+class Max(_Extreme):
+    _nan_skipping, _plain = _np.fmax, staticmethod(_np.max)
+    _builtin = staticmethod(max)
+
+    def _better(self, a, b):
+        return a > b
 
 
 class MinByKey(Terminal):

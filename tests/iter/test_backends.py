@@ -222,3 +222,24 @@ def test_auto_keeps_items_that_cannot_be_pickled_on_threads(monkeypatch):
     monkeypatch.setattr(drive, "AUTO_PROCESSES_COLD_S", 0.0)
     locks = [threading.Lock() for _ in range(1000)]
     assert par_iter(locks).map(lambda lock: lock.locked() + 1).sum() == 1000
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_min_max_of_floats_with_nan_give_the_builtins_answer(backend, chunk):
+    """min/max of floats holding NaNs equal builtins.min/max of the items, whatever the chunking.
+
+    The builtins keep a NaN that comes first and pass over later ones; NumPy's min would spread any NaN.
+    """
+    import math
+
+    rng = np.random.default_rng(4)
+    for case in range(20):
+        x = rng.standard_normal(int(rng.integers(1, 40)))
+        x[rng.random(x.size) < 0.3] = np.nan
+        if case % 4 == 0:
+            x[0] = np.nan
+        for source in (x, x.tolist()):  # a float array (vectorized chunks) and a list of Python floats
+            it = par_iter(source).with_backend(backend).with_max_len(chunk)
+            for ours, builtin in ((it.min(), min(x.tolist())), (it.max(), max(x.tolist()))):
+                assert (math.isnan(ours) and math.isnan(builtin)) or ours == builtin
+    assert par_iter(np.array([3.0, 1.0, np.nan, 0.5])).with_backend(backend).min() == 0.5
