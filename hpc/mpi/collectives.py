@@ -101,6 +101,8 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
         if out is not None:
             raise ValueError(f"allreduce with op={o.name!r} returns (value, index) and takes no out=")
         return _arg(comm, x, o)
+    if type(x) is int and o.name == "sum" and out is None and not reproducible:
+        return _python_int_sum(comm, x)
     prep = _Prepared(x, o, "allreduce")
     _guard.check_agreement(comm, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
     if reproducible:
@@ -125,6 +127,27 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
         out[...] = result
         return out
     return prep.give_back(result, o)
+
+
+_INT_SPLIT = 31  # a Python int travels as hi = x >> 31 and lo = x & (2**31 - 1)
+_INT_EXACT = 1 << 80  # |x| below this: |hi| < 2**49, so up to 2**12 ranks sum without int64 overflow
+
+
+def _python_int_sum(comm: Any, x: int) -> int:
+    """Return the exact sum of every rank's Python int (an int64 sum would wrap: 2**62 on 2 ranks is -2**63).
+
+    One int64 allreduce of (hi, lo, too_big) words; if any rank's int is too big for them, every rank then sums the
+    ints pickled (mpi4py's lower-case allreduce), which is exact for any size.
+    """
+    if comm.size == 1:
+        return x
+    fits = -_INT_EXACT < x < _INT_EXACT and comm.size < (1 << 12)
+    words = [x >> _INT_SPLIT, x & ((1 << _INT_SPLIT) - 1), 0] if fits else [0, 0, 1]
+    total = comm.allreduce(_np.array(words, dtype=_np.int64))
+    if total[2]:  # the same on every rank: all take this branch together
+        comm._seq += 1
+        return comm.mpi.allreduce(x)
+    return (int(total[0]) << _INT_SPLIT) + int(total[1])
 
 
 def _check_out(out: Any, x: Any, dtype: _np.dtype, x_dtype: _np.dtype) -> None:

@@ -270,3 +270,12 @@ def test_bcast_of_an_unsupported_value_raises_on_every_rank(comm, bad):
     with pytest.raises(TypeError, match="bcast supports"):
         comm.bcast(bad if comm.rank == 0 else None)
     assert comm.bcast(1.0) == 1.0  # still in step
+
+
+def test_python_int_sums_are_exact(comm):
+    """allreduce of Python ints sums exactly, past int64 and past the two-word range, whatever the rank count."""
+    assert comm.allreduce(2**62) == comm.size * 2**62
+    assert comm.allreduce(-(2**62) - comm.rank) == -comm.size * 2**62 - sum(range(comm.size))
+    assert comm.allreduce(2**100 if comm.rank == 0 else -1) == 2**100 - (comm.size - 1)
+    total = comm.allreduce(comm.rank)
+    assert type(total) is int and total == sum(range(comm.size))
