@@ -1,7 +1,8 @@
-"""Timing helpers of the kernel benchmarks: warm-up, then the median and spread of repeated runs."""
+"""Timing helpers of the benchmarks: warm-up, then the median and spread of repeated runs; the machine's load."""
 
 from __future__ import annotations
 
+import os as _os
 import statistics as _statistics
 import time as _time
 from collections.abc import Callable as _Callable
@@ -48,3 +49,14 @@ def measure(fn: _Callable[[], _Any], repeats: int, warmup: int = 1, min_seconds:
         "spread": (max(runs) - min(runs)) / med if med > 0 else 0.0,
         "runs": len(runs),
     }
+
+
+def loadavg() -> list[float] | None:
+    """Return the 1/5/15-minute load averages (rounded), or ``None`` where the OS has none.
+
+    Other processes share the machine's cores and memory bandwidth: a benchmark table says how busy it was.
+    """
+    try:
+        return [round(v, 2) for v in _os.getloadavg()]
+    except (AttributeError, OSError):
+        return None

@@ -25,6 +25,7 @@ import numpy as _np
 
 from hpc.bench import roofline as _roofline
 from hpc.bench._timing import first_call as _first_call
+from hpc.bench._timing import loadavg as _loadavg
 from hpc.bench._timing import measure as _measure
 
 __all__ = ["format_table", "plot", "run"]
@@ -388,14 +389,6 @@ def run(
     if plot:
         globals()["plot"](result, plot)
     return result
-
-
-def _loadavg() -> list[float] | None:
-    # other processes on the machine share its cores and memory bandwidth: the table says how busy it was
-    try:
-        return [round(v, 2) for v in _os.getloadavg()]
-    except OSError:
-        return None
 
 
 def _threading_layer() -> str | None:

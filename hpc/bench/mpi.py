@@ -36,6 +36,8 @@ from importlib import util as _import_util
 from pathlib import Path as _Path
 from typing import Any
 
+from hpc.bench._timing import loadavg as _loadavg
+
 __all__ = ["find_mpiexec", "format_table", "run", "unavailable"]
 
 KiB, MiB = 1 << 10, 1 << 20
@@ -414,13 +416,6 @@ def _targets(results: dict[str, Any]) -> dict[str, Any]:
     }
     summary["fused >= 20x separate"] = {"pass": results["fused"]["pass"], "speedup": results["fused"]["speedup"]}
     return summary
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in _os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 def _machine(comm: Any, MPI: Any, np: Any, load_before: Any, load_after: Any) -> dict[str, Any]:  # noqa: N803
