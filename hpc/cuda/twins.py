@@ -288,41 +288,21 @@ def _scan(x: DeviceArray, out: DeviceArray | None, exclusive: bool, stream: Stre
 
 
 def _scan_gpu(x: DeviceArray, out: DeviceArray, exclusive: bool, stream: Stream | None) -> None:
+    # partial sums in float64 for both dtypes (as hpc.kernels): tile totals, their exclusive scan (this function
+    # again, on float64), then each tile scanned in double from its offset and rounded once
     n = x.size
     if n == 0:
         return
-    if x.dtype == _np.float32:
-        _scan_gpu_f32(x, out, exclusive, stream)
-        return
     suffix = _SUFFIX[x.dtype]
     mod = module.load("scan", x.device_index)
-    tiles_k = mod.kernel(f"scan_tiles_{suffix}", "PPPqi")
-    tiles = -(-n // _TILE)
-    if tiles == 1:
-        tiles_k((1,), (BLOCK,), x, out, 0, n, int(exclusive), stream=stream)
-        return
-    totals = DeviceArray((tiles,), x.dtype, device_index=x.device_index)
-    scanned = DeviceArray((tiles,), x.dtype, device_index=x.device_index)
-    tiles_k((tiles,), (BLOCK,), x, out, totals, n, int(exclusive), stream=stream)
-    _scan_gpu(totals, scanned, False, stream)
-    mod.kernel(f"add_offsets_{suffix}", "PPq")((tiles,), (BLOCK,), out, scanned, n, stream=stream)
-    if stream is not None:  # the pool may hand the temporaries out again before the queued kernels ran
-        stream._keep_until_done((totals, scanned))
-
-
-def _scan_gpu_f32(x: DeviceArray, out: DeviceArray, exclusive: bool, stream: Stream | None) -> None:
-    # float32 scans carry float64 partial sums (as hpc.kernels): tile totals, their exclusive f64 scan, then each
-    # tile scanned in double from its offset and rounded once
-    n = x.size
-    mod = module.load("scan", x.device_index)
-    scan_k = mod.kernel("scan_tiles_acc_f32", "PPPqi")
+    scan_k = mod.kernel(f"scan_tiles_{suffix}", "PPPqi")
     tiles = -(-n // _TILE)
     if tiles == 1:
         scan_k((1,), (BLOCK,), x, out, 0, n, int(exclusive), stream=stream)
         return
     totals = DeviceArray((tiles,), _np.float64, device_index=x.device_index)
     offsets = DeviceArray((tiles,), _np.float64, device_index=x.device_index)
-    mod.kernel("tile_sums_f32", "PPq")((tiles,), (BLOCK,), x, totals, n, stream=stream)
+    mod.kernel(f"tile_sums_{suffix}", "PPq")((tiles,), (BLOCK,), x, totals, n, stream=stream)
     _scan_gpu(totals, offsets, True, stream)
     scan_k((tiles,), (BLOCK,), x, out, offsets, n, int(exclusive), stream=stream)
     if stream is not None:  # the pool may hand the temporaries out again before the queued kernels ran

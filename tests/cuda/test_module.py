@@ -19,7 +19,7 @@ EXPECTED = {
     "blas1": ["axpy_f32", "axpy_f64", "dot_partial_f32", "dot_partial_f64", "nrm2_partial_f64", "finish_sum"],
     "reductions": ["sum_partial_f32", "sum_partial_f64", "extreme_f32", "extreme_f64"],
     "rows": ["softmax_f32", "softmax_f64"],
-    "scan": ["scan_tiles_f32", "scan_tiles_f64", "add_offsets_f32", "add_offsets_f64"],
+    "scan": ["scan_tiles_f32", "scan_tiles_f64", "tile_sums_f32", "tile_sums_f64"],
     "distances": ["sqdist_f32", "sqdist_f64", "kmeans_assign_f32", "kmeans_assign_f64"],
 }
 
