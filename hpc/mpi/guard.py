@@ -40,9 +40,8 @@ def install_abort_on_exception(comm: Any) -> None:
         try:
             _sys.stderr.write(f"hpc.mpi: uncaught exception on rank {rank}; aborting all ranks\n")
             previous(exc_type, exc, tb)
-            _sys.stderr.flush()
         finally:
-            comm.Abort(1)
+            _abort(comm, 1)
 
     def abort_thread(args: Any) -> None:
         if args.exc_type is SystemExit:
@@ -68,6 +67,20 @@ def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
     raise RankMismatchError(f"{what}: ranks disagree on (collective, op, dtype, shape):\n" + "\n".join(lines))
 
 
+#: seconds between writing a report and ``MPI_Abort``: the launcher forwards a rank's stderr through a pipe, and an
+#: abort right after the write sometimes killed the job before the report got out (an empty stderr, exit 3)
+_ABORT_GRACE_S = 0.3
+
+
+def _abort(mpi_comm: Any, code: int) -> None:
+    """Flush stderr, give the launcher a moment to forward it, then ``MPI_Abort`` every rank with ``code``."""
+    try:
+        _sys.stderr.flush()
+        _time.sleep(_ABORT_GRACE_S)
+    finally:
+        mpi_comm.Abort(code)
+
+
 def wait(comm: Any, request: Any, what: str) -> None:
     """Wait for a non-blocking collective, enforcing ``HPC_MPI_TIMEOUT`` when it is set.
 
@@ -88,8 +101,7 @@ def wait(comm: Any, request: Any, what: str) -> None:
                 f"(HPC_MPI_TIMEOUT={timeout:g}); other ranks have not reached it. Stack of rank {comm.rank}:\n"
             )
             _sys.stderr.write(msg + "".join(_traceback.format_stack()[:-1]))
-            _sys.stderr.flush()
-            comm.mpi.Abort(3)
+            _abort(comm.mpi, 3)
             raise CollectiveTimeoutError(msg)  # only reached with the one-process fallback
         _time.sleep(delay)
         delay = min(delay * 2, 1e-3)
