@@ -288,9 +288,19 @@ class Comm:
 
     def fused(self) -> Any:
         """Return a context manager that turns many small allreduces into one MPI call (results on exit)."""
-        from hpc.mpi.fused import Fused
+        global _Fused
+        if _Fused is None:
+            from hpc.mpi.fused import Fused as _Fused
+        return _Fused(self)
 
-        return Fused(self)
+    def _sum_in_place(self, buffer: Any) -> None:
+        """Sum a writable float64 buffer (a fused block's floats) over the ranks, in place."""
+        if self._plain:  # one mpi4py call on the buffer itself: fused blocks are all about per-call cost
+            self.mpi.Allreduce(self._in_place, buffer, self._fast_ops["sum"][0])
+            self._seq += 1
+        else:
+            values = _np.frombuffer(buffer, dtype=_np.float64)
+            self.allreduce(values, out=values)
 
     def barrier(self) -> None:
         """Wait until every rank arrives."""
@@ -298,6 +308,7 @@ class Comm:
 
 
 _world: Comm | None = None
+_Fused: Any = None  # hpc.mpi.fused.Fused, imported on first use
 
 
 def world() -> Comm:

@@ -1,0 +1,121 @@
+"""The fast lane of fused blocks: the C module and its pure-Python twin behave the same (no MPI needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc.mpi import _fused_queue_py
+
+try:
+    from hpc.mpi import _fused_queue
+except ImportError:  # reported by test_the_c_lane_is_compiled
+    _fused_queue = None
+
+LANES = [pytest.param(_fused_queue, id="c"), pytest.param(_fused_queue_py, id="python")]
+
+
+def test_the_c_lane_is_compiled():
+    """`pip install` built hpc/mpi/_fused_queue.c (it is optional, so a failed build would go unnoticed)."""
+    assert _fused_queue is not None, "hpc.mpi._fused_queue is missing: reinstall with a C compiler (gcc)"
+
+
+@pytest.fixture(params=LANES)
+def lane(request):
+    if request.param is None:
+        pytest.skip("the C lane is not compiled")
+    return request.param
+
+
+@pytest.fixture
+def queue(lane):
+    class Recording(lane.Queue):
+        """A Queue whose slow lane records what it was given."""
+
+        def __init__(self):
+            self.slow = []
+
+        def _queue(self, x, op):
+            self.slow.append((x, op))
+            return lane.FusedResult()
+
+    return Recording()
+
+
+def test_float_sums_go_to_the_batch_in_order(queue, lane):
+    results = [queue.allreduce(v) for v in (1.5, -2.0, float("nan"))]
+    results.append(queue.allreduce(4.0, "sum"))
+    results.append(queue.allreduce(5.0, op="sum"))
+    batch = queue._take()
+    assert isinstance(batch, lane.Batch) and queue.slow == []
+    assert len(batch) == 5 and batch[0] == 1.5 and batch[-1] == 5.0 and np.isnan(batch[2])
+    assert queue._take() is None  # taken: the next float starts a new batch
+    with pytest.raises(RuntimeError, match="after the"):
+        _ = results[0].value
+    assert repr(results[0]) == "<hpc.mpi FusedResult pending>"
+    values = np.frombuffer(batch, dtype=np.float64)
+    values *= 2.0  # what the in-place Allreduce does
+    batch.set_ready()
+    assert [r.value for r in results[:2]] == [3.0, -4.0] and np.isnan(results[2].result())
+    assert [r.value for r in results[3:]] == [8.0, 10.0]
+    assert repr(results[1]) == "<hpc.mpi FusedResult -4.0>"
+
+
+def test_everything_else_goes_to_the_slow_lane(queue):
+    """Other ops, ints, NumPy scalars (a float subclass) and arrays go to ``_queue`` with their op."""
+    x = np.arange(2.0)
+    queue.allreduce(1.0, "max")
+    queue.allreduce(2)
+    queue.allreduce(np.float64(3.0))
+    queue.allreduce(x, op="prod")
+    assert queue.slow == [(1.0, "max"), (2, "sum"), (np.float64(3.0), "sum"), (x, "prod")]
+    assert queue._take() is None
+
+
+def test_bad_arguments_raise_type_error(queue):
+    with pytest.raises(TypeError):
+        queue.allreduce()
+    with pytest.raises(TypeError):
+        queue.allreduce(1.0, "sum", 3)
+    with pytest.raises(TypeError, match="unexpected keyword|oops"):
+        queue.allreduce(1.0, oops="sum")
+
+
+def test_results_set_by_the_slow_lane(lane):
+    result = lane.FusedResult()
+    with pytest.raises(AttributeError):
+        _ = result._value
+    with pytest.raises(RuntimeError, match="after the"):
+        result.result()
+    result._value = np.arange(3)
+    np.testing.assert_array_equal(result.value, np.arange(3))
+
+
+def test_a_batch_refuses_floats_while_exported_or_reduced(queue):
+    queue.allreduce(1.0)
+    batch = queue._take()
+    view = memoryview(batch)
+    assert view.format == "d" and view.shape == (1,) and not view.readonly
+    with pytest.raises(BufferError):
+        batch.append(2.0)
+    view.release()
+    batch.append(2.0)
+    batch.set_ready()
+    with pytest.raises(BufferError):
+        batch.append(3.0)
+
+
+def test_an_empty_batch_exports_an_empty_buffer(lane):
+    batch = lane.Batch()
+    assert len(batch) == 0 and np.frombuffer(batch, dtype=np.float64).size == 0
+    with pytest.raises(IndexError):
+        batch[0]
+
+
+def test_many_floats_grow_the_batch(queue):
+    results = [queue.allreduce(float(i)) for i in range(10_000)]
+    batch = queue._take()
+    batch.set_ready()
+    assert [r.value for r in results] == [float(i) for i in range(10_000)]
+    del batch  # the results keep their batch alive; values read before stay readable
+    assert results[-1].value == 9999.0
