@@ -24,7 +24,9 @@ NaN), which is also order-independent.
 
 **Cost.** Per element, 2 bytes (the exponent) and 8 bytes (the integer) cross the network instead of 8 bytes:
 1.25x the traffic of a plain ``allreduce``, in two collectives, plus three vectorized local passes. With more
-than 7 terms per position, 14 bytes (1.75x) in three collectives.
+than 7 terms per position, 14 bytes (1.75x) in three collectives. A single row longer than 2**18 elements is
+summed in blocks of that many columns, each block through all the steps above while it is in cache; every rank
+cuts the same blocks, and blocking never changes a bit (each column is summed on its own).
 """
 
 from __future__ import annotations
@@ -65,31 +67,49 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     k = rows.shape[0]
     n = _math.prod(shape)
     flat = _np.ascontiguousarray(rows.reshape(k, n), dtype=_np.float64)
-    fields, lo, hi32 = _scratch(comm, n)
+    block = min(n, _BLOCK) if k == 1 else n  # only one row is cut into contiguous column blocks
+    scratch = _scratch(comm, block)
+    words = _words(comm, n)  # the one-word totals, turned in place into the result's float64 bits
+    for start in range(0, n, block) or (0,):  # every rank has the same n: the same blocks, the same collectives
+        stop = start + block
+        _sum_block(comm, flat[:, start:stop], words[start:stop], scratch)
+    out = words.view(_np.float64)  # a view made here: its base is `words`, which is what _words counts on
+    return out.astype(out_dtype, copy=False).reshape(shape)
+
+
+#: Columns summed per pass: one row of 2 MiB and its int64 totals stay in the last-level cache through the two
+#: collectives and three passes of a block. Unblocked, 16 MiB cost 2.0x a plain allreduce on the dev VM; in blocks
+#: of this size 1.2x (docs/performance.md). Smaller blocks lose more to per-collective latency than they gain.
+_BLOCK = 1 << 18
+
+
+def _sum_block(comm: Any, flat: _np.ndarray, words: _np.ndarray, scratch: tuple[_np.ndarray, ...]) -> None:
+    """Sum the columns of ``flat`` (k, m) over the rows and the ranks into ``words`` as float64 bits, in place."""
+    k, m = flat.shape
+    fields, lo, hi32 = (a[: m + 1] for a in scratch)
     # One MAX collective: each position's exponent field, plus (last) the bit length of the largest local row
     # count, which bounds the number of terms per position on every rank alike.
     _binned.exponents(flat, fields)
-    fields[n] = k.bit_length()
+    fields[m] = k.bit_length()
     _allreduce_max(comm, fields)
-    count_bits = int(fields[n])
-    words = _words(comm, n)
+    count_bits = int(fields[m])
     if comm.size * ((1 << count_bits) - 1) <= _binned.ONE_WORD_TERMS:
         nonfinite = _binned.quantize(flat, fields, words)
         comm.allreduce(words, out=words)
-        _binned.to_float(words, fields, _plain(comm, flat, fields, n) if nonfinite else _NO_PLAIN)
-        out = words.view(_np.float64)  # a view made here: its base is `words`, which is what _words counts on
+        _binned.to_float(words, fields, _plain(comm, flat, fields, m) if nonfinite else _NO_PLAIN)
+        return
+    lo, hi = lo[:m], words
+    nonfinite = _binned.quantize_split(flat, fields, hi, lo)
+    comm.allreduce(lo, out=lo)
+    if count_bits + comm.size.bit_length() + 15 < 31:  # |hi| <= 2**12 per term plus carries: int32 is enough
+        hi32 = hi32[:m]
+        hi32[...] = hi
+        hi = comm.allreduce(hi32, out=hi32)
     else:
-        nonfinite = _binned.quantize_split(flat, fields, words, lo)
-        comm.allreduce(lo, out=lo)
-        hi = words
-        if count_bits + comm.size.bit_length() + 15 < 31:  # |hi| <= 2**12 per term plus carries: int32 is enough
-            hi32[...] = hi
-            hi = comm.allreduce(hi32, out=hi32)
-        else:
-            comm.allreduce(hi, out=hi)
-        out = _np.empty(n)
-        _binned.to_float_split(hi, lo, fields, _plain(comm, flat, fields, n) if nonfinite else _NO_PLAIN, out)
-    return out.astype(out_dtype, copy=False).reshape(shape)
+        comm.allreduce(hi, out=hi)
+    # When hi is `words`, out is the same memory: each total is read before its float is written over it.
+    plain = _plain(comm, flat, fields, m) if nonfinite else _NO_PLAIN
+    _binned.to_float_split(hi, lo, fields, plain, words.view(_np.float64))
 
 
 def _allreduce_max(comm: Any, fields: _np.ndarray) -> None:
@@ -129,14 +149,14 @@ def _words(comm: Any, n: int) -> _np.ndarray:
 _NO_PLAIN = _np.zeros(0)
 
 
-def _scratch(comm: Any, n: int) -> tuple[_np.ndarray, ...]:
-    """Return (exponent fields + 1, int64 lo, int32 hi), kept on ``comm`` per size.
+def _scratch(comm: Any, size: int) -> tuple[_np.ndarray, ...]:
+    """Return (exponent fields, int64 lo, int32 hi) of ``size + 1`` entries, kept on ``comm`` per size.
 
     Fresh megabyte arrays would page-fault on every call (glibc hands freed large blocks back to the kernel),
     which costs more than the arithmetic.
     """
     cached = getattr(comm, "_repro_scratch", None)
-    if cached is None or cached[1].shape[0] != n:
-        cached = (_np.empty(n + 1, _np.int16), _np.empty(n, _np.int64), _np.empty(n, _np.int32))
+    if cached is None or cached[0].shape[0] != size + 1:
+        cached = (_np.empty(size + 1, _np.int16), _np.empty(size + 1, _np.int64), _np.empty(size + 1, _np.int32))
         comm._repro_scratch = cached
     return cached

@@ -159,3 +159,24 @@ def test_reproducible_complex_with_infinite_parts(comm):
     assert got.real.tolist() == want.real.tolist() and got.imag.tolist() == want.imag.tolist()
     single = comm.allreduce(x.astype(np.complex64)[0], reproducible=True)
     assert single.dtype == np.complex64 and single.real == comm.size and np.isposinf(single.imag)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("two_words", [False, True], ids=["one-word", "two-word"])
+def test_blocks_of_columns_give_the_same_bits(comm, monkeypatch, two_words):
+    """A long row is summed in column blocks (the last one short): the same bits as one pass, non-finite included."""
+    from hpc.mpi import _binned
+    from hpc.mpi import reproducible as repro
+
+    if two_words:  # the hi/lo form, which one row takes only from 8 ranks up
+        monkeypatch.setattr(_binned, "ONE_WORD_TERMS", 0)
+    rows = _hard(comm.size, 103, seed=13)
+    rows[:, 50] = 1.0
+    rows[-1, 50] = np.inf
+    rows[0, 77] = np.nan
+    whole = comm.allreduce(rows[comm.rank], reproducible=True).copy()
+    monkeypatch.setattr(repro, "_BLOCK", 10)
+    blocked = comm.allreduce(rows[comm.rank], reproducible=True)
+    assert blocked.tobytes() == whole.tobytes()
+    assert blocked.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+    assert np.isinf(blocked[50]) and np.isnan(blocked[77])
