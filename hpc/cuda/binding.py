@@ -13,21 +13,12 @@ import os as _os
 import socket as _socket
 from typing import Any as _Any
 
+from hpc._launcher import LOCAL_RANK_VARIABLES
 from hpc._optional import optional_module
 from hpc.cuda import context
 from hpc.cuda.device import device_count, devices, unavailable_reason
 
 __all__ = ["Binding", "LOCAL_RANK_VARIABLES", "bind_rank", "local_rank"]
-
-#: launcher variables holding the node-local rank, tried in this order, with their node-local size variable
-LOCAL_RANK_VARIABLES: tuple[tuple[str, str], ...] = (
-    ("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"),  # Open MPI
-    ("MPI_LOCALRANKID", "MPI_LOCALNRANKS"),  # MPICH / Intel MPI (Hydra)
-    ("MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_SIZE"),  # MVAPICH2
-    ("PALS_LOCAL_RANKID", "PALS_LOCAL_SIZE"),  # HPE Cray PALS
-    ("PMI_LOCAL_RANK", "PMI_LOCAL_SIZE"),  # PMI-2 launchers
-    ("SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"),  # srun
-)
 
 
 @_dataclasses.dataclass(frozen=True)

@@ -34,3 +34,45 @@ def test_a_dropped_large_result_is_recycled(n):
     again = comm.allreduce(x)
     assert again.__array_interface__["data"][0] == address
     np.testing.assert_array_equal(again, x * comm.size)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize(
+    ("dtype", "op"),
+    [(d, o) for d in ("f8", "f4", "i8", "i2") for o in ("sum", "prod", "min", "max")]
+    + [("c16", "sum"), ("c16", "prod")],
+)
+def test_large_arrays_reduced_in_blocks_equal_one_call(comm, monkeypatch, dtype, op):
+    """On one node a large array goes in pieces (here 40 bytes, the last short): fresh, out= and in place, N-D."""
+    from hpc.mpi import comm as comm_module
+
+    x = (np.arange(1, 64) % 5 + comm.rank).astype(dtype).reshape(7, 9)
+    whole = comm.allreduce(x, op=op).copy()
+    monkeypatch.setattr(comm_module, "_BLOCKED_FROM", 64)
+    monkeypatch.setattr(comm_module, "_BLOCK_BYTES", 40)
+    monkeypatch.setattr(comm, "_one_node", True)
+    np.testing.assert_array_equal(comm.allreduce(x, op=op), whole)
+    out = np.empty_like(x)
+    assert comm.allreduce(x, op=op, out=out) is out
+    np.testing.assert_array_equal(out, whole)
+    y = x.copy()
+    comm.allreduce(y, op=op, out=y)
+    np.testing.assert_array_equal(y, whole)
+
+
+def test_one_node_comes_from_the_launcher(monkeypatch):
+    """Blocks are used only when the launcher says every rank of the job is on this node."""
+    from hpc import _launcher
+
+    for rank_var, size_var in _launcher.LOCAL_RANK_VARIABLES:
+        monkeypatch.delenv(rank_var, raising=False)
+        monkeypatch.delenv(size_var, raising=False)
+    assert _launcher.local_size() is None
+    monkeypatch.setenv("MPI_LOCALRANKID", "0")
+    assert _launcher.local_size() is None  # no size variable
+    monkeypatch.setenv("MPI_LOCALNRANKS", "4")
+    assert _launcher.local_size() == 4
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2")
+    assert _launcher.local_size() == 2  # Open MPI's variables come first
+    assert mpi.world()._one_node is False or mpi.world().size > 1  # one rank never needs blocks

@@ -1,0 +1,26 @@
+"""What the MPI launcher says about this node, read from its environment variables (MPI is not touched)."""
+
+from __future__ import annotations
+
+import os as _os
+
+__all__ = ["LOCAL_RANK_VARIABLES", "local_size"]
+
+#: launcher variables holding the node-local rank, tried in this order, with their node-local size variable
+LOCAL_RANK_VARIABLES: tuple[tuple[str, str], ...] = (
+    ("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"),  # Open MPI
+    ("MPI_LOCALRANKID", "MPI_LOCALNRANKS"),  # MPICH / Intel MPI (Hydra)
+    ("MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_SIZE"),  # MVAPICH2
+    ("PALS_LOCAL_RANKID", "PALS_LOCAL_SIZE"),  # HPE Cray PALS
+    ("PMI_LOCAL_RANK", "PMI_LOCAL_SIZE"),  # PMI-2 launchers
+    ("SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"),  # srun
+)
+
+
+def local_size() -> int | None:
+    """Return how many ranks the launcher started on this node, or ``None`` where no launcher variable says."""
+    for rank_var, size_var in LOCAL_RANK_VARIABLES:
+        if _os.environ.get(rank_var, "").strip():
+            text = _os.environ.get(size_var, "").strip()
+            return int(text) if text.isdigit() else None
+    return None
