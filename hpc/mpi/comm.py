@@ -19,11 +19,11 @@ __all__ = ["Comm", "LocalComm", "as_comm", "mpi_module", "world"]
 _INTS = "bhilqBHILQ"
 _RECYCLE_BYTES = 128 << 10  # glibc's default mmap threshold: larger blocks may come back to the kernel when freed
 #: Arrays above _BLOCKED_FROM bytes are reduced in _BLOCK_BYTES pieces when every rank is on this node. MPICH's
-#: reduction allocates a scratch buffer per call; from 32 MiB glibc always maps it fresh, so 64 MiB on 2 ranks took
-#: 8193 page faults per call, and beyond the caches the whole message streams through memory several times. In
-#: 2 MiB pieces: 0.8x the time at 16 MiB, 0.4x at 64 MiB (docs/performance.md). Across nodes each piece would pay
-#: the network's latency again, so there it stays one call.
-_BLOCKED_FROM = 4 << 20
+#: reduction allocates a scratch buffer of half the message per call, and from 32 MiB glibc always maps it fresh:
+#: 64 MiB on 2 ranks took 8193 page faults per call. In 2 MiB pieces (scratch reused, no faults): 0.39x the time at
+#: 64 MiB, 0.41x at 32 MiB on the dev VM; at 16 MiB it varied from 0.72x to 1.2x with the VM's phases, so that size
+#: stays one call (docs/performance.md). Across nodes each piece would pay the network's latency again: one call.
+_BLOCKED_FROM = 16 << 20
 _BLOCK_BYTES = 2 << 20
 _FAST_OPS = {
     "sum": _INTS + "fdgFDG",
