@@ -38,6 +38,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.mpi import _binned
+from hpc.mpi import comm as _comm_module
 from hpc.mpi.comm import mpi_module
 from hpc.mpi.ops import Op
 
@@ -67,7 +68,10 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     k = rows.shape[0]
     n = _math.prod(shape)
     flat = _np.ascontiguousarray(rows.reshape(k, n), dtype=_np.float64)
-    block = min(n, _BLOCK) if k == 1 else n  # only one row is cut into contiguous column blocks
+    # One long row is cut into contiguous column blocks, on the rule of the plain allreduce (hpc.mpi.comm)
+    block = n
+    if k == 1 and n * 8 > _comm_module._BLOCKED_FROM and comm._one_node:
+        block = _comm_module._BLOCK_BYTES // 8
     scratch = _scratch(comm, block)
     words = _words(comm, n)  # the one-word totals, turned in place into the result's float64 bits
     for start in range(0, n, block) or (0,):  # every rank has the same n: the same blocks, the same collectives
@@ -77,10 +81,9 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     return out.astype(out_dtype, copy=False).reshape(shape)
 
 
-#: Columns summed per pass: one row of 2 MiB and its int64 totals stay in the last-level cache through the two
-#: collectives and three passes of a block. Unblocked, 16 MiB cost 2.0x a plain allreduce on the dev VM; in blocks
-#: of this size 1.2x (docs/performance.md). Smaller blocks lose more to per-collective latency than they gain.
-_BLOCK = 1 << 18
+#: Why blocks: one block of 2 MiB and its int64 totals stay in the last-level cache through the two collectives
+#: and three passes, and MPICH's scratch buffers stay small. 64 MiB on 2 ranks took 20.5 ms in blocks against
+#: 52 ms in one pass in a fast phase of the dev VM, 62 ms against 52 ms in a slow one (docs/performance.md).
 
 
 def _sum_block(comm: Any, flat: _np.ndarray, words: _np.ndarray, scratch: tuple[_np.ndarray, ...]) -> None:

@@ -166,7 +166,7 @@ def test_reproducible_complex_with_infinite_parts(comm):
 def test_blocks_of_columns_give_the_same_bits(comm, monkeypatch, two_words):
     """A long row is summed in column blocks (the last one short): the same bits as one pass, non-finite included."""
     from hpc.mpi import _binned
-    from hpc.mpi import reproducible as repro
+    from hpc.mpi import comm as comm_module
 
     if two_words:  # the hi/lo form, which one row takes only from 8 ranks up
         monkeypatch.setattr(_binned, "ONE_WORD_TERMS", 0)
@@ -175,7 +175,9 @@ def test_blocks_of_columns_give_the_same_bits(comm, monkeypatch, two_words):
     rows[-1, 50] = np.inf
     rows[0, 77] = np.nan
     whole = comm.allreduce(rows[comm.rank], reproducible=True).copy()
-    monkeypatch.setattr(repro, "_BLOCK", 10)
+    monkeypatch.setattr(comm_module, "_BLOCKED_FROM", 64)
+    monkeypatch.setattr(comm_module, "_BLOCK_BYTES", 80)  # 10 columns
+    monkeypatch.setattr(comm, "_one_node", True)
     blocked = comm.allreduce(rows[comm.rank], reproducible=True)
     assert blocked.tobytes() == whole.tobytes()
     assert blocked.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
