@@ -153,7 +153,11 @@ class Map(Indexed):
 
 
 class MapInit(Indexed):
-    """Created by ``ParIter.map_init()``: ``fn(state, item)`` with ``state = init()`` once per worker per call."""
+    """Created by ``ParIter.map_init()``: ``fn(state, item)`` with ``state = init()`` once per worker per call.
+
+    A worker is a pool thread or a worker process; ``auto``'s probe of the first chunk runs on a pool thread, so a
+    run it moves to processes calls ``init`` once more there (``ParIter.map_init`` states the bound).
+    """
 
     per_item_python = True
 

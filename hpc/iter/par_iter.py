@@ -136,7 +136,11 @@ class ParIter(Generic[T]):
         """Return an iterator of ``fn(state, item)``, where ``state = init()``.
 
         ``init`` runs exactly once per worker that takes part, per terminal call: once per worker thread on
-        ``threads``, once per worker process on ``processes``, once on ``serial``; never once per item. Use it for
+        ``threads``, once per worker process on ``processes``, once on ``serial``; never once per item, never on
+        the calling thread unless it is itself a worker or the run is serial. Under ``auto`` the first chunk is
+        timed on a pool thread: when the rest stays on threads that thread keeps its state (at most one ``init``
+        per pool thread); when the rest moves to processes, the probing thread's ``init`` is one more than the
+        worker processes' (at most ``workers + 1`` calls: a state cannot move between processes). Use it for
         scratch buffers or random generators that are costly to build.
 
         Example:

@@ -93,6 +93,43 @@ def test_map_init_runs_init_once_per_worker_per_call(backend):
     assert 1 <= len(counter) <= ThreadPool().num_threads
 
 
+@pytest.mark.parametrize("moves_to", ["threads", "processes"])
+def test_map_init_under_auto_never_runs_init_in_the_caller(monkeypatch, tmp_path, moves_to):
+    """auto probes the first chunk on a pool worker: the calling thread never runs init.
+
+    When the probe keeps the run on threads, init runs at most once per pool thread (the prober's state is reused);
+    when it moves the rest to processes, once in the probing pool thread plus at most once per worker process.
+    """
+    import hpc.iter.plumbing.drive as drive
+    from hpc import config
+
+    threshold = float("inf") if moves_to == "threads" else 0.0
+    monkeypatch.setattr(drive, "AUTO_PROCESSES_WARM_S", threshold)
+    monkeypatch.setattr(drive, "AUTO_PROCESSES_COLD_S", threshold)
+    log = str(tmp_path / "init.log")
+
+    def init():
+        with open(log, "a") as fh:
+            fh.write(f"{os.getpid()} {threading.get_ident()}\n")
+        return os.getpid()
+
+    out = par_range(2000).map_init(init, lambda pid, x: (pid, x)).collect()
+    assert [x for _, x in out] == list(range(2000))
+    with open(log) as fh:
+        calls = [tuple(int(v) for v in line.split()) for line in fh]
+    assert len(calls) == len(set(calls))  # never twice in one thread of one process
+    here = [tid for pid, tid in calls if pid == os.getpid()]
+    assert threading.get_ident() not in here  # the probe ran on a pool worker, not on the caller
+    workers = config.num_threads()
+    if moves_to == "threads":
+        assert {pid for pid, _ in out} == {os.getpid()}
+        assert 1 <= len(calls) <= workers
+    else:
+        assert out[0][0] == os.getpid() and {pid for pid, _ in out[1:]} - {os.getpid()}
+        assert len(here) == 1  # the probed first chunk
+        assert len(calls) <= workers + 1
+
+
 def test_chunk_boundaries_depend_only_on_length_and_bounds():
     """Chunks are a function of the input length and with_min_len/with_max_len, not of the pool."""
     assert chunking.chunk_ranges(0) == []

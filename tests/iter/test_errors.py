@@ -59,6 +59,39 @@ def test_no_user_code_starts_after_the_failure_is_seen():
     assert len(started) < 500  # the few chunks already running finish; nothing new starts
 
 
+def test_processes_stop_groups_already_sent_after_a_failure(tmp_path):
+    """On processes, groups already sent to workers start no chunk once a failure is posted.
+
+    Each worker records when it starts an item; after the failing item, the other workers finish the chunk they
+    are running and start nothing else (a chunk may slip in while the failure is being posted: at most one more
+    per worker), where they used to run their whole groups (tens of chunks each).
+    """
+    from hpc import config
+
+    par_range(8).map(lambda x: x).with_backend("processes").sum()  # start the workers
+    log = str(tmp_path / "runs.log")
+    chunk = 5
+    fail_at = 10 * chunk  # chunk 10, inside the first group: the other workers are busy with theirs by then
+
+    def f(x):
+        with open(log, "a") as fh:
+            fh.write(f"{x} {time.time()!r}\n")
+        if x == fail_at:
+            raise ValueError("fails")
+        time.sleep(0.002)
+        return x
+
+    with pytest.raises(ValueError, match="fails") as info:
+        par_range(2000).map(f).with_backend("processes").with_max_len(chunk).sum()
+    assert f"item {fail_at}" in _notes(info.value)
+    with open(log) as fh:
+        runs = [(int(x), float(t)) for x, t in (line.split() for line in fh)]
+    failed_at = next(t for x, t in runs if x == fail_at)
+    chunks_after = {x // chunk for x, t in runs if t > failed_at}
+    assert all(c > fail_at // chunk for c in chunks_after)  # the failing worker stopped at once
+    assert len(chunks_after) <= 2 * max(1, config.num_threads() - 1), sorted(chunks_after)
+
+
 def test_pool_is_reusable_after_an_error():
     """A failed run leaves the pool usable for the next call, on every backend."""
     for backend in ("threads", "processes"):

@@ -217,10 +217,10 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
     try:
         partials: dict[int, Any] = {}
         if name == "probe":
-            name = "serial"
-            t0 = _time.perf_counter()
-            partials.update(_backend("serial").run(plan, terminal, spans[:1], ctx, bar))
-            estimate = (_time.perf_counter() - t0) * len(spans)
+            name = "threads"  # the first chunk runs on a pool worker
+            first, seconds = _probe(plan, terminal, spans[0], ctx, bar)
+            partials.update(first)
+            estimate = seconds * len(spans)
             spans = spans[1:]
             if spans:
                 name = "threads"
@@ -235,6 +235,38 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
         if bar is not None:
             bar.close()
     return terminal.finish([partials[c] for c in sorted(partials)])
+
+
+def _probe(plan: Plan, terminal: Any, span: Span, ctx: ExecContext, progress: Any) -> tuple[dict[int, Any], float]:
+    """Run the first chunk on a worker of the current pool; return its partial and its run time (seconds).
+
+    On a pool worker, not on the caller: when the rest stays on threads, that worker's ``map_init`` states are
+    reused, so ``init`` runs at most once per pool thread, as on the threads backend. The time is taken on the
+    worker, so waking it does not count.
+    """
+    pool = current_pool()
+    done = _threading.Event()
+    result: list[Any] = [{}, 0.0, None]
+
+    def probe() -> None:
+        t0 = _time.perf_counter()
+        try:
+            result[0] = SerialBackend().run(plan, terminal, [span], ctx, progress)
+        except BaseException as exc:  # a ChunkFailure, or an interrupt inside the worker: re-raised by the caller
+            result[2] = exc
+        finally:
+            result[1] = _time.perf_counter() - t0
+            done.set()
+
+    pool.push(_Task(probe))
+    try:
+        pool.wait_until(done)
+    except BaseException:
+        ctx.cancelled = True  # the chunk finishes on its worker; nothing else starts
+        raise
+    if result[2] is not None:
+        raise result[2]
+    return result[0], result[1]
 
 
 def _processes_threshold() -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit as _atexit
 import copy as _copy
+import mmap as _mmap
 import os as _os
 import tempfile as _tempfile
 import threading as _threading
@@ -21,7 +22,7 @@ import numpy as _np
 from hpc import config as _config
 from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
-from hpc.iter.plumbing.drive import Backend, raise_first_failure
+from hpc.iter.plumbing.drive import Backend, _skip, raise_first_failure
 from hpc.iter.plumbing.plan import ChunkFailure, Plan, run_chunk
 
 __all__ = ["ProcessesBackend", "executor_is_warm", "in_worker_process", "picklable", "shutdown_executor"]
@@ -162,33 +163,100 @@ def _share_arrays(node: Any, files: list[str]) -> Any:
     return clone if replaced else node
 
 
+# ------------------------------------------------------------------------------------ the board
+
+
+class Board:
+    """What every process of one run must see at once: cancelled, the lowest failed chunk, the lowest match.
+
+    Three int64 in a small shared file (``-1``: none yet). The driver posts what it gathers, a worker posts its
+    own failure or match before its group returns, and workers read the board before each chunk, so groups
+    already sent stop at their next chunk instead of running to their end. Writers only ever lower a chunk index
+    (or set cancelled); a lost race leaves a higher index, which still skips only chunks after a real failure or
+    match, and the driver posts its exact values when it gathers.
+    """
+
+    _FIELDS = 3
+
+    def __init__(self, path: str, create: bool = False) -> None:
+        self.path = path
+        if create:
+            with open(path, "wb") as fh:
+                fh.write(_np.array([0, -1, -1], dtype=_np.int64).tobytes())
+        fd = _os.open(path, _os.O_RDWR)
+        try:
+            self._map = _mmap.mmap(fd, 8 * self._FIELDS)
+        finally:
+            _os.close(fd)
+        self._v = memoryview(self._map).cast("q")
+
+    def read_into(self, ctx: ExecContext) -> None:
+        """Merge the board into ``ctx``."""
+        v = self._v
+        if v[0]:
+            ctx.cancelled = True
+        if v[1] >= 0:
+            ctx.note_failed(v[1])
+        if v[2] >= 0:
+            ctx.note_found(v[2])
+
+    def post(self, ctx: ExecContext) -> None:
+        """Merge ``ctx`` into the board."""
+        v = self._v
+        if ctx.cancelled:
+            v[0] = 1
+        for i, chunk in ((1, ctx.failed_chunk), (2, ctx.found_chunk)):
+            if chunk is not None and (v[i] < 0 or chunk < v[i]):
+                v[i] = chunk
+
+
+def _new_board(files: list[str]) -> Board:
+    directory = "/dev/shm" if _os.path.isdir("/dev/shm") else None
+    fd, path = _tempfile.mkstemp(prefix="hpc-board-", dir=directory)
+    _os.close(fd)
+    files.append(path)
+    return Board(path, create=True)
+
+
 # ------------------------------------------------------------------------------------ the worker side
 
-_contexts: _OrderedDict[str, ExecContext] = _OrderedDict()
+_contexts: _OrderedDict[str, tuple[ExecContext, Board | None]] = _OrderedDict()
 
 
-def _context_for(token: str) -> ExecContext:
+def _context_for(token: str, board_path: str) -> tuple[ExecContext, Board | None]:
     # one context per call per worker process, so map_init's init runs once per worker per call
-    ctx = _contexts.get(token)
-    if ctx is None:
-        ctx = _contexts[token] = ExecContext(token)
+    entry = _contexts.get(token)
+    if entry is None:
+        try:
+            board = Board(board_path)
+        except (OSError, ValueError):  # the run is over (its board removed): read nothing
+            board = None
+        entry = _contexts[token] = (ExecContext(token), board)
         while len(_contexts) > 8:
             _contexts.popitem(last=False)
-    return ctx
+    return entry
 
 
-def _run_group(token: str, payload: bytes, offset: int, spans: list[tuple[int, int, int]]) -> dict[str, Any]:
+def _run_group(
+    token: str, board_path: str, payload: bytes, offset: int, spans: list[tuple[int, int, int]]
+) -> dict[str, Any]:
     plan, terminal = _cloudpickle().loads(payload)
-    ctx = _context_for(token)
-    ctx.cancelled = False
-    ctx.found_chunk = None
+    ctx, board = _context_for(token, board_path)
     out: dict[int, Any] = {}
     try:
         for c, s, e in spans:
-            if ctx.cancelled:
-                break
+            if board is not None:
+                board.read_into(ctx)
+            if _skip(ctx, terminal, c):
+                break  # chunks ascend: the rest of the group is skipped too
+            found = ctx.found_chunk
             out[c] = run_chunk(plan, terminal, c, s - offset, e - offset, ctx)
+            if board is not None and (ctx.cancelled or ctx.found_chunk != found):
+                board.post(ctx)  # any, all, find_any, find_first: the other workers stop now
     except ChunkFailure as failure:
+        ctx.note_failed(failure.chunk)
+        if board is not None:
+            board.post(ctx)  # before the round trip to the driver: the other workers stop at their next chunk
         error = failure.error
         try:  # a round trip: an exception whose __init__ wants other arguments pickles but fails to unpickle
             _cloudpickle().loads(_cloudpickle().dumps(error))
@@ -196,7 +264,7 @@ def _run_group(token: str, payload: bytes, offset: int, spans: list[tuple[int, i
             error = RuntimeError(f"{type(error).__name__}: {error} (the original exception could not be pickled)")
         item = None if failure.item is None else failure.item + offset
         span = (failure.span[0] + offset, failure.span[1] + offset)
-        return {"partials": out, "failure": (error, failure.chunk, item, span), "ctx": (ctx.cancelled, None)}
+        return {"partials": out, "failure": (error, failure.chunk, item, span), "ctx": (ctx.cancelled, ctx.found_chunk)}
     return {"partials": out, "failure": None, "ctx": (ctx.cancelled, ctx.found_chunk)}
 
 
@@ -213,8 +281,10 @@ class ProcessesBackend(Backend):
         executor = _get_executor(workers)
         files: list[str] = []
         try:
+            board = _new_board(files)
             node = _share_arrays(plan.node, files)
-            return _Run(executor, workers, plan, node, terminal, ctx, progress).run(guided_groups(spans, workers))
+            run = _Run(executor, workers, plan, node, terminal, ctx, progress, board)
+            return run.run(guided_groups(spans, workers))
         finally:
             for path in files:
                 try:
@@ -231,9 +301,17 @@ class _Run:
     """
 
     def __init__(
-        self, executor: Any, workers: int, plan: Plan, node: Any, terminal: Any, ctx: ExecContext, progress: Any
+        self,
+        executor: Any,
+        workers: int,
+        plan: Plan,
+        node: Any,
+        terminal: Any,
+        ctx: ExecContext,
+        progress: Any,
+        board: Board,
     ) -> None:
-        self.executor, self.window = executor, workers + 1
+        self.executor, self.window, self.board = executor, workers + 1, board
         self.plan, self.node, self.terminal, self.ctx, self.progress = plan, node, terminal, ctx, progress
         self.out: dict[int, Any] = {}
         self.failures: list[ChunkFailure] = []
@@ -248,7 +326,7 @@ class _Run:
                 f"the processes backend must pickle the iterator's functions; {exc} "
                 "(use with_backend('threads') for functions that cannot be pickled)"
             ) from exc
-        return self.executor.submit(_run_group, self.ctx.token, payload, first, group)
+        return self.executor.submit(_run_group, self.ctx.token, self.board.path, payload, first, group)
 
     def _stale(self, group: list[tuple[int, int, int]]) -> bool:
         ctx = self.ctx
@@ -269,6 +347,7 @@ class _Run:
             self.ctx.note_found(found)
         if cancelled:
             self.ctx.cancelled = True
+        self.board.post(self.ctx)
 
     def run(self, groups: list[list[tuple[int, int, int]]]) -> dict[int, Any]:
         from concurrent.futures import FIRST_COMPLETED, wait
