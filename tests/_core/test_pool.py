@@ -219,10 +219,64 @@ def test_idle_workers_leave_and_come_back_when_work_arrives(monkeypatch):
     pool = ThreadPool(3)
     with pool:
         assert par_range(1000).map(abs).with_backend("threads").sum() == 499500
-    assert _wait_for(lambda: not any(t.is_alive() for t in pool._threads))
+    assert _wait_for(lambda: not any(t.is_alive() for t in pool._threads.values()))
     with pool:
         assert par_range(1000).map(abs).with_backend("threads").sum() == 499500
         assert fib(10) == 55
     assert pool.submit(pow, 2, 5).result(timeout=10) == 32
     pool.shutdown()
-    assert not any(t.is_alive() for t in pool._threads)
+    assert not any(t.is_alive() for t in pool._threads.values())
+
+
+def test_a_tiny_job_on_a_huge_pool_starts_only_the_threads_it_needs():
+    """Workers start as work arrives (at most one per push), not all num_threads up front; the size stays the same."""
+    from hpc import par_range
+
+    pool = ThreadPool(2000)
+    pushes = []
+    push = pool.push
+    pool.push = lambda job: (pushes.append(job), push(job))[1]
+    try:
+        with pool:
+            assert current_num_threads() == 2000
+            assert par_range(10).map(abs).with_backend("threads").sum() == 45
+            assert pool.install(current_num_threads) == 2000
+        assert 1 <= len(pool._threads) <= len(pushes) < 2000
+    finally:
+        pool.shutdown()
+    assert not any(t.is_alive() for t in pool._threads.values())
+
+
+def test_each_piece_of_work_gets_its_own_worker_while_threads_are_left():
+    """k blocking tasks run at once on a pool of k threads, whether their workers sleep idle or are still to start.
+
+    The second round finds two sleeping workers for six tasks: each sleeper takes one and four more threads start.
+    """
+    pool = ThreadPool(6)
+    try:
+        for k in (2, 6, 6):
+            barrier = threading.Barrier(k, timeout=20)
+            futures = [pool.submit(barrier.wait) for _ in range(k)]
+            assert sorted(f.result(timeout=30) for f in futures) == list(range(k))
+            assert len(pool._threads) <= 6
+    finally:
+        pool.shutdown()
+
+
+def test_work_a_busy_worker_pushes_is_stolen_by_another():
+    """join's second half, pushed by a worker that then blocks, runs on another worker (started or woken for it)."""
+    with ThreadPool(2) as pool:
+        for _ in range(3):  # the first time the thief starts for it, then it is asleep and woken
+            g_ran = threading.Event()
+
+            def f(g_ran=g_ran):
+                assert g_ran.wait(20)
+                return threading.current_thread().name
+
+            def g(g_ran=g_ran):
+                g_ran.set()
+                return threading.current_thread().name
+
+            a, b = pool.install(lambda f=f, g=g: join(f, g))
+            assert a != b
+            time.sleep(0.05)  # let the thief go to sleep
