@@ -142,7 +142,7 @@ class Comm:
         self.rank: int = comm.Get_rank()
         self.size: int = comm.Get_size()
         self._local_rank: int | None = None
-        self._seq = 0  # collective sequence number, for the watchdog and mismatch reports
+        self._seq = 0  # collective sequence number, for the watchdog's reports (the unguarded fast paths skip it)
         # HPC_MPI_CHECK and HPC_MPI_TIMEOUT are read once, here: the hot path must not parse the environment.
         local = isinstance(comm, LocalComm)
         self._check = _config.mpi_check() and not local
@@ -211,12 +211,16 @@ class Comm:
                     scalar = self._float_buf
                     scalar[0] = x
                     self.mpi.Allreduce(self._in_place, scalar, fast[0])
-                    self._seq += 1
-                    return float(scalar[0])
+                    return float(scalar[0])  # no _seq count: only check mode and the watchdog report it
                 if kind is _np.ndarray and x.flags.c_contiguous and x.dtype.char in fast[1]:
+                    nbytes = x.nbytes
                     try:  # free unless raised: mpi4py refuses non-native byte order before calling MPI
                         if out is None:
-                            result, send = self._result_like(x), x
+                            send = x
+                            if nbytes < _RECYCLE_BYTES:
+                                result = _np.empty(x.shape, x.dtype)
+                            else:  # see _result_array
+                                result = self._result_array(x.shape, x.dtype)
                         elif out is x:
                             result, send = out, self._in_place
                         elif (
@@ -230,13 +234,12 @@ class Comm:
                             result, send = out, x
                         else:
                             return _collectives().allreduce(self, x, op, out, reproducible)
-                        if x.nbytes > _BLOCKED_FROM and self._one_node:
+                        if nbytes > _BLOCKED_FROM and self._one_node:
                             self._allreduce_in_blocks(send, result, fast[0])
                         else:
                             self.mpi.Allreduce(send, result, fast[0])
                     except BufferError:
                         return _collectives().allreduce(self, x, op, out, reproducible)
-                    self._seq += 1
                     return result
         elif (
             reproducible
@@ -262,17 +265,14 @@ class Comm:
             stop = start + step
             self.mpi.Allreduce(send if in_place else send[start:stop], recv[start:stop], mpi_op)
 
-    def _result_like(self, x: Any) -> Any:
-        # A fresh array above glibc's mmap threshold can cost a page fault per 4 KiB on first touch (freed large
-        # blocks go back to the kernel, depending on the heap's layout): 256 KiB took 270 us instead of 87 us on 2
-        # ranks, 4 MiB as long as the reduction itself. The previous large result is reused when no one else holds
-        # it: not the caller, not a view (a view keeps its base alive).
-        if x.nbytes < _RECYCLE_BYTES:
-            return _np.empty(x.shape, x.dtype)
-        return self._result_array(x.shape, x.dtype)
-
     def _result_array(self, shape: tuple[int, ...], dtype: Any) -> Any:
-        """A new array of ``shape`` and ``dtype``, or the last large result again if nobody holds it any more."""
+        """A new array of ``shape`` and ``dtype``, or the last large result again if nobody holds it any more.
+
+        A fresh array above glibc's mmap threshold can cost a page fault per 4 KiB on first touch (freed large
+        blocks go back to the kernel, depending on the heap's layout): 256 KiB took 270 us instead of 87 us on 2
+        ranks, 4 MiB as long as the reduction itself. The previous large result is reused when no one else holds
+        it: not the caller, not a view (a view keeps its base alive).
+        """
         last = self._last_result
         # references: self._last_result, `last`, and getrefcount's own argument
         if last is not None and _sys.getrefcount(last) == 3 and last.shape == shape and last.dtype == dtype:
