@@ -101,8 +101,8 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
         if out is not None:
             raise ValueError(f"allreduce with op={o.name!r} returns (value, index) and takes no out=")
         return _arg(comm, x, o)
-    if type(x) is int and o.name == "sum" and out is None and not reproducible:
-        return _python_int_sum(comm, x)
+    if o.name == "sum" and out is None and not reproducible and _is_integer_scalar(x):
+        return _integer_scalar_sum(comm, x)
     prep = _Prepared(x, o, "allreduce")
     _guard.check_agreement(comm, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
     if reproducible:
@@ -133,21 +133,41 @@ _INT_SPLIT = 31  # a Python int travels as hi = x >> 31 and lo = x & (2**31 - 1)
 _INT_EXACT = 1 << 80  # |x| below this: |hi| < 2**49, so up to 2**12 ranks sum without int64 overflow
 
 
-def _python_int_sum(comm: Any, x: int) -> int:
-    """Return the exact sum of every rank's Python int (an int64 sum would wrap: 2**62 on 2 ranks is -2**63).
+def _is_integer_scalar(x: Any) -> bool:
+    """A Python int or bool, or a NumPy integer or bool scalar: the scalars that take the exact integer sum."""
+    return isinstance(x, int) or isinstance(x, _np.generic) and x.dtype.kind in "biu"
 
-    One int64 allreduce of (hi, lo, too_big) words; if any rank's int is too big for them, every rank then sums the
-    ints pickled (mpi4py's lower-case allreduce), which is exact for any size.
+
+def _integer_scalar_sum(comm: Any, x: Any) -> Any:
+    """Return the sum of every rank's integer scalar, exact, in the caller's type.
+
+    Every kind of integer scalar travels the same way, so ranks may mix them (a Python int on one rank, the
+    ``numpy.int64`` of an ``ndarray.sum()`` on another): one int64 allreduce of (hi, lo, too_big) words; if any
+    rank's value is too big for them, every rank then sums the values as Python ints pickled (mpi4py's lower-case
+    allreduce), which is exact for any size. A Python int gets the exact sum (an int64 sum would wrap: 2**62 on 2
+    ranks is -2**63), a bool the count; a NumPy scalar gets the sum in its own dtype, wrapped as NumPy wraps.
     """
+    value = int(x)
     if comm.size == 1:
-        return x
-    fits = -_INT_EXACT < x < _INT_EXACT and comm.size < (1 << 12)
-    words = [x >> _INT_SPLIT, x & ((1 << _INT_SPLIT) - 1), 0] if fits else [0, 0, 1]
-    total = comm.allreduce(_np.array(words, dtype=_np.int64))
-    if total[2]:  # the same on every rank: all take this branch together
-        comm._seq += 1
-        return comm.mpi.allreduce(x)
-    return (int(total[0]) << _INT_SPLIT) + int(total[1])
+        total = value
+    else:
+        fits = -_INT_EXACT < value < _INT_EXACT and comm.size < (1 << 12)
+        words = [value >> _INT_SPLIT, value & ((1 << _INT_SPLIT) - 1), 0] if fits else [0, 0, 1]
+        summed = comm.allreduce(_np.array(words, dtype=_np.int64))
+        if summed[2]:  # the same on every rank: all take this branch together
+            comm._seq += 1
+            total = comm.mpi.allreduce(value)
+        else:
+            total = (int(summed[0]) << _INT_SPLIT) + int(summed[1])
+    if not isinstance(x, _np.generic):
+        return total
+    if x.dtype.kind == "b":
+        return _np.int64(total)  # numpy.sum of bools counts in int64
+    bits = 8 * x.dtype.itemsize
+    total &= (1 << bits) - 1
+    if x.dtype.kind == "i" and total >> (bits - 1):
+        total -= 1 << bits
+    return x.dtype.type(total)
 
 
 def _check_out(out: Any, x: Any, dtype: _np.dtype, x_dtype: _np.dtype) -> None:

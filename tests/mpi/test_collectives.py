@@ -279,3 +279,31 @@ def test_python_int_sums_are_exact(comm):
     assert comm.allreduce(2**100 if comm.rank == 0 else -1) == 2**100 - (comm.size - 1)
     total = comm.allreduce(comm.rank)
     assert type(total) is int and total == sum(range(comm.size))
+
+
+def test_integer_scalars_of_every_kind_mix_across_ranks(comm):
+    """A Python int on one rank and a NumPy integer or a bool on another sum correctly, each in its own type.
+
+    They travel alike; a Python int used to go as three words where a numpy.int64 went as one, which left rank 0
+    waiting forever and gave rank 1 its own value.
+    """
+    kinds = [int, np.int64, np.uint8, bool, np.int32, np.bool_]
+    kind = kinds[comm.rank % len(kinds)]
+    x = kind(1) if kind in (bool, np.bool_) else kind(comm.rank + 1)
+    values = gathered(comm, int(x))
+    total = comm.allreduce(x)
+    assert total == sum(values)
+    expected_type = {bool: int, np.bool_: np.int64}.get(kind, kind)
+    assert type(total) is expected_type
+    # a NumPy scalar wraps as NumPy does; a Python int stays exact
+    big = 2**70 if comm.rank == 0 else np.int64(-(2**62))
+    got = comm.allreduce(big)
+    exact = 2**70 - (comm.size - 1) * 2**62
+    if comm.rank == 0:
+        assert got == exact and type(got) is int
+    else:
+        assert type(got) is np.int64 and int(got) == (exact + 2**63) % 2**64 - 2**63
+    small = np.uint8(200) if comm.rank == 0 else 100
+    wrapped = comm.allreduce(small)
+    exact = 200 + 100 * (comm.size - 1)
+    assert wrapped == (exact % 256 if comm.rank == 0 else exact)
