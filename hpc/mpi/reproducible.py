@@ -24,9 +24,10 @@ NaN), which is also order-independent.
 
 **Cost.** Per element, 2 bytes (the exponent) and 8 bytes (the integer) cross the network instead of 8 bytes:
 1.25x the traffic of a plain ``allreduce``, in two collectives, plus three vectorized local passes. With more
-than 7 terms per position, 14 bytes (1.75x) in three collectives. A single row longer than 2**18 elements is
-summed in blocks of that many columns, each block through all the steps above while it is in cache; every rank
-cuts the same blocks, and blocking never changes a bit (each column is summed on its own).
+than 7 terms per position, 14 bytes (1.75x) in three collectives. When every rank is on one node, rows longer
+than 2**21 elements (16 MiB, the plain allreduce's rule) are summed in blocks of 2**18 columns, each block through
+all the steps above while it is in cache; every rank cuts the same blocks whatever its row count, and blocking
+never changes a bit (each column is summed on its own).
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     k = rows.shape[0]
     n = _math.prod(shape)
     flat = _np.ascontiguousarray(rows.reshape(k, n), dtype=_np.float64)
-    # One long row is cut into contiguous column blocks, on the rule of the plain allreduce (hpc.mpi.comm)
+    # Long rows are cut into column blocks, on the rule of the plain allreduce (hpc.mpi.comm). The rule reads only
+    # what every rank shares (n, one node), never this rank's row count k: ranks holding 1 and 2 rows (or 0) must
+    # cut the same blocks, or their collectives would pair up with different lengths.
     block = n
-    if k == 1 and n * 8 > _comm_module._BLOCKED_FROM and comm._one_node:
+    if n * 8 > _comm_module._BLOCKED_FROM and comm._one_node:
         block = _comm_module._BLOCK_BYTES // 8
     scratch = _scratch(comm, block)
     words = _words(comm, n)  # the one-word totals, turned in place into the result's float64 bits

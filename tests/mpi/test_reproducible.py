@@ -182,3 +182,26 @@ def test_blocks_of_columns_give_the_same_bits(comm, monkeypatch, two_words):
     assert blocked.tobytes() == whole.tobytes()
     assert blocked.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
     assert np.isinf(blocked[50]) and np.isnan(blocked[77])
+
+
+@pytest.mark.mpi
+def test_blocks_are_cut_alike_when_ranks_hold_different_row_counts(comm, monkeypatch):
+    """Whether a long row is cut into blocks never depends on this rank's row count (0, 1 or 2 rows here).
+
+    A rank holding one row while another holds two must still run the same collectives: blocks on one rank and a
+    single pass on another would pair collectives of different lengths.
+    """
+    from hpc.mpi import comm as comm_module
+
+    counts = [(1, 2, 0)[r % 3] for r in range(comm.size)]
+    rows = _hard(sum(counts), 103, seed=17)
+    rows[:, 40] = 2.0
+    rows[0, 40] = -np.inf
+    reference = reproducible_sum(_one_process(), rows)
+    start = sum(counts[: comm.rank])
+    monkeypatch.setattr(comm_module, "_BLOCKED_FROM", 64)
+    monkeypatch.setattr(comm_module, "_BLOCK_BYTES", 80)  # 10 columns
+    monkeypatch.setattr(comm, "_one_node", True)
+    got = mpi.sum(comm, rows[start : start + counts[comm.rank]], reproducible=True)
+    assert got.tobytes() == reference.tobytes()
+    assert np.isneginf(got[40])
