@@ -39,6 +39,14 @@ def test_mismatched_dtypes_and_ops_raise_on_every_rank(checked):
     assert checked.allreduce(1.0) == checked.size  # still usable afterwards
 
 
+def test_an_int_on_one_rank_and_a_float_on_another_raise_on_every_rank(checked):
+    """`total = 0` left an int on a rank with no data while the others summed floats: a mismatch, caught."""
+    _needs_two(checked)
+    with pytest.raises(mpi.RankMismatchError, match="allreduce"):
+        checked.allreduce(0 if checked.rank == 0 else 1.5)
+    assert checked.allreduce(0.0 if checked.rank == 0 else 1.5) == 1.5 * (checked.size - 1)
+
+
 def test_allgather_always_checks_trailing_shapes(comm):
     """allgather refuses parts whose trailing shapes differ, on every rank, even without check mode."""
     _needs_two(comm)
