@@ -206,7 +206,11 @@ result_get_private(FusedResult *self, void *Py_UNUSED(closure))
 static int
 result_set_private(FusedResult *self, PyObject *value, void *Py_UNUSED(closure))
 {
-    Py_XSETREF(self->value, Py_XNewRef(value));
+    if (value == NULL) { /* `del r._value`: refused, as by the Python twin's property (no deleter) */
+        PyErr_SetString(PyExc_AttributeError, "a fused result's _value cannot be deleted");
+        return -1;
+    }
+    Py_XSETREF(self->value, Py_NewRef(value));
     Py_CLEAR(self->batch);
     return 0;
 }
@@ -261,7 +265,7 @@ typedef struct {
     Batch *batch; /* NULL until the first float is queued */
 } Queue;
 
-static PyObject *str_sum, *str_op, *str_queue;
+static PyObject *str_sum, *str_x, *str_op, *str_queue;
 
 static void
 queue_dealloc(Queue *self)
@@ -279,25 +283,46 @@ is_sum(PyObject *op)
     return PyUnicode_CheckExact(op) && PyUnicode_Compare(op, str_sum) == 0;
 }
 
+static int
+is_keyword(PyObject *key, PyObject *name)
+{
+    return key == name || (PyUnicode_Check(key) && PyUnicode_Compare(key, name) == 0);
+}
+
+/* Parse (x, op='sum') as Python would: either by position or by keyword, each at most once. */
 static PyObject *
 queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *x = NULL, *op = NULL;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs < 1 || nargs + nkw > 2) {
-        PyErr_SetString(PyExc_TypeError, "allreduce(x, op='sum') takes one or two arguments");
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "allreduce() takes from 1 to 2 positional arguments but %zd were given", nargs);
         return NULL;
     }
-    x = args[0];
+    if (nargs >= 1)
+        x = args[0];
     if (nargs == 2)
         op = args[1];
-    else if (nkw == 1) {
-        if (PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, 0), str_op) != 0) {
-            PyErr_Format(PyExc_TypeError, "allreduce() got an unexpected keyword argument %R",
-                         PyTuple_GET_ITEM(kwnames, 0));
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        PyObject **slot;
+        if (is_keyword(key, str_x))
+            slot = &x;
+        else if (is_keyword(key, str_op))
+            slot = &op;
+        else {
+            PyErr_Format(PyExc_TypeError, "allreduce() got an unexpected keyword argument %R", key);
             return NULL;
         }
-        op = args[1];
+        if (*slot != NULL) {
+            PyErr_Format(PyExc_TypeError, "allreduce() got multiple values for argument %R", key);
+            return NULL;
+        }
+        *slot = args[nargs + i];
+    }
+    if (x == NULL) {
+        PyErr_SetString(PyExc_TypeError, "allreduce() missing required argument 'x'");
+        return NULL;
     }
     if (!PyFloat_CheckExact(x) || !is_sum(op))
         return PyObject_CallMethodObjArgs((PyObject *)self, str_queue, x, op ? op : str_sum, NULL);
@@ -364,9 +389,10 @@ PyInit__fused_queue(void)
     if (PyType_Ready(&BatchType) < 0 || PyType_Ready(&FusedResultType) < 0 || PyType_Ready(&QueueType) < 0)
         return NULL;
     str_sum = PyUnicode_InternFromString("sum");
+    str_x = PyUnicode_InternFromString("x");
     str_op = PyUnicode_InternFromString("op");
     str_queue = PyUnicode_InternFromString("_queue");
-    if (str_sum == NULL || str_op == NULL || str_queue == NULL)
+    if (str_sum == NULL || str_x == NULL || str_op == NULL || str_queue == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&fused_queue_module);
     if (module == NULL)

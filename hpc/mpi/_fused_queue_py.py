@@ -85,7 +85,7 @@ class Queue:
 
     def allreduce(self, x: Any, op: Any = "sum") -> Any:
         """Queue an allreduce of ``x`` and return its placeholder."""
-        if type(x) is float and op == "sum" and type(op) is str:
+        if type(x) is float and type(op) is str and op == "sum":  # type first, as in C: no __eq__ of odd ops
             batch = self._fast_batch
             if batch is None:
                 batch = self._fast_batch = Batch()

@@ -81,6 +81,29 @@ def test_bad_arguments_raise_type_error(queue):
         queue.allreduce(1.0, oops="sum")
 
 
+def test_x_and_op_by_keyword_as_in_python(queue):
+    """``allreduce(x=..., op=...)`` is accepted as Python would (Comm.allreduce and the old Fused took it); a
+    duplicate or missing argument is a TypeError, never a silent misparse."""
+    results = [queue.allreduce(x=1.5), queue.allreduce(op="sum", x=2.5), queue.allreduce(3.5, op="sum")]
+    queue.allreduce(x=4, op="max")
+    queue.allreduce(op="min", x=5.0)
+    assert queue.slow == [(4, "max"), (5.0, "min")]
+    batch = queue._take()
+    assert list(batch) == [1.5, 2.5, 3.5]
+    batch.set_ready()
+    assert [r.value for r in results] == [1.5, 2.5, 3.5]
+    for args, kwargs in [
+        ((1.0, "sum"), {"op": "sum"}),
+        ((1.0,), {"x": 1.0}),
+        ((), {"op": "sum"}),
+        ((), {"x": 1.0, "oops": 1}),
+        ((1.0, "sum", 3), {}),
+    ]:
+        with pytest.raises(TypeError):
+            queue.allreduce(*args, **kwargs)
+    assert queue._take() is None and len(queue.slow) == 2
+
+
 def test_results_set_by_the_slow_lane(lane):
     result = lane.FusedResult()
     with pytest.raises(AttributeError):
@@ -89,6 +112,29 @@ def test_results_set_by_the_slow_lane(lane):
         result.result()
     result._value = np.arange(3)
     np.testing.assert_array_equal(result.value, np.arange(3))
+
+
+def test_a_result_value_cannot_be_deleted(queue):
+    """``del r._value`` raises in both lanes (the C lane used to clear it: the result was pending forever)."""
+    result = queue.allreduce(1.0)
+    queue._take().set_ready()
+    with pytest.raises(AttributeError):
+        del result._value
+    assert result.value == 1.0
+
+
+def test_ops_whose_comparison_raises_go_to_the_slow_lane(queue):
+    """The fast lane checks the op's type before comparing it, so an op whose ``==`` raises still reaches _queue."""
+
+    class Touchy:
+        def __eq__(self, other):
+            raise AssertionError("compared")
+
+        __hash__ = object.__hash__
+
+    op = Touchy()
+    queue.allreduce(1.0, op=op)
+    assert queue.slow == [(1.0, op)] and queue._take() is None
 
 
 def test_a_batch_refuses_floats_while_exported_or_reduced(queue):
