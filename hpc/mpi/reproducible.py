@@ -72,7 +72,7 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     # Long rows are cut into column blocks, on the rule of the plain allreduce (hpc.mpi.comm). The rule reads only
     # what every rank shares (n, one node), never this rank's row count k: ranks holding 1 and 2 rows (or 0) must
     # cut the same blocks, or their collectives would pair up with different lengths.
-    block = n
+    block = max(n, 1)  # no elements: one empty block (every rank still joins its collectives)
     if n * 8 > _comm_module._BLOCKED_FROM and comm._one_node:
         block = _comm_module._BLOCK_BYTES // 8
     scratch = _scratch(comm, block)

@@ -205,3 +205,14 @@ def test_blocks_are_cut_alike_when_ranks_hold_different_row_counts(comm, monkeyp
     got = mpi.sum(comm, rows[start : start + counts[comm.rank]], reproducible=True)
     assert got.tobytes() == reference.tobytes()
     assert np.isneginf(got[40])
+
+
+@pytest.mark.mpi
+def test_reproducible_sums_of_empty_arrays(comm):
+    """Arrays with no elements sum to empty results of their shape, on every rank (no zero-width column blocks)."""
+    for x in (np.zeros(0), np.zeros((3, 0)), np.zeros((0, 2), np.float32), np.zeros(0, np.complex128)):
+        got = comm.allreduce(x, reproducible=True)
+        assert got.shape == x.shape and got.dtype == x.dtype
+    got = mpi.sum(comm, np.zeros((comm.rank, 0)), reproducible=True)
+    assert got.shape == (0,) and got.dtype == np.float64
+    assert reproducible_sum(_one_process(), np.zeros((2, 4, 0))).shape == (4, 0)
