@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os as _os
 
-__all__ = ["LOCAL_RANK_VARIABLES", "local_size"]
+__all__ = ["LOCAL_RANK_VARIABLES", "local_size", "one_node"]
 
 #: launcher variables holding the node-local rank, tried in this order, with their node-local size variable
 LOCAL_RANK_VARIABLES: tuple[tuple[str, str], ...] = (
@@ -18,9 +18,25 @@ LOCAL_RANK_VARIABLES: tuple[tuple[str, str], ...] = (
 
 
 def local_size() -> int | None:
-    """Return how many ranks the launcher started on this node, or ``None`` where no launcher variable says."""
+    """Return how many ranks the launcher started on this node, or ``None`` where no launcher variable says.
+
+    srun's ``SLURM_NTASKS_PER_NODE`` is what was asked for, not what runs here, so it is not taken as a size.
+    """
     for rank_var, size_var in LOCAL_RANK_VARIABLES:
         if _os.environ.get(rank_var, "").strip():
             text = _os.environ.get(size_var, "").strip()
-            return int(text) if text.isdigit() else None
+            return int(text) if text.isdigit() and rank_var != "SLURM_LOCALID" else None
     return None
+
+
+def one_node(world_size: int) -> bool:
+    """Return whether the launcher says all ``world_size`` ranks of the job run on this node (False if unsure).
+
+    An MPI launcher's node-local size decides; under srun alone, the step's node count.
+    """
+    size = local_size()
+    if size is not None:
+        return size == world_size
+    if _os.environ.get("SLURM_LOCALID", "").strip():
+        return _os.environ.get("SLURM_STEP_NUM_NODES", "").strip() == "1"
+    return False

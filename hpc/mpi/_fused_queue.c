@@ -99,8 +99,10 @@ batch_item(Batch *self, Py_ssize_t index)
 static int
 batch_getbuffer(Batch *self, Py_buffer *view, int flags)
 {
-    if (self->data == NULL && batch_reserve(self, 1) < 0) /* even an empty view points at memory */
+    if (self->data == NULL && batch_reserve(self, 1) < 0) { /* even an empty view points at memory */
+        view->obj = NULL;
         return -1;
+    }
     view->obj = Py_NewRef(self);
     view->buf = self->data;
     view->len = self->size * (Py_ssize_t)sizeof(double);

@@ -159,7 +159,7 @@ class Comm:
         self._last_result: Any = None  # the last large result, reused once nobody else holds it
         self._in_place = None if MPI is None else MPI.IN_PLACE
         # Every rank of the job on this node, by the launcher's word (no collective): large arrays go in blocks.
-        self._one_node = MPI is not None and self.size > 1 and _launcher.local_size() == MPI.COMM_WORLD.Get_size()
+        self._one_node = MPI is not None and self.size > 1 and _launcher.one_node(MPI.COMM_WORLD.Get_size())
         if self.size > 1:
             from hpc.mpi.guard import install_abort_on_exception
 
@@ -274,8 +274,7 @@ class Comm:
         it: not the caller, not a view (a view keeps its base alive).
         """
         last = self._last_result
-        # references: self._last_result, `last`, and getrefcount's own argument
-        if last is not None and _sys.getrefcount(last) == 3 and last.shape == shape and last.dtype == dtype:
+        if last is not None and _sys.getrefcount(last) == UNHELD_REFS and last.shape == shape and last.dtype == dtype:
             return last
         self._last_result = fresh = _np.empty(shape, dtype)
         return fresh
@@ -328,6 +327,30 @@ class Comm:
         """Wait until every rank arrives."""
         self.mpi.Barrier()
 
+
+class _Slot:
+    __slots__ = ("value",)
+
+
+def _unheld_refs() -> int:
+    """What ``sys.getrefcount`` says of an object held by one attribute and one local, or -1 if it cannot tell.
+
+    The buffers recycled here (:meth:`Comm._result_array`, ``hpc.mpi.reproducible._words``) are reused only when
+    nothing else refers to them: not the caller, not a view. That count is 3 up to Python 3.13 (the attribute, the
+    local, getrefcount's argument); Python 3.14 borrows references on the stack and may count fewer. So it is
+    measured here, in the same pattern as the checks, and recycling is off (-1 never matches) unless one more
+    reference shows as one more count.
+    """
+    slot = _Slot()
+    slot.value = object()
+    value = slot.value
+    unheld = _sys.getrefcount(value)
+    held = value  # noqa: F841 - the extra reference being counted
+    return unheld if _sys.getrefcount(value) == unheld + 1 else -1
+
+
+#: see :func:`_unheld_refs`
+UNHELD_REFS = _unheld_refs()
 
 _world: Comm | None = None
 _Fused: Any = None  # hpc.mpi.fused.Fused, imported on first use

@@ -146,8 +146,8 @@ def _plain(comm: Any, flat: _np.ndarray, fields: _np.ndarray, n: int) -> _np.nda
 def _words(comm: Any, n: int) -> _np.ndarray:
     """The int64 buffer the totals travel in and the one-word result is written to, recycled when unheld."""
     words = getattr(comm, "_repro_words", None)
-    # references: the attribute, `words`, getrefcount's argument; a result the caller holds is a view: one more
-    if words is None or words.shape[0] != n or _sys.getrefcount(words) != 3:
+    # a result the caller still holds is a view of `words`: one more reference than UNHELD_REFS
+    if words is None or words.shape[0] != n or _sys.getrefcount(words) != _comm_module.UNHELD_REFS:
         words = comm._repro_words = _np.empty(n, _np.int64)
     return words
 

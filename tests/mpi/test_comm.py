@@ -75,4 +75,12 @@ def test_one_node_comes_from_the_launcher(monkeypatch):
     monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1")
     monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2")
     assert _launcher.local_size() == 2  # Open MPI's variables come first
+    assert _launcher.one_node(2) and not _launcher.one_node(4)
+    for name in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SLURM_LOCALID", "0")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4")  # what was asked for, not a count of what runs here
+    assert _launcher.local_size() is None and not _launcher.one_node(4)
+    monkeypatch.setenv("SLURM_STEP_NUM_NODES", "1")
+    assert _launcher.one_node(4)
     assert mpi.world()._one_node is False or mpi.world().size > 1  # one rank never needs blocks
