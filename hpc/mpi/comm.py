@@ -17,7 +17,11 @@ __all__ = ["Comm", "LocalComm", "as_comm", "mpi_module", "world"]
 #: built-in ops and the NumPy dtype chars MPI reduces natively with them (the general path converts and checks the
 #: rest: float16, bool, logical ops, non-contiguous arrays)
 _INTS = "bhilqBHILQ"
-_RECYCLE_BYTES = 128 << 10  # glibc's default mmap threshold: larger blocks may come back to the kernel when freed
+# Results from this size up are recycled (see Comm._result_array). Freed blocks above glibc's mmap threshold
+# (128 KiB) go back to the kernel, and so does a smaller one freed at the top of the heap once the free space there
+# passes the trim threshold: on 2 ranks a fresh 64 KiB result cost up to +8.6 us per call over raw after the small
+# sizes of `hpc bench mpi` had run, a recycled one +0.1 to +0.8 us.
+_RECYCLE_BYTES = 16 << 10
 #: Arrays above _BLOCKED_FROM bytes are reduced in _BLOCK_BYTES pieces when every rank is on this node. MPICH's
 #: reduction allocates a scratch buffer of half the message per call, and from 32 MiB glibc always maps it fresh:
 #: 64 MiB on 2 ranks took 8193 page faults per call. In 2 MiB pieces (scratch reused, no faults): 0.39x the time at

@@ -23,7 +23,7 @@ def test_large_results_held_by_the_caller_are_never_overwritten():
     np.testing.assert_array_equal(view, (x * 2)[:5] * comm.size)
 
 
-@pytest.mark.parametrize("n", [1 << 14, 1 << 15, 1 << 18])  # 128 KiB (the threshold), 256 KiB, 2 MiB
+@pytest.mark.parametrize("n", [1 << 11, 1 << 13, 1 << 15, 1 << 18])  # 16 KiB (the threshold), 64 KiB, 256 KiB, 2 MiB
 def test_a_dropped_large_result_is_recycled(n):
     """Once the caller drops a large result, the next one of the same shape reuses its memory (no page faults)."""
     comm = mpi.world()
