@@ -60,22 +60,24 @@ def test_no_user_code_starts_after_the_failure_is_seen():
 
 
 def test_processes_stop_groups_already_sent_after_a_failure(tmp_path):
-    """On processes, groups already sent to workers start no chunk once a failure is posted.
+    """On processes, groups already sent to workers start no chunk after the failing one once it is posted.
 
-    Each worker records when it starts an item; after the failing item, the other workers finish the chunk they
-    are running and start nothing else (a chunk may slip in while the failure is being posted: at most one more
-    per worker), where they used to run their whole groups (tens of chunks each).
+    Each worker records when it starts an item; after the failing item, the failing worker starts nothing and the
+    others finish the chunk they are running and start no chunk after the failing one (a chunk may slip in while
+    the failure is being posted: at most one more per worker), where they used to run their whole groups (tens of
+    chunks each). Chunks before the failing one may still start: one of them may fail too (with many workers they
+    sit in other groups, still running when the failure happens).
     """
     from hpc import config
 
     par_range(8).map(lambda x: x).with_backend("processes").sum()  # start the workers
     log = str(tmp_path / "runs.log")
     chunk = 5
-    fail_at = 10 * chunk  # chunk 10, inside the first group: the other workers are busy with theirs by then
+    fail_at = 10 * chunk  # chunk 10: early in the run, the other workers are busy with their groups by then
 
     def f(x):
         with open(log, "a") as fh:
-            fh.write(f"{x} {time.time()!r}\n")
+            fh.write(f"{x} {os.getpid()} {time.time()!r}\n")
         if x == fail_at:
             raise ValueError("fails")
         time.sleep(0.002)
@@ -85,10 +87,11 @@ def test_processes_stop_groups_already_sent_after_a_failure(tmp_path):
         par_range(2000).map(f).with_backend("processes").with_max_len(chunk).sum()
     assert f"item {fail_at}" in _notes(info.value)
     with open(log) as fh:
-        runs = [(int(x), float(t)) for x, t in (line.split() for line in fh)]
-    failed_at = next(t for x, t in runs if x == fail_at)
-    chunks_after = {x // chunk for x, t in runs if t > failed_at}
-    assert all(c > fail_at // chunk for c in chunks_after)  # the failing worker stopped at once
+        runs = [(int(x), int(pid), float(t)) for x, pid, t in (line.split() for line in fh)]
+    failed_at, failed_pid = next((t, pid) for x, pid, t in runs if x == fail_at)
+    later = [(x // chunk, pid) for x, pid, t in runs if t > failed_at and x // chunk > fail_at // chunk]
+    assert not [c for c, pid in later if pid == failed_pid]  # the failing worker stopped at once
+    chunks_after = {c for c, _ in later}
     assert len(chunks_after) <= 2 * max(1, config.num_threads() - 1), sorted(chunks_after)
 
 
