@@ -242,6 +242,65 @@ def test_shared_file_is_removed_when_writing_it_fails(monkeypatch):
     assert _shm_files() == before
 
 
+def test_processes_run_without_a_board_when_it_cannot_be_made(monkeypatch):
+    """The shared board only stops work early: when /dev/shm cannot hold it (full), runs go on and agree."""
+    from hpc.iter.plumbing import processes
+
+    real = processes._tempfile.mkstemp
+
+    def mkstemp(*args, **kwargs):
+        if kwargs.get("prefix") == "hpc-board-":
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(processes._tempfile, "mkstemp", mkstemp)
+
+    def f(x):
+        if x in (737, 1900):
+            raise KeyError(f"bad item {x}")
+        return x * 0.5
+
+    for backend in ("serial", "processes"):
+        assert par_range(2000).map(lambda x: x * 0.5).with_backend(backend).sum() == sum(x * 0.5 for x in range(2000))
+        assert par_range(2000).with_backend(backend).find_first(lambda x: x % 700 == 699) == 699
+        with pytest.raises(KeyError, match="bad item 737") as info:
+            par_range(2000).map(f).with_backend(backend).sum()
+        assert "item 737" in " ".join(info.value.__notes__)
+
+
+def _deleted_board_handles():
+    """This process's descriptors and mappings of board files already removed (runs that are over)."""
+    fds = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the descriptor listdir itself used
+            continue
+        fds += "hpc-board-" in target and target.endswith("(deleted)")
+    with open("/proc/self/maps") as fh:
+        maps = sum("hpc-board-" in line and "(deleted)" in line for line in fh)
+    return os.getpid(), fds, maps
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc (Linux)")
+def test_no_process_keeps_the_board_of_a_finished_run():
+    """Neither the workers nor the driver keep a descriptor or a mapping of a finished run's board."""
+
+    def f(x):
+        if x == 17:
+            raise ZeroDivisionError("fails")
+        return x
+
+    for _ in range(12):
+        par_range(40).map(lambda x: x + 1).with_backend("processes").sum()
+        with pytest.raises(ZeroDivisionError):
+            par_range(40).map(f).with_backend("processes").sum()
+        par_range(400).map(lambda x: x).with_backend("processes").find_first(lambda x: x == 233)
+    got = par_range(64).map(lambda _: _deleted_board_handles()).with_backend("processes").with_max_len(1).collect()
+    assert {(fds, maps) for _, fds, maps in got} == {(0, 0)}, got
+    assert _deleted_board_handles()[1:] == (0, 0)
+
+
 def test_large_masked_arrays_keep_their_mask_on_processes(monkeypatch):
     """An array subclass above the sharing size (a masked array) reaches workers whole, mask included."""
     from hpc.iter.plumbing import processes

@@ -209,39 +209,72 @@ class Board:
             if chunk is not None and (v[i] < 0 or chunk < v[i]):
                 v[i] = chunk
 
+    def close(self) -> None:
+        """Unmap the board (``mmap`` keeps a descriptor of its own until then)."""
+        self._v.release()
+        self._map.close()
 
-def _new_board(files: list[str]) -> Board:
+
+def _new_board(files: list[str]) -> Board | None:
+    """Create the run's board, or return ``None`` when it cannot be made (``/dev/shm`` full or not writable).
+
+    The board only stops work early; without it the run is the same, groups already sent just run to their end.
+    """
     directory = "/dev/shm" if _os.path.isdir("/dev/shm") else None
-    fd, path = _tempfile.mkstemp(prefix="hpc-board-", dir=directory)
+    try:
+        fd, path = _tempfile.mkstemp(prefix="hpc-board-", dir=directory)
+    except OSError:
+        return None
     _os.close(fd)
     files.append(path)
-    return Board(path, create=True)
+    try:
+        return Board(path, create=True)
+    except (OSError, ValueError):
+        return None
+
+
+def _open_board(path: str | None) -> Board | None:
+    if path is None:
+        return None
+    try:
+        return Board(path)
+    except (OSError, ValueError):  # cannot be mapped here (out of descriptors, ...): read nothing, post nothing
+        return None
 
 
 # ------------------------------------------------------------------------------------ the worker side
 
-_contexts: _OrderedDict[str, tuple[ExecContext, Board | None]] = _OrderedDict()
+_contexts: _OrderedDict[str, ExecContext] = _OrderedDict()
 
 
-def _context_for(token: str, board_path: str) -> tuple[ExecContext, Board | None]:
+def _context_for(token: str) -> ExecContext:
     # one context per call per worker process, so map_init's init runs once per worker per call
-    entry = _contexts.get(token)
-    if entry is None:
-        try:
-            board = Board(board_path)
-        except (OSError, ValueError):  # the run is over (its board removed): read nothing
-            board = None
-        entry = _contexts[token] = (ExecContext(token), board)
+    ctx = _contexts.get(token)
+    if ctx is None:
+        ctx = _contexts[token] = ExecContext(token)
         while len(_contexts) > 8:
             _contexts.popitem(last=False)
-    return entry
+    return ctx
 
 
 def _run_group(
-    token: str, board_path: str, payload: bytes, offset: int, spans: list[tuple[int, int, int]]
+    token: str, board_path: str | None, payload: bytes, offset: int, spans: list[tuple[int, int, int]]
 ) -> dict[str, Any]:
     plan, terminal = _cloudpickle().loads(payload)
-    ctx, board = _context_for(token, board_path)
+    ctx = _context_for(token)
+    # Mapped for this group only (the run is alive while one of its groups runs): a worker keeps no descriptor or
+    # mapping of a finished run's board, not even in the garbage a failure's traceback leaves for the collector.
+    board = _open_board(board_path)
+    try:
+        return _run_spans(plan, terminal, ctx, board, offset, spans)
+    finally:
+        if board is not None:
+            board.close()
+
+
+def _run_spans(
+    plan: Plan, terminal: Any, ctx: ExecContext, board: Board | None, offset: int, spans: list[tuple[int, int, int]]
+) -> dict[str, Any]:
     out: dict[int, Any] = {}
     try:
         for c, s, e in spans:
@@ -280,12 +313,15 @@ class ProcessesBackend(Backend):
         workers = _config.num_threads()
         executor = _get_executor(workers)
         files: list[str] = []
+        board = None
         try:
             board = _new_board(files)
             node = _share_arrays(plan.node, files)
             run = _Run(executor, workers, plan, node, terminal, ctx, progress, board)
             return run.run(guided_groups(spans, workers))
         finally:
+            if board is not None:
+                board.close()
             for path in files:
                 try:
                     _os.unlink(path)
@@ -309,7 +345,7 @@ class _Run:
         terminal: Any,
         ctx: ExecContext,
         progress: Any,
-        board: Board,
+        board: Board | None,
     ) -> None:
         self.executor, self.window, self.board = executor, workers + 1, board
         self.plan, self.node, self.terminal, self.ctx, self.progress = plan, node, terminal, ctx, progress
@@ -326,7 +362,8 @@ class _Run:
                 f"the processes backend must pickle the iterator's functions; {exc} "
                 "(use with_backend('threads') for functions that cannot be pickled)"
             ) from exc
-        return self.executor.submit(_run_group, self.ctx.token, self.board.path, payload, first, group)
+        path = None if self.board is None else self.board.path
+        return self.executor.submit(_run_group, self.ctx.token, path, payload, first, group)
 
     def _stale(self, group: list[tuple[int, int, int]]) -> bool:
         ctx = self.ctx
@@ -347,7 +384,8 @@ class _Run:
             self.ctx.note_found(found)
         if cancelled:
             self.ctx.cancelled = True
-        self.board.post(self.ctx)
+        if self.board is not None:
+            self.board.post(self.ctx)
 
     def run(self, groups: list[list[tuple[int, int, int]]]) -> dict[int, Any]:
         from concurrent.futures import FIRST_COMPLETED, wait
