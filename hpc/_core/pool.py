@@ -121,12 +121,18 @@ class ThreadPool(_futures.Executor):
     # ------------------------------------------------------------------ lifecycle
 
     def _start_worker(self, index: int) -> None:
-        # called with self._cv held
+        # called with self._cv held; if the thread cannot start (the OS refuses one: RuntimeError), nothing counts it
         t = _threading.Thread(target=self._worker_main, args=(index,), name=f"hpc-worker-{index}", daemon=True)
         self._running[index] = True
         self._live += 1
         self._threads[index] = t
-        t.start()
+        try:
+            t.start()
+        except Exception:  # never started: a worker counted here but never running would take no work, ever
+            self._running[index] = False
+            self._live -= 1
+            del self._threads[index]  # shutdown joins these; the one it replaced, if any, has left
+            raise
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the workers once the queued work is done; refuse work pushed from outside the pool afterwards.
@@ -179,19 +185,27 @@ class ThreadPool(_futures.Executor):
         # a few threads, not num_threads. Each push gets a worker of its own: a sleeper that no earlier push has
         # claimed (_wakeups counts the claims; whichever sleeper's wait returns next clears one under the cv and
         # then looks at the queues, so it sees this job), else a new worker, else (all running) any that frees up.
+        # A worker that cannot start (the OS refuses a thread) leaves the job to the workers there are; with none,
+        # push raises and takes the job back, as after shutdown, so a job whose push raised never runs.
         with self._cv:
             if self._sleeping > self._wakeups:
                 self._wakeups += 1
             elif self._live < self.num_threads:
+                error: Exception
                 if not self._shutdown:
-                    self._start_worker(self._running.index(False))  # it looks at the queues first thing
-                    return
-                if self._live == 0:  # shut down and every worker gone: the job would never run
+                    try:
+                        self._start_worker(self._running.index(False))  # it looks at the queues first thing
+                        return
+                    except Exception as exc:
+                        error = exc
+                else:
+                    error = RuntimeError("cannot schedule new work after shutdown")
+                if self._live == 0:  # no worker and none to come: the job would never run
                     try:
                         self._injector.remove(job)
                     except ValueError:  # taken meanwhile (or on a worker's own deque): it runs
                         return
-                    raise RuntimeError("cannot schedule new work after shutdown")
+                    raise error
             self._cv.notify()
 
     def _find_work(self, index: int | None) -> Job | None:

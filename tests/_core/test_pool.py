@@ -280,3 +280,43 @@ def test_work_a_busy_worker_pushes_is_stolen_by_another():
             a, b = pool.install(lambda f=f, g=g: join(f, g))
             assert a != b
             time.sleep(0.05)  # let the thief go to sleep
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_the_os_refuses_to_start_is_not_counted(monkeypatch):
+    """A failed thread start counts no worker: the push raises and drops its job when no worker runs, the job
+    runs on the workers there are when some do, and later pushes start threads again (no pool left hanging)."""
+    from hpc._core.pool import Job
+
+    refuse = [True]
+    real_start = threading.Thread.start
+
+    def start(self):
+        if refuse[0] and self.name.startswith("hpc-worker-"):
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    pool = ThreadPool(1)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        pool.push(Job(lambda: "never"))
+    assert not pool._injector and pool._live == 0 and not pool._threads  # the job is not run behind the caller's back
+    refuse[0] = False
+    later = Job(lambda: "ran")
+    pool.push(later)
+    assert later.wait(10), "the pool counted a worker that never started and woke nobody"
+    pool.shutdown()
+
+    pool = ThreadPool(2)
+    release = threading.Event()
+    blocker = Job(lambda: release.wait(10))
+    pool.push(blocker)  # starts worker 0
+    refuse[0] = True
+    queued = Job(lambda: "ran")
+    pool.push(queued)  # worker 1 cannot start: worker 0 takes it once free, and the push does not raise
+    assert pool._live == 1
+    release.set()
+    assert pool.wait_for(queued) == "ran" and pool.wait_for(blocker) is True
+    refuse[0] = False
+    pool.shutdown()
+    assert not any(t.is_alive() for t in pool._threads.values())
