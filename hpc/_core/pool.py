@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import collections as _collections
 import concurrent.futures as _futures
+import os as _os
 import random as _random
 import sys as _sys
 import threading as _threading
+import weakref as _weakref
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain as _chain
 from itertools import islice as _islice
@@ -117,6 +119,17 @@ class ThreadPool(_futures.Executor):
         self._shutdown = False
         self._live = 0  # workers running (they leave when idle for long, or after shutdown)
         self._running = [False] * num_threads
+        _pools.add(self)
+
+    def _reset_after_fork(self) -> None:
+        # In a forked child only the thread that forked exists: no worker runs, nobody waits on the queued jobs (their
+        # callers stayed in the parent), and the lock may have been held by a thread that is gone.
+        self._cv = _threading.Condition(_threading.Lock())
+        self._sleeping = self._wakeups = self._live = 0
+        self._threads = {}
+        self._running = [False] * self.num_threads
+        for queue in [self._injector, *self._deques]:
+            queue.clear()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -359,6 +372,24 @@ def _pool_stack() -> list[ThreadPool]:
 
 _default: ThreadPool | None = None
 _default_lock = _threading.Lock()
+_pools: _weakref.WeakSet[ThreadPool] = _weakref.WeakSet()  # every pool, for _after_fork_in_child
+
+
+def _after_fork_in_child() -> None:
+    """Make every pool usable in a child made by ``os.fork`` (multiprocessing's default start method on Linux).
+
+    The child inherits the pools' counts of running and sleeping workers but not the threads, so its first parallel
+    call would wait forever for workers that do not exist.
+    """
+    global _default_lock
+    _default_lock = _threading.Lock()
+    _local.__dict__.pop("worker", None)  # the forking thread may have been a worker; in the child it is not
+    for pool in list(_pools):
+        pool._reset_after_fork()
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_pool() -> ThreadPool:

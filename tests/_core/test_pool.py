@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -320,3 +321,38 @@ def test_a_worker_the_os_refuses_to_start_is_not_counted(monkeypatch):
     refuse[0] = False
     pool.shutdown()
     assert not any(t.is_alive() for t in pool._threads.values())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+@pytest.mark.timeout(60)
+def test_a_forked_child_can_use_the_pools_the_parent_used():
+    """A child made by fork (multiprocessing's default on Linux) runs parallel calls instead of waiting forever.
+
+    It inherits the pools' counts of running and sleeping workers but not their threads; the fork is made while a
+    worker of the parent is busy, so a job is also queued and the pool's lock may be held.
+    """
+    import multiprocessing
+
+    from hpc import par_range
+
+    assert par_range(1000).sum() == 499500  # the default pool's workers are running and then sleep
+    explicit = ThreadPool(2)
+    assert explicit.install(lambda: join(lambda: 1, lambda: 2)) == (1, 2)
+    busy = threading.Event()
+    release = threading.Event()
+    blocker = explicit.submit(lambda: (busy.set(), release.wait(10)))
+    busy.wait(10)
+
+    def child():
+        ok = par_range(1000).sum() == 499500 and explicit.install(lambda: join(lambda: 3, lambda: 4)) == (3, 4)
+        os._exit(0 if ok else 1)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(30)
+    release.set()
+    blocker.result(10)
+    explicit.shutdown()
+    if process.exitcode is None:
+        process.kill()
+    assert process.exitcode == 0
