@@ -249,6 +249,15 @@ class ThreadPool(_futures.Executor):
     def _worker_main(self, index: int) -> None:
         _local.worker = (self, index)
         _limit_numba_threads(self.num_threads)
+        try:
+            self._work(index)
+        except BaseException:  # a job's run() raised (Job.run catches everything; a Job subclass pushed may not)
+            with self._cv:  # this worker is gone: uncounted, so the next push starts another in its place
+                self._running[index] = False
+                self._live -= 1
+            raise  # threading.excepthook reports it
+
+    def _work(self, index: int) -> None:
         idle = 0
         while True:
             job = self._find_work(index)

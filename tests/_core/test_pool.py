@@ -356,3 +356,28 @@ def test_a_forked_child_can_use_the_pools_the_parent_used():
     if process.exitcode is None:
         process.kill()
     assert process.exitcode == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_job_whose_run_raises_does_not_leave_a_dead_worker_counted():
+    """A Job subclass whose run() raises ends its worker; the pool starts another and keeps running work."""
+    from hpc._core.pool import Job
+
+    class Broken(Job):
+        def run(self):
+            raise RuntimeError("broken job")
+
+    reported = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: reported.append(args.exc_value)
+    try:
+        pool = ThreadPool(1)
+        pool.push(Broken(lambda: None))
+        deadline = time.monotonic() + 10
+        while not reported and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [str(e) for e in reported] == ["broken job"]
+        assert pool.install(lambda: join(lambda: 1, lambda: 2)) == (1, 2)  # hung: the dead worker was counted
+        pool.shutdown()
+    finally:
+        threading.excepthook = previous
