@@ -101,8 +101,8 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
         if out is not None:
             raise ValueError(f"allreduce with op={o.name!r} returns (value, index) and takes no out=")
         return _arg(comm, x, o)
-    if o.name == "sum" and out is None and not reproducible and _is_integer_scalar(x):
-        return _integer_scalar_sum(comm, x)
+    if o is _SUM and not reproducible and _is_integer_scalar(x):  # the built-in sum, not a user op named "sum"
+        return _integer_scalar_sum(comm, x, o, out)
     prep = _Prepared(x, o, "allreduce")
     _guard.check_agreement(comm, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
     if reproducible:
@@ -129,45 +129,68 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
     return prep.give_back(result, o)
 
 
+_SUM = resolve("sum")
 _INT_SPLIT = 31  # a Python int travels as hi = x >> 31 and lo = x & (2**31 - 1)
 _INT_EXACT = 1 << 80  # |x| below this: |hi| < 2**49, so up to 2**12 ranks sum without int64 overflow
 
 
 def _is_integer_scalar(x: Any) -> bool:
-    """A Python int or bool, or a NumPy integer or bool scalar: the scalars that take the exact integer sum."""
-    return isinstance(x, int) or isinstance(x, _np.generic) and x.dtype.kind in "biu"
+    """A Python int or bool, or a NumPy integer or bool scalar or 0-d array: the values that take the exact sum.
+
+    0-d arrays belong here with the NumPy scalars they stand for (``numpy.asarray(3)``, ``a.sum(keepdims=False)``
+    wrapped by ``asarray``): a 0-d array on one rank and a scalar on another must travel the same way.
+    """
+    if isinstance(x, int):
+        return True
+    return isinstance(x, (_np.generic, _np.ndarray)) and x.ndim == 0 and x.dtype.kind in "biu"
 
 
-def _integer_scalar_sum(comm: Any, x: Any) -> Any:
-    """Return the sum of every rank's integer scalar, exact, in the caller's type.
+def _integer_scalar_sum(comm: Any, x: Any, o: Op, out: Any = None) -> Any:
+    """Return the sum of every rank's integer scalar, exact, in the caller's type (or written to ``out``).
 
     Every kind of integer scalar travels the same way, so ranks may mix them (a Python int on one rank, the
-    ``numpy.int64`` of an ``ndarray.sum()`` on another): one int64 allreduce of (hi, lo, too_big) words; if any
-    rank's value is too big for them, every rank then sums the values as Python ints pickled (mpi4py's lower-case
-    allreduce), which is exact for any size. A Python int gets the exact sum (an int64 sum would wrap: 2**62 on 2
-    ranks is -2**63), a bool the count; a NumPy scalar gets the sum in its own dtype, wrapped as NumPy wraps.
+    ``numpy.int64`` of an ``ndarray.sum()`` or a 0-d array on another; ``out=`` or not): one int64 allreduce of
+    (hi, lo, too_big) words; if any rank's value is too big for them, every rank then sums the values as Python ints
+    pickled (mpi4py's lower-case allreduce), which is exact for any size. A Python int gets the exact sum (an int64
+    sum would wrap: 2**62 on 2 ranks is -2**63), a bool the count; a NumPy scalar or 0-d array gets the sum in its
+    own dtype (int64 for bool), wrapped as NumPy wraps. Check mode compares the signature
+    ``("sum", "integer scalar", (), False)``, so an array on another rank is reported, not summed with the words.
     """
     value = int(x)
     if comm.size == 1:
         total = value
     else:
+        _guard.check_agreement(comm, "allreduce", (o.name, "integer scalar", (), False))
         fits = -_INT_EXACT < value < _INT_EXACT and comm.size < (1 << 12)
-        words = [value >> _INT_SPLIT, value & ((1 << _INT_SPLIT) - 1), 0] if fits else [0, 0, 1]
-        summed = comm.allreduce(_np.array(words, dtype=_np.int64))
+        send = _np.array([value >> _INT_SPLIT, value & ((1 << _INT_SPLIT) - 1), 0] if fits else [0, 0, 1], _np.int64)
+        summed = _np.empty_like(send)
+        _run(
+            comm,
+            "allreduce",
+            lambda: comm.mpi.Allreduce(send, summed, o.mpi),
+            lambda: comm.mpi.Iallreduce(send, summed, o.mpi),
+        )
         if summed[2]:  # the same on every rank: all take this branch together
             comm._seq += 1
             total = comm.mpi.allreduce(value)
         else:
             total = (int(summed[0]) << _INT_SPLIT) + int(summed[1])
-    if not isinstance(x, _np.generic):
+    numpy = isinstance(x, (_np.generic, _np.ndarray))
+    if not numpy and out is None:
         return total
-    if x.dtype.kind == "b":
-        return _np.int64(total)  # numpy.sum of bools counts in int64
-    bits = 8 * x.dtype.itemsize
+    x_dtype = x.dtype if numpy else _np.dtype(_np.bool_ if isinstance(x, bool) else _np.int64)
+    dtype = _np.dtype(_np.int64) if x_dtype.kind == "b" else x_dtype  # numpy.sum of bools counts in int64
+    bits = 8 * dtype.itemsize
     total &= (1 << bits) - 1
-    if x.dtype.kind == "i" and total >> (bits - 1):
+    if dtype.kind == "i" and total >> (bits - 1):
         total -= 1 << bits
-    return x.dtype.type(total)
+    result = _np.array(total, dtype)
+    if out is not None:
+        # checked after the collective: a rank with a bad `out` raises alone instead of leaving the others waiting
+        _check_out(out, x, dtype, x_dtype)
+        out[...] = result
+        return out
+    return result if isinstance(x, _np.ndarray) else result[()]
 
 
 def _check_out(out: Any, x: Any, dtype: _np.dtype, x_dtype: _np.dtype) -> None:

@@ -218,6 +218,8 @@ class Comm:
                     return float(scalar[0])  # no _seq count: only check mode and the watchdog report it
                 if kind is _np.ndarray and x.flags.c_contiguous and x.dtype.char in fast[1]:
                     nbytes = x.nbytes
+                    if nbytes <= 16 and not x.ndim:  # a 0-d integer sum travels as a scalar's exact words
+                        return _collectives().allreduce(self, x, op, out, reproducible)
                     try:  # free unless raised: mpi4py refuses non-native byte order before calling MPI
                         if out is None:
                             send = x

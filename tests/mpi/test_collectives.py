@@ -307,3 +307,63 @@ def test_integer_scalars_of_every_kind_mix_across_ranks(comm):
     wrapped = comm.allreduce(small)
     exact = 200 + 100 * (comm.size - 1)
     assert wrapped == (exact % 256 if comm.rank == 0 else exact)
+
+
+def test_zero_d_arrays_and_numpy_scalars_sum_alike(comm):
+    """A 0-d array on one rank and a NumPy or Python scalar on another travel alike; each gets its own type back.
+
+    Scalars went as three exact words while a 0-d array went as one: the ranks paired different messages (a hang,
+    or RankMismatchError in check mode). The same for np.bool_ scalars against 0-d bool arrays.
+    """
+    kind = comm.rank % 3
+    x = [np.int64(comm.rank + 1), np.array(comm.rank + 1, dtype=np.int64), comm.rank + 1][kind]
+    total = comm.allreduce(x)
+    exact = comm.size * (comm.size + 1) // 2
+    assert total == exact
+    assert type(total) is [np.int64, np.ndarray, int][kind]
+    if kind == 1:
+        assert total.shape == () and total.dtype == np.int64
+    flag = [np.bool_(True), np.array(True), True][kind]
+    count = comm.allreduce(flag)
+    assert count == comm.size and type(count) is [np.int64, np.ndarray, int][kind]
+    if kind == 1:
+        assert count.dtype == np.int64
+    small = np.array(np.uint8(200)) if comm.rank == 0 else np.int8(-100)
+    got = comm.allreduce(small)
+    exact = 200 - 100 * (comm.size - 1)
+    if comm.rank == 0:
+        assert type(got) is np.ndarray and got.dtype == np.uint8 and int(got) == exact % 256
+    else:
+        assert type(got) is np.int8 and int(got) == (exact + 128) % 256 - 128
+
+
+def test_integer_scalar_sums_with_and_without_out_travel_alike(comm):
+    """``out=`` (or a 0-d array summed in place) on one rank and a plain scalar sum on another pair up."""
+    x = np.int32(comm.rank + 1)
+    exact = comm.size * (comm.size + 1) // 2
+    if comm.rank % 3 == 0:
+        got = comm.allreduce(x)
+        assert type(got) is np.int32 and got == exact
+    elif comm.rank % 3 == 1:
+        out = np.empty((), np.int32)
+        assert comm.allreduce(x, out=out) is out and int(out) == exact
+    else:
+        y = np.array(comm.rank + 1, dtype=np.int32)
+        assert comm.allreduce(y, out=y) is y and int(y) == exact
+
+
+def test_integer_scalar_against_an_array_is_a_mismatch_in_check_mode(comm):
+    """The scalar's three words are not a 3-element int64 array: check mode reports it instead of mixing them."""
+    from hpc.mpi.guard import RankMismatchError
+
+    if comm._check and comm.size > 1:
+        x = np.int64(5) if comm.rank == 0 else np.arange(3, dtype=np.int64)
+        with pytest.raises(RankMismatchError):
+            comm.allreduce(x)
+    assert comm.allreduce(np.int64(5)) == 5 * comm.size  # and the ranks are still in step
+
+
+def test_a_user_op_named_sum_is_not_the_exact_integer_sum(comm):
+    """Only the built-in sum takes the exact scalar path; a user op that happens to be named "sum" is applied."""
+    biggest = mpi.op(lambda a, b: max(a, b), name="sum")
+    assert comm.allreduce(np.int64(comm.rank + 1), op=biggest) == comm.size
