@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os as _os
 
-__all__ = ["LOCAL_RANK_VARIABLES", "local_size", "one_node"]
+__all__ = ["LOCAL_RANK_VARIABLES", "find", "local_size", "one_node"]
 
 #: launcher variables holding the node-local rank, tried in this order, with their node-local size variable
 LOCAL_RANK_VARIABLES: tuple[tuple[str, str], ...] = (
@@ -17,16 +17,28 @@ LOCAL_RANK_VARIABLES: tuple[tuple[str, str], ...] = (
 )
 
 
+def find() -> tuple[str, str, str] | None:
+    """Return ``(rank variable, its value, the size variable's value)`` of the first launcher that set one, or None.
+
+    Values are stripped; the size's is ``""`` where the launcher does not set it.
+    """
+    for rank_var, size_var in LOCAL_RANK_VARIABLES:
+        value = _os.environ.get(rank_var, "").strip()
+        if value:
+            return rank_var, value, _os.environ.get(size_var, "").strip()
+    return None
+
+
 def local_size() -> int | None:
     """Return how many ranks the launcher started on this node, or ``None`` where no launcher variable says.
 
     srun's ``SLURM_NTASKS_PER_NODE`` is what was asked for, not what runs here, so it is not taken as a size.
     """
-    for rank_var, size_var in LOCAL_RANK_VARIABLES:
-        if _os.environ.get(rank_var, "").strip():
-            text = _os.environ.get(size_var, "").strip()
-            return int(text) if text.isdigit() and rank_var != "SLURM_LOCALID" else None
-    return None
+    found = find()
+    if found is None:
+        return None
+    rank_var, _, size_text = found
+    return int(size_text) if size_text.isdigit() and rank_var != "SLURM_LOCALID" else None
 
 
 def one_node(world_size: int) -> bool:

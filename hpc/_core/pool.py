@@ -112,22 +112,23 @@ class ThreadPool(_futures.Executor):
         self.num_threads = num_threads
         self._deques: list[_collections.deque[Job]] = [_collections.deque() for _ in range(num_threads)]
         self._injector: _collections.deque[Job] = _collections.deque()
+        self._shutdown = False
+        self._no_workers()
+        _pools.add(self)
+
+    def _no_workers(self) -> None:
+        """Set the workers' bookkeeping to "none started, none asleep", with a fresh lock."""
         self._cv = _threading.Condition(_threading.Lock())
         self._sleeping = 0
         self._wakeups = 0  # notifications sent to sleepers that no sleeper has woken up for yet (see _wake)
         self._threads: dict[int, _threading.Thread] = {}  # by worker index, the last thread started for each
-        self._shutdown = False
         self._live = 0  # workers running (they leave when idle for long, or after shutdown)
-        self._running = [False] * num_threads
-        _pools.add(self)
+        self._running = [False] * self.num_threads
 
     def _reset_after_fork(self) -> None:
         # In a forked child only the thread that forked exists: no worker runs, nobody waits on the queued jobs (their
         # callers stayed in the parent), and the lock may have been held by a thread that is gone.
-        self._cv = _threading.Condition(_threading.Lock())
-        self._sleeping = self._wakeups = self._live = 0
-        self._threads = {}
-        self._running = [False] * self.num_threads
+        self._no_workers()
         for queue in [self._injector, *self._deques]:
             queue.clear()
 

@@ -9,10 +9,10 @@ communicator with ``.rank``/``.size`` (and ``.mpi`` for the raw one) or an mpi4p
 from __future__ import annotations
 
 import dataclasses as _dataclasses
-import os as _os
 import socket as _socket
 from typing import Any as _Any
 
+from hpc import _launcher
 from hpc._launcher import LOCAL_RANK_VARIABLES
 from hpc._optional import optional_module
 from hpc.cuda import context
@@ -84,18 +84,16 @@ def local_rank(comm: _Any = None) -> tuple[int, int | None, str]:
 
     .. versionadded:: 0.1.0
     """
-    for rank_var, size_var in LOCAL_RANK_VARIABLES:
-        value = _os.environ.get(rank_var, "").strip()
-        if value:
-            try:
-                local = int(value)
-            except ValueError:
-                local = -1
-            if local < 0:
-                raise ValueError(f"{rank_var} must be a non-negative integer; got {value!r}")
-            size_text = _os.environ.get(size_var, "").strip()
-            size = int(size_text) if size_text.isdigit() else None
-            return local, size, rank_var
+    found = _launcher.find()
+    if found is not None:
+        rank_var, value, size_text = found
+        try:
+            local = int(value)
+        except ValueError:
+            local = -1
+        if local < 0:
+            raise ValueError(f"{rank_var} must be a non-negative integer; got {value!r}")
+        return local, int(size_text) if size_text.isdigit() else None, rank_var
     raw = _raw(comm)
     mpi4py = optional_module("mpi4py.MPI")
     if comm is not None and mpi4py is not None and hasattr(raw, "Split_type"):

@@ -70,9 +70,9 @@ class Fused(Queue):
         if batch is None and not entries:
             return
         self._entries = []
-        count = 0 if batch is None else len(batch)
         if batch is None:
             batch = Batch()
+        count = len(batch)
         if self._comm.size > 1:
             signature = repr((count, [(o.name, p.dtype.str, p.shape) for o, p, _ in entries]) if entries else count)
             # A checksum h and h*h, summed over ranks: sum(h*h) * n == sum(h)**2 exactly when every rank has the
