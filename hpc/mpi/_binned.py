@@ -26,6 +26,7 @@ __all__ = [
     "max_into",
     "quantize",
     "quantize_split",
+    "sum_columns",
     "to_float",
     "to_float_split",
 ]
@@ -176,3 +177,95 @@ def _take_plain(out, f, plain):  # pragma: no cover - compiled by numba
         for j in range(out.shape[0]):
             if f[j] == NONFINITE:
                 out[j] = plain[j]
+
+
+_TILE = 512  # columns per step of sum_columns: their terms, exponents, factors and integers stay in L1 (32 KiB)
+_ONE_STEP_FROM = 82  # fields from here up scale by 2**(Q - E) in one multiplication (Q - E <= 1000)
+
+
+@njit(inline="always")
+def _row(rows, own, me, i, s, m):  # pragma: no cover - compiled by numba
+    return own[s : s + m] if i == me else rows[i][s : s + m]
+
+
+@njit(cache=True, nogil=True)
+def sum_columns(rows, own, me, lo, hi, out):  # pragma: no cover - compiled by numba
+    """Write into ``out[: hi - lo]`` the reproducible sums of columns ``lo..hi`` of ``rows`` (k, N), C-contiguous.
+
+    Row ``me`` is read from ``own`` (N) instead (-1: none is): a rank's own terms need not be copied out to be
+    summed. Every term is at hand (the shared-memory lane of :mod:`hpc.mpi.reproducible`), so the three passes of
+    the collective lane (:func:`exponents`, :func:`quantize`, :func:`to_float`) run tile by tile in one call, with
+    the same bits: the same exponent, the same rounding of each term, an exact integer total. More than
+    :data:`ONE_WORD_TERMS` rows take the two-word form, whose float is the same (see :func:`to_float_split`).
+    Non-finite columns are summed plainly, row after row.
+    """
+    k = rows.shape[0]
+    f = np.empty(_TILE, np.int16)
+    up = np.empty(_TILE, np.float64)
+    q = np.empty(_TILE, np.int64)
+    q_lo = np.empty(_TILE, np.int64)
+    one_word = k <= ONE_WORD_TERMS
+    for s in range(lo, hi, _TILE):
+        m = min(_TILE, hi - s)
+        fm, um, qm, lm = f[:m], up[:m], q[:m], q_lo[:m]
+        r = _row(rows, own, me, 0, s, m)
+        for j in range(m):
+            fm[j] = np.int16((_bits(r[j]) >> 52) & 0x7FF)
+        for i in range(1, k):
+            r = _row(rows, own, me, i, s, m)
+            for j in range(m):
+                fm[j] = max(fm[j], np.int16((_bits(r[j]) >> 52) & 0x7FF))
+        lowest, highest = np.int16(NONFINITE), np.int16(0)
+        for j in range(m):
+            lowest = min(lowest, fm[j])
+            highest = max(highest, fm[j])
+        o = out[s - lo : s - lo + m]
+        if one_word and lowest >= _ONE_STEP_FROM and highest < NONFINITE:
+            # The common tile: every term finite, every factor a normal float. _quantize's two multiplications
+            # give the same exact product as one, and its range check is moot (|x| < 2**E: |q| <= 2**60).
+            for j in range(m):
+                um[j] = _from_bits(np.int64(Q + 1022 - fm[j] + 1023) << 52)  # 2**(Q - E)
+            r = _row(rows, own, me, 0, s, m)
+            for j in range(m):
+                qm[j] = np.int64(np.rint(r[j] * um[j]))
+            for i in range(1, k):
+                r = _row(rows, own, me, i, s, m)
+                for j in range(m):
+                    qm[j] += np.int64(np.rint(r[j] * um[j]))
+            for j in range(m):  # 2**(E - Q) is normal too: _scale's second factor is 1
+                o[j] = np.float64(qm[j]) * _from_bits(np.int64(fm[j] - Q - 1022 + 1023) << 52)
+            continue
+        if one_word:
+            r = _row(rows, own, me, 0, s, m)
+            for j in range(m):
+                qm[j] = _quantize(r[j], fm[j])
+            for i in range(1, k):
+                r = _row(rows, own, me, i, s, m)
+                for j in range(m):
+                    qm[j] += _quantize(r[j], fm[j])
+            for j in range(m):
+                o[j] = _scale(np.float64(qm[j]), fm[j])
+        else:
+            qm[:] = 0
+            lm[:] = 0
+            for start in range(0, k, _CARRY_EVERY):
+                for i in range(start, min(k, start + _CARRY_EVERY)):
+                    r = _row(rows, own, me, i, s, m)
+                    for j in range(m):
+                        t = _quantize(r[j], fm[j])
+                        qm[j] += t >> HI_SHIFT
+                        lm[j] += t & _LO_MASK
+                for j in range(m):
+                    qm[j] += lm[j] >> HI_SHIFT
+                    lm[j] &= _LO_MASK
+            for j in range(m):
+                total = np.float64(qm[j] + (lm[j] >> HI_SHIFT)) * 281474976710656.0 + np.float64(lm[j] & _LO_MASK)
+                o[j] = _scale(total, fm[j])
+        if highest == NONFINITE:
+            for j in range(m):
+                if fm[j] == NONFINITE:
+                    r = _row(rows, own, me, 0, s + j, 1)
+                    t = r[0]
+                    for i in range(1, k):
+                        t += _row(rows, own, me, i, s + j, 1)[0]
+                    o[j] = t

@@ -108,9 +108,9 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
     if reproducible:
         if o.name != "sum":
             raise ValueError(f"reproducible=True needs op='sum'; got op={o.name!r}")
-        from hpc.mpi.reproducible import reproducible_sum
+        from hpc.mpi.reproducible import reproducible_allreduce
 
-        result = reproducible_sum(comm, prep.array.reshape((1, *prep.array.shape)))
+        result = reproducible_allreduce(comm, prep.array)
     else:
         send = prep.array
         result = _np.empty_like(send)

@@ -255,9 +255,9 @@ class Comm:
             and type(x) is _np.ndarray
             and x.dtype.char == "d"
         ):
-            from hpc.mpi.reproducible import reproducible_sum
+            from hpc.mpi.reproducible import reproducible_allreduce
 
-            return reproducible_sum(self, x.reshape((1, *x.shape)))
+            return reproducible_allreduce(self, x)
         return _collectives().allreduce(self, x, op, out, reproducible)
 
     def _allreduce_in_blocks(self, send: Any, recv: Any, mpi_op: Any) -> None:

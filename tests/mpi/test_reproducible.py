@@ -216,3 +216,96 @@ def test_reproducible_sums_of_empty_arrays(comm):
     got = mpi.sum(comm, np.zeros((comm.rank, 0)), reproducible=True)
     assert got.shape == (0,) and got.dtype == np.float64
     assert reproducible_sum(_one_process(), np.zeros((2, 4, 0))).shape == (4, 0)
+
+
+def _window_data(comm, n: int) -> np.ndarray:
+    """Every rank's row of hard data with tiles the fast kernel path cannot take: inf, NaN, subnormal, tiny."""
+    rows = _hard(comm.size, n, seed=23)
+    rows[:, 5] = np.inf
+    rows[-1, 6] = -np.inf
+    rows[0, 200] = np.nan
+    rows[:, 220:240] = 5e-324 * np.arange(1, 21)
+    rows[:, 250:260] *= 1e-300
+    return rows
+
+
+@pytest.mark.mpi
+def test_shared_memory_and_message_lanes_give_the_same_bits(comm, monkeypatch):
+    """On one node the ranks sum in a shared-memory window; the bits equal the message lane's and one process's.
+
+    A 700-column chunk cuts the 2500 columns unevenly across the ranks and across the kernel's tiles; float32 and
+    complex take the same lane; a result still held survives the next call.
+    """
+    from hpc.mpi import _node_window
+    from hpc.mpi import reproducible as repro
+
+    rows = _window_data(comm, 2500)
+    mine = rows[comm.rank]
+    window = _node_window.node_window(comm)
+    assert (window is None) == (comm.size == 1)  # every rank of the test job is on this node
+    if window is not None:
+        monkeypatch.setattr(window, "chunk", 700)
+    through_window = comm.allreduce(mine, reproducible=True)
+    kept = through_window.copy()
+    assert through_window.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+    assert comm.allreduce(mine[::-1], reproducible=True).tobytes() == kept[::-1].tobytes()  # non-contiguous
+    mixed = np.empty(9, np.complex128)  # parts assigned: 1j * inf is nan + inf*j
+    mixed.real, mixed.imag = mine[:9], rows[comm.size - 1 - comm.rank, :9]
+    cases = (mine.astype(np.float32), mixed, mine.reshape(50, 50))
+    window_results = [comm.allreduce(x, reproducible=True) for x in cases]
+    monkeypatch.setattr(repro, "USE_NODE_WINDOW", False)
+    through_messages = comm.allreduce(mine, reproducible=True)
+    assert through_messages.tobytes() == kept.tobytes() == through_window.tobytes()
+    for x, got in zip(cases, window_results):
+        want = comm.allreduce(x, reproducible=True)
+        assert got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
+
+
+@pytest.mark.mpi
+def test_the_window_lane_under_the_watchdog(comm, monkeypatch):
+    """With HPC_MPI_TIMEOUT set the window's barriers are watched (non-blocking barriers): same bits."""
+    monkeypatch.setenv("HPC_MPI_TIMEOUT", "60")
+    watched = mpi.Comm(comm.mpi)
+    assert watched._watchdog
+    rows = _window_data(comm, 1600)
+    got = watched.allreduce(rows[comm.rank], reproducible=True)
+    assert got.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+
+
+@pytest.mark.mpi
+def test_freeing_a_communicator_frees_its_window(comm):
+    """The window is an attribute of the mpi4py communicator: every wrapper shares it, and Free() frees it."""
+    from hpc.mpi import _node_window
+
+    if comm.size == 1:
+        assert _node_window.node_window(comm) is None
+        return
+    MPI = pytest.importorskip("mpi4py.MPI")
+    dup = comm.mpi.Dup()
+    first, second = mpi.Comm(dup), mpi.Comm(dup)
+    rows = _window_data(comm, 300)
+    assert (
+        first.allreduce(rows[comm.rank], reproducible=True).tobytes()
+        == reproducible_sum(_one_process(), rows).tobytes()
+    )
+    window = _node_window.node_window(first)
+    assert window is not None and _node_window.node_window(second) is window
+    dup.Free()
+    assert window.win == MPI.WIN_NULL
+
+
+@pytest.mark.mpi
+def test_ranks_fall_back_together_when_one_has_no_room(comm, monkeypatch):
+    """If /dev/shm lacks room on one rank, no rank uses a window (they must agree), and the sum is the same."""
+    from hpc.mpi import _node_window
+
+    monkeypatch.setattr(_node_window, "_shm_has_room", lambda nbytes: comm.rank != comm.size - 1)
+    dup = comm.mpi.Dup()
+    try:
+        other = mpi.Comm(dup)
+        rows = _window_data(comm, 300)
+        got = other.allreduce(rows[comm.rank], reproducible=True)
+        assert _node_window.node_window(other) is None
+        assert got.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+    finally:
+        dup.Free()

@@ -1,0 +1,130 @@
+"""A shared-memory window over the ranks of a communicator that all run on one node, cached on the communicator.
+
+Where every rank shares the node's memory, a reduction can skip MPI's message path: each rank writes its terms
+into its own slot of an ``MPI.Win.Allocate_shared`` window, and after a barrier every rank can read every rank's
+terms (see :mod:`hpc.mpi.reproducible`). The window is made once per communicator, collectively, and kept as an
+MPI attribute of the mpi4py communicator, so every :class:`hpc.mpi.Comm` wrapping it finds the same window, and
+``Free()`` of the communicator frees it (MPI calls an attribute's delete callback on every rank of a collective
+free). ``COMM_WORLD``'s window lives until the job ends.
+
+Layout: ``slots`` is a ``(size + 1, chunk)`` float64 array: row ``r`` is rank ``r``'s input, the last row the
+output, each rank writing its own share of the columns. Memory: ``(size + 1) * chunk * 8`` bytes of ``/dev/shm``,
+at most 16 MiB (6 MiB on 2 ranks).
+"""
+
+from __future__ import annotations
+
+import os as _os
+from typing import Any
+
+import numpy as _np
+
+from hpc.mpi import guard as _guard
+from hpc.mpi.comm import mpi_module
+
+__all__ = ["NodeWindow", "node_window"]
+
+_BUDGET_BYTES = 16 << 20  # the whole window, all slots together
+_MAX_CHUNK = 1 << 18  # 2 MiB per slot: a chunk of every rank's terms stays in the last-level cache
+_MIN_CHUNK = 1 << 12
+
+
+class NodeWindow:
+    """One shared-memory window: ``slots`` (``size + 1`` rows of ``chunk`` float64) and the barrier between steps.
+
+    Attributes:
+        slots (numpy.ndarray): ``(size + 1, chunk)`` float64, shared by every rank of the communicator.
+        chunk (int): columns per slot.
+    """
+
+    def __init__(self, win: Any, slots: _np.ndarray) -> None:
+        self.win = win
+        self.slots = slots
+        self.chunk = slots.shape[1]
+
+    def sync(self, comm: Any) -> None:
+        """Make this rank's writes to ``slots`` visible to every rank, and wait until every rank's are.
+
+        ``Win.Sync`` orders this process's memory accesses around the barrier (MPI's rule for shared-memory
+        windows in passive-target epochs; on x86 it costs almost nothing).
+        """
+        self.win.Sync()
+        if comm._watchdog:
+            comm._seq += 1
+            _guard.wait(comm, comm.mpi.Ibarrier(), "allreduce(reproducible=True): shared-memory step")
+        else:
+            comm.mpi.Barrier()
+        self.win.Sync()
+
+    def free(self) -> None:
+        """Free the window (collective over the communicator's ranks)."""
+        self.win.Unlock_all()
+        self.win.Free()
+
+
+_NONE = "none"  # the attribute's value where the ranks are not on one node (asked once, answered once)
+_keyval: Any = None
+
+
+def node_window(comm: Any) -> NodeWindow | None:
+    """Return the shared-memory window of ``comm`` (a :class:`hpc.mpi.Comm`), or ``None`` where there is none.
+
+    Collective on the first call for a communicator (every rank calls it at the same point, as with any
+    collective): it splits the communicator by node, and where every rank is on one node and ``/dev/shm`` has room,
+    allocates the window. Either answer is kept: later calls are a lookup.
+    """
+    window = getattr(comm, "_node_window", None)
+    if window is not None:
+        return window if window is not _NONE else None
+    MPI = mpi_module()
+    if MPI is None or comm.size < 2:
+        return None
+    global _keyval
+    if _keyval is None:
+        _keyval = MPI.Comm.Create_keyval(delete_fn=_delete)
+    window = comm.mpi.Get_attr(_keyval)
+    if window is None:
+        window = _create(MPI, comm)
+        comm.mpi.Set_attr(_keyval, window)
+    comm._node_window = window
+    return window if window is not _NONE else None
+
+
+def _create(MPI: Any, comm: Any) -> NodeWindow | str:
+    size = comm.size
+    chunk = _MAX_CHUNK
+    while chunk > _MIN_CHUNK and (size + 1) * chunk * 8 > _BUDGET_BYTES:
+        chunk //= 2
+    nbytes = (size + 1) * chunk * 8
+    node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+    try:
+        # Every rank must agree, or some would wait in the window's barriers while others send messages.
+        fits = node.Get_size() == size and _shm_has_room(2 * nbytes)
+        if not comm.mpi.allreduce(fits, op=MPI.LAND):
+            return _NONE
+        win = MPI.Win.Allocate_shared(nbytes if node.Get_rank() == 0 else 0, 8, comm=node)
+    finally:
+        node.Free()
+    buffer, _ = win.Shared_query(0)
+    slots = _np.frombuffer(buffer, _np.float64, (size + 1) * chunk).reshape(size + 1, chunk)
+    win.Lock_all()
+    return NodeWindow(win, slots)
+
+
+def _shm_has_room(nbytes: int) -> bool:
+    """Whether ``/dev/shm`` (where MPICH maps shared windows) has ``nbytes`` free.
+
+    A shared mapping beyond the room of its file system is not refused when made: the process dies of SIGBUS
+    when it first touches a page that has no room, so the room is checked before.
+    """
+    try:
+        stat = _os.statvfs("/dev/shm")
+    except OSError:
+        return True  # no /dev/shm to measure: the MPI library maps its memory elsewhere
+    return stat.f_bavail * stat.f_frsize >= nbytes
+
+
+def _delete(mpi_comm: Any, keyval: Any, window: Any) -> None:
+    """The attribute's delete callback: ``Free()`` of the communicator frees its window."""
+    if isinstance(window, NodeWindow):
+        window.free()
