@@ -8,7 +8,8 @@ reduction over them into packed ``vminpd``/``vmaxpd`` (plus a NaN blend) on ymm/
 ``stream_axpbyc``/``stream_axpy``/``stream_scal``/``store_fence``: one 64-byte vector of ``a*x + (b*y + c)``,
 ``a*x + y`` or ``a*x`` written with a non-temporal (streaming) store, which skips the read of the destination
 line that an ordinary store of a line not in cache costs (a quarter less memory traffic for ``out = a*x + y``, a
-third for ``out = a*x``), and the fence that orders such stores.
+third for ``out = a*x``), and the fence that orders such stores. ``stream_copy``: ``out[i:i+L] = x[i:i+L]`` the
+same way (for lines another core has read: an ordinary store must first take them back from its cache).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from numba.core.extending import intrinsic as _intrinsic
 
 __all__ = [
     "STREAM_BYTES", "bits_to_float", "float_to_bits", "fmaximum", "fminimum", "store_fence", "stream_axpbyc",
-    "stream_axpy", "stream_scal", "stream_start",
+    "stream_axpy", "stream_copy", "stream_scal", "stream_start",
 ]  # fmt: skip
 
 
@@ -186,6 +187,22 @@ def stream_scal(typingctx, a, x, out, i):
         return context.get_dummy_value()
 
     return _types.none(a, x, out, i), codegen
+
+
+@_intrinsic
+def stream_copy(typingctx, x, out, i):
+    """``stream_copy(x, out, i)``: ``out[i:i+L] = x[i:i+L]``, streamed (the bits as they are, NaN payloads too)."""
+    dtype = _stream_types((), (x, out))
+    if dtype is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        x_, out_, i_ = args
+        v = _Vec(context, builder, dtype, i_)
+        v.stream(sig.args[1], out_, v.load(sig.args[0], x_))
+        return context.get_dummy_value()
+
+    return _types.none(x, out, i), codegen
 
 
 _X86 = _platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")

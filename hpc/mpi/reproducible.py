@@ -3,16 +3,17 @@
 The method is binned fixed-point accumulation in the style of ReproBLAS, with one bin per element:
 
 1. For every element position, ``E`` is the exponent of the largest magnitude any rank contributes there
-   (``|x| < 2**E``): one ``MAX`` allreduce of the int16 exponent fields gives every rank the same ``E``.
+   (``|x| < 2**E``): one ``MAX`` allreduce of the int16 exponent fields gives every rank the same ``E`` (in the
+   shared-memory lane below, the one rank that sums a position reads every term there and finds ``E`` itself).
 2. Every term is rounded to an integer multiple of ``2**(E-60)``: ``q = round(x * 2**(60-E))``, ``|q| <= 2**60``,
    computed by two exact multiplications by powers of two (built from their bits) and one rounding to nearest
    (half to even). The rounding depends only on the term and ``E``, never on where or in which order the term is
    summed.
-3. The ``q`` are summed as integers, locally and then with one ``SUM`` allreduce. Integer addition is exact and
-   associative, so the total is the same for every split and order. Up to 7 terms per position in all (the
-   common ``allreduce`` of one array per rank on up to 7 ranks) fit one int64; with more, each ``q`` travels as
-   ``hi * 2**48 + lo`` (``lo`` int64, ``hi`` int32 when the term count allows, else int64). Which form is used
-   is decided collectively and never changes the total.
+3. The ``q`` are summed as integers, locally and then with one ``SUM`` allreduce (or by that one rank). Integer
+   addition is exact and associative, so the total is the same for every split and order. Up to 7 terms per
+   position in all (the common ``allreduce`` of one array per rank on up to 7 ranks) fit one int64; with more,
+   each ``q`` travels as ``hi * 2**48 + lo`` (``lo`` int64, ``hi`` int32 when the term count allows, else int64).
+   Which form is used is decided collectively and never changes the total.
 4. The result is the total times ``2**(E-60)``: one rounding of the exact total (a second one only for results
    below ``2**-1022``), so the same integers always give the same bits.
 
@@ -22,12 +23,22 @@ The method is binned fixed-point accumulation in the style of ReproBLAS, with on
 unbiased (tested on hard data). Non-finite values are summed plainly (any NaN gives NaN; +inf and -inf give
 NaN), which is also order-independent.
 
-**Cost.** Per element, 2 bytes (the exponent) and 8 bytes (the integer) cross the network instead of 8 bytes:
-1.25x the traffic of a plain ``allreduce``, in two collectives, plus three vectorized local passes. With more
-than 7 terms per position, 14 bytes (1.75x) in three collectives. When every rank is on one node, rows longer
-than 2**21 elements (16 MiB, the plain allreduce's rule) are summed in blocks of 2**18 columns, each block through
-all the steps above while it is in cache; every rank cuts the same blocks whatever its row count, and blocking
-never changes a bit (each column is summed on its own).
+**Cost.** Two lanes, the same bits:
+
+- *One node* (every rank of the communicator shares memory, the usual ``mpiexec`` on one machine): ``allreduce``
+  of one array per rank goes through a shared-memory window (:mod:`hpc.mpi._node_window`), in chunks of up to
+  2**18 columns. Each rank copies into its slot the columns the other ranks sum, sums its own share of the
+  columns in one numba call with every term at hand (:func:`hpc.mpi._binned.sum_columns`: exponents, rounding
+  and conversion tile by tile in L1), and copies the others' shares of the result out: about the bytes a plain
+  allreduce moves, two barriers per chunk, no exponent collective. On the dev VM this is 0.8-1.3x a plain
+  allreduce from 64 KiB to 64 MiB (docs/performance.md).
+- *Elsewhere* (across nodes, and ``mpi.sum`` of many rows per rank): per element, 2 bytes (the exponent) and 8
+  bytes (the integer) cross the network instead of 8 bytes: 1.25x the traffic of a plain ``allreduce``, in two
+  collectives, plus three vectorized local passes. With more than 7 terms per position, 14 bytes (1.75x) in three
+  collectives. When every rank is on one node by the launcher's word, rows longer than 2**21 elements (16 MiB,
+  the plain allreduce's rule) are summed in blocks of 2**18 columns, each block through all the steps above
+  while it is in cache; every rank cuts the same blocks whatever its row count, and blocking never changes a bit
+  (each column is summed on its own).
 """
 
 from __future__ import annotations
@@ -92,11 +103,11 @@ def _sum_in_window(comm: Any, window: _node_window.NodeWindow, x: _np.ndarray) -
         m = min(step, n - start)
         chunk, done = flat[start : start + m], total[start : start + m]
         lo, hi = m * rank // size, m * (rank + 1) // size
-        mine[:lo] = chunk[:lo]
-        mine[hi:m] = chunk[hi:]
+        _node_window.write(mine[:lo], chunk[:lo])
+        _node_window.write(mine[hi:m], chunk[hi:])
         window.sync(comm)
         _binned.sum_columns(terms, chunk, rank, lo, hi, done[lo:hi])
-        output[lo:hi] = done[lo:hi]
+        _node_window.write(output[lo:hi], done[lo:hi])
         window.sync(comm)
         done[:lo] = output[:lo]
         done[hi:] = output[hi:m]

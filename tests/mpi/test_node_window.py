@@ -1,0 +1,67 @@
+"""The shared-memory window of a communicator: streaming writes, one window per communicator, freed with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc import mpi
+from hpc.mpi import _node_window
+from hpc.mpi.comm import Comm, LocalComm
+from hpc.mpi.reproducible import reproducible_sum
+
+
+def _rows(comm, n: int) -> np.ndarray:
+    """Every rank's row: magnitudes over 16 decades, the same on every rank."""
+    rng = np.random.default_rng(29)
+    return rng.standard_normal((comm.size, n)) * 10.0 ** rng.integers(-8, 9, (comm.size, n))
+
+
+def _one_process_sum(rows: np.ndarray) -> np.ndarray:
+    return reproducible_sum(Comm(LocalComm()), rows)
+
+
+def test_write_copies_every_bit_at_every_alignment():
+    """Streaming stores from the first 64-byte boundary, ordinary ones around it: the bits land exactly, NaN
+    payloads included (a signaling NaN stays signaling: no float operation touches the values)."""
+    source = np.random.default_rng(3).standard_normal(1100)
+    source.view(np.int64)[5] = 0x7FF0000000000001  # signaling NaN
+    source.view(np.int64)[6] = -1  # a NaN with every payload bit set
+    for offset in range(9):
+        for n in (0, 1, 7, 8, 9, 15, 16, 17, 100, 1001):
+            target = np.zeros(n + 20)
+            _node_window.write(target[offset : offset + n], source[:n])
+            assert target[offset : offset + n].tobytes() == source[:n].tobytes()
+            assert not target[:offset].any() and not target[offset + n :].any()
+
+
+@pytest.mark.mpi
+def test_freeing_a_communicator_frees_its_window(comm):
+    """The window is an attribute of the mpi4py communicator: every wrapper shares it, and Free() frees it."""
+    if comm.size == 1:
+        assert _node_window.node_window(comm) is None
+        return
+    MPI = pytest.importorskip("mpi4py.MPI")
+    dup = comm.mpi.Dup()
+    first, second = mpi.Comm(dup), mpi.Comm(dup)
+    rows = _rows(comm, 300)
+    assert first.allreduce(rows[comm.rank], reproducible=True).tobytes() == _one_process_sum(rows).tobytes()
+    window = _node_window.node_window(first)
+    assert window is not None and _node_window.node_window(second) is window
+    dup.Free()
+    assert window.win == MPI.WIN_NULL
+
+
+@pytest.mark.mpi
+def test_ranks_fall_back_together_when_one_has_no_room(comm, monkeypatch):
+    """If /dev/shm lacks room on one rank, no rank uses a window (they must agree), and the sum is the same."""
+    monkeypatch.setattr(_node_window, "_shm_has_room", lambda nbytes: comm.rank != comm.size - 1)
+    dup = comm.mpi.Dup()
+    try:
+        other = mpi.Comm(dup)
+        rows = _rows(comm, 300)
+        got = other.allreduce(rows[comm.rank], reproducible=True)
+        assert _node_window.node_window(other) is None
+        assert got.tobytes() == _one_process_sum(rows).tobytes()
+    finally:
+        dup.Free()
