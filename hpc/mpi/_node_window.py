@@ -124,6 +124,7 @@ def _create(MPI: Any, comm: Any) -> NodeWindow | str:
     while chunk > _MIN_CHUNK and (size + 1) * chunk * 8 > _BUDGET_BYTES:
         chunk //= 2
     nbytes = (size + 1) * chunk * 8
+    _guard.arrive(comm, "allreduce(reproducible=True): making the shared-memory window")
     node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
     try:
         # Every rank must agree, or some would wait in the window's barriers while others send messages.

@@ -8,7 +8,14 @@ import time as _time
 import traceback as _traceback
 from typing import Any
 
-__all__ = ["CollectiveTimeoutError", "RankMismatchError", "check_agreement", "install_abort_on_exception", "wait"]
+__all__ = [
+    "CollectiveTimeoutError",
+    "RankMismatchError",
+    "arrive",
+    "check_agreement",
+    "install_abort_on_exception",
+    "wait",
+]
 
 
 class RankMismatchError(ValueError):
@@ -52,6 +59,18 @@ def install_abort_on_exception(comm: Any) -> None:
     _threading.excepthook = abort_thread
 
 
+def arrive(comm: Any, what: str) -> None:
+    """With the watchdog on (``HPC_MPI_TIMEOUT``), wait in a watched barrier until every rank has reached ``what``.
+
+    For the steps MPI offers no non-blocking form of (the pickled ``allgather`` of the agreement check, a window's
+    creation): once every rank has arrived, the blocking step that follows cannot stall on a missing rank, and a
+    rank that never comes is reported under ``what``. Without the watchdog this does nothing.
+    """
+    if comm._watchdog and comm.size > 1:
+        comm._seq += 1
+        wait(comm, comm.mpi.Ibarrier(), what)
+
+
 def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
     """In check mode (``HPC_MPI_CHECK=1``), raise :class:`RankMismatchError` on every rank if signatures differ.
 
@@ -59,6 +78,7 @@ def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
     """
     if comm.size <= 1 or not comm._check:
         return
+    arrive(comm, what)
     # the collective's name travels too: scan on one rank and allreduce on another would otherwise pass the check
     everyone = comm.mpi.allgather((what, *signature))
     if all(s == everyone[0] for s in everyone):
