@@ -19,11 +19,14 @@ from hpc.kernels._intrinsics import float_to_bits as _bits
 
 __all__ = [
     "HI_SHIFT",
+    "NAN_BITS",
     "NONFINITE",
     "ONE_WORD_TERMS",
     "Q",
     "exponents",
     "max_into",
+    "nonfinite_flags",
+    "nonfinite_totals",
     "quantize",
     "quantize_split",
     "sum_columns",
@@ -146,7 +149,7 @@ def to_float(words, fields, plain):  # pragma: no cover - compiled by numba
 
     ``float(total)`` is the correctly rounded integer total and scaling by a power of two is exact: one rounding in
     all, except for results below 2**-1022, which round a second time. Either way the same integers always give
-    the same bits. Non-finite columns take ``plain``.
+    the same bits. Non-finite columns take ``plain`` (from :func:`nonfinite_totals`).
     """
     n = words.shape[0]
     f = fields[:n]
@@ -169,6 +172,53 @@ def to_float_split(hi, lo, fields, plain, out):  # pragma: no cover - compiled b
         total = np.float64(hi[j] + (lo[j] >> HI_SHIFT)) * 281474976710656.0 + np.float64(lo[j] & _LO_MASK)
         out[j] = _scale(total, f[j])
     _take_plain(out, f, plain)
+
+
+# A column holding inf or NaN has the sum IEEE arithmetic gives in exact arithmetic, whatever the order: NaN if a
+# term is NaN or both infinities occur, else the one infinity; its finite terms cannot change that. The NaN is
+# always NaN_BITS: a plain sum would pass on one operand's payload and sign, and which one depends on the order.
+NAN_BITS = 0x7FF8000000000000
+_FLAG_NAN, _FLAG_POS_INF, _FLAG_NEG_INF = 1, 2, 4
+
+
+@njit(inline="always")
+def _nonfinite_flag(x):  # pragma: no cover - compiled by numba
+    if x != x:
+        return np.uint8(_FLAG_NAN)
+    if x == np.inf:
+        return np.uint8(_FLAG_POS_INF)
+    if x == -np.inf:
+        return np.uint8(_FLAG_NEG_INF)
+    return np.uint8(0)
+
+
+@njit(inline="always")
+def _nonfinite_total(flags):  # pragma: no cover - compiled by numba
+    if flags & _FLAG_NAN or flags & (_FLAG_POS_INF | _FLAG_NEG_INF) == _FLAG_POS_INF | _FLAG_NEG_INF:
+        return _from_bits(np.int64(NAN_BITS))
+    return np.inf if flags & _FLAG_POS_INF else -np.inf
+
+
+@njit(cache=True, nogil=True)
+def nonfinite_flags(rows, fields, flags):  # pragma: no cover - compiled by numba
+    """Set ``flags[j]`` to what column ``j`` of ``rows`` (k, n) holds, where ``fields[j]`` is non-finite: bit 1 a
+    NaN, bit 2 +inf, bit 4 -inf (0 elsewhere). OR-ed over ranks, :func:`nonfinite_totals` turns them into sums."""
+    k, n = rows.shape
+    for j in range(n):
+        flags[j] = 0
+    for i in range(k):
+        r = rows[i]
+        for j in range(n):
+            if fields[j] == NONFINITE:
+                flags[j] |= _nonfinite_flag(r[j])
+
+
+@njit(cache=True, nogil=True)
+def nonfinite_totals(flags, fields, out):  # pragma: no cover - compiled by numba
+    """Write into ``out[j]`` the sum of non-finite column ``j`` from its OR-ed ``flags`` (see the rule above)."""
+    for j in range(out.shape[0]):
+        if fields[j] == NONFINITE:
+            out[j] = _nonfinite_total(flags[j])
 
 
 @njit(inline="always")
@@ -264,8 +314,7 @@ def sum_columns(rows, own, me, lo, hi, out):  # pragma: no cover - compiled by n
         if highest == NONFINITE:
             for j in range(m):
                 if fm[j] == NONFINITE:
-                    r = _row(rows, own, me, 0, s + j, 1)
-                    t = r[0]
-                    for i in range(1, k):
-                        t += _row(rows, own, me, i, s + j, 1)[0]
-                    o[j] = t
+                    flags = np.uint8(0)
+                    for i in range(k):
+                        flags |= _nonfinite_flag(_row(rows, own, me, i, s + j, 1)[0])
+                    o[j] = _nonfinite_total(flags)

@@ -8,8 +8,9 @@ MPI attribute of the mpi4py communicator, so every :class:`hpc.mpi.Comm` wrappin
 free). ``COMM_WORLD``'s window lives until the job ends.
 
 Layout: ``slots`` is a ``(size + 1, chunk)`` float64 array: row ``r`` is rank ``r``'s input, the last row the
-output, each rank writing its own share of the columns. Memory: ``(size + 1) * chunk * 8`` bytes of ``/dev/shm``,
-at most 16 MiB (6 MiB on 2 ranks).
+output, each rank writing its own share of the columns. ``chunk`` is 2**18 columns (2 MiB) up to 7 ranks, halved
+as the ranks grow so the window stays within 16 MiB, down to 2**12 (beyond 511 ranks the window is
+``(size + 1) * 32 KiB``). On 2 ranks: 6 MiB of ``/dev/shm``.
 
 Ranks write the slots with streaming (non-temporal) stores, :func:`write`: a line another core read in the last
 step sits in that core's cache, and an ordinary store must first take it back. On the dev VM, in the phases where
@@ -49,7 +50,7 @@ class NodeWindow:
 
     def __init__(self, win: Any, slots: _np.ndarray) -> None:
         self.win = win
-        self.slots = slots
+        self.slots: _np.ndarray | None = slots
         self.chunk = slots.shape[1]
 
     def sync(self, comm: Any) -> None:
@@ -67,7 +68,8 @@ class NodeWindow:
         self.win.Sync()
 
     def free(self) -> None:
-        """Free the window (collective over the communicator's ranks)."""
+        """Free the window (collective over the communicator's ranks); ``slots`` becomes ``None``."""
+        self.slots = None  # the memory is unmapped: a wrapper still holding this window must not touch it
         self.win.Unlock_all()
         self.win.Free()
 
@@ -102,8 +104,8 @@ def node_window(comm: Any) -> NodeWindow | None:
     allocates the window. Either answer is kept: later calls are a lookup.
     """
     window = getattr(comm, "_node_window", None)
-    if window is not None:
-        return window if window is not _NONE else None
+    if window is not None:  # freed with its communicator: the message lane then raises MPI's error
+        return None if window is _NONE or window.slots is None else window
     MPI = mpi_module()
     if MPI is None or comm.size < 2:
         return None

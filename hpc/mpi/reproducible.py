@@ -20,8 +20,13 @@ The method is binned fixed-point accumulation in the style of ReproBLAS, with on
 **Error bound.** Each term loses at most ``2**(E-61) <= 2**-60 * max|x|`` to rounding, so for ``n`` terms
 ``|result - exact| <= n * 2**-60 * max|x| + 0.5 ulp(result)``. Plain floating-point summation is bounded by about
 ``(n-1) * 2**-53 * sum|x_i|``; ours is tighter by a factor of ~128 per term, and its rounding errors are
-unbiased (tested on hard data). Non-finite values are summed plainly (any NaN gives NaN; +inf and -inf give
-NaN), which is also order-independent.
+unbiased (tested on hard data).
+
+**Non-finite values.** A position holding a NaN, or both +inf and -inf, sums to NaN, always the same one
+(``0x7FF8000000000000``: a plain sum would pass on one operand's sign and payload, which one depending on the
+order); a position holding infinities of one sign sums to that infinity. Its finite terms cannot change either
+(in exact arithmetic, as here, ``inf + x = inf``), so a plain sum's overflow of finite terms into the opposite
+infinity never happens. Each rank reports what its terms hold (a 3-bit mask per position, OR-ed across ranks).
 
 **Cost.** Two lanes, the same bits:
 
@@ -207,8 +212,15 @@ _FIELD_MAX: Op | None = None
 
 
 def _plain(comm: Any, flat: _np.ndarray, fields: _np.ndarray, n: int) -> _np.ndarray:
-    """The plain sums of the non-finite columns (every rank calls this together: they agree on the fields)."""
-    return comm.allreduce(_np.where(fields[:n] == _binned.NONFINITE, flat, 0.0).sum(axis=0))
+    """The sums of the non-finite columns, from one ``BOR`` collective of what each column holds (NaN, +inf,
+    -inf) on every rank: see :data:`hpc.mpi._binned.NAN_BITS` for the rule (every rank calls this together: they
+    agree on the fields)."""
+    flags = _np.empty(n, _np.uint8)
+    _binned.nonfinite_flags(flat, fields[:n], flags)
+    flags = comm.allreduce(flags, op="bor")
+    totals = _np.zeros(n)
+    _binned.nonfinite_totals(flags, fields[:n], totals)
+    return totals
 
 
 def _words(comm: Any, n: int) -> _np.ndarray:

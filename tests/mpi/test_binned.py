@@ -38,3 +38,30 @@ def test_sum_columns_gives_the_bits_of_the_three_passes(k):
     assert got.tobytes() == want.tobytes()
     _binned.sum_columns(rows, own, -1, 1000, 4500, got)
     assert got.tobytes() == want.tobytes()
+
+
+def _nan(bits: int) -> float:
+    return float(np.array([bits], np.int64).view(np.float64)[0])
+
+
+#: columns of terms with inf or NaN, and the bits of their sum whatever the order of the terms
+NONFINITE_COLUMNS = [
+    ([1e308, 0.0, 1e308, -np.inf], -np.inf),  # a plain sum in this order gives NaN (inf - inf)
+    ([np.inf, 1e308, 1e308, -1e308], np.inf),
+    ([-np.nan, np.nan, 1.0, 2.0], _nan(_binned.NAN_BITS)),  # a plain sum keeps one operand's sign
+    ([np.inf, -np.inf, 0.0, 0.0], _nan(_binned.NAN_BITS)),
+    ([_nan(0x7FF0000000000001), 1.0, 2.0, 3.0], _nan(_binned.NAN_BITS)),  # a signaling NaN with a payload
+    ([_nan(-1), np.inf, 0.0, 0.0], _nan(_binned.NAN_BITS)),
+]
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_non_finite_columns_sum_to_fixed_bits_in_any_order(order):
+    """NaN (one fixed NaN) for a NaN or both infinities, else the infinity; finite terms never overflow into it."""
+    rows = np.array([column for column, _ in NONFINITE_COLUMNS]).T  # (4 terms, 6 columns)
+    rows = np.roll(rows, order, axis=0) if order < 2 else rows[::-1].copy()
+    want = np.array([total for _, total in NONFINITE_COLUMNS])
+    got = np.empty(len(NONFINITE_COLUMNS))
+    _binned.sum_columns(rows, rows[0], -1, 0, rows.shape[1], got)
+    assert got.tobytes() == want.tobytes()
+    assert reproducible_sum(Comm(LocalComm()), rows).tobytes() == want.tobytes()

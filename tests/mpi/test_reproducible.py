@@ -270,3 +270,20 @@ def test_the_window_lane_under_the_watchdog(comm, monkeypatch):
     rows = _window_data(comm, 1600)
     got = watched.allreduce(rows[comm.rank], reproducible=True)
     assert got.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("window", [True, False], ids=["window", "messages"])
+def test_non_finite_positions_give_the_same_bits_for_any_rank_count(comm, monkeypatch, window):
+    """The review's cases: an overflow into -inf's column and NaNs of both signs give fixed bits on 1-4 ranks."""
+    from hpc.mpi import reproducible as repro
+
+    from .test_binned import NONFINITE_COLUMNS
+
+    monkeypatch.setattr(repro, "USE_NODE_WINDOW", window)
+    terms = np.array([column for column, _ in NONFINITE_COLUMNS]).T  # 4 terms per position
+    want = np.array([total for _, total in NONFINITE_COLUMNS])
+    mine = terms[_split(comm, len(terms))]  # 4, 2+2, 1+1+2 or 1+1+1+1 terms per rank
+    assert mpi.sum(comm, mine, reproducible=True).tobytes() == want.tobytes()
+    if comm.size == len(terms):  # one term per rank: the allreduce of one row each
+        assert comm.allreduce(terms[comm.rank], reproducible=True).tobytes() == want.tobytes()
