@@ -65,3 +65,19 @@ def test_non_finite_columns_sum_to_fixed_bits_in_any_order(order):
     _binned.sum_columns(rows, rows[0], -1, 0, rows.shape[1], got)
     assert got.tobytes() == want.tobytes()
     assert reproducible_sum(Comm(LocalComm()), rows).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("columns", [1, 2, 7])
+def test_narrow_rows_sum_down_the_columns_with_the_same_bits(columns):
+    """1-7 columns take the loops that run down each column (across carry blocks of 2**14 rows): the bits of the
+    same columns summed among 16 (the loops along the rows)."""
+    rng = np.random.default_rng(columns)
+    tall = rng.standard_normal((40000, 16)) * 10.0 ** rng.integers(-12, 13, (40000, 16))
+    tall[123, 0] = np.inf
+    tall[7, 1] = np.nan
+    local = Comm(LocalComm())
+    with np.errstate(over="ignore", invalid="ignore"):
+        wide = reproducible_sum(local, tall)
+        narrow = reproducible_sum(local, np.ascontiguousarray(tall[:, :columns]))
+        strided = reproducible_sum(local, tall[:, :columns])  # not contiguous: each column copied first
+    assert narrow.tobytes() == wide[:columns].tobytes() == strided.tobytes()
