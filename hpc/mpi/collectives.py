@@ -100,7 +100,7 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
     if o.name in ("argmin", "argmax"):
         if out is not None:
             raise ValueError(f"allreduce with op={o.name!r} returns (value, index) and takes no out=")
-        return _arg(comm, x, o)
+        return _arg(comm, x, o, "allreduce")
     if o is _SUM and not reproducible and _is_integer_scalar(x):  # the built-in sum, not a user op named "sum"
         return _integer_scalar_sum(comm, x, o, out)
     prep = _Prepared(x, o, "allreduce")
@@ -172,6 +172,7 @@ def _integer_scalar_sum(comm: Any, x: Any, o: Op, out: Any = None) -> Any:
         )
         if summed[2]:  # the same on every rank: all take this branch together
             comm._seq += 1
+            _guard.arrive(comm, "allreduce")  # mpi4py's pickled allreduce has no non-blocking form
             total = comm.mpi.allreduce(value)
         else:
             total = (int(summed[0]) << _INT_SPLIT) + int(summed[1])
@@ -200,12 +201,18 @@ def _check_out(out: Any, x: Any, dtype: _np.dtype, x_dtype: _np.dtype) -> None:
         raise TypeError(f"out of dtype {out.dtype} cannot hold the {dtype} result (numpy's same_kind casting rule)")
 
 
-def _arg(comm: Any, x: Any, o: Op) -> tuple[Any, int]:
+def _arg(comm: Any, x: Any, o: Op, what: str, root: int | None = None) -> tuple[Any, int]:
+    """argmin or argmax: every rank's best candidate and length, allgathered (pickled), then the best of them.
+
+    Check mode compares (op, dtype, root): lengths may differ, dtypes may not. With the watchdog on, a watched
+    barrier goes first, since the pickled allgather has no non-blocking form.
+    """
     arr = _np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{o.name} supports real numeric arrays and scalars; got dtype {arr.dtype}")
     if arr.ndim > 1:
         raise ValueError(f"{o.name} needs a 1-D local array or a scalar; got shape {arr.shape}")
+    _guard.agree(comm, what, (o.name, arr.dtype.str, root))
     flat = arr.reshape(-1)
     local = None
     if flat.size:
@@ -284,7 +291,7 @@ def reduce(comm: Any, x: Any, op: Any = "sum", root: int = 0) -> Any:
     root = _check_root(comm, root)
     o = resolve(op)
     if o.name in ("argmin", "argmax"):
-        result = _arg(comm, x, o)
+        result = _arg(comm, x, o, "reduce", root)
         return result if comm.rank == root else None
     prep = _Prepared(x, o, "reduce")
     _guard.check_agreement(comm, "reduce", (o.name, prep.dtype.str, prep.shape, root))
@@ -311,6 +318,9 @@ def bcast(comm: Any, x: Any, root: int = 0) -> Any:
                 meta = ("error", str(exc))
         else:
             meta = ("object", x)
+    # Check mode compares roots (each rank would otherwise take its own root's data); the watchdog watches a
+    # barrier first: the pickled bcast below has no non-blocking form, and on the root it returns without waiting.
+    _guard.agree(comm, "bcast", (root,))
     comm._seq += 1
     meta = comm.mpi.bcast(meta, root=root)
     if meta[0] == "object":
@@ -333,15 +343,20 @@ def allgather(comm: Any, x: Any) -> Any:
     """See :meth:`hpc.mpi.Comm.allgather`."""
     prep = _Prepared(x, None, "allgather")
     arr = prep.array.reshape(1) if prep.array.ndim == 0 else prep.array
+    _guard.arrive(comm, "allgather")  # the pickled allgather below has no non-blocking form
     comm._seq += 1
-    # The layout of every rank's part is needed anyway (counts for Allgatherv); checking it costs nothing more.
-    layouts = comm.mpi.allgather((arr.shape[0], arr.shape[1:], prep.dtype.str))
-    if any(lay[1:] != layouts[0][1:] for lay in layouts):
-        lines = "\n".join(f"  rank {r}: rows={n} trailing shape={s} dtype={d}" for r, (n, s, d) in enumerate(layouts))
-        raise _guard.RankMismatchError(f"allgather: ranks disagree on trailing shape or dtype:\n{lines}")
+    # The layout of every rank's part is needed anyway (counts for Allgatherv); checking it costs nothing more. It
+    # starts with the collective's name, as check mode's signatures do: a rank in another collective's check is
+    # reported on every rank, here and there.
+    layouts = comm.mpi.allgather(("allgather", arr.shape[0], arr.shape[1:], prep.dtype.str))
+    if any(lay[0] != "allgather" or lay[2:] != layouts[0][2:] for lay in layouts):
+        lines = "\n".join(f"  rank {r}: {lay[0]} {lay[1:]}" for r, lay in enumerate(layouts))
+        raise _guard.RankMismatchError(
+            f"allgather: ranks disagree on (collective, rows, trailing shape, dtype):\n{lines}"
+        )
     row = int(_np.prod(arr.shape[1:], dtype=_np.int64))
-    counts = [n * row for n, _, _ in layouts]
-    total = sum(n for n, _, _ in layouts)
+    counts = [lay[1] * row for lay in layouts]
+    total = sum(lay[1] for lay in layouts)
     recv = _np.empty((total, *arr.shape[1:]), dtype=arr.dtype)
     _run(
         comm,

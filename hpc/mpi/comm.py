@@ -11,6 +11,7 @@ import numpy as _np
 from hpc import _launcher
 from hpc import config as _config
 from hpc._optional import optional_module
+from hpc.mpi import guard as _guard
 
 __all__ = ["Comm", "LocalComm", "as_comm", "mpi_module", "world"]
 
@@ -165,9 +166,7 @@ class Comm:
         # Every rank of the job on this node, by the launcher's word (no collective): large arrays go in blocks.
         self._one_node = MPI is not None and self.size > 1 and _launcher.one_node(MPI.COMM_WORLD.Get_size())
         if self.size > 1:
-            from hpc.mpi.guard import install_abort_on_exception
-
-            install_abort_on_exception(comm)
+            _guard.install_abort_on_exception(comm)
 
     @property
     def local_rank(self) -> int:
@@ -177,6 +176,7 @@ class Comm:
             if MPI is None or isinstance(self.mpi, LocalComm):
                 self._local_rank = 0
             else:
+                _guard.arrive(self, "local_rank")  # the split is a collective MPI has no non-blocking form of
                 node = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
                 self._local_rank = node.Get_rank()
                 node.Free()
@@ -330,8 +330,15 @@ class Comm:
             self.allreduce(values, out=values)
 
     def barrier(self) -> None:
-        """Wait until every rank arrives."""
-        self.mpi.Barrier()
+        """Wait until every rank arrives.
+
+        In check mode the agreement check is the barrier (its allgather waits for every rank), so a rank in another
+        collective is reported; with the watchdog alone, a watched non-blocking barrier.
+        """
+        if self._check or self._watchdog:
+            _guard.agree(self, "barrier", ())
+        else:
+            self.mpi.Barrier()
 
 
 class _Slot:

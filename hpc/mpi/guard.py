@@ -11,6 +11,7 @@ from typing import Any
 __all__ = [
     "CollectiveTimeoutError",
     "RankMismatchError",
+    "agree",
     "arrive",
     "check_agreement",
     "install_abort_on_exception",
@@ -71,6 +72,19 @@ def arrive(comm: Any, what: str) -> None:
         wait(comm, comm.mpi.Ibarrier(), what)
 
 
+def agree(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
+    """Before a blocking step (a pickled collective, a barrier): check ``signature`` in check mode, else arrive.
+
+    In check mode :func:`check_agreement` compares the signatures; its allgather returns only once every rank has
+    come, and it arrives first under the watchdog, so no second barrier is needed. Otherwise, with the watchdog on,
+    :func:`arrive`. With neither, this does nothing.
+    """
+    if comm._check:
+        check_agreement(comm, what, signature)
+    else:
+        arrive(comm, what)
+
+
 def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
     """In check mode (``HPC_MPI_CHECK=1``), raise :class:`RankMismatchError` on every rank if signatures differ.
 
@@ -84,7 +98,9 @@ def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
     if all(s == everyone[0] for s in everyone):
         return
     lines = [f"  rank {r}: {s[0]} {s[1:]}" for r, s in enumerate(everyone)]
-    raise RankMismatchError(f"{what}: ranks disagree on (collective, op, dtype, shape):\n" + "\n".join(lines))
+    raise RankMismatchError(
+        f"{what}: ranks disagree on the collective or its arguments (op, dtype, shape, root):\n" + "\n".join(lines)
+    )
 
 
 #: seconds between writing a report and ``MPI_Abort``: the launcher forwards a rank's stderr through a pipe, and an

@@ -6,6 +6,7 @@ from typing import Any
 
 from hpc.iter.plumbing.drive import BACKENDS, Backend, register
 from hpc.iter.plumbing.plan import ChunkFailure
+from hpc.mpi import guard as _guard
 from hpc.mpi.comm import world
 from hpc.mpi.guard import RankMismatchError
 
@@ -21,6 +22,7 @@ class MpiBackend(Backend):
     """
 
     name = "mpi"
+    what = "with_backend('mpi')"  # the collective's name in reports
 
     def run(self, plan, terminal, spans, ctx, progress):
         comm = world()
@@ -36,15 +38,20 @@ class MpiBackend(Backend):
         except ChunkFailure as exc:
             failure = (exc.error, exc.chunk, exc.item, exc.span)
         signature = (len(spans), spans[-1][2] if spans else 0)
-        everyone = comm.mpi.allgather((signature, out, failure))
-        if any(sig != signature for sig, _, _ in everyone):
-            sizes = ", ".join(f"rank {r}: {sig[1]} items" for r, (sig, _, _) in enumerate(everyone))
-            raise RankMismatchError(f"with_backend('mpi') needs the same iterator on every rank; got {sizes}")
-        failures = [ChunkFailure(*f) for _, _, f in everyone if f is not None]
+        _guard.arrive(comm, self.what)  # the pickled allgather below has no non-blocking form
+        # the name goes first, as in check mode's signatures: a rank in another collective's check is reported
+        everyone = comm.mpi.allgather((self.what, signature, out, failure))
+        if any(e[:2] != (self.what, signature) for e in everyone):
+            sizes = ", ".join(
+                f"rank {r}: {e[1][1]} items" if e[0] == self.what else f"rank {r}: in {e[0]!r}"
+                for r, e in enumerate(everyone)
+            )
+            raise RankMismatchError(f"{self.what} needs the same iterator on every rank; got {sizes}")
+        failures = [ChunkFailure(*f) for _, _, _, f in everyone if f is not None]
         if failures:
             raise min(failures, key=lambda f: f.chunk)
         merged: dict[int, Any] = {}
-        for _, part, _ in everyone:
+        for _, _, part, _ in everyone:
             merged.update(part)
         return merged
 

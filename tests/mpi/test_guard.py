@@ -63,3 +63,141 @@ def test_different_collectives_with_equal_signatures_raise(checked):
     with pytest.raises(mpi.RankMismatchError, match="True"):
         checked.allreduce(x, reproducible=checked.rank == 0)
     assert checked.allreduce(1.0) == checked.size  # still in step
+
+
+def test_bcast_with_a_different_root_per_rank_raises(checked):
+    """Each rank naming itself the root used to return each root's own data silently; the roots are compared now."""
+    _needs_two(checked)
+    with pytest.raises(mpi.RankMismatchError, match=r"bcast.*\n  rank 0: bcast \(0,\)"):
+        checked.bcast(np.full(3, float(checked.rank)), root=checked.rank)
+    assert checked.bcast(float(checked.rank), root=1) == 1.0  # still in step
+
+
+@pytest.mark.parametrize("call", ["allreduce", "reduce"])
+def test_argmin_against_another_op_or_root_raises_on_every_rank(checked, call):
+    """argmin on one rank and sum on another raised RankMismatchError on one rank and ValueError on the other."""
+    _needs_two(checked)
+    x = np.ones(3)
+    with pytest.raises(mpi.RankMismatchError, match="argmin"):
+        getattr(checked, call)(x, op="argmin" if checked.rank == 0 else "sum")
+    with pytest.raises(mpi.RankMismatchError, match="argmax"):
+        getattr(checked, call)(x, op="argmax" if checked.rank == 1 else "argmin")
+    with pytest.raises(mpi.RankMismatchError, match="float64|<f8"):
+        checked.allreduce(x if checked.rank == 0 else x.astype(np.float32), op="argmin")
+    with pytest.raises(mpi.RankMismatchError, match="reduce"):
+        checked.reduce(x, op="argmin", root=checked.rank)
+    assert checked.allreduce(np.arange(3.0) + checked.rank, op="argmin") == (0.0, 0)  # still in step
+
+
+@pytest.mark.parametrize("call", ["allgather", "barrier", "bcast", "iterator"])
+def test_a_pickled_step_against_another_collective_raises_on_every_rank(checked, call, monkeypatch):
+    """A rank in allgather, barrier, bcast or an mpi iterator while the others are in allreduce: reported on each."""
+    _needs_two(checked)
+    from hpc import par_range
+    from hpc.mpi import iter_backend
+
+    monkeypatch.setattr(iter_backend, "world", lambda: checked)
+    steps = {
+        "allgather": lambda: checked.allgather(np.ones(3)),
+        "barrier": checked.barrier,
+        "bcast": lambda: checked.bcast(np.ones(3)),
+        "iterator": lambda: par_range(4).with_backend("mpi").sum(),
+    }
+    with pytest.raises(mpi.RankMismatchError):
+        steps[call]() if checked.rank == 0 else checked.allreduce(np.ones(3))
+    checked.barrier()
+    assert checked.allreduce(1.0) == checked.size  # still in step
+
+
+#: the mpi4py calls that block until every rank joins them
+_BLOCKING = {
+    "allgather",
+    "allreduce",
+    "bcast",
+    "gather",
+    "Allgatherv",
+    "Allreduce",
+    "Barrier",
+    "Bcast",
+    "Exscan",
+    "Reduce",
+    "Reduce_scatter",
+    "Scan",
+    "Split_type",
+}
+
+
+class _Watched:
+    """An mpi4py communicator that refuses a blocking call until a watched wait has completed in the same step.
+
+    Once a watched wait (``guard.wait``) returns, every rank has reached the step, so what follows cannot stall on a
+    missing rank; a blocking call before it would hang unreported under the watchdog.
+    """
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.synced = False
+
+    def __getattr__(self, name):
+        if name in _BLOCKING and not self.synced:
+            raise AssertionError(f"{name} blocks before any watched wait: a missing rank would hang it unreported")
+        return getattr(self._raw, name)
+
+
+@pytest.mark.parametrize("check", ["0", "1"])
+def test_every_collective_is_watched_before_it_can_block(comm, check, monkeypatch):
+    """With HPC_MPI_TIMEOUT set (and check mode on or off), no collective blocks before a watched wait.
+
+    allgather, argmin/argmax, bcast, barrier, local_rank and the mpi iterator blocked in pickled or blocking calls
+    first, so a missing rank hung them forever instead of being reported.
+    """
+    _needs_two(comm)
+    from hpc import par_range
+    from hpc.mpi import guard, iter_backend
+
+    monkeypatch.setenv("HPC_MPI_TIMEOUT", "60")
+    monkeypatch.setenv("HPC_MPI_CHECK", check)
+    watched = mpi.Comm(_Watched(comm.mpi))
+    assert watched._watchdog and watched._check == (check == "1")
+    real_wait = guard.wait
+
+    def wait(c, request, what):
+        real_wait(c, request, what)
+        if isinstance(c.mpi, _Watched):
+            c.mpi.synced = True
+
+    monkeypatch.setattr(guard, "wait", wait)
+    monkeypatch.setattr(iter_backend, "world", lambda: watched)
+    x = np.arange(4.0) + comm.rank
+
+    def fused():
+        with watched.fused() as f:
+            f.allreduce(1.5), f.allreduce(np.ones(2, np.int32))
+
+    steps = [
+        lambda: watched.allreduce(x),
+        lambda: watched.allreduce(1.5),
+        lambda: watched.allreduce(x, op="argmin"),
+        lambda: watched.reduce(x, op="argmax", root=comm.size - 1),
+        lambda: watched.allreduce(2**100 if comm.rank == 0 else 1),  # the pickled fallback
+        lambda: watched.reduce(3),
+        lambda: watched.iallreduce(x).result(),
+        lambda: watched.iallreduce(3).result(),
+        lambda: watched.reduce(x, root=comm.size - 1),
+        lambda: watched.bcast(x),
+        lambda: watched.bcast({"any": "object"}, root=comm.size - 1),
+        lambda: watched.allgather(x),
+        lambda: watched.reduce_scatter(x),
+        lambda: watched.scan(x),
+        lambda: watched.exscan(x),
+        fused,
+        watched.barrier,
+        lambda: watched.local_rank,
+        lambda: mpi.moments(watched, x),
+        lambda: mpi.histogram(watched, x),
+        lambda: mpi.norm(watched, x),
+        lambda: par_range(6).with_backend("mpi").sum(),
+    ]
+    for step in steps:
+        watched.mpi.synced = False
+        step()

@@ -76,6 +76,46 @@ def test_watchdog_reports_the_stalled_collective_and_rank():
     assert "allreduce" in proc.stderr and "rank 0 of 2" in proc.stderr and "HPC_MPI_TIMEOUT" in proc.stderr, proc.stderr
 
 
+@needs_mpiexec
+@pytest.mark.parametrize(
+    "call,check,reported",
+    [
+        ("comm.allgather(np.ones(3))", "0", "allgather"),
+        ("comm.allreduce(np.ones(3), op='argmin')", "0", "allreduce"),
+        ("comm.bcast(np.ones(3))", "0", "bcast"),  # on the root, whose pickled bcast returned at once
+        ("comm.barrier()", "0", "barrier"),
+        ("par_range(4).with_backend('mpi').sum()", "0", "with_backend('mpi')"),
+        ("comm.allgather(np.ones(3))", "1", "allgather"),
+        ("comm.bcast(np.ones(3))", "1", "bcast"),
+    ],
+)
+def test_watchdog_reports_a_stall_in_every_kind_of_collective(call, check, reported):
+    """Collectives whose first step is pickled or blocking hung past HPC_MPI_TIMEOUT; now each one is reported.
+
+    Rank 1 sleeps for 5 s, then leaves without joining; rank 0 must be reported after 1 s, also in check mode.
+    """
+    proc, elapsed = _run_job(
+        f"""
+        import time
+        import numpy as np
+        from hpc import mpi, par_range
+        comm = mpi.world()
+        if comm.rank == 0:
+            {call}
+            print("returned", flush=True)
+        else:
+            time.sleep(5)
+        """,
+        ranks=2,
+        timeout=30,
+        HPC_MPI_TIMEOUT="1",
+        HPC_MPI_CHECK=check,
+    )
+    assert proc.returncode != 0 and "returned" not in proc.stdout, proc.stderr
+    assert elapsed < 20, f"{elapsed:.1f} s: {proc.stderr}"
+    assert f"hpc.mpi: {reported} (collective #" in proc.stderr and "rank 0 of 2" in proc.stderr, proc.stderr
+
+
 def test_without_mpi4py_everything_runs_on_one_process():
     """With mpi4py unimportable, hpc.mpi still works as a single rank whose results equal the local computation."""
     code = """
