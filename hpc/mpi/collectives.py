@@ -14,6 +14,24 @@ __all__ = ["allgather", "allreduce", "bcast", "iallreduce", "reduce", "reduce_sc
 
 _SUPPORTED = "numpy arrays of bool, integer, floating and complex dtypes, and Python scalars"
 _SCALARS = (bool, int, float, complex)
+_INT64 = _np.iinfo(_np.int64)
+
+
+def _asarray(x: Any, what: str) -> Any:
+    """``numpy.asarray(x)``, but a Python int is always int64: OverflowError outside its range.
+
+    NumPy would make ``2**63`` a uint64 and ``2**64`` an object array: the first would pair with other ranks' int64
+    as a different dtype, the second cannot travel.
+    """
+    if isinstance(x, int) and not isinstance(x, bool):
+        if not _INT64.min <= x <= _INT64.max:
+            raise OverflowError(
+                f"{what} takes Python ints as int64 (-2**63 to 2**63-1); got {x!r:.40}. Only op='sum' of allreduce "
+                "and reduce (any size) and of iallreduce (below 2**80 in magnitude) sums Python ints exactly; "
+                "numpy object arrays are not supported."
+            )
+        return _np.asarray(x, _np.int64)
+    return _np.asarray(x)
 
 
 class _Prepared:
@@ -25,10 +43,13 @@ class _Prepared:
         self.numpy_scalar = isinstance(x, _np.generic)
         # numpy.float64 and numpy.complex128 subclass float and complex: they come back as NumPy scalars
         self.python_scalar = isinstance(x, _SCALARS) and not self.numpy_scalar
-        try:
-            arr = _np.asarray(x)
-        except (OverflowError, ValueError) as exc:
-            raise TypeError(f"{what} supports {_SUPPORTED}; got {type(x).__name__}: {exc}") from None
+        if self.python_scalar:
+            arr = _asarray(x, what)
+        else:
+            try:
+                arr = _np.asarray(x)
+            except (OverflowError, ValueError) as exc:
+                raise TypeError(f"{what} supports {_SUPPORTED}; got {type(x).__name__}: {exc}") from None
         if arr.dtype.kind not in "biufc":
             raise TypeError(f"{what} supports {_SUPPORTED}; got dtype {arr.dtype}")
         if op is not None:
@@ -101,8 +122,8 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
         if out is not None:
             raise ValueError(f"allreduce with op={o.name!r} returns (value, index) and takes no out=")
         return _arg(comm, x, o, "allreduce")
-    if o is _SUM and not reproducible and _is_integer_scalar(x):  # the built-in sum, not a user op named "sum"
-        return _integer_scalar_sum(comm, x, o, out)
+    if o is _SUM and _is_integer_scalar(x):  # the built-in sum, not a user op named "sum"; exact is reproducible
+        return _integer_scalar_sum(comm, x, "allreduce", (o.name, "integer scalar", (), bool(reproducible)), out)
     prep = _Prepared(x, o, "allreduce")
     _guard.check_agreement(comm, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
     if reproducible:
@@ -145,7 +166,7 @@ def _is_integer_scalar(x: Any) -> bool:
     return isinstance(x, (_np.generic, _np.ndarray)) and x.ndim == 0 and x.dtype.kind in "biu"
 
 
-def _integer_scalar_sum(comm: Any, x: Any, o: Op, out: Any = None) -> Any:
+def _integer_scalar_sum(comm: Any, x: Any, what: str, signature: tuple[Any, ...], out: Any = None) -> Any:
     """Return the sum of every rank's integer scalar, exact, in the caller's type (or written to ``out``).
 
     Every kind of integer scalar travels the same way, so ranks may mix them (a Python int on one rank, the
@@ -153,29 +174,46 @@ def _integer_scalar_sum(comm: Any, x: Any, o: Op, out: Any = None) -> Any:
     (hi, lo, too_big) words; if any rank's value is too big for them, every rank then sums the values as Python ints
     pickled (mpi4py's lower-case allreduce), which is exact for any size. A Python int gets the exact sum (an int64
     sum would wrap: 2**62 on 2 ranks is -2**63), a bool the count; a NumPy scalar or 0-d array gets the sum in its
-    own dtype (int64 for bool), wrapped as NumPy wraps. Check mode compares the signature
-    ``("sum", "integer scalar", (), False)``, so an array on another rank is reported, not summed with the words.
+    own dtype (int64 for bool), wrapped as NumPy wraps. Check mode compares ``signature`` (``"integer scalar"`` in
+    place of a dtype), so an array on another rank is reported, not summed with the words. ``reduce`` of integer
+    scalars takes this allreduce too (``what`` names the caller in reports); ``iallreduce`` takes the words only.
     """
     value = int(x)
     if comm.size == 1:
         total = value
     else:
-        _guard.check_agreement(comm, "allreduce", (o.name, "integer scalar", (), False))
-        fits = -_INT_EXACT < value < _INT_EXACT and comm.size < (1 << 12)
-        send = _np.array([value >> _INT_SPLIT, value & ((1 << _INT_SPLIT) - 1), 0] if fits else [0, 0, 1], _np.int64)
+        _guard.check_agreement(comm, what, signature)
+        send = _integer_words(comm, value)
         summed = _np.empty_like(send)
         _run(
             comm,
-            "allreduce",
-            lambda: comm.mpi.Allreduce(send, summed, o.mpi),
-            lambda: comm.mpi.Iallreduce(send, summed, o.mpi),
+            what,
+            lambda: comm.mpi.Allreduce(send, summed, _SUM.mpi),
+            lambda: comm.mpi.Iallreduce(send, summed, _SUM.mpi),
         )
-        if summed[2]:  # the same on every rank: all take this branch together
+        total = _integer_total(summed)
+        if total is None:  # the same on every rank: all take this branch together
             comm._seq += 1
-            _guard.arrive(comm, "allreduce")  # mpi4py's pickled allreduce has no non-blocking form
+            _guard.arrive(comm, what)  # mpi4py's pickled allreduce has no non-blocking form
             total = comm.mpi.allreduce(value)
-        else:
-            total = (int(summed[0]) << _INT_SPLIT) + int(summed[1])
+    return _integer_result(x, total, out)
+
+
+def _integer_words(comm: Any, value: int) -> Any:
+    """The int64 words (hi, lo, too_big) ``value`` travels as; ``too_big`` is 1 when the words cannot carry it."""
+    fits = -_INT_EXACT < value < _INT_EXACT and comm.size < (1 << 12)
+    return _np.array([value >> _INT_SPLIT, value & ((1 << _INT_SPLIT) - 1), 0] if fits else [0, 0, 1], _np.int64)
+
+
+def _integer_total(summed: Any) -> int | None:
+    """The exact sum from the summed words, or None when some rank's value was too big for them."""
+    if summed[2]:
+        return None
+    return (int(summed[0]) << _INT_SPLIT) + int(summed[1])
+
+
+def _integer_result(x: Any, total: int, out: Any = None) -> Any:
+    """``total`` in the type of the integer scalar ``x`` (a NumPy one wraps to its dtype), or written to ``out``."""
     numpy = isinstance(x, (_np.generic, _np.ndarray))
     if not numpy and out is None:
         return total
@@ -207,7 +245,7 @@ def _arg(comm: Any, x: Any, o: Op, what: str, root: int | None = None) -> tuple[
     Check mode compares (op, dtype, root): lengths may differ, dtypes may not. With the watchdog on, a watched
     barrier goes first, since the pickled allgather has no non-blocking form.
     """
-    arr = _np.asarray(x)
+    arr = _asarray(x, o.name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{o.name} supports real numeric arrays and scalars; got dtype {arr.dtype}")
     if arr.ndim > 1:
@@ -245,8 +283,9 @@ def _better(value: Any, best: Any, name: str) -> bool:
 class CollectiveFuture:
     """Returned by :meth:`hpc.mpi.Comm.iallreduce`: ``result()`` waits and returns the reduced value."""
 
-    def __init__(self, comm: Any, request: Any, recv: Any, prep: _Prepared, op: Op) -> None:
-        self._comm, self._request, self._recv, self._prep, self._op = comm, request, recv, prep, op
+    def __init__(self, comm: Any, request: Any, send: Any, recv: Any, finish: Any) -> None:
+        # `send` is held until the request completes: MPI reads it meanwhile
+        self._comm, self._request, self._send, self._recv, self._finish = comm, request, send, recv, finish
         self._done = False
 
     def done(self) -> bool:
@@ -260,7 +299,7 @@ class CollectiveFuture:
         if not self._done:
             _guard.wait(self._comm, self._request, "iallreduce")
             self._done = True
-        return self._prep.give_back(self._recv, self._op)
+        return self._finish(self._recv)
 
     def __repr__(self) -> str:
         return f"<hpc.mpi CollectiveFuture {'done' if self._done else 'pending'}>"
@@ -276,11 +315,29 @@ def _elementwise(op: Any, what: str) -> Op:
 def iallreduce(comm: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
     """See :meth:`hpc.mpi.Comm.iallreduce`."""
     o = _elementwise(op, "iallreduce")
-    prep = _Prepared(x, o, "iallreduce")
-    _guard.check_agreement(comm, "iallreduce", (o.name, prep.dtype.str, prep.shape))
-    recv = _np.empty_like(prep.array)
+    if o is _SUM and _is_integer_scalar(x):  # allreduce's exact words; no room for its pickled fallback
+        _guard.check_agreement(comm, "iallreduce", (o.name, "integer scalar", ()))
+        send = _integer_words(comm, int(x))
+
+        def finish(summed: Any) -> Any:
+            total = _integer_total(summed)
+            if total is None:  # on every rank alike
+                raise OverflowError(
+                    "iallreduce sums integer scalars exactly below 2**80 in magnitude (on fewer than 4096 ranks); "
+                    "a rank passed a larger one: allreduce sums any size"
+                )
+            return _integer_result(x, total)
+    else:
+        prep = _Prepared(x, o, "iallreduce")
+        _guard.check_agreement(comm, "iallreduce", (o.name, prep.dtype.str, prep.shape))
+        send = prep.array
+
+        def finish(recv: Any) -> Any:
+            return prep.give_back(recv, o)
+
+    recv = _np.empty_like(send)
     comm._seq += 1
-    return CollectiveFuture(comm, comm.mpi.Iallreduce(prep.array, recv, o.mpi), recv, prep, o)
+    return CollectiveFuture(comm, comm.mpi.Iallreduce(send, recv, o.mpi), send, recv, finish)
 
 
 # --------------------------------------------------------------------------------------------------- rooted
@@ -293,6 +350,9 @@ def reduce(comm: Any, x: Any, op: Any = "sum", root: int = 0) -> Any:
     if o.name in ("argmin", "argmax"):
         result = _arg(comm, x, o, "reduce", root)
         return result if comm.rank == root else None
+    if o is _SUM and _is_integer_scalar(x):  # exact, as in allreduce, whose words it shares (every rank gets them)
+        total = _integer_scalar_sum(comm, x, "reduce", (o.name, "integer scalar", (), root))
+        return total if comm.rank == root else None
     prep = _Prepared(x, o, "reduce")
     _guard.check_agreement(comm, "reduce", (o.name, prep.dtype.str, prep.shape, root))
     recv = _np.empty_like(prep.array)
@@ -316,6 +376,8 @@ def bcast(comm: Any, x: Any, root: int = 0) -> Any:
                 meta = ("buffer", prep.dtype.str, prep.shape, prep.python_scalar, prep.numpy_scalar)
             except TypeError as exc:  # sent on, so that every rank raises instead of waiting for the buffer
                 meta = ("error", str(exc))
+            except OverflowError:  # a Python int beyond int64: pickled, exact
+                meta = ("object", x)
         else:
             meta = ("object", x)
     # Check mode compares roots (each rank would otherwise take its own root's data); the watchdog watches a

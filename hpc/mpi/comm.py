@@ -192,6 +192,8 @@ class Comm:
 
         Args:
             x (numpy.ndarray or scalar): any numeric dtype, any layout (non-contiguous, 0-d and empty included).
+                ``op="sum"`` of integer scalars is exact: a Python int gets the exact sum, any size. Other ops
+                reduce Python ints as int64 (wrapping like NumPy int64; OverflowError for an int beyond it).
             op (str or Op): ``"sum"``, ``"prod"``, ``"min"``, ``"max"``, ``"land"``, ``"lor"``, ``"band"``,
                 ``"bor"``, ``"argmin"``, ``"argmax"`` or an :func:`hpc.mpi.op`.
             out (numpy.ndarray, optional): where to write the result (shape and dtype of ``x``); may be ``x``.
@@ -286,11 +288,21 @@ class Comm:
         return fresh
 
     def iallreduce(self, x: Any, op: Any = "sum") -> Any:
-        """Start an allreduce and return a future; ``future.result()`` waits and returns what allreduce would."""
+        """Start an allreduce and return a future; ``future.result()`` waits and returns what allreduce would.
+
+        ``op="sum"`` of integer scalars is exact, as in :meth:`allreduce`, for magnitudes below 2**80 (on fewer than
+        4096 ranks): beyond, ``result()`` raises OverflowError on every rank, since the pickled fallback of
+        allreduce has no non-blocking form. Other ops reduce Python ints as int64, wrapping like NumPy int64;
+        OverflowError for an int beyond int64.
+        """
         return _collectives().iallreduce(self, x, op)
 
     def reduce(self, x: Any, op: Any = "sum", root: int = 0) -> Any:
-        """Return ``op`` reduced over every rank's ``x`` on ``root``; ``None`` on the other ranks."""
+        """Return ``op`` reduced over every rank's ``x`` on ``root``; ``None`` on the other ranks.
+
+        ``op="sum"`` of integer scalars is exact, any size, as in :meth:`allreduce` (it takes allreduce's words).
+        Other ops reduce Python ints as int64, wrapping like NumPy int64; OverflowError for an int beyond int64.
+        """
         return _collectives().reduce(self, x, op, root)
 
     def bcast(self, x: Any, root: int = 0) -> Any:
@@ -306,15 +318,26 @@ class Comm:
         return _collectives().reduce_scatter(self, x, op)
 
     def scan(self, x: Any, op: Any = "sum") -> Any:
-        """Return the inclusive prefix reduction of ``x`` over ranks ``0..rank``."""
+        """Return the inclusive prefix reduction of ``x`` over ranks ``0..rank``.
+
+        Python ints are reduced as int64, even by ``op="sum"``: sums wrap like NumPy int64 (``2**62`` on 2 ranks
+        gives ``-2**63`` on rank 1), and an int beyond int64 raises OverflowError.
+        """
         return _collectives().scan(self, x, op, exclusive=False)
 
     def exscan(self, x: Any, op: Any = "sum") -> Any:
-        """Return the exclusive prefix reduction over ranks ``0..rank-1`` (the op's identity on rank 0)."""
+        """Return the exclusive prefix reduction over ranks ``0..rank-1`` (the op's identity on rank 0).
+
+        Python ints are reduced as int64, as in :meth:`scan`.
+        """
         return _collectives().scan(self, x, op, exclusive=True)
 
     def fused(self) -> Any:
-        """Return a context manager that turns many small allreduces into one MPI call (results on exit)."""
+        """Return a context manager that turns many small allreduces into one MPI call (results on exit).
+
+        Python ints are reduced as int64 there, even by ``op="sum"`` (wrapping like NumPy int64; OverflowError for
+        an int beyond it): :meth:`allreduce` sums them exactly.
+        """
         global _Fused
         if _Fused is None:
             from hpc.mpi.fused import Fused as _Fused

@@ -30,6 +30,9 @@ class Fused(Queue):
     differ in length: the check mode (``HPC_MPI_CHECK=1``) raises RankMismatchError for it on every rank, and
     without it MPI itself fails ("Message truncated") and the job ends.
 
+    Python ints are queued as int64, even for ``op="sum"``: their sums wrap like NumPy int64, and an int beyond
+    int64 raises OverflowError when queued. :meth:`hpc.mpi.Comm.allreduce` sums Python ints exactly.
+
     Example:
         >>> from hpc import mpi
         >>> comm = mpi.world()

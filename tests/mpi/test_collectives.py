@@ -264,7 +264,7 @@ def test_numpy_scalars_come_back_as_numpy_scalars(comm):
     assert type(v) is np.float64 and i == comm.size - 1
 
 
-@pytest.mark.parametrize("bad", [np.array(["a"]), np.array([object()], dtype=object), 2**70])
+@pytest.mark.parametrize("bad", [np.array(["a"]), np.array([object()], dtype=object)])
 def test_bcast_of_an_unsupported_value_raises_on_every_rank(comm, bad):
     """When the root's value cannot travel, every rank raises TypeError (the others used to wait forever)."""
     with pytest.raises(TypeError, match="bcast supports"):
@@ -279,6 +279,79 @@ def test_python_int_sums_are_exact(comm):
     assert comm.allreduce(2**100 if comm.rank == 0 else -1) == 2**100 - (comm.size - 1)
     total = comm.allreduce(comm.rank)
     assert type(total) is int and total == sum(range(comm.size))
+
+
+def test_bcast_sends_python_ints_of_any_size(comm):
+    """A Python int beyond int64 is pickled, exact (it raised TypeError); 2**63 no longer turns into a uint64."""
+    for value in (2**63, 2**70, -(2**100), 2**62):
+        got = comm.bcast(value if comm.rank == 0 else None)
+        assert type(got) is int and got == value
+
+
+def test_reduce_and_iallreduce_sum_integer_scalars_exactly(comm):
+    """op='sum' of reduce and iallreduce is exact for integer scalars, as allreduce's is (both wrapped as int64)."""
+    root = comm.size - 1
+    mine = comm.rank == root
+    assert comm.reduce(2**62, root=root) == (comm.size * 2**62 if mine else None)
+    assert comm.reduce(2**100 if comm.rank == 0 else -1, root=root) == (2**100 - comm.size + 1 if mine else None)
+    total = comm.reduce(np.int8(100), root=root)  # a NumPy scalar wraps to its dtype, as in allreduce
+    assert total == (np.int8((100 * comm.size + 128) % 256 - 128) if mine else None)
+    future = comm.iallreduce(2**62)
+    assert future.result() == comm.size * 2**62 and future.done()
+    assert comm.iallreduce(-(2**79) + comm.rank).result() == -comm.size * 2**79 + sum(range(comm.size))
+    kind = [int, np.int64, np.array][comm.rank % 3]  # the kinds mix, as in allreduce
+    got = comm.iallreduce(kind(comm.rank + 1)).result()
+    assert got == comm.size * (comm.size + 1) // 2 and type(got) is type(kind(1))
+    assert comm.allreduce(2**62, reproducible=True) == comm.size * 2**62  # integer sums are reproducible anyway
+
+
+def test_iallreduce_of_an_int_beyond_its_words_raises_on_every_rank(comm):
+    """iallreduce has no pickled fallback: an int of 2**80 or more on any rank gives OverflowError on every rank."""
+    future = comm.iallreduce(2**80 if comm.rank == 0 else 1)
+    with pytest.raises(OverflowError, match="allreduce sums any size"):
+        future.result()
+    assert comm.allreduce(1.0) == comm.size  # still in step
+
+
+PYTHON_INT_AS_INT64 = {
+    "allreduce max": lambda comm, x: comm.allreduce(x, op="max"),
+    "allreduce prod": lambda comm, x: comm.allreduce(x, op="prod"),
+    "allreduce argmin": lambda comm, x: comm.allreduce(x, op="argmin"),
+    "reduce band": lambda comm, x: comm.reduce(x, op="band"),
+    "iallreduce min": lambda comm, x: comm.iallreduce(x, op="min").result(),
+    "scan": lambda comm, x: comm.scan(x),
+    "exscan": lambda comm, x: comm.exscan(x),
+    "allgather": lambda comm, x: comm.allgather(x),
+    "fused": lambda comm, x: _fused_sum(comm, x),
+}
+
+
+def _fused_sum(comm, x):
+    with comm.fused() as f:
+        result = f.allreduce(x)
+    return result.value
+
+
+@pytest.mark.parametrize("call", sorted(PYTHON_INT_AS_INT64))
+def test_python_ints_beyond_int64_raise_overflow_error_where_they_travel_as_int64(comm, call):
+    """Outside op='sum' of allreduce, reduce and iallreduce, Python ints are int64: beyond it, a clear OverflowError.
+
+    max of 2**70 raised a TypeError saying Python scalars were supported; 2**63 became a uint64 on its rank.
+    """
+    run = PYTHON_INT_AS_INT64[call]
+    for value in (2**63, -(2**63) - 1, 2**70):
+        with pytest.raises(OverflowError, match=r"as int64 \(-2\*\*63 to 2\*\*63-1\).*op='sum' of allreduce"):
+            run(comm, value)
+    assert comm.allreduce(1.0) == comm.size  # every rank raised before any message: still in step
+
+
+def test_python_ints_in_int64_reductions_wrap_as_documented(comm):
+    """scan and fused sums of Python ints are int64 sums: they wrap like NumPy int64 (docs/mpi.md says so)."""
+    wrapped = (comm.rank + 1) * 2**62
+    assert comm.scan(2**62) == (wrapped + 2**63) % 2**64 - 2**63
+    total = comm.size * 2**62
+    assert _fused_sum(comm, 2**62) == (total + 2**63) % 2**64 - 2**63
+    assert comm.allreduce(2**62 + comm.rank, op="max") == 2**62 + comm.size - 1  # in range: exact, as int
 
 
 def test_integer_scalars_of_every_kind_mix_across_ranks(comm):

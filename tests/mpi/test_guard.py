@@ -89,6 +89,16 @@ def test_argmin_against_another_op_or_root_raises_on_every_rank(checked, call):
     assert checked.allreduce(np.arange(3.0) + checked.rank, op="argmin") == (0.0, 0)  # still in step
 
 
+def test_exact_integer_sums_compare_roots_and_kinds(checked):
+    """reduce and iallreduce of integer scalars (the exact words) still compare roots and what the other ranks send."""
+    _needs_two(checked)
+    with pytest.raises(mpi.RankMismatchError, match="integer scalar"):
+        checked.reduce(5, root=checked.rank)
+    with pytest.raises(mpi.RankMismatchError, match="integer scalar"):
+        checked.iallreduce(5 if checked.rank == 0 else 5.0)
+    assert checked.iallreduce(5).result() == 5 * checked.size  # still in step
+
+
 @pytest.mark.parametrize("call", ["allgather", "barrier", "bcast", "iterator"])
 def test_a_pickled_step_against_another_collective_raises_on_every_rank(checked, call, monkeypatch):
     """A rank in allgather, barrier, bcast or an mpi iterator while the others are in allreduce: reported on each."""
