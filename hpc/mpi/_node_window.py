@@ -14,8 +14,9 @@ as the ranks grow so the window stays within 16 MiB, down to 2**12 (beyond 511 r
 
 Ranks write the slots with streaming (non-temporal) stores, :func:`write`: a line another core read in the last
 step sits in that core's cache, and an ordinary store must first take it back. On the dev VM, in the phases where
-its two cores share lines slowly, an ordinary copy of 1 MiB into such lines took 394 us, a streaming one 42 us
-(42 and 24 us in the other phases; docs/performance.md).
+its two cores share lines slowly, an ordinary copy of 1 MiB into such lines took 394-437 us, a streaming one
+39-43 us; in its other phases 53 us and 78 us (a streaming store goes to memory). ``scripts/bench_shm_stores.py``
+measures it; docs/performance.md has the runs.
 """
 
 from __future__ import annotations

@@ -35,8 +35,8 @@ infinity never happens. Each rank reports what its terms hold (a 3-bit mask per 
   2**18 columns. Each rank copies into its slot the columns the other ranks sum, sums its own share of the
   columns in one numba call with every term at hand (:func:`hpc.mpi._binned.sum_columns`: exponents, rounding
   and conversion tile by tile in L1), and copies the others' shares of the result out: about the bytes a plain
-  allreduce moves, two barriers per chunk, no exponent collective. On the dev VM this is 0.8-1.3x a plain
-  allreduce from 64 KiB to 64 MiB (docs/performance.md).
+  allreduce moves, two barriers per chunk, no exponent collective. On the dev VM this is 0.6-1.3x a plain
+  allreduce from 1 MiB to 64 MiB in its fast phase, 0.25-0.9x in its slow one (docs/performance.md).
 - *Elsewhere* (across nodes, and ``mpi.sum`` of many rows per rank): per element, 2 bytes (the exponent) and 8
   bytes (the integer) cross the network instead of 8 bytes: 1.25x the traffic of a plain ``allreduce``, in two
   collectives, plus three vectorized local passes. With more than 7 terms per position, 14 bytes (1.75x) in three
