@@ -131,6 +131,7 @@ def op(fn: Callable[[Any, Any], Any], commute: bool = True, name: str | None = N
         mpi_op = MPI.Op.Create(callback, commute=commute)
     user = Op(name or getattr(fn, "__name__", "user_op"), None, commute, mpi_op)
     user.ufunc = _UfuncLike(local)
+    user.kernel = combine  # the compiled combine loop, for inspection (its targetoptions say nogil)
     return user
 
 

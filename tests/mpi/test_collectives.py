@@ -142,6 +142,16 @@ def test_user_op_compiled_with_numba(comm):
     np.testing.assert_array_equal(got, want)
 
 
+def test_user_ops_run_without_the_gil_and_keep_rank_order_when_not_commutative(comm):
+    """The combine loop is compiled nogil; commute=False combines in rank order (MPI: in (op) inout)."""
+    first = mpi.op(lambda a, b: a, commute=False)
+    last = mpi.op(lambda a, b: b, commute=False)
+    x = np.array([float(comm.rank), 10.0 + comm.rank])
+    np.testing.assert_array_equal(comm.allreduce(x, op=first), [0.0, 10.0])
+    np.testing.assert_array_equal(comm.allreduce(x, op=last), [comm.size - 1.0, 9.0 + comm.size])
+    assert first.kernel.targetoptions["nogil"] and last.kernel.targetoptions["nogil"]
+
+
 def test_reduce_bcast_allgather(comm):
     """reduce delivers on the root only; bcast copies the root's value; allgather concatenates unequal parts."""
     x = np.arange(4.0) + comm.rank
