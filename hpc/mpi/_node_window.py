@@ -36,7 +36,8 @@ from hpc.mpi.comm import mpi_module
 
 __all__ = ["NodeWindow", "node_window", "write"]
 
-_BUDGET_BYTES = 16 << 20  # the whole window, all slots together
+_BUDGET_BYTES = 16 << 20  # the whole window's chunk slots together
+SMALL = 512  # columns of the small slots: arrays up to 4 KiB take one barrier (see NodeWindow.small_slots)
 _MAX_CHUNK = 1 << 18  # 2 MiB per slot: a chunk of every rank's terms stays in the last-level cache
 _MIN_CHUNK = 1 << 12
 
@@ -47,12 +48,26 @@ class NodeWindow:
     Attributes:
         slots (numpy.ndarray): ``(size + 1, chunk)`` float64, shared by every rank of the communicator.
         chunk (int): columns per slot.
+        small_slots (numpy.ndarray): ``(2, size, SMALL)`` float64: two sets of one slot per rank, used in turn by
+            calls of at most ``SMALL`` columns. Every rank sums every column of such a call itself, so one barrier
+            suffices: a rank writes a set again only two small calls later, after the barrier of the call between,
+            which no rank passes before it has read that set.
     """
 
-    def __init__(self, win: Any, slots: _np.ndarray) -> None:
+    def __init__(self, win: Any, slots: _np.ndarray, small_slots: _np.ndarray) -> None:
         self.win = win
         self.slots: _np.ndarray | None = slots
         self.chunk = slots.shape[1]
+        self.small_slots = small_slots
+        self._small_calls = 0
+
+    def next_small_slots(self) -> _np.ndarray:
+        """The set of small slots for the next small call (``(size, SMALL)``), alternating call by call.
+
+        Every rank makes the same small calls on a communicator (they are collective), so all alternate alike.
+        """
+        self._small_calls += 1
+        return self.small_slots[self._small_calls & 1]
 
     def sync(self, comm: Any) -> None:
         """Make this rank's writes to ``slots`` visible to every rank, and wait until every rank's are.
@@ -70,7 +85,7 @@ class NodeWindow:
 
     def free(self) -> None:
         """Free the window (collective over the communicator's ranks); ``slots`` becomes ``None``."""
-        self.slots = None  # the memory is unmapped: a wrapper still holding this window must not touch it
+        self.slots = self.small_slots = None  # unmapped: a wrapper still holding this window must not touch it
         self.win.Unlock_all()
         self.win.Free()
 
@@ -126,7 +141,8 @@ def _create(MPI: Any, comm: Any) -> NodeWindow | str:
     chunk = _MAX_CHUNK
     while chunk > _MIN_CHUNK and (size + 1) * chunk * 8 > _BUDGET_BYTES:
         chunk //= 2
-    nbytes = (size + 1) * chunk * 8
+    chunk_words, small_words = (size + 1) * chunk, 2 * size * SMALL
+    nbytes = (chunk_words + small_words) * 8
     _guard.arrive(comm, "allreduce(reproducible=True): making the shared-memory window")
     node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
     try:
@@ -138,9 +154,11 @@ def _create(MPI: Any, comm: Any) -> NodeWindow | str:
     finally:
         node.Free()
     buffer, _ = win.Shared_query(0)
-    slots = _np.frombuffer(buffer, _np.float64, (size + 1) * chunk).reshape(size + 1, chunk)
+    words = _np.frombuffer(buffer, _np.float64, chunk_words + small_words)
+    slots = words[:chunk_words].reshape(size + 1, chunk)
+    small_slots = words[chunk_words:].reshape(2, size, SMALL)
     win.Lock_all()
-    return NodeWindow(win, slots)
+    return NodeWindow(win, slots, small_slots)
 
 
 def _shm_has_room(nbytes: int) -> bool:

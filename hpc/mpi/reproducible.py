@@ -35,7 +35,8 @@ infinity never happens. Each rank reports what its terms hold (a 3-bit mask per 
   2**18 columns. Each rank copies into its slot the columns the other ranks sum, sums its own share of the
   columns in one numba call with every term at hand (:func:`hpc.mpi._binned.sum_columns`: exponents, rounding
   and conversion tile by tile in L1), and copies the others' shares of the result out: about the bytes a plain
-  allreduce moves, two barriers per chunk, no exponent collective. On the dev VM this is 0.6-1.3x a plain
+  allreduce moves, two barriers per chunk (one for arrays of up to 512 elements, which every rank sums whole), no
+  exponent collective. On the dev VM this is 0.6-1.3x a plain
   allreduce from 1 MiB to 64 MiB in its fast phase, 0.25-0.9x in its slow one (docs/performance.md).
 - *Elsewhere* (across nodes, and ``mpi.sum`` of many rows per rank): per element, 2 bytes (the exponent) and 8
   bytes (the integer) cross the network instead of 8 bytes: 1.25x the traffic of a plain ``allreduce``, in two
@@ -86,7 +87,7 @@ def reproducible_allreduce(comm: Any, x: _np.ndarray) -> _np.ndarray:
 
 
 def _sum_in_window(comm: Any, window: _node_window.NodeWindow, x: _np.ndarray) -> _np.ndarray:
-    """Sum ``x`` over the ranks through ``window``, chunk by chunk.
+    """Sum ``x`` over the ranks through ``window``, chunk by chunk (small arrays: see ``NodeWindow.small_slots``).
 
     Each rank sums a share of a chunk's columns. It copies into its slot only the columns the other ranks sum,
     sums its own share reading its terms from ``x`` and theirs from their slots, writes that share to the result
@@ -101,7 +102,14 @@ def _sum_in_window(comm: Any, window: _node_window.NodeWindow, x: _np.ndarray) -
     else:
         result = _np.empty(x.shape, _np.float64)
     total = result.reshape(-1)
-    slots, rank, size = window.slots, comm.rank, comm.size
+    rank, size = comm.rank, comm.size
+    if n <= _node_window.SMALL:  # one barrier: every rank sums every column from the small slots
+        terms = window.next_small_slots()
+        _node_window.write(terms[rank, :n], flat)
+        window.sync(comm)
+        _binned.sum_columns(terms, flat, rank, 0, n, total)
+        return result.astype(x.dtype, copy=False)
+    slots = window.slots
     terms, mine, output = slots[:size], slots[rank], slots[size]
     step = window.chunk
     for start in range(0, n, step):

@@ -68,3 +68,22 @@ def test_ranks_fall_back_together_when_one_has_no_room(comm, monkeypatch):
         assert got.tobytes() == _one_process_sum(rows).tobytes()
     finally:
         dup.Free()
+
+
+@pytest.mark.mpi
+def test_back_to_back_calls_never_read_a_slot_being_rewritten(comm, monkeypatch):
+    """Small calls (one barrier, two sets of slots in turn) and chunked ones (two barriers per chunk), back to back
+    with ranks running at different speeds: every result has the bits of one process's sum."""
+    import time
+
+    window = _node_window.node_window(comm)
+    if window is not None:
+        monkeypatch.setattr(window, "chunk", 700)  # 1500 columns: three chunks
+    rng = np.random.default_rng(31 + comm.rank)
+    for call in range(40):
+        n = (3, _node_window.SMALL, 1500, 7)[call % 4]
+        rows = np.random.default_rng(call).standard_normal((comm.size, n)) * 10.0 ** (call % 9 - 4)
+        if rng.random() < 0.3:
+            time.sleep(rng.random() * 0.002)  # this rank comes late: the others must wait, not read ahead
+        got = comm.allreduce(rows[comm.rank], reproducible=True)
+        assert got.tobytes() == _one_process_sum(rows).tobytes(), f"call {call}, {n} columns"
