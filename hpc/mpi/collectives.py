@@ -152,7 +152,7 @@ def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible:
 
 _SUM = resolve("sum")
 _INT_SPLIT = 31  # a Python int travels as hi = x >> 31 and lo = x & (2**31 - 1)
-_INT_EXACT = 1 << 80  # |x| below this: |hi| < 2**49, so up to 2**12 ranks sum without int64 overflow
+_INT_EXACT_BITS = 80  # |x| below 2**80: |hi| < 2**49, so up to 2**13 ranks sum without int64 overflow
 
 
 def _is_integer_scalar(x: Any) -> bool:
@@ -201,7 +201,8 @@ def _integer_scalar_sum(comm: Any, x: Any, what: str, signature: tuple[Any, ...]
 
 def _integer_words(comm: Any, value: int) -> Any:
     """The int64 words (hi, lo, too_big) ``value`` travels as; ``too_big`` is 1 when the words cannot carry it."""
-    fits = -_INT_EXACT < value < _INT_EXACT and comm.size < (1 << 12)
+    # the hi words of `size` ranks must sum within int64: fewer bits from 8192 ranks up (2**72 on 2**20 ranks)
+    fits = abs(value) < 1 << min(_INT_EXACT_BITS, 93 - comm.size.bit_length())
     return _np.array([value >> _INT_SPLIT, value & ((1 << _INT_SPLIT) - 1), 0] if fits else [0, 0, 1], _np.int64)
 
 
@@ -323,8 +324,8 @@ def iallreduce(comm: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
             total = _integer_total(summed)
             if total is None:  # on every rank alike
                 raise OverflowError(
-                    "iallreduce sums integer scalars exactly below 2**80 in magnitude (on fewer than 4096 ranks); "
-                    "a rank passed a larger one: allreduce sums any size"
+                    "iallreduce sums integer scalars exactly below 2**80 in magnitude (2**(93 - size.bit_length()) "
+                    "from 8192 ranks up); a rank passed a larger one: allreduce sums any size"
                 )
             return _integer_result(x, total)
     else:

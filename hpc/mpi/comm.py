@@ -290,8 +290,8 @@ class Comm:
     def iallreduce(self, x: Any, op: Any = "sum") -> Any:
         """Start an allreduce and return a future; ``future.result()`` waits and returns what allreduce would.
 
-        ``op="sum"`` of integer scalars is exact, as in :meth:`allreduce`, for magnitudes below 2**80 (on fewer than
-        4096 ranks): beyond, ``result()`` raises OverflowError on every rank, since the pickled fallback of
+        ``op="sum"`` of integer scalars is exact, as in :meth:`allreduce`, for magnitudes below 2**80 (fewer bits
+        from 8192 ranks up): beyond, ``result()`` raises OverflowError on every rank, since the pickled fallback of
         allreduce has no non-blocking form. Other ops reduce Python ints as int64, wrapping like NumPy int64;
         OverflowError for an int beyond int64.
         """

@@ -450,3 +450,19 @@ def test_a_user_op_named_sum_is_not_the_exact_integer_sum(comm):
     """Only the built-in sum takes the exact scalar path; a user op that happens to be named "sum" is applied."""
     biggest = mpi.op(lambda a, b: max(a, b), name="sum")
     assert comm.allreduce(np.int64(comm.rank + 1), op=biggest) == comm.size
+
+
+def test_integer_words_carry_what_the_rank_count_allows():
+    """Below 2**80 on up to 8191 ranks (iallreduce(1) on 4096 ranks claimed a rank passed a huge int); fewer bits
+    beyond, so the hi words of every rank still sum within int64."""
+    from hpc.mpi.collectives import _integer_words
+
+    class Ranks:
+        def __init__(self, size):
+            self.size = size
+
+    assert _integer_words(Ranks(4096), 1).tolist() == [0, 1, 0]
+    assert _integer_words(Ranks(4096), 2**80 - 1)[2] == 0 and _integer_words(Ranks(4096), -(2**80))[2] == 1
+    assert _integer_words(Ranks(1 << 20), 2**72 - 1)[2] == 0 and _integer_words(Ranks(1 << 20), 2**72)[2] == 1
+    hi = _integer_words(Ranks(1 << 20), 2**72 - 1)[0]
+    assert (1 << 20) * int(hi) < 2**63  # every rank at the bound: the hi words' sum fits
