@@ -10,7 +10,8 @@ free). ``COMM_WORLD``'s window lives until the job ends.
 Layout: ``slots`` is a ``(size + 1, chunk)`` float64 array: row ``r`` is rank ``r``'s input, the last row the
 output, each rank writing its own share of the columns. ``chunk`` is 2**18 columns (2 MiB) up to 7 ranks, halved
 as the ranks grow so the window stays within 16 MiB, down to 2**12 (beyond 511 ranks the window is
-``(size + 1) * 32 KiB``). On 2 ranks: 6 MiB of ``/dev/shm``.
+``(size + 1) * 32 KiB``). After them, ``small_slots``: ``(2, size, SMALL)`` float64, 8 KiB per rank. On 2 ranks:
+6 MiB + 16 KiB of ``/dev/shm``.
 
 Ranks write the slots with streaming (non-temporal) stores, :func:`write`: a line another core read in the last
 step sits in that core's cache, and an ordinary store must first take it back. On the dev VM, in the phases where
@@ -34,10 +35,10 @@ from hpc.kernels._intrinsics import stream_start as _stream_start
 from hpc.mpi import guard as _guard
 from hpc.mpi.comm import mpi_module
 
-__all__ = ["NodeWindow", "node_window", "write"]
+__all__ = ["SMALL", "NodeWindow", "node_window", "write"]
 
 _BUDGET_BYTES = 16 << 20  # the whole window's chunk slots together
-SMALL = 512  # columns of the small slots: arrays up to 4 KiB take one barrier (see NodeWindow.small_slots)
+SMALL = 512  # columns of the small slots: arrays of up to 512 elements take one barrier (NodeWindow.small_slots)
 _MAX_CHUNK = 1 << 18  # 2 MiB per slot: a chunk of every rank's terms stays in the last-level cache
 _MIN_CHUNK = 1 << 12
 
@@ -147,6 +148,7 @@ def _create(MPI: Any, comm: Any) -> NodeWindow | str:
     node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
     try:
         # Every rank must agree, or some would wait in the window's barriers while others send messages.
+        # twice the window: room for it and for whatever else this job maps there meanwhile (MPICH's own segments)
         fits = node.Get_size() == size and _shm_has_room(2 * nbytes)
         if not comm.mpi.allreduce(fits, op=MPI.LAND):
             return _NONE

@@ -41,6 +41,8 @@ class Op:
     def __init__(self, name: str, ufunc: Any, commute: bool = True, mpi_op: Any = None) -> None:
         self.name, self.ufunc, self.commute = name, ufunc, commute
         self._mpi_op = mpi_op
+        #: for an :func:`op`, its compiled combine loop (numba, nopython and nogil); ``None`` for built-in ops
+        self.kernel: Any = None
 
     @property
     def mpi(self) -> Any:
@@ -131,7 +133,7 @@ def op(fn: Callable[[Any, Any], Any], commute: bool = True, name: str | None = N
         mpi_op = MPI.Op.Create(callback, commute=commute)
     user = Op(name or getattr(fn, "__name__", "user_op"), None, commute, mpi_op)
     user.ufunc = _UfuncLike(local)
-    user.kernel = combine  # the compiled combine loop, for inspection (its targetoptions say nogil)
+    user.kernel = combine
     return user
 
 

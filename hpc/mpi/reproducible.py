@@ -4,7 +4,7 @@ The method is binned fixed-point accumulation in the style of ReproBLAS, with on
 
 1. For every element position, ``E`` is the exponent of the largest magnitude any rank contributes there
    (``|x| < 2**E``): one ``MAX`` allreduce of the int16 exponent fields gives every rank the same ``E`` (in the
-   shared-memory lane below, the one rank that sums a position reads every term there and finds ``E`` itself).
+   shared-memory lane below, the rank that sums a position reads every term there and finds ``E`` itself).
 2. Every term is rounded to an integer multiple of ``2**(E-60)``: ``q = round(x * 2**(60-E))``, ``|q| <= 2**60``,
    computed by two exact multiplications by powers of two (built from their bits) and one rounding to nearest
    (half to even). The rounding depends only on the term and ``E``, never on where or in which order the term is
@@ -26,7 +26,8 @@ unbiased (tested on hard data).
 (``0x7FF8000000000000``: a plain sum would pass on one operand's sign and payload, which one depending on the
 order); a position holding infinities of one sign sums to that infinity. Its finite terms cannot change either
 (in exact arithmetic, as here, ``inf + x = inf``), so a plain sum's overflow of finite terms into the opposite
-infinity never happens. Each rank reports what its terms hold (a 3-bit mask per position, OR-ed across ranks).
+infinity never happens. In the message lane each rank reports what its terms hold (a 3-bit mask per position,
+OR-ed across ranks); in the window lane the rank that sums a position reads every term.
 
 **Cost.** Two lanes, the same bits:
 
@@ -181,12 +182,12 @@ def _sum_block(comm: Any, flat: _np.ndarray, words: _np.ndarray, scratch: tuple[
     _allreduce_max(comm, fields)
     count_bits = int(fields[m])
     if comm.size * ((1 << count_bits) - 1) <= _binned.ONE_WORD_TERMS:
-        nonfinite = _binned.quantize(flat, fields, words)
+        any_nonfinite = _binned.quantize(flat, fields, words)
         comm.allreduce(words, out=words)
-        _binned.to_float(words, fields, _plain(comm, flat, fields, m) if nonfinite else _NO_PLAIN)
+        _binned.to_float(words, fields, _nonfinite_sums(comm, flat, fields, m) if any_nonfinite else _NONE_NONFINITE)
         return
     lo, hi = lo[:m], words
-    nonfinite = _binned.quantize_split(flat, fields, hi, lo)
+    any_nonfinite = _binned.quantize_split(flat, fields, hi, lo)
     comm.allreduce(lo, out=lo)
     if count_bits + comm.size.bit_length() + 15 < 31:  # |hi| <= 2**12 per term plus carries: int32 is enough
         hi32 = hi32[:m]
@@ -195,8 +196,8 @@ def _sum_block(comm: Any, flat: _np.ndarray, words: _np.ndarray, scratch: tuple[
     else:
         comm.allreduce(hi, out=hi)
     # When hi is `words`, out is the same memory: each total is read before its float is written over it.
-    plain = _plain(comm, flat, fields, m) if nonfinite else _NO_PLAIN
-    _binned.to_float_split(hi, lo, fields, plain, words.view(_np.float64))
+    nonfinite = _nonfinite_sums(comm, flat, fields, m) if any_nonfinite else _NONE_NONFINITE
+    _binned.to_float_split(hi, lo, fields, nonfinite, words.view(_np.float64))
 
 
 def _allreduce_max(comm: Any, fields: _np.ndarray) -> None:
@@ -219,7 +220,7 @@ def _allreduce_max(comm: Any, fields: _np.ndarray) -> None:
 _FIELD_MAX: Op | None = None
 
 
-def _plain(comm: Any, flat: _np.ndarray, fields: _np.ndarray, n: int) -> _np.ndarray:
+def _nonfinite_sums(comm: Any, flat: _np.ndarray, fields: _np.ndarray, n: int) -> _np.ndarray:
     """The sums of the non-finite columns, from one ``BOR`` collective of what each column holds (NaN, +inf,
     -inf) on every rank: see :data:`hpc.mpi._binned.NAN_BITS` for the rule (every rank calls this together: they
     agree on the fields)."""
@@ -240,7 +241,7 @@ def _words(comm: Any, n: int) -> _np.ndarray:
     return words
 
 
-_NO_PLAIN = _np.zeros(0)
+_NONE_NONFINITE = _np.zeros(0)  # no non-finite column: to_float and to_float_split skip the step
 
 
 def _scratch(comm: Any, size: int) -> tuple[_np.ndarray, ...]:

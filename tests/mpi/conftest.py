@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from hpc import mpi
+from hpc.mpi.comm import Comm, LocalComm
+from hpc.mpi.reproducible import reproducible_sum
 
 
 @pytest.fixture(params=["fast", "checked"])
@@ -17,3 +20,24 @@ def comm(request, monkeypatch):
 def gathered(comm, x):
     """Return every rank's x as a list (pickle path): the reference the buffer path is checked against."""
     return comm.mpi.allgather(x)
+
+
+def one_process_sum(rows):
+    """The reproducible sum of ``rows`` (k, ...) in one process: the bits every rank count must give."""
+    return reproducible_sum(Comm(LocalComm()), rows)
+
+
+def nan_with_bits(bits: int) -> float:
+    """The float64 whose IEEE bits are ``bits`` (NaN payloads, signs)."""
+    return float(np.array([bits], np.int64).view(np.float64)[0])
+
+
+#: columns of terms with inf or NaN, and the bits of their sum whatever the order of the terms (0x7FF8...: NAN_BITS)
+NONFINITE_COLUMNS = [
+    ([1e308, 0.0, 1e308, -np.inf], -np.inf),  # a plain sum in this order gives NaN (inf - inf)
+    ([np.inf, 1e308, 1e308, -1e308], np.inf),
+    ([-np.nan, np.nan, 1.0, 2.0], nan_with_bits(0x7FF8000000000000)),  # a plain sum keeps one operand's sign
+    ([np.inf, -np.inf, 0.0, 0.0], nan_with_bits(0x7FF8000000000000)),
+    ([nan_with_bits(0x7FF0000000000001), 1.0, 2.0, 3.0], nan_with_bits(0x7FF8000000000000)),  # signaling, payload
+    ([nan_with_bits(-1), np.inf, 0.0, 0.0], nan_with_bits(0x7FF8000000000000)),
+]

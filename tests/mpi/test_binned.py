@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hpc.mpi import _binned
-from hpc.mpi.comm import Comm, LocalComm
-from hpc.mpi.reproducible import reproducible_sum
+
+from .conftest import NONFINITE_COLUMNS, one_process_sum
 
 
 def _columns(k: int, n: int, seed: int) -> np.ndarray:
@@ -28,7 +28,7 @@ def test_sum_columns_gives_the_bits_of_the_three_passes(k):
     """One and two-word forms, every tile kind, a share of the columns, and a row read from ``own``."""
     rows = _columns(k, 5000, seed=k)
     with np.errstate(over="ignore", invalid="ignore"):  # inf - inf and overflowing plain sums of the checks
-        want = reproducible_sum(Comm(LocalComm()), rows)[1000:4500]
+        want = one_process_sum(rows)[1000:4500]
     me = k // 2
     own = rows[me].copy()
     elsewhere = rows.copy()
@@ -40,21 +40,6 @@ def test_sum_columns_gives_the_bits_of_the_three_passes(k):
     assert got.tobytes() == want.tobytes()
 
 
-def _nan(bits: int) -> float:
-    return float(np.array([bits], np.int64).view(np.float64)[0])
-
-
-#: columns of terms with inf or NaN, and the bits of their sum whatever the order of the terms
-NONFINITE_COLUMNS = [
-    ([1e308, 0.0, 1e308, -np.inf], -np.inf),  # a plain sum in this order gives NaN (inf - inf)
-    ([np.inf, 1e308, 1e308, -1e308], np.inf),
-    ([-np.nan, np.nan, 1.0, 2.0], _nan(_binned.NAN_BITS)),  # a plain sum keeps one operand's sign
-    ([np.inf, -np.inf, 0.0, 0.0], _nan(_binned.NAN_BITS)),
-    ([_nan(0x7FF0000000000001), 1.0, 2.0, 3.0], _nan(_binned.NAN_BITS)),  # a signaling NaN with a payload
-    ([_nan(-1), np.inf, 0.0, 0.0], _nan(_binned.NAN_BITS)),
-]
-
-
 @pytest.mark.parametrize("order", [0, 1, 2])
 def test_non_finite_columns_sum_to_fixed_bits_in_any_order(order):
     """NaN (one fixed NaN) for a NaN or both infinities, else the infinity; finite terms never overflow into it."""
@@ -64,7 +49,7 @@ def test_non_finite_columns_sum_to_fixed_bits_in_any_order(order):
     got = np.empty(len(NONFINITE_COLUMNS))
     _binned.sum_columns(rows, rows[0], -1, 0, rows.shape[1], got)
     assert got.tobytes() == want.tobytes()
-    assert reproducible_sum(Comm(LocalComm()), rows).tobytes() == want.tobytes()
+    assert one_process_sum(rows).tobytes() == want.tobytes()
 
 
 @pytest.mark.parametrize("columns", [1, 2, 7])
@@ -75,9 +60,8 @@ def test_narrow_rows_sum_down_the_columns_with_the_same_bits(columns):
     tall = rng.standard_normal((40000, 16)) * 10.0 ** rng.integers(-12, 13, (40000, 16))
     tall[123, 0] = np.inf
     tall[7, 1] = np.nan
-    local = Comm(LocalComm())
     with np.errstate(over="ignore", invalid="ignore"):
-        wide = reproducible_sum(local, tall)
-        narrow = reproducible_sum(local, np.ascontiguousarray(tall[:, :columns]))
-        strided = reproducible_sum(local, tall[:, :columns])  # not contiguous: each column copied first
+        wide = one_process_sum(tall)
+        narrow = one_process_sum(np.ascontiguousarray(tall[:, :columns]))
+        strided = one_process_sum(tall[:, :columns])  # not contiguous: each column copied first
     assert narrow.tobytes() == wide[:columns].tobytes() == strided.tobytes()

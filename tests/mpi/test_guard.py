@@ -207,7 +207,15 @@ def test_every_collective_is_watched_before_it_can_block(comm, check, monkeypatc
         lambda: mpi.histogram(watched, x),
         lambda: mpi.norm(watched, x),
         lambda: par_range(6).with_backend("mpi").sum(),
+        lambda: watched.allreduce(x, reproducible=True),  # the shared-memory window's barriers
+        lambda: mpi.sum(watched, np.ones((3, 2)), reproducible=True),  # the message lane's collectives
+        lambda: fresh.allreduce(x, reproducible=True),  # making a window: a node split, an agreement, an allocation
     ]
-    for step in steps:
-        watched.mpi.synced = False
-        step()
+    dup = comm.mpi.Dup()
+    fresh = mpi.Comm(_Watched(dup))
+    try:
+        for step in steps:
+            watched.mpi.synced = fresh.mpi.synced = False
+            step()
+    finally:
+        dup.Free()

@@ -7,18 +7,14 @@ import pytest
 
 from hpc import mpi
 from hpc.mpi import _node_window
-from hpc.mpi.comm import Comm, LocalComm
-from hpc.mpi.reproducible import reproducible_sum
+
+from .conftest import one_process_sum
 
 
 def _rows(comm, n: int) -> np.ndarray:
     """Every rank's row: magnitudes over 16 decades, the same on every rank."""
     rng = np.random.default_rng(29)
     return rng.standard_normal((comm.size, n)) * 10.0 ** rng.integers(-8, 9, (comm.size, n))
-
-
-def _one_process_sum(rows: np.ndarray) -> np.ndarray:
-    return reproducible_sum(Comm(LocalComm()), rows)
 
 
 def test_write_copies_every_bit_at_every_alignment():
@@ -46,7 +42,7 @@ def test_freeing_a_communicator_frees_its_window(comm):
     dup = comm.mpi.Dup()
     first, second = mpi.Comm(dup), mpi.Comm(dup)
     rows = _rows(comm, 300)
-    assert first.allreduce(rows[comm.rank], reproducible=True).tobytes() == _one_process_sum(rows).tobytes()
+    assert first.allreduce(rows[comm.rank], reproducible=True).tobytes() == one_process_sum(rows).tobytes()
     window = _node_window.node_window(first)
     assert window is not None and _node_window.node_window(second) is window
     dup.Free()
@@ -65,7 +61,7 @@ def test_ranks_fall_back_together_when_one_has_no_room(comm, monkeypatch):
         rows = _rows(comm, 300)
         got = other.allreduce(rows[comm.rank], reproducible=True)
         assert _node_window.node_window(other) is None
-        assert got.tobytes() == _one_process_sum(rows).tobytes()
+        assert got.tobytes() == one_process_sum(rows).tobytes()
     finally:
         dup.Free()
 
@@ -86,4 +82,4 @@ def test_back_to_back_calls_never_read_a_slot_being_rewritten(comm, monkeypatch)
         if rng.random() < 0.3:
             time.sleep(rng.random() * 0.002)  # this rank comes late: the others must wait, not read ahead
         got = comm.allreduce(rows[comm.rank], reproducible=True)
-        assert got.tobytes() == _one_process_sum(rows).tobytes(), f"call {call}, {n} columns"
+        assert got.tobytes() == one_process_sum(rows).tobytes(), f"call {call}, {n} columns"

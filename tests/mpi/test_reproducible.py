@@ -11,7 +11,7 @@ from hpc import mpi
 from hpc.mpi.comm import Comm, LocalComm
 from hpc.mpi.reproducible import reproducible_sum
 
-from .conftest import gathered
+from .conftest import NONFINITE_COLUMNS, gathered, one_process_sum
 
 
 def _hard(rows: int, cols: int, seed: int = 7) -> np.ndarray:
@@ -35,7 +35,7 @@ def _split(comm, n):
 def test_same_global_array_split_across_ranks_gives_identical_bits(comm):
     """mpi.sum(reproducible=True) of one global array equals the one-process result bit for bit, on 1..4 ranks."""
     data = _hard(1001, 17)
-    reference = reproducible_sum(_one_process(), data)
+    reference = one_process_sum(data)
     mine = data[_split(comm, len(data))]
     got = mpi.sum(comm, mine, reproducible=True)
     assert got.tobytes() == reference.tobytes()
@@ -51,7 +51,7 @@ def test_allreduce_reproducible_is_order_independent(comm):
     forward = comm.allreduce(rows[comm.rank], reproducible=True)
     backward = comm.allreduce(rows[comm.size - 1 - comm.rank], reproducible=True)
     assert forward.tobytes() == backward.tobytes()
-    assert forward.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+    assert forward.tobytes() == one_process_sum(rows).tobytes()
 
 
 @pytest.mark.mpi
@@ -67,7 +67,7 @@ def test_reproducible_is_at_least_as_accurate_as_plain_summation():
     """On hard data the binned sum's error against the exact sum is no larger than numpy's plain sum's."""
     data = _hard(4000, 12, seed=11)
     exact = np.array([math.fsum(col) for col in data.T])
-    ours = reproducible_sum(_one_process(), data)
+    ours = one_process_sum(data)
     plain = data.sum(axis=0)
     assert np.all(np.abs(ours - exact) <= np.abs(plain - exact))
     scale = np.abs(data).max(axis=0)
@@ -93,9 +93,9 @@ def test_reproducible_needs_sum():
 def test_one_word_and_two_word_forms_give_the_same_bits(comm):
     """Seven terms per position travel as one int64 on one rank but as hi/lo words on 2-4 ranks: same bits."""
     data = _hard(7, 33, seed=5)
-    reference = reproducible_sum(_one_process(), data)  # 7 terms: the one-word form
+    reference = one_process_sum(data)  # 7 terms: the one-word form
     padded = np.vstack([data, np.zeros((1, 33))])  # 8 terms: the two-word form, the same exact total
-    assert reproducible_sum(_one_process(), padded).tobytes() == reference.tobytes()
+    assert one_process_sum(padded).tobytes() == reference.tobytes()
     assert mpi.sum(comm, data[_split(comm, len(data))], reproducible=True).tobytes() == reference.tobytes()
 
 
@@ -146,7 +146,7 @@ def test_positions_far_below_the_largest_exponent_are_exact_and_agree(comm):
     """
     rows = np.array([[1e100 * (r + 1), 1e-100 * (r + 1), -3.0 * r] for r in range(comm.size)])
     got = comm.allreduce(rows[comm.rank], reproducible=True)
-    assert got.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+    assert got.tobytes() == one_process_sum(rows).tobytes()
     assert got.tolist() == [math.fsum(col) for col in rows.T]  # every column within 7 binades: exact
 
 
@@ -180,7 +180,7 @@ def test_blocks_of_columns_give_the_same_bits(comm, monkeypatch, two_words):
     monkeypatch.setattr(comm, "_one_node", True)
     blocked = comm.allreduce(rows[comm.rank], reproducible=True)
     assert blocked.tobytes() == whole.tobytes()
-    assert blocked.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+    assert blocked.tobytes() == one_process_sum(rows).tobytes()
     assert np.isinf(blocked[50]) and np.isnan(blocked[77])
 
 
@@ -197,7 +197,7 @@ def test_blocks_are_cut_alike_when_ranks_hold_different_row_counts(comm, monkeyp
     rows = _hard(sum(counts), 103, seed=17)
     rows[:, 40] = 2.0
     rows[0, 40] = -np.inf
-    reference = reproducible_sum(_one_process(), rows)
+    reference = one_process_sum(rows)
     start = sum(counts[: comm.rank])
     monkeypatch.setattr(comm_module, "_BLOCKED_FROM", 64)
     monkeypatch.setattr(comm_module, "_BLOCK_BYTES", 80)  # 10 columns
@@ -215,7 +215,7 @@ def test_reproducible_sums_of_empty_arrays(comm):
         assert got.shape == x.shape and got.dtype == x.dtype
     got = mpi.sum(comm, np.zeros((comm.rank, 0)), reproducible=True)
     assert got.shape == (0,) and got.dtype == np.float64
-    assert reproducible_sum(_one_process(), np.zeros((2, 4, 0))).shape == (4, 0)
+    assert one_process_sum(np.zeros((2, 4, 0))).shape == (4, 0)
 
 
 def _window_data(comm, n: int) -> np.ndarray:
@@ -247,7 +247,7 @@ def test_shared_memory_and_message_lanes_give_the_same_bits(comm, monkeypatch):
         monkeypatch.setattr(window, "chunk", 700)
     through_window = comm.allreduce(mine, reproducible=True)
     kept = through_window.copy()
-    assert through_window.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+    assert through_window.tobytes() == one_process_sum(rows).tobytes()
     assert comm.allreduce(mine[::-1], reproducible=True).tobytes() == kept[::-1].tobytes()  # non-contiguous
     mixed = np.empty(9, np.complex128)  # parts assigned: 1j * inf is nan + inf*j
     mixed.real, mixed.imag = mine[:9], rows[comm.size - 1 - comm.rank, :9]
@@ -269,7 +269,7 @@ def test_the_window_lane_under_the_watchdog(comm, monkeypatch):
     assert watched._watchdog
     rows = _window_data(comm, 1600)
     got = watched.allreduce(rows[comm.rank], reproducible=True)
-    assert got.tobytes() == reproducible_sum(_one_process(), rows).tobytes()
+    assert got.tobytes() == one_process_sum(rows).tobytes()
 
 
 @pytest.mark.mpi
@@ -277,8 +277,6 @@ def test_the_window_lane_under_the_watchdog(comm, monkeypatch):
 def test_non_finite_positions_give_the_same_bits_for_any_rank_count(comm, monkeypatch, window):
     """The review's cases: an overflow into -inf's column and NaNs of both signs give fixed bits on 1-4 ranks."""
     from hpc.mpi import reproducible as repro
-
-    from .test_binned import NONFINITE_COLUMNS
 
     monkeypatch.setattr(repro, "USE_NODE_WINDOW", window)
     terms = np.array([column for column, _ in NONFINITE_COLUMNS]).T  # 4 terms per position
