@@ -9,8 +9,11 @@ Contestants, all on float64 sums, in one run:
 - 100 scalar reductions in one ``with comm.fused()`` block against 100 separate ``comm.allreduce(float)`` calls.
 
 Method (OSU micro-benchmarks): for each size and contestant, warm up and calibrate the iteration count, then
-``repeats`` times (contestants interleaved): barrier, time the iterations with ``MPI.Wtime``, take the per-rank
-average and its maximum over ranks; report the median. Bus bandwidth is ``algbw * 2 * (n - 1) / n`` (allreduce).
+``repeats`` times (contestants interleaved, the order rotated each round so that none always follows the same
+one): barrier, time the iterations with ``MPI.Wtime``, take the per-rank average and its maximum over ranks; report
+the median. The full run takes 9 rounds: with 5, a row of two contestants doing the same MPI call (raw and ours)
+differed by up to 13% in runs on the dev VM, whose speed for mid-size messages swings within a minute. Bus
+bandwidth is ``algbw * 2 * (n - 1) / n`` (allreduce).
 
 ``hpc bench mpi`` works from a plain process: it starts ``mpiexec -n 2 python -m hpc.bench.mpi --worker ...`` and
 reads rank 0's numbers from a temporary file. Under an existing launcher with 2 or more ranks it measures in place.
@@ -76,7 +79,7 @@ def _settings(quick: bool, scale: float) -> dict[str, Any]:
     elif quick:
         sizes, repeats, block_s, min_iters, max_iters, calls = SIZES_QUICK, 5, 0.04 * scale, 2, 20000, 5000
     else:
-        sizes, repeats, block_s, min_iters, max_iters, calls = SIZES, 5, 0.15 * scale, 3, 50000, 20000
+        sizes, repeats, block_s, min_iters, max_iters, calls = SIZES, 9, 0.15 * scale, 3, 50000, 20000
     return {
         "sizes": list(sizes),
         "repeats": repeats,
@@ -250,9 +253,11 @@ def _measure(settings: dict[str, Any], log: Callable[[str], None] | None) -> dic
     def timed(cases: dict[str, Callable[[], Any]]) -> dict[str, dict[str, Any]]:
         iters = {label: calibrate(fn) for label, fn in cases.items()}
         runs: dict[str, list[float]] = {label: [] for label in cases}
-        for _ in range(settings["repeats"]):  # interleaved: a burst of load hits every contestant alike
-            for label, fn in cases.items():
-                runs[label].append(block(fn, iters[label]))
+        labels = list(cases)
+        for round_ in range(settings["repeats"]):  # interleaved: a burst of load hits every contestant alike
+            turn = round_ % len(labels)
+            for label in labels[turn:] + labels[:turn]:  # rotated: no contestant always runs after the same one
+                runs[label].append(block(cases[label], iters[label]))
         return {
             label: {"seconds": _statistics.median(runs[label]), "runs": runs[label], "iterations": iters[label]}
             for label in cases
@@ -459,7 +464,10 @@ def _us(value: float | None, width: int = 10) -> str:
 def format_table(results: dict[str, Any]) -> str:
     """Return ``results`` from :func:`run` as plain-text tables (latency, bandwidth, fused) and the target lines."""
     m, s, h = results["machine"], results["settings"], results["hpc"]
-    how = [f"median of {s['repeats']} timed blocks (contestants interleaved) of max-over-ranks per-call averages"]
+    how = [
+        f"median of {s['repeats']} timed blocks (contestants interleaved, order rotated each round) "
+        "of max-over-ranks per-call averages"
+    ]
     if s["quick"]:
         how.append("quick")
     if s["scale"] != 1:
