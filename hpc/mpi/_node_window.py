@@ -78,8 +78,7 @@ class NodeWindow:
         """
         self.win.Sync()
         if comm._watchdog:
-            comm._seq += 1
-            _guard.wait(comm, comm.mpi.Ibarrier(), "allreduce(reproducible=True): shared-memory step")
+            _guard.arrive(comm, "allreduce(reproducible=True): shared-memory step")
         else:
             comm.mpi.Barrier()
         self.win.Sync()

@@ -37,8 +37,8 @@ OR-ed across ranks); in the window lane the rank that sums a position reads ever
   columns in one numba call with every term at hand (:func:`hpc.mpi._binned.sum_columns`: exponents, rounding
   and conversion tile by tile in L1), and copies the others' shares of the result out: about the bytes a plain
   allreduce moves, two barriers per chunk (one for arrays of up to 512 elements, which every rank sums whole), no
-  exponent collective. On the dev VM this is 0.6-1.3x a plain
-  allreduce from 1 MiB to 64 MiB in its fast phase, 0.25-0.9x in its slow one (docs/performance.md).
+  exponent collective. On the dev VM this is 0.6-1.3x a plain allreduce from 1 MiB to 64 MiB in its fast phase,
+  0.25-0.9x in its slow one (docs/performance.md).
 - *Elsewhere* (across nodes, and ``mpi.sum`` of many rows per rank): per element, 2 bytes (the exponent) and 8
   bytes (the integer) cross the network instead of 8 bytes: 1.25x the traffic of a plain ``allreduce``, in two
   collectives, plus three vectorized local passes. With more than 7 terms per position, 14 bytes (1.75x) in three
