@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -58,6 +60,17 @@ def shut(pool: ThreadPool) -> None:
     assert not any(t.is_alive() for t in pool._threads.values())
 
 
+@contextmanager
+def stressed(n: int) -> Iterator[ThreadPool]:
+    """A pool of ``n`` threads, its counters checked when the body ends well, shut down (every thread gone) always."""
+    pool = ThreadPool(n)
+    try:
+        yield pool
+        assert_consistent(pool)
+    finally:
+        shut(pool)
+
+
 def push_from_threads(pool: ThreadPool, threads: int, jobs: int, seed: int) -> None:
     """Push ``jobs`` jobs from each of ``threads`` foreign threads, pausing at random; each must run."""
     errors: list[BaseException] = []
@@ -99,12 +112,8 @@ def push_from_threads(pool: ThreadPool, threads: int, jobs: int, seed: int) -> N
 def test_every_pushed_job_runs_while_workers_sleep_or_leave(request, mode, n):
     """Pushes from foreign threads and from workers, while workers go to sleep or leave, never lose a job."""
     request.getfixturevalue(mode)
-    pool = ThreadPool(n)
-    try:
+    with stressed(n) as pool:
         push_from_threads(pool, threads=3, jobs=150, seed=n)
-        assert_consistent(pool)
-    finally:
-        shut(pool)
 
 
 @pytest.mark.timeout(60)
@@ -117,8 +126,7 @@ def test_k_blocking_tasks_always_get_k_threads(request, mode, n):
     """
     request.getfixturevalue(mode)
     rng = random.Random(n)
-    pool = ThreadPool(n)
-    try:
+    with stressed(n) as pool:
         for _ in range(120):
             k = rng.randrange(1, n + 1)
             barrier = threading.Barrier(k, timeout=WAIT)
@@ -126,9 +134,6 @@ def test_k_blocking_tasks_always_get_k_threads(request, mode, n):
             assert sorted(f.result(timeout=WAIT) for f in futures) == list(range(k))
             if rng.random() < 0.5:
                 time.sleep(rng.random() * 0.002)
-        assert_consistent(pool)
-    finally:
-        shut(pool)
 
 
 @pytest.mark.timeout(60)
