@@ -31,7 +31,7 @@ __all__ = [
     "set_num_threads",
 ]
 
-_LAZY = ("mpi", "cuda", "kernels", "bench", "info", "config")
+_LAZY = ("mpi", "cuda", "kernels", "ml", "bench", "info", "config")
 
 # joblib costs ~180 ms to import, so hpc does not import it; when it is already loaded, register our backend
 # for joblib.parallel_config(backend="hpc") now (otherwise importing hpc.iter.joblib_backend registers it).

@@ -16,6 +16,8 @@ from .blas1 import asum, axpy, dot, nrm2, scal
 from .distances import kmeans_assign, sqdist
 from .elementwise import axpbyc, fuse
 from .histogram import histogram
+from .kmeans import kmeans_step
+from .logistic import logistic_loss_grad, softmax_loss_grad
 from .matrix import gemm, gemm_tiled, gemv
 from .reductions import argmax, argmin, max, mean, mean_var, min, sum, var
 from .rows import layernorm, logsumexp, softmax
@@ -48,6 +50,7 @@ del _name
 
 __all__ = [
     "argmax", "argmin", "asum", "axpbyc", "axpy", "dot", "exclusive_scan", "fuse", "gemm", "gemm_tiled", "gemv",
-    "histogram", "inclusive_scan", "jacobi_step", "kmeans_assign", "layernorm", "logsumexp", "max", "mean",
-    "mean_var", "min", "nrm2", "scal", "simd", "softmax", "sqdist", "sum", "var",
+    "histogram", "inclusive_scan", "jacobi_step", "kmeans_assign", "kmeans_step", "layernorm", "logistic_loss_grad",
+    "logsumexp", "max", "mean", "mean_var", "min", "nrm2", "scal", "simd", "softmax", "softmax_loss_grad", "sqdist",
+    "sum", "var",
 ]  # fmt: skip

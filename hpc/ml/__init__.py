@@ -1,0 +1,37 @@
+"""Distributed estimators with scikit-learn's API and answers, the same bits on any number of ranks or threads.
+
+``fit`` is collective: every rank of the communicator passes its own rows (``comm=None`` means ``mpi.world()``,
+one process without a launcher), and every rank ends with the same model. ``predict`` and ``transform`` work on
+the rows a rank passes them; ``score`` is collective. Sums run over fixed global row blocks and meet in
+reproducible reductions, and random draws are keyed by global row index, so the fitted attributes are the same
+bits for 1..N ranks, any thread count and any split of the rows (see docs/ml.md for what is stable where).
+
+Example:
+    >>> import numpy as np
+    >>> from hpc import ml
+    >>> X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+    >>> km = ml.KMeans(n_clusters=2, random_state=0).fit(X)
+    >>> sorted(km.cluster_centers_[:, 0].round(2).tolist())
+    [0.05, 5.05]
+"""
+
+from hpc.ml._base import ConvergenceWarning, NotFittedError
+from hpc.ml.kmeans import KMeans
+from hpc.ml.linear import LinearRegression, Ridge
+from hpc.ml.logistic import LogisticRegression
+from hpc.ml.pca import PCA
+from hpc.ml.rows import load_rows, shard
+from hpc.ml.scaler import StandardScaler
+
+__all__ = [
+    "PCA",
+    "ConvergenceWarning",
+    "KMeans",
+    "LinearRegression",
+    "LogisticRegression",
+    "NotFittedError",
+    "Ridge",
+    "StandardScaler",
+    "load_rows",
+    "shard",
+]

@@ -1,0 +1,144 @@
+"""The estimator protocol of scikit-learn, written out: parameters, tags, fitted checks, the collective score.
+
+scikit-learn is not a runtime dependency of ``hpc.ml``: this base class gives ``get_params``/``set_params``, a
+``repr``, pickling and ``__sklearn_tags__`` without importing it, so ``clone``, ``Pipeline`` and ``GridSearchCV``
+work on our estimators wherever scikit-learn is installed. The tags are built from scikit-learn's own classes, only
+when scikit-learn asks for them.
+"""
+
+from __future__ import annotations
+
+import inspect as _inspect
+import warnings as _warnings
+from typing import Any
+
+import numpy as _np
+
+__all__ = ["ConvergenceWarning", "Estimator", "NotFittedError", "check_is_fitted"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a method needs a fitted estimator; like scikit-learn's, a ValueError and an AttributeError."""
+
+
+def _sklearn_convergence_warning() -> type[Warning]:
+    try:
+        from sklearn.exceptions import ConvergenceWarning as sklearn_warning
+    except ImportError:
+        return UserWarning
+    return sklearn_warning
+
+
+#: Warned when an iterative fit stops at ``max_iter``: scikit-learn's class where it is installed, so its filters
+#: and tests see ours.
+ConvergenceWarning = _sklearn_convergence_warning()
+
+
+class Estimator:
+    """Parameters from ``__init__``'s signature, as scikit-learn's ``BaseEstimator`` reads them.
+
+    Subclasses store every ``__init__`` argument unchanged under its own name and do all checking in ``fit``.
+    ``_estimator_type`` names the kind ("classifier", "regressor", "clusterer" or "transformer").
+    """
+
+    _estimator_type: str = ""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = _inspect.signature(cls.__init__)
+        return sorted(p.name for p in signature.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Return this estimator's parameters by name (``deep`` is accepted for scikit-learn; none are nested)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Estimator:
+        """Set parameters by name and return the estimator; an unknown name raises ``ValueError``."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. Valid parameters are: {valid!r}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default for p in _inspect.signature(type(self).__init__).parameters.values() if p.name != "self"
+        }
+        changed = []
+        for name, value in self.get_params().items():
+            default = defaults.get(name, _inspect.Parameter.empty)
+            same = value is default
+            if not same:
+                try:
+                    same = bool(type(value) is type(default) and value == default)
+                except Exception:  # an array compared with a default: not the default
+                    same = False
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_comm", None)  # a communicator does not travel; score falls back to mpi.world()
+        return state
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "n_features_in_")
+
+    def __sklearn_tags__(self) -> Any:
+        from sklearn.utils import (
+            ClassifierTags,
+            InputTags,
+            RegressorTags,
+            Tags,
+            TargetTags,
+            TransformerTags,
+        )
+
+        kind = self._estimator_type
+        return Tags(
+            estimator_type=kind if kind in ("classifier", "regressor", "clusterer") else None,
+            target_tags=TargetTags(required=kind in ("classifier", "regressor"), single_output=kind != "regressor"),
+            transformer_tags=TransformerTags() if hasattr(self, "transform") else None,
+            classifier_tags=ClassifierTags() if kind == "classifier" else None,
+            regressor_tags=RegressorTags() if kind == "regressor" else None,
+            input_tags=InputTags(allow_nan=False),
+        )
+
+    def _comm_for(self, comm: Any) -> Any:
+        """Return the communicator a collective method runs on: ``comm``, else the one ``fit`` used, else world."""
+        from hpc import mpi
+
+        if comm is not None:
+            return mpi.as_comm(comm)
+        return getattr(self, "_comm", None) or mpi.world()
+
+
+def check_is_fitted(estimator: Estimator, *attributes: str) -> None:
+    """Raise :class:`NotFittedError` unless ``estimator`` has been fitted (has every name in ``attributes``)."""
+    names = attributes or ("n_features_in_",)
+    if not all(hasattr(estimator, name) for name in names):
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+            "before using this estimator."
+        )
+
+
+def warn_not_converged(what: str, max_iter: int) -> None:
+    """Warn that an iterative fit stopped at ``max_iter`` (the same warning on every rank)."""
+    _warnings.warn(
+        f"{what} did not converge in max_iter={max_iter} iterations; increase max_iter or loosen tol.",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
+def as_float_array(name: str, x: Any) -> _np.ndarray:
+    """Return ``x`` as a float64 array (for parameters such as ``init``), or raise ``TypeError`` naming it."""
+    try:
+        return _np.asarray(x, dtype=_np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be an array of numbers; got {type(x).__name__}") from exc

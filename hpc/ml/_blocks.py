@@ -1,0 +1,154 @@
+"""Global row blocks: the unit of work whose results do not depend on ranks, threads or how rows are split.
+
+The rows of every rank, laid end to end, are cut into blocks of :data:`BLOCK_ROWS` rows by global index. Each
+block is computed whole by one thread of one rank, so its partial result (a Gram matrix, per-cluster sums, a
+gradient) is the same bits whatever the split; the partials then meet in a reproducible sum
+(:func:`hpc.mpi.sum` with ``reproducible=True``), whose bits do not depend on which rank holds which partial or
+in what order they arrive. Together: a fit's sums are the same bits on 1..N ranks and any thread count.
+
+A block that starts on one rank and ends on later ones is made whole on the rank holding its first row: the later
+ranks send it their leading rows once, when the blocks are made (at most ``BLOCK_ROWS - 1`` rows per rank, one
+pickled all-to-all). Per-row outputs (labels) travel back the same way (:meth:`Blocks.to_local`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as _np
+
+from hpc._core import current_num_threads, scope
+
+__all__ = ["BLOCK_ROWS", "Blocks", "run_blocks"]
+
+#: Rows per global block. Part of the reproducibility contract: fitted bits depend on it (and on nothing about the
+#: ranks), so it is a constant, not a setting. 4096 rows of 100 float64 features are 3.2 MiB.
+BLOCK_ROWS = 4096
+
+
+def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
+    """Return ``[fn(0), ..., fn(n - 1)]``, computed on the current pool's threads (in any order)."""
+    threads = current_num_threads()
+    if threads <= 1 or n <= 1:
+        return [fn(i) for i in range(n)]
+    results: list[Any] = [None] * n
+    parts = min(n, 4 * threads)  # a few ranges per thread: balance without a job per block
+
+    def work(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            results[i] = fn(i)
+
+    with scope() as s:
+        for p in range(parts):
+            s.spawn(work, n * p // parts, n * (p + 1) // parts)
+    return results
+
+
+class Blocks:
+    """This rank's whole global row blocks of some per-row arrays (``X``, and ``y`` or weights beside it).
+
+    Args:
+        comm (hpc.mpi.Comm): the ranks.
+        counts (numpy.ndarray): rows per rank, the same on every rank (from :func:`hpc.ml._data.check_rows`).
+        arrays: this rank's per-row arrays, each with ``counts[comm.rank]`` rows.
+        block_rows (int): rows per block (tests shrink it to exercise many blocks on small data).
+
+    Attributes:
+        items (list of tuple): each block's arrays, in global order.
+        starts (list of int): each block's first global row.
+    """
+
+    def __init__(self, comm: Any, counts: _np.ndarray, arrays: Sequence[_np.ndarray], block_rows: int | None = None):
+        self.comm = comm
+        self.block_rows = block_rows = block_rows or BLOCK_ROWS  # read at each call: tests shrink it
+        counts = _np.asarray(counts, _np.int64)
+        ends = _np.cumsum(counts)
+        starts = ends - counts
+        rank = comm.rank
+        lo, n = int(starts[rank]), int(counts[rank])
+        self.n_total = int(ends[-1])
+        self.offset = lo
+        self._head = self._head_rows(lo, n)
+        # Who sends its leading rows to whom: rank q's head belongs to the block that starts on the rank owning
+        # the row where that block begins.
+        self._dest: dict[int, int] = {}
+        for q in range(comm.size):
+            q_lo, q_n = int(starts[q]), int(counts[q])
+            if self._head_rows(q_lo, q_n):
+                block_start = q_lo - q_lo % block_rows
+                self._dest[q] = int(_np.searchsorted(ends, block_start, side="right"))
+        self._sources = [q for q, d in sorted(self._dest.items()) if d == rank]
+        self._source_rows = [self._head_rows(int(starts[q]), int(counts[q])) for q in self._sources]
+
+        received = self._exchange([a[: self._head] for a in arrays], to_owner=True)
+        self.items: list[tuple[_np.ndarray, ...]] = []
+        self.starts: list[int] = []
+        for start in range(self._head, n, block_rows):
+            self.items.append(tuple(a[start : start + block_rows] for a in arrays))
+            self.starts.append(lo + start)
+        self._own_tail = 0
+        if self._sources:  # the last block continues on later ranks: append their leading rows, in rank order
+            last = self.items[-1]
+            self._own_tail = last[0].shape[0]
+            self.items[-1] = tuple(
+                _np.concatenate([part, *(fragment[i] for fragment in received)]) for i, part in enumerate(last)
+            )
+
+    def _head_rows(self, lo: int, n: int) -> int:
+        """Return how many of a rank's leading rows belong to a block that starts on an earlier rank."""
+        return min(n, -lo % self.block_rows) if n else 0
+
+    def _exchange(self, payload: list[_np.ndarray], *, to_owner: bool) -> list[Any]:
+        """Send leading rows to their block's owner (or per-row results back); return what arrived, by source."""
+        comm = self.comm
+        if comm.size == 1 or not self._dest:
+            return []
+        send: list[Any] = [None] * comm.size
+        if to_owner:
+            if comm.rank in self._dest:
+                send[self._dest[comm.rank]] = payload
+        else:
+            for q, part in zip(self._sources, payload):
+                send[q] = part
+        got = comm.mpi.alltoall(send)
+        if to_owner:
+            return [got[q] for q in self._sources]
+        return [got[self._dest[comm.rank]]] if comm.rank in self._dest else []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"<hpc.ml Blocks {len(self.items)} of {self.block_rows} rows; rows {self.offset}+ of {self.n_total}>"
+
+    def map(self, fn: Callable[..., Any]) -> list[Any]:
+        """Return ``[fn(*block_arrays) for each block]``, computed on the pool's threads."""
+        return run_blocks(lambda i: fn(*self.items[i]), len(self.items))
+
+    def sum(self, parts: Sequence[_np.ndarray], shape: tuple[int, ...]) -> _np.ndarray:
+        """Return the reproducible sum of every rank's per-block ``parts`` (each of ``shape``), on every rank."""
+        from hpc import mpi
+
+        stacked = _np.stack(parts) if parts else _np.empty((0, *shape), _np.float64)
+        return mpi.sum(self.comm, stacked.astype(_np.float64, copy=False), reproducible=True)
+
+    def map_sum(self, fn: Callable[..., _np.ndarray], shape: tuple[int, ...]) -> _np.ndarray:
+        """Return the reproducible sum over every block of every rank of ``fn(*block_arrays)`` (of ``shape``)."""
+        return self.sum(self.map(fn), shape)
+
+    def to_local(self, per_block: Sequence[_np.ndarray]) -> _np.ndarray:
+        """Return per-row results of the blocks (one array per block, rows first) for this rank's own rows."""
+        parts = list(per_block)
+        back: list[_np.ndarray] = []
+        if self._sources:
+            tail = parts[-1]
+            own, rest = tail[: self._own_tail], tail[self._own_tail :]
+            cuts = _np.cumsum(self._source_rows)[:-1]
+            back = list(_np.split(rest, cuts))
+            parts[-1] = own
+        received = self._exchange(back, to_owner=False)
+        pieces = received + parts
+        if not pieces:
+            return _np.empty((0,), _np.int64)
+        return _np.concatenate(pieces)

@@ -1,0 +1,230 @@
+"""Input checks for collective fits: every rank checks its own rows, then one collective makes the verdict common.
+
+A bad input on one rank (NaN, a wrong dtype, another feature count, a y of the wrong length) must not leave the
+other ranks waiting in the fit's first reduction: each rank catches its own error, the ranks exchange a few words
+(rows, features, dtype, error flag), and then every rank raises, the failing rank its own exception and the others
+one that names the failing ranks and what they said. On one process the original exception is raised unchanged,
+with scikit-learn's wording where its checks look for it.
+"""
+
+from __future__ import annotations
+
+import warnings as _warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as _np
+
+__all__ = ["Rows", "allgather_objects", "check_rows", "check_predict_rows", "raise_everywhere"]
+
+_FLOATS = (_np.dtype(_np.float64), _np.dtype(_np.float32))
+
+
+@dataclass
+class Rows:
+    """This rank's checked rows and what every rank agreed on."""
+
+    X: _np.ndarray  #: this rank's rows, 2-D float32 or float64
+    y: Any  #: this rank's targets (None without y)
+    counts: _np.ndarray  #: rows per rank, int64, the same on every rank
+    n_features: int
+    comm: Any  #: the hpc.mpi.Comm of the fit
+
+    @property
+    def n_total(self) -> int:
+        """Return the number of rows over every rank."""
+        return int(self.counts.sum())
+
+    @property
+    def offset(self) -> int:
+        """Return the global index of this rank's first row."""
+        return int(self.counts[: self.comm.rank].sum())
+
+
+def allgather_objects(comm: Any, obj: Any) -> list[Any]:
+    """Return every rank's ``obj`` (pickled), in rank order."""
+    if comm.size == 1:
+        return [obj]
+    return comm.mpi.allgather(obj)
+
+
+def raise_everywhere(comm: Any, error: BaseException | None, *, any_error: bool | None = None) -> None:
+    """Raise on every rank if any rank passed an ``error``: that rank its own, the others a summary.
+
+    Args:
+        comm (hpc.mpi.Comm): the ranks.
+        error: this rank's exception, or None.
+        any_error (bool, optional): whether some rank has an error, when the caller already agreed on it (saves
+            one collective); ``None`` asks the ranks.
+    """
+    if comm.size == 1:
+        if error is not None:
+            raise error
+        return
+    if any_error is None:
+        any_error = bool(comm.allreduce(int(error is not None), op="max"))
+    if not any_error:
+        return
+    said = allgather_objects(comm, None if error is None else (type(error).__name__, str(error)))
+    if error is not None:
+        raise error
+    failing = [(rank, what) for rank, what in enumerate(said) if what is not None]
+    kind = ValueError
+    if all(name == "TypeError" for _, (name, _) in failing):
+        kind = TypeError
+    lines = "\n".join(f"  rank {rank}: {name}: {text}" for rank, (name, text) in failing)
+    raise kind(f"bad input on {len(failing)} of {comm.size} ranks:\n{lines}")
+
+
+def _as_2d(X: Any, dtype: tuple[Any, ...], name: str = "X") -> _np.ndarray:
+    """Return ``X`` as a 2-D float array, converting integers and object arrays like scikit-learn's check_array."""
+    if hasattr(X, "__cuda_array_interface__") and hasattr(X, "get"):  # an hpc.cuda.DeviceArray: its host copy
+        X = X.get()
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} is a sparse matrix; hpc.ml takes dense arrays only (use X.toarray())")
+    array = _np.asarray(X)
+    if array.dtype.kind == "c":
+        raise ValueError("Complex data not supported")
+    if array.dtype.kind in "SUV" or (array.dtype.kind == "M" or array.dtype.kind == "m"):
+        raise TypeError(f"{name} must hold numbers; got dtype {array.dtype}")
+    if array.dtype not in dtype:
+        array = array.astype(dtype[0])  # object arrays of numbers convert; others raise TypeError/ValueError here
+    if array.ndim != 2:
+        if array.ndim == 1:
+            raise ValueError(
+                f"Expected 2D array, got 1D array instead:\narray={array!r}.\n"
+                "Reshape your data either using array.reshape(-1, 1) if your data has a single feature or "
+                "array.reshape(1, -1) if it contains a single sample."
+            )
+        raise ValueError(f"Found array with dim {array.ndim}. Expected <= 2.")
+    return array
+
+
+def _check_finite(array: _np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` if ``array`` holds NaN or infinity (a sum first: one fast pass when all is well)."""
+    with _np.errstate(over="ignore", invalid="ignore"):
+        if _np.isfinite(array.sum(dtype=_np.float64)):
+            return
+    if _np.isnan(array).any():
+        raise ValueError(f"Input {name} contains NaN.")
+    if not _np.isfinite(array).all():
+        raise ValueError(f"Input {name} contains infinity or a value too large for {array.dtype!r}.")
+
+
+def _data_conversion_warning() -> type[Warning]:
+    try:
+        from sklearn.exceptions import DataConversionWarning
+    except ImportError:
+        return UserWarning
+    return DataConversionWarning
+
+
+def _check_y(y: Any, n_rows: int, y_kind: str, estimator: str) -> Any:
+    if y is None:
+        raise ValueError(f"{estimator} requires y to be passed, but the target y is None.")
+    y = _np.asarray(y)
+    if y_kind == "classes":
+        if y.ndim == 2 and y.shape[1] == 1:
+            _warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
+                "(n_samples, ), for example using ravel().",
+                _data_conversion_warning(),
+                stacklevel=4,
+            )
+            y = y.ravel()
+        if y.ndim != 1:
+            raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
+        if y.dtype.kind == "f":
+            _check_finite(y, "y")
+            if _np.any(y != _np.floor(y)):
+                raise ValueError("Unknown label type: continuous. Maybe you are trying to fit a classifier, which "
+                                 "expects discrete classes on a regression target with continuous values.")
+        elif y.dtype.kind == "c":
+            raise ValueError("Complex data not supported")
+        elif y.dtype.kind == "O":
+            kinds = {type(v) for v in y.tolist()}
+            if len(kinds) > 1 and not all(issubclass(k, (int, _np.integer)) for k in kinds):
+                raise TypeError(f"y mixes label types {sorted(k.__name__ for k in kinds)}; use one type")
+    else:  # continuous targets, one column or several
+        if y.dtype.kind == "c":
+            raise ValueError("Complex data not supported")
+        y = _np.asarray(y, dtype=_np.float64)
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}")
+        _check_finite(y, "y")
+    if y.shape[0] != n_rows:
+        raise ValueError(f"Found input variables with inconsistent numbers of samples: [{n_rows}, {y.shape[0]}]")
+    return y
+
+
+def check_rows(
+    comm: Any,
+    X: Any,
+    y: Any = None,
+    *,
+    estimator: str,
+    y_kind: str | None = None,
+    dtype: tuple[Any, ...] = _FLOATS,
+    min_rows: int = 1,
+) -> Rows:
+    """Check this rank's ``X`` (and ``y``) and agree with the other ranks, in one small collective.
+
+    Args:
+        comm (hpc.mpi.Comm): the fit's ranks.
+        X: this rank's rows (2-D; a rank may hold zero rows, shape ``(0, n_features)``).
+        y: this rank's targets, when ``y_kind`` is given.
+        estimator (str): the estimator's name, for messages.
+        y_kind (str or None): ``"classes"`` (labels), ``"continuous"`` (numbers, 1-D or 2-D) or None (no y).
+        dtype (tuple): accepted float dtypes; others convert to the first.
+        min_rows (int): the fewest rows the fit needs over all ranks.
+
+    Raises:
+        ValueError or TypeError on every rank if any rank's input is bad or the ranks disagree on the number of
+        features or the dtype.
+    """
+    error: BaseException | None = None
+    array = None
+    try:
+        array = _as_2d(X, dtype)
+        _check_finite(array, "X")
+        if y_kind is not None:
+            y = _check_y(y, array.shape[0], y_kind, estimator)
+    except (TypeError, ValueError) as exc:
+        error = exc
+    n_rows = -1 if array is None else array.shape[0]
+    n_features = -1 if array is None else array.shape[1]
+    dtype_code = -1 if array is None else dtype.index(array.dtype)
+    info = _np.array([[n_rows, n_features, dtype_code, int(error is not None)]], _np.int64)
+    gathered = info if comm.size == 1 else comm.allgather(info)
+    raise_everywhere(comm, error, any_error=bool(gathered[:, 3].any()))
+    counts = gathered[:, 0].copy()
+    features = gathered[:, 1]
+    if comm.size > 1 and (len(set(features.tolist())) > 1 or len(set(gathered[:, 2].tolist())) > 1):
+        lines = "\n".join(
+            f"  rank {r}: {features[r]} features, {dtype[gathered[r, 2]]}" for r in range(comm.size)
+        )
+        raise ValueError(f"{estimator}: ranks disagree on the number of features or the dtype of X:\n{lines}")
+    assert array is not None
+    if array.shape[1] < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required by {estimator}."
+        )
+    total = int(counts.sum())
+    if total < min_rows:
+        where = "" if comm.size == 1 else f" over {comm.size} ranks"
+        raise ValueError(
+            f"Found array with {total} sample(s) (shape={(total, array.shape[1])}){where} while a minimum of "
+            f"{min_rows} is required by {estimator}."
+        )
+    return Rows(array, y, counts, int(array.shape[1]), comm)
+
+
+def check_predict_rows(X: Any, n_features: int, estimator: str) -> _np.ndarray:
+    """Return this rank's ``X`` for a local method (predict, transform), checked against the fitted feature count."""
+    array = _as_2d(X, _FLOATS)
+    _check_finite(array, "X")
+    if array.shape[1] != n_features:
+        raise ValueError(
+            f"X has {array.shape[1]} features, but {estimator} is expecting {n_features} features as input."
+        )
+    return array

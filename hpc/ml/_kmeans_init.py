@@ -1,0 +1,229 @@
+"""k-means initializations over row blocks: k-means++, random, k-means|| (Bahmani et al.), all split-invariant.
+
+Every draw is keyed by global row index (:mod:`hpc.ml._random`), and a weighted pick is an exponential race whose
+minimum MPI finds in one collective: the same rows win however the rows are split, so the initial centres (and
+with them the whole fit) are the same bits on any number of ranks.
+"""
+
+from __future__ import annotations
+
+import math as _math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as _np
+
+from hpc.ml import _random
+from hpc.ml._blocks import Blocks
+
+__all__ = ["Points", "kmeans_parallel", "kmeans_plusplus", "random_rows"]
+
+# stream ids: the purpose of each draw, packed with the run, the centre or round, and the trial
+_PLUSPLUS, _RANDOM, _PARALLEL, _RECLUSTER = 1, 2, 3, 4
+
+
+def _stream(purpose: int, run: int, step: int, trial: int = 0) -> int:
+    return (((purpose << 16) | (run & 0xFFFF)) << 32 | (step & 0xFFFFFF) << 8 | (trial & 0xFF)) & (2**64 - 1)
+
+
+@dataclass
+class Points:
+    """The (centred) rows of a fit in blocks, their squared norms, and the seed of its draws."""
+
+    blocks: Blocks
+    norms: list[_np.ndarray]  #: per block, float64 squared row norms
+    seed: int
+    n_features: int
+
+    @property
+    def comm(self) -> Any:
+        return self.blocks.comm
+
+    def sqdist(self, i: int, centres: _np.ndarray) -> _np.ndarray:
+        """Return block ``i``'s squared distances to ``centres`` (GEMM form, clipped at 0), float64 ``(rows, m)``."""
+        X = self.blocks.items[i][0]
+        products = X @ centres.astype(X.dtype, copy=False).T
+        out = self.norms[i][:, None] - 2.0 * products
+        out += _np.einsum("ij,ij->i", centres, centres)[None, :]
+        _np.maximum(out, 0.0, out=out)
+        return out
+
+    def uniform(self, stream: int) -> list[_np.ndarray]:
+        """Return per-block draws in (0, 1) keyed by global row."""
+        return [
+            _random.uniform(self.seed, stream, start, item[0].shape[0])
+            for start, item in zip(self.blocks.starts, self.blocks.items)
+        ]
+
+    def race(self, keys: list[_np.ndarray], t: int) -> _np.ndarray:
+        """Return, for each of the ``t`` columns of the per-block ``keys`` ``(rows, t)``, the global row of the
+        smallest key. Ties go to the lower row; a column whose keys are all ``inf`` returns -1.
+        """
+        best = _np.full((1, t, 2), _np.inf)
+        for start, k in zip(self.blocks.starts, keys):
+            if k.shape[0] == 0:
+                continue
+            rows = _np.argmin(k, axis=0)
+            values = k[rows, _np.arange(t)]
+            better = values < best[0, :, 0]
+            best[0, better, 0] = values[better]
+            best[0, better, 1] = start + rows[better]
+        every = self.comm.allgather(best) if self.comm.size > 1 else best
+        winners = _np.full(t, -1, _np.int64)
+        for j in range(t):
+            column = every[:, j, :]
+            finite = column[_np.isfinite(column[:, 0])]
+            if finite.shape[0]:
+                order = _np.lexsort((finite[:, 1], finite[:, 0]))
+                winners[j] = int(finite[order[0], 1])
+        return winners
+
+    def smallest(self, keys: list[_np.ndarray], m: int) -> _np.ndarray:
+        """Return the global rows of the ``m`` smallest of the per-block 1-D ``keys``, smallest first."""
+        pairs = _np.empty((0, 2))
+        if keys:
+            values = _np.concatenate(keys)
+            rows = _np.concatenate([start + _np.arange(k.shape[0]) for start, k in zip(self.blocks.starts, keys)])
+            order = _np.lexsort((rows, values))[:m]
+            pairs = _np.stack([values[order], rows[order].astype(_np.float64)], axis=1)
+        every = self.comm.allgather(pairs) if self.comm.size > 1 else pairs
+        order = _np.lexsort((every[:, 1], every[:, 0]))[:m]
+        return every[order, 1].astype(_np.int64)
+
+    def fetch(self, rows: _np.ndarray) -> _np.ndarray:
+        """Return the given global rows (float64 ``(len(rows), d)``), from whichever ranks hold them."""
+        d = self.n_features
+        mine = []
+        for start, item in zip(self.blocks.starts, self.blocks.items):
+            X = item[0]
+            inside = (rows >= start) & (rows < start + X.shape[0])
+            for position in _np.flatnonzero(inside):
+                mine.append(_np.concatenate([[float(position)], X[rows[position] - start].astype(_np.float64)]))
+        local = _np.array(mine).reshape(-1, d + 1)
+        every = self.comm.allgather(local) if self.comm.size > 1 else local
+        out = _np.empty((rows.shape[0], d))
+        out[every[:, 0].astype(_np.int64)] = every[:, 1:]
+        return out
+
+    def total(self, parts: list[_np.ndarray], shape: tuple[int, ...]) -> _np.ndarray:
+        """Return the reproducible sum of per-block ``parts`` over every rank."""
+        return self.blocks.sum(parts, shape)
+
+
+def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
+    """Return ``k`` centres by greedy k-means++ (scikit-learn's ``_kmeans_plusplus``, ``2 + log k`` trials each)."""
+    trials = 2 + int(_math.log(k))
+    n_blocks = len(points.blocks)
+    first = points.race([(-_np.log(u))[:, None] for u in points.uniform(_stream(_PLUSPLUS, run, 0))], 1)
+    centres = _np.empty((k, points.n_features))
+    centres[0] = points.fetch(first)[0]
+    closest = [points.sqdist(i, centres[:1])[:, 0] for i in range(n_blocks)]
+    potential = points.total([c.sum(keepdims=True) for c in closest], (1,))[0]
+    for c in range(1, k):
+        keys = []
+        for trial in range(trials):
+            draws = points.uniform(_stream(_PLUSPLUS, run, c, trial))
+            with _np.errstate(divide="ignore"):
+                weights = closest if potential > 0 else [_np.ones_like(x) for x in closest]
+                keys.append([-_np.log(u) / w for u, w in zip(draws, weights)])
+        per_block = [_np.stack([keys[t][i] for t in range(trials)], axis=1) for i in range(n_blocks)]
+        candidates = points.race(per_block, trials)
+        candidates[candidates < 0] = 0  # every weight 0 everywhere cannot happen with potential > 0; kept safe
+        rows = points.fetch(candidates)
+        distances = [_np.minimum(closest[i][:, None], points.sqdist(i, rows)) for i in range(n_blocks)]
+        potentials = points.total([dist.sum(axis=0) for dist in distances], (trials,))
+        best = int(_np.argmin(potentials))
+        potential = potentials[best]
+        closest = [dist[:, best].copy() for dist in distances]
+        centres[c] = rows[best]
+    return centres
+
+
+def random_rows(points: Points, k: int, run: int) -> _np.ndarray:
+    """Return ``k`` distinct rows chosen uniformly at random (scikit-learn's ``init="random"``)."""
+    keys = [-_np.log(u) for u in points.uniform(_stream(_RANDOM, run, 0))]
+    return points.fetch(points.smallest(keys, k))
+
+
+def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversampling: float = 2.0) -> _np.ndarray:
+    """Return ``k`` centres by k-means|| (Bahmani et al., VLDB 2012): sampled rounds, then a weighted recluster.
+
+    Each round keeps every row independently with probability ``min(1, l * d^2(x) / phi)``, ``l = oversampling *
+    k``; the candidates are weighted by the rows nearest to them and reduced to ``k`` centres by weighted
+    k-means++ and weighted Lloyd iterations, on every rank alike.
+    """
+    from hpc import kernels
+
+    n_blocks = len(points.blocks)
+    first = points.race([(-_np.log(u))[:, None] for u in points.uniform(_stream(_PARALLEL, run, 0))], 1)
+    chosen = [int(first[0])]
+    candidates = points.fetch(first)
+    closest = [points.sqdist(i, candidates)[:, 0] for i in range(n_blocks)]
+    ell = oversampling * k
+    for r in range(1, rounds + 1):
+        phi = points.total([c.sum(keepdims=True) for c in closest], (1,))[0]
+        if phi <= 0:
+            break
+        draws = points.uniform(_stream(_PARALLEL, run, r))
+        picked = _np.concatenate(
+            [start + _np.flatnonzero(u < ell * c / phi) for start, u, c in zip(points.blocks.starts, draws, closest)]
+        ).astype(_np.int64) if n_blocks else _np.empty(0, _np.int64)
+        picked = points.comm.allgather(picked) if points.comm.size > 1 else picked  # global order
+        picked = picked[~_np.isin(picked, chosen)]
+        if picked.shape[0] == 0:
+            continue
+        new = points.fetch(picked)
+        chosen.extend(picked.tolist())
+        candidates = _np.vstack([candidates, new])
+        closest = [_np.minimum(closest[i], points.sqdist(i, new).min(axis=1)) for i in range(n_blocks)]
+    if candidates.shape[0] < k:  # too few sampled (tiny or duplicated data): top up with uniform rows
+        keys = [-_np.log(u) for u in points.uniform(_stream(_PARALLEL, run, rounds + 1))]
+        for start, key in zip(points.blocks.starts, keys):
+            key[_np.isin(start + _np.arange(key.shape[0]), chosen)] = _np.inf
+        extra = points.smallest(keys, k - candidates.shape[0])
+        candidates = _np.vstack([candidates, points.fetch(extra)])
+    counts = []
+    for item in points.blocks.items:
+        labels, _ = kernels.kmeans_step(item[0], candidates)
+        counts.append(_np.bincount(labels, minlength=candidates.shape[0]).astype(_np.float64))
+    weights = points.total(counts, (candidates.shape[0],))
+    return _recluster(candidates, weights, k, points.seed, run)
+
+
+def _recluster(candidates: _np.ndarray, weights: _np.ndarray, k: int, seed: int, run: int) -> _np.ndarray:
+    """Return ``k`` centres of the weighted ``candidates``: weighted k-means++, then weighted Lloyd to convergence."""
+    m = candidates.shape[0]
+    norms = _np.einsum("ij,ij->i", candidates, candidates)
+
+    def sqdist(centres: _np.ndarray) -> _np.ndarray:
+        out = norms[:, None] - 2.0 * candidates @ centres.T + _np.einsum("ij,ij->i", centres, centres)[None, :]
+        return _np.maximum(out, 0.0)
+
+    def pick(step: int, trial: int, w: _np.ndarray) -> int:
+        with _np.errstate(divide="ignore"):
+            keys = -_np.log(_random.uniform(seed, _stream(_RECLUSTER, run, step, trial), 0, m)) / w
+        return int(_np.argmin(keys))
+
+    trials = 2 + int(_math.log(k))
+    centres = _np.empty((k, candidates.shape[1]))
+    centres[0] = candidates[pick(0, 0, weights)]
+    closest = sqdist(centres[:1])[:, 0]
+    for c in range(1, k):
+        w = weights * closest if (weights * closest).sum() > 0 else weights
+        options = [pick(c, t, w) for t in range(trials)]
+        distances = _np.minimum(closest[:, None], sqdist(candidates[options]))
+        best = int(_np.argmin(weights @ distances))
+        closest = distances[:, best]
+        centres[c] = candidates[options[best]]
+    labels = None
+    for _ in range(300):
+        new_labels = _np.argmin(sqdist(centres), axis=1)
+        if labels is not None and _np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        for j in range(k):
+            members = labels == j
+            total = weights[members].sum()
+            if total > 0:
+                centres[j] = weights[members] @ candidates[members] / total
+    return centres

@@ -1,0 +1,96 @@
+"""Counter-based random numbers keyed by global row index (Philox4x32-10), the same however rows are split.
+
+A draw is a pure function of ``(seed, stream, row)``: the rank that holds row ``i`` computes the same number as any
+other split would, with no state to carry between ranks. ``stream`` names the purpose of the draw (an init, a
+round, a trial), so different purposes never reuse numbers. The generator is Philox4x32 with 10 rounds (Salmon et
+al., "Parallel random numbers: as easy as 1, 2, 3", SC'11), the one behind ``numpy.random.Philox`` and cuRAND.
+"""
+
+from __future__ import annotations
+
+import numpy as _np
+from numba import njit as _njit
+
+__all__ = ["exponential_keys", "seed_from", "uniform"]
+
+_M0 = _np.uint64(0xD2511F53)
+_M1 = _np.uint64(0xCD9E8D57)
+_W0 = _np.uint64(0x9E3779B9)
+_W1 = _np.uint64(0xBB67AE85)
+_LOW = _np.uint64(0xFFFFFFFF)
+
+
+@_njit(cache=True, nogil=True)
+def _philox(c0, c1, c2, c3, k0, k1):  # pragma: no cover - compiled by numba
+    """Return the first two 32-bit words of Philox4x32-10 of counter (c0..c3) under key (k0, k1).
+
+    Every word is held in a uint64 and masked to 32 bits: numba widens uint32 arithmetic.
+    """
+    for _ in range(10):
+        p0 = c0 * _M0
+        p1 = c2 * _M1
+        c0, c1, c2, c3 = (
+            ((p1 >> _np.uint64(32)) ^ c1 ^ k0) & _LOW,
+            p1 & _LOW,
+            ((p0 >> _np.uint64(32)) ^ c3 ^ k1) & _LOW,
+            p0 & _LOW,
+        )
+        k0 = (k0 + _W0) & _LOW
+        k1 = (k1 + _W1) & _LOW
+    return c0, c1
+
+
+@_njit(cache=True, nogil=True)
+def _uniform(seed, stream, start, out):  # pragma: no cover - compiled by numba
+    k0, k1 = seed & _LOW, seed >> _np.uint64(32)
+    s0, s1 = stream & _LOW, stream >> _np.uint64(32)
+    for i in range(out.shape[0]):
+        row = _np.uint64(start + i)
+        a, b = _philox(row & _LOW, row >> _np.uint64(32), s0, s1, k0, k1)
+        # 53 random bits, plus one half-step: never exactly 0, so -log(u) is finite
+        bits = ((a << _np.uint64(21)) ^ b) & _np.uint64((1 << 53) - 1)
+        out[i] = (bits + 0.5) * (1.0 / 9007199254740992.0)
+
+
+def uniform(seed: int, stream: int, start: int, count: int) -> _np.ndarray:
+    """Return ``count`` float64 draws in (0, 1) for global rows ``start .. start + count - 1``.
+
+    Args:
+        seed (int): the 64-bit key (see :func:`seed_from`).
+        stream (int): the purpose of the draw, any 64-bit value.
+        start (int): the global index of the first row.
+        count (int): how many rows.
+    """
+    out = _np.empty(count, _np.float64)
+    _uniform(_np.uint64(seed & (2**64 - 1)), _np.uint64(stream & (2**64 - 1)), _np.int64(start), out)
+    return out
+
+
+def exponential_keys(seed: int, stream: int, start: int, weights: _np.ndarray) -> _np.ndarray:
+    """Return race keys ``-log(u) / w`` for rows ``start ..``: the smallest key is a draw proportional to ``w``.
+
+    The exponential race (the Gumbel-max trick in another form) turns weighted sampling into a minimum, which
+    MPI finds in one collective however the rows are split. Rows of weight 0 get ``inf`` and never win.
+    """
+    u = uniform(seed, stream, start, weights.shape[0])
+    with _np.errstate(divide="ignore"):
+        return -_np.log(u) / weights
+
+
+def seed_from(random_state: object) -> int:
+    """Return a 64-bit seed from scikit-learn's ``random_state`` (None, an int or a ``numpy.random.RandomState``).
+
+    ``None`` and a ``RandomState`` draw from NumPy's generators, which differ by rank: callers agree on rank 0's
+    seed with a broadcast.
+    """
+    if random_state is None or random_state is _np.random:
+        return int(_np.random.mtrand._rand.randint(0, 2**31 - 1)) * (2**32) + int(_np.random.randint(0, 2**31 - 1))
+    if isinstance(random_state, (int, _np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0 or random_state >= 2**32:
+            raise ValueError(f"random_state must be an integer in [0, 2**32 - 1]; got {random_state}")
+        return int(random_state)
+    if isinstance(random_state, _np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1)) * (2**32) + int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, _np.random.Generator):
+        return int(random_state.integers(0, 2**63 - 1))
+    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator; got {random_state!r}")

@@ -1,0 +1,343 @@
+"""K-means clustering by Lloyd's algorithm over every rank's rows (``sklearn.cluster.KMeans(algorithm="lloyd")``)."""
+
+from __future__ import annotations
+
+import numbers as _numbers
+import time as _time
+import warnings as _warnings
+from typing import Any
+
+import numpy as _np
+
+from hpc.ml import _data, _kmeans_init, _random
+from hpc.ml._base import Estimator, check_is_fitted
+from hpc.ml._blocks import Blocks, run_blocks
+from hpc.ml._moments import centered_moments
+
+__all__ = ["KMeans"]
+
+_INITS = ("k-means++", "random", "k-means||")
+
+
+class KMeans(Estimator):
+    """K-means clustering of every rank's rows, with scikit-learn's parameters, answers and attributes.
+
+    Each Lloyd iteration is one pass over the local row blocks (the GEMM-form assignment fused with the argmin
+    and the per-cluster sums: :func:`hpc.kernels.kmeans_step`) and one reproducible reduction of the per-cluster
+    sums, counts, changed labels and inertia. As in scikit-learn, the data are centred first (distances lose fewer
+    digits), the loop stops when no label changes or the centres move less than ``tol`` times the mean feature
+    variance, and ``inertia_`` is recomputed from the final labels with exact distances.
+
+    ``fit`` and ``score`` are collective; ``predict`` and ``transform`` are local. ``cluster_centers_``,
+    ``inertia_`` and ``n_iter_`` are the same bits on every rank and for any number of ranks, threads or split
+    of the rows; ``labels_`` holds this rank's rows' labels.
+
+    Args:
+        n_clusters (int): the number of clusters.
+        init (str or ndarray): ``"k-means++"`` (greedy, ``2 + log k`` trials per centre), ``"random"`` (k distinct
+            rows), ``"k-means||"`` (Bahmani et al.: 5 rounds sampling ``2k`` rows each, then a weighted recluster),
+            or an ``(n_clusters, n_features)`` array.
+        n_init (int or "auto"): runs from different initializations; the lowest inertia wins. ``"auto"``: 1 for
+            k-means++, k-means|| and an array, 10 for random.
+        max_iter (int): Lloyd iterations per run.
+        tol (float): relative tolerance on the centres' squared shift (times the mean feature variance).
+        verbose (int): print each iteration's inertia and time on rank 0.
+        random_state (None, int or RandomState): seeds the draws; rank 0's seed is used on every rank.
+        copy_x (bool): accepted for scikit-learn; the data are never modified (the centred copy is made block by
+            block).
+        algorithm (str): ``"lloyd"`` (``"elkan"`` is accepted and runs Lloyd: the same fixed points).
+
+    Attributes:
+        cluster_centers_ (ndarray (n_clusters, n_features)), labels_ (ndarray (local rows,), int32),
+        inertia_ (float), n_iter_ (int), n_features_in_ (int).
+
+    Example:
+        >>> import numpy as np
+        >>> from hpc import ml
+        >>> X = np.array([[1.0, 2.0], [1.0, 4.0], [1.0, 0.0], [10.0, 2.0], [10.0, 4.0], [10.0, 0.0]])
+        >>> km = ml.KMeans(n_clusters=2, init=np.array([[0.0, 0.0], [9.0, 9.0]])).fit(X)
+        >>> km.cluster_centers_.tolist(), km.labels_.tolist()
+        ([[1.0, 2.0], [10.0, 2.0]], [0, 0, 0, 1, 1, 1])
+    """
+
+    _estimator_type = "clusterer"
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: Any = "k-means++",
+        n_init: Any = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        verbose: int = 0,
+        random_state: Any = None,
+        copy_x: bool = True,
+        algorithm: str = "lloyd",
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.random_state = random_state
+        self.copy_x = copy_x
+        self.algorithm = algorithm
+
+    # -- parameters ----------------------------------------------------------------------------------------------
+
+    def _checked_params(self) -> tuple[int, int]:
+        k, max_iter, tol = self.n_clusters, self.max_iter, self.tol
+        if not isinstance(k, _numbers.Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"n_clusters must be an int >= 1; got {k!r}")
+        if not isinstance(max_iter, _numbers.Integral) or isinstance(max_iter, bool) or max_iter < 1:
+            raise ValueError(f"max_iter must be an int >= 1; got {max_iter!r}")
+        if not isinstance(tol, _numbers.Real) or isinstance(tol, bool) or not tol >= 0:
+            raise ValueError(f"tol must be a float >= 0; got {tol!r}")
+        if self.algorithm not in ("lloyd", "elkan"):
+            raise ValueError(f"algorithm must be 'lloyd' or 'elkan'; got {self.algorithm!r}")
+        is_array = not isinstance(self.init, str)
+        if callable(self.init):
+            raise ValueError("a callable init is not supported by hpc.ml.KMeans; pass an array or a name")
+        if not is_array and self.init not in _INITS:
+            raise ValueError(f"init must be one of {list(_INITS)} or an array of shape (n_clusters, n_features); "
+                             f"got {self.init!r}")
+        n_init = self.n_init
+        if n_init == "auto":
+            n_init = 10 if isinstance(self.init, str) and self.init == "random" else 1
+        elif not isinstance(n_init, _numbers.Integral) or isinstance(n_init, bool) or n_init < 1:
+            raise ValueError(f"n_init must be 'auto' or an int >= 1; got {n_init!r}")
+        if is_array and n_init != 1:
+            _warnings.warn(
+                f"Explicit initial center position passed: performing only one init in KMeans instead of "
+                f"n_init={n_init}.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            n_init = 1
+        return int(k), int(n_init)
+
+    def _initial_centres(self, k: int, d: int) -> _np.ndarray:
+        centres = _np.array(self.init, dtype=_np.float64)  # a copy, never the caller's array
+        if centres.ndim != 2 or centres.shape[0] != k:
+            raise ValueError(f"The shape of the initial centers {centres.shape} does not match the number of "
+                             f"clusters {k}.")
+        if centres.shape[1] != d:
+            raise ValueError(f"The shape of the initial centers {centres.shape} does not match the number of "
+                             f"features of the data {d}.")
+        if not _np.isfinite(centres).all():
+            raise ValueError("init contains NaN or infinity")
+        return centres
+
+    # -- fit -----------------------------------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> KMeans:
+        """Cluster every rank's rows (collective); return self."""
+        k, n_init = self._checked_params()
+        comm = self._comm_for(comm)
+        rows = _data.check_rows(comm, X, estimator=type(self).__name__)
+        if rows.n_total < k:
+            raise ValueError(f"n_samples={rows.n_total} should be >= n_clusters={k}.")
+        d = rows.n_features
+        given = self._initial_centres(k, d) if not isinstance(self.init, str) else None
+        started = _time.perf_counter()
+        blocks = Blocks(comm, rows.counts, [rows.X])
+        moments = centered_moments(blocks, d, diagonal=True)
+        mean = moments.mean
+        tol = float(_np.mean(moments.m2 / moments.n)) * self.tol if self.tol else 0.0
+        dtype = rows.X.dtype
+        shift = mean.astype(dtype)
+        blocks.items = run_blocks(lambda i: (blocks.items[i][0] - shift,), len(blocks.items))
+        norms = [_np.einsum("ij,ij->i", Xb, Xb, dtype=_np.float64) for (Xb,) in blocks.items]
+        seed = _random.seed_from(self.random_state)
+        if comm.size > 1:
+            seed = int(comm.bcast(_np.array([seed], _np.uint64), root=0)[0])
+        points = _kmeans_init.Points(blocks, norms, seed, d)
+        best = None
+        for run in range(n_init):
+            if given is not None:
+                centres = given - mean
+            elif self.init == "k-means++":
+                centres = _kmeans_init.kmeans_plusplus(points, k, run)
+            elif self.init == "random":
+                centres = _kmeans_init.random_rows(points, k, run)
+            else:
+                centres = _kmeans_init.kmeans_parallel(points, k, run)
+            if self.verbose and comm.rank == 0:
+                print(f"Initialization complete ({self.init if given is None else 'array'}, run {run}, "
+                      f"{_time.perf_counter() - started:.2f} s)")
+            result = _lloyd(points, centres, self.max_iter, tol, self.verbose and comm.rank == 0, started)
+            if best is None or (result[1] < best[1] and not _same_clustering(comm, result[0], best[0], k)):
+                best = result
+        labels, inertia, centres, n_iter = best
+        self._comm = comm
+        self.n_features_in_ = d
+        self.cluster_centers_ = (centres + mean).astype(dtype)
+        self.labels_ = blocks.to_local(labels).astype(_np.int32)
+        self.inertia_ = float(inertia)
+        self.n_iter_ = int(n_iter)
+        present = _np.zeros(k, _np.int64)
+        for part in labels:
+            present[_np.unique(part)] = 1
+        distinct = int((comm.allreduce(present, op="max") if comm.size > 1 else present).sum())
+        if distinct < k:
+            _warnings.warn(
+                f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). Possibly due to "
+                "duplicate points in X.",
+                _convergence_warning(),
+                stacklevel=2,
+            )
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None, *, comm: Any = None) -> _np.ndarray:
+        """Fit (collective); return this rank's rows' labels."""
+        return self.fit(X, comm=comm).labels_
+
+    def fit_transform(self, X: Any, y: Any = None, *, comm: Any = None) -> _np.ndarray:
+        """Fit (collective); return this rank's rows' distances to the centres."""
+        return self.fit(X, comm=comm).transform(X)
+
+    # -- local methods ------------------------------------------------------------------------------------------
+
+    def _rows(self, X: Any) -> _np.ndarray:
+        check_is_fitted(self, "cluster_centers_")
+        return _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+
+    def predict(self, X: Any) -> _np.ndarray:
+        """Return the nearest centre of each of this rank's rows (local)."""
+        from hpc import kernels
+
+        return kernels.kmeans_step(self._rows(X), self.cluster_centers_.astype(_np.float64))[0]
+
+    def transform(self, X: Any) -> _np.ndarray:
+        """Return the Euclidean distance of each of this rank's rows to every centre (local)."""
+        X = self._rows(X)
+        centres = self.cluster_centers_.astype(X.dtype)
+        squared = (
+            _np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ centres.T) + _np.einsum("ij,ij->i", centres, centres)
+        )
+        return _np.sqrt(_np.maximum(squared, 0.0))
+
+    def score(self, X: Any, y: Any = None, *, comm: Any = None) -> float:
+        """Return minus the inertia of every rank's rows against the centres (collective)."""
+        from hpc import kernels, mpi
+
+        comm = self._comm_for(comm)
+        _, dist = kernels.kmeans_step(self._rows(X), self.cluster_centers_.astype(_np.float64))
+        return -float(mpi.sum(comm, dist, reproducible=True))
+
+
+def _convergence_warning() -> type[Warning]:
+    from hpc.ml._base import ConvergenceWarning
+
+    return ConvergenceWarning
+
+
+def _lloyd(
+    points: _kmeans_init.Points, centres: _np.ndarray, max_iter: int, tol: float, verbose: bool, started: float
+) -> tuple[list[_np.ndarray], float, _np.ndarray, int]:
+    """Run Lloyd's iterations from ``centres``; return ``(labels per block, inertia, centres, n_iter)``."""
+    from hpc import kernels
+
+    blocks = points.blocks
+    k, d = centres.shape
+    previous: list[_np.ndarray | None] = [None] * len(blocks)
+    width = k * d + k + 2
+
+    def step(i: int, centres: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray]:
+        X = blocks.items[i][0]
+        sums = _np.zeros((k, d))
+        counts = _np.zeros(k)
+        labels, dist = kernels.kmeans_step(X, centres, sums=sums, counts=counts)
+        before = previous[i]
+        changed = X.shape[0] if before is None else int(_np.count_nonzero(labels != before))
+        return labels, dist, _np.concatenate([sums.ravel(), counts, [changed, dist.sum()]])
+
+    strict = False
+    labels: list[_np.ndarray] = []
+    dist: list[_np.ndarray] = []
+    iteration = 0
+    for iteration in range(max_iter):
+        results = run_blocks(lambda i, c=centres: step(i, c), len(blocks))
+        labels = [r[0] for r in results]
+        dist = [r[1] for r in results]
+        total = points.total([r[2] for r in results], (width,))
+        sums = total[: k * d].reshape(k, d).copy()
+        counts = total[k * d : k * d + k].copy()
+        changed, inertia = total[-2], total[-1]
+        if (counts == 0).any():
+            _relocate_empty(points, labels, dist, sums, counts)
+        new_centres = sums.copy()
+        filled = counts > 0
+        new_centres[filled] *= (1.0 / counts[filled])[:, None]
+        if verbose:
+            print(f"Iteration {iteration}, inertia {inertia:.6g} ({_time.perf_counter() - started:.2f} s)")
+        if changed == 0:
+            strict = _np.array_equal(new_centres, centres)
+            centres = new_centres
+            if verbose:
+                print(f"Converged at iteration {iteration}: strict convergence.")
+            break
+        shift = float(((new_centres - centres) ** 2).sum())
+        centres = new_centres
+        previous = labels
+        if shift <= tol:
+            if verbose:
+                print(f"Converged at iteration {iteration}: center shift {shift:.6g} within tolerance {tol:.6g}.")
+            break
+    if not strict:  # labels that match the final centres, and their exact distances
+        final = run_blocks(lambda i: kernels.kmeans_step(blocks.items[i][0], centres), len(blocks))
+        labels = [f[0] for f in final]
+        dist = [f[1] for f in final]
+    inertia = points.total([x.sum(keepdims=True) for x in dist], (1,))[0]
+    return labels, float(inertia), centres, iteration + 1
+
+
+def _relocate_empty(
+    points: _kmeans_init.Points, labels: list[_np.ndarray], dist: list[_np.ndarray], sums: _np.ndarray,
+    counts: _np.ndarray,
+) -> None:
+    """Move each empty cluster onto one of the rows farthest from their centres, as scikit-learn does (in place).
+
+    The farthest rows over every rank are taken in order of distance, ties to the lower global row (scikit-learn
+    takes them in ``argpartition``'s order).
+    """
+    empty = _np.flatnonzero(counts == 0)
+    m = empty.shape[0]
+    d = sums.shape[1]
+    blocks = points.blocks
+    rows = []
+    for start, item, lab, dst in zip(blocks.starts, blocks.items, labels, dist):
+        top = _np.lexsort((_np.arange(dst.shape[0]), -dst))[:m]
+        for j in top:
+            rows.append(_np.concatenate([[-dst[j], start + j, lab[j]], item[0][j].astype(_np.float64)]))
+    local = _np.array(rows).reshape(-1, d + 3)
+    every = blocks.comm.allgather(local) if blocks.comm.size > 1 else local
+    far = every[_np.lexsort((every[:, 1], every[:, 0]))[:m]]
+    for new_id, row in zip(empty, far):
+        old_id = int(row[2])
+        x = row[3:]
+        sums[old_id] -= x
+        sums[new_id] = x
+        counts[new_id] = 1.0
+        counts[old_id] -= 1.0
+
+
+def _same_clustering(comm: Any, labels1: list[_np.ndarray], labels2: list[_np.ndarray], k: int) -> bool:
+    """Return whether two labelings of every rank's rows are equal up to a permutation of the labels."""
+    mapping = _np.full(k + 1, -1, _np.int64)
+    for a, b in zip(labels1, labels2):
+        for x, y in _np.unique(_np.stack([a, b], axis=1), axis=0):
+            if mapping[x] == -1:
+                mapping[x] = y
+            elif mapping[x] != y:
+                mapping[k] = 1  # a clash on this rank
+    every = comm.allgather(mapping[None, :]) if comm.size > 1 else mapping[None, :]
+    if (every[:, k] == 1).any():
+        return False
+    for j in range(k):
+        seen = set(every[:, j][every[:, j] >= 0].tolist())
+        if len(seen) > 1:
+            return False
+    return True

@@ -1,0 +1,257 @@
+"""Least squares and ridge regression by the normal equations over every rank's rows (``LinearRegression``, ``Ridge``).
+
+One pass over the data gives the centred Gram matrix of ``[X | y]`` (block moments, merged without cancellation);
+every rank then solves the same small system by Cholesky. When that system is ill-conditioned (condition number
+above :data:`MAX_CONDITION`, or singular), a second pass takes the stable route instead: each block's QR factor,
+gathered in global block order and factored again (TSQR), then a least-squares solve of the small triangular
+system, which gives the minimum-norm solution as ``scipy.linalg.lstsq`` on the whole data would.
+"""
+
+from __future__ import annotations
+
+import numbers as _numbers
+from typing import Any
+
+import numpy as _np
+
+from hpc.ml import _data
+from hpc.ml._base import Estimator, check_is_fitted
+from hpc.ml._blocks import Blocks
+from hpc.ml._moments import centered_moments
+
+__all__ = ["LinearRegression", "MAX_CONDITION", "Ridge"]
+
+#: Above this condition number of the regularized Gram matrix the normal equations lose too many digits (their
+#: error grows with its square root squared: the data's condition number squared), and the fit takes TSQR.
+MAX_CONDITION = 1e10
+
+
+class _LinearModel(Estimator):
+    """What LinearRegression and Ridge share: the fit's passes, predict and the collective R^2 score."""
+
+    _estimator_type = "regressor"
+
+    def _fit_linear(self, X: Any, y: Any, comm: Any, alpha: Any) -> None:
+        comm = self._comm_for(comm)
+        rows = _data.check_rows(comm, X, y, estimator=type(self).__name__, y_kind="continuous")
+        self._comm = comm
+        d = rows.n_features
+        y_local = rows.y
+        single = y_local.ndim == 1
+        Y = y_local.reshape(-1, 1) if single else y_local
+        t = Y.shape[1]
+        if comm.size > 1:  # every rank's y must have the same number of targets
+            widths = comm.allgather(_np.array([t if not single else -1], _np.int64))
+            if len(set(widths.tolist())) > 1:
+                raise ValueError(f"{type(self).__name__}: ranks disagree on y's shape (targets per rank: {widths})")
+        alphas = _np.broadcast_to(_np.asarray(alpha, dtype=_np.float64), (t,)).copy() if alpha is not None else None
+        if alphas is not None and alphas.shape != (t,):
+            raise ValueError(f"alpha must be a scalar or have one value per target ({t}); got {alpha!r}")
+        if alphas is not None and (alphas < 0).any():
+            raise ValueError(f"alpha must be non-negative; got {alpha!r}")
+        blocks = Blocks(comm, rows.counts, [rows.X, Y])
+        columns = lambda Xb, Yb: _np.hstack([Xb.astype(_np.float64, copy=False), Yb])  # noqa: E731
+        moments = centered_moments(blocks, d + t, columns, centred=self.fit_intercept)
+        gram, cross = moments.m2[:d, :d], moments.m2[:d, d:]
+        mean_x, mean_y = moments.mean[:d], moments.mean[d:]
+        coef = _np.empty((t, d))
+        same_alpha = alphas is None or bool((alphas == alphas[0]).all())
+        groups = [(slice(0, t), 0.0 if alphas is None else float(alphas[0]))] if same_alpha else [
+            (slice(j, j + 1), float(alphas[j])) for j in range(t)
+        ]
+        stable = None
+        for columns_of, a in groups:
+            system = gram + a * _np.eye(d)
+            solved = _cholesky_solve(system, cross[:, columns_of])
+            if solved is None:  # ill-conditioned or singular: TSQR on the data (one more pass, computed once)
+                if stable is None:
+                    stable = _tsqr(blocks, d, t, mean_x if self.fit_intercept else None,
+                                   mean_y if self.fit_intercept else None)
+                solved = _lstsq_from_r(stable, d, columns_of, a)
+            coef[columns_of] = solved.T
+        intercept = mean_y - coef @ mean_x if self.fit_intercept else _np.zeros(t)
+        self.n_features_in_ = d
+        self.coef_ = coef[0] if single else coef
+        self.intercept_ = float(intercept[0]) if single else intercept
+        self._singular_from = (gram, stable)
+
+    def predict(self, X: Any) -> _np.ndarray:
+        """Return predictions for this rank's rows (local)."""
+        check_is_fitted(self)
+        X = _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        return X @ _np.asarray(self.coef_).T + self.intercept_
+
+    def score(self, X: Any, y: Any, *, comm: Any = None) -> float:
+        """Return R^2 of the predictions over every rank's rows (collective; targets averaged uniformly)."""
+        from hpc import mpi
+
+        comm = self._comm_for(comm)
+        prediction = self.predict(X)
+        Y = _np.asarray(y, dtype=_np.float64)
+        if Y.shape[0] != prediction.shape[0]:
+            raise ValueError(
+                f"Found input variables with inconsistent numbers of samples: {[prediction.shape[0], Y.shape[0]]}"
+            )
+        Y = Y[:, None] if Y.ndim == 1 else Y
+        P = prediction[:, None] if prediction.ndim == 1 else prediction
+        count, _, var = mpi.moments(comm, Y)
+        total = _np.atleast_1d(var) * count
+        residual = mpi.sum(comm, ((Y - P) ** 2), reproducible=True)
+        with _np.errstate(divide="ignore", invalid="ignore"):
+            r2 = _np.where(total > 0, 1.0 - residual / _np.where(total > 0, total, 1.0),
+                           _np.where(residual == 0, 1.0, 0.0))
+        return float(r2.mean())
+
+
+def _cholesky_solve(system: _np.ndarray, rhs: _np.ndarray) -> _np.ndarray | None:
+    """Return ``system^-1 rhs`` by Cholesky, or None when the system is singular or too ill-conditioned."""
+    d = system.shape[0]
+    if d == 0:
+        return _np.zeros((0, rhs.shape[1]))
+    try:
+        factor = _np.linalg.cholesky(system)
+    except _np.linalg.LinAlgError:
+        return None
+    diagonal = _np.abs(_np.diag(factor))
+    # cond(system) ~ (max/min of the factor's diagonal)^2 up to a modest factor: cheap and enough to choose a route
+    if diagonal.min() == 0.0 or (diagonal.max() / diagonal.min()) ** 2 > MAX_CONDITION:
+        return None
+    half = _np.linalg.solve(factor, rhs)  # forward (a triangular factor solves exactly as a general one)
+    return _np.linalg.solve(factor.T, half)
+
+
+def _tsqr(blocks: Blocks, d: int, t: int, mean_x: Any, mean_y: Any) -> _np.ndarray:
+    """Return R of the QR factorization of the (centred) ``[X | Y]`` over every rank, by TSQR in block order."""
+    width = d + t
+
+    def factor(Xb: _np.ndarray, Yb: _np.ndarray) -> _np.ndarray:
+        Z = _np.hstack([Xb.astype(_np.float64, copy=False), Yb])
+        if mean_x is not None:
+            Z = Z - _np.concatenate([mean_x, mean_y])
+        r = _np.linalg.qr(Z, mode="r")
+        out = _np.zeros((width, width))
+        out[: r.shape[0]] = r
+        return out
+
+    parts = blocks.map(factor)
+    stacked = _np.concatenate(parts) if parts else _np.empty((0, width))
+    gathered = blocks.comm.allgather(stacked) if blocks.comm.size > 1 else stacked  # global block order
+    r = _np.linalg.qr(gathered, mode="r")
+    out = _np.zeros((width, width))
+    out[: r.shape[0]] = r
+    return out
+
+
+def _lstsq_from_r(r: _np.ndarray, d: int, targets: slice, alpha: float) -> _np.ndarray:
+    """Return the minimum-norm least-squares coefficients ``(d, k)`` from the TSQR factor of ``[X | Y]``."""
+    system = r[:d, :d]
+    rhs = r[:d, d:][:, targets]
+    if alpha > 0:  # ridge: the least squares of [X; sqrt(alpha) I] against [y; 0]
+        system = _np.vstack([system, _np.sqrt(alpha) * _np.eye(d)])
+        rhs = _np.vstack([rhs, _np.zeros((d, rhs.shape[1]))])
+    solution, *_ = _np.linalg.lstsq(system, rhs, rcond=None)
+    return solution
+
+
+class LinearRegression(_LinearModel):
+    """Ordinary least squares over every rank's rows.
+
+    ``fit`` and ``score`` are collective; ``predict`` is local. ``coef_`` and ``intercept_`` are the same bits on
+    every rank and for any number of ranks or threads.
+
+    Args:
+        fit_intercept (bool): fit an intercept (the data are centred in the moments, never copied).
+        copy_X, tol, n_jobs: accepted for scikit-learn; not used (the input is never modified).
+        positive (bool): must be False (non-negative least squares is not offered).
+
+    Attributes:
+        coef_ (ndarray (n_features,) or (n_targets, n_features)), intercept_ (float or ndarray),
+        rank_ (int), singular_ (ndarray): the rank and singular values of the centred X, n_features_in_ (int).
+
+    Example:
+        >>> import numpy as np
+        >>> from hpc import ml
+        >>> X = np.array([[0.0], [1.0], [2.0]])
+        >>> [round(v, 12) for v in ml.LinearRegression().fit(X, 2 * X[:, 0] + 1).coef_.tolist()]
+        [2.0]
+    """
+
+    def __init__(
+        self, *, fit_intercept: bool = True, copy_X: bool = True, tol: float = 1e-6, n_jobs: Any = None,
+        positive: bool = False,
+    ) -> None:
+        self.fit_intercept = fit_intercept
+        self.copy_X = copy_X
+        self.tol = tol
+        self.n_jobs = n_jobs
+        self.positive = positive
+
+    def fit(self, X: Any, y: Any, *, comm: Any = None) -> LinearRegression:
+        """Fit on every rank's rows (collective); return self."""
+        if self.positive:
+            raise ValueError("positive=True (non-negative least squares) is not supported by hpc.ml.LinearRegression")
+        self._fit_linear(X, y, comm, None)
+        gram, stable = self._singular_from
+        if stable is not None:
+            singular = _np.linalg.svd(stable[: self.n_features_in_, : self.n_features_in_], compute_uv=False)
+        else:
+            singular = _np.sqrt(_np.clip(_np.linalg.eigvalsh(gram)[::-1], 0.0, None))
+        cutoff = (singular[0] if singular.size else 0.0) * max(gram.shape[0], 1) * _np.finfo(_np.float64).eps
+        self.singular_ = singular
+        self.rank_ = int((singular > cutoff).sum())
+        del self._singular_from
+        return self
+
+
+class Ridge(_LinearModel):
+    """Linear least squares with an L2 penalty ``alpha * ||w||^2``, over every rank's rows.
+
+    ``fit`` and ``score`` are collective; ``predict`` is local. ``coef_`` and ``intercept_`` are the same bits on
+    every rank and for any number of ranks or threads.
+
+    Args:
+        alpha (float or ndarray (n_targets,)): the penalty, one per target if an array.
+        fit_intercept (bool): fit an unpenalized intercept.
+        solver (str): ``"auto"``, ``"cholesky"`` or ``"svd"``; all solve the normal equations by Cholesky and take
+            the stable TSQR route when those are ill-conditioned.
+        copy_X, max_iter, tol, random_state: accepted for scikit-learn; the direct solvers do not use them.
+        positive (bool): must be False.
+
+    Attributes:
+        coef_, intercept_, n_features_in_: as scikit-learn's; n_iter_ (None: a direct solver); solver_ (str).
+
+    Example:
+        >>> import numpy as np
+        >>> from hpc import ml
+        >>> X = np.array([[0.0], [1.0], [2.0]])
+        >>> round(float(ml.Ridge(alpha=1.0).fit(X, 2 * X[:, 0]).coef_[0]), 12)
+        1.333333333333
+    """
+
+    def __init__(
+        self, alpha: Any = 1.0, *, fit_intercept: bool = True, copy_X: bool = True, max_iter: Any = None,
+        tol: float = 1e-4, solver: str = "auto", positive: bool = False, random_state: Any = None,
+    ) -> None:
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.copy_X = copy_X
+        self.max_iter = max_iter
+        self.tol = tol
+        self.solver = solver
+        self.positive = positive
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any, *, comm: Any = None) -> Ridge:
+        """Fit on every rank's rows (collective); return self."""
+        if self.positive:
+            raise ValueError("positive=True is not supported by hpc.ml.Ridge")
+        if self.solver not in ("auto", "cholesky", "svd"):
+            raise ValueError(f"solver must be 'auto', 'cholesky' or 'svd' in hpc.ml.Ridge; got {self.solver!r}")
+        alpha = self.alpha
+        if isinstance(alpha, _numbers.Real) and not isinstance(alpha, bool) and alpha < 0:
+            raise ValueError(f"alpha must be non-negative; got {alpha!r}")
+        self._fit_linear(X, y, comm, alpha)
+        del self._singular_from
+        self.n_iter_ = None
+        self.solver_ = "cholesky"
+        return self

@@ -1,0 +1,275 @@
+"""Logistic regression, binary and multinomial, with an L2 penalty, by L-BFGS (scikit-learn's LogisticRegression)."""
+
+from __future__ import annotations
+
+import numbers as _numbers
+import time as _time
+import warnings as _warnings
+from typing import Any
+
+import numpy as _np
+
+from hpc.ml import _data
+from hpc.ml._base import Estimator, check_is_fitted, warn_not_converged
+from hpc.ml._blocks import Blocks
+
+__all__ = ["LogisticRegression"]
+
+
+class LogisticRegression(Estimator):
+    """Logistic regression over every rank's rows: L2 penalty ``1 / (2C) ||w||^2``, fitted by L-BFGS.
+
+    The objective is scikit-learn's: the mean half-binomial (two classes) or half-multinomial (more) loss plus
+    ``||W||^2 / (2 C n)``, the intercept unpenalized. Every rank runs the same L-BFGS (SciPy's ``L-BFGS-B`` with
+    scikit-learn's options), and each evaluation's loss and gradient come from one pass over the local blocks
+    (:func:`hpc.kernels.logistic_loss_grad`, :func:`hpc.kernels.softmax_loss_grad`) and one reproducible
+    reduction, so every rank takes the same steps and ends with the same bits, for any number of ranks or threads.
+
+    ``fit`` and ``score`` are collective; ``predict``, ``predict_proba``, ``predict_log_proba`` and
+    ``decision_function`` are local.
+
+    Args:
+        penalty: deprecated in scikit-learn 1.8; ``"deprecated"`` (default), ``"l2"`` or None (no penalty).
+        C (float): inverse regularization strength; ``numpy.inf`` means no penalty.
+        l1_ratio (float): must be 0 (the L2 penalty).
+        dual (bool): must be False.
+        tol (float): L-BFGS's ``gtol``.
+        fit_intercept (bool): fit an unpenalized intercept per class.
+        intercept_scaling, random_state, n_jobs: accepted for scikit-learn; not used by L-BFGS.
+        class_weight (dict, "balanced" or None): weights of the classes; "balanced" uses
+            ``n_samples / (n_classes * count)`` over every rank's rows.
+        solver (str): must be ``"lbfgs"``.
+        max_iter (int): L-BFGS iterations.
+        verbose (int): print each evaluation's objective and time on rank 0.
+        warm_start (bool): start from the previous fit's coefficients.
+
+    Attributes:
+        classes_ (ndarray), coef_ (ndarray (1, n_features) or (n_classes, n_features)), intercept_ (ndarray),
+        n_iter_ (ndarray (1,)), n_features_in_ (int).
+
+    Example:
+        >>> import numpy as np
+        >>> from hpc import ml
+        >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+        >>> ml.LogisticRegression().fit(X, [0, 0, 1, 1]).predict(X).tolist()
+        [0, 0, 1, 1]
+    """
+
+    _estimator_type = "classifier"
+
+    def __init__(
+        self,
+        penalty: Any = "deprecated",
+        *,
+        C: float = 1.0,
+        l1_ratio: float = 0.0,
+        dual: bool = False,
+        tol: float = 1e-4,
+        fit_intercept: bool = True,
+        intercept_scaling: float = 1,
+        class_weight: Any = None,
+        random_state: Any = None,
+        solver: str = "lbfgs",
+        max_iter: int = 100,
+        verbose: int = 0,
+        warm_start: bool = False,
+        n_jobs: Any = None,
+    ) -> None:
+        self.penalty = penalty
+        self.C = C
+        self.l1_ratio = l1_ratio
+        self.dual = dual
+        self.tol = tol
+        self.fit_intercept = fit_intercept
+        self.intercept_scaling = intercept_scaling
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.solver = solver
+        self.max_iter = max_iter
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
+
+    def _penalty_strength(self) -> float:
+        """Return ``1 / C`` (0 for no penalty), after checking the parameters."""
+        if self.solver != "lbfgs":
+            raise ValueError(f"solver must be 'lbfgs' in hpc.ml.LogisticRegression; got {self.solver!r}")
+        if self.dual:
+            raise ValueError("dual=True is not supported by the lbfgs solver")
+        if self.penalty not in ("deprecated", "l2", None):
+            raise ValueError(f"penalty must be 'l2' or None in hpc.ml.LogisticRegression; got {self.penalty!r}")
+        if self.l1_ratio not in (0, 0.0, None):
+            raise ValueError(f"l1_ratio must be 0 (L2 penalty) in hpc.ml.LogisticRegression; got {self.l1_ratio!r}")
+        C = self.C
+        if not isinstance(C, _numbers.Real) or isinstance(C, bool) or not C > 0:
+            raise ValueError(f"C must be a positive float; got {C!r}")
+        max_iter, tol = self.max_iter, self.tol
+        if not isinstance(max_iter, _numbers.Integral) or isinstance(max_iter, bool) or max_iter < 0:
+            raise ValueError(f"max_iter must be an int >= 0; got {max_iter!r}")
+        if not isinstance(tol, _numbers.Real) or isinstance(tol, bool) or not tol >= 0:
+            raise ValueError(f"tol must be a float >= 0; got {tol!r}")
+        if self.penalty is None or C == _np.inf:
+            return 0.0
+        return 1.0 / float(C)
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *, comm: Any = None) -> LogisticRegression:
+        """Fit on every rank's rows (collective); return self."""
+        from scipy import optimize
+
+        inverse_c = self._penalty_strength()
+        comm = self._comm_for(comm)
+        rows = _data.check_rows(comm, X, y, estimator=type(self).__name__, y_kind="classes")
+        classes = _global_classes(comm, rows.y)
+        n_classes = classes.shape[0]
+        if n_classes < 2:
+            raise ValueError(
+                "This solver needs samples of at least 2 classes in the data, but the data contains only one "
+                f"class: {classes[0]!r}"
+            )
+        codes = _np.searchsorted(classes, rows.y).astype(_np.int64)
+        weight = self._row_weights(comm, rows, codes, classes, sample_weight)
+        d = rows.n_features
+        n = rows.n_total
+        weight_sum = float(_sum_weights(comm, weight)) if weight is not None else float(n)
+        binary = n_classes == 2
+        arrays = [rows.X, codes] + ([weight] if weight is not None else [])
+        blocks = Blocks(comm, rows.counts, arrays)
+        k = 1 if binary else n_classes
+        size = k * (d + 1)
+        l2 = inverse_c / weight_sum
+        fit_intercept = bool(self.fit_intercept)
+
+        def loss_grad(params: _np.ndarray) -> tuple[float, _np.ndarray]:
+            W = params.reshape(k, d + 1)
+            coef, intercept = W[:, :d], (W[:, d] if fit_intercept else _np.zeros(k))
+            parts = blocks.map(lambda *arrays: _block_loss_grad(binary, coef, intercept, *arrays))
+            total = blocks.sum(parts, (1 + size,))
+            loss = total[0] / weight_sum + 0.5 * l2 * float(_np.sum(coef * coef))
+            grad = total[1:].reshape(k, d + 1) / weight_sum
+            grad[:, :d] += l2 * coef
+            if not fit_intercept:
+                grad[:, d] = 0.0
+            if self.verbose and comm.rank == 0:
+                print(f"objective {loss:.10g} ({_time.perf_counter() - started:.2f} s)")
+            return loss, grad.ravel()
+
+        start = _np.zeros(size)
+        if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (k, d):
+            previous = start.reshape(k, d + 1)
+            previous[:, :d] = self.coef_
+            previous[:, d] = self.intercept_ if fit_intercept else 0.0
+        started = _time.perf_counter()
+        result = optimize.minimize(
+            loss_grad,
+            start,
+            method="L-BFGS-B",
+            jac=True,
+            options={"maxiter": self.max_iter, "maxls": 50, "gtol": self.tol, "ftol": 64 * _np.finfo(float).eps},
+        )
+        if result.status != 0:
+            warn_not_converged("lbfgs", self.max_iter)
+        W = result.x.reshape(k, d + 1)
+        self._comm = comm
+        self.classes_ = classes
+        self.n_features_in_ = d
+        self.coef_ = W[:, :d].copy()
+        self.intercept_ = W[:, d].copy() if fit_intercept else _np.zeros(k)
+        self.n_iter_ = _np.array([min(int(result.nit), self.max_iter)], dtype=_np.int32)
+        return self
+
+    def _row_weights(self, comm: Any, rows: Any, codes: _np.ndarray, classes: _np.ndarray, sample_weight: Any) -> Any:
+        """Return the per-row weights (sample weights times class weights), or None when all are 1."""
+        weight, error = None, None
+        if sample_weight is not None:
+            try:
+                weight = _np.asarray(sample_weight, dtype=_np.float64)
+                if weight.ndim == 0:
+                    weight = _np.full(codes.shape[0], float(weight))
+                if weight.shape != codes.shape or not _np.isfinite(weight).all() or (weight < 0).any():
+                    raise ValueError(f"sample_weight must be ({codes.shape[0]},), finite and non-negative")
+            except (TypeError, ValueError) as exc:
+                error = exc
+        _data.raise_everywhere(comm, error)  # before any other collective: a bad weight on one rank stops all
+        cw = self.class_weight
+        if cw is None:
+            return weight
+        if isinstance(cw, str) and cw == "balanced":
+            counts = _np.bincount(codes, minlength=classes.shape[0]).astype(_np.int64)
+            counts = comm.allreduce(counts) if comm.size > 1 else counts
+            per_class = rows.n_total / (classes.shape[0] * _np.maximum(counts, 1))
+        elif isinstance(cw, dict):
+            per_class = _np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
+        else:
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict; got {cw!r}")
+        per_row = per_class[codes]
+        return per_row if weight is None else weight * per_row
+
+    def decision_function(self, X: Any) -> _np.ndarray:
+        """Return the scores ``X coef_^T + intercept_`` of this rank's rows (1-D for two classes; local)."""
+        check_is_fitted(self, "coef_")
+        X = _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        scores = X @ self.coef_.T + self.intercept_
+        return scores[:, 0] if scores.shape[1] == 1 else scores
+
+    def predict(self, X: Any) -> _np.ndarray:
+        """Return the most likely class of each of this rank's rows (local)."""
+        scores = self.decision_function(X)
+        index = (scores > 0).astype(_np.int64) if scores.ndim == 1 else scores.argmax(axis=1)
+        return self.classes_[index]
+
+    def predict_proba(self, X: Any) -> _np.ndarray:
+        """Return the class probabilities of this rank's rows, ``(rows, n_classes)`` (local)."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            positive = 1.0 / (1.0 + _np.exp(-scores))
+            return _np.stack([1.0 - positive, positive], axis=1)
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        e = _np.exp(shifted)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X: Any) -> _np.ndarray:
+        """Return the log of :meth:`predict_proba` (local)."""
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore", RuntimeWarning)
+            return _np.log(self.predict_proba(X))
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None, *, comm: Any = None) -> float:
+        """Return the accuracy over every rank's rows (collective)."""
+        comm = self._comm_for(comm)
+        correct = (self.predict(X) == _np.asarray(y)).astype(_np.float64)
+        weight = _np.ones_like(correct) if sample_weight is None else _np.asarray(sample_weight, dtype=_np.float64)
+        if weight.shape != correct.shape:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                             f"{[correct.shape[0], weight.shape[0]]}")
+        totals = _np.array([float(correct @ weight), float(weight.sum())])
+        totals = comm.allreduce(totals, reproducible=True) if comm.size > 1 else totals
+        return float(totals[0] / totals[1])
+
+
+def _block_loss_grad(binary: bool, coef: _np.ndarray, intercept: _np.ndarray, X: _np.ndarray, codes: _np.ndarray,
+                     weight: _np.ndarray | None = None) -> _np.ndarray:
+    from hpc import kernels
+
+    if binary:
+        loss, grad = kernels.logistic_loss_grad(X, codes.astype(_np.float64), coef[0], float(intercept[0]), weight)
+    else:
+        loss, grad = kernels.softmax_loss_grad(X, codes, coef, intercept, weight)
+    return _np.concatenate([[loss], grad.ravel()])
+
+
+def _sum_weights(comm: Any, weight: _np.ndarray) -> float:
+    from hpc import mpi
+
+    return float(mpi.sum(comm, weight, reproducible=True))
+
+
+def _global_classes(comm: Any, y: _np.ndarray) -> _np.ndarray:
+    """Return the sorted union of every rank's labels (the same array on every rank)."""
+    local = _np.unique(y)
+    if comm.size == 1:
+        return local
+    every = _data.allgather_objects(comm, local)
+    kinds = {a.dtype.kind for a in every if a.size}
+    if len(kinds) > 1 and not kinds <= {"i", "u", "f", "b"}:
+        raise TypeError(f"ranks pass labels of different types: {sorted(kinds)}")
+    return _np.unique(_np.concatenate([a for a in every if a.size] or [local]))

@@ -1,0 +1,220 @@
+"""Principal component analysis by the covariance route (scikit-learn's ``PCA(svd_solver="covariance_eigh")``)."""
+
+from __future__ import annotations
+
+import math as _math
+import numbers as _numbers
+from typing import Any
+
+import numpy as _np
+
+from hpc.ml import _data
+from hpc.ml._base import Estimator, check_is_fitted
+from hpc.ml._blocks import Blocks
+from hpc.ml._moments import centered_moments
+
+__all__ = ["PCA"]
+
+
+class PCA(Estimator):
+    """Linear dimensionality reduction onto the top eigenvectors of the covariance of every rank's rows.
+
+    One pass over the data gives the block moments (each block centred on its own mean, then merged: no
+    cancellation even for data far from the origin), two reductions give the covariance, and every rank then
+    solves the same small ``(n_features, n_features)`` eigenproblem. ``fit`` and ``score`` are collective;
+    ``transform``, ``inverse_transform`` and ``score_samples`` are local. The fitted attributes are the same bits
+    on every rank and for any number of ranks or threads.
+
+    Args:
+        n_components (int, float or None): components kept; a float in (0, 1) keeps the fewest whose explained
+            variance ratio exceeds it; None keeps ``min(n_samples, n_features)``.
+        copy (bool): accepted for scikit-learn; the input is never modified.
+        whiten (bool): scale the projections to unit variance.
+        svd_solver (str): ``"auto"``, ``"covariance_eigh"`` or ``"full"``; all run the covariance route here
+            (``"full"``'s SVD of the data would need every row on one rank).
+        tol, iterated_power, n_oversamples, power_iteration_normalizer, random_state: accepted for scikit-learn's
+            parameter set; the covariance route does not use them.
+
+    Attributes:
+        components_ (ndarray (n_components, n_features)), explained_variance_, explained_variance_ratio_,
+        singular_values_, mean_, n_components_, n_samples_, noise_variance_, n_features_in_: as scikit-learn's,
+        in the input's float dtype; component signs follow scikit-learn's ``svd_flip`` (the largest entry of each
+        component is positive).
+
+    Example:
+        >>> import numpy as np
+        >>> from hpc import ml
+        >>> X = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+        >>> ml.PCA(n_components=1).fit(X).explained_variance_ratio_.tolist()
+        [1.0]
+    """
+
+    _estimator_type = "transformer"
+
+    def __init__(
+        self,
+        n_components: int | float | None = None,
+        *,
+        copy: bool = True,
+        whiten: bool = False,
+        svd_solver: str = "auto",
+        tol: float = 0.0,
+        iterated_power: Any = "auto",
+        n_oversamples: int = 10,
+        power_iteration_normalizer: str = "auto",
+        random_state: Any = None,
+    ) -> None:
+        self.n_components = n_components
+        self.copy = copy
+        self.whiten = whiten
+        self.svd_solver = svd_solver
+        self.tol = tol
+        self.iterated_power = iterated_power
+        self.n_oversamples = n_oversamples
+        self.power_iteration_normalizer = power_iteration_normalizer
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> PCA:
+        """Fit the model on every rank's rows (collective); return self."""
+        if self.svd_solver not in ("auto", "covariance_eigh", "full"):
+            raise ValueError(
+                f"svd_solver must be 'auto', 'covariance_eigh' or 'full' in hpc.ml.PCA; got {self.svd_solver!r}"
+            )
+        comm = self._comm_for(comm)
+        rows = _data.check_rows(comm, X, estimator=type(self).__name__)
+        n, d = rows.n_total, rows.n_features
+        limit = min(n, d)
+        k = self._components_wanted(limit)
+        blocks = Blocks(comm, rows.counts, [rows.X])
+        moments = centered_moments(blocks, d)
+        dtype = rows.X.dtype
+        self._comm = comm
+        self.n_features_in_ = d
+        self.n_samples_ = n
+        self.mean_ = moments.mean.astype(dtype)
+        cov = moments.m2 / max(n - 1, 1)
+        eigenvalues, eigenvectors = _np.linalg.eigh(cov)
+        eigenvalues = eigenvalues[::-1].copy()
+        eigenvectors = eigenvectors[:, ::-1]
+        eigenvalues[eigenvalues < 0.0] = 0.0
+        components = _flip_signs(eigenvectors.T.copy())
+        total = eigenvalues.sum()
+        with _np.errstate(invalid="ignore", divide="ignore"):
+            ratio = eigenvalues / total
+        if isinstance(k, float):  # a fraction of the variance: the fewest components whose ratio exceeds it
+            k = int(_np.searchsorted(_np.cumsum(ratio), k, side="right")) + 1
+            k = min(k, limit)
+        self.noise_variance_ = float(eigenvalues[k:limit].mean()) if k < limit else 0.0
+        self.n_components_ = k
+        self.components_ = components[:k].astype(dtype)
+        self.explained_variance_ = eigenvalues[:k].astype(dtype)
+        self.explained_variance_ratio_ = ratio[:k].astype(dtype)
+        self.singular_values_ = _np.sqrt(eigenvalues[:k] * max(n - 1, 1)).astype(dtype)
+        return self
+
+    def _components_wanted(self, limit: int) -> int | float:
+        k = self.n_components
+        if k is None:
+            return limit
+        if isinstance(k, str):
+            raise ValueError(f"n_components={k!r} is not supported by hpc.ml.PCA (an int, a float or None)")
+        if isinstance(k, _numbers.Integral) and not isinstance(k, bool):
+            if not 0 <= k <= limit:
+                raise ValueError(
+                    f"n_components={k} must be between 0 and min(n_samples, n_features)={limit} with "
+                    "svd_solver='covariance_eigh'"
+                )
+            return int(k)
+        if isinstance(k, _numbers.Real) and 0.0 < k < 1.0:
+            return float(k)
+        raise ValueError(f"n_components must be an int in [0, {limit}], a float in (0, 1) or None; got {k!r}")
+
+    def fit_transform(self, X: Any, y: Any = None, *, comm: Any = None) -> _np.ndarray:
+        """Fit (collective), then project this rank's rows."""
+        return self.fit(X, comm=comm).transform(X)
+
+    def transform(self, X: Any) -> _np.ndarray:
+        """Return this rank's rows projected on the components (local)."""
+        check_is_fitted(self)
+        X = _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        components = self.components_.astype(X.dtype, copy=False)
+        projected = X @ components.T
+        projected -= self.mean_.astype(X.dtype) @ components.T
+        if self.whiten:
+            scale = _np.sqrt(self.explained_variance_).astype(X.dtype)
+            scale[scale < _np.finfo(scale.dtype).eps] = _np.finfo(scale.dtype).eps
+            projected /= scale
+        return projected
+
+    def inverse_transform(self, X: Any) -> _np.ndarray:
+        """Return projections mapped back to the feature space (local)."""
+        check_is_fitted(self)
+        Z = _np.asarray(X)
+        Z = Z.astype(self.components_.dtype) if Z.dtype.kind != "f" else Z
+        if self.whiten:
+            scaled = _np.sqrt(self.explained_variance_[:, None]) * self.components_
+            return Z @ scaled + self.mean_
+        return Z @ self.components_ + self.mean_
+
+    def get_covariance(self) -> _np.ndarray:
+        """Return the data covariance of the generative model (``components_.T * S**2 * components_ + noise``)."""
+        check_is_fitted(self)
+        components = self.components_.astype(_np.float64)
+        variance = self.explained_variance_.astype(_np.float64)
+        if self.whiten:
+            components = components * _np.sqrt(variance[:, None])
+        excess = _np.where(variance > self.noise_variance_, variance - self.noise_variance_, 0.0)
+        cov = (components.T * excess) @ components
+        cov.flat[:: cov.shape[0] + 1] += self.noise_variance_
+        return cov
+
+    def get_precision(self) -> _np.ndarray:
+        """Return the precision (inverse covariance) of the generative model."""
+        check_is_fitted(self)
+        d = self.n_features_in_
+        if self.n_components_ == 0:
+            return _np.eye(d) / self.noise_variance_
+        if self.noise_variance_ == 0.0:
+            return _np.linalg.inv(self.get_covariance())
+        components = self.components_.astype(_np.float64)
+        variance = self.explained_variance_.astype(_np.float64)
+        if self.whiten:
+            components = components * _np.sqrt(variance[:, None])
+        excess = _np.where(variance > self.noise_variance_, variance - self.noise_variance_, 0.0)
+        precision = components @ components.T / self.noise_variance_
+        precision.flat[:: precision.shape[0] + 1] += 1.0 / excess
+        precision = components.T @ _np.linalg.inv(precision) @ components
+        precision /= -(self.noise_variance_**2)
+        precision.flat[:: d + 1] += 1.0 / self.noise_variance_
+        return precision
+
+    def score_samples(self, X: Any) -> _np.ndarray:
+        """Return the log-likelihood of each of this rank's rows under the model (local)."""
+        check_is_fitted(self)
+        X = _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        centred = X - self.mean_
+        precision = self.get_precision()
+        log_like = -0.5 * _np.sum(centred * (centred @ precision), axis=1)
+        sign, logdet = _np.linalg.slogdet(precision)
+        log_like -= 0.5 * (self.n_features_in_ * _math.log(2.0 * _math.pi) - (logdet if sign > 0 else -_np.inf))
+        return log_like
+
+    def score(self, X: Any, y: Any = None, *, comm: Any = None) -> float:
+        """Return the average log-likelihood over every rank's rows (collective)."""
+        comm = self._comm_for(comm)
+        local = self.score_samples(X)
+        total, count = comm.allreduce(_np.array([local.sum(), float(local.shape[0])]))
+        return float(total / count)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _flip_signs(components: _np.ndarray) -> _np.ndarray:
+    """Make the largest-magnitude entry of each component positive (scikit-learn's ``svd_flip`` on ``V``)."""
+    biggest = _np.argmax(_np.abs(components), axis=1)
+    signs = _np.sign(components[_np.arange(components.shape[0]), biggest])
+    signs[signs == 0] = 1.0
+    return components * signs[:, None]

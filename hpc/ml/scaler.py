@@ -1,0 +1,114 @@
+"""Standardize features by removing the mean and scaling to unit variance (``sklearn.preprocessing.StandardScaler``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as _np
+
+from hpc.ml import _data
+from hpc.ml._base import Estimator, check_is_fitted
+from hpc.ml._blocks import Blocks
+from hpc.ml._moments import centered_moments
+
+__all__ = ["StandardScaler"]
+
+
+class StandardScaler(Estimator):
+    """Standardize features over the rows of every rank: ``(x - mean_) / scale_``.
+
+    ``fit`` is collective (every rank passes its own rows; ``comm`` defaults to ``mpi.world()``); ``transform``
+    and ``inverse_transform`` are local. ``mean_``, ``var_`` and ``scale_`` are the same bits on every rank and for
+    any number of ranks or threads.
+
+    Args:
+        copy (bool): transform a copy (True) or, where the dtype allows, the input in place.
+        with_mean (bool): centre the data.
+        with_std (bool): scale to unit variance.
+
+    Attributes:
+        mean_ (ndarray of shape (n_features,) or None), var_ (ndarray or None), scale_ (ndarray or None):
+            as scikit-learn's; near-constant features get scale 1.
+        n_samples_seen_ (int): rows over every rank.
+        n_features_in_ (int).
+
+    Example:
+        >>> import numpy as np
+        >>> from hpc import ml
+        >>> ml.StandardScaler().fit(np.array([[0.0, 1.0], [2.0, 3.0]])).mean_.tolist()
+        [1.0, 2.0]
+
+    .. seealso:: :class:`sklearn.preprocessing.StandardScaler` (``partial_fit`` and ``sample_weight`` are not
+       offered here).
+    """
+
+    _estimator_type = "transformer"
+
+    def __init__(self, *, copy: bool = True, with_mean: bool = True, with_std: bool = True) -> None:
+        self.copy = copy
+        self.with_mean = with_mean
+        self.with_std = with_std
+
+    def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> StandardScaler:
+        """Compute the mean and variance over every rank's rows (collective); return self."""
+        comm = self._comm_for(comm)
+        rows = _data.check_rows(comm, X, estimator=type(self).__name__)
+        d = rows.n_features
+        self._comm = comm
+        self.n_features_in_ = d
+        self.n_samples_seen_ = rows.n_total
+        if not (self.with_mean or self.with_std):
+            self.mean_ = self.var_ = self.scale_ = None
+            return self
+        blocks = Blocks(comm, rows.counts, [rows.X])
+        moments = centered_moments(blocks, d, diagonal=True)
+        self.mean_ = moments.mean
+        if not self.with_std:
+            self.var_ = self.scale_ = None
+            return self
+        n = moments.n
+        self.var_ = moments.m2 / n
+        # scikit-learn's bound on the error of a two-pass variance: below it a feature counts as constant
+        eps = _np.finfo(_np.float64).eps
+        constant = self.var_ <= n * eps * self.var_ + (n * self.mean_ * eps) ** 2
+        scale = _np.sqrt(self.var_)
+        scale[constant] = 1.0
+        self.scale_ = scale
+        return self
+
+    def transform(self, X: Any, copy: bool | None = None) -> _np.ndarray:
+        """Return this rank's rows standardized (local)."""
+        check_is_fitted(self)
+        X = self._checked(X, copy)
+        if self.with_mean:
+            X -= self.mean_.astype(X.dtype)
+        if self.with_std:
+            X /= self.scale_.astype(X.dtype)
+        return X
+
+    def inverse_transform(self, X: Any, copy: bool | None = None) -> _np.ndarray:
+        """Return this rank's standardized rows mapped back to the original scale (local)."""
+        check_is_fitted(self)
+        X = self._checked(X, copy)
+        if self.with_std:
+            X *= self.scale_.astype(X.dtype)
+        if self.with_mean:
+            X += self.mean_.astype(X.dtype)
+        return X
+
+    def fit_transform(self, X: Any, y: Any = None, *, comm: Any = None) -> _np.ndarray:
+        """Fit (collective), then transform this rank's rows."""
+        return self.fit(X, comm=comm).transform(X)
+
+    def _checked(self, X: Any, copy: bool | None) -> _np.ndarray:
+        original = X
+        X = _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        copy = self.copy if copy is None else copy
+        if copy or X is not original or not X.flags.writeable:
+            X = X.copy()
+        return X
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

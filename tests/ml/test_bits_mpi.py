@@ -1,0 +1,97 @@
+"""Fitted attributes are the same bits on 1..N ranks, any split of the rows (a rank with none) and any thread count.
+
+Each test fits the whole data on one process (``COMM_SELF``), then on every rank of the job with the rows split
+unevenly (rank 1 holding no rows), with blocks of 64 rows so blocks span ranks, and compares the bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc import ThreadPool, ml, mpi
+
+from .conftest import bits, blobs, regression, uneven_counts
+
+pytestmark = pytest.mark.mpi
+
+MPI = mpi.comm.mpi_module()
+
+
+def _split(comm, *arrays):
+    counts = uneven_counts(arrays[0].shape[0], comm.size)
+    lo = sum(counts[: comm.rank])
+    hi = lo + counts[comm.rank]
+    return [a[lo:hi] for a in arrays]
+
+
+def _same_everywhere(comm, estimator):
+    """Return whether every rank holds the same fitted bits."""
+    digest = b"".join(bits(estimator).values())
+    return len(set(comm.mpi.allgather(digest))) == 1
+
+
+CASES = [
+    ("StandardScaler", lambda: ml.StandardScaler(), "x"),
+    ("PCA", lambda: ml.PCA(n_components=3), "x"),
+    ("PCA-whiten-fraction", lambda: ml.PCA(n_components=0.9, whiten=True), "x"),
+    ("LinearRegression", lambda: ml.LinearRegression(), "reg"),
+    ("Ridge", lambda: ml.Ridge(alpha=2.0), "reg"),
+    ("Ridge-no-intercept", lambda: ml.Ridge(alpha=0.5, fit_intercept=False), "reg"),
+    ("LogisticRegression-binary", lambda: ml.LogisticRegression(C=0.5), "bin"),
+    ("LogisticRegression-multinomial", lambda: ml.LogisticRegression(max_iter=50), "multi"),
+    ("KMeans-k-means++", lambda: ml.KMeans(5, random_state=3), "x"),
+    ("KMeans-random", lambda: ml.KMeans(5, init="random", n_init=3, random_state=4), "x"),
+    ("KMeans-k-means||", lambda: ml.KMeans(5, init="k-means||", random_state=5), "x"),
+    ("KMeans-float32", lambda: ml.KMeans(4, random_state=6), "x32"),
+]
+
+
+def _data(kind):
+    if kind == "x":
+        return blobs(n=700)[0], None
+    if kind == "x32":
+        return blobs(n=500, dtype=np.float32)[0], None
+    if kind == "reg":
+        return regression(n=650)
+    X, labels = blobs(n=640, centres=4)
+    return X - 100.0, (labels % 2 if kind == "bin" else labels)
+
+
+@pytest.mark.parametrize("name, make, kind", CASES, ids=[c[0] for c in CASES])
+def test_bits_across_ranks_and_threads(small_blocks, name, make, kind):
+    """The fit on every rank (uneven split, an empty rank) equals the one-process fit of all rows, bit for bit."""
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X, y = _data(kind)
+    args = (X,) if y is None else (X, y)
+    with ThreadPool(1):
+        alone = make().fit(*args, comm=mpi.Comm(MPI.COMM_SELF))
+    with ThreadPool(3):
+        threaded = make().fit(*args, comm=mpi.Comm(MPI.COMM_SELF))
+    assert bits(threaded) == bits(alone)
+    local = _split(world, *args)
+    spread = make().fit(*local, comm=world)
+    assert bits(spread) == bits(alone)
+    assert _same_everywhere(world, spread)
+    if hasattr(spread, "labels_"):
+        lo = sum(uneven_counts(X.shape[0], world.size)[: world.rank])
+        assert np.array_equal(spread.labels_, alone.labels_[lo : lo + local[0].shape[0]])
+
+
+def test_bits_with_default_blocks():
+    """With the default block size the split of a few thousand rows does not change the bits either."""
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X, _ = blobs(n=9000, d=4)
+    alone = ml.KMeans(6, random_state=0).fit(X, comm=mpi.Comm(MPI.COMM_SELF))
+    spread = ml.KMeans(6, random_state=0).fit(*_split(world, X), comm=world)
+    assert bits(spread) == bits(alone)
+
+
+def test_score_is_collective():
+    """score over the split rows equals score over all rows on one process."""
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X, y = regression(n=300)
+    model = ml.Ridge().fit(X, y, comm=mpi.Comm(MPI.COMM_SELF))
+    Xl, yl = _split(world, X, y)
+    assert model.score(Xl, yl, comm=world) == pytest.approx(model.score(X, y, comm=mpi.Comm(MPI.COMM_SELF)),
+                                                           rel=1e-12)
