@@ -17,8 +17,21 @@ import numpy as _np
 __all__ = ["ConvergenceWarning", "Estimator", "NotFittedError", "check_is_fitted"]
 
 
-class NotFittedError(ValueError, AttributeError):
+class _NotFittedError(ValueError, AttributeError):
     """Raised when a method needs a fitted estimator; like scikit-learn's, a ValueError and an AttributeError."""
+
+
+def _sklearn_not_fitted_error() -> type[Exception]:
+    try:
+        from sklearn.exceptions import NotFittedError as sklearn_error
+    except ImportError:
+        return _NotFittedError
+    return sklearn_error
+
+
+#: Raised when a method needs a fitted estimator (a ValueError and an AttributeError): scikit-learn's class where it
+#: is installed, so ``except sklearn.exceptions.NotFittedError`` catches ours.
+NotFittedError = _sklearn_not_fitted_error()
 
 
 def _sklearn_convergence_warning() -> type[Warning]:

@@ -252,6 +252,6 @@ class Ridge(_LinearModel):
             raise ValueError(f"alpha must be non-negative; got {alpha!r}")
         self._fit_linear(X, y, comm, alpha)
         del self._singular_from
-        self.n_iter_ = None
+        self.n_iter_ = None  # a direct solver, as scikit-learn's Ridge(solver="cholesky") says
         self.solver_ = "cholesky"
         return self

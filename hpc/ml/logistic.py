@@ -131,6 +131,8 @@ class LogisticRegression(Estimator):
         d = rows.n_features
         n = rows.n_total
         weight_sum = float(_sum_weights(comm, weight)) if weight is not None else float(n)
+        if weight_sum <= 0:
+            raise ValueError("Sample weights must contain at least one non-zero number.")
         binary = n_classes == 2
         arrays = [rows.X, codes] + ([weight] if weight is not None else [])
         blocks = Blocks(comm, rows.counts, arrays)
