@@ -26,6 +26,8 @@ run: install
 	timeout 300 $(MPIEXEC) -n 2 $(PY) scripts/mpi_stats.py
 	@printf "\n== parallel iterators across ranks: mpiexec -n 2 python scripts/mpi_iter.py ==\n"
 	timeout 300 $(MPIEXEC) -n 2 $(PY) scripts/mpi_iter.py
+	@printf "\n== distributed k-means, the same model on any number of ranks: mpiexec -n 2 python scripts/ml_kmeans.py ==\n"
+	timeout 300 $(MPIEXEC) -n 2 $(PY) scripts/ml_kmeans.py
 
 test: test-unit test-mpi
 

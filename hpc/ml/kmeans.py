@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers as _numbers
-import time as _time
 import warnings as _warnings
 from typing import Any
 
@@ -13,6 +12,7 @@ from hpc.ml import _data, _kmeans_init, _random
 from hpc.ml._base import Estimator, check_is_fitted
 from hpc.ml._blocks import Blocks, run_blocks
 from hpc.ml._moments import centered_moments
+from hpc.ml._progress import Progress as _Progress
 
 __all__ = ["KMeans"]
 
@@ -41,7 +41,7 @@ class KMeans(Estimator):
             k-means++, k-means|| and an array, 10 for random.
         max_iter (int): Lloyd iterations per run.
         tol (float): relative tolerance on the centres' squared shift (times the mean feature variance).
-        verbose (int): print each iteration's inertia and time on rank 0.
+        verbose (int): report each iteration's inertia and time on rank 0 (a tqdm bar on a terminal).
         random_state (None, int or RandomState): seeds the draws; rank 0's seed is used on every rank.
         copy_x (bool): accepted for scikit-learn; the data are never modified (the centred copy is made block by
             block).
@@ -141,7 +141,7 @@ class KMeans(Estimator):
             raise ValueError(f"n_samples={rows.n_total} should be >= n_clusters={k}.")
         d = rows.n_features
         given = self._initial_centres(k, d) if not isinstance(self.init, str) else None
-        started = _time.perf_counter()
+        progress = _Progress("KMeans", self.max_iter * n_init, self.verbose, comm.rank)
         blocks = Blocks(comm, rows.counts, [rows.X])
         moments = centered_moments(blocks, d, diagonal=True)
         mean = moments.mean
@@ -164,12 +164,11 @@ class KMeans(Estimator):
                 centres = _kmeans_init.random_rows(points, k, run)
             else:
                 centres = _kmeans_init.kmeans_parallel(points, k, run)
-            if self.verbose and comm.rank == 0:
-                print(f"Initialization complete ({self.init if given is None else 'array'}, run {run}, "
-                      f"{_time.perf_counter() - started:.2f} s)")
-            result = _lloyd(points, centres, self.max_iter, tol, self.verbose and comm.rank == 0, started)
+            progress.note(f"initialization complete ({self.init if given is None else 'array'}, run {run})")
+            result = _lloyd(points, centres, self.max_iter, tol, progress)
             if best is None or (result[1] < best[1] and not _same_clustering(comm, result[0], best[0], k)):
                 best = result
+        progress.close()
         labels, inertia, centres, n_iter = best
         self._comm = comm
         self.n_features_in_ = d
@@ -235,7 +234,7 @@ def _convergence_warning() -> type[Warning]:
 
 
 def _lloyd(
-    points: _kmeans_init.Points, centres: _np.ndarray, max_iter: int, tol: float, verbose: bool, started: float
+    points: _kmeans_init.Points, centres: _np.ndarray, max_iter: int, tol: float, progress: _Progress
 ) -> tuple[list[_np.ndarray], float, _np.ndarray, int]:
     """Run Lloyd's iterations from ``centres``; return ``(labels per block, inertia, centres, n_iter)``."""
     from hpc import kernels
@@ -271,20 +270,17 @@ def _lloyd(
         new_centres = sums.copy()
         filled = counts > 0
         new_centres[filled] *= (1.0 / counts[filled])[:, None]
-        if verbose:
-            print(f"Iteration {iteration}, inertia {inertia:.6g} ({_time.perf_counter() - started:.2f} s)")
+        progress.step(iteration, inertia)
         if changed == 0:
             strict = _np.array_equal(new_centres, centres)
             centres = new_centres
-            if verbose:
-                print(f"Converged at iteration {iteration}: strict convergence.")
+            progress.note(f"converged at iteration {iteration}: strict convergence")
             break
         shift = float(((new_centres - centres) ** 2).sum())
         centres = new_centres
         previous = labels
         if shift <= tol:
-            if verbose:
-                print(f"Converged at iteration {iteration}: center shift {shift:.6g} within tolerance {tol:.6g}.")
+            progress.note(f"converged at iteration {iteration}: center shift {shift:.6g} within tolerance {tol:.6g}")
             break
     if not strict:  # labels that match the final centres, and their exact distances
         final = run_blocks(lambda i: kernels.kmeans_step(blocks.items[i][0], centres), len(blocks))

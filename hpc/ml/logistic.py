@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers as _numbers
-import time as _time
 import warnings as _warnings
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as _np
 from hpc.ml import _data
 from hpc.ml._base import Estimator, check_is_fitted, warn_not_converged
 from hpc.ml._blocks import Blocks
+from hpc.ml._progress import Progress as _Progress
 
 __all__ = ["LogisticRegression"]
 
@@ -40,7 +40,7 @@ class LogisticRegression(Estimator):
             ``n_samples / (n_classes * count)`` over every rank's rows.
         solver (str): must be ``"lbfgs"``.
         max_iter (int): L-BFGS iterations.
-        verbose (int): print each evaluation's objective and time on rank 0.
+        verbose (int): report each iteration's objective and time on rank 0 (a tqdm bar on a terminal).
         warm_start (bool): start from the previous fit's coefficients.
 
     Attributes:
@@ -151,8 +151,7 @@ class LogisticRegression(Estimator):
             grad[:, :d] += l2 * coef
             if not fit_intercept:
                 grad[:, d] = 0.0
-            if self.verbose and comm.rank == 0:
-                print(f"objective {loss:.10g} ({_time.perf_counter() - started:.2f} s)")
+            last[0] = loss
             return loss, grad.ravel()
 
         start = _np.zeros(size)
@@ -160,14 +159,18 @@ class LogisticRegression(Estimator):
             previous = start.reshape(k, d + 1)
             previous[:, :d] = self.coef_
             previous[:, d] = self.intercept_ if fit_intercept else 0.0
-        started = _time.perf_counter()
+        last = [_np.nan]  # the objective of the latest evaluation, for the progress report
+        progress = _Progress(type(self).__name__, self.max_iter, self.verbose, comm.rank)
+        iterations = iter(range(1 << 62))
         result = optimize.minimize(
             loss_grad,
             start,
             method="L-BFGS-B",
             jac=True,
             options={"maxiter": self.max_iter, "maxls": 50, "gtol": self.tol, "ftol": 64 * _np.finfo(float).eps},
+            callback=lambda _: progress.step(next(iterations), last[0]),
         )
+        progress.close()
         if result.status != 0:
             warn_not_converged("lbfgs", self.max_iter)
         W = result.x.reshape(k, d + 1)
