@@ -9,7 +9,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.ml import _data, _kmeans_init, _random
-from hpc.ml._base import Estimator, check_is_fitted
+from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread
 from hpc.ml._blocks import Blocks, run_blocks
 from hpc.ml._moments import centered_moments
 from hpc.ml._progress import Progress as _Progress
@@ -132,6 +132,7 @@ class KMeans(Estimator):
 
     # -- fit -----------------------------------------------------------------------------------------------------
 
+    @one_blas_thread
     def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> KMeans:
         """Cluster every rank's rows (collective); return self."""
         k, n_init = self._checked_params()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.ml import _data
-from hpc.ml._base import Estimator, check_is_fitted
+from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread
 from hpc.ml._blocks import Blocks
 from hpc.ml._moments import centered_moments
 
@@ -186,6 +186,7 @@ class LinearRegression(_LinearModel):
         self.n_jobs = n_jobs
         self.positive = positive
 
+    @one_blas_thread
     def fit(self, X: Any, y: Any, *, comm: Any = None) -> LinearRegression:
         """Fit on every rank's rows (collective); return self."""
         if self.positive:
@@ -241,6 +242,7 @@ class Ridge(_LinearModel):
         self.positive = positive
         self.random_state = random_state
 
+    @one_blas_thread
     def fit(self, X: Any, y: Any, *, comm: Any = None) -> Ridge:
         """Fit on every rank's rows (collective); return self."""
         if self.positive:

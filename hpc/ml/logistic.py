@@ -9,7 +9,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.ml import _data
-from hpc.ml._base import Estimator, check_is_fitted, warn_not_converged
+from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread, warn_not_converged
 from hpc.ml._blocks import Blocks
 from hpc.ml._progress import Progress as _Progress
 
@@ -112,6 +112,7 @@ class LogisticRegression(Estimator):
             return 0.0
         return 1.0 / float(C)
 
+    @one_blas_thread
     def fit(self, X: Any, y: Any, sample_weight: Any = None, *, comm: Any = None) -> LogisticRegression:
         """Fit on every rank's rows (collective); return self."""
         from scipy import optimize

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.ml import _data
-from hpc.ml._base import Estimator, check_is_fitted
+from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread
 from hpc.ml._blocks import Blocks
 from hpc.ml._moments import centered_moments
 
@@ -74,6 +74,7 @@ class PCA(Estimator):
         self.power_iteration_normalizer = power_iteration_normalizer
         self.random_state = random_state
 
+    @one_blas_thread
     def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> PCA:
         """Fit the model on every rank's rows (collective); return self."""
         if self.svd_solver not in ("auto", "covariance_eigh", "full"):

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.ml import _data
-from hpc.ml._base import Estimator, check_is_fitted
+from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread
 from hpc.ml._blocks import Blocks
 from hpc.ml._moments import centered_moments
 
@@ -49,6 +49,7 @@ class StandardScaler(Estimator):
         self.with_mean = with_mean
         self.with_std = with_std
 
+    @one_blas_thread
     def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> StandardScaler:
         """Compute the mean and variance over every rank's rows (collective); return self."""
         comm = self._comm_for(comm)
