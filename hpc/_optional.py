@@ -12,6 +12,7 @@ _HINTS = {
     "pycuda": "pip install 'hpc-substrate[cuda]'",
     "matplotlib": "pip install 'hpc-substrate[plot]'",
     "numba": "pip install numba",
+    "scipy.optimize": "pip install 'hpc-substrate[ml]'",
 }
 _cache: dict[str, _ModuleType | None] = {}
 _errors: dict[str, str] = {}

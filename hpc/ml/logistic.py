@@ -115,8 +115,9 @@ class LogisticRegression(Estimator):
     @one_blas_thread
     def fit(self, X: Any, y: Any, sample_weight: Any = None, *, comm: Any = None) -> LogisticRegression:
         """Fit on every rank's rows (collective); return self."""
-        from scipy import optimize
+        from hpc._optional import require
 
+        optimize = require("scipy.optimize", "hpc.ml.LogisticRegression (its L-BFGS)")
         inverse_c = self._penalty_strength()
         comm = self._comm_for(comm)
         rows = _data.check_rows(comm, X, y, estimator=type(self).__name__, y_kind="classes")

@@ -60,3 +60,21 @@ def uneven_counts(n, size):
     counts = np.floor(n * weights / weights.sum()).astype(int)
     counts[-1] += n - counts.sum()
     return counts.tolist()
+
+
+def classification(n=300, d=4, classes=2, seed=0, spread=1.5, weights=None):
+    """Return overlapping classes ``(X, y)`` (not separable, so even an unpenalized fit is finite)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=spread, size=(classes, d))
+    y = rng.choice(classes, size=n, p=weights)
+    X = centres[y] + rng.normal(size=(n, d)) * rng.uniform(0.7, 1.5, d)
+    return X, y
+
+
+def rel_err(actual, expected):
+    """Return ``max|actual - expected| / max|expected|``: an error relative to the size of the whole answer."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = np.abs(expected).max() if expected.size else 0.0
+    return float(np.abs(actual - expected).max() / scale) if scale > 0 else float(np.abs(actual).max(initial=0.0))
