@@ -48,3 +48,28 @@ def test_distances_errors():
         k.sqdist(np.ones((2, 3)), np.ones((2, 4)))
     with pytest.raises(ValueError, match="centroids must have at least one row"):
         k.kmeans_assign(np.ones((2, 3)), np.ones((0, 3)))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e6])
+def test_gemm_form_keeps_direct_answers_far_from_the_origin(rng, offset, parallel):
+    """Points clustered far from the origin (where |x|^2+|c|^2-2x.c cancels) get the direct form's answers."""
+    x = rng.standard_normal((700, 9)) * 0.01 + offset
+    c = x[:30] + rng.standard_normal((30, 9)) * 1e-3
+    ref = ref_sqdist(x, c)
+    np.testing.assert_allclose(k.sqdist(x, c, parallel=parallel), ref, rtol=1e-12)
+    labels, d = k.kmeans_assign(x, c, parallel=parallel)
+    np.testing.assert_array_equal(labels, ref.argmin(axis=1))
+    np.testing.assert_allclose(d, ref.min(axis=1), rtol=1e-12)
+    assert (k.sqdist(x, x[:50], parallel=parallel)[np.arange(50), np.arange(50)] == 0.0).all()
+
+
+def test_gemm_form_tiles_and_float32(rng):
+    """Many tiles (more rows than one tile holds) and float32 input give the direct form's answers."""
+    x = rng.standard_normal((5000, 3)).astype(np.float32)
+    c = rng.standard_normal((40, 3)).astype(np.float32)
+    ref = ref_sqdist(x, c)
+    np.testing.assert_allclose(k.sqdist(x, c, parallel=False), ref, rtol=1e-6)
+    labels, d = k.kmeans_assign(x, c, parallel=False)
+    assert d.dtype == np.float32
+    np.testing.assert_array_equal(labels, ref.argmin(axis=1))
