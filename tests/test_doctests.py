@@ -22,6 +22,13 @@ MODULES = [
     "hpc.mpi.fused",
     "hpc.mpi.stats",
     "hpc.kernels",
+    "hpc.ml",
+    "hpc.ml.kmeans",
+    "hpc.ml.linear",
+    "hpc.ml.logistic",
+    "hpc.ml.pca",
+    "hpc.ml.rows",
+    "hpc.ml.scaler",
 ]
 
 

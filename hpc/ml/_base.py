@@ -145,6 +145,21 @@ class Estimator:
             input_tags=InputTags(allow_nan=False),
         )
 
+    def _agreed(self, comm: Any, local: Callable[[], Any]) -> Any:
+        """Return ``local()`` once every rank's succeeded; a bad input on any rank raises on all of them.
+
+        The collective methods (``score``) run their local part through this before their reduction, so a rank
+        whose rows are bad does not leave the others waiting in it.
+        """
+        from hpc.ml._data import raise_everywhere
+
+        try:
+            value, error = local(), None
+        except (TypeError, ValueError) as exc:  # NotFittedError is a ValueError
+            value, error = None, exc
+        raise_everywhere(comm, error)
+        return value
+
     def _comm_for(self, comm: Any) -> Any:
         """Return the communicator a collective method runs on: ``comm``, else the one ``fit`` used, else world."""
         from hpc import mpi

@@ -224,7 +224,8 @@ class KMeans(Estimator):
         from hpc import kernels, mpi
 
         comm = self._comm_for(comm)
-        _, dist = kernels.kmeans_step(self._rows(X), self.cluster_centers_.astype(_np.float64))
+        rows = self._agreed(comm, lambda: self._rows(X))
+        _, dist = kernels.kmeans_step(rows, self.cluster_centers_.astype(_np.float64))
         return -float(mpi.sum(comm, dist, reproducible=True))
 
 

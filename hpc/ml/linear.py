@@ -31,7 +31,9 @@ class _LinearModel(Estimator):
 
     _estimator_type = "regressor"
 
-    def _fit_linear(self, X: Any, y: Any, comm: Any, alpha: Any) -> None:
+    def _fit_linear(self, X: Any, y: Any, comm: Any, alpha: Any, cutoff: float | None = None) -> None:
+        """Fit on every rank's rows; ``cutoff`` truncates singular values below it times the largest (lstsq)."""
+        max_condition = MAX_CONDITION if cutoff is None else min(MAX_CONDITION, cutoff**-2)
         comm = self._comm_for(comm)
         rows = _data.check_rows(comm, X, y, estimator=type(self).__name__, y_kind="continuous")
         self._comm = comm
@@ -44,11 +46,15 @@ class _LinearModel(Estimator):
             widths = comm.allgather(_np.array([t if not single else -1], _np.int64))
             if len(set(widths.tolist())) > 1:
                 raise ValueError(f"{type(self).__name__}: ranks disagree on y's shape (targets per rank: {widths})")
-        alphas = _np.broadcast_to(_np.asarray(alpha, dtype=_np.float64), (t,)).copy() if alpha is not None else None
-        if alphas is not None and alphas.shape != (t,):
-            raise ValueError(f"alpha must be a scalar or have one value per target ({t}); got {alpha!r}")
-        if alphas is not None and (alphas < 0).any():
-            raise ValueError(f"alpha must be non-negative; got {alpha!r}")
+        alphas = None
+        if alpha is not None:
+            alphas = _np.asarray(alpha, dtype=_np.float64).reshape(-1)
+            if alphas.shape[0] == 1:
+                alphas = _np.repeat(alphas, t)
+            if alphas.shape != (t,):
+                raise ValueError(f"alpha must be a scalar or have one value per target ({t}); got {alpha!r}")
+            if (alphas < 0).any():
+                raise ValueError(f"alpha must be non-negative; got {alpha!r}")
         blocks = Blocks(comm, rows.counts, [rows.X, Y])
         columns = lambda Xb, Yb: _np.hstack([Xb.astype(_np.float64, copy=False), Yb])  # noqa: E731
         moments = centered_moments(blocks, d + t, columns, centred=self.fit_intercept)
@@ -60,20 +66,26 @@ class _LinearModel(Estimator):
             (slice(j, j + 1), float(alphas[j])) for j in range(t)
         ]
         stable = None
+        eigenvalues = _np.linalg.eigvalsh(gram) if d else _np.zeros(0)
         for columns_of, a in groups:
             system = gram + a * _np.eye(d)
-            solved = _cholesky_solve(system, cross[:, columns_of])
+            solved = None
+            if _well_conditioned(eigenvalues + a, max_condition):
+                solved = _cholesky_solve(system, cross[:, columns_of])
             if solved is None:  # ill-conditioned or singular: TSQR on the data (one more pass, computed once)
                 if stable is None:
                     stable = _tsqr(blocks, d, t, mean_x if self.fit_intercept else None,
                                    mean_y if self.fit_intercept else None)
-                solved = _lstsq_from_r(stable, d, columns_of, a)
+                solved = _lstsq_from_r(stable, d, columns_of, a, cutoff)
             coef[columns_of] = solved.T
-        intercept = mean_y - coef @ mean_x if self.fit_intercept else _np.zeros(t)
         self.n_features_in_ = d
         self.coef_ = coef[0] if single else coef
-        self.intercept_ = float(intercept[0]) if single else intercept
-        self._singular_from = (gram, stable)
+        if self.fit_intercept:
+            intercept = mean_y - coef @ mean_x
+            self.intercept_ = float(intercept[0]) if single else intercept
+        else:
+            self.intercept_ = 0.0  # as scikit-learn, for one target or several
+        self._singular_from = (eigenvalues, stable, rows.n_total)
 
     def predict(self, X: Any) -> _np.ndarray:
         """Return predictions for this rank's rows (local)."""
@@ -86,14 +98,18 @@ class _LinearModel(Estimator):
         from hpc import mpi
 
         comm = self._comm_for(comm)
-        prediction = self.predict(X)
-        Y = _np.asarray(y, dtype=_np.float64)
-        if Y.shape[0] != prediction.shape[0]:
-            raise ValueError(
-                f"Found input variables with inconsistent numbers of samples: {[prediction.shape[0], Y.shape[0]]}"
-            )
-        Y = Y[:, None] if Y.ndim == 1 else Y
-        P = prediction[:, None] if prediction.ndim == 1 else prediction
+
+        def local() -> tuple[_np.ndarray, _np.ndarray]:
+            prediction = self.predict(X)
+            Y = _np.asarray(y, dtype=_np.float64)
+            if Y.ndim == 0 or Y.shape[0] != prediction.shape[0]:
+                raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                                 f"{[prediction.shape[0], Y.shape[0] if Y.ndim else 0]}")
+            if not _np.isfinite(Y).all():
+                raise ValueError("Input y contains NaN or infinity.")
+            return (Y[:, None] if Y.ndim == 1 else Y), (prediction[:, None] if prediction.ndim == 1 else prediction)
+
+        Y, P = self._agreed(comm, local)
         count, _, var = mpi.moments(comm, Y)
         total = _np.atleast_1d(var) * count
         residual = mpi.sum(comm, ((Y - P) ** 2), reproducible=True)
@@ -103,18 +119,22 @@ class _LinearModel(Estimator):
         return float(r2.mean())
 
 
+def _well_conditioned(eigenvalues: _np.ndarray, max_condition: float) -> bool:
+    """Return whether a symmetric system with these eigenvalues is safe for the normal equations."""
+    if eigenvalues.size == 0:
+        return True
+    top = float(eigenvalues.max())
+    return top > 0 and float(eigenvalues.min()) * max_condition > top
+
+
 def _cholesky_solve(system: _np.ndarray, rhs: _np.ndarray) -> _np.ndarray | None:
-    """Return ``system^-1 rhs`` by Cholesky, or None when the system is singular or too ill-conditioned."""
+    """Return ``system^-1 rhs`` by Cholesky, or None when the factorization fails (not positive definite)."""
     d = system.shape[0]
     if d == 0:
         return _np.zeros((0, rhs.shape[1]))
     try:
         factor = _np.linalg.cholesky(system)
     except _np.linalg.LinAlgError:
-        return None
-    diagonal = _np.abs(_np.diag(factor))
-    # cond(system) ~ (max/min of the factor's diagonal)^2 up to a modest factor: cheap and enough to choose a route
-    if diagonal.min() == 0.0 or (diagonal.max() / diagonal.min()) ** 2 > MAX_CONDITION:
         return None
     half = _np.linalg.solve(factor, rhs)  # forward (a triangular factor solves exactly as a general one)
     return _np.linalg.solve(factor.T, half)
@@ -142,14 +162,18 @@ def _tsqr(blocks: Blocks, d: int, t: int, mean_x: Any, mean_y: Any) -> _np.ndarr
     return out
 
 
-def _lstsq_from_r(r: _np.ndarray, d: int, targets: slice, alpha: float) -> _np.ndarray:
-    """Return the minimum-norm least-squares coefficients ``(d, k)`` from the TSQR factor of ``[X | Y]``."""
+def _lstsq_from_r(r: _np.ndarray, d: int, targets: slice, alpha: float, cutoff: float | None) -> _np.ndarray:
+    """Return the minimum-norm least-squares coefficients ``(d, k)`` from the TSQR factor of ``[X | Y]``.
+
+    ``cutoff`` (relative to the largest singular value) zeroes the smaller ones, as ``scipy.linalg.lstsq``'s
+    ``cond``; None keeps all but those at rounding level.
+    """
     system = r[:d, :d]
     rhs = r[:d, d:][:, targets]
     if alpha > 0:  # ridge: the least squares of [X; sqrt(alpha) I] against [y; 0]
         system = _np.vstack([system, _np.sqrt(alpha) * _np.eye(d)])
         rhs = _np.vstack([rhs, _np.zeros((d, rhs.shape[1]))])
-    solution, *_ = _np.linalg.lstsq(system, rhs, rcond=None)
+    solution, *_ = _np.linalg.lstsq(system, rhs, rcond=cutoff)
     return solution
 
 
@@ -161,7 +185,9 @@ class LinearRegression(_LinearModel):
 
     Args:
         fit_intercept (bool): fit an intercept (the data are centred in the moments, never copied).
-        copy_X, tol, n_jobs: accepted for scikit-learn; not used (the input is never modified).
+        tol (float): singular values of the centred X below ``tol`` times the largest count as zero (the ``cond`` of
+            scikit-learn's ``scipy.linalg.lstsq``): such a fit takes the TSQR route and truncates them.
+        copy_X, n_jobs: accepted for scikit-learn; not used (the input is never modified).
         positive (bool): must be False (non-negative least squares is not offered).
 
     Attributes:
@@ -191,15 +217,17 @@ class LinearRegression(_LinearModel):
         """Fit on every rank's rows (collective); return self."""
         if self.positive:
             raise ValueError("positive=True (non-negative least squares) is not supported by hpc.ml.LinearRegression")
-        self._fit_linear(X, y, comm, None)
-        gram, stable = self._singular_from
+        cutoff = max(float(self.tol), float(_np.finfo(_np.float64).eps))
+        self._fit_linear(X, y, comm, None, cutoff)
+        eigenvalues, stable, n = self._singular_from
+        d = self.n_features_in_
         if stable is not None:
-            singular = _np.linalg.svd(stable[: self.n_features_in_, : self.n_features_in_], compute_uv=False)
+            singular = _np.linalg.svd(stable[:d, :d], compute_uv=False)
         else:
-            singular = _np.sqrt(_np.clip(_np.linalg.eigvalsh(gram)[::-1], 0.0, None))
-        cutoff = (singular[0] if singular.size else 0.0) * max(gram.shape[0], 1) * _np.finfo(_np.float64).eps
+            singular = _np.sqrt(_np.clip(eigenvalues[::-1], 0.0, None))
+        singular = singular[: min(n, d)]  # scikit-learn's lstsq gives min(n_samples, n_features) of them
         self.singular_ = singular
-        self.rank_ = int((singular > cutoff).sum())
+        self.rank_ = int((singular > (singular[0] if singular.size else 0.0) * cutoff).sum())
         del self._singular_from
         return self
 

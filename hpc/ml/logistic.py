@@ -228,7 +228,7 @@ class LogisticRegression(Estimator):
         """Return the class probabilities of this rank's rows, ``(rows, n_classes)`` (local)."""
         scores = self.decision_function(X)
         if scores.ndim == 1:
-            positive = 1.0 / (1.0 + _np.exp(-scores))
+            positive = _np.exp(-_np.logaddexp(0.0, -scores))  # the logistic function, without overflow
             return _np.stack([1.0 - positive, positive], axis=1)
         shifted = scores - scores.max(axis=1, keepdims=True)
         e = _np.exp(shifted)
@@ -243,12 +243,21 @@ class LogisticRegression(Estimator):
     def score(self, X: Any, y: Any, sample_weight: Any = None, *, comm: Any = None) -> float:
         """Return the accuracy over every rank's rows (collective)."""
         comm = self._comm_for(comm)
-        correct = (self.predict(X) == _np.asarray(y)).astype(_np.float64)
-        weight = _np.ones_like(correct) if sample_weight is None else _np.asarray(sample_weight, dtype=_np.float64)
-        if weight.shape != correct.shape:
-            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
-                             f"{[correct.shape[0], weight.shape[0]]}")
-        totals = _np.array([float(correct @ weight), float(weight.sum())])
+
+        def local() -> _np.ndarray:
+            predicted = self.predict(X)
+            labels = _np.asarray(y)
+            if labels.shape != predicted.shape:
+                raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                                 f"{[predicted.shape[0], labels.shape[0] if labels.ndim else 0]}")
+            correct = (predicted == labels).astype(_np.float64)
+            weight = _np.ones_like(correct) if sample_weight is None else _np.asarray(sample_weight, _np.float64)
+            if weight.shape != correct.shape:
+                raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                                 f"{[correct.shape[0], weight.shape[0] if weight.ndim else 0]}")
+            return _np.array([float(correct @ weight), float(weight.sum())])
+
+        totals = self._agreed(comm, local)
         totals = comm.allreduce(totals, reproducible=True) if comm.size > 1 else totals
         return float(totals[0] / totals[1])
 

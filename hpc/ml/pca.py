@@ -31,7 +31,10 @@ class PCA(Estimator):
         copy (bool): accepted for scikit-learn; the input is never modified.
         whiten (bool): scale the projections to unit variance.
         svd_solver (str): ``"auto"``, ``"covariance_eigh"`` or ``"full"``; all run the covariance route here
-            (``"full"``'s SVD of the data would need every row on one rank).
+            (``"full"``'s SVD of the data would need every row on one rank), with the conventions of the route
+            scikit-learn would take: ``explained_variance_ratio_`` and ``noise_variance_`` over ``min(n, d)``
+            eigenvalues for ``"full"`` (and ``"auto"`` below ``10 * n_features`` rows), over all ``d`` for
+            ``"covariance_eigh"``; the two differ only when ``n < d``.
         tol, iterated_power, n_oversamples, power_iteration_normalizer, random_state: accepted for scikit-learn's
             parameter set; the covariance route does not use them.
 
@@ -99,19 +102,29 @@ class PCA(Estimator):
         eigenvectors = eigenvectors[:, ::-1]
         eigenvalues[eigenvalues < 0.0] = 0.0
         components = _flip_signs(eigenvectors.T.copy())
-        total = eigenvalues.sum()
+        # scikit-learn's "full" solver (its choice under "auto" unless n >= 10 d and d <= 1000) has min(n, d)
+        # eigenvalues; its covariance route has d, the extra ones (near) zero: the ratios' total and the noise
+        # variance follow whichever route scikit-learn would have taken
+        kept = limit if self._sklearn_route(n, d) == "full" else d
+        total = eigenvalues[:kept].sum()
         with _np.errstate(invalid="ignore", divide="ignore"):
             ratio = eigenvalues / total
         if isinstance(k, float):  # a fraction of the variance: the fewest components whose ratio exceeds it
             k = int(_np.searchsorted(_np.cumsum(ratio), k, side="right")) + 1
             k = min(k, limit)
-        self.noise_variance_ = float(eigenvalues[k:limit].mean()) if k < limit else 0.0
+        self.noise_variance_ = float(eigenvalues[k:kept].mean()) if k < limit else 0.0
         self.n_components_ = k
         self.components_ = components[:k].astype(dtype)
         self.explained_variance_ = eigenvalues[:k].astype(dtype)
         self.explained_variance_ratio_ = ratio[:k].astype(dtype)
         self.singular_values_ = _np.sqrt(eigenvalues[:k] * max(n - 1, 1)).astype(dtype)
         return self
+
+    def _sklearn_route(self, n: int, d: int) -> str:
+        """Return the solver scikit-learn would run for this shape: "covariance_eigh" or "full"."""
+        if self.svd_solver == "auto":
+            return "covariance_eigh" if d <= 1_000 and n >= 10 * d else "full"
+        return self.svd_solver
 
     def _components_wanted(self, limit: int) -> int | float:
         k = self.n_components
@@ -203,8 +216,8 @@ class PCA(Estimator):
     def score(self, X: Any, y: Any = None, *, comm: Any = None) -> float:
         """Return the average log-likelihood over every rank's rows (collective)."""
         comm = self._comm_for(comm)
-        local = self.score_samples(X)
-        total, count = comm.allreduce(_np.array([local.sum(), float(local.shape[0])]))
+        local = self._agreed(comm, lambda: self.score_samples(X))
+        total, count = comm.allreduce(_np.array([local.sum(), float(local.shape[0])]), reproducible=True)
         return float(total / count)
 
     def __sklearn_tags__(self) -> Any:

@@ -1,0 +1,349 @@
+"""Bad input to a collective fit under MPI: a clear error on every rank, never a hang, and the ranks usable after.
+
+Each test gives one rank (the last; rank 0 on one process) a bad input, or the ranks disagreeing inputs, and checks
+with ``pytest.raises`` on every rank that the fit raises the expected type with a message naming the problem; the
+ranks that passed good rows must also name the failing rank. After each error a small allreduce shows that the
+communicator still works. Tests of a disagreement between ranks need two ranks and skip on one.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from hpc import ml, mpi
+
+pytestmark = pytest.mark.mpi
+
+D = 3  # features
+ROWS = 12  # rows per rank
+
+ESTIMATORS = {
+    "StandardScaler": (lambda: ml.StandardScaler(), None),
+    "PCA": (lambda: ml.PCA(n_components=2), None),
+    "LinearRegression": (lambda: ml.LinearRegression(), "continuous"),
+    "Ridge": (lambda: ml.Ridge(alpha=1.0), "continuous"),
+    "LogisticRegression": (lambda: ml.LogisticRegression(), "classes"),
+    "KMeans": (lambda: ml.KMeans(n_clusters=2, random_state=0), None),
+}
+NAMES = list(ESTIMATORS)
+SUPERVISED = [name for name in NAMES if ESTIMATORS[name][1] is not None]
+
+
+def _world():
+    return mpi.world()
+
+
+def _self():
+    """Return a one-process communicator (this rank alone) for the reference fit of every rank's rows."""
+    return mpi.Comm(mpi.comm.mpi_module().COMM_SELF)
+
+
+def _bad_rank(comm):
+    return comm.size - 1
+
+
+def _rows(comm, rows=ROWS, d=D):
+    """Return this rank's good rows and both kinds of target (classes alternate, so every rank sees both)."""
+    rng = np.random.default_rng(100 + comm.rank)
+    X = rng.normal(size=(rows, d))
+    y_cont = X @ np.arange(1.0, d + 1.0) + rng.normal(size=rows)
+    y_class = np.arange(rows) % 2
+    return X, y_cont, y_class
+
+
+def _fit(name, X, y_cont=None, y_class=None, **fit_kwargs):
+    make, kind = ESTIMATORS[name]
+    if kind is None:
+        return make().fit(X, **fit_kwargs)
+    return make().fit(X, y_cont if kind == "continuous" else y_class, **fit_kwargs)
+
+
+def _raises_everywhere(comm, kind, pattern, fit):
+    """Run ``fit`` expecting ``kind`` matching ``pattern`` on this rank; return the exception."""
+    with pytest.raises(kind, match=pattern) as info:
+        fit()
+    return info.value
+
+
+def _names_failing_rank(comm, exc, bad):
+    """On the ranks whose own input was good, the message says which rank failed."""
+    if comm.rank != bad:
+        assert f"rank {bad}" in str(exc), str(exc)
+
+
+def _still_works(comm):
+    """The communicator still reduces correctly after the error (no rank left inside a collective)."""
+    assert comm.allreduce(1) == comm.size
+    total = comm.allreduce(np.full(4, comm.rank + 1.0))
+    np.testing.assert_array_equal(total, np.full(4, comm.size * (comm.size + 1) / 2))
+
+
+def _with_nan(X):
+    X = X.copy()
+    X[3, 1] = np.nan
+    return X
+
+
+def _with_inf(X):
+    X = X.copy()
+    X[0, 0] = -np.inf
+    return X
+
+
+#: one rank's X spoiled: how, and the error every rank raises (type, message)
+SPOILED_X = {
+    "nan": (_with_nan, ValueError, "Input X contains NaN"),
+    "inf": (_with_inf, ValueError, "Input X contains infinity"),
+    "strings": (lambda X: X.astype(str), TypeError, "must hold numbers; got dtype <U"),
+    "complex": (lambda X: X + 1j, ValueError, "Complex data not supported"),
+    "one-dimensional": (lambda X: X[:, 0], ValueError, "Expected 2D array"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("spoil", list(SPOILED_X))
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_x_on_one_rank(name, spoil):
+    """A bad X on one rank only (NaN, inf, strings, complex, 1-D): the same error type on every rank, the
+    failing rank named by the others, and the communicator usable after."""
+    comm = _world()
+    bad = _bad_rank(comm)
+    X, y_cont, y_class = _rows(comm)
+    change, kind, pattern = SPOILED_X[spoil]
+    if comm.rank == bad:
+        X = change(X)
+    exc = _raises_everywhere(comm, kind, pattern, lambda: _fit(name, X, y_cont, y_class))
+    _names_failing_rank(comm, exc, bad)
+    _still_works(comm)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_different_feature_counts(name):
+    """One rank with another number of features: ValueError naming the feature counts on every rank."""
+    comm = _world()
+    if comm.size < 2:
+        pytest.skip("needs two ranks to disagree")
+    bad = _bad_rank(comm)
+    X, y_cont, y_class = _rows(comm, d=D + 1 if comm.rank == bad else D)
+    exc = _raises_everywhere(comm, ValueError, "number of features", lambda: _fit(name, X, y_cont, y_class))
+    assert f"rank {bad}: {D + 1} features" in str(exc)
+    _still_works(comm)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_and_float64(name):
+    """float32 rows on one rank and float64 on the others: ValueError naming the dtypes on every rank."""
+    comm = _world()
+    if comm.size < 2:
+        pytest.skip("needs two ranks to disagree")
+    bad = _bad_rank(comm)
+    X, y_cont, y_class = _rows(comm)
+    if comm.rank == bad:
+        X = X.astype(np.float32)
+    exc = _raises_everywhere(comm, ValueError, "dtype", lambda: _fit(name, X, y_cont, y_class))
+    assert "float32" in str(exc) and "float64" in str(exc)
+    _still_works(comm)
+
+
+def _y_with_nan(y_cont, y_class):
+    y_cont = y_cont.copy()
+    y_cont[5] = np.nan
+    return y_cont, y_class
+
+
+#: one rank's y spoiled: how, the estimators it concerns, and the error every rank raises (type, message)
+SPOILED_Y = {
+    "nan": (_y_with_nan, ["LinearRegression", "Ridge"], "Input y contains NaN"),
+    "short": (lambda y_cont, y_class: (y_cont[:-1], y_class[:-1]), SUPERVISED,
+              re.escape(f"inconsistent numbers of samples: [{ROWS}, {ROWS - 1}]")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name, spoil", [(n, s) for s, (_, names, _) in SPOILED_Y.items() for n in names])
+def test_bad_y_on_one_rank(name, spoil):
+    """A bad y on one rank only (NaN in a regression target, one row short): ValueError on every rank."""
+    comm = _world()
+    bad = _bad_rank(comm)
+    X, y_cont, y_class = _rows(comm)
+    change, _, pattern = SPOILED_Y[spoil]
+    if comm.rank == bad:
+        y_cont, y_class = change(y_cont, y_class)
+    exc = _raises_everywhere(comm, ValueError, pattern, lambda: _fit(name, X, y_cont, y_class))
+    _names_failing_rank(comm, exc, bad)
+    _still_works(comm)
+
+
+def test_single_class_everywhere():
+    """Every rank holds only class 0: ValueError "only one class" on every rank."""
+    comm = _world()
+    X, _, _ = _rows(comm)
+    _raises_everywhere(comm, ValueError, "only one class", lambda: ml.LogisticRegression().fit(X, np.zeros(ROWS, int)))
+    _still_works(comm)
+
+
+def test_one_class_per_rank_but_two_overall():
+    """Each rank sees one class but the union has two: the fit succeeds and equals the one-process fit of all rows."""
+    comm = _world()
+    X, _, _ = _rows(comm)
+    y = np.full(ROWS, comm.rank % 2)
+    if comm.size == 1:  # one process: it holds both classes itself
+        y = np.arange(ROWS) % 2
+    X = X + 2.0 * y[:, None]
+    model = ml.LogisticRegression(C=0.5).fit(X, y)
+    assert model.classes_.tolist() == [0, 1]
+    every_X = np.concatenate(comm.mpi.allgather(X))
+    every_y = np.concatenate(comm.mpi.allgather(y))
+    alone = ml.LogisticRegression(C=0.5).fit(every_X, every_y, comm=_self())
+    np.testing.assert_allclose(model.coef_, alone.coef_, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model.intercept_, alone.intercept_, rtol=1e-12, atol=1e-14)
+    _still_works(comm)
+
+
+def test_string_classes_split_over_ranks():
+    """String labels, each rank holding a different one: classes_ is the sorted union on every rank."""
+    comm = _world()
+    X, _, _ = _rows(comm)
+    names = np.array(["ant", "bee", "cat"])
+    y = names[(np.arange(ROWS) % 3) if comm.size == 1 else np.full(ROWS, comm.rank % 3)]
+    model = ml.LogisticRegression().fit(X + np.arange(ROWS)[:, None] % 3, y)
+    expected = sorted(set(names[: min(comm.size, 3)].tolist())) if comm.size > 1 else names.tolist()
+    assert model.classes_.tolist() == expected
+    assert comm.mpi.allgather(model.classes_.tolist()) == [expected] * comm.size
+
+
+def test_label_types_disagree():
+    """String labels on one rank and integers on the others: TypeError naming the label types on every rank."""
+    comm = _world()
+    if comm.size < 2:
+        pytest.skip("needs two ranks to disagree")
+    X, _, y_class = _rows(comm)
+    y = y_class.astype(str) if comm.rank == _bad_rank(comm) else y_class
+    _raises_everywhere(comm, TypeError, "labels of different types", lambda: ml.LogisticRegression().fit(X, y))
+    _still_works(comm)
+
+
+def test_continuous_labels_on_one_rank():
+    """Continuous labels on one rank: ValueError "Unknown label type" on every rank."""
+    comm = _world()
+    bad = _bad_rank(comm)
+    X, y_cont, y_class = _rows(comm)
+    y = y_cont if comm.rank == bad else y_class
+    exc = _raises_everywhere(comm, ValueError, "Unknown label type", lambda: ml.LogisticRegression().fit(X, y))
+    _names_failing_rank(comm, exc, bad)
+    _still_works(comm)
+
+
+def test_bad_sample_weight_on_one_rank():
+    """A negative sample weight on one rank: ValueError naming sample_weight on every rank."""
+    comm = _world()
+    bad = _bad_rank(comm)
+    X, _, y_class = _rows(comm)
+    weight = np.ones(ROWS)
+    if comm.rank == bad:
+        weight[2] = -1.0
+    exc = _raises_everywhere(comm, ValueError, "sample_weight",
+                             lambda: ml.LogisticRegression().fit(X, y_class, sample_weight=weight))
+    _names_failing_rank(comm, exc, bad)
+    _still_works(comm)
+
+
+def test_all_zero_sample_weights():
+    """Zero sample weights on every rank: scikit-learn's "at least one non-zero" ValueError on every rank."""
+    comm = _world()
+    X, _, y_class = _rows(comm)
+    _raises_everywhere(comm, ValueError, "Sample weights must contain at least one non-zero number",
+                       lambda: ml.LogisticRegression().fit(X, y_class, sample_weight=np.zeros(ROWS)))
+    _still_works(comm)
+
+
+def test_zero_weights_on_one_rank_only():
+    """Zero sample weights on one rank only are no error: the fit equals the one without that rank's rows."""
+    comm = _world()
+    if comm.size < 2:
+        pytest.skip("needs another rank to hold the weight")
+    bad = _bad_rank(comm)
+    X, _, y_class = _rows(comm)
+    weight = np.zeros(ROWS) if comm.rank == bad else np.ones(ROWS)
+    model = ml.LogisticRegression(C=0.5, tol=1e-10).fit(X, y_class, sample_weight=weight)
+    keep = comm.rank != bad
+    every_X = np.concatenate([a for a, k in zip(comm.mpi.allgather(X), comm.mpi.allgather(keep)) if k])
+    every_y = np.concatenate([a for a, k in zip(comm.mpi.allgather(y_class), comm.mpi.allgather(keep)) if k])
+    alone = ml.LogisticRegression(C=0.5, tol=1e-10).fit(every_X, every_y, comm=_self())
+    np.testing.assert_allclose(model.coef_, alone.coef_, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["LinearRegression", "Ridge"])
+def test_target_shapes_disagree(name):
+    """A 1-D y on one rank and a 2-D y on the others: ValueError naming y's shape on every rank."""
+    comm = _world()
+    if comm.size < 2:
+        pytest.skip("needs two ranks to disagree")
+    X, y_cont, _ = _rows(comm)
+    y = y_cont if comm.rank == _bad_rank(comm) else np.stack([y_cont, -y_cont], axis=1)
+    _raises_everywhere(comm, ValueError, "y's shape", lambda: _fit(name, X, y))
+    _still_works(comm)
+
+
+@pytest.mark.parametrize("empty_rank", [False, True])
+def test_fewer_rows_than_clusters(empty_rank):
+    """Fewer rows over all ranks than n_clusters (rank 0 holding none, or one): sklearn's message with the total."""
+    comm = _world()
+    X, _, _ = _rows(comm, rows=1)
+    empty_rank = empty_rank and comm.size > 1  # one process: its one row is all there is
+    if empty_rank and comm.rank == 0:
+        X = X[:0]
+    total = comm.size - (1 if empty_rank else 0)
+    k = comm.size + 1
+    pattern = re.escape(f"n_samples={total} should be >= n_clusters={k}")
+    _raises_everywhere(comm, ValueError, pattern, lambda: ml.KMeans(n_clusters=k).fit(X))
+    _still_works(comm)
+
+
+def test_no_rows_anywhere():
+    """Zero rows on every rank: ValueError naming the minimum of one sample on every rank."""
+    comm = _world()
+    X = np.empty((0, D))
+    _raises_everywhere(comm, ValueError, "minimum of 1 is required", lambda: ml.StandardScaler().fit(X))
+    _still_works(comm)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_clean_fit_after_errors(name):
+    """After a bad fit on one rank, a good fit on the same ranks works and equals the one-process fit of all rows."""
+    comm = _world()
+    X, y_cont, y_class = _rows(comm)
+    broken = X.copy()
+    if comm.rank == _bad_rank(comm):
+        broken[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        _fit(name, broken, y_cont, y_class)
+    model = _fit(name, X, y_cont, y_class)
+    gather = comm.mpi.allgather
+    every = [np.concatenate(gather(a)) for a in (X, y_cont, y_class)]
+    alone = _fit(name, *every, comm=_self())
+    for attribute in ("mean_", "components_", "coef_", "cluster_centers_"):
+        if hasattr(alone, attribute):
+            np.testing.assert_array_equal(getattr(model, attribute), getattr(alone, attribute))
+
+
+SCORED = {"PCA": None, "LinearRegression": "continuous", "Ridge": "continuous",
+          "LogisticRegression": "classes", "KMeans": None}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(SCORED))
+def test_score_with_nan_on_one_rank(name):
+    """score is collective: NaN in one rank's X raises on every rank (the others name it) instead of a hang."""
+    comm = _world()
+    bad = _bad_rank(comm)
+    X, y_cont, y_class = _rows(comm)
+    model = _fit(name, X, y_cont, y_class)
+    if comm.rank == bad:
+        X = X.copy()
+        X[2, 0] = np.nan
+    kind = SCORED[name]
+    args = (X,) if kind is None else (X, y_cont if kind == "continuous" else y_class)
+    exc = _raises_everywhere(comm, ValueError, "Input X contains NaN", lambda: model.score(*args))
+    _names_failing_rank(comm, exc, bad)
+    _still_works(comm)

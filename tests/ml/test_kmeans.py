@@ -1,0 +1,261 @@
+"""hpc.ml.KMeans against scikit-learn 1.9's KMeans (lloyd) on one process: answers, attributes, messages."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+from hpc import ml
+
+from .conftest import blobs, rel_err
+
+sklearn_cluster = pytest.importorskip("sklearn.cluster")
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
+
+SkKMeans = sklearn_cluster.KMeans
+
+
+def _separated(n=600, d=3, k=6, seed=0):
+    """Return blobs whose centres are far apart compared with their spread: every good init finds the optimum."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=40.0, size=(k, d))
+    labels = np.arange(n) % k
+    return centres[labels] + rng.normal(size=(n, d)) + 5.0
+
+
+def _poor_init(X, k, seed):
+    """Return ``k`` starting centres close together (rows of one corner of the data): Lloyd needs many steps."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(X[:, 0])
+    return X[order[rng.choice(40, size=k, replace=False)]] + rng.normal(scale=0.01, size=(k, X.shape[1]))
+
+
+ARRAY_CASES = [
+    # (seed, n, d, k): overlapping blobs, a poor start: many Lloyd iterations to follow exactly
+    (0, 500, 4, 5),
+    (1, 400, 2, 7),
+    (2, 300, 6, 3),
+]
+
+
+@pytest.mark.parametrize("seed, n, d, k", ARRAY_CASES)
+def test_array_init_matches_lloyd(seed, n, d, k):
+    """From the same ndarray init with tol=0, the centres, inertia, n_iter_ and labels are scikit-learn's lloyd's."""
+    X, _ = blobs(n=n, d=d, centres=k + 1, seed=seed)
+    init = _poor_init(X, k, seed)
+    ours = ml.KMeans(n_clusters=k, init=init, n_init=1, tol=0.0).fit(X)
+    theirs = SkKMeans(n_clusters=k, init=init, n_init=1, tol=0.0, algorithm="lloyd").fit(X)
+    assert theirs.n_iter_ >= 3  # the case really iterates
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_array_equal(ours.labels_, theirs.labels_)
+    assert rel_err(ours.cluster_centers_, theirs.cluster_centers_) <= 1e-10
+    np.testing.assert_allclose(ours.cluster_centers_, theirs.cluster_centers_, rtol=1e-10, atol=0)
+    assert ours.inertia_ == pytest.approx(theirs.inertia_, rel=1e-10, abs=0)
+
+
+def _same_as_lloyd(ours, theirs):
+    """Assert the fits agree: iterations, labels, centres and inertia (1e-10 relative)."""
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_array_equal(ours.labels_, theirs.labels_)
+    np.testing.assert_allclose(ours.cluster_centers_, theirs.cluster_centers_, rtol=1e-10, atol=0)
+    assert ours.inertia_ == pytest.approx(theirs.inertia_, rel=1e-10, abs=0)
+
+
+def test_array_init_with_tolerance_matches_lloyd():
+    """With scikit-learn's default tol the run stops at the same iteration with the same centres."""
+    X, _ = blobs(n=500, d=4, centres=6, seed=3)
+    init = _poor_init(X, 5, 3)
+    ours = ml.KMeans(n_clusters=5, init=init, n_init=1).fit(X)
+    theirs = SkKMeans(n_clusters=5, init=init, n_init=1).fit(X)
+    _same_as_lloyd(ours, theirs)
+
+
+def test_empty_cluster_relocated_as_sklearn():
+    """A starting centre far from every row leaves its cluster empty; it moves to the farthest row, as in sklearn."""
+    X, _ = blobs(n=300, d=3, centres=4, seed=4)
+    init = _poor_init(X, 4, 4)
+    init[2] = X.mean(axis=0) + 1e4  # nothing is nearest to it at the first step
+    ours = ml.KMeans(n_clusters=4, init=init, n_init=1, tol=0.0).fit(X)
+    theirs = SkKMeans(n_clusters=4, init=init, n_init=1, tol=0.0).fit(X)
+    assert np.bincount(ours.labels_, minlength=4).min() > 0
+    _same_as_lloyd(ours, theirs)
+
+
+def test_kmeans_plusplus_inertia_close_to_sklearn():
+    """k-means++ over several seeds reaches, on average, an inertia no worse than 1.05 times scikit-learn's."""
+    X, _ = blobs(n=600, d=3, centres=8, seed=5)
+    seeds = range(6)
+    ours = np.mean([ml.KMeans(n_clusters=8, random_state=s).fit(X).inertia_ for s in seeds])
+    theirs = np.mean([SkKMeans(n_clusters=8, random_state=s, n_init=1).fit(X).inertia_ for s in seeds])
+    assert ours <= 1.05 * theirs
+
+
+@pytest.mark.parametrize("init, k", [("random", 4), ("k-means||", 4), ("k-means||", 6), ("k-means++", 6)])
+def test_other_inits_on_separated_blobs(init, k):
+    """Each init finds well-separated blobs: inertia within 1.05x of scikit-learn's best for seeds 0, 1 and 2.
+
+    Random starts need few blobs (k=4, where scikit-learn's own init="random" finds them for every seed 0..7).
+    """
+    X = _separated(k=k, seed=1)
+    theirs = SkKMeans(n_clusters=k, init="k-means++", n_init=10, random_state=0).fit(X).inertia_
+    assert SkKMeans(n_clusters=k, init=init if init == "random" else "k-means++", random_state=0).fit(X).inertia_ \
+        <= 1.05 * theirs
+    for seed in range(3):
+        ours = ml.KMeans(n_clusters=k, init=init, random_state=seed).fit(X)
+        assert ours.inertia_ <= 1.05 * theirs, (seed, ours.inertia_, theirs)
+        assert np.bincount(ours.labels_, minlength=k).min() > 0
+
+
+@pytest.mark.parametrize("init", ["random", "k-means++", "k-means||"])
+def test_n_init_keeps_best_run(init):
+    """With n_init=5 the lowest-inertia run is kept: never worse than the first run alone (n_init=1)."""
+    X, _ = blobs(n=400, d=2, centres=9, seed=11)
+    for seed in range(3):
+        one = ml.KMeans(n_clusters=8, init=init, n_init=1, random_state=seed).fit(X)
+        five = ml.KMeans(n_clusters=8, init=init, n_init=5, random_state=seed).fit(X)
+        assert five.inertia_ <= one.inertia_
+
+
+def test_random_init_draws_distinct_rows():
+    """With max_iter=1 and init="random" every centre moved from k distinct rows: no two centres coincide."""
+    X = _separated(n=60, k=3)
+    km = ml.KMeans(n_clusters=20, init="random", n_init=1, max_iter=1, random_state=1).fit(X)
+    assert np.unique(km.cluster_centers_.round(12), axis=0).shape[0] == 20
+
+
+def test_random_state_repeats_and_varies():
+    """The same random_state gives the same bits; different seeds give different initial draws."""
+    X, _ = blobs(n=300, d=3, centres=6, seed=6)
+    a = ml.KMeans(n_clusters=6, random_state=7, max_iter=1).fit(X)
+    b = ml.KMeans(n_clusters=6, random_state=7, max_iter=1).fit(X)
+    c = ml.KMeans(n_clusters=6, random_state=8, max_iter=1).fit(X)
+    assert a.cluster_centers_.tobytes() == b.cluster_centers_.tobytes()
+    assert not np.array_equal(a.cluster_centers_, c.cluster_centers_)
+
+
+def test_local_methods_match_sklearn():
+    """predict, transform, score and fit_predict agree with scikit-learn's on the same fitted centres."""
+    X, _ = blobs(n=400, d=4, centres=5, seed=7)
+    new, _ = blobs(n=50, d=4, centres=5, seed=8)
+    init = _poor_init(X, 5, 7)
+    ours = ml.KMeans(n_clusters=5, init=init, n_init=1, tol=0.0).fit(X)
+    theirs = SkKMeans(n_clusters=5, init=init, n_init=1, tol=0.0).fit(X)
+    np.testing.assert_array_equal(ours.predict(new), theirs.predict(new))
+    np.testing.assert_allclose(ours.transform(new), theirs.transform(new), rtol=1e-8, atol=1e-9)
+    assert ours.score(new) == pytest.approx(theirs.score(new), rel=1e-10)
+    assert ours.score(X) == pytest.approx(-ours.inertia_, rel=1e-12)
+    np.testing.assert_array_equal(ml.KMeans(n_clusters=5, init=init, n_init=1).fit_predict(X),
+                                  ml.KMeans(n_clusters=5, init=init, n_init=1).fit(X).labels_)
+    np.testing.assert_allclose(ml.KMeans(n_clusters=5, init=init, n_init=1).fit_transform(X), ours.transform(X),
+                               rtol=1e-8, atol=1e-9)
+
+
+def test_attribute_types_match_sklearn():
+    """labels_ is int32, inertia_ a float, n_iter_ an int and cluster_centers_ keeps float32 input's dtype."""
+    X, _ = blobs(n=200, d=3, centres=3, seed=9, dtype=np.float32)
+    ours = ml.KMeans(n_clusters=3, random_state=0).fit(X)
+    theirs = SkKMeans(n_clusters=3, random_state=0).fit(X)
+    assert ours.cluster_centers_.dtype == theirs.cluster_centers_.dtype == np.float32
+    assert ours.labels_.dtype == theirs.labels_.dtype
+    assert isinstance(ours.inertia_, float) and isinstance(ours.n_iter_, int)
+    assert ours.n_features_in_ == 3
+    assert ours.predict(X).shape == (200,)
+
+
+def test_inputs_not_modified():
+    """fit leaves X and the init array untouched."""
+    X, _ = blobs(n=200, d=3, centres=3, seed=10)
+    init = X[:3].copy()
+    X_before, init_before = X.copy(), init.copy()
+    ml.KMeans(n_clusters=3, init=init, n_init=1).fit(X)
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(init, init_before)
+
+
+def test_too_few_samples_message():
+    """Fewer rows than clusters raises scikit-learn's message."""
+    with pytest.raises(ValueError, match=re.escape("n_samples=1 should be >= n_clusters=8")):
+        ml.KMeans().fit(np.zeros((1, 4)))
+
+
+@pytest.mark.parametrize("bad, message", [(np.nan, "Input X contains NaN"), (np.inf, "Input X contains infinity")])
+def test_non_finite_message(bad, message):
+    """NaN or infinity in X raises scikit-learn's message."""
+    X, _ = blobs(n=50, d=4, centres=2)
+    X[7, 2] = bad
+    with pytest.raises(ValueError, match=message):
+        ml.KMeans(n_clusters=2).fit(X)
+
+
+def test_feature_count_message():
+    """predict on rows with another feature count raises scikit-learn's message."""
+    X, _ = blobs(n=50, d=4, centres=2)
+    km = ml.KMeans(n_clusters=2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=re.escape("X has 3 features, but KMeans is expecting 4 features as input")):
+        km.predict(X[:, :3])
+    with pytest.raises(ValueError, match="X has 3 features"):
+        km.transform(X[:, :3])
+
+
+def test_not_fitted_and_one_dimensional():
+    """predict before fit raises scikit-learn's NotFittedError; a 1-D X raises the 2D-array message."""
+    with pytest.raises(NotFittedError):
+        ml.KMeans().predict(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array instead"):
+        ml.KMeans(n_clusters=2).fit(np.arange(10.0))
+
+
+def test_wrong_dtypes():
+    """Strings raise a TypeError naming the dtype; complex numbers raise scikit-learn's ValueError."""
+    with pytest.raises(TypeError, match="dtype"):
+        ml.KMeans(n_clusters=2).fit(np.array([["a", "b"], ["c", "d"], ["e", "f"]]))
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        ml.KMeans(n_clusters=2).fit(np.ones((4, 2)) + 1j)
+
+
+def test_init_shape_messages():
+    """An init array of the wrong shape names the clusters or features it disagrees with."""
+    X, _ = blobs(n=50, d=4, centres=2)
+    with pytest.raises(ValueError, match=re.escape("does not match the number of clusters 2")):
+        ml.KMeans(n_clusters=2, init=np.zeros((3, 4)), n_init=1).fit(X)
+    with pytest.raises(ValueError, match=re.escape("does not match the number of features of the data 4")):
+        ml.KMeans(n_clusters=2, init=np.zeros((2, 3)), n_init=1).fit(X)
+
+
+def test_explicit_init_with_n_init_warns():
+    """An init array with n_init > 1 warns, as scikit-learn does, and runs once."""
+    X, _ = blobs(n=50, d=2, centres=2)
+    with pytest.warns(RuntimeWarning, match="Explicit initial center position passed"):
+        ml.KMeans(n_clusters=2, init=X[:2], n_init=3).fit(X)
+
+
+def test_duplicate_points_warn():
+    """Fewer distinct points than clusters gives scikit-learn's ConvergenceWarning."""
+    X = np.repeat(np.array([[1.0, 2.0], [3.0, 4.0]]), 5, axis=0)
+    with pytest.warns(ConvergenceWarning, match=re.escape("Number of distinct clusters (2) found smaller than "
+                                                          "n_clusters (3)")):
+        ml.KMeans(n_clusters=3, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"n_clusters": 0}, {"n_clusters": 2.5}, {"max_iter": 0}, {"tol": -1.0}, {"init": "nope"}, {"n_init": 0},
+     {"algorithm": "magic"}],
+)
+def test_bad_parameters(params):
+    """An invalid parameter raises ValueError at fit, naming it."""
+    X, _ = blobs(n=50, d=2, centres=2)
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=name):
+        ml.KMeans(**{"n_clusters": 2, **params}).fit(X)
+
+
+def test_no_warning_on_clean_fit():
+    """A fit of ordinary data emits no warning."""
+    X, _ = blobs(n=200, d=3, centres=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ml.KMeans(n_clusters=3, random_state=0).fit(X)

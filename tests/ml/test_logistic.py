@@ -1,0 +1,233 @@
+"""hpc.ml.LogisticRegression against scikit-learn 1.9's LogisticRegression (lbfgs) on one process."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+from hpc import ml
+
+from .conftest import classification, rel_err
+
+sklearn_linear = pytest.importorskip("sklearn.linear_model")
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
+
+SkLogistic = sklearn_linear.LogisticRegression
+
+#: the issue's target: coefficients within 1e-4 (relative to the largest) of scikit-learn's at tol=1e-10
+TOL = 1e-4
+TIGHT = {"tol": 1e-10, "max_iter": 10_000}
+
+
+def _both(X, y, sample_weight=None, **params):
+    ours = ml.LogisticRegression(**TIGHT, **params).fit(X, y, sample_weight=sample_weight)
+    theirs = SkLogistic(**TIGHT, **params).fit(X, y, sample_weight=sample_weight)
+    return ours, theirs
+
+
+def _assert_same_model(ours, theirs, X):
+    """Coefficients within TOL, and the local methods agree (predict away from ties)."""
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    assert ours.coef_.shape == theirs.coef_.shape
+    assert ours.intercept_.shape == theirs.intercept_.shape
+    assert rel_err(ours.coef_, theirs.coef_) <= TOL
+    assert rel_err(ours.intercept_, theirs.intercept_) <= TOL or np.abs(ours.intercept_ - theirs.intercept_).max() \
+        <= TOL * np.abs(theirs.coef_).max()
+    ours_df, theirs_df = ours.decision_function(X), theirs.decision_function(X)
+    assert ours_df.shape == theirs_df.shape
+    assert rel_err(ours_df, theirs_df) <= TOL
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=0, atol=TOL)
+    np.testing.assert_allclose(ours.predict_log_proba(X), theirs.predict_log_proba(X), rtol=TOL, atol=TOL)
+    margin = np.abs(theirs_df) if theirs_df.ndim == 1 else np.diff(np.sort(theirs_df, axis=1)[:, -2:], axis=1)[:, 0]
+    clear = margin > 1e-3 * np.abs(theirs_df).max()
+    np.testing.assert_array_equal(ours.predict(X)[clear], theirs.predict(X)[clear])
+
+
+@pytest.mark.parametrize("C", [0.01, 1.0, 100.0, np.inf])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_matches_lbfgs(classes, C):
+    """coef_, intercept_ and every local method match scikit-learn's lbfgs (binary and multinomial, several C)."""
+    X, y = classification(n=300, d=4, classes=classes, seed=classes)
+    ours, theirs = _both(X, y, C=C)
+    _assert_same_model(ours, theirs, X)
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_no_intercept_matches(classes):
+    """fit_intercept=False matches scikit-learn's and leaves intercept_ at zero."""
+    X, y = classification(n=250, d=3, classes=classes, seed=10 + classes)
+    ours, theirs = _both(X, y, fit_intercept=False)
+    _assert_same_model(ours, theirs, X)
+    assert not ours.intercept_.any()
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_class_weight_balanced(classes):
+    """class_weight="balanced" on imbalanced classes matches scikit-learn's."""
+    weights = [0.8, 0.2] if classes == 2 else [0.7, 0.2, 0.1]
+    X, y = classification(n=300, d=4, classes=classes, seed=20, weights=weights)
+    ours, theirs = _both(X, y, class_weight="balanced")
+    _assert_same_model(ours, theirs, X)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_class_weight_dict(classes):
+    """A class_weight dict (one class left out: weight 1) matches scikit-learn's."""
+    X, y = classification(n=300, d=4, classes=classes, seed=21)
+    ours, theirs = _both(X, y, class_weight={0: 3.0} if classes == 2 else {0: 0.5, 2: 4.0})
+    _assert_same_model(ours, theirs, X)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_string_labels(classes):
+    """String labels fit, predict the same strings and match scikit-learn's model."""
+    X, codes = classification(n=300, d=4, classes=classes, seed=22)
+    names = np.array(["eel", "cat", "dog"])[:classes]
+    y = names[codes]
+    ours, theirs = _both(X, y, C=0.5)
+    assert ours.classes_.tolist() == sorted(names.tolist())
+    _assert_same_model(ours, theirs, X)
+    assert set(ours.predict(X).tolist()) <= set(names.tolist())
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_sample_weight(classes):
+    """sample_weight (some zero) matches scikit-learn's; integer weights equal repeating rows."""
+    X, y = classification(n=200, d=3, classes=classes, seed=23)
+    rng = np.random.default_rng(0)
+    weight = rng.uniform(0.0, 2.0, size=200)
+    weight[::17] = 0.0
+    ours, theirs = _both(X, y, sample_weight=weight)
+    _assert_same_model(ours, theirs, X)
+    counts = rng.integers(1, 4, size=200)
+    weighted = ml.LogisticRegression(**TIGHT).fit(X, y, sample_weight=counts.astype(float))
+    repeated = ml.LogisticRegression(**TIGHT).fit(np.repeat(X, counts, axis=0), np.repeat(y, counts))
+    assert rel_err(weighted.coef_, repeated.coef_) <= TOL
+
+
+def test_penalty_none_equals_infinite_c():
+    """penalty=None fits the same model as C=np.inf (no penalty)."""
+    X, y = classification(n=200, d=3, classes=3, seed=24)
+    a = ml.LogisticRegression(penalty=None, **TIGHT).fit(X, y)
+    b = ml.LogisticRegression(C=np.inf, **TIGHT).fit(X, y)
+    assert rel_err(a.coef_, b.coef_) <= TOL
+
+
+def test_score_matches():
+    """score is the accuracy, as scikit-learn's, with and without sample weights."""
+    X, y = classification(n=300, d=4, classes=3, seed=25)
+    ours, theirs = _both(X, y)
+    assert ours.score(X, y) == pytest.approx(theirs.score(X, y), abs=1.5 / len(y))
+    w = np.linspace(0.5, 2.0, len(y))
+    assert ours.score(X, y, sample_weight=w) == pytest.approx(theirs.score(X, y, sample_weight=w), abs=3.0 / len(y))
+    assert ours.score(X, y) == pytest.approx(np.mean(ours.predict(X) == y), abs=1e-15)
+
+
+def test_attribute_shapes_and_types():
+    """classes_, coef_, intercept_ and n_iter_ have scikit-learn's shapes and dtypes."""
+    X, y = classification(n=200, d=3, classes=2, seed=26)
+    ours, theirs = _both(X, y)
+    assert ours.coef_.shape == (1, 3) and ours.intercept_.shape == (1,)
+    assert ours.n_iter_.shape == theirs.n_iter_.shape == (1,)
+    assert ours.n_iter_.dtype == theirs.n_iter_.dtype
+    assert ours.n_iter_[0] > 0
+    assert ours.decision_function(X).shape == (200,)
+    assert ours.predict_proba(X).shape == (200, 2)
+    np.testing.assert_allclose(ours.predict_proba(X).sum(axis=1), 1.0, rtol=1e-12)
+    X3, y3 = classification(n=200, d=3, classes=3, seed=26)
+    multi = ml.LogisticRegression().fit(X3, y3)
+    assert multi.coef_.shape == (3, 3) and multi.intercept_.shape == (3,)
+    assert multi.decision_function(X3).shape == (200, 3)
+
+
+def test_probabilities_saturate_without_warnings():
+    """Rows far from the boundary get probabilities exactly 0 and 1 with no overflow warning, as scikit-learn's."""
+    X, y = classification(n=100, d=2, classes=2, seed=29)
+    far = np.array([[-1e4, -1e4], [1e4, 1e4], [0.0, 0.0]])
+    ours = ml.LogisticRegression().fit(X, y)
+    theirs = SkLogistic().fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proba = ours.predict_proba(far)
+        expected = theirs.predict_proba(far)
+    np.testing.assert_allclose(proba, expected, atol=1e-4)
+    assert set(proba[:2].ravel().tolist()) == {0.0, 1.0}
+
+
+def test_warm_start_resumes():
+    """warm_start=True starts from the previous coefficients: a refit takes fewer iterations to the same model."""
+    X, y = classification(n=300, d=4, classes=3, seed=27)
+    model = ml.LogisticRegression(warm_start=True, **TIGHT).fit(X, y)
+    first, coef = int(model.n_iter_[0]), model.coef_.copy()
+    model.fit(X, y)
+    assert model.n_iter_[0] < first
+    assert rel_err(model.coef_, coef) <= TOL
+
+
+def test_convergence_warning():
+    """Stopping at max_iter warns with scikit-learn's ConvergenceWarning."""
+    X, y = classification(n=200, d=3, classes=3, seed=28)
+    with pytest.warns(ConvergenceWarning):
+        ml.LogisticRegression(max_iter=1).fit(X, y)
+
+
+def test_single_class_message():
+    """One class only raises scikit-learn's message."""
+    X, _ = classification(n=20, d=2)
+    with pytest.raises(ValueError, match="needs samples of at least 2 classes in the data, but the data contains "
+                                         "only one class"):
+        ml.LogisticRegression().fit(X, np.zeros(20, dtype=int))
+
+
+def test_continuous_target_message():
+    """A continuous y raises scikit-learn's "Unknown label type" message."""
+    X, _ = classification(n=20, d=2)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        ml.LogisticRegression().fit(X, np.linspace(0, 1, 20))
+
+
+def test_input_messages():
+    """NaN, a y of the wrong length and another feature count raise scikit-learn's messages."""
+    X, y = classification(n=20, d=4)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        ml.LogisticRegression().fit(bad, y)
+    with pytest.raises(ValueError, match=re.escape("Found input variables with inconsistent numbers of samples: "
+                                                   "[20, 19]")):
+        ml.LogisticRegression().fit(X, y[:19])
+    model = ml.LogisticRegression().fit(X, y)
+    with pytest.raises(ValueError, match=re.escape("X has 3 features, but LogisticRegression is expecting 4 "
+                                                   "features as input")):
+        model.predict(X[:, :3])
+
+
+def test_not_fitted():
+    """predict before fit raises scikit-learn's NotFittedError."""
+    with pytest.raises(NotFittedError):
+        ml.LogisticRegression().predict(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"C": 0.0}, {"C": -1.0}, {"solver": "liblinear"}, {"dual": True}, {"penalty": "l1"}, {"l1_ratio": 0.5},
+     {"max_iter": -1}, {"tol": -1.0}, {"class_weight": "weird"}],
+)
+def test_bad_parameters(params):
+    """An invalid or unsupported parameter raises ValueError at fit."""
+    X, y = classification(n=30, d=2)
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=name):
+        ml.LogisticRegression(**params).fit(X, y)
+
+
+def test_bad_sample_weight():
+    """Negative or all-zero sample weights raise ValueError (all-zero with scikit-learn's message)."""
+    X, y = classification(n=30, d=2)
+    with pytest.raises(ValueError, match="sample_weight"):
+        ml.LogisticRegression().fit(X, y, sample_weight=-np.ones(30))
+    with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero number"):
+        ml.LogisticRegression().fit(X, y, sample_weight=np.zeros(30))

@@ -1,0 +1,188 @@
+"""hpc.ml.PCA against scikit-learn 1.9's PCA(svd_solver="covariance_eigh") on one process."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from hpc import ml
+
+from .conftest import rel_err
+
+sklearn_decomposition = pytest.importorskip("sklearn.decomposition")
+from sklearn.exceptions import NotFittedError  # noqa: E402
+
+#: the issue's target: every fitted attribute within 1e-8 of scikit-learn's (relative to its largest entry)
+TOL = 1e-8
+
+
+def _data(n=300, d=6, seed=0, offset=10.0, dtype=np.float64):
+    """Return rows with well-separated variances along random directions (no near-tie between eigenvalues)."""
+    rng = np.random.default_rng(seed)
+    rotation, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    scales = np.geomspace(8.0, 0.3, d)
+    return ((rng.normal(size=(n, d)) * scales) @ rotation + offset).astype(dtype)
+
+
+def _sk(**params):
+    return sklearn_decomposition.PCA(svd_solver="covariance_eigh", **params)
+
+
+def _signs(ours, theirs):
+    """Return the sign that turns each of our components into scikit-learn's."""
+    return np.sign(np.sum(ours.components_ * theirs.components_, axis=1))
+
+
+def _assert_same_fit(ours, theirs, tol=TOL):
+    assert ours.n_components_ == theirs.n_components_
+    assert ours.n_samples_ == theirs.n_samples_
+    signs = _signs(ours, theirs)
+    assert rel_err(ours.components_ * signs[:, None], theirs.components_) <= tol
+    for name in ("explained_variance_", "explained_variance_ratio_", "singular_values_", "mean_"):
+        assert rel_err(getattr(ours, name), getattr(theirs, name)) <= tol, name
+    noise = pytest.approx(theirs.noise_variance_, rel=tol, abs=tol * theirs.explained_variance_[0])
+    assert ours.noise_variance_ == noise
+    return signs
+
+
+@pytest.mark.parametrize("n_components", [1, 3, 5, 6, None, 0.5, 0.9, 0.999])
+def test_matches_covariance_eigh(n_components):
+    """Every fitted attribute matches scikit-learn's covariance_eigh (components up to sign), for int, float, None."""
+    X = _data()
+    ours = ml.PCA(n_components=n_components).fit(X)
+    theirs = _sk(n_components=n_components).fit(X)
+    signs = _assert_same_fit(ours, theirs)
+    new = _data(n=40, seed=1)
+    np.testing.assert_allclose(ours.transform(new) * signs, theirs.transform(new), rtol=TOL,
+                               atol=TOL * np.abs(theirs.transform(new)).max())
+    Z = theirs.transform(new)
+    np.testing.assert_allclose(ours.inverse_transform(Z * signs), theirs.inverse_transform(Z), rtol=TOL,
+                               atol=TOL * np.abs(new).max())
+
+
+def test_fewer_rows_than_features():
+    """With fewer rows than features, None keeps n_samples components and noise_variance_ is scikit-learn's."""
+    X = _data(n=5, d=8, seed=2)
+    ours = ml.PCA().fit(X)
+    theirs = _sk().fit(X)
+    assert ours.n_components_ == theirs.n_components_ == 5
+    signs = _signs(ours, theirs)
+    np.testing.assert_allclose(ours.explained_variance_[:4], theirs.explained_variance_[:4], rtol=TOL)
+    assert rel_err(ours.components_[:4] * signs[:4, None], theirs.components_[:4]) <= TOL
+    ours3 = ml.PCA(n_components=3, svd_solver="covariance_eigh").fit(X)
+    theirs3 = _sk(n_components=3).fit(X)
+    assert ours3.noise_variance_ == pytest.approx(theirs3.noise_variance_, rel=TOL, abs=1e-10)
+    # under "auto" scikit-learn takes its full SVD here (n < 10 d): min(n, d) eigenvalues, and so do we
+    auto3, full3 = ml.PCA(n_components=3).fit(X), sklearn_decomposition.PCA(n_components=3).fit(X)
+    assert auto3.noise_variance_ == pytest.approx(full3.noise_variance_, rel=TOL, abs=1e-10)
+    np.testing.assert_allclose(auto3.explained_variance_ratio_, full3.explained_variance_ratio_, rtol=TOL)
+
+
+@pytest.mark.parametrize("n_components", [2, 4, None])
+def test_whiten_matches(n_components):
+    """whiten=True: transform gives unit-variance projections and inverse_transform maps back, as scikit-learn's."""
+    X = _data(seed=3)
+    ours = ml.PCA(n_components=n_components, whiten=True).fit(X)
+    theirs = _sk(n_components=n_components, whiten=True).fit(X)
+    signs = _assert_same_fit(ours, theirs)
+    projected = ours.transform(X)
+    np.testing.assert_allclose(projected * signs, theirs.transform(X), rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(projected.var(axis=0, ddof=1), 1.0, rtol=1e-10)
+    np.testing.assert_allclose(ours.inverse_transform(projected), theirs.inverse_transform(theirs.transform(X)),
+                               rtol=TOL, atol=TOL * np.abs(X).max())
+    if n_components is None:
+        np.testing.assert_allclose(ours.inverse_transform(projected), X, rtol=1e-10, atol=1e-10 * np.abs(X).max())
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+@pytest.mark.parametrize("n_components", [2, 4, None])
+def test_score_samples_and_score(n_components, whiten):
+    """score_samples, score, get_covariance and get_precision match scikit-learn's probabilistic PCA."""
+    X = _data(seed=4)
+    new = _data(n=50, seed=5)
+    ours = ml.PCA(n_components=n_components, whiten=whiten).fit(X)
+    theirs = _sk(n_components=n_components, whiten=whiten).fit(X)
+    np.testing.assert_allclose(ours.get_covariance(), theirs.get_covariance(), rtol=TOL,
+                               atol=TOL * np.abs(theirs.get_covariance()).max())
+    np.testing.assert_allclose(ours.get_precision(), theirs.get_precision(), rtol=1e-7,
+                               atol=1e-7 * np.abs(theirs.get_precision()).max())
+    np.testing.assert_allclose(ours.score_samples(new), theirs.score_samples(new), rtol=TOL)
+    assert ours.score(new) == pytest.approx(theirs.score(new), rel=TOL)
+    assert ours.score(X) == pytest.approx(theirs.score(X), rel=TOL)
+
+
+def test_float32_keeps_float32():
+    """float32 input gives float32 attributes and projections (as scikit-learn's), close to its values."""
+    X = _data(seed=6, dtype=np.float32)
+    ours = ml.PCA(n_components=3).fit(X)
+    theirs = _sk(n_components=3).fit(X)
+    for name in ("components_", "explained_variance_", "explained_variance_ratio_", "singular_values_", "mean_"):
+        assert getattr(ours, name).dtype == np.float32, name
+        assert getattr(theirs, name).dtype == np.float32, name
+    assert ours.transform(X).dtype == theirs.transform(X).dtype == np.float32
+    assert ours.inverse_transform(ours.transform(X)).dtype == np.float32
+    signs = _signs(ours, theirs)
+    assert rel_err(ours.components_ * signs[:, None], theirs.components_) <= 1e-4
+    assert rel_err(ours.explained_variance_, theirs.explained_variance_) <= 1e-4
+    # the float32 fit agrees with the float64 fit of the same values to float32's precision
+    exact = ml.PCA(n_components=3).fit(X.astype(np.float64))
+    assert rel_err(ours.explained_variance_, exact.explained_variance_) <= 1e-6
+
+
+def test_far_from_origin_keeps_digits():
+    """Data offset by 1e6 keep their variance's digits: explained_variance_ matches scikit-learn's full SVD to 1e-8."""
+    X = _data(seed=7, offset=1e6)
+    ours = ml.PCA(n_components=4).fit(X)
+    full = sklearn_decomposition.PCA(n_components=4, svd_solver="full").fit(X)
+    assert rel_err(ours.explained_variance_, full.explained_variance_) <= TOL
+    assert rel_err(ours.components_ * _signs(ours, full)[:, None], full.components_) <= 1e-7
+
+
+def test_component_sign_convention():
+    """The largest-magnitude entry of each component is positive (scikit-learn's svd_flip on V)."""
+    X = _data(seed=8)
+    components = ml.PCA().fit(X).components_
+    biggest = components[np.arange(components.shape[0]), np.argmax(np.abs(components), axis=1)]
+    assert (biggest > 0).all()
+    np.testing.assert_allclose(components @ components.T, np.eye(6), atol=1e-12)
+
+
+def test_fit_transform_equals_fit_then_transform():
+    """fit_transform gives transform's projections of the fitted rows."""
+    X = _data(seed=9)
+    np.testing.assert_allclose(ml.PCA(3).fit_transform(X), ml.PCA(3).fit(X).transform(X), rtol=1e-12, atol=1e-12)
+
+
+def test_too_many_components_message():
+    """n_components above min(n_samples, n_features) raises scikit-learn's message."""
+    X = _data(n=20, d=6)
+    with pytest.raises(ValueError, match=re.escape("n_components=7 must be between 0 and min(n_samples, "
+                                                   "n_features)=6 with svd_solver='covariance_eigh'")):
+        ml.PCA(n_components=7).fit(X)
+
+
+def test_input_messages():
+    """NaN in X and another feature count raise scikit-learn's messages."""
+    X = _data(n=20, d=6)
+    bad = X.copy()
+    bad[1, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        ml.PCA().fit(bad)
+    model = ml.PCA(2).fit(X)
+    with pytest.raises(ValueError, match=re.escape("X has 3 features, but PCA is expecting 6 features as input")):
+        model.transform(X[:, :3])
+
+
+def test_not_fitted_and_bad_parameters():
+    """transform before fit raises NotFittedError; unsupported parameters raise ValueError naming them."""
+    with pytest.raises(NotFittedError):
+        ml.PCA().transform(np.zeros((2, 2)))
+    X = _data(n=20, d=4)
+    with pytest.raises(ValueError, match="n_components"):
+        ml.PCA(n_components="mle").fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        ml.PCA(n_components=1.5).fit(X)
+    with pytest.raises(ValueError, match="svd_solver"):
+        ml.PCA(svd_solver="arpack").fit(X)

@@ -1,0 +1,157 @@
+"""hpc.ml estimators inside scikit-learn's machinery on one process: clone, Pipeline, GridSearchCV, pickle, params."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from hpc import ml
+
+from .conftest import blobs, classification, regression, rel_err
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn import cluster, decomposition, linear_model, preprocessing  # noqa: E402
+from sklearn.base import clone, is_classifier, is_clusterer, is_regressor  # noqa: E402
+from sklearn.model_selection import GridSearchCV, KFold  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+
+PAIRS = [
+    (ml.StandardScaler, preprocessing.StandardScaler, {"with_mean": False}),
+    (ml.PCA, decomposition.PCA, {"n_components": 3, "whiten": True}),
+    (ml.LinearRegression, linear_model.LinearRegression, {"fit_intercept": False}),
+    (ml.Ridge, linear_model.Ridge, {"alpha": 2.5}),
+    (ml.LogisticRegression, linear_model.LogisticRegression, {"C": 0.25, "max_iter": 50}),
+    (ml.KMeans, cluster.KMeans, {"n_clusters": 3, "init": "random", "random_state": 4}),
+]
+IDS = [p[0].__name__ for p in PAIRS]
+
+
+def _fit_data(estimator):
+    """Return the arguments ``fit`` takes for this kind of estimator."""
+    if isinstance(estimator, ml.LogisticRegression):
+        return classification(n=120, d=4, classes=3, seed=1)
+    if isinstance(estimator, (ml.LinearRegression, ml.Ridge)):
+        return regression(n=120, d=4, seed=2)
+    return (blobs(n=120, d=4, centres=3, seed=3)[0],)
+
+
+@pytest.mark.parametrize("ours, theirs, params", PAIRS, ids=IDS)
+def test_params_and_repr_as_sklearn(ours, theirs, params):
+    """get_params (names and defaults) and repr equal scikit-learn's, set_params sets and returns the estimator."""
+    assert ours().get_params() == theirs().get_params()
+    assert ours(**params).get_params() == theirs(**params).get_params()
+    assert repr(ours()) == repr(theirs())
+    assert repr(ours(**params)) == repr(theirs(**params))
+    estimator = ours()
+    assert estimator.set_params(**params) is estimator
+    assert estimator.get_params() == theirs(**params).get_params()
+    with pytest.raises(ValueError, match="Invalid parameter 'nonsense'"):
+        estimator.set_params(nonsense=1)
+
+
+@pytest.mark.parametrize("ours, theirs, params", PAIRS, ids=IDS)
+def test_clone(ours, theirs, params):
+    """sklearn.base.clone copies the parameters of a fitted estimator into an unfitted one."""
+    fitted = ours(**params).fit(*_fit_data(ours(**params)))
+    copy = clone(fitted)
+    assert type(copy) is ours
+    assert copy.get_params() == fitted.get_params()
+    assert not hasattr(copy, "n_features_in_")
+    assert hasattr(fitted, "n_features_in_")
+
+
+@pytest.mark.parametrize("ours, theirs, params", PAIRS, ids=IDS)
+def test_kind_tags(ours, theirs, params):
+    """scikit-learn sees the same kind of estimator (classifier, regressor, clusterer) as its own."""
+    assert is_classifier(ours()) == is_classifier(theirs())
+    assert is_regressor(ours()) == is_regressor(theirs())
+    assert is_clusterer(ours()) == is_clusterer(theirs())
+
+
+@pytest.mark.parametrize("ours, theirs, params", PAIRS, ids=IDS)
+def test_pickle_fitted(ours, theirs, params):
+    """A fitted estimator pickles and unpickles to the same fitted attributes and answers, score included."""
+    estimator = ours(**params)
+    data = _fit_data(estimator)
+    fitted = estimator.fit(*data)
+    restored = pickle.loads(pickle.dumps(fitted))
+    assert restored.get_params() == fitted.get_params()
+    for name, value in vars(fitted).items():
+        if name.endswith("_") and not name.startswith("_"):
+            np.testing.assert_array_equal(np.asarray(getattr(restored, name)), np.asarray(value), err_msg=name)
+    X = data[0]
+    method = "predict" if hasattr(fitted, "predict") else "transform"
+    np.testing.assert_array_equal(getattr(restored, method)(X), getattr(fitted, method)(X))
+    if hasattr(fitted, "score"):
+        assert restored.score(*data) == fitted.score(*data)
+
+
+def test_pipeline_matches_sklearn_pipeline():
+    """Pipeline(StandardScaler, PCA, LogisticRegression) fits and predicts as the same pipeline of sklearn's own."""
+    X, y = classification(n=300, d=6, classes=3, seed=4)
+    X_new, _ = classification(n=60, d=6, classes=3, seed=5)
+    params = {"tol": 1e-10, "max_iter": 10_000}
+    ours = make_pipeline(ml.StandardScaler(), ml.PCA(n_components=4), ml.LogisticRegression(**params)).fit(X, y)
+    theirs = make_pipeline(preprocessing.StandardScaler(),
+                           decomposition.PCA(n_components=4, svd_solver="covariance_eigh"),
+                           linear_model.LogisticRegression(**params)).fit(X, y)
+    assert ours.predict(X_new).shape == (60,)
+    ours_p, theirs_p = ours.predict_proba(X_new), theirs.predict_proba(X_new)
+    np.testing.assert_allclose(ours_p, theirs_p, atol=1e-4)
+    clear = np.diff(np.sort(theirs_p, axis=1)[:, -2:], axis=1)[:, 0] > 1e-3
+    np.testing.assert_array_equal(ours.predict(X_new)[clear], theirs.predict(X_new)[clear])
+    assert ours.score(X, y) == pytest.approx(theirs.score(X, y), abs=1.5 / len(y))
+
+
+def test_grid_search_over_each_pipeline_step():
+    """GridSearchCV over a parameter of each step picks the same parameters with the same scores as sklearn's."""
+    X, y = classification(n=240, d=5, classes=2, seed=6)
+    grid = {"standardscaler__with_mean": [True, False], "pca__n_components": [2, 4],
+            "logisticregression__C": [0.01, 1.0]}
+    cv = KFold(n_splits=2, shuffle=True, random_state=0)
+    params = {"tol": 1e-10, "max_iter": 10_000}
+    ours = GridSearchCV(make_pipeline(ml.StandardScaler(), ml.PCA(), ml.LogisticRegression(**params)), grid, cv=cv)
+    theirs = GridSearchCV(make_pipeline(preprocessing.StandardScaler(), decomposition.PCA(svd_solver="covariance_eigh"),
+                                        linear_model.LogisticRegression(**params)), grid, cv=cv)
+    ours.fit(X, y)
+    theirs.fit(X, y)
+    assert len(ours.cv_results_["params"]) == 8
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"], atol=0.02)
+    assert ours.best_params_ == theirs.best_params_ or (
+        ours.cv_results_["mean_test_score"].max() - theirs.cv_results_["mean_test_score"][ours.best_index_] < 0.02)
+    assert isinstance(ours.best_estimator_.steps[-1][1], ml.LogisticRegression)
+    assert ours.predict(X).shape == (240,)
+
+
+@pytest.mark.parametrize(
+    "ours, theirs, grid, data",
+    [
+        (ml.Ridge(), linear_model.Ridge(), {"alpha": [1e-3, 10.0, 1e3]}, "reg"),
+        (ml.LinearRegression(), linear_model.LinearRegression(), {"fit_intercept": [True, False]}, "reg"),
+        (ml.KMeans(n_init=3, random_state=0), cluster.KMeans(n_init=3, random_state=0), {"n_clusters": [2, 3, 4]},
+         "blobs"),
+        (ml.PCA(), decomposition.PCA(svd_solver="covariance_eigh"), {"n_components": [1, 2, 3]}, "blobs"),
+    ],
+    ids=["Ridge", "LinearRegression", "KMeans", "PCA"],
+)
+def test_grid_search_single_estimator(ours, theirs, grid, data):
+    """GridSearchCV over one parameter of an estimator gives scikit-learn's scores (the estimator's own score)."""
+    if data == "reg":
+        X, y = regression(n=150, d=4, seed=7)
+        y = y + np.random.default_rng(0).normal(scale=3.0, size=y.shape)  # noisy: the alphas score differently
+        args = (X, y)
+    else:
+        X = blobs(n=150, d=4, centres=3, seed=8)[0]
+        args = (X,)
+    cv = KFold(n_splits=3, shuffle=True, random_state=1)
+    ours_search = GridSearchCV(ours, grid, cv=cv).fit(*args)
+    theirs_search = GridSearchCV(theirs, grid, cv=cv).fit(*args)
+    ours_scores = ours_search.cv_results_["mean_test_score"]
+    theirs_scores = theirs_search.cv_results_["mean_test_score"]
+    if isinstance(ours, ml.KMeans):  # k-means++ draws differ from sklearn's: the score (minus the inertia) within 5%
+        assert (ours_scores >= 1.05 * theirs_scores).all()
+    else:
+        assert rel_err(ours_scores, theirs_scores) <= 1e-8
+    assert ours_search.best_params_ == theirs_search.best_params_

@@ -1,0 +1,141 @@
+"""hpc.ml.StandardScaler against scikit-learn 1.9's StandardScaler on one process."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from hpc import ml
+
+sklearn_preprocessing = pytest.importorskip("sklearn.preprocessing")
+from sklearn.exceptions import NotFittedError  # noqa: E402
+
+#: the issue's target for mean_, var_ and scale_
+TOL = 1e-12
+
+
+def _data(n=300, d=4, seed=0, offset=0.0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, d)) * rng.uniform(0.1, 5.0, d) + rng.normal(size=d) * 3 + offset).astype(dtype)
+
+
+def _assert_same_stats(ours, theirs):
+    assert ours.n_samples_seen_ == theirs.n_samples_seen_
+    assert ours.n_features_in_ == theirs.n_features_in_
+    for name in ("mean_", "var_", "scale_"):
+        a, b = getattr(ours, name), getattr(theirs, name)
+        assert (a is None) == (b is None), name
+        if b is not None:
+            np.testing.assert_allclose(a, b, rtol=TOL, atol=TOL * np.abs(b).max(), err_msg=name)
+
+
+def test_matches_sklearn():
+    """mean_, var_, scale_ and n_samples_seen_ match scikit-learn's within 1e-12, and so do transform's rows."""
+    X = _data()
+    ours = ml.StandardScaler().fit(X)
+    theirs = sklearn_preprocessing.StandardScaler().fit(X)
+    _assert_same_stats(ours, theirs)
+    new = _data(n=30, seed=1)
+    np.testing.assert_allclose(ours.transform(new), theirs.transform(new), rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(ours.inverse_transform(new), theirs.inverse_transform(new), rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(ours.inverse_transform(ours.transform(new)), new, rtol=TOL, atol=TOL)
+    Z = ours.fit_transform(X)
+    np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=1e-13)
+    np.testing.assert_allclose(Z.std(axis=0), 1.0, rtol=1e-12)
+
+
+def test_constant_column():
+    """A constant column has var_ 0 (to 1e-12) and scale_ exactly 1, as scikit-learn's, and transforms to zero."""
+    X = _data(seed=2)
+    X[:, 2] = 3.7
+    ours = ml.StandardScaler().fit(X)
+    theirs = sklearn_preprocessing.StandardScaler().fit(X)
+    _assert_same_stats(ours, theirs)
+    assert ours.scale_[2] == 1.0
+    assert ours.var_[2] <= 1e-12 * theirs.var_.max()
+    np.testing.assert_allclose(ours.transform(X)[:, 2], 0.0, atol=1e-12)
+
+
+def test_large_offset():
+    """Data offset by 1e9 keep their variance: mean_, var_ and scale_ within 1e-12 of scikit-learn's."""
+    X = _data(seed=3, offset=1e9)
+    ours = ml.StandardScaler().fit(X)
+    theirs = sklearn_preprocessing.StandardScaler().fit(X)
+    _assert_same_stats(ours, theirs)
+    assert theirs.var_.min() > 1e-3  # the columns vary: a naive E[x^2] - E[x]^2 would give garbage here
+
+
+@pytest.mark.parametrize("with_mean, with_std", [(False, True), (True, False), (False, False)])
+def test_with_mean_with_std(with_mean, with_std):
+    """with_mean=False and with_std=False set the same attributes (None or values) and transform as scikit-learn's."""
+    X = _data(seed=4)
+    ours = ml.StandardScaler(with_mean=with_mean, with_std=with_std).fit(X)
+    theirs = sklearn_preprocessing.StandardScaler(with_mean=with_mean, with_std=with_std).fit(X)
+    _assert_same_stats(ours, theirs)
+    np.testing.assert_allclose(ours.transform(X), theirs.transform(X), rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(ours.inverse_transform(X), theirs.inverse_transform(X), rtol=TOL, atol=TOL)
+
+
+def test_copy_false_transforms_in_place():
+    """copy=False transforms a float64 array in place; the default copy leaves the input untouched."""
+    X = _data(seed=5)
+    before = X.copy()
+    scaler = ml.StandardScaler().fit(X)
+    out = scaler.transform(X)
+    np.testing.assert_array_equal(X, before)
+    assert not np.shares_memory(out, X)
+    in_place = scaler.transform(X, copy=False)
+    assert np.shares_memory(in_place, X)
+    np.testing.assert_allclose(X, out, rtol=0, atol=0)
+    X = before.copy()
+    ml.StandardScaler(copy=False).fit(X).transform(X)
+    np.testing.assert_array_equal(X, out)
+
+
+def test_float32_preserved():
+    """float32 rows transform to float32, close to scikit-learn's float32 result."""
+    X = _data(seed=6, dtype=np.float32)
+    ours = ml.StandardScaler().fit(X)
+    theirs = sklearn_preprocessing.StandardScaler().fit(X)
+    assert ours.transform(X).dtype == theirs.transform(X).dtype == np.float32
+    assert ours.inverse_transform(X).dtype == np.float32
+    np.testing.assert_allclose(ours.transform(X), theirs.transform(X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.mean_, theirs.mean_, rtol=1e-6)
+    np.testing.assert_allclose(ours.var_, theirs.var_, rtol=1e-5)
+
+
+def test_read_only_input():
+    """A read-only input (a memory map, say) transforms without error, into a new array."""
+    X = _data(seed=7)
+    X.setflags(write=False)
+    scaler = ml.StandardScaler().fit(X)
+    out = scaler.transform(X, copy=False)
+    assert out.flags.writeable and not np.shares_memory(out, X)
+
+
+def test_integer_input_converts():
+    """Integer rows are converted to float64 as scikit-learn's check_array does."""
+    X = np.arange(24).reshape(8, 3)
+    ours = ml.StandardScaler().fit(X)
+    theirs = sklearn_preprocessing.StandardScaler().fit(X.astype(float))
+    _assert_same_stats(ours, theirs)
+    assert ours.transform(X).dtype == np.float64
+
+
+def test_input_messages():
+    """NaN in X, another feature count and a 1-D X raise scikit-learn's messages."""
+    X = _data(n=20)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        ml.StandardScaler().fit(bad)
+    scaler = ml.StandardScaler().fit(X)
+    with pytest.raises(ValueError, match=re.escape("X has 3 features, but StandardScaler is expecting 4 features "
+                                                   "as input")):
+        scaler.transform(X[:, :3])
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array instead"):
+        ml.StandardScaler().fit(X[:, 0])
+    with pytest.raises(NotFittedError):
+        ml.StandardScaler().transform(X)
