@@ -1,6 +1,6 @@
 """``hpc bench``: measure hpc against this machine's ceilings and against its peers.
 
-``hpc bench [roofline|kernels|iter|mpi|cuda] [--quick] [--json FILE] [--plot FILE]``; with no name, every suite
+``hpc bench [roofline|kernels|iter|mpi|cuda|ml] [--quick] [--json FILE] [--plot FILE]``; with no name, every suite
 that exists runs. Each suite is a module ``hpc.bench.<name>`` with ``run(quick) -> dict`` and
 ``format_table(results) -> str``; ``run`` returns ``None`` on MPI ranks that do not report, and a suite may define
 ``unavailable() -> str | None`` to say why it cannot run here.
@@ -29,6 +29,7 @@ SUITES: dict[str, str | None] = {
     "iter": "hpc.bench.iter",
     "mpi": "hpc.bench.mpi",
     "cuda": "hpc.cuda.bench",
+    "ml": "hpc.bench.ml",
 }
 
 #: suites whose results ``--plot`` can draw: their own ``plot`` (kernels) or :mod:`hpc.bench._plot` (iter, mpi)
