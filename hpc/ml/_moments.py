@@ -33,6 +33,12 @@ def _block_moments(Z: _np.ndarray, diagonal: bool, centred: bool) -> tuple[int, 
     if not centred:
         Z = _np.asarray(Z, dtype=_np.float64)
         return n, total, _np.einsum("ij,ij->j", Z, Z) if diagonal else Z.T @ Z
+    if Z.dtype == _np.float32 and not diagonal:
+        # float32 data: the block's products in float32, as scikit-learn's whole Gram matrix is (twice the speed
+        # of float64 and half the memory traffic); only 4096 rows accumulate in float32, and the blocks then meet
+        # in float64
+        centred32 = Z - (total / n).astype(_np.float32)
+        return n, total, (centred32.T @ centred32).astype(_np.float64)
     centred = Z - total / n  # float64 whatever Z's float dtype: the cast and the centring in one pass
     if diagonal:
         return n, total, _np.einsum("ij,ij->j", centred, centred)

@@ -44,6 +44,7 @@ CASES = [
     ("KMeans-random", lambda: ml.KMeans(5, init="random", n_init=3, random_state=4), "x"),
     ("KMeans-k-means||", lambda: ml.KMeans(5, init="k-means||", random_state=5), "x"),
     ("KMeans-float32", lambda: ml.KMeans(4, random_state=6), "x32"),
+    ("PCA-float32", lambda: ml.PCA(n_components=2), "x32"),
 ]
 
 
