@@ -101,9 +101,20 @@ def _as_2d(X: Any, dtype: tuple[Any, ...], name: str = "X") -> _np.ndarray:
 
 
 def _check_finite(array: _np.ndarray, name: str) -> None:
-    """Raise ``ValueError`` if ``array`` holds NaN or infinity (a sum first: one fast pass when all is well)."""
+    """Raise ``ValueError`` if ``array`` holds NaN or infinity (sums first, on the pool: one pass if all is well)."""
+    from hpc.ml._blocks import run_blocks
+
+    rows = array.shape[0] if array.ndim else 1
+    parts = max(1, min(64, array.size // (1 << 16)))  # chunks of 64 K elements or more
     with _np.errstate(over="ignore", invalid="ignore"):
-        if _np.isfinite(array.sum(dtype=_np.float64)):
+        if array.ndim and parts > 1:
+            sums = run_blocks(
+                lambda p: array[rows * p // parts : rows * (p + 1) // parts].sum(dtype=_np.float64), parts
+            )
+            finite = _np.isfinite(sums).all()
+        else:
+            finite = _np.isfinite(array.sum(dtype=_np.float64))
+        if finite:
             return
     if _np.isnan(array).any():
         raise ValueError(f"Input {name} contains NaN.")

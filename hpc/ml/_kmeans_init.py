@@ -14,7 +14,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.ml import _random
-from hpc.ml._blocks import Blocks
+from hpc.ml._blocks import Blocks, run_blocks
 
 __all__ = ["Points", "kmeans_parallel", "kmeans_plusplus", "random_rows"]
 
@@ -28,16 +28,26 @@ def _stream(purpose: int, run: int, step: int, trial: int = 0) -> int:
 
 @dataclass
 class Points:
-    """The (centred) rows of a fit in blocks, their squared norms, and the seed of its draws."""
+    """The (centred) rows of a fit in blocks, the seed of its draws, and (on first use) their squared norms."""
 
     blocks: Blocks
-    norms: list[_np.ndarray]  #: per block, float64 squared row norms
     seed: int
     n_features: int
+    _norms: list[_np.ndarray] | None = None
 
     @property
     def comm(self) -> Any:
         return self.blocks.comm
+
+    @property
+    def norms(self) -> list[_np.ndarray]:
+        """Return per block the float64 squared row norms (computed once, on the pool, when an init needs them)."""
+        if self._norms is None:
+            items = self.blocks.items
+            self._norms = run_blocks(
+                lambda i: _np.einsum("ij,ij->i", items[i][0], items[i][0], dtype=_np.float64), len(items)
+            )
+        return self._norms
 
     def sqdist(self, i: int, centres: _np.ndarray) -> _np.ndarray:
         """Return block ``i``'s squared distances to ``centres`` (GEMM form, clipped at 0), float64 ``(rows, m)``."""

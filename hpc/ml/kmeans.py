@@ -150,11 +150,10 @@ class KMeans(Estimator):
         dtype = rows.X.dtype
         shift = mean.astype(dtype)
         blocks.items = run_blocks(lambda i: (blocks.items[i][0] - shift,), len(blocks.items))
-        norms = [_np.einsum("ij,ij->i", Xb, Xb, dtype=_np.float64) for (Xb,) in blocks.items]
         seed = _random.seed_from(self.random_state)
         if comm.size > 1:
             seed = int(comm.bcast(_np.array([seed], _np.uint64), root=0)[0])
-        points = _kmeans_init.Points(blocks, norms, seed, d)
+        points = _kmeans_init.Points(blocks, seed, d)
         best = None
         for run in range(n_init):
             if given is not None:
@@ -179,7 +178,7 @@ class KMeans(Estimator):
         self.n_iter_ = int(n_iter)
         present = _np.zeros(k, _np.int64)
         for part in labels:
-            present[_np.unique(part)] = 1
+            present |= _np.bincount(part, minlength=k) > 0
         distinct = int((comm.allreduce(present, op="max") if comm.size > 1 else present).sum())
         if distinct < k:
             _warnings.warn(
