@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as _np
 
-__all__ = ["Rows", "allgather_objects", "check_rows", "check_predict_rows", "raise_everywhere"]
+__all__ = ["Rows", "allgather_objects", "check_predict_rows", "check_rows", "is_device_array", "raise_everywhere"]
 
 _FLOATS = (_np.dtype(_np.float64), _np.dtype(_np.float32))
 
@@ -76,9 +76,17 @@ def raise_everywhere(comm: Any, error: BaseException | None, *, any_error: bool 
     raise kind(f"bad input on {len(failing)} of {comm.size} ranks:\n{lines}")
 
 
+def is_device_array(X: Any) -> bool:
+    """Return whether ``X`` is an :class:`hpc.cuda.DeviceArray` (without importing hpc.cuda when none exists)."""
+    import sys
+
+    module = sys.modules.get("hpc.cuda.array")
+    return module is not None and isinstance(X, module.DeviceArray)
+
+
 def _as_2d(X: Any, dtype: tuple[Any, ...], name: str = "X") -> _np.ndarray:
     """Return ``X`` as a 2-D float array, converting integers and object arrays like scikit-learn's check_array."""
-    if hasattr(X, "__cuda_array_interface__") and hasattr(X, "get"):  # an hpc.cuda.DeviceArray: its host copy
+    if is_device_array(X):  # the fits run on the host: the device rows are copied over
         X = X.get()
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(f"{name} is a sparse matrix; hpc.ml takes dense arrays only (use X.toarray())")

@@ -203,11 +203,28 @@ class KMeans(Estimator):
         check_is_fitted(self, "cluster_centers_")
         return _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
 
-    def predict(self, X: Any) -> _np.ndarray:
-        """Return the nearest centre of each of this rank's rows (local)."""
+    def predict(self, X: Any) -> Any:
+        """Return the nearest centre of each of this rank's rows (local).
+
+        An :class:`hpc.cuda.DeviceArray` stays on its device: the labels come from the GPU twin of
+        :func:`hpc.kernels.kmeans_assign` (on the host fallback without a GPU) as an int64 ``DeviceArray``.
+        """
         from hpc import kernels
 
+        if _data.is_device_array(X):
+            return kernels.kmeans_assign(X, self._device_centres(X))[0]
         return kernels.kmeans_step(self._rows(X), self.cluster_centers_.astype(_np.float64))[0]
+
+    def _device_centres(self, X: Any) -> Any:
+        """Return the centres on ``X``'s device in its dtype, after checking ``X`` (a DeviceArray)."""
+        from hpc import cuda
+
+        check_is_fitted(self, "cluster_centers_")
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has shape {X.shape}, but KMeans is expecting {self.n_features_in_} features as input.")
+        if X.dtype not in (_np.float32, _np.float64):
+            raise TypeError(f"X must be a float32 or float64 DeviceArray; got {X.dtype}")
+        return cuda.to_device(self.cluster_centers_.astype(X.dtype), device=X.device_index)
 
     def transform(self, X: Any) -> _np.ndarray:
         """Return the Euclidean distance of each of this rank's rows to every centre (local)."""
@@ -223,6 +240,9 @@ class KMeans(Estimator):
         from hpc import kernels, mpi
 
         comm = self._comm_for(comm)
+        if _data.is_device_array(X):  # the distances on the device, their sum over the ranks on the host
+            dist = self._agreed(comm, lambda: kernels.kmeans_assign(X, self._device_centres(X))[1])
+            return -float(mpi.sum(comm, _np.array([kernels.sum(dist)]), reproducible=True))
         rows = self._agreed(comm, lambda: self._rows(X))
         _, dist = kernels.kmeans_step(rows, self.cluster_centers_.astype(_np.float64))
         return -float(mpi.sum(comm, dist, reproducible=True))
