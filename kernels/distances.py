@@ -21,6 +21,10 @@ __all__ = ["kmeans_assign", "sqdist"]
 
 #: products per tile (rows x points): 32 K float64 are 256 KiB, a core's L2 on the machines we measured
 _TILE_PRODUCTS = 1 << 15
+#: the parallel variants start from this many products (rows x points): below it one BLAS call and a parallel pass
+#: cost more in thread wake-ups (BLAS's spinning threads meeting numba's) than they save: 64 x 256 points took 8 ms
+#: that way and 0.2 ms serially
+_PARALLEL_MIN_PRODUCTS = 1 << 17
 #: GEMM-form distances below this fraction of |x|^2 + |y|^2 have lost digits to cancellation: recomputed directly
 _CANCEL = 0.125
 
@@ -144,7 +148,8 @@ def sqdist(x, y, *, out=None, parallel=None):
         x (numpy.ndarray): 2-D ``(m, d)``, float32 or float64, any strides.
         y (numpy.ndarray): 2-D ``(n, d)`` of ``x``'s dtype.
         out (numpy.ndarray or None): ``(m, n)`` of ``x``'s dtype.
-        parallel (bool or None): rows of ``x`` shared among threads; ``None`` decides by size.
+        parallel (bool or None): rows of ``x`` shared among threads (from 2**17 distances; fewer run serially);
+            ``None`` decides by size.
 
     Example:
         >>> import numpy as np; from hpc import kernels
@@ -160,7 +165,7 @@ def sqdist(x, y, *, out=None, parallel=None):
         return out
     xn, yn = _sqnorms(x), _sqnorms(y)
     work = x.shape[0] * y.shape[0] * max(1, x.shape[1])
-    parallel = _checks.use_parallel(parallel, work)
+    parallel = _checks.use_parallel(parallel, work) and x.shape[0] * y.shape[0] >= _PARALLEL_MIN_PRODUCTS
     finish = _sqdist_finish_parallel if parallel else _sqdist_finish_serial
     for lo, hi, products in _tiles(x, y, parallel):
         finish(x, y, xn[lo:hi], yn, products, out, lo)
@@ -173,7 +178,8 @@ def kmeans_assign(x, centroids, *, parallel=None):
     Args:
         x (numpy.ndarray): 2-D ``(m, d)``, float32 or float64, any strides.
         centroids (numpy.ndarray): 2-D ``(k, d)`` of ``x``'s dtype, ``k >= 1``.
-        parallel (bool or None): rows of ``x`` shared among threads; ``None`` decides by size.
+        parallel (bool or None): rows of ``x`` shared among threads (from 2**17 distances; fewer run serially);
+            ``None`` decides by size.
 
     Returns:
         ``labels`` (int64, ``(m,)``) equal to ``sqdist(x, centroids).argmin(axis=1)`` for finite input, and
@@ -191,7 +197,7 @@ def kmeans_assign(x, centroids, *, parallel=None):
     labels = _np.empty(x.shape[0], _np.int64)
     dist = _np.empty(x.shape[0], x.dtype)
     work = x.shape[0] * c.shape[0] * max(1, x.shape[1])
-    parallel = _checks.use_parallel(parallel, work)
+    parallel = _checks.use_parallel(parallel, work) and x.shape[0] * c.shape[0] >= _PARALLEL_MIN_PRODUCTS
     if x.shape[0] == 0:
         return labels, dist
     if x.shape[1] == 0:
