@@ -96,3 +96,13 @@ def test_score_is_collective():
     Xl, yl = _split(world, X, y)
     assert model.score(Xl, yl, comm=world) == pytest.approx(model.score(X, y, comm=mpi.Comm(MPI.COMM_SELF)),
                                                            rel=1e-12)
+
+
+def test_raw_mpi4py_communicator():
+    """fit takes an mpi4py communicator as it is (here COMM_WORLD), and score defaults to the fit's communicator."""
+    X, y = regression(n=200)
+    local = _split(mpi.Comm(MPI.COMM_WORLD), X, y)
+    model = ml.Ridge().fit(*local, comm=MPI.COMM_WORLD)
+    alone = ml.Ridge().fit(X, y, comm=mpi.Comm(MPI.COMM_SELF))
+    assert bits(model) == bits(alone)
+    assert model.score(*local) == pytest.approx(alone.score(X, y, comm=mpi.Comm(MPI.COMM_SELF)), rel=1e-12)
