@@ -15,7 +15,6 @@ Example:
     [0.05, 5.05]
 """
 
-from hpc.ml._base import ConvergenceWarning, NotFittedError
 from hpc.ml.kmeans import KMeans
 from hpc.ml.linear import LinearRegression, Ridge
 from hpc.ml.logistic import LogisticRegression
@@ -35,3 +34,12 @@ __all__ = [
     "load_rows",
     "shard",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # scikit-learn's own classes where it is installed (importing it costs a second: only when asked for)
+    if name in ("ConvergenceWarning", "NotFittedError"):
+        from hpc.ml._base import sklearn_class
+
+        return sklearn_class(name)
+    raise AttributeError(f"module 'hpc.ml' has no attribute {name!r}")

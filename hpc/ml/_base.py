@@ -9,6 +9,7 @@ when scikit-learn asks for them.
 from __future__ import annotations
 
 import functools as _functools
+import importlib.util as _importlib_util
 import inspect as _inspect
 import warnings as _warnings
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as _np
 
-__all__ = ["ConvergenceWarning", "Estimator", "NotFittedError", "check_is_fitted", "one_blas_thread"]
+__all__ = ["Estimator", "check_is_fitted", "one_blas_thread", "sklearn_class"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,30 +46,34 @@ class _NotFittedError(ValueError, AttributeError):
     """Raised when a method needs a fitted estimator; like scikit-learn's, a ValueError and an AttributeError."""
 
 
-def _sklearn_not_fitted_error() -> type[Exception]:
-    try:
-        from sklearn.exceptions import NotFittedError as sklearn_error
-    except ImportError:
-        return _NotFittedError
-    return sklearn_error
+_FALLBACKS: dict[str, type] = {
+    "NotFittedError": _NotFittedError,
+    "ConvergenceWarning": UserWarning,
+    "DataConversionWarning": UserWarning,
+}
+_resolved: dict[str, type] = {}
 
 
-#: Raised when a method needs a fitted estimator (a ValueError and an AttributeError): scikit-learn's class where it
-#: is installed, so ``except sklearn.exceptions.NotFittedError`` catches ours.
-NotFittedError = _sklearn_not_fitted_error()
+def sklearn_class(name: str) -> Any:
+    """Return ``sklearn.exceptions.<name>`` where scikit-learn is installed, else our stand-in (looked up once).
+
+    Our errors and warnings are scikit-learn's own classes, so ``except NotFittedError`` and warning filters written
+    for scikit-learn catch them; scikit-learn (a second to import) is imported only when one is first raised.
+    """
+    if name not in _resolved:
+        if _importlib_util.find_spec("sklearn") is not None:
+            import sklearn.exceptions
+
+            _resolved[name] = getattr(sklearn.exceptions, name)
+        else:
+            _resolved[name] = _FALLBACKS[name]
+    return _resolved[name]
 
 
-def _sklearn_convergence_warning() -> type[Warning]:
-    try:
-        from sklearn.exceptions import ConvergenceWarning as sklearn_warning
-    except ImportError:
-        return UserWarning
-    return sklearn_warning
-
-
-#: Warned when an iterative fit stops at ``max_iter``: scikit-learn's class where it is installed, so its filters
-#: and tests see ours.
-ConvergenceWarning = _sklearn_convergence_warning()
+def __getattr__(name: str) -> Any:
+    if name in ("NotFittedError", "ConvergenceWarning"):
+        return sklearn_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Estimator:
@@ -173,7 +178,7 @@ def check_is_fitted(estimator: Estimator, *attributes: str) -> None:
     """Raise :class:`NotFittedError` unless ``estimator`` has been fitted (has every name in ``attributes``)."""
     names = attributes or ("n_features_in_",)
     if not all(hasattr(estimator, name) for name in names):
-        raise NotFittedError(
+        raise sklearn_class("NotFittedError")(
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
             "before using this estimator."
         )
@@ -183,7 +188,7 @@ def warn_not_converged(what: str, max_iter: int) -> None:
     """Warn that an iterative fit stopped at ``max_iter`` (the same warning on every rank)."""
     _warnings.warn(
         f"{what} did not converge in max_iter={max_iter} iterations; increase max_iter or loosen tol.",
-        ConvergenceWarning,
+        sklearn_class("ConvergenceWarning"),
         stacklevel=3,
     )
 

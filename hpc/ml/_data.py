@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as _np
 
+from hpc.ml._base import sklearn_class
+
 __all__ = ["Rows", "allgather_objects", "check_predict_rows", "check_rows", "is_device_array", "raise_everywhere"]
 
 _FLOATS = (_np.dtype(_np.float64), _np.dtype(_np.float32))
@@ -130,14 +132,6 @@ def _check_finite(array: _np.ndarray, name: str) -> None:
         raise ValueError(f"Input {name} contains infinity or a value too large for {array.dtype!r}.")
 
 
-def _data_conversion_warning() -> type[Warning]:
-    try:
-        from sklearn.exceptions import DataConversionWarning
-    except ImportError:
-        return UserWarning
-    return DataConversionWarning
-
-
 def _check_y(y: Any, n_rows: int, y_kind: str, estimator: str) -> Any:
     if y is None:
         raise ValueError(f"{estimator} requires y to be passed, but the target y is None.")
@@ -147,7 +141,7 @@ def _check_y(y: Any, n_rows: int, y_kind: str, estimator: str) -> Any:
             _warnings.warn(
                 "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
                 "(n_samples, ), for example using ravel().",
-                _data_conversion_warning(),
+                sklearn_class("DataConversionWarning"),
                 stacklevel=4,
             )
             y = y.ravel()

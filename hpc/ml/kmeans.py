@@ -9,7 +9,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.ml import _data, _kmeans_init, _random
-from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread
+from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread, sklearn_class
 from hpc.ml._blocks import Blocks, run_blocks
 from hpc.ml._moments import centered_moments
 from hpc.ml._progress import Progress as _Progress
@@ -184,7 +184,7 @@ class KMeans(Estimator):
             _warnings.warn(
                 f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). Possibly due to "
                 "duplicate points in X.",
-                _convergence_warning(),
+                sklearn_class("ConvergenceWarning"),
                 stacklevel=2,
             )
         return self
@@ -246,12 +246,6 @@ class KMeans(Estimator):
         rows = self._agreed(comm, lambda: self._rows(X))
         _, dist = kernels.kmeans_step(rows, self.cluster_centers_.astype(_np.float64))
         return -float(mpi.sum(comm, dist, reproducible=True))
-
-
-def _convergence_warning() -> type[Warning]:
-    from hpc.ml._base import ConvergenceWarning
-
-    return ConvergenceWarning
 
 
 def _lloyd(

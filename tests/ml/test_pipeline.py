@@ -155,3 +155,13 @@ def test_grid_search_single_estimator(ours, theirs, grid, data):
     else:
         assert rel_err(ours_scores, theirs_scores) <= 1e-8
     assert ours_search.best_params_ == theirs_search.best_params_
+
+
+def test_import_does_not_load_sklearn():
+    """import hpc.ml leaves scikit-learn unimported (a second of start-up) until one of its classes is needed."""
+    import subprocess
+    import sys
+
+    code = "import sys, hpc.ml; print('sklearn' in sys.modules); hpc.ml.NotFittedError; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
