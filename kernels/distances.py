@@ -1,11 +1,13 @@
 """Pairwise squared Euclidean distances (``scipy.spatial.distance.cdist(..., 'sqeuclidean')``) and k-means assignment.
 
 Both run at BLAS speed on the GEMM form ``|x|^2 + |y|^2 - 2 x.y``, a cache-sized tile of rows at a time (the
-products ``x @ y.T`` from BLAS, in float64 for either input dtype), and both keep the answers of the direct form
+products ``x @ y.T`` from BLAS, in float64 for either input dtype), with the accuracy of the direct form
 ``sum((x_i - y_j)**2)``: one compiled pass over each tile recomputes directly every distance the GEMM form could
-have cancelled (below 1/8 of ``|x|^2 + |y|^2``, NaN or infinite), so distances are never negative and exact for
-identical points; ``kmeans_assign`` takes the argmin of direct distances among the centroids whose GEMM-form value
-lies within the form's rounding bound of the best. The parallel variants share each tile's rows among threads.
+have cancelled (below 1/8 of ``|x|^2 + |y|^2``, NaN or infinite), so distances are never negative, exact for
+identical points and otherwise within a few units of rounding of the direct form (not its bits);
+``kmeans_assign`` takes the argmin of direct distances among the centroids whose GEMM-form value lies within twice
+the form's rounding bound of the best (the factor 2 covers the rounding of the direct distances compared), so its
+labels are the direct form's. The parallel variants share each tile's rows among threads.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ __all__ = ["kmeans_assign", "sqdist"]
 
 #: products per tile (rows x points): 32 K float64 are 256 KiB, a core's L2 on the machines we measured
 _TILE_PRODUCTS = 1 << 15
+#: products per tile of the parallel variants: 2 M float64 are 16 MiB, enough work per BLAS call to keep the
+#: hand-over between BLAS's threads and numba's a small part of it
+_PARALLEL_TILE_PRODUCTS = 1 << 21
 #: the parallel variants start from this many products (rows x points): below it one BLAS call and a parallel pass
 #: cost more in thread wake-ups (BLAS's spinning threads meeting numba's) than they save: 64 x 256 points took 8 ms
 #: that way and 0.2 ms serially
@@ -113,12 +118,13 @@ def _assign_finish_parallel(x, c, xn, cn, cmax, products, lo, scale, labels, dis
 def _tiles(x, y, parallel):
     """Yield ``(lo, hi, products)``: float64 ``x[lo:hi] @ y.T`` for cache-sized tiles of rows (BLAS).
 
-    The parallel variants take all rows as one tile: one multithreaded BLAS call, then one parallel pass. Tiles
-    alternating BLAS's threads with numba's run 20-100x slower on a busy machine, each set spinning while the other
-    works.
+    The parallel variants take big tiles (16 MiB of products): one multithreaded BLAS call, then one parallel pass
+    each. Small tiles alternating BLAS's threads with numba's run 20-100x slower on a busy machine, each set
+    spinning while the other works; one tile of every row would need memory in proportion to the whole output.
     """
     y64 = _np.asarray(y, dtype=_np.float64)
-    tile = x.shape[0] if parallel else max(16, _TILE_PRODUCTS // max(1, y.shape[0]))
+    products = _PARALLEL_TILE_PRODUCTS if parallel else _TILE_PRODUCTS
+    tile = max(16, products // max(1, y.shape[0]))
     scratch = _np.empty((min(tile, x.shape[0]), y.shape[0]))
     for lo in range(0, x.shape[0], tile):
         hi = min(x.shape[0], lo + tile)
@@ -182,8 +188,10 @@ def kmeans_assign(x, centroids, *, parallel=None):
             ``None`` decides by size.
 
     Returns:
-        ``labels`` (int64, ``(m,)``) equal to ``sqdist(x, centroids).argmin(axis=1)`` for finite input, and
-        ``sqdists`` (``x``'s dtype). A NaN distance never wins over a number; a row whose distances are all NaN
+        ``labels`` (int64, ``(m,)``): the argmin of the direct-form distances ``sum((x_i - c_j)**2)`` for finite
+        input (first on ties; on near-ties this may differ from ``sqdist(x, centroids).argmin(axis=1)``, whose
+        values keep the GEMM form's rounding where nothing cancelled), and ``sqdists`` (``x``'s dtype), the direct
+        distances. A NaN distance never wins over a number; a row whose distances are all NaN
         gets label 0 and distance NaN.
 
     Example:

@@ -26,13 +26,13 @@ class _BlasCap:
         self._limiter: Any = None
         self._controller: Any = None
 
-    def acquire(self, pool_threads: int) -> None:
+    def acquire(self, pool_threads: int, rescan: bool = False) -> None:
         with self._lock:
             self._users += 1
             if self._users > 1 or "numpy" not in _sys.modules:
                 return  # no NumPy, no BLAS loaded through it: nothing to cap
             try:
-                if self._controller is None:
+                if self._controller is None or rescan:  # rescan: a BLAS loaded since (SciPy's) is capped too
                     from threadpoolctl import ThreadpoolController
 
                     self._controller = ThreadpoolController()
@@ -57,15 +57,17 @@ blas_cap = _BlasCap()
 
 
 @_contextlib.contextmanager
-def blas_capped(pool_threads: int) -> Iterator[None]:
+def blas_capped(pool_threads: int, rescan: bool = False) -> Iterator[None]:
     """Cap BLAS at ``cpus // pool_threads`` threads for the duration of the block (no-op for a 1-thread pool).
 
     BLAS threads inside each of ``pool_threads`` workers would otherwise multiply with the pool and oversubscribe.
+    The BLAS libraries are found once; ``rescan=True`` looks again (a few milliseconds), for a caller that has
+    loaded another since (SciPy brings its own OpenBLAS).
     """
     if pool_threads <= 1:
         yield
         return
-    blas_cap.acquire(pool_threads)
+    blas_cap.acquire(pool_threads, rescan)
     try:
         yield
     finally:

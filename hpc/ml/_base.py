@@ -21,6 +21,17 @@ __all__ = ["Estimator", "check_is_fitted", "one_blas_thread", "sklearn_class"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: whether SciPy's BLAS (which the compiled k-means step and L-BFGS use) has been loaded and the cap told about it
+_scipy_blas_seen = False
+
+
+def _load_scipy_blas() -> None:
+    """Load SciPy's BLAS now, where SciPy is installed, so that the BLAS cap finds it (it caps what is loaded)."""
+    global _scipy_blas_seen
+    if _importlib_util.find_spec("scipy") is not None:
+        import scipy.linalg.cython_blas  # noqa: F401 - loads the library
+    _scipy_blas_seen = True
+
 
 def one_blas_thread(fit: F) -> F:
     """Run ``fit`` with BLAS on one thread per call: the parallelism is the pool's, over row blocks.
@@ -36,7 +47,10 @@ def one_blas_thread(fit: F) -> F:
         from hpc import config
         from hpc._core.blas import blas_capped
 
-        with blas_capped(config.available_cpus()):
+        rescan = not _scipy_blas_seen
+        if rescan:
+            _load_scipy_blas()
+        with blas_capped(config.available_cpus(), rescan=rescan):
             return fit(self, *args, **kwargs)
 
     return capped  # type: ignore[return-value]

@@ -85,7 +85,9 @@ class Blocks:
         self.items: list[tuple[_np.ndarray, ...]] = []
         self.starts: list[int] = []
         for start in range(self._head, n, block_rows):
-            self.items.append(tuple(a[start : start + block_rows] for a in arrays))
+            # C order, as a block assembled from several ranks' rows is: BLAS, NumPy's reductions and the compiled
+            # loops round differently for another layout, and the bits must not depend on where a block was made
+            self.items.append(tuple(_np.ascontiguousarray(a[start : start + block_rows]) for a in arrays))
             self.starts.append(lo + start)
         self._own_tail = 0
         if self._sources:  # the last block continues on later ranks: append their leading rows, in rank order

@@ -37,8 +37,12 @@ def _block_moments(Z: _np.ndarray, diagonal: bool, centred: bool) -> tuple[int, 
         # float32 data: the block's products in float32, as scikit-learn's whole Gram matrix is (twice the speed
         # of float64 and half the memory traffic); only 4096 rows accumulate in float32, and the blocks then meet
         # in float64
-        centred32 = Z - (total / n).astype(_np.float32)
-        return n, total, (centred32.T @ centred32).astype(_np.float64)
+        # in float64. The shift is the block mean rounded to float32, so the products are about it, not the mean:
+        # the merge wants them about the mean, n (mean - shift)(mean - shift)^T less (the parallel-axis rule)
+        shift = (total / n).astype(_np.float32)
+        centred32 = Z - shift
+        offset = total / n - shift.astype(_np.float64)
+        return n, total, (centred32.T @ centred32).astype(_np.float64) - n * _np.outer(offset, offset)
     centred = Z - total / n  # float64 whatever Z's float dtype: the cast and the centring in one pass
     if diagonal:
         return n, total, _np.einsum("ij,ij->j", centred, centred)

@@ -213,7 +213,9 @@ class KMeans(Estimator):
 
         if _data.is_device_array(X):
             return kernels.kmeans_assign(X, self._device_centres(X))[0]
-        return kernels.kmeans_step(self._rows(X), self.cluster_centers_.astype(_np.float64))[0]
+        X = self._rows(X)
+        # kmeans_assign's argmin is over direct distances: right however far the rows lie from the origin
+        return kernels.kmeans_assign(X, self.cluster_centers_.astype(X.dtype))[0].astype(_np.int32)
 
     def _device_centres(self, X: Any) -> Any:
         """Return the centres on ``X``'s device in its dtype, after checking ``X`` (a DeviceArray)."""
@@ -227,13 +229,15 @@ class KMeans(Estimator):
         return cuda.to_device(self.cluster_centers_.astype(X.dtype), device=X.device_index)
 
     def transform(self, X: Any) -> _np.ndarray:
-        """Return the Euclidean distance of each of this rank's rows to every centre (local)."""
+        """Return the Euclidean distance of each of this rank's rows to every centre (local).
+
+        The squared distances come from :func:`hpc.kernels.sqdist`: BLAS speed, and the digits the
+        ``|x|^2 - 2x.c + |c|^2`` form cancels (rows near a centre, data far from the origin) recomputed directly.
+        """
+        from hpc import kernels
+
         X = self._rows(X)
-        centres = self.cluster_centers_.astype(X.dtype)
-        squared = (
-            _np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ centres.T) + _np.einsum("ij,ij->i", centres, centres)
-        )
-        return _np.sqrt(_np.maximum(squared, 0.0))
+        return _np.sqrt(kernels.sqdist(X, self.cluster_centers_.astype(X.dtype)))
 
     def score(self, X: Any, y: Any = None, *, comm: Any = None) -> float:
         """Return minus the inertia of every rank's rows against the centres (collective)."""
@@ -244,8 +248,8 @@ class KMeans(Estimator):
             dist = self._agreed(comm, lambda: kernels.kmeans_assign(X, self._device_centres(X))[1])
             return -float(mpi.sum(comm, _np.array([kernels.sum(dist)]), reproducible=True))
         rows = self._agreed(comm, lambda: self._rows(X))
-        _, dist = kernels.kmeans_step(rows, self.cluster_centers_.astype(_np.float64))
-        return -float(mpi.sum(comm, dist, reproducible=True))
+        _, dist = kernels.kmeans_assign(rows, self.cluster_centers_.astype(rows.dtype))
+        return -float(mpi.sum(comm, dist.astype(_np.float64), reproducible=True))
 
 
 def _lloyd(

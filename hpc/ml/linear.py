@@ -2,7 +2,7 @@
 
 One pass over the data gives the centred Gram matrix of ``[X | y]`` (block moments, merged without cancellation);
 every rank then solves the same small system by Cholesky. When that system is ill-conditioned (condition number
-above :data:`MAX_CONDITION`, or singular), a second pass takes the stable route instead: each block's QR factor,
+above :data:`MAX_CONDITION` (1e8), or singular), a second pass takes the stable route instead: each block's QR factor,
 gathered in global block order and factored again (TSQR), then a least-squares solve of the small triangular
 system, which gives the minimum-norm solution as ``scipy.linalg.lstsq`` on the whole data would.
 """
@@ -22,8 +22,9 @@ from hpc.ml._moments import centered_moments
 __all__ = ["LinearRegression", "MAX_CONDITION", "Ridge"]
 
 #: Above this condition number of the regularized Gram matrix the normal equations lose too many digits (their
-#: error grows with its square root squared: the data's condition number squared), and the fit takes TSQR.
-MAX_CONDITION = 1e10
+#: relative error grows as it times the rounding unit: the data's condition number squared), and the fit takes
+#: TSQR: below 1e8 the coefficients stay within ~1e-8 of a least-squares solve on all the rows.
+MAX_CONDITION = 1e8
 
 
 class _LinearModel(Estimator):
@@ -79,10 +80,11 @@ class _LinearModel(Estimator):
                 solved = _lstsq_from_r(stable, d, columns_of, a, cutoff)
             coef[columns_of] = solved.T
         self.n_features_in_ = d
-        self.coef_ = coef[0] if single else coef
+        dtype = rows.X.dtype  # scikit-learn's coefficients take the input's float dtype
+        self.coef_ = (coef[0] if single else coef).astype(dtype)
         if self.fit_intercept:
-            intercept = mean_y - coef @ mean_x
-            self.intercept_ = float(intercept[0]) if single else intercept
+            intercept = (mean_y - coef @ mean_x).astype(dtype)
+            self.intercept_ = intercept[0] if single else intercept
         else:
             self.intercept_ = 0.0  # as scikit-learn, for one target or several
         self._singular_from = (eigenvalues, stable, rows.n_total)
@@ -226,7 +228,7 @@ class LinearRegression(_LinearModel):
         else:
             singular = _np.sqrt(_np.clip(eigenvalues[::-1], 0.0, None))
         singular = singular[: min(n, d)]  # scikit-learn's lstsq gives min(n_samples, n_features) of them
-        self.singular_ = singular
+        self.singular_ = singular.astype(self.coef_.dtype)
         self.rank_ = int((singular > (singular[0] if singular.size else 0.0) * cutoff).sum())
         del self._singular_from
         return self

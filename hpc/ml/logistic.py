@@ -179,13 +179,18 @@ class LogisticRegression(Estimator):
         self._comm = comm
         self.classes_ = classes
         self.n_features_in_ = d
-        self.coef_ = W[:, :d].copy()
-        self.intercept_ = W[:, d].copy() if fit_intercept else _np.zeros(k)
+        self.coef_ = W[:, :d].astype(rows.X.dtype)  # the input's float dtype, as scikit-learn's
+        self.intercept_ = (W[:, d] if fit_intercept else _np.zeros(k)).astype(rows.X.dtype)
         self.n_iter_ = _np.array([min(int(result.nit), self.max_iter)], dtype=_np.int32)
         return self
 
     def _row_weights(self, comm: Any, rows: Any, codes: _np.ndarray, classes: _np.ndarray, sample_weight: Any) -> Any:
-        """Return the per-row weights (sample weights times class weights), or None when all are 1."""
+        """Return the per-row weights (sample weights times class weights), or None when all are 1.
+
+        The ranks agree in one collective on both the errors and whether any rank has weights: a rank that passes
+        None beside ranks with weights (an empty rank, typically) takes weights of 1, so every rank runs the same
+        reductions.
+        """
         weight, error = None, None
         if sample_weight is not None:
             try:
@@ -196,15 +201,28 @@ class LogisticRegression(Estimator):
                     raise ValueError(f"sample_weight must be ({codes.shape[0]},), finite and non-negative")
             except (TypeError, ValueError) as exc:
                 error = exc
-        _data.raise_everywhere(comm, error)  # before any other collective: a bad weight on one rank stops all
+        flags = _np.array([error is not None, weight is not None], _np.int64)
+        if comm.size > 1:
+            flags = comm.allreduce(flags, op="max")
+        _data.raise_everywhere(comm, error, any_error=bool(flags[0]))  # before the fit's other collectives
+        if flags[1] and weight is None:
+            weight = _np.ones(codes.shape[0])
         cw = self.class_weight
         if cw is None:
             return weight
         if isinstance(cw, str) and cw == "balanced":
-            counts = _np.bincount(codes, minlength=classes.shape[0]).astype(_np.int64)
-            counts = comm.allreduce(counts) if comm.size > 1 else counts
-            per_class = rows.n_total / (classes.shape[0] * _np.maximum(counts, 1))
+            # scikit-learn's compute_class_weight: sum of the weights over (classes x each class's weighted count)
+            from hpc import mpi
+
+            local = _np.bincount(codes, weights=weight, minlength=classes.shape[0]).astype(_np.float64)
+            counts = mpi.sum(comm, local[None, :], reproducible=True)
+            with _np.errstate(divide="ignore"):
+                per_class = counts.sum() / (classes.shape[0] * counts)
         elif isinstance(cw, dict):
+            known = set(classes.tolist())
+            if any(key not in known for key in cw):  # a key that names no class: scikit-learn's error
+                unweighted = [c for c in classes.tolist() if c not in cw]
+                raise ValueError(f"The classes, {unweighted}, are not in class_weight")
             per_class = _np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
         else:
             raise ValueError(f"class_weight must be None, 'balanced' or a dict; got {cw!r}")

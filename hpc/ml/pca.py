@@ -112,7 +112,7 @@ class PCA(Estimator):
         if isinstance(k, float):  # a fraction of the variance: the fewest components whose ratio exceeds it
             k = int(_np.searchsorted(_np.cumsum(ratio), k, side="right")) + 1
             k = min(k, limit)
-        self.noise_variance_ = float(eigenvalues[k:kept].mean()) if k < limit else 0.0
+        self.noise_variance_ = dtype.type(eigenvalues[k:kept].mean() if k < limit else 0.0)
         self.n_components_ = k
         self.components_ = components[:k].astype(dtype)
         self.explained_variance_ = eigenvalues[:k].astype(dtype)

@@ -73,3 +73,19 @@ def test_gemm_form_tiles_and_float32(rng):
     labels, d = k.kmeans_assign(x, c, parallel=False)
     assert d.dtype == np.float32
     np.testing.assert_array_equal(labels, ref.argmin(axis=1))
+
+
+def test_parallel_assign_works_in_tiles(rng):
+    """The parallel variant does not hold every distance at once: peak memory stays far below rows x centroids."""
+    import tracemalloc
+
+    x = rng.standard_normal((60000, 4))
+    c = rng.standard_normal((256, 4))
+    k.kmeans_assign(x[:1000], c, parallel=True)  # compiled and warmed outside the trace
+    tracemalloc.start()
+    try:
+        k.kmeans_assign(x, c, parallel=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < x.shape[0] * c.shape[0] * 8 / 4  # the whole product matrix would be 123 MB

@@ -79,6 +79,37 @@ def test_bits_across_ranks_and_threads(small_blocks, name, make, kind):
         assert np.array_equal(spread.labels_, alone.labels_[lo : lo + local[0].shape[0]])
 
 
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+@pytest.mark.parametrize("make", [lambda: ml.StandardScaler(), lambda: ml.PCA(n_components=3),
+                                  lambda: ml.KMeans(4, random_state=1)], ids=["scaler", "pca", "kmeans"])
+def test_bits_for_any_memory_layout(small_blocks, make, layout):
+    """Fortran-ordered or strided rows give the bits of C-ordered ones, however the rows are split."""
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X = blobs(n=300, d=7)[0]
+    alone = make().fit(X, comm=mpi.Comm(MPI.COMM_SELF))
+    (local,) = _split(world, X)
+    local = np.asfortranarray(local) if layout == "fortran" else np.repeat(local, 2, axis=1)[:, ::2]
+    assert bits(make().fit(local, comm=world)) == bits(alone)
+
+
+def test_sample_weight_on_some_ranks_only():
+    """Ranks passing sample_weight=None beside ranks with weights take weights of 1 (no hang, the same model)."""
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X, labels = blobs(n=240, centres=4)
+    X, y = X - 100.0, labels % 2
+    weights = np.ones(X.shape[0])
+    (lo, hi), rows = (0, 0), _split(world, X, y)
+    lo = sum(uneven_counts(X.shape[0], world.size)[: world.rank])
+    hi = lo + rows[0].shape[0]
+    if world.rank == 0:
+        weights[lo:hi] = np.linspace(0.5, 2.0, hi - lo)
+    mine = weights[lo:hi] if world.rank == 0 else None
+    weights = np.concatenate(world.mpi.allgather(weights[lo:hi]))
+    spread = ml.LogisticRegression().fit(*rows, sample_weight=mine, comm=world)
+    alone = ml.LogisticRegression().fit(X, y, sample_weight=weights, comm=mpi.Comm(MPI.COMM_SELF))
+    assert bits(spread) == bits(alone)
+
+
 def test_bits_with_default_blocks():
     """With the default block size the split of a few thousand rows does not change the bits either."""
     world = mpi.Comm(MPI.COMM_WORLD)

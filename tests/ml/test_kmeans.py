@@ -259,3 +259,17 @@ def test_no_warning_on_clean_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ml.KMeans(n_clusters=3, random_state=0).fit(X)
+
+
+def test_local_methods_far_from_the_origin():
+    """At an offset of 1e8 predict gives labels_ and -score inertia_; transform gives exact distances (float32 too)."""
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(2000, 3)) + rng.integers(0, 3, 2000)[:, None] * 3.0 + 1e8
+    km = ml.KMeans(3, random_state=0).fit(X)
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    assert -km.score(X) == pytest.approx(km.inertia_, rel=1e-9)
+    small = (X - 1e8 + 1000.0).astype(np.float32)
+    km32 = ml.KMeans(3, random_state=0).fit(small)
+    exact = np.sqrt(((small[:, None, :].astype(np.float64) - km32.cluster_centers_[None].astype(np.float64)) ** 2)
+                    .sum(-1))
+    np.testing.assert_allclose(km32.transform(small), exact, rtol=1e-5)

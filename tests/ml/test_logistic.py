@@ -231,3 +231,22 @@ def test_bad_sample_weight():
         ml.LogisticRegression().fit(X, y, sample_weight=-np.ones(30))
     with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero number"):
         ml.LogisticRegression().fit(X, y, sample_weight=np.zeros(30))
+
+
+def test_balanced_class_weight_uses_sample_weight():
+    """class_weight="balanced" with sample_weight balances weighted counts, as scikit-learn 1.9 does."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] + 0.5 * rng.normal(size=300) > 0.4).astype(int)
+    w = rng.uniform(0.1, 3.0, 300)
+    ours = ml.LogisticRegression(class_weight="balanced", tol=1e-10, max_iter=1000).fit(X, y, sample_weight=w)
+    theirs = SkLogistic(class_weight="balanced", tol=1e-10, max_iter=1000).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-5)
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-5, atol=1e-8)
+
+
+def test_class_weight_with_unknown_class():
+    """A class_weight key that names no class raises scikit-learn's error."""
+    X = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(ValueError, match=re.escape("The classes, [1], are not in class_weight")):
+        ml.LogisticRegression(class_weight={0: 1.0, 5: 2.0}).fit(X, [0, 1, 0, 1])

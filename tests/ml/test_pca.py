@@ -186,3 +186,12 @@ def test_not_fitted_and_bad_parameters():
         ml.PCA(n_components=1.5).fit(X)
     with pytest.raises(ValueError, match="svd_solver"):
         ml.PCA(svd_solver="arpack").fit(X)
+
+
+def test_float32_far_from_the_origin():
+    """float32 rows at an offset of 1e6: the explained variance is a float64 fit's to ~1e-7 (no per-block bias)."""
+    rng = np.random.default_rng(11)
+    X = (rng.normal(size=(20000, 3)) * np.array([2.0, 1.0, 0.5]) + 1e6).astype(np.float32)
+    ours = ml.PCA().fit(X)
+    exact = ml.PCA().fit(X.astype(np.float64))
+    np.testing.assert_allclose(ours.explained_variance_, exact.explained_variance_, rtol=1e-6)

@@ -165,3 +165,29 @@ def test_import_does_not_load_sklearn():
     code = "import sys, hpc.ml; print('sklearn' in sys.modules); hpc.ml.NotFittedError; print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_fit_caps_every_blas_at_one_thread():
+    """Inside a fit every loaded BLAS runs one thread, SciPy's included (loaded after the cap was first set)."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from hpc import config, par_range
+from hpc.ml import _base
+par_range(4).map(float).sum()   # the iterators set the cap first, before SciPy's BLAS is loaded
+
+class Probe:
+    @_base.one_blas_thread
+    def fit(self):
+        from threadpoolctl import threadpool_info
+        return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+print(config.available_cpus(), Probe().fit())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = proc.stdout.split(maxsplit=1)
+    if int(out[0]) < 2:
+        pytest.skip("one CPU: the cap has nothing to do")
+    assert out[1].strip() == "[1]"
