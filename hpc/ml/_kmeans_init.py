@@ -202,12 +202,12 @@ def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversa
 
 def _recluster(candidates: _np.ndarray, weights: _np.ndarray, k: int, seed: int, run: int) -> _np.ndarray:
     """Return ``k`` centres of the weighted ``candidates``: weighted k-means++, then weighted Lloyd to convergence."""
+    from hpc import kernels
+
     m = candidates.shape[0]
-    norms = _np.einsum("ij,ij->i", candidates, candidates)
 
     def sqdist(centres: _np.ndarray) -> _np.ndarray:
-        out = norms[:, None] - 2.0 * candidates @ centres.T + _np.einsum("ij,ij->i", centres, centres)[None, :]
-        return _np.maximum(out, 0.0)
+        return kernels.sqdist(candidates, _np.ascontiguousarray(centres), parallel=False)
 
     def pick(step: int, trial: int, w: _np.ndarray) -> int:
         with _np.errstate(divide="ignore"):

@@ -2,7 +2,9 @@
 
 A draw is a pure function of ``(seed, stream, row)``: the rank that holds row ``i`` computes the same number as any
 other split would, with no state to carry between ranks. ``stream`` names the purpose of the draw (an init, a
-round, a trial), so different purposes never reuse numbers. The generator is Philox4x32 with 10 rounds (Salmon et
+round, a trial), so different purposes never reuse numbers. A weighted pick is then an exponential race: the row
+with the smallest ``-log(u) / w`` is a draw proportional to ``w`` (the Gumbel-max trick in another form), and MPI
+finds that minimum in one collective however the rows are split. The generator is Philox4x32 with 10 rounds (Salmon et
 al., "Parallel random numbers: as easy as 1, 2, 3", SC'11), the one behind ``numpy.random.Philox`` and cuRAND.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import numpy as _np
 from numba import njit as _njit
 
-__all__ = ["exponential_keys", "seed_from", "uniform"]
+__all__ = ["seed_from", "uniform"]
 
 _M0 = _np.uint64(0xD2511F53)
 _M1 = _np.uint64(0xCD9E8D57)
@@ -64,17 +66,6 @@ def uniform(seed: int, stream: int, start: int, count: int) -> _np.ndarray:
     out = _np.empty(count, _np.float64)
     _uniform(_np.uint64(seed & (2**64 - 1)), _np.uint64(stream & (2**64 - 1)), _np.int64(start), out)
     return out
-
-
-def exponential_keys(seed: int, stream: int, start: int, weights: _np.ndarray) -> _np.ndarray:
-    """Return race keys ``-log(u) / w`` for rows ``start ..``: the smallest key is a draw proportional to ``w``.
-
-    The exponential race (the Gumbel-max trick in another form) turns weighted sampling into a minimum, which
-    MPI finds in one collective however the rows are split. Rows of weight 0 get ``inf`` and never win.
-    """
-    u = uniform(seed, stream, start, weights.shape[0])
-    with _np.errstate(divide="ignore"):
-        return -_np.log(u) / weights
 
 
 def seed_from(random_state: object) -> int:
