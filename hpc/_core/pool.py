@@ -181,10 +181,15 @@ class ThreadPool(_futures.Executor):
 
     # ------------------------------------------------------------------ scheduling
 
-    def push(self, job: Job) -> None:
-        """Queue ``job``: on the caller's own deque when the caller is one of this pool's workers."""
+    def push(self, job: Job, *, fifo: bool = False) -> None:
+        """Queue ``job``: on the caller's own deque when the caller is one of this pool's workers.
+
+        A worker takes the newest job of its own deque first (fork-join's depth-first order). ``fifo=True`` queues
+        on the pool's shared queue instead, behind the jobs already there, whoever pushes: for work whose start order
+        must follow the push order (joblib's batches, whose next batch is pushed by a worker as the previous ends).
+        """
         worker = getattr(_local, "worker", None)
-        if worker is not None and worker[0] is self:
+        if not fifo and worker is not None and worker[0] is self:
             self._deques[worker[1]].append(job)
         else:
             self._injector.append(job)

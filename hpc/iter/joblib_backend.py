@@ -53,9 +53,10 @@ def register_joblib_backend() -> None:
 class _Call:
     """The batches of one ``Parallel`` call: how many are in flight, whether one failed, whether it was aborted."""
 
-    __slots__ = ("lock", "in_flight", "failed", "aborted", "settled")
+    __slots__ = ("lock", "in_flight", "failed", "aborted", "settled", "from_outside")
 
-    def __init__(self) -> None:
+    def __init__(self, from_outside: bool = True) -> None:
+        self.from_outside = from_outside  # started by a thread that is not one of the pool's workers
         self.lock = _threading.Lock()
         self.in_flight = 0
         self.failed = False
@@ -147,7 +148,7 @@ class HpcBackend(ParallelBackendBase):
 
     def start_call(self) -> None:
         """Start counting the batches of a new call; cap BLAS threads for a call from outside the pool."""
-        self._call = _Call()
+        self._call = _Call(from_outside=self._pool is None or not self._pool.is_worker())
         if self._pool is not None and not self._pool.is_worker() and self._n_jobs > 1:
             _blas_cap.acquire(self._n_jobs)
             self._capped = True
@@ -172,7 +173,11 @@ class HpcBackend(ParallelBackendBase):
             call.in_flight += 1
             if not call.failed:
                 call.settled.clear()
-        pool.push(_pool.Job(lambda: _run_batch(func, future, call)))
+        # A call from outside the pool queues its batches in order (joblib's callback pushes the next batch from
+        # the worker that ran the last: on that worker's own deque it would start before the batches queued earlier,
+        # and an error in batch 3 of 200 surfaced after all 200). A nested call keeps them on its worker's deque,
+        # where the waiting worker finds them first.
+        pool.push(_pool.Job(lambda: _run_batch(func, future, call)), fifo=call.from_outside)
         return future
 
     def retrieve_result_callback(self, future: _futures.Future) -> Any:

@@ -140,3 +140,61 @@ def test_import_hpc_does_not_import_joblib():
     code = "import sys, hpc; print('joblib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class _StartLog:
+    """Records the order in which tasks start; a task may fail or sleep."""
+
+    def __init__(self, fail: int | None = None, seconds: float = 0.002) -> None:
+        self.started: list[int] = []
+        self.lock = threading.Lock()
+        self.fail, self.seconds = fail, seconds
+
+    def __call__(self, i: int) -> int:
+        with self.lock:
+            self.started.append(i)
+        time.sleep(self.seconds)
+        if i == self.fail:
+            raise Boom(f"task {i}")
+        return i
+
+
+def test_batches_start_in_dispatch_order():
+    """Batches start in the order joblib dispatched them: a worker's next batch does not jump the queue."""
+    log = _StartLog()
+
+    def run():
+        with parallel_config(backend="hpc"):  # the config is per thread: set it on the thread that runs the call
+            return Parallel(n_jobs=2, batch_size=1)(delayed(log)(i) for i in range(40))
+
+    assert run_with_timeout(run) == list(range(40))
+    assert all(abs(task - position) <= 2 for position, task in enumerate(log.started)), log.started
+
+
+def test_error_stops_the_call_early():
+    """An error in the 4th of 200 batches surfaces before most batches start (none after it is reported)."""
+    log = _StartLog(fail=3, seconds=0.005)
+
+    def run():
+        with parallel_config(backend="hpc"):
+            return Parallel(n_jobs=2, batch_size=1)(delayed(log)(i) for i in range(200))
+
+    with pytest.raises(Boom, match="task 3"):
+        run_with_timeout(run)
+    assert len(log.started) < 20, log.started
+
+
+def test_generator_yields_before_the_last_batch_starts():
+    """return_as="generator" streams: the first result arrives while most batches have not started."""
+    log = _StartLog(seconds=0.005)
+
+    def first_then_rest():
+        with parallel_config(backend="hpc"):
+            results = Parallel(n_jobs=2, batch_size=1, return_as="generator")(delayed(log)(i) for i in range(100))
+            first = next(results)
+            started_by_then = len(log.started)
+            return first, started_by_then, list(results)
+
+    first, started_by_then, rest = run_with_timeout(first_then_rest)
+    assert first == 0 and rest == list(range(1, 100))
+    assert started_by_then < 50
