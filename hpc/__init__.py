@@ -8,7 +8,6 @@ loaded on first use, so ``import hpc`` stays cheap and never initialises MPI or 
 from __future__ import annotations
 
 import importlib as _importlib
-import sys as _sys
 from typing import Any as _Any
 
 from hpc._core import ThreadPool, current_num_threads, join, scope
@@ -33,10 +32,9 @@ __all__ = [
 
 _LAZY = ("mpi", "cuda", "kernels", "ml", "bench", "info", "config")
 
-# joblib costs ~180 ms to import, so hpc does not import it; when it is already loaded, register our backend
-# for joblib.parallel_config(backend="hpc") now (otherwise importing hpc.iter.joblib_backend registers it).
-if "joblib" in _sys.modules:
-    _importlib.import_module("hpc.iter.joblib_backend")
+# joblib costs ~180 ms to import, so hpc does not import it: our backend for joblib.parallel_config(backend="hpc")
+# registers now if joblib is loaded, else when it is (hpc.iter._joblib_hook).
+_importlib.import_module("hpc.iter._joblib_hook").install()
 
 
 def __getattr__(name: str) -> _Any:

@@ -198,3 +198,29 @@ def test_generator_yields_before_the_last_batch_starts():
     first, started_by_then, rest = run_with_timeout(first_then_rest)
     assert first == 0 and rest == list(range(1, 100))
     assert started_by_then < 50
+
+
+@pytest.mark.parametrize(
+    "imports",
+    ["import hpc; import joblib", "import joblib; import hpc", "import hpc; import sklearn.ensemble",
+     "import hpc; from sklearn.model_selection import GridSearchCV"],
+)  # fmt: skip
+def test_backend_registered_in_any_import_order(imports):
+    """In a fresh process, hpc imported before or after joblib (or scikit-learn) registers "hpc"; nothing is left
+    on sys.meta_path; a wrong backend name still gets joblib's own error."""
+    if "sklearn" in imports:
+        pytest.importorskip("sklearn")
+    code = f"""
+{imports}
+import sys, joblib
+with joblib.parallel_config(backend="hpc"):
+    print(joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-i) for i in range(3)))
+print(any("hpc joblib" in repr(finder) for finder in sys.meta_path))
+try:
+    joblib.parallel_config(backend="hcp").__enter__()
+except ValueError as exc:
+    print("Invalid backend" in str(exc))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == ["[0, 1, 2]", "False", "True"]
