@@ -21,12 +21,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import joblib as _joblib
+from joblib import _utils as _joblib_utils
 from joblib._parallel_backends import FallbackToBackend, ParallelBackendBase, SequentialBackend
+from joblib._utils import _retrieve_traceback_capturing_wrapped_call, _TracebackCapturingWrapper
 
 from hpc._core import pool as _pool
 from hpc._core.blas import blas_cap as _blas_cap
 
 __all__ = ["HpcBackend", "register_joblib_backend"]
+
+#: what joblib's traceback-capturing wrapper returns for a batch that raised (defined where multiprocessing is)
+_FAILED_BATCH = (BaseException, *[c for c in [getattr(_joblib_utils, "_ExceptionWithTraceback", None)] if c])
 
 #: the name the backend is registered under
 NAME = "hpc"
@@ -177,12 +182,16 @@ class HpcBackend(ParallelBackendBase):
         # the worker that ran the last: on that worker's own deque it would start before the batches queued earlier,
         # and an error in batch 3 of 200 surfaced after all 200). A nested call keeps them on its worker's deque,
         # where the waiting worker finds them first.
-        pool.push(_pool.Job(lambda: _run_batch(func, future, call)), fifo=call.from_outside)
+        # joblib's own wrapper, as its threading and multiprocessing backends use: a batch that raises returns the
+        # exception with the text of its traceback, which joblib raises in the caller chained to that text, so a
+        # user's frames inside the batch (and inside nested calls) stay in the report
+        batch = _TracebackCapturingWrapper(func)
+        pool.push(_pool.Job(lambda: _run_batch(batch, future, call)), fifo=call.from_outside)
         return future
 
     def retrieve_result_callback(self, future: _futures.Future) -> Any:
-        """Return the batch's results or raise its exception (called by joblib's callback)."""
-        return future.result()
+        """Return the batch's results or raise its exception with the batch's traceback (joblib's callback)."""
+        return _retrieve_traceback_capturing_wrapped_call(future.result())
 
     @_contextlib.contextmanager
     def retrieval_context(self) -> Iterator[None]:
@@ -226,10 +235,11 @@ def _run_batch(func: Callable[[], Any], future: _futures.Future, call: _Call) ->
         elif future.set_running_or_notify_cancel():
             try:
                 result = func()
-            except BaseException as exc:  # joblib re-raises it in the caller, with its type
+            except BaseException as exc:  # the wrapper returns the batch's errors: this is one of its own
                 failed = True
                 future.set_exception(exc)
             else:
+                failed = isinstance(result, _FAILED_BATCH)
                 future.set_result(result)  # runs joblib's callback here, which may queue the next batch
     finally:
         with call.lock:

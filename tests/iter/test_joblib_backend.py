@@ -224,3 +224,31 @@ except ValueError as exc:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:3] == ["[0, 1, 2]", "False", "True"]
+
+
+def _raises_in_the_end(i: int) -> None:
+    if i == 7:
+        raise ValueError("raised deep inside")
+
+
+def _inner_call(i: int) -> list:
+    return Parallel(n_jobs=2, backend="hpc")(delayed(_raises_in_the_end)(j) for j in range(i))
+
+
+def _outer_call(i: int) -> list:
+    return Parallel(n_jobs=2, backend="hpc")(delayed(_inner_call)(j) for j in range(i))
+
+
+def test_traceback_keeps_the_frames_inside_batches():
+    """An error inside nested Parallel calls reports every user frame it went through, as joblib's own backends do
+    (joblib's test_nested_exception_dispatch, with our functions)."""
+    from traceback import format_exception
+
+    def run():
+        with pytest.raises(ValueError) as info:
+            Parallel(n_jobs=2, backend="hpc")(delayed(_outer_call)(i) for i in range(30))
+        return "".join(format_exception(info.type, info.value, info.tb))
+
+    report = run_with_timeout(run)
+    for frame in ("_outer_call", "_inner_call", "_raises_in_the_end"):
+        assert frame in report
