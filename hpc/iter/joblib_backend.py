@@ -117,10 +117,10 @@ class HpcBackend(ParallelBackendBase):
         answer is at most that worker's pool size: nested calls stay within the same threads.
 
         Raises:
-            ValueError: ``n_jobs`` is 0.
+            ValueError: ``n_jobs`` is 0 (joblib's message).
         """
         if n_jobs == 0:
-            raise ValueError("n_jobs must be a non-zero int or None; got 0")
+            raise ValueError("n_jobs == 0 in Parallel has no meaning")  # joblib's own words
         threads = _pool.current_num_threads()
         if n_jobs is None:
             n_jobs = -1

@@ -120,10 +120,11 @@ def test_generator_output():
         assert list(gen) == list(range(30))
 
 
-def test_n_jobs_zero_is_rejected():
-    """n_jobs=0 is an error, as with joblib's own backends."""
-    with pytest.raises(ValueError, match="n_jobs"):
-        HpcBackend().effective_n_jobs(0)
+@pytest.mark.parametrize("n_jobs", [0, 0.5])
+def test_n_jobs_zero_is_rejected_in_joblibs_words(n_jobs):
+    """n_jobs=0 (and 0.5, which joblib truncates to 0) is an error with joblib's own message."""
+    with pytest.raises(ValueError, match="n_jobs == 0 in Parallel has no meaning"):
+        Parallel(n_jobs=n_jobs, backend="hpc")(delayed(abs)(1) for _ in range(2))
 
 
 def test_register_is_idempotent():
