@@ -22,7 +22,7 @@ from typing import Any
 
 import joblib as _joblib
 from joblib import _utils as _joblib_utils
-from joblib._parallel_backends import FallbackToBackend, ParallelBackendBase, SequentialBackend
+from joblib._parallel_backends import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase, SequentialBackend
 from joblib._utils import _retrieve_traceback_capturing_wrapped_call, _TracebackCapturingWrapper
 
 from hpc._core import pool as _pool
@@ -73,7 +73,7 @@ class _Call:
         return f"<hpc joblib call in_flight={self.in_flight} failed={self.failed} aborted={self.aborted}>"
 
 
-class HpcBackend(ParallelBackendBase):
+class HpcBackend(AutoBatchingMixin, ParallelBackendBase):
     """Run joblib's batches as jobs on hpc's work-stealing thread pool.
 
     The pool is the calling worker's own pool inside a worker (nested ``Parallel`` calls share its threads and
@@ -91,6 +91,11 @@ class HpcBackend(ParallelBackendBase):
     """
 
     default_n_jobs = -1
+    # joblib's automatic batching (batch_size="auto", its default), tuned for threads: a batch costs ~50 us to
+    # dispatch here, against ~ms for processes, so batches grow only until they take 10 ms (joblib's process
+    # backends aim at 0.2-2 s), which keeps the load balanced and the first results and errors early
+    MIN_IDEAL_BATCH_DURATION = 0.01
+    MAX_IDEAL_BATCH_DURATION = 0.1
     supports_retrieve_callback = True
     supports_inner_max_num_threads = False
     supports_sharedmem = True

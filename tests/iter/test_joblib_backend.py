@@ -253,3 +253,21 @@ def test_traceback_keeps_the_frames_inside_batches():
     report = run_with_timeout(run)
     for frame in ("_outer_call", "_inner_call", "_raises_in_the_end"):
         assert frame in report
+
+
+def test_tiny_tasks_are_batched_automatically(monkeypatch):
+    """With joblib's default batch_size="auto", thousands of tiny tasks travel in batches of more than one."""
+    sizes: list[int] = []
+    original = HpcBackend.batch_completed
+
+    def record(self, batch_size, duration):
+        sizes.append(batch_size)
+        return original(self, batch_size, duration)
+
+    def run():
+        with parallel_config(backend="hpc"):
+            return Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(20000))
+
+    monkeypatch.setattr(HpcBackend, "batch_completed", record)
+    assert run_with_timeout(run) == list(range(20000))
+    assert max(sizes) > 1 and len(sizes) < 20000 / 4
