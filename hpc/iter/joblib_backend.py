@@ -107,6 +107,7 @@ class HpcBackend(AutoBatchingMixin, ParallelBackendBase):
         self._n_jobs = 1
         self._pool: _pool.ThreadPool | None = None
         self._own_pool = False
+        self._sharing = False  # this backend counts as the caller the shared pool serves (see _SharedPools)
         self._call = _Call()
         self._capped = False
 
@@ -141,11 +142,12 @@ class HpcBackend(AutoBatchingMixin, ParallelBackendBase):
         if n == 1:
             raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
         self.parallel = parallel
-        if _pool.current_worker_index() is not None or _pool.current_num_threads() == n:
-            self._release_pool()
+        self._release_pool()
+        if _pool.current_worker_index() is not None:  # nested: the worker's own pool, within its budget
             self._pool = _pool.current_pool()
-        elif not (self._own_pool and self._pool is not None and self._pool.num_threads == n):
-            self._release_pool()
+        elif _pool.current_num_threads() == n and _shared.enter(_pool.current_pool()):
+            self._pool, self._sharing = _pool.current_pool(), True
+        else:  # another size, or the shared pool already serves another caller's call: a pool of our own
             self._pool, self._own_pool = _pool.ThreadPool(n), True
         self._n_jobs = n
         return n
@@ -226,10 +228,43 @@ class HpcBackend(AutoBatchingMixin, ParallelBackendBase):
         self._release_pool()
 
     def _release_pool(self) -> None:
-        pool, own = self._pool, self._own_pool
-        self._pool, self._own_pool = None, False
+        pool, own, sharing = self._pool, self._own_pool, self._sharing
+        self._pool, self._own_pool, self._sharing = None, False, False
         if pool is not None and own:
             pool.shutdown(wait=False)  # its workers finish what is queued (skipped when aborted), then exit
+        if pool is not None and sharing:
+            _shared.leave(pool)
+
+
+class _SharedPools:
+    """Which pools serve a ``Parallel`` call from outside them: one caller at a time each (the fair-sharing rule).
+
+    A second user thread whose call would land on a pool already serving another caller's call gets a pool of its
+    own instead (as joblib's threading backend gives every call): independent calls of I/O- or sleep-bound work
+    then overlap instead of queuing behind each other on the same threads. Nested calls stay on their worker's pool.
+    """
+
+    def __init__(self) -> None:
+        self._lock = _threading.Lock()
+        self._busy: set[int] = set()
+
+    def enter(self, pool: _pool.ThreadPool) -> bool:
+        """Claim ``pool`` for one caller; False when another caller holds it."""
+        with self._lock:
+            if id(pool) in self._busy:
+                return False
+            self._busy.add(id(pool))
+            return True
+
+    def leave(self, pool: _pool.ThreadPool) -> None:
+        with self._lock:
+            self._busy.discard(id(pool))
+
+    def __repr__(self) -> str:
+        return f"<hpc joblib shared pools busy={len(self._busy)}>"
+
+
+_shared = _SharedPools()
 
 
 def _run_batch(func: Callable[[], Any], future: _futures.Future, call: _Call) -> None:

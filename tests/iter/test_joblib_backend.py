@@ -271,3 +271,29 @@ def test_tiny_tasks_are_batched_automatically(monkeypatch):
     monkeypatch.setattr(HpcBackend, "batch_completed", record)
     assert run_with_timeout(run) == list(range(20000))
     assert max(sizes) > 1 and len(sizes) < 20000 / 4
+
+
+def test_concurrent_callers_do_not_queue_behind_each_other():
+    """Two user threads' Parallel calls on the default pool run side by side: all of their batches can wait on each
+    other at once (on the one shared pool they would queue, and the barrier would never fill)."""
+    from hpc import current_num_threads
+
+    n = current_num_threads()  # each call asks for the default pool's size: the shared pool's case
+    barrier = threading.Barrier(2 * n, timeout=20)
+
+    def meet(i: int) -> int:
+        barrier.wait()
+        return i
+
+    results: dict[int, list] = {}
+
+    def caller(k: int) -> None:
+        with parallel_config(backend="hpc"):
+            results[k] = Parallel(n_jobs=n, batch_size=1, pre_dispatch="all")(delayed(meet)(i) for i in range(n))
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == {0: list(range(n)), 1: list(range(n))}
