@@ -11,10 +11,12 @@ MPI_TIMEOUT ?= 900
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py hpc/mpi/_fused_queue.c
+$(STAMP): pyproject.toml setup.py hpc/mpi/_fused_queue.c startup/hpc-joblib.pth startup/_hpc_joblib_hook.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[mpi,dev]'
+	# an editable install does not carry the start-up file that lets joblib find "hpc" anywhere (see setup.py)
+	cp startup/hpc-joblib.pth "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 	touch $(STAMP)
 
 run: install
@@ -48,7 +50,7 @@ bench: install
 	$(VENV)/bin/hpc bench
 
 lint: install
-	$(VENV)/bin/ruff check hpc kernels tests scripts
+	$(VENV)/bin/ruff check hpc kernels tests scripts startup setup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
