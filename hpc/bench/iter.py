@@ -1,10 +1,12 @@
 """``hpc bench iter``: hpc's parallel iterators against serial Python, multiprocessing, joblib and mpire.
 
-Three workloads, every contestant with the same number of workers, in one run:
+Four workloads, every contestant with the same number of workers, in one run:
 
 (a) 100,000 tiny tasks ``x*x``, summed: what dispatch costs per item;
 (b) 400 uneven pure-Python tasks (about 4 s serially; 1 s with ``quick``): whether uneven work balances;
-(c) a numba ``nogil`` kernel over 64 MiB of float64 in 128 chunks: threads on GIL-free code.
+(c) a numba ``nogil`` kernel over 64 MiB of float64 in 128 chunks: threads on GIL-free code;
+(d) scikit-learn's ``n_jobs`` on joblib's loky, threading and hpc backends (RandomForest, GridSearchCV,
+    HistGradientBoosting, KNN, permutation_importance), where scikit-learn is installed.
 
 Pools are started and warmed before timing (process start-up is reported apart); each time is the median of
 ``repeats`` runs. Nothing here asserts a time: the numbers are printed, and written as JSON on request.
@@ -99,6 +101,7 @@ def run(
         count = max(100, int(2000 * min(scale, 1.0)))
         empty_us = _call_us(lambda: _empty_call(), count)
         one_us = _call_us(lambda: _one_item_call(), count)
+        sklearn = _sklearn(scale, repeats, workers, notes, say)
     finally:
         _config.set_num_threads(previous)
     startup = workloads.pop("_startup")
@@ -110,8 +113,21 @@ def run(
         "empty_call_us": empty_us,
         "one_item_call_us": one_us,
         "call_samples": count,
+        "sklearn": sklearn,
         "notes": notes,
     }
+
+
+def _sklearn(scale: float, repeats: int, workers: int, notes: list[str], say: Callable[[str], None]) -> Any:
+    """Workload (d): scikit-learn's ``n_jobs`` on loky, threading and hpc; None (and a note) without it."""
+    import importlib.util
+
+    if importlib.util.find_spec("sklearn") is None:
+        notes.append("(d) scikit-learn workloads skipped: scikit-learn is not installed (pip install scikit-learn)")
+        return None
+    from hpc.bench import _sklearn_joblib
+
+    return _sklearn_joblib.run_workloads(scale, repeats, workers, say)
 
 
 # ------------------------------------------------------------------------------------ workloads (a) and (b)
@@ -355,6 +371,20 @@ def format_table(results: dict[str, Any]) -> str:
         for label, row in numba["rows"].items():
             flag = "" if row["ok"] else "  (result differs!)"
             lines.append(f"  {label:34}{row['seconds']:10.4f}{row['speedup']:11.2f}x{row['gb_per_s']:13.2f}{flag}")
+        lines.append("")
+    if results.get("sklearn"):
+        lines += [
+            f"(d) scikit-learn n_jobs={m['workers']} under joblib.parallel_config(backend=...); median of "
+            f"{s['repeats']} run(s) after a warm-up; 'vs best' is hpc's time over the faster of loky and threading",
+            f"{'':36}{'loky':>10}{'threading':>11}{'hpc':>10}{'vs best':>9}  same answers",
+        ]
+        for name, work in results["sklearn"].items():
+            rows = work["rows"]
+            same = all(row["same"] for row in rows.values())
+            lines.append(
+                f"  {name:34}{rows['loky']['seconds']:10.3f}{rows['threading']['seconds']:11.3f}"
+                f"{rows['hpc']['seconds']:10.3f}{rows['hpc']['vs_fastest_peer']:8.2f}x  {'yes' if same else 'NO'}"
+            )
         lines.append("")
     if results["startup_s"]:
         parts = [f"{label} {sec:.2f} s" for label, sec in results["startup_s"].items()]

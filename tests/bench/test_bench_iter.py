@@ -100,3 +100,15 @@ def test_main_refuses_unknown_suites(capsys):
 def test_main_usage_error_returns_two():
     """An unknown option is a usage error (status 2), not an exception."""
     assert bench.main(["iter", "--no-such-flag"]) == 2
+
+
+def test_sklearn_workloads_on_three_backends(results):
+    """(d) runs scikit-learn's n_jobs on loky, threading and hpc, gives the same answers, and is in the table."""
+    pytest.importorskip("sklearn")
+    sklearn = results["sklearn"]
+    assert set(sklearn) == {"RandomForest", "GridSearchCV", "HistGradientBoosting", "KNN", "permutation_importance"}
+    for work in sklearn.values():
+        assert set(work["rows"]) == {"loky", "threading", "hpc"}
+        assert all(row["same"] and row["seconds"] > 0 for row in work["rows"].values())
+    table = bench_iter.format_table(results)
+    assert "(d) scikit-learn" in table and "permutation_importance" in table
