@@ -58,16 +58,35 @@ def register_joblib_backend() -> None:
 class _Call:
     """The batches of one ``Parallel`` call: how many are in flight, whether one failed, whether it was aborted."""
 
-    __slots__ = ("lock", "in_flight", "failed", "aborted", "settled", "from_outside")
+    __slots__ = ("lock", "in_flight", "failed", "aborted", "settled", "from_outside", "on_drained", "parent")
 
-    def __init__(self, from_outside: bool = True) -> None:
+    def __init__(self, from_outside: bool = True, parent: _Call | None = None) -> None:
         self.from_outside = from_outside  # started by a thread that is not one of the pool's workers
+        self.parent = parent  # the call whose batch made this nested call, if any
         self.lock = _threading.Lock()
         self.in_flight = 0
         self.failed = False
         self.aborted = False
         self.settled = _threading.Event()  # set while nothing is in flight, and once a batch failed
         self.settled.set()
+        self.on_drained: Callable[[], None] | None = None
+
+    def cancelled(self) -> bool:
+        """Whether this call, or the call of a batch it is nested in (at any depth), was aborted."""
+        call: _Call | None = self
+        while call is not None:
+            if call.aborted:
+                return True
+            call = call.parent
+        return False
+
+    def when_drained(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once no batch of the call is queued or running: now, or on the worker that ends the last."""
+        with self.lock:
+            if self.in_flight:
+                self.on_drained = fn
+                return
+        fn()
 
     def __repr__(self) -> str:
         return f"<hpc joblib call in_flight={self.in_flight} failed={self.failed} aborted={self.aborted}>"
@@ -160,7 +179,8 @@ class HpcBackend(AutoBatchingMixin, ParallelBackendBase):
 
     def start_call(self) -> None:
         """Start counting the batches of a new call; cap BLAS threads for a call from outside the pool."""
-        self._call = _Call(from_outside=self._pool is None or not self._pool.is_worker())
+        from_outside = self._pool is None or not self._pool.is_worker()
+        self._call = _Call(from_outside, parent=getattr(_running, "call", None))
         if self._pool is not None and not self._pool.is_worker() and self._n_jobs > 1:
             _blas_cap.acquire(self._n_jobs)
             self._capped = True
@@ -233,7 +253,13 @@ class HpcBackend(AutoBatchingMixin, ParallelBackendBase):
         if pool is not None and own:
             pool.shutdown(wait=False)  # its workers finish what is queued (skipped when aborted), then exit
         if pool is not None and sharing:
-            _shared.leave(pool)
+            if self._call.aborted:
+                # Batches of a failed (or timed out, or dropped) call may still run: the shared pool serves that call
+                # until they end, and the next call meanwhile gets threads of its own, as if a concurrent caller held
+                # it, instead of queuing behind batches whose results nobody will read.
+                self._call.when_drained(lambda: _shared.leave(pool))
+            else:
+                _shared.leave(pool)
 
 
 class _SharedPools:
@@ -242,6 +268,7 @@ class _SharedPools:
     A second user thread whose call would land on a pool already serving another caller's call gets a pool of its
     own instead (as joblib's threading backend gives every call): independent calls of I/O- or sleep-bound work
     then overlap instead of queuing behind each other on the same threads. Nested calls stay on their worker's pool.
+    A call that failed (or timed out, or was dropped) holds its pool until its batches still running have returned.
     """
 
     def __init__(self) -> None:
@@ -266,13 +293,21 @@ class _SharedPools:
 
 _shared = _SharedPools()
 
+#: ``call``: the call whose batch this thread is running (the innermost one), which nested calls record as parent
+_running = _threading.local()
+
 
 def _run_batch(func: Callable[[], Any], future: _futures.Future, call: _Call) -> None:
     failed = False
     try:
-        if call.aborted:
+        if call.cancelled():
+            # Skipped when the call, or any call it is nested in, was aborted: a batch that still runs after its call
+            # failed starts no new nested batch (its nested Parallel raises CancelledError), so that branch ends soon
+            # instead of running a whole tree of nested calls whose results nobody reads.
+            failed = True
             future.cancel()
         elif future.set_running_or_notify_cancel():
+            outer, _running.call = getattr(_running, "call", None), call
             try:
                 result = func()
             except BaseException as exc:  # the wrapper returns the batch's errors: this is one of its own
@@ -281,13 +316,20 @@ def _run_batch(func: Callable[[], Any], future: _futures.Future, call: _Call) ->
             else:
                 failed = isinstance(result, _FAILED_BATCH)
                 future.set_result(result)  # runs joblib's callback here, which may queue the next batch
+            finally:
+                _running.call = outer
     finally:
+        drained = None
         with call.lock:
             call.in_flight -= 1
             if failed:
                 call.failed = True
             if call.in_flight == 0 or call.failed:
                 call.settled.set()
+            if call.in_flight == 0:
+                drained, call.on_drained = call.on_drained, None
+        if drained is not None:
+            drained()
 
 
 register_joblib_backend()

@@ -297,3 +297,63 @@ def test_concurrent_callers_do_not_queue_behind_each_other():
     for t in threads:
         t.join(30)
     assert results == {0: list(range(n)), 1: list(range(n))}
+
+
+def test_batches_left_running_by_a_failed_call_do_not_hold_up_the_next_call():
+    """A batch still running after its call failed keeps its thread; the next call runs on other threads meanwhile
+    (as on joblib's threading backend, whose every call has threads of its own) instead of queuing behind it."""
+    running, release = threading.Event(), threading.Event()
+
+    def stuck_unless_first(i: int) -> int:
+        if i == 0:
+            running.wait(10)  # fail only once another batch of the call is running
+            raise Boom("first")
+        running.set()
+        release.wait(5)
+        return i
+
+    def run():
+        with ThreadPool(2), parallel_config(backend="hpc"):  # n_jobs=2: the calls land on this pool
+            try:
+                with pytest.raises(Boom):
+                    Parallel(n_jobs=2, batch_size=1)(delayed(stuck_unless_first)(i) for i in range(4))
+                start = time.perf_counter()
+                out = Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(10))
+                return out, time.perf_counter() - start
+            finally:
+                release.set()
+
+    out, seconds = run_with_timeout(run)
+    assert out == list(range(10))
+    assert seconds < 2, f"the next call waited {seconds:.1f} s for a batch of the failed call"
+
+
+def test_a_failed_call_stops_the_nested_calls_of_its_running_batches():
+    """After a call fails, the nested calls of its batches that still run start no new batch: a running branch ends
+    soon instead of running a whole tree of nested calls whose results nobody reads (joblib's thread bomb test)."""
+    started: list[int] = []
+    lock, nesting = threading.Lock(), threading.Event()
+
+    def branch(depth: int) -> int:
+        with lock:
+            started.append(depth)
+            if len(started) >= 10:
+                nesting.set()
+        if depth == 0:
+            nesting.wait(10)  # fail once the other top-level branch is running nested calls
+            raise Boom("first branch")
+        if depth >= 8:
+            time.sleep(0.005)
+            return depth
+        return sum(Parallel(n_jobs=2, batch_size=1)(delayed(branch)(depth + 1) for _ in range(2)))
+
+    def run():
+        with ThreadPool(2), parallel_config(backend="hpc"):
+            with pytest.raises(Boom):
+                Parallel(n_jobs=2, batch_size=1)(delayed(branch)(d) for d in (0, 1))
+            time.sleep(0.5)  # what the abandoned branch does meanwhile
+            with lock:
+                return len(started)
+
+    # the branch from depth 1 is a tree of 2**8 - 1 batches, whose 128 leaves take 0.3 s on 2 threads
+    assert run_with_timeout(run) < 64  # 10 to 20 here; 256 when the abandoned branch ran through
