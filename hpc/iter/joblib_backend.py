@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as _futures
 import contextlib as _contextlib
+import sys as _sys
 import threading as _threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -58,7 +59,8 @@ def register_joblib_backend() -> None:
 class _Call:
     """The batches of one ``Parallel`` call: how many are in flight, whether one failed, whether it was aborted."""
 
-    __slots__ = ("lock", "in_flight", "failed", "aborted", "settled", "from_outside", "on_drained", "parent")
+    __slots__ = ("lock", "in_flight", "failed", "aborted", "settled", "from_outside", "on_drained", "parent",
+                 "openmp_threads")
 
     def __init__(self, from_outside: bool = True, parent: _Call | None = None) -> None:
         self.from_outside = from_outside  # started by a thread that is not one of the pool's workers
@@ -70,6 +72,7 @@ class _Call:
         self.settled = _threading.Event()  # set while nothing is in flight, and once a batch failed
         self.settled.set()
         self.on_drained: Callable[[], None] | None = None
+        self.openmp_threads: int | None = None  # the OpenMP threads each batch may use (None: no limit)
 
     def cancelled(self) -> bool:
         """Whether this call, or the call of a batch it is nested in (at any depth), was aborted."""
@@ -184,6 +187,7 @@ class HpcBackend(AutoBatchingMixin, ParallelBackendBase):
         if self._pool is not None and not self._pool.is_worker() and self._n_jobs > 1:
             _blas_cap.acquire(self._n_jobs)
             self._capped = True
+            self._call.openmp_threads = _openmp_limit.threads_per_batch(self._n_jobs)
 
     def stop_call(self) -> None:
         """Lift this call's BLAS cap."""
@@ -293,6 +297,58 @@ class _SharedPools:
 
 _shared = _SharedPools()
 
+class _OpenMPLimit:
+    """OpenMP threads per batch: ``cpus // n_jobs``, set in the thread that runs the batch.
+
+    OpenMP's thread count is a per-thread setting (``omp_set_num_threads``), so the cap the caller's thread sets does
+    not reach the pool's workers: a batch running OpenMP code (HistGradientBoosting, many scikit-learn kernels) would
+    start a full team of threads in every worker, n_jobs times the cores. loky caps it in each worker process; we cap
+    it in the worker thread, for the batch's duration. The threadpoolctl controller that finds the OpenMP libraries
+    is made on the first capped call, and again when modules have been imported since (a library loaded later).
+    """
+
+    def __init__(self) -> None:
+        self._controller: Any = None
+        self._modules = 0
+        self._lock = _threading.Lock()
+
+    def threads_per_batch(self, n_jobs: int) -> int | None:
+        """Return the OpenMP threads a batch of a call of ``n_jobs`` may use, or None when nothing needs a cap."""
+        from hpc import config
+
+        threads = max(1, config.available_cpus() // n_jobs)
+        if threads >= config.available_cpus():
+            return None
+        with self._lock:
+            if self._controller is None or len(_sys.modules) != self._modules:
+                try:
+                    from threadpoolctl import ThreadpoolController
+
+                    self._controller = ThreadpoolController().select(user_api="openmp")
+                except Exception:  # threadpoolctl unusable here: run uncapped rather than fail the call
+                    self._controller = None
+                self._modules = len(_sys.modules)
+        return threads if self._controller is not None and self._controller.lib_controllers else None
+
+    @_contextlib.contextmanager
+    def limited(self, threads: int | None) -> Iterator[None]:
+        """Cap OpenMP at ``threads`` in this thread for the block (no-op for None)."""
+        controller = self._controller
+        if threads is None or controller is None:
+            yield
+            return
+        limiter = controller.limit(limits=threads)
+        try:
+            yield
+        finally:
+            limiter.restore_original_limits()
+
+    def __repr__(self) -> str:
+        return f"<hpc joblib OpenMP limit controller={self._controller!r}>"
+
+
+_openmp_limit = _OpenMPLimit()
+
 #: ``call``: the call whose batch this thread is running (the innermost one), which nested calls record as parent
 _running = _threading.local()
 
@@ -309,7 +365,8 @@ def _run_batch(func: Callable[[], Any], future: _futures.Future, call: _Call) ->
         elif future.set_running_or_notify_cancel():
             outer, _running.call = getattr(_running, "call", None), call
             try:
-                result = func()
+                with _openmp_limit.limited(call.openmp_threads):
+                    result = func()
             except BaseException as exc:  # the wrapper returns the batch's errors: this is one of its own
                 failed = True
                 future.set_exception(exc)

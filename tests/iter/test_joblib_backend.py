@@ -357,3 +357,22 @@ def test_a_failed_call_stops_the_nested_calls_of_its_running_batches():
 
     # the branch from depth 1 is a tree of 2**8 - 1 batches, whose 128 leaves take 0.3 s on 2 threads
     assert run_with_timeout(run) < 64  # 10 to 20 here; 256 when the abandoned branch ran through
+
+
+def test_batches_run_openmp_with_their_share_of_the_cores():
+    """Inside a batch OpenMP code sees cpus // n_jobs threads (as in loky's workers), not a full team per batch."""
+    pytest.importorskip("sklearn")
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    from hpc import config
+
+    cpus = config.available_cpus()
+    if cpus < 2:
+        pytest.skip("one CPU: nothing to share")
+
+    def run():
+        with parallel_config(backend="hpc"):
+            return Parallel(n_jobs=2, batch_size=1)(delayed(_openmp_effective_n_threads)() for _ in range(4))
+
+    assert run_with_timeout(run) == [max(1, cpus // 2)] * 4
+    assert _openmp_effective_n_threads() == cpus  # the caller's own setting is untouched
