@@ -18,6 +18,7 @@ __all__ = [
     "out_array",
     "use_parallel",
     "use_streaming",
+    "writeable",
 ]
 
 #: the dtypes every kernel accepts
@@ -83,6 +84,13 @@ def out_array(out: object, shape: tuple[int, ...], dtype: _np.dtype, name: str =
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable; got a read-only array")
     return out
+
+
+def writeable(name: str, a: _np.ndarray, why: str) -> _np.ndarray:
+    """Return ``a`` if it is writeable, else raise ``ValueError`` naming it and why it is written."""
+    if not a.flags.writeable:
+        raise ValueError(f"{name} must be writeable: {why}; got a read-only array (pass out= or a copy)")
+    return a
 
 
 def apart(out: _np.ndarray, v: _np.ndarray) -> _np.ndarray:

@@ -146,7 +146,9 @@ def axpy(a, x, y, *, out=None, parallel=None):
         [1.0, 3.0, 5.0]
     """
     xv, yv = _pair(x, y)
-    target = y if out is None else _checks.out_array(out, y.shape, y.dtype)
+    target = _checks.writeable("y", y, "axpy updates it when out is None") if out is None else _checks.out_array(
+        out, y.shape, y.dtype
+    )
     ov = yv if out is None else _checks.as_vector("out", target)
     xv, yv = _checks.apart(ov, xv), _checks.apart(ov, yv)
     a = xv.dtype.type(a)
@@ -167,7 +169,9 @@ def scal(a, x, *, out=None, parallel=None):
         [0.0, 3.0, 6.0]
     """
     xv = _checks.as_vector("x", x)
-    target = x if out is None else _checks.out_array(out, x.shape, x.dtype)
+    target = _checks.writeable("x", x, "scal updates it when out is None") if out is None else _checks.out_array(
+        out, x.shape, x.dtype
+    )
     ov = xv if out is None else _checks.as_vector("out", target)
     xv = _checks.apart(ov, xv)
     a = xv.dtype.type(a)

@@ -164,6 +164,10 @@ def sqdist(x, y, *, out=None, parallel=None):
     """
     x, y = _points(x, y, "y")
     out = _checks.out_array(out, (x.shape[0], y.shape[0]), x.dtype)
+    # an out over an input's memory (even the very same array): the kernel reads whole rows of the inputs while it
+    # writes rows of out, so the inputs are copied first
+    x = x.copy() if _np.may_share_memory(out, x) else x
+    y = y.copy() if _np.may_share_memory(out, y) else y
     if x.shape[0] == 0 or y.shape[0] == 0:
         return out
     if x.shape[1] == 0:

@@ -12,6 +12,7 @@ the first NaN. See ``hpc.kernels._flags`` for the fastmath flags.
 from __future__ import annotations
 
 import builtins as _builtins
+import warnings as _warnings
 
 import numpy as _np
 from numba import njit as _njit
@@ -139,6 +140,8 @@ def sum(x, *, accurate=False, parallel=None):  # noqa: A001 - NumPy's name on pu
     par = _checks.use_parallel(parallel, v.shape[0])
     if accurate:
         total = _accurate_parallel(v) if par else _accurate_serial(v)
+        if not _np.isfinite(total):  # an infinity (or overflow) turns the compensation into inf - inf: NumPy's
+            total = _sum_parallel(v) if par else _sum_serial(v)  # answer is the plain sum's (inf, -inf or NaN)
     else:
         total = _sum_parallel(v) if par else _sum_serial(v)
     return v.dtype.type(total)
@@ -364,7 +367,8 @@ def mean_var(x, *, ddof=0, parallel=None):
         parallel (bool or None): run the chunked ``prange`` variant; ``None`` decides by size.
 
     Returns:
-        Two scalars of ``x``'s dtype; NaN for an empty ``x`` (or ``ddof >= len(x)``).
+        Two scalars of ``x``'s dtype; NaN for an empty ``x``. ``ddof >= len(x)`` warns and divides by 0, as NumPy
+        does: ``inf`` (NaN when every element is equal).
 
     Example:
         >>> import numpy as np; from hpc import kernels
@@ -379,7 +383,14 @@ def mean_var(x, *, ddof=0, parallel=None):
         return v.dtype.type(_np.nan), v.dtype.type(_np.nan)
     par = _checks.use_parallel(parallel, n)
     _, mu, m2 = _moments_parallel(v) if par else _moments_serial(v)
-    variance = m2 / (n - ddof) if n > ddof else _np.nan
+    if not (_np.isfinite(mu) and _np.isfinite(m2)):  # inf, NaN or an overflow: the merge's differences of means
+        with _np.errstate(all="ignore"), _warnings.catch_warnings():  # are inf - inf; NumPy's answer instead
+            _warnings.simplefilter("ignore", RuntimeWarning)
+            return v.dtype.type(_np.mean(v)), v.dtype.type(_np.var(v, ddof=ddof))
+    if n <= ddof:  # as NumPy: a warning, and m2 / 0 (inf, or NaN for m2 == 0)
+        _warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+    with _np.errstate(divide="ignore", invalid="ignore"):
+        variance = _np.float64(m2) / _builtins.max(n - ddof, 0)
     return v.dtype.type(mu), v.dtype.type(variance)
 
 

@@ -155,3 +155,16 @@ def test_axpy_scal_out_partially_overlapping_an_input(rng, shift, parallel):
     want = k.axpy(2.0, x0, yv.copy(), parallel=parallel)
     k.axpy(2.0, buf[8 : 8 + n], yv, parallel=parallel)
     np.testing.assert_array_equal(yv, want)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda a: k.scal(2.0, a), "x"),
+    (lambda a: k.axpy(2.0, np.ones(4), a), "y"),
+])  # fmt: skip
+def test_in_place_update_of_a_read_only_array_is_refused(call, name):
+    """scal/axpy writing into a read-only array raise a ValueError naming it (not numba's typing error)."""
+    a = np.ones(4)
+    a.flags.writeable = False
+    with pytest.raises(ValueError, match=f"{name} must be writeable"):
+        call(a)
+    np.testing.assert_array_equal(k.scal(2.0, a, out=np.empty(4)), np.full(4, 2.0))

@@ -89,3 +89,14 @@ def test_parallel_assign_works_in_tiles(rng):
     finally:
         tracemalloc.stop()
     assert peak < x.shape[0] * c.shape[0] * 8 / 4  # the whole product matrix would be 123 MB
+
+
+def test_sqdist_with_an_out_over_its_inputs(rng):
+    """An out that is an input, or overlaps one, gives the answer of separate arrays (the inputs are copied)."""
+    x = rng.random((6, 6))
+    expected = k.sqdist(x.copy(), x.copy())
+    same = x.copy()
+    np.testing.assert_allclose(k.sqdist(same, same, out=same), expected)
+    z = rng.random((8, 8))
+    expected = k.sqdist(z[:, :4].copy(), z[:3, :4].copy())
+    np.testing.assert_allclose(k.sqdist(z[:, :4], z[:3, :4], out=z[:, 4:7]), expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -205,3 +206,43 @@ def test_extremes_on_monotone_strided_and_special_data(dtype, parallel):
     nan = np.full(ARG_BLOCK + 3, np.nan, dtype)
     assert k.argmin(nan, parallel=parallel) == k.argmax(nan, parallel=parallel) == 0
     assert math.isnan(k.max(nan, parallel=parallel))
+
+
+NONFINITE = {
+    "inf": [1.0, np.inf, 2.0],
+    "-inf": [1.0, -np.inf, 2.0],
+    "inf and -inf": [np.inf, 3.0, -np.inf],
+    "nan": [1.0, np.nan, 2.0],
+    "overflow": [1e308, 1e308, -1.0],
+}
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("case", list(NONFINITE))
+def test_every_reduction_gives_numpys_answer_on_nonfinite_input(case, parallel):
+    """sum (plain and accurate), mean, var, mean_var, min, max, argmin, argmax give NumPy's answer on inf/NaN input
+    (and on a sum that overflows); the accurate sum no longer turns an infinity into NaN."""
+    x = np.array(NONFINITE[case] * 50000)  # large enough for the parallel variants' chunks
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = {
+            "sum": np.sum(x), "accurate": np.sum(x), "mean": np.mean(x), "var": np.var(x),
+            "min": np.min(x), "max": np.max(x), "argmin": np.argmin(x), "argmax": np.argmax(x),
+        }  # fmt: skip
+        got = {
+            "sum": k.sum(x, parallel=parallel), "accurate": k.sum(x, accurate=True, parallel=parallel),
+            "mean": k.mean(x, parallel=parallel), "var": k.var(x, parallel=parallel),
+            "min": k.min(x, parallel=parallel), "max": k.max(x, parallel=parallel),
+            "argmin": k.argmin(x, parallel=parallel), "argmax": k.argmax(x, parallel=parallel),
+        }  # fmt: skip
+        mean, var = k.mean_var(x, parallel=parallel)
+    np.testing.assert_equal(got, expected)
+    np.testing.assert_equal((mean, var), (expected["mean"], expected["var"]))
+
+
+def test_var_with_ddof_at_least_n_is_numpys():
+    """ddof >= n warns and gives inf (NaN for equal elements), as numpy.var does."""
+    with pytest.warns(RuntimeWarning, match="Degrees of freedom"):
+        assert k.var(np.array([1.0, 2.0]), ddof=2) == np.inf
+    with pytest.warns(RuntimeWarning, match="Degrees of freedom"):
+        assert np.isnan(k.var(np.array([3.0, 3.0]), ddof=5))
