@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
+from hpc import config as _config
 from hpc.iter import indexed as _ix
 from hpc.iter import stages as _st
 from hpc.iter import terminals as _t
@@ -17,7 +18,6 @@ T = TypeVar("T")
 U = TypeVar("U")
 A = TypeVar("A")
 
-_BACKEND_NAMES = ("auto", "threads", "processes", "serial", "mpi")
 
 
 def _check_count(name: str, n: Any, minimum: int) -> int:
@@ -99,7 +99,8 @@ class ParIter(Generic[T]):
     # ------------------------------------------------------------------------------ settings
 
     def with_backend(self, backend: str) -> ParIter[T]:
-        """Return the same iterator run on ``backend``: ``"threads"``, ``"processes"``, ``"serial"`` or ``"auto"``.
+        """Return the same iterator run on ``backend``: one of ``hpc.config.BACKENDS`` (``"auto"``, ``"threads"``,
+        ``"processes"``, ``"serial"``, ``"mpi"``).
 
         ``auto`` (the default unless ``HPC_BACKEND`` says otherwise) runs chunk-level work (``map_chunks``,
         ``par_chunks`` kernels, plain sources) and side effects (``for_each``, ``inspect``) on threads, and per-item
@@ -109,8 +110,8 @@ class ParIter(Generic[T]):
             On ``processes`` the functions run in other processes: they must be picklable by cloudpickle (lambdas
             and closures are), and changes they make to objects of the calling process are not seen there.
         """
-        if backend not in _BACKEND_NAMES:
-            raise ValueError(f"backend must be one of {', '.join(_BACKEND_NAMES)}; got {backend!r}")
+        if backend not in _config.BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(_config.BACKENDS)}; got {backend!r}")
         return self._with(backend=backend)
 
     def with_min_len(self, n: int) -> ParIter[T]:

@@ -164,8 +164,8 @@ def resolve_backend(requested: str | None, plan: Plan, terminal: Any) -> str:
     """
     name = requested or _config.backend()
     if name != "auto":
-        if name not in BACKENDS and name not in _PLUGINS:
-            raise ValueError(f"backend must be one of {sorted({*BACKENDS, *_PLUGINS, 'auto'})}; got {name!r}")
+        if name not in _config.BACKENDS and name not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(_config.BACKENDS)}; got {name!r}")
         return name
     if not _gil_enabled() or _in_worker():
         return "threads"
@@ -190,7 +190,7 @@ def _backend(name: str) -> Backend:
     try:
         return BACKENDS[name]
     except KeyError:
-        raise ValueError(f"backend must be one of {sorted([*BACKENDS, 'auto'])}; got {name!r}") from None
+        raise ValueError(f"backend must be one of {', '.join(_config.BACKENDS)}; got {name!r}") from None
 
 
 def _raise_failure(failure: ChunkFailure, backend: str) -> None:
