@@ -276,11 +276,15 @@ def _nrm2_range(x, lo, hi):  # pragma: no cover - compiled by numba
         ax = abs(_np.float64(x[i]))
         big = ax > _TBIG
         sml = ax < _TSML
-        t = ax * _SBIG
-        abig += t * t if big else 0.0
-        s = ax * _SSML
-        asml += s * s if sml else 0.0
-        amed += 0.0 if (big or sml) else ax * ax  # a NaN lands here and propagates
+        # select, then multiply: each accumulator squares only its own values (0 for the others). Squaring every
+        # value three ways and discarding two made (|x| 2**-538)**2 for ordinary values, a subnormal, and each
+        # subnormal result costs a microcode assist on Intel cores (nrm2 ran at 0.03x NumPy there)
+        t = (ax if big else 0.0) * _SBIG
+        s = (ax if sml else 0.0) * _SSML
+        m = 0.0 if (big or sml) else ax  # a NaN lands here and propagates
+        abig += t * t
+        asml += s * s
+        amed += m * m
     return asml, amed, abig
 
 
