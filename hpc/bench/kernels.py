@@ -370,7 +370,7 @@ def run(
             "numba": _numba.__version__,
             "numba_threads": _numba.get_num_threads(),
             "threading_layer": _threading_layer(),
-            "cpu": _platform.processor() or _platform.machine(),
+            "cpu": _cpu_model(),
             "numexpr": getattr(ne, "__version__", None),
             "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds"),
             "loadavg_before": load_before,
@@ -400,10 +400,35 @@ def _threading_layer() -> str | None:
         return None
 
 
+#: a kernel whose time is above NumPy's by this factor or more gets a warning line under the table
+SLOW_VS_NUMPY = 0.5
+
+
+def _cpu_model() -> str:
+    """Return ``hpc info``'s CPU line (vendor, model, cores), the same words every suite prints."""
+    from hpc import info
+
+    try:
+        return info._fmt_cpu(info._cpu())
+    except Exception:  # the report is a courtesy: never fail a benchmark over it
+        return _platform.processor() or _platform.machine()
+
+
+def slow_kernels(result: dict) -> list[str]:
+    """Return a line per kernel and size running below :data:`SLOW_VS_NUMPY` times NumPy's speed."""
+    return [
+        f"{name} ({label}): {r['vs_numpy']:.2f}x NumPy"
+        for label, size in result["sizes"].items()
+        for name, r in size["rows"].items()
+        if r.get("vs_numpy") is not None and r["vs_numpy"] < SLOW_VS_NUMPY
+    ]
+
+
 def format_table(result: dict) -> str:
     """Return the kernels result (with its roofline) as human-readable tables."""
     m = result["machine"]
     lines = [
+        f"cpu: {m.get('cpu', '?')}",
         f"machine: numba {m['numba']} ({m['numba_threads']} threads, {m['threading_layer']}), numpy {m['numpy']}, "
         f"numexpr {m['numexpr'] or 'not installed'}; load average before {m['loadavg_before']}, "
         f"after {m['loadavg_after']}",
@@ -436,6 +461,9 @@ def format_table(result: dict) -> str:
             f"({comp['ratio']:.1%})"
         )
     lines += [f"note: {n}" for n in result.get("notes", [])]
+    slow = slow_kernels(result)
+    if slow:
+        lines.append(f"WARNING: below {SLOW_VS_NUMPY}x NumPy on this CPU: " + "; ".join(slow))
     return "\n".join(lines)
 
 

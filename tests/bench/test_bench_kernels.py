@@ -55,6 +55,7 @@ def test_kernels_json_file_and_table(result):
     table = bench_kernels.format_table(res)
     for name in res["sizes"]["large"]["rows"]:
         assert name in table
+    assert table.startswith("cpu: ") and res["machine"]["cpu"] in table
 
 
 def test_compile_and_load_measures_both_processes():
@@ -76,3 +77,19 @@ def test_plot_draws_or_names_the_extra(result, tmp_path):
     else:
         bench_kernels.plot(res, str(path))
         assert path.stat().st_size > 1000
+
+
+def test_slow_kernels_are_named():
+    """A kernel below 0.5x NumPy is named for the table's warning line; one at 1.2x is not."""
+    result = {
+        "machine": {"cpu": "Test CPU (x86_64)", "numba": "0", "numba_threads": 1, "threading_layer": "omp",
+                    "numpy": "0", "numexpr": None, "loadavg_before": None, "loadavg_after": None},
+        "roofline": None,
+        "sizes": {"large": {"bytes_per_array": 2**20, "rows": {
+            "fast": {"seconds": {"median": 1.0, "spread": 0.0}, "value": 1.0, "unit": "GB/s", "fraction": 1.0,
+                     "vs_numpy": 1.2, "first_call_s": 0.0},
+            "slow": {"seconds": {"median": 1.0, "spread": 0.0}, "value": 1.0, "unit": "GB/s", "fraction": 0.1,
+                     "vs_numpy": 0.03, "first_call_s": 0.0},
+        }}},
+    }  # fmt: skip
+    assert bench_kernels.slow_kernels(result) == ["slow (large): 0.03x NumPy"]
