@@ -15,7 +15,7 @@ from typing import Any as _Any
 from hpc import config as _config
 from hpc._optional import optional_module, why_missing
 
-__all__ = ["collect", "format_report", "gather_reports", "detect_launcher", "world_comm"]
+__all__ = ["collect", "cpu_line", "format_report", "gather_reports", "detect_launcher", "world_comm"]
 
 # (launcher, rank variable, size variable), first match wins; Open MPI also sets PMIX_RANK, so it goes first.
 _LAUNCHER_VARS = (
@@ -338,6 +338,17 @@ def _ranges(cpus: list[int]) -> str:
         else:
             spans.append([cpu, cpu])
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans) or "?"
+
+
+def cpu_line(cpu: dict[str, _Any] | None = None) -> str:
+    """Return ``hpc info``'s one-line CPU description, of this machine or of a report's ``cpu`` entry; never raises.
+
+    Every benchmark prints it beside its figures, in these words.
+    """
+    try:
+        return _fmt_cpu(_cpu() if cpu is None else cpu)
+    except Exception:  # an entry that holds an error text, or a machine the probe cannot read
+        return str(cpu) if cpu is not None else (_platform.processor() or _platform.machine())
 
 
 def _fmt_cpu(cpu: dict[str, _Any]) -> str:

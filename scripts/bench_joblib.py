@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print("cpu:", info._fmt_cpu(info._cpu()))
+    print("cpu:", info.cpu_line())
     print(f"median of {args.repeats} runs after a warm-up, n_jobs=2")
     print(f"{'':44}" + "".join(f"{b:>12}" for b in BACKENDS))
     rows = {"error in task 4 of 200 x 25 ms: seconds": [], "  tasks started before it surfaced": [],

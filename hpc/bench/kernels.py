@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as _np
 
+from hpc import info as _info
 from hpc.bench import roofline as _roofline
 from hpc.bench._timing import first_call as _first_call
 from hpc.bench._timing import loadavg as _loadavg
@@ -370,7 +371,7 @@ def run(
             "numba": _numba.__version__,
             "numba_threads": _numba.get_num_threads(),
             "threading_layer": _threading_layer(),
-            "cpu": _cpu_model(),
+            "cpu": _info.cpu_line(),
             "numexpr": getattr(ne, "__version__", None),
             "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds"),
             "loadavg_before": load_before,
@@ -402,16 +403,6 @@ def _threading_layer() -> str | None:
 
 #: a kernel whose time is above NumPy's by this factor or more gets a warning line under the table
 SLOW_VS_NUMPY = 0.5
-
-
-def _cpu_model() -> str:
-    """Return ``hpc info``'s CPU line (vendor, model, cores), the same words every suite prints."""
-    from hpc import info
-
-    try:
-        return info._fmt_cpu(info._cpu())
-    except Exception:  # the report is a courtesy: never fail a benchmark over it
-        return _platform.processor() or _platform.machine()
 
 
 def slow_kernels(result: dict) -> list[str]:

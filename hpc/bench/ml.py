@@ -45,6 +45,7 @@ from importlib import util as _import_util
 from pathlib import Path as _Path
 from typing import Any
 
+from hpc import info as _info
 from hpc.bench._timing import loadavg as _loadavg
 
 __all__ = ["CONTESTANTS", "WORKLOADS", "format_table", "run", "unavailable"]
@@ -835,18 +836,6 @@ def _blas() -> list[str]:
 # ------------------------------------------------------------------------------------ the table
 
 
-def _cpu_line(machine: dict[str, Any]) -> str:
-    from hpc import info
-
-    cpu = machine.get("cpu")
-    if isinstance(cpu, dict):
-        try:
-            return info._fmt_cpu(cpu)
-        except (KeyError, TypeError):
-            pass
-    return str(cpu)
-
-
 def _seconds(value: float) -> str:
     return f"{value:.3f}" if value < 100 else f"{value:.1f}"
 
@@ -890,7 +879,7 @@ def format_table(results: dict[str, Any]) -> str:
     revision = f" ({source['commit']}{', hpc/ml or kernels modified' if source['ml_or_kernels_modified'] else ''})" \
         if source else ""
     lines = [
-        f"cpu: {_cpu_line(m)}",
+        f"cpu: {_info.cpu_line(m.get('cpu'))}",
         f"hpc bench ml: {m.get('date', '?')}; Python {m.get('python', '?')}; hpc-substrate "
         f"{v.get('hpc-substrate')}{revision}, scikit-learn {v.get('scikit-learn')}, scikit-learn-intelex "
         f"{v.get('scikit-learn-intelex')}, numpy {v.get('numpy')}, numba {v.get('numba')}",
