@@ -10,6 +10,7 @@ __all__ = [
     "FLOATS",
     "PARALLEL_MIN_ELEMENTS",
     "STREAM_MIN_BYTES",
+    "TILE_PRODUCTS",
     "apart",
     "as_vector",
     "check_float",
@@ -29,6 +30,11 @@ PARALLEL_MIN_ELEMENTS = 1 << 17
 
 #: elementwise kernels write an output of at least this many bytes with streaming stores (see use_streaming)
 STREAM_MIN_BYTES = 16 << 20
+
+#: products per tile of the GEMM-form kernels (rows x points: ``sqdist``, ``kmeans_assign``, ``kmeans_step``):
+#: 32 K float64 are 256 KiB, a core's L2 on the machines we measured, so a tile's products stay in cache between
+#: the BLAS call that makes them and the compiled pass that reads them
+TILE_PRODUCTS = 1 << 15
 
 
 def check_float(name: str, x: object) -> _np.ndarray:

@@ -21,8 +21,6 @@ from ._flags import REDUCE
 
 __all__ = ["kmeans_assign", "sqdist"]
 
-#: products per tile (rows x points): 32 K float64 are 256 KiB, a core's L2 on the machines we measured
-_TILE_PRODUCTS = 1 << 15
 #: products per tile of the parallel variants: 2 M float64 are 16 MiB, enough work per BLAS call to keep the
 #: hand-over between BLAS's threads and numba's a small part of it
 _PARALLEL_TILE_PRODUCTS = 1 << 21
@@ -123,7 +121,7 @@ def _tiles(x, y, parallel):
     spinning while the other works; one tile of every row would need memory in proportion to the whole output.
     """
     y64 = _np.asarray(y, dtype=_np.float64)
-    products = _PARALLEL_TILE_PRODUCTS if parallel else _TILE_PRODUCTS
+    products = _PARALLEL_TILE_PRODUCTS if parallel else _checks.TILE_PRODUCTS
     tile = max(16, products // max(1, y.shape[0]))
     scratch = _np.empty((min(tile, x.shape[0]), y.shape[0]))
     for lo in range(0, x.shape[0], tile):

@@ -19,8 +19,6 @@ from ._flags import REDUCE
 
 __all__ = ["kmeans_step"]
 
-#: products per tile (rows x centres): 32 K float64 are 256 KiB, a core's L2 on the machines we measured
-_TILE_PRODUCTS = 1 << 15
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
@@ -97,7 +95,7 @@ def kmeans_step(x, centroids, *, sums=None, counts=None):
     m = x.shape[0]
     labels = _np.empty(m, _np.int32)
     dist = _np.empty(m, _np.float64)
-    tile = max(64, _TILE_PRODUCTS // k)
+    tile = max(64, _checks.TILE_PRODUCTS // k)
     if _COMPILED_BLAS and x.flags.c_contiguous and m:
         _step_compiled(x, c, _np.ascontiguousarray(c_gemm.T), half_norms.astype(x.dtype), labels, dist, sums, counts,
                        accumulate, tile)
