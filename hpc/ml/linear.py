@@ -57,8 +57,7 @@ class _LinearModel(Estimator):
             if (alphas < 0).any():
                 raise ValueError(f"alpha must be non-negative; got {alpha!r}")
         blocks = Blocks(comm, rows.counts, [rows.X, Y])
-        columns = lambda Xb, Yb: _np.hstack([Xb.astype(_np.float64, copy=False), Yb])  # noqa: E731
-        moments = centered_moments(blocks, d + t, columns, centred=self.fit_intercept)
+        moments = centered_moments(blocks, d + t, _columns, centred=self.fit_intercept)
         gram, cross = moments.m2[:d, :d], moments.m2[:d, d:]
         mean_x, mean_y = moments.mean[:d], moments.mean[d:]
         coef = _np.empty((t, d))
@@ -75,8 +74,7 @@ class _LinearModel(Estimator):
                 solved = _cholesky_solve(system, cross[:, columns_of])
             if solved is None:  # ill-conditioned or singular: TSQR on the data (one more pass, computed once)
                 if stable is None:
-                    stable = _tsqr(blocks, d, t, mean_x if self.fit_intercept else None,
-                                   mean_y if self.fit_intercept else None)
+                    stable = _tsqr(blocks, d + t, moments.mean if self.fit_intercept else None)
                 solved = _lstsq_from_r(stable, d, columns_of, a, cutoff)
             coef[columns_of] = solved.T
         self.n_features_in_ = d
@@ -142,26 +140,31 @@ def _cholesky_solve(system: _np.ndarray, rhs: _np.ndarray) -> _np.ndarray | None
     return _np.linalg.solve(factor.T, half)
 
 
-def _tsqr(blocks: Blocks, d: int, t: int, mean_x: Any, mean_y: Any) -> _np.ndarray:
-    """Return R of the QR factorization of the (centred) ``[X | Y]`` over every rank, by TSQR in block order."""
-    width = d + t
+def _columns(Xb: _np.ndarray, Yb: _np.ndarray) -> _np.ndarray:
+    """Return a block's ``[X | Y]`` in float64, the columns whose moments (or QR factor) the fit takes."""
+    return _np.hstack([Xb.astype(_np.float64, copy=False), Yb])
+
+
+def _r_factor(Z: _np.ndarray, width: int) -> _np.ndarray:
+    """Return R of the QR factorization of ``Z``, padded with zero rows to ``(width, width)``."""
+    r = _np.linalg.qr(Z, mode="r")
+    out = _np.zeros((width, width))
+    out[: r.shape[0]] = r
+    return out
+
+
+def _tsqr(blocks: Blocks, width: int, mean: Any) -> _np.ndarray:
+    """Return R of the QR factorization of ``[X | Y]`` over every rank (centred on ``mean`` unless None), by TSQR
+    in global block order."""
 
     def factor(Xb: _np.ndarray, Yb: _np.ndarray) -> _np.ndarray:
-        Z = _np.hstack([Xb.astype(_np.float64, copy=False), Yb])
-        if mean_x is not None:
-            Z = Z - _np.concatenate([mean_x, mean_y])
-        r = _np.linalg.qr(Z, mode="r")
-        out = _np.zeros((width, width))
-        out[: r.shape[0]] = r
-        return out
+        Z = _columns(Xb, Yb)
+        return _r_factor(Z if mean is None else Z - mean, width)
 
     parts = blocks.map(factor)
     stacked = _np.concatenate(parts) if parts else _np.empty((0, width))
     gathered = blocks.comm.allgather(stacked) if blocks.comm.size > 1 else stacked  # global block order
-    r = _np.linalg.qr(gathered, mode="r")
-    out = _np.zeros((width, width))
-    out[: r.shape[0]] = r
-    return out
+    return _r_factor(gathered, width)
 
 
 def _lstsq_from_r(r: _np.ndarray, d: int, targets: slice, alpha: float, cutoff: float | None) -> _np.ndarray:
