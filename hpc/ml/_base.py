@@ -15,8 +15,6 @@ import warnings as _warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import numpy as _np
-
 __all__ = ["Estimator", "check_is_fitted", "one_blas_thread", "sklearn_class"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -205,11 +203,3 @@ def warn_not_converged(what: str, max_iter: int) -> None:
         sklearn_class("ConvergenceWarning"),
         stacklevel=3,
     )
-
-
-def as_float_array(name: str, x: Any) -> _np.ndarray:
-    """Return ``x`` as a float64 array (for parameters such as ``init``), or raise ``TypeError`` naming it."""
-    try:
-        return _np.asarray(x, dtype=_np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be an array of numbers; got {type(x).__name__}") from exc

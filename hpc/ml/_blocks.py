@@ -135,10 +135,6 @@ class Blocks:
         stacked = _np.stack(parts) if parts else _np.empty((0, *shape), _np.float64)
         return mpi.sum(self.comm, stacked.astype(_np.float64, copy=False), reproducible=True)
 
-    def map_sum(self, fn: Callable[..., _np.ndarray], shape: tuple[int, ...]) -> _np.ndarray:
-        """Return the reproducible sum over every block of every rank of ``fn(*block_arrays)`` (of ``shape``)."""
-        return self.sum(self.map(fn), shape)
-
     def to_local(self, per_block: Sequence[_np.ndarray]) -> _np.ndarray:
         """Return per-row results of the blocks (one array per block, rows first) for this rank's own rows."""
         parts = list(per_block)

@@ -178,7 +178,6 @@ def check_rows(
     estimator: str,
     y_kind: str | None = None,
     dtype: tuple[Any, ...] = _FLOATS,
-    min_rows: int = 1,
 ) -> Rows:
     """Check this rank's ``X`` (and ``y``) and agree with the other ranks, in one small collective.
 
@@ -189,7 +188,6 @@ def check_rows(
         estimator (str): the estimator's name, for messages.
         y_kind (str or None): ``"classes"`` (labels), ``"continuous"`` (numbers, 1-D or 2-D) or None (no y).
         dtype (tuple): accepted float dtypes; others convert to the first.
-        min_rows (int): the fewest rows the fit needs over all ranks.
 
     Raises:
         ValueError or TypeError on every rank if any rank's input is bad or the ranks disagree on the number of
@@ -223,11 +221,11 @@ def check_rows(
             f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required by {estimator}."
         )
     total = int(counts.sum())
-    if total < min_rows:
+    if total < 1:
         where = "" if comm.size == 1 else f" over {comm.size} ranks"
         raise ValueError(
             f"Found array with {total} sample(s) (shape={(total, array.shape[1])}){where} while a minimum of "
-            f"{min_rows} is required by {estimator}."
+            f"1 is required by {estimator}."
         )
     return Rows(array, y, counts, int(array.shape[1]), comm)
 
