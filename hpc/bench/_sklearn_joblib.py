@@ -8,10 +8,10 @@ our pool started, numba and scikit-learn's code loaded). Nothing asserts a time.
 
 from __future__ import annotations
 
-import statistics as _statistics
-import time as _time
 from collections.abc import Callable
 from typing import Any
+
+from hpc.bench._timing import measure
 
 __all__ = ["BACKENDS", "run_workloads"]
 
@@ -79,7 +79,8 @@ def _same(a: Any, b: Any) -> bool:
 def run_workloads(scale: float, repeats: int, workers: int, say: Callable[[str], None]) -> dict[str, Any]:
     """Run every workload on every backend; return ``{workload: {"about", "rows": {backend: {...}}}}``.
 
-    Each backend row holds ``seconds`` (median), ``runs`` and ``same`` (its answer equals loky's).
+    Each backend row holds ``seconds`` (the median), ``timing`` (:func:`hpc.bench._timing.measure`'s numbers) and
+    ``same`` (its answer equals loky's).
     """
     import joblib
 
@@ -93,14 +94,10 @@ def run_workloads(scale: float, repeats: int, workers: int, say: Callable[[str],
             say(f"(d) scikit-learn {name} on {backend}")
             with joblib.parallel_config(backend=backend):
                 answer = work()  # the warm-up, and the answer compared
-                runs = []
-                for _ in range(repeats):
-                    t0 = _time.perf_counter()
-                    work()
-                    runs.append(_time.perf_counter() - t0)
+                timing = measure(work, repeats, warmup=0)
             if reference is None:
                 reference = answer
-            rows[backend] = {"seconds": _statistics.median(runs), "runs": runs, "same": _same(answer, reference)}
+            rows[backend] = {"seconds": timing["median"], "timing": timing, "same": _same(answer, reference)}
         fastest_peer = min(rows["loky"]["seconds"], rows["threading"]["seconds"])
         rows["hpc"]["vs_fastest_peer"] = rows["hpc"]["seconds"] / fastest_peer if fastest_peer else None
         results[name] = {"about": about, "rows": rows}
