@@ -10,7 +10,41 @@ from typing import Any
 
 from hpc import config as _config
 
-__all__ = ["blas_cap", "blas_capped"]
+__all__ = ["blas_cap", "blas_capped", "controllers"]
+
+
+class _Controllers:
+    """threadpoolctl's view of the native thread pools loaded in this process, looked at again when it may be stale.
+
+    A ``ThreadpoolController`` knows the libraries loaded when it was made (a few ms to find them). A library loaded
+    later (SciPy's own OpenBLAS, libgomp with scikit-learn) comes with an import, so a new controller is made when
+    modules have been imported since the last one: a length check on ``sys.modules``, free on the hot path.
+    """
+
+    def __init__(self) -> None:
+        self._lock = _threading.Lock()
+        self._controller: Any = None
+        self._modules = -1
+
+    def current(self) -> Any:
+        """Return a controller that knows every library loaded so far, or None where threadpoolctl is unusable."""
+        with self._lock:
+            if len(_sys.modules) != self._modules:
+                try:
+                    from threadpoolctl import ThreadpoolController
+
+                    self._controller = ThreadpoolController()
+                except Exception:  # threadpoolctl unusable here: callers run uncapped rather than fail
+                    self._controller = None
+                self._modules = len(_sys.modules)
+            return self._controller
+
+    def __repr__(self) -> str:
+        return f"<hpc threadpool controllers {self._controller!r}>"
+
+
+#: the process's one view of its native thread pools (BLAS, OpenMP), shared by every cap
+controllers = _Controllers()
 
 
 class _BlasCap:
@@ -24,20 +58,16 @@ class _BlasCap:
         self._lock = _threading.Lock()
         self._users = 0
         self._limiter: Any = None
-        self._controller: Any = None
 
-    def acquire(self, pool_threads: int, rescan: bool = False) -> None:
+    def acquire(self, pool_threads: int) -> None:
         with self._lock:
             self._users += 1
             if self._users > 1 or "numpy" not in _sys.modules:
                 return  # no NumPy, no BLAS loaded through it: nothing to cap
+            controller = controllers.current()
             try:
-                if self._controller is None or rescan:  # rescan: a BLAS loaded since (SciPy's) is capped too
-                    from threadpoolctl import ThreadpoolController
-
-                    self._controller = ThreadpoolController()
                 per_worker = max(1, _config.available_cpus() // pool_threads)
-                self._limiter = self._controller.limit(limits=per_worker, user_api="blas")
+                self._limiter = None if controller is None else controller.limit(limits=per_worker, user_api="blas")
             except Exception:  # threadpoolctl unusable here: run uncapped rather than fail the call
                 self._limiter = None
 
@@ -57,17 +87,16 @@ blas_cap = _BlasCap()
 
 
 @_contextlib.contextmanager
-def blas_capped(pool_threads: int, rescan: bool = False) -> Iterator[None]:
+def blas_capped(pool_threads: int) -> Iterator[None]:
     """Cap BLAS at ``cpus // pool_threads`` threads for the duration of the block (no-op for a 1-thread pool).
 
     BLAS threads inside each of ``pool_threads`` workers would otherwise multiply with the pool and oversubscribe.
-    The BLAS libraries are found once; ``rescan=True`` looks again (a few milliseconds), for a caller that has
-    loaded another since (SciPy brings its own OpenBLAS).
+    Every BLAS loaded by then is capped (see :class:`_Controllers`).
     """
     if pool_threads <= 1:
         yield
         return
-    blas_cap.acquire(pool_threads, rescan)
+    blas_cap.acquire(pool_threads)
     try:
         yield
     finally:

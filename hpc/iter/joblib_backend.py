@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import concurrent.futures as _futures
 import contextlib as _contextlib
-import sys as _sys
 import threading as _threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,6 +27,7 @@ from joblib._utils import _retrieve_traceback_capturing_wrapped_call, _Traceback
 
 from hpc._core import pool as _pool
 from hpc._core.blas import blas_cap as _blas_cap
+from hpc._core.blas import controllers as _controllers
 
 __all__ = ["HpcBackend", "register_joblib_backend"]
 
@@ -303,14 +303,12 @@ class _OpenMPLimit:
     OpenMP's thread count is a per-thread setting (``omp_set_num_threads``), so the cap the caller's thread sets does
     not reach the pool's workers: a batch running OpenMP code (HistGradientBoosting, many scikit-learn kernels) would
     start a full team of threads in every worker, n_jobs times the cores. loky caps it in each worker process; we cap
-    it in the worker thread, for the batch's duration. The threadpoolctl controller that finds the OpenMP libraries
-    is made on the first capped call, and again when modules have been imported since (a library loaded later).
+    it in the worker thread, for the batch's duration, through the process's one view of its thread pools
+    (:data:`hpc._core.blas.controllers`, which finds a library loaded later).
     """
 
     def __init__(self) -> None:
         self._controller: Any = None
-        self._modules = 0
-        self._lock = _threading.Lock()
 
     def threads_per_batch(self, n_jobs: int) -> int | None:
         """Return the OpenMP threads a batch of a call of ``n_jobs`` may use, or None when nothing needs a cap."""
@@ -319,15 +317,8 @@ class _OpenMPLimit:
         threads = max(1, config.available_cpus() // n_jobs)
         if threads >= config.available_cpus():
             return None
-        with self._lock:
-            if self._controller is None or len(_sys.modules) != self._modules:
-                try:
-                    from threadpoolctl import ThreadpoolController
-
-                    self._controller = ThreadpoolController().select(user_api="openmp")
-                except Exception:  # threadpoolctl unusable here: run uncapped rather than fail the call
-                    self._controller = None
-                self._modules = len(_sys.modules)
+        controller = _controllers.current()
+        self._controller = None if controller is None else controller.select(user_api="openmp")
         return threads if self._controller is not None and self._controller.lib_controllers else None
 
     @_contextlib.contextmanager

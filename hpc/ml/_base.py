@@ -19,16 +19,16 @@ __all__ = ["Estimator", "check_is_fitted", "one_blas_thread", "sklearn_class"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: whether SciPy's BLAS (which the compiled k-means step and L-BFGS use) has been loaded and the cap told about it
-_scipy_blas_seen = False
+#: whether SciPy's BLAS (which the compiled k-means step and L-BFGS use) has been loaded
+_scipy_blas_loaded = False
 
 
 def _load_scipy_blas() -> None:
     """Load SciPy's BLAS now, where SciPy is installed, so that the BLAS cap finds it (it caps what is loaded)."""
-    global _scipy_blas_seen
-    if _importlib_util.find_spec("scipy") is not None:
+    global _scipy_blas_loaded
+    if not _scipy_blas_loaded and _importlib_util.find_spec("scipy") is not None:
         import scipy.linalg.cython_blas  # noqa: F401 - loads the library
-    _scipy_blas_seen = True
+    _scipy_blas_loaded = True
 
 
 def one_blas_thread(fit: F) -> F:
@@ -45,10 +45,8 @@ def one_blas_thread(fit: F) -> F:
         from hpc import config
         from hpc._core.blas import blas_capped
 
-        rescan = not _scipy_blas_seen
-        if rescan:
-            _load_scipy_blas()
-        with blas_capped(config.available_cpus(), rescan=rescan):
+        _load_scipy_blas()
+        with blas_capped(config.available_cpus()):
             return fit(self, *args, **kwargs)
 
     return capped  # type: ignore[return-value]
