@@ -247,6 +247,35 @@ class DeviceArray:
             new, self.dtype, ptr=self.ptr, owner=self, device_index=self.device_index, stream=self.stream
         )
 
+    def __getitem__(self, key: _Any) -> DeviceArray:
+        """Return a view of rows: ``a[i]`` (one row, shape ``shape[1:]``) or ``a[lo:hi]`` (step 1), as NumPy does.
+
+        Views share the memory (writes show through) and keep the array alive. Only the first axis is indexed:
+        other keys (steps, tuples, arrays) raise ``IndexError``.
+        """
+        if not self.shape:
+            raise IndexError("a 0-d DeviceArray cannot be indexed")
+        n = self.shape[0]
+        if isinstance(key, slice):
+            lo, hi, step = key.indices(n)
+            if step != 1:
+                raise IndexError(f"DeviceArray row slices take step 1; got {key.step!r}")
+            hi = max(lo, hi)
+            shape, offset = (hi - lo, *self.shape[1:]), lo
+            strides = self.strides
+        elif isinstance(key, (int, _np.integer)) and not isinstance(key, bool):
+            offset = int(key) + n if key < 0 else int(key)
+            if not 0 <= offset < n:
+                raise IndexError(f"index {key} is out of bounds for axis 0 with size {n}")
+            shape, strides = self.shape[1:], self.strides[1:]
+        else:
+            raise IndexError(f"a DeviceArray takes an int or a slice of rows; got {key!r}")
+        self._check_live()
+        ptr = self.ptr + offset * self.strides[0] if offset < n else self.ptr
+        return DeviceArray(
+            shape, self.dtype, strides=strides, ptr=ptr, owner=self, device_index=self.device_index, stream=self.stream
+        )
+
     def free(self) -> None:
         """Give the memory back to the pool now instead of when the array is collected.
 

@@ -280,3 +280,36 @@ def test_stream_must_be_a_stream() -> None:
     """A stream argument that is not a Stream raises TypeError before any work."""
     with pytest.raises(TypeError, match="hpc.cuda.Stream or None"):
         cuda.to_device(np.ones(3), stream=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", [slice(1, 3), slice(None, 2), slice(-2, None), slice(3, 1), slice(0, 99), 2, -1])
+def test_row_views_match_numpy(key: object, no_leaks: None) -> None:
+    """a[i] and a[lo:hi] view the same rows NumPy's indexing picks; writes through a view reach the array."""
+    host = np.arange(20.0).reshape(4, 5)
+    a = cuda.to_device(host)
+    view = a[key]
+    want = host[key]
+    assert view.shape == want.shape and view.dtype == want.dtype
+    assert np.array_equal(view.get(), want)
+    if view.size:
+        assert view.c_contiguous
+        view.set(np.full(want.shape, -1.0))
+        changed = host.copy()
+        changed[key] = -1.0
+        assert np.array_equal(a.get(), changed)
+
+
+def test_row_views_of_views_and_their_errors(no_leaks: None) -> None:
+    """Row views compose, die with their array, and refuse steps, tuples and out-of-range rows."""
+    a = cuda.to_device(np.arange(24, dtype=np.float32).reshape(6, 4))
+    assert np.array_equal(a[1:5][1:3].get(), np.arange(24, dtype=np.float32).reshape(6, 4)[2:4])
+    assert a[2][3].shape == () and float(a[2][3].get()) == 11.0
+    for bad in (slice(0, 4, 2), (0, 1), [0, 1], 6, -7, True):
+        with pytest.raises(IndexError):
+            a[bad]
+    with pytest.raises(IndexError, match="0-d"):
+        a[0][0][0]
+    rows = a[1:3]
+    a.free()
+    with pytest.raises(RuntimeError, match="after free"):
+        rows.get()
