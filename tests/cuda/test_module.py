@@ -21,6 +21,11 @@ EXPECTED = {
     "rows": ["softmax_f32", "softmax_f64"],
     "scan": ["scan_tiles_f32", "scan_tiles_f64", "tile_sums_f32", "tile_sums_f64"],
     "distances": ["sqdist_f32", "sqdist_f64", "kmeans_assign_f32", "kmeans_assign_f64"],
+    "kmeans": ["kmeans_label_f32", "kmeans_label_f64", "kmeans_segment_sums_f32", "kmeans_segment_sums_f64",
+               "kmeans_merge_segments"],
+    "logistic": ["binary_rows_f32", "binary_rows_f64", "softmax_rows_f32", "softmax_rows_f64",
+                 "weighted_column_sums_f32", "weighted_column_sums_f64", "logistic_merge_segments"],
+    "columns": ["column_moments_f32", "column_moments_f64", "subtract_row_f32", "subtract_row_f64"],
 }
 
 

@@ -1,0 +1,45 @@
+// Column-wise row-block kernels of hpc.ml's GPU fits: each column's sum and squared deviations about the block's
+// mean (the block moments hpc/ml/_moments.py merges), and rows less a shift (the data centred once per fit).
+// Launched by hpc/cuda/twins.py. As in kmeans.cu, each column's sums run over the rows in order in one thread (no
+// atomics, no thread reads another's writes): the same bits on every run, and testable on the CPU.
+
+// sums[f] = sum_i x[i, f]; m2[f] = sum_i (x[i, f] - sums[f] / m)^2, both in double; one thread per column.
+template <typename T>
+__device__ void column_moments(const T* __restrict__ x, double* __restrict__ sums, double* __restrict__ m2, int m,
+                               int d) {
+    for (long long f = blockIdx.x * (long long)blockDim.x + threadIdx.x; f < d; f += (long long)gridDim.x * blockDim.x) {
+        double total = 0.0;
+        for (int i = 0; i < m; ++i) total += (double)x[(long long)i * d + f];
+        double mean = total / m, acc = 0.0;
+        for (int i = 0; i < m; ++i) {
+            double diff = (double)x[(long long)i * d + f] - mean;
+            acc += diff * diff;
+        }
+        sums[f] = total;
+        m2[f] = acc;
+    }
+}
+
+// out[i, f] = x[i, f] - shift[f], in T (as NumPy's x - shift for a shift of x's dtype).
+template <typename T>
+__device__ void subtract_row(const T* __restrict__ x, const T* __restrict__ shift, T* __restrict__ out, long long m,
+                             int d) {
+    long long n = m * d;
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x)
+        out[e] = x[e] - shift[e % d];
+}
+
+extern "C" {
+__global__ void column_moments_f32(const float* x, double* sums, double* m2, int m, int d) {
+    column_moments(x, sums, m2, m, d);
+}
+__global__ void column_moments_f64(const double* x, double* sums, double* m2, int m, int d) {
+    column_moments(x, sums, m2, m, d);
+}
+__global__ void subtract_row_f32(const float* x, const float* shift, float* out, long long m, int d) {
+    subtract_row(x, shift, out, m, d);
+}
+__global__ void subtract_row_f64(const double* x, const double* shift, double* out, long long m, int d) {
+    subtract_row(x, shift, out, m, d);
+}
+}
