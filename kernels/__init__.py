@@ -44,7 +44,7 @@ def _with_gpu_twin(name: str, cpu):  # type: ignore[no-untyped-def]
 
 
 for _name in ("axpy", "dot", "nrm2", "sum", "min", "max", "softmax", "inclusive_scan", "exclusive_scan", "sqdist",
-              "kmeans_assign"):  # fmt: skip
+              "kmeans_assign", "kmeans_step", "logistic_loss_grad", "softmax_loss_grad"):  # fmt: skip
     globals()[_name] = _with_gpu_twin(_name, globals()[_name])
 del _name
 

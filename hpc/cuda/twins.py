@@ -17,7 +17,17 @@ twin                      CUDA source                 CPU counterpart
 ``exclusive_scan``
 ``sqdist``                ``distances.cu``            ``hpc.kernels.sqdist``
 ``kmeans_assign``         ``distances.cu``            ``hpc.kernels.kmeans_assign``
+``kmeans_step``           ``kmeans.cu``               ``hpc.kernels.kmeans_step``
+``logistic_loss_grad``,   ``logistic.cu``             ``hpc.kernels.logistic_loss_grad``,
+``softmax_loss_grad``                                 ``softmax_loss_grad``
+``column_moments``,       ``columns.cu``              hpc.ml's block moments and centring
+``subtract_row``
 ========================  ==========================  =====================================
+
+The twins hpc.ml's fits run on row blocks (``kmeans_step``, the losses, ``column_moments``) add every sum in an
+order fixed by the block's shape (no atomics): a block's results are the same bits on every run, so a fit on the
+GPU is the same model on any number of ranks. They are not the CPU kernels' bits (another order, and direct
+distances where the CPU uses the GEMM form); on the host fallback they compute as the CPU kernels do.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from typing import Any as _Any
 import numpy as _np
 
 from hpc.cuda import _backend, module
-from hpc.cuda.array import DeviceArray
+from hpc.cuda.array import DeviceArray, to_device
 from hpc.cuda.stream import Stream
 
 __all__ = [
@@ -36,12 +46,17 @@ __all__ = [
     "dot",
     "exclusive_scan",
     "inclusive_scan",
+    "column_moments",
     "kmeans_assign",
+    "kmeans_step",
+    "logistic_loss_grad",
     "max",
     "min",
     "nrm2",
     "softmax",
+    "softmax_loss_grad",
     "sqdist",
+    "subtract_row",
     "sum",
 ]
 
@@ -403,3 +418,297 @@ def kmeans_assign(x: DeviceArray, centroids: DeviceArray, *, stream: Stream | No
         kern((_builtins.min(-(-m // BLOCK), 65535),), (BLOCK,), x, centroids, labels, dist, m, k, d, stream=stream)
     labels.stream = dist.stream = stream
     return labels, dist
+
+
+_SEGMENTS = 32  # kmeans.cu: the per-cluster sums of a block are taken in this many runs of rows, then merged
+
+
+def _rows_fit_int(name: str, x: DeviceArray) -> None:
+    if x.shape[0] >= 2**31 or x.size >= 2**62:
+        raise ValueError(f"{name} has too many rows for one launch ({x.shape[0]}); pass blocks of rows")
+
+
+def _host_float64(name: str, a: _Any, shape: tuple[int, ...]) -> _np.ndarray:
+    if isinstance(a, DeviceArray):
+        a = a.get()
+    out = _np.ascontiguousarray(a, dtype=_np.float64)
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}; got {out.shape}")
+    return out
+
+
+def kmeans_step(
+    x: DeviceArray,
+    centroids: _Any,
+    *,
+    sums: _np.ndarray | None = None,
+    counts: _np.ndarray | None = None,
+    stream: Stream | None = None,
+) -> tuple[DeviceArray, DeviceArray]:
+    """Return ``(labels, sqdists)`` of each row's nearest centroid; add the rows to ``sums``/``counts`` if given.
+
+    The twin of :func:`hpc.kernels.kmeans_step` for a block of rows on the device. The nearest centroid is the
+    smallest ``sum((x - c)^2)`` computed directly in float64 (first on ties), which is also ``sqdists``.
+
+    Args:
+        x (DeviceArray): ``(m, d)``, float32 or float64, C-contiguous; ``m < 2**31``.
+        centroids (array_like or DeviceArray): ``(k, d)``, taken as float64.
+        sums (numpy.ndarray or None): float64 ``(k, d)`` host array; row ``j`` gets the sum of the rows labelled
+            ``j`` added (in float64, in an order fixed by ``m``).
+        counts (numpy.ndarray or None): float64 ``(k,)`` host array; gets the rows per label added.
+
+    Returns:
+        ``labels`` (int32 DeviceArray ``(m,)``) and ``sqdists`` (float64 DeviceArray ``(m,)``). With ``sums`` the
+        call waits for the device (the sums come back to the host); without, the results are queued on ``stream``.
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x, (2,))
+    _rows_fit_int("x", x)
+    m, d = x.shape
+    if isinstance(centroids, DeviceArray) and (centroids.ndim != 2 or centroids.shape[1] != d):
+        raise ValueError(f"centroids must be (k >= 1, {d}); got shape {centroids.shape}")
+    c_host = None if isinstance(centroids, DeviceArray) and centroids.dtype == _np.float64 else _np.asarray(centroids)
+    shape = centroids.shape if c_host is None else c_host.shape
+    if len(shape) != 2 or shape[1] != d or shape[0] == 0:
+        raise ValueError(f"centroids must be (k >= 1, {d}); got shape {shape}")
+    k = int(shape[0])
+    accumulate = sums is not None
+    if accumulate != (counts is not None):
+        raise ValueError("sums and counts go together: pass both or neither")
+    if accumulate:
+        if not (isinstance(sums, _np.ndarray) and isinstance(counts, _np.ndarray)) or sums.shape != (k, d) or (
+            sums.dtype != _np.float64 or counts.shape != (k,) or counts.dtype != _np.float64
+        ):
+            raise ValueError(f"sums must be a float64 NumPy array of shape {(k, d)} and counts one of shape ({k},)")
+    labels = DeviceArray((m,), _np.int32, device_index=x.device_index)
+    dist = DeviceArray((m,), _np.float64, device_index=x.device_index)
+    if not _gpu():
+        c = _host_float64("centroids", centroids, (k, d))
+        lh, dh = _host(labels), _host(dist)
+        xh = _host(x)
+        step = _builtins.max(1, (1 << 20) // k)
+        for lo in range(0, m, step):
+            block = _np.empty((_builtins.min(step, m - lo), k), _np.float64)
+            _sqdist_host(xh[lo : lo + step], c, block)
+            lh[lo : lo + step] = block.argmin(axis=1)
+            dh[lo : lo + step] = block[_np.arange(block.shape[0]), lh[lo : lo + step]]
+        if accumulate and m:
+            _np.add.at(sums, lh, xh.astype(_np.float64))
+            counts += _np.bincount(lh, minlength=k)
+        return labels, dist
+    c_dev = centroids if c_host is None else _to_device_float64(c_host, x.device_index, stream)
+    _ready(stream, x, c_dev)
+    labels.stream = dist.stream = stream
+    if m == 0:
+        return labels, dist
+    mod = module.load("kmeans", x.device_index)
+    suffix = _SUFFIX[x.dtype]
+    mod.kernel(f"kmeans_label_{suffix}", "PPPPiii")(
+        (_builtins.min(-(-m // BLOCK), 65535),), (BLOCK,), x, c_dev, labels, dist, m, k, d, stream=stream
+    )
+    if accumulate:
+        width = d + 1
+        parts = DeviceArray((_SEGMENTS, k, width), _np.float64, device_index=x.device_index).fill_zero(stream)
+        merged = DeviceArray((k, width), _np.float64, device_index=x.device_index)
+        mod.kernel(f"kmeans_segment_sums_{suffix}", "PPPiii")(
+            (-(-_SEGMENTS * width // BLOCK),), (BLOCK,), x, labels, parts, m, k, d, stream=stream
+        )
+        mod.kernel("kmeans_merge_segments", "PPq")(
+            (_builtins.min(-(-k * width // BLOCK), 65535),), (BLOCK,), parts, merged, k * width, stream=stream
+        )
+        merged.stream = stream
+        host = merged.get()  # waits for the stream's work
+        sums += host[:, :d]
+        counts += host[:, d]
+    elif stream is not None and c_host is not None:
+        stream._keep_until_done(c_dev)  # the pool may hand the centroids' memory out before the kernel ran
+    return labels, dist
+
+
+def _to_device_float64(host: _np.ndarray, device_index: int, stream: Stream | None) -> DeviceArray:
+    """Return ``host`` as a C-contiguous float64 DeviceArray on ``device_index`` (queued on ``stream``)."""
+    return to_device(_np.ascontiguousarray(host, dtype=_np.float64), stream, device=device_index)
+
+
+def column_moments(x: DeviceArray, *, stream: Stream | None = None) -> tuple[_np.ndarray, _np.ndarray]:
+    """Return ``(sums, m2)``: each column's sum and its squared deviations about the column mean (float64 host).
+
+    ``m2[f] = sum_i (x[i, f] - sums[f] / m)^2``, both accumulated in float64 over the rows in order (one thread per
+    column on a GPU): the block moments hpc.ml merges. Waits for the result.
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x, (2,))
+    _rows_fit_int("x", x)
+    m, d = x.shape
+    if m == 0:
+        return _np.zeros(d), _np.zeros(d)
+    if not _gpu():
+        x64 = _host(x).astype(_np.float64)
+        sums = x64.sum(axis=0)
+        return sums, ((x64 - sums / m) ** 2).sum(axis=0)
+    _ready(stream, x)
+    out = DeviceArray((2, d), _np.float64, device_index=x.device_index)
+    if d:
+        k = module.load("columns", x.device_index).kernel(f"column_moments_{_SUFFIX[x.dtype]}", "PPPii")
+        k((_builtins.min(-(-d // BLOCK), 65535),), (BLOCK,), x, out[0], out[1], m, d, stream=stream)
+    out.stream = stream
+    host = out.get()
+    return host[0].copy(), host[1].copy()
+
+
+def subtract_row(
+    x: DeviceArray, shift: _Any, *, out: DeviceArray | None = None, stream: Stream | None = None
+) -> DeviceArray:
+    """Return ``x - shift`` for a 2-D ``x`` and a row ``shift`` of ``d`` values, computed in ``x``'s dtype.
+
+    The same bits as NumPy's ``x - shift.astype(x.dtype)``; ``out`` (default: a new array) may be ``x`` itself.
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x, (2,))
+    m, d = x.shape
+    out = _out(out, x, x.shape)
+    row = _np.ascontiguousarray(shift.get() if isinstance(shift, DeviceArray) else shift, dtype=x.dtype)
+    if row.shape != (d,):
+        raise ValueError(f"shift must have shape ({d},); got {row.shape}")
+    if not _gpu():
+        _np.subtract(_host(x), row, out=_host(out))
+        return out
+    shift_dev = to_device(row, stream, device=x.device_index)
+    _ready(stream, x, out)
+    if m and d:
+        k = module.load("columns", x.device_index).kernel(f"subtract_row_{_SUFFIX[x.dtype]}", "PPPqi")
+        k((_blocks(m * d, 4, 1 << 20),), (BLOCK,), x, shift_dev, out, m, d, stream=stream)
+    if stream is not None:
+        stream._keep_until_done(shift_dev)
+    out.stream = stream
+    return out
+
+
+def _row_vector(name: str, a: _Any, m: int, dtype: _Any, like: DeviceArray) -> DeviceArray:
+    """Return the per-row values ``a`` as an ``(m,)`` DeviceArray of ``dtype`` on ``like``'s device."""
+    if isinstance(a, DeviceArray):
+        if a.shape != (m,) or a.dtype != _np.dtype(dtype) or not a.c_contiguous:
+            raise ValueError(f"{name} must be a C-contiguous {_np.dtype(dtype)} array of shape ({m},); got "
+                             f"{a.dtype} {a.shape}")
+        a._check_live()
+        return a
+    host = _np.ascontiguousarray(a, dtype=dtype)
+    if host.shape != (m,):
+        raise ValueError(f"{name} must have shape ({m},); got {host.shape}")
+    return to_device(host, device=like.device_index)
+
+
+def _loss_grad_gpu(x: DeviceArray, rows_kernel: str, rows_format: str, rows_args: tuple, tail: tuple, width_r: int,
+                   stream: Stream | None) -> _np.ndarray:
+    """Run logistic.cu's three steps over ``x``; return the host ``(width_r, d + 1)`` sums (see logistic.cu).
+
+    The rows kernel takes ``(x, *rows_args, r, m, d, *tail)``.
+    """
+    m, d = x.shape
+    mod = module.load("logistic", x.device_index)
+    suffix = _SUFFIX[x.dtype]
+    r = DeviceArray((m, width_r), _np.float64, device_index=x.device_index)
+    parts = DeviceArray((_SEGMENTS, width_r, d + 1), _np.float64, device_index=x.device_index)
+    out = DeviceArray((width_r, d + 1), _np.float64, device_index=x.device_index)
+    _ready(stream, x, *(a for a in rows_args if isinstance(a, DeviceArray)))
+    mod.kernel(f"{rows_kernel}_{suffix}", rows_format)(
+        (_builtins.min(-(-m // BLOCK), 65535),), (BLOCK,), x, *rows_args, r, m, d, *tail, stream=stream
+    )
+    cells = _SEGMENTS * width_r * (d + 1)
+    mod.kernel(f"weighted_column_sums_{suffix}", "PPPiii")(
+        (_builtins.min(-(-cells // BLOCK), 65535),), (BLOCK,), x, r, parts, m, d, width_r, stream=stream
+    )
+    mod.kernel("logistic_merge_segments", "PPq")(
+        (_builtins.min(-(-width_r * (d + 1) // BLOCK), 65535),), (BLOCK,), parts, out, width_r * (d + 1),
+        stream=stream,
+    )
+    out.stream = stream
+    return out.get()  # waits for the stream's work, so the temporaries above may go
+
+
+def logistic_loss_grad(
+    x: DeviceArray,
+    y: _Any,
+    coef: _Any,
+    intercept: float = 0.0,
+    sample_weight: _Any = None,
+    *,
+    stream: Stream | None = None,
+) -> tuple[float, _np.ndarray]:
+    """Return ``(loss, grad)`` of the binary half-binomial loss summed over the rows of ``x`` (waits for it).
+
+    The twin of :func:`hpc.kernels.logistic_loss_grad`: ``y`` (targets in {0, 1}) and ``sample_weight`` may be
+    host arrays or float64 DeviceArrays; ``grad`` is a float64 host array ``(d + 1,)``, the intercept's last.
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x, (2,))
+    _rows_fit_int("x", x)
+    m, d = x.shape
+    w = _np.ascontiguousarray(coef, dtype=_np.float64)
+    if w.shape != (d,):
+        raise ValueError(f"coef must have shape ({d},); got {w.shape}")
+    if not _gpu():
+        from hpc.kernels import logistic as _cpu
+
+        host_y = y.get() if isinstance(y, DeviceArray) else y
+        host_w = sample_weight.get() if isinstance(sample_weight, DeviceArray) else sample_weight
+        return _cpu.logistic_loss_grad(_host(x), host_y, w, intercept, host_w)
+    targets = _row_vector("y", y, m, _np.float64, x)
+    weight = _row_vector("sample_weight", _np.ones(m) if sample_weight is None else sample_weight, m, _np.float64, x)
+    if m == 0:
+        return 0.0, _np.zeros(d + 1)
+    coef_dev = to_device(w, device=x.device_index)
+    sums = _loss_grad_gpu(x, "binary_rows", "PPPPdPii", (targets, weight, coef_dev, float(intercept)), (), 2,
+                          stream)
+    return float(sums[1, d]), sums[0].copy()
+
+
+def softmax_loss_grad(
+    x: DeviceArray,
+    y: _Any,
+    coef: _Any,
+    intercept: _Any = None,
+    sample_weight: _Any = None,
+    *,
+    stream: Stream | None = None,
+) -> tuple[float, _np.ndarray]:
+    """Return ``(loss, grad)`` of the multinomial half loss summed over the rows of ``x`` (waits for it).
+
+    The twin of :func:`hpc.kernels.softmax_loss_grad`: ``y`` (class indices, int64) and ``sample_weight`` may be
+    host arrays or DeviceArrays; ``grad`` is a float64 host array ``(k, d + 1)``, the intercepts last.
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x, (2,))
+    _rows_fit_int("x", x)
+    m, d = x.shape
+    w = _np.ascontiguousarray(coef, dtype=_np.float64)
+    if w.ndim != 2 or w.shape[1] != d or w.shape[0] < 1:
+        raise ValueError(f"coef must be (k, {d}); got {w.shape}")
+    k = w.shape[0]
+    if not _gpu():
+        from hpc.kernels import logistic as _cpu
+
+        host_y = y.get() if isinstance(y, DeviceArray) else y
+        host_w = sample_weight.get() if isinstance(sample_weight, DeviceArray) else sample_weight
+        return _cpu.softmax_loss_grad(_host(x), host_y, w, intercept, host_w)
+    if not isinstance(y, DeviceArray):
+        labels = _np.ascontiguousarray(y, dtype=_np.int64)
+        if labels.shape == (m,) and m and (labels.min() < 0 or labels.max() >= k):
+            raise ValueError(f"y must be ({m},) class indices in [0, {k})")
+    labels_dev = _row_vector("y", y, m, _np.int64, x)  # device labels are trusted to lie in [0, k)
+    weight = _row_vector("sample_weight", _np.ones(m) if sample_weight is None else sample_weight, m, _np.float64, x)
+    if m == 0:
+        return 0.0, _np.zeros((k, d + 1))
+    b = _np.zeros(k) if intercept is None else _np.ascontiguousarray(intercept, dtype=_np.float64)
+    if b.shape != (k,):
+        raise ValueError(f"intercept must have shape ({k},); got {b.shape}")
+    coef_dev = to_device(w, device=x.device_index)
+    b_dev = to_device(b, device=x.device_index)
+    sums = _loss_grad_gpu(x, "softmax_rows", "PPPPPPiii", (labels_dev, weight, coef_dev, b_dev), (k,),
+                          k + 1, stream)
+    return float(sums[k, d]), sums[:k].copy()

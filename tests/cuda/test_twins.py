@@ -192,3 +192,107 @@ def test_float32_scans_carry_float64_partial_sums(no_leaks: None) -> None:
 def test_softmax_of_zero_columns_is_empty(no_leaks: None) -> None:
     """A softmax over rows of zero columns returns the empty result, as hpc.kernels.softmax."""
     assert twins.softmax(cuda.to_device(np.empty((2, 0)))).shape == (2, 0)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("m,k,d", [(1, 1, 1), (500, 9, 3), (5000, 4, 20)])
+def test_kmeans_step_twin_sums_and_labels(dtype: type, m: int, k: int, d: int, no_leaks: None) -> None:
+    """Labels are the direct-distance argmin (first on ties), sqdists its distance, and sums/counts get added to."""
+    xh = _vec(m * d, dtype).reshape(m, d)
+    ch = _vec(k * d, np.float64, 1).reshape(k, d)
+    ch[-1] = ch[0]  # a tie: the first wins
+    sums, counts = np.ones((k, d)), np.ones(k)
+    labels, dist = twins.kmeans_step(cuda.to_device(xh), ch, sums=sums, counts=counts)
+    d2 = ((xh[:, None, :].astype(np.float64) - ch[None, :, :]) ** 2).sum(-1)
+    assert labels.dtype == np.int32 and dist.dtype == np.float64
+    lh = labels.get()
+    assert np.array_equal(lh, d2.argmin(axis=1))
+    np.testing.assert_allclose(dist.get(), d2.min(axis=1), rtol=1e-13)
+    want = np.ones((k, d))
+    np.add.at(want, lh, xh.astype(np.float64))
+    np.testing.assert_allclose(sums, want, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(counts, 1.0 + np.bincount(lh, minlength=k))
+    again = np.ones((k, d)), np.ones(k)
+    twins.kmeans_step(cuda.to_device(xh), cuda.to_device(ch), sums=again[0], counts=again[1])
+    assert np.array_equal(again[0], sums) and np.array_equal(again[1], counts)  # the same bits on a rerun
+
+
+def test_kmeans_step_twin_checks_its_arguments() -> None:
+    """Bad centroids, a lone sums or counts, and wrong sums shapes raise before any work."""
+    x = cuda.to_device(np.ones((4, 2)))
+    with pytest.raises(ValueError, match="centroids must be"):
+        twins.kmeans_step(x, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="centroids must be"):
+        twins.kmeans_step(x, np.ones((0, 2)))
+    with pytest.raises(ValueError, match="go together"):
+        twins.kmeans_step(x, np.ones((2, 2)), sums=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="sums must be a float64 NumPy array"):
+        twins.kmeans_step(x, np.ones((2, 2)), sums=np.zeros((2, 3)), counts=np.zeros(2))
+    labels, dist = twins.kmeans_step(cuda.empty((0, 2)), np.ones((2, 2)))
+    assert labels.shape == dist.shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("m,d", [(0, 3), (1, 1), (4096, 7)])
+def test_column_moments_and_subtract_row(dtype: type, m: int, d: int, no_leaks: None) -> None:
+    """Column sums and deviations about the mean survive a large offset; subtract_row is NumPy's x - shift."""
+    xh = (1e3 + _vec(m * d, dtype).reshape(m, d)).astype(dtype)
+    sums, m2 = twins.column_moments(cuda.to_device(xh))
+    x64 = xh.astype(np.float64)
+    np.testing.assert_allclose(sums, x64.sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(m2, ((x64 - x64.mean(axis=0)) ** 2).sum(axis=0) if m else 0.0, rtol=1e-9, atol=1e-9)
+    shift = _vec(d, dtype, 2)
+    assert np.array_equal(twins.subtract_row(cuda.to_device(xh), shift).get(), xh - shift)
+    x = cuda.to_device(xh)
+    assert twins.subtract_row(x, shift, out=x) is x and np.array_equal(x.get(), xh - shift)
+    with pytest.raises(ValueError, match=r"shift must have shape"):
+        twins.subtract_row(x, np.ones(d + 1))
+
+
+def test_kmeans_step_dispatches_from_hpc_kernels(no_leaks: None) -> None:
+    """hpc.kernels.kmeans_step given a DeviceArray runs the twin and agrees with the host kernel."""
+    from hpc import kernels
+
+    xh = _vec(300 * 4, np.float64).reshape(300, 4)
+    ch = xh[:5].copy()
+    labels, dist = kernels.kmeans_step(cuda.to_device(xh), ch)
+    want_labels, want_dist = kernels.kmeans_step(xh, ch)
+    assert np.array_equal(labels.get(), want_labels)
+    np.testing.assert_allclose(dist.get(), want_dist, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("on_device", [False, True])
+def test_loss_twins_match_the_cpu_kernels(dtype: type, on_device: bool, no_leaks: None) -> None:
+    """The binary and multinomial loss twins give the CPU kernels' loss and gradient, with targets and weights on
+    the host or on the device, and no weights at all."""
+    from hpc.kernels import logistic
+
+    m, d, k = 3000, 5, 4
+    rng = np.random.default_rng(3)
+    xh = rng.normal(size=(m, d)).astype(dtype)
+    y01 = rng.integers(0, 2, m).astype(np.float64)
+    codes = rng.integers(0, k, m).astype(np.int64)
+    weight = rng.uniform(0.5, 2.0, m)
+    put = cuda.to_device if on_device else (lambda a: a)
+    x = cuda.to_device(xh)
+    tol = {"rtol": 1e-6 if dtype == np.float32 else 1e-10, "atol": 1e-9}
+    for w in (None, weight):
+        loss, grad = twins.logistic_loss_grad(x, put(y01), np.ones(d), 0.5, None if w is None else put(w))
+        want = logistic.logistic_loss_grad(xh, y01, np.ones(d), 0.5, w)
+        assert loss == pytest.approx(want[0], rel=1e-10) and grad.shape == (d + 1,)
+        np.testing.assert_allclose(grad, want[1], **tol)
+        coef, b = rng.normal(size=(k, d)), rng.normal(size=k)
+        loss, grad = twins.softmax_loss_grad(x, put(codes), coef, b, None if w is None else put(w))
+        want = logistic.softmax_loss_grad(xh, codes, coef, b, w)
+        assert loss == pytest.approx(want[0], rel=1e-10) and grad.shape == (k, d + 1)
+        np.testing.assert_allclose(grad, want[1], **tol)
+
+
+def test_loss_twins_check_their_arguments() -> None:
+    """Wrong coefficient and target shapes raise, naming the argument."""
+    x = cuda.to_device(np.ones((4, 2)))
+    with pytest.raises(ValueError, match="coef must have shape"):
+        twins.logistic_loss_grad(x, np.zeros(4), np.ones(3))
+    with pytest.raises(ValueError, match="coef must be"):
+        twins.softmax_loss_grad(x, np.zeros(4, np.int64), np.ones(2))
