@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One prepared check of hpc.cuda on a GPU host (see docs/cuda.md and DESIGN.md "The GPU host"); under 5 minutes.
+# One prepared check of hpc.cuda on a GPU host (see docs/cuda.md and DESIGN.md "The GPU host"); under 8 minutes.
 #   1. install the carried wheels (pycuda and its pure-Python deps) into /tmp/site, then hpc itself, editable;
-#   2. run the gpu-marked tests of tests/cuda, then the whole tests/cuda suite on the GPU driver;
+#   2. run the gpu-marked tests of tests/cuda, then the whole tests/cuda suite on the GPU driver, then hpc.ml's
+#      fits on the GPU twins (one process, then the same bits on 2 ranks);
 #   3. run the CUDA benchmark (quick) and print its table last.
 # Wheels are looked for in $HPC_WHEELS, .whl/, shared/wheels/ and ../shared/wheels/ (the first that has any).
 # Usage: bash scripts/gpu_check.sh [OUTDIR]   (OUTDIR, default $OUT or /tmp, receives the logs and cuda.json)
@@ -37,6 +38,16 @@ timeout 150 "$py" -m pytest -m gpu tests/cuda -q -p no:cacheprovider 2>&1 | tee 
 echo "== pytest tests/cuda (the whole suite on the GPU driver)"
 timeout 120 "$py" -m pytest tests/cuda -q -x -p no:cacheprovider 2>&1 | tee "$out/cuda_tests.log" | tail -8
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+echo "== pytest tests/ml/test_device.py and tests/cuda/test_kernels_emulated.py (hpc.ml's fits on the GPU twins)"
+timeout 150 "$py" -m pytest tests/ml/test_device.py tests/cuda/test_kernels_emulated.py -q -p no:cacheprovider 2>&1 \
+    | tee "$out/ml_tests.log" | tail -8
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+if command -v mpirun >/dev/null; then
+    echo "== mpirun -n 2: GPU fits are the same bits on 2 ranks as on 1 (tests/ml/test_bits_mpi.py -k device)"
+    timeout 150 mpirun --allow-run-as-root --oversubscribe -n 2 "$py" -m pytest -m mpi tests/ml/test_bits_mpi.py \
+        -k device -q -p no:cacheprovider 2>&1 | tee "$out/ml_mpi.log" | tail -4
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
 echo "== python -m hpc.cuda.bench --quick"
 timeout 120 "$py" -m hpc.cuda.bench --quick --json "$out/cuda.json" >"$out/bench.txt" 2>"$out/bench.err" || {
     status=1

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as _np
 
 from hpc._core import current_num_threads, scope
+from hpc.ml import _device
 
 __all__ = ["BLOCK_ROWS", "Blocks", "run_blocks"]
 
@@ -51,12 +52,15 @@ class Blocks:
     Args:
         comm (hpc.mpi.Comm): the ranks.
         counts (numpy.ndarray): rows per rank, the same on every rank (from :func:`hpc.ml._data.check_rows`).
-        arrays: this rank's per-row arrays, each with ``counts[comm.rank]`` rows.
+        arrays: this rank's per-row arrays, each with ``counts[comm.rank]`` rows; NumPy arrays, or
+            :class:`hpc.cuda.DeviceArray` rows of a fit on the GPU (the blocks are then views of them).
         block_rows (int): rows per block (tests shrink it to exercise many blocks on small data).
 
     Attributes:
         items (list of tuple): each block's arrays, in global order.
         starts (list of int): each block's first global row.
+        on_device (bool): the blocks are in device memory (they are then computed one after another: the
+            device runs each block's work in parallel).
     """
 
     def __init__(self, comm: Any, counts: _np.ndarray, arrays: Sequence[_np.ndarray], block_rows: int | None = None):
@@ -68,6 +72,7 @@ class Blocks:
         rank = comm.rank
         lo, n = int(starts[rank]), int(counts[rank])
         self.n_total = int(ends[-1])
+        self.on_device = any(not isinstance(a, _np.ndarray) for a in arrays)
         self.offset = lo
         self._head = self._head_rows(lo, n)
         # Who sends its leading rows to whom: rank q's head belongs to the block that starts on the rank owning
@@ -81,20 +86,20 @@ class Blocks:
         self._sources = [q for q, d in sorted(self._dest.items()) if d == rank]
         self._source_rows = [self._head_rows(int(starts[q]), int(counts[q])) for q in self._sources]
 
-        received = self._exchange([a[: self._head] for a in arrays], to_owner=True)
+        received = self._exchange([_device.host_rows(a, self._head) for a in arrays], to_owner=True)
         self.items: list[tuple[_np.ndarray, ...]] = []
         self.starts: list[int] = []
         for start in range(self._head, n, block_rows):
             # C order, as a block assembled from several ranks' rows is: BLAS, NumPy's reductions and the compiled
             # loops round differently for another layout, and the bits must not depend on where a block was made
-            self.items.append(tuple(_np.ascontiguousarray(a[start : start + block_rows]) for a in arrays))
+            self.items.append(tuple(_device.rows(a, start, start + block_rows) for a in arrays))
             self.starts.append(lo + start)
         self._own_tail = 0
         if self._sources:  # the last block continues on later ranks: append their leading rows, in rank order
             last = self.items[-1]
             self._own_tail = last[0].shape[0]
             self.items[-1] = tuple(
-                _np.concatenate([part, *(fragment[i] for fragment in received)]) for i, part in enumerate(last)
+                _device.join_rows(part, [fragment[i] for fragment in received]) for i, part in enumerate(last)
             )
 
     def _head_rows(self, lo: int, n: int) -> int:
@@ -126,7 +131,13 @@ class Blocks:
 
     def map(self, fn: Callable[..., Any]) -> list[Any]:
         """Return ``[fn(*block_arrays) for each block]``, computed on the pool's threads."""
-        return run_blocks(lambda i: fn(*self.items[i]), len(self.items))
+        return self.run(lambda i: fn(*self.items[i]))
+
+    def run(self, fn: Callable[[int], Any]) -> list[Any]:
+        """Return ``[fn(0), ..., fn(len(self) - 1)]``: on the pool's threads, or in order for device blocks."""
+        if self.on_device:
+            return [fn(i) for i in range(len(self.items))]
+        return run_blocks(fn, len(self.items))
 
     def sum(self, parts: Sequence[_np.ndarray], shape: tuple[int, ...]) -> _np.ndarray:
         """Return the reproducible sum of every rank's per-block ``parts`` (each of ``shape``), on every rank."""

@@ -26,7 +26,7 @@ _FLOATS = (_np.dtype(_np.float64), _np.dtype(_np.float32))
 class Rows:
     """This rank's checked rows and what every rank agreed on."""
 
-    X: _np.ndarray  #: this rank's rows, 2-D float32 or float64
+    X: Any  #: this rank's rows, 2-D float32 or float64 (a DeviceArray in a fit on the GPU)
     y: Any  #: this rank's targets (None without y)
     counts: _np.ndarray  #: rows per rank, int64, the same on every rank
     n_features: int
@@ -84,6 +84,23 @@ def is_device_array(X: Any) -> bool:
 
     module = sys.modules.get("hpc.cuda.array")
     return module is not None and isinstance(X, module.DeviceArray)
+
+
+def _device_2d(X: Any, dtype: tuple[Any, ...]) -> Any:
+    """Return the DeviceArray ``X`` checked where it lies: a float dtype, 2-D, C-contiguous, finite."""
+    from hpc.cuda import twins
+
+    if X.dtype not in dtype:
+        raise TypeError(f"a DeviceArray X must be {' or '.join(map(str, dtype))}; got {X.dtype} (convert it on the "
+                        "host, or pass a NumPy array)")
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {X.ndim}D DeviceArray instead (shape {X.shape}).")
+    if not X.c_contiguous:
+        raise ValueError(f"a DeviceArray X must be C-contiguous; got strides {X.strides} for shape {X.shape}")
+    with _np.errstate(over="ignore", invalid="ignore"):
+        if X.size and not _np.isfinite(twins.sum(X)):  # one pass on the device; the host looks closer only if not
+            _check_finite(X.get(), "X")
+    return X
 
 
 def _as_2d(X: Any, dtype: tuple[Any, ...], name: str = "X") -> _np.ndarray:
@@ -178,6 +195,7 @@ def check_rows(
     estimator: str,
     y_kind: str | None = None,
     dtype: tuple[Any, ...] = _FLOATS,
+    device: bool = False,
 ) -> Rows:
     """Check this rank's ``X`` (and ``y``) and agree with the other ranks, in one small collective.
 
@@ -188,6 +206,8 @@ def check_rows(
         estimator (str): the estimator's name, for messages.
         y_kind (str or None): ``"classes"`` (labels), ``"continuous"`` (numbers, 1-D or 2-D) or None (no y).
         dtype (tuple): accepted float dtypes; others convert to the first.
+        device (bool): the fit runs on the GPU: an :class:`hpc.cuda.DeviceArray` ``X`` stays on its device (checked
+            there) instead of being copied to the host.
 
     Raises:
         ValueError or TypeError on every rank if any rank's input is bad or the ranks disagree on the number of
@@ -196,8 +216,11 @@ def check_rows(
     error: BaseException | None = None
     array = None
     try:
-        array = _as_2d(X, dtype)
-        _check_finite(array, "X")
+        if device and is_device_array(X):
+            array = _device_2d(X, dtype)
+        else:
+            array = _as_2d(X, dtype)
+            _check_finite(array, "X")
         if y_kind is not None:
             y = _check_y(y, array.shape[0], y_kind, estimator)
     except (TypeError, ValueError) as exc:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as _np
 
-from hpc.ml import _random
-from hpc.ml._blocks import Blocks, run_blocks
+from hpc.ml import _device, _random
+from hpc.ml._blocks import Blocks
 
 __all__ = ["Points", "kmeans_parallel", "kmeans_plusplus", "random_rows"]
 
@@ -44,19 +44,41 @@ class Points:
         """Return per block the float64 squared row norms (computed once, on the pool, when an init needs them)."""
         if self._norms is None:
             items = self.blocks.items
-            self._norms = run_blocks(
-                lambda i: _np.einsum("ij,ij->i", items[i][0], items[i][0], dtype=_np.float64), len(items)
+            self._norms = self.blocks.run(
+                lambda i: _np.einsum("ij,ij->i", items[i][0], items[i][0], dtype=_np.float64)
             )
         return self._norms
 
     def sqdist(self, i: int, centres: _np.ndarray) -> _np.ndarray:
-        """Return block ``i``'s squared distances to ``centres`` (GEMM form, clipped at 0), float64 ``(rows, m)``."""
+        """Return block ``i``'s squared distances to ``centres`` (GEMM form, clipped at 0), float64 ``(rows, m)``.
+
+        Device blocks: the direct form on the device (:func:`hpc.cuda.twins.sqdist`), to the centres rounded to
+        the rows' dtype as the GEMM form's products are.
+        """
         X = self.blocks.items[i][0]
+        if self.blocks.on_device:
+            from hpc.cuda import to_device, twins
+
+            c = to_device(_np.ascontiguousarray(centres, dtype=X.dtype), device=X.device_index)
+            return twins.sqdist(X, c).get().astype(_np.float64, copy=False)
         products = X @ centres.astype(X.dtype, copy=False).T
         out = self.norms[i][:, None] - 2.0 * products
         out += _np.einsum("ij,ij->i", centres, centres)[None, :]
         _np.maximum(out, 0.0, out=out)
         return out
+
+    def step(self, i: int, centres: _np.ndarray, **sums: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray]:
+        """Return :func:`hpc.kernels.kmeans_step` of block ``i`` (its GPU twin for device blocks) as host arrays."""
+        from hpc import kernels
+
+        labels, dist = kernels.kmeans_step(self.blocks.items[i][0], centres, **sums)
+        if self.blocks.on_device:
+            return labels.get(), dist.get()
+        return labels, dist
+
+    def row(self, i: int, j: int) -> _np.ndarray:
+        """Return row ``j`` of block ``i`` as float64 on the host."""
+        return _device.row(self.blocks.items[i][0], j)
 
     def uniform(self, stream: int) -> list[_np.ndarray]:
         """Return per-block draws in (0, 1) keyed by global row."""
@@ -104,11 +126,10 @@ class Points:
         """Return the given global rows (float64 ``(len(rows), d)``), from whichever ranks hold them."""
         d = self.n_features
         mine = []
-        for start, item in zip(self.blocks.starts, self.blocks.items):
-            X = item[0]
-            inside = (rows >= start) & (rows < start + X.shape[0])
+        for i, (start, item) in enumerate(zip(self.blocks.starts, self.blocks.items)):
+            inside = (rows >= start) & (rows < start + item[0].shape[0])
             for position in _np.flatnonzero(inside):
-                mine.append(_np.concatenate([[float(position)], X[rows[position] - start].astype(_np.float64)]))
+                mine.append(_np.concatenate([[float(position)], self.row(i, int(rows[position] - start))]))
         local = _np.array(mine).reshape(-1, d + 1)
         every = self.comm.allgather(local) if self.comm.size > 1 else local
         out = _np.empty((rows.shape[0], d))
@@ -162,8 +183,6 @@ def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversa
     k``; the candidates are weighted by the rows nearest to them and reduced to ``k`` centres by weighted
     k-means++ and weighted Lloyd iterations, on every rank alike.
     """
-    from hpc import kernels
-
     n_blocks = len(points.blocks)
     first = points.race([(-_np.log(u))[:, None] for u in points.uniform(_stream(_PARALLEL, run, 0))], 1)
     chosen = [int(first[0])]
@@ -193,8 +212,8 @@ def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversa
         extra = points.smallest(keys, k - candidates.shape[0])
         candidates = _np.vstack([candidates, points.fetch(extra)])
     counts = []
-    for item in points.blocks.items:
-        labels, _ = kernels.kmeans_step(item[0], candidates)
+    for i in range(n_blocks):
+        labels, _ = points.step(i, candidates)
         counts.append(_np.bincount(labels, minlength=candidates.shape[0]).astype(_np.float64))
     weights = points.total(counts, (candidates.shape[0],))
     return _recluster(candidates, weights, k, points.seed, run)

@@ -27,8 +27,15 @@ class Moments:
     m2: _np.ndarray  #: (d, d) centred cross-products, or (d,) squared deviations with ``diagonal=True``
 
 
-def _block_moments(Z: _np.ndarray, diagonal: bool, centred: bool) -> tuple[int, _np.ndarray, _np.ndarray]:
+def _block_moments(Z: Any, diagonal: bool, centred: bool) -> tuple[int, _np.ndarray, _np.ndarray]:
     n = Z.shape[0]
+    if not isinstance(Z, _np.ndarray):  # rows on the device: its twin, one thread per column (diagonal only)
+        from hpc.cuda import twins
+
+        if not (diagonal and centred):
+            raise NotImplementedError("device row blocks have centred diagonal moments only")
+        total, m2 = twins.column_moments(Z)
+        return n, total, m2
     total = Z.sum(axis=0, dtype=_np.float64)
     if not centred:
         Z = _np.asarray(Z, dtype=_np.float64)

@@ -10,7 +10,7 @@ import numpy as _np
 
 from hpc.ml import _data, _kmeans_init, _random
 from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread, sklearn_class
-from hpc.ml._blocks import Blocks, run_blocks
+from hpc.ml._blocks import Blocks
 from hpc.ml._moments import centered_moments
 from hpc.ml._progress import Progress as _Progress
 
@@ -27,6 +27,9 @@ class KMeans(Estimator):
     sums, counts, changed labels and inertia. As in scikit-learn, the data are centred first (distances lose fewer
     digits), the loop stops when no label changes or the centres move less than ``tol`` times the mean feature
     variance, and ``inertia_`` is recomputed from the final labels with exact distances.
+
+    An :class:`hpc.cuda.DeviceArray` ``X`` is fitted on its device (the GPU twins; see docs/ml.md, "Fits on the
+    GPU"): the same model on any number of ranks, to rounding the CPU fit's.
 
     ``fit`` and ``score`` are collective; ``predict`` and ``transform`` are local. ``cluster_centers_``,
     ``inertia_`` and ``n_iter_`` are the same bits on every rank and for any number of ranks, threads or split
@@ -137,7 +140,7 @@ class KMeans(Estimator):
         """Cluster every rank's rows (collective); return self."""
         k, n_init = self._checked_params()
         comm = self._comm_for(comm)
-        rows = _data.check_rows(comm, X, estimator=type(self).__name__)
+        rows = _data.check_rows(comm, X, estimator=type(self).__name__, device=True)
         if rows.n_total < k:
             raise ValueError(f"n_samples={rows.n_total} should be >= n_clusters={k}.")
         d = rows.n_features
@@ -149,7 +152,7 @@ class KMeans(Estimator):
         tol = float(_np.mean(moments.m2 / moments.n)) * self.tol if self.tol else 0.0
         dtype = rows.X.dtype
         shift = mean.astype(dtype)
-        blocks.items = run_blocks(lambda i: (blocks.items[i][0] - shift,), len(blocks.items))
+        blocks.items = blocks.run(lambda i: (_minus(blocks.items[i][0], shift),))
         seed = _random.seed_from(self.random_state)
         if comm.size > 1:
             seed = int(comm.bcast(_np.array([seed], _np.uint64), root=0)[0])
@@ -256,7 +259,6 @@ def _lloyd(
     points: _kmeans_init.Points, centres: _np.ndarray, max_iter: int, tol: float, progress: _Progress
 ) -> tuple[list[_np.ndarray], float, _np.ndarray, int]:
     """Run Lloyd's iterations from ``centres``; return ``(labels per block, inertia, centres, n_iter)``."""
-    from hpc import kernels
 
     blocks = points.blocks
     k, d = centres.shape
@@ -264,12 +266,11 @@ def _lloyd(
     width = k * d + k + 2
 
     def step(i: int, centres: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray]:
-        X = blocks.items[i][0]
         sums = _np.zeros((k, d))
         counts = _np.zeros(k)
-        labels, dist = kernels.kmeans_step(X, centres, sums=sums, counts=counts)
+        labels, dist = points.step(i, centres, sums=sums, counts=counts)
         before = previous[i]
-        changed = X.shape[0] if before is None else int(_np.count_nonzero(labels != before))
+        changed = labels.shape[0] if before is None else int(_np.count_nonzero(labels != before))
         return labels, dist, _np.concatenate([sums.ravel(), counts, [changed, dist.sum()]])
 
     strict = False
@@ -277,7 +278,7 @@ def _lloyd(
     dist: list[_np.ndarray] = []
     iteration = 0
     for iteration in range(max_iter):
-        results = run_blocks(lambda i, c=centres: step(i, c), len(blocks))
+        results = blocks.run(lambda i, c=centres: step(i, c))
         labels = [r[0] for r in results]
         dist = [r[1] for r in results]
         total = points.total([r[2] for r in results], (width,))
@@ -302,11 +303,20 @@ def _lloyd(
             progress.note(f"converged at iteration {iteration}: center shift {shift:.6g} within tolerance {tol:.6g}")
             break
     if not strict:  # labels that match the final centres, and their exact distances
-        final = run_blocks(lambda i: kernels.kmeans_step(blocks.items[i][0], centres), len(blocks))
+        final = blocks.run(lambda i: points.step(i, centres))
         labels = [f[0] for f in final]
         dist = [f[1] for f in final]
     inertia = points.total([x.sum(keepdims=True) for x in dist], (1,))[0]
     return labels, float(inertia), centres, iteration + 1
+
+
+def _minus(X: Any, shift: _np.ndarray) -> Any:
+    """Return ``X - shift`` (a row of X's dtype), on the device for a DeviceArray."""
+    if isinstance(X, _np.ndarray):
+        return X - shift
+    from hpc.cuda import twins
+
+    return twins.subtract_row(X, shift)
 
 
 def _relocate_empty(
@@ -323,10 +333,10 @@ def _relocate_empty(
     d = sums.shape[1]
     blocks = points.blocks
     rows = []
-    for start, item, lab, dst in zip(blocks.starts, blocks.items, labels, dist):
+    for i, (start, lab, dst) in enumerate(zip(blocks.starts, labels, dist)):
         top = _np.lexsort((_np.arange(dst.shape[0]), -dst))[:m]
         for j in top:
-            rows.append(_np.concatenate([[-dst[j], start + j, lab[j]], item[0][j].astype(_np.float64)]))
+            rows.append(_np.concatenate([[-dst[j], start + j, lab[j]], points.row(i, int(j))]))
     local = _np.array(rows).reshape(-1, d + 3)
     every = blocks.comm.allgather(local) if blocks.comm.size > 1 else local
     far = every[_np.lexsort((every[:, 1], every[:, 0]))[:m]]

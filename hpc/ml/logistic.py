@@ -25,6 +25,9 @@ class LogisticRegression(Estimator):
     (:func:`hpc.kernels.logistic_loss_grad`, :func:`hpc.kernels.softmax_loss_grad`) and one reproducible
     reduction, so every rank takes the same steps and ends with the same bits, for any number of ranks or threads.
 
+    An :class:`hpc.cuda.DeviceArray` ``X`` is fitted on its device: each block's loss and gradient come from the
+    GPU twins of the loss kernels (docs/ml.md, "Fits on the GPU").
+
     ``fit`` and ``score`` are collective; ``predict``, ``predict_proba``, ``predict_log_proba`` and
     ``decision_function`` are local.
 
@@ -120,7 +123,7 @@ class LogisticRegression(Estimator):
         optimize = require("scipy.optimize", "hpc.ml.LogisticRegression (its L-BFGS)")
         inverse_c = self._penalty_strength()
         comm = self._comm_for(comm)
-        rows = _data.check_rows(comm, X, y, estimator=type(self).__name__, y_kind="classes")
+        rows = _data.check_rows(comm, X, y, estimator=type(self).__name__, y_kind="classes", device=True)
         classes = _global_classes(comm, rows.y)
         n_classes = classes.shape[0]
         if n_classes < 2:
@@ -136,7 +139,12 @@ class LogisticRegression(Estimator):
         if weight_sum <= 0:
             raise ValueError("Sample weights must contain at least one non-zero number.")
         binary = n_classes == 2
-        arrays = [rows.X, codes] + ([weight] if weight is not None else [])
+        targets = codes.astype(_np.float64) if binary else codes  # what the loss kernels take
+        arrays = [rows.X, targets] + ([weight] if weight is not None else [])
+        if _data.is_device_array(rows.X):  # a fit on the GPU: the targets and weights go where the rows are
+            from hpc import cuda
+
+            arrays = [rows.X] + [cuda.to_device(a, device=rows.X.device_index) for a in arrays[1:]]
         blocks = Blocks(comm, rows.counts, arrays)
         k = 1 if binary else n_classes
         size = k * (d + 1)
@@ -280,14 +288,15 @@ class LogisticRegression(Estimator):
         return float(totals[0] / totals[1])
 
 
-def _block_loss_grad(binary: bool, coef: _np.ndarray, intercept: _np.ndarray, X: _np.ndarray, codes: _np.ndarray,
-                     weight: _np.ndarray | None = None) -> _np.ndarray:
+def _block_loss_grad(binary: bool, coef: _np.ndarray, intercept: _np.ndarray, X: Any, targets: Any,
+                     weight: Any = None) -> _np.ndarray:
+    """Return a block's ``[loss, *grad]``; ``targets`` are float64 0/1 (binary) or int64 class codes."""
     from hpc import kernels
 
     if binary:
-        loss, grad = kernels.logistic_loss_grad(X, codes.astype(_np.float64), coef[0], float(intercept[0]), weight)
+        loss, grad = kernels.logistic_loss_grad(X, targets, coef[0], float(intercept[0]), weight)
     else:
-        loss, grad = kernels.softmax_loss_grad(X, codes, coef, intercept, weight)
+        loss, grad = kernels.softmax_loss_grad(X, targets, coef, intercept, weight)
     return _np.concatenate([[loss], grad.ravel()])
 
 

@@ -79,6 +79,40 @@ def test_bits_across_ranks_and_threads(small_blocks, name, make, kind):
         assert np.array_equal(spread.labels_, alone.labels_[lo : lo + local[0].shape[0]])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("init", ["k-means++", "k-means||"])
+def test_device_fit_bits_across_ranks(small_blocks, init, dtype):
+    """A KMeans fit on device rows (the GPU twins; the host fallback here) is the same bits on every rank count and
+    split (an empty rank, blocks assembled on the device from several ranks' rows) as on one process."""
+    from hpc import cuda
+
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X = blobs(n=600, d=4, dtype=dtype)[0]
+    make = lambda: ml.KMeans(5, init=init, random_state=7)  # noqa: E731
+    alone = make().fit(cuda.to_device(X), comm=mpi.Comm(MPI.COMM_SELF))
+    (local,) = _split(world, X)
+    spread = make().fit(cuda.to_device(local), comm=world)
+    assert bits(spread) == bits(alone)
+    lo = sum(uneven_counts(X.shape[0], world.size)[: world.rank])
+    assert np.array_equal(spread.labels_, alone.labels_[lo : lo + local.shape[0]])
+
+
+@pytest.mark.parametrize("kind", ["bin", "multi"])
+def test_device_logistic_fit_bits_across_ranks(small_blocks, kind):
+    """A LogisticRegression fit on device rows (targets and weights on the device too) is the same bits on every
+    rank count and split as on one process."""
+    from hpc import cuda
+
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X, y = _data(kind)
+    weight = np.linspace(0.5, 2.0, X.shape[0])
+    make = lambda: ml.LogisticRegression(C=0.5, max_iter=40)  # noqa: E731
+    alone = make().fit(cuda.to_device(X), y, sample_weight=weight, comm=mpi.Comm(MPI.COMM_SELF))
+    local_x, local_y, local_w = _split(world, X, y, weight)
+    spread = make().fit(cuda.to_device(local_x), local_y, sample_weight=local_w, comm=world)
+    assert bits(spread) == bits(alone)
+
+
 @pytest.mark.parametrize("layout", ["fortran", "strided"])
 @pytest.mark.parametrize("make", [lambda: ml.StandardScaler(), lambda: ml.PCA(n_components=3),
                                   lambda: ml.KMeans(4, random_state=1)], ids=["scaler", "pca", "kmeans"])

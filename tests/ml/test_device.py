@@ -1,4 +1,5 @@
-"""hpc.cuda.DeviceArray inputs: fits copy the rows to the host; KMeans.predict and score run the GPU twins.
+"""hpc.cuda.DeviceArray inputs: KMeans fits, predicts and scores on the device (the GPU twins); the other
+estimators' fits copy the rows to the host.
 
 Without a GPU the twins run on hpc.cuda's host fallback, which is what these tests exercise here; on a GPU host the
 same tests run the CUDA kernels.
@@ -13,15 +14,27 @@ from hpc import cuda, ml
 
 from .conftest import blobs, regression
 
+#: On the host fallback the twins compute as the CPU kernels do (the same bits); on a GPU they add in another order
+#: and assign k-means labels by direct distances: the same model to rounding.
+ON_GPU = cuda.is_available()
+
+
+def assert_same_model(got, want, rtol=1e-12):
+    if ON_GPU:
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-12)
+    else:
+        np.testing.assert_array_equal(got, want)
+
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_kmeans_on_device_rows(dtype):
-    """A KMeans fit on device rows equals the host fit, and predict/score on the device agree with the host's."""
+    """A KMeans fit on device rows gives the host fit's model (the same bits on the fallback, whose twins add in the
+    host kernels' order), and predict/score on the device agree with the host's."""
     X, _ = blobs(n=400, d=3, centres=3, dtype=dtype)
     device = cuda.to_device(X)
     on_device = ml.KMeans(3, random_state=0).fit(device)
     on_host = ml.KMeans(3, random_state=0).fit(X)
-    np.testing.assert_array_equal(on_device.cluster_centers_, on_host.cluster_centers_)
+    assert_same_model(on_device.cluster_centers_, on_host.cluster_centers_, 1e-6 if dtype == np.float32 else 1e-12)
     labels = on_host.predict(device)
     assert isinstance(labels, cuda.DeviceArray)
     np.testing.assert_array_equal(labels.get(), on_host.predict(X))
@@ -40,3 +53,94 @@ def test_other_estimators_take_device_rows():
         for name in ("mean_", "coef_", "components_"):
             if hasattr(b, name):
                 np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random", "k-means||", "array"])
+def test_kmeans_fit_runs_the_twins_on_device_blocks(init, small_blocks, monkeypatch):
+    """Every block of a device fit stays on the device (views, and one assembled block at most) and is computed by
+    the twins: the moments, the centring and each Lloyd step; the host's kmeans_step never runs."""
+    from hpc import kernels
+    from hpc.cuda import twins
+
+    X, _ = blobs(n=700, d=3, centres=4)
+    calls = {"kmeans_step": 0, "column_moments": 0, "subtract_row": 0, "sqdist": 0}
+    for name in calls:
+        original = getattr(twins, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            assert isinstance(args[0], cuda.DeviceArray)
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(twins, name, counted)
+    host_step = kernels.kmeans_step.__wrapped__
+    monkeypatch.setattr(kernels, "kmeans_step", kernels._with_gpu_twin("kmeans_step", _refuse(host_step)))
+    given = X[[0, 100, 200, 300]] if init == "array" else init
+    fitted = ml.KMeans(4, init=given, n_init=1, random_state=2).fit(cuda.to_device(X))
+    blocks = -(-700 // 64)
+    assert calls["column_moments"] == blocks and calls["subtract_row"] == blocks
+    assert calls["kmeans_step"] >= blocks * (fitted.n_iter_ + 1)
+    assert calls["sqdist"] > 0 or init in ("random", "array")
+    reference = ml.KMeans(4, init=given, n_init=1, random_state=2)
+    monkeypatch.setattr(kernels, "kmeans_step", kernels._with_gpu_twin("kmeans_step", host_step))
+    reference.fit(X)
+    assert_same_model(fitted.cluster_centers_, reference.cluster_centers_)
+    assert_same_model(fitted.inertia_, reference.inertia_)
+
+
+def _refuse(host_step):
+    """Return a stand-in for the host kernel that fails the test if a fit calls it."""
+
+    def refuse(x, *args, **kwargs):
+        raise AssertionError("the host kmeans_step ran in a device fit")
+
+    return refuse
+
+
+def test_device_fit_checks_its_rows_on_the_device():
+    """NaN, inf, ints and 1-D device rows are refused with the host fit's messages (or a DeviceArray's)."""
+    X, _ = blobs(n=50, d=2)
+    bad = X.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        ml.KMeans(2).fit(cuda.to_device(bad))
+    bad[7, 1] = np.inf
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        ml.KMeans(2).fit(cuda.to_device(bad))
+    with pytest.raises(TypeError, match="a DeviceArray X must be float64 or float32; got int64"):
+        ml.KMeans(2).fit(cuda.to_device(X.astype(np.int64)))
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D DeviceArray"):
+        ml.KMeans(2).fit(cuda.to_device(X[:, 0].copy()))
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_logistic_fit_runs_the_loss_twins_on_device_blocks(classes, weighted, small_blocks, monkeypatch):
+    """A LogisticRegression fit on device rows computes every block's loss and gradient with the twins (targets and
+    weights moved to the device beside the rows) and gives the host fit's model."""
+    from hpc import kernels
+    from hpc.cuda import twins
+
+    X, labels = blobs(n=500, d=3, centres=4)
+    X, y = X - 100.0, labels % classes
+    weight = np.linspace(0.5, 2.0, X.shape[0]) if weighted else None
+    name = "logistic_loss_grad" if classes == 2 else "softmax_loss_grad"
+    calls = []
+    original = getattr(twins, name)
+
+    def counted(x, targets, *args, **kwargs):
+        assert isinstance(x, cuda.DeviceArray) and isinstance(targets, cuda.DeviceArray)
+        assert (args[-1] is None) != weighted and (not weighted or isinstance(args[-1], cuda.DeviceArray))
+        calls.append(x.shape[0])
+        return original(x, targets, *args, **kwargs)
+
+    monkeypatch.setattr(twins, name, counted)
+    host_loss = getattr(kernels, name).__wrapped__
+    monkeypatch.setattr(kernels, name, kernels._with_gpu_twin(name, _refuse(host_loss)))
+    make = lambda: ml.LogisticRegression(C=0.5, tol=1e-10, max_iter=500)  # noqa: E731
+    fitted = make().fit(cuda.to_device(X), y, sample_weight=weight)
+    assert calls and sum(calls) % X.shape[0] == 0  # whole passes over every row
+    monkeypatch.setattr(kernels, name, kernels._with_gpu_twin(name, host_loss))
+    reference = make().fit(X, y, sample_weight=weight)
+    assert_same_model(fitted.coef_, reference.coef_, 1e-6)
+    assert_same_model(fitted.intercept_, reference.intercept_, 1e-6)
