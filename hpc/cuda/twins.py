@@ -20,8 +20,8 @@ twin                      CUDA source                 CPU counterpart
 ``kmeans_step``           ``kmeans.cu``               ``hpc.kernels.kmeans_step``
 ``logistic_loss_grad``,   ``logistic.cu``             ``hpc.kernels.logistic_loss_grad``,
 ``softmax_loss_grad``                                 ``softmax_loss_grad``
-``column_moments``,       ``columns.cu``              hpc.ml's block moments and centring
-``subtract_row``
+``column_moments``,       ``columns.cu``              hpc.ml's block moments, Gram matrices and
+``gram``, ``subtract_row``                            centring
 ========================  ==========================  =====================================
 
 The twins hpc.ml's fits run on row blocks (``kmeans_step``, the losses, ``column_moments``) add every sum in an
@@ -45,6 +45,7 @@ __all__ = [
     "axpy",
     "dot",
     "exclusive_scan",
+    "gram",
     "inclusive_scan",
     "column_moments",
     "kmeans_assign",
@@ -712,3 +713,53 @@ def softmax_loss_grad(
     sums = _loss_grad_gpu(x, "softmax_rows", "PPPPPPiii", (labels_dev, weight, coef_dev, b_dev), (k,),
                           k + 1, stream)
     return float(sums[k, d]), sums[:k].copy()
+
+
+def gram(x: DeviceArray, y: DeviceArray | None = None, *, centred: bool = True,
+         stream: Stream | None = None) -> tuple[_np.ndarray, _np.ndarray]:
+    """Return ``(sums, m2)`` of the columns ``z = [x | y]``: their sums and their Gram matrix (float64 host arrays).
+
+    ``m2 = (z - mean)^T (z - mean)`` about the block's column means with ``centred=True``, else ``z^T z``; exactly
+    symmetric. On a GPU each entry is one thread's sum over the rows in order, in float64. Waits for the result.
+
+    Args:
+        x (DeviceArray): ``(m, d)``, float32 or float64.
+        y (DeviceArray or None): ``(m, t)`` float64 columns to the right of ``x`` (the targets of a linear model).
+
+    .. versionadded:: 0.1.0
+    """
+    _check("x", x, (2,))
+    _rows_fit_int("x", x)
+    m, d = x.shape
+    if y is not None:
+        _check("y", y, (2,))
+        if y.dtype != _np.float64 or y.shape[0] != m:
+            raise ValueError(f"y must be a float64 array of {m} rows; got {y.dtype} {y.shape}")
+    t = 0 if y is None else y.shape[1]
+    w = d + t
+    if not _gpu():
+        z = _host(x).astype(_np.float64, copy=False)
+        if y is not None:
+            z = _np.hstack([z, _host(y)])
+        sums = z.sum(axis=0)
+        if centred and m:
+            z = z - sums / m
+        return sums, z.T @ z
+    out = DeviceArray((w + 1, w), _np.float64, device_index=x.device_index)  # row 0: the sums; then the Gram matrix
+    if m == 0 or w == 0:
+        return _np.zeros(w), _np.zeros((w, w))
+    _ready(stream, x, *(() if y is None else (y,)))
+    mod = module.load("columns", x.device_index)
+    suffix = _SUFFIX[x.dtype]
+    other = x if y is None else y  # never read when t == 0
+    mod.kernel(f"pair_sums_{suffix}", "PPPiii")(
+        (_builtins.min(-(-w // BLOCK), 65535),), (BLOCK,), x, other, out[0], m, d, t, stream=stream
+    )
+    out.stream = stream
+    sums = out[0].get()
+    shift = to_device(sums / m if centred else _np.zeros(w), device=x.device_index)
+    mod.kernel(f"gram_{suffix}", "PPPPiii")(
+        (_builtins.min(-(-w * w // BLOCK), 65535),), (BLOCK,), x, other, shift, out[1:], m, d, t, stream=stream
+    )
+    host = out.get()
+    return host[0].copy(), host[1:].copy()

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as _np
 
-__all__ = ["host_rows", "join_rows", "row", "rows"]
+__all__ = ["host", "host_rows", "join_rows", "row", "rows"]
 
 
 def rows(a: Any, lo: int, hi: int) -> Any:
@@ -20,6 +20,11 @@ def rows(a: Any, lo: int, hi: int) -> Any:
     if isinstance(a, _np.ndarray):
         return _np.ascontiguousarray(a[lo:hi])
     return a[lo:hi]
+
+
+def host(a: Any) -> _np.ndarray:
+    """Return ``a`` on the host: itself for a NumPy array, a copy of a DeviceArray."""
+    return a if isinstance(a, _np.ndarray) else a.get()
 
 
 def host_rows(a: Any, n: int) -> _np.ndarray:

@@ -27,15 +27,20 @@ class Moments:
     m2: _np.ndarray  #: (d, d) centred cross-products, or (d,) squared deviations with ``diagonal=True``
 
 
-def _block_moments(Z: Any, diagonal: bool, centred: bool) -> tuple[int, _np.ndarray, _np.ndarray]:
-    n = Z.shape[0]
-    if not isinstance(Z, _np.ndarray):  # rows on the device: its twin, one thread per column (diagonal only)
-        from hpc.cuda import twins
+def _device_block_moments(arrays: tuple[Any, ...], diagonal: bool, centred: bool) -> tuple[int, Any, Any]:
+    """The moments of device blocks, whose columns are the block's arrays side by side (``X`` or ``[X | Y]``)."""
+    from hpc.cuda import twins
 
-        if not (diagonal and centred):
-            raise NotImplementedError("device row blocks have centred diagonal moments only")
-        total, m2 = twins.column_moments(Z)
-        return n, total, m2
+    n = arrays[0].shape[0]
+    if diagonal:
+        if len(arrays) != 1 or not centred:
+            raise NotImplementedError("device row blocks have centred diagonal moments of X only")
+        return (n, *twins.column_moments(arrays[0]))
+    return (n, *twins.gram(*arrays, centred=centred))
+
+
+def _block_moments(Z: _np.ndarray, diagonal: bool, centred: bool) -> tuple[int, _np.ndarray, _np.ndarray]:
+    n = Z.shape[0]
     total = Z.sum(axis=0, dtype=_np.float64)
     if not centred:
         Z = _np.asarray(Z, dtype=_np.float64)
@@ -69,12 +74,17 @@ def centered_moments(
     Args:
         blocks: the fit's row blocks.
         width (int): the number of columns ``columns`` returns (ranks without blocks need it too).
-        columns: builds a block's float columns from its arrays (default: ``X`` itself; ``X`` beside ``y``).
+        columns: builds a block's float columns from its arrays (default: ``X`` itself; ``X`` beside ``y``). Device
+            blocks take their arrays side by side as the columns (:func:`hpc.cuda.twins.gram`), which is what
+            both builders in use make.
         diagonal (bool): only the squared deviations of each column (a ``(d,)`` vector), not the ``(d, d)`` matrix.
         centred (bool): False gives the raw products ``Z^T Z`` instead (for models without an intercept).
     """
     build = columns or (lambda X, *rest: X)
-    parts = blocks.map(lambda *arrays: _block_moments(build(*arrays), diagonal, centred))
+    if blocks.on_device:  # the twins take the block's arrays as its columns: X, or [X | Y] (what `columns` builds)
+        parts = blocks.map(lambda *arrays: _device_block_moments(arrays, diagonal, centred))
+    else:
+        parts = blocks.map(lambda *arrays: _block_moments(build(*arrays), diagonal, centred))
     shape = (width,) if diagonal else (width, width)
     sums = blocks.sum([total for _, total, _ in parts], (width,))
     n = blocks.n_total

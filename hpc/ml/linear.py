@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as _np
 
-from hpc.ml import _data
+from hpc.ml import _data, _device
 from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread
 from hpc.ml._blocks import Blocks
 from hpc.ml._moments import centered_moments
@@ -36,7 +36,7 @@ class _LinearModel(Estimator):
         """Fit on every rank's rows; ``cutoff`` truncates singular values below it times the largest (lstsq)."""
         max_condition = MAX_CONDITION if cutoff is None else min(MAX_CONDITION, cutoff**-2)
         comm = self._comm_for(comm)
-        rows = _data.check_rows(comm, X, y, estimator=type(self).__name__, y_kind="continuous")
+        rows = _data.check_rows(comm, X, y, estimator=type(self).__name__, y_kind="continuous", device=True)
         self._comm = comm
         d = rows.n_features
         y_local = rows.y
@@ -56,6 +56,10 @@ class _LinearModel(Estimator):
                 raise ValueError(f"alpha must be a scalar or have one value per target ({t}); got {alpha!r}")
             if (alphas < 0).any():
                 raise ValueError(f"alpha must be non-negative; got {alpha!r}")
+        if _data.is_device_array(rows.X):  # a fit on the GPU: the targets go where the rows are
+            from hpc import cuda
+
+            Y = cuda.to_device(_np.ascontiguousarray(Y, dtype=_np.float64), device=rows.X.device_index)
         blocks = Blocks(comm, rows.counts, [rows.X, Y])
         moments = centered_moments(blocks, d + t, _columns, centred=self.fit_intercept)
         gram, cross = moments.m2[:d, :d], moments.m2[:d, d:]
@@ -157,8 +161,8 @@ def _tsqr(blocks: Blocks, width: int, mean: Any) -> _np.ndarray:
     """Return R of the QR factorization of ``[X | Y]`` over every rank (centred on ``mean`` unless None), by TSQR
     in global block order."""
 
-    def factor(Xb: _np.ndarray, Yb: _np.ndarray) -> _np.ndarray:
-        Z = _columns(Xb, Yb)
+    def factor(Xb: Any, Yb: Any) -> _np.ndarray:
+        Z = _columns(_device.host(Xb), _device.host(Yb))  # device blocks: QR on the host (no GPU twin)
         return _r_factor(Z if mean is None else Z - mean, width)
 
     parts = blocks.map(factor)

@@ -85,7 +85,7 @@ class PCA(Estimator):
                 f"svd_solver must be 'auto', 'covariance_eigh' or 'full' in hpc.ml.PCA; got {self.svd_solver!r}"
             )
         comm = self._comm_for(comm)
-        rows = _data.check_rows(comm, X, estimator=type(self).__name__)
+        rows = _data.check_rows(comm, X, estimator=type(self).__name__, device=True)
         n, d = rows.n_total, rows.n_features
         limit = min(n, d)
         k = self._components_wanted(limit)

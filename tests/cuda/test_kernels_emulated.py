@@ -23,6 +23,8 @@ KMEANS = {
 COLUMNS = {
     "column_moments_f32": "PPPii", "column_moments_f64": "PPPii",
     "subtract_row_f32": "PPPqi", "subtract_row_f64": "PPPqi",
+    "pair_sums_f32": "PPPiii", "pair_sums_f64": "PPPiii",
+    "gram_f32": "PPPPiii", "gram_f64": "PPPPiii",
 }  # fmt: skip
 LOGISTIC = {
     "binary_rows_f32": "PPPPdPii", "binary_rows_f64": "PPPPdPii",
@@ -165,3 +167,23 @@ def test_softmax_loss_and_gradient_match_the_cpu_kernel(logistic_cu: emulate.Emu
     loss, grad = kernels.softmax_loss_grad(x, y, coef, intercept, weight)
     np.testing.assert_allclose(out[:k], grad, rtol=1e-9, atol=1e-9)
     assert out[k, d] == pytest.approx(loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,d,t", [(1, 1, 0), (40, 3, 0), (500, 4, 2), (3, 2, 1)])
+def test_pair_sums_and_gram_of_x_beside_y(columns_cu: emulate.Emulation, dtype: type, m: int, d: int, t: int) -> None:
+    """The sums of [x | y] and their Gram matrix about a shift: exactly symmetric, NumPy's to rounding."""
+    rng = np.random.default_rng(m + t)
+    x = (50 + rng.normal(size=(m, d))).astype(dtype)
+    y = rng.normal(size=(m, t)) if t else np.zeros((1, 1))  # an unread stand-in when t == 0
+    w = d + t
+    sums = np.full(w, np.nan)
+    columns_cu.launch(f"pair_sums_{SUFFIX[dtype]}", grid=1, block=64, args=(x, y, sums, m, d, t))
+    z = np.hstack([x.astype(np.float64), y[:, :t]]) if t else x.astype(np.float64)
+    np.testing.assert_allclose(sums, z.sum(axis=0), rtol=1e-13)
+    shift = sums / m
+    out = np.full((w, w), np.nan)
+    columns_cu.launch(f"gram_{SUFFIX[dtype]}", grid=2, block=8, args=(x, y, shift, out, m, d, t))
+    centred = z - shift
+    np.testing.assert_allclose(out, centred.T @ centred, rtol=1e-10, atol=1e-10)
+    assert np.array_equal(out, out.T)

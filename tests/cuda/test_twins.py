@@ -296,3 +296,21 @@ def test_loss_twins_check_their_arguments() -> None:
         twins.logistic_loss_grad(x, np.zeros(4), np.ones(3))
     with pytest.raises(ValueError, match="coef must be"):
         twins.softmax_loss_grad(x, np.zeros(4, np.int64), np.ones(2))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("with_y", [False, True])
+@pytest.mark.parametrize("centred", [True, False])
+def test_gram_twin(dtype: type, with_y: bool, centred: bool, no_leaks: None) -> None:
+    """Sums and the (centred or raw) Gram matrix of [x | y], exactly symmetric."""
+    rng = np.random.default_rng(5)
+    xh = (10 + rng.normal(size=(700, 5))).astype(dtype)
+    yh = rng.normal(size=(700, 2))
+    z = np.hstack([xh.astype(np.float64), yh]) if with_y else xh.astype(np.float64)
+    sums, m2 = twins.gram(cuda.to_device(xh), cuda.to_device(yh) if with_y else None, centred=centred)
+    np.testing.assert_allclose(sums, z.sum(axis=0), rtol=1e-12)
+    zc = z - z.mean(axis=0) if centred else z
+    np.testing.assert_allclose(m2, zc.T @ zc, rtol=1e-9, atol=1e-9)
+    assert np.array_equal(m2, m2.T)
+    with pytest.raises(ValueError, match="y must be a float64 array of 700 rows"):
+        twins.gram(cuda.to_device(xh), cuda.to_device(yh[:5]))

@@ -97,6 +97,23 @@ def test_device_fit_bits_across_ranks(small_blocks, init, dtype):
     assert np.array_equal(spread.labels_, alone.labels_[lo : lo + local.shape[0]])
 
 
+MOMENT_CASES = [c for c in CASES if c[0] in ("StandardScaler", "PCA", "Ridge", "Ridge-no-intercept", "PCA-float32")]
+
+
+@pytest.mark.parametrize("name, make, kind", MOMENT_CASES, ids=[c[0] for c in MOMENT_CASES])
+def test_device_moment_fits_bits_across_ranks(small_blocks, name, make, kind):
+    """StandardScaler, PCA and Ridge fits on device rows are the same bits on every rank count and split."""
+    from hpc import cuda
+
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X, y = _data(kind)
+    args = (X,) if y is None else (X, y)
+    alone = make().fit(cuda.to_device(X), *args[1:], comm=mpi.Comm(MPI.COMM_SELF))
+    local = _split(world, *args)
+    spread = make().fit(cuda.to_device(local[0]), *local[1:], comm=world)
+    assert bits(spread) == bits(alone)
+
+
 @pytest.mark.parametrize("kind", ["bin", "multi"])
 def test_device_logistic_fit_bits_across_ranks(small_blocks, kind):
     """A LogisticRegression fit on device rows (targets and weights on the device too) is the same bits on every

@@ -43,16 +43,50 @@ def test_kmeans_on_device_rows(dtype):
         on_host.predict(cuda.to_device(X[:, :2]))
 
 
-def test_other_estimators_take_device_rows():
-    """Every estimator's fit takes a DeviceArray and gives the host fit's bits."""
-    X, y = regression(n=200, d=4)
-    device = cuda.to_device(X)
-    for make in (ml.StandardScaler, ml.PCA, ml.Ridge, ml.LinearRegression):
-        args = (y,) if make in (ml.Ridge, ml.LinearRegression) else ()
-        a, b = make().fit(device, *args), make().fit(X, *args)
-        for name in ("mean_", "coef_", "components_"):
-            if hasattr(b, name):
-                np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+@pytest.mark.parametrize("make", [ml.StandardScaler, ml.PCA, ml.Ridge, ml.LinearRegression,
+                                  lambda: ml.Ridge(fit_intercept=False)], ids=["scaler", "pca", "ridge", "ols", "raw"])
+def test_moment_fits_run_the_twins_on_device_blocks(make, small_blocks, monkeypatch):
+    """StandardScaler, PCA and the linear models take each device block's moments from the twins (column moments,
+    the Gram matrix of X or [X | y]) and give the host fit's model."""
+    from hpc.cuda import twins
+
+    X, y = regression(n=300, d=4)
+    calls = []
+    for name in ("column_moments", "gram"):
+        original = getattr(twins, name)
+
+        def counted(*args, _original=original, **kwargs):
+            assert all(isinstance(a, cuda.DeviceArray) for a in args)
+            calls.append(len(args))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(twins, name, counted)
+    estimator = make()
+    args = (y,) if isinstance(estimator, (ml.Ridge, ml.LinearRegression)) else ()
+    a, b = make().fit(cuda.to_device(X), *args), make().fit(X, *args)
+    assert len(calls) == -(-300 // 64) and set(calls) == {1 + len(args)}  # one call per block: X, or X and y
+    for name in ("mean_", "var_", "coef_", "intercept_", "components_", "explained_variance_"):
+        if hasattr(b, name):
+            assert_same_model(_np_or_float(getattr(a, name)), _np_or_float(getattr(b, name)))
+
+
+def _np_or_float(value):
+    return np.asarray(value, dtype=np.float64)
+
+
+def test_ill_conditioned_device_fit_takes_tsqr_on_the_host(monkeypatch):
+    """A linear fit on device rows too ill-conditioned for Cholesky takes TSQR (on host copies of the blocks)."""
+    from hpc.ml import linear
+
+    taken = []
+    original = linear._tsqr
+    record = lambda blocks, *args: taken.append(blocks.on_device) or original(blocks, *args)  # noqa: E731
+    monkeypatch.setattr(linear, "_tsqr", record)
+    X, y = regression(n=200, d=3)
+    X = np.hstack([X, X[:, :1] * (1 + 1e-13)])
+    a, b = ml.LinearRegression().fit(cuda.to_device(X), y), ml.LinearRegression().fit(X, y)
+    assert taken == [True, False]
+    assert_same_model(a.coef_, b.coef_, 1e-9)
 
 
 @pytest.mark.parametrize("init", ["k-means++", "random", "k-means||", "array"])
