@@ -17,6 +17,24 @@ def comm(request, monkeypatch):
     return mpi.Comm(mpi.world().mpi)
 
 
+@pytest.fixture
+def node_comm(comm):
+    """``comm`` where all its ranks share one node, else the communicator of the ranks on this rank's node.
+
+    Collective. A shared-memory window exists only among the ranks of one node, so across hosts (``make
+    test-multihost``) the window's tests run on each node's ranks; on one host they run on every rank as before.
+    """
+    MPI = mpi.comm.mpi_module()
+    if MPI is None or comm.size == 1:
+        yield comm
+        return
+    node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+    try:
+        yield comm if node.Get_size() == comm.size else mpi.Comm(node)
+    finally:
+        node.Free()
+
+
 def gathered(comm, x):
     """Return every rank's x as a list (pickle path): the reference the buffer path is checked against."""
     return comm.mpi.allgather(x)

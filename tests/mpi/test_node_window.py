@@ -39,27 +39,32 @@ def test_freeing_a_communicator_frees_its_window(comm):
         assert _node_window.node_window(comm) is None
         return
     MPI = pytest.importorskip("mpi4py.MPI")
-    dup = comm.mpi.Dup()
+    # a new communicator of the ranks on this node (all of them on one host): only they can share a window
+    dup = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
     first, second = mpi.Comm(dup), mpi.Comm(dup)
-    rows = _rows(comm, 300)
-    assert first.allreduce(rows[comm.rank], reproducible=True).tobytes() == one_process_sum(rows).tobytes()
+    rows = _rows(first, 300)
+    assert first.allreduce(rows[first.rank], reproducible=True).tobytes() == one_process_sum(rows).tobytes()
+    if first.size == 1:  # alone on its node
+        assert _node_window.node_window(first) is None
+        return dup.Free()
     window = _node_window.node_window(first)
     assert window is not None and _node_window.node_window(second) is window
     dup.Free()
     assert window.win == MPI.WIN_NULL and window.slots is None
     with pytest.raises(MPI.Exception, match="Invalid communicator"):  # MPI's error, not a touch of unmapped memory
-        first.allreduce(rows[comm.rank], reproducible=True)
+        first.allreduce(rows[first.rank], reproducible=True)
 
 
 @pytest.mark.mpi
 def test_ranks_fall_back_together_when_one_has_no_room(comm, monkeypatch):
     """If /dev/shm lacks room on one rank, no rank uses a window (they must agree), and the sum is the same."""
-    monkeypatch.setattr(_node_window, "_shm_has_room", lambda nbytes: comm.rank != comm.size - 1)
-    dup = comm.mpi.Dup()
+    MPI = pytest.importorskip("mpi4py.MPI")
+    dup = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)  # this node's ranks: they would share one
     try:
         other = mpi.Comm(dup)
-        rows = _rows(comm, 300)
-        got = other.allreduce(rows[comm.rank], reproducible=True)
+        monkeypatch.setattr(_node_window, "_shm_has_room", lambda nbytes: other.rank != other.size - 1)
+        rows = _rows(other, 300)
+        got = other.allreduce(rows[other.rank], reproducible=True)
         assert _node_window.node_window(other) is None
         assert got.tobytes() == one_process_sum(rows).tobytes()
     finally:
@@ -67,11 +72,12 @@ def test_ranks_fall_back_together_when_one_has_no_room(comm, monkeypatch):
 
 
 @pytest.mark.mpi
-def test_back_to_back_calls_never_read_a_slot_being_rewritten(comm, monkeypatch):
+def test_back_to_back_calls_never_read_a_slot_being_rewritten(node_comm, monkeypatch):
     """Small calls (one barrier, two sets of slots in turn) and chunked ones (two barriers per chunk), back to back
     with ranks running at different speeds: every result has the bits of one process's sum."""
     import time
 
+    comm = node_comm
     window = _node_window.node_window(comm)
     if window is not None:
         monkeypatch.setattr(window, "chunk", 700)  # 1500 columns: three chunks

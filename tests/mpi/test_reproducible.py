@@ -230,7 +230,7 @@ def _window_data(comm, n: int) -> np.ndarray:
 
 
 @pytest.mark.mpi
-def test_shared_memory_and_message_lanes_give_the_same_bits(comm, monkeypatch):
+def test_shared_memory_and_message_lanes_give_the_same_bits(node_comm, monkeypatch):
     """On one node the ranks sum in a shared-memory window; the bits equal the message lane's and one process's.
 
     A 700-column chunk cuts the 2500 columns unevenly across the ranks and across the kernel's tiles; float32 and
@@ -239,10 +239,11 @@ def test_shared_memory_and_message_lanes_give_the_same_bits(comm, monkeypatch):
     from hpc.mpi import _node_window
     from hpc.mpi import reproducible as repro
 
+    comm = node_comm  # all ranks on one host; across hosts, this node's
     rows = _window_data(comm, 2500)
     mine = rows[comm.rank]
     window = _node_window.node_window(comm)
-    assert (window is None) == (comm.size == 1)  # every rank of the test job is on this node
+    assert (window is None) == (comm.size == 1)
     if window is not None:
         monkeypatch.setattr(window, "chunk", 700)
     through_window = comm.allreduce(mine, reproducible=True)
@@ -262,8 +263,9 @@ def test_shared_memory_and_message_lanes_give_the_same_bits(comm, monkeypatch):
 
 
 @pytest.mark.mpi
-def test_the_window_lane_under_the_watchdog(comm, monkeypatch):
+def test_the_window_lane_under_the_watchdog(node_comm, monkeypatch):
     """With HPC_MPI_TIMEOUT set the window's barriers are watched (non-blocking barriers): same bits."""
+    comm = node_comm  # all ranks on one host; across hosts, this node's
     monkeypatch.setenv("HPC_MPI_TIMEOUT", "60")
     watched = mpi.Comm(comm.mpi)
     assert watched._watchdog
