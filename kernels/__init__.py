@@ -24,30 +24,6 @@ from .rows import layernorm, logsumexp, softmax
 from .scan import exclusive_scan, inclusive_scan
 from .stencil import jacobi_step
 
-
-def _with_gpu_twin(name: str, cpu):  # type: ignore[no-untyped-def]
-    """Wrap ``cpu`` so that ``hpc.cuda.DeviceArray`` arguments run the CUDA twin ``hpc.cuda.twins.<name>``."""
-    import functools
-    import sys
-
-    @functools.wraps(cpu)
-    def dispatch(*args, **kwargs):  # type: ignore[no-untyped-def]
-        array_module = sys.modules.get("hpc.cuda.array")  # a DeviceArray exists only once this was imported
-        if array_module is not None and any(isinstance(a, array_module.DeviceArray) for a in (*args, *kwargs.values())):
-            from hpc.cuda import twins
-
-            kwargs.pop("parallel", None)
-            return getattr(twins, name)(*args, **kwargs)
-        return cpu(*args, **kwargs)
-
-    return dispatch
-
-
-for _name in ("axpy", "dot", "nrm2", "sum", "min", "max", "softmax", "inclusive_scan", "exclusive_scan", "sqdist",
-              "kmeans_assign", "kmeans_step", "logistic_loss_grad", "softmax_loss_grad"):  # fmt: skip
-    globals()[_name] = _with_gpu_twin(_name, globals()[_name])
-del _name
-
 __all__ = [
     "argmax", "argmin", "asum", "axpbyc", "axpy", "dot", "exclusive_scan", "fuse", "gemm", "gemm_tiled", "gemv",
     "histogram", "inclusive_scan", "jacobi_step", "kmeans_assign", "kmeans_step", "layernorm", "logistic_loss_grad",

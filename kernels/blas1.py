@@ -15,6 +15,7 @@ from numba import njit as _njit
 from numba import prange as _prange
 
 from . import _checks
+from ._dispatch import gpu_twin
 from ._flags import ELEMENTWISE, REDUCE
 from ._intrinsics import STREAM_BYTES as _STREAM_BYTES
 from ._intrinsics import store_fence as _store_fence
@@ -127,6 +128,7 @@ def _out_vector(out, like, shape):
     return _checks.as_vector("out", out)
 
 
+@gpu_twin
 def axpy(a, x, y, *, out=None, parallel=None):
     """Compute ``a*x + y`` into ``out``, or into ``y`` itself when ``out`` is ``None`` (BLAS ``daxpy``).
 
@@ -232,6 +234,7 @@ def _asum_parallel(x):  # pragma: no cover - compiled by numba
     return parts.sum()
 
 
+@gpu_twin
 def dot(x, y, *, parallel=None):
     """Return the inner product ``sum(x * y)`` (BLAS ``ddot``), accumulated in float64.
 
@@ -324,6 +327,7 @@ def _nrm2_parallel(x):  # pragma: no cover - compiled by numba
     return _nrm2_combine(parts[:, 0].sum(), parts[:, 1].sum(), parts[:, 2].sum())
 
 
+@gpu_twin
 def nrm2(x, *, parallel=None):
     """Return the Euclidean norm ``sqrt(sum(x**2))`` without overflow or underflow (BLAS ``dnrm2``).
 

@@ -17,6 +17,7 @@ from numba import njit as _njit
 from numba import prange as _prange
 
 from . import _checks
+from ._dispatch import gpu_twin
 from ._flags import REDUCE
 
 __all__ = ["kmeans_assign", "sqdist"]
@@ -145,6 +146,7 @@ def _points(x, y, yname):
     return x, y
 
 
+@gpu_twin
 def sqdist(x, y, *, out=None, parallel=None):
     """Return the ``(m, n)`` matrix of squared Euclidean distances between the rows of ``x`` and of ``y``.
 
@@ -180,6 +182,7 @@ def sqdist(x, y, *, out=None, parallel=None):
     return out
 
 
+@gpu_twin
 def kmeans_assign(x, centroids, *, parallel=None):
     """Return ``(labels, sqdists)``: each row's nearest centroid (first one on ties) and its squared distance.
 

@@ -15,6 +15,7 @@ import numpy as _np
 from numba import njit as _njit
 
 from . import _checks
+from ._dispatch import gpu_twin
 from ._flags import REDUCE
 
 __all__ = ["kmeans_step"]
@@ -59,6 +60,7 @@ def _step_compiled(x, c, ct, half_norms, labels, dist, sums, counts, accumulate,
 _COMPILED_BLAS = _importlib_util.find_spec("scipy") is not None
 
 
+@gpu_twin
 def kmeans_step(x, centroids, *, sums=None, counts=None):
     """Return ``(labels, sqdists)`` of each row's nearest centroid; add the rows to ``sums``/``counts`` if given.
 

@@ -15,6 +15,7 @@ import numpy as _np
 from numba import njit as _njit
 
 from . import _checks
+from ._dispatch import gpu_twin
 from ._flags import REDUCE
 
 __all__ = ["logistic_loss_grad", "softmax_loss_grad"]
@@ -76,6 +77,7 @@ def _weights(sample_weight, n):
     return weight
 
 
+@gpu_twin
 def logistic_loss_grad(x, y, coef, intercept=0.0, sample_weight=None):
     """Return ``(loss, grad)`` of the binary half-binomial loss summed over the rows of ``x``, in one pass.
 
@@ -107,6 +109,7 @@ def logistic_loss_grad(x, y, coef, intercept=0.0, sample_weight=None):
     return float(loss), grad
 
 
+@gpu_twin
 def softmax_loss_grad(x, y, coef, intercept=None, sample_weight=None):
     """Return ``(loss, grad)`` of the multinomial half loss summed over the rows of ``x``.
 

@@ -19,6 +19,7 @@ from numba import njit as _njit
 from numba import prange as _prange
 
 from . import _checks
+from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
 from ._intrinsics import fmaximum as _fmaximum
 from ._intrinsics import fminimum as _fminimum
@@ -116,6 +117,7 @@ def _accurate_parallel(x):  # pragma: no cover - compiled by numba
     return _neumaier_range(parts, 0, nchunks)
 
 
+@gpu_twin
 def sum(x, *, accurate=False, parallel=None):  # noqa: A001 - NumPy's name on purpose
     """Return the sum of all elements of ``x``.
 
@@ -249,6 +251,7 @@ def _extreme(name, x, parallel, sign, arg):
     return v.dtype.type(_min_parallel(v, sign) if par else _min_serial(v, sign))
 
 
+@gpu_twin
 def min(x, *, parallel=None):  # noqa: A001 - NumPy's name on purpose
     """Return the smallest element of ``x``; NaN if ``x`` holds a NaN (as :func:`numpy.min`).
 
@@ -267,6 +270,7 @@ def min(x, *, parallel=None):  # noqa: A001 - NumPy's name on purpose
     return _extreme("min", x, parallel, 1, False)
 
 
+@gpu_twin
 def max(x, *, parallel=None):  # noqa: A001 - NumPy's name on purpose
     """Return the largest element of ``x``; NaN if ``x`` holds a NaN (as :func:`numpy.max`).
 

@@ -18,6 +18,7 @@ from numba import njit as _njit
 from numba import prange as _prange
 
 from . import _checks
+from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
 from ._intrinsics import fmaximum as _fmaximum
 from ._vexp import exp_shifted, exp_shifted_sum
@@ -169,6 +170,7 @@ def _out_rows(out, x, x2):
     return res, res.reshape(x2.shape) if res.ndim == 1 else res
 
 
+@gpu_twin
 def softmax(x, *, out=None, parallel=None):
     """Return ``exp(x - max) / sum(exp(x - max))`` over each row of ``x`` (``scipy.special.softmax(x, axis=-1)``).
 

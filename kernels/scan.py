@@ -13,6 +13,7 @@ from numba import njit as _njit
 from numba import prange as _prange
 
 from . import _checks
+from ._dispatch import gpu_twin
 from ._flags import EXACT
 from .reductions import CHUNK, _sum_range
 
@@ -67,6 +68,7 @@ def _scan(x, out, parallel, exclusive):
     return res
 
 
+@gpu_twin
 def inclusive_scan(x, *, out=None, parallel=None):
     """Return the running sums ``out[i] = x[0] + ... + x[i]`` (:func:`numpy.cumsum` of the flattened ``x``).
 
@@ -84,6 +86,7 @@ def inclusive_scan(x, *, out=None, parallel=None):
     return _scan(x, out, parallel, False)
 
 
+@gpu_twin
 def exclusive_scan(x, *, out=None, parallel=None):
     """Return the running sums before each element: ``out[0] = 0``, ``out[i] = x[0] + ... + x[i-1]``.
 

@@ -173,12 +173,24 @@ def dot(x: DeviceArray, y: DeviceArray, *, stream: Stream | None = None) -> floa
     return _sum_of_partials("blas1", f"dot_partial_{_SUFFIX[x.dtype]}", "PPqP", (x, y), n, stream)
 
 
-def sum(x: DeviceArray, *, stream: Stream | None = None) -> float:  # noqa: A001 - NumPy's name on purpose
+def sum(x: DeviceArray, *, accurate: bool = False, stream: Stream | None = None) -> float:  # noqa: A001
     """Return the sum of all elements, accumulated in float64.
+
+    ``accurate=True`` returns the correctly rounded sum (:func:`math.fsum`) of a host copy: exact where
+    :func:`hpc.kernels.sum`'s compensated sum is nearly so, at the price of the copy.
 
     .. versionadded:: 0.1.0
     """
     _check("x", x)
+    if accurate:
+        import math
+
+        values = x.get().reshape(-1).astype(_np.float64)
+        try:
+            return math.fsum(values.tolist())
+        except (ValueError, OverflowError):  # inf - inf, or an exact sum beyond float64: NumPy's answer instead
+            with _np.errstate(invalid="ignore", over="ignore"):
+                return float(values.sum())
     if not _gpu():
         return float(_np.sum(_host(x), dtype=_np.float64))
     _ready(stream, x)

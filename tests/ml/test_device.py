@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hpc.kernels import _dispatch
 
 from hpc import cuda, ml
 
@@ -102,13 +103,13 @@ def test_kmeans_fit_runs_the_twins_on_device_blocks(init, small_blocks, monkeypa
         original = getattr(twins, name)
 
         def counted(*args, _name=name, _original=original, **kwargs):
-            assert isinstance(args[0], cuda.DeviceArray)
+            assert isinstance(args[0] if args else kwargs["x"], cuda.DeviceArray)
             calls[_name] += 1
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(twins, name, counted)
     host_step = kernels.kmeans_step.__wrapped__
-    monkeypatch.setattr(kernels, "kmeans_step", kernels._with_gpu_twin("kmeans_step", _refuse(host_step)))
+    monkeypatch.setattr(kernels, "kmeans_step", _dispatch.gpu_twin(_refuse(host_step)))
     given = X[[0, 100, 200, 300]] if init == "array" else init
     fitted = ml.KMeans(4, init=given, n_init=1, random_state=2).fit(cuda.to_device(X))
     blocks = -(-700 // 64)
@@ -116,7 +117,7 @@ def test_kmeans_fit_runs_the_twins_on_device_blocks(init, small_blocks, monkeypa
     assert calls["kmeans_step"] >= blocks * (fitted.n_iter_ + 1)
     assert calls["sqdist"] > 0 or init in ("random", "array")
     reference = ml.KMeans(4, init=given, n_init=1, random_state=2)
-    monkeypatch.setattr(kernels, "kmeans_step", kernels._with_gpu_twin("kmeans_step", host_step))
+    monkeypatch.setattr(kernels, "kmeans_step", _dispatch.gpu_twin(host_step))
     reference.fit(X)
     assert_same_model(fitted.cluster_centers_, reference.cluster_centers_)
     assert_same_model(fitted.inertia_, reference.inertia_)
@@ -125,8 +126,11 @@ def test_kmeans_fit_runs_the_twins_on_device_blocks(init, small_blocks, monkeypa
 def _refuse(host_step):
     """Return a stand-in for the host kernel that fails the test if a fit calls it."""
 
-    def refuse(x, *args, **kwargs):
-        raise AssertionError("the host kmeans_step ran in a device fit")
+    import functools
+
+    @functools.wraps(host_step)  # the name and signature the dispatch needs
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the host {host_step.__name__} ran in a device fit")
 
     return refuse
 
@@ -162,19 +166,19 @@ def test_logistic_fit_runs_the_loss_twins_on_device_blocks(classes, weighted, sm
     calls = []
     original = getattr(twins, name)
 
-    def counted(x, targets, *args, **kwargs):
-        assert isinstance(x, cuda.DeviceArray) and isinstance(targets, cuda.DeviceArray)
-        assert (args[-1] is None) != weighted and (not weighted or isinstance(args[-1], cuda.DeviceArray))
+    def counted(*, x, y, sample_weight, **kwargs):  # hpc.kernels passes every argument by name
+        assert isinstance(x, cuda.DeviceArray) and isinstance(y, cuda.DeviceArray)
+        assert (sample_weight is None) != weighted and (not weighted or isinstance(sample_weight, cuda.DeviceArray))
         calls.append(x.shape[0])
-        return original(x, targets, *args, **kwargs)
+        return original(x=x, y=y, sample_weight=sample_weight, **kwargs)
 
     monkeypatch.setattr(twins, name, counted)
     host_loss = getattr(kernels, name).__wrapped__
-    monkeypatch.setattr(kernels, name, kernels._with_gpu_twin(name, _refuse(host_loss)))
+    monkeypatch.setattr(kernels, name, _dispatch.gpu_twin(_refuse(host_loss)))
     make = lambda: ml.LogisticRegression(C=0.5, tol=1e-10, max_iter=500)  # noqa: E731
     fitted = make().fit(cuda.to_device(X), y, sample_weight=weight)
     assert calls and sum(calls) % X.shape[0] == 0  # whole passes over every row
-    monkeypatch.setattr(kernels, name, kernels._with_gpu_twin(name, host_loss))
+    monkeypatch.setattr(kernels, name, _dispatch.gpu_twin(host_loss))
     reference = make().fit(X, y, sample_weight=weight)
     assert_same_model(fitted.coef_, reference.coef_, 1e-6)
     assert_same_model(fitted.intercept_, reference.intercept_, 1e-6)
