@@ -8,7 +8,7 @@ are set only where the result cannot show the difference (``NO_NAN_CHANGES``). K
 ordered comparisons with NaN (``min``/``max``/``argmin``/``argmax``/``histogram``) and the compensated sum (whose
 error terms reassociation would cancel) run without fastmath (``EXACT``). ``min``/``max`` (and the block pass of
 ``argmin``/``argmax``) vectorize all the same: they reduce with ``llvm.minimum``/``llvm.maximum``, which propagate
-NaN and need no flag to be reordered (``hpc.kernels._intrinsics``).
+NaN and need no flag to be reordered (``hpc.kernels.intrinsics``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 degree-11 polynomial. Against a long double ``exp`` on 5 million points in ``[-708, 0]`` the result is within
 1.5e-16 relative (0.94 ulp; 0.26 ulp on average), NumPy's ``exp`` within 1.3e-16. ``k`` comes from adding
 ``1.5 * 2**52`` to ``v / ln 2`` (the sum's low mantissa bits are ``k``), and ``2**k`` from shifting those bits
-into the exponent field and reinterpreting them as a float64 (:func:`hpc.kernels._intrinsics.bits_to_float`, a
+into the exponent field and reinterpreting them as a float64 (:func:`hpc.kernels.intrinsics.bits_to_float`, a
 register bitcast). One loop, no table, no branch, no scratch buffer: LLVM vectorizes it to packed FMAs on zmm/ymm
 registers.
 Results below ``exp(-708)`` (including ``exp(-inf)``) flush to 0, with no subnormals; NaN stays NaN.
@@ -16,8 +16,8 @@ import numpy as _np
 from numba import njit as _njit
 
 from ._flags import REDUCE
-from ._intrinsics import bits_to_float as _bits_to_float
-from ._intrinsics import float_to_bits as _float_to_bits
+from .intrinsics import bits_to_float as _bits_to_float
+from .intrinsics import float_to_bits as _float_to_bits
 
 __all__ = ["exp_shifted", "exp_shifted_sum"]
 

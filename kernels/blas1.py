@@ -17,11 +17,11 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import ELEMENTWISE, REDUCE
-from ._intrinsics import STREAM_BYTES as _STREAM_BYTES
-from ._intrinsics import store_fence as _store_fence
-from ._intrinsics import stream_axpy as _stream_axpy
-from ._intrinsics import stream_scal as _stream_scal
-from ._intrinsics import stream_start as _stream_start
+from .intrinsics import STREAM_BYTES as _STREAM_BYTES
+from .intrinsics import store_fence as _store_fence
+from .intrinsics import stream_axpy as _stream_axpy
+from .intrinsics import stream_scal as _stream_scal
+from .intrinsics import stream_start as _stream_start
 from .reductions import CHUNK
 
 __all__ = ["asum", "axpy", "dot", "nrm2", "scal"]

@@ -14,10 +14,10 @@ from numba import prange as _prange
 
 from . import _checks
 from ._flags import ELEMENTWISE
-from ._intrinsics import STREAM_BYTES as _STREAM_BYTES
-from ._intrinsics import store_fence as _store_fence
-from ._intrinsics import stream_axpbyc as _stream_axpbyc
-from ._intrinsics import stream_start as _stream_start
+from .intrinsics import STREAM_BYTES as _STREAM_BYTES
+from .intrinsics import store_fence as _store_fence
+from .intrinsics import stream_axpbyc as _stream_axpbyc
+from .intrinsics import stream_start as _stream_start
 from .reductions import CHUNK as _CHUNK
 
 __all__ = ["axpbyc", "fuse"]

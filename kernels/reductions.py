@@ -21,8 +21,8 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
-from ._intrinsics import fmaximum as _fmaximum
-from ._intrinsics import fminimum as _fminimum
+from .intrinsics import fmaximum as _fmaximum
+from .intrinsics import fminimum as _fminimum
 
 __all__ = ["ARG_BLOCK", "CHUNK", "BLOCK", "argmax", "argmin", "max", "mean", "mean_var", "min", "sum", "var"]
 
@@ -150,7 +150,7 @@ def sum(x, *, accurate=False, parallel=None):  # noqa: A001 - NumPy's name on pu
 
 
 # ------------------------------------------------------------------------------------------------ min, max
-# min/max reduce with llvm.minimum/llvm.maximum (see hpc.kernels._intrinsics): NaN-propagating and associative, so
+# min/max reduce with llvm.minimum/llvm.maximum (see hpc.kernels.intrinsics): NaN-propagating and associative, so
 # LLVM vectorizes the loop (packed vminpd/vmaxpd) without fastmath. argmin/argmax read memory once per block of
 # ARG_BLOCK elements (16 KiB of float64: fits L1) for the block's extreme, and look for its first index only when
 # the block beats the best so far or holds a NaN: that second pass finds the block in L1, and it runs for a few

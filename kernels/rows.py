@@ -20,8 +20,8 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
-from ._intrinsics import fmaximum as _fmaximum
 from ._vexp import exp_shifted, exp_shifted_sum
+from .intrinsics import fmaximum as _fmaximum
 
 __all__ = ["ROW_BLOCK", "layernorm", "logsumexp", "softmax"]
 

@@ -1,7 +1,7 @@
 """The numba loops of the reproducible sum: exponents, fixed-point quantization, conversion back to floats.
 
 Every loop works on a float's IEEE-754 bits or scales by powers of two built from bits (register bitcasts from
-:mod:`hpc.kernels._intrinsics`): no libm call, no table, no branch, so LLVM vectorizes each loop (AVX-512 has
+:mod:`hpc.kernels.intrinsics`): no libm call, no table, no branch, so LLVM vectorizes each loop (AVX-512 has
 int64 <-> float64 conversions and packed rounding).
 
 Notation: ``b`` is a biased exponent field (0..2047), ``E = max(b, 1) - 1022`` the exponent with ``|x| < 2**E``
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hpc.kernels._intrinsics import bits_to_float as _from_bits
-from hpc.kernels._intrinsics import float_to_bits as _bits
+from hpc.kernels.intrinsics import bits_to_float as _from_bits
+from hpc.kernels.intrinsics import float_to_bits as _bits
 
 __all__ = [
     "HI_SHIFT",

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as _np
 from numba import njit as _njit
 
-from hpc.kernels._intrinsics import STREAM_BYTES as _STREAM_BYTES
-from hpc.kernels._intrinsics import store_fence as _store_fence
-from hpc.kernels._intrinsics import stream_copy as _stream_copy
-from hpc.kernels._intrinsics import stream_start as _stream_start
+from hpc.kernels.intrinsics import STREAM_BYTES as _STREAM_BYTES
+from hpc.kernels.intrinsics import store_fence as _store_fence
+from hpc.kernels.intrinsics import stream_copy as _stream_copy
+from hpc.kernels.intrinsics import stream_start as _stream_start
 from hpc.mpi import guard as _guard
 from hpc.mpi.comm import mpi_module
 

@@ -1,5 +1,8 @@
 """LLVM operations numba does not expose, as numba functions: vectorizable min/max, bitcasts, streaming stores.
 
+Shared by design: ``hpc.kernels`` builds on them, and so does ``hpc.mpi`` (the binned sums' bitcasts, the node
+window's streaming copies), which may import this module and nothing else of ``hpc.kernels``' internals.
+
 ``fminimum``/``fmaximum``: LLVM vectorizes a ``m = v if v < m else m`` reduction only under ``nnan``/``nsz``
 fastmath, which would let it drop NaNs; ``llvm.minimum``/``llvm.maximum`` (IEEE 754-2019 ``minimum``/``maximum``:
 a NaN operand gives NaN, ``-0.0 < +0.0``) are associative without those flags, so the loop vectorizer turns a
