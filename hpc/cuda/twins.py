@@ -27,7 +27,7 @@ twin                      CUDA source                 CPU counterpart
 The twins hpc.ml's fits run on row blocks (``kmeans_step``, the losses, ``column_moments``) add every sum in an
 order fixed by the block's shape (no atomics): a block's results are the same bits on every run, so a fit on the
 GPU is the same model on any number of ranks. They are not the CPU kernels' bits (another order, and direct
-distances where the CPU uses the GEMM form); on the host fallback they compute as the CPU kernels do.
+distances where the CPU uses the GEMM form); on the host fallback they compute with NumPy.
 """
 
 from __future__ import annotations
@@ -614,6 +614,14 @@ def _row_vector(name: str, a: _Any, m: int, dtype: _Any, like: DeviceArray) -> D
     return to_device(host, device=like.device_index)
 
 
+def _host_vector(name: str, a: _Any, m: int) -> _np.ndarray:
+    """Return per-row values (host or device) as an ``(m,)`` float64 host array (host fallback only)."""
+    host = _np.asarray(a.get() if isinstance(a, DeviceArray) else a, dtype=_np.float64)
+    if host.shape != (m,):
+        raise ValueError(f"{name} must have shape ({m},); got {host.shape}")
+    return host
+
+
 def _loss_grad_gpu(x: DeviceArray, rows_kernel: str, rows_format: str, rows_args: tuple, tail: tuple, width_r: int,
                    stream: Stream | None) -> _np.ndarray:
     """Run logistic.cu's three steps over ``x``; return the host ``(width_r, d + 1)`` sums (see logistic.cu).
@@ -665,11 +673,13 @@ def logistic_loss_grad(
     if w.shape != (d,):
         raise ValueError(f"coef must have shape ({d},); got {w.shape}")
     if not _gpu():
-        from hpc.kernels import logistic as _cpu
-
-        host_y = y.get() if isinstance(y, DeviceArray) else y
-        host_w = sample_weight.get() if isinstance(sample_weight, DeviceArray) else sample_weight
-        return _cpu.logistic_loss_grad(_host(x), host_y, w, intercept, host_w)
+        xh = _host(x).astype(_np.float64, copy=False)
+        t = _host_vector("y", y, m)
+        weight = _np.ones(m) if sample_weight is None else _host_vector("sample_weight", sample_weight, m)
+        z = xh @ w + float(intercept)
+        r = weight * (0.5 * (1.0 + _np.tanh(0.5 * z)) - t)  # the sigmoid, without overflow
+        loss = float(_np.sum(weight * (_np.logaddexp(0.0, z) - t * z)))
+        return loss, _np.concatenate([xh.T @ r, [r.sum()]])
     targets = _row_vector("y", y, m, _np.float64, x)
     weight = _row_vector("sample_weight", _np.ones(m) if sample_weight is None else sample_weight, m, _np.float64, x)
     if m == 0:
@@ -704,11 +714,20 @@ def softmax_loss_grad(
         raise ValueError(f"coef must be (k, {d}); got {w.shape}")
     k = w.shape[0]
     if not _gpu():
-        from hpc.kernels import logistic as _cpu
-
-        host_y = y.get() if isinstance(y, DeviceArray) else y
-        host_w = sample_weight.get() if isinstance(sample_weight, DeviceArray) else sample_weight
-        return _cpu.softmax_loss_grad(_host(x), host_y, w, intercept, host_w)
+        xh = _host(x).astype(_np.float64, copy=False)
+        labels = _host_vector("y", y, m).astype(_np.int64)
+        if m and (labels.min() < 0 or labels.max() >= k):
+            raise ValueError(f"y must be ({m},) class indices in [0, {k})")
+        weight = _np.ones(m) if sample_weight is None else _host_vector("sample_weight", sample_weight, m)
+        z = xh @ w.T + (0.0 if intercept is None else _np.asarray(intercept, dtype=_np.float64))
+        top = z.max(axis=1, keepdims=True)
+        e = _np.exp(z - top)
+        total = e.sum(axis=1, keepdims=True)
+        rows = _np.arange(m)
+        loss = float(_np.sum(weight * (top[:, 0] + _np.log(total[:, 0]) - z[rows, labels])))
+        r = e * (weight[:, None] / total)
+        r[rows, labels] -= weight
+        return loss, _np.hstack([r.T @ xh, r.sum(axis=0)[:, None]])
     if not isinstance(y, DeviceArray):
         labels = _np.ascontiguousarray(y, dtype=_np.int64)
         if labels.shape == (m,) and m and (labels.min() < 0 or labels.max() >= k):

@@ -180,5 +180,6 @@ def test_logistic_fit_runs_the_loss_twins_on_device_blocks(classes, weighted, sm
     assert calls and sum(calls) % X.shape[0] == 0  # whole passes over every row
     monkeypatch.setattr(kernels, name, _dispatch.gpu_twin(host_loss))
     reference = make().fit(X, y, sample_weight=weight)
-    assert_same_model(fitted.coef_, reference.coef_, 1e-6)
-    assert_same_model(fitted.intercept_, reference.intercept_, 1e-6)
+    # the loss twins' fallback computes with NumPy (another order than the CPU kernels, as on a GPU): to rounding
+    np.testing.assert_allclose(fitted.coef_, reference.coef_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(fitted.intercept_, reference.intercept_, rtol=1e-6, atol=1e-9)
