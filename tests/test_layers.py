@@ -1,0 +1,93 @@
+"""The layering of docs/architecture.md, checked on the source: every import between hpc's parts (at module level or
+inside a function) must be an edge the architecture allows, so a new dependency cannot slip in unnoticed."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Which parts each part may import (besides itself). A part is a subpackage or a top-level module of hpc; "hpc" is
+#: the package root (its public names come from _core, iter and config). Keep in step with docs/architecture.md.
+LEAVES = {"config", "_optional", "_launcher", "_numba_probe"}
+ALLOWED = {
+    "config": set(),
+    "_numba_probe": set(),
+    "_launcher": {"config"},
+    "_optional": {"config", "_launcher"},
+    "_core": {"config", "hpc"},
+    "iter": {"_core", "config", "hpc"},
+    "kernels": {"config", "cuda"},  # only to hand a DeviceArray to hpc.cuda.twins (kernels/_dispatch.py)
+    "cuda": {"config", "_optional", "_launcher"},
+    "mpi": LEAVES | {"_core", "iter", "kernels", "hpc"},
+    "ml": LEAVES | {"_core", "iter", "kernels", "cuda", "mpi", "hpc"},
+    "info": LEAVES | {"cuda", "mpi", "hpc"},
+    "bench": LEAVES | {"_core", "iter", "kernels", "cuda", "mpi", "ml", "info", "hpc"},
+    "cli": LEAVES | {"bench", "info", "hpc"},
+    "__main__": {"cli"},
+    "hpc": {"_core", "iter", "config"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] == "kernels":  # installed as hpc.kernels
+        parts = ["hpc", *parts]
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _part(module: str) -> str | None:
+    pieces = module.split(".")
+    if pieces[0] != "hpc":
+        return None
+    if len(pieces) == 1 or pieces[1] not in ALLOWED:
+        return "hpc"  # the root package, or a public name it exports
+    return pieces[1]
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """Return the hpc modules (or names) ``path`` imports, with their line numbers."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found += [(f"{module}.{alias.name}", node.lineno) for alias in node.names]
+    return found
+
+
+def test_every_import_between_parts_is_allowed():
+    sources = sorted([*ROOT.glob("hpc/**/*.py"), *ROOT.glob("kernels/**/*.py")])
+    assert len(sources) > 50
+    wrong = []
+    for path in sources:
+        here = _part(_module_name(path))
+        for target, line in _imports(path):
+            there = _part(target)
+            if there is None or there == here:
+                continue
+            if there not in ALLOWED.get(here, set()):
+                wrong.append(f"{path.relative_to(ROOT)}:{line}: {here} imports {target} ({there})")
+    assert not wrong, "imports against docs/architecture.md's layering:\n" + "\n".join(wrong)
+
+
+def test_the_contract_itself_has_no_cycle():
+    """The allowed edges form layers: no part may reach itself (kernels -> cuda is one way)."""
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in ALLOWED.get(start, set()) - {"hpc"}:
+            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
+                return True
+        return False
+
+    assert [part for part in ALLOWED if reaches(part, part, {part})] == []
