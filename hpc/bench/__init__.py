@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse as _argparse
 import contextlib as _contextlib
-import datetime as _datetime
 import importlib as _importlib
 import json as _json
 import os as _os
-import platform as _platform
-import socket as _socket
 import sys as _sys
 from pathlib import Path as _Path
 from typing import Any as _Any
@@ -98,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         if results is None:  # an MPI rank other than 0 (a suite run under mpiexec): rank 0 reports for the job
             continue
         if isinstance(results, dict) and "machine" not in results:  # every suite's JSON says where it ran
-            results["machine"] = _machine()
+            from hpc.bench._machine import describe
+
+            results["machine"] = describe()
         all_results[name] = results
         print(suite.format_table(results), flush=True)
     try:
@@ -146,21 +145,6 @@ def _write_json(path: str, data: _Any) -> None:
         with _contextlib.suppress(OSError):
             _os.unlink(tmp)
         raise
-
-
-def _machine() -> dict[str, _Any]:
-    """Return the machine facts for a suite whose results do not carry their own (roofline, cuda)."""
-    from hpc import config, info
-
-    return {
-        "hostname": _socket.gethostname(),
-        "cpu": info._guard(info._cpu),
-        "simd": info._guard(info._simd),
-        "available_cpus": config.available_cpus(),
-        "python": _platform.python_version(),
-        "platform": _platform.platform(),
-        "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def _parser() -> _argparse.ArgumentParser:

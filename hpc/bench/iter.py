@@ -15,10 +15,8 @@ Pools are started and warmed before timing (process start-up is reported apart);
 from __future__ import annotations
 
 import concurrent.futures as _futures
-import datetime as _datetime
 import math as _math
 import os as _os
-import platform as _platform
 import random as _random
 import statistics as _statistics
 import time as _time
@@ -27,6 +25,7 @@ from typing import Any
 
 from hpc import config as _config
 from hpc.bench import _peers
+from hpc.bench._machine import describe as _describe
 
 __all__ = ["format_table", "run"]
 
@@ -106,7 +105,7 @@ def run(
         _config.set_num_threads(previous)
     startup = workloads.pop("_startup")
     return {
-        "machine": _machine(workers, mpire),
+        "machine": _describe(("numpy", "numba", "joblib", "mpire"), workers=workers),
         "settings": {"quick": quick, "scale": scale, "repeats": repeats, "workers": workers},
         "workloads": workloads,
         "startup_s": startup,
@@ -306,29 +305,6 @@ def _timed(fn: Callable[..., Any], repeats: int, *args: Any) -> tuple[float, lis
         value = fn(*args)
         runs.append(_time.perf_counter() - t0)
     return _statistics.median(runs), runs, value
-
-
-def _machine(workers: int, mpire: Any) -> dict[str, Any]:
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {}
-    for name in ("numpy", "numba", "joblib", "mpire"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    if mpire is None:
-        versions["mpire"] = None
-    return {
-        "cores": _os.cpu_count(),
-        "available_cpus": _config.available_cpus(),
-        "workers": workers,
-        "python": _platform.python_version(),
-        "implementation": _platform.python_implementation(),
-        "platform": _platform.platform(),
-        "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": versions,
-    }
 
 
 # ------------------------------------------------------------------------------------ the table

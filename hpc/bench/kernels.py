@@ -10,10 +10,8 @@ subprocesses measures compile time with an empty numba cache and the load time w
 
 from __future__ import annotations
 
-import datetime as _datetime
 import json as _json
 import os as _os
-import platform as _platform
 import subprocess as _subprocess
 import sys as _sys
 import tempfile as _tempfile
@@ -25,6 +23,7 @@ import numpy as _np
 
 from hpc import info as _info
 from hpc.bench import roofline as _roofline
+from hpc.bench._machine import describe as _describe
 from hpc.bench._timing import first_call as _first_call
 from hpc.bench._timing import loadavg as _loadavg
 from hpc.bench._timing import measure as _measure
@@ -365,18 +364,13 @@ def run(
     if ne is None:
         notes.append("numexpr not installed: no numexpr column")
     result = {
-        "machine": {
-            "python": _platform.python_version(),
-            "numpy": _np.__version__,
-            "numba": _numba.__version__,
-            "numba_threads": _numba.get_num_threads(),
-            "threading_layer": _threading_layer(),
-            "cpu": _info.cpu_line(),
-            "numexpr": getattr(ne, "__version__", None),
-            "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds"),
-            "loadavg_before": load_before,
-            "loadavg_after": _loadavg(),
-        },
+        "machine": _describe(
+            ("numpy", "numba", "numexpr"),
+            numba_threads=_numba.get_num_threads(),
+            threading_layer=_threading_layer(),
+            loadavg_before=load_before,
+            loadavg_after=_loadavg(),
+        ),
         "settings": {"quick": quick, "scale": scale, "repeats": repeats},
         "roofline": roof,
         "sizes": sizes,
@@ -418,10 +412,11 @@ def slow_kernels(result: dict) -> list[str]:
 def format_table(result: dict) -> str:
     """Return the kernels result (with its roofline) as human-readable tables."""
     m = result["machine"]
+    v = m["versions"]
     lines = [
-        f"cpu: {m.get('cpu', '?')}",
-        f"machine: numba {m['numba']} ({m['numba_threads']} threads, {m['threading_layer']}), numpy {m['numpy']}, "
-        f"numexpr {m['numexpr'] or 'not installed'}; load average before {m['loadavg_before']}, "
+        f"cpu: {_info.cpu_line(m['cpu']) if 'cpu' in m else '?'}",
+        f"machine: numba {v['numba']} ({m['numba_threads']} threads, {m['threading_layer']}), numpy {v['numpy']}, "
+        f"numexpr {v['numexpr'] or 'not installed'}; load average before {m['loadavg_before']}, "
         f"after {m['loadavg_after']}",
         _roofline.format_table(result["roofline"]),
         "",

@@ -33,19 +33,18 @@ import json as _json
 import logging as _logging
 import math as _math
 import os as _os
-import platform as _platform
 import subprocess as _subprocess
 import sys as _sys
 import tempfile as _tempfile
 import time as _time
 import warnings as _warnings
 from collections.abc import Callable
-from importlib import metadata as _metadata
 from importlib import util as _import_util
 from pathlib import Path as _Path
 from typing import Any
 
 from hpc import info as _info
+from hpc.bench._machine import describe as _describe
 from hpc.bench._timing import loadavg as _loadavg
 
 __all__ = ["CONTESTANTS", "WORKLOADS", "format_table", "run", "unavailable"]
@@ -200,7 +199,11 @@ def run(
     for row in results:
         _ratios(row)
     return {
-        "machine": _machine_info(threads, load_before, _loadavg()),
+        "machine": _describe(
+            ("hpc-substrate", "numpy", "scipy", "numba", "scikit-learn", "scikit-learn-intelex", "daal", "dask-ml",
+             "mpi4py", "threadpoolctl"),
+            source=_source(), threads=threads, blas=_blas(), loadavg_before=load_before, loadavg_after=_loadavg(),
+        ),
         "settings": {
             "quick": quick,
             "scale": scale,
@@ -773,30 +776,6 @@ def _max_op() -> Any:
 
 
 # ------------------------------------------------------------------------------------ machine
-
-
-def _machine_info(threads: int, load_before: Any, load_after: Any) -> dict[str, Any]:
-    from hpc import bench
-
-    machine = bench._machine()  # hpc info's CPU description, hostname, Python, platform, date
-    versions: dict[str, str | None] = {}
-    for name in ("hpc-substrate", "numpy", "scipy", "numba", "scikit-learn", "scikit-learn-intelex", "daal",
-                 "dask-ml", "mpi4py", "threadpoolctl"):
-        try:
-            versions[name] = _metadata.version(name)
-        except _metadata.PackageNotFoundError:
-            versions[name] = None
-    machine.update(
-        source=_source(),
-        cores=_os.cpu_count(),
-        threads=threads,
-        blas=_blas(),
-        versions=versions,
-        loadavg_before=load_before,
-        loadavg_after=load_after,
-        python_implementation=_platform.python_implementation(),
-    )
-    return machine
 
 
 def _peak_rss_mib() -> float | None:

@@ -23,11 +23,9 @@ Nothing here asserts a time: targets are printed as pass/fail lines.
 from __future__ import annotations
 
 import argparse as _argparse
-import datetime as _datetime
 import json as _json
 import math as _math
 import os as _os
-import platform as _platform
 import shutil as _shutil
 import signal as _signal
 import statistics as _statistics
@@ -39,6 +37,7 @@ from importlib import util as _import_util
 from pathlib import Path as _Path
 from typing import Any
 
+from hpc.bench._machine import describe as _describe
 from hpc.bench._timing import loadavg as _loadavg
 
 __all__ = ["find_mpiexec", "format_table", "run", "unavailable"]
@@ -320,7 +319,7 @@ def _measure(settings: dict[str, Any], log: Callable[[str], None] | None) -> dic
         row["us_per_reduction"] = row["seconds"] / FUSED_COUNT * 1e6
     speedup = fused_rows[SEPARATE]["seconds"] / fused_rows[FUSED]["seconds"]
     results = {
-        "machine": _machine(comm, MPI, np, load_before, load_after),
+        "machine": _machine(comm, MPI, load_before, load_after),
         "settings": {**settings, "ranks": comm.size, "pickle_max": PICKLE_MAX, "fused_count": FUSED_COUNT},
         "hpc": {"check": comm._check, "watchdog_s": comm._timeout, "fast_path": comm._plain},
         "sizes": sizes,
@@ -423,26 +422,17 @@ def _targets(results: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _machine(comm: Any, MPI: Any, np: Any, load_before: Any, load_after: Any) -> dict[str, Any]:  # noqa: N803
-    import mpi4py
-
-    from hpc import config
-
+def _machine(comm: Any, MPI: Any, load_before: Any, load_after: Any) -> dict[str, Any]:  # noqa: N803
     library = MPI.Get_library_version().strip()
-    return {
-        "cores": _os.cpu_count(),
-        "available_cpus": config.available_cpus(),
-        "ranks": comm.size,
-        "python": _platform.python_version(),
-        "platform": _platform.platform(),
-        "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds"),
-        "mpi_library": " ".join(library.splitlines()[0].split()) if library else "unknown",
-        "mpi_library_full": library,
-        "mpi_standard": "{}.{}".format(*MPI.Get_version()),
-        "versions": {"mpi4py": mpi4py.__version__, "numpy": np.__version__},
-        "loadavg_before": load_before,
-        "loadavg_after": load_after,
-    }
+    return _describe(
+        ("mpi4py", "numpy"),
+        ranks=comm.size,
+        mpi_library=" ".join(library.splitlines()[0].split()) if library else "unknown",
+        mpi_library_full=library,
+        mpi_standard="{}.{}".format(*MPI.Get_version()),
+        loadavg_before=load_before,
+        loadavg_after=load_after,
+    )
 
 
 # ------------------------------------------------------------------------------------ the table

@@ -55,7 +55,8 @@ def test_kernels_json_file_and_table(result):
     table = bench_kernels.format_table(res)
     for name in res["sizes"]["large"]["rows"]:
         assert name in table
-    assert table.startswith("cpu: ") and res["machine"]["cpu"] in table
+    assert table.startswith("cpu: ") and res["machine"]["cpu"]["model"] in table
+    assert res["machine"]["versions"]["numba"] and res["machine"]["cores"] >= 1  # the machine facts every suite has
 
 
 def test_compile_and_load_measures_both_processes():
@@ -82,8 +83,8 @@ def test_plot_draws_or_names_the_extra(result, tmp_path):
 def test_slow_kernels_are_named():
     """A kernel below 0.5x NumPy is named for the table's warning line; one at 1.2x is not."""
     result = {
-        "machine": {"cpu": "Test CPU (x86_64)", "numba": "0", "numba_threads": 1, "threading_layer": "omp",
-                    "numpy": "0", "numexpr": None, "loadavg_before": None, "loadavg_after": None},
+        "machine": {"numba_threads": 1, "threading_layer": "omp", "versions": {"numba": "0", "numpy": "0",
+                    "numexpr": None}, "loadavg_before": None, "loadavg_after": None},
         "roofline": None,
         "sizes": {"large": {"bytes_per_array": 2**20, "rows": {
             "fast": {"seconds": {"median": 1.0, "spread": 0.0}, "value": 1.0, "unit": "GB/s", "fraction": 1.0,

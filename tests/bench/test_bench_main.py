@@ -115,3 +115,13 @@ def test_bad_setting_is_a_clean_error_from_python_m_hpc_bench_mpi(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "HPC_MPI_CHECK must be 0 or 1; got 'yes'" in proc.stderr
     assert "Traceback" not in proc.stderr and "starting" not in proc.stderr
+
+
+def test_every_suite_describes_its_machine_the_same_way():
+    """hpc.bench._machine.describe gives the common facts; a suite's extras are added and win."""
+    from hpc.bench import _machine
+
+    machine = _machine.describe(("numpy", "surely-not-installed-dist"), ranks=3, cores=-1)
+    assert {"hostname", "cpu", "simd", "available_cpus", "python", "implementation", "platform", "date"} <= set(machine)
+    assert machine["versions"]["numpy"] and machine["versions"]["surely-not-installed-dist"] is None
+    assert machine["ranks"] == 3 and machine["cores"] == -1
