@@ -17,7 +17,11 @@ needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found ne
 
 
 def _run(script: str, ranks: int, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "PMIX_", "MPI_"))}
+    env = {  # the launcher's variables go; Open MPI's consent to run as root stays
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "PMIX_", "MPI_")) or k.startswith("OMPI_ALLOW_RUN_AS_ROOT")
+    }
     proc = subprocess.run(
         [MPIEXEC, "-n", str(ranks), sys.executable, str(ROOT / "scripts" / script), *args],
         capture_output=True, text=True, timeout=240, env=env,

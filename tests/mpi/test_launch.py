@@ -17,7 +17,12 @@ needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found ne
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "PMIX_", "MPI_"))}
+    # the launcher's variables go (a job inside a job would join it); Open MPI's consent to run as root stays
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "PMIX_", "MPI_")) or k.startswith("OMPI_ALLOW_RUN_AS_ROOT")
+    }
     env.pop("HPC_MPI_CHECK", None)
     env.update(extra)
     return env
