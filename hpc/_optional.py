@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib as _importlib
+from contextlib import AbstractContextManager as _AbstractContextManager
+from contextlib import nullcontext as _nullcontext
 from types import ModuleType as _ModuleType
 
 __all__ = ["optional_module", "require", "why_missing"]
@@ -22,11 +24,21 @@ def optional_module(name: str) -> _ModuleType | None:
     """Return the imported module ``name``, or ``None`` when it cannot be imported (tried once)."""
     if name not in _cache:
         try:
-            _cache[name] = _importlib.import_module(name)
+            with _import_environment(name):
+                _cache[name] = _importlib.import_module(name)
         except Exception as exc:  # an optional import may fail with more than ImportError (a broken driver)
             _cache[name] = None
             _errors[name] = f"{type(exc).__name__}: {exc}"
     return _cache[name]
+
+
+def _import_environment(name: str) -> _AbstractContextManager[None]:
+    # importing mpi4py.MPI initialises MPI: in a process no launcher started, in the environment it needs there
+    if name == "mpi4py.MPI":
+        from hpc import _launcher
+
+        return _launcher.mpi_init_environment()
+    return _nullcontext()
 
 
 def why_missing(name: str) -> str:

@@ -160,6 +160,27 @@ def test_world_without_a_launcher_is_one_rank():
     assert comm.allreduce(7) == 7
 
 
+def test_a_process_started_alone_leaves_no_shared_memory(tmp_path):
+    """Without a launcher, MPI starts off shared memory: Open MPI 5 left a 16 MiB segment per such process in
+    /dev/shm (nobody cleans up after a singleton; here it would land in tmp_path), and the setting stays private."""
+    code = """
+        import os
+        from hpc import mpi
+        comm = mpi.world()
+        print(comm.size, comm.allreduce(2.0), os.environ.get("OMPI_MCA_btl"))
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_clean_env(OMPI_MCA_btl_sm_backing_directory=str(tmp_path)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "2.0", "None"]
+    assert list(tmp_path.iterdir()) == []
+
+
 @needs_mpiexec
 @pytest.mark.parametrize(
     "script,args,expect",
