@@ -277,7 +277,7 @@ def _mpi() -> dict[str, _Any] | str:
     if mpi is None:
         out["library"] = f"mpi4py.MPI cannot be imported: {why_missing('mpi4py.MPI')}"
     else:
-        text = mpi.Get_library_version().strip()
+        text = mpi.Get_library_version().replace("\0", "").strip()  # Open MPI's ends in its C string's NUL
         out["library"] = " ".join(text.splitlines()[0].split()) if text else "unknown"
         out["standard"] = "{}.{}".format(*mpi.Get_version())
     return out
