@@ -9,12 +9,10 @@ that to a worker instead of the whole input.
 from __future__ import annotations
 
 import itertools as _itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hpc.iter.plumbing.context import ExecContext
-
-_keys = _itertools.count()
 
 __all__ = [
     "Indexed",
@@ -22,9 +20,7 @@ __all__ = [
     "RangeSource",
     "ArraySource",
     "ArrayChunksSource",
-    "Map",
-    "MapInit",
-    "Inspect",
+    "OneToOne",
     "Enumerate",
     "Zip",
     "Chain",
@@ -134,71 +130,24 @@ class ArrayChunksSource(Indexed):
 # ----------------------------------------------------------------------------------------------- adapters
 
 
-class Map(Indexed):
-    """Created by ``ParIter.map()`` on an indexed iterator."""
+class OneToOne(Indexed):
+    """A one-to-one stage (``Map``, ``MapInit``, ``Inspect`` of :mod:`hpc.iter.stages`) on an indexed node: the item
+    at each position is the stage applied to the node's item there, so positions stay known."""
 
-    per_item_python = True
-
-    def __init__(self, base: Indexed, fn: Callable[[Any], Any]) -> None:
-        self.base, self.fn, self.length = base, fn, base.length
-
-    def children(self) -> tuple[Indexed, ...]:
-        return (self.base,)
-
-    def items(self, start: int, stop: int, step: int, ctx: ExecContext) -> Iterable[Any]:
-        return map(self.fn, self.base.items(start, stop, step, ctx))
-
-    def restricted(self, start: int, stop: int) -> Indexed:
-        return Map(self.base.restricted(start, stop), self.fn)
-
-
-class MapInit(Indexed):
-    """Created by ``ParIter.map_init()``: ``fn(state, item)`` with ``state = init()`` once per worker per call.
-
-    A worker is a pool thread or a worker process; ``auto``'s probe of the first chunk runs on a pool thread, so a
-    run it moves to processes calls ``init`` once more there (``ParIter.map_init`` states the bound).
-    """
-
-    per_item_python = True
-
-    def __init__(
-        self, base: Indexed, init: Callable[[], Any], fn: Callable[[Any, Any], Any], key: int | None = None
-    ) -> None:
-        self.base, self.init, self.fn, self.length = base, init, fn, base.length
-        # a key that survives pickling, so a worker process finds the state of "this" adapter for the call
-        self.key = next(_keys) if key is None else key
+    def __init__(self, base: Indexed, stage: Any) -> None:
+        if not stage.one_to_one:
+            raise ValueError(f"{type(stage).__name__} does not keep positions: it cannot be an indexed node")
+        self.base, self.stage, self.length = base, stage, base.length
+        self.per_item_python, self.side_effects = stage.per_item_python, stage.side_effects
 
     def children(self) -> tuple[Indexed, ...]:
         return (self.base,)
 
     def items(self, start: int, stop: int, step: int, ctx: ExecContext) -> Iterable[Any]:
-        state = ctx.worker_state(self.key, self.init)
-        return map(self.fn, _itertools.repeat(state), self.base.items(start, stop, step, ctx))
+        return self.stage.apply(self.base.items(start, stop, step, ctx), ctx)
 
     def restricted(self, start: int, stop: int) -> Indexed:
-        return MapInit(self.base.restricted(start, stop), self.init, self.fn, self.key)
-
-
-class Inspect(Indexed):
-    """Created by ``ParIter.inspect()``: calls ``fn(item)`` and passes the item on unchanged."""
-
-    per_item_python = True
-    side_effects = True
-
-    def __init__(self, base: Indexed, fn: Callable[[Any], Any]) -> None:
-        self.base, self.fn, self.length = base, fn, base.length
-
-    def children(self) -> tuple[Indexed, ...]:
-        return (self.base,)
-
-    def items(self, start: int, stop: int, step: int, ctx: ExecContext) -> Iterable[Any]:
-        fn = self.fn
-        for item in self.base.items(start, stop, step, ctx):
-            fn(item)
-            yield item
-
-    def restricted(self, start: int, stop: int) -> Indexed:
-        return Inspect(self.base.restricted(start, stop), self.fn)
+        return OneToOne(self.base.restricted(start, stop), self.stage)
 
 
 class Enumerate(Indexed):

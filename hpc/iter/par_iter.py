@@ -88,10 +88,11 @@ class ParIter(Generic[T]):
 
         return other if isinstance(other, ParIter) else par_iter(other)
 
-    def _stage_or_node(self, plan: Plan, stage: Any, node: Callable[[], _ix.Indexed]) -> Plan:
-        if plan.stages:
-            return Plan(plan.node, (*plan.stages, stage))
-        return Plan(node())
+    def _then(self, plan: Plan, stage: Any) -> Plan:
+        """Return ``plan`` followed by ``stage``: folded into the indexed node when it keeps positions."""
+        if stage.one_to_one and not plan.stages:
+            return Plan(_ix.OneToOne(plan.node, stage))
+        return Plan(plan.node, (*plan.stages, stage))
 
     def _run(self, terminal: Any, progress: bool) -> Any:
         return execute(self._plan(), terminal, self._backend, progress)
@@ -131,7 +132,7 @@ class ParIter(Generic[T]):
             >>> par_iter([1, 2, 3]).map(lambda x: x * 10).collect()
             [10, 20, 30]
         """
-        return self._derive(lambda p: self._stage_or_node(p, _st.MapStage(fn), lambda: _ix.Map(p.node, fn)))
+        return self._derive(lambda p: self._then(p, _st.Map(fn)))
 
     def map_init(self, init: Callable[[], A], fn: Callable[[A, T], U]) -> ParIter[U]:
         """Return an iterator of ``fn(state, item)``, where ``state = init()``.
@@ -148,9 +149,7 @@ class ParIter(Generic[T]):
             >>> par_iter([1, 2, 3]).map_init(lambda: [0], lambda acc, x: x + 1).collect()
             [2, 3, 4]
         """
-        return self._derive(
-            lambda p: self._stage_or_node(p, _st.MapInitStage(init, fn), lambda: _ix.MapInit(p.node, init, fn))
-        )
+        return self._derive(lambda p: self._then(p, _st.MapInit(init, fn)))
 
     def inspect(self, fn: Callable[[T], Any]) -> ParIter[T]:
         """Return the same items, calling ``fn(item)`` on each as it passes (for debugging and counting).
@@ -158,7 +157,7 @@ class ParIter(Generic[T]):
         Note:
             ``fn`` runs on worker threads, in no particular order across chunks.
         """
-        return self._derive(lambda p: self._stage_or_node(p, _st.InspectStage(fn), lambda: _ix.Inspect(p.node, fn)))
+        return self._derive(lambda p: self._then(p, _st.Inspect(fn)))
 
     def filter(self, predicate: Callable[[T], Any]) -> ParIter[T]:
         """Return an iterator of the items for which ``predicate(item)`` is true, in order.
@@ -167,7 +166,7 @@ class ParIter(Generic[T]):
             >>> par_iter(range(10)).filter(lambda x: x % 3 == 0).collect()
             [0, 3, 6, 9]
         """
-        return self._derive(lambda p: Plan(p.node, (*p.stages, _st.FilterStage(predicate))))
+        return self._derive(lambda p: self._then(p, _st.Filter(predicate)))
 
     def filter_map(self, fn: Callable[[T], U | None]) -> ParIter[U]:
         """Return an iterator of ``fn(item)`` for the items where it is not ``None``.
@@ -176,7 +175,7 @@ class ParIter(Generic[T]):
             >>> par_iter(["1", "x", "3"]).filter_map(lambda s: int(s) if s.isdigit() else None).collect()
             [1, 3]
         """
-        return self._derive(lambda p: Plan(p.node, (*p.stages, _st.FilterMapStage(fn))))
+        return self._derive(lambda p: self._then(p, _st.FilterMap(fn)))
 
     def flat_map(self, fn: Callable[[T], Iterable[U]]) -> ParIter[U]:
         """Return an iterator of the items of each ``fn(item)``, in order.
@@ -185,7 +184,7 @@ class ParIter(Generic[T]):
             >>> par_iter([1, 2, 3]).flat_map(lambda n: range(n)).collect()
             [0, 0, 1, 0, 1, 2]
         """
-        return self._derive(lambda p: Plan(p.node, (*p.stages, _st.FlatMapStage(fn))))
+        return self._derive(lambda p: self._then(p, _st.FlatMap(fn)))
 
     def map_chunks(self, kernel: Callable[[Any], Any]) -> ParIter[Any]:
         """Return an iterator of the items of ``kernel(chunk)``, called once per chunk on a NumPy array.
@@ -199,7 +198,7 @@ class ParIter(Generic[T]):
             >>> par_iter(np.arange(6.0)).map_chunks(lambda a: a * 2).to_numpy()
             array([ 0.,  2.,  4.,  6.,  8., 10.])
         """
-        return self._derive(lambda p: Plan(p.node, (*p.stages, _st.MapChunksStage(kernel))))
+        return self._derive(lambda p: self._then(p, _st.MapChunks(kernel)))
 
     def fold(self, identity: Callable[[], A], op: Callable[[A, T], A]) -> ParIter[A]:
         """Return an iterator of per-chunk accumulators, each ``functools.reduce(op, chunk, identity())``.
@@ -211,7 +210,7 @@ class ParIter(Generic[T]):
             >>> par_range(100).fold(lambda: 0, lambda acc, x: acc + x).sum()
             4950
         """
-        return self._derive(lambda p: Plan(p.node, (*p.stages, _st.FoldStage(identity, op))))
+        return self._derive(lambda p: self._then(p, _st.Fold(identity, op)))
 
     def enumerate(self) -> ParIter[tuple[int, T]]:
         """Return an iterator of ``(index, item)`` pairs.

@@ -1,8 +1,11 @@
-"""Stages: adapters after which an item's position is no longer known (filter, flat_map, map_chunks, ...).
+"""Stages: the adapters that turn the items of one chunk into other items, in order (map, filter, flat_map, ...).
 
-A stage turns the items of one chunk into other items, in order. Chunks still follow the indexed node below
-the first stage, so results keep their order and their determinism; only positional adapters (enumerate, zip,
-skip, ...) need positions, and those first collect what comes before them (see ``ParIter._indexed``).
+One class per concept. Chunks follow the indexed node below the first stage, so results keep their order and their
+determinism. A *one-to-one* stage (``Map``, ``MapInit``, ``Inspect``: exactly one item out per item in) placed
+directly on an indexed node keeps every item's position known: the plan wraps the node in
+:class:`hpc.iter.indexed.OneToOne` instead of appending the stage, and positional adapters (enumerate, zip, skip,
+...) can follow it. After any other stage positions are unknown, and positional adapters first collect what comes
+before them (see ``ParIter._indexed``).
 """
 
 from __future__ import annotations
@@ -19,18 +22,18 @@ from hpc.iter.plumbing.context import ExecContext
 
 __all__ = [
     "Stage",
-    "MapStage",
-    "MapInitStage",
-    "InspectStage",
-    "FilterStage",
-    "FilterMapStage",
-    "FlatMapStage",
-    "MapChunksStage",
-    "FoldStage",
+    "Map",
+    "MapInit",
+    "Inspect",
+    "Filter",
+    "FilterMap",
+    "FlatMap",
+    "MapChunks",
+    "Fold",
 ]
 
 _not_none = _functools.partial(_operator.is_not, None)
-_keys = _itertools.count(1 << 40)  # distinct from the indexed MapInit keys
+_keys = _itertools.count()
 
 
 class Stage:
@@ -38,13 +41,17 @@ class Stage:
 
     per_item_python = True
     side_effects = False
+    #: exactly one item out per item in, in order: on an indexed node, positions stay known
+    one_to_one = False
 
     def apply(self, items: Iterable[Any], ctx: ExecContext) -> Iterable[Any]:
         raise NotImplementedError
 
 
-class MapStage(Stage):
-    """Created by ``ParIter.map()`` after a stage."""
+class Map(Stage):
+    """Created by ``ParIter.map()``: ``fn(item)`` for every item."""
+
+    one_to_one = True
 
     def __init__(self, fn: Callable[[Any], Any]) -> None:
         self.fn = fn
@@ -53,20 +60,28 @@ class MapStage(Stage):
         return map(self.fn, items)
 
 
-class MapInitStage(Stage):
-    """Created by ``ParIter.map_init()`` after a stage."""
+class MapInit(Stage):
+    """Created by ``ParIter.map_init()``: ``fn(state, item)`` with ``state = init()`` once per worker per call.
+
+    A worker is a pool thread or a worker process; ``auto``'s probe of the first chunk runs on a pool thread, so a
+    run it moves to processes calls ``init`` once more there (``ParIter.map_init`` states the bound).
+    """
+
+    one_to_one = True
 
     def __init__(self, init: Callable[[], Any], fn: Callable[[Any, Any], Any]) -> None:
+        # a key that survives pickling, so a worker process finds the state of "this" adapter for the call
         self.init, self.fn, self.key = init, fn, next(_keys)
 
     def apply(self, items: Iterable[Any], ctx: ExecContext) -> Iterable[Any]:
         return map(self.fn, _itertools.repeat(ctx.worker_state(self.key, self.init)), items)
 
 
-class InspectStage(Stage):
-    """Created by ``ParIter.inspect()`` after a stage."""
+class Inspect(Stage):
+    """Created by ``ParIter.inspect()``: calls ``fn(item)`` and passes the item on unchanged."""
 
     side_effects = True
+    one_to_one = True
 
     def __init__(self, fn: Callable[[Any], Any]) -> None:
         self.fn = fn
@@ -78,7 +93,7 @@ class InspectStage(Stage):
             yield item
 
 
-class FilterStage(Stage):
+class Filter(Stage):
     """Created by ``ParIter.filter()``: keeps the items for which ``predicate(item)`` is true."""
 
     def __init__(self, predicate: Callable[[Any], Any]) -> None:
@@ -88,7 +103,7 @@ class FilterStage(Stage):
         return filter(self.predicate, items)
 
 
-class FilterMapStage(Stage):
+class FilterMap(Stage):
     """Created by ``ParIter.filter_map()``: ``fn(item)``, dropping ``None`` results."""
 
     def __init__(self, fn: Callable[[Any], Any]) -> None:
@@ -98,7 +113,7 @@ class FilterMapStage(Stage):
         return filter(_not_none, map(self.fn, items))
 
 
-class FlatMapStage(Stage):
+class FlatMap(Stage):
     """Created by ``ParIter.flat_map()``: the items of each ``fn(item)``, in order."""
 
     def __init__(self, fn: Callable[[Any], Iterable[Any]]) -> None:
@@ -108,7 +123,7 @@ class FlatMapStage(Stage):
         return _itertools.chain.from_iterable(map(self.fn, items))
 
 
-class MapChunksStage(Stage):
+class MapChunks(Stage):
     """Created by ``ParIter.map_chunks()``: ``kernel(chunk)`` once per chunk, on a NumPy array of the chunk.
 
     On an array source the chunk is a view (no copy); otherwise the chunk's items are packed with
@@ -125,7 +140,7 @@ class MapChunksStage(Stage):
         return self.kernel(chunk)
 
 
-class FoldStage(Stage):
+class Fold(Stage):
     """Created by ``ParIter.fold()``: one accumulator per chunk, ``functools.reduce(op, chunk, identity())``."""
 
     def __init__(self, identity: Callable[[], Any], op: Callable[[Any, Any], Any]) -> None:

@@ -42,7 +42,8 @@ class Plan:
         for n in self.node.walk():
             if isinstance(n, ArrayChunksSource) or (isinstance(n, ArraySource) and getattr(n.array, "ndim", 1) > 1):
                 return True
-        fns = [getattr(n, "fn", None) for n in self.node.walk()] + [getattr(s, "fn", None) for s in self.stages]
+        stages = [getattr(n, "stage", None) for n in self.node.walk()] + list(self.stages)  # OneToOne nodes hold one
+        fns = [getattr(s, "fn", None) for s in stages]
         fns = [f for f in fns if f is not None]
         return bool(fns) and all(_is_numba(f) for f in fns)
 
