@@ -98,7 +98,7 @@ test-openmpi: install-openmpi
 	@echo "== whole jobs under Open MPI's mpiexec =="
 	$(OMPI_ENV) timeout $(MPI_TIMEOUT) $(OMPI_PY) -m pytest -p no:cacheprovider $(OMPI_JOB_TESTS)
 
-# CI's share (about 3 minutes on 2 cores): 2 and 3 ranks and the abort/watchdog jobs
+# CI's share: 2 and 3 ranks and the abort/watchdog jobs (1 min on the 2-core VM; 2.5 min while others load it)
 test-openmpi-subset:
 	$(MAKE) test-openmpi OMPI_RANKS="2 3" OMPI_JOB_TESTS=tests/mpi/test_launch.py
 
