@@ -60,6 +60,12 @@ TINY_BELOW = 0.1
 TARGET_ABS_US, TARGET_REL = 1.0, 0.05  # ours <= raw + 1 us + 5%
 TARGET_REPRO, TARGET_REPRO_FROM = 2.0, MiB  # reproducible <= 2x plain at >= 1 MiB
 TARGET_FUSED = 20.0  # fused >= 20x faster than separate
+#: the fused kinds beyond Python floats: (label, elements per entry or 0 for a NumPy scalar, target speedup)
+FUSED_KINDS = (
+    ("np.float64 scalars", 0, 20.0),
+    ("1-element float64 arrays", 1, 20.0),
+    ("1 KiB float64 arrays", 128, 5.0),
+)
 
 RAW, PICKLE, OURS, OURS_OUT, REPRO = "raw Allreduce", "raw allreduce (pickle)", "ours", "ours out=", "ours reproducible"
 CONTESTANTS = (RAW, PICKLE, OURS, OURS_OUT, REPRO)
@@ -309,6 +315,24 @@ def _measure(settings: dict[str, Any], log: Callable[[str], None] | None) -> dic
     expected = [sum(column) for column in zip(*c.allgather(values))]  # small integers + 0.5: exact in any order
     fused_ok = [r.value for r in fused()] == expected and separate() == expected
     fused_rows = timed(fused_cases)
+    fused_kinds = {}
+    for label, width, target in FUSED_KINDS:
+        say(f"{FUSED_COUNT} {label}: fused (and every value read) vs separate")
+        entries = [np.float64(v) if width == 0 else np.full(width, v) for v in values]
+
+        def fused_read(entries: list[Any] = entries) -> list[Any]:
+            with comm.fused() as f:
+                results = [f.allreduce(e) for e in entries]
+            return [r.value for r in results]
+
+        def separate_many(entries: list[Any] = entries) -> list[Any]:
+            return [comm.allreduce(e) for e in entries]
+
+        same = all(np.array_equal(a, b) and type(a) is type(b) for a, b in zip(fused_read(), separate_many()))
+        rows = timed({FUSED: fused_read, SEPARATE: separate_many})
+        kind_speedup = rows[SEPARATE]["seconds"] / rows[FUSED]["seconds"]
+        fused_kinds[label] = {"ok": same, "rows": rows, "speedup": kind_speedup, "target": target,
+                              "pass": kind_speedup >= target}
     say("per-call cost without the network (COMM_SELF)")
     overhead = _call_overhead(mpi.Comm(MPI.COMM_SELF), MPI, np, settings["calls"], settings["repeats"])
     overhead = {label: c.allreduce(ns, op=MPI.MAX) for label, ns in overhead.items()}
@@ -333,6 +357,7 @@ def _measure(settings: dict[str, Any], log: Callable[[str], None] | None) -> dic
             "target": TARGET_FUSED,
             "pass": speedup >= TARGET_FUSED,
         },
+        "fused_kinds": fused_kinds,
         "call_overhead_ns": overhead,
     }
     results["targets"] = _targets(results)
@@ -419,6 +444,8 @@ def _targets(results: dict[str, Any]) -> dict[str, Any]:
         "failed_sizes": failed,
     }
     summary["fused >= 20x separate"] = {"pass": results["fused"]["pass"], "speedup": results["fused"]["speedup"]}
+    for label, kind in results["fused_kinds"].items():
+        summary[f"fused {label} >= {kind['target']:g}x separate"] = {"pass": kind["pass"], "speedup": kind["speedup"]}
     return summary
 
 
@@ -509,7 +536,14 @@ def format_table(results: dict[str, Any]) -> str:
         f"fused / raw single Allreduce {f['fused_vs_raw_one']:.1f}x; "
         f"separate / raw 100 Allreduce {f['separate_vs_raw_many']:.2f}x",
         "",
+        f"{f['count']} fused entries of other kinds (every value read after the block) against separate calls:",
+        f"  {'':28}{'fused us':>10}{'separate us':>13}{'speedup':>9}",
     ]
+    for label, kind in results["fused_kinds"].items():
+        rows = kind["rows"]
+        lines.append(f"  {label:28}{rows[FUSED]['seconds'] * 1e6:10.1f}{rows[SEPARATE]['seconds'] * 1e6:13.1f}"
+                     f"{kind['speedup']:8.1f}x{'' if kind['ok'] else '  (results differ!)'}")
+    lines.append("")
     o = results["call_overhead_ns"]
     raw_ns, float_ns = o[RAW], o["raw allreduce(float) (pickle)"]
     lines += [

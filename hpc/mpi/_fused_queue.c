@@ -1,14 +1,20 @@
-/* The fast lane of hpc.mpi.fused, in C: queuing a Python float sum costs one C method call.
+/* The fast lane of hpc.mpi.fused, in C: queuing a float64 sum costs one C method call.
  *
- * A fused block of 100 scalar sums is worth fusing only if queuing an entry costs far less than the one MPI call it
- * saves (a few microseconds). In Python the queue method, its two appends and the placeholder cost about 0.17 us
- * per entry; here about 0.03 us. The slow lane (arrays, other ops, user ops) stays in Python: Queue.allreduce hands
- * any entry that is not a Python float summed to the subclass's `_queue(x, op)`.
+ * A fused block of 100 small sums is worth fusing only if queuing an entry costs far less than the one MPI call it
+ * saves (a few microseconds). In Python the queue method, its appends and the placeholder cost about 0.17 us per
+ * entry; here about 0.03 us. The fast lane takes sums of Python floats, NumPy float64 scalars (float subclasses)
+ * and float64 ndarrays of at most FUSE_MAX elements, C-contiguous in native byte order: their values are copied
+ * into one batch of doubles. The slow lane (other dtypes, other ops, user ops, larger arrays) stays in Python:
+ * Queue.allreduce hands any other entry to the subclass's `_queue(x, op)`.
  *
- *   Batch        the queued floats, contiguous doubles; exports a writable 1-D "d" buffer so the flush reduces
- *                them in place with one Allreduce, then marks the batch ready.
- *   FusedResult  a placeholder: (batch, index) until read, then its value. `_value` is settable for the slow lane.
- *   Queue        the base of hpc.mpi.fused.Fused: `allreduce(x, op="sum")` and `_take()` (the batch so far).
+ *   Batch        the queued values, contiguous doubles, and a hash of their structure (each entry's kind and
+ *                shape); exports a writable 1-D "d" buffer so the flush reduces them in place with one Allreduce,
+ *                then marks the batch ready.
+ *   FusedResult  a placeholder: (batch, index, count, like) until read, then its value: a float, the NumPy scalar
+ *                type `like` of it, or (through the rebuild function hpc.mpi.fused registers) an ndarray of shape
+ *                `like`. `_value` is settable for the slow lane.
+ *   Queue        the base of hpc.mpi.fused.Fused: `allreduce(x, op="sum")` and `_take()` (the batch so far). A batch
+ *                that reaches FLUSH_AT values is handed to the subclass's `_flush_batch(batch)` at once.
  *
  * The same three names exist in pure Python in hpc/mpi/_fused_queue_py.py, used where this file was not compiled.
  */
@@ -18,14 +24,27 @@
 
 /* ---- Batch ------------------------------------------------------------------------------------------------ */
 
+/* Arrays of more elements go to the slow lane (fusing saves per-call costs, nothing on a large array). */
+#define FUSE_MAX 8192
+/* A batch this long (4 MiB) is reduced at once, in the middle of the block: fusion's memory stays bounded. */
+#define FLUSH_AT (1 << 19)
+
 typedef struct {
     PyObject_HEAD
     double *data;
     Py_ssize_t size;
     Py_ssize_t capacity;
-    Py_ssize_t exports; /* live buffer views: the data must not move while MPI may write into it */
-    int ready;          /* the reduced values are in place: placeholders may read them */
+    Py_ssize_t exports;          /* live buffer views: the data must not move while MPI may write into it */
+    int ready;                   /* the reduced values are in place: placeholders may read them */
+    unsigned long long structure; /* FNV-1a over each entry's kind and shape: ranks must agree on it */
+    PyObject *values;            /* after the reduction: a NumPy copy of the data, which array results slice */
 } Batch;
+
+static void
+batch_mix(Batch *self, unsigned long long word)
+{
+    self->structure = (self->structure ^ word) * 1099511628211ULL;
+}
 
 static PyTypeObject BatchType;
 
@@ -55,9 +74,38 @@ batch_push(Batch *self, double value)
     return 0;
 }
 
+static int
+batch_push_many(Batch *self, const double *values, Py_ssize_t n)
+{
+    if (self->ready || self->exports > 0) {
+        PyErr_SetString(PyExc_BufferError, "hpc.mpi fused batch: cannot append while reduced or exported");
+        return -1;
+    }
+    if (self->size + n > self->capacity) {
+        Py_ssize_t capacity = self->capacity ? self->capacity : 128;
+        while (capacity < self->size + n)
+            capacity *= 2;
+        if (batch_reserve(self, capacity) < 0)
+            return -1;
+    }
+    memcpy(self->data + self->size, values, (size_t)n * sizeof(double));
+    self->size += n;
+    return 0;
+}
+
+static PyObject *
+batch_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Batch *self = (Batch *)PyType_GenericNew(type, args, kwds);
+    if (self != NULL)
+        self->structure = 14695981039346656037ULL;
+    return (PyObject *)self;
+}
+
 static void
 batch_dealloc(Batch *self)
 {
+    Py_XDECREF(self->values);
     PyMem_Free(self->data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -79,6 +127,33 @@ batch_set_ready(Batch *self, PyObject *Py_UNUSED(ignored))
     self->ready = 1;
     Py_RETURN_NONE;
 }
+
+static PyObject *
+batch_get_structure(Batch *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(self->structure);
+}
+
+static PyObject *
+batch_get_values(Batch *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->values ? self->values : Py_None);
+}
+
+static int
+batch_set_values(Batch *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    Py_XSETREF(self->values, Py_XNewRef(value));
+    return 0;
+}
+
+static PyGetSetDef batch_getset[] = {
+    {"structure", (getter)batch_get_structure, NULL,
+     "A 64-bit hash of the queued entries' kinds and shapes (the ranks must agree on it).", NULL},
+    {"values", (getter)batch_get_values, (setter)batch_set_values,
+     "After the reduction, a NumPy copy of the values: array results are views of it (None before).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
 
 static Py_ssize_t
 batch_length(Batch *self)
@@ -144,10 +219,11 @@ static PyMethodDef batch_methods[] = {
 static PyTypeObject BatchType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "hpc.mpi._fused_queue.Batch",
-    .tp_doc = "The queued Python floats of a fused block, as contiguous float64 (a writable buffer).",
+    .tp_doc = "The queued float64 values of a fused block, contiguous (a writable buffer).",
     .tp_basicsize = sizeof(Batch),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = batch_new,
+    .tp_getset = batch_getset,
     .tp_dealloc = (destructor)batch_dealloc,
     .tp_as_buffer = &batch_as_buffer,
     .tp_as_sequence = &batch_as_sequence,
@@ -161,7 +237,14 @@ typedef struct {
     PyObject *value; /* NULL until known */
     Batch *batch;    /* the fast lane's source until the value is read */
     Py_ssize_t index;
+    Py_ssize_t count; /* an array's elements */
+    int is_array;
+    PyObject *like;   /* NULL: a Python float; a scalar: its type; an array: its shape */
 } FusedResult;
+
+static PyObject *rebuild; /* hpc.mpi.fused's function (batch, index, count, shape) -> ndarray, or NULL */
+static PyObject *str_reshape;
+static PyObject *ndarray_type; /* numpy.ndarray, registered with it: only exact ndarrays take the fast lane */
 
 static PyTypeObject FusedResultType;
 
@@ -170,6 +253,7 @@ result_dealloc(FusedResult *self)
 {
     Py_XDECREF(self->value);
     Py_XDECREF(self->batch);
+    Py_XDECREF(self->like);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -178,10 +262,36 @@ static PyObject *
 result_peek(FusedResult *self)
 {
     if (self->value == NULL && self->batch != NULL && self->batch->ready) {
-        self->value = PyFloat_FromDouble(self->batch->data[self->index]);
+        if (self->is_array && self->batch->values != NULL) { /* a view of the reduced values, of the caller's shape */
+            PyObject *start = PyLong_FromSsize_t(self->index);
+            PyObject *stop = PyLong_FromSsize_t(self->index + self->count);
+            PyObject *slice = start != NULL && stop != NULL ? PySlice_New(start, stop, NULL) : NULL;
+            PyObject *flat = slice != NULL ? PyObject_GetItem(self->batch->values, slice) : NULL;
+            Py_XDECREF(slice);
+            Py_XDECREF(start);
+            Py_XDECREF(stop);
+            if (flat != NULL && PyTuple_GET_SIZE(self->like) == 1) /* 1-D: the slice has the caller's shape */
+                self->value = flat;
+            else {
+                self->value = flat == NULL ? NULL : PyObject_CallMethodOneArg(flat, str_reshape, self->like);
+                Py_XDECREF(flat);
+            }
+        } else if (self->is_array) {
+            self->value = PyObject_CallFunction(rebuild, "OnnO", (PyObject *)self->batch, self->index, self->count,
+                                                self->like);
+        } else if (self->like != NULL && self->batch->values != NULL) { /* a NumPy scalar: the values' own item */
+            self->value = PySequence_GetItem(self->batch->values, self->index);
+            if (self->value != NULL && Py_TYPE(self->value) != (PyTypeObject *)self->like) /* another float type */
+                Py_SETREF(self->value, PyObject_CallOneArg(self->like, self->value));
+        } else {
+            self->value = PyFloat_FromDouble(self->batch->data[self->index]);
+            if (self->value != NULL && self->like != NULL)
+                Py_SETREF(self->value, PyObject_CallOneArg(self->like, self->value));
+        }
         if (self->value == NULL)
             return NULL;
         Py_CLEAR(self->batch);
+        Py_CLEAR(self->like);
     }
     return Py_XNewRef(self->value);
 }
@@ -214,6 +324,7 @@ result_set_private(FusedResult *self, PyObject *value, void *Py_UNUSED(closure))
     }
     Py_XSETREF(self->value, Py_NewRef(value));
     Py_CLEAR(self->batch);
+    Py_CLEAR(self->like);
     return 0;
 }
 
@@ -267,7 +378,7 @@ typedef struct {
     Batch *batch; /* NULL until the first float is queued */
 } Queue;
 
-static PyObject *str_sum, *str_x, *str_op, *str_queue;
+static PyObject *str_sum, *str_x, *str_op, *str_queue, *str_flush_batch;
 
 static void
 queue_dealloc(Queue *self)
@@ -326,25 +437,115 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         PyErr_SetString(PyExc_TypeError, "allreduce() missing required argument 'x'");
         return NULL;
     }
-    if (!PyFloat_CheckExact(x) || !is_sum(op))
+    if (!is_sum(op))
         return PyObject_CallMethodObjArgs((PyObject *)self, str_queue, x, op ? op : str_sum, NULL);
 
+    /* What the entry is: a float (a Python float, or a float subclass such as numpy.float64, rebuilt by its
+       type), or a small native float64 C-contiguous exact ndarray; anything else takes the slow lane. */
+    Py_buffer view;
+    int have_view = 0;
+    PyObject *like = NULL;
+    Py_ssize_t count = 0;
+    double scalar = 0.0;
+    if (PyFloat_Check(x)) {
+        scalar = PyFloat_AS_DOUBLE(x);
+        if (!PyFloat_CheckExact(x))
+            like = Py_NewRef((PyObject *)Py_TYPE(x));
+    } else if (rebuild != NULL && (PyObject *)Py_TYPE(x) == ndarray_type) {
+        if (PyObject_GetBuffer(x, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyErr_Clear(); /* not C-contiguous, or not exportable: the slow lane copes */
+        } else {
+            const char *f = view.format;
+            if (f != NULL && (*f == '@' || *f == '=' || (PY_LITTLE_ENDIAN && *f == '<')))
+                f++; /* native byte order only: '>' (or '<' on a big-endian machine) takes the slow lane */
+            count = view.len / 8;
+            if (f != NULL && f[0] == 'd' && f[1] == '\0' && view.itemsize == 8 && count <= FUSE_MAX) {
+                have_view = 1;
+                like = PyTuple_New(view.ndim);
+                if (like == NULL) {
+                    PyBuffer_Release(&view);
+                    return NULL;
+                }
+                for (int i = 0; i < view.ndim; i++) {
+                    PyObject *n = PyLong_FromSsize_t(view.shape[i]);
+                    if (n == NULL) {
+                        Py_DECREF(like);
+                        PyBuffer_Release(&view);
+                        return NULL;
+                    }
+                    PyTuple_SET_ITEM(like, i, n);
+                }
+            } else {
+                PyBuffer_Release(&view);
+            }
+        }
+        if (!have_view)
+            return PyObject_CallMethodObjArgs((PyObject *)self, str_queue, x, op ? op : str_sum, NULL);
+    } else {
+        return PyObject_CallMethodObjArgs((PyObject *)self, str_queue, x, op ? op : str_sum, NULL);
+    }
+
     if (self->batch == NULL) {
-        self->batch = (Batch *)PyType_GenericNew(&BatchType, NULL, NULL);
+        self->batch = (Batch *)batch_new(&BatchType, NULL, NULL);
         if (self->batch == NULL)
-            return NULL;
+            goto fail;
     }
     FusedResult *result = PyObject_New(FusedResult, &FusedResultType);
     if (result == NULL)
-        return NULL;
+        goto fail;
     result->value = NULL;
     result->batch = (Batch *)Py_NewRef(self->batch);
     result->index = self->batch->size;
-    if (batch_push(self->batch, PyFloat_AS_DOUBLE(x)) < 0) {
+    result->count = count;
+    result->is_array = have_view;
+    result->like = like; /* the reference moves to the placeholder */
+    like = NULL;
+    int pushed;
+    if (have_view) {
+        batch_mix(self->batch, 2);
+        for (int i = 0; i < view.ndim; i++)
+            batch_mix(self->batch, (unsigned long long)view.shape[i] + 3);
+        pushed = batch_push_many(self->batch, (const double *)view.buf, count);
+        PyBuffer_Release(&view);
+        have_view = 0;
+    } else {
+        batch_mix(self->batch, 1);
+        pushed = batch_push(self->batch, scalar);
+    }
+    if (pushed < 0) {
         Py_DECREF(result);
         return NULL;
     }
+    if (self->batch->size >= FLUSH_AT) { /* reduce this batch now; later entries start a new one */
+        Batch *full = self->batch;
+        self->batch = NULL;
+        PyObject *done = PyObject_CallMethodObjArgs((PyObject *)self, str_flush_batch, (PyObject *)full, NULL);
+        Py_DECREF(full);
+        if (done == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
     return (PyObject *)result;
+
+fail:
+    Py_XDECREF(like);
+    if (have_view)
+        PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* register(rebuild, ndarray): the function that makes a placeholder's ndarray, and the type allowed in the lane. */
+static PyObject *
+module_register(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *fn, *type;
+    if (!PyArg_ParseTuple(args, "OO:register", &fn, &type))
+        return NULL;
+    Py_XSETREF(rebuild, Py_NewRef(fn));
+    Py_XSETREF(ndarray_type, Py_NewRef(type));
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -378,11 +579,19 @@ static PyTypeObject QueueType = {
 
 /* ---- module ----------------------------------------------------------------------------------------------- */
 
+static PyMethodDef module_methods[] = {
+    {"register", (PyCFunction)module_register, METH_VARARGS,
+     "register(rebuild, ndarray)\n--\n\nSet the function that turns (batch, index, count, shape) into an ndarray, "
+     "and the array type whose small float64 sums take the fast lane."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef fused_queue_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "hpc.mpi._fused_queue",
-    .m_doc = "The C fast lane of hpc.mpi.fused (Batch, FusedResult, Queue).",
+    .m_doc = "The C fast lane of hpc.mpi.fused (Batch, FusedResult, Queue, register).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC
@@ -394,7 +603,10 @@ PyInit__fused_queue(void)
     str_x = PyUnicode_InternFromString("x");
     str_op = PyUnicode_InternFromString("op");
     str_queue = PyUnicode_InternFromString("_queue");
-    if (str_sum == NULL || str_x == NULL || str_op == NULL || str_queue == NULL)
+    str_flush_batch = PyUnicode_InternFromString("_flush_batch");
+    str_reshape = PyUnicode_InternFromString("reshape");
+    if (str_sum == NULL || str_x == NULL || str_op == NULL || str_queue == NULL || str_flush_batch == NULL ||
+        str_reshape == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&fused_queue_module);
     if (module == NULL)

@@ -1,7 +1,7 @@
 """The fast lane of :mod:`hpc.mpi.fused` in pure Python, used where ``_fused_queue.c`` was not compiled.
 
-Same names and behaviour as the C module (``Batch``, ``FusedResult``, ``Queue``); queuing costs about 0.17 us per
-entry here against 0.03 us there. ``tests/mpi/test_fused.py`` runs both.
+Same names and behaviour as the C module (``Batch``, ``FusedResult``, ``Queue``, ``register``); queuing costs about
+0.17 us per entry here against 0.03 us there. ``tests/mpi/test_fused.py`` runs both.
 """
 
 from __future__ import annotations
@@ -9,16 +9,35 @@ from __future__ import annotations
 import array as _array
 from typing import Any
 
-__all__ = ["Batch", "FusedResult", "Queue"]
+__all__ = ["Batch", "FusedResult", "Queue", "register"]
+
+FUSE_MAX = 8192  # as _fused_queue.c: larger arrays take the slow lane
+FLUSH_AT = 1 << 19  # a batch this long is reduced at once
+_FNV_START, _FNV_PRIME, _MASK = 14695981039346656037, 1099511628211, (1 << 64) - 1
+
+_rebuild: Any = None
+_ndarray: Any = None
+
+
+def register(rebuild: Any, ndarray: Any) -> None:
+    """Set the function that turns ``(batch, index, count, shape)`` into an ndarray, and the fast lane's array type."""
+    global _rebuild, _ndarray
+    _rebuild, _ndarray = rebuild, ndarray
 
 
 class Batch(_array.array):  # type: ignore[type-arg]
-    """The queued Python floats of a fused block, as contiguous float64 (a writable buffer)."""
+    """The queued float64 values of a fused block, contiguous (a writable buffer)."""
 
     ready = False
+    structure = _FNV_START
+    values: Any = None  #: after the reduction, a NumPy copy of the values (array results are views of it)
 
     def __new__(cls) -> Batch:
         return super().__new__(cls, "d")
+
+    def mix(self, word: int) -> None:
+        """Add one word to the hash of the entries' kinds and shapes."""
+        self.structure = ((self.structure ^ word) * _FNV_PRIME) & _MASK
 
     def append(self, value: float) -> None:
         """Append one float (before the reduction)."""
@@ -34,10 +53,10 @@ class Batch(_array.array):  # type: ignore[type-arg]
 class FusedResult:
     """A placeholder returned inside ``with comm.fused() as f``; ``.value`` (or ``result()``) after the block."""
 
-    __slots__ = ("_known", "_batch", "_index")
+    __slots__ = ("_known", "_batch", "_index", "_count", "_like")
 
-    def __init__(self, batch: Batch | None = None, index: int = 0) -> None:
-        self._batch, self._index = batch, index
+    def __init__(self, batch: Batch | None = None, index: int = 0, count: int = 0, like: Any = None) -> None:
+        self._batch, self._index, self._count, self._like = batch, index, count, like
 
     @property
     def _value(self) -> Any:
@@ -48,8 +67,13 @@ class FusedResult:
             batch = self._batch
             if batch is None or not batch.ready:
                 raise
-        self._known, self._batch = batch[self._index], None
-        return self._known
+        like = self._like
+        if type(like) is tuple:  # an array of this shape
+            value = _rebuild(batch, self._index, self._count, like)
+        else:
+            value = batch[self._index] if like is None else like(batch[self._index])
+        self._known, self._batch = value, None
+        return value
 
     @_value.setter
     def _value(self, value: Any) -> None:
@@ -79,22 +103,44 @@ _new = object.__new__
 
 
 class Queue:
-    """Queues Python float sums in a :class:`Batch`; hands every other entry to ``self._queue(x, op)``."""
+    """Queues small float64 sums in a :class:`Batch`; hands every other entry to ``self._queue(x, op)``."""
 
     _fast_batch: Batch | None = None
 
     def allreduce(self, x: Any, op: Any = "sum") -> Any:
         """Queue an allreduce of ``x`` and return its placeholder."""
-        if type(x) is float and type(op) is str and op == "sum":  # type first, as in C: no __eq__ of odd ops
-            batch = self._fast_batch
-            if batch is None:
-                batch = self._fast_batch = Batch()
+        if not (type(op) is str and op == "sum"):  # type first, as in C: no __eq__ of odd ops
+            return self._queue(x, op)  # type: ignore[attr-defined]
+        kind = type(x)
+        if kind is float or isinstance(x, float):
+            like, values, shape = (None if kind is float else kind), None, None
+        elif kind is _ndarray and x.dtype.char == "d" and x.dtype.isnative and x.flags.c_contiguous and (
+            x.size <= FUSE_MAX
+        ):
+            like, values, shape = x.shape, x.reshape(-1), x.shape
+        else:
+            return self._queue(x, op)  # type: ignore[attr-defined]
+        batch = self._fast_batch
+        if batch is None:
+            batch = self._fast_batch = Batch()
+        result = _new(FusedResult)  # no __init__ call: this is the per-entry cost
+        result._batch = batch
+        result._index = len(batch)
+        result._like = like
+        if values is None:
+            batch.mix(1)
             _append(batch, x)  # a batch being filled is never ready: no need for Batch.append's check
-            result = _new(FusedResult)  # no __init__ call: this is the per-entry cost
-            result._batch = batch
-            result._index = len(batch) - 1
-            return result
-        return self._queue(x, op)  # type: ignore[attr-defined]
+            result._count = 0
+        else:
+            batch.mix(2)
+            for n in shape:
+                batch.mix(n + 3)
+            batch.extend(values.tolist())
+            result._count = values.shape[0]
+        if len(batch) >= FLUSH_AT:
+            self._fast_batch = None
+            self._flush_batch(batch)  # type: ignore[attr-defined]
+        return result
 
     def _take(self) -> Batch | None:
         """Return the batch of queued floats (None if there is none) and start a new one."""

@@ -213,11 +213,12 @@ class Comm:
             fast = self._fast_ops.get(op)
             if fast is not None:
                 kind = type(x)
-                if kind is float and fast[2] and out is None:
+                if (kind is float or kind is _np.float64) and fast[2] and out is None:
                     scalar = self._float_buf
                     scalar[0] = x
                     self.mpi.Allreduce(self._in_place, scalar, fast[0])
-                    return float(scalar[0])  # no _seq count: only check mode and the watchdog report it
+                    # no _seq count: only check mode and the watchdog report it; a NumPy scalar stays one
+                    return float(scalar[0]) if kind is float else scalar[0]
                 if kind is _np.ndarray and x.flags.c_contiguous and x.dtype.char in fast[1]:
                     nbytes = x.nbytes
                     if nbytes <= 16 and not x.ndim:  # a 0-d integer sum travels as a scalar's exact words

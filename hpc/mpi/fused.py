@@ -12,9 +12,24 @@ from hpc.mpi.collectives import _Prepared
 from hpc.mpi.ops import resolve
 
 try:
-    from hpc.mpi._fused_queue import Batch, FusedResult, Queue
+    import hpc.mpi._fused_queue as _lane
 except ImportError:  # installed without a C compiler: the same lane in Python, about 5x slower to queue
-    from hpc.mpi._fused_queue_py import Batch, FusedResult, Queue  # type: ignore[assignment]
+    import hpc.mpi._fused_queue_py as _lane  # type: ignore[no-redef]
+
+Batch, FusedResult, Queue = _lane.Batch, _lane.FusedResult, _lane.Queue
+
+
+def _rebuild(batch: Any, index: int, count: int, shape: tuple[int, ...]) -> _np.ndarray:
+    """Return the reduced float64 array of a fast-lane entry: ``count`` values of ``batch`` from ``index``.
+
+    Normally a view of ``batch.values`` (the reduced values, copied once per batch); this is the path without them.
+    """
+    if batch.values is not None:
+        return batch.values[index : index + count].reshape(shape)
+    return _np.frombuffer(batch, _np.float64, count, index * 8).reshape(shape).copy()
+
+
+_lane.register(_rebuild, _np.ndarray)
 
 __all__ = ["Fused", "FusedResult"]
 
@@ -22,13 +37,16 @@ __all__ = ["Fused", "FusedResult"]
 class Fused(Queue):
     """Created by :meth:`hpc.mpi.Comm.fused`: queues allreduces and runs them together when the block ends.
 
-    Python ``float`` sums, the common case, are queued in C (``_fused_queue.c``: one method call, about 0.03 us) and
-    travel in one float64 buffer, reduced in place; other entries with the same op and dtype share one buffer each.
-    100 scalar sums cost one ``Allreduce``. The structure of what was queued must be the same on every rank: a
-    checksum of it travels with the float buffer, so ranks that queued different sequences get
-    :class:`~hpc.mpi.guard.RankMismatchError` on every rank. A different *number* of float sums makes the buffers
-    differ in length: the check mode (``HPC_MPI_CHECK=1``) raises RankMismatchError for it on every rank, and
-    without it MPI itself fails ("Message truncated") and the job ends.
+    Sums of float64 values, the common case (Python floats, NumPy float64 scalars, float64 arrays of up to 8192
+    elements, C-contiguous), are queued in C (``_fused_queue.c``: one method call, about 0.03 us for a scalar) and
+    travel in one float64 buffer, reduced in place; each placeholder gives back its caller's type (a float, a NumPy
+    scalar, an array of the caller's shape). Other entries with the same op and dtype share one buffer each. 100 small
+    sums cost one ``Allreduce``; a buffer that reaches 4 MiB is reduced at once, inside the block. The structure of
+    what was queued (each entry's kind and shape) must be the same on every rank: a checksum of it travels with the
+    float buffer, so ranks that queued different sequences get :class:`~hpc.mpi.guard.RankMismatchError` on every
+    rank. A different *number* of values makes the buffers differ in length: the check mode (``HPC_MPI_CHECK=1``)
+    raises RankMismatchError for it on every rank, and without it MPI itself fails ("Message truncated") and the
+    job ends.
 
     Python ints are queued as int64, even for ``op="sum"``: their sums wrap like NumPy int64, and an int beyond
     int64 raises OverflowError when queued. :meth:`hpc.mpi.Comm.allreduce` sums Python ints exactly.
@@ -45,9 +63,9 @@ class Fused(Queue):
 
     def __init__(self, comm: Any) -> None:
         self._comm = comm
-        self._entries: list[tuple[Any, _Prepared, Any]] = []  # everything but Python float sums
+        self._entries: list[tuple[Any, _Prepared, Any]] = []  # what the fast lane does not take
 
-    # allreduce(x, op="sum") is Queue's: Python float sums stay in C, anything else comes to _queue.
+    # allreduce(x, op="sum") is Queue's: small float64 sums stay in C, anything else comes to _queue.
 
     def _queue(self, x: Any, op: Any) -> Any:
         o = resolve(op)
@@ -67,17 +85,12 @@ class Fused(Queue):
         if exc is None:
             self.flush()
 
-    def flush(self) -> None:
-        """Run every queued reduction now (called when the ``with`` block ends)."""
-        batch, entries = self._take(), self._entries
-        if batch is None and not entries:
-            return
-        self._entries = []
-        if batch is None:
-            batch = Batch()
+    def _flush_batch(self, batch: Any, entries: list[tuple[Any, _Prepared, Any]] | None = None) -> None:
+        """Reduce ``batch`` (the fast lane's values) in place now, with the checksum of what it holds."""
         count = len(batch)
         if self._comm.size > 1:
-            signature = repr((count, [(o.name, p.dtype.str, p.shape) for o, p, _ in entries]) if entries else count)
+            slow = [(o.name, p.dtype.str, p.shape) for o, p, _ in entries or ()]
+            signature = repr((count, batch.structure, slow))
             # A checksum h and h*h, summed over ranks: sum(h*h) * n == sum(h)**2 exactly when every rank has the
             # same h. 20 bits, so h*h and the sums stay exact in float64.
             h = float(_zlib.crc32(signature.encode()) & 0xFFFFF)
@@ -85,12 +98,23 @@ class Fused(Queue):
                 batch.append(word)
         if len(batch):
             self._comm._sum_in_place(batch)
+            batch.values = _np.frombuffer(batch, _np.float64).copy()  # array results are views of it
             batch.set_ready()
             if self._comm.size > 1 and batch[-2] * batch[-1] != batch[-3] * batch[-3]:
                 raise _guard.RankMismatchError(
                     "fused: ranks queued different sequences of reductions (op, dtype, shape); "
                     f"this rank queued {signature[:400]}"
                 )
+        else:
+            batch.set_ready()
+
+    def flush(self) -> None:
+        """Run every queued reduction now (called when the ``with`` block ends)."""
+        batch, entries = self._take(), self._entries
+        if batch is None and not entries:
+            return
+        self._entries = []
+        self._flush_batch(Batch() if batch is None else batch, entries)
         groups: dict[tuple[int, str], list[tuple[Any, _Prepared, Any]]] = {}
         for entry in entries:  # by op object, not name: two user ops may share a name
             groups.setdefault((id(entry[0]), entry[1].array.dtype.str), []).append(entry)

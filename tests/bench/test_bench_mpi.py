@@ -65,14 +65,18 @@ def test_fused_overhead_and_targets_are_reported(tiny):
     assert all(_positive_finite(row["seconds"]) for row in fused["rows"].values())
     assert _positive_finite(fused["speedup"]) and isinstance(fused["pass"], bool)
     assert all(_positive_finite(ns) for ns in tiny["call_overhead_ns"].values())
-    assert len(tiny["targets"]) == 4
+    kinds = tiny["fused_kinds"]
+    assert set(kinds) == {label for label, _, _ in bench_mpi.FUSED_KINDS}
+    assert all(kind["ok"] and _positive_finite(kind["speedup"]) for kind in kinds.values())
+    assert len(tiny["targets"]) == 4 + len(kinds)
     assert tiny["targets"]["reproducible <= 2x plain at >= 1 MiB"]["pass"] is None  # no size reaches 1 MiB
 
 
 def test_format_table_shows_each_section(tiny):
     """The table has the latency, bandwidth, fused, overhead and target sections."""
     table = bench_mpi.format_table(tiny)
-    for heading in ("latency (us)", "bandwidth (GB/s", "100 scalar float sums", "per-call cost", "targets"):
+    for heading in ("latency (us)", "bandwidth (GB/s", "100 scalar float sums", "fused entries of other kinds",
+                    "1 KiB float64 arrays", "per-call cost", "targets"):
         assert heading in table
     assert "64 KiB" in table and "8 B" in table
 

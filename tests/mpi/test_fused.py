@@ -71,27 +71,81 @@ def test_fused_uses_one_mpi_call_for_same_op_and_dtype(comm, fused, monkeypatch)
     assert [r.value for r in results] == [float(i * comm.size) for i in range(100)]
 
 
-def test_fused_interleaving_floats_and_arrays_is_harmless(comm, fused):
-    """Python-float sums and array sums are matched within their own kind, so interleaving them differs safely."""
+def test_fused_interleaving_other_dtypes_is_harmless(comm, fused):
+    """Entries of different lanes (float64 sums, int32 sums) are matched within their own lane: interleaving them
+    in another order on some ranks gives the same results."""
     with fused(comm) as f:
         if comm.rank % 2 == 0:
             a = f.allreduce(1.0)
-            b = f.allreduce(np.arange(2.0))
+            b = f.allreduce(np.arange(2, dtype=np.int32))
         else:
-            b = f.allreduce(np.arange(2.0))
+            b = f.allreduce(np.arange(2, dtype=np.int32))
             a = f.allreduce(1.0)
     assert a.value == comm.size
-    np.testing.assert_array_equal(b.value, np.arange(2.0) * comm.size)
+    np.testing.assert_array_equal(b.value, np.arange(2) * comm.size)
 
 
 def test_fused_detects_different_sequences(comm, fused):
-    """Ranks that queue different sequences (here: different shapes) get RankMismatchError on every rank."""
+    """Ranks that queue different sequences of as many values (other shapes, another order of floats and float64
+    arrays, another dtype) get RankMismatchError on every rank."""
     if comm.size == 1:
         pytest.skip("needs two ranks to disagree")
-    with pytest.raises(mpi.RankMismatchError, match="different sequences"):
-        with fused(comm) as f:
-            f.allreduce(1.0)
-            f.allreduce(np.arange(2.0 + (comm.rank == 0)))
+    odd = comm.rank == 0
+    cases = [
+        lambda f: (f.allreduce(1.0), f.allreduce(np.zeros((2, 3) if odd else (3, 2)))),
+        lambda f: (f.allreduce(np.zeros(2)), f.allreduce(1.0)) if odd else (f.allreduce(1.0), f.allreduce(np.zeros(2))),
+        lambda f: (f.allreduce(1.0), f.allreduce(np.arange(2.0 + odd, dtype=np.float32))),
+    ]
+    for queue in cases:
+        with pytest.raises(mpi.RankMismatchError, match="different sequences"):
+            with fused(comm) as f:
+                queue(f)
+
+
+SHAPES = [(), (1,), (5,), (2, 3), (0, 3), (8192,)]
+
+
+def test_fused_gives_back_the_callers_types_shapes_and_dtypes(comm, fused):
+    """Python floats, NumPy scalars and arrays of every shape, dtype and layout, mixed in one block, come back as
+    separate calls give them: the same type, dtype, shape and value."""
+    r = comm.rank + 1
+    entries = [1.5 * r, np.float64(2.5 * r), np.float32(r), np.int64(r), 3 * r]
+    entries += [np.full(shape, 0.25 * r) for shape in SHAPES]
+    entries += [np.arange(12.0).reshape(3, 4)[:, ::2] * r, np.ones(8193) * r, np.ones(3, np.float32) * r,
+                np.arange(4, dtype=np.int64) * r, np.ones(2, dtype=">f8") * r]
+    with fused(comm) as f:
+        results = [f.allreduce(x) for x in entries]
+    for x, result in zip(entries, results):
+        got, want = result.value, comm.allreduce(x)
+        assert type(got) is type(want), (x, got, want)
+        if isinstance(want, np.ndarray):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+        else:
+            assert got == want
+
+
+def test_fused_results_are_independent_arrays(comm, fused):
+    """Array results of the fast lane may be views of one buffer: writing to one never changes another."""
+    with fused(comm) as f:
+        a, b = f.allreduce(np.ones(2)), f.allreduce(np.ones(2))
+    a.value[:] = -1.0
+    np.testing.assert_array_equal(b.value, np.full(2, float(comm.size)))
+
+
+def test_a_full_batch_is_reduced_inside_the_block(comm, fused, monkeypatch):
+    """Past 4 MiB of queued float64 values a batch is reduced at once (fusion's memory stays bounded), and every
+    result is still right."""
+    sums = []
+    original = type(comm)._sum_in_place
+    monkeypatch.setattr(type(comm), "_sum_in_place", lambda self, batch: sums.append(len(batch)) or original(self,
+                                                                                                             batch))
+    with fused(comm) as f:
+        results = [f.allreduce(np.full(8192, float(i))) for i in range(66)]  # 540,672 values: past 2**19
+        assert len(sums) == 1 and sums[0] >= 1 << 19
+    assert len(sums) == 2
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result.value, np.full(8192, float(i) * comm.size))
 
 
 def test_fused_user_ops_equal_separate_calls(comm, fused):

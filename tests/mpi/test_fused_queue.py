@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hpc.mpi import _fused_queue_py
+from hpc.mpi import fused as _fused  # registers the array rebuild with both lanes' modules it imported
 
 try:
     from hpc.mpi import _fused_queue
@@ -24,6 +25,7 @@ def test_the_c_lane_is_compiled():
 def lane(request):
     if request.param is None:
         pytest.skip("the C lane is not compiled")
+    request.param.register(_fused._rebuild, np.ndarray)  # as hpc.mpi.fused does for the lane it uses
     return request.param
 
 
@@ -62,14 +64,55 @@ def test_float_sums_go_to_the_batch_in_order(queue, lane):
 
 
 def test_everything_else_goes_to_the_slow_lane(queue):
-    """Other ops, ints, NumPy scalars (a float subclass) and arrays go to ``_queue`` with their op."""
-    x = np.arange(2.0)
+    """Other ops, ints, other dtypes, large, strided, byte-swapped or subclassed arrays go to ``_queue``."""
+    others = [np.arange(2.0), 2, np.float32(3.0), np.ones(2, np.float32), np.ones(8193), np.arange(4.0)[::2],
+              np.ones(2, ">f8"), np.ma.masked_array(np.ones(2))]
     queue.allreduce(1.0, "max")
-    queue.allreduce(2)
-    queue.allreduce(np.float64(3.0))
-    queue.allreduce(x, op="prod")
-    assert queue.slow == [(1.0, "max"), (2, "sum"), (np.float64(3.0), "sum"), (x, "prod")]
+    queue.allreduce(others[0], op="prod")
+    for x in others[1:]:
+        queue.allreduce(x)
+    assert [op for _, op in queue.slow] == ["max", "prod"] + ["sum"] * (len(others) - 1)
+    assert all(got is want for (got, _), want in zip(queue.slow[1:], others))
     assert queue._take() is None
+
+
+def test_float64_scalars_and_small_arrays_take_the_batch(queue, lane):
+    """NumPy float64 scalars and small C-contiguous float64 arrays are copied into the batch; after the reduction
+    each result has its caller's type and shape."""
+    source = np.arange(6.0).reshape(2, 3)
+    results = [queue.allreduce(np.float64(3.0)), queue.allreduce(source), queue.allreduce(np.zeros(0)),
+               queue.allreduce(np.float64(-1.0)), queue.allreduce(np.array(7.0))]
+    source[:] = -9.0  # queued by value
+    batch = queue._take()
+    assert queue.slow == [] and len(batch) == 1 + 6 + 0 + 1 + 1
+    values = np.frombuffer(batch, dtype=np.float64)
+    values *= 2.0
+    batch.values = values.copy()
+    batch.set_ready()
+    got = [r.value for r in results]
+    assert type(got[0]) is np.float64 and got[0] == 6.0 and type(got[3]) is np.float64 and got[3] == -2.0
+    np.testing.assert_array_equal(got[1], np.arange(6.0).reshape(2, 3) * 2.0)
+    assert got[2].shape == (0,) and got[4].shape == () and got[4] == 14.0
+
+
+def test_both_lanes_hash_the_same_structure(lane):
+    """The structure hash (entry kinds and shapes, in order) is the same in C and in Python, and tells shapes and
+    orders apart."""
+
+    def structure(module, entries):
+        class Plain(module.Queue):
+            def _queue(self, x, op):
+                raise AssertionError("no slow lane here")
+
+        q = Plain()
+        for e in entries:
+            q.allreduce(e)
+        return q._take().structure
+
+    entries = [1.0, np.zeros((2, 3)), np.float64(1.0), np.zeros(1)]
+    assert structure(lane, entries) == structure(_fused_queue_py, entries)
+    assert structure(lane, entries) != structure(lane, [1.0, np.zeros((3, 2)), np.float64(1.0), np.zeros(1)])
+    assert structure(lane, entries) != structure(lane, [np.zeros((2, 3)), 1.0, np.float64(1.0), np.zeros(1)])
 
 
 def test_bad_arguments_raise_type_error(queue):
