@@ -105,8 +105,10 @@ test-openmpi-subset:
 bench: install
 	$(VENV)/bin/hpc bench
 
+# ruff, and the layering of docs/architecture.md checked on every import (tests/test_layers.py; make test runs it too)
 lint: install
 	$(VENV)/bin/ruff check hpc kernels tests scripts startup setup.py
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 clean:
 	rm -rf $(VENV) $(OMPI_VENV) build *.egg-info
