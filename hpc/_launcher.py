@@ -1,12 +1,19 @@
-"""What the MPI launcher says about this node, read from its environment variables (MPI is not touched)."""
+"""What the MPI launcher says about this process and its node, read from its environment variables (MPI is not
+touched): the one place that knows the launchers' variables (``hpc info``, ``cuda.bind_rank``, ``hpc.mpi``'s node
+detection, the benchmarks and tests that start jobs of their own all read them here)."""
 
 from __future__ import annotations
 
 import contextlib as _contextlib
 import os as _os
 from collections.abc import Iterator as _Iterator
+from collections.abc import Mapping as _Mapping
+from typing import Any as _Any
 
-__all__ = ["LOCAL_RANK_VARIABLES", "find", "launched", "local_size", "mpi_init_environment", "one_node"]
+__all__ = [
+    "JOB_VARIABLE_PREFIXES", "LOCAL_RANK_VARIABLES", "WORLD_VARIABLES", "child_environment", "detect", "find",
+    "launched", "local_size", "mpi_init_environment", "one_node",
+]  # fmt: skip
 
 #: launcher variables holding the node-local rank, tried in this order, with their node-local size variable
 LOCAL_RANK_VARIABLES: tuple[tuple[str, str], ...] = (
@@ -17,8 +24,18 @@ LOCAL_RANK_VARIABLES: tuple[tuple[str, str], ...] = (
     ("PMI_LOCAL_RANK", "PMI_LOCAL_SIZE"),  # PMI-2 launchers
     ("SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"),  # srun
 )
-#: world-rank variables of launchers that may set no node-local one (PMI-1, PMIx)
-_RANK_VARIABLES = ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")
+#: launchers by their world-rank and world-size variables, first match wins (Open MPI also sets PMIX_RANK: first)
+WORLD_VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("Open MPI", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+    ("Hydra (MPICH, Intel MPI)", "PMI_RANK", "PMI_SIZE"),
+    ("PMIx", "PMIX_RANK", "SLURM_NTASKS"),
+    ("MPI_LOCALRANKID", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"),
+)
+#: prefixes of the variables a launcher gives the processes it starts: a job started from inside a job must not
+#: inherit them, or its processes would try to join the outer one
+JOB_VARIABLE_PREFIXES = ("PMI_", "PMIX_", "HYDRA_", "MPI_LOCAL", "OMPI_")
+#: ...except these, the user's settings rather than the job's (Open MPI's consent to run as root)
+_KEPT_PREFIXES = ("OMPI_ALLOW_RUN_AS_ROOT",)
 
 
 def find() -> tuple[str, str, str] | None:
@@ -60,7 +77,35 @@ def one_node(world_size: int) -> bool:
 
 def launched() -> bool:
     """Return whether a launcher (mpiexec, srun, ...) started this process, by its environment variables."""
-    return find() is not None or any(_os.environ.get(name, "").strip() for name in _RANK_VARIABLES)
+    return find() is not None or any(_os.environ.get(rank_var, "").strip() for _, rank_var, _ in WORLD_VARIABLES)
+
+
+def detect() -> dict[str, _Any] | None:
+    """Return ``{"name", "rank", "size"}`` when an MPI launcher started this process, else ``None``.
+
+    ``rank`` or ``size`` is ``None`` where the launcher does not say (a Hydra proxy that set only ``PMI_FD``).
+    """
+    env = _os.environ
+    for name, rank_var, size_var in WORLD_VARIABLES:
+        if rank_var in env:
+            return {"name": name, "rank": _int_or_none(env.get(rank_var)), "size": _int_or_none(env.get(size_var))}
+    if any(key.startswith("HYDRA_") for key in env) or "PMI_FD" in env or "PMI_PORT" in env:
+        return {"name": "Hydra (MPICH, Intel MPI)", "rank": None, "size": None}
+    return None
+
+
+def child_environment(env: _Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return ``env`` (default: this process's) without the launcher's job variables: the environment in which to
+    start a new, separate MPI job (an ``mpiexec``) from inside one."""
+    env = _os.environ if env is None else env
+    return {k: v for k, v in env.items() if not k.startswith(JOB_VARIABLE_PREFIXES) or k.startswith(_KEPT_PREFIXES)}
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 @_contextlib.contextmanager

@@ -17,13 +17,6 @@ from hpc._optional import optional_module, why_missing
 
 __all__ = ["collect", "cpu_line", "format_report", "gather_reports", "detect_launcher", "world_comm"]
 
-# (launcher, rank variable, size variable), first match wins; Open MPI also sets PMIX_RANK, so it goes first.
-_LAUNCHER_VARS = (
-    ("Open MPI", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
-    ("Hydra (MPICH, Intel MPI)", "PMI_RANK", "PMI_SIZE"),
-    ("PMIx", "PMIX_RANK", "SLURM_NTASKS"),
-    ("MPI_LOCALRANKID", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"),
-)
 # Widest first: the first feature LLVM reports for the host names its SIMD ISA.
 _SIMD_LADDER = (
     ("avx512f", 512),
@@ -40,17 +33,12 @@ _MACHINE_SECTIONS = ("cpu", "simd", "caches", "numba", "numpy", "python", "confi
 def detect_launcher() -> dict[str, _Any] | None:
     """Return ``{"name", "rank", "size"}`` when an MPI launcher started this process, else ``None``.
 
-    Only environment variables are read (``OMPI_COMM_WORLD_*``, ``PMI_*``, ``PMIX_RANK``, ``MPI_LOCALRANKID``,
-    ``HYDRA_*``); MPI is not initialised. ``rank`` or ``size`` is ``None`` where the launcher does not say.
+    Only environment variables are read (:func:`hpc._launcher.detect`, where the launchers' tables live); MPI is
+    not initialised. ``rank`` or ``size`` is ``None`` where the launcher does not say.
     """
-    env = _os.environ
-    for name, rank_var, size_var in _LAUNCHER_VARS:
-        if rank_var in env:
-            rank, size = _int_or_none(env.get(rank_var)), _int_or_none(env.get(size_var))
-            return {"name": name, "rank": rank, "size": size}
-    if any(key.startswith("HYDRA_") for key in env) or "PMI_FD" in env or "PMI_PORT" in env:
-        return {"name": "Hydra (MPICH, Intel MPI)", "rank": None, "size": None}
-    return None
+    from hpc import _launcher
+
+    return _launcher.detect()
 
 
 def world_comm() -> _Any | None:
@@ -292,13 +280,6 @@ def _gpus() -> list[dict[str, _Any]] | str:
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-
-
-def _int_or_none(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 def _affinity() -> set[int]:

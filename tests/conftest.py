@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
+
+from hpc import _launcher
 
 
 def _launcher_rank() -> int:
-    for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MPI_LOCALRANKID"):
-        if name in os.environ:
-            return int(os.environ[name])
-    return 0
+    found = _launcher.detect()
+    return found["rank"] or 0 if found else 0
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -39,10 +37,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
 
 
 def _world_size() -> int:
-    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"):
-        if name in os.environ:
-            return int(os.environ[name])
-    return 1
+    found = _launcher.detect()
+    return found["size"] or 1 if found else 1
 
 
 def _gpu_present() -> bool:

@@ -11,18 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from hpc import cli
+from hpc import _launcher, cli
 
 BIN = Path(sys.executable).parent
 HPC = BIN / "hpc"
 MPIEXEC = BIN / "mpiexec"
 # Launcher and HPC_* variables are dropped: a run inside mpiexec or a tuned environment still tests defaults.
 # Open MPI's consent to run as root (OMPI_ALLOW_RUN_AS_ROOT*) stays.
-_DROP = ("HPC_", "PMI_", "PMIX_", "OMPI_", "HYDRA_", "MPI_LOCAL")
 
 
 def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(_DROP) or k.startswith("OMPI_ALLOW_RUN_AS_ROOT")}
+    clean = {k: v for k, v in _launcher.child_environment().items() if not k.startswith("HPC_")}
     clean.update(env)
     return subprocess.run(args, cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=120)
 

@@ -149,6 +149,7 @@ def test_format_report_shows_degraded_sections_and_ranks() -> None:
         ({"OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_SIZE": "8", "PMIX_RANK": "3"}, ("Open MPI", 3, 8)),
         ({"PMI_RANK": "1", "PMI_SIZE": "2"}, ("Hydra (MPICH, Intel MPI)", 1, 2)),
         ({"PMIX_RANK": "0"}, ("PMIx", 0, None)),
+        ({"PMI_FD": "5"}, ("Hydra (MPICH, Intel MPI)", None, None)),  # a Hydra proxy that says no rank
     ],
 )
 def test_detect_launcher_reads_the_environment(env: dict, expected, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,6 +43,7 @@ from importlib import util as _import_util
 from pathlib import Path as _Path
 from typing import Any
 
+from hpc import _launcher
 from hpc import info as _info
 from hpc.bench._machine import describe as _describe
 from hpc.bench._timing import loadavg as _loadavg
@@ -659,7 +660,7 @@ def _run_mpi(
     assert mpiexec is not None
     command = [mpiexec, *bench_mpi._mpiexec_flags(mpiexec), "-n", str(RANKS), _sys.executable, "-m", "hpc.bench.ml"]
     command += ["--worker", "--data", str(folder), "--out", str(out)]
-    env = {k: v for k, v in _os.environ.items() if not k.startswith(bench_mpi._LAUNCHER_PREFIXES)}
+    env = _launcher.child_environment()
     env.update(_ONE_THREAD)
     say(f"{OURS_MPI}: starting {' '.join(command[:4])} ... (timeout {timeout:g} s)")
     failure = None

@@ -37,6 +37,7 @@ from importlib import util as _import_util
 from pathlib import Path as _Path
 from typing import Any
 
+from hpc import _launcher
 from hpc.bench._machine import describe as _describe
 from hpc.bench._timing import loadavg as _loadavg
 
@@ -73,8 +74,6 @@ FUSED, SEPARATE = "fused (1 block)", "separate (100 calls)"
 RAW_ONE, RAW_MANY = "raw: 1 Allreduce of 100", "raw: 100 Allreduce of 1"
 FUSED_CONTESTANTS = (FUSED, SEPARATE, RAW_ONE, RAW_MANY)
 
-# variables of a launcher that started this process: a child mpiexec must not inherit them
-_LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "OMPI_", "HYDRA_", "MPI_LOCAL", "PRTE_")
 
 
 def _settings(quick: bool, scale: float) -> dict[str, Any]:
@@ -179,7 +178,7 @@ def _launch(settings: dict[str, Any], log: Callable[[str], None] | None, timeout
         command = [mpiexec, *_mpiexec_flags(mpiexec), "-n", str(RANKS), _sys.executable, "-m", "hpc.bench.mpi"]
         command += ["--worker", "--out", str(out), "--scale", repr(settings["scale"])]
         command += ["--quick"] if settings["quick"] else []
-        env = {k: v for k, v in _os.environ.items() if not k.startswith(_LAUNCHER_PREFIXES)}
+        env = _launcher.child_environment()
         say(f"starting {' '.join(command[:4])} ... (timeout {timeout:g} s)")
         # stdout and stderr pass through (the workers' progress and any traceback); own session: a timeout ends all.
         proc = _subprocess.Popen(command, env=env, stdin=_subprocess.DEVNULL, start_new_session=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -11,17 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from hpc import _launcher
+
 ROOT = Path(__file__).resolve().parents[2]
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to the interpreter or on PATH")
 
 
 def _run(script: str, ranks: int, *args: str) -> str:
-    env = {  # the launcher's variables go; Open MPI's consent to run as root stays
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "PMIX_", "MPI_")) or k.startswith("OMPI_ALLOW_RUN_AS_ROOT")
-    }
+    env = _launcher.child_environment()  # a job of its own, not part of the one running these tests
     proc = subprocess.run(
         [MPIEXEC, "-n", str(ranks), sys.executable, str(ROOT / "scripts" / script), *args],
         capture_output=True, text=True, timeout=240, env=env,

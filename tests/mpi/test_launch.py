@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,17 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from hpc import _launcher
+
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to the interpreter or on PATH")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    # the launcher's variables go (a job inside a job would join it); Open MPI's consent to run as root stays
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "PMIX_", "MPI_")) or k.startswith("OMPI_ALLOW_RUN_AS_ROOT")
-    }
+    env = _launcher.child_environment()  # the launcher's variables go: a job inside a job would join it
     env.pop("HPC_MPI_CHECK", None)
     env.update(extra)
     return env

@@ -1,0 +1,25 @@
+"""hpc._launcher: the one place that reads the MPI launchers' environment variables."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpc import _launcher
+
+
+def test_child_environment_drops_the_job_keeps_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job started from inside a job gets none of the outer job's variables (Hydra's, Open MPI's, PMIx's), but
+    keeps the user's own settings and Open MPI's consent to run as root."""
+    env = {
+        "PMI_RANK": "1", "PMI_FD": "7", "PMIX_RANK": "1", "HYDRA_CONTROL_FD": "9", "MPI_LOCALRANKID": "1",
+        "OMPI_COMM_WORLD_RANK": "1", "OMPI_MCA_ess": "pmi", "OMPI_ALLOW_RUN_AS_ROOT": "1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "PRTE_MCA_hwloc_default_binding_policy": "none", "HPC_MPI_TIMEOUT": "5",
+        "PATH": "/bin", "MPIR_CVAR_X": "1",
+    }  # fmt: skip
+    kept = _launcher.child_environment(env)
+    assert kept == {
+        "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "PRTE_MCA_hwloc_default_binding_policy": "none", "HPC_MPI_TIMEOUT": "5", "PATH": "/bin", "MPIR_CVAR_X": "1",
+    }  # fmt: skip
+    monkeypatch.setenv("PMI_RANK", "3")
+    assert "PMI_RANK" not in _launcher.child_environment()  # default: this process's environment
