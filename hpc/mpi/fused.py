@@ -63,19 +63,30 @@ class Fused(Queue):
 
     def __init__(self, comm: Any) -> None:
         self._comm = comm
-        self._entries: list[tuple[Any, _Prepared, Any]] = []  # what the fast lane does not take
+        #: what the fast lane does not take: (op, flat values, dtype str, shape, how, _Prepared or None, result)
+        self._entries: list[tuple[Any, Any, str, tuple[int, ...], int, Any, Any]] = []
 
     # allreduce(x, op="sum") is Queue's: small float64 sums stay in C, anything else comes to _queue.
 
     def _queue(self, x: Any, op: Any) -> Any:
-        o = resolve(op)
-        if o.name in ("argmin", "argmax") or o.mpi is None and self._comm.size > 1:
-            raise ValueError(f"fused allreduce supports the built-in elementwise ops; got {o.name!r}")
-        prep = _Prepared(x, o, "fused allreduce")
+        o = _BUILTIN.get(op) if type(op) is str else None
+        if o is None:
+            o = resolve(op)
+            if o.name in ("argmin", "argmax") or o.mpi is None and self._comm.size > 1:
+                raise ValueError(f"fused allreduce supports the built-in elementwise ops; got {o.name!r}")
+        result = FusedResult()
+        if (type(x) is _np.ndarray or isinstance(x, _np.generic)) and x.dtype.char in _PLAIN and (
+            x.dtype.isnative and o.name not in ("land", "lor")
+        ):  # an array or NumPy scalar MPI reduces as it is: copied flat, given back as a view or a scalar
+            o.check_dtype(x.dtype)
+            flat = _np.array(x, copy=True, order="C").reshape(-1)
+            how = _SCALAR if isinstance(x, _np.generic) else _ARRAY
+            self._entries.append((o, flat, x.dtype.str, x.shape, how, None, result))
+            return result
+        prep = _Prepared(x, o, "fused allreduce")  # Python ints, bools, float16, byte-swapped, logical ops...
         if prep.array is x or prep.array.base is not None:  # the caller's memory: reduce the value it has now
             prep.array = prep.array.copy()
-        result = FusedResult()
-        self._entries.append((o, prep, result))
+        self._entries.append((o, prep.array.reshape(-1), prep.array.dtype.str, prep.shape, _PREPARED, prep, result))
         return result
 
     def __enter__(self) -> Fused:
@@ -85,11 +96,11 @@ class Fused(Queue):
         if exc is None:
             self.flush()
 
-    def _flush_batch(self, batch: Any, entries: list[tuple[Any, _Prepared, Any]] | None = None) -> None:
+    def _flush_batch(self, batch: Any, entries: list[Any] | None = None) -> None:
         """Reduce ``batch`` (the fast lane's values) in place now, with the checksum of what it holds."""
         count = len(batch)
         if self._comm.size > 1:
-            slow = [(o.name, p.dtype.str, p.shape) for o, p, _ in entries or ()]
+            slow = [(e[0].name, e[2], e[3]) for e in entries or ()]
             signature = repr((count, batch.structure, slow))
             # A checksum h and h*h, summed over ranks: sum(h*h) * n == sum(h)**2 exactly when every rank has the
             # same h. 20 bits, so h*h and the sums stay exact in float64.
@@ -115,15 +126,27 @@ class Fused(Queue):
             return
         self._entries = []
         self._flush_batch(Batch() if batch is None else batch, entries)
-        groups: dict[tuple[int, str], list[tuple[Any, _Prepared, Any]]] = {}
+        groups: dict[tuple[int, str], list[Any]] = {}
         for entry in entries:  # by op object, not name: two user ops may share a name
-            groups.setdefault((id(entry[0]), entry[1].array.dtype.str), []).append(entry)
+            groups.setdefault((id(entry[0]), entry[2]), []).append(entry)
         for members in groups.values():
             o = members[0][0]
-            parts = [p.array.reshape(-1) for _, p, _ in members]
-            total = self._comm.allreduce(_np.concatenate(parts) if len(parts) > 1 else parts[0].copy(), op=o)
+            parts = [entry[1] for entry in members]
+            total = self._comm.allreduce(_np.concatenate(parts) if len(parts) > 1 else parts[0], op=o)
             offset = 0
-            for _, prep, result in members:
-                size = prep.array.size
-                result._value = prep.give_back(total[offset : offset + size], o)
-                offset += size
+            for _, flat, _, shape, how, prep, result in members:
+                end = offset + flat.shape[0]
+                if how == _ARRAY:  # a view of the group's result (disjoint from every other result)
+                    result._value = total[offset:end].reshape(shape)
+                elif how == _SCALAR:
+                    result._value = total[offset]
+                else:
+                    result._value = prep.give_back(total[offset:end], o)
+                offset = end
+
+
+#: dtypes MPI reduces as they are, which the slow lane copies flat (float16, bool and long double take _Prepared's
+#: route)
+_PLAIN = frozenset("bBhHiIlLqQfdFD")
+_ARRAY, _SCALAR, _PREPARED = 0, 1, 2
+_BUILTIN = {name: resolve(name) for name in ("sum", "prod", "min", "max", "band", "bor")}
