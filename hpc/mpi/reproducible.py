@@ -37,8 +37,8 @@ OR-ed across ranks); in the window lane the rank that sums a position reads ever
   columns in one numba call with every term at hand (:func:`hpc.mpi._binned.sum_columns`: exponents, rounding
   and conversion tile by tile in L1), and copies the others' shares of the result out: about the bytes a plain
   allreduce moves, two barriers per chunk (one for arrays of up to 512 elements, which every rank sums whole), no
-  exponent collective. On the dev VM this is 0.6-1.3x a plain allreduce from 1 MiB to 64 MiB in its fast phase,
-  0.25-0.9x in its slow one (docs/performance.md).
+  exponent collective. How that compares with a plain allreduce, per size and machine: docs/performance.md
+  (``hpc bench mpi``).
 - *Elsewhere* (across nodes, and ``mpi.sum`` of many rows per rank): per element, 2 bytes (the exponent) and 8
   bytes (the integer) cross the network instead of 8 bytes: 1.25x the traffic of a plain ``allreduce``, in two
   collectives, plus three vectorized local passes. With more than 7 terms per position, 14 bytes (1.75x) in three
@@ -167,8 +167,8 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
 
 
 #: Why blocks: one block of 2 MiB and its int64 totals stay in the last-level cache through the two collectives
-#: and three passes, and MPICH's scratch buffers stay small. 64 MiB on 2 ranks took 20.5 ms in blocks against
-#: 52 ms in one pass in a fast phase of the dev VM, 62 ms against 52 ms in a slow one (docs/performance.md).
+#: and three passes, and MPICH's scratch buffers stay small (measured faster than one pass at 64 MiB on the dev VM
+#: when it was chosen; git history of docs/performance.md).
 
 
 def _sum_block(comm: Any, flat: _np.ndarray, words: _np.ndarray, scratch: tuple[_np.ndarray, ...]) -> None:
