@@ -113,6 +113,19 @@ def test_nrm2_never_overflows_or_underflows(parallel):
     np.testing.assert_allclose(k.nrm2(np.float32([3e30, 4e30])), 5e30, rtol=1e-6)
 
 
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("top", [1e-85, 1e-95, 1e-160, 1e150, 1e155])
+def test_nrm2_both_passes_agree_with_a_scaled_reference(parallel, top):
+    """Around the fast pass's bounds (a sum of squares near 2**-600, or near overflow) the norm stays right: the
+    plain pass where it is safe, Blue's accumulators where it is not (tiny data beside one larger value)."""
+    x = np.full(100_001, 1e-170)
+    x[5] = top
+    x[7] = -top / 3
+    scale = 2.0**600 if top < 1 else 2.0**-600
+    want = np.linalg.norm(x * scale) / scale  # exact scaling by a power of two: no under- or overflow there
+    np.testing.assert_allclose(k.nrm2(x, parallel=parallel), want, rtol=1e-14)
+
+
 def test_nrm2_edges():
     """Empty gives 0, one element its absolute value, NaN gives NaN, inf gives inf."""
     assert k.nrm2(np.empty(0)) == 0.0
