@@ -2,7 +2,7 @@
 # Run an MPI job on N test hosts made on this machine: network namespaces cabled to one bridge, MPICH's hydra
 # launching across them. Needs root and `ip netns`; docs/cluster.md ("Testing across hosts with the harness").
 #
-#   scripts/multihost.sh [--hosts N] [--ppn P] [--timeout S] -- PROGRAM [ARGS...]
+#   scripts/multihost.sh [--hosts N] [--ppn P] [--timeout S] [FAULTS] -- PROGRAM [ARGS...]
 #   scripts/multihost.sh --check      say why the harness cannot run here (exit 1), or nothing (exit 0)
 #   scripts/multihost.sh --cleanup    remove what runs that died left behind (every run does this first)
 #
@@ -23,9 +23,19 @@
 # Teardown always runs (EXIT, and INT/TERM end the script): it kills what is still running in each namespace by
 # PID (`ip netns pids`; TERM, then KILL after 3 s), deletes the namespaces (their veths and the bridge go with
 # them), and removes the hosts' /dev/shm directories, naming the segments a job left there.
+#
+# FAULTS, for the fault tests (tests/multihost/test_faults.py):
+#   --cut-after S HOST   cut the link of test host HOST (1..N, or head: mpiexec's node) S seconds after the job starts
+#   --kill-after S HOST  SIGKILL one rank on test host HOST (the last its hydra proxy started) S seconds after ...
+#   --when FILE          ... counting those S seconds from when FILE exists (the job makes it once it is running)
+#   --strict S           fail (exit 4) when a process on a test host outlives the job by S seconds, or a job leaves
+#                        segments in a test host's /dev/shm; what is left is named before teardown kills it
+# The script names the moments that matter, in seconds since the job started: "multihost: cut host I's link at
+# 9.1 s" (or "killed PID, a rank on host I, at"), "multihost: the job ended with status 3 at 15.2 s", and with
+# --strict "multihost: host I empty at 16.0 s".
 set -euo pipefail
 
-HOSTS=2 PPN=2 TIMEOUT=600
+HOSTS=2 PPN=2 TIMEOUT=600 FAULT='' FAULT_AFTER='' FAULT_HOST='' WHEN='' STRICT='' INJECTOR=''
 HERE=$(cd "$(dirname "$0")" && pwd)
 MPIEXEC=${MPIEXEC:-$(dirname "$HERE")/.venv/bin/mpiexec}
 SUBNET=10.231.0
@@ -134,7 +144,75 @@ run_job() {
     echo "multihost: $HOSTS hosts x $PPN ranks: ${cmd[*]}" >&2
     # in the background, so that INT/TERM reach the trap at once instead of after the job
     ip netns exec "$RUN-head" unshare --uts sh -c 'hostname hpcmh-head; exec "$@"' sh "${cmd[@]}" &
-    wait $!
+    local job=$! rc=0
+    if [ -n "$FAULT" ]; then
+        inject_fault &
+        INJECTOR=$!
+    fi
+    wait "$job" || rc=$?
+    echo "multihost: the job ended with status $rc at $(since_start) s" >&2
+    stop_injector  # a job that ended before its fault
+    return "$rc"
+}
+
+# Seconds since the job started, to a tenth.
+since_start() { awk -v now="$EPOCHREALTIME" -v t0="$JOB_START" 'BEGIN {printf "%.1f", now - t0}'; }
+
+# In the background: wait for --when's file (if any), then the fault's seconds; then cut FAULT_HOST's link (its
+# port on the switch goes down), or SIGKILL the rank its hydra proxy started last.
+inject_fault() {
+    trap - EXIT INT TERM
+    if [ -n "$WHEN" ]; then
+        until [ -e "$WHEN" ]; do sleep 0.1; done
+    fi
+    sleep "$FAULT_AFTER"
+    if [ "$FAULT" = cut ]; then
+        ip -n "$RUN-switch" link set "port$FAULT_HOST" down
+        echo "multihost: cut $(node_name "$FAULT_HOST")'s link at $(since_start) s" >&2
+    else
+        local rank
+        rank=$(ranks_on "$FAULT_HOST" | tail -n 1)
+        [ -n "$rank" ] || { echo "multihost: no rank runs on host $FAULT_HOST to kill" >&2; return; }
+        kill -KILL "$rank"
+        echo "multihost: killed $rank, a rank on host $FAULT_HOST, at $(since_start) s" >&2
+    fi
+}
+
+stop_injector() { [ -z "$INJECTOR" ] || kill "$INJECTOR" 2>/dev/null || true; }
+
+node_name() { if [ "$1" = head ]; then echo "the head node"; else echo "host $1"; fi; }
+
+# The PIDs of the ranks on test host $1, oldest first: the children of its hydra proxy.
+ranks_on() {
+    local proxy
+    for proxy in $(ip netns pids "$RUN-$1"); do
+        [ "$(ps -o comm= -p "$proxy")" = hydra_pmi_proxy ] && pgrep -P "$proxy"
+    done | sort -n
+}
+
+# --strict: give what runs on the test hosts $STRICT s to end on its own, then name what is still there (processes,
+# /dev/shm segments) before teardown removes it. Status 4 when anything was left.
+check_leftovers() {
+    local i ns pids left=0 deadline=$((${EPOCHREALTIME/./} + STRICT * 1000000))  # in microseconds
+    for i in $(seq "$HOSTS"); do
+        ns=$RUN-$i
+        while pids=$(ip netns pids "$ns" | paste -sd,) && [ -n "$pids" ]; do
+            [ "${EPOCHREALTIME/./}" -lt "$deadline" ] || break
+            sleep 0.1
+        done
+        if [ -n "$pids" ]; then
+            echo "multihost: host $i still runs $STRICT s after the job:" \
+                "$(ps -o pid=,args= -p "$pids" | sed 's/^ *//' | paste -sd';')" >&2
+            left=1
+        else
+            echo "multihost: host $i empty at $(since_start) s" >&2
+        fi
+        if [ -n "$(ls -A "/dev/shm/$ns")" ]; then
+            echo "multihost: host $i left segments in /dev/shm:" $(ls -A "/dev/shm/$ns") >&2
+            left=1
+        fi
+    done
+    return "$left"
 }
 
 main() {
@@ -143,6 +221,9 @@ main() {
             --hosts) HOSTS=$2; shift 2 ;;
             --ppn) PPN=$2; shift 2 ;;
             --timeout) TIMEOUT=$2; shift 2 ;;
+            --cut-after | --kill-after) FAULT=${1#--}; FAULT=${FAULT%-after}; FAULT_AFTER=$2; FAULT_HOST=$3; shift 3 ;;
+            --when) WHEN=$2; shift 2 ;;
+            --strict) STRICT=$2; shift 2 ;;
             --check) local why; why=$(why_not); [ -z "$why" ] || { echo "$why"; exit 1; }; exit 0 ;;
             --cleanup) remove_stale_runs; exit 0 ;;
             --) shift; break ;;
@@ -152,17 +233,26 @@ main() {
     [ $# -gt 0 ] || die "no program given: $0 [--hosts N] [--ppn P] [--timeout S] -- PROGRAM [ARGS...]"
     [[ $HOSTS =~ ^[1-9][0-9]?$ ]] || die "--hosts must be 1..99; got $HOSTS"
     [[ $PPN =~ ^[1-9][0-9]*$ && $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "--ppn and --timeout must be positive integers"
+    if [ -n "$FAULT" ]; then
+        [[ $FAULT_AFTER =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--$FAULT-after takes seconds, then a host; got $FAULT_AFTER"
+        [[ ($FAULT_HOST = head && $FAULT = cut) || ($FAULT_HOST =~ ^[0-9]+$ && $FAULT_HOST -ge 1 &&
+            $FAULT_HOST -le $HOSTS) ]] || die "--$FAULT-after's host must be 1..$HOSTS; got $FAULT_HOST"
+    fi
+    [ -z "$WHEN" ] || [ -n "$FAULT" ] || die "--when needs --cut-after or --kill-after"
+    [[ -z $STRICT || $STRICT =~ ^[0-9]+$ ]] || die "--strict takes whole seconds; got $STRICT"
     local why
     why=$(why_not)
     [ -z "$why" ] || die "cannot make test hosts: $why"
     remove_stale_runs
-    trap 'trap "" INT TERM; remove_run "$RUN"' EXIT  # a second signal must not cut the teardown short
+    trap 'trap "" INT TERM; stop_injector; remove_run "$RUN"' EXIT  # a second signal must not cut the teardown short
     trap 'exit 130' INT
     trap 'exit 143' TERM
     build
     local rc=0
+    JOB_START=$EPOCHREALTIME
     run_job "$@" || rc=$?
     [ "$rc" != 124 ] || echo "multihost: the job ran past --timeout $TIMEOUT s and was ended" >&2
+    [ -z "$STRICT" ] || check_leftovers || rc=4
     exit "$rc"
 }
 
