@@ -331,23 +331,18 @@ def _nrm2_serial(x):  # pragma: no cover - compiled by numba
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
-def _sumsq_parallel(x):  # pragma: no cover - compiled by numba
+def _nrm2_parallel(x):  # pragma: no cover - compiled by numba
+    # both passes' prange loops in this one function: a parallel function calling another nests parallel regions,
+    # which cost milliseconds per call
     n = x.shape[0]
     nchunks = (n + CHUNK - 1) // CHUNK
-    parts = _np.empty(nchunks, _np.float64)
+    plain_parts = _np.empty(nchunks, _np.float64)
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        parts[c] = _sumsq_range(x[lo:hi], 0, hi - lo)
-    return parts.sum()
-
-
-@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
-def _nrm2_parallel(x):  # pragma: no cover - compiled by numba
-    plain = _sumsq_parallel(x)
+        plain_parts[c] = _sumsq_range(x[lo:hi], 0, hi - lo)
+    plain = plain_parts.sum()
     if _SAFE_SUMSQ <= plain < _np.inf:
         return _math.sqrt(plain)
-    n = x.shape[0]
-    nchunks = (n + CHUNK - 1) // CHUNK
     parts = _np.empty((nchunks, 3), _np.float64)
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
