@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os as _os
+import signal as _signal
+import socket as _socket
 import sys as _sys
 import threading as _threading
 import time as _time
 import traceback as _traceback
-from typing import Any
+from typing import Any, NoReturn
+
+import numpy as _np
+
+from hpc._optional import optional_module as _optional_module
 
 __all__ = [
     "CollectiveTimeoutError",
@@ -15,6 +22,7 @@ __all__ = [
     "arrive",
     "check_agreement",
     "install_abort_on_exception",
+    "unlink_segment_names",
     "wait",
 ]
 
@@ -24,7 +32,11 @@ class RankMismatchError(ValueError):
 
 
 class CollectiveTimeoutError(RuntimeError):
-    """A collective waited longer than ``HPC_MPI_TIMEOUT`` for the other ranks."""
+    """A collective waited longer than ``HPC_MPI_TIMEOUT`` for the other ranks.
+
+    Kept for callers that name it; the watchdog itself never raises it. A stalled rank reports and aborts the job
+    instead, because the other ranks may be stuck inside MPI where no Python exception can reach them.
+    """
 
 
 _installed = False
@@ -35,16 +47,19 @@ def install_abort_on_exception(comm: Any) -> None:
 
     Without this, one rank dying leaves the others waiting in their next collective forever. This affects the whole
     process: it chains ``sys.excepthook`` and ``threading.excepthook`` (a worker thread's uncaught exception aborts
-    too). Installed by :func:`hpc.mpi.world` when the job has more than one rank.
+    too). Installed by :func:`hpc.mpi.world` when the job has more than one rank. Installing also removes the names of
+    MPICH's shared-memory segments (:func:`unlink_segment_names`), so that a job that is killed leaves none behind.
     """
     global _installed
     if _installed or comm.Get_size() <= 1:
         return
     _installed = True
+    unlink_segment_names()
     previous = _sys.excepthook
     rank = comm.Get_rank()
 
     def abort(exc_type: Any, exc: Any, tb: Any) -> None:
+        _leave_within(_LEAVE_S, 1)  # the traceback goes to a pipe that may never drain (a launcher cut off)
         try:
             _sys.stderr.write(f"hpc.mpi: uncaught exception on rank {rank}; aborting all ranks\n")
             previous(exc_type, exc, tb)
@@ -65,11 +80,19 @@ def arrive(comm: Any, what: str) -> None:
 
     For the steps MPI offers no non-blocking form of (the pickled ``allgather`` of the agreement check, a window's
     creation): once every rank has arrived, the blocking step that follows cannot stall on a missing rank, and a
-    rank that never comes is reported under ``what``. Without the watchdog this does nothing.
+    rank that never comes is reported under ``what``. The blocking step can still stall when a rank or its host
+    drops out in the middle of it (a link cut): a thread watches it (see :func:`_watch_steps`) until the calling
+    function returns or waits again. Without the watchdog this does nothing.
     """
+    _arrive(comm, what, _sys._getframe(1))
+
+
+def _arrive(comm: Any, what: str, frame: Any) -> None:
     if comm._watchdog and comm.size > 1:
         comm._seq += 1
         wait(comm, comm.mpi.Ibarrier(), what)
+        _steps[_threading.get_ident()] = _Step(comm, what, frame)
+        _start_watching_steps()
 
 
 def agree(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
@@ -79,10 +102,11 @@ def agree(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
     come, and it arrives first under the watchdog, so no second barrier is needed. Otherwise, with the watchdog on,
     :func:`arrive`. With neither, this does nothing.
     """
+    caller = _sys._getframe(1)  # the blocking step follows there
     if comm._check:
-        check_agreement(comm, what, signature)
+        _check_agreement(comm, what, signature, caller)
     else:
-        arrive(comm, what)
+        _arrive(comm, what, caller)
 
 
 def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
@@ -90,9 +114,13 @@ def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
 
     One extra small collective (an allgather of the signature) per checked call.
     """
+    _check_agreement(comm, what, signature, None)
+
+
+def _check_agreement(comm: Any, what: str, signature: tuple[Any, ...], frame: Any) -> None:
     if comm.size <= 1 or not comm._check:
         return
-    arrive(comm, what)
+    _arrive(comm, what, frame or _sys._getframe(0))
     # the collective's name travels too: scan on one rank and allreduce on another would otherwise pass the check
     everyone = comm.mpi.allgather((what, *signature))
     if all(s == everyone[0] for s in everyone):
@@ -103,41 +131,333 @@ def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------------------ shared memory
+
+#: MPICH names the segment each node's ranks share ``/dev/shm/mpich_shm_*`` and keeps the name until MPI_Finalize,
+#: so every job that was killed or aborted left one per host. Every rank of the node has mapped it by the time
+#: MPI_Init returns (MPICH's initialisation ends in a barrier of the node's ranks), so the name can go then: the
+#: memory lives on until the last rank unmaps it or exits. Other MPIs' segments (Open MPI's sm_segment.*) are left
+#: alone: when their peers attach to them is not known here.
+_SEGMENT_PREFIXES = ("/dev/shm/mpich_shm_",)
+
+
+def unlink_segment_names() -> list[str]:
+    """Remove the names of the MPI shared-memory segments this process has mapped; return the paths removed.
+
+    Call it only after MPI is initialised (every rank of the node has attached by then). Idempotent: another rank of
+    the node may have removed a name first.
+    """
+    paths = set()
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(None, 5)
+                if len(fields) == 6 and fields[5].startswith(_SEGMENT_PREFIXES):
+                    paths.add(fields[5].rstrip("\n"))
+    except OSError:  # not Linux
+        return []
+    removed = []
+    for path in sorted(paths):
+        if path.endswith(" (deleted)"):
+            continue
+        try:
+            _os.unlink(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+# ------------------------------------------------------------------------------------------------ the watchdog
+
 #: seconds between writing a report and ``MPI_Abort``: the launcher forwards a rank's stderr through a pipe, and an
 #: abort right after the write sometimes killed the job before the report got out (an empty stderr, exit 3)
 _ABORT_GRACE_S = 0.3
+#: MPICH's ``MPI_Abort`` returns once it has told the launcher, which then kills every rank; seconds to wait for that
+#: before leaving on our own (a rank on a host cut off from the launcher is never killed: its MPI_Finalize at exit
+#: would wait for the others forever)
+_ABORT_WAIT_S = 2.0
+#: the most seconds a rank stays once it has decided to abort, whatever it is stuck in (a report written to a pipe
+#: that no longer drains, an MPI_Abort that cannot reach the launcher): then ``os._exit``
+_LEAVE_S = 10.0
+#: how long a stalled rank asks the others where they are before it reports
+_ASK_S = 1.0
+#: a watched wait answers the other ranks' questions once it has waited this long (a fast collective never asks)
+_ANSWER_AFTER_S = 0.05
+#: host names are sent in this many bytes (POSIX's HOST_NAME_MAX)
+_NAME_BYTES = 64
 
 
-def _abort(mpi_comm: Any, code: int) -> None:
-    """Flush stderr, give the launcher a moment to forward it, then ``MPI_Abort`` every rank with ``code``."""
+def _leave_within(seconds: float, code: int) -> None:
+    """Make sure this process ends with ``code`` within ``seconds``, whatever its threads are stuck in."""
+
+    def leave() -> None:
+        _time.sleep(seconds)
+        _flush()
+        _os._exit(code)
+
+    _threading.Thread(target=leave, name="hpc.mpi leave", daemon=True).start()
+    # a backstop the kernel keeps: the thread above needs the GIL, which a stuck C call might hold
+    if _signal.getsignal(_signal.SIGALRM) in (_signal.SIG_DFL, None):
+        _signal.alarm(int(seconds) + 5)
+
+
+def _flush() -> None:
+    for stream in (_sys.stdout, _sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed or broken stream: nothing more to save
+            pass
+
+
+def _abort(mpi_comm: Any, code: int) -> NoReturn:
+    """Flush stderr, give the launcher a moment to forward it, ``MPI_Abort`` every rank with ``code``, then leave.
+
+    ``MPI_Abort`` may return (MPICH's tells the launcher, which kills the job) or never come back; the process
+    leaves with ``code`` either way, without MPI_Finalize.
+    """
+    _leave_within(_LEAVE_S, code)
     try:
-        _sys.stderr.flush()
+        _flush()
         _time.sleep(_ABORT_GRACE_S)
     finally:
-        mpi_comm.Abort(code)
+        try:
+            mpi_comm.Abort(code)
+            _time.sleep(_ABORT_WAIT_S)  # the launcher ends every rank now, if it can be reached
+        finally:
+            _flush()
+            _os._exit(code)
+
+
+class _Hosts:
+    """Every rank's host name on one communicator, gathered at its first watched collective, for the reports."""
+
+    def __init__(self, mpi_comm: Any, size: int) -> None:
+        self.mpi = mpi_comm  # held: the table is found by the communicator's id
+        self._mine = _np.frombuffer(_socket.gethostname().encode()[:_NAME_BYTES].ljust(_NAME_BYTES, b"\0"), _np.uint8)
+        self._all = _np.empty((size, _NAME_BYTES), _np.uint8)
+        self._request: Any = mpi_comm.Iallgather(self._mine, self._all)
+        self.names: list[str] | None = None
+
+    def poll(self) -> list[str] | None:
+        """Return the names by rank once every rank has sent its own (never blocks), else ``None``."""
+        if self.names is None and self._request.Test():
+            self.names = [bytes(row).rstrip(b"\0").decode(errors="replace") for row in self._all]
+            self._request = None
+        return self.names
+
+
+#: communicator id -> its host names (the table holds the communicator, so the id is not reused)
+_hosts: dict[int, _Hosts] = {}
+#: the watchdog's messages in flight (MPI reads their buffers until they complete)
+_outbox: list[Any] = []
+#: messages between stalled ranks use the largest tag MPI allows, which applications rarely choose
+_tag: int | None = None
+
+
+def _note_hosts(comm: Any, what: str) -> None:
+    table = _hosts.get(id(comm.mpi))
+    if table is None:
+        # Start the names' allgather here, right after a collective every rank starts in the same order. Not in an
+        # iallreduce: a future may be waited for out of that order, and the allgathers would then cross.
+        if what != "iallreduce":
+            _hosts[id(comm.mpi)] = _Hosts(comm.mpi, comm.size)
+    elif table.names is None:
+        table.poll()
+
+
+def _host_names(comm: Any) -> list[str] | None:
+    table = _hosts.get(id(comm.mpi))
+    return None if table is None else table.poll()
+
+
+def _watchdog_tag(mpi_comm: Any) -> int:
+    global _tag
+    if _tag is None:
+        MPI = _optional_module("mpi4py.MPI")
+        upper = mpi_comm.Get_attr(MPI.TAG_UB) if MPI is not None else None
+        _tag = int(upper) if upper else 32767  # the least TAG_UB the standard allows
+    return _tag
+
+
+def _where(comm: Any, what: str) -> tuple[int, str, str]:
+    return (comm._seq, what, _socket.gethostname())
+
+
+def _answer(comm: Any, what: str, heard: dict[int, tuple[int, str, str]] | None = None) -> None:
+    """Answer every stalled rank that asked where this rank is; with ``heard``, also note who answered us."""
+    MPI = _optional_module("mpi4py.MPI")
+    tag = _watchdog_tag(comm.mpi)
+    while True:
+        status = MPI.Status()
+        message = comm.mpi.improbe(source=MPI.ANY_SOURCE, tag=tag, status=status)
+        if message is None:
+            return
+        kind, where = message.recv()
+        source = status.Get_source()
+        if heard is not None:
+            heard[source] = where
+        if kind == "ask":
+            _outbox.append(comm.mpi.isend(("tell", _where(comm, what)), dest=source, tag=tag))
+
+
+def _ask(comm: Any, what: str) -> dict[int, tuple[int, str, str]]:
+    """Ask every other rank where it is; return the answers that came within ``_ASK_S``: rank -> (seq, what, host).
+
+    Ranks waiting in a watched collective or a watched blocking step answer (or ask, their own watchdog having
+    fired); a rank that is computing, in a call hpc does not watch, dead, or on a host that cannot be reached stays
+    silent.
+    """
+    tag = _watchdog_tag(comm.mpi)
+    for other in range(comm.size):
+        if other != comm.rank:
+            _outbox.append(comm.mpi.isend(("ask", _where(comm, what)), dest=other, tag=tag))
+    heard: dict[int, tuple[int, str, str]] = {}
+    deadline = _time.monotonic() + _ASK_S
+    while len(heard) < comm.size - 1 and _time.monotonic() < deadline:
+        _answer(comm, what, heard)
+        _time.sleep(1e-3)
+    return heard
+
+
+def _ranks(ranks: list[int]) -> str:
+    return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
+
+
+def _report(comm: Any, what: str, waited: float, heard: dict[int, tuple[int, str, str]] | None) -> str:
+    """Say which collective stalled where, which ranks (and hosts) did not answer, and where the others wait."""
+    lines = [
+        f"hpc.mpi: {what} (collective #{comm._seq}) on rank {comm.rank} of {comm.size} (host {_socket.gethostname()}) "
+        f"waited {waited:.1f} s (HPC_MPI_TIMEOUT={comm._timeout:g}); other ranks have not reached it."
+    ]
+    if heard is None:
+        lines.append("  (the other ranks were not asked where they are: MPI was not initialised with THREAD_MULTIPLE)")
+        return "\n".join(lines) + "\n"
+    names = _host_names(comm)
+    silent = [r for r in range(comm.size) if r != comm.rank and r not in heard]
+    if silent:
+        if names is None:
+            where = " (hosts unknown: not every rank reached a watched collective)"
+        else:
+            where = " (on " + ", ".join(sorted({names[r] for r in silent}, key=names.index)) + ")"
+        lines.append(f"  missing: {_ranks(silent)} gave no answer in {_ASK_S:g} s{where}")
+        for host in sorted({names[r] for r in silent}, key=names.index) if names else []:
+            on_host = [r for r, n in enumerate(names) if n == host]
+            if all(r in silent for r in on_host):
+                lines.append(f"  missing: host {host} ({_ranks(on_host)}): no rank there answered")
+    places: dict[tuple[int, str], list[int]] = {}
+    for r, (seq, where_r, _) in sorted(heard.items()):
+        places.setdefault((seq, where_r), []).append(r)
+    for (seq, where_r), ranks in places.items():
+        hosts = ", ".join(sorted({heard[r][2] for r in ranks}))
+        verb = "waits" if len(ranks) == 1 else "wait"
+        too = " too" if (seq, where_r) == (comm._seq, what) else ""
+        lines.append(f"  {_ranks(ranks)} (on {hosts}) {verb} in {where_r} (collective #{seq}){too}")
+    return "\n".join(lines) + "\n"
 
 
 def wait(comm: Any, request: Any, what: str) -> None:
     """Wait for a non-blocking collective, enforcing ``HPC_MPI_TIMEOUT`` when it is set.
 
-    On a stall the rank prints which collective stalled and where, then aborts the job: the other ranks may be
-    stuck in MPI and could never see a Python exception.
+    On a stall the rank asks the others where they are, prints which collective stalled, which ranks and hosts did
+    not answer and where the others wait, with its stack, then aborts the job: the other ranks may be stuck in MPI and
+    could never see a Python exception. If the launcher cannot end this rank (its host is cut off), it leaves on its
+    own. The first watched collective on a communicator also gathers every rank's host name (in the background),
+    so that a report can name hosts without communicating.
     """
     timeout = comm._timeout
     if timeout <= 0:
         request.Wait()
         return
+    _steps.pop(_threading.get_ident(), None)  # this thread's blocking step, if any, is over
+    _note_hosts(comm, what)
     start = _time.monotonic()
     delay = 1e-5
     while not request.Test():
         waited = _time.monotonic() - start
+        if waited > _ANSWER_AFTER_S:
+            _answer(comm, what)
         if waited > timeout:
-            msg = (
-                f"hpc.mpi: {what} (collective #{comm._seq}) on rank {comm.rank} of {comm.size} waited {waited:.1f} s "
-                f"(HPC_MPI_TIMEOUT={timeout:g}); other ranks have not reached it. Stack of rank {comm.rank}:\n"
-            )
-            _sys.stderr.write(msg + "".join(_traceback.format_stack()[:-1]))
-            _abort(comm.mpi, 3)
-            raise CollectiveTimeoutError(msg)  # only reached with the one-process fallback
+            _stalled(comm, what, waited, _traceback.format_stack()[:-1], "", ask=True)
         _time.sleep(delay)
         delay = min(delay * 2, 1e-3)
+
+
+def _stalled(comm: Any, what: str, waited: float, stack: list[str], note: str, ask: bool) -> NoReturn:
+    """Ask the others where they are (if ``ask``), report, abort the job: never returns."""
+    _leave_within(_LEAVE_S + _ASK_S, 3)  # the report goes to a pipe that may never drain
+    heard = _ask(comm, what) if ask else None
+    msg = _report(comm, what, waited, heard) + note
+    _sys.stderr.write(f"{msg}Stack of rank {comm.rank}:\n{''.join(stack)}")
+    _abort(comm.mpi, 3)
+
+
+class _Step:
+    """A blocking step every rank has arrived at (:func:`arrive`), on one thread: over once ``frame`` returns."""
+
+    __slots__ = ("comm", "what", "frame", "start")
+
+    def __init__(self, comm: Any, what: str, frame: Any) -> None:
+        self.comm, self.what, self.frame, self.start = comm, what, frame, _time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"<hpc.mpi blocking step {self.what!r} of rank {self.comm.rank}>"
+
+
+#: thread id -> the blocking step it is in, if any (set by arrive, cleared by the next watched wait)
+_steps: dict[int, _Step] = {}
+_watcher: _threading.Thread | None = None
+#: how often the watcher looks at the blocking steps
+_WATCH_EVERY_S = 0.25
+
+
+def _start_watching_steps() -> None:
+    global _watcher
+    if _watcher is None:
+        _watcher = _threading.Thread(target=_watch_steps, name="hpc.mpi watchdog", daemon=True)
+        _watcher.start()
+
+
+def _watch_steps() -> None:
+    """Watch the blocking steps that follow :func:`arrive`; report and abort when one outlasts ``HPC_MPI_TIMEOUT``.
+
+    Every rank has arrived by then, so such a step stalls only when a rank or its host drops out in the middle of it
+    (a link cut, a rank killed): the thread that runs it sits inside MPI, where it cannot poll. A step is over once
+    the function that arrived has returned (its frame is no longer on the thread's stack) or its thread waits again.
+    """
+    while True:
+        _time.sleep(_WATCH_EVERY_S)
+        frames = _sys._current_frames()
+        now = _time.monotonic()
+        for ident, step in list(_steps.items()):
+            current = frames.get(ident)
+            if current is None or not _on_stack(step.frame, current):
+                if _steps.get(ident) is step:
+                    del _steps[ident]
+                continue
+            waited = now - step.start
+            if waited > _ANSWER_AFTER_S and _threads_ok():
+                _answer(step.comm, step.what)
+            if waited > step.comm._timeout:
+                note = "  (in a blocking step MPI has no non-blocking form of, after every rank had arrived at it)\n"
+                _stalled(step.comm, step.what, waited, _traceback.format_stack(current), note, _threads_ok())
+
+
+def _on_stack(frame: Any, current: Any) -> bool:
+    while current is not None:
+        if current is frame:
+            return True
+        current = current.f_back
+    return False
+
+
+_thread_level: bool | None = None
+
+
+def _threads_ok() -> bool:
+    """Whether MPI may be called from the watcher thread while another thread is inside MPI (THREAD_MULTIPLE)."""
+    global _thread_level
+    if _thread_level is None:
+        MPI = _optional_module("mpi4py.MPI")
+        _thread_level = MPI is not None and MPI.Query_thread() == MPI.THREAD_MULTIPLE
+    return _thread_level

@@ -117,6 +117,38 @@ def test_watchdog_reports_a_stall_in_every_kind_of_collective(call, check, repor
     assert f"hpc.mpi: {reported} (collective #" in proc.stderr and "rank 0 of 2" in proc.stderr, proc.stderr
 
 
+@needs_mpiexec
+def test_watchdog_reports_a_stall_inside_a_blocking_step():
+    """A rank that drops out after every rank arrived at a blocking step (a pickled allgather) left the others
+    inside MPI, where they cannot poll: they hung forever. A watcher thread now reports the step and aborts."""
+    proc, elapsed = _run_job(
+        """
+        import time
+        import numpy as np
+        from hpc import mpi
+        from hpc.mpi import guard
+        comm = mpi.world()
+
+        def arrive_and_leave():
+            guard.arrive(comm, "allgather")  # the watched barrier of rank 0's allgather, and no allgather after it
+
+        if comm.rank == 0:
+            comm.allgather(np.ones(3))
+            print("returned", flush=True)
+        else:
+            arrive_and_leave()
+            time.sleep(30)
+        """,
+        ranks=2,
+        timeout=60,
+        HPC_MPI_TIMEOUT="1",
+    )
+    assert proc.returncode != 0 and "returned" not in proc.stdout, proc.stderr
+    assert elapsed < 20, f"{elapsed:.1f} s: {proc.stderr}"
+    assert "hpc.mpi: allgather (collective #" in proc.stderr and "rank 0 of 2" in proc.stderr, proc.stderr
+    assert "in a blocking step" in proc.stderr and "missing: rank 1 gave no answer" in proc.stderr, proc.stderr
+
+
 def test_without_mpi4py_everything_runs_on_one_process():
     """With mpi4py unimportable, hpc.mpi still works as a single rank whose results equal the local computation."""
     code = """
