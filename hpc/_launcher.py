@@ -12,7 +12,7 @@ from typing import Any as _Any
 
 __all__ = [
     "JOB_VARIABLE_PREFIXES", "LOCAL_RANK_VARIABLES", "WORLD_VARIABLES", "child_environment", "detect", "find",
-    "launched", "local_size", "mpi_init_environment", "one_node",
+    "launched", "local_size", "mpi_init_environment", "one_node", "unlink_segment_names",
 ]  # fmt: skip
 
 #: launcher variables holding the node-local rank, tried in this order, with their node-local size variable
@@ -110,7 +110,8 @@ def _int_or_none(text: str | None) -> int | None:
 
 @_contextlib.contextmanager
 def mpi_init_environment() -> _Iterator[None]:
-    """Around MPI's initialisation in a process no launcher started, keep MPI off shared memory (then restore).
+    """Around MPI's initialisation in a process no launcher started, keep MPI off shared memory (then restore); after
+    any process's, remove the names of MPICH's shared-memory segments (:func:`unlink_segment_names`).
 
     Open MPI 5 (5.0.11 checked) leaves a 16 MiB ``/dev/shm/sm_segment.*`` file behind every process that
     initialises MPI on its own (a singleton: no launcher registers its cleanup; open-mpi/ompi#13261), and probing
@@ -118,11 +119,47 @@ def mpi_init_environment() -> _Iterator[None]:
     unless the user chose the transports. MPI reads the variable in ``MPI_Init``; it is removed right after, so the
     programs this process starts (an ``mpiexec``, say) do not inherit it. MPICH ignores it.
     """
-    if launched() or "OMPI_MCA_btl" in _os.environ:
-        yield
-        return
-    _os.environ["OMPI_MCA_btl"] = "self,tcp"
+    singleton = not launched() and "OMPI_MCA_btl" not in _os.environ
+    if singleton:
+        _os.environ["OMPI_MCA_btl"] = "self,tcp"
     try:
         yield
     finally:
-        _os.environ.pop("OMPI_MCA_btl", None)
+        if singleton:
+            _os.environ.pop("OMPI_MCA_btl", None)
+    unlink_segment_names()  # MPI is initialised: the import succeeded
+
+
+#: MPICH names the segment each node's ranks share ``/dev/shm/mpich_shm_*`` (a singleton has one too) and removes the
+#: name only in MPI_Finalize, so every job that was killed or aborted left one per host. Every rank of the node has
+#: mapped it by the time MPI_Init returns (MPICH's initialisation ends in a barrier of the node's ranks), so the name
+#: can go then: the memory lives on until the last rank unmaps it or exits. Other MPIs' segments (Open MPI's
+#: sm_segment.*) are left alone: when their peers attach to them is not known here.
+_SEGMENT_PREFIXES = ("/dev/shm/mpich_shm_",)
+
+
+def unlink_segment_names() -> list[str]:
+    """Remove the names of the MPI shared-memory segments this process has mapped; return the paths removed.
+
+    Only once MPI is initialised (every rank of the node has attached by then); before, there is nothing to find.
+    Idempotent: another rank of the node may have removed a name first.
+    """
+    paths = set()
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(None, 5)
+                if len(fields) == 6 and fields[5].startswith(_SEGMENT_PREFIXES):
+                    paths.add(fields[5].rstrip("\n"))
+    except OSError:  # not Linux
+        return []
+    removed = []
+    for path in sorted(paths):
+        if path.endswith(" (deleted)"):
+            continue
+        try:
+            _os.unlink(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import numpy as _np
 
+from hpc._launcher import unlink_segment_names as _unlink_segment_names
 from hpc._optional import optional_module as _optional_module
 
 __all__ = [
@@ -22,7 +23,6 @@ __all__ = [
     "arrive",
     "check_agreement",
     "install_abort_on_exception",
-    "unlink_segment_names",
     "wait",
 ]
 
@@ -48,13 +48,14 @@ def install_abort_on_exception(comm: Any) -> None:
     Without this, one rank dying leaves the others waiting in their next collective forever. This affects the whole
     process: it chains ``sys.excepthook`` and ``threading.excepthook`` (a worker thread's uncaught exception aborts
     too). Installed by :func:`hpc.mpi.world` when the job has more than one rank. Installing also removes the names of
-    MPICH's shared-memory segments (:func:`unlink_segment_names`), so that a job that is killed leaves none behind.
+    MPICH's shared-memory segments (:func:`hpc._launcher.unlink_segment_names`; hpc does that when it imports
+    ``mpi4py.MPI`` too, and does it again here for an MPI initialised later), so a killed job leaves none behind.
     """
     global _installed
     if _installed or comm.Get_size() <= 1:
         return
     _installed = True
-    unlink_segment_names()
+    _unlink_segment_names()
     previous = _sys.excepthook
     rank = comm.Get_rank()
 
@@ -129,43 +130,6 @@ def _check_agreement(comm: Any, what: str, signature: tuple[Any, ...], frame: An
     raise RankMismatchError(
         f"{what}: ranks disagree on the collective or its arguments (op, dtype, shape, root):\n" + "\n".join(lines)
     )
-
-
-# ------------------------------------------------------------------------------------------------ shared memory
-
-#: MPICH names the segment each node's ranks share ``/dev/shm/mpich_shm_*`` and keeps the name until MPI_Finalize,
-#: so every job that was killed or aborted left one per host. Every rank of the node has mapped it by the time
-#: MPI_Init returns (MPICH's initialisation ends in a barrier of the node's ranks), so the name can go then: the
-#: memory lives on until the last rank unmaps it or exits. Other MPIs' segments (Open MPI's sm_segment.*) are left
-#: alone: when their peers attach to them is not known here.
-_SEGMENT_PREFIXES = ("/dev/shm/mpich_shm_",)
-
-
-def unlink_segment_names() -> list[str]:
-    """Remove the names of the MPI shared-memory segments this process has mapped; return the paths removed.
-
-    Call it only after MPI is initialised (every rank of the node has attached by then). Idempotent: another rank of
-    the node may have removed a name first.
-    """
-    paths = set()
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                fields = line.split(None, 5)
-                if len(fields) == 6 and fields[5].startswith(_SEGMENT_PREFIXES):
-                    paths.add(fields[5].rstrip("\n"))
-    except OSError:  # not Linux
-        return []
-    removed = []
-    for path in sorted(paths):
-        if path.endswith(" (deleted)"):
-            continue
-        try:
-            _os.unlink(path)
-            removed.append(path)
-        except OSError:
-            pass
-    return removed
 
 
 # ------------------------------------------------------------------------------------------------ the watchdog
