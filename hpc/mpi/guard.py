@@ -391,6 +391,8 @@ def _watch_steps() -> None:
     """
     while True:
         _time.sleep(_WATCH_EVERY_S)
+        if not _steps:
+            continue
         frames = _sys._current_frames()
         now = _time.monotonic()
         for ident, step in list(_steps.items()):
