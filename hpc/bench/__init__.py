@@ -89,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             continue
         kwargs: dict[str, _Any] = {"log": _progress(name)}
+        if args.hosts is not None:
+            if name != "mpi":
+                print(f"hpc bench {name}: --hosts is for the mpi suite only", file=_sys.stderr)
+                return 2
+            kwargs["hosts"] = args.hosts
         if args.tiny:
             kwargs.update(scale=TINY_SCALE, install_missing=False)
         results = suite.run(args.quick, **kwargs)
@@ -155,6 +160,8 @@ def _parser() -> _argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and one repeat: about a minute a suite")
     parser.add_argument("--json", metavar="FILE", help="also write the numbers, with machine info, as JSON")
     parser.add_argument("--plot", metavar="FILE", help="also draw the timings (needs matplotlib)")
+    parser.add_argument("--hosts", type=int, metavar="N", help="mpi: run the 2 ranks on N=2 test hosts of the "
+                        "multi-host harness (scripts/multihost.sh: root, ip netns, a source checkout)")
     parser.add_argument("--tiny", action="store_true", help=_argparse.SUPPRESS)  # tests: tiny sizes, no installs
     return parser
 

@@ -28,6 +28,7 @@ import math as _math
 import os as _os
 import shutil as _shutil
 import signal as _signal
+import socket as _socket
 import statistics as _statistics
 import subprocess as _subprocess
 import sys as _sys
@@ -104,11 +105,13 @@ def run(
     install_missing: bool = True,
     log: Callable[[str], None] | None = None,
     timeout: float | None = None,
+    hosts: int | None = None,
 ) -> dict[str, Any] | None:
     """Measure every contestant on 2 ranks and return the numbers (rank 0), or ``None`` on the other ranks.
 
     From a plain process this starts ``mpiexec -n 2`` (see :func:`find_mpiexec`) and waits for it; under a launcher
-    with 2 or more ranks it measures in this job directly.
+    with 2 or more ranks it measures in this job directly. With ``hosts=2`` the two ranks run on two test hosts of
+    the multi-host harness (``scripts/multihost.sh``, one rank each: every message crosses the harness's network).
 
     Args:
         quick (bool): 7 sizes up to 4 MiB and shorter timed blocks: under half a minute (full run: 1-2 minutes).
@@ -116,6 +119,8 @@ def run(
         install_missing (bool): unused (nothing is installed); accepted like every suite's ``run``.
         log (callable or None): called with a line of progress before each size.
         timeout (float or None): seconds before the launched job is killed; default 90 (tiny), 600 (quick), 1800.
+        hosts (int or None): 2: across two test hosts of the harness (needs root, ``ip netns`` and a source
+            checkout, whose ``scripts/multihost.sh`` builds them); None: this host.
 
     Returns:
         A JSON-ready dict: ``machine``, ``settings``, ``hpc``, ``sizes`` (one row per size with ``rows`` keyed by
@@ -128,16 +133,31 @@ def run(
     del install_missing
     if not (isinstance(scale, int | float) and scale > 0):
         raise ValueError(f"scale must be a positive number; got {scale!r}")
+    if hosts is not None and hosts != RANKS:
+        raise ValueError(f"hosts must be {RANKS} (one rank per test host) or None; got {hosts!r}")
     settings = _settings(quick, scale)
     settings.update(quick=quick, scale=scale)
-    if _inside_job_of_two():
+    if _inside_job_of_two() and hosts is None:
         return _measure(settings, log)
-    problem = unavailable()
+    problem = unavailable() or (_harness_problem() if hosts else None)
     if problem:
         raise RuntimeError(f"hpc bench mpi: {problem}")
     if timeout is None:
         timeout = 90.0 if scale < TINY_BELOW else 600.0 if quick else 1800.0
-    return _launch(settings, log, timeout)
+    return _launch(settings, log, timeout, hosts)
+
+
+def harness() -> _Path:
+    """Return the multi-host harness of a source checkout (``scripts/multihost.sh`` beside the ``hpc`` package)."""
+    return _Path(__file__).resolve().parents[2] / "scripts" / "multihost.sh"
+
+
+def _harness_problem() -> str | None:
+    script = harness()
+    if not script.is_file():
+        return f"--hosts needs the multi-host harness of a source checkout ({script} is missing)"
+    check = _subprocess.run([str(script), "--check"], capture_output=True, text=True, timeout=60)
+    return None if check.returncode == 0 else f"--hosts: the harness cannot run here: {check.stdout.strip()}"
 
 
 def unavailable() -> str | None:
@@ -169,17 +189,23 @@ def _inside_job_of_two() -> bool:
     return mpi.world().size >= 2
 
 
-def _launch(settings: dict[str, Any], log: Callable[[str], None] | None, timeout: float) -> dict[str, Any]:
+def _launch(
+    settings: dict[str, Any], log: Callable[[str], None] | None, timeout: float, hosts: int | None = None
+) -> dict[str, Any]:
     mpiexec = find_mpiexec()
     assert mpiexec is not None
     say = log or (lambda line: None)
     with _tempfile.TemporaryDirectory(prefix="hpc-bench-mpi-") as tmp:
         out = _Path(tmp) / "results.json"
-        command = [mpiexec, *_mpiexec_flags(mpiexec), "-n", str(RANKS), _sys.executable, "-m", "hpc.bench.mpi"]
-        command += ["--worker", "--out", str(out), "--scale", repr(settings["scale"])]
-        command += ["--quick"] if settings["quick"] else []
-        env = _launcher.child_environment()
-        say(f"starting {' '.join(command[:4])} ... (timeout {timeout:g} s)")
+        if hosts:  # the harness's hosts share this file system: rank 0 writes `out` as it would here
+            command = [str(harness()), "--hosts", str(hosts), "--ppn", "1", "--timeout", str(int(timeout)), "--"]
+            env = {**_launcher.child_environment(), "MPIEXEC": mpiexec}
+        else:
+            command = [mpiexec, *_mpiexec_flags(mpiexec), "-n", str(RANKS)]
+            env = _launcher.child_environment()
+        command += [_sys.executable, "-m", "hpc.bench.mpi", "--worker", "--out", str(out)]
+        command += ["--scale", repr(settings["scale"])] + (["--quick"] if settings["quick"] else [])
+        say(f"starting {' '.join(command[:6])} ... (timeout {timeout:g} s)")
         # stdout and stderr pass through (the workers' progress and any traceback); own session: a timeout ends all.
         proc = _subprocess.Popen(command, env=env, stdin=_subprocess.DEVNULL, start_new_session=True)
         try:
@@ -336,13 +362,14 @@ def _measure(settings: dict[str, Any], log: Callable[[str], None] | None) -> dic
     overhead = _call_overhead(mpi.Comm(MPI.COMM_SELF), MPI, np, settings["calls"], settings["repeats"])
     overhead = {label: c.allreduce(ns, op=MPI.MAX) for label, ns in overhead.items()}
     load_after = _loadavg()
+    host_names = c.allgather(_socket.gethostname())
     if not root:
         return None
     for row in fused_rows.values():
         row["us_per_reduction"] = row["seconds"] / FUSED_COUNT * 1e6
     speedup = fused_rows[SEPARATE]["seconds"] / fused_rows[FUSED]["seconds"]
     results = {
-        "machine": _machine(comm, MPI, load_before, load_after),
+        "machine": _machine(comm, MPI, load_before, load_after, host_names),
         "settings": {**settings, "ranks": comm.size, "pickle_max": PICKLE_MAX, "fused_count": FUSED_COUNT},
         "hpc": {"check": comm._check, "watchdog_s": comm._timeout, "fast_path": comm._plain},
         "sizes": sizes,
@@ -448,11 +475,12 @@ def _targets(results: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _machine(comm: Any, MPI: Any, load_before: Any, load_after: Any) -> dict[str, Any]:  # noqa: N803
+def _machine(comm: Any, MPI: Any, load_before: Any, load_after: Any, host_names: list[str]) -> dict[str, Any]:  # noqa: N803
     library = MPI.Get_library_version().strip()
     return _describe(
         ("mpi4py", "numpy"),
         ranks=comm.size,
+        rank_hosts=host_names,
         mpi_library=" ".join(library.splitlines()[0].split()) if library else "unknown",
         mpi_library_full=library,
         mpi_standard="{}.{}".format(*MPI.Get_version()),
@@ -489,7 +517,7 @@ def format_table(results: dict[str, Any]) -> str:
     if s["scale"] != 1:
         how.append(f"block time x{s['scale']:g}")
     lines = [
-        f"hpc bench mpi: {m['ranks']} ranks on {m['cores']} cores; {m['mpi_library']} (MPI {m['mpi_standard']}); "
+        f"hpc bench mpi: {m['ranks']} ranks {_where(m)}; {m['mpi_library']} (MPI {m['mpi_standard']}); "
         f"mpi4py {m['versions']['mpi4py']}, numpy {m['versions']['numpy']}; Python {m['python']}; {m['date']}",
         "; ".join(how) + f"; load average {_load(m['loadavg_before'])} before the run "
         f"({_load(m['loadavg_after'])} after, counting the busy-polling ranks themselves)",
@@ -577,6 +605,14 @@ def _gbs(rows: dict[str, Any], label: str, key: str, width: int) -> str:
     return f"{value:{width}.3f}" if value < 10 else f"{value:{width}.1f}"
 
 
+def _where(machine: dict[str, Any]) -> str:
+    """Say where the ranks ran: on this host's cores, or on which hosts."""
+    hosts = machine.get("rank_hosts") or []
+    if len(set(hosts)) > 1:
+        return f"on {len(set(hosts))} hosts ({', '.join(hosts)})"
+    return f"on {machine['cores']} cores"
+
+
 def _load(values: list[float] | None) -> str:
     return "/".join(f"{v:.2f}" for v in values) if values else "?"
 
@@ -594,12 +630,14 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true", help=_argparse.SUPPRESS)  # started by run(): measure only
     parser.add_argument("--out", metavar="FILE", help=_argparse.SUPPRESS)  # where a worker's rank 0 writes JSON
     parser.add_argument("--scale", type=float, default=1.0, help=_argparse.SUPPRESS)
+    parser.add_argument("--hosts", type=int, metavar="N", help="run on N=2 test hosts of the multi-host harness")
     parser.add_argument("--tiny", action="store_true", help=_argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.worker:
         from hpc import bench
 
         extra = ["--quick"] * args.quick + ["--tiny"] * args.tiny + (["--json", args.json] if args.json else [])
+        extra += ["--hosts", str(args.hosts)] if args.hosts is not None else []
         return bench.main(["mpi", *extra])
     settings = _settings(args.quick, args.scale)
     settings.update(quick=args.quick, scale=args.scale)

@@ -93,3 +93,14 @@ def test_run_rejects_a_bad_scale():
     """A non-positive scale is refused before anything is launched."""
     with pytest.raises(ValueError, match="scale must be a positive number"):
         bench_mpi.run(True, scale=0)
+
+
+def test_hosts_other_than_two_are_refused():
+    """--hosts takes 2 (one rank per test host); anything else is refused before the harness is touched."""
+    with pytest.raises(ValueError, match="hosts must be 2"):
+        bench_mpi.run(scale=0.05, hosts=3)
+
+
+def test_hosts_is_for_the_mpi_suite_only(capsys):
+    assert bench.main(["kernels", "--hosts", "2", "--tiny"]) == 2
+    assert "--hosts is for the mpi suite only" in capsys.readouterr().err

@@ -69,3 +69,15 @@ def test_one_host_reports_four_ranks_on_one_node(one_host):
     assert [r["local_rank"] for r in ranks] == [0, 1, 2, 3]
     assert [r["cuda_local_rank"][:2] for r in ranks] == [[0, 4], [1, 4], [2, 4], [3, 4]]
     assert all(r["one_node"] for r in ranks)
+
+
+def test_hpc_bench_mpi_across_two_hosts():
+    """`hpc bench mpi --hosts 2` runs its 2 ranks on two test hosts, and every contestant's results are right there
+    (ours against raw, reproducible against plain, fused floats and arrays): the shape of the report, no timings."""
+    from hpc.bench import mpi as bench_mpi
+
+    results = bench_mpi.run(scale=0.05, hosts=2, timeout=240)
+    assert sorted(set(results["machine"]["rank_hosts"])) == ["hpcmh-1", "hpcmh-2"]
+    assert all(row["rows"][label]["ok"] for row in results["sizes"] for label in row["rows"])
+    assert results["fused"]["ok"] and all(kind["ok"] for kind in results["fused_kinds"].values())
+    assert "on 2 hosts (hpcmh-1, hpcmh-2)" in bench_mpi.format_table(results).splitlines()[0]
