@@ -95,6 +95,20 @@ def test_float64_scalars_and_small_arrays_take_the_batch(queue, lane):
     assert got[2].shape == (0,) and got[4].shape == () and got[4] == 14.0
 
 
+def test_a_float_subclass_comes_back_as_itself(queue):
+    """Any float subclass (numpy.float64 is one) is reduced in the batch and given back as an instance of its type."""
+
+    class Celsius(float):
+        pass
+
+    result = queue.allreduce(Celsius(21.5))
+    batch = queue._take()
+    assert queue.slow == [] and len(batch) == 1
+    np.frombuffer(batch, dtype=np.float64)[0] = 43.0
+    batch.set_ready()
+    assert type(result.value) is Celsius and result.value == 43.0
+
+
 def test_both_lanes_hash_the_same_structure(lane):
     """The structure hash (entry kinds and shapes, in order) is the same in C and in Python, and tells shapes and
     orders apart."""
