@@ -441,15 +441,6 @@ def _rows_fit_int(name: str, x: DeviceArray) -> None:
         raise ValueError(f"{name} has too many rows for one launch ({x.shape[0]}); pass blocks of rows")
 
 
-def _host_float64(name: str, a: _Any, shape: tuple[int, ...]) -> _np.ndarray:
-    if isinstance(a, DeviceArray):
-        a = a.get()
-    out = _np.ascontiguousarray(a, dtype=_np.float64)
-    if out.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}; got {out.shape}")
-    return out
-
-
 def kmeans_step(
     x: DeviceArray,
     centroids: _Any,
@@ -479,10 +470,12 @@ def kmeans_step(
     _check("x", x, (2,))
     _rows_fit_int("x", x)
     m, d = x.shape
-    if isinstance(centroids, DeviceArray) and (centroids.ndim != 2 or centroids.shape[1] != d):
-        raise ValueError(f"centroids must be (k >= 1, {d}); got shape {centroids.shape}")
-    c_host = None if isinstance(centroids, DeviceArray) and centroids.dtype == _np.float64 else _np.asarray(centroids)
-    shape = centroids.shape if c_host is None else c_host.shape
+    if isinstance(centroids, DeviceArray) and centroids.dtype == _np.float64 and centroids.c_contiguous:
+        c_host, shape = None, centroids.shape  # used where it is
+    else:  # host data, or device data of another dtype or layout: float64 on the host (copied over on a GPU)
+        raw = centroids.get() if isinstance(centroids, DeviceArray) else centroids
+        c_host = _np.ascontiguousarray(raw, dtype=_np.float64)
+        shape = c_host.shape
     if len(shape) != 2 or shape[1] != d or shape[0] == 0:
         raise ValueError(f"centroids must be (k >= 1, {d}); got shape {shape}")
     k = int(shape[0])
@@ -497,7 +490,7 @@ def kmeans_step(
     labels = DeviceArray((m,), _np.int32, device_index=x.device_index)
     dist = DeviceArray((m,), _np.float64, device_index=x.device_index)
     if not _gpu():
-        c = _host_float64("centroids", centroids, (k, d))
+        c = _host(centroids) if c_host is None else c_host
         lh, dh = _host(labels), _host(dist)
         xh = _host(x)
         step = _builtins.max(1, (1 << 20) // k)
@@ -510,7 +503,7 @@ def kmeans_step(
             _np.add.at(sums, lh, xh.astype(_np.float64))
             counts += _np.bincount(lh, minlength=k)
         return labels, dist
-    c_dev = centroids if c_host is None else _to_device_float64(c_host, x.device_index, stream)
+    c_dev = centroids if c_host is None else to_device(c_host, stream, device=x.device_index)
     _ready(stream, x, c_dev)
     labels.stream = dist.stream = stream
     if m == 0:
@@ -537,11 +530,6 @@ def kmeans_step(
     elif stream is not None and c_host is not None:
         stream._keep_until_done(c_dev)  # the pool may hand the centroids' memory out before the kernel ran
     return labels, dist
-
-
-def _to_device_float64(host: _np.ndarray, device_index: int, stream: Stream | None) -> DeviceArray:
-    """Return ``host`` as a C-contiguous float64 DeviceArray on ``device_index`` (queued on ``stream``)."""
-    return to_device(_np.ascontiguousarray(host, dtype=_np.float64), stream, device=device_index)
 
 
 def column_moments(x: DeviceArray, *, stream: Stream | None = None) -> tuple[_np.ndarray, _np.ndarray]:
