@@ -313,17 +313,8 @@ def _nrm2_combine(asml, amed, abig):  # pragma: no cover - compiled by numba
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _sumsq_range(x, lo, hi):  # pragma: no cover - compiled by numba
-    acc = 0.0
-    for i in range(lo, hi):
-        v = _np.float64(x[i])
-        acc += v * v
-    return acc
-
-
-@_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _nrm2_serial(x):  # pragma: no cover - compiled by numba
-    plain = _sumsq_range(x, 0, x.shape[0])
+    plain = _dot_range(x, x, 0, x.shape[0])  # the plain sum of squares
     if _SAFE_SUMSQ <= plain < _np.inf:
         return _math.sqrt(plain)
     asml, amed, abig = _nrm2_range(x, 0, x.shape[0])
@@ -339,7 +330,7 @@ def _nrm2_parallel(x):  # pragma: no cover - compiled by numba
     plain_parts = _np.empty(nchunks, _np.float64)
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        plain_parts[c] = _sumsq_range(x[lo:hi], 0, hi - lo)
+        plain_parts[c] = _dot_range(x[lo:hi], x[lo:hi], 0, hi - lo)
     plain = plain_parts.sum()
     if _SAFE_SUMSQ <= plain < _np.inf:
         return _math.sqrt(plain)
