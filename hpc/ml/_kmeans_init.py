@@ -34,6 +34,7 @@ class Points:
     seed: int
     n_features: int
     _norms: list[_np.ndarray] | None = None
+    _on_device: tuple[_np.ndarray, Any] | None = None  #: the last centres copied to the device, and the copy
 
     @property
     def comm(self) -> Any:
@@ -57,9 +58,9 @@ class Points:
         """
         X = self.blocks.items[i][0]
         if self.blocks.on_device:
-            from hpc.cuda import to_device, twins
+            from hpc.cuda import twins
 
-            c = to_device(_np.ascontiguousarray(centres, dtype=X.dtype), device=X.device_index)
+            c = self._device_copy(centres, X)
             return twins.sqdist(X, c).get().astype(_np.float64, copy=False)
         products = X @ centres.astype(X.dtype, copy=False).T
         out = self.norms[i][:, None] - 2.0 * products
@@ -71,10 +72,22 @@ class Points:
         """Return :func:`hpc.kernels.kmeans_step` of block ``i`` (its GPU twin for device blocks) as host arrays."""
         from hpc import kernels
 
-        labels, dist = kernels.kmeans_step(self.blocks.items[i][0], centres, **sums)
+        X = self.blocks.items[i][0]
         if self.blocks.on_device:
+            labels, dist = kernels.kmeans_step(X, self._device_copy(centres, X, _np.float64), **sums)
             return labels.get(), dist.get()
-        return labels, dist
+        return kernels.kmeans_step(X, centres, **sums)
+
+    def _device_copy(self, centres: _np.ndarray, X: Any, dtype: Any = None) -> Any:
+        """Return ``centres`` (as ``dtype``, default ``X``'s) on ``X``'s device: copied once for every block of a
+        pass, not once per block (the last copy is kept while the same values in the same dtype come again)."""
+        host = _np.ascontiguousarray(centres, dtype=X.dtype if dtype is None else dtype)
+        last = self._on_device
+        if last is None or last[0].dtype != host.dtype or not _np.array_equal(last[0], host):
+            from hpc.cuda import to_device
+
+            self._on_device = last = (host.copy(), to_device(host, device=X.device_index))
+        return last[1]
 
     def row(self, i: int, j: int) -> _np.ndarray:
         """Return row ``j`` of block ``i`` as float64 on the host."""
