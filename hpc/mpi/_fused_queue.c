@@ -37,7 +37,7 @@ typedef struct {
     Py_ssize_t exports;          /* live buffer views: the data must not move while MPI may write into it */
     int ready;                   /* the reduced values are in place: placeholders may read them */
     unsigned long long structure; /* FNV-1a over each entry's kind and shape: ranks must agree on it */
-    PyObject *values;            /* after the reduction: a NumPy copy of the data, which array results slice */
+    PyObject *values;            /* a NumPy copy of the reduced data, made at the first array read: results slice it */
 } Batch;
 
 static void
@@ -151,7 +151,8 @@ static PyGetSetDef batch_getset[] = {
     {"structure", (getter)batch_get_structure, NULL,
      "A 64-bit hash of the queued entries' kinds and shapes (the ranks must agree on it).", NULL},
     {"values", (getter)batch_get_values, (setter)batch_set_values,
-     "After the reduction, a NumPy copy of the values: array results are views of it (None before).", NULL},
+     "A NumPy copy of the reduced values, made by the first array result read (the rebuild function): array results "
+     "are views of it (None before).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -30,7 +30,7 @@ class Batch(_array.array):  # type: ignore[type-arg]
 
     ready = False
     structure = _FNV_START
-    values: Any = None  #: after the reduction, a NumPy copy of the values (array results are views of it)
+    values: Any = None  #: a NumPy copy of the reduced values, made at the first array read (results are views of it)
 
     def __new__(cls) -> Batch:
         return super().__new__(cls, "d")

@@ -20,13 +20,14 @@ Batch, FusedResult, Queue = _lane.Batch, _lane.FusedResult, _lane.Queue
 
 
 def _rebuild(batch: Any, index: int, count: int, shape: tuple[int, ...]) -> _np.ndarray:
-    """Return the reduced float64 array of a fast-lane entry: ``count`` values of ``batch`` from ``index``.
+    """Return the reduced float64 array of a fast-lane entry: a view of ``count`` values of ``batch`` from ``index``.
 
-    Normally a view of ``batch.values`` (the reduced values, copied once per batch); this is the path without them.
+    The views share one copy of the batch's reduced values, made at the first array read (the C lane slices it
+    itself once it exists); a block of float sums alone never makes it.
     """
-    if batch.values is not None:
-        return batch.values[index : index + count].reshape(shape)
-    return _np.frombuffer(batch, _np.float64, count, index * 8).reshape(shape).copy()
+    if batch.values is None:
+        batch.values = _np.frombuffer(batch, _np.float64).copy()
+    return batch.values[index : index + count].reshape(shape)
 
 
 _lane.register(_rebuild, _np.ndarray)
@@ -109,7 +110,6 @@ class Fused(Queue):
                 batch.append(word)
         if len(batch):
             self._comm._sum_in_place(batch)
-            batch.values = _np.frombuffer(batch, _np.float64).copy()  # array results are views of it
             batch.set_ready()
             if self._comm.size > 1 and batch[-2] * batch[-1] != batch[-3] * batch[-3]:
                 raise _guard.RankMismatchError(
