@@ -371,7 +371,7 @@ def _measure(settings: dict[str, Any], log: Callable[[str], None] | None) -> dic
     results = {
         "machine": _machine(comm, MPI, load_before, load_after, host_names),
         "settings": {**settings, "ranks": comm.size, "pickle_max": PICKLE_MAX, "fused_count": FUSED_COUNT},
-        "hpc": {"check": comm._check, "watchdog_s": comm._timeout, "fast_path": comm._plain},
+        "hpc": {"check": comm.check, "watchdog_s": comm.timeout, "fast_path": not comm.check and comm.timeout <= 0},
         "sizes": sizes,
         "fused": {
             "count": FUSED_COUNT,

@@ -54,7 +54,7 @@ def _quantize(x, field):  # pragma: no cover - compiled by numba
 
 
 #: Below this many columns the loops run down each column: along a row of 1-7 columns the inner loop is too short
-#: to vectorize: a reproducible sum of 2**20 terms in one column took 5.06 ms instead of 0.38 ms.
+#: to vectorize (about 13x slower for one column; docs/performance.md, "Design choices measured").
 _NARROW = 8
 
 
@@ -168,7 +168,7 @@ def quantize(rows, fields, q):  # pragma: no cover - compiled by numba
 @njit(inline="always")
 def _split_sum(c, field):  # pragma: no cover - compiled by numba
     # the quantized terms of c summed as (sum of t >> 48, sum of t & (2**48 - 1)); a loop of its own vectorizes,
-    # the same loop nested in quantize_split's carry loop did not (1.0 ms instead of 0.25 ms for 2**20 terms)
+    # the same loop nested in quantize_split's carry loop did not (docs/performance.md, "Design choices measured")
     h, low = np.int64(0), np.int64(0)
     for i in range(c.shape[0]):
         t = _quantize(c[i], field)

@@ -1,8 +1,8 @@
 /* The fast lane of hpc.mpi.fused, in C: queuing a float64 sum costs one C method call.
  *
  * A fused block of 100 small sums is worth fusing only if queuing an entry costs far less than the one MPI call it
- * saves (a few microseconds). In Python the queue method, its appends and the placeholder cost about 0.17 us per
- * entry; here about 0.03 us. The fast lane takes sums of Python floats, NumPy float64 scalars (float subclasses)
+ * saves. In Python the queue method, its appends and the placeholder cost about 5x what this C method does
+ * (docs/performance.md, "hpc bench mpi"). The fast lane takes sums of Python floats, NumPy float64 scalars (float subclasses)
  * and float64 ndarrays of at most FUSE_MAX elements, C-contiguous in native byte order: their values are copied
  * into one batch of doubles. The slow lane (other dtypes, other ops, user ops, larger arrays) stays in Python:
  * Queue.allreduce hands any other entry to the subclass's `_queue(x, op)`.

@@ -1,7 +1,7 @@
 """The fast lane of :mod:`hpc.mpi.fused` in pure Python, used where ``_fused_queue.c`` was not compiled.
 
 Same names and behaviour as the C module (``Batch``, ``FusedResult``, ``Queue``, ``register``); queuing costs about
-0.17 us per entry here against 0.03 us there. ``tests/mpi/test_fused.py`` runs both.
+about 5x what it costs there (docs/performance.md). ``tests/mpi/test_fused.py`` runs both.
 """
 
 from __future__ import annotations

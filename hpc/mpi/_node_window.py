@@ -14,10 +14,8 @@ as the ranks grow so the window stays within 16 MiB, down to 2**12 (beyond 511 r
 6 MiB + 16 KiB of ``/dev/shm``.
 
 Ranks write the slots with streaming (non-temporal) stores, :func:`write`: a line another core read in the last
-step sits in that core's cache, and an ordinary store must first take it back. On the dev VM, in the phases where
-its two cores share lines slowly, an ordinary copy of 1 MiB into such lines took 394-437 us, a streaming one
-39-43 us; in its other phases 53 us and 78 us (a streaming store goes to memory). ``scripts/bench_shm_stores.py``
-measures it; docs/performance.md has the runs.
+step sits in that core's cache, and an ordinary store must first take it back. ``scripts/bench_shm_stores.py``
+measures both kinds of store; docs/performance.md ("Design choices measured") has the runs and when each wins.
 """
 
 from __future__ import annotations
@@ -32,8 +30,8 @@ from hpc.kernels.intrinsics import STREAM_BYTES as _STREAM_BYTES
 from hpc.kernels.intrinsics import store_fence as _store_fence
 from hpc.kernels.intrinsics import stream_copy as _stream_copy
 from hpc.kernels.intrinsics import stream_start as _stream_start
+from hpc.mpi import _mpi
 from hpc.mpi import guard as _guard
-from hpc.mpi.comm import mpi_module
 
 __all__ = ["SMALL", "NodeWindow", "node_window", "write"]
 
@@ -70,17 +68,17 @@ class NodeWindow:
         self._small_calls += 1
         return self.small_slots[self._small_calls & 1]
 
-    def sync(self, comm: Any) -> None:
+    def sync(self, engine: Any) -> None:
         """Make this rank's writes to ``slots`` visible to every rank, and wait until every rank's are.
 
         ``Win.Sync`` orders this process's memory accesses around the barrier (MPI's rule for shared-memory
         windows in passive-target epochs; on x86 it costs almost nothing).
         """
         self.win.Sync()
-        if comm._watchdog:
-            _guard.arrive(comm, "allreduce(reproducible=True): shared-memory step")
+        if engine.watchdog:
+            _guard.arrive(engine, "allreduce(reproducible=True): shared-memory step")
         else:
-            comm.mpi.Barrier()
+            engine.mpi.Barrier()
         self.win.Sync()
 
     def free(self) -> None:
@@ -112,49 +110,47 @@ _NONE = "none"  # the attribute's value where the ranks are not on one node (ask
 _keyval: Any = None
 
 
-def node_window(comm: Any) -> NodeWindow | None:
-    """Return the shared-memory window of ``comm`` (a :class:`hpc.mpi.Comm`), or ``None`` where there is none.
+def node_window(engine: Any) -> NodeWindow | None:
+    """Return the shared-memory window of ``engine`` (an :class:`~hpc.mpi._engine.Engine`), or ``None`` if none.
 
     Collective on the first call for a communicator (every rank calls it at the same point, as with any
     collective): it splits the communicator by node, and where every rank is on one node and ``/dev/shm`` has room,
     allocates the window. Either answer is kept: later calls are a lookup.
     """
-    window = getattr(comm, "_node_window", None)
+    window = engine.node_window
     if window is not None:  # freed with its communicator: the message lane then raises MPI's error
         return None if window is _NONE or window.slots is None else window
-    MPI = mpi_module()
-    if MPI is None or comm.size < 2:
+    if engine.size < 2 or _mpi.is_local(engine.mpi):
         return None
     global _keyval
     if _keyval is None:
-        _keyval = MPI.Comm.Create_keyval(delete_fn=_delete)
-    window = comm.mpi.Get_attr(_keyval)
+        _keyval = _mpi.create_keyval(_delete)
+    window = engine.mpi.Get_attr(_keyval)
     if window is None:
-        window = _create(MPI, comm)
-        comm.mpi.Set_attr(_keyval, window)
-    comm._node_window = window
+        window = _create(engine)
+        engine.mpi.Set_attr(_keyval, window)
+    engine.node_window = window
     return window if window is not _NONE else None
 
 
-def _create(MPI: Any, comm: Any) -> NodeWindow | str:
-    size = comm.size
+def _create(engine: Any) -> NodeWindow | str:
+    size = engine.size
     chunk = _MAX_CHUNK
     while chunk > _MIN_CHUNK and (size + 1) * chunk * 8 > _BUDGET_BYTES:
         chunk //= 2
     chunk_words, small_words = (size + 1) * chunk, 2 * size * SMALL
     nbytes = (chunk_words + small_words) * 8
-    _guard.arrive(comm, "allreduce(reproducible=True): making the shared-memory window")
-    node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+    _guard.arrive(engine, "allreduce(reproducible=True): making the shared-memory window")
+    node = _mpi.split_shared(engine.mpi, engine.rank)
     try:
         # Every rank must agree, or some would wait in the window's barriers while others send messages.
         # twice the window: room for it and for whatever else this job maps there meanwhile (MPICH's own segments)
         fits = node.Get_size() == size and _shm_has_room(2 * nbytes)
-        if not comm.mpi.allreduce(fits, op=MPI.LAND):
+        if not engine.mpi.allreduce(fits, op=_mpi.builtin_op("land")):
             return _NONE
-        win = MPI.Win.Allocate_shared(nbytes if node.Get_rank() == 0 else 0, 8, comm=node)
+        win, buffer = _mpi.allocate_shared(nbytes, node)
     finally:
         node.Free()
-    buffer, _ = win.Shared_query(0)
     words = _np.frombuffer(buffer, _np.float64, chunk_words + small_words)
     slots = words[:chunk_words].reshape(size + 1, chunk)
     small_slots = words[chunk_words:].reshape(2, size, SMALL)

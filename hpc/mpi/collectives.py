@@ -10,7 +10,7 @@ import numpy as _np
 from hpc.mpi import guard as _guard
 from hpc.mpi.ops import Op, resolve
 
-__all__ = ["allgather", "allreduce", "bcast", "iallreduce", "reduce", "reduce_scatter", "scan"]
+__all__ = ["allgather", "allgather_objects", "allreduce", "bcast", "iallreduce", "reduce", "reduce_scatter", "scan"]
 
 _SUPPORTED = "numpy arrays of bool, integer, floating and complex dtypes, and Python scalars"
 _SCALARS = (bool, int, float, complex)
@@ -26,9 +26,9 @@ def _asarray(x: Any, what: str) -> Any:
     if isinstance(x, int) and not isinstance(x, bool):
         if not _INT64.min <= x <= _INT64.max:
             raise OverflowError(
-                f"{what} takes Python ints as int64 (-2**63 to 2**63-1); got {x!r:.40}. Only op='sum' of allreduce "
-                "and reduce (any size) and of iallreduce (below 2**80 in magnitude) sums Python ints exactly; "
-                "numpy object arrays are not supported."
+                f"{what} takes Python ints as int64 (-2**63 to 2**63-1); got {x!r:.40}. Only op='sum' sums Python "
+                "ints exactly, any size (in iallreduce below 2**80 in magnitude); numpy object arrays are not "
+                "supported."
             )
         return _np.asarray(x, _np.int64)
     return _np.asarray(x)
@@ -93,53 +93,44 @@ def _working_dtype(dtype: _np.dtype, op: Op | None) -> _np.dtype:
     return dtype
 
 
-def _check_root(comm: Any, root: Any) -> int:
-    """Return ``root`` as an int (NumPy integers accepted); raise ValueError unless it is a rank of ``comm``."""
+def _check_root(engine: Any, root: Any) -> int:
+    """Return ``root`` as an int (NumPy integers accepted); raise ValueError unless it is a rank of ``engine``."""
     try:
         index = _operator.index(root)
     except TypeError:
         index = None
-    if index is None or isinstance(root, (bool, _np.bool_)) or not 0 <= index < comm.size:
-        raise ValueError(f"root must be an int in 0..{comm.size - 1}; got {root!r}")
+    if index is None or isinstance(root, (bool, _np.bool_)) or not 0 <= index < engine.size:
+        raise ValueError(f"root must be an int in 0..{engine.size - 1}; got {root!r}")
     return index
-
-
-def _run(comm: Any, what: str, blocking: Any, nonblocking: Any) -> None:
-    comm._seq += 1
-    if comm._watchdog:
-        _guard.wait(comm, nonblocking(), what)
-    else:
-        blocking()
 
 
 # --------------------------------------------------------------------------------------------------- allreduce
 
 
-def allreduce(comm: Any, x: Any, op: Any = "sum", out: Any = None, reproducible: bool = False) -> Any:
+def allreduce(engine: Any, x: Any, op: Any = "sum", out: Any = None, reproducible: bool = False) -> Any:
     """See :meth:`hpc.mpi.Comm.allreduce`."""
     o = resolve(op)
     if o.name in ("argmin", "argmax"):
         if out is not None:
             raise ValueError(f"allreduce with op={o.name!r} returns (value, index) and takes no out=")
-        return _arg(comm, x, o, "allreduce")
+        return _arg(engine, x, o, "allreduce")
     if o is _SUM and _is_integer_scalar(x):  # the built-in sum, not a user op named "sum"; exact is reproducible
-        return _integer_scalar_sum(comm, x, "allreduce", (o.name, "integer scalar", (), bool(reproducible)), out)
+        return _integer_scalar_sum(engine, x, "allreduce", (o.name, "integer scalar", (), bool(reproducible)), out)
     prep = _Prepared(x, o, "allreduce")
-    _guard.check_agreement(comm, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
+    _guard.check_agreement(engine, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
     if reproducible:
         if o.name != "sum":
             raise ValueError(f"reproducible=True needs op='sum'; got op={o.name!r}")
         from hpc.mpi.reproducible import reproducible_allreduce
 
-        result = reproducible_allreduce(comm, prep.array)
+        result = reproducible_allreduce(engine, prep.array)
     else:
         send = prep.array
         result = _np.empty_like(send)
-        _run(
-            comm,
+        engine.run(
             "allreduce",
-            lambda: comm.mpi.Allreduce(send, result, o.mpi),
-            lambda: comm.mpi.Iallreduce(send, result, o.mpi),
+            lambda: engine.mpi.Allreduce(send, result, o.mpi),
+            lambda: engine.mpi.Iallreduce(send, result, o.mpi),
         )
     if out is not None:
         # checked after the collective: a rank with a bad `out` raises alone instead of leaving the others waiting
@@ -166,7 +157,7 @@ def _is_integer_scalar(x: Any) -> bool:
     return isinstance(x, (_np.generic, _np.ndarray)) and x.ndim == 0 and x.dtype.kind in "biu"
 
 
-def _integer_scalar_sum(comm: Any, x: Any, what: str, signature: tuple[Any, ...], out: Any = None) -> Any:
+def _integer_scalar_sum(engine: Any, x: Any, what: str, signature: tuple[Any, ...], out: Any = None) -> Any:
     """Return the sum of every rank's integer scalar, exact, in the caller's type (or written to ``out``).
 
     Every kind of integer scalar travels the same way, so ranks may mix them (a Python int on one rank, the
@@ -179,30 +170,51 @@ def _integer_scalar_sum(comm: Any, x: Any, what: str, signature: tuple[Any, ...]
     scalars takes this allreduce too (``what`` names the caller in reports); ``iallreduce`` takes the words only.
     """
     value = int(x)
-    if comm.size == 1:
+    if engine.size == 1:
         total = value
     else:
-        _guard.check_agreement(comm, what, signature)
-        send = _integer_words(comm, value)
+        _guard.check_agreement(engine, what, signature)
+        send = _integer_words(engine, value)
         summed = _np.empty_like(send)
-        _run(
-            comm,
+        engine.run(
             what,
-            lambda: comm.mpi.Allreduce(send, summed, _SUM.mpi),
-            lambda: comm.mpi.Iallreduce(send, summed, _SUM.mpi),
+            lambda: engine.mpi.Allreduce(send, summed, _SUM.mpi),
+            lambda: engine.mpi.Iallreduce(send, summed, _SUM.mpi),
         )
         total = _integer_total(summed)
         if total is None:  # the same on every rank: all take this branch together
-            comm._seq += 1
-            _guard.arrive(comm, what)  # mpi4py's pickled allreduce has no non-blocking form
-            total = comm.mpi.allreduce(value)
+            engine.seq += 1
+            _guard.arrive(engine, what)  # mpi4py's pickled allreduce has no non-blocking form
+            total = engine.mpi.allreduce(value)
     return _integer_result(x, total, out)
 
 
-def _integer_words(comm: Any, value: int) -> Any:
+def _integer_scalar_scan(engine: Any, x: Any, what: str, exclusive: bool) -> Any:
+    """The exact prefix sum of every rank's integer scalar, in the caller's type (see :func:`_integer_scalar_sum`).
+
+    One allgather of (value, too_big) int64 pairs: each rank adds the values of the ranks before it as Python ints.
+    If some rank's value is beyond int64, every rank then gathers the values pickled (exact for any size).
+    """
+    value = int(x)
+    values = [value]
+    if engine.size > 1:
+        _guard.check_agreement(engine, what, ("sum", "integer scalar", ()))
+        fits = _INT64.min <= value <= _INT64.max
+        send = _np.array([value, 0] if fits else [0, 1], _np.int64)
+        pairs = _np.empty((engine.size, 2), _np.int64)
+        engine.run(what, lambda: engine.mpi.Allgather(send, pairs), lambda: engine.mpi.Iallgather(send, pairs))
+        if pairs[:, 1].any():  # on every rank alike
+            values = allgather_objects(engine, what, value)
+        else:
+            values = [int(v) for v in pairs[:, 0]]
+    total = sum(values[: engine.rank + (0 if exclusive else 1)])
+    return _integer_result(x, total)
+
+
+def _integer_words(engine: Any, value: int) -> Any:
     """The int64 words (hi, lo, too_big) ``value`` travels as; ``too_big`` is 1 when the words cannot carry it."""
     # the hi words of `size` ranks must sum within int64: fewer bits from 8192 ranks up (2**72 on 2**20 ranks)
-    fits = abs(value) < 1 << min(_INT_EXACT_BITS, 93 - comm.size.bit_length())
+    fits = abs(value) < 1 << min(_INT_EXACT_BITS, 93 - engine.size.bit_length())
     return _np.array([value >> _INT_SPLIT, value & ((1 << _INT_SPLIT) - 1), 0] if fits else [0, 0, 1], _np.int64)
 
 
@@ -240,7 +252,7 @@ def _check_out(out: Any, x: Any, dtype: _np.dtype, x_dtype: _np.dtype) -> None:
         raise TypeError(f"out of dtype {out.dtype} cannot hold the {dtype} result (numpy's same_kind casting rule)")
 
 
-def _arg(comm: Any, x: Any, o: Op, what: str, root: int | None = None) -> tuple[Any, int]:
+def _arg(engine: Any, x: Any, o: Op, what: str, root: int | None = None) -> tuple[Any, int]:
     """argmin or argmax: every rank's best candidate and length, allgathered (pickled), then the best of them.
 
     Check mode compares (op, dtype, root): lengths may differ, dtypes may not. With the watchdog on, a watched
@@ -251,14 +263,14 @@ def _arg(comm: Any, x: Any, o: Op, what: str, root: int | None = None) -> tuple[
         raise TypeError(f"{o.name} supports real numeric arrays and scalars; got dtype {arr.dtype}")
     if arr.ndim > 1:
         raise ValueError(f"{o.name} needs a 1-D local array or a scalar; got shape {arr.shape}")
-    _guard.agree(comm, what, (o.name, arr.dtype.str, root))
+    _guard.agree(engine, what, (o.name, arr.dtype.str, root))
     flat = arr.reshape(-1)
     local = None
     if flat.size:
         i = int(_np.argmin(flat) if o.name == "argmin" else _np.argmax(flat))
         local = (flat[i].item(), i)
-    comm._seq += 1
-    everyone = comm.mpi.allgather((local, int(flat.size)))
+    engine.seq += 1
+    everyone = engine.mpi.allgather((local, int(flat.size)))
     best, offset = None, 0
     for candidate, n in everyone:  # rank order = global index order, so the first best wins ties
         if candidate is not None:
@@ -284,9 +296,9 @@ def _better(value: Any, best: Any, name: str) -> bool:
 class CollectiveFuture:
     """Returned by :meth:`hpc.mpi.Comm.iallreduce`: ``result()`` waits and returns the reduced value."""
 
-    def __init__(self, comm: Any, request: Any, send: Any, recv: Any, finish: Any) -> None:
+    def __init__(self, engine: Any, request: Any, send: Any, recv: Any, finish: Any) -> None:
         # `send` is held until the request completes: MPI reads it meanwhile
-        self._comm, self._request, self._send, self._recv, self._finish = comm, request, send, recv, finish
+        self._engine, self._request, self._send, self._recv, self._finish = engine, request, send, recv, finish
         self._done = False
 
     def done(self) -> bool:
@@ -298,7 +310,7 @@ class CollectiveFuture:
     def result(self) -> Any:
         """Wait for the collective and return what :meth:`~hpc.mpi.Comm.allreduce` would have returned."""
         if not self._done:
-            _guard.wait(self._comm, self._request, "iallreduce")
+            _guard.wait(self._engine, self._request, "iallreduce")
             self._done = True
         return self._finish(self._recv)
 
@@ -313,12 +325,12 @@ def _elementwise(op: Any, what: str) -> Op:
     return o
 
 
-def iallreduce(comm: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
+def iallreduce(engine: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
     """See :meth:`hpc.mpi.Comm.iallreduce`."""
     o = _elementwise(op, "iallreduce")
     if o is _SUM and _is_integer_scalar(x):  # allreduce's exact words; no room for its pickled fallback
-        _guard.check_agreement(comm, "iallreduce", (o.name, "integer scalar", ()))
-        send = _integer_words(comm, int(x))
+        _guard.check_agreement(engine, "iallreduce", (o.name, "integer scalar", ()))
+        send = _integer_words(engine, int(x))
 
         def finish(summed: Any) -> Any:
             total = _integer_total(summed)
@@ -330,47 +342,46 @@ def iallreduce(comm: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
             return _integer_result(x, total)
     else:
         prep = _Prepared(x, o, "iallreduce")
-        _guard.check_agreement(comm, "iallreduce", (o.name, prep.dtype.str, prep.shape))
+        _guard.check_agreement(engine, "iallreduce", (o.name, prep.dtype.str, prep.shape))
         send = prep.array
 
         def finish(recv: Any) -> Any:
             return prep.give_back(recv, o)
 
     recv = _np.empty_like(send)
-    comm._seq += 1
-    return CollectiveFuture(comm, comm.mpi.Iallreduce(send, recv, o.mpi), send, recv, finish)
+    engine.seq += 1
+    return CollectiveFuture(engine, engine.mpi.Iallreduce(send, recv, o.mpi), send, recv, finish)
 
 
 # --------------------------------------------------------------------------------------------------- rooted
 
 
-def reduce(comm: Any, x: Any, op: Any = "sum", root: int = 0) -> Any:
+def reduce(engine: Any, x: Any, op: Any = "sum", root: int = 0) -> Any:
     """See :meth:`hpc.mpi.Comm.reduce`."""
-    root = _check_root(comm, root)
+    root = _check_root(engine, root)
     o = resolve(op)
     if o.name in ("argmin", "argmax"):
-        result = _arg(comm, x, o, "reduce", root)
-        return result if comm.rank == root else None
+        result = _arg(engine, x, o, "reduce", root)
+        return result if engine.rank == root else None
     if o is _SUM and _is_integer_scalar(x):  # exact, as in allreduce, whose words it shares (every rank gets them)
-        total = _integer_scalar_sum(comm, x, "reduce", (o.name, "integer scalar", (), root))
-        return total if comm.rank == root else None
+        total = _integer_scalar_sum(engine, x, "reduce", (o.name, "integer scalar", (), root))
+        return total if engine.rank == root else None
     prep = _Prepared(x, o, "reduce")
-    _guard.check_agreement(comm, "reduce", (o.name, prep.dtype.str, prep.shape, root))
+    _guard.check_agreement(engine, "reduce", (o.name, prep.dtype.str, prep.shape, root))
     recv = _np.empty_like(prep.array)
-    _run(
-        comm,
+    engine.run(
         "reduce",
-        lambda: comm.mpi.Reduce(prep.array, recv, o.mpi, root=root),
-        lambda: comm.mpi.Ireduce(prep.array, recv, o.mpi, root=root),
+        lambda: engine.mpi.Reduce(prep.array, recv, o.mpi, root=root),
+        lambda: engine.mpi.Ireduce(prep.array, recv, o.mpi, root=root),
     )
-    return prep.give_back(recv, o) if comm.rank == root else None
+    return prep.give_back(recv, o) if engine.rank == root else None
 
 
-def bcast(comm: Any, x: Any, root: int = 0) -> Any:
+def bcast(engine: Any, x: Any, root: int = 0) -> Any:
     """See :meth:`hpc.mpi.Comm.bcast`. Numeric arrays and scalars travel as buffers; other objects are pickled."""
-    root = _check_root(comm, root)
+    root = _check_root(engine, root)
     meta = None
-    if comm.rank == root:
+    if engine.rank == root:
         if isinstance(x, (_np.ndarray, _np.generic, *_SCALARS)):
             try:
                 prep = _Prepared(x, None, "bcast")
@@ -383,16 +394,16 @@ def bcast(comm: Any, x: Any, root: int = 0) -> Any:
             meta = ("object", x)
     # Check mode compares roots (each rank would otherwise take its own root's data); the watchdog watches a
     # barrier first: the pickled bcast below has no non-blocking form, and on the root it returns without waiting.
-    _guard.agree(comm, "bcast", (root,))
-    comm._seq += 1
-    meta = comm.mpi.bcast(meta, root=root)
+    _guard.agree(engine, "bcast", (root,))
+    engine.seq += 1
+    meta = engine.mpi.bcast(meta, root=root)
     if meta[0] == "object":
         return meta[1]
     if meta[0] == "error":
-        raise TypeError(meta[1] if comm.rank == root else f"{meta[1]} (on the root, rank {root})")
+        raise TypeError(meta[1] if engine.rank == root else f"{meta[1]} (on the root, rank {root})")
     _, dtype, shape, python_scalar, numpy_scalar = meta
-    buf = prep.array if comm.rank == root else _np.empty(shape, _working_dtype(_np.dtype(dtype), None))
-    _run(comm, "bcast", lambda: comm.mpi.Bcast(buf, root=root), lambda: comm.mpi.Ibcast(buf, root=root))
+    buf = prep.array if engine.rank == root else _np.empty(shape, _working_dtype(_np.dtype(dtype), None))
+    engine.run("bcast", lambda: engine.mpi.Bcast(buf, root=root), lambda: engine.mpi.Ibcast(buf, root=root))
     out = buf.astype(dtype, copy=False).reshape(shape)
     if python_scalar:
         return out.item()
@@ -402,16 +413,23 @@ def bcast(comm: Any, x: Any, root: int = 0) -> Any:
 # --------------------------------------------------------------------------------------------------- gathers
 
 
-def allgather(comm: Any, x: Any) -> Any:
+def allgather_objects(engine: Any, what: str, obj: Any) -> list[Any]:
+    """Every rank's picklable ``obj``, in rank order (mpi4py's pickled ``allgather``), arrived at under ``what``."""
+    _guard.arrive(engine, what)  # the pickled allgather has no non-blocking form
+    engine.seq += 1
+    return engine.mpi.allgather(obj)
+
+
+def allgather(engine: Any, x: Any) -> Any:
     """See :meth:`hpc.mpi.Comm.allgather`."""
     prep = _Prepared(x, None, "allgather")
     arr = prep.array.reshape(1) if prep.array.ndim == 0 else prep.array
-    _guard.arrive(comm, "allgather")  # the pickled allgather below has no non-blocking form
-    comm._seq += 1
+    _guard.arrive(engine, "allgather")  # the pickled allgather below has no non-blocking form
+    engine.seq += 1
     # The layout of every rank's part is needed anyway (counts for Allgatherv); checking it costs nothing more. It
     # starts with the collective's name, as check mode's signatures do: a rank in another collective's check is
     # reported on every rank, here and there.
-    layouts = comm.mpi.allgather(("allgather", arr.shape[0], arr.shape[1:], prep.dtype.str))
+    layouts = engine.mpi.allgather(("allgather", arr.shape[0], arr.shape[1:], prep.dtype.str))
     if any(lay[0] != "allgather" or lay[2:] != layouts[0][2:] for lay in layouts):
         lines = "\n".join(f"  rank {r}: {lay[0]} {lay[1:]}" for r, lay in enumerate(layouts))
         raise _guard.RankMismatchError(
@@ -421,57 +439,56 @@ def allgather(comm: Any, x: Any) -> Any:
     counts = [lay[1] * row for lay in layouts]
     total = sum(lay[1] for lay in layouts)
     recv = _np.empty((total, *arr.shape[1:]), dtype=arr.dtype)
-    _run(
-        comm,
+    engine.run(
         "allgather",
-        lambda: comm.mpi.Allgatherv(arr, (recv, counts)),
-        lambda: comm.mpi.Iallgatherv(arr, (recv, counts)),
+        lambda: engine.mpi.Allgatherv(arr, (recv, counts)),
+        lambda: engine.mpi.Iallgatherv(arr, (recv, counts)),
     )
     return recv.astype(prep.dtype, copy=False)
 
 
-def reduce_scatter(comm: Any, x: Any, op: Any = "sum") -> Any:
+def reduce_scatter(engine: Any, x: Any, op: Any = "sum") -> Any:
     """See :meth:`hpc.mpi.Comm.reduce_scatter`."""
     o = _elementwise(op, "reduce_scatter")
     prep = _Prepared(x, o, "reduce_scatter")
     if prep.array.ndim == 0:
         raise ValueError("reduce_scatter needs an array with at least one dimension; got a scalar")
-    _guard.check_agreement(comm, "reduce_scatter", (o.name, prep.dtype.str, prep.shape))
+    _guard.check_agreement(engine, "reduce_scatter", (o.name, prep.dtype.str, prep.shape))
     n = prep.array.shape[0]
     row = int(_np.prod(prep.array.shape[1:], dtype=_np.int64))
-    rows = [len(b) for b in _np.array_split(_np.arange(n), comm.size)]
-    recv = _np.empty((rows[comm.rank], *prep.array.shape[1:]), dtype=prep.array.dtype)
+    rows = [len(b) for b in _np.array_split(_np.arange(n), engine.size)]
+    recv = _np.empty((rows[engine.rank], *prep.array.shape[1:]), dtype=prep.array.dtype)
     counts = [r * row for r in rows]
-    _run(
-        comm,
+    engine.run(
         "reduce_scatter",
-        lambda: comm.mpi.Reduce_scatter(prep.array, recv, counts, o.mpi),
-        lambda: comm.mpi.Ireduce_scatter(prep.array, recv, counts, o.mpi),
+        lambda: engine.mpi.Reduce_scatter(prep.array, recv, counts, o.mpi),
+        lambda: engine.mpi.Ireduce_scatter(prep.array, recv, counts, o.mpi),
     )
     return prep.in_dtype(recv, o)
 
 
-def scan(comm: Any, x: Any, op: Any = "sum", exclusive: bool = False) -> Any:
+def scan(engine: Any, x: Any, op: Any = "sum", exclusive: bool = False) -> Any:
     """See :meth:`hpc.mpi.Comm.scan` and :meth:`hpc.mpi.Comm.exscan`."""
     what = "exscan" if exclusive else "scan"
     o = _elementwise(op, what)
+    if o is _SUM and _is_integer_scalar(x):  # exact, as in allreduce
+        return _integer_scalar_scan(engine, x, what, exclusive)
     prep = _Prepared(x, o, what)
-    _guard.check_agreement(comm, what, (o.name, prep.dtype.str, prep.shape))
+    _guard.check_agreement(engine, what, (o.name, prep.dtype.str, prep.shape))
     recv = _np.empty_like(prep.array)
     if exclusive:
-        _run(
-            comm,
+        engine.run(
             what,
-            lambda: comm.mpi.Exscan(prep.array, recv, o.mpi),
-            lambda: comm.mpi.Iexscan(prep.array, recv, o.mpi),
+            lambda: engine.mpi.Exscan(prep.array, recv, o.mpi),
+            lambda: engine.mpi.Iexscan(prep.array, recv, o.mpi),
         )
-        if comm.rank == 0:  # MPI leaves rank 0's buffer undefined; give the op's identity instead
+        if engine.rank == 0:  # MPI leaves rank 0's buffer undefined; give the op's identity instead
             identity = o.identity(prep.array.dtype)
             if identity is None:
                 return None
             recv[...] = identity
     else:
-        _run(
-            comm, what, lambda: comm.mpi.Scan(prep.array, recv, o.mpi), lambda: comm.mpi.Iscan(prep.array, recv, o.mpi)
+        engine.run(
+            what, lambda: engine.mpi.Scan(prep.array, recv, o.mpi), lambda: engine.mpi.Iscan(prep.array, recv, o.mpi)
         )
     return prep.give_back(recv, o)

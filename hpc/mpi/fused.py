@@ -8,7 +8,14 @@ from typing import Any
 import numpy as _np
 
 from hpc.mpi import guard as _guard
-from hpc.mpi.collectives import _Prepared
+from hpc.mpi.collectives import (
+    _integer_result,
+    _integer_total,
+    _integer_words,
+    _is_integer_scalar,
+    _Prepared,
+    allgather_objects,
+)
 from hpc.mpi.ops import resolve
 
 try:
@@ -39,7 +46,7 @@ class Fused(Queue):
     """Created by :meth:`hpc.mpi.Comm.fused`: queues allreduces and runs them together when the block ends.
 
     Sums of float64 values, the common case (Python floats, NumPy float64 scalars, float64 arrays of up to 8192
-    elements, C-contiguous), are queued in C (``_fused_queue.c``: one method call, about 0.03 us for a scalar) and
+    elements, C-contiguous), are queued in C (``_fused_queue.c``: one C method call per entry) and
     travel in one float64 buffer, reduced in place; each placeholder gives back its caller's type (a float, a NumPy
     scalar, an array of the caller's shape). Other entries with the same op and dtype share one buffer each. 100 small
     sums cost one ``Allreduce``; a buffer that reaches 4 MiB is reduced at once, inside the block. The structure of
@@ -49,8 +56,8 @@ class Fused(Queue):
     raises RankMismatchError for it on every rank, and without it MPI itself fails ("Message truncated") and the
     job ends.
 
-    Python ints are queued as int64, even for ``op="sum"``: their sums wrap like NumPy int64, and an int beyond
-    int64 raises OverflowError when queued. :meth:`hpc.mpi.Comm.allreduce` sums Python ints exactly.
+    Sums of integer scalars are exact, as in :meth:`hpc.mpi.Comm.allreduce` (one int64 buffer of words for all of
+    them); other ops take Python ints as int64 (docs/differences.md, "Python ints in hpc.mpi: one rule").
 
     Example:
         >>> from hpc import mpi
@@ -62,10 +69,12 @@ class Fused(Queue):
         (True, True)
     """
 
-    def __init__(self, comm: Any) -> None:
-        self._comm = comm
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
         #: what the fast lane does not take: (op, flat values, dtype str, shape, how, _Prepared or None, result)
         self._entries: list[tuple[Any, Any, str, tuple[int, ...], int, Any, Any]] = []
+        #: sums of integer scalars (exact, as in allreduce): (value, the scalar as queued, result)
+        self._integers: list[tuple[int, Any, Any]] = []
 
     # allreduce(x, op="sum") is Queue's: small float64 sums stay in C, anything else comes to _queue.
 
@@ -73,11 +82,16 @@ class Fused(Queue):
         o = _BUILTIN.get(op) if type(op) is str else None
         if o is None:
             o = resolve(op)
-            if o.name in ("argmin", "argmax") or o.mpi is None and self._comm.size > 1:
+            if o.name in ("argmin", "argmax") or o.mpi is None and self._engine.size > 1:
                 raise ValueError(f"fused allreduce supports the built-in elementwise ops; got {o.name!r}")
         result = FusedResult()
-        if (type(x) is _np.ndarray or isinstance(x, _np.generic)) and x.dtype.char in _PLAIN and (
-            x.dtype.isnative and o.name not in ("land", "lor")
+        if o is _SUM and _is_integer_scalar(x):  # exact, any size, as in allreduce (any kind mixes with any)
+            self._integers.append((int(x), x, result))
+            return result
+        if (
+            (type(x) is _np.ndarray or isinstance(x, _np.generic))
+            and x.dtype.char in _PLAIN
+            and (x.dtype.isnative and o.name not in ("land", "lor"))
         ):  # an array or NumPy scalar MPI reduces as it is: copied flat, given back as a view or a scalar
             o.check_dtype(x.dtype)
             flat = _np.array(x, copy=True, order="C").reshape(-1)
@@ -100,18 +114,18 @@ class Fused(Queue):
     def _flush_batch(self, batch: Any, entries: list[Any] | None = None) -> None:
         """Reduce ``batch`` (the fast lane's values) in place now, with the checksum of what it holds."""
         count = len(batch)
-        if self._comm.size > 1:
+        if self._engine.size > 1:
             slow = [(e[0].name, e[2], e[3]) for e in entries or ()]
-            signature = repr((count, batch.structure, slow))
+            signature = repr((count, batch.structure, slow, len(self._integers)))
             # A checksum h and h*h, summed over ranks: sum(h*h) * n == sum(h)**2 exactly when every rank has the
             # same h. 20 bits, so h*h and the sums stay exact in float64.
             h = float(_zlib.crc32(signature.encode()) & 0xFFFFF)
             for word in (h, h * h, 1.0):
                 batch.append(word)
         if len(batch):
-            self._comm._sum_in_place(batch)
+            self._engine.sum_in_place(batch)
             batch.set_ready()
-            if self._comm.size > 1 and batch[-2] * batch[-1] != batch[-3] * batch[-3]:
+            if self._engine.size > 1 and batch[-2] * batch[-1] != batch[-3] * batch[-3]:
                 raise _guard.RankMismatchError(
                     "fused: ranks queued different sequences of reductions (op, dtype, shape); "
                     f"this rank queued {signature[:400]}"
@@ -121,18 +135,20 @@ class Fused(Queue):
 
     def flush(self) -> None:
         """Run every queued reduction now (called when the ``with`` block ends)."""
-        batch, entries = self._take(), self._entries
-        if batch is None and not entries:
+        batch, entries, integers = self._take(), self._entries, self._integers
+        if batch is None and not entries and not integers:
             return
-        self._entries = []
         self._flush_batch(Batch() if batch is None else batch, entries)
+        self._entries, self._integers = [], []
+        if integers:
+            self._sum_integers(integers)
         groups: dict[tuple[int, str], list[Any]] = {}
         for entry in entries:  # by op object, not name: two user ops may share a name
             groups.setdefault((id(entry[0]), entry[2]), []).append(entry)
         for members in groups.values():
             o = members[0][0]
             parts = [entry[1] for entry in members]
-            total = self._comm.allreduce(_np.concatenate(parts) if len(parts) > 1 else parts[0], op=o)
+            total = self._engine.allreduce(_np.concatenate(parts) if len(parts) > 1 else parts[0], op=o)
             offset = 0
             for _, flat, _, shape, how, prep, result in members:
                 end = offset + flat.shape[0]
@@ -145,6 +161,23 @@ class Fused(Queue):
                 offset = end
 
 
+    def _sum_integers(self, integers: list[tuple[int, Any, Any]]) -> None:
+        """Sum the queued integer scalars exactly: one int64 allreduce of their words, pickled if one is too big."""
+        engine = self._engine
+        if engine.size == 1:
+            totals = [value for value, _, _ in integers]
+        else:
+            words = _np.concatenate([_integer_words(engine, value) for value, _, _ in integers])
+            engine.allreduce(words, "sum", words)
+            totals = [_integer_total(words[3 * i : 3 * i + 3]) for i in range(len(integers))]
+            if None in totals:  # some rank queued an int too big for the words: on every rank alike
+                everyone = allgather_objects(engine, "fused allreduce", [value for value, _, _ in integers])
+                totals = [sum(column) for column in zip(*everyone)]
+        for (_, x, result), total in zip(integers, totals):
+            result._value = _integer_result(x, total)
+
+
+_SUM = resolve("sum")
 #: dtypes MPI reduces as they are, which the slow lane copies flat (float16, bool and long double take _Prepared's
 #: route)
 _PLAIN = frozenset("bBhHiIlLqQfdFD")

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import numpy as _np
 
 from hpc._launcher import unlink_segment_names as _unlink_segment_names
-from hpc._optional import optional_module as _optional_module
+from hpc.mpi import _mpi
 
 __all__ = [
     "CollectiveTimeoutError",
@@ -42,7 +42,7 @@ class CollectiveTimeoutError(RuntimeError):
 _installed = False
 
 
-def install_abort_on_exception(comm: Any) -> None:
+def install_abort_on_exception(mpi_comm: Any) -> None:
     """Make an uncaught exception on this rank print its traceback and abort every rank (``MPI_Abort``).
 
     Without this, one rank dying leaves the others waiting in their next collective forever. This affects the whole
@@ -52,12 +52,12 @@ def install_abort_on_exception(comm: Any) -> None:
     ``mpi4py.MPI`` too, and does it again here for an MPI initialised later), so a killed job leaves none behind.
     """
     global _installed
-    if _installed or comm.Get_size() <= 1:
+    if _installed or mpi_comm.Get_size() <= 1:
         return
     _installed = True
     _unlink_segment_names()
     previous = _sys.excepthook
-    rank = comm.Get_rank()
+    rank = mpi_comm.Get_rank()
 
     def abort(exc_type: Any, exc: Any, tb: Any) -> None:
         _leave_within(_LEAVE_S, 1)  # the traceback goes to a pipe that may never drain (a launcher cut off)
@@ -65,7 +65,7 @@ def install_abort_on_exception(comm: Any) -> None:
             _sys.stderr.write(f"hpc.mpi: uncaught exception on rank {rank}; aborting all ranks\n")
             previous(exc_type, exc, tb)
         finally:
-            _abort(comm, 1)
+            _abort(mpi_comm, 1)
 
     def abort_thread(args: Any) -> None:
         if args.exc_type is SystemExit:
@@ -76,7 +76,7 @@ def install_abort_on_exception(comm: Any) -> None:
     _threading.excepthook = abort_thread
 
 
-def arrive(comm: Any, what: str) -> None:
+def arrive(engine: Any, what: str) -> None:
     """With the watchdog on (``HPC_MPI_TIMEOUT``), wait in a watched barrier until every rank has reached ``what``.
 
     For the steps MPI offers no non-blocking form of (the pickled ``allgather`` of the agreement check, a window's
@@ -85,18 +85,18 @@ def arrive(comm: Any, what: str) -> None:
     drops out in the middle of it (a link cut): a thread watches it (see :func:`_watch_steps`) until the calling
     function returns or waits again. Without the watchdog this does nothing.
     """
-    _arrive(comm, what, _sys._getframe(1))
+    _arrive(engine, what, _sys._getframe(1))
 
 
-def _arrive(comm: Any, what: str, frame: Any) -> None:
-    if comm._watchdog and comm.size > 1:
-        comm._seq += 1
-        wait(comm, comm.mpi.Ibarrier(), what)
-        _steps[_threading.get_ident()] = _Step(comm, what, frame)
+def _arrive(engine: Any, what: str, frame: Any) -> None:
+    if engine.watchdog and engine.size > 1:
+        engine.seq += 1
+        wait(engine, engine.mpi.Ibarrier(), what)
+        _steps[_threading.get_ident()] = _Step(engine, what, frame)
         _start_watching_steps()
 
 
-def agree(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
+def agree(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
     """Before a blocking step (a pickled collective, a barrier): check ``signature`` in check mode, else arrive.
 
     In check mode :func:`check_agreement` compares the signatures; its allgather returns only once every rank has
@@ -104,26 +104,26 @@ def agree(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
     :func:`arrive`. With neither, this does nothing.
     """
     caller = _sys._getframe(1)  # the blocking step follows there
-    if comm._check:
-        _check_agreement(comm, what, signature, caller)
+    if engine.check:
+        _check_agreement(engine, what, signature, caller)
     else:
-        _arrive(comm, what, caller)
+        _arrive(engine, what, caller)
 
 
-def check_agreement(comm: Any, what: str, signature: tuple[Any, ...]) -> None:
+def check_agreement(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
     """In check mode (``HPC_MPI_CHECK=1``), raise :class:`RankMismatchError` on every rank if signatures differ.
 
     One extra small collective (an allgather of the signature) per checked call.
     """
-    _check_agreement(comm, what, signature, None)
+    _check_agreement(engine, what, signature, None)
 
 
-def _check_agreement(comm: Any, what: str, signature: tuple[Any, ...], frame: Any) -> None:
-    if comm.size <= 1 or not comm._check:
+def _check_agreement(engine: Any, what: str, signature: tuple[Any, ...], frame: Any) -> None:
+    if engine.size <= 1 or not engine.check:
         return
-    _arrive(comm, what, frame or _sys._getframe(0))
+    _arrive(engine, what, frame or _sys._getframe(0))
     # the collective's name travels too: scan on one rank and allreduce on another would otherwise pass the check
-    everyone = comm.mpi.allgather((what, *signature))
+    everyone = engine.mpi.allgather((what, *signature))
     if all(s == everyone[0] for s in everyone):
         return
     lines = [f"  rank {r}: {s[0]} {s[1:]}" for r, s in enumerate(everyone)]
@@ -219,42 +219,39 @@ _outbox: list[Any] = []
 _tag: int | None = None
 
 
-def _note_hosts(comm: Any, what: str) -> None:
-    table = _hosts.get(id(comm.mpi))
+def _note_hosts(engine: Any, what: str) -> None:
+    table = _hosts.get(id(engine.mpi))
     if table is None:
         # Start the names' allgather here, right after a collective every rank starts in the same order. Not in an
         # iallreduce: a future may be waited for out of that order, and the allgathers would then cross.
         if what != "iallreduce":
-            _hosts[id(comm.mpi)] = _Hosts(comm.mpi, comm.size)
+            _hosts[id(engine.mpi)] = _Hosts(engine.mpi, engine.size)
     elif table.names is None:
         table.poll()
 
 
-def _host_names(comm: Any) -> list[str] | None:
-    table = _hosts.get(id(comm.mpi))
+def _host_names(engine: Any) -> list[str] | None:
+    table = _hosts.get(id(engine.mpi))
     return None if table is None else table.poll()
 
 
 def _watchdog_tag(mpi_comm: Any) -> int:
     global _tag
     if _tag is None:
-        MPI = _optional_module("mpi4py.MPI")
-        upper = mpi_comm.Get_attr(MPI.TAG_UB) if MPI is not None else None
-        _tag = int(upper) if upper else 32767  # the least TAG_UB the standard allows
+        _tag = _mpi.tag_upper_bound(mpi_comm)
     return _tag
 
 
-def _where(comm: Any, what: str) -> tuple[int, str, str]:
-    return (comm._seq, what, _socket.gethostname())
+def _where(engine: Any, what: str) -> tuple[int, str, str]:
+    return (engine.seq, what, _socket.gethostname())
 
 
-def _answer(comm: Any, what: str, heard: dict[int, tuple[int, str, str]] | None = None) -> None:
+def _answer(engine: Any, what: str, heard: dict[int, tuple[int, str, str]] | None = None) -> None:
     """Answer every stalled rank that asked where this rank is; with ``heard``, also note who answered us."""
-    MPI = _optional_module("mpi4py.MPI")
-    tag = _watchdog_tag(comm.mpi)
+    tag = _watchdog_tag(engine.mpi)
     while True:
-        status = MPI.Status()
-        message = comm.mpi.improbe(source=MPI.ANY_SOURCE, tag=tag, status=status)
+        status = _mpi.status()
+        message = engine.mpi.improbe(source=_mpi.any_source(), tag=tag, status=status)
         if message is None:
             return
         kind, where = message.recv()
@@ -262,24 +259,24 @@ def _answer(comm: Any, what: str, heard: dict[int, tuple[int, str, str]] | None 
         if heard is not None:
             heard[source] = where
         if kind == "ask":
-            _outbox.append(comm.mpi.isend(("tell", _where(comm, what)), dest=source, tag=tag))
+            _outbox.append(engine.mpi.isend(("tell", _where(engine, what)), dest=source, tag=tag))
 
 
-def _ask(comm: Any, what: str) -> dict[int, tuple[int, str, str]]:
+def _ask(engine: Any, what: str) -> dict[int, tuple[int, str, str]]:
     """Ask every other rank where it is; return the answers that came within ``_ASK_S``: rank -> (seq, what, host).
 
     Ranks waiting in a watched collective or a watched blocking step answer (or ask, their own watchdog having
     fired); a rank that is computing, in a call hpc does not watch, dead, or on a host that cannot be reached stays
     silent.
     """
-    tag = _watchdog_tag(comm.mpi)
-    for other in range(comm.size):
-        if other != comm.rank:
-            _outbox.append(comm.mpi.isend(("ask", _where(comm, what)), dest=other, tag=tag))
+    tag = _watchdog_tag(engine.mpi)
+    for other in range(engine.size):
+        if other != engine.rank:
+            _outbox.append(engine.mpi.isend(("ask", _where(engine, what)), dest=other, tag=tag))
     heard: dict[int, tuple[int, str, str]] = {}
     deadline = _time.monotonic() + _ASK_S
-    while len(heard) < comm.size - 1 and _time.monotonic() < deadline:
-        _answer(comm, what, heard)
+    while len(heard) < engine.size - 1 and _time.monotonic() < deadline:
+        _answer(engine, what, heard)
         _time.sleep(1e-3)
     return heard
 
@@ -288,17 +285,18 @@ def _ranks(ranks: list[int]) -> str:
     return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
 
 
-def _report(comm: Any, what: str, waited: float, heard: dict[int, tuple[int, str, str]] | None) -> str:
+def _report(engine: Any, what: str, waited: float, heard: dict[int, tuple[int, str, str]] | None) -> str:
     """Say which collective stalled where, which ranks (and hosts) did not answer, and where the others wait."""
     lines = [
-        f"hpc.mpi: {what} (collective #{comm._seq}) on rank {comm.rank} of {comm.size} (host {_socket.gethostname()}) "
-        f"waited {waited:.1f} s (HPC_MPI_TIMEOUT={comm._timeout:g}); other ranks have not reached it."
+        f"hpc.mpi: {what} (collective #{engine.seq}) on rank {engine.rank} of {engine.size} "
+        f"(host {_socket.gethostname()}) "
+        f"waited {waited:.1f} s (HPC_MPI_TIMEOUT={engine.timeout:g}); other ranks have not reached it."
     ]
     if heard is None:
         lines.append("  (the other ranks were not asked where they are: MPI was not initialised with THREAD_MULTIPLE)")
         return "\n".join(lines) + "\n"
-    names = _host_names(comm)
-    silent = [r for r in range(comm.size) if r != comm.rank and r not in heard]
+    names = _host_names(engine)
+    silent = [r for r in range(engine.size) if r != engine.rank and r not in heard]
     if silent:
         if names is None:
             where = " (hosts unknown: not every rank reached a watched collective)"
@@ -315,12 +313,12 @@ def _report(comm: Any, what: str, waited: float, heard: dict[int, tuple[int, str
     for (seq, where_r), ranks in places.items():
         hosts = ", ".join(sorted({heard[r][2] for r in ranks}))
         verb = "waits" if len(ranks) == 1 else "wait"
-        too = " too" if (seq, where_r) == (comm._seq, what) else ""
+        too = " too" if (seq, where_r) == (engine.seq, what) else ""
         lines.append(f"  {_ranks(ranks)} (on {hosts}) {verb} in {where_r} (collective #{seq}){too}")
     return "\n".join(lines) + "\n"
 
 
-def wait(comm: Any, request: Any, what: str) -> None:
+def wait(engine: Any, request: Any, what: str) -> None:
     """Wait for a non-blocking collective, enforcing ``HPC_MPI_TIMEOUT`` when it is set.
 
     On a stall the rank asks the others where they are, prints which collective stalled, which ranks and hosts did
@@ -329,43 +327,43 @@ def wait(comm: Any, request: Any, what: str) -> None:
     own. The first watched collective on a communicator also gathers every rank's host name (in the background),
     so that a report can name hosts without communicating.
     """
-    timeout = comm._timeout
+    timeout = engine.timeout
     if timeout <= 0:
         request.Wait()
         return
     _steps.pop(_threading.get_ident(), None)  # this thread's blocking step, if any, is over
-    _note_hosts(comm, what)
+    _note_hosts(engine, what)
     start = _time.monotonic()
     delay = 1e-5
     while not request.Test():
         waited = _time.monotonic() - start
         if waited > _ANSWER_AFTER_S:
-            _answer(comm, what)
+            _answer(engine, what)
         if waited > timeout:
-            _stalled(comm, what, waited, _traceback.format_stack()[:-1], "", ask=True)
+            _stalled(engine, what, waited, _traceback.format_stack()[:-1], "", ask=True)
         _time.sleep(delay)
         delay = min(delay * 2, 1e-3)
 
 
-def _stalled(comm: Any, what: str, waited: float, stack: list[str], note: str, ask: bool) -> NoReturn:
+def _stalled(engine: Any, what: str, waited: float, stack: list[str], note: str, ask: bool) -> NoReturn:
     """Ask the others where they are (if ``ask``), report, abort the job: never returns."""
     _leave_within(_LEAVE_S + _ASK_S, 3)  # the report goes to a pipe that may never drain
-    heard = _ask(comm, what) if ask else None
-    msg = _report(comm, what, waited, heard) + note
-    _sys.stderr.write(f"{msg}Stack of rank {comm.rank}:\n{''.join(stack)}")
-    _abort(comm.mpi, 3)
+    heard = _ask(engine, what) if ask else None
+    msg = _report(engine, what, waited, heard) + note
+    _sys.stderr.write(f"{msg}Stack of rank {engine.rank}:\n{''.join(stack)}")
+    _abort(engine.mpi, 3)
 
 
 class _Step:
     """A blocking step every rank has arrived at (:func:`arrive`), on one thread: over once ``frame`` returns."""
 
-    __slots__ = ("comm", "what", "frame", "start")
+    __slots__ = ("engine", "what", "frame", "start")
 
-    def __init__(self, comm: Any, what: str, frame: Any) -> None:
-        self.comm, self.what, self.frame, self.start = comm, what, frame, _time.monotonic()
+    def __init__(self, engine: Any, what: str, frame: Any) -> None:
+        self.engine, self.what, self.frame, self.start = engine, what, frame, _time.monotonic()
 
     def __repr__(self) -> str:
-        return f"<hpc.mpi blocking step {self.what!r} of rank {self.comm.rank}>"
+        return f"<hpc.mpi blocking step {self.what!r} of rank {self.engine.rank}>"
 
 
 #: thread id -> the blocking step it is in, if any (set by arrive, cleared by the next watched wait)
@@ -403,10 +401,10 @@ def _watch_steps() -> None:
                 continue
             waited = now - step.start
             if waited > _ANSWER_AFTER_S and _threads_ok():
-                _answer(step.comm, step.what)
-            if waited > step.comm._timeout:
+                _answer(step.engine, step.what)
+            if waited > step.engine.timeout:
                 note = "  (in a blocking step MPI has no non-blocking form of, after every rank had arrived at it)\n"
-                _stalled(step.comm, step.what, waited, _traceback.format_stack(current), note, _threads_ok())
+                _stalled(step.engine, step.what, waited, _traceback.format_stack(current), note, _threads_ok())
 
 
 def _on_stack(frame: Any, current: Any) -> bool:
@@ -424,6 +422,5 @@ def _threads_ok() -> bool:
     """Whether MPI may be called from the watcher thread while another thread is inside MPI (THREAD_MULTIPLE)."""
     global _thread_level
     if _thread_level is None:
-        MPI = _optional_module("mpi4py.MPI")
-        _thread_level = MPI is not None and MPI.Query_thread() == MPI.THREAD_MULTIPLE
+        _thread_level = _mpi.thread_multiple()
     return _thread_level

@@ -6,7 +6,7 @@ from typing import Any
 
 from hpc.iter.plumbing.drive import BACKENDS, Backend, register
 from hpc.iter.plumbing.plan import ChunkFailure
-from hpc.mpi import guard as _guard
+from hpc.mpi.collectives import allgather_objects
 from hpc.mpi.comm import world
 from hpc.mpi.guard import RankMismatchError
 
@@ -38,9 +38,8 @@ class MpiBackend(Backend):
         except ChunkFailure as exc:
             failure = (exc.error, exc.chunk, exc.item, exc.span)
         signature = (len(spans), spans[-1][2] if spans else 0)
-        _guard.arrive(comm, self.what)  # the pickled allgather below has no non-blocking form
         # the name goes first, as in check mode's signatures: a rank in another collective's check is reported
-        everyone = comm.mpi.allgather((self.what, signature, out, failure))
+        everyone = allgather_objects(comm._engine, self.what, (self.what, signature, out, failure))
         if any(e[:2] != (self.what, signature) for e in everyone):
             sizes = ", ".join(
                 f"rank {r}: {e[1][1]} items" if e[0] == self.what else f"rank {r}: in {e[0]!r}"

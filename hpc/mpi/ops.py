@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as _np
 
-from hpc.mpi.comm import mpi_module
+from hpc.mpi import _mpi
 
 __all__ = ["BUILTIN_OPS", "Op", "op", "resolve"]
 
@@ -23,16 +23,6 @@ _UFUNCS = {
     "band": _np.bitwise_and,
     "bor": _np.bitwise_or,
 }
-_MPI_NAMES = {
-    "sum": "SUM",
-    "prod": "PROD",
-    "min": "MIN",
-    "max": "MAX",
-    "land": "LAND",
-    "lor": "LOR",
-    "band": "BAND",
-    "bor": "BOR",
-}
 
 
 class Op:
@@ -47,10 +37,8 @@ class Op:
     @property
     def mpi(self) -> Any:
         """The mpi4py op (``None`` without an MPI library)."""
-        if self._mpi_op is None and self.name in _MPI_NAMES:
-            MPI = mpi_module()
-            if MPI is not None:
-                self._mpi_op = getattr(MPI, _MPI_NAMES[self.name])
+        if self._mpi_op is None and self.ufunc is not None and not isinstance(self.ufunc, _UfuncLike):
+            self._mpi_op = _mpi.builtin_op(self.name)
         return self._mpi_op
 
     def check_dtype(self, dtype: _np.dtype) -> None:
@@ -121,16 +109,7 @@ def op(fn: Callable[[Any, Any], Any], commute: bool = True, name: str | None = N
         combine(a1, b1)
         return b1.reshape(_np.shape(b))
 
-    mpi_op = None
-    MPI = mpi_module()
-    if MPI is not None:
-        from mpi4py.util import dtlib
-
-        def callback(inbuf: Any, outbuf: Any, datatype: Any) -> None:
-            dtype = dtlib.to_numpy_dtype(datatype)
-            combine(_np.frombuffer(inbuf, dtype), _np.frombuffer(outbuf, dtype))
-
-        mpi_op = MPI.Op.Create(callback, commute=commute)
+    mpi_op = _mpi.create_op(combine, commute)
     user = Op(name or getattr(fn, "__name__", "user_op"), None, commute, mpi_op)
     user.ufunc = _UfuncLike(local)
     user.kernel = combine

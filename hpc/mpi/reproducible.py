@@ -51,14 +51,11 @@ OR-ed across ranks); in the window lane the rank that sums a position reads ever
 from __future__ import annotations
 
 import math as _math
-import sys as _sys
 from typing import Any
 
 import numpy as _np
 
-from hpc.mpi import _binned, _node_window
-from hpc.mpi import comm as _comm_module
-from hpc.mpi.comm import mpi_module
+from hpc.mpi import _binned, _mpi, _node_window
 from hpc.mpi.ops import Op
 
 __all__ = ["reproducible_allreduce", "reproducible_sum"]
@@ -68,7 +65,7 @@ __all__ = ["reproducible_allreduce", "reproducible_sum"]
 USE_NODE_WINDOW = True
 
 
-def reproducible_allreduce(comm: Any, x: _np.ndarray) -> _np.ndarray:
+def reproducible_allreduce(engine: Any, x: _np.ndarray) -> _np.ndarray:
     """Return the reproducible sum of every rank's ``x`` (``comm.allreduce(x, reproducible=True)``), on every rank.
 
     Where every rank is on one node, the terms meet in a shared-memory window (:mod:`hpc.mpi._node_window`) and
@@ -76,18 +73,18 @@ def reproducible_allreduce(comm: Any, x: _np.ndarray) -> _np.ndarray:
     three. Elsewhere, :func:`reproducible_sum` of one row per rank. Both give the same bits.
     """
     if x.size and x.dtype.kind in "fc" and USE_NODE_WINDOW:
-        window = _node_window.node_window(comm)
+        window = _node_window.node_window(engine)
         if window is not None:
             if x.dtype.kind == "c":  # parts assigned, as in reproducible_sum
                 total = _np.empty(x.shape, x.dtype)
-                total.real = _sum_in_window(comm, window, x.real)
-                total.imag = _sum_in_window(comm, window, x.imag)
+                total.real = _sum_in_window(engine, window, x.real)
+                total.imag = _sum_in_window(engine, window, x.imag)
                 return total
-            return _sum_in_window(comm, window, x)
-    return reproducible_sum(comm, x.reshape((1, *x.shape)))
+            return _sum_in_window(engine, window, x)
+    return reproducible_sum(engine, x.reshape((1, *x.shape)))
 
 
-def _sum_in_window(comm: Any, window: _node_window.NodeWindow, x: _np.ndarray) -> _np.ndarray:
+def _sum_in_window(engine: Any, window: _node_window.NodeWindow, x: _np.ndarray) -> _np.ndarray:
     """Sum ``x`` over the ranks through ``window``, chunk by chunk (small arrays: see ``NodeWindow.small_slots``).
 
     Each rank sums a share of a chunk's columns. It copies into its slot only the columns the other ranks sum,
@@ -98,16 +95,13 @@ def _sum_in_window(comm: Any, window: _node_window.NodeWindow, x: _np.ndarray) -
     """
     flat = _np.ascontiguousarray(x.reshape(-1), dtype=_np.float64)  # no copy for a contiguous float64 x
     n = flat.shape[0]
-    if x.dtype == _np.float64 and x.nbytes >= _comm_module._RECYCLE_BYTES:
-        result = comm._result_array(x.shape, x.dtype)  # a fresh megabyte array page-faults on every call
-    else:
-        result = _np.empty(x.shape, _np.float64)
+    result = engine.new_result(x.shape, _np.float64)  # recycled from 16 KiB: a fresh one page-faults
     total = result.reshape(-1)
-    rank, size = comm.rank, comm.size
+    rank, size = engine.rank, engine.size
     if n <= _node_window.SMALL:  # one barrier: every rank sums every column from the small slots
         terms = window.next_small_slots()
         _node_window.write(terms[rank, :n], flat)
-        window.sync(comm)
+        window.sync(engine)
         _binned.sum_columns(terms, flat, rank, 0, n, total)
         return result.astype(x.dtype, copy=False)
     slots = window.slots
@@ -119,20 +113,20 @@ def _sum_in_window(comm: Any, window: _node_window.NodeWindow, x: _np.ndarray) -
         lo, hi = m * rank // size, m * (rank + 1) // size
         _node_window.write(mine[:lo], chunk[:lo])
         _node_window.write(mine[hi:m], chunk[hi:])
-        window.sync(comm)
+        window.sync(engine)
         _binned.sum_columns(terms, chunk, rank, lo, hi, done[lo:hi])
         _node_window.write(output[lo:hi], done[lo:hi])
-        window.sync(comm)
+        window.sync(engine)
         done[:lo] = output[:lo]
         done[hi:] = output[hi:m]
     return result.astype(x.dtype, copy=False)
 
 
-def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
+def reproducible_sum(engine: Any, rows: _np.ndarray) -> _np.ndarray:
     """Return the sum over every rank's ``rows`` (axis 0, then across ranks), reproducibly.
 
     Args:
-        comm (hpc.mpi.Comm): the communicator.
+        engine (hpc.mpi._engine.Engine): the communicator's engine.
         rows (numpy.ndarray): this rank's terms, shape ``(k, *shape)``, ``k >= 0`` (may differ by rank).
 
     Returns:
@@ -140,38 +134,37 @@ def reproducible_sum(comm: Any, rows: _np.ndarray) -> _np.ndarray:
     """
     rows = _np.asarray(rows)
     if rows.dtype.kind in "biu":
-        return comm.allreduce(_np.asarray(rows.sum(axis=0, dtype=_np.int64)))
+        return engine.allreduce(_np.asarray(rows.sum(axis=0, dtype=_np.int64)))
     if rows.dtype.kind == "c":  # parts assigned, not `re + 1j * im`: 1j * inf is nan + inf*j
         total = _np.empty(rows.shape[1:], rows.dtype)
-        total.real = reproducible_sum(comm, rows.real)
-        total.imag = reproducible_sum(comm, rows.imag)
+        total.real = reproducible_sum(engine, rows.real)
+        total.imag = reproducible_sum(engine, rows.imag)
         return total
     out_dtype = rows.dtype
     shape = rows.shape[1:]
     k = rows.shape[0]
     n = _math.prod(shape)
     flat = _np.ascontiguousarray(rows.reshape(k, n), dtype=_np.float64)
-    # Long rows are cut into column blocks, on the rule of the plain allreduce (hpc.mpi.comm). The rule reads only
+    # Long rows are cut into column blocks, on the rule of the plain allreduce (hpc.mpi._engine). The rule reads only
     # what every rank shares (n, one node), never this rank's row count k: ranks holding 1 and 2 rows (or 0) must
     # cut the same blocks, or their collectives would pair up with different lengths.
     block = max(n, 1)  # no elements: one empty block (every rank still joins its collectives)
-    if n * 8 > _comm_module._BLOCKED_FROM and comm._one_node:
-        block = _comm_module._BLOCK_BYTES // 8
-    scratch = _scratch(comm, block)
-    words = _words(comm, n)  # the one-word totals, turned in place into the result's float64 bits
+    if engine.in_blocks(n * 8):
+        block = engine.block_items(8)
+    scratch = _scratch(engine, block)
+    words = _words(engine, n)  # the one-word totals, turned in place into the result's float64 bits
     for start in range(0, n, block) or (0,):  # every rank has the same n: the same blocks, the same collectives
         stop = start + block
-        _sum_block(comm, flat[:, start:stop], words[start:stop], scratch)
+        _sum_block(engine, flat[:, start:stop], words[start:stop], scratch)
     out = words.view(_np.float64)  # a view made here: its base is `words`, which is what _words counts on
     return out.astype(out_dtype, copy=False).reshape(shape)
 
 
 #: Why blocks: one block of 2 MiB and its int64 totals stay in the last-level cache through the two collectives
-#: and three passes, and MPICH's scratch buffers stay small (measured faster than one pass at 64 MiB on the dev VM
-#: when it was chosen; git history of docs/performance.md).
+#: and three passes, and MPICH's scratch buffers stay small (docs/performance.md, "Design choices measured").
 
 
-def _sum_block(comm: Any, flat: _np.ndarray, words: _np.ndarray, scratch: tuple[_np.ndarray, ...]) -> None:
+def _sum_block(engine: Any, flat: _np.ndarray, words: _np.ndarray, scratch: tuple[_np.ndarray, ...]) -> None:
     """Sum the columns of ``flat`` (k, m) over the rows and the ranks into ``words`` as float64 bits, in place."""
     k, m = flat.shape
     fields, lo, hi32 = (a[: m + 1] for a in scratch)
@@ -179,79 +172,74 @@ def _sum_block(comm: Any, flat: _np.ndarray, words: _np.ndarray, scratch: tuple[
     # count, which bounds the number of terms per position on every rank alike.
     _binned.exponents(flat, fields)
     fields[m] = k.bit_length()
-    _allreduce_max(comm, fields)
+    _allreduce_max(engine, fields)
     count_bits = int(fields[m])
-    if comm.size * ((1 << count_bits) - 1) <= _binned.ONE_WORD_TERMS:
+    if engine.size * ((1 << count_bits) - 1) <= _binned.ONE_WORD_TERMS:
         any_nonfinite = _binned.quantize(flat, fields, words)
-        comm.allreduce(words, out=words)
-        _binned.to_float(words, fields, _nonfinite_sums(comm, flat, fields, m) if any_nonfinite else _NONE_NONFINITE)
+        engine.allreduce(words, out=words)
+        _binned.to_float(words, fields, _nonfinite_sums(engine, flat, fields, m) if any_nonfinite else _NONE_NONFINITE)
         return
     lo, hi = lo[:m], words
     any_nonfinite = _binned.quantize_split(flat, fields, hi, lo)
-    comm.allreduce(lo, out=lo)
-    if count_bits + comm.size.bit_length() + 15 < 31:  # |hi| <= 2**12 per term plus carries: int32 is enough
+    engine.allreduce(lo, out=lo)
+    if count_bits + engine.size.bit_length() + 15 < 31:  # |hi| <= 2**12 per term plus carries: int32 is enough
         hi32 = hi32[:m]
         hi32[...] = hi
-        hi = comm.allreduce(hi32, out=hi32)
+        hi = engine.allreduce(hi32, out=hi32)
     else:
-        comm.allreduce(hi, out=hi)
+        engine.allreduce(hi, out=hi)
     # When hi is `words`, out is the same memory: each total is read before its float is written over it.
-    nonfinite = _nonfinite_sums(comm, flat, fields, m) if any_nonfinite else _NONE_NONFINITE
+    nonfinite = _nonfinite_sums(engine, flat, fields, m) if any_nonfinite else _NONE_NONFINITE
     _binned.to_float_split(hi, lo, fields, nonfinite, words.view(_np.float64))
 
 
-def _allreduce_max(comm: Any, fields: _np.ndarray) -> None:
+def _allreduce_max(engine: Any, fields: _np.ndarray) -> None:
     """MAX-allreduce the int16 ``fields`` in place, combined by :func:`hpc.mpi._binned.max_into`."""
     global _FIELD_MAX
     if _FIELD_MAX is None:
-        MPI = mpi_module()
 
-        def combine(inbuf: Any, inout: Any, datatype: Any) -> None:
-            _binned.max_into(_np.frombuffer(inbuf, _np.int16), _np.frombuffer(inout, _np.int16))
+        def combine(inbuf: Any, inout: Any) -> None:
+            _binned.max_into(inbuf.view(_np.int16), inout.view(_np.int16))
 
-        _FIELD_MAX = Op("max", _np.maximum, True, None if MPI is None else MPI.Op.Create(combine, commute=True))
-    if getattr(comm, "_plain", False):  # no check mode, no watchdog: straight to MPI
-        comm.mpi.Allreduce(comm._in_place, fields, _FIELD_MAX.mpi)
-        comm._seq += 1
+        _FIELD_MAX = Op("max", _np.maximum, True, _mpi.create_op(combine, commute=True))
+    if engine.plain:  # no check mode, no watchdog: straight to MPI
+        engine.allreduce_in_place(fields, _FIELD_MAX.mpi)
     else:
-        comm.allreduce(fields, op=_FIELD_MAX, out=fields)
+        engine.allreduce(fields, _FIELD_MAX, fields)
 
 
 _FIELD_MAX: Op | None = None
 
 
-def _nonfinite_sums(comm: Any, flat: _np.ndarray, fields: _np.ndarray, n: int) -> _np.ndarray:
+def _nonfinite_sums(engine: Any, flat: _np.ndarray, fields: _np.ndarray, n: int) -> _np.ndarray:
     """The sums of the non-finite columns, from one ``BOR`` collective of what each column holds (NaN, +inf,
     -inf) on every rank: see :data:`hpc.mpi._binned.NAN_BITS` for the rule (every rank calls this together: they
     agree on the fields)."""
     flags = _np.empty(n, _np.uint8)
     _binned.nonfinite_flags(flat, fields[:n], flags)
-    flags = comm.allreduce(flags, op="bor")
+    flags = engine.allreduce(flags, op="bor")
     totals = _np.zeros(n)
     _binned.nonfinite_totals(flags, fields[:n], totals)
     return totals
 
 
-def _words(comm: Any, n: int) -> _np.ndarray:
+def _words(engine: Any, n: int) -> _np.ndarray:
     """The int64 buffer the totals travel in and the one-word result is written to, recycled when unheld."""
-    words = getattr(comm, "_repro_words", None)
-    # a result the caller still holds is a view of `words`: one more reference than UNHELD_REFS
-    if words is None or words.shape[0] != n or _sys.getrefcount(words) != _comm_module.UNHELD_REFS:
-        words = comm._repro_words = _np.empty(n, _np.int64)
-    return words
+    # a result the caller still holds is a view of `words`: it is not reused while held
+    return engine.unheld("reproducible words", lambda: _np.empty(n, _np.int64), lambda w: w.shape[0] == n)
 
 
 _NONE_NONFINITE = _np.zeros(0)  # no non-finite column: to_float and to_float_split skip the step
 
 
-def _scratch(comm: Any, size: int) -> tuple[_np.ndarray, ...]:
-    """Return (exponent fields, int64 lo, int32 hi) of ``size + 1`` entries, kept on ``comm`` per size.
+def _scratch(engine: Any, size: int) -> tuple[_np.ndarray, ...]:
+    """Return (exponent fields, int64 lo, int32 hi) of ``size + 1`` entries, kept on ``engine`` per size.
 
     Fresh megabyte arrays would page-fault on every call (glibc hands freed large blocks back to the kernel),
     which costs more than the arithmetic.
     """
-    cached = getattr(comm, "_repro_scratch", None)
-    if cached is None or cached[0].shape[0] != size + 1:
-        cached = (_np.empty(size + 1, _np.int16), _np.empty(size + 1, _np.int64), _np.empty(size + 1, _np.int32))
-        comm._repro_scratch = cached
-    return cached
+    return engine.scratch(
+        "reproducible fields",
+        lambda: (_np.empty(size + 1, _np.int16), _np.empty(size + 1, _np.int64), _np.empty(size + 1, _np.int32)),
+        lambda kept: kept[0].shape[0] == size + 1,
+    )

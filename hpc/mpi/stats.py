@@ -7,6 +7,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.mpi.comm import as_comm
+from hpc.mpi.reproducible import reproducible_sum
 
 __all__ = ["dot", "histogram", "moments", "norm", "sum"]
 
@@ -78,9 +79,7 @@ def sum(comm: Any, x: Any, *, reproducible: bool = False) -> Any:  # noqa: A001 
     comm = as_comm(comm)
     a = _np.asarray(x)
     if reproducible:
-        from hpc.mpi.reproducible import reproducible_sum
-
-        return reproducible_sum(comm, a)
+        return reproducible_sum(comm._engine, a)  # the engine: the handle hpc.mpi's modules take
     return comm.allreduce(_np.asarray(a.sum(axis=0)))
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from hpc import ml, mpi
+from hpc.mpi import _mpi
 
 pytestmark = pytest.mark.mpi
 
@@ -38,7 +39,7 @@ def _world():
 
 def _self():
     """Return a one-process communicator (this rank alone) for the reference fit of every rank's rows."""
-    return mpi.Comm(mpi.comm.mpi_module().COMM_SELF)
+    return mpi.Comm(_mpi.module().COMM_SELF)
 
 
 def _bad_rank(comm):

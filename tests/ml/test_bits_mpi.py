@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from hpc import ThreadPool, ml, mpi
+from hpc.mpi import _mpi
 
 from .conftest import bits, blobs, regression, uneven_counts
 
 pytestmark = pytest.mark.mpi
 
-MPI = mpi.comm.mpi_module()
+MPI = _mpi.module()
 
 
 def _split(comm, *arrays):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hpc import mpi
+from hpc.mpi import _mpi
 from hpc.mpi.comm import Comm, LocalComm
 from hpc.mpi.reproducible import reproducible_sum
 
@@ -24,7 +25,7 @@ def node_comm(comm):
     Collective. A shared-memory window exists only among the ranks of one node, so across hosts (``make
     test-multihost``) the window's tests run on each node's ranks; on one host they run on every rank as before.
     """
-    MPI = mpi.comm.mpi_module()
+    MPI = _mpi.module()
     if MPI is None or comm.size == 1:
         yield comm
         return
@@ -42,7 +43,7 @@ def gathered(comm, x):
 
 def one_process_sum(rows):
     """The reproducible sum of ``rows`` (k, ...) in one process: the bits every rank count must give."""
-    return reproducible_sum(Comm(LocalComm()), rows)
+    return reproducible_sum(Comm(LocalComm())._engine, rows)
 
 
 def nan_with_bits(bits: int) -> float:

@@ -329,39 +329,58 @@ PYTHON_INT_AS_INT64 = {
     "allreduce argmin": lambda comm, x: comm.allreduce(x, op="argmin"),
     "reduce band": lambda comm, x: comm.reduce(x, op="band"),
     "iallreduce min": lambda comm, x: comm.iallreduce(x, op="min").result(),
-    "scan": lambda comm, x: comm.scan(x),
-    "exscan": lambda comm, x: comm.exscan(x),
+    "scan max": lambda comm, x: comm.scan(x, op="max"),
+    "exscan bor": lambda comm, x: comm.exscan(x, op="bor"),
     "allgather": lambda comm, x: comm.allgather(x),
-    "fused": lambda comm, x: _fused_sum(comm, x),
+    "fused min": lambda comm, x: _fused(comm, x, "min"),
 }
 
 
-def _fused_sum(comm, x):
+def _fused(comm, x, op="sum"):
     with comm.fused() as f:
-        result = f.allreduce(x)
+        result = f.allreduce(x, op=op)
     return result.value
 
 
 @pytest.mark.parametrize("call", sorted(PYTHON_INT_AS_INT64))
 def test_python_ints_beyond_int64_raise_overflow_error_where_they_travel_as_int64(comm, call):
-    """Outside op='sum' of allreduce, reduce and iallreduce, Python ints are int64: beyond it, a clear OverflowError.
+    """Outside op='sum', Python ints are int64: beyond it, a clear OverflowError (docs/differences.md, the rule).
 
     max of 2**70 raised a TypeError saying Python scalars were supported; 2**63 became a uint64 on its rank.
     """
     run = PYTHON_INT_AS_INT64[call]
     for value in (2**63, -(2**63) - 1, 2**70):
-        with pytest.raises(OverflowError, match=r"as int64 \(-2\*\*63 to 2\*\*63-1\).*op='sum' of allreduce"):
+        with pytest.raises(OverflowError, match=r"as int64 \(-2\*\*63 to 2\*\*63-1\).*Only op='sum' sums Python"):
             run(comm, value)
     assert comm.allreduce(1.0) == comm.size  # every rank raised before any message: still in step
 
 
-def test_python_ints_in_int64_reductions_wrap_as_documented(comm):
-    """scan and fused sums of Python ints are int64 sums: they wrap like NumPy int64 (docs/mpi.md says so)."""
-    wrapped = (comm.rank + 1) * 2**62
-    assert comm.scan(2**62) == (wrapped + 2**63) % 2**64 - 2**63
-    total = comm.size * 2**62
-    assert _fused_sum(comm, 2**62) == (total + 2**63) % 2**64 - 2**63
+@pytest.mark.parametrize("value", [3, 2**62, 2**70, -(2**100), True])
+def test_python_int_sums_are_exact_in_every_collective(comm, value):
+    """One rule: op='sum' of Python ints is exact, any size, in every collective (iallreduce below 2**80); other ops
+    take them as int64, wrapping like NumPy (docs/differences.md). scan and fused sums wrapped at int64 once."""
+    mine = value * (comm.rank + 1) if not isinstance(value, bool) else value
+    everyone = [value * (r + 1) if not isinstance(value, bool) else int(value) for r in range(comm.size)]
+    assert comm.allreduce(mine) == sum(everyone)
+    assert comm.reduce(mine, root=comm.size - 1) == (sum(everyone) if comm.rank == comm.size - 1 else None)
+    assert comm.scan(mine) == sum(everyone[: comm.rank + 1])
+    assert comm.exscan(mine) == sum(everyone[: comm.rank])
+    assert _fused(comm, mine) == sum(everyone)
+    if abs(value) * comm.size < 2**79:
+        assert comm.iallreduce(mine).result() == sum(everyone)
+    for result in (comm.allreduce(mine), comm.scan(mine), comm.exscan(mine), _fused(comm, mine)):
+        assert type(result) is int
+    assert comm.allreduce(2**62, op="prod") == (2**62 if comm.size == 1 else 0)  # other ops: int64, wrapping
     assert comm.allreduce(2**62 + comm.rank, op="max") == 2**62 + comm.size - 1  # in range: exact, as int
+
+
+def test_integer_scalar_sums_mix_kinds_in_scan_and_fused(comm):
+    """A Python int on one rank and a NumPy integer on another take the same exact route in scan and fused."""
+    mine = (3, np.int64(3), np.int8(3), np.array(3, np.int32), True)[comm.rank % 5]
+    assert comm.scan(mine) == sum(int((3, 3, 3, 3, 1)[r % 5]) for r in range(comm.rank + 1))
+    total = sum(int((3, 3, 3, 3, 1)[r % 5]) for r in range(comm.size))
+    assert _fused(comm, mine) == total
+    assert type(_fused(comm, mine)) is type(comm.allreduce(mine))
 
 
 def test_integer_scalars_of_every_kind_mix_across_ranks(comm):
@@ -439,7 +458,7 @@ def test_integer_scalar_against_an_array_is_a_mismatch_in_check_mode(comm):
     """The scalar's three words are not a 3-element int64 array: check mode reports it instead of mixing them."""
     from hpc.mpi.guard import RankMismatchError
 
-    if comm._check and comm.size > 1:
+    if comm.check and comm.size > 1:
         x = np.int64(5) if comm.rank == 0 else np.arange(3, dtype=np.int64)
         with pytest.raises(RankMismatchError):
             comm.allreduce(x)

@@ -44,13 +44,13 @@ def test_a_dropped_large_result_is_recycled(n):
 )
 def test_large_arrays_reduced_in_blocks_equal_one_call(comm, monkeypatch, dtype, op):
     """On one node a large array goes in pieces (here 40 bytes, the last short): fresh, out= and in place, N-D."""
-    from hpc.mpi import comm as comm_module
+    from hpc.mpi import _engine as engine_module
 
     x = (np.arange(1, 64) % 5 + comm.rank).astype(dtype).reshape(7, 9)
     whole = comm.allreduce(x, op=op).copy()
-    monkeypatch.setattr(comm_module, "_BLOCKED_FROM", 64)
-    monkeypatch.setattr(comm_module, "_BLOCK_BYTES", 40)
-    monkeypatch.setattr(comm, "_one_node", True)
+    monkeypatch.setattr(engine_module, "_BLOCKED_FROM", 64)
+    monkeypatch.setattr(engine_module, "BLOCK_BYTES", 40)
+    monkeypatch.setattr(comm._engine, "one_node", True)
     np.testing.assert_array_equal(comm.allreduce(x, op=op), whole)
     out = np.empty_like(x)
     assert comm.allreduce(x, op=op, out=out) is out
@@ -83,4 +83,4 @@ def test_one_node_comes_from_the_launcher(monkeypatch):
     assert _launcher.local_size() is None and not _launcher.one_node(4)
     monkeypatch.setenv("SLURM_STEP_NUM_NODES", "1")
     assert _launcher.one_node(4)
-    assert mpi.world()._one_node is False or mpi.world().size > 1  # one rank never needs blocks
+    assert mpi.world()._engine.one_node is False or mpi.world().size > 1  # one rank never needs blocks

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hpc import mpi
+from hpc.mpi._engine import Engine
 
 pytestmark = pytest.mark.mpi
 
@@ -23,7 +24,7 @@ def fused(request, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.Queue.__module__ == "hpc.mpi._fused_queue_py"
-    return module.Fused
+    return lambda comm: module.Fused(comm._engine)
 
 
 class _CountingMPI:
@@ -61,7 +62,7 @@ def test_fused_results_equal_separate_calls(comm, fused):
 def test_fused_uses_one_mpi_call_for_same_op_and_dtype(comm, fused, monkeypatch):
     """100 scalar float sums cost the MPI calls of one array allreduce (one Allreduce, plus the checks if on)."""
     counting = _CountingMPI(comm.mpi)
-    monkeypatch.setattr(comm, "mpi", counting)
+    monkeypatch.setattr(comm._engine, "mpi", counting)
     comm.allreduce(np.arange(3.0))
     one_allreduce = list(counting.calls)
     counting.calls.clear()
@@ -137,8 +138,8 @@ def test_a_full_batch_is_reduced_inside_the_block(comm, fused, monkeypatch):
     """Past 4 MiB of queued float64 values a batch is reduced at once (fusion's memory stays bounded), and every
     result is still right."""
     sums = []
-    original = type(comm)._sum_in_place
-    monkeypatch.setattr(type(comm), "_sum_in_place", lambda self, batch: sums.append(len(batch)) or original(self,
+    original = Engine.sum_in_place
+    monkeypatch.setattr(Engine, "sum_in_place", lambda self, batch: sums.append(len(batch)) or original(self,
                                                                                                              batch))
     with fused(comm) as f:
         results = [f.allreduce(np.full(8192, float(i))) for i in range(66)]  # 540,672 values: past 2**19
@@ -177,7 +178,7 @@ def test_fused_reduces_the_value_an_array_had_when_queued(comm, fused):
 
 def test_fused_float_counts_that_differ_raise_on_every_rank_in_check_mode(comm, fused):
     """Queuing a different number of float sums is caught by the check mode (without it MPI ends the job)."""
-    if comm.size == 1 or not comm._check:
+    if comm.size == 1 or not comm.check:
         pytest.skip("needs two ranks to disagree, and HPC_MPI_CHECK=1")
     with pytest.raises(mpi.RankMismatchError, match="disagree"):
         with fused(comm) as f:

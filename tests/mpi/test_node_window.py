@@ -36,7 +36,7 @@ def test_freeing_a_communicator_frees_its_window(comm):
     """The window is an attribute of the mpi4py communicator: every wrapper shares it, Free() frees it, and a
     wrapper used after Free() gets MPI's error (it segfaulted on the unmapped slots once)."""
     if comm.size == 1:
-        assert _node_window.node_window(comm) is None
+        assert _node_window.node_window(comm._engine) is None
         return
     MPI = pytest.importorskip("mpi4py.MPI")
     # a new communicator of the ranks on this node (all of them on one host): only they can share a window
@@ -45,10 +45,10 @@ def test_freeing_a_communicator_frees_its_window(comm):
     rows = _rows(first, 300)
     assert first.allreduce(rows[first.rank], reproducible=True).tobytes() == one_process_sum(rows).tobytes()
     if first.size == 1:  # alone on its node
-        assert _node_window.node_window(first) is None
+        assert _node_window.node_window(first._engine) is None
         return dup.Free()
-    window = _node_window.node_window(first)
-    assert window is not None and _node_window.node_window(second) is window
+    window = _node_window.node_window(first._engine)
+    assert window is not None and _node_window.node_window(second._engine) is window
     dup.Free()
     assert window.win == MPI.WIN_NULL and window.slots is None
     with pytest.raises(MPI.Exception) as error:  # MPI's error, not a touch of unmapped memory
@@ -67,7 +67,7 @@ def test_ranks_fall_back_together_when_one_has_no_room(comm, monkeypatch):
         monkeypatch.setattr(_node_window, "_shm_has_room", lambda nbytes: other.rank != other.size - 1)
         rows = _rows(other, 300)
         got = other.allreduce(rows[other.rank], reproducible=True)
-        assert _node_window.node_window(other) is None
+        assert _node_window.node_window(other._engine) is None
         assert got.tobytes() == one_process_sum(rows).tobytes()
     finally:
         dup.Free()
@@ -80,7 +80,7 @@ def test_back_to_back_calls_never_read_a_slot_being_rewritten(node_comm, monkeyp
     import time
 
     comm = node_comm
-    window = _node_window.node_window(comm)
+    window = _node_window.node_window(comm._engine)
     if window is not None:
         monkeypatch.setattr(window, "chunk", 700)  # 1500 columns: three chunks
     rng = np.random.default_rng(31 + comm.rank)

@@ -78,9 +78,9 @@ def test_reproducible_integers_are_exact_and_zeros_stay_zero():
     """Integer input sums exactly; all-zero and empty inputs give zeros."""
     local = _one_process()
     ints = np.arange(12, dtype=np.int32).reshape(4, 3)
-    np.testing.assert_array_equal(reproducible_sum(local, ints), ints.sum(axis=0))
-    assert (reproducible_sum(local, np.zeros((5, 2))) == 0).all()
-    assert reproducible_sum(local, np.zeros((0, 3))).shape == (3,)
+    np.testing.assert_array_equal(reproducible_sum(local._engine, ints), ints.sum(axis=0))
+    assert (reproducible_sum(local._engine, np.zeros((5, 2))) == 0).all()
+    assert reproducible_sum(local._engine, np.zeros((0, 3))).shape == (3,)
 
 
 def test_reproducible_needs_sum():
@@ -110,17 +110,17 @@ def test_reproducible_is_exact_where_every_term_fits_the_grid():
         [0.1, 0.2, 0.3, -0.6],
     ]
     data = np.array(columns).T
-    got = reproducible_sum(local, data)
+    got = reproducible_sum(local._engine, data)
     assert got.tolist() == [math.fsum(col) for col in columns]
 
 
 def test_reproducible_extremes():
     """Overflowing totals give inf like a plain sum; huge and tiny terms together stay within the error bound."""
     local = _one_process()
-    assert reproducible_sum(local, np.array([[1.7e308], [1.7e308]]))[0] == np.inf
-    assert reproducible_sum(local, np.array([[-1.7e308], [-1.7e308]]))[0] == -np.inf
+    assert reproducible_sum(local._engine, np.array([[1.7e308], [1.7e308]]))[0] == np.inf
+    assert reproducible_sum(local._engine, np.array([[-1.7e308], [-1.7e308]]))[0] == -np.inf
     mixed = np.array([[1.5e308], [-1.5e308], [3.0]])
-    assert abs(reproducible_sum(local, mixed)[0] - 3.0) <= 3 * 2.0**-60 * 1.5e308
+    assert abs(reproducible_sum(local._engine, mixed)[0] - 3.0) <= 3 * 2.0**-60 * 1.5e308
 
 
 def test_a_held_result_is_never_overwritten():
@@ -166,7 +166,7 @@ def test_reproducible_complex_with_infinite_parts(comm):
 def test_blocks_of_columns_give_the_same_bits(comm, monkeypatch, two_words):
     """A long row is summed in column blocks (the last one short): the same bits as one pass, non-finite included."""
     from hpc.mpi import _binned
-    from hpc.mpi import comm as comm_module
+    from hpc.mpi import _engine as engine_module
 
     if two_words:  # the hi/lo form, which one row takes only from 8 ranks up
         monkeypatch.setattr(_binned, "ONE_WORD_TERMS", 0)
@@ -175,9 +175,9 @@ def test_blocks_of_columns_give_the_same_bits(comm, monkeypatch, two_words):
     rows[-1, 50] = np.inf
     rows[0, 77] = np.nan
     whole = comm.allreduce(rows[comm.rank], reproducible=True).copy()
-    monkeypatch.setattr(comm_module, "_BLOCKED_FROM", 64)
-    monkeypatch.setattr(comm_module, "_BLOCK_BYTES", 80)  # 10 columns
-    monkeypatch.setattr(comm, "_one_node", True)
+    monkeypatch.setattr(engine_module, "_BLOCKED_FROM", 64)
+    monkeypatch.setattr(engine_module, "BLOCK_BYTES", 80)  # 10 columns
+    monkeypatch.setattr(comm._engine, "one_node", True)
     blocked = comm.allreduce(rows[comm.rank], reproducible=True)
     assert blocked.tobytes() == whole.tobytes()
     assert blocked.tobytes() == one_process_sum(rows).tobytes()
@@ -191,7 +191,7 @@ def test_blocks_are_cut_alike_when_ranks_hold_different_row_counts(comm, monkeyp
     A rank holding one row while another holds two must still run the same collectives: blocks on one rank and a
     single pass on another would pair collectives of different lengths.
     """
-    from hpc.mpi import comm as comm_module
+    from hpc.mpi import _engine as engine_module
 
     counts = [(1, 2, 0)[r % 3] for r in range(comm.size)]
     rows = _hard(sum(counts), 103, seed=17)
@@ -199,9 +199,9 @@ def test_blocks_are_cut_alike_when_ranks_hold_different_row_counts(comm, monkeyp
     rows[0, 40] = -np.inf
     reference = one_process_sum(rows)
     start = sum(counts[: comm.rank])
-    monkeypatch.setattr(comm_module, "_BLOCKED_FROM", 64)
-    monkeypatch.setattr(comm_module, "_BLOCK_BYTES", 80)  # 10 columns
-    monkeypatch.setattr(comm, "_one_node", True)
+    monkeypatch.setattr(engine_module, "_BLOCKED_FROM", 64)
+    monkeypatch.setattr(engine_module, "BLOCK_BYTES", 80)  # 10 columns
+    monkeypatch.setattr(comm._engine, "one_node", True)
     got = mpi.sum(comm, rows[start : start + counts[comm.rank]], reproducible=True)
     assert got.tobytes() == reference.tobytes()
     assert np.isneginf(got[40])
@@ -242,7 +242,7 @@ def test_shared_memory_and_message_lanes_give_the_same_bits(node_comm, monkeypat
     comm = node_comm  # all ranks on one host; across hosts, this node's
     rows = _window_data(comm, 2500)
     mine = rows[comm.rank]
-    window = _node_window.node_window(comm)
+    window = _node_window.node_window(comm._engine)
     assert (window is None) == (comm.size == 1)
     if window is not None:
         monkeypatch.setattr(window, "chunk", 700)
@@ -268,7 +268,7 @@ def test_the_window_lane_under_the_watchdog(node_comm, monkeypatch):
     comm = node_comm  # all ranks on one host; across hosts, this node's
     monkeypatch.setenv("HPC_MPI_TIMEOUT", "60")
     watched = mpi.Comm(comm.mpi)
-    assert watched._watchdog
+    assert watched.timeout > 0
     rows = _window_data(comm, 1600)
     got = watched.allreduce(rows[comm.rank], reproducible=True)
     assert got.tobytes() == one_process_sum(rows).tobytes()

@@ -66,7 +66,7 @@ def where(comm: mpi.Comm) -> dict[str, object]:
         "host": socket.gethostname(),
         "rank": comm.rank,
         "local_rank": comm.local_rank,
-        "one_node": comm._one_node,
+        "one_node": comm._engine.one_node,
         "cuda_local_rank": list(cuda_local),
         "bind_rank": [binding.local_rank, binding.local_size, binding.source, binding.host],
     }

@@ -1,0 +1,292 @@
+"""The engine behind a :class:`hpc.mpi.Comm`: its state, and the allreduce fast path.
+
+One :class:`Engine` per communicator holds everything the collectives share: the mpi4py communicator, the guard
+mode (``HPC_MPI_CHECK``, ``HPC_MPI_TIMEOUT``, read once), the collective sequence number the watchdog reports, the
+scratch buffers that are reused between calls, and the node's shared-memory window. The modules of hpc.mpi take an
+engine as their first argument; :class:`~hpc.mpi.Comm` holds one and its methods hand it on.
+
+Why results are recycled and large arrays go in blocks, with the measurements: docs/performance.md
+("hpc bench mpi", "What holds").
+"""
+
+from __future__ import annotations
+
+import sys as _sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as _np
+
+from hpc import _launcher
+from hpc import config as _config
+from hpc.mpi import _mpi, collectives, guard, reproducible
+
+__all__ = ["BLOCK_BYTES", "UNHELD_REFS", "Engine"]
+
+_INTS = "bhilqBHILQ"
+#: built-in ops and the NumPy dtype chars MPI reduces natively with them (the general path converts and checks the
+#: rest: float16, bool, logical ops, non-contiguous arrays)
+_FAST_OPS = {
+    "sum": _INTS + "fdgFDG",
+    "prod": _INTS + "fdgFDG",
+    "min": _INTS + "fdg",
+    "max": _INTS + "fdg",
+    "band": _INTS,
+    "bor": _INTS,
+}
+#: fresh results from this size up reuse the last one when nobody holds it (a fresh block above glibc's mmap
+#: threshold page-faults on first touch)
+_RECYCLE_BYTES = 16 << 10
+#: with every rank on one node, arrays above this many bytes are reduced in BLOCK_BYTES pieces: MPICH maps a fresh
+#: scratch buffer of half the message per call from 32 MiB, a page fault per 4 KiB; across nodes each piece would pay
+#: the network's latency again
+_BLOCKED_FROM = 16 << 20
+BLOCK_BYTES = 2 << 20
+
+
+class Engine:
+    """The state of one communicator and the fast path of its allreduce (see the module docstring).
+
+    Attributes:
+        mpi: the mpi4py communicator, or :class:`hpc.mpi._mpi.LocalComm`.
+        rank, size (int): this rank and the number of ranks.
+        seq (int): collectives started so far (the unguarded fast paths do not count: only reports read it).
+        check (bool): check mode (``HPC_MPI_CHECK``), off for one process.
+        timeout (float): the watchdog's limit in seconds (``HPC_MPI_TIMEOUT``; 0: no watchdog).
+        watchdog (bool): ``timeout > 0``.
+        plain (bool): no check mode, no watchdog, a real MPI library: the fast paths may call MPI directly.
+        one_node (bool): every rank of the job is on this node, by the launcher's word (no collective asked).
+        node_window: the shared-memory window of :mod:`hpc.mpi._node_window` (``None`` until asked for).
+    """
+
+    __slots__ = (
+        "mpi",
+        "rank",
+        "size",
+        "seq",
+        "check",
+        "timeout",
+        "watchdog",
+        "plain",
+        "one_node",
+        "node_window",
+        "_fast_ops",
+        "_float_buf",
+        "_in_place",
+        "_local_rank",
+        "_recycled",
+        "_scratch",
+    )
+
+    def __init__(self, comm: Any) -> None:
+        self.mpi = comm
+        self.rank: int = comm.Get_rank()
+        self.size: int = comm.Get_size()
+        self.seq = 0
+        local = _mpi.is_local(comm)
+        self.check = _config.mpi_check() and not local
+        self.timeout = 0.0 if local else _config.mpi_timeout()
+        self.watchdog = self.timeout > 0
+        self.plain = not (self.check or self.watchdog or local)
+        self._fast_ops = (
+            {} if local else {name: (_mpi.builtin_op(name), chars, "d" in chars) for name, chars in _FAST_OPS.items()}
+        )
+        self._float_buf = _np.zeros(1)  # the one-element buffer of the float fast path
+        self._in_place = None if local else _mpi.in_place()
+        world_size = 1 if local else _mpi.world_comm().Get_size()
+        self.one_node = not local and self.size > 1 and _launcher.one_node(world_size)
+        self.node_window: Any = None
+        self._local_rank: int | None = None
+        self._recycled: dict[str, Any] = {}
+        self._scratch: dict[str, Any] = {}
+        if self.size > 1:
+            guard.install_abort_on_exception(comm)
+
+    # --------------------------------------------------------------------------------------------- allreduce
+
+    def allreduce(self, x: Any, op: Any = "sum", out: Any = None, reproducible_: bool = False) -> Any:
+        """See :meth:`hpc.mpi.Comm.allreduce`: the fast paths here, everything else in :mod:`hpc.mpi.collectives`.
+
+        The fast path: no checks, no watchdog, a built-in op on a dtype MPI reduces natively: one mpi4py call (and
+        one allocation for a new array).
+        """
+        if self.plain and not reproducible_:
+            fast = self._fast_ops.get(op)
+            if fast is not None:
+                kind = type(x)
+                if (kind is float or kind is _np.float64) and fast[2] and out is None:
+                    scalar = self._float_buf
+                    scalar[0] = x
+                    self.mpi.Allreduce(self._in_place, scalar, fast[0])
+                    return float(scalar[0]) if kind is float else scalar[0]  # a NumPy scalar stays one
+                if kind is _np.ndarray and x.flags.c_contiguous and x.dtype.char in fast[1]:
+                    if x.nbytes <= 16 and not x.ndim:  # a 0-d integer sum travels as a scalar's exact words
+                        return collectives.allreduce(self, x, op, out, False)
+                    try:  # free unless raised: mpi4py refuses non-native byte order before calling MPI
+                        result = self._array_fast(x, out, fast[0])
+                    except BufferError:
+                        result = None
+                    if result is not None:
+                        return result
+        elif reproducible_ and self.plain and op == "sum" and out is None and type(x) is _np.ndarray:
+            if x.dtype.char == "d":
+                return reproducible.reproducible_allreduce(self, x)
+        return collectives.allreduce(self, x, op, out, reproducible_)
+
+    def _array_fast(self, x: Any, out: Any, mpi_op: Any) -> Any:
+        """One ``Allreduce`` of a C-contiguous array into a new array or ``out``; ``None`` where ``out`` needs more."""
+        if out is None:
+            send, result = x, self.new_result(x.shape, x.dtype)
+        elif out is x:
+            result, send = out, self._in_place
+        elif (
+            type(out) is _np.ndarray
+            and out.shape == x.shape
+            and out.dtype == x.dtype
+            and out.flags.c_contiguous
+            # MPI refuses aliased buffers but IN_PLACE; two arrays that own their memory never alias
+            and (out.base is None and x.base is None or not _np.may_share_memory(out, x))
+        ):
+            result, send = out, x
+        else:
+            return None
+        if self.in_blocks(x.nbytes):
+            self._allreduce_in_blocks(send, result, mpi_op)
+        else:
+            self.mpi.Allreduce(send, result, mpi_op)
+        return result
+
+    def in_blocks(self, nbytes: int) -> bool:
+        """Whether an array of ``nbytes`` is reduced in pieces of :data:`BLOCK_BYTES` (every rank on this node)."""
+        return nbytes > _BLOCKED_FROM and self.one_node
+
+    def block_items(self, itemsize: int) -> int:
+        """How many items of ``itemsize`` bytes one piece holds (see :meth:`in_blocks`)."""
+        return BLOCK_BYTES // itemsize
+
+    def _allreduce_in_blocks(self, send: Any, recv: Any, mpi_op: Any) -> None:
+        """``Allreduce(send, recv)`` of C-contiguous arrays in pieces of ``BLOCK_BYTES`` (``send`` may be IN_PLACE)."""
+        recv = recv.reshape(-1)
+        in_place = send is self._in_place
+        if not in_place:
+            send = send.reshape(-1)
+        step = self.block_items(recv.itemsize)
+        for start in range(0, recv.shape[0], step):
+            stop = start + step
+            self.mpi.Allreduce(send if in_place else send[start:stop], recv[start:stop], mpi_op)
+
+    def sum_in_place(self, buffer: Any) -> None:
+        """Sum a writable float64 buffer (a fused block's floats) over the ranks, in place."""
+        if self.plain:  # one mpi4py call on the buffer itself: fused blocks are all about per-call cost
+            self.mpi.Allreduce(self._in_place, buffer, self._fast_ops["sum"][0])
+            self.seq += 1
+        else:
+            values = _np.frombuffer(buffer, dtype=_np.float64)
+            self.allreduce(values, "sum", values)
+
+    def allreduce_in_place(self, buffer: Any, mpi_op: Any) -> None:
+        """``Allreduce(IN_PLACE, buffer, mpi_op)``, watched and counted like every collective (no checks)."""
+        self.run(
+            "allreduce",
+            lambda: self.mpi.Allreduce(self._in_place, buffer, mpi_op),
+            lambda: self.mpi.Iallreduce(self._in_place, buffer, mpi_op),
+        )
+
+    # ------------------------------------------------------------------------------------------- buffers
+
+    def new_result(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """A new array of ``shape`` and ``dtype``; from 16 KiB, the last such result again if nobody holds it.
+
+        A fresh array above glibc's mmap threshold can cost a page fault per 4 KiB on first touch (freed large
+        blocks go back to the kernel). The previous large result is reused when no one else holds it: not the
+        caller, not a view (a view keeps its base alive).
+        """
+        dtype = _np.dtype(dtype)
+        if dtype.itemsize * _prod(shape) < _RECYCLE_BYTES:
+            return _np.empty(shape, dtype)
+        last = self._recycled.get("result")
+        if last is not None and _sys.getrefcount(last) == UNHELD_REFS and last.shape == shape and last.dtype == dtype:
+            return last
+        self._recycled["result"] = fresh = _np.empty(shape, dtype)
+        return fresh
+
+    def unheld(self, name: str, make: Callable[[], Any], fits: Callable[[Any], bool]) -> Any:
+        """The buffer last made under ``name`` if ``fits(it)`` and nothing but this engine holds it, else ``make()``.
+
+        For buffers handed to callers as results or views of results (reused only once they let go).
+        """
+        last = self._recycled.get(name)
+        if last is not None and _sys.getrefcount(last) == UNHELD_REFS and fits(last):
+            return last
+        self._recycled[name] = fresh = make()
+        return fresh
+
+    def scratch(self, name: str, make: Callable[[], Any], fits: Callable[[Any], bool]) -> Any:
+        """The scratch buffer kept under ``name`` if ``fits(it)``, else a new one from ``make()`` (kept instead).
+
+        For buffers that never leave hpc.mpi (fresh megabyte arrays would page-fault on every call).
+        """
+        kept = self._scratch.get(name)
+        if kept is None or not fits(kept):
+            kept = self._scratch[name] = make()
+        return kept
+
+    # --------------------------------------------------------------------------------------------- steps
+
+    def run(self, what: str, blocking: Callable[[], Any], nonblocking: Callable[[], Any]) -> None:
+        """Run one MPI step: blocking, or the non-blocking form under the watchdog's eye."""
+        self.seq += 1
+        if self.watchdog:
+            guard.wait(self, nonblocking(), what)
+        else:
+            blocking()
+
+    def barrier(self) -> None:
+        """See :meth:`hpc.mpi.Comm.barrier`."""
+        if self.check or self.watchdog:
+            guard.agree(self, "barrier", ())
+        else:
+            self.mpi.Barrier()
+
+    def local_rank(self) -> int:
+        """This rank's index among the ranks on its node (a shared-memory split, computed once)."""
+        if self._local_rank is None:
+            if self.size == 1 or _mpi.is_local(self.mpi):
+                self._local_rank = 0
+            else:
+                guard.arrive(self, "local_rank")  # the split is a collective MPI has no non-blocking form of
+                node = _mpi.split_shared(self.mpi, self.rank)
+                self._local_rank = node.Get_rank()
+                node.Free()
+        return self._local_rank
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+class _Slot:
+    __slots__ = ("value",)
+
+
+def _unheld_refs() -> int:
+    """What ``sys.getrefcount`` says of an object held by one container slot and one local, or -1 if it cannot tell.
+
+    Recycled buffers (:meth:`Engine.new_result`, :meth:`Engine.unheld`) are reused only when nothing else refers to
+    them: not the caller, not a view. That count is 3 up to Python 3.13 (the slot, the local, getrefcount's
+    argument); Python 3.14 borrows references on the stack and may count fewer. So it is measured here, in the same
+    pattern as the checks, and recycling is off (-1 never matches) unless one more reference shows as one more count.
+    """
+    slot = _Slot()
+    slot.value = object()
+    value = slot.value
+    unheld = _sys.getrefcount(value)
+    held = value  # noqa: F841 - the extra reference being counted
+    return unheld if _sys.getrefcount(value) == unheld + 1 else -1
+
+
+#: see :func:`_unheld_refs`
+UNHELD_REFS = _unheld_refs()

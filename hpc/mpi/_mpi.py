@@ -1,0 +1,212 @@
+"""The one module of hpc.mpi that imports mpi4py: the MPI library's names, and a one-process stand-in without it.
+
+Everything else in hpc.mpi calls the methods of the communicator objects this module hands out (an mpi4py
+intracommunicator, or :class:`LocalComm`) and asks here for the library's constants, ops, windows and statuses.
+``mpi4py.MPI`` is imported on first use (importing it initialises MPI), through :func:`hpc._optional.optional_module`,
+which sets the environment a process started without a launcher needs.
+"""
+
+from __future__ import annotations
+
+import os as _os
+import sys as _sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as _np
+
+from hpc._optional import optional_module as _optional_module
+
+__all__ = [
+    "LocalComm",
+    "allocate_shared",
+    "any_source",
+    "builtin_op",
+    "create_keyval",
+    "create_op",
+    "in_place",
+    "is_local",
+    "module",
+    "split_shared",
+    "status",
+    "tag_upper_bound",
+    "thread_multiple",
+    "world_comm",
+]
+
+_NAMES = {
+    "sum": "SUM",
+    "prod": "PROD",
+    "min": "MIN",
+    "max": "MAX",
+    "land": "LAND",
+    "lor": "LOR",
+    "band": "BAND",
+    "bor": "BOR",
+}
+
+
+def module() -> Any:
+    """Return ``mpi4py.MPI`` (initialising MPI on first use), or ``None`` when mpi4py or its library is missing."""
+    return _optional_module("mpi4py.MPI")
+
+
+def world_comm() -> Any:
+    """``MPI.COMM_WORLD``, or a :class:`LocalComm` without an MPI library."""
+    MPI = module()
+    return LocalComm() if MPI is None else MPI.COMM_WORLD
+
+
+def is_local(comm: Any) -> bool:
+    """Whether ``comm`` is the one-process stand-in (no MPI library behind it)."""
+    return isinstance(comm, LocalComm)
+
+
+def in_place() -> Any:
+    """``MPI.IN_PLACE`` (``None`` without an MPI library)."""
+    MPI = module()
+    return None if MPI is None else MPI.IN_PLACE
+
+
+def builtin_op(name: str) -> Any:
+    """The predefined MPI op of a built-in op name (``"sum"`` -> ``MPI.SUM``), or ``None``."""
+    MPI = module()
+    if MPI is None or name not in _NAMES:
+        return None
+    return getattr(MPI, _NAMES[name])
+
+
+def create_op(combine: Callable[[Any, Any], None], commute: bool) -> Any:
+    """An MPI op calling ``combine(inbuf, inout)`` on NumPy views of the buffers (``None`` without MPI).
+
+    MPI semantics: ``inout = in (op) inout``, elementwise; the views have the dtype of the MPI datatype.
+    """
+    MPI = module()
+    if MPI is None:
+        return None
+    from mpi4py.util import dtlib
+
+    def callback(inbuf: Any, outbuf: Any, datatype: Any) -> None:
+        dtype = dtlib.to_numpy_dtype(datatype)
+        combine(_np.frombuffer(inbuf, dtype), _np.frombuffer(outbuf, dtype))
+
+    return MPI.Op.Create(callback, commute=commute)
+
+
+def split_shared(comm: Any, key: int) -> Any:
+    """The communicator of ``comm``'s ranks that share this rank's node (collective; the caller frees it)."""
+    return comm.Split_type(module().COMM_TYPE_SHARED, key=key)
+
+
+def create_keyval(delete: Callable[[Any, Any, Any], None]) -> Any:
+    """A communicator attribute key whose ``delete(comm, keyval, value)`` runs when the communicator is freed."""
+    return module().Comm.Create_keyval(delete_fn=delete)
+
+
+def allocate_shared(nbytes: int, node: Any) -> tuple[Any, memoryview]:
+    """A shared-memory window over the node communicator ``node`` and rank 0's memory (``nbytes`` on rank 0)."""
+    win = module().Win.Allocate_shared(nbytes if node.Get_rank() == 0 else 0, 8, comm=node)
+    buffer, _ = win.Shared_query(0)
+    return win, buffer
+
+
+def status() -> Any:
+    """A new ``MPI.Status``."""
+    return module().Status()
+
+
+def any_source() -> int:
+    """``MPI.ANY_SOURCE``."""
+    return module().ANY_SOURCE
+
+
+def tag_upper_bound(comm: Any) -> int:
+    """The largest tag ``comm`` allows (32767, the least the standard allows, if the library does not say)."""
+    MPI = module()
+    upper = comm.Get_attr(MPI.TAG_UB) if MPI is not None else None
+    return int(upper) if upper else 32767
+
+
+def thread_multiple() -> bool:
+    """Whether MPI was initialised with ``THREAD_MULTIPLE`` (any thread may call MPI at any time)."""
+    MPI = module()
+    return MPI is not None and MPI.Query_thread() == MPI.THREAD_MULTIPLE
+
+
+class _Request:
+    """A finished request, for the one-process fallback."""
+
+    def Test(self) -> bool:  # noqa: N802 - mirrors mpi4py
+        return True
+
+    def Wait(self) -> None:  # noqa: N802
+        return None
+
+
+class LocalComm:
+    """The subset of an mpi4py intracommunicator hpc uses, for one process and no MPI library.
+
+    Every collective of a single process returns its own contribution, so results equal the local computation.
+    """
+
+    def Get_rank(self) -> int:  # noqa: N802 - mirrors mpi4py
+        return 0
+
+    def Get_size(self) -> int:  # noqa: N802
+        return 1
+
+    def Barrier(self) -> None:  # noqa: N802
+        return None
+
+    def Allreduce(self, send: Any, recv: Any, op: Any = None) -> None:  # noqa: N802
+        recv[...] = send
+
+    def Iallreduce(self, send: Any, recv: Any, op: Any = None) -> _Request:  # noqa: N802
+        recv[...] = send
+        return _Request()
+
+    def Reduce(self, send: Any, recv: Any, op: Any = None, root: int = 0) -> None:  # noqa: N802
+        recv[...] = send
+
+    def Scan(self, send: Any, recv: Any, op: Any = None) -> None:  # noqa: N802
+        recv[...] = send
+
+    def Exscan(self, send: Any, recv: Any, op: Any = None) -> None:  # noqa: N802
+        return None
+
+    def Bcast(self, buf: Any, root: int = 0) -> None:  # noqa: N802
+        return None
+
+    def Allgather(self, send: Any, recv: Any) -> None:  # noqa: N802
+        recv.reshape(-1)[...] = send.reshape(-1)
+
+    def Allgatherv(self, send: Any, recv: Any) -> None:  # noqa: N802
+        recv[0].reshape(-1)[...] = send.reshape(-1)
+
+    def Reduce_scatter(self, send: Any, recv: Any, recvcounts: Any = None, op: Any = None) -> None:  # noqa: N802
+        recv.reshape(-1)[...] = send.reshape(-1)[: recv.size]
+
+    def allreduce(self, obj: Any, op: Any = None) -> Any:
+        return obj
+
+    def allgather(self, obj: Any) -> list[Any]:
+        return [obj]
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return obj
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any]:
+        return [obj]
+
+    def Abort(self, errorcode: int = 1) -> None:  # noqa: N802
+        _sys.stderr.flush()
+        _os._exit(errorcode)
+
+    def Split_type(self, *args: Any, **kwargs: Any) -> LocalComm:  # noqa: N802
+        return self
+
+    def Free(self) -> None:  # noqa: N802
+        return None
+
+    def __repr__(self) -> str:
+        return "<hpc.mpi LocalComm (no MPI library)>"
