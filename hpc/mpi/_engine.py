@@ -120,41 +120,37 @@ class Engine:
                     self.mpi.Allreduce(self._in_place, scalar, fast[0])
                     return float(scalar[0]) if kind is float else scalar[0]  # a NumPy scalar stays one
                 if kind is _np.ndarray and x.flags.c_contiguous and x.dtype.char in fast[1]:
-                    if x.nbytes <= 16 and not x.ndim:  # a 0-d integer sum travels as a scalar's exact words
+                    nbytes = x.nbytes
+                    if nbytes <= 16 and not x.ndim:  # a 0-d integer sum travels as a scalar's exact words
+                        return collectives.allreduce(self, x, op, out, False)
+                    if out is None:
+                        send = x
+                        result = _np.empty(x.shape, x.dtype) if nbytes < _RECYCLE_BYTES else self.new_result(x)
+                    elif out is x:
+                        result, send = out, self._in_place
+                    elif (
+                        type(out) is _np.ndarray
+                        and out.shape == x.shape
+                        and out.dtype == x.dtype
+                        and out.flags.c_contiguous
+                        # MPI refuses aliased buffers but IN_PLACE; two arrays that own their memory never alias
+                        and (out.base is None and x.base is None or not _np.may_share_memory(out, x))
+                    ):
+                        result, send = out, x
+                    else:
                         return collectives.allreduce(self, x, op, out, False)
                     try:  # free unless raised: mpi4py refuses non-native byte order before calling MPI
-                        result = self._array_fast(x, out, fast[0])
+                        if nbytes > _BLOCKED_FROM and self.one_node:
+                            self._allreduce_in_blocks(send, result, fast[0])
+                        else:
+                            self.mpi.Allreduce(send, result, fast[0])
                     except BufferError:
-                        result = None
-                    if result is not None:
-                        return result
+                        return collectives.allreduce(self, x, op, out, False)
+                    return result
         elif reproducible_ and self.plain and op == "sum" and out is None and type(x) is _np.ndarray:
             if x.dtype.char == "d":
                 return reproducible.reproducible_allreduce(self, x)
         return collectives.allreduce(self, x, op, out, reproducible_)
-
-    def _array_fast(self, x: Any, out: Any, mpi_op: Any) -> Any:
-        """One ``Allreduce`` of a C-contiguous array into a new array or ``out``; ``None`` where ``out`` needs more."""
-        if out is None:
-            send, result = x, self.new_result(x.shape, x.dtype)
-        elif out is x:
-            result, send = out, self._in_place
-        elif (
-            type(out) is _np.ndarray
-            and out.shape == x.shape
-            and out.dtype == x.dtype
-            and out.flags.c_contiguous
-            # MPI refuses aliased buffers but IN_PLACE; two arrays that own their memory never alias
-            and (out.base is None and x.base is None or not _np.may_share_memory(out, x))
-        ):
-            result, send = out, x
-        else:
-            return None
-        if self.in_blocks(x.nbytes):
-            self._allreduce_in_blocks(send, result, mpi_op)
-        else:
-            self.mpi.Allreduce(send, result, mpi_op)
-        return result
 
     def in_blocks(self, nbytes: int) -> bool:
         """Whether an array of ``nbytes`` is reduced in pieces of :data:`BLOCK_BYTES` (every rank on this node)."""
@@ -194,15 +190,15 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------- buffers
 
-    def new_result(self, shape: tuple[int, ...], dtype: Any) -> Any:
-        """A new array of ``shape`` and ``dtype``; from 16 KiB, the last such result again if nobody holds it.
+    def new_result(self, like: Any) -> Any:
+        """A new array of the shape and dtype of ``like``; from 16 KiB, the last such result again if nobody holds it.
 
         A fresh array above glibc's mmap threshold can cost a page fault per 4 KiB on first touch (freed large
         blocks go back to the kernel). The previous large result is reused when no one else holds it: not the
         caller, not a view (a view keeps its base alive).
         """
-        dtype = _np.dtype(dtype)
-        if dtype.itemsize * _prod(shape) < _RECYCLE_BYTES:
+        shape, dtype = like.shape, like.dtype
+        if like.nbytes < _RECYCLE_BYTES:
             return _np.empty(shape, dtype)
         last = self._recycled.get("result")
         if last is not None and _sys.getrefcount(last) == UNHELD_REFS and last.shape == shape and last.dtype == dtype:
@@ -259,13 +255,6 @@ class Engine:
                 self._local_rank = node.Get_rank()
                 node.Free()
         return self._local_rank
-
-
-def _prod(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 class _Slot:

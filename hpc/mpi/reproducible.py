@@ -95,7 +95,7 @@ def _sum_in_window(engine: Any, window: _node_window.NodeWindow, x: _np.ndarray)
     """
     flat = _np.ascontiguousarray(x.reshape(-1), dtype=_np.float64)  # no copy for a contiguous float64 x
     n = flat.shape[0]
-    result = engine.new_result(x.shape, _np.float64)  # recycled from 16 KiB: a fresh one page-faults
+    result = engine.new_result(flat.reshape(x.shape))  # recycled from 16 KiB: a fresh one page-faults
     total = result.reshape(-1)
     rank, size = engine.rank, engine.size
     if n <= _node_window.SMALL:  # one barrier: every rank sums every column from the small slots
