@@ -176,9 +176,10 @@ class Engine:
         if self.plain:  # one mpi4py call on the buffer itself: fused blocks are all about per-call cost
             self.mpi.Allreduce(self._in_place, buffer, self._fast_ops["sum"][0])
             self.seq += 1
-        else:
+        elif not _mpi.is_local(self.mpi):  # checked and watched under its own name: an allreduce elsewhere mismatches
             values = _np.frombuffer(buffer, dtype=_np.float64)
-            self.allreduce(values, "sum", values)
+            guard.check_agreement(self, "fused allreduce", ("sum", values.dtype.str, values.shape))
+            self.allreduce_in_place(values, _mpi.builtin_op("sum"))
 
     def allreduce_in_place(self, buffer: Any, mpi_op: Any) -> None:
         """``Allreduce(IN_PLACE, buffer, mpi_op)``, watched and counted like every collective (no checks)."""

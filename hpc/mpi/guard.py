@@ -9,6 +9,7 @@ import sys as _sys
 import threading as _threading
 import time as _time
 import traceback as _traceback
+import zlib as _zlib
 from typing import Any, NoReturn
 
 import numpy as _np
@@ -76,24 +77,56 @@ def install_abort_on_exception(mpi_comm: Any) -> None:
     _threading.excepthook = abort_thread
 
 
-def arrive(engine: Any, what: str) -> None:
-    """With the watchdog on (``HPC_MPI_TIMEOUT``), wait in a watched barrier until every rank has reached ``what``.
+def arrive(engine: Any, what: str, signature: tuple[Any, ...] = ()) -> None:
+    """With the watchdog on (``HPC_MPI_TIMEOUT``), wait until every rank has reached ``what`` with ``signature``.
 
-    For the steps MPI offers no non-blocking form of (the pickled ``allgather`` of the agreement check, a window's
-    creation): once every rank has arrived, the blocking step that follows cannot stall on a missing rank, and a
-    rank that never comes is reported under ``what``. The blocking step can still stall when a rank or its host
-    drops out in the middle of it (a link cut): a thread watches it (see :func:`_watch_steps`) until the calling
-    function returns or waits again. Without the watchdog this does nothing.
+    The wait is the watched header step (:func:`_header_step`): every rank's ``(what, signature)`` checksum, reduced
+    in one small non-blocking collective that every watched collective of hpc begins with, so two ranks in different
+    collectives meet there and raise :class:`RankMismatchError` instead of matching each other's messages. For the
+    steps MPI offers no non-blocking form of (a pickled ``allgather``, a window's creation): once every rank has
+    arrived, the blocking step that follows cannot stall on a missing rank, and a rank that never comes is reported
+    under ``what``. The blocking step can still stall when a rank or its host drops out in the middle of it (a link
+    cut): a thread watches it (see :func:`_watch_steps`) until the calling function returns or waits again. Without
+    the watchdog this does nothing.
     """
-    _arrive(engine, what, _sys._getframe(1))
+    _arrive(engine, what, signature, _sys._getframe(1))
 
 
-def _arrive(engine: Any, what: str, frame: Any) -> None:
+def _arrive(engine: Any, what: str, signature: tuple[Any, ...], frame: Any) -> None:
     if engine.watchdog and engine.size > 1:
-        engine.seq += 1
-        wait(engine, engine.mpi.Ibarrier(), what)
+        _header_step(engine, what, signature)
         _steps[_threading.get_ident()] = _Step(engine, what, frame)
         _start_watching_steps()
+
+
+def _header_step(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
+    """One watched ``MAX`` allreduce of ``(h, -h)``, ``h`` a 62-bit checksum of ``(what, signature)``.
+
+    Every rank gets ``(max h, -min h)``: the two agree exactly when every rank sent the same ``h``. On a mismatch every
+    rank learns it from the same words, so all of them go on to :func:`_mismatch` together.
+    """
+    key = repr((what, *signature)).encode()
+    h = ((_zlib.crc32(key) << 30) ^ _zlib.adler32(key)) & ((1 << 62) - 1)
+    words = _np.array([h, -h], _np.int64)
+    engine.seq += 1
+    wait(engine, engine.mpi.Iallreduce(_mpi.in_place(), words, _mpi.builtin_op("max")), what)
+    if words[0] != -words[1]:
+        _mismatch(engine, what, signature)
+
+
+def _mismatch(engine: Any, what: str, signature: tuple[Any, ...]) -> NoReturn:
+    """Every rank has seen the header step disagree: gather what each called (pickled), raise RankMismatchError."""
+    table = _hosts.get(id(engine.mpi))
+    if table is not None and table.names is None:  # started by every rank with this header step: let it finish
+        table.wait()
+    _raise_mismatch(what, engine.mpi.allgather((what, *signature)))
+
+
+def _raise_mismatch(what: str, everyone: list[tuple[Any, ...]]) -> NoReturn:
+    lines = [f"  rank {r}: {s[0]} {s[1:]}" for r, s in enumerate(everyone)]
+    raise RankMismatchError(
+        f"{what}: ranks disagree on the collective or its arguments (op, dtype, shape, root):\n" + "\n".join(lines)
+    )
 
 
 def agree(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
@@ -101,35 +134,37 @@ def agree(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
 
     In check mode :func:`check_agreement` compares the signatures; its allgather returns only once every rank has
     come, and it arrives first under the watchdog, so no second barrier is needed. Otherwise, with the watchdog on,
-    :func:`arrive`. With neither, this does nothing.
+    :func:`arrive` with ``signature``. With neither, this does nothing.
     """
     caller = _sys._getframe(1)  # the blocking step follows there
     if engine.check:
         _check_agreement(engine, what, signature, caller)
     else:
-        _arrive(engine, what, caller)
+        _arrive(engine, what, signature, caller)
 
 
 def check_agreement(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
-    """In check mode (``HPC_MPI_CHECK=1``), raise :class:`RankMismatchError` on every rank if signatures differ.
+    """Raise :class:`RankMismatchError` on every rank if the ranks called different collectives or arguments.
 
-    One extra small collective (an allgather of the signature) per checked call.
+    In check mode (``HPC_MPI_CHECK=1``): one extra small collective (an allgather of the signature) per call. With the
+    watchdog alone (``HPC_MPI_TIMEOUT``): the watched header step of :func:`arrive`, one small non-blocking
+    allreduce. With neither, nothing.
     """
     _check_agreement(engine, what, signature, None)
 
 
 def _check_agreement(engine: Any, what: str, signature: tuple[Any, ...], frame: Any) -> None:
-    if engine.size <= 1 or not engine.check:
+    if engine.size <= 1:
         return
-    _arrive(engine, what, frame or _sys._getframe(0))
+    if not engine.check:
+        if engine.watchdog:
+            _arrive(engine, what, signature, frame or _sys._getframe(0))
+        return
+    _arrive(engine, what, signature, frame or _sys._getframe(0))
     # the collective's name travels too: scan on one rank and allreduce on another would otherwise pass the check
     everyone = engine.mpi.allgather((what, *signature))
-    if all(s == everyone[0] for s in everyone):
-        return
-    lines = [f"  rank {r}: {s[0]} {s[1:]}" for r, s in enumerate(everyone)]
-    raise RankMismatchError(
-        f"{what}: ranks disagree on the collective or its arguments (op, dtype, shape, root):\n" + "\n".join(lines)
-    )
+    if any(s != everyone[0] for s in everyone):
+        _raise_mismatch(what, everyone)
 
 
 # ------------------------------------------------------------------------------------------------ the watchdog
@@ -146,6 +181,8 @@ _ABORT_WAIT_S = 2.0
 _LEAVE_S = 10.0
 #: how long a stalled rank asks the others where they are before it reports
 _ASK_S = 1.0
+#: a watched wait polls its request without sleeping for this long, then sleeps between polls (backing off to 1 ms)
+_SPIN_S = 0.002
 #: a watched wait answers the other ranks' questions once it has waited this long (a fast collective never asks)
 _ANSWER_AFTER_S = 0.05
 #: host names are sent in this many bytes (POSIX's HOST_NAME_MAX)
@@ -202,6 +239,12 @@ class _Hosts:
         self._all = _np.empty((size, _NAME_BYTES), _np.uint8)
         self._request: Any = mpi_comm.Iallgather(self._mine, self._all)
         self.names: list[str] | None = None
+
+    def wait(self) -> None:
+        """Wait for every rank's name (only once every rank is known to have started the gathering)."""
+        if self._request is not None:
+            self._request.Wait()
+        self.poll()
 
     def poll(self) -> list[str] | None:
         """Return the names by rank once every rank has sent its own (never blocks), else ``None``."""
@@ -337,6 +380,8 @@ def wait(engine: Any, request: Any, what: str) -> None:
     delay = 1e-5
     while not request.Test():
         waited = _time.monotonic() - start
+        if waited < _SPIN_S:  # polled without sleeping first, as MPI's blocking calls poll: a sleep costs 60 us+
+            continue
         if waited > _ANSWER_AFTER_S:
             _answer(engine, what)
         if waited > timeout:

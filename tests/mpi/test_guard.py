@@ -228,3 +228,51 @@ def test_no_mpi_segment_keeps_a_name_in_dev_shm(comm):
     with open("/proc/self/maps") as maps:
         named = {line.split(None, 5)[5].strip() for line in maps if "/dev/shm/mpich_shm_" in line}
     assert not [path for path in named if not path.endswith("(deleted)")]
+
+
+def _fused_float(comm):
+    with comm.fused() as f:
+        result = f.allreduce(1.5)
+    return result.value
+
+
+#: one call of each collective, with arguments that differ in shape, dtype or op between some of them
+CALLS = {
+    "allreduce float": lambda c: c.allreduce(1.5),
+    "allreduce 4 floats": lambda c: c.allreduce(np.ones(4)),
+    "allreduce 6 floats": lambda c: c.allreduce(np.ones(6)),
+    "allreduce 4 int32": lambda c: c.allreduce(np.ones(4, np.int32)),
+    "allreduce 4 floats max": lambda c: c.allreduce(np.ones(4), op="max"),
+    "allreduce 16 KiB": lambda c: c.allreduce(np.ones(2048)),
+    "allreduce int": lambda c: c.allreduce(3),
+    "iallreduce 4 floats": lambda c: c.iallreduce(np.ones(4)).result(),
+    "reduce 4 floats": lambda c: c.reduce(np.ones(4)),
+    "bcast 4 floats": lambda c: c.bcast(np.ones(4)),
+    "barrier": lambda c: c.barrier(),
+    "allgather 4 floats": lambda c: c.allgather(np.ones(4)),
+    "scan 4 floats": lambda c: c.scan(np.ones(4)),
+    "reduce_scatter 4 floats": lambda c: c.reduce_scatter(np.ones(4)),
+    "fused float": _fused_float,
+}
+
+
+@pytest.mark.parametrize("first", sorted(CALLS))
+def test_under_the_watchdog_no_two_different_collectives_match_or_hang(comm, first, monkeypatch):
+    """With HPC_MPI_TIMEOUT set, rank 0 in one collective and the others in another raise RankMismatchError on every
+    rank, for every pair: every watched collective begins with the same small header step, carrying a checksum of
+    (collective, op, dtype, shape, root). Without it, barrier against allreduce, allreduce of 1 value against 4, or
+    an allreduce against a fused block returned as if they had matched, and others hung or got MPI's errors.
+    """
+    _needs_two(comm)
+    monkeypatch.setenv("HPC_MPI_TIMEOUT", "60")
+    monkeypatch.setenv("HPC_MPI_CHECK", "0")
+    watched = mpi.Comm(comm.mpi)
+    for second in sorted(CALLS):
+        if second == first:
+            continue
+        call = CALLS[first] if watched.rank == 0 else CALLS[second]
+        with pytest.raises(mpi.RankMismatchError, match="ranks disagree on the collective"):
+            call(watched)
+    for same in sorted(CALLS):  # the same calls on every rank still agree, after all those mismatches
+        CALLS[same](watched)
+    assert watched.allreduce(1.0) == watched.size

@@ -130,7 +130,7 @@ def test_watchdog_reports_a_stall_inside_a_blocking_step():
         comm = mpi.world()
 
         def arrive_and_leave():
-            guard.arrive(comm._engine, "allgather")  # rank 0's allgather's watched barrier, and no allgather after it
+            guard.arrive(comm._engine, "allgather")  # rank 0's allgather's header step, and no allgather after it
 
         if comm.rank == 0:
             comm.allgather(np.ones(3))
