@@ -93,6 +93,10 @@ class Comm:
     def iallreduce(self, x: Any, op: Any = "sum") -> Any:
         """Start an allreduce and return a future; ``future.result()`` waits and returns what allreduce would.
 
+        With ``HPC_MPI_TIMEOUT`` set, the call first waits in the watched header step until every rank has started
+        the same iallreduce (what lets mismatched collectives raise instead of matching); only the reduction itself
+        then overlaps the caller's work.
+
         Python ints follow the one rule of :meth:`allreduce`, with one limit: sums are exact for magnitudes below
         2**80 (fewer bits from 8192 ranks up); beyond, ``result()`` raises OverflowError on every rank, since the
         pickled fallback has no non-blocking form.
