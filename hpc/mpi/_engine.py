@@ -201,11 +201,9 @@ class Engine:
         shape, dtype = like.shape, like.dtype
         if like.nbytes < _RECYCLE_BYTES:
             return _np.empty(shape, dtype)
-        last = self._recycled.get("result")
-        if last is not None and _sys.getrefcount(last) == UNHELD_REFS and last.shape == shape and last.dtype == dtype:
-            return last
-        self._recycled["result"] = fresh = _np.empty(shape, dtype)
-        return fresh
+        return self.unheld(
+            "result", lambda: _np.empty(shape, dtype), lambda last: last.shape == shape and last.dtype == dtype
+        )
 
     def unheld(self, name: str, make: Callable[[], Any], fits: Callable[[Any], bool]) -> Any:
         """The buffer last made under ``name`` if ``fits(it)`` and nothing but this engine holds it, else ``make()``.

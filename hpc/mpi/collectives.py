@@ -424,12 +424,10 @@ def allgather(engine: Any, x: Any) -> Any:
     """See :meth:`hpc.mpi.Comm.allgather`."""
     prep = _Prepared(x, None, "allgather")
     arr = prep.array.reshape(1) if prep.array.ndim == 0 else prep.array
-    _guard.arrive(engine, "allgather")  # the pickled allgather below has no non-blocking form
-    engine.seq += 1
     # The layout of every rank's part is needed anyway (counts for Allgatherv); checking it costs nothing more. It
     # starts with the collective's name, as check mode's signatures do: a rank in another collective's check is
     # reported on every rank, here and there.
-    layouts = engine.mpi.allgather(("allgather", arr.shape[0], arr.shape[1:], prep.dtype.str))
+    layouts = allgather_objects(engine, "allgather", ("allgather", arr.shape[0], arr.shape[1:], prep.dtype.str))
     if any(lay[0] != "allgather" or lay[2:] != layouts[0][2:] for lay in layouts):
         lines = "\n".join(f"  rank {r}: {lay[0]} {lay[1:]}" for r, lay in enumerate(layouts))
         raise _guard.RankMismatchError(

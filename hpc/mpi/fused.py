@@ -177,9 +177,9 @@ class Fused(Queue):
             result._value = _integer_result(x, total)
 
 
-_SUM = resolve("sum")
 #: dtypes MPI reduces as they are, which the slow lane copies flat (float16, bool and long double take _Prepared's
 #: route)
 _PLAIN = frozenset("bBhHiIlLqQfdFD")
 _ARRAY, _SCALAR, _PREPARED = 0, 1, 2
 _BUILTIN = {name: resolve(name) for name in ("sum", "prod", "min", "max", "band", "bor")}
+_SUM = _BUILTIN["sum"]

@@ -146,21 +146,19 @@ def agree(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
 def check_agreement(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
     """Raise :class:`RankMismatchError` on every rank if the ranks called different collectives or arguments.
 
-    In check mode (``HPC_MPI_CHECK=1``): one extra small collective (an allgather of the signature) per call. With the
-    watchdog alone (``HPC_MPI_TIMEOUT``): the watched header step of :func:`arrive`, one small non-blocking
-    allreduce. With neither, nothing.
+    With the watchdog (``HPC_MPI_TIMEOUT``), check mode or not: the watched header step of :func:`arrive`, one small
+    non-blocking allreduce. In check mode alone (``HPC_MPI_CHECK=1``): one pickled allgather of the signature per
+    call. With neither, nothing.
     """
     _check_agreement(engine, what, signature, None)
 
 
 def _check_agreement(engine: Any, what: str, signature: tuple[Any, ...], frame: Any) -> None:
-    if engine.size <= 1:
+    if engine.size <= 1 or not (engine.check or engine.watchdog):
         return
-    if not engine.check:
-        if engine.watchdog:
-            _arrive(engine, what, signature, frame or _sys._getframe(0))
+    if engine.watchdog:  # the header step compares (what, signature) and raises on every rank if they differ
+        _arrive(engine, what, signature, frame or _sys._getframe(0))
         return
-    _arrive(engine, what, signature, frame or _sys._getframe(0))
     # the collective's name travels too: scan on one rank and allreduce on another would otherwise pass the check
     everyone = engine.mpi.allgather((what, *signature))
     if any(s != everyone[0] for s in everyone):

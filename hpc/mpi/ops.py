@@ -37,7 +37,7 @@ class Op:
     @property
     def mpi(self) -> Any:
         """The mpi4py op (``None`` without an MPI library)."""
-        if self._mpi_op is None and self.ufunc is not None and not isinstance(self.ufunc, _UfuncLike):
+        if self._mpi_op is None:  # a built-in op (a user op got its MPI op when made, where MPI is)
             self._mpi_op = _mpi.builtin_op(self.name)
         return self._mpi_op
 

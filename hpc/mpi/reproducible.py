@@ -199,7 +199,7 @@ def _allreduce_max(engine: Any, fields: _np.ndarray) -> None:
     if _FIELD_MAX is None:
 
         def combine(inbuf: Any, inout: Any) -> None:
-            _binned.max_into(inbuf.view(_np.int16), inout.view(_np.int16))
+            _binned.max_into(inbuf, inout)  # int16 views: the op only ever sees the int16 fields
 
         _FIELD_MAX = Op("max", _np.maximum, True, _mpi.create_op(combine, commute=True))
     if engine.plain:  # no check mode, no watchdog: straight to MPI
