@@ -31,6 +31,32 @@ def test_gemm_tiled_matches_matmul(rng, parallel):
     np.testing.assert_allclose(k.gemm_tiled(a[::2, ::3], b[::3]), a[::2, ::3] @ b[::3], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_gemm_tiled_blocks_edges_and_float32(rng, parallel):
+    """Inner dimensions longer than one cache block, columns past one block with a ragged edge, and float32."""
+    a = rng.standard_normal((37, 1030))
+    b = rng.standard_normal((1030, 70))
+    np.testing.assert_allclose(k.gemm_tiled(a, b, parallel=parallel), a @ b, rtol=1e-11, atol=1e-11)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    got = k.gemm_tiled(a32, b32, parallel=parallel)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, a @ b, rtol=1e-4, atol=1e-3)
+    for m, n in [(1, 1), (3, 5), (4, 4), (5, 9)]:
+        x, y = rng.standard_normal((m, 6)), rng.standard_normal((6, n))
+        np.testing.assert_allclose(k.gemm_tiled(x, y, parallel=parallel), x @ y, rtol=1e-12, atol=1e-12)
+
+
+def test_gemm_tiled_out_overlapping_an_operand():
+    """out= may be a or b themselves: the result is a @ b as computed from the inputs, as numpy.matmul gives."""
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((70, 70)), rng.standard_normal((70, 70))
+    want = a @ b
+    np.testing.assert_allclose(k.gemm_tiled(a, b, out=a), want, rtol=1e-12, atol=1e-12)
+    a = rng.standard_normal((70, 70))
+    want = a @ b
+    np.testing.assert_allclose(k.gemm_tiled(a, b, out=b), want, rtol=1e-12, atol=1e-12)
+
+
 def test_matrix_errors():
     """Mismatched inner dimensions, 1-D matrices and mixed dtypes are refused naming the argument."""
     with pytest.raises(ValueError, match=r"b must have 3 rows to match a's columns; got shape \(4, 2\)"):

@@ -32,6 +32,22 @@ def test_sum_accurate_is_compensated(parallel):
     assert float(k.sum(x, accurate=True, parallel=parallel)) == math.fsum(x) == 200_000.0
 
 
+@pytest.mark.parametrize("parallel", PAR)
+def test_sum_accurate_within_a_rounding_of_fsum_at_every_length(rng, parallel):
+    """Lengths around the lane count and the parallel chunk, wide dynamic range, float32 and strided views: the
+    compensated sum lands within two units in the last place of math.fsum's correctly rounded one."""
+    lanes, chunk = k.reductions.LANES, k.reductions.CHUNK
+    for n in (1, lanes - 1, lanes, lanes + 1, 3 * lanes + 5, chunk - 1, chunk + lanes + 3, 2 * chunk + 7):
+        x = rng.standard_normal(n) * 10.0 ** rng.integers(-12, 12, n)
+        for v in (x, x.astype(np.float32), x[::3]):
+            exact = math.fsum(v.astype(np.float64))
+            got = float(k.sum(v, accurate=True, parallel=parallel))
+            if v.dtype == np.float32:
+                assert got == float(np.float32(exact)) or abs(got - exact) <= 2 * np.spacing(np.float32(abs(exact)))
+            else:
+                assert abs(got - exact) <= 2 * np.spacing(abs(exact)), (n, got, exact)
+
+
 def test_sum_edge_cases():
     """sum of empty is 0, of one element that element; NaN and inf propagate as in NumPy."""
     assert k.sum(np.empty(0)) == 0.0
