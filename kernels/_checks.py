@@ -48,10 +48,12 @@ def check_float(name: str, x: object) -> _np.ndarray:
 
 def check_same_dtype(**arrays: _np.ndarray) -> None:
     """Raise ``TypeError`` when the named arrays do not share one dtype."""
-    dtypes = {name: a.dtype for name, a in arrays.items()}
-    if len(set(dtypes.values())) > 1:
-        listed = ", ".join(f"{name}: {dt}" for name, dt in dtypes.items())
-        raise TypeError(f"{', '.join(dtypes)} must have the same dtype; got {listed}")
+    values = iter(arrays.values())
+    dtype = next(values).dtype
+    for a in values:
+        if a.dtype != dtype:
+            listed = ", ".join(f"{name}: {a.dtype}" for name, a in arrays.items())
+            raise TypeError(f"{', '.join(arrays)} must have the same dtype; got {listed}")
 
 
 def as_vector(name: str, x: object) -> _np.ndarray:

@@ -91,10 +91,10 @@ def _gemm_operands(a, b, out):
     return a, b, _checks.out_array(out, (a.shape[0], b.shape[1]), a.dtype)
 
 
-#: rows of ``a`` per parallel task; columns of ``b`` and inner-dimension length per cache block (a block of ``b``
-#: is 256 KiB of float64, in L2; the four rows of each operand that one 4x4 tile reads are 32 KiB, in L1)
-_TM = 16
-_TN = 64
+#: columns of ``out`` per task: a task transposes its columns of ``b`` itself, so they are in its own core's cache
+_TN = 32
+#: inner-dimension length per cache block: the four rows of ``a`` and of ``b``'s transpose that one 4x4 tile reads
+#: are 32 KiB of float64, in L1
 _TK = 512
 
 
@@ -102,8 +102,11 @@ _TK = 512
 # LLVM vectorizes each tile's loop over the inner dimension as 16 reductions held in vector registers: 8 loads for
 # 16 FMAs. The plain form (out[i, :] += a[i, p] * b[p, :]) loads and stores a row of out for every FMA, and numba
 # cannot hold a register tile of out any other way (LLVM's SLP vectorizer is off in numba). Hence b is
-# transposed first, and the tile is inlined into its caller: as a call, passing eight array slices cost more than
-# its loop at n = 64.
+# transposed first, by a loop into a new C array (np.ascontiguousarray(b.T) types as any-layout in numba, whose
+# run-time strides turn the loads into gathers), and the tile is inlined into its caller: as a call, passing
+# eight array slices cost more than its loop at n = 64. Parallel tasks split the columns of out, not its rows: each
+# task then transposes only its own columns of b, in its own core's cache (with one transpose shared by all tasks,
+# the other core read it from the first's cache: 1.9x slower at n = 64).
 @_njit(cache=True, nogil=True, fastmath=REDUCE, inline="always")
 def _dot_4x4(a, i, bt, j, k0, k1):  # pragma: no cover - compiled by numba
     a0, a1, a2, a3 = a[i, k0:k1], a[i + 1, k0:k1], a[i + 2, k0:k1], a[i + 3, k0:k1]
@@ -154,39 +157,31 @@ def _gemm_tile(a, bt, out, i0, i1, j0, j1, k0, k1):  # pragma: no cover - compil
             out[i, j] += _dot(a[i, k0:k1], bt[j, k0:k1])
 
 
-@_njit(cache=True, nogil=True)
-def _transposed(b):  # pragma: no cover - compiled by numba
-    k, n = b.shape
-    bt = _np.empty((n, k), b.dtype)  # C-contiguous by construction (np.ascontiguousarray(b.T) types as any-layout)
-    for p in range(k):
-        for j in range(n):
-            bt[j, p] = b[p, j]
-    return bt
-
-
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _gemm_rows(a, bt, out, i0, i1):  # pragma: no cover - compiled by numba
-    k = a.shape[1]
-    n = bt.shape[0]
+def _gemm_columns(a, b, out, j0, j1):  # pragma: no cover - compiled by numba
+    m, k = a.shape
+    bt = _np.empty((j1 - j0, k), a.dtype)
+    for j in range(j0, j1):
+        for p in range(k):
+            bt[j - j0, p] = b[p, j]
+    block = out[:, j0:j1]
+    block[:, :] = 0.0
     for k0 in range(0, k, _TK):
-        for j0 in range(0, n, _TN):
-            _gemm_tile(a, bt, out, i0, i1, j0, min(n, j0 + _TN), k0, min(k, k0 + _TK))
+        _gemm_tile(a, bt, block, 0, m, 0, j1 - j0, k0, min(k, k0 + _TK))
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
 def _gemm_tiled_parallel(a, b, out):  # pragma: no cover - compiled by numba
-    m = a.shape[0]
-    bt = _transposed(b)
-    out[:, :] = 0.0
-    for t in _prange((m + _TM - 1) // _TM):
-        _gemm_rows(a, bt, out, t * _TM, min(m, (t + 1) * _TM))
+    n = b.shape[1]
+    for t in _prange((n + _TN - 1) // _TN):
+        _gemm_columns(a, b, out, t * _TN, min(n, (t + 1) * _TN))
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _gemm_tiled_serial(a, b, out):  # pragma: no cover - compiled by numba
-    bt = _transposed(b)
-    out[:, :] = 0.0
-    _gemm_rows(a, bt, out, 0, a.shape[0])
+    n = b.shape[1]
+    for j0 in range(0, n, _TN):
+        _gemm_columns(a, b, out, j0, min(n, j0 + _TN))
 
 
 def gemm_tiled(a, b, *, out=None, parallel=None):
@@ -198,8 +193,11 @@ def gemm_tiled(a, b, *, out=None, parallel=None):
         [[1.0, 1.0], [1.0, 1.0]]
     """
     a, b, out = _gemm_operands(a, b, out)
-    if not a.flags.c_contiguous or _np.may_share_memory(out, a):  # the tiles read rows of a as unit-stride
-        a = a.copy()  # slices, and read each row for many outputs (b is copied, transposed, before out is written)
+    # the tiles read rows of a as unit-stride slices; a and b are read after parts of out are zeroed
+    if not a.flags.c_contiguous or _np.may_share_memory(out, a):
+        a = a.copy()
+    if _np.may_share_memory(out, b):
+        b = b.copy()
     par = _checks.use_parallel(parallel, a.shape[0] * a.shape[1] * b.shape[1], 1 << 15)
     (_gemm_tiled_parallel if par else _gemm_tiled_serial)(a, b, out)
     return out

@@ -55,6 +55,9 @@ def test_gemm_tiled_out_overlapping_an_operand():
     a = rng.standard_normal((70, 70))
     want = a @ b
     np.testing.assert_allclose(k.gemm_tiled(a, b, out=b), want, rtol=1e-12, atol=1e-12)
+    b = np.asfortranarray(rng.standard_normal((70, 70)))  # its transpose is C-contiguous: no copy is made of it
+    want = a @ b
+    np.testing.assert_allclose(k.gemm_tiled(a, b, out=b), want, rtol=1e-12, atol=1e-12)
 
 
 def test_matrix_errors():
