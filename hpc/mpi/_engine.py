@@ -72,6 +72,7 @@ class Engine:
         "node_window",
         "_fast_ops",
         "_float_buf",
+        "_float32_buf",
         "_in_place",
         "_local_rank",
         "_recycled",
@@ -92,6 +93,7 @@ class Engine:
             {} if local else {name: (_mpi.builtin_op(name), chars, "d" in chars) for name, chars in _FAST_OPS.items()}
         )
         self._float_buf = _np.zeros(1)  # the one-element buffer of the float fast path
+        self._float32_buf = _np.zeros(1, _np.float32)  # and of NumPy float32 scalars
         self._in_place = None if local else _mpi.in_place()
         world_size = 1 if local else _mpi.world_comm().Get_size()
         self.one_node = not local and self.size > 1 and _launcher.one_node(world_size)
@@ -147,6 +149,11 @@ class Engine:
                     except BufferError:
                         return collectives.allreduce(self, x, op, out, False)
                     return result
+                if kind is _np.float32 and out is None and "f" in fast[1]:
+                    scalar = self._float32_buf
+                    scalar[0] = x
+                    self.mpi.Allreduce(self._in_place, scalar, fast[0])
+                    return scalar[0]
         elif reproducible_ and self.plain and op == "sum" and out is None and type(x) is _np.ndarray:
             if x.dtype.char == "d":
                 return reproducible.reproducible_allreduce(self, x)
@@ -172,12 +179,12 @@ class Engine:
             self.mpi.Allreduce(send if in_place else send[start:stop], recv[start:stop], mpi_op)
 
     def sum_in_place(self, buffer: Any) -> None:
-        """Sum a writable float64 buffer (a fused block's floats) over the ranks, in place."""
+        """Sum a writable buffer (a fused block's batch: float64, float32, int64 or int32) over the ranks, in place."""
         if self.plain:  # one mpi4py call on the buffer itself: fused blocks are all about per-call cost
             self.mpi.Allreduce(self._in_place, buffer, self._fast_ops["sum"][0])
             self.seq += 1
         elif not _mpi.is_local(self.mpi):  # checked and watched under its own name: an allreduce elsewhere mismatches
-            values = _np.frombuffer(buffer, dtype=_np.float64)
+            values = _np.frombuffer(buffer, dtype=buffer.kind)
             guard.check_agreement(self, "fused allreduce", ("sum", values.dtype.str, values.shape))
             self.allreduce_in_place(values, _mpi.builtin_op("sum"))
 

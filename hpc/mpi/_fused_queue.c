@@ -1,20 +1,22 @@
-/* The fast lane of hpc.mpi.fused, in C: queuing a float64 sum costs one C method call.
+/* The fast lane of hpc.mpi.fused, in C: queuing a sum costs one C method call.
  *
  * A fused block of 100 small sums is worth fusing only if queuing an entry costs far less than the one MPI call it
  * saves. In Python the queue method, its appends and the placeholder cost about 5x what this C method does
- * (docs/performance.md, "hpc bench mpi"). The fast lane takes sums of Python floats, NumPy float64 scalars (float subclasses)
- * and float64 ndarrays of at most FUSE_MAX elements, C-contiguous in native byte order: their values are copied
- * into one batch of doubles. The slow lane (other dtypes, other ops, user ops, larger arrays) stays in Python:
+ * (docs/performance.md, "hpc bench mpi"). The fast lane takes sums of Python floats and float subclasses (NumPy
+ * float64 scalars), NumPy float32 scalars, and ndarrays of float64, float32, int64 or int32 of at most FUSE_MAX
+ * elements, C-contiguous in native byte order: their values are copied into one batch per dtype. The slow lane
+ * (other dtypes, integer scalars, whose sums are exact, other ops, user ops, larger arrays) stays in Python:
  * Queue.allreduce hands any other entry to the subclass's `_queue(x, op)`.
  *
- *   Batch        the queued values, contiguous doubles, and a hash of their structure (each entry's kind and
- *                shape); exports a writable 1-D "d" buffer so the flush reduces them in place with one Allreduce,
- *                then marks the batch ready.
+ *   Batch        the queued values of one dtype (its struct format character, `kind`), contiguous, and a hash of
+ *                their structure (each entry's kind and shape); exports a writable 1-D buffer so the flush reduces
+ *                them in place with one Allreduce, then marks the batch ready.
  *   FusedResult  a placeholder: (batch, index, count, like) until read, then its value: a float, the NumPy scalar
  *                type `like` of it, or (through the rebuild function hpc.mpi.fused registers) an ndarray of shape
  *                `like`. `_value` is settable for the slow lane.
- *   Queue        the base of hpc.mpi.fused.Fused: `allreduce(x, op="sum")` and `_take()` (the batch so far). A batch
- *                that reaches FLUSH_AT values is handed to the subclass's `_flush_batch(batch)` at once.
+ *   Queue        the base of hpc.mpi.fused.Fused: `allreduce(x, op="sum")` and `_take()` (the batches so far). When
+ *                a batch reaches FLUSH_BYTES, every batch is handed to the subclass's `_flush_batches(batches)` at
+ *                once.
  *
  * The same three names exist in pure Python in hpc/mpi/_fused_queue_py.py, used where this file was not compiled.
  */
@@ -26,13 +28,19 @@
 
 /* Arrays of more elements go to the slow lane (fusing saves per-call costs, nothing on a large array). */
 #define FUSE_MAX 8192
-/* A batch this long (4 MiB) is reduced at once, in the middle of the block: fusion's memory stays bounded. */
-#define FLUSH_AT (1 << 19)
+/* A batch this large is reduced at once, in the middle of the block: fusion's memory stays bounded. */
+#define FLUSH_BYTES (1 << 22)
+
+/* The dtypes of the fast lane, by struct format character, in the order _take() returns their batches. */
+#define NKINDS 4
+static const char *const KINDS[NKINDS] = {"d", "f", "l", "i"};
+static const Py_ssize_t ITEMSIZES[NKINDS] = {sizeof(double), sizeof(float), sizeof(long), sizeof(int)};
 
 typedef struct {
     PyObject_HEAD
-    double *data;
-    Py_ssize_t size;
+    char *data;
+    int kind;                    /* index into KINDS */
+    Py_ssize_t size;             /* in elements */
     Py_ssize_t capacity;
     Py_ssize_t exports;          /* live buffer views: the data must not move while MPI may write into it */
     int ready;                   /* the reduced values are in place: placeholders may read them */
@@ -51,7 +59,7 @@ static PyTypeObject BatchType;
 static int
 batch_reserve(Batch *self, Py_ssize_t capacity)
 {
-    double *data = PyMem_Realloc(self->data, (size_t)capacity * sizeof(double));
+    char *data = PyMem_Realloc(self->data, (size_t)capacity * (size_t)ITEMSIZES[self->kind]);
     if (data == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -70,12 +78,12 @@ batch_push(Batch *self, double value)
     }
     if (self->size == self->capacity && batch_reserve(self, self->capacity ? 2 * self->capacity : 128) < 0)
         return -1;
-    self->data[self->size++] = value;
+    ((double *)self->data)[self->size++] = value; /* a float: only ever pushed to a batch of kind "d" */
     return 0;
 }
 
 static int
-batch_push_many(Batch *self, const double *values, Py_ssize_t n)
+batch_push_many(Batch *self, const void *values, Py_ssize_t n)
 {
     if (self->ready || self->exports > 0) {
         PyErr_SetString(PyExc_BufferError, "hpc.mpi fused batch: cannot append while reduced or exported");
@@ -88,18 +96,40 @@ batch_push_many(Batch *self, const double *values, Py_ssize_t n)
         if (batch_reserve(self, capacity) < 0)
             return -1;
     }
-    memcpy(self->data + self->size, values, (size_t)n * sizeof(double));
+    Py_ssize_t itemsize = ITEMSIZES[self->kind];
+    memcpy(self->data + self->size * itemsize, values, (size_t)(n * itemsize));
     self->size += n;
     return 0;
 }
 
-static PyObject *
-batch_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+static Batch *
+batch_of_kind(int kind)
 {
-    Batch *self = (Batch *)PyType_GenericNew(type, args, kwds);
-    if (self != NULL)
-        self->structure = 14695981039346656037ULL;
-    return (PyObject *)self;
+    Batch *self = PyObject_New(Batch, &BatchType);
+    if (self == NULL)
+        return NULL;
+    self->data = NULL;
+    self->kind = kind;
+    self->size = self->capacity = self->exports = 0;
+    self->ready = 0;
+    self->structure = 14695981039346656037ULL;
+    self->values = NULL;
+    return self;
+}
+
+/* Batch(kind="d"): an empty batch of that struct format character. */
+static PyObject *
+batch_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
+{
+    static char *keywords[] = {"kind", NULL};
+    const char *kind = "d";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|s:Batch", keywords, &kind))
+        return NULL;
+    for (int k = 0; k < NKINDS; k++)
+        if (strcmp(kind, KINDS[k]) == 0)
+            return (PyObject *)batch_of_kind(k);
+    PyErr_Format(PyExc_ValueError, "Batch kind must be one of d, f, l, i; got %R", PyTuple_GET_ITEM(args, 0));
+    return NULL;
 }
 
 static void
@@ -113,6 +143,10 @@ batch_dealloc(Batch *self)
 static PyObject *
 batch_append(Batch *self, PyObject *arg)
 {
+    if (self->kind != 0) {
+        PyErr_SetString(PyExc_TypeError, "Batch.append takes floats into a batch of kind 'd' only");
+        return NULL;
+    }
     double value = PyFloat_AsDouble(arg);
     if (value == -1.0 && PyErr_Occurred())
         return NULL;
@@ -135,6 +169,12 @@ batch_get_structure(Batch *self, void *Py_UNUSED(closure))
 }
 
 static PyObject *
+batch_get_kind(Batch *self, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(KINDS[self->kind]);
+}
+
+static PyObject *
 batch_get_values(Batch *self, void *Py_UNUSED(closure))
 {
     return Py_NewRef(self->values ? self->values : Py_None);
@@ -150,11 +190,28 @@ batch_set_values(Batch *self, PyObject *value, void *Py_UNUSED(closure))
 static PyGetSetDef batch_getset[] = {
     {"structure", (getter)batch_get_structure, NULL,
      "A 64-bit hash of the queued entries' kinds and shapes (the ranks must agree on it).", NULL},
+    {"kind", (getter)batch_get_kind, NULL, "The struct format character of the values: d, f, l or i.", NULL},
     {"values", (getter)batch_get_values, (setter)batch_set_values,
      "A NumPy copy of the reduced values, made by the first array result read (the rebuild function): array results "
      "are views of it (None before).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
+
+/* The value at index as a Python float or int. */
+static PyObject *
+batch_value(Batch *self, Py_ssize_t index)
+{
+    switch (self->kind) {
+    case 0:
+        return PyFloat_FromDouble(((double *)self->data)[index]);
+    case 1:
+        return PyFloat_FromDouble((double)((float *)self->data)[index]);
+    case 2:
+        return PyLong_FromLong(((long *)self->data)[index]);
+    default:
+        return PyLong_FromLong((long)((int *)self->data)[index]);
+    }
+}
 
 static Py_ssize_t
 batch_length(Batch *self)
@@ -169,7 +226,7 @@ batch_item(Batch *self, Py_ssize_t index)
         PyErr_SetString(PyExc_IndexError, "hpc.mpi fused batch index out of range");
         return NULL;
     }
-    return PyFloat_FromDouble(self->data[index]);
+    return batch_value(self, index);
 }
 
 static int
@@ -181,10 +238,10 @@ batch_getbuffer(Batch *self, Py_buffer *view, int flags)
     }
     view->obj = Py_NewRef(self);
     view->buf = self->data;
-    view->len = self->size * (Py_ssize_t)sizeof(double);
+    view->len = self->size * ITEMSIZES[self->kind];
     view->readonly = 0;
-    view->itemsize = sizeof(double);
-    view->format = (flags & PyBUF_FORMAT) ? "d" : NULL;
+    view->itemsize = ITEMSIZES[self->kind];
+    view->format = (flags & PyBUF_FORMAT) ? (char *)KINDS[self->kind] : NULL;
     view->ndim = 1;
     view->shape = (flags & PyBUF_ND) ? &self->size : NULL;
     view->strides = (flags & PyBUF_STRIDES) ? &view->itemsize : NULL;
@@ -220,7 +277,7 @@ static PyMethodDef batch_methods[] = {
 static PyTypeObject BatchType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "hpc.mpi._fused_queue.Batch",
-    .tp_doc = "The queued float64 values of a fused block, contiguous (a writable buffer).",
+    .tp_doc = "Batch(kind='d')\n--\n\nThe queued values of one dtype of a fused block, contiguous (a writable buffer).",
     .tp_basicsize = sizeof(Batch),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = batch_new,
@@ -246,6 +303,7 @@ typedef struct {
 static PyObject *rebuild; /* hpc.mpi.fused's function (batch, index, count, shape) -> ndarray, or NULL */
 static PyObject *str_reshape;
 static PyObject *ndarray_type; /* numpy.ndarray, registered with it: only exact ndarrays take the fast lane */
+static PyObject *generic_type; /* numpy.generic: NumPy scalars of the lane's dtypes (float32) take it too */
 
 static PyTypeObject FusedResultType;
 
@@ -280,6 +338,10 @@ result_peek(FusedResult *self)
         } else if (self->is_array) {
             self->value = PyObject_CallFunction(rebuild, "OnnO", (PyObject *)self->batch, self->index, self->count,
                                                 self->like);
+        } else if (self->like != NULL && self->batch->kind != 0) { /* a NumPy scalar of another dtype: its type */
+            PyObject *number = batch_value(self->batch, self->index); /* of the value: exact in a double */
+            self->value = number == NULL ? NULL : PyObject_CallOneArg(self->like, number);
+            Py_XDECREF(number);
         } else if (self->like != NULL) { /* a float subclass (numpy.float64): made as float.__new__ makes one */
             /* CPython lays every subtype of float out as a PyFloatObject first: allocate an instance of the
                caller's type and set its value, as float_subtype_new does, without the type's Python-level
@@ -287,9 +349,9 @@ result_peek(FusedResult *self)
             PyTypeObject *type = (PyTypeObject *)self->like;
             self->value = type->tp_alloc(type, 0);
             if (self->value != NULL)
-                ((PyFloatObject *)self->value)->ob_fval = self->batch->data[self->index];
+                ((PyFloatObject *)self->value)->ob_fval = ((double *)self->batch->data)[self->index];
         } else {
-            self->value = PyFloat_FromDouble(self->batch->data[self->index]);
+            self->value = PyFloat_FromDouble(((double *)self->batch->data)[self->index]);
         }
         if (self->value == NULL)
             return NULL;
@@ -378,17 +440,54 @@ static PyTypeObject FusedResultType = {
 
 typedef struct {
     PyObject_HEAD
-    Batch *batch; /* NULL until the first float is queued */
+    Batch *batches[NKINDS]; /* by kind; NULL until the first value of that kind is queued */
 } Queue;
 
-static PyObject *str_sum, *str_x, *str_op, *str_queue, *str_flush_batch;
+static PyObject *str_sum, *str_x, *str_op, *str_queue, *str_flush_batches;
 
 static void
 queue_dealloc(Queue *self)
 {
     /* For a Python subclass, subtype_dealloc has untracked self and decrefs the heap type after this returns. */
-    Py_CLEAR(self->batch);
+    for (int k = 0; k < NKINDS; k++)
+        Py_CLEAR(self->batches[k]);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Return the queued batches, float64 first, as a tuple (empty if none), and start new ones. */
+static PyObject *
+queue_take_batches(Queue *self)
+{
+    Py_ssize_t n = 0;
+    for (int k = 0; k < NKINDS; k++)
+        n += self->batches[k] != NULL;
+    PyObject *batches = PyTuple_New(n);
+    if (batches == NULL)
+        return NULL;
+    n = 0;
+    for (int k = 0; k < NKINDS; k++)
+        if (self->batches[k] != NULL) {
+            PyTuple_SET_ITEM(batches, n++, (PyObject *)self->batches[k]); /* the reference moves to the tuple */
+            self->batches[k] = NULL;
+        }
+    return batches;
+}
+
+/* The fast lane's kind of a buffer's format ("d", "<f", "=l"...), or -1: native byte order only ('>', or '<' on a
+   big-endian machine, takes the slow lane). */
+static int
+kind_of_format(const char *f, Py_ssize_t itemsize)
+{
+    if (f == NULL)
+        return -1;
+    if (*f == '@' || *f == '=' || (PY_LITTLE_ENDIAN && *f == '<'))
+        f++;
+    if (f[0] == '\0' || f[1] != '\0')
+        return -1;
+    for (int k = 0; k < NKINDS; k++)
+        if (f[0] == KINDS[k][0] && itemsize == ITEMSIZES[k])
+            return k;
+    return -1;
 }
 
 static int
@@ -444,9 +543,11 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         return PyObject_CallMethodObjArgs((PyObject *)self, str_queue, x, op ? op : str_sum, NULL);
 
     /* What the entry is: a float (a Python float, or a float subclass such as numpy.float64, rebuilt by its
-       type), or a small native float64 C-contiguous exact ndarray; anything else takes the slow lane. */
+       type), a NumPy float32 scalar, or a small native C-contiguous exact ndarray of a lane dtype (integer arrays
+       with one dimension at least: a 0-d one is an integer scalar, whose sum is exact); anything else takes the
+       slow lane. */
     Py_buffer view;
-    int have_view = 0;
+    int have_view = 0, is_array = 0, kind = 0;
     PyObject *like = NULL;
     Py_ssize_t count = 0;
     double scalar = 0.0;
@@ -454,22 +555,22 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         scalar = PyFloat_AS_DOUBLE(x);
         if (!PyFloat_CheckExact(x))
             like = Py_NewRef((PyObject *)Py_TYPE(x));
-    } else if (rebuild != NULL && (PyObject *)Py_TYPE(x) == ndarray_type) {
+    } else if (rebuild != NULL && ((PyObject *)Py_TYPE(x) == ndarray_type ||
+                                   (generic_type != NULL && PyObject_TypeCheck(x, (PyTypeObject *)generic_type)))) {
+        is_array = (PyObject *)Py_TYPE(x) == ndarray_type;
         if (PyObject_GetBuffer(x, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
             PyErr_Clear(); /* not C-contiguous, or not exportable: the slow lane copes */
         } else {
-            const char *f = view.format;
-            if (f != NULL && (*f == '@' || *f == '=' || (PY_LITTLE_ENDIAN && *f == '<')))
-                f++; /* native byte order only: '>' (or '<' on a big-endian machine) takes the slow lane */
-            count = view.len / 8;
-            if (f != NULL && f[0] == 'd' && f[1] == '\0' && view.itemsize == 8 && count <= FUSE_MAX) {
+            kind = kind_of_format(view.format, view.itemsize);
+            count = kind < 0 ? 0 : view.len / ITEMSIZES[kind];
+            if (kind >= 0 && count <= FUSE_MAX && (kind < 2 || (is_array && view.ndim > 0)) && (is_array || kind == 1)) {
                 have_view = 1;
-                like = PyTuple_New(view.ndim);
+                like = is_array ? PyTuple_New(view.ndim) : Py_NewRef((PyObject *)Py_TYPE(x));
                 if (like == NULL) {
                     PyBuffer_Release(&view);
                     return NULL;
                 }
-                for (int i = 0; i < view.ndim; i++) {
+                for (int i = 0; is_array && i < view.ndim; i++) {
                     PyObject *n = PyLong_FromSsize_t(view.shape[i]);
                     if (n == NULL) {
                         Py_DECREF(like);
@@ -488,42 +589,45 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         return PyObject_CallMethodObjArgs((PyObject *)self, str_queue, x, op ? op : str_sum, NULL);
     }
 
-    if (self->batch == NULL) {
-        self->batch = (Batch *)batch_new(&BatchType, NULL, NULL);
-        if (self->batch == NULL)
+    Batch *batch = self->batches[kind];
+    if (batch == NULL) {
+        batch = self->batches[kind] = batch_of_kind(kind);
+        if (batch == NULL)
             goto fail;
     }
     FusedResult *result = PyObject_New(FusedResult, &FusedResultType);
     if (result == NULL)
         goto fail;
     result->value = NULL;
-    result->batch = (Batch *)Py_NewRef(self->batch);
-    result->index = self->batch->size;
+    result->batch = (Batch *)Py_NewRef(batch);
+    result->index = batch->size;
     result->count = count;
-    result->is_array = have_view;
+    result->is_array = is_array;
     result->like = like; /* the reference moves to the placeholder */
     like = NULL;
     int pushed;
-    if (have_view) {
-        batch_mix(self->batch, 2);
+    if (is_array) {
+        batch_mix(batch, 2);
         for (int i = 0; i < view.ndim; i++)
-            batch_mix(self->batch, (unsigned long long)view.shape[i] + 3);
-        pushed = batch_push_many(self->batch, (const double *)view.buf, count);
+            batch_mix(batch, (unsigned long long)view.shape[i] + 3);
+    } else {
+        batch_mix(batch, 1);
+    }
+    if (have_view) {
+        pushed = batch_push_many(batch, view.buf, count);
         PyBuffer_Release(&view);
         have_view = 0;
     } else {
-        batch_mix(self->batch, 1);
-        pushed = batch_push(self->batch, scalar);
+        pushed = batch_push(batch, scalar);
     }
     if (pushed < 0) {
         Py_DECREF(result);
         return NULL;
     }
-    if (self->batch->size >= FLUSH_AT) { /* reduce this batch now; later entries start a new one */
-        Batch *full = self->batch;
-        self->batch = NULL;
-        PyObject *done = PyObject_CallMethodObjArgs((PyObject *)self, str_flush_batch, (PyObject *)full, NULL);
-        Py_DECREF(full);
+    if (batch->size * ITEMSIZES[kind] >= FLUSH_BYTES) { /* reduce every batch now; later entries start new ones */
+        PyObject *full = queue_take_batches(self);
+        PyObject *done = full == NULL ? NULL : PyObject_CallMethodObjArgs((PyObject *)self, str_flush_batches, full, NULL);
+        Py_XDECREF(full);
         if (done == NULL) {
             Py_DECREF(result);
             return NULL;
@@ -539,40 +643,42 @@ fail:
     return NULL;
 }
 
-/* register(rebuild, ndarray): the function that makes a placeholder's ndarray, and the type allowed in the lane. */
+/* register(rebuild, ndarray, generic): the function that makes a placeholder's ndarray, the array type allowed in
+   the lane, and NumPy's scalar base type. */
 static PyObject *
 module_register(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    PyObject *fn, *type;
-    if (!PyArg_ParseTuple(args, "OO:register", &fn, &type))
+    PyObject *fn, *type, *generic;
+    if (!PyArg_ParseTuple(args, "OOO:register", &fn, &type, &generic))
         return NULL;
+    if (!PyType_Check(type) || !PyType_Check(generic)) {
+        PyErr_SetString(PyExc_TypeError, "register(rebuild, ndarray, generic): the last two must be types");
+        return NULL;
+    }
     Py_XSETREF(rebuild, Py_NewRef(fn));
     Py_XSETREF(ndarray_type, Py_NewRef(type));
+    Py_XSETREF(generic_type, Py_NewRef(generic));
     Py_RETURN_NONE;
 }
 
 static PyObject *
 queue_take(Queue *self, PyObject *Py_UNUSED(ignored))
 {
-    Batch *batch = self->batch;
-    self->batch = NULL;
-    if (batch == NULL)
-        Py_RETURN_NONE;
-    return (PyObject *)batch;
+    return queue_take_batches(self);
 }
 
 static PyMethodDef queue_methods[] = {
     {"allreduce", (PyCFunction)(void (*)(void))queue_allreduce, METH_FASTCALL | METH_KEYWORDS,
      "allreduce(x, op='sum')\n--\n\nQueue an allreduce of ``x`` and return its placeholder."},
     {"_take", (PyCFunction)queue_take, METH_NOARGS,
-     "Return the batch of queued floats (None if there is none) and start a new one."},
+     "Return the queued batches, float64 first, as a tuple (empty if none), and start new ones."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyTypeObject QueueType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "hpc.mpi._fused_queue.Queue",
-    .tp_doc = "Queues Python float sums in C; hands every other entry to ``self._queue(x, op)``.",
+    .tp_doc = "Queues small sums of the lane's dtypes in C; hands every other entry to ``self._queue(x, op)``.",
     .tp_basicsize = sizeof(Queue),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_new = PyType_GenericNew,
@@ -584,8 +690,8 @@ static PyTypeObject QueueType = {
 
 static PyMethodDef module_methods[] = {
     {"register", (PyCFunction)module_register, METH_VARARGS,
-     "register(rebuild, ndarray)\n--\n\nSet the function that turns (batch, index, count, shape) into an ndarray, "
-     "and the array type whose small float64 sums take the fast lane."},
+     "register(rebuild, ndarray, generic)\n--\n\nSet the function that turns (batch, index, count, shape) into an "
+     "ndarray, the array type whose small sums take the fast lane, and NumPy's scalar base type."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -606,9 +712,9 @@ PyInit__fused_queue(void)
     str_x = PyUnicode_InternFromString("x");
     str_op = PyUnicode_InternFromString("op");
     str_queue = PyUnicode_InternFromString("_queue");
-    str_flush_batch = PyUnicode_InternFromString("_flush_batch");
+    str_flush_batches = PyUnicode_InternFromString("_flush_batches");
     str_reshape = PyUnicode_InternFromString("reshape");
-    if (str_sum == NULL || str_x == NULL || str_op == NULL || str_queue == NULL || str_flush_batch == NULL ||
+    if (str_sum == NULL || str_x == NULL || str_op == NULL || str_queue == NULL || str_flush_batches == NULL ||
         str_reshape == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&fused_queue_module);

@@ -12,28 +12,38 @@ from typing import Any
 __all__ = ["Batch", "FusedResult", "Queue", "register"]
 
 FUSE_MAX = 8192  # as _fused_queue.c: larger arrays take the slow lane
-FLUSH_AT = 1 << 19  # a batch this long is reduced at once
+FLUSH_BYTES = 1 << 22  # a batch this large is reduced at once, with every other
+KINDS = "dfli"  # the lane's dtypes by struct format character (float64, float32, int64, int32), in _take()'s order
 _FNV_START, _FNV_PRIME, _MASK = 14695981039346656037, 1099511628211, (1 << 64) - 1
 
 _rebuild: Any = None
 _ndarray: Any = None
+_generic: Any = None
 
 
-def register(rebuild: Any, ndarray: Any) -> None:
-    """Set the function that turns ``(batch, index, count, shape)`` into an ndarray, and the fast lane's array type."""
-    global _rebuild, _ndarray
-    _rebuild, _ndarray = rebuild, ndarray
+def register(rebuild: Any, ndarray: Any, generic: Any) -> None:
+    """Set the function that turns ``(batch, index, count, shape)`` into an ndarray, the fast lane's array type, and
+    NumPy's scalar base type."""
+    global _rebuild, _ndarray, _generic
+    _rebuild, _ndarray, _generic = rebuild, ndarray, generic
 
 
 class Batch(_array.array):  # type: ignore[type-arg]
-    """The queued float64 values of a fused block, contiguous (a writable buffer)."""
+    """The queued values of one dtype of a fused block, contiguous (a writable buffer)."""
 
     ready = False
     structure = _FNV_START
     values: Any = None  #: a NumPy copy of the reduced values, made at the first array read (results are views of it)
 
-    def __new__(cls) -> Batch:
-        return super().__new__(cls, "d")
+    def __new__(cls, kind: str = "d") -> Batch:
+        if kind not in KINDS:
+            raise ValueError(f"Batch kind must be one of d, f, l, i; got {kind!r}")
+        return super().__new__(cls, kind)
+
+    @property
+    def kind(self) -> str:
+        """The struct format character of the values: d, f, l or i."""
+        return self.typecode
 
     def mix(self, word: int) -> None:
         """Add one word to the hash of the entries' kinds and shapes."""
@@ -41,6 +51,8 @@ class Batch(_array.array):  # type: ignore[type-arg]
 
     def append(self, value: float) -> None:
         """Append one float (before the reduction)."""
+        if self.typecode != "d":
+            raise TypeError("Batch.append takes floats into a batch of kind 'd' only")
         if self.ready:
             raise BufferError("hpc.mpi fused batch: cannot append while reduced or exported")
         super().append(value)
@@ -70,7 +82,7 @@ class FusedResult:
         like = self._like
         if type(like) is tuple:  # an array of this shape
             value = _rebuild(batch, self._index, self._count, like)
-        else:
+        else:  # a float, or a NumPy scalar (a float64 subclass, or float32) of its type
             value = batch[self._index] if like is None else like(batch[self._index])
         self._known, self._batch = value, None
         return value
@@ -102,10 +114,21 @@ _append = _array.array.append
 _new = object.__new__
 
 
-class Queue:
-    """Queues small float64 sums in a :class:`Batch`; hands every other entry to ``self._queue(x, op)``."""
+def _lane_kind(x: Any) -> str | None:
+    """The batch kind of a NumPy entry the lane takes (as _fused_queue.c decides), or None for the slow lane."""
+    dtype = x.dtype
+    kind = dtype.char  # as the buffer format in C: "q" (long long) is not "l", even where both are 8 bytes
+    if kind not in KINDS or not dtype.isnative or x.size > FUSE_MAX:
+        return None
+    if type(x) is _ndarray:
+        return kind if x.flags.c_contiguous and (kind in "df" or x.ndim > 0) else None
+    return kind if kind == "f" else None  # a NumPy scalar: float32 (integers are exact in the slow lane)
 
-    _fast_batch: Batch | None = None
+
+class Queue:
+    """Queues small sums of the lane's dtypes, one :class:`Batch` per dtype; hands any other entry to ``_queue``."""
+
+    _batches: dict[str, Batch] | None = None
 
     def allreduce(self, x: Any, op: Any = "sum") -> Any:
         """Queue an allreduce of ``x`` and return its placeholder."""
@@ -113,16 +136,18 @@ class Queue:
             return self._queue(x, op)  # type: ignore[attr-defined]
         kind = type(x)
         if kind is float or isinstance(x, float):
-            like, values, shape = (None if kind is float else kind), None, None
-        elif kind is _ndarray and x.dtype.char == "d" and x.dtype.isnative and x.flags.c_contiguous and (
-            x.size <= FUSE_MAX
-        ):
-            like, values, shape = x.shape, x.reshape(-1), x.shape
+            like, values, shape, kind = (None if kind is float else kind), None, None, "d"
+        elif (kind is _ndarray or (_generic is not None and isinstance(x, _generic))) and (k := _lane_kind(x)):
+            is_array = kind is _ndarray
+            like, values, shape, kind = (x.shape if is_array else kind), x.reshape(-1), x.shape, k
         else:
             return self._queue(x, op)  # type: ignore[attr-defined]
-        batch = self._fast_batch
+        batches = self._batches
+        if batches is None:
+            batches = self._batches = {}
+        batch = batches.get(kind)
         if batch is None:
-            batch = self._fast_batch = Batch()
+            batch = batches[kind] = Batch(kind)
         result = _new(FusedResult)  # no __init__ call: this is the per-entry cost
         result._batch = batch
         result._index = len(batch)
@@ -132,17 +157,19 @@ class Queue:
             _append(batch, x)  # a batch being filled is never ready: no need for Batch.append's check
             result._count = 0
         else:
-            batch.mix(2)
-            for n in shape:
-                batch.mix(n + 3)
+            if type(like) is tuple:
+                batch.mix(2)
+                for n in shape:
+                    batch.mix(n + 3)
+            else:
+                batch.mix(1)
             batch.extend(values.tolist())
             result._count = values.shape[0]
-        if len(batch) >= FLUSH_AT:
-            self._fast_batch = None
-            self._flush_batch(batch)  # type: ignore[attr-defined]
+        if len(batch) * batch.itemsize >= FLUSH_BYTES:
+            self._flush_batches(self._take())  # type: ignore[attr-defined]
         return result
 
-    def _take(self) -> Batch | None:
-        """Return the batch of queued floats (None if there is none) and start a new one."""
-        batch, self._fast_batch = self._fast_batch, None
-        return batch
+    def _take(self) -> tuple[Batch, ...]:
+        """Return the queued batches, float64 first, as a tuple (empty if none), and start new ones."""
+        batches, self._batches = self._batches or {}, None
+        return tuple(batches[k] for k in KINDS if k in batches)

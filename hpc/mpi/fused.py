@@ -27,17 +27,17 @@ Batch, FusedResult, Queue = _lane.Batch, _lane.FusedResult, _lane.Queue
 
 
 def _rebuild(batch: Any, index: int, count: int, shape: tuple[int, ...]) -> _np.ndarray:
-    """Return the reduced float64 array of a fast-lane entry: a view of ``count`` values of ``batch`` from ``index``.
+    """Return the reduced array of a fast-lane entry: a view of ``count`` values of ``batch`` from ``index``.
 
     The views share one copy of the batch's reduced values, made at the first array read (the C lane slices it
     itself once it exists); a block of float sums alone never makes it.
     """
     if batch.values is None:
-        batch.values = _np.frombuffer(batch, _np.float64).copy()
+        batch.values = _np.frombuffer(batch, batch.kind).copy()
     return batch.values[index : index + count].reshape(shape)
 
 
-_lane.register(_rebuild, _np.ndarray)
+_lane.register(_rebuild, _np.ndarray, _np.generic)
 
 __all__ = ["Fused", "FusedResult"]
 
@@ -45,16 +45,17 @@ __all__ = ["Fused", "FusedResult"]
 class Fused(Queue):
     """Created by :meth:`hpc.mpi.Comm.fused`: queues allreduces and runs them together when the block ends.
 
-    Sums of float64 values, the common case (Python floats, NumPy float64 scalars, float64 arrays of up to 8192
-    elements, C-contiguous), are queued in C (``_fused_queue.c``: one C method call per entry) and
-    travel in one float64 buffer, reduced in place; each placeholder gives back its caller's type (a float, a NumPy
-    scalar, an array of the caller's shape). Other entries with the same op and dtype share one buffer each. 100 small
-    sums cost one ``Allreduce``; a buffer that reaches 4 MiB is reduced at once, inside the block. The structure of
-    what was queued (each entry's kind and shape) must be the same on every rank: a checksum of it travels with the
-    float buffer, so ranks that queued different sequences get :class:`~hpc.mpi.guard.RankMismatchError` on every
-    rank. A different *number* of values makes the buffers differ in length: the check mode (``HPC_MPI_CHECK=1``)
-    raises RankMismatchError for it on every rank, and without it MPI itself fails ("Message truncated") and the
-    job ends.
+    Sums of the common kinds (Python floats, NumPy float64 and float32 scalars, and arrays of float64, float32,
+    int64 or int32 of up to 8192 elements, C-contiguous) are queued in C (``_fused_queue.c``: one C method call per
+    entry) and travel in one buffer per dtype, reduced in place; each placeholder gives back its caller's type (a
+    float, a NumPy scalar, an array of the caller's shape and dtype). Other entries with the same op and dtype share
+    one buffer each. 100 small sums cost one ``Allreduce`` per dtype; when a buffer reaches 4 MiB, every buffer of the
+    fast lane is reduced at once, inside the block. The structure of what was queued (each entry's kind and shape, the
+    length of every buffer) must be the same on every rank: a checksum of it travels with the float64 buffer, which
+    is reduced first, so ranks that queued different sequences get :class:`~hpc.mpi.guard.RankMismatchError` on every
+    rank before any other buffer moves. A different *number* of float64 values makes that buffer differ in length:
+    the check mode (``HPC_MPI_CHECK=1``) raises RankMismatchError for it on every rank, and without it MPI itself
+    fails ("Message truncated") and the job ends.
 
     Sums of integer scalars are exact, as in :meth:`hpc.mpi.Comm.allreduce` (one int64 buffer of words for all of
     them); other ops take Python ints as int64 (docs/differences.md, "Python ints in hpc.mpi: one rule").
@@ -111,34 +112,39 @@ class Fused(Queue):
         if exc is None:
             self.flush()
 
-    def _flush_batch(self, batch: Any, entries: list[Any] | None = None) -> None:
-        """Reduce ``batch`` (the fast lane's values) in place now, with the checksum of what it holds."""
-        count = len(batch)
+    def _flush_batches(self, batches: tuple[Any, ...], entries: list[Any] | None = None) -> None:
+        """Reduce the fast lane's ``batches`` in place now: the float64 one first, with the checksum of them all."""
+        doubles = batches[0] if batches and batches[0].kind == "d" else Batch()
+        others = [batch for batch in batches if batch is not doubles]
         if self._engine.size > 1:
             slow = [(e[0].name, e[2], e[3]) for e in entries or ()]
-            signature = repr((count, batch.structure, slow, len(self._integers)))
+            kinds = [(batch.kind, len(batch), batch.structure) for batch in others]
+            signature = repr((len(doubles), doubles.structure, kinds, slow, len(self._integers)))
             # A checksum h and h*h, summed over ranks: sum(h*h) * n == sum(h)**2 exactly when every rank has the
             # same h. 20 bits, so h*h and the sums stay exact in float64.
             h = float(_zlib.crc32(signature.encode()) & 0xFFFFF)
             for word in (h, h * h, 1.0):
-                batch.append(word)
-        if len(batch):
-            self._engine.sum_in_place(batch)
-            batch.set_ready()
-            if self._engine.size > 1 and batch[-2] * batch[-1] != batch[-3] * batch[-3]:
+                doubles.append(word)
+        if len(doubles):
+            self._engine.sum_in_place(doubles)
+            doubles.set_ready()
+            if self._engine.size > 1 and doubles[-2] * doubles[-1] != doubles[-3] * doubles[-3]:
                 raise _guard.RankMismatchError(
                     "fused: ranks queued different sequences of reductions (op, dtype, shape); "
                     f"this rank queued {signature[:400]}"
                 )
         else:
+            doubles.set_ready()
+        for batch in others:  # the checksum agreed: every rank holds batches of these kinds and lengths
+            self._engine.sum_in_place(batch)
             batch.set_ready()
 
     def flush(self) -> None:
         """Run every queued reduction now (called when the ``with`` block ends)."""
-        batch, entries, integers = self._take(), self._entries, self._integers
-        if batch is None and not entries and not integers:
+        batches, entries, integers = self._take(), self._entries, self._integers
+        if not batches and not entries and not integers:
             return
-        self._flush_batch(Batch() if batch is None else batch, entries)
+        self._flush_batches(batches, entries)
         self._entries, self._integers = [], []
         if integers:
             self._sum_integers(integers)

@@ -66,9 +66,10 @@ def test_fused_overhead_and_targets_are_reported(tiny):
     assert _positive_finite(fused["speedup"]) and isinstance(fused["pass"], bool)
     assert all(_positive_finite(ns) for ns in tiny["call_overhead_ns"].values())
     kinds = tiny["fused_kinds"]
-    assert set(kinds) == {label for label, _, _ in bench_mpi.FUSED_KINDS}
+    assert set(kinds) == {label for label, _, _, _ in bench_mpi.FUSED_KINDS}
     assert all(kind["ok"] and _positive_finite(kind["speedup"]) for kind in kinds.values())
-    assert len(tiny["targets"]) == 4 + len(kinds)
+    assert len(tiny["targets"]) == 4 + sum(target is not None for _, _, _, target in bench_mpi.FUSED_KINDS)
+    assert all(kinds[label]["pass"] is None for label, _, _, target in bench_mpi.FUSED_KINDS if target is None)
     assert tiny["targets"]["reproducible <= 2x plain at >= 1 MiB"]["pass"] is None  # no size reaches 1 MiB
 
 

@@ -274,6 +274,14 @@ def test_numpy_scalars_come_back_as_numpy_scalars(comm):
     assert type(v) is np.float64 and i == comm.size - 1
 
 
+@pytest.mark.parametrize("op", ["sum", "prod", "min", "max"])
+def test_float32_scalars_reduce_in_float32_for_every_op(comm, op):
+    """A numpy.float32 scalar (its own fast path) gives what a one-element float32 array gives, as a float32."""
+    value = np.float32(comm.rank + 1.5)
+    got = comm.allreduce(value, op=op)
+    assert type(got) is np.float32 and got == comm.allreduce(np.array([value]), op=op)[0]
+
+
 @pytest.mark.parametrize("bad", [np.array(["a"]), np.array([object()], dtype=object)])
 def test_bcast_of_an_unsupported_value_raises_on_every_rank(comm, bad):
     """When the root's value cannot travel, every rank raises TypeError (the others used to wait forever)."""

@@ -45,6 +45,16 @@ class _CountingMPI:
         return counted
 
 
+def _counting(comm, monkeypatch):
+    """Count the engine's MPI calls from now on; return the counter and the calls of one array allreduce."""
+    counting = _CountingMPI(comm.mpi)
+    monkeypatch.setattr(comm._engine, "mpi", counting)
+    comm.allreduce(np.arange(3.0))
+    one_allreduce = list(counting.calls)
+    counting.calls.clear()
+    return counting, one_allreduce
+
+
 def test_fused_results_equal_separate_calls(comm, fused):
     """Each fused result equals the same allreduce called on its own."""
     values = [float(i * (comm.rank + 1)) for i in range(100)]
@@ -61,15 +71,28 @@ def test_fused_results_equal_separate_calls(comm, fused):
 
 def test_fused_uses_one_mpi_call_for_same_op_and_dtype(comm, fused, monkeypatch):
     """100 scalar float sums cost the MPI calls of one array allreduce (one Allreduce, plus the checks if on)."""
-    counting = _CountingMPI(comm.mpi)
-    monkeypatch.setattr(comm._engine, "mpi", counting)
-    comm.allreduce(np.arange(3.0))
-    one_allreduce = list(counting.calls)
-    counting.calls.clear()
+    counting, one_allreduce = _counting(comm, monkeypatch)
     with fused(comm) as f:
         results = [f.allreduce(float(i)) for i in range(100)]
     assert counting.calls == one_allreduce
     assert [r.value for r in results] == [float(i * comm.size) for i in range(100)]
+
+
+def test_fused_uses_one_mpi_call_per_dtype(comm, fused, monkeypatch):
+    """Small float64, float32, int64 and int32 sums, interleaved, cost one Allreduce per dtype (the float64 one
+    carrying the checksum), in the fast lane of both twins."""
+    counting, one_allreduce = _counting(comm, monkeypatch)
+    with fused(comm) as f:
+        results = []
+        for i in range(25):
+            results += [f.allreduce(float(i)), f.allreduce(np.float32(i)), f.allreduce(np.full(2, i, np.float32)),
+                        f.allreduce(np.full(3, i, np.int64)), f.allreduce(np.full((1, 2), i, np.int32))]
+    assert counting.calls == one_allreduce * 4
+    for i in range(25):
+        got = [r.value for r in results[5 * i : 5 * i + 5]]
+        assert got[0] == i * comm.size and type(got[1]) is np.float32 and got[1] == i * comm.size
+        assert got[2].dtype == np.float32 and got[3].dtype == np.int64 and got[4].shape == (1, 2)
+        assert (got[2] == i * comm.size).all() and (got[3] == i * comm.size).all() and (got[4] == i * comm.size).all()
 
 
 def test_fused_interleaving_other_dtypes_is_harmless(comm, fused):

@@ -25,7 +25,7 @@ def test_the_c_lane_is_compiled():
 def lane(request):
     if request.param is None:
         pytest.skip("the C lane is not compiled")
-    request.param.register(_fused._rebuild, np.ndarray)  # as hpc.mpi.fused does for the lane it uses
+    request.param.register(_fused._rebuild, np.ndarray, np.generic)  # as hpc.mpi.fused does for its lane
     return request.param
 
 
@@ -48,10 +48,10 @@ def test_float_sums_go_to_the_batch_in_order(queue, lane):
     results = [queue.allreduce(v) for v in (1.5, -2.0, float("nan"))]
     results.append(queue.allreduce(4.0, "sum"))
     results.append(queue.allreduce(5.0, op="sum"))
-    batch = queue._take()
+    (batch,) = queue._take()
     assert isinstance(batch, lane.Batch) and queue.slow == []
     assert len(batch) == 5 and batch[0] == 1.5 and batch[-1] == 5.0 and np.isnan(batch[2])
-    assert queue._take() is None  # taken: the next float starts a new batch
+    assert queue._take() == ()  # taken: the next float starts a new batch
     with pytest.raises(RuntimeError, match="after the"):
         _ = results[0].value
     assert repr(results[0]) == "<hpc.mpi FusedResult pending>"
@@ -64,16 +64,19 @@ def test_float_sums_go_to_the_batch_in_order(queue, lane):
 
 
 def test_everything_else_goes_to_the_slow_lane(queue):
-    """Other ops, ints, other dtypes, large, strided, byte-swapped or subclassed arrays go to ``_queue``."""
-    others = [np.arange(2.0), 2, np.float32(3.0), np.ones(2, np.float32), np.ones(8193), np.arange(4.0)[::2],
-              np.ones(2, ">f8"), np.ma.masked_array(np.ones(2))]
+    """Other ops, integer scalars (exact sums), other dtypes, large, strided, byte-swapped or subclassed arrays go to
+    ``_queue``."""
+    others = [np.arange(2.0), 2, np.int64(3), np.int32(3), np.array(4), np.ones(2, np.float16), np.ones(2, np.int8),
+              np.ones(2, np.longlong) if np.dtype(np.longlong).char != np.dtype(np.int64).char else np.ones(2, bool),
+              np.ones(2, complex), np.ones(2, bool), np.float16(1.0), np.ones(8193), np.ones(8193, np.float32),
+              np.arange(4.0)[::2], np.ones(2, ">f8"), np.ones(2, ">f4"), np.ma.masked_array(np.ones(2))]
     queue.allreduce(1.0, "max")
     queue.allreduce(others[0], op="prod")
     for x in others[1:]:
         queue.allreduce(x)
     assert [op for _, op in queue.slow] == ["max", "prod"] + ["sum"] * (len(others) - 1)
     assert all(got is want for (got, _), want in zip(queue.slow[1:], others))
-    assert queue._take() is None
+    assert queue._take() == ()
 
 
 def test_float64_scalars_and_small_arrays_take_the_batch(queue, lane):
@@ -83,7 +86,7 @@ def test_float64_scalars_and_small_arrays_take_the_batch(queue, lane):
     results = [queue.allreduce(np.float64(3.0)), queue.allreduce(source), queue.allreduce(np.zeros(0)),
                queue.allreduce(np.float64(-1.0)), queue.allreduce(np.array(7.0))]
     source[:] = -9.0  # queued by value
-    batch = queue._take()
+    (batch,) = queue._take()
     assert queue.slow == [] and len(batch) == 1 + 6 + 0 + 1 + 1
     values = np.frombuffer(batch, dtype=np.float64)
     values *= 2.0
@@ -95,6 +98,66 @@ def test_float64_scalars_and_small_arrays_take_the_batch(queue, lane):
     assert got[2].shape == (0,) and got[4].shape == () and got[4] == 14.0
 
 
+def test_float32_and_integer_arrays_take_a_batch_of_their_dtype(queue, lane):
+    """float32 scalars and arrays, int64 and int32 arrays each go to their own batch (float64 first, then float32,
+    int64, int32, whatever the order queued); after the reduction each result has its caller's type, dtype and
+    shape."""
+    entries = [np.full((2, 2), 3, np.int32), np.float32(1.5), np.arange(3, dtype=np.int64), 2.5,
+               np.full(2, 0.25, np.float32), np.array(-1.0, np.float32), np.zeros(0, np.int64)]
+    results = [queue.allreduce(e) for e in entries]
+    batches = queue._take()
+    assert queue.slow == [] and [b.kind for b in batches] == ["d", "f", "l", "i"]
+    assert [len(b) for b in batches] == [1, 1 + 2 + 1, 3, 4]
+    for batch in batches:
+        values = np.frombuffer(batch, dtype=batch.kind)
+        assert values.dtype == {"d": np.float64, "f": np.float32, "l": np.int64, "i": np.int32}[batch.kind]
+        values *= 2  # what the in-place Allreduce does
+        batch.set_ready()
+    got = [r.value for r in results]
+    assert got[0].dtype == np.int32 and got[0].shape == (2, 2) and (got[0] == 6).all()
+    assert type(got[1]) is np.float32 and got[1] == 3.0
+    assert got[2].dtype == np.int64 and got[2].tolist() == [0, 2, 4]
+    assert type(got[3]) is float and got[3] == 5.0
+    assert got[4].dtype == np.float32 and got[4].tolist() == [0.5, 0.5]
+    assert got[5].dtype == np.float32 and got[5].shape == () and got[5] == -2.0
+    assert got[6].dtype == np.int64 and got[6].shape == (0,)
+    assert batches[2][1] == 2 and type(batches[2][1]) is int and batches[1][0] == 3.0
+
+
+def test_only_float64_batches_take_floats(lane):
+    """A batch's append takes floats into a float64 batch only; a batch of an unknown kind is refused."""
+    with pytest.raises(TypeError, match="kind 'd'"):
+        lane.Batch("f").append(1.0)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        lane.Batch("q")
+    assert memoryview(lane.Batch("i")).format == "i" and lane.Batch().kind == "d"
+
+
+def test_a_full_batch_flushes_every_batch_at_once(lane):
+    """When one batch reaches 4 MiB, every batch of the lane goes to ``_flush_batches`` together (so the float64
+    batch's checksum covers them); later entries start new batches."""
+
+    class Flushing(lane.Queue):
+        def __init__(self):
+            self.flushed = []
+
+        def _queue(self, x, op):
+            raise AssertionError("no slow lane here")
+
+        def _flush_batches(self, batches):
+            self.flushed.append([(b.kind, len(b)) for b in batches])
+
+    queue = Flushing()
+    queue.allreduce(1.0)
+    queue.allreduce(np.ones(3, np.int32))
+    block = np.ones(8192, np.float32)  # 32 KiB: the 128th fills 4 MiB
+    for _ in range(128):
+        queue.allreduce(block)
+    assert queue.flushed == [[("d", 1), ("f", 128 * 8192), ("i", 3)]]
+    queue.allreduce(np.float32(2.0))
+    assert [(b.kind, len(b)) for b in queue._take()] == [("f", 1)]
+
+
 def test_a_float_subclass_comes_back_as_itself(queue):
     """Any float subclass (numpy.float64 is one) is reduced in the batch and given back as an instance of its type."""
 
@@ -102,7 +165,7 @@ def test_a_float_subclass_comes_back_as_itself(queue):
         pass
 
     result = queue.allreduce(Celsius(21.5))
-    batch = queue._take()
+    (batch,) = queue._take()
     assert queue.slow == [] and len(batch) == 1
     np.frombuffer(batch, dtype=np.float64)[0] = 43.0
     batch.set_ready()
@@ -121,7 +184,7 @@ def test_both_lanes_hash_the_same_structure(lane):
         q = Plain()
         for e in entries:
             q.allreduce(e)
-        return q._take().structure
+        return q._take()[0].structure
 
     entries = [1.0, np.zeros((2, 3)), np.float64(1.0), np.zeros(1)]
     assert structure(lane, entries) == structure(_fused_queue_py, entries)
@@ -145,7 +208,7 @@ def test_x_and_op_by_keyword_as_in_python(queue):
     queue.allreduce(x=4, op="max")
     queue.allreduce(op="min", x=5.0)
     assert queue.slow == [(4, "max"), (5.0, "min")]
-    batch = queue._take()
+    (batch,) = queue._take()
     assert list(batch) == [1.5, 2.5, 3.5]
     batch.set_ready()
     assert [r.value for r in results] == [1.5, 2.5, 3.5]
@@ -158,7 +221,7 @@ def test_x_and_op_by_keyword_as_in_python(queue):
     ]:
         with pytest.raises(TypeError):
             queue.allreduce(*args, **kwargs)
-    assert queue._take() is None and len(queue.slow) == 2
+    assert queue._take() == () and len(queue.slow) == 2
 
 
 def test_results_set_by_the_slow_lane(lane):
@@ -174,7 +237,7 @@ def test_results_set_by_the_slow_lane(lane):
 def test_a_result_value_cannot_be_deleted(queue):
     """``del r._value`` raises in both lanes (the C lane used to clear it: the result was pending forever)."""
     result = queue.allreduce(1.0)
-    queue._take().set_ready()
+    queue._take()[0].set_ready()
     with pytest.raises(AttributeError):
         del result._value
     assert result.value == 1.0
@@ -191,12 +254,12 @@ def test_ops_whose_comparison_raises_go_to_the_slow_lane(queue):
 
     op = Touchy()
     queue.allreduce(1.0, op=op)
-    assert queue.slow == [(1.0, op)] and queue._take() is None
+    assert queue.slow == [(1.0, op)] and queue._take() == ()
 
 
 def test_a_batch_refuses_floats_while_exported_or_reduced(queue):
     queue.allreduce(1.0)
-    batch = queue._take()
+    (batch,) = queue._take()
     view = memoryview(batch)
     assert view.format == "d" and view.shape == (1,) and not view.readonly
     with pytest.raises(BufferError):
@@ -217,7 +280,7 @@ def test_an_empty_batch_exports_an_empty_buffer(lane):
 
 def test_many_floats_grow_the_batch(queue):
     results = [queue.allreduce(float(i)) for i in range(10_000)]
-    batch = queue._take()
+    (batch,) = queue._take()
     batch.set_ready()
     assert [r.value for r in results] == [float(i) for i in range(10_000)]
     del batch  # the results keep their batch alive; values read before stay readable
