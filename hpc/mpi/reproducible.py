@@ -45,7 +45,9 @@ OR-ed across ranks); in the window lane the rank that sums a position reads ever
   collectives. When every rank is on one node by the launcher's word, rows longer than 2**21 elements (16 MiB,
   the plain allreduce's rule) are summed in blocks of 2**18 columns, each block through all the steps above
   while it is in cache; every rank cuts the same blocks whatever its row count, and blocking never changes a bit
-  (each column is summed on its own).
+  (each column is summed on its own). A hierarchical lane (each node's terms met first, one leader per node on the
+  network) was prototyped and measured slower than this one across test hosts: MPICH's collectives already meet a
+  node's ranks in shared memory (docs/performance.md, "A hierarchical reproducible lane?").
 """
 
 from __future__ import annotations
