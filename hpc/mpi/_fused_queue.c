@@ -572,7 +572,8 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         } else {
             kind = kind_of_format(view.format, view.itemsize);
             count = kind < 0 ? 0 : view.len / ITEMSIZES[kind];
-            if (kind >= 0 && count <= FUSE_MAX && (kind < 2 || (is_array && view.ndim > 0)) && (is_array || kind == 1)) {
+            int lane = kind >= 0 && count <= FUSE_MAX && (is_array ? kind < 2 || view.ndim > 0 : kind == 1);
+            if (lane) {
                 have_view = 1;
                 like = is_array ? PyTuple_New(view.ndim) : Py_NewRef((PyObject *)Py_TYPE(x));
                 if (like == NULL) {
@@ -635,7 +636,8 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     }
     if (batch->size * ITEMSIZES[kind] >= FLUSH_BYTES) { /* reduce every batch now; later entries start new ones */
         PyObject *full = queue_take_batches(self);
-        PyObject *done = full == NULL ? NULL : PyObject_CallMethodObjArgs((PyObject *)self, str_flush_batches, full, NULL);
+        PyObject *done =
+            full == NULL ? NULL : PyObject_CallMethodObjArgs((PyObject *)self, str_flush_batches, full, NULL);
         Py_XDECREF(full);
         if (done == NULL) {
             Py_DECREF(result);
