@@ -106,7 +106,7 @@ _TK = 512
 # run-time strides turn the loads into gathers), and the tile is inlined into its caller: as a call, passing
 # eight array slices cost more than its loop at n = 64. Parallel tasks split the columns of out, not its rows: each
 # task then transposes only its own columns of b, in its own core's cache (with one transpose shared by all tasks,
-# the other core read it from the first's cache: 1.9x slower at n = 64).
+# the other core read it from the first's cache; docs/performance.md, "hpc bench kernels").
 @_njit(cache=True, nogil=True, fastmath=REDUCE, inline="always")
 def _dot_4x4(a, i, bt, j, k0, k1):  # pragma: no cover - compiled by numba
     a0, a1, a2, a3 = a[i, k0:k1], a[i + 1, k0:k1], a[i + 2, k0:k1], a[i + 3, k0:k1]

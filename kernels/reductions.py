@@ -30,7 +30,7 @@ _cmin = _builtins.min  # this module defines its own min/max/sum
 
 #: elements per parallel chunk (64 Ki: 512 KiB of float64, fits L2)
 CHUNK = 1 << 16
-#: independent compensated accumulators of ``sum(accurate=True)`` (one loop LLVM vectorizes; 64 ran fastest)
+#: independent compensated accumulators of ``sum(accurate=True)`` (one loop LLVM vectorizes)
 LANES = 64
 #: elements per block of the one-pass mean/var (two sweeps over a block read memory once)
 BLOCK = 1024
@@ -71,7 +71,7 @@ def _sum_parallel(x):  # pragma: no cover - compiled by numba
 def _neumaier_lanes(x, rows, width, sums, comps):  # pragma: no cover - compiled by numba
     # width independent compensated accumulators over x[:rows * width], element i going to lane i % width. width
     # is a run-time argument on purpose: with a constant, LLVM unrolls the lane loop fully and leaves it scalar;
-    # as a loop of unknown length it vectorizes (the select becomes a masked blend), 3-4x faster.
+    # as a loop of unknown length it vectorizes (the select becomes a masked blend; docs/performance.md).
     for r in range(rows):
         base = r * width
         for j in range(width):

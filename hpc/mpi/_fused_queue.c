@@ -340,7 +340,8 @@ result_peek(FusedResult *self)
                                                 self->like);
         } else if (self->like != NULL && self->batch->kind != 0) { /* a NumPy scalar of another dtype (float32) */
             /* an item of the batch's NumPy copy of its values, made by the rebuild function if no read made it yet:
-               NumPy makes the scalar in a third of the time its type's constructor takes from a Python float */
+               NumPy makes the scalar faster than its type's constructor does from a Python float
+               (docs/performance.md, "hpc bench mpi") */
             if (self->batch->values == NULL) {
                 PyObject *none = PyObject_CallFunction(rebuild, "Onn(n)", (PyObject *)self->batch, (Py_ssize_t)0,
                                                        (Py_ssize_t)0, (Py_ssize_t)0);
