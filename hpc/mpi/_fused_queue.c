@@ -97,7 +97,8 @@ batch_push_many(Batch *self, const void *values, Py_ssize_t n)
             return -1;
     }
     Py_ssize_t itemsize = ITEMSIZES[self->kind];
-    memcpy(self->data + self->size * itemsize, values, (size_t)(n * itemsize));
+    if (n > 0) /* an empty array may come first, before the batch has any memory */
+        memcpy(self->data + self->size * itemsize, values, (size_t)(n * itemsize));
     self->size += n;
     return 0;
 }
@@ -128,7 +129,7 @@ batch_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
     for (int k = 0; k < NKINDS; k++)
         if (strcmp(kind, KINDS[k]) == 0)
             return (PyObject *)batch_of_kind(k);
-    PyErr_Format(PyExc_ValueError, "Batch kind must be one of d, f, l, i; got %R", PyTuple_GET_ITEM(args, 0));
+    PyErr_Format(PyExc_ValueError, "Batch kind must be one of d, f, l, i; got '%s'", kind);
     return NULL;
 }
 
@@ -316,57 +317,80 @@ result_dealloc(FusedResult *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Make the value of a ready placeholder from batch and like, which the caller holds references to. */
+static PyObject *
+result_make(FusedResult *self, Batch *batch, PyObject *like)
+{
+    if (self->is_array && batch->values != NULL) { /* a view of the reduced values, of the caller's shape */
+        PyObject *start = PyLong_FromSsize_t(self->index);
+        PyObject *stop = PyLong_FromSsize_t(self->index + self->count);
+        PyObject *slice = start != NULL && stop != NULL ? PySlice_New(start, stop, NULL) : NULL;
+        PyObject *flat = slice != NULL ? PyObject_GetItem(batch->values, slice) : NULL;
+        Py_XDECREF(slice);
+        Py_XDECREF(start);
+        Py_XDECREF(stop);
+        if (flat == NULL || PyTuple_GET_SIZE(like) == 1) /* 1-D: the slice has the caller's shape */
+            return flat;
+        PyObject *value = PyObject_CallMethodOneArg(flat, str_reshape, like);
+        Py_DECREF(flat);
+        return value;
+    }
+    if (self->is_array)
+        return PyObject_CallFunction(rebuild, "OnnO", (PyObject *)batch, self->index, self->count, like);
+    if (like != NULL && batch->kind != 0) { /* a NumPy scalar of another dtype (float32) */
+        /* an item of the batch's NumPy copy of its values, made by the rebuild function if no read made it yet:
+           NumPy makes the scalar faster than its type's constructor does from a Python float
+           (docs/performance.md, "hpc bench mpi") */
+        if (batch->values == NULL) {
+            PyObject *none = PyObject_CallFunction(rebuild, "Onn(n)", (PyObject *)batch, (Py_ssize_t)0,
+                                                   (Py_ssize_t)0, (Py_ssize_t)0);
+            if (none == NULL)
+                return NULL;
+            Py_DECREF(none);
+        }
+        if (batch->values == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "hpc.mpi fused: the rebuild function set no values");
+            return NULL;
+        }
+        PyObject *item = PySequence_GetItem(batch->values, self->index);
+        if (item != NULL && Py_TYPE(item) != (PyTypeObject *)like) /* a subclass of the scalar type: its own */
+            Py_SETREF(item, PyObject_CallOneArg(like, item));
+        return item;
+    }
+    if (like != NULL) { /* a float subclass (numpy.float64): made as float.__new__ makes one */
+        /* CPython lays every subtype of float out as a PyFloatObject first: allocate an instance of the caller's
+           type and set its value, as float_subtype_new does, without the type's Python-level constructor (a large
+           share of the read's cost) */
+        PyTypeObject *type = (PyTypeObject *)like;
+        PyObject *value = type->tp_alloc(type, 0);
+        if (value != NULL)
+            ((PyFloatObject *)value)->ob_fval = ((double *)batch->data)[self->index];
+        return value;
+    }
+    return PyFloat_FromDouble(((double *)batch->data)[self->index]);
+}
+
 /* Return a new reference to the value, or NULL without an exception set while it is pending. */
 static PyObject *
 result_peek(FusedResult *self)
 {
     if (self->value == NULL && self->batch != NULL && self->batch->ready) {
-        if (self->is_array && self->batch->values != NULL) { /* a view of the reduced values, of the caller's shape */
-            PyObject *start = PyLong_FromSsize_t(self->index);
-            PyObject *stop = PyLong_FromSsize_t(self->index + self->count);
-            PyObject *slice = start != NULL && stop != NULL ? PySlice_New(start, stop, NULL) : NULL;
-            PyObject *flat = slice != NULL ? PyObject_GetItem(self->batch->values, slice) : NULL;
-            Py_XDECREF(slice);
-            Py_XDECREF(start);
-            Py_XDECREF(stop);
-            if (flat != NULL && PyTuple_GET_SIZE(self->like) == 1) /* 1-D: the slice has the caller's shape */
-                self->value = flat;
-            else {
-                self->value = flat == NULL ? NULL : PyObject_CallMethodOneArg(flat, str_reshape, self->like);
-                Py_XDECREF(flat);
-            }
-        } else if (self->is_array) {
-            self->value = PyObject_CallFunction(rebuild, "OnnO", (PyObject *)self->batch, self->index, self->count,
-                                                self->like);
-        } else if (self->like != NULL && self->batch->kind != 0) { /* a NumPy scalar of another dtype (float32) */
-            /* an item of the batch's NumPy copy of its values, made by the rebuild function if no read made it yet:
-               NumPy makes the scalar faster than its type's constructor does from a Python float
-               (docs/performance.md, "hpc bench mpi") */
-            if (self->batch->values == NULL) {
-                PyObject *none = PyObject_CallFunction(rebuild, "Onn(n)", (PyObject *)self->batch, (Py_ssize_t)0,
-                                                       (Py_ssize_t)0, (Py_ssize_t)0);
-                if (none == NULL)
-                    return NULL;
-                Py_DECREF(none);
-            }
-            self->value = self->batch->values == NULL ? NULL : PySequence_GetItem(self->batch->values, self->index);
-            if (self->value == NULL && !PyErr_Occurred())
-                PyErr_SetString(PyExc_RuntimeError, "hpc.mpi fused: the rebuild function set no values");
-        } else if (self->like != NULL) { /* a float subclass (numpy.float64): made as float.__new__ makes one */
-            /* CPython lays every subtype of float out as a PyFloatObject first: allocate an instance of the
-               caller's type and set its value, as float_subtype_new does, without the type's Python-level
-               constructor (a third of the read's cost) */
-            PyTypeObject *type = (PyTypeObject *)self->like;
-            self->value = type->tp_alloc(type, 0);
-            if (self->value != NULL)
-                ((PyFloatObject *)self->value)->ob_fval = ((double *)self->batch->data)[self->index];
-        } else {
-            self->value = PyFloat_FromDouble(((double *)self->batch->data)[self->index]);
-        }
-        if (self->value == NULL)
+        /* held here: making the value may run Python code (the rebuild function), which could set this
+           placeholder's value, and so clear its batch and like, meanwhile */
+        Batch *batch = (Batch *)Py_NewRef(self->batch);
+        PyObject *like = Py_XNewRef(self->like);
+        PyObject *value = result_make(self, batch, like);
+        Py_DECREF(batch);
+        Py_XDECREF(like);
+        if (value == NULL)
             return NULL;
-        Py_CLEAR(self->batch);
-        Py_CLEAR(self->like);
+        if (self->value == NULL) {
+            self->value = value;
+            Py_CLEAR(self->batch);
+            Py_CLEAR(self->like);
+        } else {
+            Py_DECREF(value); /* a value set during the call stands */
+        }
     }
     return Py_XNewRef(self->value);
 }
@@ -494,8 +518,11 @@ kind_of_format(const char *f, Py_ssize_t itemsize)
         f++;
     if (f[0] == '\0' || f[1] != '\0')
         return -1;
+    char c = f[0];
+    if (c == 'q' && itemsize == ITEMSIZES[2])
+        c = 'l'; /* long long where it is long's size: NumPy exports an unaligned int64 array as "=q" */
     for (int k = 0; k < NKINDS; k++)
-        if (f[0] == KINDS[k][0] && itemsize == ITEMSIZES[k])
+        if (c == KINDS[k][0] && itemsize == ITEMSIZES[k])
             return k;
     return -1;
 }

@@ -16,6 +16,7 @@ FLUSH_BYTES = 1 << 22  # a batch this large is reduced at once, with every other
 KINDS = "dfli"  # the lane's dtypes by struct format character (float64, float32, int64, int32), in _take()'s order
 _FNV_START, _FNV_PRIME, _MASK = 14695981039346656037, 1099511628211, (1 << 64) - 1
 
+_LONG_SIZE = _array.array("l").itemsize
 _rebuild: Any = None
 _ndarray: Any = None
 _generic: Any = None
@@ -36,7 +37,7 @@ class Batch(_array.array):  # type: ignore[type-arg]
     values: Any = None  #: a NumPy copy of the reduced values, made at the first array read (results are views of it)
 
     def __new__(cls, kind: str = "d") -> Batch:
-        if kind not in KINDS:
+        if len(kind) != 1 or kind not in KINDS:
             raise ValueError(f"Batch kind must be one of d, f, l, i; got {kind!r}")
         return super().__new__(cls, kind)
 
@@ -84,6 +85,8 @@ class FusedResult:
             value = _rebuild(batch, self._index, self._count, like)
         else:  # a float, or a NumPy scalar (a float64 subclass, or float32) of its type
             value = batch[self._index] if like is None else like(batch[self._index])
+        if self._batch is None:  # the rebuild function set the value meanwhile: it stands, as in C
+            return self._known
         self._known, self._batch = value, None
         return value
 
@@ -117,7 +120,9 @@ _new = object.__new__
 def _lane_kind(x: Any) -> str | None:
     """The batch kind of a NumPy entry the lane takes (as _fused_queue.c decides), or None for the slow lane."""
     dtype = x.dtype
-    kind = dtype.char  # as the buffer format in C: "q" (long long) is not "l", even where both are 8 bytes
+    kind = dtype.char
+    if kind == "q" and dtype.itemsize == _LONG_SIZE:
+        kind = "l"  # long long where it is long's size, as in C (an unaligned int64 array exports "=q")
     if kind not in KINDS or not dtype.isnative or x.size > FUSE_MAX:
         return None
     if type(x) is _ndarray:
