@@ -114,29 +114,31 @@ class Fused(Queue):
 
     def _flush_batches(self, batches: tuple[Any, ...], entries: list[Any] | None = None) -> None:
         """Reduce the fast lane's ``batches`` in place now: the float64 one first, with the checksum of them all."""
-        doubles = batches[0] if batches and batches[0].kind == "d" else Batch()
-        others = [batch for batch in batches if batch is not doubles]
-        if self._engine.size > 1:
-            slow = [(e[0].name, e[2], e[3]) for e in entries or ()]
-            kinds = [(batch.kind, len(batch), batch.structure) for batch in others]
-            signature = repr((len(doubles), doubles.structure, kinds, slow, len(self._integers)))
+        engine = self._engine
+        if batches and batches[0].kind == "d":
+            doubles, others = batches[0], batches[1:]
+        else:
+            doubles, others = Batch(), batches
+        if engine.size > 1:
             # A checksum h and h*h, summed over ranks: sum(h*h) * n == sum(h)**2 exactly when every rank has the
             # same h. 20 bits, so h*h and the sums stay exact in float64.
-            h = float(_zlib.crc32(signature.encode()) & 0xFFFFF)
-            for word in (h, h * h, 1.0):
-                doubles.append(word)
+            h = _checksum(doubles, others, entries, len(self._integers))
+            doubles.append(h)
+            doubles.append(h * h)
+            doubles.append(1.0)
         if len(doubles):
-            self._engine.sum_in_place(doubles)
+            engine.sum_in_place(doubles)
             doubles.set_ready()
-            if self._engine.size > 1 and doubles[-2] * doubles[-1] != doubles[-3] * doubles[-3]:
+            if engine.size > 1 and doubles[-2] * doubles[-1] != doubles[-3] * doubles[-3]:
+                queued = repr((len(doubles) - 3, [(b.kind, len(b)) for b in others], _slow(entries), self._integers))
                 raise _guard.RankMismatchError(
                     "fused: ranks queued different sequences of reductions (op, dtype, shape); "
-                    f"this rank queued {signature[:400]}"
+                    f"this rank queued {queued[:400]}"
                 )
         else:
             doubles.set_ready()
         for batch in others:  # the checksum agreed: every rank holds batches of these kinds and lengths
-            self._engine.sum_in_place(batch)
+            engine.sum_in_place(batch)
             batch.set_ready()
 
     def flush(self) -> None:
@@ -182,6 +184,26 @@ class Fused(Queue):
         for (_, x, result), total in zip(integers, totals):
             result._value = _integer_result(x, total)
 
+
+def _slow(entries: list[Any] | None) -> list[tuple[str, str, tuple[int, ...]]]:
+    """What the slow lane's entries are, as every rank must agree: (op name, dtype, shape) each."""
+    return [(e[0].name, e[2], e[3]) for e in entries or ()]
+
+
+def _checksum(doubles: Any, others: Any, entries: list[Any] | None, integers: int) -> float:
+    """A 20-bit checksum of what a block queued: each fast-lane batch's length and structure hash (FNV-1a over its
+    entries' kinds and shapes, kept by the lane), then, only when there are any, the slow entries and the count of
+    integer sums (their text through CRC-32; the common block, fast lane only, needs no text at all)."""
+    h = ((doubles.structure ^ len(doubles)) * _FNV_PRIME) & _MASK
+    for batch in others:
+        h = ((h ^ batch.structure ^ (len(batch) << 3) ^ _KIND_CODES[batch.kind]) * _FNV_PRIME) & _MASK
+    if entries or integers:
+        h = ((h ^ _zlib.crc32(repr((_slow(entries), integers)).encode())) * _FNV_PRIME) & _MASK
+    return float(h >> 44)
+
+
+_FNV_PRIME, _MASK = 1099511628211, (1 << 64) - 1
+_KIND_CODES = {"d": 0, "f": 1, "l": 2, "i": 3}
 
 #: dtypes MPI reduces as they are, which the slow lane copies flat (float16, bool and long double take _Prepared's
 #: route)
