@@ -26,7 +26,7 @@ from .intrinsics import fminimum as _fminimum
 
 __all__ = ["ARG_BLOCK", "CHUNK", "BLOCK", "LANES", "argmax", "argmin", "max", "mean", "mean_var", "min", "sum", "var"]
 
-_cmin = _builtins.min  # this module defines its own min/max/sum
+_cmin, _cmax = _builtins.min, _builtins.max  # this module defines its own min/max/sum
 
 #: elements per parallel chunk (64 Ki: 512 KiB of float64, fits L2)
 CHUNK = 1 << 16
@@ -84,6 +84,7 @@ def _neumaier_lanes(x, rows, width, sums, comps):  # pragma: no cover - compiled
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
 def _neumaier(x):  # pragma: no cover - compiled by numba
+    # the compensated sum of one chunk as (sum, compensation), the compensation not yet added
     n = x.shape[0]
     rows = n // LANES
     sums = _np.zeros(LANES + 1, _np.float64)  # the last slot takes the elements after the last full row
@@ -102,6 +103,7 @@ def _neumaier(x):  # pragma: no cover - compiled by numba
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
 def _neumaier_merge(sums, comps):  # pragma: no cover - compiled by numba
+    # (sums[k], comps[k]) pairs merged in order by the same compensated step: (sum, compensation)
     s = 0.0
     c = 0.0
     for k in range(sums.shape[0]):
@@ -109,23 +111,52 @@ def _neumaier_merge(sums, comps):  # pragma: no cover - compiled by numba
             t = s + v
             c += (s - t) + v if abs(s) >= abs(v) else (v - t) + s
             s = t
-    return s + c
+    return s, c
 
 
+# Serial and parallel variants both sum CHUNK-element chunks on their own and merge the chunks' (sum, compensation)
+# pairs in order: the same operations, so the same bits, on any number of threads or none.
 @_njit(cache=True, nogil=True, fastmath=EXACT)
 def _accurate_serial(x):  # pragma: no cover - compiled by numba
-    return _neumaier(x)
+    n = x.shape[0]
+    nchunks = _cmax(1, (n + CHUNK - 1) // CHUNK)
+    sums = _np.empty(nchunks, _np.float64)
+    comps = _np.empty(nchunks, _np.float64)
+    for c in range(nchunks):
+        lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
+        sums[c], comps[c] = _neumaier(x[lo:hi])
+    s, c = _neumaier_merge(sums, comps)
+    return s + c
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
 def _accurate_parallel(x):  # pragma: no cover - compiled by numba
     n = x.shape[0]
-    nchunks = (n + CHUNK - 1) // CHUNK
-    parts = _np.empty(nchunks, _np.float64)
+    nchunks = _cmax(1, (n + CHUNK - 1) // CHUNK)
+    sums = _np.empty(nchunks, _np.float64)
+    comps = _np.empty(nchunks, _np.float64)
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
-        parts[c] = _neumaier(x[lo:hi])
-    return _neumaier(parts)
+        sums[c], comps[c] = _neumaier(x[lo:hi])
+    s, c = _neumaier_merge(sums, comps)
+    return s + c
+
+
+def _accurate(v, par):
+    """The compensated sum of ``v`` as a float64, or NumPy's answer where the data hold non-finite values."""
+    total = _accurate_parallel(v) if par else _accurate_serial(v)
+    if _np.isfinite(total):
+        return total
+    plain = _sum_parallel(v) if par else _sum_serial(v)
+    if not _np.isfinite(plain) and bool(_np.isfinite(v).all()):
+        # finite data whose partial sums overflowed (1e308 + 1e308 - 1e308): the compensated sum of the data
+        # scaled by 2**-64 (exact but for values below 2**-958, far under the rounding of such a total), scaled back
+        scaled = _np.multiply(v, 2.0**-64, dtype=_np.float64)
+        small = _accurate_parallel(scaled) if par else _accurate_serial(scaled)
+        return small * 2.0**64  # inf when the true sum overflows
+    # an infinity or NaN in the data turns the compensation into inf - inf: NumPy's answer is the plain sum's
+    # (inf, -inf or NaN)
+    return plain
 
 
 @gpu_twin
@@ -136,7 +167,10 @@ def sum(x, *, accurate=False, parallel=None):  # noqa: A001 - NumPy's name on pu
         x (numpy.ndarray): float32 or float64; 1-D of any stride, or N-D C-contiguous.
         accurate (bool): ``False``: a vectorized sum (float64 accumulators, reassociated: error grows like
             ``n * eps`` in the worst case, as for NumPy's pairwise sum it is far smaller in practice). ``True``: a
-            compensated (Neumaier) sum, error about one rounding whatever ``n`` is, at some cost in speed.
+            compensated (Neumaier) sum: error at most about one rounding of the result plus ``n * eps**2 *
+            sum(|x|)``, so one rounding unless the sum cancels by a factor near ``1 / (n * eps)``; the same bits
+            serially and in parallel; finite data whose partial sums overflow are summed scaled (a finite answer
+            where the true sum is finite).
         parallel (bool or None): run the chunked ``prange`` variant; ``None`` decides by size.
 
     Returns:
@@ -152,9 +186,7 @@ def sum(x, *, accurate=False, parallel=None):  # noqa: A001 - NumPy's name on pu
     v = _checks.as_vector("x", x)
     par = _checks.use_parallel(parallel, v.shape[0])
     if accurate:
-        total = _accurate_parallel(v) if par else _accurate_serial(v)
-        if not _np.isfinite(total):  # an infinity (or overflow) turns the compensation into inf - inf: NumPy's
-            total = _sum_parallel(v) if par else _sum_serial(v)  # answer is the plain sum's (inf, -inf or NaN)
+        total = _accurate(v, par)
     else:
         total = _sum_parallel(v) if par else _sum_serial(v)
     return v.dtype.type(total)

@@ -55,7 +55,7 @@ def test_gemm_tiled_out_overlapping_an_operand():
     a = rng.standard_normal((70, 70))
     want = a @ b
     np.testing.assert_allclose(k.gemm_tiled(a, b, out=b), want, rtol=1e-12, atol=1e-12)
-    b = np.asfortranarray(rng.standard_normal((70, 70)))  # its transpose is C-contiguous: no copy is made of it
+    b = np.asfortranarray(rng.standard_normal((70, 70)))  # in Fortran order: read through strides, as out= is it
     want = a @ b
     np.testing.assert_allclose(k.gemm_tiled(a, b, out=b), want, rtol=1e-12, atol=1e-12)
 

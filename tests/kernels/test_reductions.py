@@ -48,6 +48,37 @@ def test_sum_accurate_within_a_rounding_of_fsum_at_every_length(rng, parallel):
                 assert abs(got - exact) <= 2 * np.spacing(abs(exact)), (n, got, exact)
 
 
+def test_sum_accurate_keeps_each_chunks_compensation():
+    """What one chunk's compensation holds survives the merge of the chunks, and serial and parallel runs give the
+    same bits (the parallel variant used to add each chunk's compensation to its sum before merging: 0.0 here)."""
+    chunk = k.reductions.CHUNK
+    x = np.zeros(2 * chunk)
+    x[0], x[1], x[chunk] = 1e16, 1.0, -1e16
+    assert float(k.sum(x, accurate=True, parallel=True)) == float(k.sum(x, accurate=True, parallel=False)) == 1.0
+    rng = np.random.default_rng(11)
+    y = rng.standard_normal(3 * chunk + 7) * 10.0 ** rng.integers(-12, 12, 3 * chunk + 7)
+    assert k.sum(y, accurate=True, parallel=True).tobytes() == k.sum(y, accurate=True, parallel=False).tobytes()
+
+
+@pytest.mark.parametrize("parallel", PAR)
+def test_sum_accurate_of_finite_data_whose_partial_sums_overflow(parallel):
+    """Finite data whose running sum overflows get their finite true sum (NumPy: inf or NaN), whatever the order and
+    length; a true sum beyond the range is still inf."""
+    chunk = k.reductions.CHUNK
+    cases = [
+        (np.array([1e308, 1e308, -1e308]), 1e308),
+        (np.array([1e308] * 128 + [-1e308] * 128), 0.0),
+        (np.concatenate([np.full(chunk + 5, 1e308), np.full(chunk + 5, -1e308), [2.5]]), 2.5),
+        (np.array([1e308, 1e308]), np.inf),
+        (np.array([3e38, 3e38, -3e38], np.float32), np.float32(3e38)),
+    ]
+    for x, want in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            got = k.sum(x, accurate=True, parallel=parallel)
+        assert got == want and got.dtype == x.dtype, (x[:3], got, want)
+
+
 def test_sum_edge_cases():
     """sum of empty is 0, of one element that element; NaN and inf propagate as in NumPy."""
     assert k.sum(np.empty(0)) == 0.0
