@@ -117,27 +117,25 @@ def _neumaier_merge(sums, comps):  # pragma: no cover - compiled by numba
 # Serial and parallel variants both sum CHUNK-element chunks on their own and merge the chunks' (sum, compensation)
 # pairs in order: the same operations, so the same bits, on any number of threads or none.
 @_njit(cache=True, nogil=True, fastmath=EXACT)
+def _chunk_sum(x, c, sums, comps):  # pragma: no cover - compiled by numba
+    lo, hi = c * CHUNK, _cmin(x.shape[0], (c + 1) * CHUNK)
+    sums[c], comps[c] = _neumaier(x[lo:hi])
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
 def _accurate_serial(x):  # pragma: no cover - compiled by numba
-    n = x.shape[0]
-    nchunks = _cmax(1, (n + CHUNK - 1) // CHUNK)
-    sums = _np.empty(nchunks, _np.float64)
-    comps = _np.empty(nchunks, _np.float64)
-    for c in range(nchunks):
-        lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
-        sums[c], comps[c] = _neumaier(x[lo:hi])
+    sums, comps = _np.empty((2, _cmax(1, (x.shape[0] + CHUNK - 1) // CHUNK)), _np.float64)
+    for c in range(sums.shape[0]):
+        _chunk_sum(x, c, sums, comps)
     s, c = _neumaier_merge(sums, comps)
     return s + c
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
 def _accurate_parallel(x):  # pragma: no cover - compiled by numba
-    n = x.shape[0]
-    nchunks = _cmax(1, (n + CHUNK - 1) // CHUNK)
-    sums = _np.empty(nchunks, _np.float64)
-    comps = _np.empty(nchunks, _np.float64)
-    for c in _prange(nchunks):
-        lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
-        sums[c], comps[c] = _neumaier(x[lo:hi])
+    sums, comps = _np.empty((2, _cmax(1, (x.shape[0] + CHUNK - 1) // CHUNK)), _np.float64)
+    for c in _prange(sums.shape[0]):
+        _chunk_sum(x, c, sums, comps)
     s, c = _neumaier_merge(sums, comps)
     return s + c
 
