@@ -174,6 +174,24 @@ def test_a_full_batch_is_reduced_inside_the_block(comm, fused, monkeypatch):
         np.testing.assert_array_equal(result.value, np.full(8192, float(i) * comm.size))
 
 
+def test_a_full_float32_batch_flushes_every_batch_inside_the_block(comm, fused, monkeypatch):
+    """When the float32 batch reaches 4 MiB, the float64 and int32 batches queued so far go with it (after the
+    float64 one, which carries their checksum), and every result, before and after, is right."""
+    sums = []
+    original = Engine.sum_in_place
+    monkeypatch.setattr(Engine, "sum_in_place", lambda self, batch: sums.append(batch.kind) or original(self, batch))
+    with fused(comm) as f:
+        first = [f.allreduce(1.5), f.allreduce(np.arange(3, dtype=np.int32))]
+        blocks = [f.allreduce(np.full(8192, float(i), np.float32)) for i in range(128)]  # 128 x 32 KiB: 4 MiB
+        assert sums == ["d", "f", "i"]
+        last = [f.allreduce(np.float32(2.0)), f.allreduce(2.5)]
+    assert sums == ["d", "f", "i", "d", "f"]
+    assert first[0].value == 1.5 * comm.size and first[1].value.tolist() == [0, comm.size, 2 * comm.size]
+    for i, result in enumerate(blocks):
+        assert result.value.dtype == np.float32 and (result.value == i * comm.size).all()
+    assert type(last[0].value) is np.float32 and last[0].value == 2 * comm.size and last[1].value == 2.5 * comm.size
+
+
 def test_fused_user_ops_equal_separate_calls(comm, fused):
     """A numba user op queued in a fused block (twice, as two ops of one name) gives what separate calls give."""
     absmax = mpi.op(lambda a, b: max(abs(a), abs(b)), name="mine")
