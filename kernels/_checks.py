@@ -108,8 +108,10 @@ def apart(out: _np.ndarray, v: _np.ndarray) -> _np.ndarray:
     A partial overlap (``out`` a shifted or reversed view of ``v``'s memory) would let the kernel read elements it
     has already overwritten; NumPy's ufuncs compute as if from a copy, and so do the kernels.
     """
-    if not _np.may_share_memory(out, v):
+    if out is v:
         return v
+    if out.flags.owndata and v.flags.owndata or not _np.may_share_memory(out, v):  # two arrays that own their
+        return v  # memory never share it
     same = out.shape == v.shape and out.strides == v.strides and out.ctypes.data == v.ctypes.data
     return v if same else v.copy()
 

@@ -114,7 +114,20 @@ def _scal_stream_parallel(a, x, out):  # pragma: no cover - compiled by numba
         _scal_stream_view(a, x[lo:hi], out[lo:hi])
 
 
+_F64, _F32 = _np.dtype(_np.float64), _np.dtype(_np.float32)
+
+
 def _pair(x, y):
+    if (  # the common case in one test: two 1-D arrays of one length whose dtype is NumPy's own float64 or float32
+        type(x) is _np.ndarray  # object (byte-swapped or other float dtypes are other objects: the checks below)
+        and type(y) is _np.ndarray
+        and x.ndim == 1
+        and y.ndim == 1
+        and x.dtype is y.dtype
+        and (x.dtype is _F64 or x.dtype is _F32)
+        and x.shape == y.shape
+    ):
+        return x, y
     xv = _checks.as_vector("x", x)
     yv = _checks.as_vector("y", y)
     _checks.check_same_dtype(x=xv, y=yv)

@@ -12,6 +12,7 @@ the first NaN. See ``hpc.kernels._flags`` for the fastmath flags.
 from __future__ import annotations
 
 import builtins as _builtins
+import math as _math
 import warnings as _warnings
 
 import numpy as _np
@@ -143,10 +144,10 @@ def _accurate_parallel(x):  # pragma: no cover - compiled by numba
 def _accurate(v, par):
     """The compensated sum of ``v`` as a float64, or NumPy's answer where the data hold non-finite values."""
     total = _accurate_parallel(v) if par else _accurate_serial(v)
-    if _np.isfinite(total):
+    if _math.isfinite(total):
         return total
     plain = _sum_parallel(v) if par else _sum_serial(v)
-    if not _np.isfinite(plain) and bool(_np.isfinite(v).all()):
+    if not _math.isfinite(plain) and bool(_np.isfinite(v).all()):
         # finite data whose partial sums overflowed (1e308 + 1e308 - 1e308): the compensated sum of the data
         # scaled by 2**-64 (exact but for values below 2**-958, far under the rounding of such a total), scaled back
         scaled = _np.multiply(v, 2.0**-64, dtype=_np.float64)
@@ -428,14 +429,15 @@ def mean_var(x, *, ddof=0, parallel=None):
         return v.dtype.type(_np.nan), v.dtype.type(_np.nan)
     par = _checks.use_parallel(parallel, n)
     _, mu, m2 = _moments_parallel(v) if par else _moments_serial(v)
-    if not (_np.isfinite(mu) and _np.isfinite(m2)):  # inf, NaN or an overflow: the merge's differences of means
+    if not (_math.isfinite(mu) and _math.isfinite(m2)):  # inf, NaN or overflow: the merge's differences of means
         with _np.errstate(all="ignore"), _warnings.catch_warnings():  # are inf - inf; NumPy's answer instead
             _warnings.simplefilter("ignore", RuntimeWarning)
             return v.dtype.type(_np.mean(v)), v.dtype.type(_np.var(v, ddof=ddof))
-    if n <= ddof:  # as NumPy: a warning, and m2 / 0 (inf, or NaN for m2 == 0)
+    if n > ddof:
+        variance = m2 / (n - ddof)
+    else:  # as NumPy: a warning, and m2 / 0 (inf, or NaN for m2 == 0)
         _warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
-    with _np.errstate(divide="ignore", invalid="ignore"):
-        variance = _np.float64(m2) / _builtins.max(n - ddof, 0)
+        variance = _math.inf if m2 > 0 else _math.nan
     return v.dtype.type(mu), v.dtype.type(variance)
 
 
