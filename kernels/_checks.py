@@ -7,6 +7,8 @@ import numpy as _np
 from hpc import config as _config
 
 __all__ = [
+    "F32",
+    "F64",
     "FLOATS",
     "PARALLEL_MIN_ELEMENTS",
     "STREAM_MIN_BYTES",
@@ -17,6 +19,7 @@ __all__ = [
     "check_same_dtype",
     "matrix",
     "out_array",
+    "plain_vectors",
     "use_parallel",
     "use_streaming",
     "writeable",
@@ -24,6 +27,8 @@ __all__ = [
 
 #: the dtypes every kernel accepts
 FLOATS = (_np.dtype(_np.float32), _np.dtype(_np.float64))
+#: NumPy's own float32 and float64 dtype objects (arrays of those dtypes in native order hold these very objects)
+F32, F64 = FLOATS
 
 #: ``parallel=None`` runs the parallel variant from this many elements of work on (1 MiB of float64)
 PARALLEL_MIN_ELEMENTS = 1 << 17
@@ -92,6 +97,29 @@ def out_array(out: object, shape: tuple[int, ...], dtype: _np.dtype, name: str =
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable; got a read-only array")
     return out
+
+
+def plain_vectors(out: object, *inputs: object) -> bool:
+    """Whether ``out`` and ``inputs`` are the common case that needs no other check: exact 1-D ndarrays of one
+    length whose dtype is NumPy's own float64 or float32 object, each owning its memory (so none overlaps another
+    unless it is the same array), ``out`` writeable and none of the inputs. A ``False`` means: check them one by one.
+    """
+    if type(out) is not _np.ndarray or out.ndim != 1 or not (out.dtype is F64 or out.dtype is F32):
+        return False
+    flags = out.flags
+    if not (flags.owndata and flags.writeable):
+        return False
+    for v in inputs:
+        if (
+            type(v) is not _np.ndarray
+            or v is out
+            or v.ndim != 1
+            or v.dtype is not out.dtype
+            or v.shape != out.shape
+            or not v.flags.owndata
+        ):
+            return False
+    return True
 
 
 def writeable(name: str, a: _np.ndarray, why: str) -> _np.ndarray:

@@ -114,9 +114,6 @@ def _scal_stream_parallel(a, x, out):  # pragma: no cover - compiled by numba
         _scal_stream_view(a, x[lo:hi], out[lo:hi])
 
 
-_F64, _F32 = _np.dtype(_np.float64), _np.dtype(_np.float32)
-
-
 def _pair(x, y):
     if (  # the common case in one test: two 1-D arrays of one length whose dtype is NumPy's own float64 or float32
         type(x) is _np.ndarray  # object (byte-swapped or other float dtypes are other objects: the checks below)
@@ -124,7 +121,7 @@ def _pair(x, y):
         and x.ndim == 1
         and y.ndim == 1
         and x.dtype is y.dtype
-        and (x.dtype is _F64 or x.dtype is _F32)
+        and (x.dtype is _checks.F64 or x.dtype is _checks.F32)
         and x.shape == y.shape
     ):
         return x, y
@@ -160,12 +157,16 @@ def axpy(a, x, y, *, out=None, parallel=None):
         >>> y = np.ones(3); _ = kernels.axpy(2.0, np.arange(3.0), y); y.tolist()
         [1.0, 3.0, 5.0]
     """
-    xv, yv = _pair(x, y)
-    target = _checks.writeable("y", y, "axpy updates it when out is None") if out is None else _checks.out_array(
-        out, y.shape, y.dtype
-    )
-    ov = yv if out is None else _checks.as_vector("out", target)
-    xv, yv = _checks.apart(ov, xv), _checks.apart(ov, yv)
+    if out is not None and _checks.plain_vectors(out, x, y):  # nothing to check or copy
+        target = ov = out
+        xv, yv = x, y
+    else:
+        xv, yv = _pair(x, y)
+        target = _checks.writeable("y", y, "axpy updates it when out is None") if out is None else _checks.out_array(
+            out, y.shape, y.dtype
+        )
+        ov = yv if out is None else _checks.as_vector("out", target)
+        xv, yv = _checks.apart(ov, xv), _checks.apart(ov, yv)
     a = xv.dtype.type(a)
     par = _checks.use_parallel(parallel, xv.shape[0])
     if _checks.use_streaming(ov, xv, yv):
