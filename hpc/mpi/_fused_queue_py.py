@@ -14,7 +14,8 @@ __all__ = ["Batch", "FusedResult", "Queue", "register"]
 FUSE_MAX = 8192  # as _fused_queue.c: larger arrays take the slow lane
 FLUSH_BYTES = 1 << 22  # a batch this large is reduced at once, with every other
 KINDS = "dfli"  # the lane's dtypes by struct format character (float64, float32, int64, int32), in _take()'s order
-_FNV_START, _FNV_PRIME, _MASK = 14695981039346656037, 1099511628211, (1 << 64) - 1
+#: FNV-1a's start and prime, and the 64 bits the structure hashes (and hpc.mpi.fused's checksum) keep
+FNV_START, FNV_PRIME, MASK = 14695981039346656037, 1099511628211, (1 << 64) - 1
 
 _LONG_SIZE = _array.array("l").itemsize
 _rebuild: Any = None
@@ -33,7 +34,7 @@ class Batch(_array.array):  # type: ignore[type-arg]
     """The queued values of one dtype of a fused block, contiguous (a writable buffer)."""
 
     ready = False
-    structure = _FNV_START
+    structure = FNV_START
     values: Any = None  #: a NumPy copy of the reduced values, made at the first array read (results are views of it)
 
     def __new__(cls, kind: str = "d") -> Batch:
@@ -48,7 +49,7 @@ class Batch(_array.array):  # type: ignore[type-arg]
 
     def mix(self, word: int) -> None:
         """Add one word to the hash of the entries' kinds and shapes."""
-        self.structure = ((self.structure ^ word) * _FNV_PRIME) & _MASK
+        self.structure = ((self.structure ^ word) * FNV_PRIME) & MASK
 
     def append(self, value: float) -> None:
         """Append one float (before the reduction)."""

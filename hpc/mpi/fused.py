@@ -8,6 +8,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.mpi import guard as _guard
+from hpc.mpi._fused_queue_py import FNV_PRIME, KINDS, MASK
 from hpc.mpi.collectives import (
     _integer_result,
     _integer_total,
@@ -194,16 +195,14 @@ def _checksum(doubles: Any, others: Any, entries: list[Any] | None, integers: in
     """A 20-bit checksum of what a block queued: each fast-lane batch's length and structure hash (FNV-1a over its
     entries' kinds and shapes, kept by the lane), then, only when there are any, the slow entries and the count of
     integer sums (their text through CRC-32; the common block, fast lane only, needs no text at all)."""
-    h = ((doubles.structure ^ len(doubles)) * _FNV_PRIME) & _MASK
+    h = ((doubles.structure ^ len(doubles)) * FNV_PRIME) & MASK
     for batch in others:
-        h = ((h ^ batch.structure ^ (len(batch) << 3) ^ _KIND_CODES[batch.kind]) * _FNV_PRIME) & _MASK
+        h = ((h ^ batch.structure ^ (len(batch) << 3) ^ KINDS.index(batch.kind)) * FNV_PRIME) & MASK
     if entries or integers:
-        h = ((h ^ _zlib.crc32(repr((_slow(entries), integers)).encode())) * _FNV_PRIME) & _MASK
+        h = ((h ^ _zlib.crc32(repr((_slow(entries), integers)).encode())) * FNV_PRIME) & MASK
     return float(h >> 44)
 
 
-_FNV_PRIME, _MASK = 1099511628211, (1 << 64) - 1
-_KIND_CODES = {"d": 0, "f": 1, "l": 2, "i": 3}
 
 #: dtypes MPI reduces as they are, which the slow lane copies flat (float16, bool and long double take _Prepared's
 #: route)
