@@ -71,8 +71,7 @@ class Engine:
         "one_node",
         "node_window",
         "_fast_ops",
-        "_float_buf",
-        "_float32_buf",
+        "_scalar_bufs",
         "_in_place",
         "_local_rank",
         "_recycled",
@@ -92,8 +91,8 @@ class Engine:
         self._fast_ops = (
             {} if local else {name: (_mpi.builtin_op(name), chars, "d" in chars) for name, chars in _FAST_OPS.items()}
         )
-        self._float_buf = _np.zeros(1)  # the one-element buffer of the float fast path
-        self._float32_buf = _np.zeros(1, _np.float32)  # and of NumPy float32 scalars
+        double = _np.zeros(1)  # the one-element buffers of the scalar fast path, by the scalar's type
+        self._scalar_bufs = {float: double, _np.float64: double, _np.float32: _np.zeros(1, _np.float32)}
         self._in_place = None if local else _mpi.in_place()
         world_size = 1 if local else _mpi.world_comm().Get_size()
         self.one_node = not local and self.size > 1 and _launcher.one_node(world_size)
@@ -116,8 +115,8 @@ class Engine:
             fast = self._fast_ops.get(op)
             if fast is not None:
                 kind = type(x)
-                if (kind is float or kind is _np.float64) and fast[2] and out is None:
-                    scalar = self._float_buf
+                scalar = self._scalar_bufs.get(kind)
+                if scalar is not None and fast[2] and out is None:  # every op that reduces floats takes float32 too
                     scalar[0] = x
                     self.mpi.Allreduce(self._in_place, scalar, fast[0])
                     return float(scalar[0]) if kind is float else scalar[0]  # a NumPy scalar stays one
@@ -149,11 +148,6 @@ class Engine:
                     except BufferError:
                         return collectives.allreduce(self, x, op, out, False)
                     return result
-                if kind is _np.float32 and out is None and "f" in fast[1]:
-                    scalar = self._float32_buf
-                    scalar[0] = x
-                    self.mpi.Allreduce(self._in_place, scalar, fast[0])
-                    return scalar[0]
         elif reproducible_ and self.plain and op == "sum" and out is None and type(x) is _np.ndarray:
             if x.dtype.char == "d":
                 return reproducible.reproducible_allreduce(self, x)
