@@ -19,6 +19,7 @@ __all__ = [
     "check_same_dtype",
     "matrix",
     "out_array",
+    "owned_apart",
     "plain_vectors",
     "use_parallel",
     "use_streaming",
@@ -99,25 +100,26 @@ def out_array(out: object, shape: tuple[int, ...], dtype: _np.dtype, name: str =
     return out
 
 
-def plain_vectors(out: object, *inputs: object) -> bool:
-    """Whether ``out`` and ``inputs`` are the common case that needs no other check: exact 1-D ndarrays of one
-    length whose dtype is NumPy's own float64 or float32 object, each owning its memory (so none overlaps another
-    unless it is the same array), ``out`` writeable and none of the inputs. A ``False`` means: check them one by one.
-    """
-    if type(out) is not _np.ndarray or out.ndim != 1 or not (out.dtype is F64 or out.dtype is F32):
+def plain_vectors(first: object, *others: object) -> bool:
+    """Whether the arrays are the common case that needs no other check: exact 1-D ndarrays of one length whose
+    dtype is NumPy's own float64 or float32 object (byte-swapped or other float dtypes are other objects). A
+    ``False`` means: check them one by one."""
+    if type(first) is not _np.ndarray or first.ndim != 1 or not (first.dtype is F64 or first.dtype is F32):
         return False
+    for v in others:
+        if type(v) is not _np.ndarray or v.ndim != 1 or v.dtype is not first.dtype or v.shape != first.shape:
+            return False
+    return True
+
+
+def owned_apart(out: _np.ndarray, *inputs: _np.ndarray) -> bool:
+    """Whether ``out`` is writeable and it and every input own their memory, no input being ``out``: then no input
+    overlaps ``out`` (arrays that own their memory never share it) and :func:`apart` would copy none."""
     flags = out.flags
     if not (flags.owndata and flags.writeable):
         return False
     for v in inputs:
-        if (
-            type(v) is not _np.ndarray
-            or v is out
-            or v.ndim != 1
-            or v.dtype is not out.dtype
-            or v.shape != out.shape
-            or not v.flags.owndata
-        ):
+        if v is out or not v.flags.owndata:
             return False
     return True
 

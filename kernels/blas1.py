@@ -115,15 +115,7 @@ def _scal_stream_parallel(a, x, out):  # pragma: no cover - compiled by numba
 
 
 def _pair(x, y):
-    if (  # the common case in one test: two 1-D arrays of one length whose dtype is NumPy's own float64 or float32
-        type(x) is _np.ndarray  # object (byte-swapped or other float dtypes are other objects: the checks below)
-        and type(y) is _np.ndarray
-        and x.ndim == 1
-        and y.ndim == 1
-        and x.dtype is y.dtype
-        and (x.dtype is _checks.F64 or x.dtype is _checks.F32)
-        and x.shape == y.shape
-    ):
+    if _checks.plain_vectors(x, y):  # the common case in one test
         return x, y
     xv = _checks.as_vector("x", x)
     yv = _checks.as_vector("y", y)
@@ -157,7 +149,8 @@ def axpy(a, x, y, *, out=None, parallel=None):
         >>> y = np.ones(3); _ = kernels.axpy(2.0, np.arange(3.0), y); y.tolist()
         [1.0, 3.0, 5.0]
     """
-    if out is not None and _checks.plain_vectors(out, x, y):  # nothing to check or copy
+    # the common case, with nothing to check or copy, in two tests
+    if out is not None and _checks.plain_vectors(out, x, y) and _checks.owned_apart(out, x, y):
         target = ov = out
         xv, yv = x, y
     else:
