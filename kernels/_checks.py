@@ -100,16 +100,20 @@ def out_array(out: object, shape: tuple[int, ...], dtype: _np.dtype, name: str =
     return out
 
 
-def plain_vectors(first: object, *others: object) -> bool:
-    """Whether the arrays are the common case that needs no other check: exact 1-D ndarrays of one length whose
-    dtype is NumPy's own float64 or float32 object (byte-swapped or other float dtypes are other objects). A
-    ``False`` means: check them one by one."""
-    if type(first) is not _np.ndarray or first.ndim != 1 or not (first.dtype is F64 or first.dtype is F32):
-        return False
-    for v in others:
-        if type(v) is not _np.ndarray or v.ndim != 1 or v.dtype is not first.dtype or v.shape != first.shape:
-            return False
-    return True
+def plain_vectors(a: object, b: object, c: object = None) -> bool:
+    """Whether ``a``, ``b`` (and ``c`` if given) are the common case that needs no other check: exact 1-D ndarrays
+    of one length whose dtype is NumPy's own float64 or float32 object (byte-swapped or other float dtypes are other
+    objects). A ``False`` means: check them one by one. (Fixed arguments and no loop: it runs on every small call.)"""
+    return (
+        type(a) is _np.ndarray
+        and type(b) is _np.ndarray
+        and a.ndim == 1
+        and b.ndim == 1
+        and a.dtype is b.dtype
+        and (a.dtype is F64 or a.dtype is F32)
+        and a.shape == b.shape
+        and (c is None or type(c) is _np.ndarray and c.ndim == 1 and c.dtype is a.dtype and c.shape == a.shape)
+    )
 
 
 def owned_apart(out: _np.ndarray, *inputs: _np.ndarray) -> bool:
