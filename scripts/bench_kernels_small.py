@@ -9,8 +9,8 @@ calls, in ns; ratio: NumPy's time / ours (> 1: ours faster).
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import timeit
 
 import numpy as np
@@ -57,10 +57,8 @@ def main(sizes: list[int], json_path: str | None) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    path = None
-    if "--json" in args:
-        at = args.index("--json")
-        path = args[at + 1]
-        del args[at : at + 2]
-    main([int(a) for a in args] or [16, 1024, 16384], path)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[16, 1024, 16384], help="float64 elements")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    main(args.sizes, args.json)

@@ -28,30 +28,16 @@ import numpy as np
 
 from hpc import mpi
 from hpc.bench._machine import describe
+from hpc.bench._timing import interleaved_medians, per_call_max
 from hpc.mpi import _engine
 
 ROUNDS = 7
 
 
-def _timed(comm, fn, calls):
-    comm.barrier()
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    per_call = (time.perf_counter() - start) / calls
-    return comm.allreduce(per_call, op="max")
-
-
 def _compare(comm, ours, plain, calls):
     """Median seconds per call of ``ours`` and ``plain``, interleaved, order alternating."""
-    for fn in (ours, plain):
-        fn()
-    a, b = [], []
-    for r in range(ROUNDS):
-        pair = [(a, ours), (b, plain)]
-        for times, fn in pair if r % 2 == 0 else pair[::-1]:
-            times.append(_timed(comm, fn, calls))
-    return float(np.median(a)), float(np.median(b))
+    medians = interleaved_medians(comm, {"ours": ours, "plain": plain}, calls, ROUNDS)
+    return medians["ours"], medians["plain"]
 
 
 def _python_fused():
@@ -90,7 +76,7 @@ def fused_lanes(comm):
         in_c = lambda: block(comm.fused)  # noqa: E731
         in_python = lambda: block(lambda: python_fused(comm._engine))  # noqa: E731
         c_lane, py_lane = _compare(comm, in_c, in_python, 200)
-        sep = _timed(comm, separate, 20)
+        sep = per_call_max(comm, separate, 20)
         rows.append({"kind": kind, "c_us": c_lane * 1e6, "python_us": py_lane * 1e6, "separate_us": sep * 1e6})
     return rows
 

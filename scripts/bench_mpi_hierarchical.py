@@ -11,21 +11,21 @@ one leader per node cross the network. The prototype here does that with the sam
 collectives: each collective becomes a ``Reduce`` to the node leader, an ``Allreduce`` among the leaders and a
 ``Bcast`` on the node. It gives the same bits (checked), and what it saves is what a real lane could save at most,
 less what the node window would add. Printed: plain allreduce, the message lane, the prototype, medians of
-interleaved blocks (each the maximum over ranks of the per-call average). Every array here holds finite values, at
-most 7 ranks (one int64 word per term): the prototype leaves the other cases out.
+interleaved blocks, their order rotated each round (each the maximum over ranks of the per-call average). Every
+array here holds finite values, at most 7 ranks (one int64 word per term): the prototype leaves the other cases out.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
-import statistics
-import sys
 import time
 
 import numpy as np
 
 from hpc import mpi
+from hpc.bench._timing import interleaved_medians
 from hpc.mpi import _binned
 
 
@@ -75,15 +75,7 @@ def main(sizes: list[int], json_path: str | None = None) -> None:
             "hierarchical": lambda x=x, f=fields, w=words: hierarchical(node, leaders, x, f, w),
         }
         calls = max(3, (8 << 20) // nbytes)
-        runs: dict[str, list[float]] = {label: [] for label in cases}
-        for _ in range(9):
-            for label, fn in cases.items():
-                comm.barrier()
-                t0 = time.perf_counter()
-                for _ in range(calls):
-                    fn()
-                runs[label].append(comm.allreduce((time.perf_counter() - t0) / calls, op="max"))
-        us = {label: statistics.median(r) * 1e6 for label, r in runs.items()}
+        us = {label: t * 1e6 for label, t in interleaved_medians(comm, cases, calls, 9).items()}
         record["sizes"].append({"bytes": nbytes, "median_us": us, "same_bits": same})
         if comm.rank == 0:
             line = "  ".join(f"{label} {t:9.1f} us" for label, t in us.items())
@@ -97,10 +89,8 @@ def main(sizes: list[int], json_path: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    path = None
-    if "--json" in args:
-        at = args.index("--json")
-        path = args[at + 1]
-        del args[at : at + 2]
-    main([int(a) for a in args] or [1 << 20, 4 << 20, 16 << 20], path)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[1 << 20, 4 << 20, 16 << 20], help="bytes per rank")
+    parser.add_argument("--json", help="also write the medians here (rank 0)")
+    args = parser.parse_args()
+    main(args.sizes, args.json)

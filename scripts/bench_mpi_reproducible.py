@@ -1,19 +1,19 @@
 """A/B of ``allreduce(x, reproducible=True)`` against the plain ``allreduce`` and raw mpi4py, sizes in bytes.
 
 Run: ``mpiexec -n 2 python scripts/bench_mpi_reproducible.py [BYTES ...]`` (default 1 MiB, 4 MiB, 16 MiB).
-Fifteen blocks per contestant, interleaved, each the max over ranks of the per-call average; the median is printed.
+Fifteen blocks per contestant, interleaved (the order rotated each round), each the max over ranks of the per-call
+average; the median is printed.
 ``hpc bench mpi`` measures the same contestants among others; this script isolates the three for a quick ratio.
 """
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 
 import numpy as np
 
 from hpc import mpi
+from hpc.bench._timing import interleaved_medians
 
 
 def main(sizes: list[int]) -> None:
@@ -29,17 +29,7 @@ def main(sizes: list[int]) -> None:
             "reproducible": lambda x=x: comm.allreduce(x, reproducible=True),
         }
         calls = max(3, 3 * (8 << 20) // nbytes)
-        runs: dict[str, list[float]] = {label: [] for label in cases}
-        for fn in cases.values():
-            fn()  # warm-up: compiles the numba passes, allocates the scratch buffers
-        for _ in range(15):
-            for label, fn in cases.items():
-                comm.barrier()
-                t0 = time.perf_counter()
-                for _ in range(calls):
-                    fn()
-                runs[label].append(comm.allreduce((time.perf_counter() - t0) / calls, op="max"))
-        us = {label: statistics.median(r) * 1e6 for label, r in runs.items()}
+        us = {label: t * 1e6 for label, t in interleaved_medians(comm, cases, calls, 15).items()}
         if comm.rank == 0:
             line = "  ".join(f"{label} {t:9.1f} us" for label, t in us.items())
             print(f"{nbytes / 2**20:6.2f} MiB  {line}  reproducible/plain {us['reproducible'] / us['plain']:.2f}x")

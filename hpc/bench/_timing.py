@@ -8,7 +8,7 @@ import time as _time
 from collections.abc import Callable as _Callable
 from typing import Any as _Any
 
-__all__ = ["first_call", "measure"]
+__all__ = ["first_call", "interleaved_medians", "measure", "per_call_max"]
 
 #: the clock's tick: a call that ends within one tick is counted as one tick, so a median is never zero
 _TICK = _time.get_clock_info("perf_counter").resolution
@@ -60,3 +60,30 @@ def loadavg() -> list[float] | None:
         return [round(v, 2) for v in _os.getloadavg()]
     except (AttributeError, OSError):
         return None
+
+
+def per_call_max(comm: _Any, fn: _Callable[[], _Any], calls: int) -> float:
+    """Seconds per call of ``fn`` over ``calls`` calls begun together after a barrier: the maximum over the ranks of
+    ``comm`` (an :class:`hpc.mpi.Comm`), the same on every rank."""
+    comm.barrier()
+    start = _time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return comm.allreduce((_time.perf_counter() - start) / calls, op="max")
+
+
+def interleaved_medians(comm: _Any, cases: dict[str, _Callable[[], _Any]], calls: int, rounds: int) -> dict[str, float]:
+    """The median over ``rounds`` of :func:`per_call_max` for each case, after one warm-up call of each.
+
+    The cases take turns within each round, their order rotated from round to round: a burst of load hits every
+    case alike, and no case always runs after the same one.
+    """
+    for fn in cases.values():
+        fn()
+    labels = list(cases)
+    runs: dict[str, list[float]] = {label: [] for label in labels}
+    for r in range(rounds):
+        turn = r % len(labels)
+        for label in labels[turn:] + labels[:turn]:
+            runs[label].append(per_call_max(comm, cases[label], calls))
+    return {label: _statistics.median(times) for label, times in runs.items()}
