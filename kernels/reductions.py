@@ -68,6 +68,13 @@ def _sum_parallel(x):  # pragma: no cover - compiled by numba
     return _sum_range(parts, 0, nchunks)
 
 
+@_njit(cache=True, nogil=True, fastmath=EXACT, inline="always")
+def _neumaier_add(s, c, v):  # pragma: no cover - compiled by numba
+    # one compensated step: s + v, with what its rounding lost added to c
+    t = s + v
+    return t, c + ((s - t) + v if abs(s) >= abs(v) else (v - t) + s)
+
+
 @_njit(cache=True, nogil=True, fastmath=EXACT)
 def _neumaier_lanes(x, rows, width, sums, comps):  # pragma: no cover - compiled by numba
     # width independent compensated accumulators over x[:rows * width], element i going to lane i % width. width
@@ -76,11 +83,7 @@ def _neumaier_lanes(x, rows, width, sums, comps):  # pragma: no cover - compiled
     for r in range(rows):
         base = r * width
         for j in range(width):
-            v = _np.float64(x[base + j])
-            s = sums[j]
-            t = s + v
-            comps[j] += (s - t) + v if abs(s) >= abs(v) else (v - t) + s
-            sums[j] = t
+            sums[j], comps[j] = _neumaier_add(sums[j], comps[j], _np.float64(x[base + j]))
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
@@ -91,14 +94,7 @@ def _neumaier(x):  # pragma: no cover - compiled by numba
     sums = _np.zeros(LANES + 1, _np.float64)  # the last slot takes the elements after the last full row
     comps = _np.zeros(LANES + 1, _np.float64)
     _neumaier_lanes(x, rows, LANES, sums, comps)
-    s = c = 0.0
-    for i in range(rows * LANES, n):
-        v = _np.float64(x[i])
-        t = s + v
-        c += (s - t) + v if abs(s) >= abs(v) else (v - t) + s
-        s = t
-    sums[LANES] = s
-    comps[LANES] = c
+    _neumaier_lanes(x[rows * LANES :], n - rows * LANES, 1, sums[LANES:], comps[LANES:])  # the tail: one lane
     return _neumaier_merge(sums, comps)
 
 
@@ -108,10 +104,8 @@ def _neumaier_merge(sums, comps):  # pragma: no cover - compiled by numba
     s = 0.0
     c = 0.0
     for k in range(sums.shape[0]):
-        for v in (sums[k], comps[k]):
-            t = s + v
-            c += (s - t) + v if abs(s) >= abs(v) else (v - t) + s
-            s = t
+        s, c = _neumaier_add(s, c, sums[k])
+        s, c = _neumaier_add(s, c, comps[k])
     return s, c
 
 
