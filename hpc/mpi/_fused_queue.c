@@ -12,17 +12,23 @@
  *                their structure (each entry's kind and shape); exports a writable 1-D buffer so the flush reduces
  *                them in place with one Allreduce, then marks the batch ready.
  *   FusedResult  a placeholder: (batch, index, count, like) until read, then its value: a float, the NumPy scalar
- *                type `like` of it, or (through the rebuild function hpc.mpi.fused registers) an ndarray of shape
- *                `like`. `_value` is settable for the slow lane.
+ *                type `like` of it, or an ndarray of shape `like` that is a view of the batch's reduced values (the
+ *                batch is its base). `_value` is settable for the slow lane.
  *   Queue        the base of hpc.mpi.fused.Fused: `allreduce(x, op="sum")` and `_take()` (the batches so far). When
  *                a batch reaches FLUSH_BYTES, every batch is handed to the subclass's `_flush_batches(batches)` at
  *                once.
+ *
+ * It reads NumPy arrays and makes results with NumPy's C API: a buffer export of the caller's array, and a slice of
+ * the batch made by calling NumPy from C, each cost more than queuing a Python float does.
  *
  * The same three names exist in pure Python in hpc/mpi/_fused_queue_py.py, used where this file was not compiled.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include <numpy/arrayscalars.h>
 
 /* ---- Batch ------------------------------------------------------------------------------------------------ */
 
@@ -35,6 +41,7 @@
 #define NKINDS 4
 static const char *const KINDS[NKINDS] = {"d", "f", "l", "i"};
 static const Py_ssize_t ITEMSIZES[NKINDS] = {sizeof(double), sizeof(float), sizeof(long), sizeof(int)};
+static const int TYPENUMS[NKINDS] = {NPY_DOUBLE, NPY_FLOAT, NPY_LONG, NPY_INT};
 
 typedef struct {
     PyObject_HEAD
@@ -45,7 +52,6 @@ typedef struct {
     Py_ssize_t exports;          /* live buffer views: the data must not move while MPI may write into it */
     int ready;                   /* the reduced values are in place: placeholders may read them */
     unsigned long long structure; /* FNV-1a over each entry's kind and shape: ranks must agree on it */
-    PyObject *values;            /* a NumPy copy of the reduced data, made at the first array read: results slice it */
 } Batch;
 
 static void
@@ -114,7 +120,6 @@ batch_of_kind(int kind)
     self->size = self->capacity = self->exports = 0;
     self->ready = 0;
     self->structure = 14695981039346656037ULL;
-    self->values = NULL;
     return self;
 }
 
@@ -136,7 +141,6 @@ batch_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
 static void
 batch_dealloc(Batch *self)
 {
-    Py_XDECREF(self->values);
     PyMem_Free(self->data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -175,26 +179,10 @@ batch_get_kind(Batch *self, void *Py_UNUSED(closure))
     return PyUnicode_FromString(KINDS[self->kind]);
 }
 
-static PyObject *
-batch_get_values(Batch *self, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(self->values ? self->values : Py_None);
-}
-
-static int
-batch_set_values(Batch *self, PyObject *value, void *Py_UNUSED(closure))
-{
-    Py_XSETREF(self->values, Py_XNewRef(value));
-    return 0;
-}
-
 static PyGetSetDef batch_getset[] = {
     {"structure", (getter)batch_get_structure, NULL,
      "A 64-bit hash of the queued entries' kinds and shapes (the ranks must agree on it).", NULL},
     {"kind", (getter)batch_get_kind, NULL, "The struct format character of the values: d, f, l or i.", NULL},
-    {"values", (getter)batch_get_values, (setter)batch_set_values,
-     "A NumPy copy of the reduced values, made by the first array result read (the rebuild function): array results "
-     "are views of it (None before).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -301,11 +289,6 @@ typedef struct {
     PyObject *like;   /* NULL: a Python float; a scalar: its type; an array: its shape */
 } FusedResult;
 
-static PyObject *rebuild; /* hpc.mpi.fused's function (batch, index, count, shape) -> ndarray, or NULL */
-static PyObject *str_reshape;
-static PyObject *ndarray_type; /* numpy.ndarray, registered with it: only exact ndarrays take the fast lane */
-static PyObject *generic_type; /* numpy.generic: NumPy scalars of the lane's dtypes (float32) take it too */
-
 static PyTypeObject FusedResultType;
 
 static void
@@ -317,43 +300,37 @@ result_dealloc(FusedResult *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* A view of count values of batch from index, of shape `like` (a tuple): the batch is its base. A ready batch never
+   moves its data (it takes no more values). */
+static PyObject *
+result_view(FusedResult *self, Batch *batch, PyObject *like)
+{
+    npy_intp dims[NPY_MAXDIMS];
+    int ndim = (int)PyTuple_GET_SIZE(like); /* at most NPY_MAXDIMS: longer shapes take the slow lane */
+    for (int i = 0; i < ndim; i++)
+        dims[i] = (npy_intp)PyLong_AsSsize_t(PyTuple_GET_ITEM(like, i));
+    PyArray_Descr *descr = PyArray_DescrFromType(TYPENUMS[batch->kind]); /* stolen by the constructor */
+    if (self->count == 0) /* nothing to share (an empty batch may have no memory at all) */
+        return PyArray_NewFromDescr(&PyArray_Type, descr, ndim, dims, NULL, NULL, 0, NULL);
+    PyObject *view = PyArray_NewFromDescr(&PyArray_Type, descr, ndim, dims, NULL,
+                                          batch->data + self->index * ITEMSIZES[batch->kind], NPY_ARRAY_CARRAY, NULL);
+    if (view != NULL && PyArray_SetBaseObject((PyArrayObject *)view, Py_NewRef((PyObject *)batch)) < 0)
+        Py_CLEAR(view);
+    return view;
+}
+
 /* Make the value of a ready placeholder from batch and like, which the caller holds references to. */
 static PyObject *
 result_make(FusedResult *self, Batch *batch, PyObject *like)
 {
-    if (self->is_array && batch->values != NULL) { /* a view of the reduced values, of the caller's shape */
-        PyObject *start = PyLong_FromSsize_t(self->index);
-        PyObject *stop = PyLong_FromSsize_t(self->index + self->count);
-        PyObject *slice = start != NULL && stop != NULL ? PySlice_New(start, stop, NULL) : NULL;
-        PyObject *flat = slice != NULL ? PyObject_GetItem(batch->values, slice) : NULL;
-        Py_XDECREF(slice);
-        Py_XDECREF(start);
-        Py_XDECREF(stop);
-        if (flat == NULL || PyTuple_GET_SIZE(like) == 1) /* 1-D: the slice has the caller's shape */
-            return flat;
-        PyObject *value = PyObject_CallMethodOneArg(flat, str_reshape, like);
-        Py_DECREF(flat);
-        return value;
-    }
     if (self->is_array)
-        return PyObject_CallFunction(rebuild, "OnnO", (PyObject *)batch, self->index, self->count, like);
-    if (like != NULL && batch->kind != 0) { /* a NumPy scalar of another dtype (float32) */
-        /* an item of the batch's NumPy copy of its values, made by the rebuild function if no read made it yet:
-           NumPy makes the scalar faster than its type's constructor does from a Python float
-           (docs/performance.md, "hpc bench mpi") */
-        if (batch->values == NULL) {
-            PyObject *none = PyObject_CallFunction(rebuild, "Onn(n)", (PyObject *)batch, (Py_ssize_t)0,
-                                                   (Py_ssize_t)0, (Py_ssize_t)0);
-            if (none == NULL)
-                return NULL;
-            Py_DECREF(none);
-        }
-        if (batch->values == NULL) {
-            PyErr_SetString(PyExc_RuntimeError, "hpc.mpi fused: the rebuild function set no values");
+        return result_view(self, batch, like);
+    if (batch->kind == 1) { /* a NumPy float32 scalar, or a subclass of it, which its type makes from one */
+        PyObject *item = PyArrayScalar_New(Float);
+        if (item == NULL)
             return NULL;
-        }
-        PyObject *item = PySequence_GetItem(batch->values, self->index);
-        if (item != NULL && Py_TYPE(item) != (PyTypeObject *)like) /* a subclass of the scalar type: its own */
+        PyArrayScalar_ASSIGN(item, Float, ((float *)batch->data)[self->index]);
+        if (Py_TYPE(item) != (PyTypeObject *)like)
             Py_SETREF(item, PyObject_CallOneArg(like, item));
         return item;
     }
@@ -375,8 +352,8 @@ static PyObject *
 result_peek(FusedResult *self)
 {
     if (self->value == NULL && self->batch != NULL && self->batch->ready) {
-        /* held here: making the value may run Python code (the rebuild function), which could set this
-           placeholder's value, and so clear its batch and like, meanwhile */
+        /* held here: making the value may run Python code (the constructor of a float32 subclass), which could set
+           this placeholder's value, and so clear its batch and like, meanwhile */
         Batch *batch = (Batch *)Py_NewRef(self->batch);
         PyObject *like = Py_XNewRef(self->like);
         PyObject *value = result_make(self, batch, like);
@@ -507,24 +484,26 @@ queue_take_batches(Queue *self)
     return batches;
 }
 
-/* The fast lane's kind of a buffer's format ("d", "<f", "=l"...), or -1: native byte order only ('>', or '<' on a
-   big-endian machine, takes the slow lane). */
+/* The fast lane's kind of an array's dtype, or -1: native byte order only. */
 static int
-kind_of_format(const char *f, Py_ssize_t itemsize)
+kind_of_array(PyArrayObject *a)
 {
-    if (f == NULL)
+    if (!PyArray_ISNOTSWAPPED(a))
         return -1;
-    if (*f == '@' || *f == '=' || (PY_LITTLE_ENDIAN && *f == '<'))
-        f++;
-    if (f[0] == '\0' || f[1] != '\0')
+    switch (PyArray_TYPE(a)) {
+    case NPY_DOUBLE:
+        return 0;
+    case NPY_FLOAT:
+        return 1;
+    case NPY_LONG:
+        return 2;
+    case NPY_LONGLONG: /* numpy.longlong, int64 too where long is 64 bits */
+        return sizeof(long long) == sizeof(long) ? 2 : -1;
+    case NPY_INT:
+        return 3;
+    default:
         return -1;
-    char c = f[0];
-    if (c == 'q' && itemsize == ITEMSIZES[2])
-        c = 'l'; /* long long where it is long's size: NumPy exports an unaligned int64 array as "=q" */
-    for (int k = 0; k < NKINDS; k++)
-        if (c == KINDS[k][0] && itemsize == ITEMSIZES[k])
-            return k;
-    return -1;
+    }
 }
 
 static int
@@ -583,46 +562,43 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
        type), a NumPy float32 scalar, or a small native C-contiguous exact ndarray of a lane dtype (integer arrays
        with one dimension at least: a 0-d one is an integer scalar, whose sum is exact); anything else takes the
        slow lane. */
-    Py_buffer view;
-    int have_view = 0, is_array = 0, kind = 0;
+    int is_array = 0, kind = 0;
     PyObject *like = NULL;
     Py_ssize_t count = 0;
+    const void *values = NULL; /* count values of the batch's kind; NULL: the float `scalar` */
     double scalar = 0.0;
+    float single = 0.0f;
     if (PyFloat_Check(x)) {
         scalar = PyFloat_AS_DOUBLE(x);
         if (!PyFloat_CheckExact(x))
             like = Py_NewRef((PyObject *)Py_TYPE(x));
-    } else if (rebuild != NULL && ((PyObject *)Py_TYPE(x) == ndarray_type ||
-                                   (generic_type != NULL && PyObject_TypeCheck(x, (PyTypeObject *)generic_type)))) {
-        is_array = (PyObject *)Py_TYPE(x) == ndarray_type;
-        if (PyObject_GetBuffer(x, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-            PyErr_Clear(); /* not C-contiguous, or not exportable: the slow lane copes */
-        } else {
-            kind = kind_of_format(view.format, view.itemsize);
-            count = kind < 0 ? 0 : view.len / ITEMSIZES[kind];
-            int lane = kind >= 0 && count <= FUSE_MAX && (is_array ? kind < 2 || view.ndim > 0 : kind == 1);
-            if (lane) {
-                have_view = 1;
-                like = is_array ? PyTuple_New(view.ndim) : Py_NewRef((PyObject *)Py_TYPE(x));
-                if (like == NULL) {
-                    PyBuffer_Release(&view);
-                    return NULL;
-                }
-                for (int i = 0; is_array && i < view.ndim; i++) {
-                    PyObject *n = PyLong_FromSsize_t(view.shape[i]);
-                    if (n == NULL) {
-                        Py_DECREF(like);
-                        PyBuffer_Release(&view);
-                        return NULL;
-                    }
-                    PyTuple_SET_ITEM(like, i, n);
-                }
-            } else {
-                PyBuffer_Release(&view);
-            }
-        }
-        if (!have_view)
+    } else if (PyArray_CheckExact(x)) {
+        PyArrayObject *a = (PyArrayObject *)x;
+        int ndim = PyArray_NDIM(a);
+        kind = kind_of_array(a);
+        count = PyArray_SIZE(a);
+        if (kind < 0 || count > FUSE_MAX || !PyArray_IS_C_CONTIGUOUS(a) || ndim > NPY_MAXDIMS ||
+            (kind >= 2 && ndim == 0))
             return PyObject_CallMethodObjArgs((PyObject *)self, str_queue, x, op ? op : str_sum, NULL);
+        is_array = 1;
+        values = PyArray_DATA(a);
+        like = PyTuple_New(ndim);
+        if (like == NULL)
+            return NULL;
+        for (int i = 0; i < ndim; i++) {
+            PyObject *n = PyLong_FromSsize_t((Py_ssize_t)PyArray_DIM(a, i));
+            if (n == NULL) {
+                Py_DECREF(like);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(like, i, n);
+        }
+    } else if (PyArray_IsScalar(x, Float)) { /* numpy.float32, or a subclass of it */
+        kind = 1;
+        count = 1;
+        single = PyArrayScalar_VAL(x, Float);
+        values = &single;
+        like = Py_NewRef((PyObject *)Py_TYPE(x));
     } else {
         return PyObject_CallMethodObjArgs((PyObject *)self, str_queue, x, op ? op : str_sum, NULL);
     }
@@ -630,12 +606,16 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     Batch *batch = self->batches[kind];
     if (batch == NULL) {
         batch = self->batches[kind] = batch_of_kind(kind);
-        if (batch == NULL)
-            goto fail;
+        if (batch == NULL) {
+            Py_XDECREF(like);
+            return NULL;
+        }
     }
     FusedResult *result = PyObject_New(FusedResult, &FusedResultType);
-    if (result == NULL)
-        goto fail;
+    if (result == NULL) {
+        Py_XDECREF(like);
+        return NULL;
+    }
     result->value = NULL;
     result->batch = (Batch *)Py_NewRef(batch);
     result->index = batch->size;
@@ -643,22 +623,14 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     result->is_array = is_array;
     result->like = like; /* the reference moves to the placeholder */
     like = NULL;
-    int pushed;
     if (is_array) {
         batch_mix(batch, 2);
-        for (int i = 0; i < view.ndim; i++)
-            batch_mix(batch, (unsigned long long)view.shape[i] + 3);
+        for (int i = 0; i < PyArray_NDIM((PyArrayObject *)x); i++)
+            batch_mix(batch, (unsigned long long)PyArray_DIM((PyArrayObject *)x, i) + 3);
     } else {
         batch_mix(batch, 1);
     }
-    if (have_view) {
-        pushed = batch_push_many(batch, view.buf, count);
-        PyBuffer_Release(&view);
-        have_view = 0;
-    } else {
-        pushed = batch_push(batch, scalar);
-    }
-    if (pushed < 0) {
+    if ((values != NULL ? batch_push_many(batch, values, count) : batch_push(batch, scalar)) < 0) {
         Py_DECREF(result);
         return NULL;
     }
@@ -674,30 +646,6 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         Py_DECREF(done);
     }
     return (PyObject *)result;
-
-fail:
-    Py_XDECREF(like);
-    if (have_view)
-        PyBuffer_Release(&view);
-    return NULL;
-}
-
-/* register(rebuild, ndarray, generic): the function that makes a placeholder's ndarray, the array type allowed in
-   the lane, and NumPy's scalar base type. */
-static PyObject *
-module_register(PyObject *Py_UNUSED(module), PyObject *args)
-{
-    PyObject *fn, *type, *generic;
-    if (!PyArg_ParseTuple(args, "OOO:register", &fn, &type, &generic))
-        return NULL;
-    if (!PyType_Check(type) || !PyType_Check(generic)) {
-        PyErr_SetString(PyExc_TypeError, "register(rebuild, ndarray, generic): the last two must be types");
-        return NULL;
-    }
-    Py_XSETREF(rebuild, Py_NewRef(fn));
-    Py_XSETREF(ndarray_type, Py_NewRef(type));
-    Py_XSETREF(generic_type, Py_NewRef(generic));
-    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -727,24 +675,17 @@ static PyTypeObject QueueType = {
 
 /* ---- module ----------------------------------------------------------------------------------------------- */
 
-static PyMethodDef module_methods[] = {
-    {"register", (PyCFunction)module_register, METH_VARARGS,
-     "register(rebuild, ndarray, generic)\n--\n\nSet the function that turns (batch, index, count, shape) into an "
-     "ndarray, the array type whose small sums take the fast lane, and NumPy's scalar base type."},
-    {NULL, NULL, 0, NULL},
-};
-
 static struct PyModuleDef fused_queue_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "hpc.mpi._fused_queue",
-    .m_doc = "The C fast lane of hpc.mpi.fused (Batch, FusedResult, Queue, register).",
+    .m_doc = "The C fast lane of hpc.mpi.fused (Batch, FusedResult, Queue).",
     .m_size = -1,
-    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC
 PyInit__fused_queue(void)
 {
+    import_array(); /* NumPy's C API: returns NULL with ImportError set if numpy cannot be imported */
     if (PyType_Ready(&BatchType) < 0 || PyType_Ready(&FusedResultType) < 0 || PyType_Ready(&QueueType) < 0)
         return NULL;
     str_sum = PyUnicode_InternFromString("sum");
@@ -752,9 +693,7 @@ PyInit__fused_queue(void)
     str_op = PyUnicode_InternFromString("op");
     str_queue = PyUnicode_InternFromString("_queue");
     str_flush_batches = PyUnicode_InternFromString("_flush_batches");
-    str_reshape = PyUnicode_InternFromString("reshape");
-    if (str_sum == NULL || str_x == NULL || str_op == NULL || str_queue == NULL || str_flush_batches == NULL ||
-        str_reshape == NULL)
+    if (str_sum == NULL || str_x == NULL || str_op == NULL || str_queue == NULL || str_flush_batches == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&fused_queue_module);
     if (module == NULL)

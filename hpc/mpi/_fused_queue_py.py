@@ -1,7 +1,7 @@
 """The fast lane of :mod:`hpc.mpi.fused` in pure Python, used where ``_fused_queue.c`` was not compiled.
 
-Same names and behaviour as the C module (``Batch``, ``FusedResult``, ``Queue``, ``register``); queuing costs about
-about 5x what it costs there (docs/performance.md). ``tests/mpi/test_fused.py`` runs both.
+Same names and behaviour as the C module (``Batch``, ``FusedResult``, ``Queue``); queuing costs about 5x what it
+costs there (docs/performance.md). ``tests/mpi/test_fused_queue.py`` runs both.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 import array as _array
 from typing import Any
 
-__all__ = ["Batch", "FusedResult", "Queue", "register"]
+import numpy as _np
+
+__all__ = ["Batch", "FusedResult", "Queue"]
 
 FUSE_MAX = 8192  # as _fused_queue.c: larger arrays take the slow lane
 FLUSH_BYTES = 1 << 22  # a batch this large is reduced at once, with every other
@@ -18,16 +20,6 @@ KINDS = "dfli"  # the lane's dtypes by struct format character (float64, float32
 FNV_START, FNV_PRIME, MASK = 14695981039346656037, 1099511628211, (1 << 64) - 1
 
 _LONG_SIZE = _array.array("l").itemsize
-_rebuild: Any = None
-_ndarray: Any = None
-_generic: Any = None
-
-
-def register(rebuild: Any, ndarray: Any, generic: Any) -> None:
-    """Set the function that turns ``(batch, index, count, shape)`` into an ndarray, the fast lane's array type, and
-    NumPy's scalar base type."""
-    global _rebuild, _ndarray, _generic
-    _rebuild, _ndarray, _generic = rebuild, ndarray, generic
 
 
 class Batch(_array.array):  # type: ignore[type-arg]
@@ -35,7 +27,7 @@ class Batch(_array.array):  # type: ignore[type-arg]
 
     ready = False
     structure = FNV_START
-    values: Any = None  #: a NumPy copy of the reduced values, made at the first array read (results are views of it)
+    _values: Any = None  # a NumPy view of the reduced values, made at the first array read: results slice it
 
     def __new__(cls, kind: str = "d") -> Batch:
         if len(kind) != 1 or kind not in KINDS:
@@ -82,11 +74,14 @@ class FusedResult:
             if batch is None or not batch.ready:
                 raise
         like = self._like
-        if type(like) is tuple:  # an array of this shape
-            value = _rebuild(batch, self._index, self._count, like)
+        if type(like) is tuple:  # an array of this shape: a view of the batch (which takes no more values)
+            values = batch._values
+            if values is None:
+                values = batch._values = _np.frombuffer(batch, batch.typecode)
+            value = values[self._index : self._index + self._count].reshape(like)
         else:  # a float, or a NumPy scalar (a float64 subclass, or float32) of its type
             value = batch[self._index] if like is None else like(batch[self._index])
-        if self._batch is None:  # the rebuild function set the value meanwhile: it stands, as in C
+        if self._batch is None:  # a float32 subclass's constructor set the value meanwhile: it stands, as in C
             return self._known
         self._known, self._batch = value, None
         return value
@@ -126,7 +121,7 @@ def _lane_kind(x: Any) -> str | None:
         kind = "l"  # long long where it is long's size, as in C (an unaligned int64 array exports "=q")
     if kind not in KINDS or not dtype.isnative or x.size > FUSE_MAX:
         return None
-    if type(x) is _ndarray:
+    if type(x) is _np.ndarray:
         return kind if x.flags.c_contiguous and (kind in "df" or x.ndim > 0) else None
     return kind if kind == "f" else None  # a NumPy scalar: float32 (integers are exact in the slow lane)
 
@@ -143,8 +138,8 @@ class Queue:
         kind = type(x)
         if kind is float or isinstance(x, float):
             like, values, shape, kind = (None if kind is float else kind), None, None, "d"
-        elif (kind is _ndarray or (_generic is not None and isinstance(x, _generic))) and (k := _lane_kind(x)):
-            is_array = kind is _ndarray
+        elif (kind is _np.ndarray or isinstance(x, _np.generic)) and (k := _lane_kind(x)):
+            is_array = kind is _np.ndarray
             like, values, shape, kind = (x.shape if is_array else kind), x.reshape(-1), x.shape, k
         else:
             return self._queue(x, op)  # type: ignore[attr-defined]

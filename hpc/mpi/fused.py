@@ -27,19 +27,6 @@ except ImportError:  # installed without a C compiler: the same lane in Python, 
 Batch, FusedResult, Queue = _lane.Batch, _lane.FusedResult, _lane.Queue
 
 
-def _rebuild(batch: Any, index: int, count: int, shape: tuple[int, ...]) -> _np.ndarray:
-    """Return the reduced array of a fast-lane entry: a view of ``count`` values of ``batch`` from ``index``.
-
-    The views share one copy of the batch's reduced values, made at the first array read (the C lane slices it
-    itself once it exists); a block of float sums alone never makes it.
-    """
-    if batch.values is None:
-        batch.values = _np.frombuffer(batch, batch.kind).copy()
-    return batch.values[index : index + count].reshape(shape)
-
-
-_lane.register(_rebuild, _np.ndarray, _np.generic)
-
 __all__ = ["Fused", "FusedResult"]
 
 
