@@ -103,17 +103,17 @@ def out_array(out: object, shape: tuple[int, ...], dtype: _np.dtype, name: str =
 def plain_vectors(a: object, b: object, c: object = None) -> bool:
     """Whether ``a``, ``b`` (and ``c`` if given) are the common case that needs no other check: exact 1-D ndarrays
     of one length whose dtype is NumPy's own float64 or float32 object (byte-swapped or other float dtypes are other
-    objects). A ``False`` means: check them one by one. (Fixed arguments and no loop: it runs on every small call.)"""
-    return (
-        type(a) is _np.ndarray
-        and type(b) is _np.ndarray
-        and a.ndim == 1
-        and b.ndim == 1
-        and a.dtype is b.dtype
-        and (a.dtype is F64 or a.dtype is F32)
-        and a.shape == b.shape
-        and (c is None or type(c) is _np.ndarray and c.ndim == 1 and c.dtype is a.dtype and c.shape == a.shape)
-    )
+    objects). A ``False`` means: check them one by one. (It runs on every small call: fixed arguments, no loop, each
+    attribute read once, lengths compared with ``len`` rather than building shape tuples.)"""
+    if type(a) is not _np.ndarray or type(b) is not _np.ndarray:
+        return False
+    dtype = a.dtype
+    if (dtype is not F64 and dtype is not F32) or b.dtype is not dtype or a.ndim != 1 or b.ndim != 1:
+        return False
+    n = len(a)
+    if len(b) != n:
+        return False
+    return c is None or (type(c) is _np.ndarray and c.ndim == 1 and c.dtype is dtype and len(c) == n)
 
 
 def owned_apart(out: _np.ndarray, *inputs: _np.ndarray) -> bool:
