@@ -562,7 +562,8 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
        type), a NumPy float32 scalar, or a small native C-contiguous exact ndarray of a lane dtype (integer arrays
        with one dimension at least: a 0-d one is an integer scalar, whose sum is exact); anything else takes the
        slow lane. */
-    int is_array = 0, kind = 0;
+    int is_array = 0, kind = 0, ndim = 0;
+    npy_intp dims[NPY_MAXDIMS]; /* an array's shape, copied before anything is allocated (see below) */
     PyObject *like = NULL;
     Py_ssize_t count = 0;
     const void *values = NULL; /* count values of the batch's kind; NULL: the float `scalar` */
@@ -574,19 +575,20 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
             like = Py_NewRef((PyObject *)Py_TYPE(x));
     } else if (PyArray_CheckExact(x)) {
         PyArrayObject *a = (PyArrayObject *)x;
-        int ndim = PyArray_NDIM(a);
+        ndim = PyArray_NDIM(a);
         kind = kind_of_array(a);
         count = PyArray_SIZE(a);
         if (kind < 0 || count > FUSE_MAX || !PyArray_IS_C_CONTIGUOUS(a) || ndim > NPY_MAXDIMS ||
             (kind >= 2 && ndim == 0))
             return PyObject_CallMethodObjArgs((PyObject *)self, str_queue, x, op ? op : str_sum, NULL);
         is_array = 1;
-        values = PyArray_DATA(a);
+        if (ndim > 0)
+            memcpy(dims, PyArray_DIMS(a), (size_t)ndim * sizeof(npy_intp));
         like = PyTuple_New(ndim);
         if (like == NULL)
             return NULL;
         for (int i = 0; i < ndim; i++) {
-            PyObject *n = PyLong_FromSsize_t((Py_ssize_t)PyArray_DIM(a, i));
+            PyObject *n = PyLong_FromSsize_t((Py_ssize_t)dims[i]);
             if (n == NULL) {
                 Py_DECREF(like);
                 return NULL;
@@ -624,9 +626,19 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     result->like = like; /* the reference moves to the placeholder */
     like = NULL;
     if (is_array) {
+        /* The allocations above can run Python code (a garbage collection's callbacks and finalizers), which could
+           resize x in place: its values are taken only now, and only if it is still what the placeholder says. */
+        PyArrayObject *a = (PyArrayObject *)x;
+        if (PyArray_NDIM(a) != ndim || (ndim > 0 && memcmp(PyArray_DIMS(a), dims, (size_t)ndim * sizeof(npy_intp))) ||
+            kind_of_array(a) != kind || !PyArray_IS_C_CONTIGUOUS(a)) {
+            Py_DECREF(result);
+            PyErr_SetString(PyExc_RuntimeError, "hpc.mpi fused: the array changed while it was being queued");
+            return NULL;
+        }
+        values = PyArray_DATA(a);
         batch_mix(batch, 2);
-        for (int i = 0; i < PyArray_NDIM((PyArrayObject *)x); i++)
-            batch_mix(batch, (unsigned long long)PyArray_DIM((PyArrayObject *)x, i) + 3);
+        for (int i = 0; i < ndim; i++)
+            batch_mix(batch, (unsigned long long)dims[i] + 3);
     } else {
         batch_mix(batch, 1);
     }

@@ -361,3 +361,43 @@ def test_many_floats_grow_the_batch(queue):
     assert [r.value for r in results] == [float(i) for i in range(10_000)]
     del batch  # the results keep their batch alive; values read before stay readable
     assert results[-1].value == 9999.0
+
+
+def test_an_array_resized_while_it_is_queued_is_refused():
+    """Queuing allocates (the placeholder, the shape tuple), which can run a garbage collection's callbacks; one
+    that resizes the array in place must not leave a result shaped for more values than the batch holds (the C lane
+    read the shape after those allocations and made a view past the batch's end: a crash). Refused with an error,
+    or, where the collection runs later (newer CPythons), queued as it was."""
+    if _fused_queue is None:
+        pytest.skip("the C lane is not compiled")
+    import gc
+
+    shape = (8192,) + (1,) * 24  # 25 dims: the shape tuple is a fresh allocation, not one from the free list
+    x = np.full(shape, 1.0)
+    fired = []
+
+    def resize(phase, info):
+        if phase == "start" and not fired:
+            fired.append(1)
+            x.resize((1 << 20,) + (1,) * 24, refcheck=False)
+
+    class Plain(_fused_queue.Queue):
+        def _queue(self, x, op):
+            raise AssertionError("no slow lane here")
+
+    queue = Plain()
+    threshold = gc.get_threshold()
+    gc.callbacks.append(resize)
+    gc.set_threshold(1)
+    try:
+        result = queue.allreduce(x)
+    except RuntimeError as error:
+        assert fired and "changed while it was being queued" in str(error)
+        assert all(len(batch) == 0 for batch in queue._take())  # nothing was queued
+        return
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(resize)
+    (batch,) = queue._take()
+    batch.set_ready()
+    assert len(batch) == 8192 and result.value.shape == shape and (result.value == 1.0).all()
