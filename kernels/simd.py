@@ -26,8 +26,9 @@ def inspect(dispatcher: _Any, signature: _Any = None) -> dict[str, _Any]:
 
     Args:
         dispatcher: an ``@njit`` function (a numba ``Dispatcher``).
-        signature: the compiled signature to look at (a tuple of numba types, as in ``dispatcher.signatures``);
-            ``None`` takes every signature compiled so far. It is compiled first when it is not yet.
+        signature: the signature to look at, in any form numba's ``compile`` takes (a tuple of numba types, as in
+            ``dispatcher.signatures``, or a string such as ``"(float64[::1],)"``); it is compiled for the purpose.
+            ``None`` takes every signature this process has already run the kernel with.
 
     Returns:
         A dict: ``signatures`` (as strings), ``vector_bits`` (widest register width used: 128, 256 or 512; 0 if
@@ -37,7 +38,7 @@ def inspect(dispatcher: _Any, signature: _Any = None) -> dict[str, _Any]:
 
     Raises:
         TypeError: ``dispatcher`` is not a numba dispatcher.
-        ValueError: no signature is compiled and none was given.
+        ValueError: no signature was given and the kernel has not run yet in this process.
 
     Example:
         >>> import numpy as np; from hpc.kernels import reductions, simd
@@ -48,14 +49,17 @@ def inspect(dispatcher: _Any, signature: _Any = None) -> dict[str, _Any]:
         raise TypeError(f"dispatcher must be a numba @njit function; got {type(dispatcher).__name__}")
     signatures = [signature] if signature is not None else list(dispatcher.signatures)
     if not signatures:
-        raise ValueError("signature must be given for a dispatcher with no compiled signature; got None")
+        raise ValueError(
+            "the kernel has not run in this process: give a signature, for example inspect(kernel, \"(float64[::1],)\")"
+        )
     # code loaded from numba's on-disk cache carries no assembly: compile an uncached twin with the same options
     options = {k: v for k, v in dispatcher.targetoptions.items() if k not in ("cache", "nopython")}
     twin = _numba.njit(**options)(dispatcher.py_func)
     asm_by_sig = {}
     for sig in signatures:
         twin.compile(sig)
-        asm_by_sig[sig] = twin.inspect_asm(sig)
+        compiled = twin.signatures[-1]  # the signature as numba keys it (a string names the same types)
+        asm_by_sig[compiled] = twin.inspect_asm(compiled)
     text = "\n".join(asm_by_sig.values())
     regs = {kind: 0 for kind in _REG_BITS}
     for kind in _REG.findall(text):

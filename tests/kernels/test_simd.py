@@ -74,8 +74,17 @@ def test_inspect_errors():
     def never_called(x):
         return x
 
-    with pytest.raises(ValueError, match="signature must be given"):
+    with pytest.raises(ValueError, match="has not run in this process: give a signature"):
         simd.inspect(never_called)
+
+
+def test_inspect_takes_a_signature_as_a_string():
+    """A kernel that has not run yet is compiled for the signature given as text, as docs/kernels.md shows."""
+    from hpc.kernels import reductions
+
+    report = simd.inspect(reductions._sum_serial, "(float64[::1],)")
+    assert len(report["signatures"]) == 1 and "float64" in report["signatures"][0]
+    assert report["vectorized"] is True
 
 
 def test_second_process_loads_from_cache(tmp_path):
