@@ -200,14 +200,19 @@ class ParIter(Generic[T]):
         """
         return self._derive(lambda p: self._then(p, _st.MapChunks(kernel)))
 
-    def fold(self, identity: Callable[[], A], op: Callable[[A, T], A]) -> ParIter[A]:
+    def fold(self, identity: A | Callable[[], A], op: Callable[[A, T], A]) -> ParIter[A]:
         """Return an iterator of per-chunk accumulators, each ``functools.reduce(op, chunk, identity())``.
 
-        As in Rayon, ``fold`` is lazy: finish with a terminal, usually ``reduce`` or ``sum``. The number of
-        accumulators is the number of chunks, which depends only on the input length.
+        ``identity`` is a zero-argument callable returning a fresh accumulator (as in Rayon), or a value, as in
+        :meth:`reduce`. Each chunk starts from it: give a callable for a mutable accumulator (a list, a dict),
+        which ``op`` may then update in place. As in Rayon, ``fold`` is lazy: finish with a terminal, usually
+        ``reduce`` or ``sum``. The number of accumulators is the number of chunks, which depends only on the input
+        length.
 
         Example:
             >>> par_range(100).fold(lambda: 0, lambda acc, x: acc + x).sum()
+            4950
+            >>> par_range(100).fold(0, lambda acc, x: acc + x).sum()
             4950
         """
         return self._derive(lambda p: self._then(p, _st.Fold(identity, op)))

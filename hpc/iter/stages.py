@@ -141,10 +141,12 @@ class MapChunks(Stage):
 
 
 class Fold(Stage):
-    """Created by ``ParIter.fold()``: one accumulator per chunk, ``functools.reduce(op, chunk, identity())``."""
+    """Created by ``ParIter.fold()``: one accumulator per chunk, ``functools.reduce(op, chunk, identity())``
+    (``identity`` itself when it is a value, as in ``reduce``)."""
 
-    def __init__(self, identity: Callable[[], Any], op: Callable[[Any, Any], Any]) -> None:
+    def __init__(self, identity: Any, op: Callable[[Any, Any], Any]) -> None:
         self.identity, self.op = identity, op
 
     def apply(self, items: Iterable[Any], ctx: ExecContext) -> Iterable[Any]:
-        return [_functools.reduce(self.op, items, self.identity())]
+        start = self.identity() if callable(self.identity) else self.identity
+        return [_functools.reduce(self.op, items, start)]

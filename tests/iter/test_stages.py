@@ -37,3 +37,15 @@ def test_positional_adapters_after_a_map_see_the_same_items():
 def test_one_to_one_refuses_a_stage_that_does_not_keep_positions():
     with pytest.raises(ValueError, match="does not keep positions"):
         indexed.OneToOne(indexed.RangeSource(range(3)), stages.Filter(bool))
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads"])
+def test_fold_takes_a_value_or_a_callable_identity(backend):
+    """fold's identity may be a value, as reduce's may; a callable makes a fresh accumulator per chunk, so a list
+    accumulator updated in place is never shared between chunks."""
+    items = par_iter(range(1000)).with_backend(backend)
+    assert items.fold(0, lambda acc, x: acc + x).sum() == 499500
+    assert items.fold(lambda: 0, lambda acc, x: acc + x).sum() == 499500
+    lists = items.fold(list, lambda acc, x: acc.append(x) or acc).collect()
+    assert len(lists) > 1 and sorted(x for chunk in lists for x in chunk) == list(range(1000))
+    assert len({id(chunk) for chunk in lists}) == len(lists)  # one fresh list per chunk
