@@ -14,6 +14,8 @@ variable               allowed values                               default
 ``HPC_MPI_CHECK``      ``0`` or ``1``                               ``0``
 ``HPC_MPI_TIMEOUT``    seconds, a non-negative number (0 = off)     ``0``
 ``HPC_CUDA_LEAKCHECK`` ``0`` or ``1``                               ``0``
+``HPC_CUDA_CACHE``     a directory for compiled CUDA kernels        ``$XDG_CACHE_HOME/hpc/cuda``, else
+                                                                    ``~/.cache/hpc/cuda``
 =====================  ===========================================  =========================================
 """
 
@@ -35,6 +37,7 @@ __all__ = [
     "mpi_check",
     "mpi_timeout",
     "cuda_leakcheck",
+    "cuda_cache",
     "snapshot",
 ]
 
@@ -144,6 +147,12 @@ def cuda_leakcheck() -> bool:
     return _read("HPC_CUDA_LEAKCHECK", False, _flag, "0 or 1")
 
 
+def cuda_cache() -> str:
+    """Return the directory where compiled CUDA kernels are kept (``HPC_CUDA_CACHE``; an empty value is unset)."""
+    base = _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache")
+    return _os.environ.get("HPC_CUDA_CACHE") or _os.path.join(base, "hpc", "cuda")
+
+
 def snapshot() -> dict[str, object]:
     """Return every setting, validated, as a dict (raises :class:`ConfigError` on the first bad one)."""
     return {
@@ -153,4 +162,5 @@ def snapshot() -> dict[str, object]:
         "mpi_check": mpi_check(),
         "mpi_timeout": mpi_timeout(),
         "cuda_leakcheck": cuda_leakcheck(),
+        "cuda_cache": cuda_cache(),
     }

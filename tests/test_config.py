@@ -112,6 +112,7 @@ def test_set_num_threads_rejects_non_positive_ints(bad: object) -> None:
 
 def test_snapshot_has_every_setting_and_fails_on_a_bad_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """snapshot() reports every setting and raises ConfigError for the first bad variable."""
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     snap = config.snapshot()
     assert snap == {
         "num_threads": config.available_cpus(),
@@ -120,7 +121,19 @@ def test_snapshot_has_every_setting_and_fails_on_a_bad_one(monkeypatch: pytest.M
         "mpi_check": False,
         "mpi_timeout": 0.0,
         "cuda_leakcheck": False,
+        "cuda_cache": os.path.expanduser("~/.cache/hpc/cuda"),
     }
     monkeypatch.setenv("HPC_MPI_TIMEOUT", "later")
     with pytest.raises(ConfigError, match="HPC_MPI_TIMEOUT"):
         config.snapshot()
+
+
+def test_cuda_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """HPC_CUDA_CACHE names the directory; unset or empty, XDG_CACHE_HOME's hpc/cuda, else ~/.cache/hpc/cuda."""
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HPC_CUDA_CACHE", "")
+    assert config.cuda_cache() == os.path.expanduser("~/.cache/hpc/cuda")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert config.cuda_cache() == str(tmp_path / "hpc" / "cuda")
+    monkeypatch.setenv("HPC_CUDA_CACHE", str(tmp_path / "cubins"))
+    assert config.cuda_cache() == str(tmp_path / "cubins")

@@ -21,6 +21,7 @@ import threading as _threading
 from pathlib import Path as _Path
 from typing import Any as _Any
 
+from hpc import config as _config
 from hpc.cuda import _backend, context
 from hpc.cuda.stream import Stream, handle_of
 
@@ -43,10 +44,7 @@ def kernel_dir() -> _Path:
 
 def cache_dir() -> _Path:
     """Return the cubin cache: ``$HPC_CUDA_CACHE``, else ``$XDG_CACHE_HOME/hpc/cuda`` or ``~/.cache/hpc/cuda``."""
-    if _os.environ.get("HPC_CUDA_CACHE"):
-        return _Path(_os.environ["HPC_CUDA_CACHE"])
-    base = _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache")
-    return _Path(base) / "hpc" / "cuda"
+    return _Path(_config.cuda_cache())
 
 
 def _nvcc() -> str:
