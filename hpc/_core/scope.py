@@ -23,7 +23,11 @@ class Scope:
         self._errors: list[BaseException] = []
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue ``fn(*args)``; it may spawn more work on the same scope (capture the scope in a closure)."""
+        """Queue ``fn(*args)``; it may spawn more work on the same scope (capture the scope in a closure).
+
+        Raises:
+            RuntimeError: the pool takes no more work (it was shut down); nothing was queued.
+        """
         with self._lock:
             self._pending += 1
             self._idle.clear()
@@ -35,12 +39,19 @@ class Scope:
                 with self._lock:
                     self._errors.append(exc)
             finally:
-                with self._lock:
-                    self._pending -= 1
-                    if self._pending == 0:
-                        self._idle.set()
+                self._done()
 
-        self._pool.push(Job(run))
+        try:
+            self._pool.push(Job(run))
+        except BaseException:
+            self._done()  # never queued: the scope must not wait for it
+            raise
+
+    def _done(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.set()
 
     def wait(self) -> None:
         """Wait for everything spawned so far (helping with other work when called from a worker)."""

@@ -381,3 +381,15 @@ def test_a_job_whose_run_raises_does_not_leave_a_dead_worker_counted():
         pool.shutdown()
     finally:
         threading.excepthook = previous
+
+
+@pytest.mark.timeout(20)
+def test_a_spawn_the_pool_refuses_raises_and_the_scope_still_closes():
+    """spawn on a pool that was shut down raises RuntimeError, as join does, and the scope does not then wait for
+    the task that was never queued (it used to wait forever)."""
+    pool = ThreadPool(2)
+    pool.shutdown()
+    with pool:
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            with scope() as s:
+                s.spawn(print, "never")
