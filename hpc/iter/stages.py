@@ -6,13 +6,17 @@ directly on an indexed node keeps every item's position known: the plan wraps th
 :class:`hpc.iter.indexed.OneToOne` instead of appending the stage, and positional adapters (enumerate, zip, skip,
 ...) can follow it. After any other stage positions are unknown, and positional adapters first collect what comes
 before them (see ``ParIter._indexed``).
+
+User functions are called from generator expressions, not through the builtin ``map`` and ``filter``: those take a
+``StopIteration`` raised by the function for the end of the items and silently drop the rest of the chunk, where a
+generator turns it into ``RuntimeError`` (PEP 479), which reaches the caller as any other error. It costs about
+10 ns an item more than ``map``.
 """
 
 from __future__ import annotations
 
 import functools as _functools
 import itertools as _itertools
-import operator as _operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,7 +36,6 @@ __all__ = [
     "Fold",
 ]
 
-_not_none = _functools.partial(_operator.is_not, None)
 _keys = _itertools.count()
 
 
@@ -57,7 +60,8 @@ class Map(Stage):
         self.fn = fn
 
     def apply(self, items: Iterable[Any], ctx: ExecContext) -> Iterable[Any]:
-        return map(self.fn, items)
+        fn = self.fn
+        return (fn(item) for item in items)  # not map(): see the module's docstring
 
 
 class MapInit(Stage):
@@ -74,7 +78,8 @@ class MapInit(Stage):
         self.init, self.fn, self.key = init, fn, next(_keys)
 
     def apply(self, items: Iterable[Any], ctx: ExecContext) -> Iterable[Any]:
-        return map(self.fn, _itertools.repeat(ctx.worker_state(self.key, self.init)), items)
+        fn, state = self.fn, ctx.worker_state(self.key, self.init)
+        return (fn(state, item) for item in items)
 
 
 class Inspect(Stage):
@@ -100,7 +105,8 @@ class Filter(Stage):
         self.predicate = predicate
 
     def apply(self, items: Iterable[Any], ctx: ExecContext) -> Iterable[Any]:
-        return filter(self.predicate, items)
+        predicate = self.predicate
+        return (item for item in items if predicate(item))
 
 
 class FilterMap(Stage):
@@ -110,7 +116,8 @@ class FilterMap(Stage):
         self.fn = fn
 
     def apply(self, items: Iterable[Any], ctx: ExecContext) -> Iterable[Any]:
-        return filter(_not_none, map(self.fn, items))
+        fn = self.fn
+        return (value for value in (fn(item) for item in items) if value is not None)
 
 
 class FlatMap(Stage):
@@ -120,7 +127,8 @@ class FlatMap(Stage):
         self.fn = fn
 
     def apply(self, items: Iterable[Any], ctx: ExecContext) -> Iterable[Any]:
-        return _itertools.chain.from_iterable(map(self.fn, items))
+        fn = self.fn
+        return _itertools.chain.from_iterable(fn(item) for item in items)
 
 
 class MapChunks(Stage):

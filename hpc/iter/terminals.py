@@ -303,7 +303,8 @@ class Any_(_Predicate):
     short_circuit = True
 
     def fold(self, items, ctx, chunk):
-        hit = any(map(self.predicate, items))
+        predicate = self.predicate
+        hit = any(predicate(item) for item in items)  # not map(): a StopIteration from it would read as "no more"
         if hit:
             ctx.cancelled = True
         return hit
@@ -319,7 +320,8 @@ class All(_Predicate):
     short_circuit = True
 
     def fold(self, items, ctx, chunk):
-        ok = all(map(self.predicate, items))
+        predicate = self.predicate
+        ok = all(predicate(item) for item in items)
         if not ok:
             ctx.cancelled = True
         return ok
@@ -335,9 +337,11 @@ class FindAny(_Predicate):
     short_circuit = True
 
     def fold(self, items, ctx, chunk):
-        for item in filter(self.predicate, items):
-            ctx.cancelled = True
-            return item
+        predicate = self.predicate
+        for item in items:
+            if predicate(item):
+                ctx.cancelled = True
+                return item
         return SKIPPED
 
     def combine(self, a, b):
@@ -348,9 +352,11 @@ class FindFirst(_Predicate):
     positional_first = True
 
     def fold(self, items, ctx, chunk):
-        for item in filter(self.predicate, items):
-            ctx.note_found(chunk)
-            return item
+        predicate = self.predicate
+        for item in items:
+            if predicate(item):
+                ctx.note_found(chunk)
+                return item
         return SKIPPED
 
     def combine(self, a, b):
@@ -359,9 +365,10 @@ class FindFirst(_Predicate):
 
 class FindLast(_Predicate):
     def fold(self, items, ctx, chunk):
-        last = SKIPPED
-        for item in filter(self.predicate, items):
-            last = item
+        last, predicate = SKIPPED, self.predicate
+        for item in items:
+            if predicate(item):
+                last = item
         return last
 
     def combine(self, a, b):

@@ -242,3 +242,32 @@ def test_find_first_ignores_a_failure_after_its_match_like_serial():
 
     with ThreadPool(2):  # serially the run would stop at 50 and never reach 900
         assert par_range(1000).with_backend("threads").find_first(pred) == 50
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads", "processes"])
+def test_a_stop_iteration_from_user_code_is_an_error_not_the_end(backend):
+    """A StopIteration raised by a function passed to map, filter, flat_map, filter_map or a predicate terminal is
+    an error in the caller; the builtin map/filter would have read it as "no more items" and dropped the rest of the
+    chunk silently."""
+
+    def f(x):
+        if x == 500:
+            raise StopIteration
+        return x
+
+    items = par_range(1000).with_backend(backend)
+    runs = [
+        lambda: items.map(f).collect(),
+        lambda: items.filter(lambda x: f(x) >= 0).count(),
+        lambda: items.filter_map(f).count(),
+        lambda: items.flat_map(lambda x: [f(x)]).count(),
+        lambda: items.map_init(lambda: 0, lambda _, x: f(x)).sum(),
+        lambda: items.any(lambda x: f(x) < 0),
+        lambda: items.all(lambda x: f(x) >= 0),
+        lambda: items.find_first(lambda x: f(x) < 0),
+        lambda: items.find_last(lambda x: f(x) < 0),
+        lambda: items.find_any(lambda x: f(x) < 0),
+    ]
+    for run in runs:
+        with pytest.raises((RuntimeError, StopIteration)):
+            run()
