@@ -222,8 +222,13 @@ class LogisticRegression(Estimator):
             # scikit-learn's compute_class_weight: sum of the weights over (classes x each class's weighted count)
             from hpc import mpi
 
-            local = _np.bincount(codes, weights=weight, minlength=classes.shape[0]).astype(_np.float64)
-            counts = mpi.sum(comm, local[None, :], reproducible=True)
+            if weight is None:  # counts: integers, exact in float64 however the rows are split
+                local = _np.bincount(codes, minlength=classes.shape[0]).astype(_np.float64)
+                counts = mpi.sum(comm, local[None, :], reproducible=True)
+            else:  # each class's weights summed as one reproducible sum: the same bits for any split of the rows
+                counts = _np.array(
+                    [mpi.sum(comm, weight[codes == c][:, None], reproducible=True)[0] for c in range(classes.shape[0])]
+                )
             with _np.errstate(divide="ignore"):
                 per_class = counts.sum() / (classes.shape[0] * counts)
         elif isinstance(cw, dict):

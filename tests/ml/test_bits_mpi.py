@@ -189,3 +189,23 @@ def test_raw_mpi4py_communicator():
     alone = ml.Ridge().fit(X, y, comm=mpi.Comm(MPI.COMM_SELF))
     assert bits(model) == bits(alone)
     assert model.score(*local) == pytest.approx(alone.score(X, y, comm=mpi.Comm(MPI.COMM_SELF)), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_balanced_class_weight_with_sample_weight_across_ranks(small_blocks, dtype):
+    """class_weight="balanced" with sample_weight: each class's weight total is one reproducible sum over every
+    rank's rows, so the fit is the same bits however the rows are split (per-rank totals added in float were not)."""
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X, labels = blobs(n=3000, centres=3)
+    X = (X - 100.0).astype(dtype)
+    weight = np.random.default_rng(11).uniform(0.0, 2.0, X.shape[0])
+
+    def fit(comm, X, y, w):
+        return ml.LogisticRegression(class_weight="balanced", max_iter=50).fit(X, y, sample_weight=w, comm=comm)
+
+    alone = fit(mpi.Comm(MPI.COMM_SELF), X, labels, weight)
+    edges = [0, *(1237 * (r + 1) // world.size + 700 * r for r in range(world.size - 1)), X.shape[0]]  # all non-empty
+    lo, hi = edges[world.rank], edges[world.rank + 1]
+    spread = fit(world, X[lo:hi], labels[lo:hi], weight[lo:hi])
+    assert bits(spread) == bits(alone)
+    assert _same_everywhere(world, spread)
