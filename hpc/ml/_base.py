@@ -95,6 +95,46 @@ class Estimator:
 
     _estimator_type: str = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("transform", "fit_transform"):  # the container set_output chose, as scikit-learn's mixin does
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_wraps_output", False):
+                setattr(cls, name, _output_wrapped(method))
+
+    def set_output(self, *, transform: str | None = None) -> Estimator:
+        """Choose what ``transform`` and ``fit_transform`` return: ``"default"`` (NumPy), ``"pandas"`` or
+        ``"polars"`` (a DataFrame whose columns are :meth:`get_feature_names_out`); ``None`` changes nothing.
+        scikit-learn's ``Pipeline.set_output`` calls it; ``clone`` keeps the choice."""
+        if transform is None:
+            return self
+        if transform not in ("default", "pandas", "polars"):
+            raise ValueError(f"output config must be 'default', 'pandas' or 'polars'; got {transform!r}")
+        self._sklearn_output_config = {"transform": transform}
+        return self
+
+    def _container(self, out: Any, X: Any) -> Any:
+        """``out`` (a transform's 2-D result) in the container :meth:`set_output` chose, else scikit-learn's global
+        ``transform_output`` setting when scikit-learn is loaded, else as it is."""
+        import sys as _sys
+
+        kind = getattr(self, "_sklearn_output_config", {}).get("transform", "default")
+        if kind == "default" and "sklearn" in _sys.modules:
+            kind = _sys.modules["sklearn"].get_config().get("transform_output", "default")
+        if kind == "default" or type(out).__module__ != "numpy" or getattr(out, "ndim", 0) != 2:
+            return out
+        columns = list(self.get_feature_names_out())
+        if kind == "polars":
+            import polars
+
+            return polars.DataFrame(out, schema=columns, orient="row")
+        import pandas
+
+        index = getattr(X, "index", None)  # a DataFrame's rows keep their labels, as in scikit-learn
+        if index is not None and len(index) != len(out):
+            index = None
+        return pandas.DataFrame(out, columns=columns, index=index)
+
     @classmethod
     def _param_names(cls) -> list[str]:
         signature = _inspect.signature(cls.__init__)
@@ -136,6 +176,43 @@ class Estimator:
         state = dict(self.__dict__)
         state.pop("_comm", None)  # a communicator does not travel; score falls back to mpi.world()
         return state
+
+    def _set_features(self, rows: Any) -> None:
+        """Record what ``fit`` saw: ``n_features_in_``, and ``feature_names_in_`` when X was a DataFrame with string
+        column names (removed when a refit's X has none), as scikit-learn does."""
+        self.n_features_in_ = rows.n_features
+        if rows.feature_names is not None:
+            self.feature_names_in_ = rows.feature_names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _input_names(self, input_features: Any) -> Any:
+        """The names of the fitted input features: ``input_features`` checked against what ``fit`` saw, else
+        ``feature_names_in_``, else ``x0, x1, ...`` (scikit-learn's rules)."""
+        import numpy as _np
+
+        check_is_fitted(self)
+        seen = getattr(self, "feature_names_in_", None)
+        if input_features is None:
+            if seen is not None:
+                return seen
+            return _np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+        given = _np.asarray(input_features, dtype=object)
+        if seen is not None and (len(given) != len(seen) or (given != seen).any()):
+            raise ValueError("input_features is not equal to feature_names_in_")
+        if len(given) != self.n_features_in_:
+            raise ValueError(f"input_features should have length equal to number of features ({self.n_features_in_}), "
+                             f"got {len(given)}")
+        return given
+
+    def _prefixed_names(self, input_features: Any, n_out: int) -> Any:
+        """Output names ``<class name in lower case><i>`` for ``i < n_out`` (PCA, KMeans), as scikit-learn names
+        them; ``input_features`` is checked as :meth:`_input_names` checks it."""
+        import numpy as _np
+
+        self._input_names(input_features)
+        prefix = type(self).__name__.lower()
+        return _np.asarray([f"{prefix}{i}" for i in range(n_out)], dtype=object)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "n_features_in_")
@@ -182,6 +259,15 @@ class Estimator:
         if comm is not None:
             return mpi.as_comm(comm)
         return getattr(self, "_comm", None) or mpi.world()
+
+
+def _output_wrapped(method: F) -> F:
+    @_functools.wraps(method)
+    def wrapped(self: Estimator, X: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._container(method(self, X, *args, **kwargs), X)
+
+    wrapped._wraps_output = True  # type: ignore[attr-defined]
+    return wrapped  # type: ignore[return-value]
 
 
 def check_is_fitted(estimator: Estimator, *attributes: str) -> None:

@@ -31,6 +31,7 @@ class Rows:
     counts: _np.ndarray  #: rows per rank, int64, the same on every rank
     n_features: int
     comm: Any  #: the hpc.mpi.Comm of the fit
+    feature_names: Any = None  #: this rank's column names (a DataFrame with string names), else None
 
     @property
     def n_total(self) -> int:
@@ -214,8 +215,9 @@ def check_rows(
         features or the dtype.
     """
     error: BaseException | None = None
-    array = None
+    array = names = None
     try:
+        names = feature_names(X)
         if device and is_device_array(X):
             array = _device_2d(X, dtype)
         else:
@@ -250,15 +252,72 @@ def check_rows(
             f"Found array with {total} sample(s) (shape={(total, array.shape[1])}){where} while a minimum of "
             f"1 is required by {estimator}."
         )
-    return Rows(array, y, counts, int(array.shape[1]), comm)
+    return Rows(array, y, counts, int(array.shape[1]), comm, names)
 
 
-def check_predict_rows(X: Any, n_features: int, estimator: str) -> _np.ndarray:
-    """Return this rank's ``X`` for a local method (predict, transform), checked against the fitted feature count."""
+def check_predict_rows(X: Any, fitted: Any) -> _np.ndarray:
+    """Return this rank's ``X`` for a local method (predict, transform) of the estimator ``fitted``, checked against
+    its fitted feature count and, as scikit-learn checks them, its feature names (:func:`check_feature_names`)."""
+    estimator = type(fitted).__name__
+    check_feature_names(X, fitted)
     array = _as_2d(X, _FLOATS)
     _check_finite(array, "X")
+    n_features = fitted.n_features_in_
     if array.shape[1] != n_features:
         raise ValueError(
             f"X has {array.shape[1]} features, but {estimator} is expecting {n_features} features as input."
         )
     return array
+
+
+def feature_names(X: Any) -> _np.ndarray | None:
+    """Return the column names of ``X`` (a pandas DataFrame, or anything with ``columns``) as scikit-learn keeps
+    them: an object array when every name is a string, else None; names of mixed types raise TypeError."""
+    columns = getattr(X, "columns", None)
+    if columns is None or is_device_array(X):
+        return None
+    names = _np.asarray(columns, dtype=object)
+    if names.ndim != 1 or names.shape[0] == 0:
+        return None
+    kinds = sorted({type(name).__name__ for name in names})
+    if kinds == ["str"]:
+        return names
+    if "str" in kinds:
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, but your input has "
+            f"{kinds} as feature name / column name types. If you want feature names to be stored and validated, "
+            "you must convert them all to strings, by using X.columns = X.columns.astype(str) for example. "
+            "Otherwise you can remove feature / column names from your input data, or convert them all to a "
+            "non-string data type."
+        )
+    return None
+
+
+def check_feature_names(X: Any, fitted: Any) -> None:
+    """Check ``X``'s column names against those ``fitted`` was fitted with, with scikit-learn's rules and words: a
+    different set or order raises ValueError; names on one side only warn."""
+    estimator = type(fitted).__name__
+    seen = getattr(fitted, "feature_names_in_", None)
+    given = feature_names(X)
+    if seen is None and given is None:
+        return
+    if seen is None:
+        message = f"X has feature names, but {estimator} was fitted without feature names"
+        _warnings.warn(message, UserWarning, stacklevel=4)
+        return
+    if given is None:
+        message = f"X does not have valid feature names, but {estimator} was fitted with feature names"
+        _warnings.warn(message, UserWarning, stacklevel=4)
+        return
+    if len(seen) == len(given) and (seen == given).all():
+        return
+    unseen = [name for name in given if name not in set(seen)]
+    missing = [name for name in seen if name not in set(given)]
+    message = "The feature names should match those that were passed during fit.\n"
+    if unseen:
+        message += "Feature names unseen at fit time:\n" + "".join(f"- {name}\n" for name in unseen[:5])
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + "".join(f"- {name}\n" for name in missing[:5])
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(message)

@@ -174,7 +174,7 @@ class KMeans(Estimator):
         progress.close()
         labels, inertia, centres, n_iter = best
         self._comm = comm
-        self.n_features_in_ = d
+        self._set_features(rows)
         self.cluster_centers_ = (centres + mean).astype(dtype)
         self.labels_ = blocks.to_local(labels).astype(_np.int32)
         self.inertia_ = float(inertia)
@@ -204,7 +204,7 @@ class KMeans(Estimator):
 
     def _rows(self, X: Any) -> _np.ndarray:
         check_is_fitted(self, "cluster_centers_")
-        return _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        return _data.check_predict_rows(X, self)
 
     def predict(self, X: Any) -> Any:
         """Return the nearest centre of each of this rank's rows (local).
@@ -230,6 +230,11 @@ class KMeans(Estimator):
         if X.dtype not in (_np.float32, _np.float64):
             raise TypeError(f"X must be a float32 or float64 DeviceArray; got {X.dtype}")
         return cuda.to_device(self.cluster_centers_.astype(X.dtype), device=X.device_index)
+
+    def get_feature_names_out(self, input_features: Any = None) -> _np.ndarray:
+        """Return the names of :meth:`transform`'s columns, ``kmeans0, kmeans1, ...``, one per cluster."""
+        check_is_fitted(self, "cluster_centers_")
+        return self._prefixed_names(input_features, self.cluster_centers_.shape[0])
 
     def transform(self, X: Any) -> _np.ndarray:
         """Return the Euclidean distance of each of this rank's rows to every centre (local).

@@ -81,7 +81,7 @@ class _LinearModel(Estimator):
                     stable = _tsqr(blocks, d + t, moments.mean if self.fit_intercept else None)
                 solved = _lstsq_from_r(stable, d, columns_of, a, cutoff)
             coef[columns_of] = solved.T
-        self.n_features_in_ = d
+        self._set_features(rows)
         dtype = rows.X.dtype  # scikit-learn's coefficients take the input's float dtype
         self.coef_ = (coef[0] if single else coef).astype(dtype)
         if self.fit_intercept:
@@ -94,7 +94,7 @@ class _LinearModel(Estimator):
     def predict(self, X: Any) -> _np.ndarray:
         """Return predictions for this rank's rows (local)."""
         check_is_fitted(self)
-        X = _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        X = _data.check_predict_rows(X, self)
         return X @ _np.asarray(self.coef_).T + self.intercept_
 
     def score(self, X: Any, y: Any, *, comm: Any = None) -> float:

@@ -186,7 +186,7 @@ class LogisticRegression(Estimator):
         W = result.x.reshape(k, d + 1)
         self._comm = comm
         self.classes_ = classes
-        self.n_features_in_ = d
+        self._set_features(rows)
         self.coef_ = W[:, :d].astype(rows.X.dtype)  # the input's float dtype, as scikit-learn's
         self.intercept_ = (W[:, d] if fit_intercept else _np.zeros(k)).astype(rows.X.dtype)
         self.n_iter_ = _np.array([min(int(result.nit), self.max_iter)], dtype=_np.int32)
@@ -245,7 +245,7 @@ class LogisticRegression(Estimator):
     def decision_function(self, X: Any) -> _np.ndarray:
         """Return the scores ``X coef_^T + intercept_`` of this rank's rows (1-D for two classes; local)."""
         check_is_fitted(self, "coef_")
-        X = _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        X = _data.check_predict_rows(X, self)
         scores = X @ self.coef_.T + self.intercept_
         return scores[:, 0] if scores.shape[1] == 1 else scores
 

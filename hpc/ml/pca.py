@@ -93,7 +93,7 @@ class PCA(Estimator):
         moments = centered_moments(blocks, d)
         dtype = rows.X.dtype
         self._comm = comm
-        self.n_features_in_ = d
+        self._set_features(rows)
         self.n_samples_ = n
         self.mean_ = moments.mean.astype(dtype)
         cov = moments.m2 / max(n - 1, 1)
@@ -147,10 +147,15 @@ class PCA(Estimator):
         """Fit (collective), then project this rank's rows."""
         return self.fit(X, comm=comm).transform(X)
 
+    def get_feature_names_out(self, input_features: Any = None) -> _np.ndarray:
+        """Return the output column names, ``pca0, pca1, ...``, one per component (scikit-learn's names)."""
+        check_is_fitted(self)
+        return self._prefixed_names(input_features, self.n_components_)
+
     def transform(self, X: Any) -> _np.ndarray:
         """Return this rank's rows projected on the components (local)."""
         check_is_fitted(self)
-        X = _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        X = _data.check_predict_rows(X, self)
         components = self.components_.astype(X.dtype, copy=False)
         projected = X @ components.T
         projected -= self.mean_.astype(X.dtype) @ components.T
@@ -205,7 +210,7 @@ class PCA(Estimator):
     def score_samples(self, X: Any) -> _np.ndarray:
         """Return the log-likelihood of each of this rank's rows under the model (local)."""
         check_is_fitted(self)
-        X = _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        X = _data.check_predict_rows(X, self)
         centred = X - self.mean_
         precision = self.get_precision()
         log_like = -0.5 * _np.sum(centred * (centred @ precision), axis=1)

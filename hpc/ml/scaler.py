@@ -56,7 +56,7 @@ class StandardScaler(Estimator):
         rows = _data.check_rows(comm, X, estimator=type(self).__name__, device=True)
         d = rows.n_features
         self._comm = comm
-        self.n_features_in_ = d
+        self._set_features(rows)
         self.n_samples_seen_ = rows.n_total
         if not (self.with_mean or self.with_std):
             self.mean_ = self.var_ = self.scale_ = None
@@ -76,6 +76,10 @@ class StandardScaler(Estimator):
         scale[constant] = 1.0
         self.scale_ = scale
         return self
+
+    def get_feature_names_out(self, input_features: Any = None) -> _np.ndarray:
+        """Return the output column names: the input's (``feature_names_in_``, else ``x0, x1, ...``)."""
+        return self._input_names(input_features)
 
     def transform(self, X: Any, copy: bool | None = None) -> _np.ndarray:
         """Return this rank's rows standardized (local)."""
@@ -103,7 +107,7 @@ class StandardScaler(Estimator):
 
     def _checked(self, X: Any, copy: bool | None) -> _np.ndarray:
         original = X
-        X = _data.check_predict_rows(X, self.n_features_in_, type(self).__name__)
+        X = _data.check_predict_rows(X, self)
         copy = self.copy if copy is None else copy
         if copy or X is not original or not X.flags.writeable:
             X = X.copy()
