@@ -230,7 +230,10 @@ class Estimator:
         kind = self._estimator_type
         return Tags(
             estimator_type=kind if kind in ("classifier", "regressor", "clusterer") else None,
-            target_tags=TargetTags(required=kind in ("classifier", "regressor"), single_output=kind != "regressor"),
+            # the regressors (LinearRegression, Ridge) take a 1-D y or a 2-D y of several targets, as scikit-learn's
+            target_tags=TargetTags(
+                required=kind in ("classifier", "regressor"), single_output=True, multi_output=kind == "regressor"
+            ),
             transformer_tags=TransformerTags() if hasattr(self, "transform") else None,
             classifier_tags=ClassifierTags() if kind == "classifier" else None,
             regressor_tags=RegressorTags() if kind == "regressor" else None,

@@ -83,7 +83,10 @@ class _LinearModel(Estimator):
             coef[columns_of] = solved.T
         self._set_features(rows)
         dtype = rows.X.dtype  # scikit-learn's coefficients take the input's float dtype
-        self.coef_ = (coef[0] if single else coef).astype(dtype)
+        # scikit-learn's Ridge flattens the coefficients of one target given as a column (its intercept_ keeps its
+        # shape (1,)); LinearRegression keeps them (1, d)
+        flat = single or (alpha is not None and t == 1)
+        self.coef_ = (coef[0] if flat else coef).astype(dtype)
         if self.fit_intercept:
             intercept = (mean_y - coef @ mean_x).astype(dtype)
             self.intercept_ = intercept[0] if single else intercept

@@ -239,3 +239,22 @@ def test_bad_parameters():
         ml.LinearRegression(positive=True).fit(X, y)
     with pytest.raises(ValueError, match="solver"):
         ml.Ridge(solver="sag").fit(X, y)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("name", ["LinearRegression", "Ridge"])
+def test_target_shapes_are_scikit_learns(name, fit_intercept):
+    """coef_, intercept_ and predict have scikit-learn's shapes for y of shape (n,), (n, 1) and (n, 2): Ridge flattens
+    a single column target's coefficients, LinearRegression keeps them (1, d)."""
+    from sklearn import linear_model
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 3))
+    y = X @ np.array([1.0, 2.0, 3.0])
+    for target in (y, y[:, None], np.c_[y, -y]):
+        ours = getattr(ml, name)(fit_intercept=fit_intercept).fit(X, target)
+        theirs = getattr(linear_model, name)(fit_intercept=fit_intercept).fit(X, target)
+        assert ours.coef_.shape == theirs.coef_.shape
+        assert np.shape(ours.intercept_) == np.shape(theirs.intercept_)
+        assert ours.predict(X).shape == theirs.predict(X).shape
+        np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9, atol=1e-9)
