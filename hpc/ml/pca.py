@@ -176,8 +176,18 @@ class PCA(Estimator):
         return Z @ self.components_ + self.mean_
 
     def get_covariance(self) -> _np.ndarray:
-        """Return the data covariance of the generative model (``components_.T * S**2 * components_ + noise``)."""
+        """Return the data covariance of the generative model (``components_.T * S**2 * components_ + noise``), in
+        the fitted dtype (computed in float64)."""
         check_is_fitted(self)
+        return self._covariance().astype(self.components_.dtype, copy=False)
+
+    def get_precision(self) -> _np.ndarray:
+        """Return the precision (inverse covariance) of the generative model, in the fitted dtype (computed in
+        float64)."""
+        check_is_fitted(self)
+        return self._precision().astype(self.components_.dtype, copy=False)
+
+    def _covariance(self) -> _np.ndarray:
         components = self.components_.astype(_np.float64)
         variance = self.explained_variance_.astype(_np.float64)
         if self.whiten:
@@ -187,14 +197,12 @@ class PCA(Estimator):
         cov.flat[:: cov.shape[0] + 1] += self.noise_variance_
         return cov
 
-    def get_precision(self) -> _np.ndarray:
-        """Return the precision (inverse covariance) of the generative model."""
-        check_is_fitted(self)
+    def _precision(self) -> _np.ndarray:
         d = self.n_features_in_
         if self.n_components_ == 0:
             return _np.eye(d) / self.noise_variance_
         if self.noise_variance_ == 0.0:
-            return _np.linalg.inv(self.get_covariance())
+            return _np.linalg.inv(self._covariance())
         components = self.components_.astype(_np.float64)
         variance = self.explained_variance_.astype(_np.float64)
         if self.whiten:
@@ -208,20 +216,21 @@ class PCA(Estimator):
         return precision
 
     def score_samples(self, X: Any) -> _np.ndarray:
-        """Return the log-likelihood of each of this rank's rows under the model (local)."""
+        """Return the log-likelihood of each of this rank's rows under the model (local), in X's dtype (computed in
+        float64)."""
         check_is_fitted(self)
         X = _data.check_predict_rows(X, self)
         centred = X - self.mean_
-        precision = self.get_precision()
+        precision = self._precision()
         log_like = -0.5 * _np.sum(centred * (centred @ precision), axis=1)
         sign, logdet = _np.linalg.slogdet(precision)
         log_like -= 0.5 * (self.n_features_in_ * _math.log(2.0 * _math.pi) - (logdet if sign > 0 else -_np.inf))
-        return log_like
+        return log_like.astype(X.dtype, copy=False)
 
     def score(self, X: Any, y: Any = None, *, comm: Any = None) -> float:
         """Return the average log-likelihood over every rank's rows (collective)."""
         comm = self._comm_for(comm)
-        local = self._agreed(comm, lambda: self.score_samples(X))
+        local = self._agreed(comm, lambda: self.score_samples(X).astype(_np.float64))
         total, count = comm.allreduce(_np.array([local.sum(), float(local.shape[0])]), reproducible=True)
         return float(total / count)
 

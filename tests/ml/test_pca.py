@@ -195,3 +195,19 @@ def test_float32_far_from_the_origin():
     ours = ml.PCA().fit(X)
     exact = ml.PCA().fit(X.astype(np.float64))
     np.testing.assert_allclose(ours.explained_variance_, exact.explained_variance_, rtol=1e-6)
+
+
+def test_float32_fit_returns_float32_from_every_method():
+    """As scikit-learn: a float32 fit gives float32 from get_covariance, get_precision and score_samples (computed in
+    float64 inside, so within float32's resolution of scikit-learn's)."""
+    from sklearn import decomposition
+
+    X = np.random.default_rng(5).normal(size=(300, 6)).astype(np.float32)
+    ours, theirs = ml.PCA(3).fit(X), decomposition.PCA(3).fit(X)
+    for method in ("get_covariance", "get_precision"):
+        got, want = getattr(ours, method)(), getattr(theirs, method)()
+        assert got.dtype == want.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    got, want = ours.score_samples(X), theirs.score_samples(X)
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5)
