@@ -269,7 +269,7 @@ class ThreadPool(_futures.Executor):
             job = self._find_work(index)
             if job is not None:
                 idle = 0
-                job.run()
+                _run_in_own_scope(job.run)
                 continue
             with self._cv:
                 self._sleeping += 1
@@ -288,7 +288,7 @@ class ThreadPool(_futures.Executor):
                     self._sleeping -= 1
             if job is not None:
                 idle = 0
-                job.run()
+                _run_in_own_scope(job.run)
 
     def wait_for(self, job: Job) -> Any:
         """Wait for ``job`` and return its outcome; a worker of this pool runs other work meanwhile."""
@@ -310,7 +310,7 @@ class ThreadPool(_futures.Executor):
             while not event.is_set():
                 other = self._find_work(worker[1])
                 if other is not None:
-                    other.run()
+                    _run_in_own_scope(other.run)
                     delay = 20e-6
                 else:
                     event.wait(delay)
@@ -333,7 +333,7 @@ class ThreadPool(_futures.Executor):
             Whatever ``fn`` raised, unchanged.
         """
         if self.is_worker():
-            return fn()
+            return _run_in_own_scope(fn)
         job = Job(fn)
         self.push(job)
         return self.wait_for(job)
@@ -376,6 +376,20 @@ def _limit_numba_threads(pool_size: int) -> None:
         numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, _config.available_cpus() // pool_size)))
     except Exception:  # numba's layer may be unusable here; the kernels then run single-threaded anyway
         pass
+
+
+def _run_in_own_scope(fn: Callable[[], T]) -> T:
+    """Run ``fn()`` with an empty ``with ThreadPool`` stack, restored after: a job sees the ``with`` blocks it
+    enters itself, not those of a task that waits further up this worker's stack (work stealing runs other jobs
+    inside that wait)."""
+    saved = _local.__dict__.pop("pools", None)
+    try:
+        return fn()
+    finally:
+        if saved is None:
+            _local.__dict__.pop("pools", None)
+        else:
+            _local.pools = saved
 
 
 def _pool_stack() -> list[ThreadPool]:
@@ -426,25 +440,26 @@ def default_pool() -> ThreadPool:
 def current_pool() -> ThreadPool:
     """Return the pool parallel calls from this thread run on.
 
-    A worker's own pool, else the innermost ``with ThreadPool(...)`` of this thread, else the default pool.
+    The innermost ``with ThreadPool(...)`` entered by the running code (on a worker: by the running job), else a
+    worker's own pool, else the default pool.
     """
-    worker = getattr(_local, "worker", None)
-    if worker is not None:
-        return worker[0]
     stack = getattr(_local, "pools", None)
     if stack:
         return stack[-1]
+    worker = getattr(_local, "worker", None)
+    if worker is not None:
+        return worker[0]
     return default_pool()
 
 
 def current_num_threads() -> int:
     """Return the number of threads of :func:`current_pool` (without starting it)."""
-    worker = getattr(_local, "worker", None)
-    if worker is not None:
-        return worker[0].num_threads
     stack = getattr(_local, "pools", None)
     if stack:
         return stack[-1].num_threads
+    worker = getattr(_local, "worker", None)
+    if worker is not None:
+        return worker[0].num_threads
     return _config.num_threads()
 
 

@@ -393,3 +393,25 @@ def test_a_spawn_the_pool_refuses_raises_and_the_scope_still_closes():
         with pytest.raises(RuntimeError, match="after shutdown"):
             with scope() as s:
                 s.spawn(print, "never")
+
+
+@pytest.mark.timeout(30)
+def test_a_with_block_inside_a_task_chooses_the_pool():
+    """``with ThreadPool(n):`` inside a pool's task makes that pool the one its parallel calls use, as it does on any
+    other thread (the worker's own pool used to win); without it a task's calls stay on its own pool."""
+    from hpc import par_range
+
+    big = ThreadPool(3)
+    try:
+
+        def task(_):
+            with big:
+                inside = current_num_threads(), current_pool() is big
+                workers = par_range(64).with_backend("threads").map(lambda _: current_pool() is big).collect()
+            return inside, all(workers), current_pool() is big
+
+        with ThreadPool(2):
+            results = par_range(4).with_backend("threads").with_max_len(1).map(task).collect()
+        assert results == [((3, True), True, False)] * 4
+    finally:
+        big.shutdown()
