@@ -208,7 +208,7 @@ class _Extreme(Terminal):
         if _is_ordered_vector(items):
             if not items.size:
                 return SKIPPED
-            if items.dtype.kind != "f":
+            if items.dtype.kind not in "fmM":  # NaN and NaT (datetimes, timedeltas) are unordered, as in builtins
                 return (None, self._plain(items))
             first = items[0]
             best = self._nan_skipping.reduce(items)  # NaN only when every item is NaN
@@ -246,39 +246,63 @@ class Max(_Extreme):
 
 
 class MinByKey(Terminal):
+    """The item of the smallest key, as ``builtins.min(items, key=key)``, for any chunking.
+
+    The builtin compares each key with the best so far: an unordered key (NaN, NaT) is never better, and one on the
+    very first item is never beaten. Each chunk gives ``((key, item) of its first item if that key is unordered, else
+    None; (key, item) of its best ordered key or None)``; combining keeps the left chunk's first and the better best
+    (the left one on ties, as the builtin).
+    """
+
     per_item_python = True
 
     def __init__(self, key: Callable[[Any], Any]) -> None:
         self.key = key
 
+    def _better(self, a: Any, b: Any) -> bool:
+        return a < b
+
     def fold(self, items, ctx, chunk):
-        best = SKIPPED
-        key = self.key
-        for item in items:
+        key, better = self.key, self._better
+        it = iter(items)
+        first = next(it, SKIPPED)
+        if first is SKIPPED:
+            return SKIPPED
+        k = key(first)
+        head = (k, first) if _unordered(k) else None
+        best = None if head is not None else (k, first)
+        for item in it:
             k = key(item)
-            if best is SKIPPED or k < best[0]:
+            if best is None:
+                if not _unordered(k):
+                    best = (k, item)
+            elif better(k, best[0]):
                 best = (k, item)
-        return best
+        return (head, best)
 
     def combine(self, a, b):
-        return b if b[0] < a[0] else a  # ties keep the earlier item, like builtins.min
+        if b[1] is None or (a[1] is not None and not self._better(b[1][0], a[1][0])):
+            return (a[0], a[1])
+        return (a[0], b[1])
 
     def final(self, value):
-        return value[1]
+        head, best = value
+        return (head if head is not None else best)[1]
 
 
 class MaxByKey(MinByKey):
-    def fold(self, items, ctx, chunk):
-        best = SKIPPED
-        key = self.key
-        for item in items:
-            k = key(item)
-            if best is SKIPPED or k > best[0]:
-                best = (k, item)
-        return best
+    """The item of the largest key, as ``builtins.max(items, key=key)``, for any chunking (see :class:`MinByKey`)."""
 
-    def combine(self, a, b):
-        return b if b[0] > a[0] else a  # ties keep the earlier item, like builtins.max
+    def _better(self, a: Any, b: Any) -> bool:
+        return a > b
+
+
+def _unordered(key: Any) -> bool:
+    """Whether ``key`` compares false with itself (NaN, NaT): the builtins never pick it unless it comes first."""
+    try:
+        return bool(key != key)
+    except Exception:  # keys whose comparison gives no truth value (arrays) are ordered as far as we can tell
+        return False
 
 
 class Count(Terminal):
