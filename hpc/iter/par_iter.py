@@ -49,7 +49,7 @@ class ParIter(Generic[T]):
 
     def __init__(
         self,
-        build: Callable[[], Plan],
+        build: Callable[[ParIter[Any]], Plan],
         backend: str | None = None,
         min_len: int = 1,
         max_len: int | None = None,
@@ -64,16 +64,24 @@ class ParIter(Generic[T]):
 
     # ------------------------------------------------------------------------------ plumbing
 
+    # The plan is built when a terminal runs, by ``_build(it)``, ``it`` being the iterator that runs: settings given
+    # last (with_backend, with_min_len, with_max_len) reach every part, also the items a positional adapter collects.
+
     def _derive(self, step: Callable[[Plan], Plan]) -> ParIter[Any]:
         build = self._build
-        return ParIter(lambda: step(build()), self._backend, self._min_len, self._max_len)
+        return ParIter(lambda it: step(build(it)), self._backend, self._min_len, self._max_len)
+
+    def _derive_positional(self, make: Callable[[_ix.Indexed], _ix.Indexed]) -> ParIter[Any]:
+        """An iterator whose node is ``make(node)``, ``node`` this one's items as an indexed node (see _indexed)."""
+        build = self._build
+        return ParIter(lambda it: Plan(make(it._indexed(build(it)))), self._backend, self._min_len, self._max_len)
 
     def _with(self, **settings: Any) -> ParIter[T]:
         values = {"backend": self._backend, "min_len": self._min_len, "max_len": self._max_len, **settings}
         return ParIter(self._build, **values)
 
     def _plan(self) -> Plan:
-        plan = self._build()
+        plan = self._build(self)
         return Plan(plan.node, plan.stages, self._min_len, self._max_len)
 
     def _indexed(self, plan: Plan) -> _ix.Indexed:
@@ -224,7 +232,7 @@ class ParIter(Generic[T]):
             >>> par_iter("abc").enumerate().collect()
             [(0, 'a'), (1, 'b'), (2, 'c')]
         """
-        return self._derive(lambda p: Plan(_ix.Enumerate(self._indexed(p))))
+        return self._derive_positional(_ix.Enumerate)
 
     def zip(self, other: Any) -> ParIter[tuple[T, Any]]:
         """Return an iterator of pairs ``(a, b)`` by position, as long as the shorter side.
@@ -234,7 +242,7 @@ class ParIter(Generic[T]):
             [(1, 'a'), (2, 'b')]
         """
         right = self._other(other)
-        return self._derive(lambda p: Plan(_ix.Zip(self._indexed(p), right._indexed(right._build()))))
+        return self._derive_positional(lambda node: _ix.Zip(node, right._indexed(right._build(right))))
 
     def chain(self, other: Any) -> ParIter[Any]:
         """Return an iterator of this iterator's items followed by ``other``'s.
@@ -244,7 +252,7 @@ class ParIter(Generic[T]):
             [1, 2, 3]
         """
         right = self._other(other)
-        return self._derive(lambda p: Plan(_ix.Chain(self._indexed(p), right._indexed(right._build()))))
+        return self._derive_positional(lambda node: _ix.Chain(node, right._indexed(right._build(right))))
 
     def chunks(self, n: int) -> ParIter[list[T]]:
         """Return an iterator of lists of ``n`` consecutive items (the last may be shorter).
@@ -254,7 +262,7 @@ class ParIter(Generic[T]):
             [[0, 1], [2, 3], [4]]
         """
         _check_count("chunk size", n, 1)
-        return self._derive(lambda p: Plan(_ix.Chunks(self._indexed(p), n)))
+        return self._derive_positional(lambda node: _ix.Chunks(node, n))
 
     def step_by(self, k: int) -> ParIter[T]:
         """Return every ``k``-th item, starting with the first.
@@ -264,7 +272,7 @@ class ParIter(Generic[T]):
             [0, 4, 8]
         """
         _check_count("step", k, 1)
-        return self._derive(lambda p: Plan(_ix.StepBy(self._indexed(p), k)))
+        return self._derive_positional(lambda node: _ix.StepBy(node, k))
 
     def skip(self, n: int) -> ParIter[T]:
         """Return all but the first ``n`` items.
@@ -274,7 +282,7 @@ class ParIter(Generic[T]):
             [3, 4]
         """
         _check_count("n", n, 0)
-        return self._derive(lambda p: Plan(_ix.Skip(self._indexed(p), n)))
+        return self._derive_positional(lambda node: _ix.Skip(node, n))
 
     def take(self, n: int) -> ParIter[T]:
         """Return the first ``n`` items.
@@ -284,7 +292,7 @@ class ParIter(Generic[T]):
             [0, 1]
         """
         _check_count("n", n, 0)
-        return self._derive(lambda p: Plan(_ix.Take(self._indexed(p), n)))
+        return self._derive_positional(lambda node: _ix.Take(node, n))
 
     # ------------------------------------------------------------------------------ terminals
 

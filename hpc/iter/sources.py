@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 
 def _source(node: _ix.Indexed) -> ParIter[Any]:
-    return ParIter(lambda: Plan(node))
+    return ParIter(lambda it: Plan(node))
 
 
 def par_iter(xs: Iterable[T]) -> ParIter[T]:
@@ -114,7 +114,7 @@ def par_bridge(iterable: Iterable[T]) -> ParIter[T]:
     lock = _threading.Lock()
     read: list[list[T]] = []
 
-    def build() -> Plan:
+    def build(it: ParIter[T]) -> Plan:
         with lock:
             if not read:
                 read.append(list(iterable))

@@ -339,3 +339,27 @@ def test_min_max_of_floats_with_nan_give_the_builtins_answer(backend, chunk):
             for ours, builtin in ((it.min(), min(x.tolist())), (it.max(), max(x.tolist()))):
                 assert (math.isnan(ours) and math.isnan(builtin)) or ours == builtin
     assert par_iter(np.array([3.0, 1.0, np.nan, 0.5])).with_backend(backend).min() == 0.5
+
+
+@pytest.mark.parametrize("positional", ["enumerate", "skip", "zip", "step_by"])
+def test_settings_given_last_reach_what_a_positional_adapter_collects(positional):
+    """After filter, a positional adapter collects the items so far; a with_backend given after it applies to that
+    collection too (it ran on the settings of the moment the adapter was added: "auto", on workers)."""
+    import threading
+
+    threads = set()
+
+    def keep(x):
+        threads.add(threading.current_thread().name)
+        return x % 3 == 0
+
+    filtered = par_range(600).filter(keep)
+    follow = {
+        "enumerate": lambda it: it.enumerate(),
+        "skip": lambda it: it.skip(1),
+        "zip": lambda it: it.zip(range(1000)),
+        "step_by": lambda it: it.step_by(2),
+    }[positional]
+    count = follow(filtered).with_backend("serial").count()
+    assert count == {"enumerate": 200, "skip": 199, "zip": 200, "step_by": 100}[positional]
+    assert threads == {threading.current_thread().name}
