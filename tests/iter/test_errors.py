@@ -204,14 +204,15 @@ class _TwoArgError(Exception):
 
 
 def test_exception_that_cannot_be_unpickled_still_names_its_item_on_processes():
-    """An exception that pickles but cannot be rebuilt (its __init__ wants two arguments) is reported, not lost."""
+    """An exception that pickles but cannot be rebuilt through its __init__ (it wants two arguments) comes back as
+    itself, rebuilt from its type, args and attributes."""
 
     def f(x):
         if x == 50:
             raise _TwoArgError(x, 1)
         return x
 
-    with pytest.raises(RuntimeError, match="_TwoArgError: bad pair 50, 1") as info:
+    with pytest.raises(_TwoArgError, match="bad pair 50, 1") as info:
         par_range(100).map(f).with_backend("processes").sum()
     assert "item 50" in _notes(info.value)
     assert par_range(100).map(lambda x: x + 1).with_backend("processes").sum() == 5050
@@ -271,3 +272,32 @@ def test_a_stop_iteration_from_user_code_is_an_error_not_the_end(backend):
     for run in runs:
         with pytest.raises((RuntimeError, StopIteration)):
             run()
+
+
+def _raise_plain(x):
+    if x == 700:
+        raise KeyError("item 700")
+    return x
+
+
+def _raise_needs_two(x):
+    if x == 700:
+        raise _TwoArgError(7, 2)
+    return x
+
+
+def test_a_worker_process_error_keeps_its_type_and_its_traceback():
+    """On the processes backend the exception comes back with the worker's traceback as its cause (a
+    RemoteTraceback naming the function's frame), and one that cannot be unpickled through its __init__ is rebuilt
+    with its type, args and attributes (it used to become a RuntimeError)."""
+    import traceback
+
+    from hpc.iter.plumbing.processes import RemoteTraceback
+
+    for fn, kind in ((_raise_plain, KeyError), (_raise_needs_two, _TwoArgError)):
+        with pytest.raises(kind) as info:
+            par_range(1000).with_backend("processes").map(fn).sum()
+        assert isinstance(info.value.__cause__, RemoteTraceback)
+        text = "".join(traceback.format_exception(info.value))
+        assert fn.__name__ in text and "item 700 (chunk" in text
+    assert str(info.value) == "bad pair 7, 2"
