@@ -22,36 +22,36 @@ MAX_PARTS = 64
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
-def _hist_range(x, lo, hi, first, last, norm, edges, counts):  # pragma: no cover - compiled by numba
+def _hist_range(x, lo, hi, first, last, width, edges, counts):  # pragma: no cover - compiled by numba
     nb = edges.shape[0] - 1
     for i in range(lo, hi):
         v = x[i]
         if not (v >= first and v <= last):  # outside, or NaN
             continue
-        k = int((v - first) * norm)
-        if k >= nb:
-            k = nb - 1
-        if v < edges[k]:
+        # NumPy 2's form, offset over width, then times the count: a tiny or huge width does not overflow a factor
+        f = (_np.float64(v) - _np.float64(first)) / width * nb
+        k = int(f) if f >= 0.0 and f < nb else (nb - 1 if f >= nb else 0)  # in range, whatever f is
+        while k > 0 and v < edges[k]:  # corrected against the exact edges (at most one step unless f was garbage)
             k -= 1
-        elif k != nb - 1 and v >= edges[k + 1]:
+        while k < nb - 1 and v >= edges[k + 1]:
             k += 1
         counts[k] += 1
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
-def _hist_serial(x, first, last, norm, edges, counts):  # pragma: no cover - compiled by numba
-    _hist_range(x, 0, x.shape[0], first, last, norm, edges, counts)
+def _hist_serial(x, first, last, width, edges, counts):  # pragma: no cover - compiled by numba
+    _hist_range(x, 0, x.shape[0], first, last, width, edges, counts)
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
-def _hist_parallel(x, first, last, norm, edges, counts):  # pragma: no cover - compiled by numba
+def _hist_parallel(x, first, last, width, edges, counts):  # pragma: no cover - compiled by numba
     n = x.shape[0]
     nb = counts.shape[0]
-    parts = min(MAX_PARTS, (n + CHUNK - 1) // CHUNK)
+    parts = max(1, min(MAX_PARTS, (n + CHUNK - 1) // CHUNK))
     per = (n + parts - 1) // parts
     private = _np.zeros((parts, nb), _np.int64)
     for p in _prange(parts):
-        _hist_range(x, p * per, min(n, (p + 1) * per), first, last, norm, edges, private[p])
+        _hist_range(x, p * per, min(n, (p + 1) * per), first, last, width, edges, private[p])
     for p in range(parts):
         for k in range(nb):
             counts[k] += private[p, k]
@@ -90,17 +90,22 @@ def histogram(x, bins=10, range=None, *, parallel=None):  # noqa: A002 - NumPy's
             first, last = (float(e) for e in range)
         except (TypeError, ValueError):
             raise ValueError(f"range must be a (lo, hi) pair of floats or None; got {range!r}") from None
-    if not (_np.isfinite(first) and _np.isfinite(last)):
-        raise ValueError(f"range must be finite; got ({first!r}, {last!r})")
+    if not (_np.isfinite(first) and _np.isfinite(last)):  # NumPy's words
+        given = "autodetected" if range is None else "supplied"
+        raise ValueError(f"{given} range of [{first}, {last}] is not finite")
     if first > last:
-        raise ValueError(f"range must have lo <= hi; got ({first!r}, {last!r})")
+        raise ValueError("max must be larger than min in range parameter.")
     if first == last:
         first, last = first - 0.5, last + 0.5
     # edges and range in x's dtype, as NumPy 2 computes them (a Python float range is a weak scalar there)
     edges = _np.linspace(first, last, int(bins) + 1, dtype=v.dtype)
+    with _np.errstate(invalid="ignore"):
+        increasing = bool((edges[1:] > edges[:-1]).all())
+    if not increasing:  # a range too small for that many distinct edges, or too wide for the dtype: as NumPy
+        raise ValueError(f"Too many bins for data range. Cannot create {int(bins)} finite-sized bins.")
     counts = _np.zeros(int(bins), _np.int64)
-    norm = int(bins) / (float(last) - float(first))
+    width = float(last) - float(first)
     lo, hi = v.dtype.type(first), v.dtype.type(last)
     par = _checks.use_parallel(parallel, v.shape[0])
-    (_hist_parallel if par else _hist_serial)(v, lo, hi, norm, edges, counts)
+    (_hist_parallel if par else _hist_serial)(v, lo, hi, width, edges, counts)
     return counts, edges
