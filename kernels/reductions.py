@@ -140,16 +140,17 @@ def _accurate(v, par):
     total = _accurate_parallel(v) if par else _accurate_serial(v)
     if _math.isfinite(total):
         return total
-    plain = _sum_parallel(v) if par else _sum_serial(v)
-    if not _math.isfinite(plain) and bool(_np.isfinite(v).all()):
-        # finite data whose partial sums overflowed (1e308 + 1e308 - 1e308): the compensated sum of the data
-        # scaled by 2**-64 (exact but for values below 2**-958, far under the rounding of such a total), scaled back
+    if bool(_np.isfinite(v).all()):
+        # finite data whose partial sums overflowed (1e308 + 1e308 - 1e308), in the lanes or their merge: the
+        # compensated sum of the data scaled by 2**-64 (exact but for values below 2**-958, far under the rounding
+        # of such a total), scaled back. Not the plain sum, even where its other order happened to stay finite: its
+        # cancellation can be as wrong as the compensation was meant to prevent.
         scaled = _np.multiply(v, 2.0**-64, dtype=_np.float64)
         small = _accurate_parallel(scaled) if par else _accurate_serial(scaled)
         return small * 2.0**64  # inf when the true sum overflows
     # an infinity or NaN in the data turns the compensation into inf - inf: NumPy's answer is the plain sum's
     # (inf, -inf or NaN)
-    return plain
+    return _sum_parallel(v) if par else _sum_serial(v)
 
 
 @gpu_twin

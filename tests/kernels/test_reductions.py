@@ -71,6 +71,9 @@ def test_sum_accurate_of_finite_data_whose_partial_sums_overflow(parallel):
         (np.concatenate([np.full(chunk + 5, 1e308), np.full(chunk + 5, -1e308), [2.5]]), 2.5),
         (np.array([1e308, 1e308]), np.inf),
         (np.array([3e38, 3e38, -3e38], np.float32), np.float32(3e38)),
+        # the compensated sum overflows in its merge while the plain sum's order stays finite, and wrong (it
+        # returned -9999999999999988.0 here)
+        (np.array([1e308, 1e308, -1e308, -1e308, 1e16] + [1.0] * 1000 + [-1e16]), 1000.0),
     ]
     for x, want in cases:
         with warnings.catch_warnings():
