@@ -100,6 +100,20 @@ def out_array(out: object, shape: tuple[int, ...], dtype: _np.dtype, name: str =
     return out
 
 
+def real_scalar(name: str, value: object, dtype: _np.dtype) -> _np.generic:
+    """Return ``value`` as a scalar of ``dtype``: a Python or NumPy real number, or a 0-d array of one; anything else
+    (None, a bool, a string, an array with elements) raises TypeError naming ``name`` (NumPy's float64(None) is NaN,
+    and numba's refusal of an array is a page of typing errors)."""
+    if type(value) is float or type(value) is int:  # the common case in one test
+        return dtype.type(value)
+    if isinstance(value, (int, float, _np.integer, _np.floating)) and not isinstance(value, (bool, _np.bool_)):
+        return dtype.type(value)
+    if isinstance(value, _np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        return dtype.type(value)
+    what = f"an array of shape {value.shape}" if isinstance(value, _np.ndarray) else type(value).__name__
+    raise TypeError(f"{name} must be a real number; got {what}")
+
+
 def plain_vectors(a: object, b: object, c: object = None) -> bool:
     """Whether ``a``, ``b`` (and ``c`` if given) are the common case that needs no other check: exact 1-D ndarrays
     of one length whose dtype is NumPy's own float64 or float32 object (byte-swapped or other float dtypes are other
@@ -128,10 +142,10 @@ def owned_apart(out: _np.ndarray, *inputs: _np.ndarray) -> bool:
     return True
 
 
-def writeable(name: str, a: _np.ndarray, why: str) -> _np.ndarray:
-    """Return ``a`` if it is writeable, else raise ``ValueError`` naming it and why it is written."""
+def writeable(name: str, a: _np.ndarray, why: str, remedy: str = "pass out= or a copy") -> _np.ndarray:
+    """Return ``a`` if it is writeable, else raise ``ValueError`` naming it, why it is written and what to do."""
     if not a.flags.writeable:
-        raise ValueError(f"{name} must be writeable: {why}; got a read-only array (pass out= or a copy)")
+        raise ValueError(f"{name} must be writeable: {why}; got a read-only array ({remedy})")
     return a
 
 

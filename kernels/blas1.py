@@ -120,8 +120,8 @@ def _pair(x, y):
     xv = _checks.as_vector("x", x)
     yv = _checks.as_vector("y", y)
     _checks.check_same_dtype(x=xv, y=yv)
-    if xv.shape != yv.shape:
-        raise ValueError(f"y must have the shape of x, {x.shape}; got {y.shape}")
+    if _np.shape(x) != _np.shape(y):  # the arrays' own shapes: (2, 3) and (3, 2) flatten alike
+        raise ValueError(f"y must have the shape of x, {_np.shape(x)}; got {_np.shape(y)}")
     return xv, yv
 
 
@@ -160,7 +160,7 @@ def axpy(a, x, y, *, out=None, parallel=None):
         )
         ov = yv if out is None else _checks.as_vector("out", target)
         xv, yv = _checks.apart(ov, xv), _checks.apart(ov, yv)
-    a = xv.dtype.type(a)
+    a = _checks.real_scalar("a", a, xv.dtype)
     par = _checks.use_parallel(parallel, xv.shape[0])
     if _checks.use_streaming(ov, xv, yv):
         (_axpy_stream_parallel if par else _axpy_stream_serial)(a, xv, yv, ov)
@@ -183,7 +183,7 @@ def scal(a, x, *, out=None, parallel=None):
     )
     ov = xv if out is None else _checks.as_vector("out", target)
     xv = _checks.apart(ov, xv)
-    a = xv.dtype.type(a)
+    a = _checks.real_scalar("a", a, xv.dtype)
     par = _checks.use_parallel(parallel, xv.shape[0])
     if _checks.use_streaming(ov, xv):
         (_scal_stream_parallel if par else _scal_stream_serial)(a, xv, ov)

@@ -91,13 +91,14 @@ def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
     res = _checks.out_array(out, x.shape, x.dtype)
     ov = _checks.as_vector("out", res)
     xv, yv = _checks.apart(ov, xv), _checks.apart(ov, yv)
-    t = xv.dtype.type
+    dtype = xv.dtype
+    a, b, c = (_checks.real_scalar(name, v, dtype) for name, v in (("a", a), ("b", b), ("c", c)))
     par = _checks.use_parallel(parallel, xv.shape[0])
     if _checks.use_streaming(ov, xv, yv):
         kernel = _axpbyc_stream_parallel if par else _axpbyc_stream_serial
     else:
         kernel = _axpbyc_parallel if par else _axpbyc_serial
-    kernel(t(a), xv, t(b), yv, t(c), ov)
+    kernel(a, xv, b, yv, c, ov)
     return res
 
 

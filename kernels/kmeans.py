@@ -90,6 +90,8 @@ def kmeans_step(x, centroids, *, sums=None, counts=None):
     if accumulate:
         if sums.shape != c.shape or sums.dtype != _np.float64 or counts.shape != (k,) or counts.dtype != _np.float64:
             raise ValueError(f"sums must be float64 {c.shape} and counts float64 ({k},)")
+        _checks.writeable("sums", sums, "kmeans_step adds the rows to it", "pass a writeable copy")
+        _checks.writeable("counts", counts, "kmeans_step adds the rows to it", "pass a writeable copy")
     else:
         sums, counts = _np.empty((1, 1)), _np.empty(1)
     half_norms = 0.5 * _np.einsum("ij,ij->i", c, c)

@@ -417,8 +417,9 @@ def mean_var(x, *, ddof=0, parallel=None):
         [2.5, 1.25]
     """
     v = _checks.as_vector("x", x)
-    if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:
+    if not isinstance(ddof, (int, _np.integer)) or isinstance(ddof, bool) or ddof < 0:  # NumPy integers too, as np.var
         raise ValueError(f"ddof must be a non-negative int; got {ddof!r}")
+    ddof = int(ddof)
     n = v.shape[0]
     if n == 0:
         return v.dtype.type(_np.nan), v.dtype.type(_np.nan)

@@ -248,6 +248,8 @@ def layernorm(x, gamma=None, beta=None, *, eps=1e-5, out=None, parallel=None):
     if not eps >= 0.0:
         raise ValueError(f"eps must be a non-negative float; got {eps!r}")
     res, o2 = _out_rows(out, x, x2)
+    if cols == 0:  # rows of nothing: nothing to normalize (an empty result, as torch's)
+        return res
     x2, gamma, beta = (_checks.apart(o2, v) for v in (x2, gamma, beta))
     kernel = _layernorm_parallel if _checks.use_parallel(parallel, x2.size) and x2.shape[0] > 1 else _layernorm_serial
     kernel(x2, gamma, beta, float(eps), o2)

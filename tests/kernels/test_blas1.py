@@ -181,3 +181,13 @@ def test_in_place_update_of_a_read_only_array_is_refused(call, name):
     with pytest.raises(ValueError, match=f"{name} must be writeable"):
         call(a)
     np.testing.assert_array_equal(k.scal(2.0, a, out=np.empty(4)), np.full(4, 2.0))
+
+
+def test_operands_of_different_shapes_are_refused_even_with_equal_sizes():
+    """(2, 3) and (3, 2) flatten alike; axpy and dot still refuse them, as axpbyc does (they were summed elementwise
+    over the flattened arrays)."""
+    x, y = np.arange(6.0).reshape(2, 3), np.ones((3, 2))
+    for call in (lambda: k.axpy(1.0, x, y), lambda: k.axpy(1.0, x, np.ones(6)), lambda: k.dot(x, y)):
+        with pytest.raises(ValueError, match=r"y must have the shape of x, \(2, 3\)"):
+            call()
+    assert k.dot(x, np.ones((2, 3))) == 15.0

@@ -58,3 +58,16 @@ def test_step_errors():
         k.kmeans_step(np.ones((3, 2)), np.ones((2, 2)), sums=np.zeros((2, 2)))
     with pytest.raises(ValueError, match="sums must be float64"):
         k.kmeans_step(np.ones((3, 2)), np.ones((2, 2)), sums=np.zeros((2, 3)), counts=np.zeros(2))
+
+
+def test_read_only_sums_or_counts_are_refused_by_name():
+    """kmeans_step adds into sums and counts: read-only ones raise ValueError naming them, not a numba typing error."""
+    x, c = np.ones((3, 2)), np.ones((2, 2))
+    sums, counts = np.zeros((2, 2)), np.zeros(2)
+    sums.flags.writeable = False
+    with pytest.raises(ValueError, match="sums must be writeable"):
+        k.kmeans_step(x, c, sums=sums, counts=counts)
+    sums, counts = np.zeros((2, 2)), np.zeros(2)
+    counts.flags.writeable = False
+    with pytest.raises(ValueError, match="counts must be writeable"):
+        k.kmeans_step(x, c, sums=sums, counts=counts)

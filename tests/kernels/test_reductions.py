@@ -296,3 +296,8 @@ def test_var_with_ddof_at_least_n_is_numpys():
         assert k.var(np.array([1.0, 2.0]), ddof=2) == np.inf
     with pytest.warns(RuntimeWarning, match="Degrees of freedom"):
         assert np.isnan(k.var(np.array([3.0, 3.0]), ddof=5))
+
+
+def test_var_takes_a_numpy_integer_ddof_as_numpy_does():
+    x = np.arange(5.0)
+    assert k.var(x, ddof=np.int64(1)) == np.var(x, ddof=np.int64(1))

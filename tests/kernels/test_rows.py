@@ -195,3 +195,9 @@ def test_rows_out_partially_overlapping_x(rng, parallel):
     out = buf[-1, :4]  # logsumexp of row 0 would land in the last row before it is read
     k.logsumexp(buf, out=out, parallel=parallel)
     np.testing.assert_allclose(out, ref_lse(base), rtol=1e-13)
+
+
+def test_layernorm_of_rows_without_columns_is_empty():
+    """Zero columns: an empty result of x's shape (it divided by the zero column count)."""
+    assert k.layernorm(np.ones((3, 0))).shape == (3, 0)
+    assert k.layernorm(np.array([])).shape == (0,)
