@@ -18,12 +18,18 @@ import sys as _sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import _checks
+
 __all__ = ["HOST_ONLY", "gpu_twin", "twinned"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Arguments of the CPU kernels that mean nothing on a device (host threads); the twins do not take them.
 HOST_ONLY = frozenset({"parallel"})
+
+#: Scalar arguments of the CPU kernels, checked as the CPU kernel checks them before a twin gets them (None or an
+#: array there would become NaN or be broadcast on the device, where the host refuses them)
+SCALARS = frozenset({"a"})
 
 #: The names of the kernels decorated with :func:`gpu_twin`, in the order they were defined.
 twinned: list[str] = []
@@ -37,6 +43,8 @@ def gpu_twin(cpu: F) -> F:
     def on_device(**arguments: Any) -> Any:  # called when one argument at least is a DeviceArray
         device = _sys.modules["hpc.cuda.array"].DeviceArray
         first = next(a for a in arguments.values() if isinstance(a, device))
+        for scalar in SCALARS.intersection(arguments):
+            arguments[scalar] = _checks.real_scalar(scalar, arguments[scalar], first.dtype)
         from hpc.cuda import twins
 
         result = getattr(twins, name)(**{k: v for k, v in arguments.items() if k not in HOST_ONLY})

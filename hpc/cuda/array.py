@@ -66,6 +66,8 @@ class DeviceArray:
     ) -> None:
         self.shape = _normalize_shape(shape)
         self.dtype = _np.dtype(dtype)
+        if self.dtype.hasobject:  # device memory holds bytes: pointers to Python objects would be garbage there
+            raise TypeError(f"a DeviceArray holds numbers, not objects; got dtype {self.dtype}")
         self.strides = _c_strides(self.shape, self.dtype.itemsize) if strides is None else tuple(map(int, strides))
         if len(self.strides) != len(self.shape):
             raise ValueError(f"strides must have one entry per dimension {self.shape}; got {strides!r}")
@@ -279,8 +281,15 @@ class DeviceArray:
     def free(self) -> None:
         """Give the memory back to the pool now instead of when the array is collected.
 
+        Raises:
+            ValueError: the array is a view (``reshape``, a slice) of another DeviceArray: free that one, which owns
+                the memory (freeing it leaves every view dangling). An array over memory hpc did not allocate (from
+                DLPack or ``__cuda_array_interface__``) has nothing to give back: ``free`` does nothing there.
+
         .. note:: No synchronization: queued work must not use the array any more.
         """
+        if isinstance(self._owner, DeviceArray):
+            raise ValueError("free() of a view: free the DeviceArray that owns the memory (its base), not a view of it")
         if isinstance(self._owner, memory.Buffer):
             self._owner.free()
 

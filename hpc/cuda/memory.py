@@ -239,6 +239,25 @@ def pinned_pool() -> Pool:
     return _get_pool("pinned")
 
 
+class _PinnedBlock:
+    """One pinned block seen by NumPy (``__array_interface__``): the base of every array made on it, holding the
+    block's Buffer.
+
+    NumPy gives a view of a view the first owner of the memory as its base, skipping the arrays between: a plain
+    ``np.asarray(pinned)`` skipped the PinnedArray (which held the Buffer), so the block went back to its pool, to
+    be handed out again, while that view still pointed into it. The skipping ends at an object that is not an array:
+    this one, so every array made on the block keeps it, and the block, alive.
+    """
+
+    __slots__ = ("buffer", "__array_interface__")
+
+    def __init__(self, buffer: Buffer) -> None:
+        self.buffer = buffer
+        self.__array_interface__ = {
+            "shape": (buffer.nbytes,), "typestr": "|u1", "data": (buffer.ptr, False), "version": 3
+        }
+
+
 class PinnedArray(_np.ndarray):
     """A NumPy array in page-locked host memory from :func:`pinned_empty`; its block goes back when all views go.
 
@@ -273,7 +292,8 @@ def pinned_empty(shape: _Any, dtype: _Any = float, order: str = "C") -> PinnedAr
     for n in shape:
         count *= int(n)
     buf = pinned_pool().allocate(count * dtype.itemsize)
-    out = _np.ndarray(shape, dtype=dtype, buffer=buf.host, order=order).view(PinnedArray)
+    raw = _np.asarray(_PinnedBlock(buf))
+    out = _np.ndarray(shape, dtype=dtype, buffer=raw, order=order).view(PinnedArray)
     out._hpc_buffer = buf
     return out
 
@@ -354,11 +374,20 @@ def leak_report() -> str:
 
 def _site() -> str:
     frame = _sys._getframe(2)
-    while frame is not None and _os.path.dirname(_os.path.abspath(frame.f_code.co_filename)) == _HERE:
+    while frame is not None and _inside_hpc(frame.f_code.co_filename):
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return "(unknown)"
     return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+
+
+def _inside_hpc(filename: str) -> bool:
+    """Whether a frame is hpc's own on the way to an allocation: hpc.cuda, or hpc.kernels' dispatch of a kernel to
+    its GPU twin (kernels/_dispatch.py and the wrapper it generates), so a leak names the caller's line."""
+    if filename.startswith("<hpc.kernels gpu_twin"):
+        return True
+    path = _os.path.abspath(filename)
+    return _os.path.dirname(path) == _HERE or path.endswith(_os.path.join("kernels", "_dispatch.py"))
 
 
 def _report_leaks_at_exit() -> None:

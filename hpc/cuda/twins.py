@@ -186,11 +186,13 @@ def sum(x: DeviceArray, *, accurate: bool = False, stream: Stream | None = None)
         import math
 
         values = x.get().reshape(-1).astype(_np.float64)
-        try:
-            return math.fsum(values.tolist())
-        except (ValueError, OverflowError):  # inf - inf, or an exact sum beyond float64: NumPy's answer instead
+        if not _np.isfinite(values).all():  # an infinity or NaN: NumPy's answer (inf, -inf or NaN), as the host's
             with _np.errstate(invalid="ignore", over="ignore"):
                 return float(values.sum())
+        try:
+            return math.fsum(values.tolist())
+        except OverflowError:  # finite data whose partial sums overflow: summed scaled by 2**-64, as the host does
+            return math.fsum((values * 2.0**-64).tolist()) * 2.0**64  # inf when the true sum overflows
     if not _gpu():
         return float(_np.sum(_host(x), dtype=_np.float64))
     _ready(stream, x)

@@ -313,3 +313,24 @@ def test_row_views_of_views_and_their_errors(no_leaks: None) -> None:
     a.free()
     with pytest.raises(RuntimeError, match="after free"):
         rows.get()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: cuda.empty(10, object), lambda: cuda.zeros(3, object), lambda: cuda.empty_like(np.empty(3, object))],
+    ids=["empty", "zeros", "empty_like"],
+)
+def test_object_dtypes_are_refused_by_every_constructor(make):
+    """Device memory holds bytes: an object array there read its uninitialised bytes as pointers (a segfault).
+    Every constructor refuses it, as to_device does."""
+    with pytest.raises(TypeError, match="holds numbers, not objects"):
+        make()
+
+
+def test_free_of_a_view_raises_and_the_base_frees():
+    """free() on a view used to do nothing (the memory stayed in use, the view usable): it raises, naming the base."""
+    base = cuda.to_device(np.ones(100))
+    view = base.reshape(10, 10)
+    with pytest.raises(ValueError, match="free the DeviceArray that owns the memory"):
+        view.free()
+    base.free()

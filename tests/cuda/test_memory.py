@@ -160,3 +160,33 @@ def test_pools_of_missing_devices_are_refused() -> None:
         with pytest.raises(ValueError, match=f"got {bad}"):
             make()
     assert f"device:{bad}" not in cuda.memory_stats()
+
+
+def test_a_pinned_block_lives_while_any_view_of_it_does():
+    """np.asarray(pinned) and pinned.view(np.ndarray) are plain views: they keep the block, so it is not handed out
+    again while they point into it (NumPy's base collapsing skipped the PinnedArray that held the block)."""
+    before = memory.pinned_pool().stats().live
+    p = cuda.pinned_empty(1000)
+    p[:] = 7.0
+    plain, part = np.asarray(p), p.view(np.ndarray)[10:20]
+    del p
+    gc.collect()
+    assert memory.pinned_pool().stats().live == before + 1 and plain[0] == part[0] == 7.0
+    del plain
+    gc.collect()
+    assert memory.pinned_pool().stats().live == before + 1
+    del part
+    gc.collect()
+    assert memory.pinned_pool().stats().live == before
+
+
+def test_the_leak_check_names_the_callers_line_for_a_dispatched_kernel(tmp_path):
+    """An allocation made by a kernel dispatched to its twin is reported at the caller's line, not in hpc's dispatch."""
+    script = tmp_path / "leaky.py"
+    script.write_text(
+        "import numpy as np\nfrom hpc import cuda, kernels\nx = cuda.to_device(np.ones((4, 4)))\n"
+        "out = kernels.softmax(x)\n"
+    )
+    env = {**os.environ, "HPC_CUDA_LEAKCHECK": "1"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert f"{script}:4 in <module>" in done.stderr and "_dispatch" not in done.stderr, done.stderr

@@ -314,3 +314,25 @@ def test_gram_twin(dtype: type, with_y: bool, centred: bool, no_leaks: None) -> 
     assert np.array_equal(m2, m2.T)
     with pytest.raises(ValueError, match="y must be a float64 array of 700 rows"):
         twins.gram(cuda.to_device(xh), cuda.to_device(yh[:5]))
+
+
+def test_accurate_sum_of_finite_data_whose_partial_sums_overflow_is_the_hosts():
+    """The twin's accurate sum gives the host kernel's answers: the finite true sum where partial sums overflow
+    (math.fsum raises there, and the twin used to return NumPy's inf), inf or NaN for non-finite data."""
+    from hpc import kernels
+
+    for values in ([1e308, 1e308, -1e308], [1e308, 1e308], [-1e308, -1e308], [np.inf, 1.0], [1.0, 2.0]):
+        x = np.array(values)
+        assert kernels.sum(cuda.to_device(x), accurate=True) == kernels.sum(x, accurate=True)
+    assert np.isnan(kernels.sum(cuda.to_device(np.array([np.inf, -np.inf])), accurate=True))
+
+
+def test_a_scalar_argument_is_checked_as_on_the_host():
+    """axpy's a on DeviceArrays: None and arrays with elements raise the host's TypeError (None became NaN there)."""
+    from hpc import kernels
+
+    x = cuda.to_device(np.ones(3))
+    for bad in (None, np.array([2.0])):
+        with pytest.raises(TypeError, match="a must be a real number"):
+            kernels.axpy(bad, x, cuda.to_device(np.ones(3)))
+    assert kernels.axpy(np.float32(2.0), x, cuda.to_device(np.ones(3))).get().tolist() == [3.0, 3.0, 3.0]
