@@ -593,11 +593,14 @@ def subtract_row(
 def _row_vector(name: str, a: _Any, m: int, dtype: _Any, like: DeviceArray) -> DeviceArray:
     """Return the per-row values ``a`` as an ``(m,)`` DeviceArray of ``dtype`` on ``like``'s device."""
     if isinstance(a, DeviceArray):
-        if a.shape != (m,) or a.dtype != _np.dtype(dtype) or not a.c_contiguous:
-            raise ValueError(f"{name} must be a C-contiguous {_np.dtype(dtype)} array of shape ({m},); got "
-                             f"{a.dtype} {a.shape}")
+        if a.shape != (m,):
+            raise ValueError(f"{name} must have shape ({m},); got {a.shape}")
         a._check_live()
-        return a
+        if a.dtype == _np.dtype(dtype) and a.c_contiguous:
+            return a
+        # another dtype (float32 targets, int32 labels), as the host kernel and the fallback take them: converted
+        # through the host once
+        return to_device(_np.ascontiguousarray(a.get(), dtype=dtype), device=like.device_index)
     host = _np.ascontiguousarray(a, dtype=dtype)
     if host.shape != (m,):
         raise ValueError(f"{name} must have shape ({m},); got {host.shape}")
@@ -727,6 +730,8 @@ def softmax_loss_grad(
     if m == 0:
         return 0.0, _np.zeros((k, d + 1))
     b = _np.zeros(k) if intercept is None else _np.ascontiguousarray(intercept, dtype=_np.float64)
+    if b.shape == (1,):  # one intercept for every class (a scalar arrives so), as the host and fallback broadcast it
+        b = _np.full(k, b[0])
     if b.shape != (k,):
         raise ValueError(f"intercept must have shape ({k},); got {b.shape}")
     coef_dev = to_device(w, device=x.device_index)

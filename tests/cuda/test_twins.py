@@ -336,3 +336,31 @@ def test_a_scalar_argument_is_checked_as_on_the_host():
         with pytest.raises(TypeError, match="a must be a real number"):
             kernels.axpy(bad, x, cuda.to_device(np.ones(3)))
     assert kernels.axpy(np.float32(2.0), x, cuda.to_device(np.ones(3))).get().tolist() == [3.0, 3.0, 3.0]
+
+
+def test_per_row_device_vectors_of_another_dtype_are_converted():
+    """float32 targets or int32 labels as DeviceArrays, which the host kernels and the fallback take: the GPU path
+    converts them (it refused them)."""
+    like = cuda.to_device(np.ones((3, 2)))
+    got = twins._row_vector("y", cuda.to_device(np.array([0.0, 1.0, 1.0], np.float32)), 3, np.float64, like)
+    assert got.dtype == np.float64 and got.get().tolist() == [0.0, 1.0, 1.0]
+    got = twins._row_vector("y", cuda.to_device(np.array([2, 0, 1], np.int32)), 3, np.int64, like)
+    assert got.dtype == np.int64 and got.get().tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match=r"y must have shape \(3,\)"):
+        twins._row_vector("y", cuda.to_device(np.ones(4)), 3, np.float64, like)
+
+
+def test_softmax_loss_grad_broadcasts_a_scalar_intercept_on_the_gpu_path(monkeypatch):
+    """A scalar intercept, which the host kernel and the fallback broadcast, reaches the GPU launch as one value per
+    class (the GPU path refused it). The launch itself is replaced by a stub that records its arguments."""
+    seen = {}
+
+    def launch(x, kernel, fmt, args, tail, width, stream):
+        seen["b"] = args[3].get()
+        return np.zeros((width, x.shape[1] + 1))
+
+    monkeypatch.setattr(twins, "_gpu", lambda: True)
+    monkeypatch.setattr(twins, "_loss_grad_gpu", launch)
+    x = cuda.to_device(np.ones((4, 2)))
+    twins.softmax_loss_grad(x, np.array([0, 1, 2, 0]), np.zeros((3, 2)), 0.5)
+    assert seen["b"].tolist() == [0.5, 0.5, 0.5]
