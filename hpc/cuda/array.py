@@ -45,7 +45,8 @@ class DeviceArray:
         shape (tuple[int, ...]), dtype (numpy.dtype), strides (tuple[int, ...]): strides in bytes, as NumPy's.
         ptr (int): the device address of element ``[0, ..., 0]``.
         device_index (int): the device that holds the memory.
-        stream (Stream or None): the stream that last wrote the array (``None``: the default stream); consumers
+        stream (Stream or None): the stream that last wrote the array's memory (``None``: the default stream),
+            through it or through any view of the same memory: a view and the array it views share it. Consumers
             of ``__cuda_array_interface__`` and DLPack are told to wait for it.
 
     .. versionadded:: 0.1.0
@@ -75,13 +76,30 @@ class DeviceArray:
             top = context.current_index()
             device_index = context.default_index() if top is None else top
         self.device_index = int(device_index)
-        self.stream = stream
         if ptr is None:
             lo, hi = self._extent()
             owner = memory.device_pool(self.device_index).allocate(hi - lo)
             ptr = owner.ptr - lo
         self.ptr = int(ptr)
         self._owner = owner
+        self._last_writer: Stream | None = None
+        self.stream = stream
+
+    @property
+    def stream(self) -> Stream | None:
+        """The stream that last wrote this memory, through this array or a view of the same memory."""
+        return self._root()._last_writer
+
+    @stream.setter
+    def stream(self, value: Stream | None) -> None:
+        self._root()._last_writer = value
+
+    def _root(self) -> DeviceArray:
+        # the array that owns the memory: a write through a view must order the base's later readers too
+        array = self
+        while isinstance(array._owner, DeviceArray):
+            array = array._owner
+        return array
 
     # --- description
     @property

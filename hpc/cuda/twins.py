@@ -137,6 +137,10 @@ def _finish(partials: DeviceArray, count: int, stream: Stream | None) -> float:
 def axpy(a: float, x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None):
     """Compute ``a*x + y`` into ``out``, or into ``y`` itself when ``out`` is ``None``; return it (BLAS ``axpy``).
 
+    On a GPU ``a*x[i] + y[i]`` is one fused multiply-add (nvcc contracts it), as in the host kernel: the same bits.
+    The host fallback computes it with NumPy, which has no fused multiply-add: ``a*x`` is rounded before the add,
+    so its results may differ from the host kernel's in the last bit.
+
     .. versionadded:: 0.1.0
     """
     _check("x", x)

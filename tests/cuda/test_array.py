@@ -334,3 +334,16 @@ def test_free_of_a_view_raises_and_the_base_frees():
     with pytest.raises(ValueError, match="free the DeviceArray that owns the memory"):
         view.free()
     base.free()
+
+
+def test_a_write_through_a_view_is_the_bases_last_write():
+    """The stream that last wrote the memory is shared by an array and its views: a write through a view orders the
+    base's later readers, and views made earlier see writes through the base (each view had its own)."""
+    stream = cuda.Stream()
+    base = cuda.zeros((4, 3))
+    earlier = base[0:1]
+    base[1:3].set(np.ones((2, 3)), stream=stream)
+    assert base.stream is stream and earlier.stream is stream
+    other = cuda.Stream()
+    base.set(np.zeros((4, 3)), stream=other)
+    assert earlier.stream is other and base.reshape(12).stream is other
