@@ -227,3 +227,23 @@ def test_fused_float_counts_that_differ_raise_on_every_rank_in_check_mode(comm, 
         with fused(comm) as f:
             for _ in range(3 + comm.rank):
                 f.allreduce(1.0)
+
+
+def test_the_same_array_in_another_layout_on_each_rank(comm, fused):
+    """A Fortran-ordered, strided or byte-swapped array on one rank and a C-ordered native one on another: the fast
+    lane takes a native C-ordered copy of the others, so every rank queues the same structure (the other layouts went
+    to the slow lane, the buffers differed in length, and MPI ended the job with "Message truncated")."""
+    m = np.arange(6.0).reshape(2, 3)
+    odd = comm.rank % 2 == 1
+    cases = [
+        np.asfortranarray(m) if odd else m,
+        m.astype(">f8") if odd else m,
+        m[:, ::2] if odd else np.ascontiguousarray(m[:, ::2]),
+        np.arange(4, dtype=np.int32)[::2] if odd else np.arange(4, dtype=np.int32)[::2].copy(),
+    ]
+    with fused(comm) as block:
+        results = [block.allreduce(x) for x in cases]
+    for x, result in zip(cases, results):
+        want = np.asarray(x, dtype=x.dtype.newbyteorder("=")) * comm.size
+        assert result.value.shape == x.shape and result.value.dtype == want.dtype
+        np.testing.assert_array_equal(result.value, want)
