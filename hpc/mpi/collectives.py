@@ -55,7 +55,7 @@ class _Prepared:
         if op is not None:
             op.check_dtype(arr.dtype)
         self.shape, self.dtype = arr.shape, arr.dtype
-        if op is not None and op.name in ("land", "lor"):
+        if op is not None and op.builtin in ("land", "lor"):
             arr = arr != 0  # logical ops give 0/1 (numpy.logical_and semantics), whatever the integer values
         work = _working_dtype(arr.dtype, op)
         if work != arr.dtype:
@@ -64,7 +64,7 @@ class _Prepared:
 
     def in_dtype(self, result: Any, op: Op | None) -> Any:
         """Return ``result`` in the dtype the caller gets: ``x``'s, except bool sum/prod, which count (int64)."""
-        if result.dtype != self.dtype and not (self.dtype.kind == "b" and op is not None and op.name in _COUNTING):
+        if result.dtype != self.dtype and not (self.dtype.kind == "b" and op is not None and op.builtin in _COUNTING):
             return result.astype(self.dtype)
         return result
 
@@ -89,7 +89,7 @@ def _working_dtype(dtype: _np.dtype, op: Op | None) -> _np.dtype:
     if dtype == _np.float16:
         return _np.dtype(_np.float32)
     if dtype.kind == "b":
-        return _np.dtype(_np.int64) if op is not None and op.name in _COUNTING else _np.dtype(_np.uint8)
+        return _np.dtype(_np.int64) if op is not None and op.builtin in _COUNTING else _np.dtype(_np.uint8)
     return dtype
 
 
@@ -110,7 +110,7 @@ def _check_root(engine: Any, root: Any) -> int:
 def allreduce(engine: Any, x: Any, op: Any = "sum", out: Any = None, reproducible: bool = False) -> Any:
     """See :meth:`hpc.mpi.Comm.allreduce`."""
     o = resolve(op)
-    if o.name in ("argmin", "argmax"):
+    if o.builtin in ("argmin", "argmax"):
         if out is not None:
             raise ValueError(f"allreduce with op={o.name!r} returns (value, index) and takes no out=")
         return _arg(engine, x, o, "allreduce")
@@ -119,8 +119,9 @@ def allreduce(engine: Any, x: Any, op: Any = "sum", out: Any = None, reproducibl
     prep = _Prepared(x, o, "allreduce")
     _guard.check_agreement(engine, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
     if reproducible:
-        if o.name != "sum":
-            raise ValueError(f"reproducible=True needs op='sum'; got op={o.name!r}")
+        if o.builtin != "sum":
+            what = f"op={o.name!r}" if o.builtin else f"the user op {o.name!r}"
+            raise ValueError(f"reproducible=True needs op='sum'; got {what}")
         from hpc.mpi.reproducible import reproducible_allreduce
 
         result = reproducible_allreduce(engine, prep.array)
@@ -267,7 +268,7 @@ def _arg(engine: Any, x: Any, o: Op, what: str, root: int | None = None) -> tupl
     flat = arr.reshape(-1)
     local = None
     if flat.size:
-        i = int(_np.argmin(flat) if o.name == "argmin" else _np.argmax(flat))
+        i = int(_np.argmin(flat) if o.builtin == "argmin" else _np.argmax(flat))
         local = (flat[i].item(), i)
     engine.seq += 1
     everyone = engine.mpi.allgather((local, int(flat.size)))
@@ -275,7 +276,7 @@ def _arg(engine: Any, x: Any, o: Op, what: str, root: int | None = None) -> tupl
     for candidate, n in everyone:  # rank order = global index order, so the first best wins ties
         if candidate is not None:
             value, i = candidate
-            if best is None or _better(value, best[0], o.name):
+            if best is None or _better(value, best[0], o.builtin):
                 best = (value, offset + i)
         offset += n
     if best is None:
@@ -320,7 +321,7 @@ class CollectiveFuture:
 
 def _elementwise(op: Any, what: str) -> Op:
     o = resolve(op)
-    if o.name in ("argmin", "argmax"):
+    if o.builtin in ("argmin", "argmax"):
         raise ValueError(f"{what} does not support op={o.name!r}; use allreduce or reduce")
     return o
 
@@ -360,7 +361,7 @@ def reduce(engine: Any, x: Any, op: Any = "sum", root: int = 0) -> Any:
     """See :meth:`hpc.mpi.Comm.reduce`."""
     root = _check_root(engine, root)
     o = resolve(op)
-    if o.name in ("argmin", "argmax"):
+    if o.builtin in ("argmin", "argmax"):
         result = _arg(engine, x, o, "reduce", root)
         return result if engine.rank == root else None
     if o is _SUM and _is_integer_scalar(x):  # exact, as in allreduce, whose words it shares (every rank gets them)

@@ -71,7 +71,7 @@ class Fused(Queue):
         o = _BUILTIN.get(op) if type(op) is str else None
         if o is None:
             o = resolve(op)
-            if o.name in ("argmin", "argmax") or o.mpi is None and self._engine.size > 1:
+            if o.builtin in ("argmin", "argmax") or o.mpi is None and self._engine.size > 1:
                 raise ValueError(f"fused allreduce supports the built-in elementwise ops; got {o.name!r}")
         redo = type(x) is _np.ndarray and (not x.flags.c_contiguous or not x.dtype.isnative)
         if o is _SUM and redo and _lane_dtype(x):
@@ -86,7 +86,7 @@ class Fused(Queue):
         if (
             (type(x) is _np.ndarray or isinstance(x, _np.generic))
             and x.dtype.char in _PLAIN
-            and (x.dtype.isnative and o.name not in ("land", "lor"))
+            and (x.dtype.isnative and o.builtin not in ("land", "lor"))
         ):  # an array or NumPy scalar MPI reduces as it is: copied flat, given back as a view or a scalar
             o.check_dtype(x.dtype)
             flat = _np.array(x, copy=True, order="C").reshape(-1)

@@ -28,8 +28,11 @@ _UFUNCS = {
 class Op:
     """A reduction: its name, the MPI op, the NumPy ufunc that computes it locally, and which dtypes it allows."""
 
-    def __init__(self, name: str, ufunc: Any, commute: bool = True, mpi_op: Any = None) -> None:
+    def __init__(self, name: str, ufunc: Any, commute: bool = True, mpi_op: Any = None, builtin: bool = False) -> None:
         self.name, self.ufunc, self.commute = name, ufunc, commute
+        #: the built-in op's name ("sum", ...), or None for an :func:`op`: what the code paths decide on (a user
+        #: function may well be called ``sum`` or ``land``; its name is only for messages)
+        self.builtin: str | None = name if builtin else None
         self._mpi_op = mpi_op
         #: for an :func:`op`, its compiled combine loop (numba, nopython and nogil); ``None`` for built-in ops
         self.kernel: Any = None
@@ -38,30 +41,30 @@ class Op:
     def mpi(self) -> Any:
         """The mpi4py op (``None`` without an MPI library)."""
         if self._mpi_op is None:  # a built-in op (a user op got its MPI op when made, where MPI is)
-            self._mpi_op = _mpi.builtin_op(self.name)
+            self._mpi_op = _mpi.builtin_op(self.builtin)
         return self._mpi_op
 
     def check_dtype(self, dtype: _np.dtype) -> None:
         """Raise TypeError when this op is not defined for ``dtype``."""
         kind = dtype.kind
-        if self.name in ("band", "bor", "land", "lor") and kind not in "biu":
+        if self.builtin in ("band", "bor", "land", "lor") and kind not in "biu":
             raise TypeError(f"op {self.name!r} needs an integer or bool dtype; got {dtype}")
-        if self.name in ("min", "max", "argmin", "argmax") and kind == "c":
+        if self.builtin in ("min", "max", "argmin", "argmax") and kind == "c":
             raise TypeError(f"op {self.name!r} is not defined for complex dtype {dtype}")
 
     def identity(self, dtype: _np.dtype) -> Any:
         """Return the identity element of this op for ``dtype`` (used for exscan on rank 0), or None."""
-        if self.name == "sum" or self.name == "bor" or self.name == "lor":
+        if self.builtin in ("sum", "bor", "lor"):
             return _np.zeros((), dtype)
-        if self.name == "prod":
+        if self.builtin == "prod":
             return _np.ones((), dtype)
-        if self.name == "band":
+        if self.builtin == "band":
             return _np.array(-1).astype(dtype)
-        if self.name == "land":
+        if self.builtin == "land":
             return _np.ones((), dtype)
-        if self.name == "min":
+        if self.builtin == "min":
             return _np.array(_np.inf if dtype.kind == "f" else _np.iinfo(dtype).max).astype(dtype)
-        if self.name == "max":
+        if self.builtin == "max":
             return _np.array(-_np.inf if dtype.kind == "f" else _np.iinfo(dtype).min).astype(dtype)
         return None
 
@@ -69,7 +72,7 @@ class Op:
         return f"<hpc.mpi op {self.name}>"
 
 
-_BUILTINS = {name: Op(name, _UFUNCS.get(name)) for name in BUILTIN_OPS}
+_BUILTINS = {name: Op(name, _UFUNCS.get(name), builtin=True) for name in BUILTIN_OPS}
 
 
 def resolve(op_: Any) -> Op:

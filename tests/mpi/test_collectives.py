@@ -493,3 +493,22 @@ def test_integer_words_carry_what_the_rank_count_allows():
     assert _integer_words(Ranks(1 << 20), 2**72 - 1)[2] == 0 and _integer_words(Ranks(1 << 20), 2**72)[2] == 1
     hi = _integer_words(Ranks(1 << 20), 2**72 - 1)[0]
     assert (1 << 20) * int(hi) < 2**63  # every rank at the bound: the hi words' sum fits
+
+
+def test_a_user_op_named_like_a_built_in_is_still_the_users(comm):
+    """Code paths decide on the op, not its name: a function called land is not made to see 0/1, one called prod
+    has no identity for exscan, one called max takes complex numbers, one called sum is not reproducible's sum."""
+
+    def land(a, b):
+        return a + b
+
+    def sum(a, b):  # noqa: A001 - the point of the test
+        return max(a, b)
+
+    assert comm.allreduce(np.array([5]), op=mpi.op(land)).tolist() == [5 * comm.size]
+    with pytest.raises(ValueError, match="needs op='sum'; got the user op 'sum'"):
+        comm.allreduce(np.array([1.0]), op=mpi.op(sum), reproducible=True)
+    prefix = comm.exscan(np.array([5.0]), op=mpi.op(lambda a, b: a + b, name="prod"))
+    assert prefix is None if comm.rank == 0 else prefix.tolist() == [5.0 * comm.rank]
+    total = comm.allreduce(np.array([1 + 2j]), op=mpi.op(lambda a, b: a + b, name="max"))
+    assert total.tolist() == [comm.size * (1 + 2j)]
