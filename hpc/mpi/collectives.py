@@ -383,7 +383,9 @@ def bcast(engine: Any, x: Any, root: int = 0) -> Any:
     root = _check_root(engine, root)
     meta = None
     if engine.rank == root:
-        if isinstance(x, (_np.ndarray, _np.generic, *_SCALARS)):
+        if isinstance(x, _np.generic) and x.dtype.kind not in "biufc":  # a NumPy string, datetime, void scalar
+            meta = ("object", x)  # any other Python object, pickled (only arrays of such dtypes are refused)
+        elif isinstance(x, (_np.ndarray, _np.generic, *_SCALARS)):
             try:
                 prep = _Prepared(x, None, "bcast")
                 meta = ("buffer", prep.dtype.str, prep.shape, prep.python_scalar, prep.numpy_scalar)

@@ -132,11 +132,12 @@ def reproducible_sum(engine: Any, rows: _np.ndarray) -> _np.ndarray:
         rows (numpy.ndarray): this rank's terms, shape ``(k, *shape)``, ``k >= 0`` (may differ by rank).
 
     Returns:
-        numpy.ndarray of shape ``shape`` and the floating dtype of ``rows`` (integers are summed exactly as int64).
+        numpy.ndarray of shape ``shape`` and the floating dtype of ``rows`` (integers are summed as NumPy sums
+        them, in int64, or uint64 for unsigned ones: exact modulo 2**64, whatever the order).
     """
     rows = _np.asarray(rows)
-    if rows.dtype.kind in "biu":
-        return engine.allreduce(_np.asarray(rows.sum(axis=0, dtype=_np.int64)))
+    if rows.dtype.kind in "biu":  # NumPy's sum (int64; uint64 for unsigned): integer sums need no care for order
+        return engine.allreduce(_np.asarray(rows.sum(axis=0)))
     if rows.dtype.kind == "c":  # parts assigned, not `re + 1j * im`: 1j * inf is nan + inf*j
         total = _np.empty(rows.shape[1:], rows.dtype)
         total.real = reproducible_sum(engine, rows.real)

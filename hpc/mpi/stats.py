@@ -39,18 +39,28 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
     # Shift by a local reference value (the first row): means near 1e9 are then computed as small numbers, so the
     # differences of means in the merge keep their digits. Differences of references are exact in floating point.
     ref = a[0] if n else _np.zeros(rest)
-    shifted = a - ref
-    mean = shifted.mean(axis=0) if n else _np.zeros(rest)
-    m2 = ((shifted - mean) ** 2).sum(axis=0) if n else _np.zeros(rest)
-    local = _np.stack([_np.full(rest, float(n)), ref, mean, m2])
-    parts = comm.allgather(local[None, ...])  # one collective: (size, 4, *rest)
+    with _np.errstate(invalid="ignore", over="ignore"):
+        shifted = a - ref
+        mean = shifted.mean(axis=0) if n else _np.zeros(rest)
+        m2 = ((shifted - mean) ** 2).sum(axis=0) if n else _np.zeros(rest)
+        # columns holding an inf or NaN: NumPy's mean there is the plain sum over the count (Chan's merge would
+        # meet inf - inf), and its variance NaN; each rank's plain sum and a flag travel in the same collective
+        plain = a.sum(axis=0) if n else _np.zeros(rest)
+    flagged = _np.zeros(rest) if not n else (~_np.isfinite(a)).any(axis=0).astype(_np.float64)
+    local = _np.stack([_np.full(rest, float(n)), ref, mean, m2, plain, flagged])
+    parts = comm.allgather(local[None, ...])  # one collective: (size, 6, *rest)
     count = _np.zeros(rest)
     base = None
     mu = _np.zeros(rest)  # the running mean, relative to base
     m2_total = _np.zeros(rest)
-    for nb, ref_b, mean_b, m2b in parts:
+    plain_total = _np.zeros(rest)
+    nonfinite = _np.zeros(rest, dtype=bool)
+    for nb, ref_b, mean_b, m2b, plain_b, flag_b in parts:
         if not _np.any(nb):
             continue
+        with _np.errstate(invalid="ignore", over="ignore"):
+            plain_total = plain_total + plain_b
+        nonfinite |= flag_b > 0
         if base is None:
             base = ref_b
         total = count + nb
@@ -62,9 +72,13 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
         count = total
     mean_total = mu if base is None else base + mu
     with _np.errstate(invalid="ignore", divide="ignore"):
-        var = m2_total / (count - ddof)
+        # NumPy's degrees of freedom: max(count - ddof, 0), so ddof >= count gives inf (or NaN), never a negative
+        var = m2_total / _np.maximum(count - ddof, 0)
         if base is None:
             mean_total = mean_total / 0.0 * 0.0  # no data anywhere: NaN, like numpy.mean of an empty array
+        else:
+            mean_total = _np.where(nonfinite, plain_total / count, mean_total)
+            var = _np.where(nonfinite, _np.nan, var)
     if _np.ndim(count) == 0:
         return int(count), mean_total[()], var[()]
     return count.astype(_np.int64), mean_total, var
@@ -90,7 +104,12 @@ def histogram(comm: Any, x: Any, bins: int = 10, range: tuple[float, float] | No
     """
     comm = as_comm(comm)
     a = _np.asarray(x, dtype=_np.float64).reshape(-1)
-    if range is None:
+    if isinstance(bins, str):  # a rule of numpy's ('auto', 'fd', ...) reads the data: each rank's would differ
+        raise ValueError(
+            f"bins must be an int or a sequence of edges; got {bins!r} (a rule such as 'auto' sizes the bins from "
+            "the data, which every rank holds a different part of: compute the edges first)"
+        )
+    if range is None and _np.ndim(bins) == 0:  # with edges given there is no range to find
         lo = a.min() if a.size else _np.inf
         hi = a.max() if a.size else -_np.inf
         if lo != lo:  # a NaN: MPI's MAX may drop it (depending on rank order); an infinite range keeps it
@@ -112,6 +131,8 @@ def dot(comm: Any, a: Any, b: Any, *, reproducible: bool = False) -> Any:
     a, b = _np.asarray(a), _np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same local shape; got {a.shape} and {b.shape}")
+    if a.dtype == bool and b.dtype == bool:  # NumPy's dot of booleans is an OR of ANDs, not a count
+        return comm.allreduce(_np.asarray(_np.dot(a.reshape(-1), b.reshape(-1))), op="lor")[()]
     if reproducible:
         return sum(comm, (a * b).reshape(-1), reproducible=True)[()]
     return comm.allreduce(_np.asarray(_np.dot(a.reshape(-1), b.reshape(-1))))[()]
@@ -120,7 +141,10 @@ def dot(comm: Any, a: Any, b: Any, *, reproducible: bool = False) -> Any:
 def norm(comm: Any, x: Any) -> float:
     """Return the 2-norm of a distributed vector, without overflow or underflow (scaled by the global max)."""
     comm = as_comm(comm)
-    a = _np.abs(_np.asarray(x)).astype(_np.float64, copy=False).reshape(-1)  # complex: the modulus
+    a = _np.asarray(x)
+    if a.dtype.kind in "biu":  # in float64 first: abs of the most negative integer wraps to itself
+        a = a.astype(_np.float64)
+    a = _np.abs(a).astype(_np.float64, copy=False).reshape(-1)  # complex: the modulus
     local_max = float(a.max()) if a.size else 0.0
     # MPI's MAX may drop a NaN depending on rank order: a second entry carries it, so every rank returns NaN
     nan = local_max != local_max
