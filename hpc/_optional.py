@@ -10,11 +10,11 @@ from types import ModuleType as _ModuleType
 __all__ = ["optional_module", "require", "why_missing"]
 
 _HINTS = {
-    "mpi4py": "pip install mpi4py 'hpc-substrate[mpi]'",
-    "pycuda": "pip install 'hpc-substrate[cuda]'",
-    "matplotlib": "pip install 'hpc-substrate[plot]'",
+    "mpi4py": "pip install mpi4py mpich",
+    "pycuda": "pip install pycuda",
+    "matplotlib": "pip install matplotlib",
     "numba": "pip install numba",
-    "scipy.optimize": "pip install 'hpc-substrate[ml]'",
+    "scipy.optimize": "pip install scipy",
 }
 _cache: dict[str, _ModuleType | None] = {}
 _errors: dict[str, str] = {}

@@ -258,7 +258,7 @@ def _python() -> dict[str, _Any]:
 def _mpi() -> dict[str, _Any] | str:
     mpi4py = optional_module("mpi4py")
     if mpi4py is None:
-        return "mpi4py is not installed (pip install mpi4py 'hpc-substrate[mpi]')"
+        return "mpi4py is not installed (pip install mpi4py mpich)"
     launcher = detect_launcher()
     out: dict[str, _Any] = {"mpi4py": mpi4py.__version__, "launcher": launcher and launcher["name"]}
     mpi = optional_module("mpi4py.MPI")

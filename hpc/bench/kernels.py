@@ -462,7 +462,7 @@ def plot(result: dict, path: str) -> None:
     try:
         import matplotlib
     except ImportError:
-        raise ImportError("plotting needs matplotlib; install it with: pip install 'hpc-substrate[plot]'") from None
+        raise ImportError("plotting needs matplotlib; install it with: pip install matplotlib") from None
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 

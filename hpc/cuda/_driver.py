@@ -25,7 +25,7 @@ def load() -> tuple[_ModuleType | None, str]:
     if optional_module("pycuda") is None:
         error = why_missing("pycuda")
         if error.startswith("ModuleNotFoundError"):
-            return None, "pycuda is not installed (pip install 'hpc-substrate[cuda]')"
+            return None, "pycuda is not installed (pip install pycuda)"
         return None, f"pycuda cannot be imported: {error}"
     driver = optional_module("pycuda.driver")
     if driver is None:

@@ -93,7 +93,9 @@ def local_rank(comm: _Any = None) -> tuple[int, int | None, str]:
             local = -1
         if local < 0:
             raise ValueError(f"{rank_var} must be a non-negative integer; got {value!r}")
-        return local, int(size_text) if size_text.isdigit() else None, rank_var
+        # the launcher module's size, as hpc.mpi reads it: srun's SLURM_NTASKS_PER_NODE is what was asked for, not
+        # what runs on this node, and is not a size
+        return local, _launcher.local_size(), rank_var
     raw = _raw(comm)
     mpi4py = optional_module("mpi4py.MPI")
     if comm is not None and mpi4py is not None and hasattr(raw, "Split_type"):
@@ -114,10 +116,14 @@ def bind_rank(comm: _Any = None, *, report: bool = False) -> Binding:
         report (bool): also print the binding, one line per rank.
 
     This affects the whole process; there is no per-thread isolation (``with Device(i):`` blocks still win).
-    On the host fallback it binds device 0 and says so.
+    On the host fallback it binds device 0 and says so; under ``HPC_DEVICE=cuda`` without a usable GPU it raises
+    RuntimeError, as every other call does.
 
     .. versionadded:: 0.1.0
     """
+    from hpc.cuda import _backend
+
+    _backend.get()  # HPC_DEVICE=cuda without a usable GPU raises here, as every other hpc.cuda call does
     rank, size = _rank_size(comm)
     local, local_size, source = local_rank(comm)
     count = device_count()

@@ -131,7 +131,7 @@ def devices() -> list[DeviceInfo]:
 def unavailable_reason() -> str:
     """Return one human line saying why no GPU is usable, or an empty string when one is.
 
-    Examples are ``"HPC_DEVICE=cpu"``, ``"pycuda is not installed (pip install 'hpc-substrate[cuda]')"``,
+    Examples are ``"HPC_DEVICE=cpu"``, ``"pycuda is not installed (pip install pycuda)"``,
     ``"no CUDA driver: ImportError: libcuda.so.1: ..."`` and ``"driver found but 0 devices"``.
 
     .. versionadded:: 0.1.0

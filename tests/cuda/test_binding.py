@@ -29,6 +29,16 @@ def test_launcher_variables(monkeypatch: pytest.MonkeyPatch, rank_var: str, size
     assert cuda.local_rank() == (3, 4, rank_var)
 
 
+def test_under_srun_the_local_size_is_unknown_as_hpc_mpi_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """srun's SLURM_NTASKS_PER_NODE is what was asked for, not what runs on the node: no size, as
+    hpc._launcher.local_size (what hpc.mpi reads) says (it was taken as the size here)."""
+    from hpc import _launcher
+
+    monkeypatch.setenv("SLURM_LOCALID", "1")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4")
+    assert cuda.local_rank() == (1, None, "SLURM_LOCALID") and _launcher.local_size() is None
+
+
 def test_open_mpi_wins_over_later_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     """Variables are tried in the documented order; a bad value raises naming the variable."""
     monkeypatch.setenv("MPI_LOCALRANKID", "1")

@@ -101,7 +101,7 @@ def test_missing_pycuda_reason(fresh_imports: pytest.MonkeyPatch) -> None:
     """When pycuda cannot be imported, the reason says it is not installed and how to install it."""
     fresh_imports.setitem(sys.modules, "pycuda", None)
     assert cuda.is_available() is False
-    assert cuda.unavailable_reason() == "pycuda is not installed (pip install 'hpc-substrate[cuda]')"
+    assert cuda.unavailable_reason() == "pycuda is not installed (pip install pycuda)"
 
 
 def test_missing_driver_reason(fresh_imports: pytest.MonkeyPatch) -> None:
