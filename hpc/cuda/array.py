@@ -230,7 +230,11 @@ class DeviceArray:
         return dst
 
     def copy(self, stream: Stream | None = None) -> DeviceArray:
-        """Return a new C-contiguous device copy."""
+        """Return a new C-contiguous device copy of a C-contiguous array (see :meth:`copy_to`).
+
+        Raises:
+            ValueError: the array is strided (one taken in through DLPack or ``__cuda_array_interface__``).
+        """
         return self.copy_to(None, stream)
 
     def fill_zero(self, stream: Stream | None = None) -> DeviceArray:
