@@ -81,12 +81,13 @@ def _capsule_destructor(capsule: int) -> None:
 
 
 def dtype_to_dl(dtype: _np.dtype) -> tuple[int, int, int]:
-    """Return DLPack's ``(code, bits, lanes)`` for a NumPy dtype."""
+    """Return DLPack's ``(code, bits, lanes)`` for a NumPy dtype; BufferError (the DLPack standard's error for a
+    tensor it cannot export) for any other dtype or byte order."""
     dtype = _np.dtype(dtype)
     if dtype.kind not in _CODES:
-        raise TypeError(f"dtype must be a bool, integer, float or complex dtype for DLPack; got {dtype}")
+        raise BufferError(f"dtype must be a bool, integer, float or complex dtype for DLPack; got {dtype}")
     if not dtype.isnative:
-        raise TypeError(f"dtype must be in native byte order for DLPack (it has no byte order); got {dtype.str}")
+        raise BufferError(f"dtype must be in native byte order for DLPack (it has no byte order); got {dtype.str}")
     return _CODES[dtype.kind], dtype.itemsize * 8, 1
 
 

@@ -254,7 +254,7 @@ def test_views_of_a_freed_array_are_refused() -> None:
 def test_dlpack_refuses_non_native_byte_order() -> None:
     """DLPack has no byte order: a big-endian array is refused, not exported as garbage; the interface keeps it."""
     a = cuda.to_device(np.arange(3, dtype=">f8"))
-    with pytest.raises(TypeError, match="native byte order"):
+    with pytest.raises(BufferError, match="native byte order"):
         np.from_dlpack(a)
     assert np.asarray(a).tolist() == [0.0, 1.0, 2.0]
 
@@ -347,3 +347,10 @@ def test_a_write_through_a_view_is_the_bases_last_write():
     other = cuda.Stream()
     base.set(np.zeros((4, 3)), stream=other)
     assert earlier.stream is other and base.reshape(12).stream is other
+
+
+def test_dlpack_of_a_dtype_it_cannot_carry_raises_buffer_error():
+    """The DLPack standard's error for an array it cannot export is BufferError (it was TypeError)."""
+    for dtype in ("datetime64[s]", ">f8", "U3"):
+        with pytest.raises(BufferError, match="for DLPack"):
+            cuda.zeros(2, dtype).__dlpack__()
