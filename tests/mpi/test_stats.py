@@ -122,3 +122,12 @@ def test_statistics_give_numpys_answers_on_edge_data(comm):
 def test_bcast_sends_numpy_strings_and_datetimes_pickled(comm):
     sent = (np.str_("abc"), np.datetime64("2020-01-01")) if comm.rank == 0 else (None, None)
     assert [comm.bcast(x) for x in sent] == [np.str_("abc"), np.datetime64("2020-01-01")]
+
+
+def test_moments_of_complex_data_are_numpys(comm):
+    """A complex mean and the variance of the real part plus the imaginary part's, as NumPy (the imaginary part was
+    dropped with a ComplexWarning)."""
+    data = np.array([1 + 2j, 3 - 1j, -2 + 0.5j, 4 + 4j])
+    n, mean, var = mpi.moments(comm, _part(comm, data))
+    assert n == 4 and mean == np.mean(data)
+    np.testing.assert_allclose(var, np.var(data), rtol=1e-15)
