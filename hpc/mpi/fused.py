@@ -8,7 +8,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.mpi import guard as _guard
-from hpc.mpi._fused_queue_py import FNV_PRIME, FUSE_MAX, KINDS, MASK
+from hpc.mpi._fused_queue_py import FNV_PRIME, FUSE_MAX, KINDS, MASK, _lane_kind
 from hpc.mpi.collectives import (
     _integer_result,
     _integer_total,
@@ -73,12 +73,18 @@ class Fused(Queue):
             o = resolve(op)
             if o.builtin in ("argmin", "argmax") or o.mpi is None and self._engine.size > 1:
                 raise ValueError(f"fused allreduce supports the built-in elementwise ops; got {o.name!r}")
-        redo = type(x) is _np.ndarray and (not x.flags.c_contiguous or not x.dtype.isnative)
-        if o is _SUM and redo and _lane_dtype(x):
-            # the fast lane's dtypes in another layout or byte order: the lane takes a native C-ordered copy, so
-            # the ranks' batches agree whatever layout each rank's array has (a Fortran array on one rank and a
-            # C one on another made buffers of different lengths: MPI's "Message truncated")
-            return Queue.allreduce(self, _np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("=")))
+        if (
+            o is _SUM
+            and type(x) is _np.ndarray
+            and x.size <= FUSE_MAX
+            and (not x.flags.c_contiguous or not x.dtype.isnative)
+        ):
+            # another layout or byte order: if the lane takes the native C-ordered copy (the lane's own rule,
+            # _lane_kind), it gets that, so the ranks' batches agree whatever layout each rank's array has (a Fortran
+            # array on one rank and a C one on another made buffers of different lengths: "Message truncated")
+            native = _np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))
+            if _lane_kind(native):
+                return Queue.allreduce(self, native)
         result = FusedResult()
         if o is _SUM and _is_integer_scalar(x):  # exact, any size, as in allreduce (any kind mixes with any)
             self._integers.append((int(x), x, result))
@@ -195,15 +201,6 @@ def _checksum(doubles: Any, others: Any, entries: list[Any] | None, integers: in
         h = ((h ^ _zlib.crc32(repr((_slow(entries), integers)).encode())) * FNV_PRIME) & MASK
     return float(h >> 44)
 
-
-
-def _lane_dtype(x: _np.ndarray) -> bool:
-    """Whether an array's dtype is one the fast lane batches (float64, float32, int64, int32; integers with a
-    dimension at least), within its size limit: the lane decides the same for the native C-ordered copy."""
-    kind = x.dtype.kind
-    size = x.dtype.itemsize
-    fits = (kind == "f" and size in (4, 8)) or (kind == "i" and size in (4, 8) and x.ndim > 0)
-    return fits and x.size <= FUSE_MAX
 
 
 #: dtypes MPI reduces as they are, which the slow lane copies flat (float16, bool and long double take _Prepared's
