@@ -220,17 +220,26 @@ class PCA(Estimator):
         float64)."""
         check_is_fitted(self)
         X = _data.check_predict_rows(X, self)
+        return self._log_likelihood(X).astype(X.dtype, copy=False)
+
+    def _log_likelihood(self, X: _np.ndarray) -> _np.ndarray:
+        """The rows' log-likelihoods in float64 (X checked): what score sums, before score_samples' cast."""
         centred = X - self.mean_
         precision = self._precision()
         log_like = -0.5 * _np.sum(centred * (centred @ precision), axis=1)
         sign, logdet = _np.linalg.slogdet(precision)
         log_like -= 0.5 * (self.n_features_in_ * _math.log(2.0 * _math.pi) - (logdet if sign > 0 else -_np.inf))
-        return log_like.astype(X.dtype, copy=False)
+        return log_like
 
     def score(self, X: Any, y: Any = None, *, comm: Any = None) -> float:
         """Return the average log-likelihood over every rank's rows (collective)."""
         comm = self._comm_for(comm)
-        local = self._agreed(comm, lambda: self.score_samples(X).astype(_np.float64))
+
+        def local_rows() -> _np.ndarray:  # in float64: a float32 fit's score is not summed from rounded values
+            check_is_fitted(self)
+            return self._log_likelihood(_data.check_predict_rows(X, self))
+
+        local = self._agreed(comm, local_rows)
         total, count = comm.allreduce(_np.array([local.sum(), float(local.shape[0])]), reproducible=True)
         return float(total / count)
 
