@@ -7,7 +7,8 @@ degree-11 polynomial. Against a long double ``exp`` on 5 million points in ``[-7
 into the exponent field and reinterpreting them as a float64 (:func:`hpc.kernels.intrinsics.bits_to_float`, a
 register bitcast). One loop, no table, no branch, no scratch buffer: LLVM vectorizes it to packed FMAs on zmm/ymm
 registers.
-Results below ``exp(-708)`` (including ``exp(-inf)``) flush to 0, with no subnormals; NaN stays NaN.
+Results below ``exp(-708)`` (including ``exp(-inf)``) flush to 0, with no subnormals; :func:`exp_shifted` takes
+the threshold, so that a float32 row gets 0 below float32's smallest normal (:func:`flush_for`); NaN stays NaN.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ._flags import REDUCE
 from .intrinsics import bits_to_float as _bits_to_float
 from .intrinsics import float_to_bits as _float_to_bits
 
-__all__ = ["exp_shifted", "exp_shifted_sum"]
+__all__ = ["exp_shifted", "exp_shifted_sum", "flush_for"]
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.6931471803691238  # ln 2 split so that k * _LN2_HI is exact for |k| < 2**11
@@ -27,6 +28,7 @@ _LN2_LO = 1.9082149292705877e-10
 _SHIFTER = 6755399441055744.0  # 1.5 * 2**52: v / ln 2 + this rounds to an integer held in the low mantissa bits
 _EXP_ONE = 1023 << 52  # the biased exponent of 1.0
 _FLUSH = -708.0  # below: 2**k would be subnormal, the result flushes to 0
+_FLUSH_FLOAT32 = -87.336544750553  # 1e-12 above ln(2**-126): exp of it is float32's smallest normal or more
 # exp(r) ~ 1 + r + r**2 * q(r) on |r| <= ln(2)/2: q of degree 9 interpolates (exp(r) - 1 - r) / r**2 at Chebyshev
 # nodes (near-minimax; fitted in 60-digit decimal arithmetic). Relative error of the degree-11 polynomial with these
 # float64 coefficients, in exact arithmetic: 1.6e-17 (0.07 ulp); the Taylor polynomial needs degree 13 for that.
@@ -42,10 +44,16 @@ _C10 = 2.7620138719733994e-07
 _C11 = 2.5100424157005067e-08
 
 
+def flush_for(dtype: _np.dtype) -> float:
+    """The ``flush`` of :func:`exp_shifted` for an ``out`` of ``dtype``: below it exp would be subnormal there."""
+    return _FLUSH_FLOAT32 if _np.dtype(dtype) == _np.float32 else _FLUSH
+
+
 @_njit(cache=True, nogil=True, fastmath={"contract"})
-def _exp_nonpos(v):  # pragma: no cover - compiled by numba
-    # exp(v) for v <= 0 or NaN, branch-free. Its own function, compiled with contract only: LLVM inlines it into
-    # the loops below (the flags stay per instruction), where reassoc, which the sums need, could undo the rounding
+def _exp_nonpos(v, flush):  # pragma: no cover - compiled by numba
+    # exp(v) for v <= 0 or NaN, 0 below flush (>= _FLUSH), branch-free. Its own function, compiled with contract
+    # only: LLVM inlines it into the loops below (the flags stay per instruction), where reassoc, which the sums
+    # need, could undo the rounding
     z = v * _LOG2E + _SHIFTER
     kf = z - _SHIFTER
     r = (v - kf * _LN2_HI) - kf * _LN2_LO
@@ -62,19 +70,21 @@ def _exp_nonpos(v):  # pragma: no cover - compiled by numba
     p = p * r + 1.0
     p = p * r + 1.0
     e = p * _bits_to_float((_float_to_bits(z) << 52) + _EXP_ONE)  # 2**k: k's bits into the exponent field
-    return e if not (v < _FLUSH) else 0.0  # NaN passes (the comparison is false)
+    return e if not (v < flush) else 0.0  # NaN passes (the comparison is false)
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def exp_shifted(x, shift, out):  # pragma: no cover - compiled by numba
+def exp_shifted(x, shift, out, flush):  # pragma: no cover - compiled by numba
     """Write ``exp(x - shift)`` to ``out`` (``x``'s length; may be ``x``) and return the float64 sum of the values.
 
-    Every ``x - shift`` must be ``<= 0`` (or NaN). Pass views that start at 0 (``x[lo:hi]``): numba vectorizes
-    loops over those, not loops with an offset.
+    Every ``x - shift`` must be ``<= 0`` (or NaN). Where ``x - shift < flush`` the value is 0: pass
+    :func:`flush_for` of ``out``'s dtype, and no value stored is subnormal (a float32 ``out`` would otherwise hold
+    subnormals, each a microcode assist on Intel where it is stored and again where it is read). Pass views that
+    start at 0 (``x[lo:hi]``): numba vectorizes loops over those, not loops with an offset.
     """
     s = 0.0
     for j in range(x.shape[0]):
-        e = _exp_nonpos(_np.float64(x[j]) - shift)
+        e = _exp_nonpos(_np.float64(x[j]) - shift, flush)
         out[j] = e
         s += e
     return s
@@ -85,5 +95,5 @@ def exp_shifted_sum(x, shift):  # pragma: no cover - compiled by numba
     """Return the float64 sum of ``exp(x - shift)`` (every ``x - shift <= 0`` or NaN), storing nothing."""
     s = 0.0
     for j in range(x.shape[0]):
-        s += _exp_nonpos(_np.float64(x[j]) - shift)
+        s += _exp_nonpos(_np.float64(x[j]) - shift, _FLUSH)
     return s

@@ -21,6 +21,9 @@ from ._flags import REDUCE
 __all__ = ["logistic_loss_grad", "softmax_loss_grad"]
 
 
+_EXP_FLUSH = 708.0  # exp(-708) = 3.3e-308 is the smallest exp kept; exp(-709) would be subnormal
+
+
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _binary(x, y, weight, coef, intercept, grad):  # pragma: no cover - compiled by numba
     d = x.shape[1]
@@ -29,12 +32,13 @@ def _binary(x, y, weight, coef, intercept, grad):  # pragma: no cover - compiled
         z = intercept
         for j in range(d):
             z += x[i, j] * coef[j]
+        # e = exp(-|z|), 0 beyond _EXP_FLUSH: below exp(-708) it would be subnormal (a microcode assist on Intel)
         if z > 0.0:
-            e = _math.exp(-z)
+            e = _math.exp(-z) if z < _EXP_FLUSH else 0.0
             log1pexp = z + _math.log1p(e)
             p = 1.0 / (1.0 + e)
         else:
-            e = _math.exp(z)
+            e = 0.0 if z <= -_EXP_FLUSH else _math.exp(z)  # NaN takes exp
             log1pexp = _math.log1p(e)
             p = e / (1.0 + e)
         loss += weight[i] * (log1pexp - y[i] * z)
@@ -56,7 +60,8 @@ def _softmax_rows(z, y, weight, r):  # pragma: no cover - compiled by numba
             top = max(top, z[i, j])
         total = 0.0
         for j in range(k):
-            e = _math.exp(z[i, j] - top)
+            v = z[i, j] - top
+            e = 0.0 if v <= -_EXP_FLUSH else _math.exp(v)  # as in _binary; NaN takes exp
             r[i, j] = e
             total += e
         label = y[i]

@@ -56,6 +56,26 @@ def test_multinomial_matches_reference(rng):
     assert numeric == pytest.approx(grad[2, 3], rel=1e-4)
 
 
+def test_margins_beyond_708_make_no_subnormal_and_keep_nan():
+    """exp of a margin below -708 is 0 (not a subnormal: a microcode assist on Intel), which changes no result by
+    more than 1e-308; a NaN in a row still makes the loss and the gradient NaN."""
+    x = np.array([[720.0], [-720.0], [700.0]])
+    loss, grad = k.logistic_loss_grad(x, np.array([1.0, 0.0, 1.0]), np.ones(1))
+    ref_loss, ref_grad = _binary_reference(x, np.array([1.0, 0.0, 1.0]), np.ones(1), 0.0, np.ones(3))
+    assert loss == pytest.approx(ref_loss, rel=0, abs=1e-300)  # NumPy's: 2e-313 from the two rows beyond 708
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-15, atol=1e-300)
+    assert grad[0] == 0.0 and loss == 0.0  # p is exactly 1 and 0 for them; exp(-700)'s row rounds away in z + e - z
+    nan_loss, nan_grad = k.logistic_loss_grad(np.array([[np.nan], [1.0]]), np.array([0.0, 1.0]), np.ones(1))
+    assert np.isnan(nan_loss) and np.isnan(nan_grad).all()
+    z = np.array([[0.0, -720.0, -1.0]])  # scores of 3 classes: exp(-720) is 0 here, 1e-313 in NumPy
+    W = np.eye(3)
+    loss, grad = k.softmax_loss_grad(z, np.array([0]), W)
+    ref_loss, ref_grad = _softmax_reference(z, np.array([0]), W, np.zeros(3), np.ones(1))
+    assert loss == pytest.approx(ref_loss, rel=1e-15) and grad[1, 1] == 0.0
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-15, atol=1e-300)
+    assert np.isnan(k.softmax_loss_grad(np.array([[np.nan, 0.0, 0.0]]), np.array([0]), W)[1]).any()
+
+
 def test_logistic_errors():
     """Shapes and class indices are checked."""
     with pytest.raises(ValueError, match="y must be"):

@@ -159,18 +159,42 @@ def test_vexp_accuracy_flush_and_nan():
 
     v = np.concatenate([np.linspace(-708.0, 0.0, 100_003), -np.geomspace(1e-300, 1.0, 1000), [0.0, -0.0]])
     out = np.empty_like(v)
-    s = _vexp.exp_shifted(v + 2.5, 2.5, out)
+    s = _vexp.exp_shifted(v + 2.5, 2.5, out, _vexp.flush_for(np.float64))
     np.testing.assert_allclose(out, np.exp(v), rtol=4e-16, atol=0)
     np.testing.assert_allclose(s, np.exp(v).sum(), rtol=1e-15)
     assert _vexp.exp_shifted_sum(v + 2.5, 2.5) == pytest.approx(s, rel=1e-15)
     special = np.array([-708.5, -745.0, -1e308, -np.inf, np.nan, -1.0])
     got = np.empty_like(special)
-    _vexp.exp_shifted(special, 0.0, got)
+    _vexp.exp_shifted(special, 0.0, got, _vexp.flush_for(np.float64))
     assert got[:4].tolist() == [0.0, 0.0, 0.0, 0.0] and math.isnan(got[4]) and got[5] == math.exp(-1.0)
     f = np.linspace(-80.0, 0.0, 999, dtype=np.float32)
     fo = np.empty_like(f)
-    _vexp.exp_shifted(f, 0.0, fo)
+    flush32 = _vexp.flush_for(np.float32)
+    assert math.exp(flush32) > float(np.finfo(np.float32).tiny) > math.exp(flush32 - 1e-11)
+    assert _vexp.exp_shifted(f, 0.0, fo, flush32) == pytest.approx(np.exp(f.astype(np.float64)).sum(), rel=1e-7)
     np.testing.assert_allclose(fo, np.exp(f.astype(np.float64)), rtol=1e-7)
+    below = np.array([-87.0, -87.5, -100.0, np.nan], np.float32)  # exp(-87.5) is a float32 subnormal: stored as 0
+    bo = np.empty_like(below)
+    _vexp.exp_shifted(below, 0.0, bo, flush32)
+    assert bo[0] == np.float32(math.exp(-87.0)) and bo[1:3].tolist() == [0.0, 0.0] and math.isnan(bo[3])
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_softmax_stores_no_subnormal_probabilities(parallel):
+    """Probabilities below the dtype's smallest normal are 0 (NumPy gives subnormals, each a microcode assist on
+    Intel), in float32 from the exp itself and in float64 from the final scaling; the others are NumPy's."""
+    x32 = np.array([[0.0, -86.0, -88.0, -100.0], [0.0, -1.0, -2.0, -3.0]], np.float32)
+    got = k.softmax(x32, parallel=parallel)
+    want = ref_softmax(x32.astype(np.float64))
+    assert 0 < want[0, 2] < np.finfo(np.float32).tiny and got[0, 2] == 0 and got[0, 3] == 0
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=np.finfo(np.float32).tiny)
+    # float64: exp(-707.5) is normal, divided by the row's sum of 1000 it is not
+    x64 = np.zeros((2, 1001))
+    x64[:, -1] = -707.5
+    got = k.softmax(x64, parallel=parallel)
+    assert 0 < ref_softmax(x64)[0, -1] < np.finfo(np.float64).tiny
+    assert (got[:, -1] == 0).all()
+    np.testing.assert_allclose(got[:, :-1], 1 / 1000, rtol=1e-13)
 
 
 @pytest.mark.parametrize("parallel", [False, True])

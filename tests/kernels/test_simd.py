@@ -114,11 +114,17 @@ def test_min_and_argmin_use_packed_min_max(dispatcher, dtype):
     assert report["vector_bits"] >= 256, report
 
 
-@pytest.mark.parametrize("name", ["exp_shifted", "exp_shifted_sum"])
+@pytest.mark.parametrize("name", ["exp_shifted", "exp_shifted float32", "exp_shifted_sum"])
 def test_vector_exp_uses_packed_fma(name):
-    """The exp loops of softmax/logsumexp compile to packed FMAs on ymm or zmm (no table gather, no libm call)."""
-    f64 = numba.float64[::1]
-    sig = (f64, numba.float64, f64) if name == "exp_shifted" else (f64, numba.float64)
+    """The exp loops of softmax/logsumexp compile to packed FMAs on ymm or zmm (no table gather, no libm call),
+    float32 rows too (their flush to 0 below float32's smallest normal is the exp's own select)."""
+    f64, f32 = numba.float64[::1], numba.float32[::1]
+    sig = {
+        "exp_shifted": (f64, numba.float64, f64, numba.float64),
+        "exp_shifted float32": (f32, numba.float64, f32, numba.float64),
+        "exp_shifted_sum": (f64, numba.float64),
+    }[name]
+    name = name.split()[0]
     report = simd.inspect(getattr(_vexp, name), sig)
     assert report["vectorized"] and report["vector_bits"] >= 256, report
     if _cpu_has("fma"):
