@@ -149,10 +149,8 @@ class _Fused:
         _checks.check_same_dtype(**{f"args[{k}]": a for k, a in arrays})
         dtype = arrays[0][1].dtype
         for k, a in enumerate(args):
-            if not isinstance(a, _np.ndarray):
-                if not isinstance(a, (int, float, _np.number)) or isinstance(a, bool):
-                    raise TypeError(f"args[{k}] must be an ndarray or a real number; got {type(a).__name__}")
-                views[k] = dtype.type(a)
+            if not isinstance(a, _np.ndarray):  # a complex scalar would lose its imaginary part: refused
+                views[k] = _checks.real_scalar(f"args[{k}]", a, dtype)
         res = _checks.out_array(out, shape, dtype)
         ov = _checks.as_vector("out", res)
         views = [_checks.apart(ov, v) if isinstance(v, _np.ndarray) else v for v in views]

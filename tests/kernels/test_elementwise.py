@@ -110,6 +110,10 @@ def test_fuse_errors():
         f(np.ones(3), np.ones(4))
     with pytest.raises(TypeError, match="fn must be a Python function"):
         k.fuse(3)
+    for scalar in (np.complex128(2 + 3j), 2 + 3j, None, True, np.bool_(True), "2"):  # complex lost its imaginary part
+        with pytest.raises(TypeError, match=r"args\[1\] must be a real number"):
+            f(np.ones(3), scalar)
+    np.testing.assert_array_equal(f(np.ones(3), np.int8(2)), 3.0)
 
 
 @pytest.mark.parametrize("parallel", [False, True])
