@@ -194,7 +194,7 @@ class DeviceArray:
         With a stream the copy is queued; a pageable ``host`` is staged first, so it may be reused at once.
         """
         self._check_live()
-        host = _np.asanyarray(host)  # keeps a PinnedArray pinned
+        host = _host_array(host)
         if host.shape != self.shape or host.dtype != self.dtype:
             raise ValueError(f"host must be a {self.dtype} array of shape {self.shape}; got {host.dtype} {host.shape}")
         if not self.c_contiguous:
@@ -406,6 +406,16 @@ def empty_like(a: DeviceArray | _np.ndarray, dtype: _Any = None) -> DeviceArray:
     return DeviceArray(a.shape, a.dtype if dtype is None else dtype, device_index=getattr(a, "device_index", None))
 
 
+def _host_array(host: _Any) -> _np.ndarray:
+    """``host`` as an ndarray (a PinnedArray stays one); a masked array is refused: its mask cannot travel, and
+    copying its data alone would bring the masked values back."""
+    if isinstance(host, _np.ma.MaskedArray):
+        raise TypeError(
+            "host is a masked array, whose mask a DeviceArray cannot hold: pass host.filled(value) or host.data"
+        )
+    return _np.asanyarray(host)
+
+
 def to_device(host: _Any, stream: Stream | None = None, *, device: _Any = None) -> DeviceArray:
     """Return a C-contiguous :class:`DeviceArray` holding a copy of the host array ``host``.
 
@@ -420,7 +430,7 @@ def to_device(host: _Any, stream: Stream | None = None, *, device: _Any = None) 
 
     .. versionadded:: 0.1.0
     """
-    host = _np.asanyarray(host)
+    host = _host_array(host)
     if host.dtype.hasobject:
         raise TypeError(f"host must hold numbers, not objects; got dtype {host.dtype}")
     out = DeviceArray(host.shape, host.dtype, device_index=getattr(device, "index", device))

@@ -327,6 +327,17 @@ def test_object_dtypes_are_refused_by_every_constructor(make):
         make()
 
 
+def test_masked_arrays_are_refused_not_unmasked():
+    """A masked array's mask cannot travel: to_device and set() used to copy its data alone, bringing the masked
+    values back silently. They refuse it; its filled() copy goes."""
+    masked = np.ma.array([1.0, 2.0, 3.0], mask=[False, True, False])
+    with pytest.raises(TypeError, match=r"masked array.*host.filled\(value\)"):
+        cuda.to_device(masked)
+    with pytest.raises(TypeError, match="masked array"):
+        cuda.zeros(3).set(masked)
+    assert cuda.to_device(masked.filled(0.0)).get().tolist() == [1.0, 0.0, 3.0]
+
+
 def test_free_of_a_view_raises_and_the_base_frees():
     """free() on a view used to do nothing (the memory stayed in use, the view usable): it raises, naming the base."""
     base = cuda.to_device(np.ones(100))
