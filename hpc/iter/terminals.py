@@ -201,6 +201,15 @@ class _Extreme(Terminal):
     def _better(self, a: Any, b: Any) -> bool:
         raise NotImplementedError
 
+    def _rank(self, entry: Any) -> Any:
+        """What a partial's entry is compared by: the item itself here, its key in :class:`MinByKey`."""
+        return entry
+
+    def _answer(self, entry: Any) -> Any:
+        """What the entry the reduction picked gives back: the item itself here, the item of a (key, item) pair in
+        :class:`MinByKey`."""
+        return entry
+
     def _builtin(self, items: Any) -> Any:
         raise NotImplementedError
 
@@ -222,11 +231,13 @@ class _Extreme(Terminal):
         return (first, self._builtin((v for v in it if v == v), default=None))
 
     def combine(self, a, b):
-        best = a[1] if b[1] is None or (a[1] is not None and not self._better(b[1], a[1])) else b[1]
-        return (a[0] if a[0] is not None else None, best)
+        if b[1] is None or (a[1] is not None and not self._better(self._rank(b[1]), self._rank(a[1]))):
+            return a
+        return (a[0], b[1])
 
     def final(self, value):
-        return value[0] if value[0] is not None else value[1]
+        head, best = value
+        return self._answer(head if head is not None else best)
 
 
 class Min(_Extreme):
@@ -245,13 +256,13 @@ class Max(_Extreme):
         return a > b
 
 
-class MinByKey(Terminal):
+class MinByKey(_Extreme):
     """The item of the smallest key, as ``builtins.min(items, key=key)``, for any chunking.
 
     The builtin compares each key with the best so far: an unordered key (NaN, NaT) is never better, and one on the
     very first item is never beaten. Each chunk gives ``((key, item) of its first item if that key is unordered, else
-    None; (key, item) of its best ordered key or None)``; combining keeps the left chunk's first and the better best
-    (the left one on ties, as the builtin).
+    None; (key, item) of its best ordered key or None)``: :class:`_Extreme`'s partial, of (key, item) pairs compared
+    by their keys, combined as there.
     """
 
     per_item_python = True
@@ -280,14 +291,11 @@ class MinByKey(Terminal):
                 best = (k, item)
         return (head, best)
 
-    def combine(self, a, b):
-        if b[1] is None or (a[1] is not None and not self._better(b[1][0], a[1][0])):
-            return (a[0], a[1])
-        return (a[0], b[1])
+    def _rank(self, entry: Any) -> Any:
+        return entry[0]
 
-    def final(self, value):
-        head, best = value
-        return (head if head is not None else best)[1]
+    def _answer(self, entry: Any) -> Any:
+        return entry[1]
 
 
 class MaxByKey(MinByKey):
