@@ -253,11 +253,15 @@ class DeviceArray:
         if len(shape) == 1 and not isinstance(shape[0], (int, _np.integer)):
             shape = tuple(shape[0])
         shape = tuple(int(n) for n in shape)
-        if shape.count(-1) == 1:
+        if shape.count(-1) > 1:
+            raise ValueError(f"shape can hold only one unknown dimension (-1); got {shape!r}")
+        if -1 in shape:  # NumPy's rule: the other sizes must divide the size, and none may be 0 (-1 is then unknown)
             known = 1
             for n in shape:
                 known *= n if n != -1 else 1
-            shape = tuple(self.size // max(known, 1) if n == -1 else n for n in shape)
+            if known <= 0 or self.size % known:
+                raise ValueError(f"cannot reshape a DeviceArray of {self.size} elements into shape {shape!r}")
+            shape = tuple(self.size // known if n == -1 else n for n in shape)
         new = _normalize_shape(shape)
         size = 1
         for n in new:

@@ -327,6 +327,23 @@ def test_object_dtypes_are_refused_by_every_constructor(make):
         make()
 
 
+@pytest.mark.parametrize(
+    "shape, new",
+    [((0,), (0, -1)), ((0,), (-1, 0)), ((0, 3), (-1,)), ((0,), (3, -1)), ((6,), (-1, 4)), ((6,), (-1, -1)),
+     ((6,), (2, -1)), ((0,), (-1,)), ((12,), (3, -1, 2))],
+)  # fmt: skip
+def test_reshape_with_an_unknown_size_follows_numpy(shape, new):
+    """-1 takes NumPy's meaning: one at most, and refused where the other sizes do not divide the size or hold a 0
+    (an empty array into (0, -1) made up a (0, 0) shape)."""
+    try:
+        want = np.empty(shape).reshape(new).shape
+    except ValueError:
+        with pytest.raises(ValueError, match="reshape|unknown dimension"):
+            cuda.empty(shape).reshape(new)
+    else:
+        assert cuda.empty(shape).reshape(new).shape == want
+
+
 def test_masked_arrays_are_refused_not_unmasked():
     """A masked array's mask cannot travel: to_device and set() used to copy its data alone, bringing the masked
     values back silently. They refuse it; its filled() copy goes."""
