@@ -21,7 +21,9 @@ from ._flags import REDUCE
 __all__ = ["logistic_loss_grad", "softmax_loss_grad"]
 
 
-_EXP_FLUSH = 708.0  # exp(-708) = 3.3e-308 is the smallest exp kept; exp(-709) would be subnormal
+#: exp of a margin beyond this is 0: a row's terms are then below 1e-260, and no product of them with a weight and
+#: a feature is subnormal (exp(-708) would be the last normal exp, but w * exp(-z) * x under it for small w or x)
+_EXP_FLUSH = 600.0
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
@@ -32,9 +34,10 @@ def _binary(x, y, weight, coef, intercept, grad):  # pragma: no cover - compiled
         z = intercept
         for j in range(d):
             z += x[i, j] * coef[j]
-        # e = exp(-|z|), 0 beyond _EXP_FLUSH: below exp(-708) it would be subnormal (a microcode assist on Intel)
+        # e = exp(-|z|), 0 from _EXP_FLUSH on (selected before the exp: near exp(-708) its products with weights and
+        # features would be subnormal, a microcode assist each on Intel)
         if z > 0.0:
-            e = _math.exp(-z) if z < _EXP_FLUSH else 0.0
+            e = 0.0 if z >= _EXP_FLUSH else _math.exp(-z)
             log1pexp = z + _math.log1p(e)
             p = 1.0 / (1.0 + e)
         else:

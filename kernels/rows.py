@@ -41,6 +41,17 @@ def _row_max(x):  # pragma: no cover - compiled by numba
     return _np.float64(m)
 
 
+_F64_FLUSH = flush_for(_np.float64)
+_NORMAL_MARGIN = 1.0 + 2.0**-20  # a product a little above the smallest normal is still normal once rounded
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _rescaled(s, d):  # pragma: no cover - compiled by numba
+    # s * exp(d) for d <= 0 (a new row maximum), 0 where exp(d) would be subnormal; s is 0 or >= 1 (it holds the
+    # previous maximum's own term), so the product is 0 or normal
+    return s * _math.exp(d) if d >= _F64_FLUSH else 0.0
+
+
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _softmax_row(x, out, shifts, flush, tiny):  # pragma: no cover - compiled by numba
     # one pass over memory, block by block: the block's maximum, then exp(block - running max) written to out
@@ -64,7 +75,7 @@ def _softmax_row(x, out, shifts, flush, tiny):  # pragma: no cover - compiled by
                 out[j] = _np.nan
             return
         if bm > m:
-            s *= _math.exp(m - bm)
+            s = _rescaled(s, m - bm)
             m = bm
         shifts[c] = m
         s += exp_shifted(v, m, o, flush)
@@ -72,13 +83,20 @@ def _softmax_row(x, out, shifts, flush, tiny):  # pragma: no cover - compiled by
         for j in range(n):
             out[j] = _np.nan
         return
+    # The scaling: a block's values times f = exp(its shift - m) / s. Select before multiplying: a value whose
+    # product would fall below `lowest` (just above out's smallest normal) is made 0 first, so no lane of the
+    # vector multiply makes a subnormal; a block whose every product would is all 0 (f is never formed).
     inv = 1.0 / s
+    lowest = tiny * _NORMAL_MARGIN
     for c in range((n + ROW_BLOCK - 1) // ROW_BLOCK):
         o = out[c * ROW_BLOCK : min(n, (c + 1) * ROW_BLOCK)]
-        f = inv if shifts[c] == m else inv * _math.exp(shifts[c] - m)
+        d = shifts[c] - m
+        e = 1.0 if d == 0.0 else _rescaled(1.0, d)
+        f = e * inv if e >= lowest * s else 0.0  # f >= lowest, or 0
+        cut = lowest / f if f > 0.0 else _np.inf
         for j in range(o.shape[0]):
-            p = o[j] * f  # in float64: a probability below out's smallest normal is stored as 0, not subnormal
-            o[j] = p if not (p < tiny) else 0.0
+            q = o[j] if not (o[j] < cut) else 0.0
+            o[j] = q * f
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
@@ -109,7 +127,7 @@ def _lse_row(x):  # pragma: no cover - compiled by numba
                 continue
             return _row_max(x)  # NaN if the row holds one, else +inf (as scipy)
         if bm > m:
-            s *= _math.exp(m - bm)
+            s = _rescaled(s, m - bm)
             m = bm
         s += exp_shifted_sum(v, m)
     if m == -_np.inf:  # empty, or all -inf
@@ -183,9 +201,9 @@ def softmax(x, *, out=None, parallel=None):
 
     Returns:
         ``out``. A row holding a NaN is all NaN; a row holding ``+inf`` gives NaN where ``inf - inf`` appears.
-        Entries below the smallest normal number of the dtype (about 2.2e-308 in float64, 1.2e-38 in float32)
-        are 0 where NumPy may give a subnormal: no subnormal is made, read or stored (each costs a microcode
-        assist on Intel).
+        Probabilities below about 3.3e-308 (``exp(-708)``) in float64 and below 1.2e-38 (the smallest normal) in
+        float32 are 0 where NumPy may give a subnormal or a tiny normal number: no subnormal is made, read or
+        stored (each costs a microcode assist on Intel; docs/kernels.md, "Per-element hazards").
 
     Example:
         >>> import numpy as np; from hpc import kernels

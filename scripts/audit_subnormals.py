@@ -15,8 +15,13 @@ The cases are the kernels' serial variants (a trap is per thread: numba's worker
 parallel variants run the same loop bodies over ranges), in float64 and float32, on the inputs real callers pass:
 standard normal values, the same scaled by 1e-3 and 1e3, uniform values in [0, 1), data with a third of its entries
 exactly 0, and, for the row kernels and the losses, scores of three spreads (standard normal, about +-60 as a
-confident classifier's logits, about +-1000 as the margins of separable data). Inputs whose true answer is itself
-subnormal (or whose squares are) are out of scope: there the scaled paths are the point.
+confident classifier's logits, about +-1000 as the margins of separable data), rows of 3000 (several blocks of the
+row kernels) and edge rows (ties at the maximum, values either side of each threshold). Inputs whose true answer
+is itself subnormal (or whose squares are) are out of scope: there the scaled paths are the point.
+
+What the trap sees: a result that underflows (a subnormal, or a tiny value rounded to 0), on the calling thread
+only. The parallel variants run the same row and block functions on numba's threads; BLAS calls in these cases are
+small enough to stay on the calling thread. A subnormal made without arithmetic (a bit cast, a copy) is not seen.
 """
 
 from __future__ import annotations
@@ -113,19 +118,40 @@ def _cases(dtype: np.dtype) -> list[tuple[str, str, Callable[[], Any]]]:
             calls["reproducible sum (collective)"] = lambda t=terms: _collective_sum(t)
         cases += [(name, family, call) for name, call in calls.items()]
     # scores (logits, margins) of a few spreads: standard normal; about +-60, a confident classifier's; about
-    # +-1000, the margins of separable data under weak regularization (exp of those underflows even in float64)
-    for family, spread in {"scores": 1.0, "scores*20": 20.0, "scores*400": 400.0}.items():
+    # +-1000, the margins of separable data under weak regularization (exp of those underflows even in float64);
+    # rows of 3000 as well (softmax and logsumexp work in blocks of 1024: a later block's maximum rescales the
+    # earlier ones); and edge rows: ties at the maximum (a sum near 2, which halves every probability) and values
+    # just either side of each threshold (float32's -87.34, float64's -708, the losses' -600)
+    edge = np.array([0.0, 0.0, -87.3, -87.4, -599.5, -600.5, -707.9, -708.1, -1.0, -2.0, -3.0, -4.0])
+    for family, spread in {"scores": 1.0, "scores*20": 20.0, "scores*400": 400.0, "edge rows": 0.0}.items():
         rng = np.random.default_rng(5)
-        m = (rng.standard_normal((rows, cols)) * spread).astype(dtype)
-        coef = rng.standard_normal(cols) / np.sqrt(cols)  # x.coef has about the spread of x's entries
+        if spread:
+            m = (rng.standard_normal((rows, cols)) * spread).astype(dtype)
+            long = (rng.standard_normal((5, 3000)) * spread).astype(dtype)
+            coef = rng.standard_normal(cols) / np.sqrt(cols)  # x.coef has about the spread of x's entries
+        else:
+            m = np.tile(edge, (rows, 3)).astype(dtype)
+            long = np.tile(edge, (5, 250)).astype(dtype)
+            coef = np.zeros(m.shape[1])
+            coef[0] = 1.0  # each row's margin is its first entry: 0 ... then the rows below shift it
+            m[:, 0] = np.resize(edge, rows)
         labels01 = (rng.random(rows) < 0.5).astype(np.float64)
         classes = rng.integers(0, 3, rows).astype(np.float64)
+        weight = np.full(rows, 0.5)  # products of the residuals with a weight as well
         coef3 = np.stack([coef, -coef, coef[::-1]])
+        if not spread:  # the edge scores themselves as a multinomial's scores (W = I): ties next to each threshold
+            z = np.vstack([edge.reshape(3, 4), [[0.0, 0.0, 0.0, -707.9], [0.0, 0.0, -599.9, -87.3]]]).astype(dtype)
+            cases.append(("softmax_loss_grad", "edge scores", lambda z=z: kernels.softmax_loss_grad(
+                z, np.zeros(len(z)), np.eye(4), None, np.full(len(z), 0.5))))
         cases += [
             ("softmax", family, lambda m=m: kernels.softmax(m, parallel=False)),
+            ("softmax", family + " x3000", lambda v=long: kernels.softmax(v, parallel=False)),
             ("logsumexp", family, lambda m=m: kernels.logsumexp(m, parallel=False)),
-            ("logistic_loss_grad", family, lambda m=m, c=coef, t=labels01: kernels.logistic_loss_grad(m, t, c)),
-            ("softmax_loss_grad", family, lambda m=m, c=coef3, t=classes: kernels.softmax_loss_grad(m, t, c)),
+            ("logsumexp", family + " x3000", lambda v=long: kernels.logsumexp(v, parallel=False)),
+            ("logistic_loss_grad", family,
+             lambda m=m, c=coef, t=labels01, w=weight: kernels.logistic_loss_grad(m, t, c, 0.0, w)),
+            ("softmax_loss_grad", family,
+             lambda m=m, c=coef3, t=classes, w=weight: kernels.softmax_loss_grad(m, t, c, None, w)),
         ]
     return cases
 

@@ -56,23 +56,27 @@ def test_multinomial_matches_reference(rng):
     assert numeric == pytest.approx(grad[2, 3], rel=1e-4)
 
 
-def test_margins_beyond_708_make_no_subnormal_and_keep_nan():
-    """exp of a margin below -708 is 0 (not a subnormal: a microcode assist on Intel), which changes no result by
-    more than 1e-308; a NaN in a row still makes the loss and the gradient NaN."""
-    x = np.array([[720.0], [-720.0], [700.0]])
-    loss, grad = k.logistic_loss_grad(x, np.array([1.0, 0.0, 1.0]), np.ones(1))
-    ref_loss, ref_grad = _binary_reference(x, np.array([1.0, 0.0, 1.0]), np.ones(1), 0.0, np.ones(3))
-    assert loss == pytest.approx(ref_loss, rel=0, abs=1e-300)  # NumPy's: 2e-313 from the two rows beyond 708
-    np.testing.assert_allclose(grad, ref_grad, rtol=1e-15, atol=1e-300)
-    assert grad[0] == 0.0 and loss == 0.0  # p is exactly 1 and 0 for them; exp(-700)'s row rounds away in z + e - z
+def test_margins_beyond_600_make_no_subnormal_and_keep_nan():
+    """exp of a margin beyond 600 is 0, selected before the exp: near exp(-708) the exp, or its products with a
+    weight and a feature, would be subnormal (a microcode assist each on Intel). That changes no result by more than
+    1e-260; a margin within 600 keeps its exp; a NaN in a row still makes the loss and the gradient NaN."""
+    x = np.array([[650.0], [-650.0], [-590.0]])
+    y, weight = np.array([1.0, 0.0, 0.0]), np.array([1.0, 0.5, 0.5])
+    loss, grad = k.logistic_loss_grad(x, y, np.ones(1), 0.0, weight)
+    ref_loss, ref_grad = _binary_reference(x, y, np.ones(1), 0.0, weight)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)  # the -590 row's exp(-590) = 2.3e-257 is kept
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-12, atol=1e-260)
+    tiny_row, _ = k.logistic_loss_grad(x[1:2], y[1:2], np.ones(1))
+    assert tiny_row == 0.0 and _binary_reference(x[1:2], y[1:2], np.ones(1), 0.0, np.ones(1))[0] > 0
     nan_loss, nan_grad = k.logistic_loss_grad(np.array([[np.nan], [1.0]]), np.array([0.0, 1.0]), np.ones(1))
     assert np.isnan(nan_loss) and np.isnan(nan_grad).all()
-    z = np.array([[0.0, -720.0, -1.0]])  # scores of 3 classes: exp(-720) is 0 here, 1e-313 in NumPy
+    z = np.array([[0.0, -650.0, -1.0], [0.0, -590.0, 0.0]])  # scores of 3 classes: exp(-650) is 0 here
     W = np.eye(3)
-    loss, grad = k.softmax_loss_grad(z, np.array([0]), W)
-    ref_loss, ref_grad = _softmax_reference(z, np.array([0]), W, np.zeros(3), np.ones(1))
-    assert loss == pytest.approx(ref_loss, rel=1e-15) and grad[1, 1] == 0.0
-    np.testing.assert_allclose(grad, ref_grad, rtol=1e-15, atol=1e-300)
+    loss, grad = k.softmax_loss_grad(z, np.array([0, 2]), W)
+    ref_loss, ref_grad = _softmax_reference(z, np.array([0, 2]), W, np.zeros(3), np.ones(2))
+    assert loss == pytest.approx(ref_loss, rel=1e-15)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-15, atol=1e-260)
+    assert grad[1, 1] == pytest.approx(ref_grad[1, 1], rel=1e-12) and grad[1, 1] != 0.0  # exp(-590) kept
     assert np.isnan(k.softmax_loss_grad(np.array([[np.nan, 0.0, 0.0]]), np.array([0]), W)[1]).any()
 
 
