@@ -410,13 +410,18 @@ def empty_like(a: DeviceArray | _np.ndarray, dtype: _Any = None) -> DeviceArray:
     return DeviceArray(a.shape, a.dtype if dtype is None else dtype, device_index=getattr(a, "device_index", None))
 
 
-def _host_array(host: _Any) -> _np.ndarray:
-    """``host`` as an ndarray (a PinnedArray stays one); a masked array is refused: its mask cannot travel, and
-    copying its data alone would bring the masked values back."""
+def _refuse_masked(host: _Any) -> None:
+    """Raise TypeError for a masked array: its mask cannot travel, and its data alone would bring the masked values
+    back."""
     if isinstance(host, _np.ma.MaskedArray):
         raise TypeError(
             "host is a masked array, whose mask a DeviceArray cannot hold: pass host.filled(value) or host.data"
         )
+
+
+def _host_array(host: _Any) -> _np.ndarray:
+    """``host`` as an ndarray (a PinnedArray stays one); a masked array is refused (:func:`_refuse_masked`)."""
+    _refuse_masked(host)
     return _np.asanyarray(host)
 
 
@@ -453,6 +458,7 @@ def asarray(obj: _Any, *, stream: Stream | None = None) -> DeviceArray:
     """
     if isinstance(obj, DeviceArray):
         return obj
+    _refuse_masked(obj)  # its DLPack export would share the data and drop the mask
     driver = _backend.get()
     cai = getattr(obj, "__cuda_array_interface__", None) if driver.name == "cuda" else None
     if cai is not None:

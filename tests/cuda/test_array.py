@@ -352,6 +352,8 @@ def test_masked_arrays_are_refused_not_unmasked():
         cuda.to_device(masked)
     with pytest.raises(TypeError, match="masked array"):
         cuda.zeros(3).set(masked)
+    with pytest.raises(TypeError, match="masked array"):  # on the fallback it shared the data through DLPack
+        cuda.asarray(masked)
     assert cuda.to_device(masked.filled(0.0)).get().tolist() == [1.0, 0.0, 3.0]
 
 
