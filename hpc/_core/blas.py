@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib as _contextlib
+import os as _os
 import sys as _sys
 import threading as _threading
 from collections.abc import Iterator
@@ -78,12 +79,34 @@ class _BlasCap:
                 limiter, self._limiter = self._limiter, None
                 limiter.restore_original_limits()
 
+    def _reset_after_fork(self) -> None:
+        """In a child made by ``os.fork``: no run is active there (the forking thread's, if any, is not), so the
+        count starts at 0 and a cap the parent held is lifted; the lock, perhaps held by another parent thread at
+        the fork, is new."""
+        self._lock = _threading.Lock()
+        self._users = 0
+        limiter, self._limiter = self._limiter, None
+        if limiter is not None:
+            try:
+                limiter.restore_original_limits()
+            except Exception:  # threadpoolctl unusable in the child: BLAS stays capped, which is safe
+                pass
+
     def __repr__(self) -> str:
         return f"<hpc BLAS cap users={self._users}>"
 
 
 #: the one cap of this process (``acquire(pool_threads)`` / ``release()``, for callers that cannot use ``with``)
 blas_cap = _BlasCap()
+
+
+def _after_fork_in_child() -> None:
+    controllers._lock = _threading.Lock()
+    blas_cap._reset_after_fork()
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @_contextlib.contextmanager

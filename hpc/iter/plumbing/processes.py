@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit as _atexit
 import copy as _copy
 import mmap as _mmap
+import multiprocessing.util as _mp_util
 import os as _os
 import tempfile as _tempfile
 import threading as _threading
@@ -82,6 +83,10 @@ def _get_executor(workers: int) -> Any:
             ex = _executor = ProcessPoolExecutor(
                 max_workers=workers, timeout=IDLE_TIMEOUT_S, initializer=_worker_init, initargs=(1,), env=env
             )
+            # A multiprocessing child skips atexit: its exit joins its child processes, ours included, which
+            # would wait out IDLE_TIMEOUT_S. Finalizers of priority >= 0 run before that join; at exit no result is
+            # wanted any more, and a fork child's workers did not answer an orderly shutdown: they are killed.
+            _mp_util.Finalize(None, shutdown_executor, kwargs={"kill": True}, exitpriority=10)
         return ex
 
 
@@ -95,6 +100,18 @@ def shutdown_executor(kill: bool = False) -> None:
 
 
 _atexit.register(shutdown_executor)
+
+
+def _after_fork_in_child() -> None:
+    # The child inherits the parent's executor object but neither its threads nor its workers (they answer the
+    # parent): a run would wait forever. Forgotten, not shut down; the next run starts the child's own workers.
+    global _executor, _state_lock
+    _executor = None
+    _state_lock = _threading.Lock()
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def picklable(plan: Plan, terminal: Any, start: int = 0, stop: int = 0) -> bool:
