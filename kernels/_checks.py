@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading as _threading
+
+import numba as _numba
 import numpy as _np
 
 from hpc import config as _config
@@ -164,10 +167,19 @@ def apart(out: _np.ndarray, v: _np.ndarray) -> _np.ndarray:
     return v if same else v.copy()
 
 
+_MAIN = _threading.main_thread()
+
+
 def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEMENTS) -> bool:
-    """Return whether to run the parallel variant: ``parallel`` if given, else ``work >= min_work`` with 2+ threads."""
+    """Return whether to run the parallel variant: ``parallel`` if given, else ``work >= min_work`` with 2+ threads
+    for the calling thread. Inside a worker of hpc's pool numba's count is 1 where the pool uses the cores: the
+    serial variant then (a team of one is overhead, and numba's workqueue layer aborts on parallel kernels entered
+    from several threads at once)."""
     if parallel is None:
-        return work >= min_work and _config.num_threads() > 1
+        if work < min_work or _config.num_threads() <= 1:
+            return False
+        # numba's count is asked off the main thread only (0.75 us): workers are where it is set to 1
+        return _threading.current_thread() is _MAIN or _numba.get_num_threads() > 1
     if isinstance(parallel, bool):
         return parallel
     raise TypeError(f"parallel must be True, False or None; got {parallel!r}")

@@ -254,7 +254,6 @@ class ThreadPool(_futures.Executor):
 
     def _worker_main(self, index: int) -> None:
         _local.worker = (self, index)
-        _limit_numba_threads(self.num_threads)
         try:
             self._work(index)
         except BaseException:  # a job's run() raised (Job.run catches everything; a Job subclass pushed may not)
@@ -265,8 +264,11 @@ class ThreadPool(_futures.Executor):
 
     def _work(self, index: int) -> None:
         idle = 0
+        numba_limited = _limit_numba_threads(self.num_threads)
         while True:
             job = self._find_work(index)
+            if not numba_limited and job is not None:  # numba imported since this worker started: limit it now
+                numba_limited = _limit_numba_threads(self.num_threads)
             if job is not None:
                 idle = 0
                 _run_in_own_scope(job.run)
@@ -288,6 +290,8 @@ class ThreadPool(_futures.Executor):
                     self._sleeping -= 1
             if job is not None:
                 idle = 0
+                if not numba_limited:
+                    numba_limited = _limit_numba_threads(self.num_threads)
                 _run_in_own_scope(job.run)
 
     def wait_for(self, job: Job) -> Any:
@@ -366,16 +370,19 @@ class ThreadPool(_futures.Executor):
         return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
 
 
-def _limit_numba_threads(pool_size: int) -> None:
+def _limit_numba_threads(pool_size: int) -> bool:
+    """Limit numba's threads for the calling worker; return whether numba was imported (False: try again later,
+    numba may be imported after the worker started)."""
     # numba's thread count is per calling thread; a numba parallel kernel called from each of our workers
     # would otherwise start a full team per worker and oversubscribe the cores.
     numba = _sys.modules.get("numba")
     if numba is None:
-        return
+        return False
     try:
         numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, _config.available_cpus() // pool_size)))
     except Exception:  # numba's layer may be unusable here; the kernels then run single-threaded anyway
         pass
+    return True
 
 
 def _run_in_own_scope(fn: Callable[[], T]) -> T:

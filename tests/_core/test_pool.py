@@ -415,3 +415,28 @@ def test_a_with_block_inside_a_task_chooses_the_pool():
         assert results == [((3, True), True, False)] * 4
     finally:
         big.shutdown()
+
+
+@pytest.mark.timeout(120)
+def test_numba_imported_after_the_pool_started_is_limited_in_its_workers(tmp_path):
+    """Each worker caps numba's threads when it starts; one started before numba was imported capped nothing, and
+    a parallel kernel there started a full team per worker. A worker now caps it at its first job after the import."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "late_numba.py"
+    script.write_text(
+        "import threading\n"
+        "from hpc import config, current_num_threads, par_range\n"
+        "assert par_range(100).map(lambda x: x).sum() == 4950  # the workers start before numba exists\n"
+        "import numba\n"
+        "main = threading.main_thread()\n"
+        "seen = par_range(64).with_max_len(1).map(\n"
+        "    lambda i: None if threading.current_thread() is main else numba.get_num_threads()).collect()\n"
+        "cap = max(1, min(numba.config.NUMBA_NUM_THREADS, config.available_cpus() // current_num_threads()))\n"
+        "counts = {n for n in seen if n is not None}\n"
+        "print(counts, cap)\n"
+        "assert counts and counts <= {cap}, (counts, cap)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

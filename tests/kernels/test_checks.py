@@ -26,3 +26,52 @@ def test_a_scalar_argument_must_be_a_real_number(call):
             call(bad)
     for good in (2, 2.0, np.float32(2.0), np.int64(2), np.array(2.0)):
         assert np.isfinite(call(good)).all()
+
+
+def test_automatic_choice_is_serial_where_numba_gives_the_thread_one_thread():
+    """parallel=None takes the serial variant off the main thread when numba's count there is 1 (as in a worker
+    of hpc's pool): a team of one is overhead, and numba's workqueue layer aborts when parallel kernels are entered
+    from several threads at once."""
+    import threading
+
+    import numba
+
+    from hpc import config
+    from hpc.kernels import _checks
+
+    big = _checks.PARALLEL_MIN_ELEMENTS
+    seen = {}
+
+    def worker(threads):
+        numba.set_num_threads(threads)
+        seen[threads] = _checks.use_parallel(None, big)
+
+    for threads in {1, numba.config.NUMBA_NUM_THREADS}:
+        t = threading.Thread(target=worker, args=(threads,))
+        t.start()
+        t.join()
+    assert seen[1] is False
+    assert seen[numba.config.NUMBA_NUM_THREADS] is (numba.config.NUMBA_NUM_THREADS > 1 and config.num_threads() > 1)
+    assert _checks.use_parallel(None, big - 1) is False and _checks.use_parallel(True, 1) is True
+
+
+@pytest.mark.timeout(120)
+def test_kernels_in_pool_workers_do_not_abort_numbas_workqueue_layer(tmp_path):
+    """Under NUMBA_THREADING_LAYER=workqueue, a parallel kernel on the main thread and then kernels in the pool's
+    workers aborted the process ("Concurrent access has been detected"); the workers now run them serially."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "wq.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from hpc import kernels, par_iter\n"
+        "x = np.ones(1 << 18)\n"
+        "kernels.sum(x)  # parallel, chosen by size, on the main thread\n"
+        "print(sum(par_iter([x] * 16).with_max_len(1).map(kernels.sum).collect()))\n"
+    )
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split()[-1] == str(16.0 * (1 << 18))
