@@ -14,9 +14,9 @@ CASES = {
     "HPC_NUM_THREADS": (
         config.num_threads,
         None,  # the affinity mask; checked separately
-        [("1", 1), ("3", 3), (" 16 ", 16)],
-        ["zero", "0", "-2", "1.5", "2x"],
-        "a positive integer",
+        [("1", 1), ("3", 3), (" 16 ", 16), ("4096", 4096)],
+        ["zero", "0", "-2", "1.5", "2x", "4097", "1000000"],  # a million threads took 11 s and 800 MB to start
+        "a positive integer, at most 4096",
     ),
     "HPC_BACKEND": (
         config.backend,
@@ -100,7 +100,7 @@ def test_set_num_threads_overrides_env_and_resets(monkeypatch: pytest.MonkeyPatc
     assert config.num_threads() == 5
 
 
-@pytest.mark.parametrize("bad", [0, -1, True, 2.0, "2"])
+@pytest.mark.parametrize("bad", [0, -1, True, 2.0, "2", 4097, 10**6])
 def test_set_num_threads_rejects_non_positive_ints(bad: object) -> None:
     """set_num_threads rejects anything but a positive int or None, naming the parameter and the value."""
     with pytest.raises(ConfigError) as info:
