@@ -35,9 +35,9 @@ def test_automatic_choice_is_serial_where_numba_gives_the_thread_one_thread():
     import threading
 
     import numba
+    from hpc.kernels import _checks
 
     from hpc import config
-    from hpc.kernels import _checks
 
     big = _checks.PARALLEL_MIN_ELEMENTS
     seen = {}
