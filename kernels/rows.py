@@ -42,6 +42,8 @@ def _row_max(x):  # pragma: no cover - compiled by numba
 
 
 _F64_FLUSH = flush_for(_np.float64)
+#: per output dtype, what softmax's flush needs: the exp's threshold and the smallest normal number
+_LIMITS = {_np.dtype(t): (flush_for(t), float(_np.finfo(t).tiny)) for t in (_np.float32, _np.float64)}
 _NORMAL_MARGIN = 1.0 + 2.0**-20  # a product a little above the smallest normal is still normal once rounded
 
 
@@ -214,7 +216,7 @@ def softmax(x, *, out=None, parallel=None):
     res, o2 = _out_rows(out, x, x2)
     x2 = _checks.apart(o2, x2)
     (_softmax_parallel if _checks.use_parallel(parallel, x2.size) and x2.shape[0] > 1 else _softmax_serial)(
-        x2, o2, flush_for(o2.dtype), float(_np.finfo(o2.dtype).tiny)
+        x2, o2, *_LIMITS[o2.dtype]
     )
     return res
 
