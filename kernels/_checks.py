@@ -167,9 +167,6 @@ def apart(out: _np.ndarray, v: _np.ndarray) -> _np.ndarray:
     return v if same else v.copy()
 
 
-_MAIN = _threading.main_thread()
-
-
 def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEMENTS) -> bool:
     """Return whether to run the parallel variant: ``parallel`` if given, else ``work >= min_work`` with 2+ threads
     for the calling thread. Inside a worker of hpc's pool numba's count is 1 where the pool uses the cores: the
@@ -179,7 +176,7 @@ def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEME
         if work < min_work or _config.num_threads() <= 1:
             return False
         # numba's count is asked off the main thread only (0.75 us): workers are where it is set to 1
-        return _threading.current_thread() is _MAIN or _numba.get_num_threads() > 1
+        return _threading.current_thread() is _threading.main_thread() or _numba.get_num_threads() > 1
     if isinstance(parallel, bool):
         return parallel
     raise TypeError(f"parallel must be True, False or None; got {parallel!r}")
