@@ -83,11 +83,22 @@ def _get_executor(workers: int) -> Any:
             ex = _executor = ProcessPoolExecutor(
                 max_workers=workers, timeout=IDLE_TIMEOUT_S, initializer=_worker_init, initargs=(1,), env=env
             )
-            # A multiprocessing child skips atexit: its exit joins its child processes, ours included, which
-            # would wait out IDLE_TIMEOUT_S. Finalizers of priority >= 0 run before that join; at exit no result is
-            # wanted any more, and a fork child's workers did not answer an orderly shutdown: they are killed.
-            _mp_util.Finalize(None, shutdown_executor, kwargs={"kill": True}, exitpriority=10)
+            _kill_at_multiprocessing_exit()
         return ex
+
+
+_exit_hook_set = False
+
+
+def _kill_at_multiprocessing_exit() -> None:
+    # A multiprocessing child skips atexit: its exit joins its child processes, ours included, which would wait
+    # out IDLE_TIMEOUT_S. Finalizers of priority >= 0 run before that join; at exit no result is wanted any more,
+    # and a fork child's workers did not answer an orderly shutdown: they are killed. Once per process (a fork
+    # child starts with multiprocessing's finalizers cleared, and with this flag cleared by _after_fork_in_child).
+    global _exit_hook_set
+    if not _exit_hook_set:
+        _mp_util.Finalize(None, shutdown_executor, kwargs={"kill": True}, exitpriority=10)
+        _exit_hook_set = True
 
 
 def shutdown_executor(kill: bool = False) -> None:
@@ -105,9 +116,10 @@ _atexit.register(shutdown_executor)
 def _after_fork_in_child() -> None:
     # The child inherits the parent's executor object but neither its threads nor its workers (they answer the
     # parent): a run would wait forever. Forgotten, not shut down; the next run starts the child's own workers.
-    global _executor, _state_lock
+    global _executor, _state_lock, _exit_hook_set
     _executor = None
     _state_lock = _threading.Lock()
+    _exit_hook_set = False
 
 
 if hasattr(_os, "register_at_fork"):
