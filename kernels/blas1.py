@@ -22,7 +22,7 @@ from .intrinsics import store_fence as _store_fence
 from .intrinsics import stream_axpy as _stream_axpy
 from .intrinsics import stream_scal as _stream_scal
 from .intrinsics import stream_start as _stream_start
-from .reductions import CHUNK
+from .reductions import CHUNK, _sum_range
 
 __all__ = ["asum", "axpy", "dot", "nrm2", "scal"]
 
@@ -214,7 +214,7 @@ def _dot_parallel(x, y):  # pragma: no cover - compiled by numba
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
         parts[c] = _dot_range(x[lo:hi], y[lo:hi], 0, hi - lo)
-    return parts.sum()
+    return _sum_range(parts, 0, nchunks)
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
@@ -238,7 +238,7 @@ def _asum_parallel(x):  # pragma: no cover - compiled by numba
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
         parts[c] = _asum_range(x[lo:hi], 0, hi - lo)
-    return parts.sum()
+    return _sum_range(parts, 0, nchunks)
 
 
 @gpu_twin
@@ -338,17 +338,19 @@ def _nrm2_parallel(x):  # pragma: no cover - compiled by numba
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
         plain_parts[c] = _dot_range(x[lo:hi], x[lo:hi], 0, hi - lo)
-    plain = plain_parts.sum()
+    plain = _sum_range(plain_parts, 0, nchunks)
     if _SAFE_SUMSQ <= plain < _np.inf:
         return _math.sqrt(plain)
-    parts = _np.empty((nchunks, 3), _np.float64)
+    parts = _np.empty((3, nchunks), _np.float64)
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
         asml, amed, abig = _nrm2_range(x[lo:hi], 0, hi - lo)
-        parts[c, 0] = asml
-        parts[c, 1] = amed
-        parts[c, 2] = abig
-    return _nrm2_combine(parts[:, 0].sum(), parts[:, 1].sum(), parts[:, 2].sum())
+        parts[0, c] = asml
+        parts[1, c] = amed
+        parts[2, c] = abig
+    return _nrm2_combine(
+        _sum_range(parts[0], 0, nchunks), _sum_range(parts[1], 0, nchunks), _sum_range(parts[2], 0, nchunks)
+    )
 
 
 @gpu_twin
