@@ -255,6 +255,13 @@ class Estimator:
         raise_everywhere(comm, error)
         return value
 
+    def _shared_params(self) -> dict[str, Any]:
+        """Return the parameters every rank's estimator must share in a collective fit: all but the rank-local ones
+        (``hpc.ml._data.RANK_LOCAL_PARAMS``); ``check_rows`` compares them."""
+        from hpc.ml._data import RANK_LOCAL_PARAMS
+
+        return {k: v for k, v in self.get_params(deep=False).items() if k not in RANK_LOCAL_PARAMS}
+
     def _comm_for(self, comm: Any) -> Any:
         """Return the communicator a collective method runs on: ``comm``, else the one ``fit`` used, else world."""
         from hpc import mpi

@@ -2,14 +2,19 @@
 
 A bad input on one rank (NaN, a wrong dtype, another feature count, a y of the wrong length) must not leave the
 other ranks waiting in the fit's first reduction: each rank catches its own error, the ranks exchange a few words
-(rows, features, dtype, error flag), and then every rank raises, the failing rank its own exception and the others
-one that names the failing ranks and what they said. On one process the original exception is raised unchanged,
-with scikit-learn's wording where its checks look for it.
+(rows, features, dtype, error flag, a digest of the column names and one of the estimator's parameters), and then
+every rank raises, the failing rank its own exception and the others one that names the failing ranks and what they
+said. Ranks whose column names or parameters differ would fit a model that is wrong, or differs by rank, or wait
+forever in a collective the others never enter: they get a ValueError on every rank that names the difference. On
+one process the original exception is raised unchanged, with scikit-learn's wording where its checks look for it.
 """
 
 from __future__ import annotations
 
+import hashlib as _hashlib
+import numbers as _numbers
 import warnings as _warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +22,22 @@ import numpy as _np
 
 from hpc.ml._base import sklearn_class
 
-__all__ = ["Rows", "allgather_objects", "check_predict_rows", "check_rows", "is_device_array", "raise_everywhere"]
+__all__ = [
+    "RANK_LOCAL_PARAMS",
+    "Rows",
+    "allgather_objects",
+    "check_predict_rows",
+    "check_rows",
+    "fingerprint",
+    "is_device_array",
+    "raise_everywhere",
+]
 
 _FLOATS = (_np.dtype(_np.float64), _np.dtype(_np.float32))
+
+#: Parameters that may differ by rank in a collective fit: they change nothing the ranks compute together (what is
+#: printed, whether the input is copied, the seed, which rank 0 gives every rank, a thread count).
+RANK_LOCAL_PARAMS = frozenset({"verbose", "random_state", "copy", "copy_x", "copy_X", "n_jobs"})
 
 
 @dataclass
@@ -31,7 +49,8 @@ class Rows:
     counts: _np.ndarray  #: rows per rank, int64, the same on every rank
     n_features: int
     comm: Any  #: the hpc.mpi.Comm of the fit
-    feature_names: Any = None  #: this rank's column names (a DataFrame with string names), else None
+    feature_names: Any = None  #: the column names (a DataFrame with string names), else None; alike on every rank
+    checked: Any = None  #: what ``check_rows``'s ``local_check`` returned
 
     @property
     def n_total(self) -> int:
@@ -176,6 +195,12 @@ def _check_y(y: Any, n_rows: int, y_kind: str, estimator: str) -> Any:
             kinds = {type(v) for v in y.tolist()}
             if len(kinds) > 1 and not all(issubclass(k, (int, _np.integer)) for k in kinds):
                 raise TypeError(f"y mixes label types {sorted(k.__name__ for k in kinds)}; use one type")
+            if kinds and all(issubclass(k, (float, _np.floating)) for k in kinds):  # floats in an object array
+                numbers = _np.asarray(y, dtype=_np.float64)  # as a float y: NaN never equals itself, nor a class
+                _check_finite(numbers, "y")
+                if _np.any(numbers != _np.floor(numbers)):
+                    raise ValueError("Unknown label type: unknown. Maybe you are trying to fit a classifier, which "
+                                     "expects discrete classes on a regression target with continuous values.")
     else:  # continuous targets, one column or several
         if y.dtype.kind == "c":
             raise ValueError("Complex data not supported")
@@ -197,6 +222,8 @@ def check_rows(
     y_kind: str | None = None,
     dtype: tuple[Any, ...] = _FLOATS,
     device: bool = False,
+    params: Mapping[str, Any] | None = None,
+    local_check: Callable[[Any], Any] | None = None,
 ) -> Rows:
     """Check this rank's ``X`` (and ``y``) and agree with the other ranks, in one small collective.
 
@@ -209,13 +236,17 @@ def check_rows(
         dtype (tuple): accepted float dtypes; others convert to the first.
         device (bool): the fit runs on the GPU: an :class:`hpc.cuda.DeviceArray` ``X`` stays on its device (checked
             there) instead of being copied to the host.
+        params (mapping, optional): the estimator's parameters that every rank must share (``get_params`` but
+            :data:`RANK_LOCAL_PARAMS`), compared by :func:`fingerprint`.
+        local_check (callable, optional): run on this rank's checked ``X`` (the parameters against the data, say);
+            its ``TypeError``/``ValueError`` counts as a bad input, its result is :attr:`Rows.checked`.
 
     Raises:
         ValueError or TypeError on every rank if any rank's input is bad or the ranks disagree on the number of
-        features or the dtype.
+        features, the dtype, the column names or the parameters.
     """
     error: BaseException | None = None
-    array = names = None
+    array = names = checked = None
     try:
         names = feature_names(X)
         if device and is_device_array(X):
@@ -225,13 +256,19 @@ def check_rows(
             _check_finite(array, "X")
         if y_kind is not None:
             y = _check_y(y, array.shape[0], y_kind, estimator)
+        if local_check is not None:
+            checked = local_check(array)
     except (TypeError, ValueError) as exc:
         error = exc
     n_rows = -1 if array is None else array.shape[0]
     n_features = -1 if array is None else array.shape[1]
     dtype_code = -1 if array is None else dtype.index(array.dtype)
-    info = _np.array([[n_rows, n_features, dtype_code, int(error is not None)]], _np.int64)
-    gathered = info if comm.size == 1 else comm.allgather(info)
+    if comm.size == 1:
+        gathered = _np.array([[n_rows, n_features, dtype_code, int(error is not None), 0, 0]], _np.int64)
+    else:
+        shared = (_digest(fingerprint(names)), _digest(fingerprint(dict(params or {}))))
+        info = _np.array([[n_rows, n_features, dtype_code, int(error is not None), *shared]], _np.int64)
+        gathered = comm.allgather(info)
     raise_everywhere(comm, error, any_error=bool(gathered[:, 3].any()))
     counts = gathered[:, 0].copy()
     features = gathered[:, 1]
@@ -240,6 +277,24 @@ def check_rows(
             f"  rank {r}: {features[r]} features, {dtype[gathered[r, 2]]}" for r in range(comm.size)
         )
         raise ValueError(f"{estimator}: ranks disagree on the number of features or the dtype of X:\n{lines}")
+    if comm.size > 1 and len(set(gathered[:, 4].tolist())) > 1:
+        said = allgather_objects(comm, None if names is None else names.tolist())
+        lines = "\n".join(f"  rank {r}: {_short(what)}" for r, what in enumerate(said))
+        raise ValueError(
+            f"{estimator}: ranks disagree on the feature names of X (pass the same columns, in the same order, "
+            f"on every rank, or arrays without names everywhere):\n{lines}"
+        )
+    if comm.size > 1 and len(set(gathered[:, 5].tolist())) > 1:
+        said = allgather_objects(comm, {k: (fingerprint(v), _short(repr(v))) for k, v in (params or {}).items()})
+        differ = sorted({k for what in said for k in what if len({str(other.get(k, (0,))[0]) for other in said}) > 1})
+        lines = "\n".join(
+            f"  rank {r}: " + ", ".join(f"{k}={what[k][1] if k in what else '(none)'}" for k in differ)
+            for r, what in enumerate(said)
+        )
+        raise ValueError(
+            f"{estimator}: ranks disagree on the parameters {differ}; a collective fit needs the same estimator "
+            f"on every rank:\n{lines}"
+        )
     assert array is not None
     if array.shape[1] < 1:
         raise ValueError(
@@ -252,7 +307,48 @@ def check_rows(
             f"Found array with {total} sample(s) (shape={(total, array.shape[1])}){where} while a minimum of "
             f"1 is required by {estimator}."
         )
-    return Rows(array, y, counts, int(array.shape[1]), comm, names)
+    return Rows(array, y, counts, int(array.shape[1]), comm, names, checked)
+
+
+def fingerprint(value: Any) -> str:
+    """Return a text that is the same on every rank exactly when ``value`` means the same there.
+
+    Numbers compare by value (``1``, ``1.0`` and ``numpy.float64(1)`` alike), mappings whatever their order,
+    arrays by dtype kind, shape and values (a digest of their bytes as float64 where numeric), callables by name;
+    anything else by ``repr``. Python's ``hash`` would not do: string hashes differ between processes.
+    """
+    if value is None or isinstance(value, (bool, _np.bool_, str)):
+        return repr(value)
+    if isinstance(value, _numbers.Real):
+        try:
+            return repr(float(value)) if float(value) == value else repr(value)
+        except OverflowError:  # an int beyond float's range
+            return repr(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(sorted(f"{fingerprint(k)}: {fingerprint(v)}" for k, v in value.items())) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(fingerprint(v) for v in value) + "]"
+    if isinstance(value, _np.ndarray):
+        if value.dtype.kind in "biuf":
+            data = _np.ascontiguousarray(value, dtype=_np.float64)
+        elif value.dtype.kind == "O":
+            return f"array{value.shape}" + fingerprint(value.ravel().tolist())
+        else:
+            data = _np.ascontiguousarray(value)
+        return f"array{value.shape}:{value.dtype.kind}:{_hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()}"
+    if callable(value):
+        return f"callable {getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}"
+    return repr(value)
+
+
+def _digest(text: str) -> int:
+    """Return 63 bits of a digest of ``text``, as an int64 that fits the ranks' agreement row."""
+    return int.from_bytes(_hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_predict_rows(X: Any, fitted: Any) -> _np.ndarray:

@@ -121,6 +121,13 @@ class KMeans(Estimator):
             n_init = 1
         return int(k), int(n_init)
 
+    def _checked_for(self, X: Any) -> tuple[int, int, _np.ndarray | None]:
+        """Return ``(n_clusters, n_init, the init array or None)``, checked against ``X``'s features too: run by
+        ``check_rows``, so a parameter bad on one rank raises on every rank instead of leaving the others waiting."""
+        k, n_init = self._checked_params()
+        given = None if isinstance(self.init, str) else self._initial_centres(k, X.shape[1])
+        return k, n_init, given
+
     def _initial_centres(self, k: int, d: int) -> _np.ndarray:
         centres = _np.array(self.init, dtype=_np.float64)  # a copy, never the caller's array
         if centres.ndim != 2 or centres.shape[0] != k:
@@ -138,13 +145,15 @@ class KMeans(Estimator):
     @one_blas_thread
     def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> KMeans:
         """Cluster every rank's rows (collective); return self."""
-        k, n_init = self._checked_params()
         comm = self._comm_for(comm)
-        rows = _data.check_rows(comm, X, estimator=type(self).__name__, device=True)
+        rows = _data.check_rows(
+            comm, X, estimator=type(self).__name__, device=True, params=self._shared_params(),
+            local_check=self._checked_for,
+        )
+        k, n_init, given = rows.checked
         if rows.n_total < k:
             raise ValueError(f"n_samples={rows.n_total} should be >= n_clusters={k}.")
         d = rows.n_features
-        given = self._initial_centres(k, d) if not isinstance(self.init, str) else None
         progress = _Progress("KMeans", self.max_iter * n_init, self.verbose, comm.rank)
         blocks = Blocks(comm, rows.counts, [rows.X])
         moments = centered_moments(blocks, d, diagonal=True)

@@ -32,11 +32,21 @@ class _LinearModel(Estimator):
 
     _estimator_type = "regressor"
 
-    def _fit_linear(self, X: Any, y: Any, comm: Any, alpha: Any, cutoff: float | None = None) -> None:
-        """Fit on every rank's rows; ``cutoff`` truncates singular values below it times the largest (lstsq)."""
-        max_condition = MAX_CONDITION if cutoff is None else min(MAX_CONDITION, cutoff**-2)
+    def _checked_params(self) -> tuple[Any, float | None]:
+        """Return ``(alpha, cutoff)``: the penalty (None for none), and the lstsq cutoff of singular values (None
+        for none), after checking the parameters."""
+        raise NotImplementedError
+
+    def _fit_linear(self, X: Any, y: Any, comm: Any) -> None:
+        """Fit on every rank's rows; a ``cutoff`` truncates singular values below it times the largest (lstsq).
+        The parameters are checked inside ``check_rows``: a bad one on one rank raises on every rank."""
         comm = self._comm_for(comm)
-        rows = _data.check_rows(comm, X, y, estimator=type(self).__name__, y_kind="continuous", device=True)
+        rows = _data.check_rows(
+            comm, X, y, estimator=type(self).__name__, y_kind="continuous", device=True,
+            params=self._shared_params(), local_check=lambda X: self._checked_params(),
+        )
+        alpha, cutoff = rows.checked
+        max_condition = MAX_CONDITION if cutoff is None else min(MAX_CONDITION, cutoff**-2)
         self._comm = comm
         d = rows.n_features
         y_local = rows.y
@@ -54,8 +64,6 @@ class _LinearModel(Estimator):
                 alphas = _np.repeat(alphas, t)
             if alphas.shape != (t,):
                 raise ValueError(f"alpha must be a scalar or have one value per target ({t}); got {alpha!r}")
-            if (alphas < 0).any():
-                raise ValueError(f"alpha must be non-negative; got {alpha!r}")
         if _data.is_device_array(rows.X):  # a fit on the GPU: the targets go where the rows are
             from hpc import cuda
 
@@ -112,9 +120,15 @@ class _LinearModel(Estimator):
             if Y.ndim == 0 or Y.shape[0] != prediction.shape[0]:
                 raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                                  f"{[prediction.shape[0], Y.shape[0] if Y.ndim else 0]}")
+            if Y.ndim > 2:
+                raise ValueError(f"y must be 1-D or 2-D; got shape {Y.shape}")
             if not _np.isfinite(Y).all():
                 raise ValueError("Input y contains NaN or infinity.")
-            return (Y[:, None] if Y.ndim == 1 else Y), (prediction[:, None] if prediction.ndim == 1 else prediction)
+            Y = Y[:, None] if Y.ndim == 1 else Y
+            P = prediction[:, None] if prediction.ndim == 1 else prediction
+            if Y.shape[1] != P.shape[1]:  # (Y - P) would broadcast one column against several
+                raise ValueError(f"y_true and y_pred have different number of output ({Y.shape[1]}!={P.shape[1]})")
+            return Y, P
 
         Y, P = self._agreed(comm, local)
         count, _, var = mpi.moments(comm, Y)
@@ -224,13 +238,19 @@ class LinearRegression(_LinearModel):
         self.n_jobs = n_jobs
         self.positive = positive
 
+    def _checked_params(self) -> tuple[Any, float | None]:
+        if self.positive:
+            raise ValueError("positive=True (non-negative least squares) is not supported by hpc.ml.LinearRegression")
+        tol = self.tol
+        if not isinstance(tol, _numbers.Real) or isinstance(tol, bool) or not 0 <= tol < _np.inf:
+            raise ValueError(f"tol must be a float >= 0; got {tol!r}")
+        return None, max(float(tol), float(_np.finfo(_np.float64).eps))
+
     @one_blas_thread
     def fit(self, X: Any, y: Any, *, comm: Any = None) -> LinearRegression:
         """Fit on every rank's rows (collective); return self."""
-        if self.positive:
-            raise ValueError("positive=True (non-negative least squares) is not supported by hpc.ml.LinearRegression")
-        cutoff = max(float(self.tol), float(_np.finfo(_np.float64).eps))
-        self._fit_linear(X, y, comm, None, cutoff)
+        self._fit_linear(X, y, comm)
+        cutoff = max(float(self.tol), float(_np.finfo(_np.float64).eps))  # as _checked_params found it
         eigenvalues, stable, n = self._singular_from
         d = self.n_features_in_
         if stable is not None:
@@ -282,17 +302,23 @@ class Ridge(_LinearModel):
         self.positive = positive
         self.random_state = random_state
 
-    @one_blas_thread
-    def fit(self, X: Any, y: Any, *, comm: Any = None) -> Ridge:
-        """Fit on every rank's rows (collective); return self."""
+    def _checked_params(self) -> tuple[Any, float | None]:
         if self.positive:
             raise ValueError("positive=True is not supported by hpc.ml.Ridge")
         if self.solver not in ("auto", "cholesky", "svd"):
             raise ValueError(f"solver must be 'auto', 'cholesky' or 'svd' in hpc.ml.Ridge; got {self.solver!r}")
         alpha = self.alpha
-        if isinstance(alpha, _numbers.Real) and not isinstance(alpha, bool) and alpha < 0:
-            raise ValueError(f"alpha must be non-negative; got {alpha!r}")
-        self._fit_linear(X, y, comm, alpha)
+        values = None if isinstance(alpha, (str, bytes, bool, _np.bool_)) else _np.asarray(alpha)
+        if values is None or values.dtype.kind not in "iuf" or values.ndim > 1:
+            raise ValueError(f"alpha must be a float >= 0 or a 1-D array of them; got {alpha!r}")
+        if not (_np.isfinite(values).all() and (values >= 0).all()):
+            raise ValueError(f"alpha must be finite and non-negative; got {alpha!r}")
+        return alpha, None
+
+    @one_blas_thread
+    def fit(self, X: Any, y: Any, *, comm: Any = None) -> Ridge:
+        """Fit on every rank's rows (collective); return self."""
+        self._fit_linear(X, y, comm)
         del self._singular_from
         self.n_iter_ = None  # a direct solver, as scikit-learn's Ridge(solver="cholesky") says
         self.solver_ = "cholesky"

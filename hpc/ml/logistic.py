@@ -121,9 +121,12 @@ class LogisticRegression(Estimator):
         from hpc._optional import require
 
         optimize = require("scipy.optimize", "hpc.ml.LogisticRegression (its L-BFGS)")
-        inverse_c = self._penalty_strength()
         comm = self._comm_for(comm)
-        rows = _data.check_rows(comm, X, y, estimator=type(self).__name__, y_kind="classes", device=True)
+        rows = _data.check_rows(  # the parameters checked there too: a bad one on one rank raises on every rank
+            comm, X, y, estimator=type(self).__name__, y_kind="classes", device=True,
+            params=self._shared_params(), local_check=lambda X: self._penalty_strength(),
+        )
+        inverse_c = rows.checked
         classes = _global_classes(comm, rows.y)
         n_classes = classes.shape[0]
         if n_classes < 2:
@@ -278,9 +281,13 @@ class LogisticRegression(Estimator):
         def local() -> _np.ndarray:
             predicted = self.predict(X)
             labels = _np.asarray(y)
+            if labels.ndim == 2 and labels.shape[1] == 1:  # a column of labels, as scikit-learn takes it
+                labels = labels.ravel()
+            if labels.ndim != 1:
+                raise ValueError(f"y should be a 1d array, got an array of shape {labels.shape} instead.")
             if labels.shape != predicted.shape:
                 raise ValueError(f"Found input variables with inconsistent numbers of samples: "
-                                 f"{[predicted.shape[0], labels.shape[0] if labels.ndim else 0]}")
+                                 f"{[predicted.shape[0], labels.shape[0]]}")
             correct = (predicted == labels).astype(_np.float64)
             weight = _np.ones_like(correct) if sample_weight is None else _np.asarray(sample_weight, _np.float64)
             if weight.shape != correct.shape:

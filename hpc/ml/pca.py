@@ -77,15 +77,20 @@ class PCA(Estimator):
         self.power_iteration_normalizer = power_iteration_normalizer
         self.random_state = random_state
 
-    @one_blas_thread
-    def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> PCA:
-        """Fit the model on every rank's rows (collective); return self."""
+    def _check_solver(self) -> None:
         if self.svd_solver not in ("auto", "covariance_eigh", "full"):
             raise ValueError(
                 f"svd_solver must be 'auto', 'covariance_eigh' or 'full' in hpc.ml.PCA; got {self.svd_solver!r}"
             )
+
+    @one_blas_thread
+    def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> PCA:
+        """Fit the model on every rank's rows (collective); return self."""
         comm = self._comm_for(comm)
-        rows = _data.check_rows(comm, X, estimator=type(self).__name__, device=True)
+        rows = _data.check_rows(  # the parameters checked there too: a bad one on one rank raises on every rank
+            comm, X, estimator=type(self).__name__, device=True, params=self._shared_params(),
+            local_check=lambda X: self._check_solver(),
+        )
         n, d = rows.n_total, rows.n_features
         limit = min(n, d)
         k = self._components_wanted(limit)

@@ -348,3 +348,91 @@ def test_score_with_nan_on_one_rank(name):
     exc = _raises_everywhere(comm, ValueError, "Input X contains NaN", lambda: model.score(*args))
     _names_failing_rank(comm, exc, bad)
     _still_works(comm)
+
+
+#: a parameter given another value on one rank: (estimator, parameter, value on the other ranks, value there)
+DIFFERENT_PARAMS = {
+    "StandardScaler": ("with_mean", True, False),
+    "PCA": ("n_components", 2, 3),
+    "LinearRegression": ("fit_intercept", True, False),
+    "Ridge": ("alpha", 1.0, 2.0),
+    "LogisticRegression": ("C", 1.0, 0.5),
+    "KMeans": ("n_clusters", 2, 3),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameters_disagree(name):
+    """One rank's estimator built with another parameter value: ValueError naming the parameter and each rank's
+    value on every rank (before, PCA(n_components) differing hung and a differing alpha fit a model per rank)."""
+    comm = _world()
+    if comm.size < 2:
+        pytest.skip("needs two ranks to disagree")
+    param, usual, other = DIFFERENT_PARAMS[name]
+    value = other if comm.rank == _bad_rank(comm) else usual
+    make, kind = ESTIMATORS[name]
+    X, y_cont, y_class = _rows(comm)
+    model = make().set_params(**{param: value})
+    y = None if kind is None else (y_cont if kind == "continuous" else y_class)
+    exc = _raises_everywhere(comm, ValueError, f"ranks disagree on the parameters \\['{param}'\\]",
+                             lambda: model.fit(X, y))
+    assert f"rank {_bad_rank(comm)}: {param}={other!r}" in str(exc), str(exc)
+    _still_works(comm)
+
+
+def test_rank_local_parameters_may_differ():
+    """verbose, random_state and the copy flags may differ by rank (rank 0's seed is everyone's); 1 and 1.0 and
+    numpy.float64(1) are one alpha: the fits run and give every rank the one-process model."""
+    comm = _world()
+    X, y_cont, _ = _rows(comm)
+    alpha = [1, 1.0, np.float64(1.0)][comm.rank % 3]
+    ridge = ml.Ridge(alpha=alpha, copy_X=comm.rank == 0).fit(X, y_cont)
+    every = [np.concatenate(comm.mpi.allgather(a)) for a in (X, y_cont)]
+    np.testing.assert_array_equal(ridge.coef_, ml.Ridge(alpha=1.0).fit(*every, comm=_self()).coef_)
+    seeds = ml.KMeans(n_clusters=2, n_init=1, random_state=np.random.RandomState(comm.rank), verbose=0).fit(X)
+    centres = comm.mpi.allgather(seeds.cluster_centers_)
+    assert all(np.array_equal(c, centres[0]) for c in centres)
+
+
+def test_parameter_bad_on_one_rank_only():
+    """A parameter that is invalid on one rank only (a negative alpha): that rank's own ValueError, the others name
+    it; before, that rank raised before the first collective and the others waited in it forever."""
+    comm = _world()
+    bad = _bad_rank(comm)
+    X, y_cont, _ = _rows(comm)
+    alpha = -1.0 if comm.rank == bad else 1.0
+    exc = _raises_everywhere(comm, ValueError, "alpha must be finite and non-negative|bad input on 1 of",
+                             lambda: ml.Ridge(alpha=alpha).fit(X, y_cont))
+    _names_failing_rank(comm, exc, bad)
+    _still_works(comm)
+
+
+def test_init_array_bad_on_one_rank():
+    """KMeans init built from the local rows on a rank that holds none (shape (0, d)): its own ValueError there,
+    the others name it (before, the others hung in the fit's first sum)."""
+    comm = _world()
+    bad = _bad_rank(comm)
+    X, _, _ = _rows(comm)
+    if comm.rank == bad:
+        X = X[:0]
+    exc = _raises_everywhere(comm, ValueError, "shape of the initial centers|bad input on 1 of",
+                             lambda: ml.KMeans(n_clusters=2, init=X[:2]).fit(X))
+    _names_failing_rank(comm, exc, bad)
+    _still_works(comm)
+
+
+def test_feature_names_disagree():
+    """DataFrames whose columns come in another order on one rank: ValueError naming each rank's columns on every
+    rank (before, the columns were mixed up silently: the coefficients of a and b came out averaged)."""
+    pd = pytest.importorskip("pandas")
+    comm = _world()
+    if comm.size < 2:
+        pytest.skip("needs two ranks to disagree")
+    X, y_cont, _ = _rows(comm)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    if comm.rank == _bad_rank(comm):
+        frame = frame[["b", "a", "c"]]
+    exc = _raises_everywhere(comm, ValueError, "ranks disagree on the feature names",
+                             lambda: ml.LinearRegression().fit(frame, y_cont))
+    assert "['b', 'a', 'c']" in str(exc) and "['a', 'b', 'c']" in str(exc)
+    _still_works(comm)

@@ -241,6 +241,37 @@ def test_bad_parameters():
         ml.Ridge(solver="sag").fit(X, y)
 
 
+@pytest.mark.parametrize("alpha", [np.nan, np.inf, "1", True, np.array([[1.0]])])
+def test_ridge_refuses_alpha_that_is_not_a_finite_number(alpha):
+    """NaN (which fitted least squares: the comparisons skipped both the check and the penalty), inf (LAPACK's
+    "SVD did not converge"), a string and a bool raise ValueError naming alpha, as scikit-learn refuses them."""
+    X, y = regression(n=30, d=3, seed=15)
+    with pytest.raises(ValueError, match="alpha must be"):
+        ml.Ridge(alpha=alpha).fit(X, y)
+
+
+@pytest.mark.parametrize("tol", [-1.0, np.nan, "1e-6"])
+def test_linear_regression_refuses_bad_tol(tol):
+    X, y = regression(n=30, d=3, seed=15)
+    with pytest.raises(ValueError, match="tol must be"):
+        ml.LinearRegression(tol=tol).fit(X, y)
+
+
+@pytest.mark.parametrize("name", ["LinearRegression", "Ridge"])
+def test_score_refuses_another_number_of_targets(name):
+    """score of a one-target model against two target columns (or the reverse) raises scikit-learn's error;
+    before, (Y - P) broadcast one column against two and gave a wrong R^2 (-1.002)."""
+    X, y = regression(n=100, d=3, seed=16)
+    Y = np.stack([y, -y], axis=1)
+    one = getattr(ml, name)().fit(X, y)
+    two = getattr(ml, name)().fit(X, Y)
+    with pytest.raises(ValueError, match=re.escape("different number of output (2!=1)")):
+        one.score(X, Y)
+    with pytest.raises(ValueError, match=re.escape("different number of output (1!=2)")):
+        two.score(X, y)
+    assert one.score(X, y[:, None]) == pytest.approx(one.score(X, y), rel=1e-15)
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("name", ["LinearRegression", "Ridge"])
 def test_target_shapes_are_scikit_learns(name, fit_intercept):

@@ -126,6 +126,30 @@ def test_score_matches():
     assert ours.score(X, y) == pytest.approx(np.mean(ours.predict(X) == y), abs=1e-15)
 
 
+def test_score_takes_a_column_of_labels():
+    """y of shape (n, 1) scores as its ravel, as scikit-learn's accuracy (the message had said "[200, 200]")."""
+    X, y = classification(n=200, d=3, classes=2, seed=25)
+    model = ml.LogisticRegression().fit(X, y)
+    assert model.score(X, y[:, None]) == model.score(X, y)
+    with pytest.raises(ValueError, match="1d array"):
+        model.score(X, np.stack([y, y], axis=1))
+
+
+def test_object_labels_with_nan_or_fractions():
+    """Labels in an object array: NaN raises as in a float y (np.unique had kept every NaN as a class of its own:
+    47 classes from 3 values), and fractional floats are not classes (scikit-learn: "Unknown label type")."""
+    X, y = classification(n=60, d=3, classes=2, seed=27)
+    labels = y.astype(float).astype(object)
+    labels[5] = np.nan
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        ml.LogisticRegression().fit(X, labels)
+    fractions = (y * 0.5 + 0.1).astype(object)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        ml.LogisticRegression().fit(X, fractions)
+    whole = ml.LogisticRegression().fit(X, y.astype(float).astype(object))  # whole floats are classes
+    assert whole.classes_.tolist() == [0.0, 1.0]
+
+
 def test_attribute_shapes_and_types():
     """classes_, coef_, intercept_ and n_iter_ have scikit-learn's shapes and dtypes."""
     X, y = classification(n=200, d=3, classes=2, seed=26)
