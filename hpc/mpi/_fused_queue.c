@@ -16,7 +16,7 @@
  *                batch is its base). `_value` is settable for the slow lane.
  *   Queue        the base of hpc.mpi.fused.Fused: `allreduce(x, op="sum")` and `_take()` (the batches so far). When
  *                a batch reaches FLUSH_BYTES, every batch is handed to the subclass's `_flush_batches(batches)` at
- *                once.
+ *                once. Only the thread that made the queue may call them (RuntimeError otherwise).
  *
  * It reads NumPy arrays and makes results with NumPy's C API: a buffer export of the caller's array, and a slice of
  * the batch made by calling NumPy from C, each cost more than queuing a Python float does.
@@ -452,9 +452,33 @@ static PyTypeObject FusedResultType = {
 typedef struct {
     PyObject_HEAD
     Batch *batches[NKINDS]; /* by kind; NULL until the first value of that kind is queued */
+    unsigned long owner;    /* the thread that made the queue: the only one that may queue */
 } Queue;
 
 static PyObject *str_sum, *str_x, *str_op, *str_queue, *str_flush_batches;
+
+static PyObject *
+queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    Queue *self = (Queue *)PyType_GenericNew(type, args, kwargs);
+    if (self != NULL)
+        self->owner = PyThread_get_thread_ident();
+    return (PyObject *)self;
+}
+
+/* Entries from two threads would interleave in a different order on each rank, and the sums would pair up
+   different entries with nothing to tell (float entries all hash alike): one thread queues. */
+static int
+queue_check_thread(Queue *self)
+{
+    if (PyThread_get_thread_ident() == self->owner)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "hpc.mpi fused: a fused block takes entries from the thread that opened it only (entries from "
+                    "several threads would be queued in a different order on each rank, and wrong sums would "
+                    "come back); queue from one thread");
+    return -1;
+}
 
 static void
 queue_dealloc(Queue *self)
@@ -555,6 +579,8 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         PyErr_SetString(PyExc_TypeError, "allreduce() missing required argument 'x'");
         return NULL;
     }
+    if (queue_check_thread(self) < 0)
+        return NULL;
     if (!is_sum(op))
         return PyObject_CallMethodObjArgs((PyObject *)self, str_queue, x, op ? op : str_sum, NULL);
 
@@ -636,9 +662,13 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
             return NULL;
         }
         values = PyArray_DATA(a);
-        batch_mix(batch, 2);
-        for (int i = 0; i < ndim; i++)
-            batch_mix(batch, (unsigned long long)dims[i] + 3);
+        if (ndim == 0) { /* shape (), as a scalar's: a 0-d array on one rank and a float on another agree */
+            batch_mix(batch, 1);
+        } else {
+            batch_mix(batch, 2);
+            for (int i = 0; i < ndim; i++)
+                batch_mix(batch, (unsigned long long)dims[i] + 3);
+        }
     } else {
         batch_mix(batch, 1);
     }
@@ -663,6 +693,8 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
 static PyObject *
 queue_take(Queue *self, PyObject *Py_UNUSED(ignored))
 {
+    if (queue_check_thread(self) < 0)
+        return NULL;
     return queue_take_batches(self);
 }
 
@@ -680,7 +712,7 @@ static PyTypeObject QueueType = {
     .tp_doc = "Queues small sums of the lane's dtypes in C; hands every other entry to ``self._queue(x, op)``.",
     .tp_basicsize = sizeof(Queue),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_new = PyType_GenericNew,
+    .tp_new = queue_new,
     .tp_dealloc = (destructor)queue_dealloc,
     .tp_methods = queue_methods,
 };

@@ -7,6 +7,7 @@ costs there (docs/performance.md). ``tests/mpi/test_fused_queue.py`` runs both.
 from __future__ import annotations
 
 import array as _array
+import threading as _threading
 from typing import Any
 
 import numpy as _np
@@ -111,6 +112,11 @@ class FusedResult:
 
 _append = _array.array.append
 _new = object.__new__
+_get_ident = _threading.get_ident
+_OTHER_THREAD = (
+    "hpc.mpi fused: a fused block takes entries from the thread that opened it only (entries from several threads "
+    "would be queued in a different order on each rank, and wrong sums would come back); queue from one thread"
+)
 
 
 def _lane_kind(x: Any) -> str | None:
@@ -131,8 +137,19 @@ class Queue:
 
     _batches: dict[str, Batch] | None = None
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Queue:
+        queue = super().__new__(cls)
+        queue._owner = _get_ident()  # the only thread that may queue (as in C)
+        return queue
+
+    def _check_thread(self) -> None:
+        if _get_ident() != self._owner:
+            raise RuntimeError(_OTHER_THREAD)
+
     def allreduce(self, x: Any, op: Any = "sum") -> Any:
         """Queue an allreduce of ``x`` and return its placeholder."""
+        if _get_ident() != self._owner:
+            raise RuntimeError(_OTHER_THREAD)
         if not (type(op) is str and op == "sum"):  # type first, as in C: no __eq__ of odd ops
             return self._queue(x, op)  # type: ignore[attr-defined]
         kind = type(x)
@@ -158,7 +175,7 @@ class Queue:
             _append(batch, x)  # a batch being filled is never ready: no need for Batch.append's check
             result._count = 0
         else:
-            if type(like) is tuple:
+            if type(like) is tuple and like:  # an array of one dimension or more (a 0-d one hashes as a scalar)
                 batch.mix(2)
                 for n in shape:
                     batch.mix(n + 3)
@@ -172,5 +189,6 @@ class Queue:
 
     def _take(self) -> tuple[Batch, ...]:
         """Return the queued batches, float64 first, as a tuple (empty if none), and start new ones."""
+        self._check_thread()
         batches, self._batches = self._batches or {}, None
         return tuple(batches[k] for k in KINDS if k in batches)

@@ -43,7 +43,8 @@ class Fused(Queue):
     is reduced first, so ranks that queued different sequences get :class:`~hpc.mpi.guard.RankMismatchError` on every
     rank before any other buffer moves. A different *number* of float64 values makes that buffer differ in length:
     the check mode (``HPC_MPI_CHECK=1``) raises RankMismatchError for it on every rank, and without it MPI itself
-    fails ("Message truncated") and the job ends.
+    fails ("Message truncated") and the job ends. The block is collective: on several ranks even a block with
+    nothing queued exchanges its checksum when it ends. Only the thread that opened it may queue (RuntimeError).
 
     Sums of integer scalars are exact, as in :meth:`hpc.mpi.Comm.allreduce` (one int64 buffer of words for all of
     them); other ops take Python ints as int64 (docs/differences.md, "Python ints in hpc.mpi: one rule").
@@ -130,10 +131,13 @@ class Fused(Queue):
             engine.sum_in_place(doubles)
             doubles.set_ready()
             if engine.size > 1 and doubles[-2] * doubles[-1] != doubles[-3] * doubles[-3]:
-                queued = repr((len(doubles) - 3, [(b.kind, len(b)) for b in others], _slow(entries), self._integers))
+                lanes = [(doubles, len(doubles) - 3), *((b, len(b)) for b in others)]
+                queued = ", ".join(f"{n} {_KIND_NAMES[b.kind]} values (structure {b.structure & 0xFFFFFFFF:08x})"
+                                   for b, n in lanes)
                 raise _guard.RankMismatchError(
-                    "fused: ranks queued different sequences of reductions (op, dtype, shape); "
-                    f"this rank queued {queued[:400]}"
+                    "fused: ranks queued different sequences of reductions (op, dtype, shape); this rank queued "
+                    f"{queued}, other entries {_slow(entries)[:20]}, {len(self._integers)} integer sums (the "
+                    "structure is a digest of each entry's kind and shape, in order: compare it between ranks)"
                 )
         else:
             doubles.set_ready()
@@ -144,8 +148,8 @@ class Fused(Queue):
     def flush(self) -> None:
         """Run every queued reduction now (called when the ``with`` block ends)."""
         batches, entries, integers = self._take(), self._entries, self._integers
-        if not batches and not entries and not integers:
-            return
+        if not batches and not entries and not integers and self._engine.size == 1:
+            return  # on several ranks even an empty block exchanges its checksum: another rank may have queued
         self._flush_batches(batches, entries)
         self._entries, self._integers = [], []
         if integers:
@@ -207,5 +211,6 @@ def _checksum(doubles: Any, others: Any, entries: list[Any] | None, integers: in
 #: route)
 _PLAIN = frozenset("bBhHiIlLqQfdFD")
 _ARRAY, _SCALAR, _PREPARED = 0, 1, 2
+_KIND_NAMES = {"d": "float64", "f": "float32", "l": "int64", "i": "int32"}
 _BUILTIN = {name: resolve(name) for name in ("sum", "prod", "min", "max", "band", "bor")}
 _SUM = _BUILTIN["sum"]

@@ -128,6 +128,30 @@ def test_fused_detects_different_sequences(comm, fused):
                 queue(f)
 
 
+def test_a_rank_that_queued_nothing_meets_the_others(comm, fused):
+    """A block where one rank queued nothing still exchanges its checksum: RankMismatchError on every rank (before,
+    that rank skipped the flush: the others hung in check mode, or without it read its checksum as their result)."""
+    if comm.size == 1:
+        pytest.skip("needs two ranks to disagree")
+    with pytest.raises(mpi.RankMismatchError, match="different sequences"):
+        with fused(comm) as f:
+            if comm.rank != 0:
+                f.allreduce(5)
+    with fused(comm) as f:  # nothing queued anywhere: a block that ends at once, and the ranks still agree
+        pass
+    assert comm.allreduce(np.arange(3, dtype=np.int64)).tolist() == [0, comm.size, 2 * comm.size]
+
+
+def test_a_0d_array_and_a_float_are_one_shape(comm, fused):
+    """A 0-d array on one rank and a float on another have one dtype and shape, as for allreduce: the block sums
+    them (it raised RankMismatchError), and each rank gets its own type back."""
+    x = np.array(1.5) if comm.rank % 2 == 0 else 1.5
+    with fused(comm) as f:
+        r = f.allreduce(x)
+    assert r.value == 1.5 * comm.size
+    assert type(r.value) is (np.ndarray if comm.rank % 2 == 0 else float)
+
+
 SHAPES = [(), (1,), (5,), (2, 3), (0, 3), (8192,)]
 
 

@@ -266,6 +266,33 @@ def test_both_lanes_hash_the_same_structure(lane):
     assert structure(lane, entries) == structure(_fused_queue_py, entries)
     assert structure(lane, entries) != structure(lane, [1.0, np.zeros((3, 2)), np.float64(1.0), np.zeros(1)])
     assert structure(lane, entries) != structure(lane, [np.zeros((2, 3)), 1.0, np.float64(1.0), np.zeros(1)])
+    # shape () alike: a 0-d array on one rank and a float (or NumPy scalar) on another agree, as in allreduce
+    assert structure(lane, [np.array(1.5), 2.0]) == structure(lane, [1.5, np.float64(2.0)])
+    assert structure(lane, [np.array(1.5)]) != structure(lane, [np.zeros(1)])
+
+
+def test_only_the_thread_that_made_the_queue_may_queue(queue):
+    """Entries from two threads would interleave in another order on each rank and pair up wrong sums (72% of
+    100,000 were wrong on 2 ranks): another thread gets RuntimeError, for the fast lane, the slow lane and _take."""
+    import threading
+
+    queue.allreduce(1.0)
+    errors = []
+
+    def other():
+        for call in (lambda: queue.allreduce(2.0), lambda: queue.allreduce(3, "max"), queue._take):
+            try:
+                call()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert len(errors) == 3 and all("thread that opened it" in e for e in errors), errors
+    assert queue.slow == []
+    (batch,) = queue._take()  # the owner's entry alone
+    assert list(batch) == [1.0]
 
 
 def test_bad_arguments_raise_type_error(queue):
