@@ -40,6 +40,25 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
         _, mean_im, var_im = moments(comm, values.imag, axis, ddof)
         return count, mean_re + 1j * mean_im, var_re + var_im
     a = _np.moveaxis(_np.asarray(x, dtype=_np.float64), axis, 0)
+    count, mean_total, var, overflowed = _merged_moments(comm, a, ddof)
+    if overflowed.any():  # the same on every rank (merged data): each takes this second collective, or none does
+        _, mean_scaled, var_scaled, _ = _merged_moments(comm, a * _SCALE, ddof)
+        with _np.errstate(over="ignore"):
+            mean_total = _np.where(overflowed, mean_scaled / _SCALE, mean_total)
+            var = _np.where(overflowed, var_scaled / _SCALE / _SCALE, var)
+    if _np.ndim(count) == 0:
+        return int(count), mean_total[()], var[()]
+    return count.astype(_np.int64), mean_total, var
+
+
+#: Finite data near the float64 limit overflow in the shifted values or the squares (1e308 - (-1e308)); scaled by
+#: this power of two (exact, but for values below 2**-510, negligible beside those) they do not.
+_SCALE = 2.0**-512
+
+
+def _merged_moments(comm: Any, a: _np.ndarray, ddof: int) -> tuple[Any, Any, Any, Any]:
+    """Return ``(count, mean, var, overflowed)`` of the real float64 ``a`` (distributed along axis 0), in one
+    allgather; ``overflowed`` marks the columns of finite data whose mean or variance came out non-finite."""
     n = a.shape[0]
     rest = a.shape[1:]
     # Shift by a local reference value (the first row): means near 1e9 are then computed as small numbers, so the
@@ -70,7 +89,7 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
         if base is None:
             base = ref_b
         total = count + nb
-        with _np.errstate(invalid="ignore", divide="ignore"):
+        with _np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # an overflow is redone scaled
             delta = (ref_b - base) + mean_b - mu
             weight = _np.where(total > 0, nb / _np.where(total > 0, total, 1), 0.0)
             mu = mu + delta * weight
@@ -85,9 +104,9 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
         else:
             mean_total = _np.where(nonfinite, plain_total / count, mean_total)
             var = _np.where(nonfinite, _np.nan, var)
-    if _np.ndim(count) == 0:
-        return int(count), mean_total[()], var[()]
-    return count.astype(_np.int64), mean_total, var
+    defined = count > ddof if base is not None else _np.zeros(rest, dtype=bool)
+    overflowed = defined & ~nonfinite & ~(_np.isfinite(mean_total) & _np.isfinite(var))
+    return count, mean_total, var, overflowed
 
 
 def sum(comm: Any, x: Any, *, reproducible: bool = False) -> Any:  # noqa: A001 - mirrors numpy.sum

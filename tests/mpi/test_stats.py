@@ -46,6 +46,31 @@ def test_moments_with_an_empty_rank(comm):
     assert count == 5 and mean == 2.0 and var == 2.0
 
 
+@pytest.mark.parametrize("column", [
+    [1e308, -1e308],                      # NumPy: mean 0, var inf; shifted by its first value: -inf and NaN
+    [1e308, 1e308, -1e308, 1e307],        # the true mean 2.75e307 (NumPy's sum overflows: inf)
+    [3.0, 1e300, -5e299, 7.0],
+])
+def test_moments_of_finite_data_near_the_float64_limit(comm, column):
+    """Finite data whose differences overflow: the exact mean (to rounding) and the variance, +inf where the
+    true one is beyond float64, on every rank and for every split of the rows (it gave -inf or NaN by split)."""
+    whole = np.array(column)
+    exact = [Fraction(v) for v in column]
+    exact_mean = sum(exact) / len(exact)
+    exact_var = sum((v - exact_mean) ** 2 for v in exact) / len(exact)
+    for split in range(len(whole) + 1):
+        part = whole if comm.size == 1 else (whole[:split] if comm.rank == 0 else whole[split:] if comm.rank == 1
+                                             else whole[:0])
+        count, mean, var = mpi.moments(comm, part)
+        assert count == len(whole)
+        assert mean == pytest.approx(float(exact_mean), rel=1e-15, abs=1e-15 * max(map(abs, column)))
+        assert var == (np.inf if exact_var > Fraction(np.finfo(np.float64).max) else pytest.approx(float(exact_var)))
+    with np.errstate(over="ignore"):
+        big = np.full((1000, 2), 1e152) * np.where(np.arange(1000) % 2, 1.0, -1.0)[:, None]
+    _, _, var = mpi.moments(comm, big if comm.rank == 0 else big[:0])
+    np.testing.assert_allclose(var, 1e304, rtol=1e-12)  # the squares' sum overflows; the variance does not
+
+
 def test_histogram_dot_norm(comm):
     """histogram, dot and norm equal numpy on the whole distributed array."""
     rng = np.random.default_rng(10 + comm.rank)
