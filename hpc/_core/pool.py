@@ -88,7 +88,9 @@ class ThreadPool(_futures.Executor):
     """A pool of worker threads with work stealing.
 
     Use it as a context manager to make it the pool that parallel calls of the current thread run on, call
-    :meth:`install` to run one function inside it, or use it as a :class:`concurrent.futures.Executor`.
+    :meth:`install` to run one function inside it, or use it as a :class:`concurrent.futures.Executor`. A ``with``
+    block ends when the futures this thread submitted to the pool inside it are done, as an executor's does; unlike
+    an executor's, it leaves the pool running, to be entered again (:meth:`shutdown` stops it).
 
     Args:
         num_threads (int or None): number of workers; ``None`` takes :func:`hpc.config.num_threads`.
@@ -113,6 +115,7 @@ class ThreadPool(_futures.Executor):
         self._deques: list[_collections.deque[Job]] = [_collections.deque() for _ in range(num_threads)]
         self._injector: _collections.deque[Job] = _collections.deque()
         self._shutdown = False
+        self._retired = False  # replaced as the default pool: idle workers leave at once, pushes still run
         self._no_workers()
         _pools.add(self)
 
@@ -168,13 +171,25 @@ class ThreadPool(_futures.Executor):
                 if t is not _threading.current_thread():
                     t.join()
 
+    def _retire(self) -> None:
+        """Let the workers leave as soon as they find no work, but keep taking work: runs that other threads
+        started on this pool before :func:`default_pool` replaced it go on pushing their pieces here (a shutdown
+        made them fail with "cannot schedule new work after shutdown")."""
+        with self._cv:
+            self._retired = True
+            self._cv.notify_all()
+
     def __enter__(self) -> ThreadPool:
         stack = _pool_stack()
         stack.append(self)
+        _submitted_stack().append(set())
         return self
 
     def __exit__(self, *exc: object) -> None:
         _pool_stack().pop()
+        pending = _submitted_stack().pop()
+        if pending:  # the block's own submits, as concurrent.futures' __exit__ waits for its executor's work
+            _futures.wait(list(pending))
 
     def __repr__(self) -> str:
         return f"<hpc.ThreadPool num_threads={self.num_threads}>"
@@ -278,7 +293,7 @@ class ThreadPool(_futures.Executor):
                 try:
                     job = self._find_work(index)
                     if job is None:
-                        if self._shutdown or idle >= _IDLE_EXIT_WAITS:
+                        if self._shutdown or self._retired or idle >= _IDLE_EXIT_WAITS:
                             self._running[index] = False  # under the cv: see _wake
                             self._live -= 1
                             return
@@ -347,6 +362,10 @@ class ThreadPool(_futures.Executor):
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         future: _futures.Future[T] = _futures.Future()
+        block = self._innermost_block()
+        if block is not None:  # the with block waits for it; done futures leave the set (no results kept)
+            block.add(future)
+            future.add_done_callback(block.discard)
 
         def run() -> None:
             if not future.set_running_or_notify_cancel():
@@ -358,6 +377,17 @@ class ThreadPool(_futures.Executor):
 
         self.push(_FutureJob(run, future))
         return future
+
+    def _innermost_block(self) -> set[_futures.Future[Any]] | None:
+        """Return the futures of the calling thread's innermost ``with`` block of this pool, or None outside one."""
+        pools = getattr(_local, "pools", None)
+        if not pools:
+            return None
+        blocks = _submitted_stack()
+        for depth in range(len(pools) - 1, -1, -1):
+            if pools[depth] is self:
+                return blocks[depth]
+        return None
 
     def map(
         self,
@@ -390,19 +420,30 @@ def _run_in_own_scope(fn: Callable[[], T]) -> T:
     enters itself, not those of a task that waits further up this worker's stack (work stealing runs other jobs
     inside that wait)."""
     saved = _local.__dict__.pop("pools", None)
+    saved_submitted = _local.__dict__.pop("submitted", None)
     try:
         return fn()
     finally:
-        if saved is None:
-            _local.__dict__.pop("pools", None)
-        else:
-            _local.pools = saved
+        for name, value in (("pools", saved), ("submitted", saved_submitted)):
+            if value is None:
+                _local.__dict__.pop(name, None)
+            else:
+                setattr(_local, name, value)
 
 
 def _pool_stack() -> list[ThreadPool]:
     stack = getattr(_local, "pools", None)
     if stack is None:
         stack = _local.pools = []
+    return stack
+
+
+def _submitted_stack() -> list[set[_futures.Future[Any]]]:
+    """The futures submitted inside each ``with`` block of the calling thread, one set per block of
+    :func:`_pool_stack` (the two stacks move together)."""
+    stack = getattr(_local, "submitted", None)
+    if stack is None:
+        stack = _local.submitted = []
     return stack
 
 
@@ -440,7 +481,7 @@ def default_pool() -> ThreadPool:
                 old, pool = pool, ThreadPool(want)
                 _default = pool
                 if old is not None:
-                    old.shutdown(wait=False)
+                    old._retire()
     return pool
 
 

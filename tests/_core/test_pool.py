@@ -203,6 +203,53 @@ def test_work_pushed_while_a_shut_down_pool_still_drains_runs():
     assert pool.wait_for(blocker) is True
 
 
+@pytest.mark.timeout(120)
+def test_runs_in_other_threads_survive_set_num_threads():
+    """Threads running par_range, join and scope on the default pool while another thread resizes it: every run
+    finishes with the right answer (the replaced pool was shut down under them: "cannot schedule new work after
+    shutdown" in about one run in ten), and the replaced pool's workers then leave."""
+    from hpc import par_range
+    from hpc._core.pool import default_pool
+
+    errors, stop = [], threading.Event()
+
+    def runs(kind):
+        while not stop.is_set():
+            try:
+                if kind == 0:
+                    assert par_range(3000).with_max_len(50).map(abs).with_backend("threads").sum() == 4498500
+                elif kind == 1:
+                    assert fib(12) == 144
+                else:
+                    seen = []
+                    with scope() as s:
+                        for i in range(20):
+                            s.spawn(seen.append, i)
+                    assert sorted(seen) == list(range(20))
+            except BaseException as exc:
+                errors.append(repr(exc))
+                return
+
+    threads = [threading.Thread(target=runs, args=(k,)) for k in range(3)]
+    replaced = []
+    try:
+        for t in threads:
+            t.start()
+        for i in range(200):
+            replaced.append(default_pool())
+            set_num_threads(1 + i % 4)
+            time.sleep(0.002)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        set_num_threads(None)
+    assert errors == []
+    old = [p for p in replaced if p is not default_pool()]
+    assert old and all(p._retired and not p._shutdown for p in old)
+    assert _wait_for(lambda: not any(t.is_alive() for p in old for t in p._threads.values()))
+
+
 def _wait_for(condition, seconds=20.0):
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
@@ -440,3 +487,33 @@ def test_numba_imported_after_the_pool_started_is_limited_in_its_workers(tmp_pat
     )
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_with_block_waits_for_the_futures_submitted_in_it():
+    """``with ThreadPool(n) as ex: ex.submit(...)`` ends when that work is done, as a concurrent.futures executor's
+    block does (before, the block ended at once and the daemon workers' queued work was lost at exit); the pool is
+    not shut down, and futures submitted to an outer block's pool from an inner block are that block's to wait for."""
+    gate = threading.Event()
+    done = []
+
+    def slow(i):
+        gate.wait(10)
+        done.append(i)
+        return i
+
+    pool, inner = ThreadPool(2), ThreadPool(1)
+    try:
+        with pool as ex:
+            futures = [ex.submit(slow, i) for i in range(6)]
+            with inner:
+                futures.append(pool.submit(slow, 6))
+            threading.Timer(0.2, gate.set).start()
+        assert all(f.done() for f in futures) and sorted(done) == list(range(7))
+        with pool as ex:  # still running: the block may be entered again
+            assert sum(ex.map(abs, range(-3, 3))) == 9
+        outside = pool.submit(pow, 2, 3)  # outside any block: nothing waits, the future works as before
+        assert outside.result(timeout=10) == 8
+    finally:
+        pool.shutdown()
+        inner.shutdown()
