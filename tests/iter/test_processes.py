@@ -6,8 +6,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
+
+from hpc import par_iter, par_range
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
 
@@ -67,3 +71,58 @@ def test_a_multiprocessing_child_using_processes_exits_when_done(tmp_path, metho
                 p.kill()
     """)
     assert "result 4950 exitcode 0" in out
+
+
+def _slow_identity(x):
+    time.sleep(0.002)
+    return x
+
+
+@pytest.mark.timeout(120)
+def test_auto_sends_items_that_do_not_pickle_back_to_threads(monkeypatch):
+    """auto chose processes after checking one chunk of items; a later chunk's lock does not pickle: the groups
+    already sent finish there and the rest runs on threads, with every result in order (it raised a TypeError that
+    blamed the functions). Asked for by name, the processes backend raises that TypeError, naming the items."""
+    import hpc.iter.plumbing.drive as drive
+
+    monkeypatch.setattr(drive, "AUTO_PROCESSES_WARM_S", 0.0)
+    monkeypatch.setattr(drive, "AUTO_PROCESSES_COLD_S", 0.0)
+    lock = threading.Lock()
+    items = [*range(300), lock]
+    out = par_iter(items).with_max_len(10).map(_slow_identity).collect()
+    assert out[:300] == list(range(300)) and out[300] is lock
+    with pytest.raises(TypeError, match="functions and items"):
+        par_iter(items).with_max_len(10).map(_slow_identity).with_backend("processes").collect()
+
+
+@pytest.mark.timeout(120)
+def test_auto_keeps_results_that_do_not_pickle_on_threads(monkeypatch):
+    """A first chunk whose results (locks) could not come back from a worker keeps the run on threads."""
+    import hpc.iter.plumbing.drive as drive
+
+    monkeypatch.setattr(drive, "AUTO_PROCESSES_WARM_S", 0.0)
+    monkeypatch.setattr(drive, "AUTO_PROCESSES_COLD_S", 0.0)
+    out = par_range(200).with_max_len(10).map(lambda x: (time.sleep(0.001), threading.Lock())[1]).collect()
+    assert len(out) == 200 and all(not lock.locked() for lock in out)
+
+
+@pytest.mark.timeout(120)
+def test_one_runs_failure_leaves_the_pool_to_the_others():
+    """A run whose results do not pickle fails with that TypeError, and a run of another thread on the shared
+    process pool finishes with its answer (the failure killed the pool under it: ShutdownExecutorError)."""
+    result = {}
+
+    def long_run():
+        try:
+            result["sum"] = par_range(400).with_max_len(5).map(_slow_identity).with_backend("processes").sum()
+        except BaseException as exc:
+            result["sum"] = repr(exc)
+
+    par_range(4).with_backend("processes").sum()  # the pool is up before the two runs meet
+    t = threading.Thread(target=long_run)
+    t.start()
+    time.sleep(0.3)
+    with pytest.raises(TypeError, match="pickle"):
+        par_range(40).map(lambda x: threading.Lock()).with_backend("processes").collect()
+    t.join(100)
+    assert result["sum"] == sum(range(400))

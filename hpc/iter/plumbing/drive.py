@@ -44,6 +44,16 @@ def _skip(ctx: ExecContext, terminal: Any, chunk: int) -> bool:
     return terminal.positional_first and ctx.found_chunk is not None and chunk > ctx.found_chunk
 
 
+class Unshippable(Exception):
+    """Raised by the processes backend when a group's items or functions do not pickle: the partials of the chunks
+    that ran (every group already sent was waited for), the spans left, and the ``TypeError`` to raise when the
+    backend was asked for by name (``auto`` runs the spans left on threads instead)."""
+
+    def __init__(self, partials: dict[int, Any], remaining: list[Span], error: TypeError) -> None:
+        super().__init__(str(error))
+        self.partials, self.remaining, self.error = partials, remaining, error
+
+
 def raise_first_failure(failures: list[ChunkFailure], terminal: Any, ctx: ExecContext) -> None:
     """Raise the failure of the lowest chunk, unless a positional search matched before it (as serial would)."""
     if failures:
@@ -214,6 +224,7 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
         name = "serial"  # one chunk: a hand-off to a worker would only add latency
     bar = _progress_bar(plan.node.length) if progress else None
     ctx = ExecContext()
+    auto = False  # whether automatic choice took the processes (which may then hand the rest back to threads)
     try:
         partials: dict[int, Any] = {}
         if name == "probe":
@@ -224,11 +235,23 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
             spans = spans[1:]
             if spans:
                 name = "threads"
-                # the items travel too: check a chunk of them (they may be locks, generators, ...)
-                if estimate > _processes_threshold() and _picklable(plan, terminal, spans[0][1], spans[0][2]):
-                    name = "processes"
+                # the items and the results travel too: check a chunk of each (locks, generators, ...); a later
+                # chunk's items that do not pickle send the rest of the run back to threads (Unshippable below)
+                if (
+                    estimate > _processes_threshold()
+                    and _picklable(plan, terminal, spans[0][1], spans[0][2])
+                    and _picklable_value(first)
+                ):
+                    name, auto = "processes", True
         if spans:
-            partials.update(_backend(name).run(plan, terminal, spans, ctx, bar))
+            try:
+                partials.update(_backend(name).run(plan, terminal, spans, ctx, bar))
+            except Unshippable as unshippable:
+                partials.update(unshippable.partials)
+                if not auto:
+                    raise unshippable.error from unshippable.error.__cause__
+                name = "threads"
+                partials.update(_backend(name).run(plan, terminal, unshippable.remaining, ctx, bar))
     except ChunkFailure as failure:
         _raise_failure(failure, name)
     finally:
@@ -279,6 +302,13 @@ def _picklable(plan: Plan, terminal: Any, start: int, stop: int) -> bool:
     from hpc.iter.plumbing import processes
 
     return processes.picklable(plan, terminal, start, stop)
+
+
+def _picklable_value(value: Any) -> bool:
+    """Whether ``value`` (a chunk's partial result) can come back from a worker process."""
+    from hpc.iter.plumbing import processes
+
+    return processes.picklable_value(value)
 
 
 def _progress_bar(total: int) -> Any:

@@ -23,10 +23,17 @@ import numpy as _np
 from hpc import config as _config
 from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
-from hpc.iter.plumbing.drive import Backend, _skip, raise_first_failure
+from hpc.iter.plumbing.drive import Backend, Unshippable, _skip, raise_first_failure
 from hpc.iter.plumbing.plan import ChunkFailure, Plan, run_chunk
 
-__all__ = ["ProcessesBackend", "executor_is_warm", "in_worker_process", "picklable", "shutdown_executor"]
+__all__ = [
+    "ProcessesBackend",
+    "executor_is_warm",
+    "in_worker_process",
+    "picklable",
+    "picklable_value",
+    "shutdown_executor",
+]
 
 #: arrays at least this large are shared through a memory-mapped file instead of pickled per group
 SHARE_BYTES = 4 << 20
@@ -130,6 +137,15 @@ def picklable(plan: Plan, terminal: Any, start: int = 0, stop: int = 0) -> bool:
     """Return whether ``plan`` and ``terminal``, with the items ``start..stop``, can be sent to worker processes."""
     try:
         _cloudpickle().dumps((plan.node.restricted(start, stop), plan.stages, terminal))
+    except Exception:
+        return False
+    return True
+
+
+def picklable_value(value: Any) -> bool:
+    """Return whether ``value`` can travel between processes (cloudpickle, as the pool's results do)."""
+    try:
+        _cloudpickle().dumps(value)
     except Exception:
         return False
     return True
@@ -434,8 +450,8 @@ class _Run:
             payload = _cloudpickle().dumps((sub, self.terminal))
         except Exception as exc:
             raise TypeError(
-                f"the processes backend must pickle the iterator's functions; {exc} "
-                "(use with_backend('threads') for functions that cannot be pickled)"
+                f"the processes backend must pickle the iterator's functions and items; {exc} "
+                "(use with_backend('threads') for functions or items that cannot be pickled)"
             ) from exc
         path = None if self.board is None else self.board.path
         return self.executor.submit(_run_group, self.ctx.token, path, payload, first, group)
@@ -465,23 +481,46 @@ class _Run:
 
     def run(self, groups: list[list[tuple[int, int, int]]]) -> dict[int, Any]:
         from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         queue = list(reversed(groups))
         running: dict[Any, list[tuple[int, int, int]]] = {}
+        unshippable: tuple[TypeError, list[list[tuple[int, int, int]]]] | None = None
         try:
             while queue or running:
                 while queue and len(running) < self.window:
                     group = queue.pop()
-                    if not self._stale(group):
+                    if self._stale(group):
+                        continue
+                    try:
                         running[self._submit(group)] = group
+                    except TypeError as exc:  # its items do not pickle: the groups sent finish first
+                        unshippable, queue = (exc, [group, *reversed(queue)]), []
                 if not running:
                     break
                 finished, _ = wait(list(running), timeout=0.1, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     self._gather(running.pop(fut), fut.result())
+        except Exception as exc:
+            if isinstance(exc, BrokenProcessPool):  # a worker died: the next run starts a fresh pool
+                shutdown_executor(kill=True)
+            else:  # this run's own error (a result that does not pickle): the pool is shared with other threads
+                self._abandon(running)
+            raise
         except BaseException:
-            # KeyboardInterrupt (or a broken pool): stop everything now and leave no worker behind.
+            # KeyboardInterrupt: stop everything now and leave no worker behind.
             shutdown_executor(kill=True)
             raise
         raise_first_failure(self.failures, self.terminal, self.ctx)
+        if unshippable is not None:
+            error, rest = unshippable
+            raise Unshippable(self.out, [span for group in rest for span in group], error)
         return self.out
+
+    def _abandon(self, running: dict[Any, list[tuple[int, int, int]]]) -> None:
+        """Stop this run's groups (the queued ones now, the running ones at their next chunk); the pool goes on."""
+        self.ctx.cancelled = True
+        if self.board is not None:
+            self.board.post(self.ctx)
+        for fut in running:
+            fut.cancel()
