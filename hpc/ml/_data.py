@@ -130,6 +130,8 @@ def _as_2d(X: Any, dtype: tuple[Any, ...], name: str = "X") -> _np.ndarray:
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(f"{name} is a sparse matrix; hpc.ml takes dense arrays only (use X.toarray())")
     array = _np.asarray(X)
+    if array.dtype == object:
+        array = _missing_as_nan(X, array, dtype[0])
     if array.dtype.kind == "c":
         raise ValueError("Complex data not supported")
     if array.dtype.kind in "SUV" or (array.dtype.kind == "M" or array.dtype.kind == "m"):
@@ -145,6 +147,18 @@ def _as_2d(X: Any, dtype: tuple[Any, ...], name: str = "X") -> _np.ndarray:
             )
         raise ValueError(f"Found array with dim {array.ndim}. Expected <= 2.")
     return array
+
+
+def _missing_as_nan(X: Any, array: _np.ndarray, dtype: Any) -> _np.ndarray:
+    """Return the pandas object ``X`` as ``dtype`` numbers with its missing values (``pd.NA`` of the nullable
+    Int64, Float64 and boolean columns) as NaN, as scikit-learn reads them (then "Input X contains NaN"); anything
+    else (not pandas, strings) ``array`` unchanged, for the other checks to word."""
+    if not (type(X).__module__.startswith("pandas") and hasattr(X, "to_numpy")):
+        return array
+    try:
+        return X.to_numpy(dtype=dtype, na_value=_np.nan)
+    except (TypeError, ValueError):
+        return array
 
 
 def _check_finite(array: _np.ndarray, name: str) -> None:
@@ -172,7 +186,10 @@ def _check_finite(array: _np.ndarray, name: str) -> None:
 def _check_y(y: Any, n_rows: int, y_kind: str, estimator: str) -> Any:
     if y is None:
         raise ValueError(f"{estimator} requires y to be passed, but the target y is None.")
-    y = _np.asarray(y)
+    values = _np.asarray(y)
+    if values.dtype == object and getattr(getattr(y, "dtype", None), "kind", "O") in "iufb":  # nullable numbers
+        values = _missing_as_nan(y, values, _np.float64)
+    y = values
     if y_kind == "classes":
         if y.ndim == 2 and y.shape[1] == 1:
             _warnings.warn(

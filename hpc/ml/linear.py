@@ -108,13 +108,15 @@ class _LinearModel(Estimator):
         X = _data.check_predict_rows(X, self)
         return X @ _np.asarray(self.coef_).T + self.intercept_
 
-    def score(self, X: Any, y: Any, *, comm: Any = None) -> float:
-        """Return R^2 of the predictions over every rank's rows (collective; targets averaged uniformly)."""
+    def score(self, X: Any, y: Any, sample_weight: Any = None, *, comm: Any = None) -> float:
+        """Return R^2 of the predictions over every rank's rows (collective; targets averaged uniformly), weighted
+        by ``sample_weight`` as scikit-learn's ``r2_score`` when given (the weighted mean, then the weighted sums
+        of squares: two reproducible sums)."""
         from hpc import mpi
 
         comm = self._comm_for(comm)
 
-        def local() -> tuple[_np.ndarray, _np.ndarray]:
+        def local() -> tuple[_np.ndarray, _np.ndarray, _np.ndarray | None]:
             prediction = self.predict(X)
             Y = _np.asarray(y, dtype=_np.float64)
             if Y.ndim == 0 or Y.shape[0] != prediction.shape[0]:
@@ -128,12 +130,26 @@ class _LinearModel(Estimator):
             P = prediction[:, None] if prediction.ndim == 1 else prediction
             if Y.shape[1] != P.shape[1]:  # (Y - P) would broadcast one column against several
                 raise ValueError(f"y_true and y_pred have different number of output ({Y.shape[1]}!={P.shape[1]})")
-            return Y, P
+            if sample_weight is None:
+                return Y, P, None
+            w = _np.asarray(sample_weight, dtype=_np.float64)
+            if w.ndim == 0:
+                w = _np.full(Y.shape[0], float(w))
+            if w.shape != (Y.shape[0],) or not _np.isfinite(w).all() or (w < 0).any():
+                raise ValueError(f"sample_weight must be ({Y.shape[0]},), finite and non-negative")
+            return Y, P, w[:, None]
 
-        Y, P = self._agreed(comm, local)
-        count, _, var = mpi.moments(comm, Y)
-        total = _np.atleast_1d(var) * count
-        residual = mpi.sum(comm, ((Y - P) ** 2), reproducible=True)
+        Y, P, w = self._agreed(comm, local)
+        if w is None:
+            count, _, var = mpi.moments(comm, Y)
+            total = _np.atleast_1d(var) * count
+            residual = mpi.sum(comm, ((Y - P) ** 2), reproducible=True)
+        else:
+            weighted = mpi.sum(comm, _np.hstack([w, w * Y]), reproducible=True)
+            with _np.errstate(invalid="ignore", divide="ignore"):  # all weights 0: NaN, as scikit-learn's
+                mean = weighted[1:] / weighted[0]
+            sums = mpi.sum(comm, _np.hstack([w * (Y - P) ** 2, w * (Y - mean) ** 2]), reproducible=True)
+            residual, total = sums[: Y.shape[1]], sums[Y.shape[1] :]
         with _np.errstate(divide="ignore", invalid="ignore"):
             r2 = _np.where(total > 0, 1.0 - residual / _np.where(total > 0, total, 1.0),
                            _np.where(residual == 0, 1.0, 0.0))

@@ -240,6 +240,8 @@ class LogisticRegression(Estimator):
                 unweighted = [c for c in classes.tolist() if c not in cw]
                 raise ValueError(f"The classes, {unweighted}, are not in class_weight")
             per_class = _np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
+            if not (_np.isfinite(per_class).all() and (per_class >= 0).all()):  # alike on every rank (agreed)
+                raise ValueError(f"class_weight must hold finite, non-negative weights; got {cw!r}")
         else:
             raise ValueError(f"class_weight must be None, 'balanced' or a dict; got {cw!r}")
         per_row = per_class[codes]

@@ -175,6 +175,7 @@ class PCA(Estimator):
         check_is_fitted(self)
         Z = _np.asarray(X)
         Z = Z.astype(self.components_.dtype) if Z.dtype.kind != "f" else Z
+        _data._check_finite(Z, "X")  # as scikit-learn's check_array: NaN or inf in projections is refused
         if self.whiten:
             scaled = _np.sqrt(self.explained_variance_[:, None]) * self.components_
             return Z @ scaled + self.mean_

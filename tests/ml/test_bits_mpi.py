@@ -181,6 +181,20 @@ def test_score_is_collective():
                                                            rel=1e-12)
 
 
+def test_weighted_score_is_collective_and_the_same_bits():
+    """score with sample_weight over the split rows: the same bits as over all rows on one process (two
+    reproducible sums), for one target and two."""
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X, y = regression(n=300)
+    Y = np.stack([y, y * y], axis=1)
+    w = np.random.default_rng(3).uniform(0.0, 2.0, len(y))
+    for target in (y, Y):
+        model = ml.Ridge().fit(X, target, comm=mpi.Comm(MPI.COMM_SELF))
+        Xl, tl, wl = _split(world, X, target, w)
+        assert model.score(Xl, tl, sample_weight=wl, comm=world) == model.score(
+            X, target, sample_weight=w, comm=mpi.Comm(MPI.COMM_SELF))
+
+
 def test_raw_mpi4py_communicator():
     """fit takes an mpi4py communicator as it is (here COMM_WORLD), and score defaults to the fit's communicator."""
     X, y = regression(n=200)

@@ -102,3 +102,25 @@ def test_set_output_pandas_in_a_pipeline():
     with pytest.raises(ValueError, match="output config must be"):
         ml.StandardScaler().set_output(transform="arrow")
 
+
+
+@pytest.mark.parametrize("make", [ml.StandardScaler, lambda: ml.PCA(1), ml.LinearRegression])
+def test_nullable_pandas_columns(make):
+    """pandas' nullable Int64/Float64/boolean columns: pd.NA is NaN, refused as scikit-learn refuses NaN ("Input X
+    contains NaN"; it raised "float() argument must be ... NAType"); without missing values they fit as numbers."""
+    X = pd.DataFrame(
+        {"a": pd.array([1, None, 3, 4], dtype="Int64"), "b": pd.array([1.0, 2.0, 3.5, 5.0], dtype="Float64")}
+    )
+    y = pd.Series([1.0, 2.0, 3.0, 4.0])
+    estimator = make()
+    supervised = isinstance(estimator, ml.LinearRegression)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        estimator.fit(X, y) if supervised else estimator.fit(X)
+    full = X.fillna(2)
+    plain = full.astype("float64")
+    if supervised:
+        np.testing.assert_array_equal(make().fit(full, y).coef_, make().fit(plain, y).coef_)
+        with pytest.raises(ValueError, match="Input y contains NaN"):
+            make().fit(full, pd.Series(pd.array([1, None, 3, 4], dtype="Int64")))
+    else:
+        np.testing.assert_array_equal(make().fit(full).transform(plain), make().fit(plain).transform(plain))

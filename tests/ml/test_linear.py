@@ -241,6 +241,23 @@ def test_bad_parameters():
         ml.Ridge(solver="sag").fit(X, y)
 
 
+@pytest.mark.parametrize("model", [ml.LinearRegression, lambda: ml.Ridge(alpha=3.0)])
+@pytest.mark.parametrize("targets", [None, 2])
+def test_weighted_score_matches(model, targets):
+    """score(X, y, sample_weight) is scikit-learn's weighted R^2; weights of 1 give the unweighted score; bad
+    weights raise."""
+    X, y = regression(n=200, d=4, seed=17, targets=targets)
+    w = np.random.default_rng(18).uniform(0.0, 2.0, len(X))
+    ours = model().fit(X, y)
+    Sk = sklearn_linear.LinearRegression if isinstance(ours, ml.LinearRegression) else sklearn_linear.Ridge
+    theirs = Sk(**ours.get_params()).fit(X, y)
+    assert ours.score(X, y, sample_weight=w) == pytest.approx(theirs.score(X, y, sample_weight=w), rel=1e-12)
+    assert ours.score(X, y, np.ones(len(X))) == pytest.approx(ours.score(X, y), rel=1e-14)
+    for bad in (-w, w[:-1], np.where(w > 1, np.nan, w)):
+        with pytest.raises(ValueError, match="sample_weight"):
+            ours.score(X, y, sample_weight=bad)
+
+
 @pytest.mark.parametrize("alpha", [np.nan, np.inf, "1", True, np.array([[1.0]])])
 def test_ridge_refuses_alpha_that_is_not_a_finite_number(alpha):
     """NaN (which fitted least squares: the comparisons skipped both the check and the penalty), inf (LAPACK's

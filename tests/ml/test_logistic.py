@@ -257,6 +257,15 @@ def test_bad_sample_weight():
         ml.LogisticRegression().fit(X, y, sample_weight=np.zeros(30))
 
 
+def test_negative_class_weight_is_named():
+    """A negative or NaN class weight raises naming class_weight (it said "Sample weights must contain at least one
+    non-zero number")."""
+    X, y = classification(n=30, d=2)
+    for weights in ({0: -2.0}, {1: np.nan}):
+        with pytest.raises(ValueError, match="class_weight must hold finite, non-negative weights"):
+            ml.LogisticRegression(class_weight=weights).fit(X, y)
+
+
 def test_balanced_class_weight_uses_sample_weight():
     """class_weight="balanced" with sample_weight balances weighted counts, as scikit-learn 1.9 does."""
     rng = np.random.default_rng(7)

@@ -113,6 +113,12 @@ def test_score_samples_and_score(n_components, whiten):
     assert ours.score(X) == pytest.approx(theirs.score(X), rel=TOL)
 
 
+def test_inverse_transform_refuses_nan():
+    model = ml.PCA(n_components=2).fit(np.random.default_rng(5).normal(size=(30, 4)))
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.inverse_transform(np.array([[np.nan, 1.0]]))
+
+
 def test_float32_keeps_float32():
     """float32 input gives float32 attributes and projections (as scikit-learn's), close to its values."""
     X = _data(seed=6, dtype=np.float32)
