@@ -310,11 +310,18 @@ class ParIter(Generic[T]):
     def to_numpy(self, dtype: Any = None, *, progress: bool = False) -> Any:
         """Return the items as a NumPy array, in input order (arrays from ``map_chunks`` are concatenated).
 
+        An empty iterator whose items are an array's rows unchanged (``par_iter(array)``, maybe through ``take``,
+        ``skip`` or ``step_by``) gives an array of shape ``(0, *array.shape[1:])`` and the array's dtype (or
+        ``dtype``). After a function (``map``, ``map_chunks``, ``filter``, ...) the shape and dtype of its results
+        are unknown without calling it: an empty result is ``numpy.asarray([], dtype)``, shape ``(0,)``, float64
+        unless ``dtype`` is given.
+
         Example:
             >>> par_range(4).map(float).to_numpy()
             array([0., 1., 2., 3.])
         """
-        return self._run(_t.ToNumpy(dtype), progress)
+        plan = self._plan()
+        return execute(plan, _t.ToNumpy(dtype, _t.array_row(plan)), self._backend, progress)
 
     def for_each(self, fn: Callable[[T], Any], *, progress: bool = False) -> None:
         """Call ``fn(item)`` on every item, for its side effects, in no particular order across chunks.

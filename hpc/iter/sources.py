@@ -98,7 +98,9 @@ def par_bridge(iterable: Iterable[T]) -> ParIter[T]:
     """Return a parallel iterator over any iterable (a generator, a file, a queue reader).
 
     The iterable is read on the calling thread when the first terminal runs (once; later terminals reuse what was
-    read), then processed in parallel. ``collect()`` keeps the order in which the iterable produced the items.
+    read), then processed in parallel. ``collect()`` keeps the order in which the iterable produced the items. If
+    reading it raised, that terminal raises the error, and every later one raises ``RuntimeError`` (caused by that
+    error): the items read before it are not a complete input, and the iterable cannot be read again.
 
     Note:
         Unlike Rayon's ``par_bridge``, which pulls items lazily from worker threads, the whole iterable is read
@@ -113,11 +115,20 @@ def par_bridge(iterable: Iterable[T]) -> ParIter[T]:
         raise TypeError(f"par_bridge needs an iterable; got {type(iterable).__name__} {iterable!r}")
     lock = _threading.Lock()
     read: list[list[T]] = []
+    failed: list[BaseException] = []
 
     def build(it: ParIter[T]) -> Plan:
         with lock:
+            if failed:
+                raise RuntimeError(
+                    "par_bridge: reading the iterable failed in an earlier terminal, and it cannot be read again"
+                ) from failed[0]
             if not read:
-                read.append(list(iterable))
+                try:
+                    read.append(list(iterable))
+                except BaseException as exc:
+                    failed.append(exc)
+                    raise
         return Plan(_ix.SequenceSource(read[0]))
 
     return ParIter(build)

@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as _np
 
+from hpc.iter import indexed as _ix
 from hpc.iter.indexed import RangeSource as _RangeSource
 from hpc.iter.plumbing.chunking import tree_reduce
 from hpc.iter.plumbing.context import ExecContext
+from hpc.iter.plumbing.plan import stop_iteration_error
 
 __all__ = ["SKIPPED", "Terminal"]
 
@@ -49,8 +51,9 @@ def _is_vector(items: Any) -> bool:
 
 
 def _is_ordered_vector(items: Any) -> bool:
-    # NumPy's minimum/maximum have no loop for strings and bytes (builtins.min has): those go item by item
-    return _is_vector(items) and items.dtype.kind in "biufmMO"
+    # NumPy's minimum/maximum have no loop for strings and bytes (builtins.min has), and on object arrays they
+    # handle NaN otherwise than the builtins (np.max of [2.0, nan, 5.0] is 2.0): those go item by item
+    return _is_vector(items) and items.dtype.kind in "biufmM"
 
 
 class Terminal:
@@ -78,9 +81,12 @@ class Terminal:
 
     def finish(self, partials: list[Any]) -> Any:
         kept = [p for p in partials if p is not SKIPPED]
-        if not kept:
-            return self.empty()
-        return self.final(tree_reduce(kept, self.combine))
+        try:  # empty() and combine() may call the user's functions too (reduce's identity and op)
+            if not kept:
+                return self.empty()
+            return self.final(tree_reduce(kept, self.combine))
+        except StopIteration as stop:
+            raise stop_iteration_error(stop) from stop
 
 
 class Collect(Terminal):
@@ -92,16 +98,33 @@ class Collect(Terminal):
 
 
 class ToNumpy(Terminal):
-    def __init__(self, dtype: Any = None) -> None:
-        self.dtype = dtype
+    def __init__(self, dtype: Any = None, row: tuple[tuple[int, ...], Any] | None = None) -> None:
+        #: ``row``: the shape and dtype of one item, where known without running anything (see :func:`array_row`)
+        self.dtype, self.row = dtype, row
 
     def fold(self, items, ctx, chunk):
         return items if isinstance(items, _np.ndarray) else list(items)
 
     def finish(self, partials):
+        if not partials and self.row is not None:
+            shape, dtype = self.row
+            return _np.empty((0, *shape), dtype=dtype if self.dtype is None else self.dtype)
         if partials and all(isinstance(p, _np.ndarray) for p in partials):
             return _np.concatenate(partials).astype(self.dtype, copy=False) if self.dtype else _np.concatenate(partials)
         return _np.asarray(list(_itertools.chain.from_iterable(partials)), dtype=self.dtype)
+
+
+def array_row(plan: Any) -> tuple[tuple[int, ...], Any] | None:
+    """The shape and dtype of an item when the plan's items are an array's rows unchanged (an array source, maybe
+    through take, skip or step_by), else None: after a user's function they are unknown without calling it."""
+    node = plan.node
+    if plan.stages:
+        return None
+    while isinstance(node, _ix.Skip | _ix.Take | _ix.StepBy):
+        node = node.base
+    if isinstance(node, _ix.ArraySource):
+        return tuple(node.array.shape[1:]), node.array.dtype
+    return None
 
 
 class ForEach(Terminal):

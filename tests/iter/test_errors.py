@@ -245,33 +245,97 @@ def test_find_first_ignores_a_failure_after_its_match_like_serial():
         assert par_range(1000).with_backend("threads").find_first(pred) == 50
 
 
+def _stop(x):
+    if x == 500:
+        raise StopIteration
+    return x
+
+
+def _stop_init():
+    raise StopIteration
+
+
+def _never(x):
+    return _stop(x) < 0
+
+
+def _always(x):
+    return _stop(x) >= 0
+
+
+def _in_a_list(x):
+    return [_stop(x)]
+
+
+def _with_state(state, x):
+    return _stop(x)
+
+
+def _state_only(state, x):
+    return x
+
+
+def _add_item(a, b):
+    return _stop(a) + _stop(b)  # item 500 may start its chunk: reduce_with passes it as a
+
+
+def _add_partials(a, b):
+    # items are below 1000, so only combining partials (sums of chunks) passes a b that large
+    if b >= 1000:
+        raise StopIteration
+    return a + b
+
+
+def _add(a, b):
+    return a + b
+
+
+def _kernel(chunk):
+    if 500 in chunk:
+        raise StopIteration
+    return chunk
+
+
+# every function a user passes to an adapter or a terminal, each raising StopIteration
+_STOPPING = {
+    "map": lambda it: it.map(_stop).collect(),
+    "map_init fn": lambda it: it.map_init(list, _with_state).sum(),
+    "map_init init": lambda it: it.map_init(_stop_init, _state_only).sum(),
+    "inspect": lambda it: it.inspect(_stop).count(),
+    "filter": lambda it: it.filter(_always).count(),
+    "filter_map": lambda it: it.filter_map(_stop).count(),
+    "flat_map": lambda it: it.flat_map(_in_a_list).count(),
+    "map_chunks": lambda it: it.map_chunks(_kernel).to_numpy(),
+    "fold identity": lambda it: it.fold(_stop_init, _add).sum(),
+    "fold op": lambda it: it.fold(0, _add_item).sum(),
+    "for_each": lambda it: it.for_each(_stop),
+    "reduce identity": lambda it: it.reduce(_stop_init, _add),
+    "reduce identity of an empty run": lambda it: it.take(0).reduce(_stop_init, _add),
+    "reduce op": lambda it: it.reduce(0, _add_item),
+    "reduce combine": lambda it: it.reduce(0, _add_partials),
+    "reduce_with op": lambda it: it.reduce_with(_add_item),
+    "reduce_with combine": lambda it: it.reduce_with(_add_partials),
+    "min_by_key": lambda it: it.min_by_key(_stop),
+    "max_by_key": lambda it: it.max_by_key(_stop),
+    "any": lambda it: it.any(_never),
+    "all": lambda it: it.all(_always),
+    "find_any": lambda it: it.find_any(_never),
+    "find_first": lambda it: it.find_first(_never),
+    "find_last": lambda it: it.find_last(_never),
+    "position_first": lambda it: it.position_first(_never),
+    "partition": lambda it: it.partition(_never),
+}
+
+
 @pytest.mark.parametrize("backend", ["serial", "threads", "processes"])
-def test_a_stop_iteration_from_user_code_is_an_error_not_the_end(backend):
-    """A StopIteration raised by a function passed to map, filter, flat_map, filter_map or a predicate terminal is
-    an error in the caller; the builtin map/filter would have read it as "no more items" and dropped the rest of the
-    chunk silently."""
-
-    def f(x):
-        if x == 500:
-            raise StopIteration
-        return x
-
-    items = par_range(1000).with_backend(backend)
-    runs = [
-        lambda: items.map(f).collect(),
-        lambda: items.filter(lambda x: f(x) >= 0).count(),
-        lambda: items.filter_map(f).count(),
-        lambda: items.flat_map(lambda x: [f(x)]).count(),
-        lambda: items.map_init(lambda: 0, lambda _, x: f(x)).sum(),
-        lambda: items.any(lambda x: f(x) < 0),
-        lambda: items.all(lambda x: f(x) >= 0),
-        lambda: items.find_first(lambda x: f(x) < 0),
-        lambda: items.find_last(lambda x: f(x) < 0),
-        lambda: items.find_any(lambda x: f(x) < 0),
-    ]
-    for run in runs:
-        with pytest.raises((RuntimeError, StopIteration)):
-            run()
+@pytest.mark.parametrize("where", list(_STOPPING))
+def test_a_stop_iteration_from_user_code_is_a_runtime_error(where, backend):
+    """A StopIteration raised by any function given to an adapter or a terminal reaches the caller as a RuntimeError,
+    as from a generator: raised on, it would read as "no more items" to an iterator the caller runs the terminal in.
+    (The builtin map/filter in the adapters would have dropped the rest of the chunk; the terminals and reduce's
+    combining let it out as it was.)"""
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        _STOPPING[where](par_range(1000).with_backend(backend))
 
 
 def _raise_plain(x):

@@ -121,3 +121,37 @@ def test_min_and_max_of_string_and_bytes_arrays_match_builtins(backend):
     for a in (np.array(["b", "a", "c"] * 100), np.array([b"x", b"a", b"q"] * 100)):
         it = par_iter(a).with_backend(backend)
         assert it.min() == min(a) and it.max() == max(a)
+
+
+def _fails_at_five():
+    for i in range(10):
+        if i == 5:
+            raise OSError("transient")
+        yield i
+
+
+def test_par_bridge_whose_read_failed_raises_again_never_a_truncated_result():
+    """The first terminal raises the read's error; later ones raise a RuntimeError caused by it, where they used to
+    read on from the half-read iterable and return a truncated (here empty) result."""
+    it = par_bridge(_fails_at_five())
+    with pytest.raises(OSError, match="transient"):
+        it.count()
+    for again in (it.collect, it.count, lambda: it.map(str).collect()):
+        with pytest.raises(RuntimeError, match="earlier terminal") as info:
+            again()
+        assert isinstance(info.value.__cause__, OSError)
+
+
+def test_an_empty_array_gives_to_numpy_its_row_shape_and_dtype():
+    """With nothing run, to_numpy still knows the items are the array's rows: the empty result has their shape and
+    the array's dtype (it was shape (0,) float64); after a function they are unknown and it stays (0,) float64."""
+    empty = par_iter(np.zeros((0, 3), dtype=np.int32))
+    assert empty.to_numpy().shape == (0, 3) and empty.to_numpy().dtype == np.int32
+    assert empty.to_numpy(np.float32).shape == (0, 3) and empty.to_numpy(np.float32).dtype == np.float32
+    assert par_iter(np.zeros(0, dtype=np.int32)).to_numpy().dtype == np.int32
+    full = par_iter(np.ones((6, 3), dtype=np.int32))
+    for run in (full.take(0), full.skip(6), full.step_by(2).take(0)):
+        out = run.to_numpy()
+        assert out.shape == (0, 3) and out.dtype == full.to_numpy().dtype == np.int32
+    for run in (empty.map(lambda r: r), empty.map_chunks(lambda c: c), full.filter(lambda r: False)):
+        assert run.to_numpy().shape == (0,) and run.to_numpy().dtype == np.float64

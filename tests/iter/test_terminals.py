@@ -34,3 +34,20 @@ def test_min_and_max_of_datetimes_pass_over_nat_as_the_builtins():
     days = np.array(["2020-01-05", "NaT", "2020-01-01", "2020-01-03"], dtype="datetime64[D]")
     assert par_iter(days).min() == min(list(days)) == np.datetime64("2020-01-01")
     assert par_iter(days).max() == max(list(days)) == np.datetime64("2020-01-05")
+
+
+def test_min_and_max_of_object_arrays_with_nan_are_the_builtins(backend):
+    """An object array goes item by item, as a list does: NumPy's min/max of one handle NaN otherwise than the
+    builtins (np.max of [2.0, 1.0, nan, 5.0] as objects is 2.0, builtins.max 5.0)."""
+    cases = [
+        [2.0, 1.0, NAN, 5.0],
+        [NAN, 1.0, 7.0, 3.0],
+        [4, 2.5, NAN, NAN, 9, -1.0],
+        [NAN, NAN],
+    ]
+    for values in cases:
+        a = np.array(values, dtype=object)
+        for chunk in (1, 2, 3, len(values)):
+            run = par_iter(a).with_backend(backend).with_max_len(chunk)
+            for ours, builtin in ((run.min(), min(a)), (run.max(), max(a))):
+                assert ours == builtin or (ours != ours and builtin != builtin), (values, chunk, ours, builtin)

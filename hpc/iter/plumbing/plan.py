@@ -11,7 +11,7 @@ from typing import Any
 from hpc.iter.plumbing.chunking import chunk_ranges
 from hpc.iter.plumbing.context import ExecContext
 
-__all__ = ["ChunkFailure", "Plan", "run_chunk"]
+__all__ = ["ChunkFailure", "Plan", "run_chunk", "stop_iteration_error"]
 
 _second = _operator.itemgetter(1)
 
@@ -76,6 +76,17 @@ class ChunkFailure(Exception):
         return f"hpc: raised by {where} (chunk {self.chunk}) of a parallel iterator on the {backend} backend"
 
 
+def stop_iteration_error(stop: StopIteration) -> RuntimeError:
+    """The error a ``StopIteration`` raised by a user's function becomes, as a generator turns it (PEP 479).
+
+    Nothing in a run is an iterator it could legitimately end; raised on as it is, it would read as "no more items"
+    to an iterator the terminal runs in (a ``map`` or ``__next__`` of the caller's), which would stop silently.
+    """
+    error = RuntimeError("a function of a parallel iterator raised StopIteration")
+    error.__cause__ = stop
+    return error
+
+
 def run_chunk(plan: Plan, terminal: Any, chunk: int, start: int, stop: int, ctx: ExecContext) -> Any:
     """Run one chunk through the plan and the terminal's fold; wrap any exception in :class:`ChunkFailure`."""
     track = plan.tracks_items()
@@ -88,9 +99,10 @@ def run_chunk(plan: Plan, terminal: Any, chunk: int, start: int, stop: int, ctx:
             items = stage.apply(items, ctx)
         return terminal.fold(items, ctx, chunk)
     except Exception as exc:
+        error = stop_iteration_error(exc) if isinstance(exc, StopIteration) else exc
         item = None
         if counter is not None:
             item = next(counter) - 1
             if not start <= item < stop:  # raised before the first item or after the last (a chunk-level stage)
                 item = None
-        raise ChunkFailure(exc, chunk, item, (start, stop)) from None
+        raise ChunkFailure(error, chunk, item, (start, stop)) from None
