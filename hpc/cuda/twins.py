@@ -81,8 +81,11 @@ def _check(name: str, a: _Any, ndim: tuple[int, ...] | None = None) -> DeviceArr
 
 
 def _same(name: str, a: DeviceArray, like: DeviceArray, shape: tuple[int, ...] | None = None) -> None:
+    # as the host kernels (hpc.kernels._checks): another dtype is a TypeError, another shape a ValueError
     want = like.shape if shape is None else shape
-    if a.dtype != like.dtype or a.shape != want:
+    if a.dtype != like.dtype:
+        raise TypeError(f"{name} must be a {like.dtype} array of shape {want}; got {a.dtype} {a.shape}")
+    if a.shape != want:
         raise ValueError(f"{name} must be a {like.dtype} array of shape {want}; got {a.dtype} {a.shape}")
 
 
@@ -90,8 +93,11 @@ def _out(out: DeviceArray | None, like: DeviceArray, shape: tuple[int, ...], dty
     if out is None:
         return DeviceArray(shape, like.dtype if dtype is None else dtype, device_index=like.device_index)
     _check("out", out)
-    if out.shape != shape or out.dtype != _np.dtype(like.dtype if dtype is None else dtype):
-        raise ValueError(f"out must be a {like.dtype} array of shape {shape}; got {out.dtype} {out.shape}")
+    want = _np.dtype(like.dtype if dtype is None else dtype)
+    if out.dtype != want:
+        raise TypeError(f"out must be a {want} array of shape {shape}; got {out.dtype} {out.shape}")
+    if out.shape != shape:
+        raise ValueError(f"out must be a {want} array of shape {shape}; got {out.dtype} {out.shape}")
     return out
 
 
@@ -376,7 +382,9 @@ def sqdist(x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, st
     """
     _check("x", x, (2,))
     _check("y", y, (2,))
-    if y.dtype != x.dtype or y.shape[1] != x.shape[1]:
+    if y.dtype != x.dtype:
+        raise TypeError(f"y must be a {x.dtype} array with {x.shape[1]} columns; got {y.dtype} {y.shape}")
+    if y.shape[1] != x.shape[1]:
         raise ValueError(f"y must be a {x.dtype} array with {x.shape[1]} columns; got {y.dtype} {y.shape}")
     m, d = x.shape
     n = y.shape[0]

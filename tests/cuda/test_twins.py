@@ -133,6 +133,8 @@ def test_twins_check_their_arguments() -> None:
         twins.sum(cuda.to_device(np.ones(4, np.int64)))
     with pytest.raises(ValueError, match="y must be a float64 array of shape"):
         twins.dot(x, cuda.to_device(np.ones(5)))
+    with pytest.raises(TypeError, match="y must be a float64 array of shape"):
+        twins.dot(x, cuda.to_device(np.ones(4, np.float32)))
     strided = cuda.DeviceArray((2,), np.float64, strides=(16,), ptr=x.ptr, owner=x)
     with pytest.raises(ValueError, match="C-contiguous"):
         twins.sum(strided)

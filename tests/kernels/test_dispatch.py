@@ -99,6 +99,25 @@ def test_wrong_arguments_fail_alike():
                 bad(a)
 
 
+def test_wrong_dtypes_and_shapes_fail_with_the_same_type():
+    """Another dtype is a TypeError and another shape a ValueError, on host arrays and DeviceArrays alike (the
+    twins raised ValueError for both)."""
+    x64, x32, short = np.ones(6), np.ones(6, np.float32), np.ones(5)
+    m64, m32 = np.ones((3, 2)), np.ones((3, 2), np.float32)
+    cases = [
+        (TypeError, lambda t: kernels.dot(t(x64), t(x32))),
+        (ValueError, lambda t: kernels.dot(t(x64), t(short))),
+        (TypeError, lambda t: kernels.axpy(2.0, t(x64), t(x64), out=t(x32))),
+        (ValueError, lambda t: kernels.axpy(2.0, t(x64), t(x64), out=t(short))),
+        (TypeError, lambda t: kernels.sqdist(t(m64), t(m32))),
+        (ValueError, lambda t: kernels.sqdist(t(m64), t(np.ones((3, 3))))),
+    ]
+    for kind, call in cases:
+        for to in (lambda a: a, cuda.to_device):
+            with pytest.raises(kind):
+                call(to)
+
+
 def test_float32_reductions_keep_their_dtype():
     """A float32 DeviceArray's sum, min, max, dot and nrm2 are float32 scalars, as on the host."""
     v = V.astype(np.float32)
