@@ -8,6 +8,8 @@ loop per pattern of array/scalar arguments.
 
 from __future__ import annotations
 
+import inspect as _inspect
+
 import numpy as _np
 from numba import njit as _njit
 from numba import prange as _prange
@@ -179,4 +181,8 @@ def fuse(fn, *, fastmath=ELEMENTWISE):
     """
     if not callable(fn) or not hasattr(fn, "__code__"):
         raise TypeError(f"fn must be a Python function of scalars; got {fn!r}")
+    flags = fn.__code__.co_flags
+    if flags & (_inspect.CO_VARARGS | _inspect.CO_VARKEYWORDS) or fn.__code__.co_kwonlyargcount:
+        # the kernel passes one scalar per parameter, by position: *args, **kwargs and keyword-only ones have none
+        raise TypeError(f"fn must take a fixed number of positional parameters; got {_inspect.signature(fn)}")
     return _Fused(fn, fastmath)

@@ -113,7 +113,8 @@ def logistic_loss_grad(x, y, coef, intercept=0.0, sample_weight=None):
     if y.shape != (n,) or coef.shape != (d,):
         raise ValueError(f"y must be ({n},) and coef ({d},); got {y.shape} and {coef.shape}")
     grad = _np.zeros(d + 1)
-    loss = _binary(x, y, _weights(sample_weight, n), coef, float(intercept), grad)
+    intercept = float(_checks.real_scalar("intercept", intercept, _np.dtype(_np.float64)))
+    loss = _binary(x, y, _weights(sample_weight, n), coef, intercept, grad)
     return float(loss), grad
 
 

@@ -110,6 +110,9 @@ def test_fuse_errors():
         f(np.ones(3), np.ones(4))
     with pytest.raises(TypeError, match="fn must be a Python function"):
         k.fuse(3)
+    for varying in (lambda *a: a[0], lambda x, *, y=1.0: x, lambda x, **kw: x):  # accepted, then every call failed
+        with pytest.raises(TypeError, match="fixed number of positional parameters"):
+            k.fuse(varying)
     for scalar in (np.complex128(2 + 3j), 2 + 3j, None, True, np.bool_(True), "2"):  # complex lost its imaginary part
         with pytest.raises(TypeError, match=r"args\[1\] must be a real number"):
             f(np.ones(3), scalar)

@@ -88,3 +88,6 @@ def test_logistic_errors():
         k.softmax_loss_grad(np.ones((3, 2)), np.array([0, 1, 3]), np.ones((3, 2)))
     with pytest.raises(ValueError, match="sample_weight"):
         k.softmax_loss_grad(np.ones((3, 2)), np.array([0, 1, 2]), np.ones((3, 2)), sample_weight=np.ones(2))
+    for intercept in (None, "1", np.ones(2)):  # float()'s own message named no argument
+        with pytest.raises(TypeError, match="intercept must be a real number"):
+            k.logistic_loss_grad(np.ones((2, 2)), np.ones(2), np.ones(2), intercept=intercept)
