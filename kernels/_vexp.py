@@ -53,7 +53,12 @@ def flush_for(dtype: _np.dtype) -> float:
 def _exp_nonpos(v, flush):  # pragma: no cover - compiled by numba
     # exp(v) for v <= 0 or NaN, 0 below flush (>= _FLUSH), branch-free. Its own function, compiled with contract
     # only: LLVM inlines it into the loops below (the flags stay per instruction), where reassoc, which the sums
-    # need, could undo the rounding
+    # need, could undo the rounding.
+    # A flushed lane computes exp(flush), a normal number, and the select below drops it: computed from v itself,
+    # v just below log(2**-1022) gave k = -1022 and p < 1, a subnormal product that AVX-512 code masked away but
+    # 256-bit (AVX2) code formed before its blend (scripts/audit_subnormals.py, on a znver3 CPU).
+    low = v < flush
+    v = flush if low else v  # NaN stays (the comparison is false)
     z = v * _LOG2E + _SHIFTER
     kf = z - _SHIFTER
     r = (v - kf * _LN2_HI) - kf * _LN2_LO
@@ -70,7 +75,7 @@ def _exp_nonpos(v, flush):  # pragma: no cover - compiled by numba
     p = p * r + 1.0
     p = p * r + 1.0
     e = p * _bits_to_float((_float_to_bits(z) << 52) + _EXP_ONE)  # 2**k: k's bits into the exponent field
-    return e if not (v < flush) else 0.0  # NaN passes (the comparison is false)
+    return 0.0 if low else e
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)

@@ -71,3 +71,19 @@ def test_the_trap_catches_a_subnormal_intermediate():
     assert audit.trapped(lambda: scaled_squares(x)) == "underflow"
     assert audit.trapped(lambda: squares(x)) == "ok"
     assert audit.trapped(lambda: 1 / 0) == "error"  # an ordinary exception is reported apart
+
+
+def test_the_vector_exp_forms_no_subnormal_below_its_flush():
+    """exp of arguments just below log(2**-1022) (about -708.396) flushes to 0 without forming the subnormal
+    product p * 2**-1022 first: the former code computed it and then selected 0, which AVX-512 code masked away but
+    AVX2 code (a znver3 CPU) executed. Called here as scalar code, which executes every step on any CPU."""
+    from hpc.kernels import _vexp
+
+    audit = _audit_module()
+    edge = np.array([-708.3965, -708.398, -708.4, -708.2, -745.0, -1000.0, -np.inf])
+    for flush in (_vexp.flush_for(np.float64), _vexp.flush_for(np.float32)):
+        for v in edge:
+            assert audit.trapped(lambda v=v, flush=flush: _vexp._exp_nonpos(v, flush)) == "ok", (v, flush)
+    assert _vexp._exp_nonpos(-708.398, _vexp.flush_for(np.float64)) == 0.0
+    assert np.isnan(_vexp._exp_nonpos(np.nan, _vexp.flush_for(np.float64)))
+    assert _vexp._exp_nonpos(-707.9, _vexp.flush_for(np.float64)) == pytest.approx(np.exp(-707.9), rel=1e-15)
