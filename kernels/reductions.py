@@ -342,10 +342,25 @@ def argmax(x, *, parallel=None):
 
 
 # ------------------------------------------------------------------------------------------------ mean, var
+# The moments are those of x - p, p a pilot value (x[0]; 0 where x[0] is not finite), added back to the mean at the
+# end: the variance does not change under a shift, and the shifted data's block means are of the size of the
+# spread, not of the mean. Without it each block's mean s / nb is rounded to a unit of the mean's magnitude, and
+# Chan's merge term delta * delta * count * nb / total carries that rounding at first order (500x NumPy's two-pass
+# error on 1e12 + 1e-2 * normal). x - p is exact for data within a factor 2 of p; otherwise its rounding is a unit
+# of |x - p| <= |x - mean| + sqrt(n * var) (x[0] is a datum), so the relative error does not grow with the mean.
+# The subtraction is written in both loops, (v[i] - p) - mb, never v[i] - (p + mb): p + mb would be rounded to a
+# unit of the mean again (REDUCE lacks nsz, so LLVM does not reassociate it into that form).
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _pilot(x):  # pragma: no cover - compiled by numba
+    # x non-empty. A non-finite x[0] makes the answer NumPy's anyway; 0 keeps the kernel's arithmetic as unshifted
+    p = _np.float64(x[0])
+    return p if _math.isfinite(p) else 0.0
+
+
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _moments_range(x, lo, hi):  # pragma: no cover - compiled by numba
-    # blocks of BLOCK elements: sum, then squared deviations from the block mean (the block is in L1 by then),
-    # merged into the running (count, mean, M2) with Chan et al.'s formula
+def _moments_range(x, lo, hi, p):  # pragma: no cover - compiled by numba
+    # (count, mean, M2) of x[lo:hi] - p. Blocks of BLOCK elements: sum, then squared deviations from the block mean
+    # (the block is in L1 by then), merged into the running (count, mean, M2) with Chan et al.'s formula
     count = 0.0
     mu = 0.0
     m2 = 0.0
@@ -354,12 +369,12 @@ def _moments_range(x, lo, hi):  # pragma: no cover - compiled by numba
         v = x[b:e]  # a view from 0: numba vectorizes loops over it, not loops with an offset into x
         s = 0.0
         for i in range(v.shape[0]):
-            s += v[i]
+            s += v[i] - p
         nb = float(e - b)
         mb = s / nb
         q = 0.0
         for i in range(v.shape[0]):
-            d = v[i] - mb
+            d = (v[i] - p) - mb
             q += d * d
         total = count + nb
         delta = mb - mu
@@ -371,17 +386,20 @@ def _moments_range(x, lo, hi):  # pragma: no cover - compiled by numba
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _moments_serial(x):  # pragma: no cover - compiled by numba
-    return _moments_range(x, 0, x.shape[0])
+    p = _pilot(x)
+    count, mu, m2 = _moments_range(x, 0, x.shape[0], p)
+    return count, p + mu, m2
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
 def _moments_parallel(x):  # pragma: no cover - compiled by numba
     n = x.shape[0]
+    p = _pilot(x)  # one pilot for every chunk: the chunks' means are merged shifted too
     nchunks = (n + CHUNK - 1) // CHUNK
     parts = _np.empty((nchunks, 3), _np.float64)
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, _cmin(n, (c + 1) * CHUNK)
-        k, mu, m2 = _moments_range(x[lo:hi], 0, hi - lo)
+        k, mu, m2 = _moments_range(x[lo:hi], 0, hi - lo, p)
         parts[c, 0] = k
         parts[c, 1] = mu
         parts[c, 2] = m2
@@ -393,14 +411,16 @@ def _moments_parallel(x):  # pragma: no cover - compiled by numba
         mu += delta * (nb / total)
         m2 += parts[c, 2] + delta * delta * (count * nb / total)
         count = total
-    return count, mu, m2
+    return count, p + mu, m2
 
 
 def mean_var(x, *, ddof=0, parallel=None):
     """Return ``(mean, var)`` of all elements of ``x`` in one pass over memory.
 
     Blocks of ``BLOCK`` elements are summed and their squared deviations taken while in cache; block and chunk
-    moments are merged with Chan's formula, so the result is as stable as a two-pass variance.
+    moments are merged with Chan's formula. The moments are those of ``x - x[0]`` (``x[0]`` added back to the mean),
+    so block means are of the spread's size, not the mean's: as accurate as a two-pass variance on data of a large
+    mean and a small spread (unshifted, each block mean's rounding reached the merge term at first order).
 
     Args:
         x (numpy.ndarray): float32 or float64; 1-D of any stride, or N-D C-contiguous.
@@ -409,7 +429,8 @@ def mean_var(x, *, ddof=0, parallel=None):
 
     Returns:
         Two scalars of ``x``'s dtype; NaN for an empty ``x``. ``ddof >= len(x)`` warns and divides by 0, as NumPy
-        does: ``inf`` (NaN when every element is equal).
+        does: ``inf`` (NaN when every element is equal). Non-finite data (or a shift that overflows) give NumPy's
+        answer; finite data whose plain sum overflows but whose spread does not give their true mean and variance.
 
     Example:
         >>> import numpy as np; from hpc import kernels

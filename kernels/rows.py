@@ -149,7 +149,10 @@ def _lse_parallel(x, out):  # pragma: no cover - compiled by numba
         out[r] = _lse_row(x[r])
 
 
-@_njit(cache=True, nogil=True, fastmath=REDUCE)
+# error_model="numpy": IEEE division. Under numba's default ("python") 1.0 / 0.0 raises ZeroDivisionError, which the
+# serial variant raised for a constant row with eps=0 while the parallel one returned 0.0 for it;
+# the reference formula gives 0 / 0 = NaN there, and so do both now (0 * inf).
+@_njit(cache=True, nogil=True, fastmath=REDUCE, error_model="numpy")
 def _layernorm_row(x, gamma, beta, eps, out):  # pragma: no cover - compiled by numba
     n = x.shape[0]
     s = 0.0
@@ -252,7 +255,7 @@ def layernorm(x, gamma=None, beta=None, *, eps=1e-5, out=None, parallel=None):
     Args:
         x (numpy.ndarray): float32 or float64, 1-D (one row) or 2-D, any strides.
         gamma, beta (numpy.ndarray or None): 1-D, one element per column, ``x``'s dtype; ``None``: ones, zeros.
-        eps (float): added to the (biased) variance.
+        eps (float): added to the (biased) variance; ``0.0`` makes a constant row NaN (``0 / 0``, as the formula).
         out (numpy.ndarray or None): where to write, of ``x``'s shape and dtype.
         parallel (bool or None): one row per thread under ``prange``; ``None`` decides by size.
 
@@ -269,7 +272,7 @@ def layernorm(x, gamma=None, beta=None, *, eps=1e-5, out=None, parallel=None):
     for name, v in (("gamma", gamma), ("beta", beta)):
         if v.shape != (cols,):
             raise ValueError(f"{name} must have shape ({cols},), one element per column; got {v.shape}")
-    if not eps >= 0.0:
+    if not _checks.real_scalar("eps", eps, _np.dtype(_np.float64)) >= 0.0:  # TypeError naming eps for None, "1"
         raise ValueError(f"eps must be a non-negative float; got {eps!r}")
     res, o2 = _out_rows(out, x, x2)
     if cols == 0:  # rows of nothing: nothing to normalize (an empty result, as torch's)

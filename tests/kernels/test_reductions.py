@@ -301,3 +301,76 @@ def test_var_with_ddof_at_least_n_is_numpys():
 def test_var_takes_a_numpy_integer_ddof_as_numpy_does():
     x = np.arange(5.0)
     assert k.var(x, ddof=np.int64(1)) == np.var(x, ddof=np.int64(1))
+
+
+# Data with a large mean and a small spread, drawn in this order from default_rng(0) (the probe of the bug): NumPy's
+# two-pass relative errors are 2e-9, 6e-7, 2e-6, 1e-6; the blocked one-pass var's were 2e-7, 3e-4, 8e-5, 1e-4, each
+# block's mean rounded to a unit of the mean's magnitude and carried into Chan's merge term at first order.
+LARGE_MEAN = [(1e9, 1e-3), (1e12, 1e-2), (1e6, 1e-8), (1e8, 1e-6)]
+
+
+def _large_mean_data(case):
+    rng = np.random.default_rng(0)
+    for off, scale in LARGE_MEAN[: case + 1]:
+        x = off + rng.standard_normal(1_000_000) * scale
+    return off, x
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("case", range(len(LARGE_MEAN)), ids=[f"{o:g}+{s:g}z" for o, s in LARGE_MEAN])
+def test_var_of_a_large_mean_and_small_spread_is_as_accurate_as_two_pass(case, parallel):
+    """float64 var (ddof 0 and 1) of off + scale * normal is within 4x NumPy's two-pass error of the exact-shift
+    reference, or within 1e-12 (a few hundred roundings of the blocked sums of squares) where NumPy's is smaller;
+    the mean is within a unit in the last place of the offset."""
+    off, x = _large_mean_data(case)
+    shifted = x - off  # exact (Sterbenz): the reference is a two-pass variance of numbers of the spread's size
+    for ddof in (0, 1):
+        ref = np.var(shifted, ddof=ddof)
+        numpy_err = abs(np.var(x, ddof=ddof) - ref) / ref
+        got = k.var(x, ddof=ddof, parallel=parallel)
+        assert abs(got - ref) / ref <= max(4 * numpy_err, 1e-12), (ddof, abs(got - ref) / ref, numpy_err)
+    mu, v = k.mean_var(x, parallel=parallel)
+    assert v == k.var(x, parallel=parallel)
+    assert abs(mu - (off + np.mean(shifted))) <= np.spacing(off)
+
+
+@pytest.mark.parametrize("parallel", PAR)
+@pytest.mark.parametrize("off,scale", [(1e4, 0.1), (1e5, 0.1), (1e6, 10.0), (3e7, 300.0)])
+def test_var_of_a_large_mean_and_small_spread_float32(off, scale, parallel):
+    """float32 data of a large mean and a small spread: the variance, accumulated in float64, is within one float32
+    rounding (2**-23 relative, with room) of the float64 two-pass variance of the exactly shifted data, and within
+    4x NumPy's own (float32) two-pass error."""
+    rng = np.random.default_rng(1)
+    x = (off + rng.standard_normal(300_001) * scale).astype(np.float32)
+    x64 = x.astype(np.float64)
+    ref = np.var(x64 - x64[0])  # float32 differences are exact in float64
+    got = k.var(x, parallel=parallel)
+    assert got.dtype == np.float32
+    err = abs(float(got) - ref) / ref
+    assert err <= 2.0**-23, err
+    assert err <= 4 * abs(float(np.var(x)) - ref) / ref or err <= 2.0**-24
+
+
+@pytest.mark.parametrize("parallel", PAR)
+def test_mean_var_pilot_edges(parallel):
+    """The variance is taken of x - x[0]: a NaN or an infinity first, or a first element whose difference to the
+    others overflows, still gives NumPy's answer; finite data whose plain sum overflows but whose spread does not
+    get the true mean and variance (NumPy: inf, inf)."""
+    n = 3 * CHUNK + 5  # several chunks for the parallel variant
+    rest = np.linspace(1.0, 2.0, n - 1)
+    cases = [
+        np.concatenate([[np.nan], rest]),
+        np.concatenate([[np.inf], rest]),
+        np.concatenate([[-np.inf], rest, [np.inf]]),
+        np.concatenate([[-1.5e308], np.full(n - 1, 1.5e308)]),  # x - x[0] overflows
+    ]
+    for x in cases:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = (np.mean(x), np.var(x))
+            got = k.mean_var(x, parallel=parallel)
+        np.testing.assert_equal(got, want)
+    huge = np.full(n, 1.7e308)
+    assert k.mean_var(huge, parallel=parallel) == (1.7e308, 0.0)
+    outlier = np.concatenate([[1e15], rest])  # a pilot far from the rest: the variance is the outlier's
+    np.testing.assert_allclose(k.var(outlier, parallel=parallel), np.var(outlier), rtol=1e-12)

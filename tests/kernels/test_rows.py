@@ -225,3 +225,34 @@ def test_layernorm_of_rows_without_columns_is_empty():
     """Zero columns: an empty result of x's shape (it divided by the zero column count)."""
     assert k.layernorm(np.ones((3, 0))).shape == (3, 0)
     assert k.layernorm(np.array([])).shape == (0,)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_layernorm_eps_zero_on_a_constant_row_is_nan(dtype, parallel):
+    """eps=0.0 on a constant row gives the formula's (x - mean) / sqrt(0) = 0 / 0 = NaN, serially and in parallel
+    (the serial variant raised ZeroDivisionError, the parallel one returned 0.0), with or without gamma and beta;
+    the other rows are unaffected. One column makes every row constant."""
+    x = np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 3.0], [-0.5, -0.5, -0.5]], dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = ref_layernorm(x.astype(np.float64), 1.0, 0.0, eps=0.0)
+    assert np.isnan(want[[0, 2]]).all()
+    for g, b in ((None, None), (np.full(3, 2.0, dtype), np.full(3, 1.0, dtype))):
+        got = k.layernorm(x, g, b, eps=0.0, parallel=parallel)
+        assert np.isnan(got[[0, 2]]).all()
+        np.testing.assert_allclose(got[1], want[1] * (1.0 if g is None else 2.0) + (0.0 if b is None else 1.0),
+                                   rtol=1e-6)
+    column = np.array([[1.0], [2.0], [-3.0]], dtype)
+    assert np.isnan(k.layernorm(column, eps=0.0, parallel=parallel)).all()
+    assert np.isnan(k.layernorm(np.full(5, 7.0, dtype), eps=0.0, parallel=parallel)).all()
+
+
+def test_layernorm_eps_of_the_wrong_type_is_refused_naming_eps():
+    """None, a string, a bool or a list for eps raise a TypeError naming eps (not a bare '>=' TypeError); a NumPy
+    scalar, an int or a 0-d array is taken."""
+    for bad in (None, "1", True, [1e-5]):
+        with pytest.raises(TypeError, match="eps must be a real number"):
+            k.layernorm(np.ones((2, 3)), eps=bad)
+    want = k.layernorm(np.array([1.0, 3.0]), eps=0.0)
+    for good in (0, np.float32(0.0), np.array(0.0)):
+        assert k.layernorm(np.array([1.0, 3.0]), eps=good).tolist() == want.tolist() == [-1.0, 1.0]
