@@ -37,7 +37,8 @@ def main() -> None:
         middles = rng.normal(scale=2.5, size=(args.clusters, args.features))
         X = middles[rng.integers(0, args.clusters, args.rows)] + rng.normal(size=(args.rows, args.features))
         np.save(path, X)
-        print(f"{comm.size} ranks, {args.rows} rows x {args.features} features, k={args.clusters}, init={args.init}")
+        ranks = f"{comm.size} rank{'s' * (comm.size > 1)}"
+        print(f"{ranks}, {args.rows} rows x {args.features} features, k={args.clusters}, init={args.init}")
     comm.barrier()
 
     mine = ml.load_rows(path, comm)  # only this rank's rows are read from disk

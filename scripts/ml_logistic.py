@@ -40,7 +40,8 @@ def main() -> None:
     lo, hi = ml.shard(args.rows, comm)
     X, y = rows(lo, hi, args.features, args.classes)
     if comm.rank == 0:
-        print(f"{comm.size} ranks, {args.rows} rows x {args.features} features, {args.classes} classes, C={args.C}")
+        ranks = f"{comm.size} rank{'s' * (comm.size > 1)}"
+        print(f"{ranks}, {args.rows} rows x {args.features} features, {args.classes} classes, C={args.C}")
 
     started = time.perf_counter()
     model = ml.LogisticRegression(C=args.C, max_iter=200, verbose=1).fit(X, y)

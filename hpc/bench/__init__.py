@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             if name != "mpi":
                 print(f"hpc bench {name}: --hosts is for the mpi suite only", file=_sys.stderr)
                 return 2
+            if args.hosts != 2:
+                print(f"hpc bench mpi: --hosts must be 2 (one rank on each of two test hosts); got {args.hosts}",
+                      file=_sys.stderr)
+                return 2
             kwargs["hosts"] = args.hosts
         if args.tiny:
             kwargs.update(scale=TINY_SCALE, install_missing=False)

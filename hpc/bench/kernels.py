@@ -253,6 +253,18 @@ calls = {
 }
 names = sys.argv[1].split(",")
 out = {"import_s": time.perf_counter() - t0, "kernels": {}}
+# numba's once-per-process start-up (its registries, numba.np.arraymath, the threading layer): about 0.4 s that the
+# first kernel timed would carry in both processes; paid here on a function of its own, not cached, reported apart
+from numba import njit, prange
+@njit(parallel=True)
+def warm(a):
+    s = 0.0
+    for i in prange(a.shape[0]):
+        s += a[i]
+    return s
+t = time.perf_counter()
+warm(x)
+out["numba_start_s"] = time.perf_counter() - t
 for name in names:
     t = time.perf_counter()
     calls[name](False); calls[name](True)
