@@ -70,3 +70,19 @@ def test_matrix_errors():
         k.gemv(np.ones((2, 3)), np.ones(2))
     with pytest.raises(TypeError, match="a, b must have the same dtype"):
         k.gemm(np.ones((2, 2)), np.ones((2, 2), np.float32))
+
+
+@pytest.mark.parametrize("wide", [True, False])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 3, 7), (9, 513, 6), (64, 64, 64), (37, 70, 33)])
+def test_gemm_tiled_both_tile_shapes(wide, shape):
+    """The 4x4 tile (hosts with AVX-512) and the 4x2 tile (the rest) give a @ b, edges included, serially and in
+    parallel; the host runs only one of them, so both are called here directly."""
+    from hpc.kernels import matrix
+
+    m, k, n = shape
+    rng = np.random.default_rng(m * 1000 + k + n)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    for run in (matrix._gemm_tiled_serial, matrix._gemm_tiled_parallel):
+        out = np.full((m, n), np.nan)
+        run(a, b, out, wide)
+        np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12 * k)
