@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as _np
 
+from hpc.mpi import guard as _guard
 from hpc.mpi.comm import as_comm
 from hpc.mpi.reproducible import reproducible_sum
 
@@ -118,6 +119,8 @@ def sum(comm: Any, x: Any, *, reproducible: bool = False) -> Any:  # noqa: A001 
     comm = as_comm(comm)
     a = _np.asarray(x)
     if reproducible:
+        # named as the caller wrote it: the first check inside would be the exponent step's, "allreduce ('max', ...)"
+        _guard.check_agreement(comm._engine, "mpi.sum", (a.dtype.str, a.shape[1:], True))
         return reproducible_sum(comm._engine, a)  # the engine: the handle hpc.mpi's modules take
     return comm.allreduce(_np.asarray(a.sum(axis=0)))
 

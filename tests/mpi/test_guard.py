@@ -47,6 +47,19 @@ def test_an_int_on_one_rank_and_a_float_on_another_raise_on_every_rank(checked):
     assert checked.allreduce(0.0 if checked.rank == 0 else 1.5) == 1.5 * (checked.size - 1)
 
 
+def test_a_reproducible_mpi_sum_is_named_as_called(checked):
+    """mpi.sum(reproducible=True) on one rank and allreduce(reproducible=True) on another: the error names mpi.sum
+    (it named the reproducible sum's internal exponent step, an allreduce of int16 'max' fields)."""
+    _needs_two(checked)
+    x = np.arange(4.0)
+    with pytest.raises(mpi.RankMismatchError, match="mpi.sum"):
+        if checked.rank == 0:
+            mpi.sum(checked, x, reproducible=True)
+        else:
+            checked.allreduce(x, reproducible=True)
+    np.testing.assert_array_equal(mpi.sum(checked, x[None, :], reproducible=True), x * checked.size)
+
+
 def test_allgather_always_checks_trailing_shapes(comm):
     """allgather refuses parts whose trailing shapes differ, on every rank, even without check mode."""
     _needs_two(comm)
