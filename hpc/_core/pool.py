@@ -188,7 +188,17 @@ class ThreadPool(_futures.Executor):
     def __exit__(self, *exc: object) -> None:
         _pool_stack().pop()
         pending = _submitted_stack().pop()
-        if pending:  # the block's own submits, as concurrent.futures' __exit__ waits for its executor's work
+        if not pending:
+            return
+        # the block's own submits, as concurrent.futures' __exit__ waits for its executor's work. On a worker of this
+        # pool they may sit in this worker's own deque: it runs work while it waits (a blocking wait deadlocked a
+        # pool of one thread, or of n whose workers all waited so)
+        if self.is_worker():
+            for future in list(pending):
+                done = _threading.Event()
+                future.add_done_callback(lambda _, done=done: done.set())
+                self.wait_until(done)
+        else:
             _futures.wait(list(pending))
 
     def __repr__(self) -> str:

@@ -517,3 +517,20 @@ def test_a_with_block_waits_for_the_futures_submitted_in_it():
     finally:
         pool.shutdown()
         inner.shutdown()
+
+
+@pytest.mark.timeout(60)
+def test_a_with_block_on_a_worker_of_its_own_pool_runs_what_it_waits_for():
+    """A with block entered by a job of the same pool waits for its submits by running work meanwhile: the futures
+    sit in that worker's own queue, and a blocking wait there deadlocked a pool of one thread."""
+    pool = ThreadPool(1)
+
+    def job():
+        with pool:
+            futures = [pool.submit(pow, 2, i) for i in range(5)]
+        return [f.done() and f.result() for f in futures]
+
+    try:
+        assert pool.install(job) == [1, 2, 4, 8, 16]
+    finally:
+        pool.shutdown()
