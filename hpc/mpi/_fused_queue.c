@@ -16,7 +16,8 @@
  *                batch is its base). `_value` is settable for the slow lane.
  *   Queue        the base of hpc.mpi.fused.Fused: `allreduce(x, op="sum")` and `_take()` (the batches so far). When
  *                a batch reaches FLUSH_BYTES, every batch is handed to the subclass's `_flush_batches(batches)` at
- *                once. Only the thread that made the queue may call them (RuntimeError otherwise).
+ *                once. Only the thread that made the queue, or that entered it (`_claim()`) since, may call them
+ *                (RuntimeError otherwise).
  *
  * It reads NumPy arrays and makes results with NumPy's C API: a buffer export of the caller's array, and a slice of
  * the batch made by calling NumPy from C, each cost more than queuing a Python float does.
@@ -452,7 +453,7 @@ static PyTypeObject FusedResultType = {
 typedef struct {
     PyObject_HEAD
     Batch *batches[NKINDS]; /* by kind; NULL until the first value of that kind is queued */
-    unsigned long owner;    /* the thread that made the queue: the only one that may queue */
+    unsigned long owner;    /* the thread that made the queue, or that entered it since: the only one that may queue */
 } Queue;
 
 static PyObject *str_sum, *str_x, *str_op, *str_queue, *str_flush_batches;
@@ -690,6 +691,14 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     return (PyObject *)result;
 }
 
+/* The thread that enters the block owns it from then on (a block made in one thread may be used in another). */
+static PyObject *
+queue_claim(Queue *self, PyObject *Py_UNUSED(ignored))
+{
+    self->owner = PyThread_get_thread_ident();
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 queue_take(Queue *self, PyObject *Py_UNUSED(ignored))
 {
@@ -701,6 +710,8 @@ queue_take(Queue *self, PyObject *Py_UNUSED(ignored))
 static PyMethodDef queue_methods[] = {
     {"allreduce", (PyCFunction)(void (*)(void))queue_allreduce, METH_FASTCALL | METH_KEYWORDS,
      "allreduce(x, op='sum')\n--\n\nQueue an allreduce of ``x`` and return its placeholder."},
+    {"_claim", (PyCFunction)queue_claim, METH_NOARGS,
+     "Make the calling thread the one that may queue (called when the block is entered)."},
     {"_take", (PyCFunction)queue_take, METH_NOARGS,
      "Return the queued batches, float64 first, as a tuple (empty if none), and start new ones."},
     {NULL, NULL, 0, NULL},

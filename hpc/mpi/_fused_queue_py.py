@@ -142,6 +142,10 @@ class Queue:
         queue._owner = _get_ident()  # the only thread that may queue (as in C)
         return queue
 
+    def _claim(self) -> None:
+        """Make the calling thread the one that may queue (called when the block is entered)."""
+        self._owner = _get_ident()
+
     def _check_thread(self) -> None:
         if _get_ident() != self._owner:
             raise RuntimeError(_OTHER_THREAD)

@@ -107,6 +107,7 @@ class Fused(Queue):
         return result
 
     def __enter__(self) -> Fused:
+        self._claim()  # the thread that opens the block queues into it (it may differ from the one that made it)
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

@@ -142,6 +142,25 @@ def test_a_rank_that_queued_nothing_meets_the_others(comm, fused):
     assert comm.allreduce(np.arange(3, dtype=np.int64)).tolist() == [0, comm.size, 2 * comm.size]
 
 
+def test_a_block_made_in_one_thread_and_used_in_another(comm, fused):
+    """comm.fused() made on the main thread, entered and used entirely in another: that thread queues (the owner is
+    the thread that enters the block; it was the one that made it)."""
+    import threading
+
+    block = fused(comm)
+    out = {}
+
+    def worker():
+        with block as f:
+            r = f.allreduce(1.0)
+        out["value"] = r.value
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(60)
+    assert out == {"value": float(comm.size)}
+
+
 def test_a_0d_array_and_a_float_are_one_shape(comm, fused):
     """A 0-d array on one rank and a float on another have one dtype and shape, as for allreduce: the block sums
     them (it raised RankMismatchError), and each rank gets its own type back."""

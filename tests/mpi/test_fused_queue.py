@@ -294,6 +294,19 @@ def test_only_the_thread_that_made_the_queue_may_queue(queue):
     (batch,) = queue._take()  # the owner's entry alone
     assert list(batch) == [1.0]
 
+    def claims():  # entering the block in another thread makes that thread the owner (a block made here, used there)
+        queue._claim()
+        queue.allreduce(4.0)
+
+    t = threading.Thread(target=claims)
+    t.start()
+    t.join()
+    with pytest.raises(RuntimeError, match="thread that opened it"):
+        queue.allreduce(5.0)  # this thread no longer owns it
+    queue._claim()
+    (batch,) = queue._take()
+    assert list(batch) == [4.0]
+
 
 def test_bad_arguments_raise_type_error(queue):
     with pytest.raises(TypeError):
