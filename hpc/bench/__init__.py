@@ -29,6 +29,16 @@ SUITES: dict[str, str | None] = {
     "ml": "hpc.bench.ml",
 }
 
+#: what each suite measures, for ``--help`` (docs/performance.md has the method and the current figures of each)
+SUMMARIES: dict[str, str] = {
+    "roofline": "the machine's ceilings: memory triad and read bandwidth, BLAS dgemm GFLOP/s",
+    "kernels": "every hpc.kernels kernel against NumPy, large and in cache, as a fraction of the ceilings",
+    "iter": "par_iter against multiprocessing, joblib/loky and mpire; scikit-learn with n_jobs on each backend",
+    "mpi": "allreduce against raw mpi4py on 2 ranks, 8 B to 64 MiB; reproducible sums; fused reductions",
+    "cuda": "transfers, device copies, the GPU twins, launch latency (a CPU fallback without a GPU)",
+    "ml": "hpc.ml estimators against scikit-learn (and intelex, dask-ml where installed), and on 2 MPI ranks",
+}
+
 #: suites whose results ``--plot`` can draw: their own ``plot`` (kernels) or :mod:`hpc.bench._plot` (iter, mpi)
 PLOTTABLE = ("kernels", "iter", "mpi")
 
@@ -158,7 +168,11 @@ def _write_json(path: str, data: _Any) -> None:
 
 def _parser() -> _argparse.ArgumentParser:
     parser = _argparse.ArgumentParser(
-        prog="hpc bench", description="Measure hpc against this machine's ceilings and against its peers."
+        prog="hpc bench",
+        description="Measure hpc against this machine's ceilings and against its peers.",
+        epilog="suites:\n" + "\n".join(f"  {name:<9} {SUMMARIES[name]}" for name in SUITES)
+        + "\n\nA target line that misses is reported and does not change the exit status.",
+        formatter_class=_argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("name", nargs="?", choices=list(SUITES), help="the suite to run (default: every built one)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and one repeat: about a minute a suite")

@@ -125,3 +125,13 @@ def test_every_suite_describes_its_machine_the_same_way():
     assert {"hostname", "cpu", "simd", "available_cpus", "python", "implementation", "platform", "date"} <= set(machine)
     assert machine["versions"]["numpy"] and machine["versions"]["surely-not-installed-dist"] is None
     assert machine["ranks"] == 3 and machine["cores"] == -1
+
+
+def test_help_lists_every_suite_with_what_it_measures(capsys):
+    """`hpc bench --help` (and `hpc bench <suite> --help`) names each suite with a line on what it measures."""
+    assert set(bench.SUMMARIES) == set(bench.SUITES)
+    assert bench.main(["kernels", "--help"]) == 0
+    out = capsys.readouterr().out
+    for name, summary in bench.SUMMARIES.items():
+        assert f"  {name}" in out and summary in out
+    assert "does not change the exit status" in out
