@@ -12,6 +12,7 @@ Why results are recycled and large arrays go in blocks, with the measurements: d
 from __future__ import annotations
 
 import sys as _sys
+import threading as _threading
 from collections.abc import Callable
 from typing import Any
 
@@ -98,8 +99,10 @@ class Engine:
         self.one_node = not local and self.size > 1 and _launcher.one_node(world_size)
         self.node_window: Any = None
         self._local_rank: int | None = None
-        self._recycled: dict[str, Any] = {}
-        self._scratch: dict[str, Any] = {}
+        # per thread: fits and sums run in several threads at once on one process (scikit-learn's n_jobs under the
+        # threading or hpc backend), and a scratch buffer shared between them mixed their sums (wrong fits, no error)
+        self._recycled = _threading.local()
+        self._scratch = _threading.local()
         if self.size > 1:
             guard.install_abort_on_exception(comm)
 
@@ -211,10 +214,11 @@ class Engine:
 
         For buffers handed to callers as results or views of results (reused only once they let go).
         """
-        last = self._recycled.get(name)
+        buffers = self._recycled.__dict__  # this thread's
+        last = buffers.get(name)
         if last is not None and _sys.getrefcount(last) == UNHELD_REFS and fits(last):
             return last
-        self._recycled[name] = fresh = make()
+        buffers[name] = fresh = make()
         return fresh
 
     def scratch(self, name: str, make: Callable[[], Any], fits: Callable[[Any], bool]) -> Any:
@@ -222,9 +226,10 @@ class Engine:
 
         For buffers that never leave hpc.mpi (fresh megabyte arrays would page-fault on every call).
         """
-        kept = self._scratch.get(name)
+        buffers = self._scratch.__dict__  # this thread's
+        kept = buffers.get(name)
         if kept is None or not fits(kept):
-            kept = self._scratch[name] = make()
+            kept = buffers[name] = make()
         return kept
 
     # --------------------------------------------------------------------------------------------- steps
