@@ -255,12 +255,19 @@ class Estimator:
         raise_everywhere(comm, error)
         return value
 
-    def _shared_params(self) -> dict[str, Any]:
-        """Return the parameters every rank's estimator must share in a collective fit: all but the rank-local ones
-        (``hpc.ml._data.RANK_LOCAL_PARAMS``); ``check_rows`` compares them."""
-        from hpc.ml._data import RANK_LOCAL_PARAMS
+    def _fit_rows(
+        self, comm: Any, X: Any, y: Any = None, *, y_kind: str | None = None,
+        local_check: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Return ``hpc.ml._data.check_rows`` of a fit's rows (a DeviceArray stays on its device), the ranks agreeing
+        also on this estimator's parameters: all but the rank-local ones (``hpc.ml._data.RANK_LOCAL_PARAMS``)."""
+        from hpc.ml import _data
 
-        return {k: v for k, v in self.get_params(deep=False).items() if k not in RANK_LOCAL_PARAMS}
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in _data.RANK_LOCAL_PARAMS}
+        return _data.check_rows(
+            comm, X, y, estimator=type(self).__name__, y_kind=y_kind, device=True, params=params,
+            local_check=local_check,
+        )
 
     def _comm_for(self, comm: Any) -> Any:
         """Return the communicator a collective method runs on: ``comm``, else the one ``fit`` used, else world."""

@@ -146,10 +146,7 @@ class KMeans(Estimator):
     def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> KMeans:
         """Cluster every rank's rows (collective); return self."""
         comm = self._comm_for(comm)
-        rows = _data.check_rows(
-            comm, X, estimator=type(self).__name__, device=True, params=self._shared_params(),
-            local_check=self._checked_for,
-        )
+        rows = self._fit_rows(comm, X, local_check=self._checked_for)
         k, n_init, given = rows.checked
         if rows.n_total < k:
             raise ValueError(f"n_samples={rows.n_total} should be >= n_clusters={k}.")

@@ -37,14 +37,12 @@ class _LinearModel(Estimator):
         for none), after checking the parameters."""
         raise NotImplementedError
 
-    def _fit_linear(self, X: Any, y: Any, comm: Any) -> None:
-        """Fit on every rank's rows; a ``cutoff`` truncates singular values below it times the largest (lstsq).
-        The parameters are checked inside ``check_rows``: a bad one on one rank raises on every rank."""
+    def _fit_linear(self, X: Any, y: Any, comm: Any) -> float | None:
+        """Fit on every rank's rows and return the ``cutoff``, which truncates singular values below it times the
+        largest (lstsq). The parameters are checked inside ``check_rows``: a bad one on one rank raises on every
+        rank."""
         comm = self._comm_for(comm)
-        rows = _data.check_rows(
-            comm, X, y, estimator=type(self).__name__, y_kind="continuous", device=True,
-            params=self._shared_params(), local_check=lambda X: self._checked_params(),
-        )
+        rows = self._fit_rows(comm, X, y, y_kind="continuous", local_check=lambda X: self._checked_params())
         alpha, cutoff = rows.checked
         max_condition = MAX_CONDITION if cutoff is None else min(MAX_CONDITION, cutoff**-2)
         self._comm = comm
@@ -101,6 +99,7 @@ class _LinearModel(Estimator):
         else:
             self.intercept_ = 0.0  # as scikit-learn, for one target or several
         self._singular_from = (eigenvalues, stable, rows.n_total)
+        return cutoff
 
     def predict(self, X: Any) -> _np.ndarray:
         """Return predictions for this rank's rows (local)."""
@@ -265,8 +264,7 @@ class LinearRegression(_LinearModel):
     @one_blas_thread
     def fit(self, X: Any, y: Any, *, comm: Any = None) -> LinearRegression:
         """Fit on every rank's rows (collective); return self."""
-        self._fit_linear(X, y, comm)
-        cutoff = max(float(self.tol), float(_np.finfo(_np.float64).eps))  # as _checked_params found it
+        cutoff = self._fit_linear(X, y, comm)
         eigenvalues, stable, n = self._singular_from
         d = self.n_features_in_
         if stable is not None:

@@ -122,10 +122,8 @@ class LogisticRegression(Estimator):
 
         optimize = require("scipy.optimize", "hpc.ml.LogisticRegression (its L-BFGS)")
         comm = self._comm_for(comm)
-        rows = _data.check_rows(  # the parameters checked there too: a bad one on one rank raises on every rank
-            comm, X, y, estimator=type(self).__name__, y_kind="classes", device=True,
-            params=self._shared_params(), local_check=lambda X: self._penalty_strength(),
-        )
+        # the parameters checked there too: a bad one on one rank raises on every rank
+        rows = self._fit_rows(comm, X, y, y_kind="classes", local_check=lambda X: self._penalty_strength())
         inverse_c = rows.checked
         classes = _global_classes(comm, rows.y)
         n_classes = classes.shape[0]

@@ -87,10 +87,8 @@ class PCA(Estimator):
     def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> PCA:
         """Fit the model on every rank's rows (collective); return self."""
         comm = self._comm_for(comm)
-        rows = _data.check_rows(  # the parameters checked there too: a bad one on one rank raises on every rank
-            comm, X, estimator=type(self).__name__, device=True, params=self._shared_params(),
-            local_check=lambda X: self._check_solver(),
-        )
+        # the parameters checked there too: a bad one on one rank raises on every rank
+        rows = self._fit_rows(comm, X, local_check=lambda X: self._check_solver())
         n, d = rows.n_total, rows.n_features
         limit = min(n, d)
         k = self._components_wanted(limit)

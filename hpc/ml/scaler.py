@@ -53,7 +53,7 @@ class StandardScaler(Estimator):
     def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> StandardScaler:
         """Compute the mean and variance over every rank's rows (collective); return self."""
         comm = self._comm_for(comm)
-        rows = _data.check_rows(comm, X, estimator=type(self).__name__, device=True, params=self._shared_params())
+        rows = self._fit_rows(comm, X)
         d = rows.n_features
         self._comm = comm
         self._set_features(rows)
