@@ -183,7 +183,8 @@ def _dot(x, y):  # pragma: no cover - compiled by numba
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _gemm_tile(a, bt, out, i0, i1, j0, j1, k0, k1, wide):  # pragma: no cover - compiled by numba
     im = i0 + (i1 - i0) // 4 * 4
-    jm = j0 + (j1 - j0) // (4 if wide else 2) * (4 if wide else 2)
+    width = 4 if wide else 2
+    jm = j0 + (j1 - j0) // width * width
     if wide:  # one branch per call, outside the loops: each loop nest stays branch-free
         for i in range(i0, im, 4):
             for j in range(j0, jm, 4):
