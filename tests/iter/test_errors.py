@@ -356,7 +356,7 @@ def test_a_worker_process_error_keeps_its_type_and_its_traceback():
     with its type, args and attributes (it used to become a RuntimeError)."""
     import traceback
 
-    from hpc.iter.plumbing.processes import RemoteTraceback
+    from hpc.iter.plumbing.shipping import RemoteTraceback
 
     for fn, kind in ((_raise_plain, KeyError), (_raise_needs_two, _TwoArgError)):
         with pytest.raises(kind) as info:

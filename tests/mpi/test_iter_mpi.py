@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from hpc import par_iter, par_range
+from hpc.iter.plumbing.shipping import RemoteTraceback
 
 pytestmark = pytest.mark.mpi
 
@@ -35,3 +38,49 @@ def test_mpi_failure_on_one_rank_raises_on_every_rank(comm):
     with pytest.raises(ValueError, match="item 999 is bad") as info:
         par_range(1000).map(f).with_backend("mpi").sum()
     assert "item 999" in " ".join(info.value.__notes__)
+
+
+def test_mpi_results_that_do_not_pickle_raise_on_every_rank(comm):
+    """A result that cannot be pickled on one rank's share is a TypeError on every rank, naming that rank (before,
+    that rank raised inside mpi4py's allgather and the others waited for it forever)."""
+    with pytest.raises(TypeError, match=f"rank {comm.size - 1}: .*pickle") as info:
+        par_range(1000).map(lambda x: threading.Lock() if x == 999 else x).with_backend("mpi").collect()
+    assert "with_backend('threads')" in str(info.value)
+
+
+def test_mpi_exceptions_that_do_not_pickle_raise_on_every_rank(comm):
+    """An exception holding something that cannot be pickled is raised as itself on its rank and rebuilt from its
+    text on the others, with the failing rank's traceback as the cause."""
+
+    class Held(Exception):
+        def __init__(self, message):
+            super().__init__(message)
+            self.lock = threading.Lock()
+
+    def f(x):
+        if x == 999:
+            raise Held("item 999 holds a lock")
+        return x
+
+    with pytest.raises(Exception, match="item 999 holds a lock") as info:
+        par_range(1000).map(f).with_backend("mpi").sum()
+    if comm.rank == comm.size - 1:
+        assert type(info.value) is Held
+    else:
+        assert type(info.value) is RuntimeError
+        assert isinstance(info.value.__cause__, RemoteTraceback) and "in f" in info.value.__cause__.text
+
+
+def test_mpi_results_may_be_closures(comm):
+    """Results travel with cloudpickle, as the processes backend's do: closures made on another rank work here."""
+    made = par_range(8).map(lambda i: (lambda: i * i)).with_backend("mpi").collect()
+    assert [g() for g in made] == [i * i for i in range(8)]
+
+
+@pytest.mark.parametrize("outer", ["mpi", "threads"])
+def test_mpi_nested_in_a_worker_runs_on_threads(comm, outer):
+    """An mpi-backend iterator inside another parallel iterator's map gives each outer item its own result (before,
+    each rank's workers met the other ranks' workers at different outer items, and summed those items' shares
+    together: silently wrong when the inner lengths agree)."""
+    with_inner = par_range(16).map(lambda i: par_range(i * 10, i * 10 + 10).with_backend("mpi").sum())
+    assert with_inner.with_backend(outer).collect() == [sum(range(i * 10, i * 10 + 10)) for i in range(16)]

@@ -154,7 +154,9 @@ def _gil_enabled() -> bool:
     return True if check is None else bool(check())
 
 
-def _in_worker() -> bool:
+def in_worker() -> bool:
+    """Whether the calling thread runs work of a pool: a worker thread of an hpc ``ThreadPool`` (a parallel
+    iterator's chunk, a ``join`` half, a joblib task) or a processes-backend worker process."""
     from hpc._core.pool import current_worker_index
 
     if current_worker_index() is not None:
@@ -177,7 +179,7 @@ def resolve_backend(requested: str | None, plan: Plan, terminal: Any) -> str:
         if name not in _config.BACKENDS and name not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(_config.BACKENDS)}; got {name!r}")
         return name
-    if not _gil_enabled() or _in_worker():
+    if not _gil_enabled() or in_worker():
         return "threads"
     if not (plan.per_item_python() or terminal.per_item_python) or plan.numeric():
         return "threads"

@@ -25,6 +25,7 @@ from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
 from hpc.iter.plumbing.drive import Backend, Unshippable, _skip, raise_first_failure
 from hpc.iter.plumbing.plan import ChunkFailure, Plan, run_chunk
+from hpc.iter.plumbing.shipping import revived, shippable
 
 __all__ = [
     "ProcessesBackend",
@@ -337,59 +338,9 @@ def _run_spans(
             board.post(ctx)  # before the round trip to the driver: the other workers stop at their next chunk
         item = None if failure.item is None else failure.item + offset
         span = (failure.span[0] + offset, failure.span[1] + offset)
-        shipped = (_shippable(failure.error), failure.chunk, item, span)
+        shipped = (shippable(failure.error), failure.chunk, item, span)
         return {"partials": out, "failure": shipped, "ctx": (ctx.cancelled, ctx.found_chunk)}
     return {"partials": out, "failure": None, "ctx": (ctx.cancelled, ctx.found_chunk)}
-
-
-class RemoteTraceback(Exception):
-    """The traceback, as text, of an exception raised in a worker process: set as that exception's ``__cause__`` in
-    the caller, so the worker's frames show (as ``concurrent.futures`` shows them)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.text}"""'
-
-
-def _shippable(error: BaseException) -> tuple[Any, ...]:
-    """What the driver needs to raise ``error`` again, with its traceback text: the exception itself if it survives a
-    pickle round trip; else its type, args and attributes, to rebuild it without calling ``__init__`` (an exception
-    whose ``__init__`` wants other arguments pickles but fails to unpickle); else its type's name and message."""
-    import traceback
-
-    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    pickler = _cloudpickle()
-    for spec in (("exception", error), ("parts", type(error), error.args, dict(getattr(error, "__dict__", {})))):
-        try:
-            pickler.loads(pickler.dumps(spec))
-            return (*spec, text)
-        except Exception:
-            continue
-    return ("text", f"{type(error).__name__}: {error} (the original exception could not be pickled)", text)
-
-
-def _revived(shipped: tuple[Any, ...]) -> BaseException:
-    """The exception :func:`_shippable` describes, its worker's traceback as its cause."""
-    kind, *parts, text = shipped
-    error: BaseException
-    if kind == "exception":
-        error = parts[0]
-    elif kind == "parts":
-        cls, args, state = parts
-        try:
-            error = cls.__new__(cls)
-            error.args = args
-            error.__dict__.update(state)
-        except Exception:
-            error = RuntimeError(f"{cls.__name__}: {args} (the original exception could not be rebuilt)")
-    else:
-        error = RuntimeError(parts[0])
-    if error.__cause__ is None:
-        error.__cause__ = RemoteTraceback(text)
-    return error
 
 
 # ------------------------------------------------------------------------------------ the driver side
@@ -469,7 +420,7 @@ class _Run:
         cancelled, found = result["ctx"]
         if result["failure"] is not None:
             shipped, chunk, item, span = result["failure"]
-            failure = ChunkFailure(_revived(shipped), chunk, item, span)
+            failure = ChunkFailure(revived(shipped), chunk, item, span)
             self.failures.append(failure)
             self.ctx.note_failed(failure.chunk)
         if found is not None:
