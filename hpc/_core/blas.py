@@ -52,13 +52,17 @@ class _BlasCap:
     """The first user sets the cap, the last one lifts it; overlapping runs from several threads are safe.
 
     threadpoolctl's limits are process-wide (BLAS libraries offer no per-thread setting), so while any parallel run
-    is active the whole process uses the capped BLAS thread count.
+    is active the whole process uses the capped BLAS thread count. Lifting the cap gives a library back its former
+    thread count only where it still has the count the cap set: where something else changed it meanwhile (a
+    ``threadpool_limits`` block in another thread, which scikit-learn's KMeans opens, ending after the cap began),
+    that later setting stays. Restoring every library regardless, as threadpoolctl's limiter does, left BLAS on one
+    thread for the rest of the process after such an interleaving.
     """
 
     def __init__(self) -> None:
         self._lock = _threading.Lock()
         self._users = 0
-        self._limiter: Any = None
+        self._held: list[tuple[Any, int, int]] = []  # (library controller, its count before, the count set)
 
     def acquire(self, pool_threads: int) -> None:
         with self._lock:
@@ -68,16 +72,30 @@ class _BlasCap:
             controller = controllers.current()
             try:
                 per_worker = max(1, _config.available_cpus() // pool_threads)
-                self._limiter = None if controller is None else controller.limit(limits=per_worker, user_api="blas")
+                libraries = [] if controller is None else controller.select(user_api="blas").lib_controllers
+                for library in libraries:
+                    before = library.num_threads
+                    capped = min(before, per_worker)  # a cap never raises a count set lower
+                    if capped != before:
+                        library.set_num_threads(capped)
+                        self._held.append((library, before, capped))
             except Exception:  # threadpoolctl unusable here: run uncapped rather than fail the call
-                self._limiter = None
+                pass
 
     def release(self) -> None:
         with self._lock:
             self._users -= 1
-            if self._users == 0 and self._limiter is not None:
-                limiter, self._limiter = self._limiter, None
-                limiter.restore_original_limits()
+            if self._users == 0:
+                self._lift()
+
+    def _lift(self) -> None:
+        held, self._held = self._held, []
+        for library, before, capped in held:
+            try:
+                if library.num_threads == capped:
+                    library.set_num_threads(before)
+            except Exception:  # threadpoolctl unusable: BLAS stays capped, which is safe
+                pass
 
     def _reset_after_fork(self) -> None:
         """In a child made by ``os.fork``: no run is active there (the forking thread's, if any, is not), so the
@@ -85,12 +103,7 @@ class _BlasCap:
         the fork, is new."""
         self._lock = _threading.Lock()
         self._users = 0
-        limiter, self._limiter = self._limiter, None
-        if limiter is not None:
-            try:
-                limiter.restore_original_limits()
-            except Exception:  # threadpoolctl unusable in the child: BLAS stays capped, which is safe
-                pass
+        self._lift()
 
     def __repr__(self) -> str:
         return f"<hpc BLAS cap users={self._users}>"
@@ -111,7 +124,8 @@ if hasattr(_os, "register_at_fork"):
 
 @_contextlib.contextmanager
 def blas_capped(pool_threads: int) -> Iterator[None]:
-    """Cap BLAS at ``cpus // pool_threads`` threads for the duration of the block (no-op for a 1-thread pool).
+    """Cap BLAS at ``cpus // pool_threads`` threads (or fewer, where it had fewer) for the duration of the block
+    (no-op for a 1-thread pool).
 
     BLAS threads inside each of ``pool_threads`` workers would otherwise multiply with the pool and oversubscribe.
     Every BLAS loaded by then is capped (see :class:`_Controllers`).

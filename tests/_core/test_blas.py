@@ -6,7 +6,7 @@ import os
 
 import numpy as np  # noqa: F401 - loads the BLAS the cap limits
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from hpc._core.blas import blas_cap
 
@@ -35,3 +35,46 @@ def test_a_child_forked_under_the_cap_starts_with_none():
     assert _blas_threads() == before
     if before and max(before) > 1:
         assert max(capped) == 1
+
+
+@pytest.fixture
+def three_blas_threads():
+    """BLAS set to 3 threads for the test (whatever the cores), and given back its count afterwards."""
+    with threadpool_limits(3, user_api="blas"):
+        if set(_blas_threads()) != {3}:
+            pytest.skip("this BLAS does not take a thread count")
+        yield
+
+
+def test_the_last_user_lifts_the_cap(three_blas_threads):
+    """Overlapping users share one cap; it stays until the last one releases."""
+    blas_cap.acquire(64)
+    blas_cap.acquire(64)
+    assert set(_blas_threads()) == {1}
+    blas_cap.release()
+    assert set(_blas_threads()) == {1}
+    blas_cap.release()
+    assert set(_blas_threads()) == {3}
+
+
+def test_a_limit_ended_in_another_thread_meanwhile_is_not_undone(three_blas_threads):
+    """A threadpool_limits block (scikit-learn's KMeans opens one) that starts before the cap and ends inside it
+    gives BLAS back its 3 threads; lifting the cap afterwards leaves them (before, it set the 1 it had found at its
+    start: BLAS on one thread for the rest of the process)."""
+    other = threadpool_limits(1, user_api="blas")
+    blas_cap.acquire(64)
+    other.restore_original_limits()
+    assert set(_blas_threads()) == {3}
+    blas_cap.release()
+    assert set(_blas_threads()) == {3}
+
+
+def test_the_cap_never_raises_a_lower_count(three_blas_threads):
+    """A pool of 1 on many cores would allow more BLAS threads than the process set: the cap keeps the lower one."""
+    with threadpool_limits(1, user_api="blas"):
+        blas_cap.acquire(1)
+        try:
+            assert set(_blas_threads()) == {1}
+        finally:
+            blas_cap.release()
+        assert set(_blas_threads()) == {1}
