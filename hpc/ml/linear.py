@@ -140,7 +140,7 @@ class _LinearModel(Estimator):
 
         Y, P, w = self._agreed(comm, local)
         if w is None:
-            count, _, var = mpi.moments(comm, Y)
+            count, _, var = mpi.moments(comm, Y.astype(_np.float64, copy=False))  # R^2 in float64, as before
             total = _np.atleast_1d(var) * count
             residual = mpi.sum(comm, ((Y - P) ** 2), reproducible=True)
         else:

@@ -19,6 +19,8 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
     Each rank computes its count, mean and sum of squared deviations with two local passes (stable), then one
     allgather brings every rank's triple to every rank, where they merge with Chan's pairwise formula in rank order.
     Complex data take two such collectives (the real and imaginary parts), as NumPy's complex mean and variance.
+    The sums are in float64; the mean and variance come back in the dtype NumPy gives (float32 for float32 data,
+    float64 for integers).
     Stable for data with a large offset (mean 1e9 with small noise), unlike the one-pass ``E[x^2] - E[x]^2``.
 
     Args:
@@ -40,13 +42,16 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
         count, mean_re, var_re = moments(comm, values.real, axis, ddof)
         _, mean_im, var_im = moments(comm, values.imag, axis, ddof)
         return count, mean_re + 1j * mean_im, var_re + var_im
-    a = _np.moveaxis(_np.asarray(x, dtype=_np.float64), axis, 0)
+    given = _np.asarray(x)
+    a = _np.moveaxis(given.astype(_np.float64, copy=False), axis, 0)
     count, mean_total, var, overflowed = _merged_moments(comm, a, ddof)
     if overflowed.any():  # the same on every rank (merged data): each takes this second collective, or none does
         _, mean_scaled, var_scaled, _ = _merged_moments(comm, a * _SCALE, ddof)
         with _np.errstate(over="ignore"):
             mean_total = _np.where(overflowed, mean_scaled / _SCALE, mean_total)
             var = _np.where(overflowed, var_scaled / _SCALE / _SCALE, var)
+    if given.dtype.kind == "f" and given.dtype.itemsize < 8:  # computed in float64, given back as NumPy does
+        mean_total, var = mean_total.astype(given.dtype), var.astype(given.dtype)
     if _np.ndim(count) == 0:
         return int(count), mean_total[()], var[()]
     return count.astype(_np.int64), mean_total, var

@@ -156,3 +156,19 @@ def test_moments_of_complex_data_are_numpys(comm):
     n, mean, var = mpi.moments(comm, _part(comm, data))
     assert n == 4 and mean == np.mean(data)
     np.testing.assert_allclose(var, np.var(data), rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.complex64])
+def test_moments_come_back_in_numpys_dtype(comm, dtype):
+    """The mean and variance have the dtype of numpy's mean and var on the gathered array (float32 data gave
+    float64), and their values are the float64 computation's, rounded to that dtype."""
+    data = (np.arange(12, dtype=np.float64).reshape(6, 2) * 1.1).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        data = data + 1j * data[::-1]
+    n, mean, var = mpi.moments(comm, _part(comm, data))
+    assert n.tolist() == [6, 6]
+    assert mean.dtype == np.mean(data, axis=0).dtype and var.dtype == np.var(data, axis=0).dtype
+    wide = data.astype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
+    rtol = 8 * np.finfo(var.dtype).eps
+    np.testing.assert_allclose(mean, np.mean(wide, axis=0).astype(mean.dtype), rtol=rtol)
+    np.testing.assert_allclose(var, np.var(wide, axis=0).astype(var.dtype), rtol=rtol)
