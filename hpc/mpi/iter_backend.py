@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pickle as _pickle
 from typing import Any
 
 from hpc.iter.plumbing.drive import BACKENDS, Backend, in_worker, register
 from hpc.iter.plumbing.plan import ChunkFailure
-from hpc.iter.plumbing.shipping import revived, shippable
+from hpc.iter.plumbing.shipping import revived, shippable, spmd_dumps
 from hpc.mpi.collectives import allgather_objects
 from hpc.mpi.comm import world
 from hpc.mpi.guard import RankMismatchError
@@ -20,8 +21,8 @@ class MpiBackend(Backend):
     Every rank must build the same iterator (SPMD). The partial results of every chunk are allgathered, so every rank
     combines the same partials in the same fixed tree: the result equals the single-process result bit for bit, and
     every rank gets it. A failure on any rank is raised on every rank (lowest chunk first), never a hang; so is a
-    result that does not pickle (results travel with cloudpickle). Called inside a worker (nested in another
-    parallel iterator, a ``join`` or a joblib task), it runs on that rank's threads instead.
+    result that does not pickle (results travel with cloudpickle, the script's own classes by name). Called inside a
+    worker (nested in another parallel iterator, a ``join`` or a joblib task), it runs on that rank's threads instead.
     """
 
     name = "mpi"
@@ -62,7 +63,7 @@ class MpiBackend(Backend):
                 f"{self.what} must pickle each rank's results to send them to the other ranks, and could not ({said}); "
                 "use with_backend('threads') for results that cannot be pickled"
             )
-        shares = [(out, None) if r == rank else _cloudpickle().loads(e[2]) for r, e in enumerate(everyone)]
+        shares = [(out, None) if r == rank else _pickle.loads(e[2]) for r, e in enumerate(everyone)]
         # another rank's exception comes back rebuilt, its traceback as the cause; this rank's is raised as it was
         failures = [ChunkFailure(revived(f[0]), *f[1:]) for _, f in shares if f is not None]
         if own is not None:
@@ -75,16 +76,10 @@ class MpiBackend(Backend):
         return merged
 
 
-def _cloudpickle() -> Any:
-    import cloudpickle  # as the processes backend: lambdas and closures among the results travel too
-
-    return cloudpickle
-
-
 def _pickled(share: Any) -> tuple[bytes | None, str | None]:
-    """``share`` pickled, or why it could not be."""
+    """``share`` pickled for the other ranks, or why it could not be."""
     try:
-        return _cloudpickle().dumps(share), None
+        return spmd_dumps(share), None
     except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
 

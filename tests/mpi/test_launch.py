@@ -230,3 +230,43 @@ def test_example_jobs_run_on_two_ranks(script, args, expect):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count(expect) == 1, proc.stdout
+
+
+@needs_mpiexec
+def test_the_scripts_own_classes_come_back_as_themselves_on_the_mpi_backend():
+    """Results and exceptions of classes defined in the job's script are those classes on every rank: isinstance and
+    `except` work (sent by value, as cloudpickle sends a __main__ class, each rank got copies for the other ranks'
+    items). Lambdas among the results still travel."""
+    proc, _ = _run_job(
+        """
+        from dataclasses import dataclass
+        from hpc import mpi, par_range
+
+        @dataclass
+        class Point:
+            x: int
+
+        class MyError(Exception):
+            pass
+
+        def fail_at_7(i):
+            if i == 7:
+                raise MyError("item 7")
+            return i
+
+        points = par_range(10).map(Point).with_backend("mpi").collect()
+        assert all(type(p) is Point for p in points) and points == [Point(i) for i in range(10)]
+        try:
+            par_range(10).map(fail_at_7).with_backend("mpi").sum()
+        except MyError as exc:
+            assert "item 7" in str(exc)
+        else:
+            raise AssertionError("no MyError")
+        squares = par_range(6).map(lambda i: (lambda: i * i)).with_backend("mpi").collect()
+        assert [g() for g in squares] == [0, 1, 4, 9, 16, 25]
+        print("rank", mpi.world().rank, "ok")
+        """,
+        ranks=2,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(proc.stdout.split("\n"))[-2:] == ["rank 0 ok", "rank 1 ok"]

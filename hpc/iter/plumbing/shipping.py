@@ -1,16 +1,18 @@
-"""Exceptions that cross a process boundary: a worker process or another MPI rank.
+"""What crosses a process boundary: a worker process or another MPI rank.
 
 :func:`shippable` turns an exception into something that always pickles, with its traceback as text, and
 :func:`revived` raises it again on the other side, the remote traceback set as its cause (as ``concurrent.futures``
-shows a worker's frames).
+shows a worker's frames). :func:`spmd_dumps` pickles for another rank of the same program.
 """
 
 from __future__ import annotations
 
+import io as _io
+import sys as _sys
 import traceback as _traceback
 from typing import Any
 
-__all__ = ["RemoteTraceback", "revived", "shippable"]
+__all__ = ["RemoteTraceback", "revived", "shippable", "spmd_dumps"]
 
 
 class RemoteTraceback(Exception):
@@ -60,3 +62,34 @@ def revived(shipped: tuple[Any, ...]) -> BaseException:
     if error.__cause__ is None:
         error.__cause__ = RemoteTraceback(text)
     return error
+
+
+def spmd_dumps(obj: Any) -> bytes:
+    """``obj`` pickled for another rank of the same program (``pickle.loads`` reads it back there).
+
+    cloudpickle, so lambdas and closures travel, but the script's own top-level classes and functions go by name, as
+    the standard pickle sends them: every rank runs the same ``__main__``, so the other rank's ``Point`` and
+    ``MyError`` are the very classes it knows (``isinstance`` and ``except`` work), where cloudpickle would send a
+    copy of each class (it cannot know that the receiver runs the same script; the processes backend's workers do
+    not).
+    """
+    import cloudpickle
+
+    class _Pickler(cloudpickle.Pickler):
+        def reducer_override(self, value: Any) -> Any:
+            if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+                if getattr(value, "__module__", None) == "__main__" and _named_in_main(value):
+                    return NotImplemented  # the standard pickle's way: by name
+            return super().reducer_override(value)
+
+    out = _io.BytesIO()
+    _Pickler(out).dump(obj)
+    return out.getvalue()
+
+
+def _named_in_main(value: Any) -> bool:
+    """Whether ``value`` is what its qualified name finds in ``__main__`` (not a lambda, a closure or a local class)."""
+    found: Any = _sys.modules.get("__main__")
+    for part in value.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is value
