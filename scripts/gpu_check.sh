@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# One prepared check of hpc.cuda on a GPU host (see docs/cuda.md and DESIGN.md "The GPU host"); under 8 minutes.
+# One prepared check of hpc.cuda on a GPU host (what it needs there: docs/cuda.md, "Status, plainly"); under 8 minutes.
 #   1. install the carried wheels (pycuda and its pure-Python deps) into /tmp/site, then hpc itself, editable;
 #   2. run the gpu-marked tests of tests/cuda, then the whole tests/cuda suite on the GPU driver, then hpc.ml's
 #      fits on the GPU twins (one process, then the same bits on 2 ranks);
 #   3. run the CUDA benchmark (quick) and print its table last.
-# Wheels are looked for in $HPC_WHEELS, .whl/, shared/wheels/ and ../shared/wheels/ (the first that has any).
+# Wheels (pycuda and its pure-Python deps, built for $PYTHON, default python3) are looked for in $HPC_WHEELS, .whl/,
+# shared/wheels/ and ../shared/wheels/ (the first that has any).
 # Usage: bash scripts/gpu_check.sh [OUTDIR]   (OUTDIR, default $OUT or /tmp, receives the logs and cuda.json)
 # HPC_SKIP_INSTALL=1 skips step 1 (a rerun on a machine where it already ran).
 set -uo pipefail
