@@ -46,6 +46,8 @@ class Stage:
     side_effects = False
     #: exactly one item out per item in, in order: on an indexed node, positions stay known
     one_to_one = False
+    #: keeps a state per worker (``map_init``): ``auto`` then starts the run on a pool worker, not the caller
+    worker_state = False
 
     def apply(self, items: Iterable[Any], ctx: ExecContext) -> Iterable[Any]:
         raise NotImplementedError
@@ -72,6 +74,7 @@ class MapInit(Stage):
     """
 
     one_to_one = True
+    worker_state = True
 
     def __init__(self, init: Callable[[], Any], fn: Callable[[Any, Any], Any]) -> None:
         # a key that survives pickling, so a worker process finds the state of "this" adapter for the call

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -46,16 +47,38 @@ def test_auto_keeps_side_effects_on_threads():
 
 
 def test_auto_probes_per_item_python_and_picks_processes_for_long_runs(monkeypatch):
-    """auto times the first chunk of per-item Python work and moves long runs to processes."""
+    """auto times the first chunks of per-item Python work and moves long runs to processes."""
     import hpc.iter.plumbing.drive as drive
 
     assert resolve_backend("auto", _plan(par_range(10).map(abs)), Sum()) == "probe"
     pids = par_range(64).map(lambda x: os.getpid()).collect()
     assert set(pids) == {os.getpid()}  # short run: stays in this process
+    monkeypatch.setattr(drive, "AUTO_INLINE_S", 0.0)
     monkeypatch.setattr(drive, "AUTO_PROCESSES_WARM_S", 0.0)
     monkeypatch.setattr(drive, "AUTO_PROCESSES_COLD_S", 0.0)
     pids = par_range(64).map(lambda x: os.getpid()).collect()
-    assert pids[0] == os.getpid() and set(pids[1:]) - {os.getpid()}  # first chunk probed here, rest elsewhere
+    assert pids[0] == os.getpid() and set(pids[1:]) - {os.getpid()}  # first chunk timed here, rest elsewhere
+
+
+def test_auto_runs_a_short_run_on_the_calling_thread():
+    """A short run of per-item Python work under auto never leaves the caller (a hand-off to the pool cost 10-100x
+    the work for 10 items), and gives the serial result."""
+    here = threading.get_ident()
+    assert set(par_range(64).map(lambda x: threading.get_ident()).collect()) == {here}
+    xs = [0.1 * i for i in range(100)]
+    assert par_iter(xs).map(lambda x: x * 3).sum() == par_iter(xs).map(lambda x: x * 3).with_backend("serial").sum()
+
+
+def test_auto_hands_a_long_run_to_the_pool_after_its_start():
+    """Items that take long run on the caller only until the inline budget is spent: the rest goes to the pool."""
+    here = threading.get_ident()
+
+    def slow(x):
+        time.sleep(0.005)
+        return threading.get_ident()
+
+    threads = par_range(16).map(slow).collect()
+    assert threads[0] == here and set(threads[1:]) - {here}
 
 
 def test_hpc_backend_env_sets_the_default(monkeypatch):

@@ -23,6 +23,10 @@ Span = tuple[int, int, int]  # (chunk index, start, stop)
 #: (seconds); before the process pool exists it must also pay for starting it, hence the larger cold threshold.
 AUTO_PROCESSES_WARM_S = 0.2
 AUTO_PROCESSES_COLD_S = 1.0
+#: ``auto`` runs per-item Python work on the calling thread, chunk after chunk, until it has taken this long
+#: (seconds), and only then hands the rest to the pool: a short run costs what a loop costs, not a thread hand-off
+#: (tens to hundreds of microseconds), and a long one loses at most this much of its parallel start
+AUTO_INLINE_S = 0.0005
 
 
 class Backend:
@@ -171,8 +175,10 @@ def resolve_backend(requested: str | None, plan: Plan, terminal: Any) -> str:
 
     The ``auto`` rule: threads for numeric work (``map_chunks``, array items, numba kernels, plain sources), for
     side effects (``for_each``, ``inspect``), inside a worker and on a free-threaded interpreter; otherwise
-    (per-item Python functions under the GIL) ``"probe"``: time the first chunk and use processes when the whole
-    run would take long enough to pay for them.
+    (per-item Python functions under the GIL) ``"probe"``: run chunks on the calling thread for up to
+    :data:`AUTO_INLINE_S` (a short run ends there), then send the rest to the pool's threads, or to processes when
+    the whole run would take long enough to pay for them. With ``map_init`` the first chunk is timed on a pool
+    worker instead, whose state the rest of the run reuses.
     """
     name = requested or _config.backend()
     if name != "auto":
@@ -230,11 +236,18 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
     try:
         partials: dict[int, Any] = {}
         if name == "probe":
-            name = "threads"  # the first chunk runs on a pool worker
-            first, seconds = _probe(plan, terminal, spans[0], ctx, bar)
+            total = len(spans)
+            if plan.worker_states():  # map_init: the first chunk on a pool worker, whose state the rest reuses
+                name = "threads"
+                first, seconds = _probe(plan, terminal, spans[0], ctx, bar)
+                done = 1
+            else:
+                name = "serial"  # a failure here names the backend that ran it
+                first, done, seconds = _inline(plan, terminal, spans, ctx, bar)
             partials.update(first)
-            estimate = seconds * len(spans)
-            spans = spans[1:]
+            first = {c: first[c] for c in sorted(first)[:1]}  # the first chunk's partial, for the pickle check
+            estimate = seconds * total / done
+            spans = spans[done:]
             if spans:
                 name = "threads"
                 # the items and the results travel too: check a chunk of each (locks, generators, ...); a later
@@ -260,6 +273,26 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
         if bar is not None:
             bar.close()
     return terminal.finish([partials[c] for c in sorted(partials)])
+
+
+def _inline(
+    plan: Plan, terminal: Any, spans: list[Span], ctx: ExecContext, progress: Any
+) -> tuple[dict[int, Any], int, float]:
+    """Run chunks on the calling thread until :data:`AUTO_INLINE_S` has passed (at least one chunk); return their
+    partials, how many spans were taken and the seconds they took."""
+    out: dict[int, Any] = {}
+    start = _time.perf_counter()
+    taken, elapsed = 0, 0.0
+    for c, s, e in spans:
+        taken += 1
+        if not _skip(ctx, terminal, c):
+            out[c] = run_chunk(plan, terminal, c, s, e, ctx)
+            if progress is not None:
+                progress.update(e - s)
+        elapsed = _time.perf_counter() - start
+        if elapsed > AUTO_INLINE_S:
+            break
+    return out, taken, elapsed
 
 
 def _probe(plan: Plan, terminal: Any, span: Span, ctx: ExecContext, progress: Any) -> tuple[dict[int, Any], float]:

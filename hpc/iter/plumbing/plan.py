@@ -47,6 +47,11 @@ class Plan:
         fns = [f for f in fns if f is not None]
         return bool(fns) and all(_is_numba(f) for f in fns)
 
+    def worker_states(self) -> bool:
+        """Whether a stage keeps a state per worker (``map_init``)."""
+        stages = [getattr(n, "stage", None) for n in self.node.walk()] + list(self.stages)
+        return any(getattr(s, "worker_state", False) for s in stages)
+
     def side_effects(self) -> bool:
         return any(n.side_effects for n in self.node.walk()) or any(s.side_effects for s in self.stages)
 
