@@ -126,3 +126,57 @@ def test_one_runs_failure_leaves_the_pool_to_the_others():
         par_range(40).map(lambda x: threading.Lock()).with_backend("processes").collect()
     t.join(100)
     assert result["sum"] == sum(range(400))
+
+
+@pytest.mark.parametrize("error", [SystemExit, KeyboardInterrupt])
+def test_a_base_exception_from_the_function_fails_only_its_run(error):
+    """SystemExit or KeyboardInterrupt raised by the user's function in a worker is that run's failure, raised in
+    the caller; a run of another thread on the shared pool finishes (the driver took it for an interrupt and killed
+    the pool: loky's ShutdownExecutorError)."""
+    from hpc.iter.plumbing import processes
+
+    result = {}
+
+    def long_run():
+        try:
+            result["sum"] = par_range(400).with_max_len(5).map(_slow_identity).with_backend("processes").sum()
+        except BaseException as exc:
+            result["sum"] = repr(exc)
+
+    def quits(x):
+        if x == 30:
+            raise error(3)
+        return x
+
+    par_range(4).with_backend("processes").sum()
+    executor = processes._executor
+    t = threading.Thread(target=long_run)
+    t.start()
+    time.sleep(0.3)
+    with pytest.raises(error):
+        par_range(40).map(quits).with_backend("processes").sum()
+    t.join(100)
+    assert result["sum"] == sum(range(400))
+    assert processes._executor is executor
+
+
+def test_a_processes_run_nested_in_a_worker_process_stays_in_it():
+    """An inner processes run inside a worker process runs there, serially (each worker made a pool of its own:
+    n + n**2 processes at two levels)."""
+
+    def inner(i):
+        return os.getpid(), set(par_range(20).map(lambda x: os.getpid()).with_backend("processes").collect())
+
+    outer = par_range(4).map(inner).with_backend("processes").collect()
+    assert all(pids == {pid} for pid, pids in outer)
+
+
+def test_worker_processes_are_at_most_one_per_cpu(monkeypatch):
+    """HPC_NUM_THREADS sizes thread pools; the process pool takes at most one worker per CPU (50 on 2 CPUs made 50
+    interpreters)."""
+    from hpc import config
+    from hpc.iter.plumbing import processes
+
+    monkeypatch.setenv("HPC_NUM_THREADS", str(config.available_cpus() + 3))
+    assert par_range(64).map(abs).with_backend("processes").sum() == sum(range(64))
+    assert processes._executor._max_workers == config.available_cpus()

@@ -23,7 +23,7 @@ import numpy as _np
 from hpc import config as _config
 from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
-from hpc.iter.plumbing.drive import Backend, Unshippable, _skip, raise_first_failure
+from hpc.iter.plumbing.drive import Backend, SerialBackend, Unshippable, _skip, raise_first_failure
 from hpc.iter.plumbing.plan import ChunkFailure, Plan, run_chunk
 from hpc.iter.plumbing.shipping import revived, shippable
 
@@ -340,6 +340,12 @@ def _run_spans(
         span = (failure.span[0] + offset, failure.span[1] + offset)
         shipped = (shippable(failure.error), failure.chunk, item, span)
         return {"partials": out, "failure": shipped, "ctx": (ctx.cancelled, ctx.found_chunk)}
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt... from the user's function: this run's failure,
+        ctx.cancelled = True  # as on threads; escaping the worker, it would reach the driver as the pool's end
+        if board is not None:
+            board.post(ctx)
+        shipped = (shippable(exc), c, None, (s, e))
+        return {"partials": out, "failure": shipped, "ctx": (ctx.cancelled, ctx.found_chunk)}
     return {"partials": out, "failure": None, "ctx": (ctx.cancelled, ctx.found_chunk)}
 
 
@@ -352,7 +358,12 @@ class ProcessesBackend(Backend):
     name = "processes"
 
     def run(self, plan, terminal, spans, ctx, progress):
-        workers = _config.num_threads()
+        if _IN_WORKER:
+            # Nested in a worker process: it is already one of the pool's parallel parts. Its own pool would start
+            # workers of its own, n + n**2 processes at two levels.
+            return SerialBackend().run(plan, terminal, spans, ctx, progress)
+        # one process per CPU at most: HPC_NUM_THREADS sizes thread pools (up to 4096), not a fleet of interpreters
+        workers = min(_config.num_threads(), _config.available_cpus())
         executor = _get_executor(workers)
         files: list[str] = []
         board = None
