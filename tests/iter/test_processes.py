@@ -180,3 +180,58 @@ def test_worker_processes_are_at_most_one_per_cpu(monkeypatch):
     monkeypatch.setenv("HPC_NUM_THREADS", str(config.available_cpus() + 3))
     assert par_range(64).map(abs).with_backend("processes").sum() == sum(range(64))
     assert processes._executor._max_workers == config.available_cpus()
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has stopped
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm") or not os.path.isdir("/proc"), reason="Linux only")
+@pytest.mark.timeout(120)
+def test_a_driver_ended_by_sigterm_leaves_no_working_worker_and_its_files_go(tmp_path):
+    """SIGTERM to a driver in the middle of a processes run (a job's time limit): its workers exit within a chunk
+    (they went on at full CPU for minutes, then idled for 300 s), and the next run removes its shared files (they
+    stayed for good)."""
+    import signal
+
+    from hpc.iter.plumbing import processes
+
+    log = tmp_path / "pids.log"
+    script = textwrap.dedent(f"""
+        import os, time
+        import numpy as np
+        from hpc import par_iter
+
+        def slow(x):
+            with open({str(log)!r}, "a") as fh:
+                fh.write(f"{{os.getpid()}}\\n")
+            time.sleep(0.005)
+            return x
+
+        par_iter(np.arange(524288.0)).with_max_len(64).map(slow).with_backend("processes").sum()
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            workers = set(log.read_text().split()) if log.exists() else set()
+            if len(workers) >= 2 or (workers and processes._config.available_cpus() == 1):
+                break
+            time.sleep(0.05)
+        files = [name for name in os.listdir("/dev/shm") if name.startswith(f"hpc-{child.pid}-")]
+        assert files, "the run shares its input through /dev/shm"
+        child.send_signal(signal.SIGTERM)
+        child.wait(30)
+    finally:
+        child.kill()
+    deadline = time.monotonic() + 20
+    while any(_running(int(pid)) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _running(int(pid))]
+    removed = processes.remove_stale_files()
+    assert set(files) <= set(removed)
+    assert not [name for name in os.listdir("/dev/shm") if name.startswith(f"hpc-{child.pid}-")]

@@ -33,6 +33,7 @@ __all__ = [
     "in_worker_process",
     "picklable",
     "picklable_value",
+    "remove_stale_files",
     "shutdown_executor",
 ]
 
@@ -44,6 +45,9 @@ IDLE_TIMEOUT_S = 300
 _state_lock = _threading.Lock()
 _executor: Any = None
 _IN_WORKER = False
+#: in a worker process: the driver's pid, which it checks before each chunk (a driver ended by SIGTERM or SIGKILL
+#: cannot stop its workers, and loky's only notice it after their current group)
+_DRIVER: int | None = None
 
 
 def _cloudpickle() -> Any:
@@ -53,8 +57,9 @@ def _cloudpickle() -> Any:
 
 
 def _worker_init(blas_threads: int) -> None:
-    global _IN_WORKER
+    global _IN_WORKER, _DRIVER
     _IN_WORKER = True
+    _DRIVER = _os.getppid()
     # One BLAS/OpenMP thread per worker process: the processes already use every core.
     try:
         from threadpoolctl import threadpool_limits
@@ -189,7 +194,7 @@ def _share_arrays(node: Any, files: list[str]) -> Any:
         plain = type(node.array) is _np.ndarray or type(node.array) is _np.memmap
         if node.array.nbytes >= SHARE_BYTES and plain and not node.array.dtype.hasobject:
             directory = "/dev/shm" if _os.path.isdir("/dev/shm") else None
-            fd, path = _tempfile.mkstemp(prefix="hpc-", suffix=".npy", dir=directory)
+            fd, path = _tempfile.mkstemp(prefix=f"hpc-{_os.getpid()}-", suffix=".npy", dir=directory)
             _os.close(fd)
             files.append(path)  # before writing: a failed write (a full /dev/shm) is removed too
             _np.save(path, _np.ascontiguousarray(node.array))
@@ -261,6 +266,39 @@ class Board:
         self._map.close()
 
 
+def remove_stale_files() -> list[str]:
+    """Remove the shared files (``/dev/shm/hpc-<pid>-*``) of drivers that no longer run; return their paths.
+
+    A driver removes its run's files when the run ends, even by an exception or Ctrl-C; one ended by SIGTERM or
+    SIGKILL (a job's time limit, the OOM killer) cannot, so the next run of any driver on the machine does.
+    """
+    if not _os.path.isdir("/dev/shm"):
+        return []
+    removed = []
+    for name in _os.listdir("/dev/shm"):
+        if not name.startswith("hpc-"):
+            continue
+        pid = name.removeprefix("hpc-").removeprefix("board-").split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            _os.unlink(_os.path.join("/dev/shm", name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        _os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
 def _new_board(files: list[str]) -> Board | None:
     """Create the run's board, or return ``None`` when it cannot be made (``/dev/shm`` full or not writable).
 
@@ -268,7 +306,7 @@ def _new_board(files: list[str]) -> Board | None:
     """
     directory = "/dev/shm" if _os.path.isdir("/dev/shm") else None
     try:
-        fd, path = _tempfile.mkstemp(prefix="hpc-board-", dir=directory)
+        fd, path = _tempfile.mkstemp(prefix=f"hpc-board-{_os.getpid()}-", dir=directory)
     except OSError:
         return None
     _os.close(fd)
@@ -324,6 +362,8 @@ def _run_spans(
     out: dict[int, Any] = {}
     try:
         for c, s, e in spans:
+            if _DRIVER is not None and _os.getppid() != _DRIVER:
+                _os._exit(0)  # the driver is gone: nobody waits for this group, or for this worker (idle 300 s)
             if board is not None:
                 board.read_into(ctx)
             if _skip(ctx, terminal, c):
@@ -365,6 +405,7 @@ class ProcessesBackend(Backend):
         # one process per CPU at most: HPC_NUM_THREADS sizes thread pools (up to 4096), not a fleet of interpreters
         workers = min(_config.num_threads(), _config.available_cpus())
         executor = _get_executor(workers)
+        remove_stale_files()
         files: list[str] = []
         board = None
         try:
