@@ -125,7 +125,7 @@ class Engine:
                     return float(scalar[0]) if kind is float else scalar[0]  # a NumPy scalar stays one
                 if kind is _np.ndarray and x.flags.c_contiguous and x.dtype.char in fast[1]:
                     nbytes = x.nbytes
-                    if nbytes <= 16 and not x.ndim:  # a 0-d integer sum travels as a scalar's exact words
+                    if not x.ndim and x.dtype.kind in "biu":  # a 0-d integer sum travels as a scalar's exact words
                         return collectives.allreduce(self, x, op, out, False)
                     if out is None:
                         send = x

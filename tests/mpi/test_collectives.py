@@ -512,3 +512,21 @@ def test_a_user_op_named_like_a_built_in_is_still_the_users(comm):
     assert prefix is None if comm.rank == 0 else prefix.tolist() == [5.0 * comm.rank]
     total = comm.allreduce(np.array([1 + 2j]), op=mpi.op(lambda a, b: a + b, name="max"))
     assert total.tolist() == [comm.size * (1 + 2j)]
+
+
+def test_zero_d_float_arrays_take_the_scalars_way(comm, monkeypatch):
+    """A 0-d float array sums with floats and NumPy float scalars on other ranks, each rank getting its own type;
+    without checks it is one Allreduce on the fast path (it went the general way, 3-5x a 1-element array's time)."""
+    from hpc.mpi import collectives
+
+    general = []
+    real = collectives.allreduce
+    monkeypatch.setattr(collectives, "allreduce", lambda *a, **k: general.append(a[1]) or real(*a, **k))
+    kind = comm.rank % 3
+    x = [np.array(0.5 + comm.rank), np.float64(0.5 + comm.rank), 0.5 + comm.rank][kind]
+    total = comm.allreduce(x)
+    assert total == sum(0.5 + r for r in range(comm.size)) and type(total) is [np.ndarray, np.float64, float][kind]
+    single = comm.allreduce(np.array(1.5, np.float32) if comm.rank % 2 else np.float32(1.5))
+    assert single == 1.5 * comm.size and single.dtype == np.float32
+    if not comm._engine.check and not comm._engine.watchdog:
+        assert not [a for a in general if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
