@@ -32,20 +32,23 @@ pytestmark = pytest.mark.skipif(not _cpu_has("avx2"), reason="the packed-instruc
     [
         (reductions._sum_serial, lambda x: k.sum(x, parallel=False)),
         (blas1._dot_serial, lambda x: k.dot(x, x, parallel=False)),
-        (blas1._axpy_serial, lambda x: k.axpy(2.0, x, x.copy(), parallel=False)),
+        (blas1._axpy_serial, lambda x: k.axpy(2.0, x, x.copy(), out=np.empty_like(x), parallel=False)),
+        (blas1._axpy_into_y_serial, lambda x: k.axpy(2.0, x, x.copy(), parallel=False)),
+        (blas1._scal_in_place_serial, lambda x: k.scal(2.0, x.copy(), parallel=False)),
     ],
-    ids=["sum", "dot", "axpy"],
+    ids=["sum", "dot", "axpy", "axpy in place", "scal in place"],
 )
 def test_hot_kernels_use_packed_vector_instructions(dispatcher, call):
-    """sum, dot and axpy compile to packed (pd) FP instructions on ymm or zmm registers; dot and axpy use FMA."""
+    """sum, dot, axpy and the in-place axpy and scal compile to packed (pd) FP instructions on ymm or zmm registers;
+    dot and axpy use FMA."""
     x = np.ones(64)
     call(x)
-    sig = next(s for s in dispatcher.signatures if "float64" in str(s))
+    sig = next(s for s in dispatcher.signatures if "Array(float64, 1, 'C'" in str(s))  # not a strided one
     report = simd.inspect(dispatcher, sig)
     assert report["vectorized"], report
     assert report["vector_bits"] >= 256, report
     assert any(m.endswith("pd") for m in report["packed_fp"]), report
-    if dispatcher is not reductions._sum_serial and _cpu_has("fma"):
+    if dispatcher not in (reductions._sum_serial, blas1._scal_in_place_serial) and _cpu_has("fma"):
         assert any(m.endswith("pd") for m in report["fma"]), report
 
 
