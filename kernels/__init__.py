@@ -3,8 +3,9 @@
 Every kernel takes float32 or float64 NumPy arrays and has a serial variant (vectorized by LLVM: check with
 :func:`hpc.kernels.simd.inspect`); the array kernels also have a parallel one (``numba.prange``), chosen by
 ``parallel=True/False`` or, with ``parallel=None``, by the size of the work (``kmeans_step``,
-``logistic_loss_grad``, ``softmax_loss_grad`` and ``fuse`` take no ``parallel=``: docs/kernels.md). Compiled code is cached on disk (``cache=True``), so only the
-first process compiles. Wrong dtype, shape or layout raises ``TypeError``/``ValueError`` naming the argument.
+``logistic_loss_grad``, ``softmax_loss_grad`` and ``fuse`` take no ``parallel=``: docs/kernels.md). Compiled
+code is cached on disk (``cache=True``), so only the first process compiles. Wrong dtype, shape or layout raises
+``TypeError``/``ValueError`` naming the argument.
 
 >>> import numpy as np
 >>> from hpc import kernels

@@ -152,6 +152,11 @@ def writeable(name: str, a: _np.ndarray, why: str, remedy: str = "pass out= or a
     return a
 
 
+def same_elements(a: _np.ndarray, b: _np.ndarray) -> bool:
+    """Whether two arrays are the very same elements in the same order (a kernel writing its own input)."""
+    return a is b or (a.shape == b.shape and a.strides == b.strides and a.ctypes.data == b.ctypes.data)
+
+
 def apart(out: _np.ndarray, v: _np.ndarray) -> _np.ndarray:
     """Return input ``v`` of a kernel writing ``out``, copied if the two overlap other than element for element.
 
@@ -163,8 +168,7 @@ def apart(out: _np.ndarray, v: _np.ndarray) -> _np.ndarray:
         return v
     if out.flags.owndata and v.flags.owndata or not _np.may_share_memory(out, v):  # two arrays that own their
         return v  # memory never share it
-    same = out.shape == v.shape and out.strides == v.strides and out.ctypes.data == v.ctypes.data
-    return v if same else v.copy()
+    return v if same_elements(out, v) else v.copy()
 
 
 def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEMENTS) -> bool:

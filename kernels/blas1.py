@@ -82,11 +82,6 @@ def _scal_in_place_parallel(a, x):  # pragma: no cover - compiled by numba
         x[i] *= a
 
 
-def _same_elements(a, b):
-    """Whether two vectors are the same elements in the same order (one array written in place)."""
-    return a is b or (a.ctypes.data == b.ctypes.data and a.strides == b.strides and a.shape == b.shape)
-
-
 # Streaming variants (large out= apart from the inputs, see _checks.use_streaming): ordinary stores up to out's
 # first 64-byte boundary and after its last, non-temporal vector stores between.
 @_njit(cache=True, nogil=True, fastmath=ELEMENTWISE)
@@ -193,7 +188,7 @@ def axpy(a, x, y, *, out=None, parallel=None):
         xv, yv = _checks.apart(ov, xv), _checks.apart(ov, yv)
     a = _checks.real_scalar("a", a, xv.dtype)
     par = _checks.use_parallel(parallel, xv.shape[0])
-    if _same_elements(ov, yv):
+    if _checks.same_elements(ov, yv):
         (_axpy_into_y_parallel if par else _axpy_into_y_serial)(a, xv, yv)
     elif _checks.use_streaming(ov, xv, yv):
         (_axpy_stream_parallel if par else _axpy_stream_serial)(a, xv, yv, ov)
@@ -218,7 +213,7 @@ def scal(a, x, *, out=None, parallel=None):
     xv = _checks.apart(ov, xv)
     a = _checks.real_scalar("a", a, xv.dtype)
     par = _checks.use_parallel(parallel, xv.shape[0])
-    if _same_elements(ov, xv):
+    if _checks.same_elements(ov, xv):
         (_scal_in_place_parallel if par else _scal_in_place_serial)(a, xv)
     elif _checks.use_streaming(ov, xv):
         (_scal_stream_parallel if par else _scal_stream_serial)(a, xv, ov)

@@ -256,3 +256,31 @@ def test_layernorm_eps_of_the_wrong_type_is_refused_naming_eps():
     want = k.layernorm(np.array([1.0, 3.0]), eps=0.0)
     for good in (0, np.float32(0.0), np.array(0.0)):
         assert k.layernorm(np.array([1.0, 3.0]), eps=good).tolist() == want.tolist() == [-1.0, 1.0]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_and_layernorm_in_place_give_the_same_bits(rng, monkeypatch, dtype, parallel):
+    """out=x runs the in-place kernels (the out-of-place ones read and wrote one array and ran their scalar loops,
+    2-3x slower), with the bits of out-of-place on the same rows, on whole arrays, strided views and one row."""
+    from hpc.kernels import rows
+
+    x = (rng.standard_normal((64, 2500)) * 5).astype(dtype)
+    gamma, beta = rng.standard_normal(2500).astype(dtype), rng.standard_normal(2500).astype(dtype)
+    cases = [lambda a: a, lambda a: a[::3, ::2], lambda a: a[7]]
+    # the rows are read from contiguous copies: a strided row's sums vectorize otherwise (layernorm's last bits)
+    want = [(k.softmax(c(x), parallel=parallel), k.layernorm(np.ascontiguousarray(c(x)), parallel=parallel))
+            for c in cases]
+    for name in ("_softmax_serial", "_softmax_parallel", "_layernorm_serial", "_layernorm_parallel"):
+        monkeypatch.setattr(rows, name, None)  # calling one fails
+    for c, (soft, norm) in zip(cases, want):
+        y = x.copy()
+        k.softmax(c(y), out=c(y), parallel=parallel)
+        np.testing.assert_array_equal(c(y), soft)
+        y = x.copy()
+        k.layernorm(c(y), out=c(y), parallel=parallel)
+        np.testing.assert_array_equal(c(y), norm)
+    y = x.copy()
+    k.layernorm(y, gamma, beta, out=y, parallel=parallel)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(y, k.layernorm(x, gamma, beta, parallel=parallel))
