@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from hpc._core.pool import Job, current_pool
+from hpc._core.pool import Job, current_engine
 
 __all__ = ["join"]
 
@@ -31,15 +31,15 @@ def join(f: Callable[[], A], g: Callable[[], B]) -> tuple[A, B]:
         >>> fib(10)
         55
     """
-    pool = current_pool()
-    if not pool.is_worker():
-        return pool.install(lambda: join(f, g))
+    workers = current_engine()
+    if not workers.is_worker():
+        return workers.pool().install(lambda: join(f, g))
     job_g = Job(g)
-    pool.push(job_g)
+    workers.push(job_g)
     try:
         a = f()
     except BaseException:
-        pool.wait_for_quietly(job_g)
+        workers.wait_until(job_g._event)
         raise
-    b = pool.wait_for(job_g)
-    return a, b
+    workers.wait_until(job_g._event)
+    return a, job_g.outcome()

@@ -84,43 +84,40 @@ class _FutureJob(Job):
         self.future = future
 
 
-class ThreadPool(_futures.Executor):
-    """A pool of worker threads with work stealing.
+class _Workers:
+    """The engine behind a :class:`ThreadPool`: the deques, the worker threads and their bookkeeping.
 
-    Use it as a context manager to make it the pool that parallel calls of the current thread run on, call
-    :meth:`install` to run one function inside it, or use it as a :class:`concurrent.futures.Executor`. A ``with``
-    block ends when the futures this thread submitted to the pool inside it are done, as an executor's does; unlike
-    an executor's, it leaves the pool running, to be entered again (:meth:`shutdown` stops it).
-
-    Args:
-        num_threads (int or None): number of workers; ``None`` takes :func:`hpc.config.num_threads`.
-
-    .. note:: Threads start as work arrives, one per piece of work no idle thread takes, up to ``num_threads``;
-       they are daemons and :meth:`shutdown` stops them. A thread that finds no work for about 30 s leaves and
-       starts again with later work, so a pool no longer used costs nothing.
-
-    Example:
-        >>> from hpc import ThreadPool, par_range
-        >>> with ThreadPool(2):
-        ...     par_range(10).sum()
-        45
+    Workers hold this object, never the :class:`ThreadPool` the user holds, so a pool the user drops can be
+    collected while its threads still exist; its collection retires the workers (they leave as soon as they find no
+    work, as :class:`concurrent.futures.ThreadPoolExecutor`'s do when their executor is collected).
     """
 
-    def __init__(self, num_threads: int | None = None) -> None:
-        if num_threads is None:
-            num_threads = _config.num_threads()
-        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
-            raise ValueError(f"num_threads must be a positive int; got {num_threads!r}")
+    def __init__(self, num_threads: int) -> None:
         self.num_threads = num_threads
         self._deques: list[_collections.deque[Job]] = [_collections.deque() for _ in range(num_threads)]
         self._injector: _collections.deque[Job] = _collections.deque()
         self._shutdown = False
-        self._retired = False  # replaced as the default pool: idle workers leave at once, pushes still run
+        self._retired = False  # no pool object uses it any more: idle workers leave at once, pushes still run
+        self._owner: Callable[[], ThreadPool | None] = lambda: None
         self._no_workers()
-        _pools.add(self)
+        _engines.add(self)
+
+    def pool(self) -> ThreadPool:
+        """The :class:`ThreadPool` these workers serve; a new one over them if the user's was collected meanwhile
+        (work queued before it was dropped still runs, and may ask for its pool)."""
+        pool = self._owner()
+        if pool is None:
+            pool = ThreadPool._over(self)
+        return pool
+
+    def own(self, pool: ThreadPool) -> None:
+        """Serve ``pool``, and retire when it is collected (the callback holds this engine, not the pool)."""
+        self._owner = _weakref.ref(pool, lambda _, engine=self: engine.retire())
 
     def _no_workers(self) -> None:
         """Set the workers' bookkeeping to "none started, none asleep", with a fresh lock."""
+        # reentrant: retire() may run inside a section that holds it, when the garbage collector collects a dropped
+        # pool object there (the callback of _Workers.own)
         self._cv = _threading.Condition(_threading.Lock())
         self._sleeping = 0
         self._wakeups = 0  # notifications sent to sleepers that no sleeper has woken up for yet (see _wake)
@@ -151,12 +148,8 @@ class ThreadPool(_futures.Executor):
             del self._threads[index]  # shutdown joins these; the one it replaced, if any, has left
             raise
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop the workers once the queued work is done; refuse work pushed from outside the pool afterwards.
-
-        With ``cancel_futures`` the futures of :meth:`submit` calls that have not started are cancelled (as in
-        :class:`concurrent.futures.ThreadPoolExecutor`); work that other callers wait for still runs.
-        """
+    def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+        """See :meth:`ThreadPool.shutdown`."""
         with self._cv:  # under the cv: no worker is started once this is set
             self._shutdown = True
         if cancel_futures:
@@ -171,48 +164,19 @@ class ThreadPool(_futures.Executor):
                 if t is not _threading.current_thread():
                     t.join()
 
-    def _retire(self) -> None:
+    def retire(self) -> None:
         """Let the workers leave as soon as they find no work, but keep taking work: runs that other threads
         started on this pool before :func:`default_pool` replaced it go on pushing their pieces here (a shutdown
-        made them fail with "cannot schedule new work after shutdown")."""
+        made them fail with "cannot schedule new work after shutdown"), and so does work queued on a pool the user
+        then dropped."""
         with self._cv:
             self._retired = True
             self._cv.notify_all()
 
-    def __enter__(self) -> ThreadPool:
-        stack = _pool_stack()
-        stack.append(self)
-        _submitted_stack().append(set())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _pool_stack().pop()
-        pending = _submitted_stack().pop()
-        if not pending:
-            return
-        # the block's own submits, as concurrent.futures' __exit__ waits for its executor's work. On a worker of this
-        # pool they may sit in this worker's own deque: it runs work while it waits (a blocking wait deadlocked a
-        # pool of one thread, or of n whose workers all waited so)
-        if self.is_worker():
-            for future in list(pending):
-                done = _threading.Event()
-                future.add_done_callback(lambda _, done=done: done.set())
-                self.wait_until(done)
-        else:
-            _futures.wait(list(pending))
-
-    def __repr__(self) -> str:
-        return f"<hpc.ThreadPool num_threads={self.num_threads}>"
-
     # ------------------------------------------------------------------ scheduling
 
     def push(self, job: Job, *, fifo: bool = False) -> None:
-        """Queue ``job``: on the caller's own deque when the caller is one of this pool's workers.
-
-        A worker takes the newest job of its own deque first (fork-join's depth-first order). ``fifo=True`` queues
-        on the pool's shared queue instead, behind the jobs already there, whoever pushes: for work whose start order
-        must follow the push order (joblib's batches, whose next batch is pushed by a worker as the previous ends).
-        """
+        """See :meth:`ThreadPool.push`."""
         worker = getattr(_local, "worker", None)
         if not fifo and worker is not None and worker[0] is self:
             self._deques[worker[1]].append(job)
@@ -297,6 +261,7 @@ class ThreadPool(_futures.Executor):
             if job is not None:
                 idle = 0
                 _run_in_own_scope(job.run)
+                job = None  # the finished job (its result) is not kept alive while this worker sleeps
                 continue
             with self._cv:
                 self._sleeping += 1
@@ -318,21 +283,10 @@ class ThreadPool(_futures.Executor):
                 if not numba_limited:
                     numba_limited = _limit_numba_threads(self.num_threads)
                 _run_in_own_scope(job.run)
-
-    def wait_for(self, job: Job) -> Any:
-        """Wait for ``job`` and return its outcome; a worker of this pool runs other work meanwhile."""
-        self.wait_until(job._event)
-        return job.outcome()
-
-    def wait_for_quietly(self, job: Job) -> None:
-        """Wait for ``job`` like :meth:`wait_for` but ignore its outcome (used while another error propagates)."""
-        try:
-            self.wait_for(job)
-        except BaseException:
-            pass
+                job = None
 
     def wait_until(self, event: _threading.Event) -> None:
-        """Wait for ``event``; a worker of this pool runs other work meanwhile."""
+        """See :meth:`ThreadPool.wait_until`."""
         worker = getattr(_local, "worker", None)
         if worker is not None and worker[0] is self:
             delay = 20e-6
@@ -349,9 +303,117 @@ class ThreadPool(_futures.Executor):
                 pass
 
     def is_worker(self) -> bool:
-        """Return whether the calling thread is one of this pool's workers."""
+        """See :meth:`ThreadPool.is_worker`."""
         worker = getattr(_local, "worker", None)
         return worker is not None and worker[0] is self
+
+
+class ThreadPool(_futures.Executor):
+    """A pool of worker threads with work stealing.
+
+    Use it as a context manager to make it the pool that parallel calls of the current thread run on, call
+    :meth:`install` to run one function inside it, or use it as a :class:`concurrent.futures.Executor`. A ``with``
+    block ends when the futures this thread submitted to the pool inside it are done, as an executor's does; unlike
+    an executor's, it leaves the pool running, to be entered again (:meth:`shutdown` stops it).
+
+    Args:
+        num_threads (int or None): number of workers; ``None`` takes :func:`hpc.config.num_threads`.
+
+    .. note:: Threads start as work arrives, one per piece of work no idle thread takes, up to ``num_threads``;
+       they are daemons and :meth:`shutdown` stops them. A thread that finds no work for about 30 s leaves and
+       starts again with later work, so a pool no longer used costs nothing. A pool that is no longer referenced
+       (``with ThreadPool(2): ...`` in a loop) lets its threads go as soon as they find no work, as
+       :class:`concurrent.futures.ThreadPoolExecutor` does; work queued before it was dropped still runs.
+
+    Example:
+        >>> from hpc import ThreadPool, par_range
+        >>> with ThreadPool(2):
+        ...     par_range(10).sum()
+        45
+    """
+
+    def __init__(self, num_threads: int | None = None) -> None:
+        if num_threads is None:
+            num_threads = _config.num_threads()
+        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive int; got {num_threads!r}")
+        self.num_threads = num_threads
+        self._core = _Workers(num_threads)
+        self._core.own(self)
+
+    @classmethod
+    def _over(cls, core: _Workers) -> ThreadPool:
+        """A pool object for workers whose pool object was collected (see :meth:`_Workers.pool`)."""
+        pool = cls.__new__(cls)
+        pool.num_threads, pool._core = core.num_threads, core
+        core.own(pool)
+        return pool
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the workers once the queued work is done; refuse work pushed from outside the pool afterwards.
+
+        With ``cancel_futures`` the futures of :meth:`submit` calls that have not started are cancelled (as in
+        :class:`concurrent.futures.ThreadPoolExecutor`); work that other callers wait for still runs.
+        """
+        self._core.shutdown(wait, cancel_futures)
+
+    def __enter__(self) -> ThreadPool:
+        stack = _pool_stack()
+        stack.append(self)
+        _submitted_stack().append(set())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _pool_stack().pop()
+        pending = _submitted_stack().pop()
+        if not pending:
+            return
+        # the block's own submits, as concurrent.futures' __exit__ waits for its executor's work. On a worker of this
+        # pool they may sit in this worker's own deque: it runs work while it waits (a blocking wait deadlocked a
+        # pool of one thread, or of n whose workers all waited so)
+        if self.is_worker():
+            for future in list(pending):
+                done = _threading.Event()
+                future.add_done_callback(lambda _, done=done: done.set())
+                self.wait_until(done)
+        else:
+            _futures.wait(list(pending))
+
+    def __repr__(self) -> str:
+        return f"<hpc.ThreadPool num_threads={self.num_threads}>"
+
+    # ------------------------------------------------------------------ scheduling
+
+    def push(self, job: Job, *, fifo: bool = False) -> None:
+        """Queue ``job``: on the caller's own deque when the caller is one of this pool's workers.
+
+        A worker takes the newest job of its own deque first (fork-join's depth-first order). ``fifo=True`` queues
+        on the pool's shared queue instead, behind the jobs already there, whoever pushes: for work whose start order
+        must follow the push order (joblib's batches, whose next batch is pushed by a worker as the previous ends).
+        """
+        self._core.push(job, fifo=fifo)
+
+    def wait_for(self, job: Job) -> Any:
+        """Wait for ``job`` and return its outcome; a worker of this pool runs other work meanwhile."""
+        self._core.wait_until(job._event)
+        return job.outcome()
+
+    def wait_for_quietly(self, job: Job) -> None:
+        """Wait for ``job`` like :meth:`wait_for` but ignore its outcome (used while another error propagates)."""
+        try:
+            self.wait_for(job)
+        except BaseException:
+            pass
+
+    def wait_until(self, event: _threading.Event) -> None:
+        """Wait for ``event``; a worker of this pool runs other work meanwhile."""
+        self._core.wait_until(event)
+
+    def is_worker(self) -> bool:
+        """Return whether the calling thread is one of this pool's workers."""
+        return self._core.is_worker()
 
     # ------------------------------------------------------------------ user entry points
 
@@ -369,7 +431,7 @@ class ThreadPool(_futures.Executor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> _futures.Future[T]:
         """Schedule ``fn(*args, **kwargs)`` and return a :class:`concurrent.futures.Future`."""
-        if self._shutdown:
+        if self._core._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         future: _futures.Future[T] = _futures.Future()
         block = self._innermost_block()
@@ -459,7 +521,7 @@ def _submitted_stack() -> list[set[_futures.Future[Any]]]:
 
 _default: ThreadPool | None = None
 _default_lock = _threading.Lock()
-_pools: _weakref.WeakSet[ThreadPool] = _weakref.WeakSet()  # every pool, for _after_fork_in_child
+_engines: _weakref.WeakSet[_Workers] = _weakref.WeakSet()  # every pool's workers, for _after_fork_in_child
 
 
 def _after_fork_in_child() -> None:
@@ -471,8 +533,8 @@ def _after_fork_in_child() -> None:
     global _default_lock
     _default_lock = _threading.Lock()
     _local.__dict__.pop("worker", None)  # the forking thread may have been a worker; in the child it is not
-    for pool in list(_pools):
-        pool._reset_after_fork()
+    for engine in list(_engines):
+        engine._reset_after_fork()
 
 
 if hasattr(_os, "register_at_fork"):
@@ -491,7 +553,7 @@ def default_pool() -> ThreadPool:
                 old, pool = pool, ThreadPool(want)
                 _default = pool
                 if old is not None:
-                    old._retire()
+                    old._core.retire()
     return pool
 
 
@@ -506,19 +568,29 @@ def current_pool() -> ThreadPool:
         return stack[-1]
     worker = getattr(_local, "worker", None)
     if worker is not None:
-        return worker[0]
+        return worker[0]._owner() or worker[0].pool()
     return default_pool()
+
+
+def _entered_engine() -> _Workers | None:
+    """The workers of the innermost ``with ThreadPool`` block of the running code, else of the calling worker's own
+    pool; None on a thread outside both (which uses the default pool)."""
+    stack = getattr(_local, "pools", None)
+    if stack:
+        return stack[-1]._core
+    worker = getattr(_local, "worker", None)
+    return None if worker is None else worker[0]
+
+
+def current_engine() -> _Workers:
+    """The workers of :func:`current_pool`, without making a pool object (for ``join``'s hot path)."""
+    return _entered_engine() or default_pool()._core
 
 
 def current_num_threads() -> int:
     """Return the number of threads of :func:`current_pool` (without starting it)."""
-    stack = getattr(_local, "pools", None)
-    if stack:
-        return stack[-1].num_threads
-    worker = getattr(_local, "worker", None)
-    if worker is not None:
-        return worker[0].num_threads
-    return _config.num_threads()
+    engine = _entered_engine()
+    return _config.num_threads() if engine is None else engine.num_threads
 
 
 def current_worker_index() -> int | None:

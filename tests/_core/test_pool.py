@@ -246,8 +246,8 @@ def test_runs_in_other_threads_survive_set_num_threads():
         set_num_threads(None)
     assert errors == []
     old = [p for p in replaced if p is not default_pool()]
-    assert old and all(p._retired and not p._shutdown for p in old)
-    assert _wait_for(lambda: not any(t.is_alive() for p in old for t in p._threads.values()))
+    assert old and all(p._core._retired and not p._core._shutdown for p in old)
+    assert _wait_for(lambda: not any(t.is_alive() for p in old for t in p._core._threads.values()))
 
 
 def _wait_for(condition, seconds=20.0):
@@ -267,13 +267,13 @@ def test_idle_workers_leave_and_come_back_when_work_arrives(monkeypatch):
     pool = ThreadPool(3)
     with pool:
         assert par_range(1000).map(abs).with_backend("threads").sum() == 499500
-    assert _wait_for(lambda: not any(t.is_alive() for t in pool._threads.values()))
+    assert _wait_for(lambda: not any(t.is_alive() for t in pool._core._threads.values()))
     with pool:
         assert par_range(1000).map(abs).with_backend("threads").sum() == 499500
         assert fib(10) == 55
     assert pool.submit(pow, 2, 5).result(timeout=10) == 32
     pool.shutdown()
-    assert not any(t.is_alive() for t in pool._threads.values())
+    assert not any(t.is_alive() for t in pool._core._threads.values())
 
 
 def test_a_tiny_job_on_a_huge_pool_starts_only_the_threads_it_needs():
@@ -289,10 +289,10 @@ def test_a_tiny_job_on_a_huge_pool_starts_only_the_threads_it_needs():
             assert current_num_threads() == 2000
             assert par_range(10).map(abs).with_backend("threads").sum() == 45
             assert pool.install(current_num_threads) == 2000
-        assert 1 <= len(pool._threads) <= len(pushes) < 2000
+        assert 1 <= len(pool._core._threads) <= len(pushes) < 2000
     finally:
         pool.shutdown()
-    assert not any(t.is_alive() for t in pool._threads.values())
+    assert not any(t.is_alive() for t in pool._core._threads.values())
 
 
 def test_each_piece_of_work_gets_its_own_worker_while_threads_are_left():
@@ -306,7 +306,7 @@ def test_each_piece_of_work_gets_its_own_worker_while_threads_are_left():
             barrier = threading.Barrier(k, timeout=20)
             futures = [pool.submit(barrier.wait) for _ in range(k)]
             assert sorted(f.result(timeout=30) for f in futures) == list(range(k))
-            assert len(pool._threads) <= 6
+            assert len(pool._core._threads) <= 6
     finally:
         pool.shutdown()
 
@@ -348,7 +348,8 @@ def test_a_worker_the_os_refuses_to_start_is_not_counted(monkeypatch):
     pool = ThreadPool(1)
     with pytest.raises(RuntimeError, match="can't start new thread"):
         pool.push(Job(lambda: "never"))
-    assert not pool._injector and pool._live == 0 and not pool._threads  # the job is not run behind the caller's back
+    core = pool._core
+    assert not core._injector and core._live == 0 and not core._threads  # the job is not run behind the caller's back
     refuse[0] = False
     later = Job(lambda: "ran")
     pool.push(later)
@@ -362,12 +363,12 @@ def test_a_worker_the_os_refuses_to_start_is_not_counted(monkeypatch):
     refuse[0] = True
     queued = Job(lambda: "ran")
     pool.push(queued)  # worker 1 cannot start: worker 0 takes it once free, and the push does not raise
-    assert pool._live == 1
+    assert pool._core._live == 1
     release.set()
     assert pool.wait_for(queued) == "ran" and pool.wait_for(blocker) is True
     refuse[0] = False
     pool.shutdown()
-    assert not any(t.is_alive() for t in pool._threads.values())
+    assert not any(t.is_alive() for t in pool._core._threads.values())
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
@@ -534,3 +535,31 @@ def test_a_with_block_on_a_worker_of_its_own_pool_runs_what_it_waits_for():
         assert pool.install(job) == [1, 2, 4, 8, 16]
     finally:
         pool.shutdown()
+
+
+def test_a_pool_dropped_without_shutdown_lets_its_threads_go():
+    """A new pool per loop step, never shut down (`with ThreadPool(2): ...` in a loop): each dropped pool's threads
+    leave once they find no work, as a collected ThreadPoolExecutor's do (they stayed 30 s idle each: a loop of
+    short steps piled up thousands of threads, and the process livelocked). Work queued before the drop still runs."""
+    import gc
+
+    from hpc import par_range
+
+    before = threading.active_count()
+    for step in range(60):
+        with ThreadPool(2) as pool:
+            assert pool.submit(pow, 2, step).result(timeout=10) == 2**step
+            assert par_range(200).with_max_len(10).map(abs).with_backend("threads").sum() == 19900
+    del pool
+    gc.collect()
+    assert _wait_for(lambda: threading.active_count() <= before + 2), threading.active_count() - before
+
+    release = threading.Event()
+    pool = ThreadPool(1)
+    future = pool.submit(release.wait, 10)
+    later = pool.submit(lambda: current_pool().num_threads)  # its pool object is gone when it runs
+    del pool
+    gc.collect()
+    release.set()
+    assert future.result(timeout=10) is True and later.result(timeout=10) == 1
+    assert _wait_for(lambda: threading.active_count() <= before + 2)

@@ -50,14 +50,14 @@ def leave_soon(monkeypatch):
 
 
 def assert_consistent(pool: ThreadPool) -> None:
-    with pool._cv:
-        assert 0 <= pool._wakeups <= pool._sleeping <= pool._live <= pool.num_threads
-        assert sum(pool._running) == pool._live
+    with pool._core._cv:
+        assert 0 <= pool._core._wakeups <= pool._core._sleeping <= pool._core._live <= pool.num_threads
+        assert sum(pool._core._running) == pool._core._live
 
 
 def shut(pool: ThreadPool) -> None:
     pool.shutdown()
-    assert not any(t.is_alive() for t in pool._threads.values())
+    assert not any(t.is_alive() for t in pool._core._threads.values())
 
 
 @contextmanager
@@ -262,20 +262,20 @@ def test_stealing_takes_each_job_exactly_once_while_deques_change():
 
     def owner(index: int) -> None:
         rng = random.Random(index)
-        d = pool._deques[index]
+        d = pool._core._deques[index]
         for _ in range(per_owner):
             d.append(Job(lambda: None))
             if rng.random() < 0.3:  # the owner pops its own back now and then, racing the thieves at the front
-                job = pool._find_work(index)
+                job = pool._core._find_work(index)
                 if job is not None:
                     taken[index].append(job)
 
     def thief(slot: int) -> None:
         while True:
-            job = pool._find_work(None)
+            job = pool._core._find_work(None)
             if job is not None:
                 taken[slot].append(job)
-            elif done_pushing.is_set() and not any(pool._deques):
+            elif done_pushing.is_set() and not any(pool._core._deques):
                 return
 
     owners = [threading.Thread(target=owner, args=(i,)) for i in range(4)]
@@ -290,4 +290,4 @@ def test_stealing_takes_each_job_exactly_once_while_deques_change():
     jobs = [job for got in taken for job in got]
     assert len(jobs) == 4 * per_owner
     assert len({id(job) for job in jobs}) == len(jobs)
-    assert not any(pool._deques) and not pool._live
+    assert not any(pool._core._deques) and not pool._core._live
