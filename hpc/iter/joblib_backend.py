@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as _futures
 import contextlib as _contextlib
+import sys as _sys
 import threading as _threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -344,6 +345,37 @@ _openmp_limit = _OpenMPLimit()
 _running = _threading.local()
 
 
+#: recursion levels a batch leaves free for joblib's callback, which completes its call (records the result or the
+#: error, dispatches the next batch)
+_CALLBACK_LEVELS = 200
+
+
+def _near_recursion_limit() -> bool:
+    """Whether this thread has fewer than ``_CALLBACK_LEVELS`` levels left below the recursion limit.
+
+    Work stealing runs a batch inside the wait of the batch below it, so recursive ``Parallel`` calls (joblib's
+    thread-bomb test) nest on one stack. A batch that hit the limit deep inside would leave joblib's callback,
+    run by ``set_result`` at the batch's own depth, to fail in turn: concurrent.futures swallows that, joblib never
+    learns that the batch ended, and its caller polls forever. Refused here, the batch's RecursionError reaches
+    joblib with room to spare. The levels left are probed by recursing, since C calls on the stack count towards the
+    limit too (a worker's stack had 814 frames when it reached a limit of 1000); only deep stacks pay for the probe.
+    """
+    try:
+        _sys._getframe(_sys.getrecursionlimit() // 2)
+    except ValueError:
+        return False  # fewer frames than half the limit: the usual case, known in well under a microsecond
+    try:
+        _descend(_CALLBACK_LEVELS)
+    except RecursionError:
+        return True
+    return False
+
+
+def _descend(levels: int) -> None:
+    if levels:
+        _descend(levels - 1)
+
+
 def _run_batch(func: Callable[[], Any], future: _futures.Future, call: _Call) -> None:
     failed = False
     try:
@@ -356,6 +388,8 @@ def _run_batch(func: Callable[[], Any], future: _futures.Future, call: _Call) ->
         elif future.set_running_or_notify_cancel():
             outer, _running.call = getattr(_running, "call", None), call
             try:
+                if _near_recursion_limit():
+                    raise RecursionError("maximum recursion depth exceeded: nested Parallel calls too deep to run")
                 with _openmp_limit.limited(call.openmp_threads):
                     result = func()
             except BaseException as exc:  # the wrapper returns the batch's errors: this is one of its own

@@ -92,6 +92,32 @@ def test_nested_parallel_does_not_deadlock():
     assert run_with_timeout(outer) == [28 + i for i in range(6)]
 
 
+def endless_parallel():
+    return Parallel()(delayed(endless_parallel)() for _ in range(2))
+
+
+def test_endless_nested_parallel_raises_recursion_error_whatever_the_limit():
+    """joblib's thread-bomb case: recursive Parallel calls end in RecursionError, not a hang, wherever the limit
+    falls. Work stealing nests the batches on one stack; when the limit struck inside joblib's completion callback,
+    concurrent.futures swallowed that error, joblib never learned the batch had ended, and its caller polled
+    forever (limits 959 and 1070 of this sweep hung)."""
+    saved = sys.getrecursionlimit()
+
+    def bomb():
+        with ThreadPool(2), parallel_config(backend="hpc", n_jobs=2):
+            try:
+                endless_parallel()
+            except RecursionError:
+                return "RecursionError"
+
+    try:
+        for limit in range(700, 1400, 37):
+            sys.setrecursionlimit(limit)
+            assert run_with_timeout(bomb) == "RecursionError", limit
+    finally:
+        sys.setrecursionlimit(saved)
+
+
 def test_n_jobs_minus_one_uses_every_thread_of_the_pool():
     """n_jobs=-1 means all threads of the current pool, and the call returns the right results."""
     with ThreadPool(3), parallel_config(backend="hpc"):
