@@ -112,7 +112,9 @@ class _Workers:
 
     def own(self, pool: ThreadPool) -> None:
         """Serve ``pool``, and retire when it is collected (the callback holds this engine, not the pool)."""
-        self._owner = _weakref.ref(pool, lambda _, engine=self: engine.retire())
+        # the callback may run inside the garbage collector, on any thread, even one inside this engine's lock: it
+        # must not wait for the lock for long (workers hold it for microseconds)
+        self._owner = _weakref.ref(pool, lambda _, engine=self: engine.retire(timeout=0.01))
 
     def _no_workers(self) -> None:
         """Set the workers' bookkeeping to "none started, none asleep", with a fresh lock."""
@@ -164,14 +166,18 @@ class _Workers:
                 if t is not _threading.current_thread():
                     t.join()
 
-    def retire(self) -> None:
+    def retire(self, *, timeout: float = -1) -> None:
         """Let the workers leave as soon as they find no work, but keep taking work: runs that other threads
         started on this pool before :func:`default_pool` replaced it go on pushing their pieces here (a shutdown
         made them fail with "cannot schedule new work after shutdown"), and so does work queued on a pool the user
-        then dropped."""
-        with self._cv:
-            self._retired = True
-            self._cv.notify_all()
+        then dropped. If the lock is not had within ``timeout`` seconds (negative: no limit), sleeping workers see it
+        when their wait times out (``_IDLE_WAIT_S``) instead of at once."""
+        self._retired = True
+        if self._cv.acquire(timeout=timeout):
+            try:
+                self._cv.notify_all()
+            finally:
+                self._cv.release()
 
     # ------------------------------------------------------------------ scheduling
 

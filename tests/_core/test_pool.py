@@ -563,3 +563,24 @@ def test_a_pool_dropped_without_shutdown_lets_its_threads_go():
     release.set()
     assert future.result(timeout=10) is True and later.result(timeout=10) == 1
     assert _wait_for(lambda: threading.active_count() <= before + 2)
+
+
+def test_a_pool_collected_while_its_lock_is_held_on_the_same_thread_does_not_deadlock():
+    """The collection of a dropped pool retires its workers from inside the garbage collector, which may run on a
+    thread that holds the workers' lock (a pool in a reference cycle, collected during an allocation there): the
+    retirement must not wait for that lock for good."""
+    pool = ThreadPool(1)
+    assert pool.submit(abs, -3).result(timeout=10) == 3
+    core = pool._core
+    held = [pool]
+    del pool
+
+    def drop_inside_the_lock():
+        with core._cv:
+            held.clear()  # the last reference: the callback runs here, on this thread, inside the lock
+
+    t = threading.Thread(target=drop_inside_the_lock, daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive() and core._retired
+    assert _wait_for(lambda: not any(t.is_alive() for t in core._threads.values()))
