@@ -79,6 +79,8 @@ def _read(name: str, default: _T, parse: _Callable[[str], _T], allowed: str) -> 
 
 
 def _positive_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):  # int() would take "1_0" as 10, "+4", and other scripts' digits
+        raise ValueError(text)
     value = int(text)
     if value < 1:
         raise ValueError(text)
@@ -101,6 +103,8 @@ def _thread_count(text: str) -> int:
 
 
 def _non_negative_float(text: str) -> float:
+    if "_" in text:  # float() would take "1_0" as 10.0
+        raise ValueError(text)
     value = float(text)
     if not value >= 0.0 or value == float("inf"):
         raise ValueError(text)

@@ -15,7 +15,8 @@ CASES = {
         config.num_threads,
         None,  # the affinity mask; checked separately
         [("1", 1), ("3", 3), (" 16 ", 16), ("4096", 4096)],
-        ["zero", "0", "-2", "1.5", "2x", "4097", "1000000"],  # a million threads took 11 s and 800 MB to start
+        # a million threads took 11 s and 800 MB to start; int() alone took "1_0" as 10
+        ["zero", "0", "-2", "1.5", "2x", "4097", "1000000", "1_0", "+4", "\u0664"],
         "a positive integer, at most 4096",
     ),
     "HPC_BACKEND": (
@@ -37,7 +38,7 @@ CASES = {
         config.mpi_timeout,
         0.0,
         [("0", 0.0), ("2.5", 2.5), ("30", 30.0)],
-        ["-1", "inf", "nan", "soon"],
+        ["-1", "inf", "nan", "soon", "1_0"],
         "a non-negative number of seconds",
     ),
     "HPC_CUDA_LEAKCHECK": (config.cuda_leakcheck, False, [("0", False), ("1", True)], ["on", "-1"], "0 or 1"),
