@@ -141,7 +141,8 @@ _INTERRUPT_SCRIPT = textwrap.dedent(
 
 
 def test_keyboard_interrupt_on_processes_returns_quickly_and_leaves_no_worker():
-    """Ctrl-C during a processes run returns control within about 2 s and no worker process survives."""
+    """Ctrl-C during a processes run returns control within seconds, not at the end of the 200 s run, and no worker
+    process survives (about 2 s; the bound is generous for a loaded CI machine)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _INTERRUPT_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -161,8 +162,10 @@ def test_keyboard_interrupt_on_processes_returns_quickly_and_leaves_no_worker():
             proc.kill()
     assert "interrupted" in out, err
     assert proc.returncode == 7
-    assert elapsed < 5.0, f"took {elapsed:.1f} s to return after Ctrl-C"
-    time.sleep(0.5)
+    assert elapsed < 15.0, f"took {elapsed:.1f} s to return after Ctrl-C"
+    deadline = time.monotonic() + 10
+    while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
     alive = [pid for pid in workers if _alive(pid)]
     assert not alive, f"worker processes left behind: {alive}"
 
