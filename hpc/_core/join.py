@@ -39,7 +39,10 @@ def join(f: Callable[[], A], g: Callable[[], B]) -> tuple[A, B]:
     try:
         a = f()
     except BaseException:
-        workers.wait_until(job_g._event)
+        try:  # g's own outcome is not read; f's exception wins, even over an interrupt of this wait
+            workers.wait_until(job_g._event)
+        except BaseException:
+            pass
         raise
     workers.wait_until(job_g._event)
     return a, job_g.outcome()

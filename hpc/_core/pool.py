@@ -97,7 +97,8 @@ class _Workers:
         self._deques: list[_collections.deque[Job]] = [_collections.deque() for _ in range(num_threads)]
         self._injector: _collections.deque[Job] = _collections.deque()
         self._shutdown = False
-        self._retired = False  # no pool object uses it any more: idle workers leave at once, pushes still run
+        self._retired = False  # no pool object uses it: workers leave when none has work, pushes still run
+        self._replaced = False  # replaced as the default pool: retired for good, whatever pool object comes
         self._owner: Callable[[], ThreadPool | None] = lambda: None
         self._no_workers()
         _engines.add(self)
@@ -111,21 +112,24 @@ class _Workers:
         return pool
 
     def own(self, pool: ThreadPool) -> None:
-        """Serve ``pool``, and retire when it is collected (the callback holds this engine, not the pool)."""
+        """Serve ``pool``, and retire when it is collected (the callback holds this engine, not the pool).
+
+        A new pool object over workers whose first one was collected (:meth:`pool`) makes them serve again.
+        """
+        self._retired = self._replaced
         # the callback may run inside the garbage collector, on any thread, even one inside this engine's lock: it
         # must not wait for the lock for long (workers hold it for microseconds)
         self._owner = _weakref.ref(pool, lambda _, engine=self: engine.retire(timeout=0.01))
 
     def _no_workers(self) -> None:
         """Set the workers' bookkeeping to "none started, none asleep", with a fresh lock."""
-        # reentrant: retire() may run inside a section that holds it, when the garbage collector collects a dropped
-        # pool object there (the callback of _Workers.own)
         self._cv = _threading.Condition(_threading.Lock())
         self._sleeping = 0
         self._wakeups = 0  # notifications sent to sleepers that no sleeper has woken up for yet (see _wake)
         self._threads: dict[int, _threading.Thread] = {}  # by worker index, the last thread started for each
         self._live = 0  # workers running (they leave when idle for long, or after shutdown)
         self._running = [False] * self.num_threads
+        self._busy = [False] * self.num_threads  # by worker index: running a job (each worker writes its own)
 
     def _reset_after_fork(self) -> None:
         # In a forked child only the thread that forked exists: no worker runs, nobody waits on the queued jobs (their
@@ -166,12 +170,16 @@ class _Workers:
                 if t is not _threading.current_thread():
                     t.join()
 
-    def retire(self, *, timeout: float = -1) -> None:
-        """Let the workers leave as soon as they find no work, but keep taking work: runs that other threads
-        started on this pool before :func:`default_pool` replaced it go on pushing their pieces here (a shutdown
-        made them fail with "cannot schedule new work after shutdown"), and so does work queued on a pool the user
-        then dropped. If the lock is not had within ``timeout`` seconds (negative: no limit), sleeping workers see it
-        when their wait times out (``_IDLE_WAIT_S``) instead of at once."""
+    def retire(self, *, timeout: float = -1, for_good: bool = False) -> None:
+        """Let the workers leave as soon as none of them has work, but keep taking work: runs that other threads
+        started on this pool before :func:`default_pool` replaced it (``for_good``) go on pushing their pieces here
+        (a shutdown made them fail with "cannot schedule new work after shutdown"), and so does work queued on a
+        pool the user then dropped. While one worker still runs a job, which may push more, the others wait as
+        usual instead of leaving at each gap (each push then started a thread). If the lock is not had within
+        ``timeout`` seconds (negative: no limit), sleeping workers see it when their wait times out
+        (``_IDLE_WAIT_S``) instead of at once."""
+        if for_good:
+            self._replaced = True
         self._retired = True
         if self._cv.acquire(timeout=timeout):
             try:
@@ -255,10 +263,12 @@ class _Workers:
             with self._cv:  # this worker is gone: uncounted, so the next push starts another in its place
                 self._running[index] = False
                 self._live -= 1
+                self._busy[index] = False
             raise  # threading.excepthook reports it
 
     def _work(self, index: int) -> None:
         idle = 0
+        busy = self._busy
         numba_limited = _limit_numba_threads(self.num_threads)
         while True:
             job = self._find_work(index)
@@ -266,7 +276,9 @@ class _Workers:
                 numba_limited = _limit_numba_threads(self.num_threads)
             if job is not None:
                 idle = 0
+                busy[index] = True
                 _run_in_own_scope(job.run)
+                busy[index] = False
                 job = None  # the finished job (its result) is not kept alive while this worker sleeps
                 continue
             with self._cv:
@@ -274,7 +286,11 @@ class _Workers:
                 try:
                     job = self._find_work(index)
                     if job is None:
-                        if self._shutdown or self._retired or idle >= _IDLE_EXIT_WAITS:
+                        if (
+                            self._shutdown
+                            or idle >= _IDLE_EXIT_WAITS
+                            or (self._retired and not any(busy))
+                        ):
                             self._running[index] = False  # under the cv: see _wake
                             self._live -= 1
                             return
@@ -288,7 +304,9 @@ class _Workers:
                 idle = 0
                 if not numba_limited:
                     numba_limited = _limit_numba_threads(self.num_threads)
+                busy[index] = True
                 _run_in_own_scope(job.run)
+                busy[index] = False
                 job = None
 
     def wait_until(self, event: _threading.Event) -> None:
@@ -559,7 +577,7 @@ def default_pool() -> ThreadPool:
                 old, pool = pool, ThreadPool(want)
                 _default = pool
                 if old is not None:
-                    old._core.retire()
+                    old._core.retire(for_good=True)
     return pool
 
 

@@ -584,3 +584,33 @@ def test_a_pool_collected_while_its_lock_is_held_on_the_same_thread_does_not_dea
     t.join(30)
     assert not t.is_alive() and core._retired
     assert _wait_for(lambda: not any(t.is_alive() for t in core._threads.values()))
+
+
+def test_work_still_running_on_a_dropped_pool_keeps_its_threads():
+    """A dropped pool's workers leave once none of them has work, not at each gap while a job still runs and pushes
+    more (each push then started a new thread: hundreds for 100 scopes); and the pool object that such a job gets
+    from current_pool() serves as a pool of its own, whose workers stay."""
+    import gc
+
+    pool = ThreadPool(3)
+    core = pool._core
+    starts = []
+    start_worker = core._start_worker
+    core._start_worker = lambda index: (starts.append(index), start_worker(index))[1]
+
+    def rounds():
+        for _ in range(100):
+            with scope() as s:
+                for _ in range(3):
+                    s.spawn(time.sleep, 0.0005)
+        return current_pool()
+
+    future = pool.submit(rounds)
+    del pool
+    gc.collect()
+    again = future.result(timeout=60)
+    assert again.num_threads == 3 and len(starts) <= 3, len(starts)
+    for _ in range(30):
+        time.sleep(0.002)
+        assert again.submit(abs, -1).result(timeout=10) == 1
+    assert len(starts) <= 3, len(starts)
