@@ -35,6 +35,9 @@ _LAZY = ("mpi", "cuda", "kernels", "ml", "bench", "info", "config")
 # joblib costs ~180 ms to import, so hpc does not import it: our backend for joblib.parallel_config(backend="hpc")
 # registers now if joblib is loaded, else when it is (hpc.iter._joblib_hook).
 _importlib.import_module("hpc.iter._joblib_hook").install()
+# a worker process of a rank (scikit-learn's n_jobs under mpiexec) inherits the rank's launcher variables, with which
+# MPI would try to join the job as that rank and fail: they go before anything here or in the user's code starts MPI
+_importlib.import_module("hpc._launcher").drop_inherited_job()
 
 
 def __getattr__(name: str) -> _Any:

@@ -12,7 +12,8 @@ from typing import Any as _Any
 
 __all__ = [
     "JOB_VARIABLE_PREFIXES", "LOCAL_RANK_VARIABLES", "WORLD_VARIABLES", "child_environment", "detect", "find",
-    "launched", "local_size", "mpi_init_environment", "one_node", "unlink_segment_names",
+    "drop_inherited_job", "inherited_job_size", "launched", "local_size", "mpi_init_environment", "one_node",
+    "started_by_rank", "unlink_segment_names",
 ]  # fmt: skip
 
 #: launcher variables holding the node-local rank, tried in this order, with their node-local size variable
@@ -101,6 +102,61 @@ def child_environment(env: _Mapping[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.startswith(JOB_VARIABLE_PREFIXES) or k.startswith(_KEPT_PREFIXES)}
 
 
+def started_by_rank() -> int | None:
+    """Return the pid of the MPI rank that started this process, when this process is not a rank itself: a loky or
+    multiprocessing worker, or a subprocess, of a process a launcher started. Else None (a rank, or no launcher).
+
+    Such a process inherits the rank's launcher variables, so by them alone it looks like that rank; MPI initialised
+    there tries to join the job and fails (MPICH: "PMI_Init failed"). It is told apart by its parent, which (Linux:
+    ``/proc``) holds the same launcher variables, where a rank's parent is the launcher's proxy (hydra_pmi_proxy,
+    prted, slurmstepd). Read once per process.
+    """
+    pid = _os.getpid()
+    if _parent_rank[0] != pid:
+        _parent_rank[:] = [pid, _find_parent_rank()]
+    return _parent_rank[1]
+
+
+def drop_inherited_job() -> None:
+    """In a process a rank started (:func:`started_by_rank`), remove the launcher's variables, which are the rank's:
+    MPI then starts there as a singleton (mpi4py imported by hpc, by the user, or by unpickling a communicator),
+    and hpc's node and rank detection sees no launcher. Run by ``import hpc`` and before hpc initialises MPI."""
+    if started_by_rank() is not None and _inherited_size[0] != _os.getpid():  # once: then they are gone
+        found = detect()
+        _inherited_size[:] = [_os.getpid(), found["size"] if found else None]
+        for key in set(_os.environ) - set(child_environment()):
+            del _os.environ[key]
+
+
+def inherited_job_size() -> int | None:
+    """In a process a rank started: the number of ranks of that rank's job (None where unknown, or elsewhere)."""
+    if started_by_rank() is None:
+        return None
+    if _inherited_size[0] != _os.getpid():  # the variables are still here
+        found = detect()
+        return found["size"] if found else None
+    return _inherited_size[1]
+
+
+_inherited_size: list[int | None] = [None, None]  # [the pid that dropped the variables, the job's size then]
+_parent_rank: list[int | None] = [None, None]  # [the pid it was read in, its answer]: a forked child reads again
+
+
+def _find_parent_rank() -> int | None:
+    if not launched():
+        return None
+    mine = {k: v for k, v in _os.environ.items() if k.startswith(JOB_VARIABLE_PREFIXES)}
+    parent = _os.getppid()
+    try:
+        with open(f"/proc/{parent}/environ", "rb") as fh:
+            entries = fh.read().split(b"\0")
+    except OSError:  # not Linux, or the parent is gone: nothing says this is not a rank
+        return None
+    theirs = dict(e.decode("utf-8", "replace").split("=", 1) for e in entries if b"=" in e)
+    same = all(theirs.get(k) == v for k, v in mine.items())
+    return parent if same and any(rank_var in theirs for _, rank_var, _ in WORLD_VARIABLES) else None
+
+
 def _int_or_none(text: str | None) -> int | None:
     try:
         return int(text) if text is not None else None
@@ -118,7 +174,11 @@ def mpi_init_environment() -> _Iterator[None]:
     its network transports takes a second. A singleton has no peer on its node, so ``OMPI_MCA_btl=self,tcp``,
     unless the user chose the transports. MPI reads the variable in ``MPI_Init``; it is removed right after, so the
     programs this process starts (an ``mpiexec``, say) do not inherit it. MPICH ignores it.
+
+    In a process a rank started (:func:`started_by_rank`) the launcher's variables are the rank's: they are removed
+    for good, and MPI starts as a singleton there.
     """
+    drop_inherited_job()
     singleton = not launched() and "OMPI_MCA_btl" not in _os.environ
     if singleton:
         _os.environ["OMPI_MCA_btl"] = "self,tcp"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools as _functools
 import importlib.util as _importlib_util
 import inspect as _inspect
+import threading as _threading
 import warnings as _warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -271,11 +272,31 @@ class Estimator:
 
     def _comm_for(self, comm: Any) -> Any:
         """Return the communicator a collective method runs on: ``comm``, else the one ``fit`` used, else world."""
-        from hpc import mpi
+        from hpc import _launcher, mpi
 
         if comm is not None:
-            return mpi.as_comm(comm)
-        return getattr(self, "_comm", None) or mpi.world()
+            comm = mpi.as_comm(comm)
+        else:
+            comm = getattr(self, "_comm", None)
+            if comm is None:
+                parent = _launcher.started_by_rank()
+                if parent is not None and _launcher.inherited_job_size() != 1:
+                    raise RuntimeError(
+                        f"{type(self).__name__}: this process was started by MPI rank process {parent} and is not a "
+                        "rank itself (a worker of scikit-learn's n_jobs, say): a fit here would see only the rows "
+                        "it was given, not every rank's. Under mpiexec keep n_jobs=1 (each fit already runs on "
+                        "every rank and thread), or pass comm=mpi4py.MPI.COMM_SELF to fit each process's rows alone."
+                    )
+                comm = mpi.world()
+        if comm.size > 1 and _threading.current_thread() is not _threading.main_thread():
+            raise RuntimeError(
+                f"{type(self).__name__}: a collective call over {comm.size} ranks runs from each rank's main thread "
+                "only: fits in several threads at once (scikit-learn's n_jobs with the threading or hpc backend) "
+                "would pair one fit's messages with another's across ranks. Under mpiexec keep n_jobs=1 (each fit "
+                "already runs on every rank and thread), or pass comm=mpi4py.MPI.COMM_SELF to fit each thread's "
+                "rows alone."
+            )
+        return comm
 
 
 def _output_wrapped(method: F) -> F:

@@ -48,13 +48,31 @@ _NAMES = {
 
 def module() -> Any:
     """Return ``mpi4py.MPI`` (initialising MPI on first use), or ``None`` when mpi4py or its library is missing."""
-    return _optional_module("mpi4py.MPI")
+    if "pid" not in _initialised_in and "mpi4py.MPI" in _sys.modules:
+        # imported before hpc asked: by this process, or by the rank this process was forked from (then MPI is
+        # the rank's, and this process may not use it)
+        from hpc import _launcher
+
+        _initialised_in["pid"] = _launcher.started_by_rank() or _os.getpid()
+    MPI = _optional_module("mpi4py.MPI")
+    if MPI is not None:
+        _initialised_in.setdefault("pid", _os.getpid())
+    return MPI
 
 
 def world_comm() -> Any:
-    """``MPI.COMM_WORLD``, or a :class:`LocalComm` without an MPI library."""
+    """``MPI.COMM_WORLD``, or a :class:`LocalComm` without an MPI library, and in a child forked from a process that
+    had initialised MPI (MPI may not be called there: the world is that child alone)."""
     MPI = module()
-    return LocalComm() if MPI is None else MPI.COMM_WORLD
+    if MPI is None:
+        return LocalComm()
+    if _initialised_in["pid"] != _os.getpid():
+        return LocalComm()
+    return MPI.COMM_WORLD
+
+
+#: the process in which MPI was initialised (module() first answered), as a forked child inherits the import
+_initialised_in: dict[str, int] = {}
 
 
 def is_local(comm: Any) -> bool:

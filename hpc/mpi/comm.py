@@ -7,6 +7,7 @@ one-process communicator over :class:`LocalComm`.
 
 from __future__ import annotations
 
+import os as _os
 from typing import Any
 
 from hpc.mpi import _mpi, collectives
@@ -152,15 +153,15 @@ class Comm:
         self._engine.barrier()
 
 
-_world: Comm | None = None
+_world: tuple[int, Comm] | None = None  # (the pid it was made in, the communicator)
 
 
 def world() -> Comm:
     """Return the communicator of every rank of the job (``COMM_WORLD``), or a one-process one without MPI."""
     global _world
-    if _world is None:
-        _world = Comm()
-    return _world
+    if _world is None or _world[0] != _os.getpid():  # made again in a forked child (see _mpi.world_comm)
+        _world = (_os.getpid(), Comm())
+    return _world[1]
 
 
 def as_comm(comm: Any) -> Comm:

@@ -1,0 +1,107 @@
+"""Fits in the workers of a rank: scikit-learn's ``n_jobs`` under mpiexec (loky processes, threads, a fork).
+
+A worker process of a rank inherits the rank's launcher variables; MPI started there tried to join the job and the
+worker died ("PMI_Init failed"). Fits in threads of a rank paired one fit's messages with another's across ranks and
+MPI aborted the job ("Message truncated"). Both now give a RuntimeError that says what to do, on every rank.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hpc import _launcher
+
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to the interpreter or on PATH")
+
+_JOB = """
+import os, warnings
+import numpy as np
+from joblib import parallel_config
+from mpi4py import MPI
+from sklearn.model_selection import cross_val_score
+from hpc import ml, mpi
+
+rank = mpi.world().rank
+X = np.random.default_rng(0).normal(size=(60, 3))
+y = (X[:, 0] > 0).astype(int)
+
+def scores(**kwargs):
+    return cross_val_score(ml.LogisticRegression(), X, y, cv=3, error_score="raise", **kwargs).tolist()
+
+def refused(**kwargs):
+    try:
+        scores(**kwargs)
+    except RuntimeError as exc:
+        return str(exc)
+    return "not refused"
+
+print(rank, "serial", scores(params={"comm": MPI.COMM_SELF}), flush=True)
+# loky worker processes of a rank: refused with a reason when the job has several ranks
+print(rank, "loky", refused(n_jobs=2) if mpi.world().size > 1 else scores(n_jobs=2), flush=True)
+# ... and each process fits its own rows with comm=COMM_SELF: MPI starts in the workers, as a singleton
+print(rank, "self", scores(n_jobs=2, params={"comm": MPI.COMM_SELF}), flush=True)
+with parallel_config(backend="threading", n_jobs=2):
+    print(rank, "threads", refused() if mpi.world().size > 1 else scores(), flush=True)
+pid = os.fork()
+if pid == 0:  # a forked child may not use the rank's MPI: its world is itself
+    world = mpi.world()
+    os._exit(0 if (world.size, world.allreduce(2.0)) == (1, 2.0) else 3)
+print(rank, "fork", os.waitpid(pid, 0)[1], flush=True)
+"""
+
+
+def _run(ranks: int) -> dict[tuple[int, str], str]:
+    proc = subprocess.run(
+        [MPIEXEC, "-n", str(ranks), sys.executable, "-c", textwrap.dedent(_JOB)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**_launcher.child_environment(), "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [line.split(" ", 2) for line in proc.stdout.splitlines() if line[:1].isdigit()]
+    return {(int(rank), what): rest for rank, what, rest in lines}
+
+
+@needs_mpiexec
+def test_fits_in_workers_of_ranks_are_refused_with_a_reason_on_every_rank():
+    seen = _run(2)
+    for rank in (0, 1):
+        assert "started by MPI rank process" in seen[rank, "loky"] and "n_jobs=1" in seen[rank, "loky"]
+        assert "main thread" in seen[rank, "threads"] and "n_jobs=1" in seen[rank, "threads"]
+        assert seen[rank, "self"] == seen[rank, "serial"], seen
+        assert seen[rank, "fork"] == "0"
+
+
+@needs_mpiexec
+def test_fits_in_workers_of_a_single_rank_run_as_without_mpiexec():
+    """One rank: its workers' fits are the fits it would make itself, so n_jobs works as in a plain run."""
+    seen = _run(1)
+    assert seen[0, "loky"] == seen[0, "threads"] == seen[0, "self"] == seen[0, "serial"], seen
+    assert seen[0, "fork"] == "0"
+
+
+def test_a_process_started_by_a_rank_is_told_apart_from_the_rank():
+    """A process whose parent holds the same launcher variables was started by that rank: it says so, drops the
+    variables at `import hpc`, and keeps the job's size; the rank itself (whose parent has none) does not."""
+    child = (
+        "import os, hpc; from hpc import _launcher as L; "
+        "print(L.started_by_rank() == os.getppid(), L.inherited_job_size(), 'PMI_RANK' in os.environ)"
+    )
+    rank = (
+        "import subprocess, sys; from hpc import _launcher as L; "
+        f"print(L.started_by_rank(), L.inherited_job_size(), L.launched()); "
+        f"subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+    )
+    env = {**_launcher.child_environment(), "PMI_RANK": "1", "PMI_SIZE": "4"}
+    out = subprocess.run([sys.executable, "-c", rank], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["None None True", "True 4 False"], out
+    assert os.environ.get("PMI_RANK") is None or _launcher.started_by_rank() is None
