@@ -2,7 +2,8 @@
 
 One pass over the data gives the centred Gram matrix of ``[X | y]`` (block moments, merged without cancellation);
 every rank then solves the same small system by Cholesky. When that system is ill-conditioned (condition number
-above :data:`MAX_CONDITION` (1e8), or singular), a second pass takes the stable route instead: each block's QR factor,
+above :data:`MAX_CONDITION` (1e8), or singular), or its entries overflowed or went subnormal (data beyond about
+1e154 or below about 1e-146 in scale), a second pass takes the stable route instead: each block's QR factor,
 gathered in global block order and factored again (TSQR), then a least-squares solve of the small triangular
 system, which gives the minimum-norm solution as ``scipy.linalg.lstsq`` on the whole data would.
 """
@@ -14,10 +15,11 @@ from typing import Any
 
 import numpy as _np
 
-from hpc.ml import _data, _device
+from hpc.ml import _data
 from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread
 from hpc.ml._blocks import Blocks
 from hpc.ml._moments import centered_moments
+from hpc.ml._tsqr import lost_to_range, tsqr
 
 __all__ = ["LinearRegression", "MAX_CONDITION", "Ridge"]
 
@@ -76,11 +78,13 @@ class _LinearModel(Estimator):
             (slice(j, j + 1), float(alphas[j])) for j in range(t)
         ]
         stable = None
-        eigenvalues = _np.linalg.eigvalsh(gram) if d else _np.zeros(0)
+        # data so large or small that the Gram matrix overflowed or went subnormal: TSQR, whatever its condition
+        in_range = not lost_to_range(moments.m2)
+        eigenvalues = _np.linalg.eigvalsh(gram) if d and in_range else _np.zeros(0)
         for columns_of, a in groups:
             system = gram + a * _np.eye(d)
             solved = None
-            if _well_conditioned(eigenvalues + a, max_condition):
+            if in_range and _well_conditioned(eigenvalues + a, max_condition):
                 solved = _cholesky_solve(system, cross[:, columns_of])
             if solved is None:  # ill-conditioned or singular: TSQR on the data (one more pass, computed once)
                 if stable is None:
@@ -181,26 +185,9 @@ def _columns(Xb: _np.ndarray, Yb: _np.ndarray) -> _np.ndarray:
     return _np.hstack([Xb.astype(_np.float64, copy=False), Yb])
 
 
-def _r_factor(Z: _np.ndarray, width: int) -> _np.ndarray:
-    """Return R of the QR factorization of ``Z``, padded with zero rows to ``(width, width)``."""
-    r = _np.linalg.qr(Z, mode="r")
-    out = _np.zeros((width, width))
-    out[: r.shape[0]] = r
-    return out
-
-
 def _tsqr(blocks: Blocks, width: int, mean: Any) -> _np.ndarray:
-    """Return R of the QR factorization of ``[X | Y]`` over every rank (centred on ``mean`` unless None), by TSQR
-    in global block order."""
-
-    def factor(Xb: Any, Yb: Any) -> _np.ndarray:
-        Z = _columns(_device.host(Xb), _device.host(Yb))  # device blocks: QR on the host (no GPU twin)
-        return _r_factor(Z if mean is None else Z - mean, width)
-
-    parts = blocks.map(factor)
-    stacked = _np.concatenate(parts) if parts else _np.empty((0, width))
-    gathered = blocks.comm.allgather(stacked) if blocks.comm.size > 1 else stacked  # global block order
-    return _r_factor(gathered, width)
+    """Return R of the QR factorization of ``[X | Y]`` over every rank (centred on ``mean`` unless None)."""
+    return tsqr(blocks, width, mean, _columns)
 
 
 def _lstsq_from_r(r: _np.ndarray, d: int, targets: slice, alpha: float, cutoff: float | None) -> _np.ndarray:

@@ -12,6 +12,7 @@ from hpc.ml import _data
 from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread
 from hpc.ml._blocks import Blocks
 from hpc.ml._moments import centered_moments
+from hpc.ml._tsqr import lost_to_range, tsqr
 
 __all__ = ["PCA"]
 
@@ -99,10 +100,17 @@ class PCA(Estimator):
         self._set_features(rows)
         self.n_samples_ = n
         self.mean_ = moments.mean.astype(dtype)
-        cov = moments.m2 / max(n - 1, 1)
-        eigenvalues, eigenvectors = _np.linalg.eigh(cov)
-        eigenvalues = eigenvalues[::-1].copy()
-        eigenvectors = eigenvectors[:, ::-1]
+        if lost_to_range(moments.m2):
+            # data so large or small that the covariance overflowed or went subnormal: the SVD of the centred rows'
+            # TSQR factor instead (one more pass), whose squares may overflow as scikit-learn's do
+            singular, vt = _np.linalg.svd(tsqr(blocks, d, moments.mean), full_matrices=False)[1:]
+            with _np.errstate(over="ignore"):
+                eigenvalues = singular * singular / max(n - 1, 1)
+            eigenvectors = vt.T
+        else:
+            eigenvalues, eigenvectors = _np.linalg.eigh(moments.m2 / max(n - 1, 1))
+            eigenvalues = eigenvalues[::-1].copy()
+            eigenvectors = eigenvectors[:, ::-1]
         eigenvalues[eigenvalues < 0.0] = 0.0
         components = _flip_signs(eigenvectors.T.copy())
         # scikit-learn's "full" solver (its choice under "auto" unless n >= 10 d and d <= 1000) has min(n, d)
@@ -118,7 +126,8 @@ class PCA(Estimator):
         self.noise_variance_ = dtype.type(eigenvalues[k:kept].mean() if k < limit else 0.0)
         self.n_components_ = k
         self.components_ = components[:k].astype(dtype)
-        self.explained_variance_ = eigenvalues[:k].astype(dtype)
+        # one row: scikit-learn divides its zero sum of squares by n - 1 = 0
+        self.explained_variance_ = (eigenvalues[:k] if n > 1 else _np.full(k, _np.nan)).astype(dtype)
         self.explained_variance_ratio_ = ratio[:k].astype(dtype)
         self.singular_values_ = _np.sqrt(eigenvalues[:k] * max(n - 1, 1)).astype(dtype)
         return self

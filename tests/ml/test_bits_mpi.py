@@ -46,10 +46,16 @@ CASES = [
     ("KMeans-k-means||", lambda: ml.KMeans(5, init="k-means||", random_state=5), "x"),
     ("KMeans-float32", lambda: ml.KMeans(4, random_state=6), "x32"),
     ("PCA-float32", lambda: ml.PCA(n_components=2), "x32"),
+    # data whose Gram or covariance matrix overflows: the TSQR routes
+    ("PCA-huge", lambda: ml.PCA(n_components=3), "x-huge"),
+    ("LinearRegression-huge", lambda: ml.LinearRegression(), "reg-huge"),
 ]
 
 
 def _data(kind):
+    if kind.endswith("-huge"):
+        X, y = _data(kind[: -len("-huge")])
+        return X * 1e155, y
     if kind == "x":
         return blobs(n=700)[0], None
     if kind == "x32":

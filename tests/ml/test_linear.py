@@ -306,3 +306,17 @@ def test_target_shapes_are_scikit_learns(name, fit_intercept):
         assert np.shape(ours.intercept_) == np.shape(theirs.intercept_)
         assert ours.predict(X).shape == theirs.predict(X).shape
         np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e155, 1e-160])
+@pytest.mark.parametrize("model", ["linear", "ridge"])
+def test_data_at_the_edges_of_float64_fits_as_scikit_learn(scale, model):
+    """Data so large that its Gram matrix overflows (LinAlgError before) or so small that it goes subnormal (1e-4
+    relative error, silently, before) takes TSQR: the coefficients of y = X w come back exactly, as from lstsq."""
+    X = np.random.default_rng(1).normal(size=(50, 4)) * scale
+    w = np.array([1.0, 2.0, 3.0, 4.0])
+    y = X @ w / scale + 0.5
+    est = ml.LinearRegression() if model == "linear" else ml.Ridge(alpha=1e-300 * scale * scale)
+    est.fit(X, y)
+    assert rel_err(est.coef_ * scale, w) <= 1e-12 and abs(est.intercept_ - 0.5) <= 1e-12
+    assert np.abs(est.predict(X) - y).max() <= 1e-12

@@ -217,3 +217,26 @@ def test_float32_fit_returns_float32_from_every_method():
     got, want = ours.score_samples(X), theirs.score_samples(X)
     assert got.dtype == want.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1e155, 1e-160])
+def test_data_at_the_edges_of_float64_matches_scikit_learn(scale):
+    """Rows so large that their covariance overflows (LinAlgError before) or so small that it goes subnormal
+    (projections off in the third digit before) take the SVD of their TSQR factor, as scikit-learn's full SVD."""
+    X = _data(n=40, d=4, offset=0.0) * scale
+    ours = ml.PCA().fit(X)
+    theirs = sklearn_decomposition.PCA(svd_solver="full").fit(X)
+    assert rel_err(ours.components_, theirs.components_) <= TOL
+    assert rel_err(ours.transform(X), theirs.transform(X)) <= TOL
+    if scale < 1:  # at 1e155 the variances overflow to inf in both
+        assert rel_err(ours.explained_variance_, theirs.explained_variance_) <= TOL
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_one_row_gives_scikit_learns_nan_variance(whiten):
+    """One row: scikit-learn divides the zero sum of squares by n - 1 = 0 (NaN); hpc said 0 before."""
+    X = np.array([[1.0, 2.0, 3.0]])
+    ours, theirs = ml.PCA(whiten=whiten).fit(X), sklearn_decomposition.PCA(whiten=whiten).fit(X)
+    for name in ("explained_variance_", "explained_variance_ratio_", "singular_values_", "noise_variance_"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name), err_msg=name)
+    np.testing.assert_array_equal(ours.transform(X), theirs.transform(X))
