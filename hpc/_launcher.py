@@ -11,8 +11,8 @@ from collections.abc import Mapping as _Mapping
 from typing import Any as _Any
 
 __all__ = [
-    "JOB_VARIABLE_PREFIXES", "LOCAL_RANK_VARIABLES", "WORLD_VARIABLES", "child_environment", "detect", "find",
-    "drop_inherited_job", "inherited_job_size", "launched", "local_size", "mpi_init_environment", "one_node",
+    "JOB_VARIABLE_PREFIXES", "LOCAL_RANK_VARIABLES", "RANK_MARKER", "WORLD_VARIABLES", "child_environment", "detect",
+    "drop_inherited_job", "find", "inherited_job_size", "launched", "local_size", "mpi_init_environment", "one_node",
     "started_by_rank", "unlink_segment_names",
 ]  # fmt: skip
 
@@ -99,17 +99,26 @@ def child_environment(env: _Mapping[str, str] | None = None) -> dict[str, str]:
     """Return ``env`` (default: this process's) without the launcher's job variables: the environment in which to
     start a new, separate MPI job (an ``mpiexec``) from inside one."""
     env = _os.environ if env is None else env
-    return {k: v for k, v in env.items() if not k.startswith(JOB_VARIABLE_PREFIXES) or k.startswith(_KEPT_PREFIXES)}
+    return {
+        k: v
+        for k, v in env.items()
+        if k != RANK_MARKER and (not k.startswith(JOB_VARIABLE_PREFIXES) or k.startswith(_KEPT_PREFIXES))
+    }
+
+
+#: set by ``import hpc`` in a rank (a process a launcher started) to its pid, and inherited by what it starts
+RANK_MARKER = "HPC_MPI_RANK_PID"
 
 
 def started_by_rank() -> int | None:
     """Return the pid of the MPI rank that started this process, when this process is not a rank itself: a loky or
-    multiprocessing worker, or a subprocess, of a process a launcher started. Else None (a rank, or no launcher).
+    multiprocessing worker, or a subprocess, of a rank that imported hpc. Else None (a rank, or no launcher).
 
     Such a process inherits the rank's launcher variables, so by them alone it looks like that rank; MPI initialised
-    there tries to join the job and fails (MPICH: "PMI_Init failed"). It is told apart by its parent, which (Linux:
-    ``/proc``) holds the same launcher variables, where a rank's parent is the launcher's proxy (hydra_pmi_proxy,
-    prted, slurmstepd). Read once per process.
+    there tries to join the job and fails (MPICH: "PMI_Init failed"). It is told apart by :data:`RANK_MARKER`,
+    which ``import hpc`` sets in every rank, naming a process other than itself, and one of its ancestors (Linux:
+    ``/proc``): a rank started through a wrapper script is the first to import hpc, so it is a rank. Read once per
+    process.
     """
     pid = _os.getpid()
     if _parent_rank[0] != pid:
@@ -118,14 +127,21 @@ def started_by_rank() -> int | None:
 
 
 def drop_inherited_job() -> None:
-    """In a process a rank started (:func:`started_by_rank`), remove the launcher's variables, which are the rank's:
-    MPI then starts there as a singleton (mpi4py imported by hpc, by the user, or by unpickling a communicator),
-    and hpc's node and rank detection sees no launcher. Run by ``import hpc`` and before hpc initialises MPI."""
-    if started_by_rank() is not None and _inherited_size[0] != _os.getpid():  # once: then they are gone
+    """Mark a rank as one (:data:`RANK_MARKER`, for what it starts); in a process a rank started
+    (:func:`started_by_rank`), remove the launcher's variables, which are the rank's: MPI then starts there as a
+    singleton (mpi4py imported by hpc, by the user, or by unpickling a communicator), and hpc's node and rank
+    detection sees no launcher. Run by ``import hpc`` and before hpc initialises MPI."""
+    pid = _os.getpid()
+    if started_by_rank() is None:
+        if launched():
+            _os.environ[RANK_MARKER] = str(pid)
+        return
+    if _inherited_size[0] != pid:  # once: then they are gone (the marker stays, for what this process starts)
         found = detect()
-        _inherited_size[:] = [_os.getpid(), found["size"] if found else None]
-        for key in set(_os.environ) - set(child_environment()):
-            del _os.environ[key]
+        _inherited_size[:] = [pid, found["size"] if found else None]
+        for key in [k for k in _os.environ if k.startswith(JOB_VARIABLE_PREFIXES)]:
+            if not key.startswith(_KEPT_PREFIXES):
+                del _os.environ[key]
 
 
 def inherited_job_size() -> int | None:
@@ -143,18 +159,27 @@ _parent_rank: list[int | None] = [None, None]  # [the pid it was read in, its an
 
 
 def _find_parent_rank() -> int | None:
-    if not launched():
+    marker = _os.environ.get(RANK_MARKER, "").strip()
+    if not marker.isdigit() or int(marker) == _os.getpid() or not launched():
         return None
-    mine = {k: v for k, v in _os.environ.items() if k.startswith(JOB_VARIABLE_PREFIXES)}
-    parent = _os.getppid()
-    try:
-        with open(f"/proc/{parent}/environ", "rb") as fh:
-            entries = fh.read().split(b"\0")
-    except OSError:  # not Linux, or the parent is gone: nothing says this is not a rank
-        return None
-    theirs = dict(e.decode("utf-8", "replace").split("=", 1) for e in entries if b"=" in e)
-    same = all(theirs.get(k) == v for k, v in mine.items())
-    return parent if same and any(rank_var in theirs for _, rank_var, _ in WORLD_VARIABLES) else None
+    rank = int(marker)
+    return rank if _is_ancestor(rank) else None
+
+
+def _is_ancestor(pid: int) -> bool:
+    """Whether ``pid`` is the parent of this process or one of its ancestors (True where ``/proc`` cannot tell)."""
+    current = _os.getppid()
+    for _ in range(64):
+        if current == pid:
+            return True
+        if current <= 1:
+            return False
+        try:
+            with open(f"/proc/{current}/stat") as fh:
+                current = int(fh.read().rsplit(")", 1)[1].split()[1])  # the field after the state: the ppid
+        except (OSError, ValueError, IndexError):
+            return not _os.path.isdir("/proc/self")
+    return False
 
 
 def _int_or_none(text: str | None) -> int | None:

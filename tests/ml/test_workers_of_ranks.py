@@ -7,7 +7,6 @@ MPI aborted the job ("Message truncated"). Both now give a RuntimeError that say
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -90,18 +89,21 @@ def test_fits_in_workers_of_a_single_rank_run_as_without_mpiexec():
 
 
 def test_a_process_started_by_a_rank_is_told_apart_from_the_rank():
-    """A process whose parent holds the same launcher variables was started by that rank: it says so, drops the
-    variables at `import hpc`, and keeps the job's size; the rank itself (whose parent has none) does not."""
+    """A process started by a rank that imported hpc (the rank's pid in HPC_MPI_RANK_PID, an ancestor) says so,
+    drops the launcher variables at `import hpc`, and keeps the job's size; the rank itself does not, even when a
+    wrapper script (a shell holding the same variables) started it."""
     child = (
         "import os, hpc; from hpc import _launcher as L; "
         "print(L.started_by_rank() == os.getppid(), L.inherited_job_size(), 'PMI_RANK' in os.environ)"
     )
     rank = (
         "import subprocess, sys; from hpc import _launcher as L; "
-        f"print(L.started_by_rank(), L.inherited_job_size(), L.launched()); "
+        "print(L.started_by_rank(), L.inherited_job_size(), L.launched()); "
         f"subprocess.run([sys.executable, '-c', {child!r}], check=True)"
     )
     env = {**_launcher.child_environment(), "PMI_RANK": "1", "PMI_SIZE": "4"}
-    out = subprocess.run([sys.executable, "-c", rank], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.split("\n")[:2] == ["None None True", "True 4 False"], out
-    assert os.environ.get("PMI_RANK") is None or _launcher.started_by_rank() is None
+    for wrapper in ([], ["sh", "-c", '"$0" "$@"; true']):  # `; true`: the shell waits instead of exec'ing python
+        command = [*wrapper, sys.executable, "-c", rank]
+        out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+        assert out.split("\n")[:2] == ["None None True", "True 4 False"], (wrapper, out)
+    assert _launcher.RANK_MARKER not in _launcher.child_environment({_launcher.RANK_MARKER: "1"})
