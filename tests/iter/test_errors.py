@@ -120,9 +120,13 @@ def test_the_lowest_failing_chunk_wins_deterministically():
 
 _INTERRUPT_SCRIPT = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
     from hpc import par_range
     from hpc.iter.plumbing import processes
+
+    # Ctrl-C as under a terminal: a job started in the background by a shell without job control (a CI runner's
+    # `cmd &`) passes SIGINT down ignored, and Python then installs no KeyboardInterrupt handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def slow(x):
         time.sleep(0.5)
