@@ -104,11 +104,17 @@ def test_endless_nested_parallel_raises_recursion_error_whatever_the_limit():
     saved = sys.getrecursionlimit()
 
     def bomb():
-        with ThreadPool(2), parallel_config(backend="hpc", n_jobs=2):
-            try:
-                endless_parallel()
-            except RecursionError:
-                return "RecursionError"
+        pool = ThreadPool(2)
+        try:
+            with pool, parallel_config(backend="hpc", n_jobs=2):
+                try:
+                    endless_parallel()
+                except RecursionError:
+                    return "RecursionError"
+        finally:
+            # the aborted calls' batches may still run, deep in the workers' stacks: a limit lowered under a thread
+            # that deep is a fatal error in CPython ("Cannot recover from stack overflow": the suite aborted)
+            pool.shutdown(wait=True)
 
     try:
         for limit in range(700, 1400, 37):
