@@ -12,8 +12,8 @@ from typing import Any as _Any
 
 __all__ = [
     "JOB_VARIABLE_PREFIXES", "LOCAL_RANK_VARIABLES", "RANK_MARKER", "WORLD_VARIABLES", "child_environment", "detect",
-    "drop_inherited_job", "find", "inherited_job_size", "launched", "local_size", "mpi_init_environment", "one_node",
-    "started_by_rank", "unlink_segment_names",
+    "LAUNCHER_PROCESSES", "drop_inherited_job", "find", "inherited_job_size", "launched", "local_size", "mark_rank",
+    "mpi_init_environment", "one_node", "started_by_rank", "unlink_segment_names",
 ]  # fmt: skip
 
 #: launcher variables holding the node-local rank, tried in this order, with their node-local size variable
@@ -106,7 +106,7 @@ def child_environment(env: _Mapping[str, str] | None = None) -> dict[str, str]:
     }
 
 
-#: set by ``import hpc`` in a rank (a process a launcher started) to its pid, and inherited by what it starts
+#: set in a rank (a process a launcher started) to its pid by :func:`mark_rank`, and inherited by what it starts
 RANK_MARKER = "HPC_MPI_RANK_PID"
 
 
@@ -116,9 +116,9 @@ def started_by_rank() -> int | None:
 
     Such a process inherits the rank's launcher variables, so by them alone it looks like that rank; MPI initialised
     there tries to join the job and fails (MPICH: "PMI_Init failed"). It is told apart by :data:`RANK_MARKER`,
-    which ``import hpc`` sets in every rank, naming a process other than itself, and one of its ancestors (Linux:
-    ``/proc``): a rank started through a wrapper script is the first to import hpc, so it is a rank. Read once per
-    process.
+    which a rank sets (:func:`mark_rank`), naming one of its ancestors (Linux: ``/proc``) with no launcher process
+    between (a rank of a job that the rank started with ``mpiexec`` is a rank). A rank started through a wrapper
+    script marks itself, not the shell, so it is a rank. Read once per process.
     """
     pid = _os.getpid()
     if _parent_rank[0] != pid:
@@ -126,22 +126,36 @@ def started_by_rank() -> int | None:
     return _parent_rank[1]
 
 
-def drop_inherited_job() -> None:
-    """Mark a rank as one (:data:`RANK_MARKER`, for what it starts); in a process a rank started
-    (:func:`started_by_rank`), remove the launcher's variables, which are the rank's: MPI then starts there as a
-    singleton (mpi4py imported by hpc, by the user, or by unpickling a communicator), and hpc's node and rank
-    detection sees no launcher. Run by ``import hpc`` and before hpc initialises MPI."""
+def mark_rank() -> None:
+    """In a rank (a launcher started it; no rank did), record its pid in :data:`RANK_MARKER` for the processes it
+    starts, and drop the job's variables in a child it forks. Run when hpc starts MPI in a rank, and by
+    ``import hpc.ml``, whose estimators scikit-learn hands to worker processes (a rank that never imports them
+    marks nothing: a program it runs as a subprocess may be the real rank behind a wrapper)."""
     pid = _os.getpid()
-    if started_by_rank() is None:
-        if launched():
-            _os.environ[RANK_MARKER] = str(pid)
+    if not launched() or started_by_rank() is not None or _os.environ.get(RANK_MARKER) == str(pid):
         return
-    if _inherited_size[0] != pid:  # once: then they are gone (the marker stays, for what this process starts)
-        found = detect()
-        _inherited_size[:] = [pid, found["size"] if found else None]
-        for key in [k for k in _os.environ if k.startswith(JOB_VARIABLE_PREFIXES)]:
-            if not key.startswith(_KEPT_PREFIXES):
-                del _os.environ[key]
+    _os.environ[RANK_MARKER] = str(pid)
+    if not _fork_hook and hasattr(_os, "register_at_fork"):
+        _os.register_at_fork(after_in_child=drop_inherited_job)  # a forked child would join the job as the rank
+        _fork_hook.append(True)
+
+
+_fork_hook: list[bool] = []
+
+
+def drop_inherited_job() -> None:
+    """In a process a rank started (:func:`started_by_rank`), remove the launcher's variables, which are the rank's:
+    MPI then starts there as a singleton (mpi4py imported by hpc, by the user, or by unpickling a communicator),
+    and hpc's node and rank detection sees no launcher. Run by ``import hpc``, in a child a marked rank forks, and
+    before hpc initialises MPI."""
+    pid = _os.getpid()
+    if started_by_rank() is None or _inherited_size[0] == pid:  # once: then they are gone
+        return
+    found = detect()
+    _inherited_size[:] = [pid, found["size"] if found else None]
+    for key in [k for k in _os.environ if k.startswith(JOB_VARIABLE_PREFIXES)]:
+        if not key.startswith(_KEPT_PREFIXES):
+            del _os.environ[key]  # the marker stays, for what this process starts
 
 
 def inherited_job_size() -> int | None:
@@ -166,8 +180,17 @@ def _find_parent_rank() -> int | None:
     return rank if _is_ancestor(rank) else None
 
 
+#: launchers and their proxies (``/proc/<pid>/comm``, at most 15 characters): a process below one of them, under
+#: the marked rank, belongs to a job that rank started (an mpiexec of its own), and is a rank of that job
+LAUNCHER_PROCESSES = frozenset({
+    "hydra_pmi_proxy", "mpiexec", "mpiexec.hydra", "mpirun", "prterun", "prted", "orted", "orterun", "srun",
+    "slurmstepd", "flux-shell",
+})  # fmt: skip
+
+
 def _is_ancestor(pid: int) -> bool:
-    """Whether ``pid`` is the parent of this process or one of its ancestors (True where ``/proc`` cannot tell)."""
+    """Whether ``pid`` is the parent of this process or one of its ancestors with no launcher process between
+    (True where ``/proc`` cannot tell)."""
     current = _os.getppid()
     for _ in range(64):
         if current == pid:
@@ -175,6 +198,9 @@ def _is_ancestor(pid: int) -> bool:
         if current <= 1:
             return False
         try:
+            with open(f"/proc/{current}/comm") as fh:
+                if fh.read().strip() in LAUNCHER_PROCESSES:
+                    return False
             with open(f"/proc/{current}/stat") as fh:
                 current = int(fh.read().rsplit(")", 1)[1].split()[1])  # the field after the state: the ppid
         except (OSError, ValueError, IndexError):
@@ -204,6 +230,7 @@ def mpi_init_environment() -> _Iterator[None]:
     for good, and MPI starts as a singleton there.
     """
     drop_inherited_job()
+    mark_rank()
     singleton = not launched() and "OMPI_MCA_btl" not in _os.environ
     if singleton:
         _os.environ["OMPI_MCA_btl"] = "self,tcp"

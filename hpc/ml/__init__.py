@@ -15,12 +15,17 @@ Example:
     [0.05, 5.05]
 """
 
+from hpc import _launcher
 from hpc.ml.kmeans import KMeans
 from hpc.ml.linear import LinearRegression, Ridge
 from hpc.ml.logistic import LogisticRegression
 from hpc.ml.pca import PCA
 from hpc.ml.rows import load_rows, shard
 from hpc.ml.scaler import StandardScaler
+
+# in a rank, mark it as one for the worker processes scikit-learn's n_jobs starts: they leave the rank's job alone
+# and refuse collective fits with a reason (hpc._launcher.started_by_rank)
+_launcher.mark_rank()
 
 __all__ = [
     "PCA",

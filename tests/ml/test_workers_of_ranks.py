@@ -88,22 +88,42 @@ def test_fits_in_workers_of_a_single_rank_run_as_without_mpiexec():
     assert seen[0, "fork"] == "0"
 
 
+_PROBE = (
+    "import os, hpc; from hpc import _launcher as L; "
+    "print(L.started_by_rank() == os.getppid(), L.inherited_job_size(), 'PMI_RANK' in os.environ)"
+)
+
+
+def _as_rank(code: str, *wrapper: str) -> list[str]:
+    """Run ``code`` as if a launcher had started it (rank 1 of 4), through ``wrapper``; return its output lines."""
+    env = {**_launcher.child_environment(), "PMI_RANK": "1", "PMI_SIZE": "4"}
+    command = [*wrapper, sys.executable, "-c", code]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.split("\n")
+
+
 def test_a_process_started_by_a_rank_is_told_apart_from_the_rank():
-    """A process started by a rank that imported hpc (the rank's pid in HPC_MPI_RANK_PID, an ancestor) says so,
+    """A process started by a rank that imported hpc.ml (the rank's pid in HPC_MPI_RANK_PID, an ancestor) says so,
     drops the launcher variables at `import hpc`, and keeps the job's size; the rank itself does not, even when a
     wrapper script (a shell holding the same variables) started it."""
-    child = (
-        "import os, hpc; from hpc import _launcher as L; "
-        "print(L.started_by_rank() == os.getppid(), L.inherited_job_size(), 'PMI_RANK' in os.environ)"
-    )
     rank = (
-        "import subprocess, sys; from hpc import _launcher as L; "
+        "import subprocess, sys; import hpc.ml; from hpc import _launcher as L; "
         "print(L.started_by_rank(), L.inherited_job_size(), L.launched()); "
-        f"subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+        f"subprocess.run([sys.executable, '-c', {_PROBE!r}], check=True)"
     )
-    env = {**_launcher.child_environment(), "PMI_RANK": "1", "PMI_SIZE": "4"}
     for wrapper in ([], ["sh", "-c", '"$0" "$@"; true']):  # `; true`: the shell waits instead of exec'ing python
-        command = [*wrapper, sys.executable, "-c", rank]
-        out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-        assert out.split("\n")[:2] == ["None None True", "True 4 False"], (wrapper, out)
+        assert _as_rank(rank, *wrapper)[:2] == ["None None True", "True 4 False"], wrapper
     assert _launcher.RANK_MARKER not in _launcher.child_environment({_launcher.RANK_MARKER: "1"})
+
+
+def test_what_a_rank_runs_stays_a_rank_where_it_may_be_one():
+    """A rank that never imported hpc.ml marks nothing (a wrapper in Python may run the real rank as a subprocess),
+    and a job the rank starts with mpiexec in its own environment has ranks of its own: neither is taken for a
+    worker (they ran as one-process worlds, silently)."""
+    wrapper = f"import subprocess, sys; import hpc; subprocess.run([sys.executable, '-c', {_PROBE!r}], check=True)"
+    assert _as_rank(wrapper)[0] == "False None True"
+    if MPIEXEC is not None:
+        nested = (
+            "import subprocess, sys; import hpc.ml; "
+            f"subprocess.run([{MPIEXEC!r}, '-n', '1', sys.executable, '-c', {_PROBE!r}], check=True)"
+        )
+        assert _as_rank(nested)[0] == "False None True"
