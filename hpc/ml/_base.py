@@ -275,26 +275,26 @@ class Estimator:
         from hpc import _launcher, mpi
 
         if comm is not None:
-            comm = mpi.as_comm(comm)
-        else:
-            comm = getattr(self, "_comm", None)
-            if comm is None:
-                parent = _launcher.started_by_rank()
-                if parent is not None and _launcher.inherited_job_size() != 1:
-                    raise RuntimeError(
-                        f"{type(self).__name__}: this process was started by MPI rank process {parent} and is not a "
-                        "rank itself (a worker of scikit-learn's n_jobs, say): a fit here would see only the rows "
-                        "it was given, not every rank's. Under mpiexec keep n_jobs=1 (each fit already runs on "
-                        "every rank and thread), or pass comm=mpi4py.MPI.COMM_SELF to fit each process's rows alone."
-                    )
-                comm = mpi.world()
+            return mpi.as_comm(comm)
+        if getattr(self, "_comm", None) is not None:
+            return self._comm
+        parent = _launcher.started_by_rank()
+        if parent is not None and _launcher.inherited_job_size() != 1:
+            raise RuntimeError(
+                f"{type(self).__name__}: this process was started by MPI rank process {parent} and is not a "
+                "rank itself (a worker of scikit-learn's n_jobs, say): a fit here would see only the rows "
+                "it was given, not every rank's. Under mpiexec keep n_jobs=1 (each fit already runs on "
+                "every rank and thread), or pass comm=mpi4py.MPI.COMM_SELF to fit each process's rows alone."
+            )
+        comm = mpi.world()
         if comm.size > 1 and _threading.current_thread() is not _threading.main_thread():
             raise RuntimeError(
-                f"{type(self).__name__}: a collective call over {comm.size} ranks runs from each rank's main thread "
-                "only: fits in several threads at once (scikit-learn's n_jobs with the threading or hpc backend) "
-                "would pair one fit's messages with another's across ranks. Under mpiexec keep n_jobs=1 (each fit "
-                "already runs on every rank and thread), or pass comm=mpi4py.MPI.COMM_SELF to fit each thread's "
-                "rows alone."
+                f"{type(self).__name__}: a collective call over the {comm.size} ranks of the job, made from a "
+                "thread other than the main one: fits in several threads at once (scikit-learn's n_jobs with the "
+                "threading or hpc backend) would pair one fit's messages with another's across ranks. Under "
+                "mpiexec keep n_jobs=1 (each fit already runs on every rank and thread), pass "
+                "comm=mpi4py.MPI.COMM_SELF to fit each thread's rows alone, or, from one thread that makes every "
+                "collective call of the job, pass comm=hpc.mpi.world() explicitly."
             )
         return comm
 

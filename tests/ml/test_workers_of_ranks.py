@@ -7,6 +7,7 @@ MPI aborted the job ("Message truncated"). Both now give a RuntimeError that say
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shut
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to the interpreter or on PATH")
 
 _JOB = """
-import os, warnings
+import json, os, warnings
 import numpy as np
 from joblib import parallel_config
 from mpi4py import MPI
@@ -35,6 +36,13 @@ y = (X[:, 0] > 0).astype(int)
 def scores(**kwargs):
     return cross_val_score(ml.LogisticRegression(), X, y, cv=3, error_score="raise", **kwargs).tolist()
 
+seen = {}
+
+def say(what, value):  # to a file per rank: the launcher interleaves the ranks' output by pieces
+    seen[what] = str(value)
+    with open(os.path.join(os.environ["RESULTS"], f"rank{rank}.json"), "w") as fh:
+        json.dump(seen, fh)
+
 def refused(**kwargs):
     try:
         scores(**kwargs)
@@ -42,50 +50,61 @@ def refused(**kwargs):
         return str(exc)
     return "not refused"
 
-print(rank, "serial", scores(params={"comm": MPI.COMM_SELF}), flush=True)
+say("serial", scores(params={"comm": MPI.COMM_SELF}))
 # loky worker processes of a rank: refused with a reason when the job has several ranks
-print(rank, "loky", refused(n_jobs=2) if mpi.world().size > 1 else scores(n_jobs=2), flush=True)
+say("loky", refused(n_jobs=2) if mpi.world().size > 1 else scores(n_jobs=2))
 # ... and each process fits its own rows with comm=COMM_SELF: MPI starts in the workers, as a singleton
-print(rank, "self", scores(n_jobs=2, params={"comm": MPI.COMM_SELF}), flush=True)
+say("self", scores(n_jobs=2, params={"comm": MPI.COMM_SELF}))
 with parallel_config(backend="threading", n_jobs=2):
-    print(rank, "threads", refused() if mpi.world().size > 1 else scores(), flush=True)
+    say("threads", refused() if mpi.world().size > 1 else scores())
+# one thread that makes every collective call of the job may, naming the communicator itself
+import threading
+box = []
+fit = lambda **kw: ml.LogisticRegression().fit(X, y, **kw).coef_.tolist()
+worker = threading.Thread(target=lambda: box.append(fit(comm=mpi.world())))
+worker.start()
+worker.join()
+say("dedicated", box == [fit()])
 pid = os.fork()
 if pid == 0:  # a forked child may not use the rank's MPI: its world is itself
     world = mpi.world()
     os._exit(0 if (world.size, world.allreduce(2.0)) == (1, 2.0) else 3)
-print(rank, "fork", os.waitpid(pid, 0)[1], flush=True)
+say("fork", os.waitpid(pid, 0)[1])
 """
 
 
-def _run(ranks: int) -> dict[tuple[int, str], str]:
+def _run(ranks: int, tmp_path: Path) -> dict[tuple[int, str], str]:
     proc = subprocess.run(
         [MPIEXEC, "-n", str(ranks), sys.executable, "-c", textwrap.dedent(_JOB)],
         capture_output=True,
         text=True,
         timeout=240,
-        env={**_launcher.child_environment(), "PYTHONWARNINGS": "ignore"},
+        env={**_launcher.child_environment(), "PYTHONWARNINGS": "ignore", "RESULTS": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = [line.split(" ", 2) for line in proc.stdout.splitlines() if line[:1].isdigit()]
-    return {(int(rank), what): rest for rank, what, rest in lines}
+    seen = {}
+    for rank in range(ranks):
+        with open(tmp_path / f"rank{rank}.json") as fh:
+            seen.update({(rank, what): value for what, value in json.load(fh).items()})
+    return seen
 
 
 @needs_mpiexec
-def test_fits_in_workers_of_ranks_are_refused_with_a_reason_on_every_rank():
-    seen = _run(2)
+def test_fits_in_workers_of_ranks_are_refused_with_a_reason_on_every_rank(tmp_path):
+    seen = _run(2, tmp_path)
     for rank in (0, 1):
         assert "started by MPI rank process" in seen[rank, "loky"] and "n_jobs=1" in seen[rank, "loky"]
-        assert "main thread" in seen[rank, "threads"] and "n_jobs=1" in seen[rank, "threads"]
+        assert "other than the main one" in seen[rank, "threads"] and "n_jobs=1" in seen[rank, "threads"]
         assert seen[rank, "self"] == seen[rank, "serial"], seen
-        assert seen[rank, "fork"] == "0"
+        assert seen[rank, "fork"] == "0" and seen[rank, "dedicated"] == "True"
 
 
 @needs_mpiexec
-def test_fits_in_workers_of_a_single_rank_run_as_without_mpiexec():
+def test_fits_in_workers_of_a_single_rank_run_as_without_mpiexec(tmp_path):
     """One rank: its workers' fits are the fits it would make itself, so n_jobs works as in a plain run."""
-    seen = _run(1)
+    seen = _run(1, tmp_path)
     assert seen[0, "loky"] == seen[0, "threads"] == seen[0, "self"] == seen[0, "serial"], seen
-    assert seen[0, "fork"] == "0"
+    assert seen[0, "fork"] == "0" and seen[0, "dedicated"] == "True"
 
 
 _PROBE = (
