@@ -151,11 +151,9 @@ def drop_inherited_job() -> None:
     pid = _os.getpid()
     if started_by_rank() is None or _inherited_size[0] == pid:  # once: then they are gone
         return
-    found = detect()
-    _inherited_size[:] = [pid, found["size"] if found else None]
-    for key in [k for k in _os.environ if k.startswith(JOB_VARIABLE_PREFIXES)]:
-        if not key.startswith(_KEPT_PREFIXES):
-            del _os.environ[key]  # the marker stays, for what this process starts
+    _inherited_size[:] = [pid, _detected_size()]
+    for key in set(_os.environ) - set(child_environment()) - {RANK_MARKER}:  # the marker stays, for its children
+        del _os.environ[key]
 
 
 def inherited_job_size() -> int | None:
@@ -163,9 +161,13 @@ def inherited_job_size() -> int | None:
     if started_by_rank() is None:
         return None
     if _inherited_size[0] != _os.getpid():  # the variables are still here
-        found = detect()
-        return found["size"] if found else None
+        return _detected_size()
     return _inherited_size[1]
+
+
+def _detected_size() -> int | None:
+    found = detect()
+    return found["size"] if found else None
 
 
 _inherited_size: list[int | None] = [None, None]  # [the pid that dropped the variables, the job's size then]

@@ -39,10 +39,7 @@ def join(f: Callable[[], A], g: Callable[[], B]) -> tuple[A, B]:
     try:
         a = f()
     except BaseException:
-        try:  # g's own outcome is not read; f's exception wins, even over an interrupt of this wait
-            workers.wait_until(job_g._event)
-        except BaseException:
-            pass
+        workers.wait_for_quietly(job_g)
         raise
-    workers.wait_until(job_g._event)
-    return a, job_g.outcome()
+    b = workers.wait_for(job_g)
+    return a, b

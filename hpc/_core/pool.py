@@ -309,6 +309,18 @@ class _Workers:
                 busy[index] = False
                 job = None
 
+    def wait_for(self, job: Job) -> Any:
+        """See :meth:`ThreadPool.wait_for`."""
+        self.wait_until(job._event)
+        return job.outcome()
+
+    def wait_for_quietly(self, job: Job) -> None:
+        """See :meth:`ThreadPool.wait_for_quietly`."""
+        try:
+            self.wait_for(job)
+        except BaseException:
+            pass
+
     def wait_until(self, event: _threading.Event) -> None:
         """See :meth:`ThreadPool.wait_until`."""
         worker = getattr(_local, "worker", None)
@@ -421,15 +433,11 @@ class ThreadPool(_futures.Executor):
 
     def wait_for(self, job: Job) -> Any:
         """Wait for ``job`` and return its outcome; a worker of this pool runs other work meanwhile."""
-        self._core.wait_until(job._event)
-        return job.outcome()
+        return self._core.wait_for(job)
 
     def wait_for_quietly(self, job: Job) -> None:
         """Wait for ``job`` like :meth:`wait_for` but ignore its outcome (used while another error propagates)."""
-        try:
-            self.wait_for(job)
-        except BaseException:
-            pass
+        self._core.wait_for_quietly(job)
 
     def wait_until(self, event: _threading.Event) -> None:
         """Wait for ``event``; a worker of this pool runs other work meanwhile."""

@@ -48,15 +48,17 @@ _NAMES = {
 
 def module() -> Any:
     """Return ``mpi4py.MPI`` (initialising MPI on first use), or ``None`` when mpi4py or its library is missing."""
-    if "pid" not in _initialised_in and "mpi4py.MPI" in _sys.modules:
-        # imported before hpc asked: by this process, or by the rank this process was forked from (then MPI is
-        # the rank's, and this process may not use it)
-        from hpc import _launcher
-
-        _initialised_in["pid"] = _launcher.started_by_rank() or _os.getpid()
+    if "pid" in _initialised_in:
+        return _optional_module("mpi4py.MPI")
+    imported_before = "mpi4py.MPI" in _sys.modules
     MPI = _optional_module("mpi4py.MPI")
     if MPI is not None:
-        _initialised_in.setdefault("pid", _os.getpid())
+        pid = _os.getpid()
+        if imported_before:  # by this process, or by the rank it was forked from (whose MPI this one may not use)
+            from hpc import _launcher
+
+            pid = _launcher.started_by_rank() or pid
+        _initialised_in["pid"] = pid
     return MPI
 
 

@@ -153,15 +153,24 @@ class Comm:
         self._engine.barrier()
 
 
-_world: tuple[int, Comm] | None = None  # (the pid it was made in, the communicator)
+_world: Comm | None = None
 
 
 def world() -> Comm:
     """Return the communicator of every rank of the job (``COMM_WORLD``), or a one-process one without MPI."""
     global _world
-    if _world is None or _world[0] != _os.getpid():  # made again in a forked child (see _mpi.world_comm)
-        _world = (_os.getpid(), Comm())
-    return _world[1]
+    if _world is None:
+        _world = Comm()
+    return _world
+
+
+def _forget_world() -> None:
+    global _world
+    _world = None  # a forked child makes its own (see _mpi.world_comm)
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_forget_world)
 
 
 def as_comm(comm: Any) -> Comm:
