@@ -56,6 +56,8 @@ class Engine:
         timeout (float): the watchdog's limit in seconds (``HPC_MPI_TIMEOUT``; 0: no watchdog).
         watchdog (bool): ``timeout > 0``.
         plain (bool): no check mode, no watchdog, a real MPI library: the fast paths may call MPI directly.
+        fused_lane: ``(MPI.IN_PLACE, MPI.SUM)`` where plain (a fused block's end then calls ``Allreduce`` from C),
+            else None.
         one_node (bool): every rank of the job is on this node, by the launcher's word (no collective asked).
         node_window: the shared-memory window of :mod:`hpc.mpi._node_window` (``None`` until asked for).
     """
@@ -69,6 +71,7 @@ class Engine:
         "timeout",
         "watchdog",
         "plain",
+        "fused_lane",
         "one_node",
         "node_window",
         "_fast_ops",
@@ -95,6 +98,7 @@ class Engine:
         double = _np.zeros(1)  # the one-element buffers of the scalar fast path, by the scalar's type
         self._scalar_bufs = {float: double, _np.float64: double, _np.float32: _np.zeros(1, _np.float32)}
         self._in_place = None if local else _mpi.in_place()
+        self.fused_lane = (self._in_place, self._fast_ops["sum"][0]) if self.plain else None
         world_size = 1 if local else _mpi.world_comm().Get_size()
         self.one_node = not local and self.size > 1 and _launcher.one_node(world_size)
         self.node_window: Any = None

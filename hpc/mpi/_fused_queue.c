@@ -14,10 +14,13 @@
  *   FusedResult  a placeholder: (batch, index, count, like) until read, then its value: a float, the NumPy scalar
  *                type `like` of it, or an ndarray of shape `like` that is a view of the batch's reduced values (the
  *                batch is its base). `_value` is settable for the slow lane.
- *   Queue        the base of hpc.mpi.fused.Fused: `allreduce(x, op="sum")` and `_take()` (the batches so far). When
- *                a batch reaches FLUSH_BYTES, every batch is handed to the subclass's `_flush_batches(batches)` at
- *                once. Only the thread that made the queue, or that entered it (`_claim()`) since, may call them
- *                (RuntimeError otherwise).
+ *   Queue        the base of hpc.mpi.fused.Fused: `Queue(engine)`, `allreduce(x, op="sum")`, `_take()` (the batches
+ *                so far), and the block's `__enter__`/`__exit__`. When a batch reaches FLUSH_BYTES, every batch is
+ *                handed to the subclass's `_flush_batches(batches)` at once. Only the thread that made the queue, or
+ *                that entered it since, may call them (RuntimeError otherwise). The block's end reduces the batches
+ *                itself when nothing went to the slow lane and the engine is plain (its `fused_lane`): the Python
+ *                calls of Fused.flush cost more than the Allreduce of a small block; any other block ends in the
+ *                subclass's `flush()`.
  *
  * It reads NumPy arrays and makes results with NumPy's C API: a buffer export of the caller's array, and a slice of
  * the batch made by calling NumPy from C, each cost more than queuing a Python float does.
@@ -454,17 +457,78 @@ typedef struct {
     PyObject_HEAD
     Batch *batches[NKINDS]; /* by kind; NULL until the first value of that kind is queued */
     unsigned long owner;    /* the thread that made the queue, or that entered it since: the only one that may queue */
+    PyObject *engine;       /* hpc.mpi._engine.Engine, or None */
+    PyObject *entries;      /* the slow lane's entries and integer sums (lists the subclass fills) */
+    PyObject *integers;
+    PyObject *in_place, *sum_op; /* engine.fused_lane: set when the block's end may call MPI directly */
+    PyObject *shape;        /* the last array entry's shape tuple, shared by the next entries of that shape */
+    Py_ssize_t size;        /* engine.size */
 } Queue;
 
-static PyObject *str_sum, *str_x, *str_op, *str_queue, *str_flush_batches;
+static PyObject *str_sum, *str_x, *str_op, *str_queue, *str_flush_batches, *str_flush, *str_mismatch, *str_size,
+    *str_fused_lane, *str_mpi, *str_Allreduce;
 
+/* Queue(engine=None): a queue for the engine's communicator. With an engine whose `fused_lane` is (IN_PLACE, the
+   sum op), the block's end reduces the fast lane's batches itself when nothing went to the slow lane. */
 static PyObject *
 queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    Queue *self = (Queue *)PyType_GenericNew(type, args, kwargs);
-    if (self != NULL)
-        self->owner = PyThread_get_thread_ident();
+    static char *keywords[] = {"engine", NULL};
+    PyObject *engine = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:Queue", keywords, &engine))
+        return NULL;
+    Queue *self = (Queue *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->owner = PyThread_get_thread_ident();
+    self->engine = Py_NewRef(engine);
+    self->entries = PyList_New(0);
+    self->integers = PyList_New(0);
+    if (self->entries == NULL || self->integers == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->size = 1;
+    if (engine != Py_None) {
+        PyObject *size = PyObject_GetAttr(engine, str_size);
+        PyObject *lane = size == NULL ? NULL : PyObject_GetAttr(engine, str_fused_lane);
+        if (lane == NULL || (self->size = PyLong_AsSsize_t(size)) == -1) {
+            Py_XDECREF(size);
+            Py_XDECREF(lane);
+            Py_DECREF(self);
+            return NULL;
+        }
+        Py_DECREF(size);
+        if (PyTuple_Check(lane) && PyTuple_GET_SIZE(lane) == 2) {
+            self->in_place = Py_NewRef(PyTuple_GET_ITEM(lane, 0));
+            self->sum_op = Py_NewRef(PyTuple_GET_ITEM(lane, 1));
+        }
+        Py_DECREF(lane);
+    }
     return (PyObject *)self;
+}
+
+static int
+queue_traverse(Queue *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->engine);
+    Py_VISIT(self->entries);
+    Py_VISIT(self->integers);
+    Py_VISIT(self->in_place);
+    Py_VISIT(self->sum_op);
+    return 0;
+}
+
+static int
+queue_clear(Queue *self)
+{
+    Py_CLEAR(self->engine);
+    Py_CLEAR(self->entries);
+    Py_CLEAR(self->integers);
+    Py_CLEAR(self->in_place);
+    Py_CLEAR(self->sum_op);
+    Py_CLEAR(self->shape);
+    return 0;
 }
 
 /* Entries from two threads would interleave in a different order on each rank, and the sums would pair up
@@ -485,8 +549,10 @@ static void
 queue_dealloc(Queue *self)
 {
     /* For a Python subclass, subtype_dealloc has untracked self and decrefs the heap type after this returns. */
+    PyObject_GC_UnTrack(self);
     for (int k = 0; k < NKINDS; k++)
         Py_CLEAR(self->batches[k]);
+    queue_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -543,6 +609,34 @@ static int
 is_keyword(PyObject *key, PyObject *name)
 {
     return key == name || (PyUnicode_Check(key) && PyUnicode_Compare(key, name) == 0);
+}
+
+/* The shape (ndim, dims) as a tuple: the previous entry's when it is the same (blocks queue arrays of a few shapes
+   over and over; a new tuple per entry was a sizeable part of queuing an array). */
+static PyObject *
+queue_shape(Queue *self, int ndim, const npy_intp *dims)
+{
+    PyObject *last = self->shape;
+    if (last != NULL && PyTuple_GET_SIZE(last) == ndim) {
+        int same = 1;
+        for (int i = 0; same && i < ndim; i++)
+            same = PyLong_AsSsize_t(PyTuple_GET_ITEM(last, i)) == (Py_ssize_t)dims[i];
+        if (same)
+            return Py_NewRef(last);
+    }
+    PyObject *shape = PyTuple_New(ndim);
+    if (shape == NULL)
+        return NULL;
+    for (int i = 0; i < ndim; i++) {
+        PyObject *n = PyLong_FromSsize_t((Py_ssize_t)dims[i]);
+        if (n == NULL) {
+            Py_DECREF(shape);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(shape, i, n);
+    }
+    Py_XSETREF(self->shape, Py_NewRef(shape));
+    return shape;
 }
 
 /* Parse (x, op='sum') as Python would: either by position or by keyword, each at most once. */
@@ -611,17 +705,9 @@ queue_allreduce(Queue *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         is_array = 1;
         if (ndim > 0)
             memcpy(dims, PyArray_DIMS(a), (size_t)ndim * sizeof(npy_intp));
-        like = PyTuple_New(ndim);
+        like = queue_shape(self, ndim, dims);
         if (like == NULL)
             return NULL;
-        for (int i = 0; i < ndim; i++) {
-            PyObject *n = PyLong_FromSsize_t((Py_ssize_t)dims[i]);
-            if (n == NULL) {
-                Py_DECREF(like);
-                return NULL;
-            }
-            PyTuple_SET_ITEM(like, i, n);
-        }
     } else if (PyArray_IsScalar(x, Float)) { /* numpy.float32, or a subclass of it */
         kind = 1;
         count = 1;
@@ -707,6 +793,130 @@ queue_take(Queue *self, PyObject *Py_UNUSED(ignored))
     return queue_take_batches(self);
 }
 
+#define FNV_PRIME 1099511628211ULL
+
+/* The block's end in C, when every entry went to the fast lane and the engine lets MPI be called directly (no check
+   mode, no watchdog): what Fused.flush does then, without its Python calls (they cost more than the Allreduce of a
+   small block). On several ranks the float64 batch carries the checksum of every batch (hpc.mpi.fused._checksum:
+   the same words, so a rank that ends its block in Python agrees), is reduced first and checked; then each other
+   batch is reduced. A mismatch is reported by the subclass's `_mismatch(doubles, others)`, which raises. */
+static int
+queue_finish(Queue *self)
+{
+    Batch *batches[NKINDS];
+    int empty = 1;
+    for (int k = 0; k < NKINDS; k++) {
+        batches[k] = self->batches[k]; /* the references move here */
+        self->batches[k] = NULL;
+        empty &= batches[k] == NULL;
+    }
+    if (empty && self->size == 1)
+        return 0;
+    int status = -1;
+    PyObject *mpi = NULL;
+    if (batches[0] == NULL && (batches[0] = batch_of_kind(0)) == NULL)
+        goto done;
+    Batch *doubles = batches[0];
+    if (self->size > 1) {
+        unsigned long long h = (doubles->structure ^ (unsigned long long)doubles->size) * FNV_PRIME;
+        for (int k = 1; k < NKINDS; k++)
+            if (batches[k] != NULL)
+                h = (h ^ batches[k]->structure ^ ((unsigned long long)batches[k]->size << 3) ^ (unsigned long long)k) *
+                    FNV_PRIME;
+        double word = (double)(h >> 44); /* 20 bits: its square and the sums over ranks stay exact */
+        if (batch_push(doubles, word) < 0 || batch_push(doubles, word * word) < 0 || batch_push(doubles, 1.0) < 0)
+            goto done;
+    }
+    if ((mpi = PyObject_GetAttr(self->engine, str_mpi)) == NULL)
+        goto done;
+    for (int k = 0; k < NKINDS; k++) {
+        Batch *batch = batches[k];
+        if (batch == NULL)
+            continue;
+        if (batch->size > 0) {
+            PyObject *call[4] = {mpi, self->in_place, (PyObject *)batch, self->sum_op};
+            PyObject *reduced =
+                PyObject_VectorcallMethod(str_Allreduce, call, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (reduced == NULL)
+                goto done;
+            Py_DECREF(reduced);
+        }
+        batch->ready = 1;
+        if (k == 0 && self->size > 1) {
+            const double *v = (const double *)doubles->data + doubles->size - 3; /* sum h, sum h*h, ranks */
+            if (v[1] * v[2] != v[0] * v[0]) {
+                Py_ssize_t n = 0;
+                for (int j = 1; j < NKINDS; j++)
+                    n += batches[j] != NULL;
+                PyObject *others = PyTuple_New(n);
+                if (others == NULL)
+                    goto done;
+                n = 0;
+                for (int j = 1; j < NKINDS; j++)
+                    if (batches[j] != NULL)
+                        PyTuple_SET_ITEM(others, n++, Py_NewRef((PyObject *)batches[j]));
+                PyObject *raised =
+                    PyObject_CallMethodObjArgs((PyObject *)self, str_mismatch, (PyObject *)doubles, others, NULL);
+                Py_DECREF(others);
+                if (raised != NULL) { /* _mismatch raises: returning is a defect of the subclass */
+                    Py_DECREF(raised);
+                    PyErr_SetString(PyExc_SystemError, "hpc.mpi fused: _mismatch() returned instead of raising");
+                }
+                goto done;
+            }
+        }
+    }
+    status = 0;
+done:
+    Py_XDECREF(mpi);
+    for (int k = 0; k < NKINDS; k++)
+        Py_XDECREF(batches[k]);
+    return status;
+}
+
+static PyObject *
+queue_enter(Queue *self, PyObject *Py_UNUSED(ignored))
+{
+    self->owner = PyThread_get_thread_ident(); /* the thread that opens the block queues into it */
+    return Py_NewRef(self);
+}
+
+static int
+is_empty_list(PyObject *list)
+{
+    return list != NULL && PyList_CheckExact(list) && PyList_GET_SIZE(list) == 0;
+}
+
+/* __exit__(exc_type, exc, tb): run the queued reductions unless the block raised; the common block (fast lane only,
+   a plain engine) in C, any other through the subclass's `flush()`. */
+static PyObject *
+queue_exit(Queue *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "__exit__() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (args[1] != Py_None)
+        Py_RETURN_NONE;
+    if (self->in_place != NULL && is_empty_list(self->entries) && is_empty_list(self->integers)) {
+        if (queue_check_thread(self) < 0 || queue_finish(self) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *done = PyObject_CallMethodNoArgs((PyObject *)self, str_flush);
+    if (done == NULL)
+        return NULL;
+    Py_DECREF(done);
+    Py_RETURN_NONE;
+}
+
+static PyMemberDef queue_members[] = {
+    {"_engine", T_OBJECT, offsetof(Queue, engine), 0, "The engine of the block's communicator (or None)."},
+    {"_entries", T_OBJECT, offsetof(Queue, entries), 0, "The slow lane's entries (a list the subclass fills)."},
+    {"_integers", T_OBJECT, offsetof(Queue, integers), 0, "The exact integer sums (a list the subclass fills)."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyMethodDef queue_methods[] = {
     {"allreduce", (PyCFunction)(void (*)(void))queue_allreduce, METH_FASTCALL | METH_KEYWORDS,
      "allreduce(x, op='sum')\n--\n\nQueue an allreduce of ``x`` and return its placeholder."},
@@ -714,6 +924,9 @@ static PyMethodDef queue_methods[] = {
      "Make the calling thread the one that may queue (called when the block is entered)."},
     {"_take", (PyCFunction)queue_take, METH_NOARGS,
      "Return the queued batches, float64 first, as a tuple (empty if none), and start new ones."},
+    {"__enter__", (PyCFunction)queue_enter, METH_NOARGS, "Claim the block for the calling thread; return it."},
+    {"__exit__", (PyCFunction)(void (*)(void))queue_exit, METH_FASTCALL,
+     "Run the queued reductions unless the block raised."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -722,10 +935,13 @@ static PyTypeObject QueueType = {
     .tp_name = "hpc.mpi._fused_queue.Queue",
     .tp_doc = "Queues small sums of the lane's dtypes in C; hands every other entry to ``self._queue(x, op)``.",
     .tp_basicsize = sizeof(Queue),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_new = queue_new,
     .tp_dealloc = (destructor)queue_dealloc,
+    .tp_traverse = (traverseproc)queue_traverse,
+    .tp_clear = (inquiry)queue_clear,
     .tp_methods = queue_methods,
+    .tp_members = queue_members,
 };
 
 /* ---- module ----------------------------------------------------------------------------------------------- */
@@ -748,7 +964,15 @@ PyInit__fused_queue(void)
     str_op = PyUnicode_InternFromString("op");
     str_queue = PyUnicode_InternFromString("_queue");
     str_flush_batches = PyUnicode_InternFromString("_flush_batches");
-    if (str_sum == NULL || str_x == NULL || str_op == NULL || str_queue == NULL || str_flush_batches == NULL)
+    str_flush = PyUnicode_InternFromString("flush");
+    str_mismatch = PyUnicode_InternFromString("_mismatch");
+    str_size = PyUnicode_InternFromString("size");
+    str_fused_lane = PyUnicode_InternFromString("fused_lane");
+    str_mpi = PyUnicode_InternFromString("mpi");
+    str_Allreduce = PyUnicode_InternFromString("Allreduce");
+    if (str_sum == NULL || str_x == NULL || str_op == NULL || str_queue == NULL || str_flush_batches == NULL ||
+        str_flush == NULL || str_mismatch == NULL || str_size == NULL || str_fused_lane == NULL || str_mpi == NULL ||
+        str_Allreduce == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&fused_queue_module);
     if (module == NULL)

@@ -137,14 +137,24 @@ class Queue:
 
     _batches: dict[str, Batch] | None = None
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Queue:
+    def __new__(cls, engine: Any = None) -> Queue:
         queue = super().__new__(cls)
         queue._owner = _get_ident()  # the only thread that may queue (as in C)
+        queue._engine = engine
+        queue._entries, queue._integers = [], []  # the slow lane's, filled by the subclass
         return queue
 
     def _claim(self) -> None:
         """Make the calling thread the one that may queue (called when the block is entered)."""
         self._owner = _get_ident()
+
+    def __enter__(self) -> Any:
+        self._owner = _get_ident()  # the thread that opens the block queues into it
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc is None:
+            self.flush()  # type: ignore[attr-defined]  # (C ends a plain engine's fast-lane block itself)
 
     def _check_thread(self) -> None:
         if _get_ident() != self._owner:

@@ -59,12 +59,9 @@ class Fused(Queue):
         (True, True)
     """
 
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-        #: what the fast lane does not take: (op, flat values, dtype str, shape, how, _Prepared or None, result)
-        self._entries: list[tuple[Any, Any, str, tuple[int, ...], int, Any, Any]] = []
-        #: sums of integer scalars (exact, as in allreduce): (value, the scalar as queued, result)
-        self._integers: list[tuple[int, Any, Any]] = []
+    # Queue(engine) holds the engine (``_engine``) and the slow lane's lists: ``_entries``, what the fast lane does not
+    # take, as (op, flat values, dtype str, shape, how, _Prepared or None, result); ``_integers``, the sums of integer
+    # scalars (exact, as in allreduce), as (value, the scalar as queued, result).
 
     # allreduce(x, op="sum") is Queue's: small float64 sums stay in C, anything else comes to _queue.
 
@@ -106,13 +103,8 @@ class Fused(Queue):
         self._entries.append((o, prep.array.reshape(-1), prep.array.dtype.str, prep.shape, _PREPARED, prep, result))
         return result
 
-    def __enter__(self) -> Fused:
-        self._claim()  # the thread that opens the block queues into it (it may differ from the one that made it)
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc is None:
-            self.flush()
+    # __enter__ and __exit__ are Queue's: the block's end reduces a block of fast-lane entries in C, calling MPI
+    # directly where the engine allows it (engine.fused_lane), and calls flush() for any other.
 
     def _flush_batches(self, batches: tuple[Any, ...], entries: list[Any] | None = None) -> None:
         """Reduce the fast lane's ``batches`` in place now: the float64 one first, with the checksum of them all."""
@@ -132,19 +124,23 @@ class Fused(Queue):
             engine.sum_in_place(doubles)
             doubles.set_ready()
             if engine.size > 1 and doubles[-2] * doubles[-1] != doubles[-3] * doubles[-3]:
-                lanes = [(doubles, len(doubles) - 3), *((b, len(b)) for b in others)]
-                queued = ", ".join(f"{n} {_KIND_NAMES[b.kind]} values (structure {b.structure & 0xFFFFFFFF:08x})"
-                                   for b, n in lanes)
-                raise _guard.RankMismatchError(
-                    "fused: ranks queued different sequences of reductions (op, dtype, shape); this rank queued "
-                    f"{queued}, other entries {_slow(entries)[:20]}, {len(self._integers)} integer sums (the "
-                    "structure is a digest of each entry's kind and shape, in order: compare it between ranks)"
-                )
+                self._mismatch(doubles, others, entries)
         else:
             doubles.set_ready()
         for batch in others:  # the checksum agreed: every rank holds batches of these kinds and lengths
             engine.sum_in_place(batch)
             batch.set_ready()
+
+    def _mismatch(self, doubles: Any, others: tuple[Any, ...], entries: list[Any] | None = None) -> None:
+        """Raise RankMismatchError: the checksum summed with ``doubles`` says the ranks queued different blocks."""
+        lanes = [(doubles, len(doubles) - 3), *((b, len(b)) for b in others)]
+        queued = ", ".join(f"{n} {_KIND_NAMES[b.kind]} values (structure {b.structure & 0xFFFFFFFF:08x})"
+                           for b, n in lanes)
+        raise _guard.RankMismatchError(
+            "fused: ranks queued different sequences of reductions (op, dtype, shape); this rank queued "
+            f"{queued}, other entries {_slow(entries)[:20]}, {len(self._integers)} integer sums (the "
+            "structure is a digest of each entry's kind and shape, in order: compare it between ranks)"
+        )
 
     def flush(self) -> None:
         """Run every queued reduction now (called when the ``with`` block ends)."""

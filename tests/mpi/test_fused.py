@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 from hpc import mpi
 from hpc.mpi import guard
-from hpc.mpi._engine import Engine
 
 pytestmark = pytest.mark.mpi
 
@@ -149,6 +149,57 @@ def test_a_rank_that_queued_nothing_meets_the_others(comm, fused):
     assert comm.allreduce(np.arange(3, dtype=np.int64)).tolist() == [0, comm.size, 2 * comm.size]
 
 
+def test_a_block_ended_in_c_agrees_with_one_ended_in_python(comm, fused):
+    """Where the engine is plain, a block of fast-lane entries ends in C (Queue.__exit__); a rank whose block ends in
+    Python (Fused.flush) sends the same checksum: right sums when the blocks match, RankMismatchError on every rank
+    when they do not."""
+
+    def block(differ):
+        f = fused(comm)
+        f.__enter__()
+        results = [f.allreduce(1.5), f.allreduce(np.float32(2.0)), f.allreduce(np.arange(3, dtype=np.int32))]
+        results.append(f.allreduce(np.zeros(1) if differ else 0.5))  # as many values, another shape
+        if comm.rank == 0:
+            f.__exit__(None, None, None)
+        else:
+            type(f).flush(f)
+        return results
+
+    results = block(0)
+    assert [results[0].value, results[1].value] == [1.5 * comm.size, 2.0 * comm.size]
+    assert results[2].value.tolist() == [0, comm.size, 2 * comm.size]
+    if comm.size > 1:
+        with pytest.raises(mpi.RankMismatchError, match="different sequences"):
+            block(comm.rank == 0)
+    assert comm.allreduce(2.0) == 2.0 * comm.size  # the ranks are in step again
+
+
+def test_a_plain_engine_ends_a_fast_lane_block_in_c(comm, fused, monkeypatch):
+    """No check mode, no watchdog: the C lane's block end reduces the batches itself (Fused.flush is not called);
+    in check mode, and in the Python twin, flush() runs."""
+    f = fused(comm)
+    flush, calls = type(f).flush, []
+    monkeypatch.setattr(type(f), "flush", lambda self: calls.append(1) or flush(self))
+    with f:
+        r = f.allreduce(np.float64(3.0))
+    assert r.value == 3.0 * comm.size and type(r.value) is np.float64
+    in_c = comm._engine.plain and type(f).__base__.__module__ == "hpc.mpi._fused_queue"
+    assert (comm._engine.fused_lane is not None) == comm._engine.plain
+    assert calls == ([] if in_c else [1])
+
+
+def test_a_block_that_raised_reduces_nothing(comm, fused, monkeypatch):
+    """An exception inside the block leaves it without any MPI call (every rank raises alike) and goes on."""
+    counting, _ = _counting(comm, monkeypatch)
+    with pytest.raises(ZeroDivisionError):
+        with fused(comm) as f:
+            r = f.allreduce(1.0)
+            raise ZeroDivisionError("inside the block")
+    assert counting.calls == []
+    with pytest.raises(RuntimeError, match="after the"):
+        _ = r.value
+
+
 def test_a_block_made_in_one_thread_and_used_in_another(comm, fused):
     """comm.fused() made on the main thread, entered and used entirely in another: that thread queues (the owner is
     the thread that enters the block; it was the one that made it)."""
@@ -209,16 +260,40 @@ def test_fused_results_are_independent_arrays(comm, fused):
     np.testing.assert_array_equal(b.value, np.full(2, float(comm.size)))
 
 
+class _RecordingSums:
+    """Stands in for ``comm.mpi`` and records each buffer summed by ``Allreduce``/``Iallreduce`` as (format, length):
+    the fused block's batches, whether its end runs in C (``Queue.__exit__``) or in Python (``Fused.flush``)."""
+
+    def __init__(self, real):
+        self._real, self.sums = real, []
+
+    def __getattr__(self, name):
+        attr = getattr(self._real, name)
+        if name not in ("Allreduce", "Iallreduce"):
+            return attr
+
+        def recorded(send, receive, op):
+            if op == MPI.SUM:
+                view = memoryview(receive)
+                self.sums.append((view.format, len(view)))
+            return attr(send, receive, op)
+
+        return recorded
+
+
+def _recording_sums(comm, monkeypatch):
+    recording = _RecordingSums(comm.mpi)
+    monkeypatch.setattr(comm._engine, "mpi", recording)
+    return recording.sums
+
+
 def test_a_full_batch_is_reduced_inside_the_block(comm, fused, monkeypatch):
     """Past 4 MiB of queued float64 values a batch is reduced at once (fusion's memory stays bounded), and every
     result is still right."""
-    sums = []
-    original = Engine.sum_in_place
-    monkeypatch.setattr(Engine, "sum_in_place", lambda self, batch: sums.append(len(batch)) or original(self,
-                                                                                                             batch))
+    sums = _recording_sums(comm, monkeypatch)
     with fused(comm) as f:
         results = [f.allreduce(np.full(8192, float(i))) for i in range(66)]  # 540,672 values: past 2**19
-        assert len(sums) == 1 and sums[0] >= 1 << 19
+        assert len(sums) == 1 and sums[0][1] >= 1 << 19
     assert len(sums) == 2
     for i, result in enumerate(results):
         np.testing.assert_array_equal(result.value, np.full(8192, float(i) * comm.size))
@@ -227,15 +302,13 @@ def test_a_full_batch_is_reduced_inside_the_block(comm, fused, monkeypatch):
 def test_a_full_float32_batch_flushes_every_batch_inside_the_block(comm, fused, monkeypatch):
     """When the float32 batch reaches 4 MiB, the float64 and int32 batches queued so far go with it (after the
     float64 one, which carries their checksum), and every result, before and after, is right."""
-    sums = []
-    original = Engine.sum_in_place
-    monkeypatch.setattr(Engine, "sum_in_place", lambda self, batch: sums.append(batch.kind) or original(self, batch))
+    sums = _recording_sums(comm, monkeypatch)
     with fused(comm) as f:
         first = [f.allreduce(1.5), f.allreduce(np.arange(3, dtype=np.int32))]
         blocks = [f.allreduce(np.full(8192, float(i), np.float32)) for i in range(128)]  # 128 x 32 KiB: 4 MiB
-        assert sums == ["d", "f", "i"]
+        assert [fmt for fmt, _ in sums] == ["d", "f", "i"]
         last = [f.allreduce(np.float32(2.0)), f.allreduce(2.5)]
-    assert sums == ["d", "f", "i", "d", "f"]
+    assert [fmt for fmt, _ in sums] == ["d", "f", "i", "d", "f"]
     assert first[0].value == 1.5 * comm.size and first[1].value.tolist() == [0, comm.size, 2 * comm.size]
     for i, result in enumerate(blocks):
         assert result.value.dtype == np.float32 and (result.value == i * comm.size).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -441,3 +443,53 @@ def test_an_array_resized_while_it_is_queued_is_refused():
     (batch,) = queue._take()
     batch.set_ready()
     assert len(batch) == 8192 and result.value.shape == shape and (result.value == 1.0).all()
+
+
+def test_a_queue_holds_its_engine_and_the_slow_lanes_lists(lane):
+    """Queue(engine) keeps the engine and starts the slow lane's two lists, fresh for each queue."""
+    engine = SimpleNamespace(size=2, fused_lane=None)  # what the queue reads of an Engine
+    a, b = lane.Queue(engine), lane.Queue()
+    assert a._engine is engine and b._engine is None
+    assert a._entries == [] and a._integers == [] and a._entries is not b._entries
+    a._entries = ["x"]  # the subclass reassigns them when it flushes
+    assert a._entries == ["x"]
+
+
+def test_the_block_end_calls_flush_unless_the_block_raised(lane):
+    """Without an engine that lets C call MPI, ``__exit__`` hands the block to the subclass's flush(); after an
+    exception in the block it reduces nothing. ``__enter__`` returns the queue, claimed by the entering thread."""
+
+    class Flushing(lane.Queue):
+        def flush(self):
+            self.flushed = getattr(self, "flushed", 0) + 1
+
+    q = Flushing()
+    with q as entered:
+        assert entered is q
+        q.allreduce(1.0)
+    assert q.flushed == 1
+    with pytest.raises(KeyError):
+        with q:
+            raise KeyError("x")
+    assert q.flushed == 1
+
+
+def test_a_queue_in_a_reference_cycle_is_collected(lane):
+    """A block that refers to itself (through its engine, its slow lane's lists, or an attribute) is freed by the
+    collector."""
+    import gc
+    import weakref
+
+    class Cyclic(lane.Queue):
+        pass
+
+    engine = SimpleNamespace(size=1, fused_lane=None)
+    q = Cyclic(engine)
+    engine.block = q  # a cycle through each reference the C queue holds, and one through its __dict__
+    q._entries.append(q)
+    q._integers.append(q)
+    q.me = q
+    gone = weakref.ref(q)
+    del q, engine
+    gc.collect()
+    assert gone() is None
