@@ -331,8 +331,9 @@ def fingerprint(value: Any) -> str:
     """Return a text that is the same on every rank exactly when ``value`` means the same there.
 
     Numbers compare by value (``1``, ``1.0`` and ``numpy.float64(1)`` alike), mappings whatever their order,
-    arrays by dtype kind, shape and values (a digest of their bytes as float64 where numeric), callables by name;
-    anything else by ``repr``. Python's ``hash`` would not do: string hashes differ between processes.
+    arrays by dtype kind, shape and values (a digest of their bytes as float64 where numeric), nested lists or tuples
+    of numbers as the array they make, callables by name; anything else by ``repr``. Python's ``hash`` would not do:
+    string hashes differ between processes.
     """
     if value is None or isinstance(value, (bool, _np.bool_, str)):
         return repr(value)
@@ -344,6 +345,9 @@ def fingerprint(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{" + ", ".join(sorted(f"{fingerprint(k)}: {fingerprint(v)}" for k, v in value.items())) + "}"
     if isinstance(value, (list, tuple)):
+        numeric = _numeric_array(value)
+        if numeric is not None:  # nested lists of numbers mean the array they make (an init given either way)
+            return fingerprint(numeric)
         return "[" + ", ".join(fingerprint(v) for v in value) + "]"
     if isinstance(value, _np.ndarray):
         if value.dtype.kind in "biuf":
@@ -356,6 +360,16 @@ def fingerprint(value: Any) -> str:
     if callable(value):
         return f"callable {getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}"
     return repr(value)
+
+
+def _numeric_array(value: list[Any] | tuple[Any, ...]) -> _np.ndarray | None:
+    """The array of numbers that nested lists or tuples make, or None: ragged, empty, or holding anything else
+    (bools, strings, objects)."""
+    try:
+        array = _np.asarray(value)
+    except (ValueError, TypeError):  # ragged
+        return None
+    return array if array.size and array.dtype.kind in "iuf" else None
 
 
 def _digest(text: str) -> int:

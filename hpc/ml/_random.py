@@ -76,7 +76,7 @@ def seed_from(random_state: object) -> int:
     """
     if random_state is None or random_state is _np.random:
         return int(_np.random.mtrand._rand.randint(0, 2**31 - 1)) * (2**32) + int(_np.random.randint(0, 2**31 - 1))
-    if isinstance(random_state, (int, _np.integer)) and not isinstance(random_state, bool):
+    if isinstance(random_state, (int, _np.integer)):  # a bool too, as scikit-learn takes it (True: seed 1)
         if random_state < 0 or random_state >= 2**32:
             raise ValueError(f"random_state must be an integer in [0, 2**32 - 1]; got {random_state}")
         return int(random_state)

@@ -121,12 +121,13 @@ class KMeans(Estimator):
             n_init = 1
         return int(k), int(n_init)
 
-    def _checked_for(self, X: Any) -> tuple[int, int, _np.ndarray | None]:
-        """Return ``(n_clusters, n_init, the init array or None)``, checked against ``X``'s features too: run by
-        ``check_rows``, so a parameter bad on one rank raises on every rank instead of leaving the others waiting."""
+    def _checked_for(self, X: Any) -> tuple[int, int, _np.ndarray | None, int]:
+        """Return ``(n_clusters, n_init, the init array or None, this rank's seed)``, checked against ``X``'s features
+        too: run by ``check_rows``, so a parameter bad on one rank raises on every rank instead of leaving the others
+        waiting (``random_state`` may differ by rank, so an invalid one on a single rank must be caught here too)."""
         k, n_init = self._checked_params()
         given = None if isinstance(self.init, str) else self._initial_centres(k, X.shape[1])
-        return k, n_init, given
+        return k, n_init, given, _random.seed_from(self.random_state)
 
     def _initial_centres(self, k: int, d: int) -> _np.ndarray:
         centres = _np.array(self.init, dtype=_np.float64)  # a copy, never the caller's array
@@ -147,7 +148,7 @@ class KMeans(Estimator):
         """Cluster every rank's rows (collective); return self."""
         comm = self._comm_for(comm)
         rows = self._fit_rows(comm, X, local_check=self._checked_for)
-        k, n_init, given = rows.checked
+        k, n_init, given, seed = rows.checked
         if rows.n_total < k:
             raise ValueError(f"n_samples={rows.n_total} should be >= n_clusters={k}.")
         d = rows.n_features
@@ -159,7 +160,6 @@ class KMeans(Estimator):
         dtype = rows.X.dtype
         shift = mean.astype(dtype)
         blocks.items = blocks.run(lambda i: (_minus(blocks.items[i][0], shift),))
-        seed = _random.seed_from(self.random_state)
         if comm.size > 1:
             seed = int(comm.bcast(_np.array([seed], _np.uint64), root=0)[0])
         points = _kmeans_init.Points(blocks, seed, d)

@@ -318,13 +318,21 @@ def _sum_weights(comm: Any, weight: _np.ndarray) -> float:
     return float(mpi.sum(comm, weight, reproducible=True))
 
 
+def _label_kind(labels: _np.ndarray) -> str:
+    """The dtype kind of a rank's labels, an object array of strings (as pandas gives them) counting as strings."""
+    kind = labels.dtype.kind
+    if kind == "O" and all(isinstance(v, str) for v in labels.tolist()):
+        return "U"
+    return kind
+
+
 def _global_classes(comm: Any, y: _np.ndarray) -> _np.ndarray:
     """Return the sorted union of every rank's labels (the same array on every rank)."""
     local = _np.unique(y)
     if comm.size == 1:
         return local
     every = _data.allgather_objects(comm, local)
-    kinds = {a.dtype.kind for a in every if a.size}
+    kinds = {_label_kind(a) for a in every if a.size}
     if len(kinds) > 1 and not kinds <= {"i", "u", "f", "b"}:
         raise TypeError(f"ranks pass labels of different types: {sorted(kinds)}")
     return _np.unique(_np.concatenate([a for a in every if a.size] or [local]))

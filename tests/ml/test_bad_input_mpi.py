@@ -407,6 +407,41 @@ def test_parameter_bad_on_one_rank_only():
     _still_works(comm)
 
 
+def test_random_state_bad_on_one_rank_only():
+    """random_state may differ by rank, so an invalid one on a single rank is checked with the input, before any
+    collective: that rank's own ValueError, the others name it (before, that rank raised in fit and the others
+    waited in the seed's broadcast forever)."""
+    comm = _world()
+    bad = _bad_rank(comm)
+    X, _, _ = _rows(comm)
+    seed = -1 if comm.rank == bad else 0
+    exc = _raises_everywhere(comm, ValueError, "random_state must be|bad input on 1 of",
+                             lambda: ml.KMeans(n_clusters=2, n_init=1, random_state=seed).fit(X))
+    _names_failing_rank(comm, exc, bad)
+    _still_works(comm)
+
+
+def test_equal_values_in_other_containers_agree():
+    """An init given as nested lists on one rank and as an ndarray on another is one init (it compares by its
+    values); the same string labels as an object array (pandas) on one rank and as a str array on another are one
+    set of classes. Both fit as on one process (before: "ranks disagree on the parameters ['init']", and
+    "ranks pass labels of different types")."""
+    comm = _world()
+    X, _, y_class = _rows(comm)
+    init = [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
+    mine = init if comm.rank % 2 == 0 else np.array(init)
+    model = ml.KMeans(n_clusters=2, init=mine).fit(X)
+    every = np.concatenate(comm.mpi.allgather(X))
+    alone = ml.KMeans(n_clusters=2, init=np.array(init)).fit(every, comm=_self())
+    np.testing.assert_array_equal(model.cluster_centers_, alone.cluster_centers_)
+    names = np.array(["neg", "pos"])[y_class]
+    labels = names.astype(object) if comm.rank % 2 == 0 else names
+    fitted = ml.LogisticRegression().fit(X, labels)
+    assert fitted.classes_.tolist() == ["neg", "pos"]
+    assert comm.mpi.allgather(fitted.classes_.dtype.str) == [fitted.classes_.dtype.str] * comm.size
+    _still_works(comm)
+
+
 def test_init_array_bad_on_one_rank():
     """KMeans init built from the local rows on a rank that holds none (shape (0, d)): its own ValueError there,
     the others name it (before, the others hung in the fit's first sum)."""
