@@ -149,6 +149,11 @@ class Points:
         out[every[:, 0].astype(_np.int64)] = every[:, 1:]
         return out
 
+    def largest(self, parts: list[_np.ndarray]) -> float:
+        """Return the largest value of the per-block 1-D ``parts`` over every rank (0.0 where there is none)."""
+        mine = max((float(p.max()) for p in parts if p.shape[0]), default=0.0)
+        return float(self.comm.allreduce(mine, op="max")) if self.comm.size > 1 else mine
+
     def total(self, parts: list[_np.ndarray], shape: tuple[int, ...]) -> _np.ndarray:
         """Return the reproducible sum of per-block ``parts`` over every rank."""
         return self.blocks.sum(parts, shape)
@@ -165,10 +170,14 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
     potential = points.total([c.sum(keepdims=True) for c in closest], (1,))[0]
     for c in range(1, k):
         keys = []
+        top = points.largest(closest)
+        # scaled by a power of two to a largest weight in [0.5, 1): the same keys' order, but a distance near the
+        # bottom of float64's range no longer makes every key -log(u) / w overflow to inf (no row would win)
+        weights = [_np.ldexp(x, -_math.frexp(top)[1]) for x in closest] if potential > 0 else [
+            _np.ones_like(x) for x in closest]
         for trial in range(trials):
             draws = points.uniform(_stream(_PLUSPLUS, run, c, trial))
             with _np.errstate(divide="ignore"):
-                weights = closest if potential > 0 else [_np.ones_like(x) for x in closest]
                 keys.append([-_np.log(u) / w for u, w in zip(draws, weights)])
         per_block = [_np.stack([keys[t][i] for t in range(trials)], axis=1) for i in range(n_blocks)]
         candidates = points.race(per_block, trials)
@@ -251,7 +260,9 @@ def _recluster(candidates: _np.ndarray, weights: _np.ndarray, k: int, seed: int,
     centres[0] = candidates[pick(0, 0, weights)]
     closest = sqdist(centres[:1])[:, 0]
     for c in range(1, k):
-        w = weights * closest if (weights * closest).sum() > 0 else weights
+        # closest scaled to a largest value in [0.5, 1) by a power of two, as in kmeans_plusplus: no key overflows
+        w = weights * _np.ldexp(closest, -_math.frexp(float(closest.max()))[1])
+        w = w if w.sum() > 0 else weights
         options = [pick(c, t, w) for t in range(trials)]
         distances = _np.minimum(closest[:, None], sqdist(candidates[options]))
         best = int(_np.argmin(weights @ distances))

@@ -273,3 +273,23 @@ def test_local_methods_far_from_the_origin():
     exact = np.sqrt(((small[:, None, :].astype(np.float64) - km32.cluster_centers_[None].astype(np.float64)) ** 2)
                     .sum(-1))
     np.testing.assert_allclose(km32.transform(small), exact, rtol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1e-160, 1e150])
+@pytest.mark.parametrize("init", ["k-means++", "k-means||"])
+def test_seeded_inits_at_the_ends_of_float64(init, scale):
+    """Well-separated blobs scaled so far that their squared distances are subnormal (1e-160: ~1e-318) or near
+    the top of the range (1e150): the seeded inits still find them, as scikit-learn does at 1e-160 (before, every
+    race key -log(u) / distance overflowed to inf, row 0 won every draw and 1e-160 came out with 7x the
+    inertia), and with the same inertia on ordinary data scaled back."""
+    X = _separated(n=240, d=2, k=4, seed=3)
+    want = ml.KMeans(n_clusters=4, init=init, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow in the race
+        got = ml.KMeans(n_clusters=4, init=init, random_state=0).fit(X * scale)
+    np.testing.assert_array_equal(got.labels_, want.labels_)
+    # subnormal squared distances carry about 17 bits: the inertia to 1e-4 there
+    assert got.inertia_ / scale**2 == pytest.approx(want.inertia_, rel=1e-4 if scale < 1 else 1e-9)
+    if scale < 1:
+        theirs = SkKMeans(n_clusters=4, random_state=0, n_init=1).fit(X * scale)
+        assert got.inertia_ <= 1.0000001 * theirs.inertia_
