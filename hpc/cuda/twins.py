@@ -546,11 +546,15 @@ def kmeans_step(
     return labels, dist
 
 
-def column_moments(x: DeviceArray, *, stream: Stream | None = None) -> tuple[_np.ndarray, _np.ndarray]:
+def column_moments(
+    x: DeviceArray, *, deviations: bool = False, stream: Stream | None = None
+) -> tuple[_np.ndarray, ...]:
     """Return ``(sums, m2)``: each column's sum and its squared deviations about the column mean (float64 host).
 
     ``m2[f] = sum_i (x[i, f] - sums[f] / m)^2``, both accumulated in float64 over the rows in order (one thread per
-    column on a GPU): the block moments hpc.ml merges. Waits for the result.
+    column on a GPU): the block moments hpc.ml merges. With ``deviations=True``, ``(sums, m2, devs)``: also
+    ``devs[f] = sum_i (x[i, f] - sums[f] / m)``, what the rounding of the mean left out of it (data with a large
+    offset lose units in ``sums``), for the corrected two-pass formula. Waits for the result.
 
     .. versionadded:: 0.1.0
     """
@@ -558,19 +562,22 @@ def column_moments(x: DeviceArray, *, stream: Stream | None = None) -> tuple[_np
     _rows_fit_int("x", x)
     m, d = x.shape
     if m == 0:
-        return _np.zeros(d), _np.zeros(d)
+        zeros = _np.zeros(d)
+        return (zeros, zeros.copy(), zeros.copy()) if deviations else (zeros, zeros.copy())
     if not _gpu():
         x64 = _host(x).astype(_np.float64)
         sums = x64.sum(axis=0)
-        return sums, ((x64 - sums / m) ** 2).sum(axis=0)
+        centred = x64 - sums / m
+        m2 = (centred**2).sum(axis=0)
+        return (sums, m2, centred.sum(axis=0)) if deviations else (sums, m2)
     _ready(stream, x)
-    out = DeviceArray((2, d), _np.float64, device_index=x.device_index)
+    out = DeviceArray((3, d), _np.float64, device_index=x.device_index)
     if d:
-        k = module.load("columns", x.device_index).kernel(f"column_moments_{_SUFFIX[x.dtype]}", "PPPii")
-        k((_builtins.min(-(-d // BLOCK), 65535),), (BLOCK,), x, out[0], out[1], m, d, stream=stream)
+        k = module.load("columns", x.device_index).kernel(f"column_moments_{_SUFFIX[x.dtype]}", "PPPPii")
+        k((_builtins.min(-(-d // BLOCK), 65535),), (BLOCK,), x, out[0], out[1], out[2], m, d, stream=stream)
     out.stream = stream
     host = out.get()
-    return host[0].copy(), host[1].copy()
+    return (host[0].copy(), host[1].copy(), host[2].copy()) if deviations else (host[0].copy(), host[1].copy())
 
 
 def subtract_row(
@@ -753,12 +760,14 @@ def softmax_loss_grad(
     return float(sums[k, d]), sums[:k].copy()
 
 
-def gram(x: DeviceArray, y: DeviceArray | None = None, *, centred: bool = True,
-         stream: Stream | None = None) -> tuple[_np.ndarray, _np.ndarray]:
+def gram(x: DeviceArray, y: DeviceArray | None = None, *, centred: bool = True, deviations: bool = False,
+         stream: Stream | None = None) -> tuple[_np.ndarray, ...]:
     """Return ``(sums, m2)`` of the columns ``z = [x | y]``: their sums and their Gram matrix (float64 host arrays).
 
     ``m2 = (z - mean)^T (z - mean)`` about the block's column means with ``centred=True``, else ``z^T z``; exactly
-    symmetric. On a GPU each entry is one thread's sum over the rows in order, in float64. Waits for the result.
+    symmetric. On a GPU each entry is one thread's sum over the rows in order, in float64. With ``deviations=True``,
+    ``(sums, m2, devs)``: also each column's ``sum_i (z[i] - mean)`` (zeros with ``centred=False``), as
+    :func:`column_moments` gives it. Waits for the result.
 
     Args:
         x (DeviceArray): ``(m, d)``, float32 or float64.
@@ -780,12 +789,16 @@ def gram(x: DeviceArray, y: DeviceArray | None = None, *, centred: bool = True,
         if y is not None:
             z = _np.hstack([z, _host(y)])
         sums = z.sum(axis=0)
+        devs = _np.zeros(w)
         if centred and m:
             z = z - sums / m
-        return sums, z.T @ z
-    out = DeviceArray((w + 1, w), _np.float64, device_index=x.device_index)  # row 0: the sums; then the Gram matrix
+            devs = z.sum(axis=0)
+        return (sums, z.T @ z, devs) if deviations else (sums, z.T @ z)
+    # rows of out: 0 the sums; 1..w the Gram matrix; w + 1 the deviations
+    out = DeviceArray((w + 2, w), _np.float64, device_index=x.device_index)
     if m == 0 or w == 0:
-        return _np.zeros(w), _np.zeros((w, w))
+        zeros = (_np.zeros(w), _np.zeros((w, w)), _np.zeros(w))
+        return zeros if deviations else zeros[:2]
     _ready(stream, x, *(() if y is None else (y,)))
     mod = module.load("columns", x.device_index)
     suffix = _SUFFIX[x.dtype]
@@ -796,8 +809,11 @@ def gram(x: DeviceArray, y: DeviceArray | None = None, *, centred: bool = True,
     out.stream = stream
     sums = out[0].get()
     shift = to_device(sums / m if centred else _np.zeros(w), device=x.device_index)
-    mod.kernel(f"gram_{suffix}", "PPPPiii")(
-        (_builtins.min(-(-w * w // BLOCK), 65535),), (BLOCK,), x, other, shift, out[1:], m, d, t, stream=stream
+    mod.kernel(f"gram_{suffix}", "PPPPPiii")(
+        (_builtins.min(-(-w * w // BLOCK), 65535),), (BLOCK,), x, other, shift, out[1 : w + 1], out[w + 1], m, d, t,
+        stream=stream,
     )
     host = out.get()
-    return host[0].copy(), host[1:].copy()
+    if deviations:
+        return host[0].copy(), host[1 : w + 1].copy(), host[w + 1].copy()
+    return host[0].copy(), host[1 : w + 1].copy()

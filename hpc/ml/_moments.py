@@ -1,8 +1,12 @@
-"""Means and centred second moments over row blocks, merged exactly as Chan et al. do, reproducibly.
+"""Means and centred second moments over row blocks, merged as Chan et al. do, reproducibly and with no cancellation.
 
-Each block centres its rows on its own mean before the products, so no term cancels (``E[x^2] - E[x]^2`` loses
-every digit of data with a large offset); the blocks' moments then merge around the global mean:
-``M = sum_b (M_b + n_b (mean_b - mean)(mean_b - mean)^T)``. Two reductions: the sums (for the mean), then ``M``.
+Each block centres its rows on its own rounded mean ``a`` and also sums the deviations: ``s = sum(z - a)`` is what
+the rounding of ``a`` (and of the block's plain sum, 1e16-scale values lose units there) left out, so the block's mean
+is ``a + s / n_b`` to nearly every digit and its squared deviations about that mean are ``sum((z - a)^2) - s^2 / n_b``
+(the corrected two-pass formula scikit-learn uses). Without ``s`` a column of 1e16 + 150 * N(0, 1) had its variance
+off in the fourth digit. The blocks then meet about ``r``, the mean of the plain sums (the first reduction): each
+brings ``n_b d_b`` and ``M_b + n_b d_b d_b^T`` with ``d_b = (a - r) + s / n_b`` small, and the second reduction's
+totals ``A`` and ``B`` give ``mean = r + A / n`` and ``M = B - A A^T / n``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,11 @@ class Moments:
     m2: _np.ndarray  #: (d, d) centred cross-products, or (d,) squared deviations with ``diagonal=True``
 
 
-def _device_block_moments(arrays: tuple[Any, ...], diagonal: bool, centred: bool) -> tuple[int, Any, Any]:
+#: a block's (rows, column sums, the rounded mean a it centred on, s = the deviations' sum, their products about a)
+_Block = tuple[int, _np.ndarray, _np.ndarray, _np.ndarray, _np.ndarray]
+
+
+def _device_block_moments(arrays: tuple[Any, ...], diagonal: bool, centred: bool) -> _Block:
     """The moments of device blocks, whose columns are the block's arrays side by side (``X`` or ``[X | Y]``)."""
     from hpc.cuda import twins
 
@@ -35,30 +43,30 @@ def _device_block_moments(arrays: tuple[Any, ...], diagonal: bool, centred: bool
     if diagonal:
         if len(arrays) != 1 or not centred:
             raise NotImplementedError("device row blocks have centred diagonal moments of X only")
-        return (n, *twins.column_moments(arrays[0]))
-    return (n, *twins.gram(*arrays, centred=centred))
+        total, m2, s = twins.column_moments(arrays[0], deviations=True)
+    else:
+        total, m2, s = twins.gram(*arrays, centred=centred, deviations=True)
+    return n, total, total / max(n, 1), s, m2  # the twins centre on the block's mean, total / n
 
 
-def _block_moments(Z: _np.ndarray, diagonal: bool, centred: bool) -> tuple[int, _np.ndarray, _np.ndarray]:
+def _block_moments(Z: _np.ndarray, diagonal: bool, centred: bool) -> _Block:
     n = Z.shape[0]
     total = Z.sum(axis=0, dtype=_np.float64)
     if not centred:
         Z = _np.asarray(Z, dtype=_np.float64)
-        return n, total, _np.einsum("ij,ij->j", Z, Z) if diagonal else Z.T @ Z
+        return n, total, total, total, _np.einsum("ij,ij->j", Z, Z) if diagonal else Z.T @ Z
     if Z.dtype == _np.float32 and not diagonal:
         # float32 data: the block's products in float32, as scikit-learn's whole Gram matrix is (twice the speed
         # of float64 and half the memory traffic); only 4096 rows accumulate in float32, and the blocks then meet
-        # in float64
-        # in float64. The shift is the block mean rounded to float32, so the products are about it, not the mean:
-        # the merge wants them about the mean, n (mean - shift)(mean - shift)^T less (the parallel-axis rule)
+        # in float64. The rows are centred on the block mean rounded to float32.
         shift = (total / n).astype(_np.float32)
         centred32 = Z - shift
-        offset = total / n - shift.astype(_np.float64)
-        return n, total, (centred32.T @ centred32).astype(_np.float64) - n * _np.outer(offset, offset)
-    centred = Z - total / n  # float64 whatever Z's float dtype: the cast and the centring in one pass
-    if diagonal:
-        return n, total, _np.einsum("ij,ij->j", centred, centred)
-    return n, total, centred.T @ centred
+        products = (centred32.T @ centred32).astype(_np.float64)
+        return n, total, shift.astype(_np.float64), centred32.sum(axis=0, dtype=_np.float64), products
+    a = total / n
+    centred = Z - a  # float64 whatever Z's float dtype: the cast and the centring in one pass
+    products = _np.einsum("ij,ij->j", centred, centred) if diagonal else centred.T @ centred
+    return n, total, a, centred.sum(axis=0), products
 
 
 def centered_moments(
@@ -86,16 +94,23 @@ def centered_moments(
     else:
         parts = blocks.map(lambda *arrays: _block_moments(build(*arrays), diagonal, centred))
     shape = (width,) if diagonal else (width, width)
-    sums = blocks.sum([total for _, total, _ in parts], (width,))
+    sums = blocks.sum([p[1] for p in parts], (width,))
     n = blocks.n_total
-    mean = sums / n
+    reference = sums / n
+    if not centred:
+        return Moments(n, reference, blocks.sum([p[4] for p in parts], shape))
 
-    def merged(part: tuple[int, _np.ndarray, _np.ndarray]) -> Any:
-        nb, total, m2 = part
-        if not centred:
-            return m2
-        delta = total / nb - mean
-        return m2 + nb * (delta * delta if diagonal else _np.outer(delta, delta))
+    def about_reference(part: _Block) -> _np.ndarray:
+        """A block's ``[n_b d_b, M_b + n_b d_b d_b^T]``, flat: its mean's deviation from the reference, and its
+        moments about that mean, ``a + s / n_b``."""
+        nb, _, a, s, products = part
+        if nb == 0:
+            return _np.zeros(width + products.size)
+        d = (a - reference) + s / nb
+        m2 = products - (s * s if diagonal else _np.outer(s, s)) / nb
+        return _np.concatenate([nb * d, (m2 + nb * (d * d if diagonal else _np.outer(d, d))).ravel()])
 
-    m2 = blocks.sum([merged(p) for p in parts], shape)
-    return Moments(n, mean, m2)
+    totals = blocks.sum([about_reference(p) for p in parts], (width + int(_np.prod(shape)),))
+    shift, spread = totals[:width], totals[width:].reshape(shape)
+    m2 = spread - (shift * shift if diagonal else _np.outer(shift, shift)) / n
+    return Moments(n, reference + shift / n, m2)

@@ -4,20 +4,23 @@
 // Launched by hpc/cuda/twins.py. As in kmeans.cu, each column's sums run over the rows in order in one thread (no
 // atomics, no thread reads another's writes): the same bits on every run, and testable on the CPU.
 
-// sums[f] = sum_i x[i, f]; m2[f] = sum_i (x[i, f] - sums[f] / m)^2, both in double; one thread per column.
+// sums[f] = sum_i x[i, f]; m2[f] = sum_i (x[i, f] - sums[f] / m)^2 and devs[f] = sum_i (x[i, f] - sums[f] / m) (what
+// the rounding of the mean left out of it), all in double; one thread per column.
 template <typename T>
-__device__ void column_moments(const T* __restrict__ x, double* __restrict__ sums, double* __restrict__ m2, int m,
-                               int d) {
+__device__ void column_moments(const T* __restrict__ x, double* __restrict__ sums, double* __restrict__ m2,
+                               double* __restrict__ devs, int m, int d) {
     for (long long f = blockIdx.x * (long long)blockDim.x + threadIdx.x; f < d; f += (long long)gridDim.x * blockDim.x) {
         double total = 0.0;
         for (int i = 0; i < m; ++i) total += (double)x[(long long)i * d + f];
-        double mean = total / m, acc = 0.0;
+        double mean = total / m, acc = 0.0, dev = 0.0;
         for (int i = 0; i < m; ++i) {
             double diff = (double)x[(long long)i * d + f] - mean;
             acc += diff * diff;
+            dev += diff;
         }
         sums[f] = total;
         m2[f] = acc;
+        devs[f] = dev;
     }
 }
 
@@ -48,19 +51,24 @@ __device__ void pair_sums(const T* __restrict__ x, const double* __restrict__ y,
 }
 
 // out[p, q] = out[q, p] = sum_i (z[i, p] - shift[p]) (z[i, q] - shift[q]), one thread per pair p <= q walking the
-// rows in order (so the matrix is exactly symmetric).
+// rows in order (so the matrix is exactly symmetric); the thread of (p, p) also sums the deviations z[i, p] - shift[p]
+// into devs[p] (what the rounding of the shift left out of the mean).
 template <typename T>
 __device__ void gram(const T* __restrict__ x, const double* __restrict__ y, const double* __restrict__ shift,
-                     double* __restrict__ out, int m, int d, int t) {
+                     double* __restrict__ out, double* __restrict__ devs, int m, int d, int t) {
     long long w = d + t;
     for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < w * w; e += (long long)gridDim.x * blockDim.x) {
         int p = (int)(e / w), q = (int)(e % w);
         if (q < p) continue;
-        double acc = 0.0;
-        for (long long i = 0; i < m; ++i)
-            acc += (column_of(x, y, i, p, d, t) - shift[p]) * (column_of(x, y, i, q, d, t) - shift[q]);
+        double acc = 0.0, dev = 0.0;
+        for (long long i = 0; i < m; ++i) {
+            double a = column_of(x, y, i, p, d, t) - shift[p];
+            acc += a * (column_of(x, y, i, q, d, t) - shift[q]);
+            dev += a;
+        }
         out[p * w + q] = acc;
         out[q * w + p] = acc;
+        if (p == q) devs[p] = dev;
     }
 }
 
@@ -71,17 +79,19 @@ __global__ void pair_sums_f32(const float* x, const double* y, double* sums, int
 __global__ void pair_sums_f64(const double* x, const double* y, double* sums, int m, int d, int t) {
     pair_sums(x, y, sums, m, d, t);
 }
-__global__ void gram_f32(const float* x, const double* y, const double* shift, double* out, int m, int d, int t) {
-    gram(x, y, shift, out, m, d, t);
+__global__ void gram_f32(const float* x, const double* y, const double* shift, double* out, double* devs, int m,
+                         int d, int t) {
+    gram(x, y, shift, out, devs, m, d, t);
 }
-__global__ void gram_f64(const double* x, const double* y, const double* shift, double* out, int m, int d, int t) {
-    gram(x, y, shift, out, m, d, t);
+__global__ void gram_f64(const double* x, const double* y, const double* shift, double* out, double* devs, int m,
+                         int d, int t) {
+    gram(x, y, shift, out, devs, m, d, t);
 }
-__global__ void column_moments_f32(const float* x, double* sums, double* m2, int m, int d) {
-    column_moments(x, sums, m2, m, d);
+__global__ void column_moments_f32(const float* x, double* sums, double* m2, double* devs, int m, int d) {
+    column_moments(x, sums, m2, devs, m, d);
 }
-__global__ void column_moments_f64(const double* x, double* sums, double* m2, int m, int d) {
-    column_moments(x, sums, m2, m, d);
+__global__ void column_moments_f64(const double* x, double* sums, double* m2, double* devs, int m, int d) {
+    column_moments(x, sums, m2, devs, m, d);
 }
 __global__ void subtract_row_f32(const float* x, const float* shift, float* out, long long m, int d) {
     subtract_row(x, shift, out, m, d);

@@ -21,10 +21,10 @@ KMEANS = {
     "kmeans_merge_segments": "PPq",
 }  # fmt: skip
 COLUMNS = {
-    "column_moments_f32": "PPPii", "column_moments_f64": "PPPii",
+    "column_moments_f32": "PPPPii", "column_moments_f64": "PPPPii",
     "subtract_row_f32": "PPPqi", "subtract_row_f64": "PPPqi",
     "pair_sums_f32": "PPPiii", "pair_sums_f64": "PPPiii",
-    "gram_f32": "PPPPiii", "gram_f64": "PPPPiii",
+    "gram_f32": "PPPPPiii", "gram_f64": "PPPPPiii",
 }  # fmt: skip
 LOGISTIC = {
     "binary_rows_f32": "PPPPdPii", "binary_rows_f64": "PPPPdPii",
@@ -88,14 +88,17 @@ def test_kmeans_segment_sums_then_merge(kmeans_cu: emulate.Emulation, dtype: typ
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m,d", [(1, 1), (5, 300), (4096, 3)])
 def test_column_moments(columns_cu: emulate.Emulation, dtype: type, m: int, d: int) -> None:
-    """Column sums and squared deviations about the block's mean, in double, with a large offset kept exact."""
+    """Column sums, squared deviations about the block's mean and the deviations' sum, in double, with a large
+    offset kept exact: the same bits as NumPy's row-by-row sums of the centred columns."""
     rng = np.random.default_rng(m)
     x = (1e4 + rng.normal(size=(m, d))).astype(dtype)
-    sums, m2 = np.full(d, np.nan), np.full(d, np.nan)
-    columns_cu.launch(f"column_moments_{SUFFIX[dtype]}", grid=2, block=128, args=(x, sums, m2, m, d))
+    sums, m2, devs = np.full(d, np.nan), np.full(d, np.nan), np.full(d, np.nan)
+    columns_cu.launch(f"column_moments_{SUFFIX[dtype]}", grid=2, block=128, args=(x, sums, m2, devs, m, d))
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(sums, x64.sum(axis=0), rtol=1e-13)
     np.testing.assert_allclose(m2, ((x64 - x64.mean(axis=0)) ** 2).sum(axis=0), rtol=1e-9, atol=1e-9)
+    centred = x64 - sums / m
+    assert np.array_equal(devs, centred.sum(axis=0))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -182,8 +185,9 @@ def test_pair_sums_and_gram_of_x_beside_y(columns_cu: emulate.Emulation, dtype: 
     z = np.hstack([x.astype(np.float64), y[:, :t]]) if t else x.astype(np.float64)
     np.testing.assert_allclose(sums, z.sum(axis=0), rtol=1e-13)
     shift = sums / m
-    out = np.full((w, w), np.nan)
-    columns_cu.launch(f"gram_{SUFFIX[dtype]}", grid=2, block=8, args=(x, y, shift, out, m, d, t))
+    out, devs = np.full((w, w), np.nan), np.full(w, np.nan)
+    columns_cu.launch(f"gram_{SUFFIX[dtype]}", grid=2, block=8, args=(x, y, shift, out, devs, m, d, t))
     centred = z - shift
     np.testing.assert_allclose(out, centred.T @ centred, rtol=1e-10, atol=1e-10)
     assert np.array_equal(out, out.T)
+    assert np.array_equal(devs, centred.sum(axis=0))  # each diagonal thread's deviations, in row order

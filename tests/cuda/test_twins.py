@@ -243,6 +243,9 @@ def test_column_moments_and_subtract_row(dtype: type, m: int, d: int, no_leaks: 
     x64 = xh.astype(np.float64)
     np.testing.assert_allclose(sums, x64.sum(axis=0), rtol=1e-13)
     np.testing.assert_allclose(m2, ((x64 - x64.mean(axis=0)) ** 2).sum(axis=0) if m else 0.0, rtol=1e-9, atol=1e-9)
+    again, m2_again, devs = twins.column_moments(cuda.to_device(xh), deviations=True)
+    assert np.array_equal(again, sums) and np.array_equal(m2_again, m2)
+    np.testing.assert_allclose(devs, (x64 - sums / max(m, 1)).sum(axis=0), atol=1e-9)
     shift = _vec(d, dtype, 2)
     assert np.array_equal(twins.subtract_row(cuda.to_device(xh), shift).get(), xh - shift)
     x = cuda.to_device(xh)
@@ -314,6 +317,10 @@ def test_gram_twin(dtype: type, with_y: bool, centred: bool, no_leaks: None) -> 
     zc = z - z.mean(axis=0) if centred else z
     np.testing.assert_allclose(m2, zc.T @ zc, rtol=1e-9, atol=1e-9)
     assert np.array_equal(m2, m2.T)
+    again, m2_again, devs = twins.gram(cuda.to_device(xh), cuda.to_device(yh) if with_y else None, centred=centred,
+                                       deviations=True)
+    assert np.array_equal(again, sums) and np.array_equal(m2_again, m2)
+    np.testing.assert_allclose(devs, (z - sums / 700).sum(axis=0) if centred else 0.0, atol=1e-9)
     with pytest.raises(ValueError, match="y must be a float64 array of 700 rows"):
         twins.gram(cuda.to_device(xh), cuda.to_device(yh[:5]))
 

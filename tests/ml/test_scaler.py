@@ -67,6 +67,24 @@ def test_large_offset():
     assert theirs.var_.min() > 1e-3  # the columns vary: a naive E[x^2] - E[x]^2 would give garbage here
 
 
+@pytest.mark.parametrize("n", [50, 10_000])  # one block; several, whose means differ in their last units
+def test_offset_of_1e16_keeps_every_digit_of_the_variance(n):
+    """A column 1e16 + 150 * N(0, 1), where float64 spaces values 2 apart: var_ is the exact variance of the values
+    to 1e-12, as scikit-learn's is (its corrected two-pass formula); before, each block was centred on its rounded
+    mean with nothing to correct it, and var_ was off by up to 5e-4 (1e-6 to 8e-3 at offsets 1e9 to 1e16)."""
+    from fractions import Fraction
+
+    col = 1e16 + np.random.default_rng(246).normal(size=n) * 150.0
+    exact = [Fraction(v) for v in col.tolist()]
+    mean = sum(exact) / n
+    exact_var = float(sum((v - mean) ** 2 for v in exact) / n)
+    ours = ml.StandardScaler().fit(col[:, None])
+    theirs = sklearn_preprocessing.StandardScaler().fit(col[:, None])
+    assert ours.var_[0] == pytest.approx(exact_var, rel=1e-12)
+    assert ours.var_[0] == pytest.approx(theirs.var_[0], rel=1e-12)
+    assert abs(ours.mean_[0] - float(mean)) <= 2.0  # one unit of float64 there
+
+
 @pytest.mark.parametrize("with_mean, with_std", [(False, True), (True, False), (False, False)])
 def test_with_mean_with_std(with_mean, with_std):
     """with_mean=False and with_std=False set the same attributes (None or values) and transform as scikit-learn's."""
