@@ -318,10 +318,12 @@ def check_is_fitted(estimator: Estimator, *attributes: str) -> None:
         )
 
 
-def warn_not_converged(what: str, max_iter: int) -> None:
-    """Warn that an iterative fit stopped at ``max_iter`` (the same warning on every rank)."""
-    _warnings.warn(
-        f"{what} did not converge in max_iter={max_iter} iterations; increase max_iter or loosen tol.",
-        sklearn_class("ConvergenceWarning"),
-        stacklevel=3,
-    )
+def warn_not_converged(what: str, max_iter: int, n_iter: int, status: int, message: str) -> None:
+    """Warn that an iterative fit stopped before converging (the same warning on every rank), as scikit-learn words
+    it: the solver's status and message; "increase max_iter" only when the fit used every iteration (an aborted line
+    search at iteration 0 would not gain from more)."""
+    text = f"{what} failed to converge after {n_iter} iteration(s) (status={status}):\n{message}\n"
+    if n_iter == max_iter:
+        text += f"\nIncrease the number of iterations to improve the convergence (max_iter={max_iter})."
+    text += "\nYou might also want to scale the data as shown in:\n    https://scikit-learn.org/stable/modules/preprocessing.html"
+    _warnings.warn(text, sklearn_class("ConvergenceWarning"), stacklevel=3)

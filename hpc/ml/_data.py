@@ -211,7 +211,7 @@ def _check_y(y: Any, n_rows: int, y_kind: str, estimator: str) -> Any:
         elif y.dtype.kind == "O":
             kinds = {type(v) for v in y.tolist()}
             if len(kinds) > 1 and not all(issubclass(k, (int, _np.integer)) for k in kinds):
-                raise TypeError(f"y mixes label types {sorted(k.__name__ for k in kinds)}; use one type")
+                raise ValueError(f"y mixes label types {sorted(k.__name__ for k in kinds)}; use one type")
             if kinds and all(issubclass(k, (float, _np.floating)) for k in kinds):  # floats in an object array
                 numbers = _np.asarray(y, dtype=_np.float64)  # as a float y: NaN never equals itself, nor a class
                 _check_finite(numbers, "y")
@@ -325,6 +325,25 @@ def check_rows(
             f"1 is required by {estimator}."
         )
     return Rows(array, y, counts, int(array.shape[1]), comm, names, checked)
+
+
+def checked_sample_weight(sample_weight: Any, n: int) -> _np.ndarray:
+    """Return ``sample_weight`` as ``n`` float64 weights (a scalar is every row's), or raise ValueError saying what is
+    wrong with them, in scikit-learn's words where it has some: the shape, a NaN, an infinity; a negative weight is
+    refused here (scikit-learn takes one: docs/ml.md)."""
+    weight = _np.asarray(sample_weight, dtype=_np.float64)
+    if weight.ndim == 0:
+        weight = _np.full(n, float(weight))
+    if weight.ndim != 1:
+        raise ValueError(f"Sample weights must be 1D array or scalar, got {weight.ndim}D array. Expected either a "
+                         f"scalar value or a 1D array of length {n}.")
+    if weight.shape != (n,):
+        raise ValueError(f"sample_weight.shape == {weight.shape}, expected ({n},)!")
+    if not _np.isfinite(weight).all():
+        raise ValueError(f"Input sample_weight contains {'NaN' if _np.isnan(weight).any() else 'infinity'}.")
+    if (weight < 0).any():
+        raise ValueError("sample_weight must be non-negative in hpc.ml; got a negative weight")
+    return weight
 
 
 def fingerprint(value: Any) -> str:

@@ -135,11 +135,7 @@ class _LinearModel(Estimator):
                 raise ValueError(f"y_true and y_pred have different number of output ({Y.shape[1]}!={P.shape[1]})")
             if sample_weight is None:
                 return Y, P, None
-            w = _np.asarray(sample_weight, dtype=_np.float64)
-            if w.ndim == 0:
-                w = _np.full(Y.shape[0], float(w))
-            if w.shape != (Y.shape[0],) or not _np.isfinite(w).all() or (w < 0).any():
-                raise ValueError(f"sample_weight must be ({Y.shape[0]},), finite and non-negative")
+            w = _data.checked_sample_weight(sample_weight, Y.shape[0])
             return Y, P, w[:, None]
 
         Y, P, w = self._agreed(comm, local)

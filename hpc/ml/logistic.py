@@ -182,15 +182,16 @@ class LogisticRegression(Estimator):
             callback=lambda _: progress.step(next(iterations), last[0]),
         )
         progress.close()
+        n_iter = min(int(result.nit), self.max_iter)
         if result.status != 0:
-            warn_not_converged("lbfgs", self.max_iter)
+            warn_not_converged("lbfgs", self.max_iter, n_iter, int(result.status), str(result.message))
         W = result.x.reshape(k, d + 1)
         self._comm = comm
         self.classes_ = classes
         self._set_features(rows)
         self.coef_ = W[:, :d].astype(rows.X.dtype)  # the input's float dtype, as scikit-learn's
         self.intercept_ = (W[:, d] if fit_intercept else _np.zeros(k)).astype(rows.X.dtype)
-        self.n_iter_ = _np.array([min(int(result.nit), self.max_iter)], dtype=_np.int32)
+        self.n_iter_ = _np.array([n_iter], dtype=_np.int32)
         return self
 
     def _row_weights(self, comm: Any, rows: Any, codes: _np.ndarray, classes: _np.ndarray, sample_weight: Any) -> Any:
@@ -203,11 +204,7 @@ class LogisticRegression(Estimator):
         weight, error = None, None
         if sample_weight is not None:
             try:
-                weight = _np.asarray(sample_weight, dtype=_np.float64)
-                if weight.ndim == 0:
-                    weight = _np.full(codes.shape[0], float(weight))
-                if weight.shape != codes.shape or not _np.isfinite(weight).all() or (weight < 0).any():
-                    raise ValueError(f"sample_weight must be ({codes.shape[0]},), finite and non-negative")
+                weight = _data.checked_sample_weight(sample_weight, codes.shape[0])
             except (TypeError, ValueError) as exc:
                 error = exc
         flags = _np.array([error is not None, weight is not None], _np.int64)
@@ -334,5 +331,5 @@ def _global_classes(comm: Any, y: _np.ndarray) -> _np.ndarray:
     every = _data.allgather_objects(comm, local)
     kinds = {_label_kind(a) for a in every if a.size}
     if len(kinds) > 1 and not kinds <= {"i", "u", "f", "b"}:
-        raise TypeError(f"ranks pass labels of different types: {sorted(kinds)}")
+        raise ValueError(f"ranks pass labels of different types: {sorted(kinds)}")
     return _np.unique(_np.concatenate([a for a in every if a.size] or [local]))

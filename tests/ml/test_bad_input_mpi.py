@@ -215,13 +215,14 @@ def test_string_classes_split_over_ranks():
 
 
 def test_label_types_disagree():
-    """String labels on one rank and integers on the others: TypeError naming the label types on every rank."""
+    """String labels on one rank and integers on the others: ValueError naming the label types on every rank (a
+    ValueError, as scikit-learn raises for labels of mixed types)."""
     comm = _world()
     if comm.size < 2:
         pytest.skip("needs two ranks to disagree")
     X, _, y_class = _rows(comm)
     y = y_class.astype(str) if comm.rank == _bad_rank(comm) else y_class
-    _raises_everywhere(comm, TypeError, "labels of different types", lambda: ml.LogisticRegression().fit(X, y))
+    _raises_everywhere(comm, ValueError, "labels of different types", lambda: ml.LogisticRegression().fit(X, y))
     _still_works(comm)
 
 

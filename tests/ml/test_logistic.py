@@ -192,10 +192,32 @@ def test_warm_start_resumes():
 
 
 def test_convergence_warning():
-    """Stopping at max_iter warns with scikit-learn's ConvergenceWarning."""
+    """Stopping at max_iter warns with scikit-learn's ConvergenceWarning, its status and "Increase the number of
+    iterations"; a line search that fails at once (data scaled by 1e50) gives the status and the advice to scale
+    the data, not to raise max_iter (which would change nothing), as scikit-learn words it."""
     X, y = classification(n=200, d=3, classes=3, seed=28)
-    with pytest.warns(ConvergenceWarning):
+    with pytest.warns(ConvergenceWarning, match=r"(?s)after 1 iteration\(s\) \(status=1\).*Increase the number"):
         ml.LogisticRegression(max_iter=1).fit(X, y)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)) * 1e50
+    with pytest.warns(ConvergenceWarning) as caught:
+        ml.LogisticRegression(max_iter=10_000).fit(X, (X[:, 0] > 0).astype(int))
+    with pytest.warns(ConvergenceWarning) as theirs:
+        SkLogistic(max_iter=10_000).fit(X, (X[:, 0] > 0).astype(int))
+    ours = str(caught[0].message)
+    assert ours.splitlines()[0] == str(theirs[0].message).splitlines()[0]
+    assert "scale the data" in ours and "Increase the number" not in ours
+
+
+def test_labels_of_mixed_types_raise_value_error():
+    """y holding None beside ints, or NaN beside strings, raises ValueError as scikit-learn does (it was a
+    TypeError, which an ``except ValueError`` around a fit did not catch)."""
+    X, _ = classification(n=6, d=2)
+    for y in (np.array([0, 0, None, 1, 1, 1], dtype=object), np.array(["a", "a", "b", "b", "a", np.nan], dtype=object)):
+        with pytest.raises(ValueError):
+            SkLogistic().fit(X, y)
+        with pytest.raises(ValueError, match="mixes label types"):
+            ml.LogisticRegression().fit(X, y)
 
 
 def test_single_class_message():
@@ -249,10 +271,19 @@ def test_bad_parameters(params):
 
 
 def test_bad_sample_weight():
-    """Negative or all-zero sample weights raise ValueError (all-zero with scikit-learn's message)."""
+    """Bad sample weights raise ValueError saying what is wrong: the shape, a NaN or an infinity in scikit-learn's
+    words, a negative weight (refused here; scikit-learn takes it), all-zero weights with scikit-learn's message."""
     X, y = classification(n=30, d=2)
-    with pytest.raises(ValueError, match="sample_weight"):
+    with pytest.raises(ValueError, match=r"sample_weight must be non-negative"):
         ml.LogisticRegression().fit(X, y, sample_weight=-np.ones(30))
+    for weight, theirs in ((np.ones(29), r"sample_weight.shape == \(29,\), expected \(30,\)!"),
+                           (np.ones((30, 1)), "Sample weights must be 1D array or scalar"),
+                           (np.r_[np.nan, np.ones(29)], "Input sample_weight contains NaN"),
+                           (np.r_[np.inf, np.ones(29)], "Input sample_weight contains infinity")):
+        with pytest.raises(ValueError, match=theirs):
+            SkLogistic().fit(X, y, sample_weight=weight)
+        with pytest.raises(ValueError, match=theirs):
+            ml.LogisticRegression().fit(X, y, sample_weight=weight)
     with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero number"):
         ml.LogisticRegression().fit(X, y, sample_weight=np.zeros(30))
 
