@@ -425,6 +425,18 @@ result_repr(FusedResult *self)
     return text;
 }
 
+/* `.value` without the generic lookup (the type's dictionary, then the descriptor): reading every value of a block
+   is part of what fusing must save, and the attribute name is the same interned string each time. */
+static PyObject *str_value;
+
+static PyObject *
+result_getattro(PyObject *self, PyObject *name)
+{
+    if (name == str_value)
+        return result_get_value((FusedResult *)self, NULL);
+    return PyObject_GenericGetAttr(self, name);
+}
+
 static PyGetSetDef result_getset[] = {
     {"value", (getter)result_get_value, NULL,
      "The reduced value; raises RuntimeError inside the ``with`` block, before the fused call ran.", NULL},
@@ -447,6 +459,7 @@ static PyTypeObject FusedResultType = {
     .tp_new = PyType_GenericNew,
     .tp_dealloc = (destructor)result_dealloc,
     .tp_repr = (reprfunc)result_repr,
+    .tp_getattro = result_getattro,
     .tp_getset = result_getset,
     .tp_methods = result_methods,
 };
@@ -965,6 +978,7 @@ PyInit__fused_queue(void)
     str_queue = PyUnicode_InternFromString("_queue");
     str_flush_batches = PyUnicode_InternFromString("_flush_batches");
     str_flush = PyUnicode_InternFromString("flush");
+    str_value = PyUnicode_InternFromString("value");
     str_mismatch = PyUnicode_InternFromString("_mismatch");
     str_size = PyUnicode_InternFromString("size");
     str_fused_lane = PyUnicode_InternFromString("fused_lane");
@@ -972,7 +986,7 @@ PyInit__fused_queue(void)
     str_Allreduce = PyUnicode_InternFromString("Allreduce");
     if (str_sum == NULL || str_x == NULL || str_op == NULL || str_queue == NULL || str_flush_batches == NULL ||
         str_flush == NULL || str_mismatch == NULL || str_size == NULL || str_fused_lane == NULL || str_mpi == NULL ||
-        str_Allreduce == NULL)
+        str_Allreduce == NULL || str_value == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&fused_queue_module);
     if (module == NULL)

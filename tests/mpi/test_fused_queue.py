@@ -493,3 +493,18 @@ def test_a_queue_in_a_reference_cycle_is_collected(lane):
     del q, engine
     gc.collect()
     assert gone() is None
+
+
+def test_a_result_reads_value_by_any_spelling_of_the_name(queue):
+    """``.value`` has a fast path in C (the interned name); the same name built at run time, the other attributes
+    and an unknown one behave as the generic lookup makes them."""
+    result = queue.allreduce(2.5)
+    name = "".join(["va", "lue"])  # equal to "value", not the interned object
+    with pytest.raises(RuntimeError, match="after the"):
+        getattr(result, name)
+    (batch,) = queue._take()
+    batch.set_ready()
+    assert result.value == getattr(result, name) == result._value == result.result() == 2.5
+    with pytest.raises(AttributeError):
+        _ = result.nope
+    assert "value" in dir(result)
