@@ -15,6 +15,7 @@ code is cached on disk (``cache=True``), so only the first process compiles. Wro
 
 from . import simd
 from .blas1 import asum, axpy, dot, nrm2, scal
+from .columns import column_moments
 from .distances import kmeans_assign, sqdist
 from .elementwise import axpbyc, fuse
 from .histogram import histogram
@@ -27,8 +28,8 @@ from .scan import exclusive_scan, inclusive_scan
 from .stencil import jacobi_step
 
 __all__ = [
-    "argmax", "argmin", "asum", "axpbyc", "axpy", "dot", "exclusive_scan", "fuse", "gemm", "gemm_tiled", "gemv",
-    "histogram", "inclusive_scan", "jacobi_step", "kmeans_assign", "kmeans_step", "layernorm", "logistic_loss_grad",
-    "logsumexp", "max", "mean", "mean_var", "min", "nrm2", "scal", "simd", "softmax", "softmax_loss_grad", "sqdist",
-    "sum", "var",
+    "argmax", "argmin", "asum", "axpbyc", "axpy", "column_moments", "dot", "exclusive_scan", "fuse", "gemm",
+    "gemm_tiled", "gemv", "histogram", "inclusive_scan", "jacobi_step", "kmeans_assign", "kmeans_step", "layernorm",
+    "logistic_loss_grad", "logsumexp", "max", "mean", "mean_var", "min", "nrm2", "scal", "simd", "softmax",
+    "softmax_loss_grad", "sqdist", "sum", "var",
 ]  # fmt: skip

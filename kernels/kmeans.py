@@ -16,7 +16,7 @@ from numba import njit as _njit
 
 from . import _checks
 from ._dispatch import gpu_twin
-from ._flags import REDUCE
+from ._flags import EXACT, REDUCE
 
 __all__ = ["kmeans_step"]
 
@@ -46,8 +46,26 @@ def _finish_tile(x, c, half_norms, products, labels, dist, sums, counts, accumul
                 sums[best, t] += x[i, t]
 
 
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _prepared(x, c):  # pragma: no cover - numba
+    """The centroids' half norms and the transposed copy the products take, both in x's dtype (one compiled call,
+    not NumPy calls per block: einsum alone cost 3.5 us of a 4096-row block's 140). No fastmath: each norm is summed
+    in order, the same bits on every CPU."""
+    k, d = c.shape
+    half_norms = _np.empty(k, x.dtype)
+    ct = _np.empty((d, k), x.dtype)
+    for j in range(k):
+        acc = 0.0
+        for t in range(d):
+            acc += c[j, t] * c[j, t]
+            ct[t, j] = c[j, t]
+        half_norms[j] = 0.5 * acc
+    return half_norms, ct
+
+
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _step_compiled(x, c, ct, half_norms, labels, dist, sums, counts, accumulate, tile):  # pragma: no cover - numba
+def _step_compiled(x, c, labels, dist, sums, counts, accumulate, tile):  # pragma: no cover - numba
+    half_norms, ct = _prepared(x, c)
     for lo in range(0, x.shape[0], tile):
         hi = min(x.shape[0], lo + tile)
         products = _np.dot(x[lo:hi], ct)  # BLAS, through SciPy's bindings, with the GIL released
@@ -94,19 +112,16 @@ def kmeans_step(x, centroids, *, sums=None, counts=None):
         _checks.writeable("counts", counts, "kmeans_step adds the rows to it", "pass a writeable copy")
     else:
         sums, counts = _np.empty((1, 1)), _np.empty(1)
-    half_norms = 0.5 * _np.einsum("ij,ij->i", c, c)
-    c_gemm = c.astype(x.dtype, copy=False)
     m = x.shape[0]
     labels = _np.empty(m, _np.int32)
     dist = _np.empty(m, _np.float64)
     tile = max(64, _checks.TILE_PRODUCTS // k)
     if _COMPILED_BLAS and x.flags.c_contiguous and m:
-        _step_compiled(x, c, _np.ascontiguousarray(c_gemm.T), half_norms.astype(x.dtype), labels, dist, sums, counts,
-                       accumulate, tile)
+        _step_compiled(x, c, labels, dist, sums, counts, accumulate, tile)
         return labels, dist
+    half_norms, ct = _prepared(x, c)
     for lo in range(0, m, tile):
         hi = min(m, lo + tile)
-        products = x[lo:hi] @ c_gemm.T
-        _finish_tile(x[lo:hi], c, half_norms.astype(products.dtype), products, labels[lo:hi], dist[lo:hi],
-                     sums, counts, accumulate)
+        products = x[lo:hi] @ ct
+        _finish_tile(x[lo:hi], c, half_norms, products, labels[lo:hi], dist[lo:hi], sums, counts, accumulate)
     return labels, dist

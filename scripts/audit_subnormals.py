@@ -112,6 +112,7 @@ def _cases(dtype: np.dtype) -> list[tuple[str, str, Callable[[], Any]]]:
                 m, m2.astype(np.float64), sums=np.zeros((k, cols)), counts=np.zeros(k)
             ),
             "layernorm": lambda m=m: kernels.layernorm(m, parallel=False),
+            "column_moments": lambda m=m: kernels.column_moments(m, deviations=True),
         }
         if dtype == np.float64:  # the reproducible sums' two lanes (float64 only): 3 ranks' terms at hand
             terms = np.stack([x, y, x[::-1].copy()])

@@ -20,8 +20,9 @@ twin                      CUDA source                 CPU counterpart
 ``kmeans_step``           ``kmeans.cu``               ``hpc.kernels.kmeans_step``
 ``logistic_loss_grad``,   ``logistic.cu``             ``hpc.kernels.logistic_loss_grad``,
 ``softmax_loss_grad``                                 ``softmax_loss_grad``
-``column_moments``,       ``columns.cu``              hpc.ml's block moments, Gram matrices and
-``gram``, ``subtract_row``                            centring
+``column_moments``        ``columns.cu``              ``hpc.kernels.column_moments``
+``gram``,                 ``columns.cu``              hpc.ml's Gram matrices and centring
+``subtract_row``
 ========================  ==========================  =====================================
 
 The twins hpc.ml's fits run on row blocks (``kmeans_step``, the losses, ``column_moments``) add every sum in an

@@ -277,12 +277,13 @@ def _lloyd(
     width = k * d + k + 2
 
     def step(i: int, centres: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray]:
-        sums = _np.zeros((k, d))
-        counts = _np.zeros(k)
-        labels, dist = points.step(i, centres, sums=sums, counts=counts)
+        """Block i's labels, distances and its row of the pass's sum: [sums, counts, changed labels, inertia]."""
+        out = _np.zeros(width)
+        labels, dist = points.step(i, centres, sums=out[: k * d].reshape(k, d), counts=out[k * d : k * d + k])
         before = previous[i]
-        changed = labels.shape[0] if before is None else int(_np.count_nonzero(labels != before))
-        return labels, dist, _np.concatenate([sums.ravel(), counts, [changed, dist.sum()]])
+        out[-2] = labels.shape[0] if before is None else _np.count_nonzero(labels != before)
+        out[-1] = dist.sum()
+        return labels, dist, out
 
     strict = False
     labels: list[_np.ndarray] = []

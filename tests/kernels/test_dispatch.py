@@ -33,6 +33,7 @@ CALLS = {
     "kmeans_step": ((X, C), {}),
     "logistic_loss_grad": ((X, (V[:40] > 0).astype(np.float64), np.ones(3)), {"intercept": 0.5}),
     "softmax_loss_grad": ((X, RNG.integers(0, 4, 40), RNG.normal(size=(4, 3))), {}),
+    "column_moments": ((X,), {"deviations": True}),
 }
 #: arguments that stay on the host in device calls (parameters, not data)
 HOST_ARGS = {"kmeans_step": {1}, "logistic_loss_grad": {2}, "softmax_loss_grad": {2}}
