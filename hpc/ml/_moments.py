@@ -70,7 +70,8 @@ def _block_moments(Z: _np.ndarray, diagonal: bool, centred: bool) -> _Block:
         return n, total, shift.astype(_np.float64), centred32.sum(axis=0, dtype=_np.float64), products
     a = total / n
     centred = Z - a  # float64 whatever Z's float dtype: the cast and the centring in one pass
-    return n, total, a, centred.sum(axis=0), centred.T @ centred
+    with _np.errstate(over="ignore", invalid="ignore"):  # data near 1e155 overflow the Gram: callers take TSQR
+        return n, total, a, centred.sum(axis=0), centred.T @ centred
 
 
 def centered_moments(
@@ -111,10 +112,13 @@ def centered_moments(
         if nb == 0:
             return _np.zeros(width + products.size)
         d = (a - reference) + s / nb
-        m2 = products - (s * s if diagonal else _np.outer(s, s)) / nb
-        return _np.concatenate([nb * d, (m2 + nb * (d * d if diagonal else _np.outer(d, d))).ravel()])
+        with _np.errstate(over="ignore", invalid="ignore") if not diagonal else _np.errstate():
+            # an overflowing Gram matrix (data near 1e155) is its callers' to handle: they take TSQR then
+            m2 = products - (s * s if diagonal else _np.outer(s, s)) / nb
+            return _np.concatenate([nb * d, (m2 + nb * (d * d if diagonal else _np.outer(d, d))).ravel()])
 
     totals = blocks.sum([about_reference(p) for p in parts], (width + int(_np.prod(shape)),))
     shift, spread = totals[:width], totals[width:].reshape(shape)
-    m2 = spread - (shift * shift if diagonal else _np.outer(shift, shift)) / n
+    with _np.errstate(over="ignore", invalid="ignore") if not diagonal else _np.errstate():
+        m2 = spread - (shift * shift if diagonal else _np.outer(shift, shift)) / n
     return Moments(n, reference + shift / n, m2)
