@@ -6,7 +6,8 @@ mean[j])^2`` and, for the corrected two-pass formula, the deviations themselves 
 mean[j])`` (what the rounding of the mean left out of it). Two passes over the rows, in float64 whatever the input's
 float dtype, each column summed in row order: the order of NumPy's ``x.sum(axis=0)`` on C-ordered rows and of the
 GPU twin (one thread per column), so all three give the same bits. NumPy's way (a sum, a centred temporary, then
-``einsum``) cost about 7x this kernel on 4096 x 10 blocks: ``einsum`` reduces short rows poorly.
+``einsum``) is several times slower on the ML layer's blocks (``einsum`` reduces short rows poorly; figures in
+docs/performance.md).
 """
 
 from __future__ import annotations

@@ -563,22 +563,22 @@ def column_moments(
     _rows_fit_int("x", x)
     m, d = x.shape
     if m == 0:
-        zeros = _np.zeros(d)
-        return (zeros, zeros.copy(), zeros.copy()) if deviations else (zeros, zeros.copy())
-    if not _gpu():
+        result = (_np.zeros(d), _np.zeros(d), _np.zeros(d))
+    elif not _gpu():
         x64 = _host(x).astype(_np.float64)
         sums = x64.sum(axis=0)
         centred = x64 - sums / m
-        m2 = (centred**2).sum(axis=0)
-        return (sums, m2, centred.sum(axis=0)) if deviations else (sums, m2)
-    _ready(stream, x)
-    out = DeviceArray((3, d), _np.float64, device_index=x.device_index)
-    if d:
-        k = module.load("columns", x.device_index).kernel(f"column_moments_{_SUFFIX[x.dtype]}", "PPPPii")
-        k((_builtins.min(-(-d // BLOCK), 65535),), (BLOCK,), x, out[0], out[1], out[2], m, d, stream=stream)
-    out.stream = stream
-    host = out.get()
-    return (host[0].copy(), host[1].copy(), host[2].copy()) if deviations else (host[0].copy(), host[1].copy())
+        result = (sums, (centred**2).sum(axis=0), centred.sum(axis=0))
+    else:
+        _ready(stream, x)
+        out = DeviceArray((3, d), _np.float64, device_index=x.device_index)
+        if d:
+            k = module.load("columns", x.device_index).kernel(f"column_moments_{_SUFFIX[x.dtype]}", "PPPPii")
+            k((_builtins.min(-(-d // BLOCK), 65535),), (BLOCK,), x, out[0], out[1], out[2], m, d, stream=stream)
+        out.stream = stream
+        host = out.get()
+        result = (host[0].copy(), host[1].copy(), host[2].copy())
+    return result if deviations else result[:2]
 
 
 def subtract_row(
@@ -794,12 +794,13 @@ def gram(x: DeviceArray, y: DeviceArray | None = None, *, centred: bool = True, 
         if centred and m:
             z = z - sums / m
             devs = z.sum(axis=0)
-        return (sums, z.T @ z, devs) if deviations else (sums, z.T @ z)
+        result = (sums, z.T @ z, devs)
+        return result if deviations else result[:2]
     # rows of out: 0 the sums; 1..w the Gram matrix; w + 1 the deviations
     out = DeviceArray((w + 2, w), _np.float64, device_index=x.device_index)
     if m == 0 or w == 0:
-        zeros = (_np.zeros(w), _np.zeros((w, w)), _np.zeros(w))
-        return zeros if deviations else zeros[:2]
+        result = (_np.zeros(w), _np.zeros((w, w)), _np.zeros(w))
+        return result if deviations else result[:2]
     _ready(stream, x, *(() if y is None else (y,)))
     mod = module.load("columns", x.device_index)
     suffix = _SUFFIX[x.dtype]
@@ -815,6 +816,5 @@ def gram(x: DeviceArray, y: DeviceArray | None = None, *, centred: bool = True, 
         stream=stream,
     )
     host = out.get()
-    if deviations:
-        return host[0].copy(), host[1 : w + 1].copy(), host[w + 1].copy()
-    return host[0].copy(), host[1 : w + 1].copy()
+    result = (host[0].copy(), host[1 : w + 1].copy(), host[w + 1].copy())
+    return result if deviations else result[:2]

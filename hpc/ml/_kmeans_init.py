@@ -159,6 +159,14 @@ class Points:
         return self.blocks.sum(parts, shape)
 
 
+def _unit_scaled(weights: _np.ndarray, top: float) -> _np.ndarray:
+    """``weights`` scaled by the power of two that brings ``top`` (their largest, over every rank) into [0.5, 1).
+
+    The race keys ``-log(u) / w`` keep exactly their order, but a squared distance near the bottom of float64's range
+    no longer makes every key overflow to inf (no row would win: at data scale 1e-160 row 0 took every draw)."""
+    return _np.ldexp(weights, -_math.frexp(top)[1])
+
+
 def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
     """Return ``k`` centres by greedy k-means++ (scikit-learn's ``_kmeans_plusplus``, ``2 + log k`` trials each)."""
     trials = 2 + int(_math.log(k))
@@ -171,10 +179,7 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
     for c in range(1, k):
         keys = []
         top = points.largest(closest)
-        # scaled by a power of two to a largest weight in [0.5, 1): the same keys' order, but a distance near the
-        # bottom of float64's range no longer makes every key -log(u) / w overflow to inf (no row would win)
-        weights = [_np.ldexp(x, -_math.frexp(top)[1]) for x in closest] if potential > 0 else [
-            _np.ones_like(x) for x in closest]
+        weights = [_unit_scaled(x, top) for x in closest] if potential > 0 else [_np.ones_like(x) for x in closest]
         for trial in range(trials):
             draws = points.uniform(_stream(_PLUSPLUS, run, c, trial))
             with _np.errstate(divide="ignore"):
@@ -260,8 +265,7 @@ def _recluster(candidates: _np.ndarray, weights: _np.ndarray, k: int, seed: int,
     centres[0] = candidates[pick(0, 0, weights)]
     closest = sqdist(centres[:1])[:, 0]
     for c in range(1, k):
-        # closest scaled to a largest value in [0.5, 1) by a power of two, as in kmeans_plusplus: no key overflows
-        w = weights * _np.ldexp(closest, -_math.frexp(float(closest.max()))[1])
+        w = weights * _unit_scaled(closest, float(closest.max()))
         w = w if w.sum() > 0 else weights
         options = [pick(c, t, w) for t in range(trials)]
         distances = _np.minimum(closest[:, None], sqdist(candidates[options]))

@@ -112,13 +112,13 @@ def centered_moments(
         if nb == 0:
             return _np.zeros(width + products.size)
         d = (a - reference) + s / nb
-        with _np.errstate(over="ignore", invalid="ignore") if not diagonal else _np.errstate():
-            # an overflowing Gram matrix (data near 1e155) is its callers' to handle: they take TSQR then
-            m2 = products - (s * s if diagonal else _np.outer(s, s)) / nb
-            return _np.concatenate([nb * d, (m2 + nb * (d * d if diagonal else _np.outer(d, d))).ravel()])
+        m2 = products - (s * s if diagonal else _np.outer(s, s)) / nb
+        return _np.concatenate([nb * d, (m2 + nb * (d * d if diagonal else _np.outer(d, d))).ravel()])
 
-    totals = blocks.sum([about_reference(p) for p in parts], (width + int(_np.prod(shape)),))
-    shift, spread = totals[:width], totals[width:].reshape(shape)
-    with _np.errstate(over="ignore", invalid="ignore") if not diagonal else _np.errstate():
+    # an overflowing Gram matrix (data near 1e155) is its callers' to handle: they take TSQR then
+    quiet = {} if diagonal else {"over": "ignore", "invalid": "ignore"}
+    with _np.errstate(**quiet):
+        totals = blocks.sum([about_reference(p) for p in parts], (width + int(_np.prod(shape)),))
+        shift, spread = totals[:width], totals[width:].reshape(shape)
         m2 = spread - (shift * shift if diagonal else _np.outer(shift, shift)) / n
     return Moments(n, reference + shift / n, m2)
