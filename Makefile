@@ -40,8 +40,12 @@ run: install
 
 test: test-unit test-mpi
 
+# The unit suite on TEST_WORKERS pytest-xdist processes, a test file per worker at a time (its module fixtures run
+# once): on a fresh clone most of the suite's time is numba compiling the kernels into its cache, which two
+# processes do side by side. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test-unit: install
-	$(PY) -m pytest -m "not mpi"
+	$(PY) -m pytest -m "not mpi" -n $(TEST_WORKERS) --dist loadfile
 
 # The MPI-marked tests run on every rank of a real mpiexec, with the rank-agreement checks on (HPC_MPI_CHECK=1),
 # then once more on 3 ranks under the watchdog alone (HPC_MPI_TIMEOUT, what docs/mpi.md recommends for CI).
