@@ -7,7 +7,9 @@ have cancelled (below 1/8 of ``|x|^2 + |y|^2``, NaN or infinite), so distances a
 identical points and otherwise within a few units of rounding of the direct form (not its bits);
 ``kmeans_assign`` takes the argmin of direct distances among the centroids whose GEMM-form value lies within twice
 the form's rounding bound of the best (the factor 2 covers the rounding of the direct distances compared), so its
-labels are the direct form's. The parallel variants share each tile's rows among threads.
+labels are the direct form's. The parallel variants share each tile's rows among threads. Small inputs (at most 4096
+row x point x feature products) and thin ones (at most 256 point x feature products per row) skip the GEMM form:
+every distance is computed directly (rows shared among threads in the parallel variant).
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ _PARALLEL_TILE_PRODUCTS = 1 << 21
 #: cost more in thread wake-ups (BLAS's spinning threads meeting numba's) than they save: 64 x 256 points took 8 ms
 #: that way and 0.2 ms serially
 _PARALLEL_MIN_PRODUCTS = 1 << 17
+#: The direct form instead of the GEMM form, for both kernels: at most _DIRECT_MAX_WORK in all (rows x points x
+#: features: the BLAS call, norms and tiles are then most of a call's cost), or at most _DIRECT_MAX_ROW_WORK per row
+#: (points x features: BLAS is inefficient on such thin products, and the direct pass is as fast or faster at any
+#: row count; its parallel variant shares rows among threads with no BLAS threads to hand over to). kmeans_assign's
+#: labels and distances are the same bits either way (the GEMM form only chooses which direct distances to compare);
+#: sqdist's values are the direct form's own bits there (the GEMM form's are within a few units of rounding of them)
+_DIRECT_MAX_WORK = 1 << 12
+_DIRECT_MAX_ROW_WORK = 256
 #: GEMM-form distances below this fraction of |x|^2 + |y|^2 have lost digits to cancellation: recomputed directly
 _CANCEL = 0.125
 
@@ -52,6 +62,38 @@ def _assign_row(x, i, c):  # pragma: no cover - compiled by numba
             bd = d
             best = j
     return best, bd
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _sqdist_direct_serial(x, y, out):  # pragma: no cover - compiled by numba
+    for i in range(x.shape[0]):
+        for j in range(y.shape[0]):
+            out[i, j] = _d2(x, i, y, j)
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
+def _sqdist_direct_parallel(x, y, out):  # pragma: no cover - compiled by numba
+    for i in _prange(x.shape[0]):
+        for j in range(y.shape[0]):
+            out[i, j] = _d2(x, i, y, j)
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _assign_direct_serial(x, c, labels, dist):  # pragma: no cover - compiled by numba
+    for i in range(x.shape[0]):
+        labels[i], dist[i] = _assign_row(x, i, c)
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
+def _assign_direct_parallel(x, c, labels, dist):  # pragma: no cover - compiled by numba
+    for i in _prange(x.shape[0]):
+        labels[i], dist[i] = _assign_row(x, i, c)
+
+
+def _direct(x, y):
+    """Whether the distances of ``x``'s rows to ``y``'s take the direct form (see _DIRECT_MAX_WORK)."""
+    per_row = y.shape[0] * x.shape[1]
+    return per_row <= _DIRECT_MAX_ROW_WORK or x.shape[0] * per_row <= _DIRECT_MAX_WORK
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
@@ -173,8 +215,12 @@ def sqdist(x, y, *, out=None, parallel=None):
     if x.shape[1] == 0:
         out[...] = 0.0
         return out
+    work = x.shape[0] * y.shape[0] * x.shape[1]
+    if _direct(x, y):
+        direct = _sqdist_direct_parallel if _checks.use_parallel(parallel, work) else _sqdist_direct_serial
+        direct(x, y, out)
+        return out
     xn, yn = _sqnorms(x), _sqnorms(y)
-    work = x.shape[0] * y.shape[0] * max(1, x.shape[1])
     parallel = _checks.use_parallel(parallel, work) and x.shape[0] * y.shape[0] >= _PARALLEL_MIN_PRODUCTS
     finish = _sqdist_finish_parallel if parallel else _sqdist_finish_serial
     for lo, hi, products in _tiles(x, y, parallel):
@@ -210,22 +256,31 @@ def kmeans_assign(x, centroids, *, parallel=None):
     labels = _np.empty(x.shape[0], _np.int64)
     dist = _np.empty(x.shape[0], x.dtype)
     work = x.shape[0] * c.shape[0] * max(1, x.shape[1])
-    parallel = _checks.use_parallel(parallel, work) and x.shape[0] * c.shape[0] >= _PARALLEL_MIN_PRODUCTS
     if x.shape[0] == 0:
         return labels, dist
     if x.shape[1] == 0:
         labels[:] = 0
         dist[:] = 0.0
         return labels, dist
+    out_dist = dist if dist.dtype == _np.float64 else _np.empty(x.shape[0])
+    if _direct(x, c):
+        direct = _assign_direct_parallel if _checks.use_parallel(parallel, work) else _assign_direct_serial
+        direct(x, c, labels, out_dist)
+    else:
+        parallel = _checks.use_parallel(parallel, work) and x.shape[0] * c.shape[0] >= _PARALLEL_MIN_PRODUCTS
+        _assign_gemm(x, c, parallel, labels, out_dist)
+    if out_dist is not dist:
+        dist[:] = out_dist
+    return labels, dist
+
+
+def _assign_gemm(x, c, parallel, labels, dist):
+    """kmeans_assign's labels and float64 distances into ``labels`` and ``dist``, filtered by the GEMM form."""
     xn, cn = _sqnorms(x), _sqnorms(c)
     finite = cn[_np.isfinite(cn)]
     cmax = float(finite.max()) if finite.size else _np.inf  # NaN centroids never win; they must not poison the bound
     # the rounding bound of a GEMM-form value, over |x|^2 + |c|^2: a dot product of d terms and the norms' sums
     scale = 2.0 * (x.shape[1] + 2) * float(_np.finfo(_np.float64).eps)
     finish = _assign_finish_parallel if parallel else _assign_finish_serial
-    out_dist = dist if dist.dtype == _np.float64 else _np.empty(x.shape[0])
     for lo, hi, products in _tiles(x, c, parallel):
-        finish(x, c, xn[lo:hi], cn, cmax, products, lo, scale, labels, out_dist)
-    if out_dist is not dist:
-        dist[:] = out_dist
-    return labels, dist
+        finish(x, c, xn[lo:hi], cn, cmax, products, lo, scale, labels, dist)

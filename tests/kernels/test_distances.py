@@ -12,9 +12,25 @@ def ref_sqdist(x, y):
     return ((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2).sum(-1)
 
 
+def force(monkeypatch, form):
+    """Make both kernels take ``form`` ("gemm" or "direct") whatever the sizes."""
+    from hpc.kernels import distances
+
+    limit = -1 if form == "gemm" else 1 << 60
+    monkeypatch.setattr(distances, "_DIRECT_MAX_WORK", limit)
+    monkeypatch.setattr(distances, "_DIRECT_MAX_ROW_WORK", limit)
+
+
+@pytest.fixture(params=["gemm", "direct"])
+def form(request, monkeypatch):
+    """Each test taking it runs on the GEMM form and on the direct form."""
+    force(monkeypatch, request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_sqdist_and_assign_match_numpy(rng, dtype, parallel):
+def test_sqdist_and_assign_match_numpy(form, rng, dtype, parallel):
     """sqdist equals the broadcast NumPy formula and kmeans_assign its row-wise argmin and minimum."""
     x = rng.standard_normal((301, 13)).astype(dtype)
     c = rng.standard_normal((17, 13)).astype(dtype)
@@ -27,7 +43,7 @@ def test_sqdist_and_assign_match_numpy(rng, dtype, parallel):
     np.testing.assert_allclose(d, ref.min(axis=1), rtol=rtol)
 
 
-def test_distances_exact_ties_strided_and_nan(rng):
+def test_distances_exact_ties_strided_and_nan(form, rng):
     """Identical points are at distance 0, ties pick the first centroid, strided input works, NaN never wins."""
     x = rng.standard_normal((10, 4))
     assert (np.diag(k.sqdist(x, x)) == 0.0).all()
@@ -52,7 +68,7 @@ def test_distances_errors():
 
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("offset", [0.0, 1e3, 1e6])
-def test_gemm_form_keeps_direct_answers_far_from_the_origin(rng, offset, parallel):
+def test_distances_far_from_the_origin_are_the_direct_forms(form, rng, offset, parallel):
     """Points clustered far from the origin (where |x|^2+|c|^2-2x.c cancels) get the direct form's answers."""
     x = rng.standard_normal((700, 9)) * 0.01 + offset
     c = x[:30] + rng.standard_normal((30, 9)) * 1e-3
@@ -64,7 +80,7 @@ def test_gemm_form_keeps_direct_answers_far_from_the_origin(rng, offset, paralle
     assert (k.sqdist(x, x[:50], parallel=parallel)[np.arange(50), np.arange(50)] == 0.0).all()
 
 
-def test_gemm_form_tiles_and_float32(rng):
+def test_many_tiles_and_float32(form, rng):
     """Many tiles (more rows than one tile holds) and float32 input give the direct form's answers."""
     x = rng.standard_normal((5000, 3)).astype(np.float32)
     c = rng.standard_normal((40, 3)).astype(np.float32)
@@ -75,7 +91,7 @@ def test_gemm_form_tiles_and_float32(rng):
     np.testing.assert_array_equal(labels, ref.argmin(axis=1))
 
 
-def test_parallel_assign_works_in_tiles(rng):
+def test_parallel_assign_works_in_tiles(form, rng):
     """The parallel variant does not hold every distance at once: peak memory stays far below rows x centroids."""
     import tracemalloc
 
@@ -91,7 +107,7 @@ def test_parallel_assign_works_in_tiles(rng):
     assert peak < x.shape[0] * c.shape[0] * 8 / 4  # the whole product matrix would be 123 MB
 
 
-def test_sqdist_with_an_out_over_its_inputs(rng):
+def test_sqdist_with_an_out_over_its_inputs(form, rng):
     """An out that is an input, or overlaps one, gives the answer of separate arrays (the inputs are copied)."""
     x = rng.random((6, 6))
     expected = k.sqdist(x.copy(), x.copy())
@@ -100,3 +116,45 @@ def test_sqdist_with_an_out_over_its_inputs(rng):
     z = rng.random((8, 8))
     expected = k.sqdist(z[:, :4].copy(), z[:3, :4].copy())
     np.testing.assert_allclose(k.sqdist(z[:, :4], z[:3, :4], out=z[:, 4:7]), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_assign_gives_the_same_bits_on_either_form(rng, dtype, monkeypatch):
+    """kmeans_assign's direct form (small or thin inputs) and GEMM form give the same bits: ties, NaN and infinite
+    rows and centroids, far-off data and strided input included."""
+    x = rng.standard_normal((40, 5)).astype(dtype)
+    x[3] = np.nan
+    x[4, 1] = np.inf
+    x[5:9] *= 1e30 if dtype == np.float64 else 1e15
+    x[9:20] = x[9:20] * 1e-3 + 1e6
+    c = np.concatenate([x[9:12] + 1e-4, x[:2], x[:2], rng.standard_normal((3, 5)).astype(dtype)])  # a tie pair
+    c[-1, 2] = np.nan
+    cases = [(x, c), (x[::3, ::2], c[::2, ::2]), (x, c[:1]), (x[:1], c)]
+    for xs, cs in cases:
+        force(monkeypatch, "direct")
+        direct = k.kmeans_assign(xs, cs)
+        force(monkeypatch, "gemm")
+        gemm = k.kmeans_assign(xs, cs)
+        np.testing.assert_array_equal(direct[0], gemm[0])
+        assert direct[1].dtype == gemm[1].dtype == dtype
+        np.testing.assert_array_equal(direct[1], gemm[1])  # NaN where NaN, the same bits elsewhere
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sqdist_forms_agree_to_rounding(rng, dtype, monkeypatch):
+    """sqdist's direct form (small or thin inputs) and GEMM form agree to rounding: identical points are exactly 0,
+    NaN and inf land where NumPy's formula puts them, an overlapping out is safe."""
+    x = rng.standard_normal((30, 4)).astype(dtype)
+    x[2, 1] = np.nan
+    x[3, 0] = np.inf
+    y = np.concatenate([x[5:9], rng.standard_normal((5, 4)).astype(dtype)])
+    ref = ref_sqdist(x, y)
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    for form in ("direct", "gemm"):
+        force(monkeypatch, form)
+        got = k.sqdist(x, y)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, ref, rtol=rtol)  # NaN where NaN, inf where inf
+        assert (got[np.arange(5, 9), np.arange(4)] == 0.0).all()
+        z = np.concatenate([x[:4], y[:4]]).T.copy()  # an out over the inputs' memory
+        np.testing.assert_allclose(k.sqdist(z[:, :4].T, z[:, 4:].T, out=z[:, :4]), ref[:4, :4], rtol=rtol)
