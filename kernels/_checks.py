@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util as _importlib_util
 import threading as _threading
 
 import numba as _numba
@@ -10,6 +11,7 @@ import numpy as _np
 from hpc import config as _config
 
 __all__ = [
+    "COMPILED_BLAS",
     "F32",
     "F64",
     "FLOATS",
@@ -44,6 +46,11 @@ STREAM_MIN_BYTES = 16 << 20
 #: 32 K float64 are 256 KiB, a core's L2 on the machines we measured, so a tile's products stay in cache between
 #: the BLAS call that makes them and the compiled pass that reads them
 TILE_PRODUCTS = 1 << 15
+
+#: numba calls BLAS (``np.dot`` in compiled code) through SciPy's bindings: with SciPy a kernel's products and its
+#: pass over them are one compiled call that never takes the GIL, and a parallel kernel's threads each make their own
+#: products (no hand-over between BLAS's threads and numba's); without SciPy the products come from NumPy
+COMPILED_BLAS = _importlib_util.find_spec("scipy") is not None
 
 
 def check_float(name: str, x: object) -> _np.ndarray:

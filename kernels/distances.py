@@ -7,9 +7,12 @@ have cancelled (below 1/8 of ``|x|^2 + |y|^2``, NaN or infinite), so distances a
 identical points and otherwise within a few units of rounding of the direct form (not its bits);
 ``kmeans_assign`` takes the argmin of direct distances among the centroids whose GEMM-form value lies within twice
 the form's rounding bound of the best (the factor 2 covers the rounding of the direct distances compared), so its
-labels are the direct form's. The parallel variants share each tile's rows among threads. Small inputs (at most 4096
-row x point x feature products) and thin ones (at most 256 point x feature products per row) skip the GEMM form:
-every distance is computed directly (rows shared among threads in the parallel variant).
+labels are the direct form's. The parallel variants share the rows among numba's threads, each thread making its own
+chunk's products with BLAS on that thread alone (SciPy's bindings, from compiled code): BLAS's threads and numba's
+never hand over to each other, which on a busy machine ran many times slower than serial. Without SciPy, and for
+very wide products, the serial variant runs (NumPy's BLAS still makes its products on its own threads). Small
+inputs (at most 4096 row x point x feature products) and thin ones (at most 256 point x feature products per row)
+skip the GEMM form: every distance is computed directly (rows shared among threads in the parallel variant).
 """
 
 from __future__ import annotations
@@ -24,13 +27,6 @@ from ._flags import REDUCE
 
 __all__ = ["kmeans_assign", "sqdist"]
 
-#: products per tile of the parallel variants: 2 M float64 are 16 MiB, enough work per BLAS call to keep the
-#: hand-over between BLAS's threads and numba's a small part of it
-_PARALLEL_TILE_PRODUCTS = 1 << 21
-#: the parallel variants start from this many products (rows x points): below it one BLAS call and a parallel pass
-#: cost more in thread wake-ups (BLAS's spinning threads meeting numba's) than they save: 64 x 256 points took 8 ms
-#: that way and 0.2 ms serially
-_PARALLEL_MIN_PRODUCTS = 1 << 17
 #: The direct form instead of the GEMM form, for both kernels: at most _DIRECT_MAX_WORK in all (rows x points x
 #: features: the BLAS call, norms and tiles are then most of a call's cost), or at most _DIRECT_MAX_ROW_WORK per row
 #: (points x features: BLAS is inefficient on such thin products, and the direct pass is as fast or faster at any
@@ -39,6 +35,10 @@ _PARALLEL_MIN_PRODUCTS = 1 << 17
 #: sqdist's values are the direct form's own bits there (the GEMM form's are within a few units of rounding of them)
 _DIRECT_MAX_WORK = 1 << 12
 _DIRECT_MAX_ROW_WORK = 256
+#: the parallel variants' products per BLAS call (rows x points x features) when each thread makes its own: at most
+#: this much, OpenBLAS runs a call on the calling thread alone; above it, it wakes its own threads too, on the cores
+#: numba's threads are using
+_CHUNK_WORK = 1 << 18
 #: GEMM-form distances below this fraction of |x|^2 + |y|^2 have lost digits to cancellation: recomputed directly
 _CANCEL = 0.125
 
@@ -112,12 +112,6 @@ def _sqdist_finish_serial(x, y, xn, yn, products, out, lo):  # pragma: no cover 
         _sqdist_finish_row(x, y, xn, yn, products, out, lo + r, r)
 
 
-@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
-def _sqdist_finish_parallel(x, y, xn, yn, products, out, lo):  # pragma: no cover - compiled by numba
-    for r in _prange(products.shape[0]):
-        _sqdist_finish_row(x, y, xn, yn, products, out, lo + r, r)
-
-
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _assign_finish_row(x, c, xn, cn, cmax, products, i, r, scale):  # pragma: no cover - compiled by numba
     k = c.shape[0]
@@ -150,22 +144,57 @@ def _assign_finish_serial(x, c, xn, cn, cmax, products, lo, scale, labels, dist)
         labels[lo + r], dist[lo + r] = _assign_finish_row(x, c, xn, cn, cmax, products, lo + r, r, scale)
 
 
+@_njit(cache=True, nogil=True)
+def _chunk64(x, lo, hi):  # pragma: no cover - compiled by numba
+    """Rows lo:hi of x as a new C-contiguous float64 array (x of either dtype, any strides)."""
+    chunk = _np.empty((hi - lo, x.shape[1]))
+    for i in range(hi - lo):
+        for t in range(x.shape[1]):
+            chunk[i, t] = x[lo + i, t]
+    return chunk
+
+
 @_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
-def _assign_finish_parallel(x, c, xn, cn, cmax, products, lo, scale, labels, dist):  # pragma: no cover - numba
-    for r in _prange(products.shape[0]):
-        labels[lo + r], dist[lo + r] = _assign_finish_row(x, c, xn, cn, cmax, products, lo + r, r, scale)
+def _sqdist_threads(x, y, yt, xn, yn, out, rows):  # pragma: no cover - compiled by numba
+    m = x.shape[0]
+    for chunk in _prange((m + rows - 1) // rows):
+        lo = chunk * rows
+        hi = min(m, lo + rows)
+        products = _np.dot(_chunk64(x, lo, hi), yt)  # BLAS (SciPy's bindings) on this thread alone
+        for r in range(hi - lo):
+            _sqdist_finish_row(x, y, xn[lo:hi], yn, products, out, lo + r, r)
 
 
-def _tiles(x, y, parallel):
-    """Yield ``(lo, hi, products)``: float64 ``x[lo:hi] @ y.T`` for cache-sized tiles of rows (BLAS).
+@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
+def _assign_threads(x, c, ct, xn, cn, cmax, scale, labels, dist, rows):  # pragma: no cover - compiled by numba
+    m = x.shape[0]
+    for chunk in _prange((m + rows - 1) // rows):
+        lo = chunk * rows
+        hi = min(m, lo + rows)
+        products = _np.dot(_chunk64(x, lo, hi), ct)
+        for r in range(hi - lo):
+            labels[lo + r], dist[lo + r] = _assign_finish_row(x, c, xn[lo:hi], cn, cmax, products, lo + r, r, scale)
 
-    The parallel variants take big tiles (16 MiB of products): one multithreaded BLAS call, then one parallel pass
-    each. Small tiles alternating BLAS's threads with numba's run 20-100x slower on a busy machine, each set
-    spinning while the other works; one tile of every row would need memory in proportion to the whole output.
-    """
+
+def _thread_rows(x, y):
+    """Rows per chunk of the parallel variant (each thread making its own chunk's products), or 0 where the serial
+    variant runs instead, its products made by NumPy on BLAS's threads: without SciPy (no compiled BLAS), or where 8
+    rows' products are beyond _CHUNK_WORK (BLAS's own threads pay there; numba's handing over to them did not)."""
+    per_row = y.shape[0] * x.shape[1]
+    if not _checks.COMPILED_BLAS or 8 * per_row > _CHUNK_WORK:
+        return 0
+    return _CHUNK_WORK // per_row
+
+
+def _transposed64(y):
+    return _np.ascontiguousarray(_np.asarray(y, dtype=_np.float64).T)
+
+
+def _tiles(x, y):
+    """Yield ``(lo, hi, products)``: float64 ``x[lo:hi] @ y.T`` for cache-sized tiles of rows (NumPy's BLAS, on its
+    threads for wide products)."""
     y64 = _np.asarray(y, dtype=_np.float64)
-    products = _PARALLEL_TILE_PRODUCTS if parallel else _checks.TILE_PRODUCTS
-    tile = max(16, products // max(1, y.shape[0]))
+    tile = max(16, _checks.TILE_PRODUCTS // max(1, y.shape[0]))
     scratch = _np.empty((min(tile, x.shape[0]), y.shape[0]))
     for lo in range(0, x.shape[0], tile):
         hi = min(x.shape[0], lo + tile)
@@ -196,8 +225,8 @@ def sqdist(x, y, *, out=None, parallel=None):
         x (numpy.ndarray): 2-D ``(m, d)``, float32 or float64, any strides.
         y (numpy.ndarray): 2-D ``(n, d)`` of ``x``'s dtype.
         out (numpy.ndarray or None): ``(m, n)`` of ``x``'s dtype.
-        parallel (bool or None): rows of ``x`` shared among threads (from 2**17 distances; fewer run serially);
-            ``None`` decides by size.
+        parallel (bool or None): rows of ``x`` shared among threads; ``None`` decides by size (from 2**17 row x
+            point x feature products).
 
     Example:
         >>> import numpy as np; from hpc import kernels
@@ -221,10 +250,12 @@ def sqdist(x, y, *, out=None, parallel=None):
         direct(x, y, out)
         return out
     xn, yn = _sqnorms(x), _sqnorms(y)
-    parallel = _checks.use_parallel(parallel, work) and x.shape[0] * y.shape[0] >= _PARALLEL_MIN_PRODUCTS
-    finish = _sqdist_finish_parallel if parallel else _sqdist_finish_serial
-    for lo, hi, products in _tiles(x, y, parallel):
-        finish(x, y, xn[lo:hi], yn, products, out, lo)
+    rows = _thread_rows(x, y) if _checks.use_parallel(parallel, work) else 0
+    if rows:
+        _sqdist_threads(x, y, _transposed64(y), xn, yn, out, rows)
+        return out
+    for lo, hi, products in _tiles(x, y):
+        _sqdist_finish_serial(x, y, xn[lo:hi], yn, products, out, lo)
     return out
 
 
@@ -235,8 +266,8 @@ def kmeans_assign(x, centroids, *, parallel=None):
     Args:
         x (numpy.ndarray): 2-D ``(m, d)``, float32 or float64, any strides.
         centroids (numpy.ndarray): 2-D ``(k, d)`` of ``x``'s dtype, ``k >= 1``.
-        parallel (bool or None): rows of ``x`` shared among threads (from 2**17 distances; fewer run serially);
-            ``None`` decides by size.
+        parallel (bool or None): rows of ``x`` shared among threads; ``None`` decides by size (from 2**17 row x
+            point x feature products).
 
     Returns:
         ``labels`` (int64, ``(m,)``): the argmin of the direct-form distances ``sum((x_i - c_j)**2)`` for finite
@@ -267,8 +298,7 @@ def kmeans_assign(x, centroids, *, parallel=None):
         direct = _assign_direct_parallel if _checks.use_parallel(parallel, work) else _assign_direct_serial
         direct(x, c, labels, out_dist)
     else:
-        parallel = _checks.use_parallel(parallel, work) and x.shape[0] * c.shape[0] >= _PARALLEL_MIN_PRODUCTS
-        _assign_gemm(x, c, parallel, labels, out_dist)
+        _assign_gemm(x, c, _checks.use_parallel(parallel, work), labels, out_dist)
     if out_dist is not dist:
         dist[:] = out_dist
     return labels, dist
@@ -281,6 +311,9 @@ def _assign_gemm(x, c, parallel, labels, dist):
     cmax = float(finite.max()) if finite.size else _np.inf  # NaN centroids never win; they must not poison the bound
     # the rounding bound of a GEMM-form value, over |x|^2 + |c|^2: a dot product of d terms and the norms' sums
     scale = 2.0 * (x.shape[1] + 2) * float(_np.finfo(_np.float64).eps)
-    finish = _assign_finish_parallel if parallel else _assign_finish_serial
-    for lo, hi, products in _tiles(x, c, parallel):
-        finish(x, c, xn[lo:hi], cn, cmax, products, lo, scale, labels, dist)
+    rows = _thread_rows(x, c) if parallel else 0
+    if rows:
+        _assign_threads(x, c, _transposed64(c), xn, cn, cmax, scale, labels, dist, rows)
+        return
+    for lo, hi, products in _tiles(x, c):
+        _assign_finish_serial(x, c, xn[lo:hi], cn, cmax, products, lo, scale, labels, dist)

@@ -9,8 +9,6 @@ its cluster's sum and count. Tiles are sized so the products stay in cache betwe
 
 from __future__ import annotations
 
-import importlib.util as _importlib_util
-
 import numpy as _np
 from numba import njit as _njit
 
@@ -72,12 +70,6 @@ def _step_compiled(x, c, labels, dist, sums, counts, accumulate, tile):  # pragm
         _finish_tile(x[lo:hi], c, half_norms, products, labels[lo:hi], dist[lo:hi], sums, counts, accumulate)
 
 
-#: numba calls BLAS (``np.dot`` in compiled code) through SciPy's bindings: with SciPy the whole step is one
-#: compiled call that never takes the GIL (threads running blocks side by side scale: 1.4x on 2 threads became
-#: ~1.9x); without SciPy each tile's product comes from NumPy, between two compiled passes
-_COMPILED_BLAS = _importlib_util.find_spec("scipy") is not None
-
-
 @gpu_twin
 def kmeans_step(x, centroids, *, sums=None, counts=None):
     """Return ``(labels, sqdists)`` of each row's nearest centroid; add the rows to ``sums``/``counts`` if given.
@@ -116,7 +108,7 @@ def kmeans_step(x, centroids, *, sums=None, counts=None):
     labels = _np.empty(m, _np.int32)
     dist = _np.empty(m, _np.float64)
     tile = max(64, _checks.TILE_PRODUCTS // k)
-    if _COMPILED_BLAS and x.flags.c_contiguous and m:
+    if _checks.COMPILED_BLAS and x.flags.c_contiguous and m:
         _step_compiled(x, c, labels, dist, sums, counts, accumulate, tile)
         return labels, dist
     half_norms, ct = _prepared(x, c)

@@ -13,17 +13,20 @@ def ref_sqdist(x, y):
 
 
 def force(monkeypatch, form):
-    """Make both kernels take ``form`` ("gemm" or "direct") whatever the sizes."""
-    from hpc.kernels import distances
+    """Make both kernels take ``form`` whatever the sizes: "direct", "gemm" (with ``parallel=True``, the threads each
+    making their own products, in many chunks) or "gemm-numpy" (no compiled BLAS: NumPy's products, serially)."""
+    from hpc.kernels import _checks, distances
 
-    limit = -1 if form == "gemm" else 1 << 60
+    limit = 1 << 60 if form == "direct" else -1
     monkeypatch.setattr(distances, "_DIRECT_MAX_WORK", limit)
     monkeypatch.setattr(distances, "_DIRECT_MAX_ROW_WORK", limit)
+    monkeypatch.setattr(distances, "_CHUNK_WORK", 1 << 13)
+    monkeypatch.setattr(_checks, "COMPILED_BLAS", _checks.COMPILED_BLAS and form != "gemm-numpy")
 
 
-@pytest.fixture(params=["gemm", "direct"])
+@pytest.fixture(params=["gemm", "gemm-numpy", "direct"])
 def form(request, monkeypatch):
-    """Each test taking it runs on the GEMM form and on the direct form."""
+    """Each test taking it runs on each form and variant."""
     force(monkeypatch, request.param)
     return request.param
 
@@ -133,11 +136,12 @@ def test_assign_gives_the_same_bits_on_either_form(rng, dtype, monkeypatch):
     for xs, cs in cases:
         force(monkeypatch, "direct")
         direct = k.kmeans_assign(xs, cs)
-        force(monkeypatch, "gemm")
-        gemm = k.kmeans_assign(xs, cs)
-        np.testing.assert_array_equal(direct[0], gemm[0])
-        assert direct[1].dtype == gemm[1].dtype == dtype
-        np.testing.assert_array_equal(direct[1], gemm[1])  # NaN where NaN, the same bits elsewhere
+        for form, parallel in [("gemm", False), ("gemm", True), ("gemm-numpy", True), ("direct", True)]:
+            force(monkeypatch, form)
+            other = k.kmeans_assign(xs, cs, parallel=parallel)
+            np.testing.assert_array_equal(direct[0], other[0])
+            assert direct[1].dtype == other[1].dtype == dtype
+            np.testing.assert_array_equal(direct[1], other[1])  # NaN where NaN, the same bits elsewhere
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -150,9 +154,9 @@ def test_sqdist_forms_agree_to_rounding(rng, dtype, monkeypatch):
     y = np.concatenate([x[5:9], rng.standard_normal((5, 4)).astype(dtype)])
     ref = ref_sqdist(x, y)
     rtol = 1e-6 if dtype == np.float32 else 1e-14
-    for form in ("direct", "gemm"):
+    for form in ("direct", "gemm", "gemm-numpy"):
         force(monkeypatch, form)
-        got = k.sqdist(x, y)
+        got = k.sqdist(x, y, parallel=form != "direct")
         assert got.dtype == dtype
         np.testing.assert_allclose(got, ref, rtol=rtol)  # NaN where NaN, inf where inf
         assert (got[np.arange(5, 9), np.arange(4)] == 0.0).all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hpc.kernels import kmeans as kmeans_module
+from hpc.kernels import _checks
 
 from hpc import kernels as k
 
@@ -21,7 +21,7 @@ def _reference(x, c):
 @pytest.mark.parametrize("shape", [(500, 3, 4), (300, 40, 70)])  # small k*d, and many tiles of wide products
 def test_step_matches_reference(rng, monkeypatch, compiled, dtype, shape):
     """Labels, exact distances, per-cluster sums and counts equal the NumPy computation."""
-    monkeypatch.setattr(kmeans_module, "_COMPILED_BLAS", compiled)
+    monkeypatch.setattr(_checks, "COMPILED_BLAS", compiled)
     n, d, kc = shape
     x = rng.standard_normal((n, d)).astype(dtype)
     c = rng.standard_normal((kc, d))
