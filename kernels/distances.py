@@ -23,7 +23,7 @@ from numba import prange as _prange
 
 from . import _checks
 from ._dispatch import gpu_twin
-from ._flags import REDUCE
+from ._flags import EXACT, REDUCE
 
 __all__ = ["kmeans_assign", "sqdist"]
 
@@ -43,8 +43,9 @@ _CHUNK_WORK = 1 << 18
 _CANCEL = 0.125
 
 
-@_njit(cache=True, nogil=True, fastmath=REDUCE)
+@_njit(cache=True, nogil=True, fastmath=EXACT)
 def _d2(x, i, y, j):  # pragma: no cover - compiled by numba
+    """The direct distance, summed over the features in order: the same bits as the blocked passes below."""
     acc = 0.0
     for f in range(x.shape[1]):
         d = _np.float64(x[i, f]) - _np.float64(y[j, f])
@@ -64,30 +65,96 @@ def _assign_row(x, i, c):  # pragma: no cover - compiled by numba
     return best, bd
 
 
+#: rows per block of kmeans_assign's direct pass: each block is transposed so that one centroid's distances to all
+#: of its rows are computed lane by lane, each still summed over the features in order (2.3-3x the speed of one
+#: distance at a time, whose short sum over the features hardly vectorizes in order)
+_BLOCK = 64
+#: rows per parallel iteration of kmeans_assign's direct pass (its scratch is allocated once per iteration)
+_CHUNK_ROWS = 4096
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _block_distances(x, lo, hi, y64, j, xt, acc):  # pragma: no cover - compiled by numba
+    """acc[:hi-lo] = the direct distances of rows lo:hi of x to row j of y64, with xt holding those rows transposed."""
+    n = hi - lo
+    for r in range(n):
+        acc[r] = 0.0
+    for f in range(x.shape[1]):
+        yf = y64[j, f]
+        for r in range(n):
+            t = xt[f, r] - yf
+            acc[r] += t * t
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _transpose_block(x, lo, hi, xt):  # pragma: no cover - compiled by numba
+    for r in range(hi - lo):
+        for f in range(x.shape[1]):
+            xt[f, r] = _np.float64(x[lo + r, f])
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _assign_direct_rows(x, c64, labels, dist, lo, hi):  # pragma: no cover - compiled by numba
+    xt = _np.empty((x.shape[1], _BLOCK))
+    acc = _np.empty(_BLOCK)
+    best = _np.empty(_BLOCK)
+    label = _np.empty(_BLOCK, _np.int64)
+    for b in range(lo, hi, _BLOCK):
+        e = min(hi, b + _BLOCK)
+        n = e - b
+        _transpose_block(x, b, e, xt)
+        _block_distances(x, b, e, c64, 0, xt, best)
+        for r in range(n):
+            label[r] = 0
+        for j in range(1, c64.shape[0]):
+            _block_distances(x, b, e, c64, j, xt, acc)
+            for r in range(n):
+                v = acc[r]
+                take = v < best[r] or (best[r] != best[r] and v == v)  # a number beats NaN; ties keep the first
+                best[r] = v if take else best[r]
+                label[r] = j if take else label[r]
+        for r in range(n):
+            labels[b + r] = label[r]
+            dist[b + r] = best[r]
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _d2_any_order(x, i, y, j):  # pragma: no cover - compiled by numba
+    """_d2's sum under fastmath (whatever order vectorizes): sqdist's direct form, which has no bits to agree with.
+    Written twice on purpose: one Python function compiled under two sets of flags would share numba's cache entry,
+    and a row at a time (one function, no pair helper) ran up to 1.5x slower."""
+    acc = 0.0
+    for f in range(x.shape[1]):
+        d = _np.float64(x[i, f]) - _np.float64(y[j, f])
+        acc += d * d
+    return acc
+
+
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _sqdist_direct_serial(x, y, out):  # pragma: no cover - compiled by numba
     for i in range(x.shape[0]):
         for j in range(y.shape[0]):
-            out[i, j] = _d2(x, i, y, j)
+            out[i, j] = _d2_any_order(x, i, y, j)
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
 def _sqdist_direct_parallel(x, y, out):  # pragma: no cover - compiled by numba
     for i in _prange(x.shape[0]):
         for j in range(y.shape[0]):
-            out[i, j] = _d2(x, i, y, j)
+            out[i, j] = _d2_any_order(x, i, y, j)
 
 
-@_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _assign_direct_serial(x, c, labels, dist):  # pragma: no cover - compiled by numba
-    for i in range(x.shape[0]):
-        labels[i], dist[i] = _assign_row(x, i, c)
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _assign_direct_serial(x, c64, labels, dist):  # pragma: no cover - compiled by numba
+    _assign_direct_rows(x, c64, labels, dist, 0, x.shape[0])
 
 
-@_njit(cache=True, nogil=True, fastmath=REDUCE, parallel=True)
-def _assign_direct_parallel(x, c, labels, dist):  # pragma: no cover - compiled by numba
-    for i in _prange(x.shape[0]):
-        labels[i], dist[i] = _assign_row(x, i, c)
+@_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
+def _assign_direct_parallel(x, c64, labels, dist):  # pragma: no cover - compiled by numba
+    m = x.shape[0]
+    for chunk in _prange((m + _CHUNK_ROWS - 1) // _CHUNK_ROWS):
+        lo = chunk * _CHUNK_ROWS
+        _assign_direct_rows(x, c64, labels, dist, lo, min(m, lo + _CHUNK_ROWS))
 
 
 def _direct(x, y):
@@ -296,7 +363,7 @@ def kmeans_assign(x, centroids, *, parallel=None):
     out_dist = dist if dist.dtype == _np.float64 else _np.empty(x.shape[0])
     if _direct(x, c):
         direct = _assign_direct_parallel if _checks.use_parallel(parallel, work) else _assign_direct_serial
-        direct(x, c, labels, out_dist)
+        direct(x, _np.ascontiguousarray(c, dtype=_np.float64), labels, out_dist)
     else:
         _assign_gemm(x, c, _checks.use_parallel(parallel, work), labels, out_dist)
     if out_dist is not dist:
