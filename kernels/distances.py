@@ -3,8 +3,9 @@
 Both run at BLAS speed on the GEMM form ``|x|^2 + |y|^2 - 2 x.y``, a cache-sized tile of rows at a time (the
 products ``x @ y.T`` from BLAS, in float64 for either input dtype), with the accuracy of the direct form
 ``sum((x_i - y_j)**2)``: one compiled pass over each tile recomputes directly every distance the GEMM form could
-have cancelled (below 1/8 of ``|x|^2 + |y|^2``, NaN or infinite), so distances are never negative, exact for
-identical points and otherwise within a few units of rounding of the direct form (not its bits);
+have cancelled (below 1/8 of ``|x|^2 + |y|^2``, NaN or infinite, or where norms or products overflow or go
+subnormal), so distances are never negative, exact for identical points and otherwise close to the direct form
+(not its bits: a unit of rounding off at the median, up to 27 measured at 16 to 1024 features);
 ``kmeans_assign`` takes the argmin of direct distances among the centroids whose GEMM-form value lies within twice
 the form's rounding bound of the best (the factor 2 covers the rounding of the direct distances compared), so its
 labels are the direct form's. The parallel variants share the rows among numba's threads, each thread making its own
@@ -32,7 +33,7 @@ __all__ = ["kmeans_assign", "sqdist"]
 #: (points x features: BLAS is inefficient on such thin products, and the direct pass is as fast or faster at any
 #: row count; its parallel variant shares rows among threads with no BLAS threads to hand over to). kmeans_assign's
 #: labels and distances are the same bits either way (the GEMM form only chooses which direct distances to compare);
-#: sqdist's values are the direct form's own bits there (the GEMM form's are within a few units of rounding of them)
+#: sqdist's values are the direct form's own bits there (the GEMM form's are close to them, not the same)
 _DIRECT_MAX_WORK = 1 << 12
 _DIRECT_MAX_ROW_WORK = 256
 #: the parallel variants' products per BLAS call (rows x points x features) when each thread makes its own: at most
@@ -41,6 +42,9 @@ _DIRECT_MAX_ROW_WORK = 256
 _CHUNK_WORK = 1 << 18
 #: GEMM-form distances below this fraction of |x|^2 + |y|^2 have lost digits to cancellation: recomputed directly
 _CANCEL = 0.125
+#: GEMM-form values count only where |x|^2 + |y|^2 is at least this: below, the products' terms may be subnormal,
+#: whose rounding (up to 2**-1074 each, absolute) the relative bounds above do not cover: recomputed directly
+_NORMAL_SUMS = 2.0**-960
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
@@ -166,8 +170,10 @@ def _direct(x, y):
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _sqdist_finish_row(x, y, xn, yn, products, out, i, r):  # pragma: no cover - compiled by numba
     for j in range(y.shape[0]):
-        v = xn[r] + yn[j] - 2.0 * products[r, j]
-        if v >= _CANCEL * (xn[r] + yn[j]):  # NaN and cancelled values fail this test
+        norms = xn[r] + yn[j]
+        v = norms - 2.0 * products[r, j]
+        # NaN, inf (the norms' sum overflowed), cancelled values and sums near the subnormal range fail this test
+        if v >= _CANCEL * norms and v < _np.inf and norms >= _NORMAL_SUMS:
             out[i, j] = v
         else:
             out[i, j] = _d2(x, i, y, j)
@@ -187,7 +193,8 @@ def _assign_finish_row(x, c, xn, cn, cmax, products, i, r, scale):  # pragma: no
         value = cn[j] - 2.0 * products[r, j]
         if value < best_value:
             best_value = value
-    if not (best_value < _np.inf and xn[r] < _np.inf):  # NaN or infinity about: the direct pass decides
+    # NaN or infinity about (-inf: a product overflowed), or values near the subnormal range: the direct pass decides
+    if not (-_np.inf < best_value < _np.inf and xn[r] < _np.inf and xn[r] + cmax >= _NORMAL_SUMS):
         return _assign_row(x, i, c)
     # |error| of each GEMM-form value <= scale * (|x|^2 + |c_j|^2): a centroid farther than twice that bound from
     # the best cannot be nearest; the rest are compared on direct distances, first on ties
@@ -316,13 +323,14 @@ def sqdist(x, y, *, out=None, parallel=None):
         direct = _sqdist_direct_parallel if _checks.use_parallel(parallel, work) else _sqdist_direct_serial
         direct(x, y, out)
         return out
-    xn, yn = _sqnorms(x), _sqnorms(y)
-    rows = _thread_rows(x, y) if _checks.use_parallel(parallel, work) else 0
-    if rows:
-        _sqdist_threads(x, y, _transposed64(y), xn, yn, out, rows)
-        return out
-    for lo, hi, products in _tiles(x, y):
-        _sqdist_finish_serial(x, y, xn[lo:hi], yn, products, out, lo)
+    with _quiet():
+        xn, yn = _sqnorms(x), _sqnorms(y)
+        rows = _thread_rows(x, y) if _checks.use_parallel(parallel, work) else 0
+        if rows:
+            _sqdist_threads(x, y, _transposed64(y), xn, yn, out, rows)
+            return out
+        for lo, hi, products in _tiles(x, y):
+            _sqdist_finish_serial(x, y, xn[lo:hi], yn, products, out, lo)
     return out
 
 
@@ -371,9 +379,24 @@ def kmeans_assign(x, centroids, *, parallel=None):
     return labels, dist
 
 
+def _quiet():
+    """NumPy's overflow and underflow warnings off: the GEMM form's norms and products may leave float64's range,
+    and every value they spoil is recomputed directly."""
+    return _np.errstate(over="ignore", under="ignore", invalid="ignore")
+
+
 def _assign_gemm(x, c, parallel, labels, dist):
     """kmeans_assign's labels and float64 distances into ``labels`` and ``dist``, filtered by the GEMM form."""
+    with _quiet():
+        _assign_gemm_quiet(x, c, parallel, labels, dist)
+
+
+def _assign_gemm_quiet(x, c, parallel, labels, dist):
     xn, cn = _sqnorms(x), _sqnorms(c)
+    if _np.isposinf(cn).any():  # a centroid's squared norm overflowed: its GEMM values are NaN, wherever it lies
+        direct = _assign_direct_parallel if parallel else _assign_direct_serial
+        direct(x, _np.ascontiguousarray(c, dtype=_np.float64), labels, dist)
+        return
     finite = cn[_np.isfinite(cn)]
     cmax = float(finite.max()) if finite.size else _np.inf  # NaN centroids never win; they must not poison the bound
     # the rounding bound of a GEMM-form value, over |x|^2 + |c|^2: a dot product of d terms and the norms' sums

@@ -162,3 +162,44 @@ def test_sqdist_forms_agree_to_rounding(rng, dtype, monkeypatch):
         assert (got[np.arange(5, 9), np.arange(4)] == 0.0).all()
         z = np.concatenate([x[:4], y[:4]]).T.copy()  # an out over the inputs' memory
         np.testing.assert_allclose(k.sqdist(z[:, :4].T, z[:, 4:].T, out=z[:, :4]), ref[:4, :4], rtol=rtol)
+
+
+def _edge_cases():
+    """Inputs at float64's edges where the GEMM form's shortcuts fail and the direct form must decide."""
+    s = np.sqrt(0.6 * np.finfo(np.float64).max)
+    rng = np.random.default_rng(0)
+    big = np.sqrt(0.9 * np.finfo(np.float64).max)
+    return {
+        # a centroid whose squared norm overflows (finite coordinates) is the nearest
+        "norm overflows": (np.repeat([[1e154, 0.8e154]], 20, 0),
+                           np.concatenate([[[0.0, 0.0]], np.repeat([[1e154, 1e154]], 9, 0)])),
+        # |x|^2 + |y|^2 overflows, the distance does not
+        "norms' sum overflows": (np.repeat([[s, 0.0]], 20, 0), np.repeat([[0.5 * s, np.sqrt(0.75) * s]], 9, 0)),
+        # 2 x.c overflows (without a fused multiply-add the GEMM value is -inf)
+        "product overflows": (np.array([[big, 0.0], [0.0, 1.0]]), np.array([[big, 0.0], [0.0, 0.0], [1.0, 1.0]])),
+        # subnormal distances: ties and the nearest decided on the direct values
+        "subnormal tie": (np.repeat([[2e-162]], 20, 0), np.concatenate([[[0.0]], np.full((9, 1), 4e-162)])),
+        "subnormal": (rng.standard_normal((300, 3)) * 1e-162, rng.standard_normal((100, 3)) * 1e-162),
+    }  # fmt: skip
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # an overflow the kernel handles is not the caller's warning
+@pytest.mark.parametrize("case", list(_edge_cases()))
+def test_gemm_form_at_the_edges_of_float64_gives_the_direct_answers(case, monkeypatch):
+    """Where norms or products overflow, or the values are subnormal, both forms give the direct form's labels
+    and distances (kmeans_assign: the same bits) and sqdist NumPy's float64 values."""
+    x, c = _edge_cases()[case]
+    with np.errstate(over="ignore", under="ignore"):
+        ref = ref_sqdist(x, c)
+    force(monkeypatch, "direct")
+    direct = k.kmeans_assign(x, c)
+    np.testing.assert_array_equal(direct[0], ref.argmin(axis=1))
+    np.testing.assert_array_equal(direct[1], ref.min(axis=1))
+    for form, parallel in [("gemm", False), ("gemm", True), ("gemm-numpy", False)]:
+        force(monkeypatch, form)
+        labels, dist = k.kmeans_assign(x, c, parallel=parallel)
+        np.testing.assert_array_equal(labels, direct[0])
+        np.testing.assert_array_equal(dist, direct[1])
+        got = k.sqdist(x, c, parallel=parallel)
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, ref, rtol=1e-14, atol=0)
