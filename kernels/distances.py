@@ -257,7 +257,9 @@ def _thread_rows(x, y):
     per_row = y.shape[0] * x.shape[1]
     if not _checks.COMPILED_BLAS or 8 * per_row > _CHUNK_WORK:
         return 0
-    return _CHUNK_WORK // per_row
+    # at least 8 chunks where there are rows enough, so every thread gets some; from the sizes alone, never from
+    # the thread count (chunk boundaries fix the bits)
+    return min(_CHUNK_WORK // per_row, max(8, -(-x.shape[0] // 8)))
 
 
 def _transposed64(y):
