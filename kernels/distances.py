@@ -375,7 +375,8 @@ def kmeans_assign(x, centroids, *, parallel=None):
         direct = _assign_direct_parallel if _checks.use_parallel(parallel, work) else _assign_direct_serial
         direct(x, _np.ascontiguousarray(c, dtype=_np.float64), labels, out_dist)
     else:
-        _assign_gemm(x, c, _checks.use_parallel(parallel, work), labels, out_dist)
+        with _quiet():
+            _assign_gemm(x, c, _checks.use_parallel(parallel, work), labels, out_dist)
     if out_dist is not dist:
         dist[:] = out_dist
     return labels, dist
@@ -389,11 +390,6 @@ def _quiet():
 
 def _assign_gemm(x, c, parallel, labels, dist):
     """kmeans_assign's labels and float64 distances into ``labels`` and ``dist``, filtered by the GEMM form."""
-    with _quiet():
-        _assign_gemm_quiet(x, c, parallel, labels, dist)
-
-
-def _assign_gemm_quiet(x, c, parallel, labels, dist):
     xn, cn = _sqnorms(x), _sqnorms(c)
     if _np.isposinf(cn).any():  # a centroid's squared norm overflowed: its GEMM values are NaN, wherever it lies
         direct = _assign_direct_parallel if parallel else _assign_direct_serial
