@@ -8,7 +8,7 @@ import time as _time
 from collections.abc import Callable as _Callable
 from typing import Any as _Any
 
-__all__ = ["first_call", "interleaved_medians", "measure", "per_call_max"]
+__all__ = ["first_call", "interleaved_medians", "measure", "measure_pair", "per_call_max"]
 
 #: the clock's tick: a call that ends within one tick is counted as one tick, so a median is never zero
 _TICK = _time.get_clock_info("perf_counter").resolution
@@ -31,16 +31,56 @@ def measure(fn: _Callable[[], _Any], repeats: int, warmup: int = 1, min_seconds:
     Raises:
         ValueError: ``repeats`` is not a positive int.
     """
-    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
-        raise ValueError(f"repeats must be a positive int; got {repeats!r}")
+    _check_repeats(repeats)
     for _ in range(warmup):
         fn()
     runs: list[float] = []
     start = _time.perf_counter()
     while len(runs) < repeats or (_time.perf_counter() - start < min_seconds and len(runs) < 50 * repeats):
-        t0 = _time.perf_counter()
-        fn()
-        runs.append(max(_time.perf_counter() - t0, _TICK))
+        runs.append(_time_one(fn))
+    return _summary(runs)
+
+
+def measure_pair(
+    first: _Callable[[], _Any], second: _Callable[[], _Any], repeats: int, min_seconds: float = 0.0
+) -> tuple[dict[str, _Any], dict[str, _Any]]:
+    """Time ``first()`` and ``second()`` taking turns, after one warm-up call of each; return :func:`measure`'s
+    summary of each.
+
+    The two alternate call by call, and which one goes first alternates too, so a burst of load (another process, a
+    pool's threads still spinning) falls on both alike: the ratio of their medians is then trustworthy where two
+    back-to-back :func:`measure` calls can each catch a different phase of the machine. ``repeats`` and
+    ``min_seconds`` are as in :func:`measure` (``min_seconds`` counts both functions' time).
+
+    Raises:
+        ValueError: ``repeats`` is not a positive int.
+    """
+    _check_repeats(repeats)
+    first()
+    second()
+    runs: tuple[list[float], list[float]] = ([], [])
+    pair = (first, second)
+    start = _time.perf_counter()
+    while len(runs[0]) < repeats or (_time.perf_counter() - start < min_seconds and len(runs[0]) < 50 * repeats):
+        order = (0, 1) if len(runs[0]) % 2 == 0 else (1, 0)
+        for i in order:
+            runs[i].append(_time_one(pair[i]))
+    return _summary(runs[0]), _summary(runs[1])
+
+
+def _check_repeats(repeats: int) -> None:
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ValueError(f"repeats must be a positive int; got {repeats!r}")
+
+
+def _time_one(fn: _Callable[[], _Any]) -> float:
+    """Seconds of one call of ``fn``, at least one clock tick."""
+    t0 = _time.perf_counter()
+    fn()
+    return max(_time.perf_counter() - t0, _TICK)
+
+
+def _summary(runs: list[float]) -> dict[str, _Any]:
     med = _statistics.median(runs)
     return {
         "median": med,

@@ -94,3 +94,39 @@ def test_slow_kernels_are_named():
         }}},
     }  # fmt: skip
     assert bench_kernels.slow_kernels(result) == ["slow (large): 0.03x NumPy"]
+
+
+def _row(vs_numpy):
+    return {"seconds": {"median": 1.0, "spread": 0.0}, "numpy_seconds": {"median": vs_numpy}, "value": 1.0,
+            "unit": "GB/s", "fraction": 1.0, "vs_numpy": vs_numpy, "first_call_s": 0.0}  # fmt: skip
+
+
+def test_a_kernel_below_half_numpy_is_timed_again_with_numpy_in_turn(result):
+    """A row below 0.5x NumPy is re-timed with ours and NumPy taking turns: the row takes the new figures (rate and
+    ratio from them), keeps the first pass's, and the table marks it and lists both ratios."""
+    calls = []
+    case = bench_kernels._Case("k", "read", 8e6, 0, lambda: calls.append("ours"), lambda: calls.append("numpy"))
+    row = _row(0.01)
+    first = dict(row)
+    ceilings = {"read_gbs": 10.0, "triad_gbs": 10.0, "gflops": 10.0}
+    bench_kernels._retime(row, case, 3, 0.0, ceilings)
+    runs = bench_kernels.RETIME_REPEATS
+    assert calls.count("ours") == calls.count("numpy") == runs + 1  # one warm-up each
+    assert calls[2:6] == ["ours", "numpy", "numpy", "ours"]
+    assert row["first_pass"] == {"seconds": first["seconds"], "numpy_seconds": first["numpy_seconds"],
+                                 "vs_numpy": 0.01}  # fmt: skip
+    assert row["seconds"]["runs"] == row["numpy_seconds"]["runs"] == runs
+    assert row["vs_numpy"] == row["numpy_seconds"]["median"] / row["seconds"]["median"]
+    assert row["value"] == 8e6 / row["seconds"]["median"] / 1e9 and row["fraction"] == row["value"] / 10.0
+
+    row["vs_numpy"] = 1.25  # as the re-time might find: no warning then, the re-time line instead
+    run, _ = result
+    made = {"machine": run["machine"], "roofline": run["roofline"],
+            "sizes": {"cache": {"bytes_per_array": 2**20, "rows": {"k": row, "other": _row(2.0)}}}}  # fmt: skip
+    table = bench_kernels.format_table(made)
+    assert "1.25*" in table and "2.00x" in table
+    assert "taking turns, after a first pass below 0.5x NumPy: k (cache) 0.01x -> 1.25x" in table
+    assert "WARNING" not in table and bench_kernels.slow_kernels(made) == []
+    row["vs_numpy"] = 0.3  # slow on the re-time too: the warning names it with the re-timed figure
+    assert bench_kernels.slow_kernels(made) == ["k (cache): 0.30x NumPy"]
+    assert "WARNING: below 0.5x NumPy on this CPU: k (cache): 0.30x NumPy" in bench_kernels.format_table(made)

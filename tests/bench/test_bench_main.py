@@ -97,6 +97,18 @@ def test_measure_of_calls_within_one_clock_tick_is_positive(monkeypatch):
     assert 8.0 / t["median"] > 0  # a rate, as the suites compute one, does not divide by zero
 
 
+def test_measure_pair_alternates_the_two_and_which_goes_first():
+    """measure_pair() calls the two functions in turn (after one warm-up each), the first of each pair alternating,
+    and returns a summary per function over ``repeats`` runs."""
+    calls = []
+    first, second = _timing.measure_pair(lambda: calls.append("a"), lambda: calls.append("b"), 4)
+    assert calls == ["a", "b"] + ["a", "b", "b", "a"] * 2
+    assert first["runs"] == second["runs"] == 4
+    assert first["min"] <= first["median"] <= first["max"] and second["median"] > 0
+    with pytest.raises(ValueError, match="repeats must be a positive int"):
+        _timing.measure_pair(lambda: None, lambda: None, 0)
+
+
 def test_bad_setting_is_a_clean_error_from_python_m_hpc_bench_mpi(tmp_path):
     """`python -m hpc.bench.mpi` (and scripts/bench_*.py) with a bad HPC_* value exit 2 naming it, launching nothing."""
     import os
