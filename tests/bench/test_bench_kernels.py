@@ -125,8 +125,24 @@ def test_a_kernel_below_half_numpy_is_timed_again_with_numpy_in_turn(result):
             "sizes": {"cache": {"bytes_per_array": 2**20, "rows": {"k": row, "other": _row(2.0)}}}}  # fmt: skip
     table = bench_kernels.format_table(made)
     assert "1.25*" in table and "2.00x" in table
-    assert "taking turns, after a first pass below 0.5x NumPy: k (cache) 0.01x -> 1.25x" in table
+    assert "after a first pass below 0.5x NumPy: k (cache) 0.01x -> 1.25x" in table
     assert "WARNING" not in table and bench_kernels.slow_kernels(made) == []
     row["vs_numpy"] = 0.3  # slow on the re-time too: the warning names it with the re-timed figure
     assert bench_kernels.slow_kernels(made) == ["k (cache): 0.30x NumPy"]
     assert "WARNING: below 0.5x NumPy on this CPU: k (cache): 0.30x NumPy" in bench_kernels.format_table(made)
+
+
+def test_a_kernel_with_a_blas_peer_is_timed_again_alone_after_blas_settles(monkeypatch):
+    """Where NumPy's peer runs on BLAS's threads, the re-time does not alternate (that would time our kernel while
+    they spin): it waits for them to settle, times ours in a block, then NumPy, and waits again."""
+    calls = []
+    monkeypatch.setattr(bench_kernels._time, "sleep", lambda s: calls.append(("sleep", s)))
+    case = bench_kernels._Case("g", "flops", 0, 1e6, lambda: calls.append("ours"), lambda: calls.append("numpy"),
+                               blas=True)  # fmt: skip
+    row = _row(0.2)
+    bench_kernels._retime(row, case, 3, 0.0, {"read_gbs": 1.0, "triad_gbs": 1.0, "gflops": 10.0})
+    runs = bench_kernels.RETIME_REPEATS
+    settle = ("sleep", bench_kernels._BLAS_SETTLE_S)
+    assert calls == [settle] + ["ours"] * (runs + 1) + ["numpy"] * (runs + 1) + [settle]  # one warm-up each
+    assert row["first_pass"]["vs_numpy"] == 0.2 and row["seconds"]["runs"] == runs
+    assert row["value"] == 1e6 / row["seconds"]["median"] / 1e9
