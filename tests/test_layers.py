@@ -10,10 +10,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Which parts each part may import (besides itself). A part is a subpackage or a top-level module of hpc; "hpc" is
 #: the package root (its public names come from _core, iter and config). Keep in step with docs/architecture.md.
-LEAVES = {"config", "_optional", "_launcher", "_numba_probe"}
+LEAVES = {"config", "_optional", "_launcher", "_numba_probe", "_tbb"}
 ALLOWED = {
     "config": set(),
     "_numba_probe": set(),
+    "_tbb": set(),
     "_launcher": {"config"},
     "_optional": {"config", "_launcher"},
     "_core": {"config", "hpc"},
