@@ -6,8 +6,9 @@ MPIEXEC := $(VENV)/bin/mpiexec
 STAMP  := $(VENV)/.installed
 # Every MPI test run is bounded so a deadlock fails instead of hanging CI.
 MPI_TIMEOUT ?= 900
-# numba's OpenMP threading layer, which an install without the tbb extra gets: the dev extra installs tbb (for
-# tests/test_tbb.py, which runs the TBB layer in subprocesses), and numba would otherwise prefer it everywhere.
+# numba's OpenMP threading layer (the system's libgomp), which an install without the tbb extra gets: the dev extra
+# installs tbb (for tests/test_tbb.py, which runs the TBB layer in subprocesses), and numba would otherwise prefer
+# it everywhere.
 # Set NUMBA_THREADING_LAYER yourself to run any target under another layer.
 export NUMBA_THREADING_LAYER ?= omp
 

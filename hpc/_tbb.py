@@ -4,11 +4,12 @@ numba picks its threading layer when the first parallel function runs: TBB if it
 OpenMP, else its own workqueue. It loads the library by name. pip puts the ``tbb`` wheel's library in
 ``<prefix>/lib``, and the dynamic loader does not look there in a virtual environment or a ``--user`` install, so
 there numba quietly falls back to OpenMP (numba issue 6108, open since 2020). Loading the library by its full path
-first makes the later loads by name find it: the loader matches a library already loaded by its soname.
+first makes the later loads by name find it: the loader matches a library already loaded by its soname. numba
+still chooses: TBB first unless ``NUMBA_THREADING_LAYER`` or ``NUMBA_THREADING_LAYER_PRIORITY`` says otherwise.
 
-Why it matters: with the OpenMP layer, each short parallel kernel called right after a NumPy BLAS product waits
-milliseconds for the cores BLAS's threads still spin on, and a child forked after a parallel kernel cannot run
-one. docs/kernels.md ("Parallel kernels next to BLAS") has the measured trade between the two layers.
+Why it matters: with the OpenMP layer, each short parallel kernel called right after a NumPy BLAS product waited
+milliseconds for the cores BLAS's threads still spun on (on a 2-core VM), and under GNU OpenMP a child forked after
+a parallel kernel cannot run one. docs/kernels.md ("Parallel kernels next to BLAS") has the measured trade.
 """
 
 from __future__ import annotations
@@ -24,18 +25,22 @@ __all__ = ["LIBRARY", "library_path", "load_pip_tbb"]
 #: the name numba loads (``numba.np.ufunc.parallel``) and its TBB extension links against
 LIBRARY = "libtbb.so.12"
 
-#: values of NUMBA_THREADING_LAYER under which numba may choose TBB (the others name OpenMP or the workqueue)
-_MAY_CHOOSE_TBB = ("", "default", "safe", "forksafe", "threadsafe", "tbb")
+#: values of NUMBA_THREADING_LAYER (numba lower-cases it) under which numba may choose TBB; the others name OpenMP
+#: or the workqueue, or are not numba's
+_MAY_CHOOSE_TBB = ("default", "safe", "forksafe", "threadsafe", "tbb")
 
 
 def library_path() -> str | None:
     """Return the path of the ``tbb`` wheel's ``libtbb.so.12`` where pip installs it, or ``None`` if absent.
 
-    Looks in ``lib/`` under the install scheme's data directory (the environment's prefix) and under the user
-    base (``pip install --user``), in that order.
+    Looks in ``lib/`` under the install scheme's data directory (the environment's prefix), then under the user
+    base (``pip install --user``) where this interpreter reads the user site (not in a virtual environment, nor
+    under ``python -s`` or ``-I``), in that order; relative paths are ignored.
     """
-    bases = [_sysconfig.get_path("data"), _sys.prefix, _site.getuserbase()]
-    for base in dict.fromkeys(b for b in bases if b):
+    bases = [_sysconfig.get_path("data"), _sys.prefix]
+    if _site.ENABLE_USER_SITE:
+        bases.append(_site.getuserbase())
+    for base in dict.fromkeys(b for b in bases if b and _os.path.isabs(b)):
         path = _os.path.join(base, "lib", LIBRARY)
         if _os.path.isfile(path):
             return path
@@ -52,7 +57,8 @@ def load_pip_tbb() -> str | None:
     """
     if not _sys.platform.startswith("linux"):
         return None
-    if _os.environ.get("NUMBA_THREADING_LAYER", "").strip().lower() not in _MAY_CHOOSE_TBB:
+    layer = _os.environ.get("NUMBA_THREADING_LAYER")
+    if layer is not None and layer.lower() not in _MAY_CHOOSE_TBB:
         return None
     path = library_path()
     if path is None:

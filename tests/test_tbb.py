@@ -25,14 +25,16 @@ needs_wheel = pytest.mark.skipif(
 )
 
 
-def _fake_prefix(monkeypatch, tmp_path, *, data, user):
+def _fake_prefix(monkeypatch, tmp_path, *, data, user, user_site=True):
     monkeypatch.setattr(_tbb._sysconfig, "get_path", lambda name: str(data) if name == "data" else None)
     monkeypatch.setattr(_tbb._sys, "prefix", str(data))
     monkeypatch.setattr(_tbb._site, "getuserbase", lambda: str(user))
+    monkeypatch.setattr(_tbb._site, "ENABLE_USER_SITE", user_site)
 
 
 def test_library_path_looks_in_the_prefix_then_the_user_base(monkeypatch, tmp_path):
-    """The wheel's library is found in <prefix>/lib, else in the user base's lib; None where neither holds it."""
+    """The wheel's library is found in <prefix>/lib, else in the user base's lib where the user site is read;
+    None where neither holds it."""
     prefix, user = tmp_path / "venv", tmp_path / "user"
     _fake_prefix(monkeypatch, tmp_path, data=prefix, user=user)
     assert _tbb.library_path() is None
@@ -42,6 +44,19 @@ def test_library_path_looks_in_the_prefix_then_the_user_base(monkeypatch, tmp_pa
     (prefix / "lib").mkdir(parents=True)
     (prefix / "lib" / _tbb.LIBRARY).write_bytes(b"")
     assert _tbb.library_path() == str(prefix / "lib" / _tbb.LIBRARY)
+
+
+def test_library_path_skips_the_user_base_where_the_user_site_is_off(monkeypatch, tmp_path):
+    """In a virtual environment, or under python -s or -I, a library under ~/.local is not this environment's;
+    nor is a relative PYTHONUSERBASE, which would name a directory under the current one."""
+    user = tmp_path / "user"
+    (user / "lib").mkdir(parents=True)
+    (user / "lib" / _tbb.LIBRARY).write_bytes(b"")
+    _fake_prefix(monkeypatch, tmp_path, data=tmp_path / "venv", user=user, user_site=False)
+    assert _tbb.library_path() is None
+    monkeypatch.chdir(tmp_path)
+    _fake_prefix(monkeypatch, tmp_path, data=tmp_path / "venv", user="user", user_site=True)
+    assert _tbb.library_path() is None
 
 
 def test_load_does_nothing_where_it_should_not(monkeypatch, tmp_path):
@@ -54,7 +69,7 @@ def test_load_does_nothing_where_it_should_not(monkeypatch, tmp_path):
     monkeypatch.delenv("NUMBA_THREADING_LAYER", raising=False)
     assert _tbb.load_pip_tbb() is None  # found, fails to load: left to numba
     monkeypatch.setattr(_tbb, "library_path", lambda: pytest.fail("looked for the library"))
-    for layer in ("omp", "workqueue", " OMP "):
+    for layer in ("omp", "workqueue", "OMP"):  # numba lower-cases the value
         monkeypatch.setenv("NUMBA_THREADING_LAYER", layer)
         assert _tbb.load_pip_tbb() is None
     monkeypatch.setenv("NUMBA_THREADING_LAYER", "tbb")

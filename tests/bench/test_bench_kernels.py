@@ -146,3 +146,21 @@ def test_a_kernel_with_a_blas_peer_is_timed_again_alone_after_blas_settles(monke
     assert calls == [settle] + ["ours"] * (runs + 1) + ["numpy"] * (runs + 1) + [settle]  # one warm-up each
     assert row["first_pass"]["vs_numpy"] == 0.2 and row["seconds"]["runs"] == runs
     assert row["value"] == 1e6 / row["seconds"]["median"] / 1e9
+
+
+def test_a_retimed_row_gives_every_ratio_from_the_retime(monkeypatch):
+    """After a re-time the numexpr ratio, like NumPy's, divides by our re-timed median, not the first pass's."""
+
+    def timing(median):
+        return {"median": median, "min": median, "max": median, "spread": 0.0, "runs": 7}
+
+    case = bench_kernels._Case("k", "read", 8e6, 0, lambda: None, lambda: None, numexpr=lambda: None)
+    first = iter([timing(1.0), timing(0.1), timing(0.2)])  # ours (slow), NumPy, numexpr
+    monkeypatch.setattr(bench_kernels, "_cases", lambda n, ne: [case])
+    monkeypatch.setattr(bench_kernels, "_measure", lambda fn, repeats, min_seconds=0.0: next(first))
+    monkeypatch.setattr(bench_kernels, "_measure_pair", lambda a, b, runs, min_seconds=0.0: (timing(0.05), timing(0.1)))
+    monkeypatch.setattr(bench_kernels._time, "sleep", lambda s: None)
+    ceilings = {"read_gbs": 10.0, "triad_gbs": 10.0, "gflops": 10.0}
+    row = bench_kernels._bench_size("cache", 4096, None, 3, ceilings, lambda line: None)["rows"]["k"]
+    assert row["first_pass"]["vs_numpy"] == pytest.approx(0.1)
+    assert row["vs_numpy"] == pytest.approx(2.0) and row["vs_numexpr"] == pytest.approx(4.0)
