@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# One prepared check of hpc.cuda on a GPU host (what it needs there: docs/cuda.md, "Status, plainly"); under 8 minutes.
+# One prepared check of hpc.cuda on a GPU host (what it needs there: docs/cuda.md, "Status, plainly"); under 8
+# minutes, and up to 4 more for the threading layers.
 #   1. install the carried wheels (pycuda and its pure-Python deps) into /tmp/site, then hpc itself, editable;
 #   2. run the gpu-marked tests of tests/cuda, then the whole tests/cuda suite on the GPU driver, then hpc.ml's
 #      fits on the GPU twins (one process, then the same bits on 2 ranks);
-#   3. run the CUDA benchmark (quick) and print its table last.
+#   3. run the CUDA benchmark (quick), then numba's threading layers side by side where a tbb wheel is carried
+#      (scripts/bench_threading_layers.py), and print their tables last.
 # Wheels (pycuda and its pure-Python deps, built for $PYTHON, default python3) are looked for in $HPC_WHEELS, .whl/,
-# shared/wheels/ and ../shared/wheels/ (the first that has any).
+# shared/wheels/ and ../shared/wheels/ (the first that has any). For step 3's threading layers, carry a tbb wheel
+# too (the host has no registry): `python3 -m pip download --no-deps -d .whl 'tbb>=2021.6'` here, before the run.
 # Usage: bash scripts/gpu_check.sh [OUTDIR]   (OUTDIR, default $OUT or /tmp, receives the logs and cuda.json)
 # HPC_SKIP_INSTALL=1 skips step 1 (a rerun on a machine where it already ran).
 set -uo pipefail
@@ -54,6 +57,31 @@ timeout 120 "$py" -m hpc.cuda.bench --quick --json "$out/cuda.json" >"$out/bench
     status=1
     tail -20 "$out/bench.err"
 }
+# numba's threading layers on a host with many cores (docs/kernels.md has the trade measured on 2 only): a carried
+# tbb wheel's library, unpacked (pip --target leaves a wheel's lib/ files out), on LD_LIBRARY_PATH. A benchmark: it
+# reports and does not change the status. HPC_SKIP_LAYERS=1 skips it.
+tbbwhl=""
+for dir in "${HPC_WHEELS:-}" .whl shared/wheels ../shared/wheels; do
+    if [ -n "$dir" ] && compgen -G "$dir/tbb-*.whl" >/dev/null; then tbbwhl=$(ls "$dir"/tbb-*.whl | head -1); break; fi
+done
+rm -f "$out/layers.txt"
+if [ "${HPC_SKIP_LAYERS:-0}" != 1 ] && [ -n "$tbbwhl" ]; then
+    echo "== scripts/bench_threading_layers.py --rounds 2 (numba's OpenMP against TBB; $(basename "$tbbwhl"))"
+    rm -rf /tmp/tbblib && mkdir -p /tmp/tbblib
+    "$py" - "$tbbwhl" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    for name in wheel.namelist():
+        if "/lib/libtbb.so" in name:
+            with open("/tmp/tbblib/" + name.rsplit("/", 1)[1], "wb") as f:
+                f.write(wheel.read(name))
+PY
+    LD_LIBRARY_PATH=/tmp/tbblib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout 240 "$py" scripts/bench_threading_layers.py \
+        --rounds 2 --json "$out/threading_layers.json" >"$out/layers.txt" 2>"$out/layers.err" || tail -20 "$out/layers.err"
+else
+    echo "== threading layers: skipped (HPC_SKIP_LAYERS=1, or no tbb-*.whl carried)"
+fi
 echo "== gpu_check status: $status (0: every check passed)"
 cat "$out/bench.txt"
+[ -s "$out/layers.txt" ] && cat "$out/layers.txt"
 exit $status
