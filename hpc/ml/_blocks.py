@@ -13,6 +13,7 @@ pickled all-to-all). Per-row outputs (labels) travel back the same way (:meth:`B
 
 from __future__ import annotations
 
+import threading as _threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,20 +30,37 @@ BLOCK_ROWS = 4096
 
 
 def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
-    """Return ``[fn(0), ..., fn(n - 1)]``, computed on the current pool's threads (in any order)."""
+    """Return ``[fn(0), ..., fn(n - 1)]``, computed by the calling thread and the current pool's (in any order).
+
+    The caller takes blocks one at a time from a shared counter, with ``threads - 1`` of the pool's threads beside it
+    (OpenMP's way, master thread included): no block waits for a worker to wake, and a pass never takes much
+    longer than the caller alone would. After a block raises, no new block starts, and once the blocks under way
+    have finished the exception is raised here (one of them, where blocks on several threads raised).
+    """
     threads = current_num_threads()
     if threads <= 1 or n <= 1:
         return [fn(i) for i in range(n)]
     results: list[Any] = [None] * n
-    parts = min(n, 4 * threads)  # a few ranges per thread: balance without a job per block
+    claim = _threading.Lock()
+    state = {"next": 0, "failed": False}
 
-    def work(lo: int, hi: int) -> None:
-        for i in range(lo, hi):
-            results[i] = fn(i)
+    def work() -> None:
+        while True:
+            with claim:
+                i = state["next"]
+                if i >= n or state["failed"]:
+                    return
+                state["next"] = i + 1
+            try:
+                results[i] = fn(i)
+            except BaseException:
+                state["failed"] = True
+                raise
 
     with scope() as s:
-        for p in range(parts):
-            s.spawn(work, n * p // parts, n * (p + 1) // parts)
+        for _ in range(min(n, threads) - 1):
+            s.spawn(work)
+        work()
     return results
 
 
