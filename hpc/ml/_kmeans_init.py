@@ -94,11 +94,12 @@ class Points:
         return _device.row(self.blocks.items[i][0], j)
 
     def uniform(self, stream: int) -> list[_np.ndarray]:
-        """Return per-block draws in (0, 1) keyed by global row."""
-        return [
-            _random.uniform(self.seed, stream, start, item[0].shape[0])
-            for start, item in zip(self.blocks.starts, self.blocks.items)
-        ]
+        """Return per-block draws in (0, 1) keyed by global row (made on the pool's threads)."""
+        return self.blocks.run(lambda i: self.block_uniform(i, stream))
+
+    def block_uniform(self, i: int, stream: int) -> _np.ndarray:
+        """Return block ``i``'s draws in (0, 1) keyed by global row."""
+        return _random.uniform(self.seed, stream, self.blocks.starts[i], self.blocks.items[i][0].shape[0])
 
     def race(self, keys: list[_np.ndarray], t: int) -> _np.ndarray:
         """Return, for each of the ``t`` columns of the per-block ``keys`` ``(rows, t)``, the global row of the
@@ -174,25 +175,38 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
     first = points.race([(-_np.log(u))[:, None] for u in points.uniform(_stream(_PLUSPLUS, run, 0))], 1)
     centres = _np.empty((k, points.n_features))
     centres[0] = points.fetch(first)[0]
-    closest = [points.sqdist(i, centres[:1])[:, 0] for i in range(n_blocks)]
+    closest = [points.sqdist(i, centres[:1])[:, 0] for i in range(n_blocks)]  # fills the norms' cache first
     potential = points.total([c.sum(keepdims=True) for c in closest], (1,))[0]
     for c in range(1, k):
-        keys = []
         top = points.largest(closest)
-        weights = [_unit_scaled(x, top) for x in closest] if potential > 0 else [_np.ones_like(x) for x in closest]
-        for trial in range(trials):
-            draws = points.uniform(_stream(_PLUSPLUS, run, c, trial))
+
+        def keys_of(
+            i: int, c: int = c, top: float = top, weighted: bool = potential > 0, closest: list = closest
+        ) -> _np.ndarray:
+            """Block i's race keys -log(u) / w, a column per trial (made on a pool thread: its own errstate)."""
+            w = _unit_scaled(closest[i], top) if weighted else _np.ones_like(closest[i])
+            keys = _np.empty((w.shape[0], trials))
             with _np.errstate(divide="ignore"):
-                keys.append([-_np.log(u) / w for u, w in zip(draws, weights)])
-        per_block = [_np.stack([keys[t][i] for t in range(trials)], axis=1) for i in range(n_blocks)]
-        candidates = points.race(per_block, trials)
+                for trial in range(trials):
+                    keys[:, trial] = -_np.log(points.block_uniform(i, _stream(_PLUSPLUS, run, c, trial))) / w
+            return keys
+
+        candidates = points.race(points.blocks.run(keys_of), trials)
         candidates[candidates < 0] = 0  # every weight 0 everywhere cannot happen with potential > 0; kept safe
         rows = points.fetch(candidates)
-        distances = [_np.minimum(closest[i][:, None], points.sqdist(i, rows)) for i in range(n_blocks)]
-        potentials = points.total([dist.sum(axis=0) for dist in distances], (trials,))
+
+        def distances_of(
+            i: int, rows: _np.ndarray = rows, closest: list = closest
+        ) -> tuple[_np.ndarray, _np.ndarray]:
+            """Block i's distances to the nearest centre so far or each candidate, and their sums per candidate."""
+            dist = _np.minimum(closest[i][:, None], points.sqdist(i, rows))
+            return dist, dist.sum(axis=0)
+
+        distances = points.blocks.run(distances_of)
+        potentials = points.total([sums for _, sums in distances], (trials,))
         best = int(_np.argmin(potentials))
         potential = potentials[best]
-        closest = [dist[:, best].copy() for dist in distances]
+        closest = [dist[:, best].copy() for dist, _ in distances]
         centres[c] = rows[best]
     return centres
 
