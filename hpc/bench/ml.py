@@ -3,7 +3,8 @@
 Workloads (after scikit-learn_bench's definitions; ``quick`` divides the rows by 10, never the features or ``k``):
 
 - KMeans on ``make_blobs`` 1e6 x 10, k=10, and 1e5 x 100, k=100: exactly Lloyd's iterations from one ``init``
-  array shared by every contestant (``tol=0``, ``max_iter=10``, ``n_init=1``);
+  array shared by every contestant (``tol=0``, ``max_iter=10``, ``n_init=1``); and 1e5 x 10, k=8, from the default
+  ``init="k-means++"``, each contestant drawing its own (``random_state`` shared): the init's cost in the fit;
 - LogisticRegression on ``make_classification`` 2e5 x 100, binary and 10 classes (L-BFGS; the same ``C``, ``tol``
   and ``max_iter`` for all);
 - Ridge on ``make_regression`` 1e6 x 100 (``alpha=1``);
@@ -87,6 +88,8 @@ WORKLOADS: tuple[dict[str, Any], ...] = (
      "title": "KMeans, make_blobs, k=10"},
     {"name": "kmeans_1e5x100", "kind": "kmeans", "rows": 100_000, "features": 100, "dtype": "float64", "k": 100,
      "title": "KMeans, make_blobs, k=100"},
+    {"name": "kmeans_1e5x10_pp", "kind": "kmeans", "rows": 100_000, "features": 10, "dtype": "float64", "k": 8,
+     "init": "k-means++", "title": "KMeans, make_blobs, k=8, k-means++ init (the default)"},
     {"name": "logreg_binary", "kind": "logreg", "rows": 200_000, "features": 100, "dtype": "float64", "classes": 2,
      "title": "LogisticRegression, make_classification, 2 classes"},
     {"name": "logreg_10class", "kind": "logreg", "rows": 200_000, "features": 100, "dtype": "float64", "classes": 10,
@@ -308,7 +311,8 @@ def _generate(w: dict[str, Any]) -> tuple[Any, Any, Any]:
     y = init = None
     if kind == "kmeans":
         X, _ = make_blobs(n_samples=n, n_features=d, centers=w["k"], random_state=SEED)
-        init = X[np.random.default_rng(SEED).choice(n, w["k"], replace=False)].copy()
+        if w.get("init") is None:  # else each contestant draws its own (k-means++ from random_state=SEED)
+            init = X[np.random.default_rng(SEED).choice(n, w["k"], replace=False)].copy()
     elif kind == "logreg":
         X, y = make_classification(
             n_samples=n, n_features=d, n_informative=d // 2, n_redundant=0, n_classes=w["classes"],
@@ -327,6 +331,8 @@ def _params(w: dict[str, Any], init: Any) -> dict[str, Any]:
     params = dict(PARAMS[w["kind"]])
     if w["kind"] == "kmeans":
         params.update(n_clusters=w["k"], init=init)
+        if init is None:  # a named init, drawn by each contestant: the init's cost is part of the fit
+            params.update(init=w["init"], random_state=SEED)
     return params
 
 
@@ -420,7 +426,7 @@ def _run_workload(
         "classes": w.get("classes"),
         "generate_s": generate_s,
         "params": {key: value for key, value in params.items() if key != "init"},
-        "init": "one ndarray of k rows of X, shared" if init is not None else None,
+        "init": "one ndarray of k rows of X, shared" if init is not None else params.get("init"),
         "rows": rows,
     }
 
@@ -653,7 +659,7 @@ def _run_mpi(
 
     from hpc.bench import mpi as bench_mpi
 
-    plan = [{"name": w["name"], "kind": w["kind"], "k": w.get("k")} for w in workloads]
+    plan = [{"name": w["name"], "kind": w["kind"], "k": w.get("k"), "init": w.get("init")} for w in workloads]
     (folder / "plan.json").write_text(_json.dumps({"workloads": plan, "repeats": repeats}), encoding="utf-8")
     out = folder / "mpi-results.json"
     mpiexec = bench_mpi.find_mpiexec()
@@ -725,9 +731,7 @@ def _worker(folder: _Path, out: _Path) -> int:
             X = ml.load_rows(target / "X.npy", comm, mmap=False)  # in memory, like the in-process contestants
             y = ml.load_rows(target / "y.npy", comm, mmap=False) if (target / "y.npy").exists() else None
             init = np.load(target / "init.npy") if (target / "init.npy").exists() else None
-            params = dict(PARAMS[w["kind"]])
-            if init is not None:
-                params.update(n_clusters=w["k"], init=init)
+            params = _params(w, init)
             estimator = classes[w["kind"]](**params)
             warm = ml.shard(min(int(c.allreduce(X.shape[0])), WARM_ROWS), comm)
             warm_rows = warm[1] - warm[0]
@@ -833,7 +837,9 @@ def _objective_text(kind: str, objective: dict[str, Any]) -> str:
 def _settings_text(w: dict[str, Any]) -> str:
     p = w["params"]
     if w["kind"] == "kmeans":
-        return f"k={w['k']}, one shared init array, tol={p['tol']:g}, max_iter={p['max_iter']}, n_init={p['n_init']}"
+        init = "one shared init array" if w.get("init") is None or "ndarray" in str(w["init"]) else (
+            f"init={w['init']!r} (each its own draws, random_state={SEED})")
+        return f"k={w['k']}, {init}, tol={p['tol']:g}, max_iter={p['max_iter']}, n_init={p['n_init']}"
     if w["kind"] == "logreg":
         return f"C={p['C']:g}, tol={p['tol']:g}, max_iter={p['max_iter']}, lbfgs"
     if w["kind"] == "ridge":

@@ -73,6 +73,10 @@ def test_ours_reaches_scikit_learns_objective(tiny):
         key = {"kmeans": "inertia", "logreg": "loss", "ridge": "r2", "pca": "explained_variance_ratio"}[kind]
         ours = workload["rows"][bench_ml.OURS]["objective"][key]
         theirs = workload["rows"][bench_ml.SKLEARN]["objective"][key]
+        if kind == "kmeans" and workload["init"] == "k-means++":
+            # each library draws its own k-means++ centres: an inertia as good, within the suite's 1.05x target
+            assert ours <= 1.05 * theirs, workload["name"]
+            continue
         assert ours == pytest.approx(theirs, rel=CLOSE[key]), workload["name"]
         if kind == "kmeans":  # exactly max_iter Lloyd iterations unless the labels stopped changing
             assert workload["rows"][bench_ml.OURS]["n_iter"] == workload["rows"][bench_ml.SKLEARN]["n_iter"]
