@@ -12,14 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as _np
+from numba import njit as _njit
 
 from hpc.ml import _device, _random
 from hpc.ml._blocks import Blocks
 
 __all__ = ["Points", "kmeans_parallel", "kmeans_plusplus", "random_rows"]
 
-# stream ids: the purpose of each draw, packed with the run, the centre or round, and the trial
-_PLUSPLUS, _RANDOM, _PARALLEL, _RECLUSTER = 1, 2, 3, 4
+# stream ids: the purpose of each draw, packed with the run, the centre or round, and the trial; a k-means++ centre
+# after the first races blocks (_PLUSPLUS_BLOCK, keyed by the block's first row) and picks a row in each
+# (_PLUSPLUS_ROW, the same key)
+_PLUSPLUS, _RANDOM, _PARALLEL, _RECLUSTER, _PLUSPLUS_BLOCK, _PLUSPLUS_ROW = 1, 2, 3, 4, 5, 6
 
 
 def _stream(purpose: int, run: int, step: int, trial: int = 0) -> int:
@@ -28,45 +31,33 @@ def _stream(purpose: int, run: int, step: int, trial: int = 0) -> int:
 
 @dataclass
 class Points:
-    """The (centred) rows of a fit in blocks, the seed of its draws, and (on first use) their squared norms."""
+    """The (centred) rows of a fit in blocks and the seed of their draws."""
 
     blocks: Blocks
     seed: int
     n_features: int
-    _norms: list[_np.ndarray] | None = None
     _on_device: tuple[_np.ndarray, Any] | None = None  #: the last centres copied to the device, and the copy
 
     @property
     def comm(self) -> Any:
         return self.blocks.comm
 
-    @property
-    def norms(self) -> list[_np.ndarray]:
-        """Return per block the float64 squared row norms (computed once, on the pool, when an init needs them)."""
-        if self._norms is None:
-            items = self.blocks.items
-            self._norms = self.blocks.run(
-                lambda i: _np.einsum("ij,ij->i", items[i][0], items[i][0], dtype=_np.float64)
-            )
-        return self._norms
-
     def sqdist(self, i: int, centres: _np.ndarray) -> _np.ndarray:
-        """Return block ``i``'s squared distances to ``centres`` (GEMM form, clipped at 0), float64 ``(rows, m)``.
+        """Return block ``i``'s squared distances to ``centres`` rounded to the rows' dtype, float64 ``(rows, m)``.
 
-        Device blocks: the direct form on the device (:func:`hpc.cuda.twins.sqdist`), to the centres rounded to
-        the rows' dtype as the GEMM form's products are.
+        :func:`hpc.kernels.sqdist`, serial (this runs on the pool's threads already): the direct form for thin
+        problems, the GEMM form with its fix-ups otherwise, never negative. Device blocks: the direct form on the
+        device (:func:`hpc.cuda.twins.sqdist`).
         """
         X = self.blocks.items[i][0]
+        c = centres.astype(X.dtype, copy=False)
         if self.blocks.on_device:
             from hpc.cuda import twins
 
-            c = self._device_copy(centres, X)
-            return twins.sqdist(X, c).get().astype(_np.float64, copy=False)
-        products = X @ centres.astype(X.dtype, copy=False).T
-        out = self.norms[i][:, None] - 2.0 * products
-        out += _np.einsum("ij,ij->i", centres, centres)[None, :]
-        _np.maximum(out, 0.0, out=out)
-        return out
+            return twins.sqdist(X, self._device_copy(centres, X)).get().astype(_np.float64, copy=False)
+        from hpc import kernels
+
+        return kernels.sqdist(X, c, parallel=False).astype(_np.float64, copy=False)
 
     def step(self, i: int, centres: _np.ndarray, **sums: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray]:
         """Return :func:`hpc.kernels.kmeans_step` of block ``i`` (its GPU twin for device blocks) as host arrays."""
@@ -105,15 +96,23 @@ class Points:
         """Return, for each of the ``t`` columns of the per-block ``keys`` ``(rows, t)``, the global row of the
         smallest key. Ties go to the lower row; a column whose keys are all ``inf`` returns -1.
         """
-        best = _np.full((1, t, 2), _np.inf)
+        entrants = []
         for start, k in zip(self.blocks.starts, keys):
-            if k.shape[0] == 0:
-                continue
-            rows = _np.argmin(k, axis=0)
-            values = k[rows, _np.arange(t)]
+            if k.shape[0]:
+                rows = _np.argmin(k, axis=0)
+                entrants.append((k[rows, _np.arange(t)], start + rows))
+        return self.race_entrants(entrants, t)
+
+    def race_entrants(self, entrants: list[tuple[_np.ndarray, _np.ndarray]], t: int) -> _np.ndarray:
+        """Return, for each of ``t`` columns, the global row of the smallest key among this rank's ``entrants``
+        (pairs of ``t`` keys and ``t`` global rows) and every other rank's. Ties go to the lower row; a column whose
+        keys are all ``inf`` returns -1.
+        """
+        best = _np.full((1, t, 2), _np.inf)
+        for values, rows in entrants:
             better = values < best[0, :, 0]
             best[0, better, 0] = values[better]
-            best[0, better, 1] = start + rows[better]
+            best[0, better, 1] = rows[better]
         every = self.comm.allgather(best) if self.comm.size > 1 else best
         winners = _np.full(t, -1, _np.int64)
         for j in range(t):
@@ -168,30 +167,102 @@ def _unit_scaled(weights: _np.ndarray, top: float) -> _np.ndarray:
     return _np.ldexp(weights, -_math.frexp(top)[1])
 
 
+@_njit(cache=True, nogil=True)
+def _fold_nearest(closest, dist, sums):  # pragma: no cover - compiled by numba
+    """``dist[r, j] = min(dist[r, j], closest[r])`` and ``sums[j] += dist[r, j]``, rows in order."""
+    for r in range(dist.shape[0]):
+        near = closest[r]
+        for j in range(dist.shape[1]):
+            value = min(dist[r, j], near)
+            dist[r, j] = value
+            sums[j] += value
+
+
+@_njit(cache=True, nogil=True)
+def _entrants(distances, exponent, weighted, u_block, u_row, keys, rows):  # pragma: no cover - compiled by numba
+    """A block's keys in the race of blocks and its picks of rows, one per trial (see :func:`block_entrants`).
+
+    The weights are ``distances * 2**-exponent`` (``math.ldexp``, as :func:`_unit_scaled`), or 1 where not
+    ``weighted``; their running sum is made once and searched once per trial.
+    """
+    n = distances.shape[0]
+    cumulative = _np.empty(n)
+    total = 0.0
+    for i in range(n):
+        total += _math.ldexp(distances[i], -exponent) if weighted else 1.0
+        cumulative[i] = total
+    for t in range(u_block.shape[0]):
+        if not total > 0.0:
+            keys[t] = _np.inf
+            rows[t] = 0
+            continue
+        target = u_row[t] * total
+        lo, hi = 0, n
+        while lo < hi:  # the first row whose running sum passes the target
+            mid = (lo + hi) // 2
+            if cumulative[mid] > target:
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo >= n:  # u_row * total rounded up to total: the last row of positive weight
+            lo, hi = 0, n
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if cumulative[mid] >= total:
+                    hi = mid
+                else:
+                    lo = mid + 1
+        rows[t] = lo
+        keys[t] = -_math.log(u_block[t]) / total
+
+
+def block_entrants(w: _np.ndarray, u_block: _np.ndarray, u_row: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray]:
+    """Return a block's keys in a race of blocks and its picks of its rows, for row weights ``w`` (finite, >= 0)
+    and a pair of draws in (0, 1) per trial.
+
+    A key is ``-log(u_block) / W`` with ``W`` the block's total weight: the smallest of such keys falls on block
+    ``b`` with probability ``W_b / sum(W)``, as the smallest of the rows' own keys ``-log(u) / w`` falls in it (the
+    minimum of independent exponential keys is exponential with the summed rate). A pick is ``w``'s inverse CDF at
+    ``u_row``: row ``i`` with probability ``w_i / W``. Together: row ``i`` of any block with probability
+    ``w_i / sum(W)``, from two draws per block and trial instead of one per row. A block of zero weight has key
+    ``inf``.
+    """
+    keys = _np.empty(u_block.shape[0])
+    rows = _np.empty(u_block.shape[0], _np.int64)
+    _entrants(_np.asarray(w, _np.float64), 0, True, u_block, u_row, keys, rows)
+    return keys, rows
+
+
 def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
-    """Return ``k`` centres by greedy k-means++ (scikit-learn's ``_kmeans_plusplus``, ``2 + log k`` trials each)."""
+    """Return ``k`` centres by greedy k-means++ (scikit-learn's ``_kmeans_plusplus``, ``2 + log k`` trials each).
+
+    Each trial picks a row with probability proportional to its squared distance to the nearest centre so far, by a
+    race of blocks (:func:`block_entrants`): the same picks however the rows are split over ranks and threads.
+    """
     trials = 2 + int(_math.log(k))
-    n_blocks = len(points.blocks)
     first = points.race([(-_np.log(u))[:, None] for u in points.uniform(_stream(_PLUSPLUS, run, 0))], 1)
     centres = _np.empty((k, points.n_features))
     centres[0] = points.fetch(first)[0]
-    closest = [points.sqdist(i, centres[:1])[:, 0] for i in range(n_blocks)]  # fills the norms' cache first
+    closest = points.blocks.run(lambda i: points.sqdist(i, centres[:1])[:, 0])
     potential = points.total([c.sum(keepdims=True) for c in closest], (1,))[0]
     for c in range(1, k):
         top = points.largest(closest)
 
-        def keys_of(
-            i: int, c: int = c, top: float = top, weighted: bool = potential > 0, closest: list = closest
-        ) -> _np.ndarray:
-            """Block i's race keys -log(u) / w, a column per trial (made on a pool thread: its own errstate)."""
-            w = _unit_scaled(closest[i], top) if weighted else _np.ones_like(closest[i])
-            keys = _np.empty((w.shape[0], trials))
-            with _np.errstate(divide="ignore"):
-                for trial in range(trials):
-                    keys[:, trial] = -_np.log(points.block_uniform(i, _stream(_PLUSPLUS, run, c, trial))) / w
-            return keys
+        def entrant_of(
+            i: int, c: int = c, exponent: int = _math.frexp(top)[1], weighted: bool = potential > 0,
+            closest: list = closest,
+        ) -> tuple[_np.ndarray, _np.ndarray]:
+            """Block i's key in the race of blocks and its own pick of a row, per trial (on a pool thread). The
+            draws are keyed by the block's first row (times 256, plus the trial: trials < 256)."""
+            start = points.blocks.starts[i]
+            u_block = _random.uniform(points.seed, _stream(_PLUSPLUS_BLOCK, run, c), start * 256, trials)
+            u_row = _random.uniform(points.seed, _stream(_PLUSPLUS_ROW, run, c), start * 256, trials)
+            keys = _np.empty(trials)
+            rows = _np.empty(trials, _np.int64)
+            _entrants(closest[i], exponent, weighted, u_block, u_row, keys, rows)
+            return keys, start + rows
 
-        candidates = points.race(points.blocks.run(keys_of), trials)
+        candidates = points.race_entrants(points.blocks.run(entrant_of), trials)
         candidates[candidates < 0] = 0  # every weight 0 everywhere cannot happen with potential > 0; kept safe
         rows = points.fetch(candidates)
 
@@ -199,8 +270,10 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
             i: int, rows: _np.ndarray = rows, closest: list = closest
         ) -> tuple[_np.ndarray, _np.ndarray]:
             """Block i's distances to the nearest centre so far or each candidate, and their sums per candidate."""
-            dist = _np.minimum(closest[i][:, None], points.sqdist(i, rows))
-            return dist, dist.sum(axis=0)
+            dist = points.sqdist(i, rows)
+            sums = _np.zeros(dist.shape[1])
+            _fold_nearest(closest[i], dist, sums)
+            return dist, sums
 
         distances = points.blocks.run(distances_of)
         potentials = points.total([sums for _, sums in distances], (trials,))

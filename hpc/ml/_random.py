@@ -5,7 +5,7 @@ other split would, with no state to carry between ranks. ``stream`` names the pu
 round, a trial), so different purposes never reuse numbers. A weighted pick is then an exponential race: the row
 with the smallest ``-log(u) / w`` is a draw proportional to ``w`` (the Gumbel-max trick in another form), and MPI
 finds that minimum in one collective however the rows are split. The generator is Philox4x32 with 10 rounds (Salmon et
-al., "Parallel random numbers: as easy as 1, 2, 3", SC'11), the one behind ``numpy.random.Philox`` and cuRAND.
+al., "Parallel random numbers: as easy as 1, 2, 3", SC'11), cuRAND's default (``numpy.random.Philox`` is Philox4x64).
 """
 
 from __future__ import annotations

@@ -85,9 +85,10 @@ def test_empty_cluster_relocated_as_sklearn():
 
 
 def test_kmeans_plusplus_inertia_close_to_sklearn():
-    """k-means++ over several seeds reaches, on average, an inertia no worse than 1.05 times scikit-learn's."""
+    """k-means++ over 40 seeds reaches, on average, an inertia no worse than 1.05 times scikit-learn's (each seed
+    either finds every blob or merges two: 6 seeds were too few to tell one sampler from another)."""
     X, _ = blobs(n=600, d=3, centres=8, seed=5)
-    seeds = range(6)
+    seeds = range(40)
     ours = np.mean([ml.KMeans(n_clusters=8, random_state=s).fit(X).inertia_ for s in seeds])
     theirs = np.mean([SkKMeans(n_clusters=8, random_state=s, n_init=1).fit(X).inertia_ for s in seeds])
     assert ours <= 1.05 * theirs

@@ -1,0 +1,58 @@
+"""hpc.ml._kmeans_init: k-means++ picks a row with probability proportional to its weight by a race of blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpc.ml._kmeans_init import block_entrants
+
+
+def _pick(blocks: list[np.ndarray], u_blocks: np.ndarray, u_rows: np.ndarray) -> int:
+    """The race of blocks as kmeans_plusplus runs it: the smallest key wins (ties to the lower row); the global row."""
+    best, best_row, start = np.inf, -1, 0
+    for w, ub, ur in zip(blocks, u_blocks, u_rows):
+        keys, rows = block_entrants(w, np.array([ub]), np.array([ur]))
+        key, row = keys[0], rows[0]
+        if key < best:
+            best, best_row = key, start + row
+        start += w.shape[0]
+    return best_row
+
+
+def test_rows_are_picked_in_proportion_to_their_weights():
+    """Over 200,000 seeded races, each row's share is its weight over the total (to 0.005, about 4.5 standard
+    errors), across blocks of unequal totals; rows and blocks of zero weight are never picked."""
+    blocks = [np.array([1.0, 0.0, 3.0]), np.array([0.0, 0.0]), np.array([2.0, 2.0]), np.array([0.5])]
+    weights = np.concatenate(blocks)
+    rng = np.random.default_rng(20261207)
+    n = 200_000
+    u = 1.0 - rng.random((n, 2, len(blocks)))  # in (0, 1]
+    u[u == 1.0] = 0.5
+    picks = np.array([_pick(blocks, u[i, 0], u[i, 1]) for i in range(n)])
+    share = np.bincount(picks, minlength=weights.size) / n
+    assert np.abs(share - weights / weights.sum()).max() < 0.005, share
+    assert share[weights == 0].sum() == 0
+
+
+def _one(w, u_block, u_row):
+    keys, rows = block_entrants(np.asarray(w, float), np.array([u_block]), np.array([u_row]))
+    return keys[0], rows[0]
+
+
+def test_a_block_of_zero_weight_never_wins_and_rounding_stays_on_a_weighted_row():
+    assert _one(np.zeros(4), 0.5, 0.5)[0] == np.inf
+    assert _one(np.array([]), 0.5, 0.5)[0] == np.inf
+    last = 1.0 - 2.0**-54  # the largest draw: u * total may round to total
+    for w in (np.array([1.0, 2.0, 0.0, 0.0]), np.array([1e-300, 3.0, 0.0]), np.array([0.1] * 10 + [0.0])):
+        row = _one(w, 0.5, last)[1]
+        assert w[row] > 0 and row == np.flatnonzero(w)[-1]
+    key, row = _one(np.array([0.0, 4.0]), 0.25, 1e-9)
+    assert row == 1 and key == -np.log(0.25) / 4.0
+
+
+def test_every_trial_searches_the_same_running_sum():
+    """Several trials of one block: each pick is the inverse CDF at its own draw, each key uses the same total."""
+    w = np.array([1.0, 0.0, 2.0, 1.0])
+    keys, rows = block_entrants(w, np.array([0.5, 0.25, 0.9]), np.array([0.1, 0.5, 0.99]))
+    assert rows.tolist() == [0, 2, 3]
+    assert np.allclose(keys, -np.log([0.5, 0.25, 0.9]) / 4.0)
