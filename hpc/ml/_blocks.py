@@ -35,7 +35,8 @@ def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
     The caller takes blocks one at a time from a shared counter, with ``threads - 1`` of the pool's threads beside it
     (OpenMP's way, master thread included): no block waits for a worker to wake, and a pass never takes much
     longer than the caller alone would. After a block raises, no new block starts, and once the blocks under way
-    have finished the exception is raised here (one of them, where blocks on several threads raised).
+    have finished the exception is raised here (one of them, where blocks on several threads raised: the others
+    are dropped). An exception in the calling thread (its own block, an interrupt) stops the other threads too.
     """
     threads = current_num_threads()
     if threads <= 1 or n <= 1:
@@ -58,9 +59,13 @@ def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
                 raise
 
     with scope() as s:
-        for _ in range(min(n, threads) - 1):
-            s.spawn(work)
-        work()
+        try:
+            for _ in range(min(n, threads) - 1):
+                s.spawn(work)
+            work()
+        except BaseException:  # the caller's own block, or an interrupt: the other threads start no more blocks
+            state["failed"] = True
+            raise
     return results
 
 

@@ -85,11 +85,11 @@ class Points:
         return _device.row(self.blocks.items[i][0], j)
 
     def uniform(self, stream: int) -> list[_np.ndarray]:
-        """Return per-block draws in (0, 1) keyed by global row (made on the pool's threads)."""
+        """Return per-block draws in (0, 1] keyed by global row (made on the pool's threads)."""
         return self.blocks.run(lambda i: self.block_uniform(i, stream))
 
     def block_uniform(self, i: int, stream: int) -> _np.ndarray:
-        """Return block ``i``'s draws in (0, 1) keyed by global row."""
+        """Return block ``i``'s draws in (0, 1] keyed by global row."""
         return _random.uniform(self.seed, stream, self.blocks.starts[i], self.blocks.items[i][0].shape[0])
 
     def race(self, keys: list[_np.ndarray], t: int) -> _np.ndarray:
@@ -218,7 +218,7 @@ def _entrants(distances, exponent, weighted, u_block, u_row, keys, rows):  # pra
 
 def block_entrants(w: _np.ndarray, u_block: _np.ndarray, u_row: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray]:
     """Return a block's keys in a race of blocks and its picks of its rows, for row weights ``w`` (finite, >= 0)
-    and a pair of draws in (0, 1) per trial.
+    and a pair of draws in (0, 1] per trial.
 
     A key is ``-log(u_block) / W`` with ``W`` the block's total weight: the smallest of such keys falls on block
     ``b`` with probability ``W_b / sum(W)``, as the smallest of the rows' own keys ``-log(u) / w`` falls in it (the
@@ -231,6 +231,21 @@ def block_entrants(w: _np.ndarray, u_block: _np.ndarray, u_row: _np.ndarray) -> 
     rows = _np.empty(u_block.shape[0], _np.int64)
     _entrants(_np.asarray(w, _np.float64), 0, True, u_block, u_row, keys, rows)
     return keys, rows
+
+
+def plusplus_entrant(
+    points: Points, i: int, run: int, c: int, trials: int, closest: _np.ndarray, exponent: int, weighted: bool
+) -> tuple[_np.ndarray, _np.ndarray]:
+    """Return block ``i``'s keys in the race of blocks for centre ``c`` and its own picks of rows (global), one per
+    trial, for its rows' squared distances ``closest`` scaled by ``2**-exponent`` (or equal weights where not
+    ``weighted``). The draws are keyed by the block's first row (times 256, plus the trial: trials < 256)."""
+    start = points.blocks.starts[i]
+    u_block = _random.uniform(points.seed, _stream(_PLUSPLUS_BLOCK, run, c), start * 256, trials)
+    u_row = _random.uniform(points.seed, _stream(_PLUSPLUS_ROW, run, c), start * 256, trials)
+    keys = _np.empty(trials)
+    rows = _np.empty(trials, _np.int64)
+    _entrants(closest, exponent, weighted, u_block, u_row, keys, rows)
+    return keys, start + rows
 
 
 def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
@@ -247,22 +262,13 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
     potential = points.total([c.sum(keepdims=True) for c in closest], (1,))[0]
     for c in range(1, k):
         top = points.largest(closest)
-
-        def entrant_of(
-            i: int, c: int = c, exponent: int = _math.frexp(top)[1], weighted: bool = potential > 0,
-            closest: list = closest,
-        ) -> tuple[_np.ndarray, _np.ndarray]:
-            """Block i's key in the race of blocks and its own pick of a row, per trial (on a pool thread). The
-            draws are keyed by the block's first row (times 256, plus the trial: trials < 256)."""
-            start = points.blocks.starts[i]
-            u_block = _random.uniform(points.seed, _stream(_PLUSPLUS_BLOCK, run, c), start * 256, trials)
-            u_row = _random.uniform(points.seed, _stream(_PLUSPLUS_ROW, run, c), start * 256, trials)
-            keys = _np.empty(trials)
-            rows = _np.empty(trials, _np.int64)
-            _entrants(closest[i], exponent, weighted, u_block, u_row, keys, rows)
-            return keys, start + rows
-
-        candidates = points.race_entrants(points.blocks.run(entrant_of), trials)
+        exponent, weighted = _math.frexp(top)[1], bool(potential > 0)
+        entrants = points.blocks.run(
+            lambda i, c=c, closest=closest, e=exponent, w=weighted: plusplus_entrant(
+                points, i, run, c, trials, closest[i], e, w
+            )
+        )
+        candidates = points.race_entrants(entrants, trials)
         candidates[candidates < 0] = 0  # every weight 0 everywhere cannot happen with potential > 0; kept safe
         rows = points.fetch(candidates)
 

@@ -29,7 +29,7 @@ _CHUNK = 256
 @_njit(cache=True, nogil=True)
 def _uniform(seed, stream, start, out):  # pragma: no cover - compiled by numba
     """Philox4x32-10 of counter (row low, row high, stream low, stream high) under key (seed low, seed high) for each
-    row of ``out``, its first two words made a draw in (0, 1).
+    row of ``out``, its first two words made a draw in (0, 1].
 
     The rounds run on the counter words of :data:`_CHUNK` rows at a time, one loop over the rows per round, which
     LLVM vectorizes (each round is a pure function of the row's words): 2.3x the speed of one row's ten rounds at a
@@ -65,13 +65,16 @@ def _uniform(seed, stream, start, out):  # pragma: no cover - compiled by numba
             k0 = (k0 + _W0) & _LOW
             k1 = (k1 + _W1) & _LOW
         for i in range(m):
-            # 53 random bits, plus one half-step: never exactly 0, so -log(u) is finite
+            # 53 random bits, plus one half-step: never exactly 0, so -log(u) is finite (the largest rounds to 1)
             bits = ((c0[i] << _np.uint64(21)) ^ c1[i]) & _np.uint64((1 << 53) - 1)
             out[lo + i] = (_np.int64(bits) + 0.5) * (1.0 / 9007199254740992.0)
 
 
 def uniform(seed: int, stream: int, start: int, count: int) -> _np.ndarray:
-    """Return ``count`` float64 draws in (0, 1) for global rows ``start .. start + count - 1``.
+    """Return ``count`` float64 draws in (0, 1] for global rows ``start .. start + count - 1``.
+
+    Never 0 (``-log(u)`` is finite); exactly 1 with probability 2**-53 (the half-step above the largest 53-bit value
+    rounds up), where ``-log(u)`` is 0.
 
     Args:
         seed (int): the 64-bit key (see :func:`seed_from`).

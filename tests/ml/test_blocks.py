@@ -31,8 +31,8 @@ def test_every_block_runs_once_and_results_come_in_block_order(threads, n):
 
 @pytest.mark.timeout(60)
 def test_a_failing_block_stops_the_pass_and_raises():
-    """Block 5 raises: the blocks after it are not started (each takes 2 ms: a pass of 500 would take a second),
-    and the caller gets block 5's exception."""
+    """Block 5 raises: the blocks after it are not started (each takes 2 ms: a pass of 500 would take a second;
+    the bound leaves room for a thread descheduled on a loaded machine), and the caller gets block 5's exception."""
     ran = Counter()
     lock = threading.Lock()
 
@@ -46,7 +46,7 @@ def test_a_failing_block_stops_the_pass_and_raises():
 
     with hpc.ThreadPool(2), pytest.raises(KeyError, match="block 5"):
         run_blocks(fn, 500)
-    assert 5 in ran and len(ran) <= 12, sorted(ran)
+    assert 5 in ran and len(ran) < 100, sorted(ran)
 
 
 @pytest.mark.timeout(60)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from hpc.ml._kmeans_init import block_entrants
+import numpy as np
+import pytest
+
+from hpc import mpi
+from hpc.ml._blocks import Blocks
+from hpc.ml._kmeans_init import Points, block_entrants, plusplus_entrant
 
 
 def _pick(blocks: list[np.ndarray], u_blocks: np.ndarray, u_rows: np.ndarray) -> int:
@@ -42,7 +47,7 @@ def _one(w, u_block, u_row):
 def test_a_block_of_zero_weight_never_wins_and_rounding_stays_on_a_weighted_row():
     assert _one(np.zeros(4), 0.5, 0.5)[0] == np.inf
     assert _one(np.array([]), 0.5, 0.5)[0] == np.inf
-    last = 1.0 - 2.0**-54  # the largest draw: u * total may round to total
+    last = 1.0  # a draw can be 1 (its half-step rounds up): u * total is then the total itself
     for w in (np.array([1.0, 2.0, 0.0, 0.0]), np.array([1e-300, 3.0, 0.0]), np.array([0.1] * 10 + [0.0])):
         row = _one(w, 0.5, last)[1]
         assert w[row] > 0 and row == np.flatnonzero(w)[-1]
@@ -56,3 +61,27 @@ def test_every_trial_searches_the_same_running_sum():
     keys, rows = block_entrants(w, np.array([0.5, 0.25, 0.9]), np.array([0.1, 0.5, 0.99]))
     assert rows.tolist() == [0, 2, 3]
     assert np.allclose(keys, -np.log([0.5, 0.25, 0.9]) / 4.0)
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_the_keyed_race_of_blocks_picks_rows_in_proportion(weighted):
+    """The path kmeans_plusplus takes: each block's keyed draws (plusplus_entrant), the race over blocks
+    (race_entrants). Over 20,000 seeds on 5 blocks of 8 rows, each row's share is its weight over the total, or
+    1/40 unweighted (to 0.01 and 0.006, about 4.5 standard errors); rows of zero weight are never picked."""
+    n = 40
+    blocks = Blocks(mpi.world(), np.array([n]), [np.zeros((n, 1))], block_rows=8)
+    weights = np.zeros(n)
+    weights[[0, 3, 4, 9, 17, 30, 31, 39]] = [1.0, 2.0, 0.5, 3.0, 1.0, 2.5, 1.0, 1.0]  # rows 18-29: no weight
+    closest = [weights[start : start + 8] for start in blocks.starts]
+    exponent = math.frexp(weights.max())[1]
+    picks = np.zeros(n)
+    seeds = 20_000
+    for seed in range(seeds):
+        points = Points(blocks, seed, 1)
+        entrants = [plusplus_entrant(points, i, 0, 1, 1, closest[i], exponent, weighted) for i in range(len(blocks))]
+        picks[points.race_entrants(entrants, 1)[0]] += 1
+    share = picks / seeds
+    expected = weights / weights.sum() if weighted else np.full(n, 1 / n)
+    assert np.abs(share - expected).max() < (0.01 if weighted else 0.006), share
+    if weighted:
+        assert share[weights == 0].sum() == 0
