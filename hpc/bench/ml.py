@@ -82,6 +82,9 @@ PARAMS: dict[str, dict[str, Any]] = {
     "pca": {"n_components": 5, "svd_solver": "covariance_eigh"},
 }
 
+#: a KMeans result's ``init`` where every contestant started from the same array (else the init's name)
+SHARED_INIT = "one ndarray of k rows of X, shared"
+
 #: name, kind, rows, features, dtype, extra (k for KMeans, classes for LogisticRegression), title
 WORKLOADS: tuple[dict[str, Any], ...] = (
     {"name": "kmeans_1e6x10", "kind": "kmeans", "rows": 1_000_000, "features": 10, "dtype": "float64", "k": 10,
@@ -426,7 +429,7 @@ def _run_workload(
         "classes": w.get("classes"),
         "generate_s": generate_s,
         "params": {key: value for key, value in params.items() if key != "init"},
-        "init": "one ndarray of k rows of X, shared" if init is not None else params.get("init"),
+        "init": SHARED_INIT if init is not None else params.get("init"),
         "rows": rows,
     }
 
@@ -837,7 +840,7 @@ def _objective_text(kind: str, objective: dict[str, Any]) -> str:
 def _settings_text(w: dict[str, Any]) -> str:
     p = w["params"]
     if w["kind"] == "kmeans":
-        init = "one shared init array" if w.get("init") is None or "ndarray" in str(w["init"]) else (
+        init = "one shared init array" if w.get("init") in (None, SHARED_INIT) else (
             f"init={w['init']!r} (each its own draws, random_state={SEED})")
         return f"k={w['k']}, {init}, tol={p['tol']:g}, max_iter={p['max_iter']}, n_init={p['n_init']}"
     if w["kind"] == "logreg":

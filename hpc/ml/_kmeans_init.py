@@ -50,13 +50,13 @@ class Points:
         device (:func:`hpc.cuda.twins.sqdist`).
         """
         X = self.blocks.items[i][0]
-        c = centres.astype(X.dtype, copy=False)
         if self.blocks.on_device:
             from hpc.cuda import twins
 
             return twins.sqdist(X, self._device_copy(centres, X)).get().astype(_np.float64, copy=False)
         from hpc import kernels
 
+        c = centres.astype(X.dtype, copy=False)
         return kernels.sqdist(X, c, parallel=False).astype(_np.float64, copy=False)
 
     def step(self, i: int, centres: _np.ndarray, **sums: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray]:
@@ -196,23 +196,10 @@ def _entrants(distances, exponent, weighted, u_block, u_row, keys, rows):  # pra
             keys[t] = _np.inf
             rows[t] = 0
             continue
-        target = u_row[t] * total
-        lo, hi = 0, n
-        while lo < hi:  # the first row whose running sum passes the target
-            mid = (lo + hi) // 2
-            if cumulative[mid] > target:
-                hi = mid
-            else:
-                lo = mid + 1
-        if lo >= n:  # u_row * total rounded up to total: the last row of positive weight
-            lo, hi = 0, n
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if cumulative[mid] >= total:
-                    hi = mid
-                else:
-                    lo = mid + 1
-        rows[t] = lo
+        row = _np.searchsorted(cumulative, u_row[t] * total, side="right")  # the first sum past the target
+        if row >= n:  # u_row * total rounded up to total: the last row of positive weight
+            row = _np.searchsorted(cumulative, total, side="left")
+        rows[t] = row
         keys[t] = -_math.log(u_block[t]) / total
 
 
