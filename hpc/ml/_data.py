@@ -167,11 +167,21 @@ def _check_finite(array: _np.ndarray, name: str) -> None:
 
     rows = array.shape[0] if array.ndim else 1
     parts = max(1, min(64, array.size // (1 << 16)))  # chunks of 64 K elements or more
+    if array.dtype in (_np.float32, _np.float64) and array.flags.c_contiguous:
+        from hpc import kernels  # float64 accumulators, vectorized: 5x NumPy's float32-to-float64 sum
+
+        def total(chunk: _np.ndarray) -> Any:
+            with _np.errstate(over="ignore", invalid="ignore"):  # per thread: the pool's don't see the caller's
+                return kernels.sum(chunk, parallel=False) if chunk.size else 0.0
+    else:
+
+        def total(chunk: _np.ndarray) -> Any:
+            with _np.errstate(over="ignore", invalid="ignore"):
+                return chunk.sum(dtype=_np.float64)
+
     with _np.errstate(over="ignore", invalid="ignore"):
         if array.ndim and parts > 1:
-            sums = run_blocks(
-                lambda p: array[rows * p // parts : rows * (p + 1) // parts].sum(dtype=_np.float64), parts
-            )
+            sums = run_blocks(lambda p: total(array[rows * p // parts : rows * (p + 1) // parts]), parts)
             finite = _np.isfinite(sums).all()
         else:
             finite = _np.isfinite(array.sum(dtype=_np.float64))
