@@ -356,6 +356,40 @@ def checked_sample_weight(sample_weight: Any, n: int) -> _np.ndarray:
     return weight
 
 
+def agreed_sample_weight(comm: Any, sample_weight: Any, n: int) -> _np.ndarray | None:
+    """Return this rank's checked ``sample_weight`` for its ``n`` rows (:func:`checked_sample_weight`), or None
+    when no rank passed any (collective).
+
+    The ranks agree in one small collective on the errors and on whether any rank has weights: a bad weight on one
+    rank raises on every rank, and a rank that passes None beside ranks with weights (an empty rank, typically) takes
+    weights of 1, so every rank runs the same reductions.
+    """
+    weight, error = None, None
+    if sample_weight is not None:
+        try:
+            weight = checked_sample_weight(sample_weight, n)
+        except (TypeError, ValueError) as exc:
+            error = exc
+    flags = _np.array([error is not None, weight is not None], _np.int64)
+    if comm.size > 1:
+        flags = comm.allreduce(flags, op="max")
+    raise_everywhere(comm, error, any_error=bool(flags[0]))  # before the fit's other collectives
+    if flags[1] and weight is None:
+        weight = _np.ones(n)
+    return weight
+
+
+def total_weight(comm: Any, weight: _np.ndarray) -> float:
+    """Return the sum of every rank's ``weight`` (a reproducible sum: the same bits for any split of the rows), or
+    raise ValueError on every rank when it is not positive (collective)."""
+    from hpc import mpi
+
+    total = float(mpi.sum(comm, weight, reproducible=True))
+    if total <= 0:
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    return total
+
+
 def fingerprint(value: Any) -> str:
     """Return a text that is the same on every rank exactly when ``value`` means the same there.
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as _np
 from numba import njit as _njit
 
+from hpc.ml import _device
 from hpc.ml._blocks import Blocks
 
 __all__ = ["Moments", "centered_moments"]
@@ -25,9 +26,10 @@ __all__ = ["Moments", "centered_moments"]
 
 @dataclass
 class Moments:
-    """Count, mean and centred second moments of the columns over every rank's rows."""
+    """Count (the weights' total for weighted rows), mean and centred second moments of the columns over every
+    rank's rows."""
 
-    n: int
+    n: int | float
     mean: _np.ndarray  #: (d,)
     m2: _np.ndarray  #: (d, d) centred cross-products, or (d,) squared deviations with ``diagonal=True``
 
@@ -103,6 +105,27 @@ def _centre_columns(z, total, shifted, s):  # pragma: no cover - numba
             s[j] += c
 
 
+def _weighted_block_moments(Z: _np.ndarray, w: _np.ndarray, diagonal: bool, centred: bool) -> _Block:
+    """A block's moments with row weights ``w``, in float64: its total weight in place of its row count, its
+    weighted column sums, the weighted mean it centred on, the weighted deviations' sums and the weighted products
+    about that mean (the rows scaled by ``sqrt(w)``, as scikit-learn rescales weighted data)."""
+    Z = _np.asarray(Z, dtype=_np.float64)
+    weight = float(w.sum())
+    total = w @ Z
+    if not centred:
+        root = Z * _np.sqrt(w)[:, None]
+        return weight, total, total, total, _np.einsum("ij,ij->j", root, root) if diagonal else root.T @ root
+    width = Z.shape[1]
+    if weight == 0:  # nothing to centre on: the block adds nothing (about_reference skips it)
+        return 0.0, total, total, total, _np.zeros(width if diagonal else (width, width))
+    a = total / weight
+    shifted = Z - a
+    root = shifted * _np.sqrt(w)[:, None]
+    with _np.errstate(over="ignore", invalid="ignore"):  # data near 1e155 overflow the Gram: callers take TSQR
+        products = _np.einsum("ij,ij->j", root, root) if diagonal else root.T @ root
+    return weight, total, a, w @ shifted, products
+
+
 def centered_moments(
     blocks: Blocks,
     width: int,
@@ -110,6 +133,7 @@ def centered_moments(
     *,
     diagonal: bool = False,
     centred: bool = True,
+    weighted: bool = False,
 ) -> Moments:
     """Return the :class:`Moments` of ``columns(*block_arrays)`` (default: the first array), as float64.
 
@@ -121,16 +145,32 @@ def centered_moments(
             both builders in use make.
         diagonal (bool): only the squared deviations of each column (a ``(d,)`` vector), not the ``(d, d)`` matrix.
         centred (bool): False gives the raw products ``Z^T Z`` instead (for models without an intercept).
+        weighted (bool): the blocks' last array holds the rows' weights (float64, non-negative; not passed to
+            ``columns``): the weighted mean and the weighted products about it, ``n`` the weights' total. Computed on
+            the host (device blocks are copied over).
     """
     build = columns or (lambda X, *rest: X)
-    if blocks.on_device:  # the twins take the block's arrays as its columns: X, or [X | Y] (what `columns` builds)
+    if weighted:
+
+        def weighted_part(*arrays: Any) -> _Block:
+            *data, w = (_device.host(a) for a in arrays)
+            return _weighted_block_moments(build(*data), w, diagonal, centred)
+
+        parts = blocks.map(weighted_part)
+    elif blocks.on_device:  # the twins take the block's arrays as its columns: X, or [X | Y] (what `columns` builds)
         parts = blocks.map(lambda *arrays: _device_block_moments(arrays, diagonal, centred))
     else:
         parts = blocks.map(lambda *arrays: _block_moments(build(*arrays), diagonal, centred))
     shape = (width,) if diagonal else (width, width)
-    sums = blocks.sum([p[1] for p in parts], (width,))
-    n = blocks.n_total
-    reference = sums / n
+    if weighted:  # the blocks' weights summed with their column sums, in one reduction
+        counted = blocks.sum([_np.concatenate([[p[0]], p[1]]) for p in parts], (width + 1,))
+        n: int | float = float(counted[0])
+        sums = counted[1:]
+    else:
+        sums = blocks.sum([p[1] for p in parts], (width,))
+        n = blocks.n_total
+    with _np.errstate(invalid="ignore", divide="ignore"):  # no rows, or weights all 0: NaN (callers refuse those)
+        reference = sums / n
     if not centred:
         return Moments(n, reference, blocks.sum([p[4] for p in parts], shape))
 

@@ -40,14 +40,21 @@ def r_factor(Z: _np.ndarray, width: int) -> _np.ndarray:
     return out
 
 
-def tsqr(blocks: Blocks, width: int, mean: Any, columns: Callable[..., _np.ndarray] | None = None) -> _np.ndarray:
+def tsqr(
+    blocks: Blocks, width: int, mean: Any, columns: Callable[..., _np.ndarray] | None = None, *, weighted: bool = False
+) -> _np.ndarray:
     """Return R of the QR factorization of ``columns(*block arrays)`` (default: the first array, as float64) over
-    every rank, centred on ``mean`` unless None, by TSQR in global block order (collective)."""
+    every rank, centred on ``mean`` unless None, by TSQR in global block order (collective). ``weighted``: the
+    blocks' last array holds the rows' weights (not passed to ``columns``), and each row is scaled by the square root
+    of its weight after centring."""
     build = columns or (lambda X, *rest: X.astype(_np.float64, copy=False))
 
     def factor(*arrays: Any) -> _np.ndarray:
-        Z = build(*(_device.host(a) for a in arrays))  # device blocks: QR on the host (no GPU twin)
-        return r_factor(Z if mean is None else Z - mean, width)
+        hosted = [_device.host(a) for a in arrays]  # device blocks: QR on the host (no GPU twin)
+        w = hosted.pop() if weighted else None
+        Z = build(*hosted)
+        Z = Z if mean is None else Z - mean
+        return r_factor(Z if w is None else Z * _np.sqrt(w)[:, None], width)
 
     parts = blocks.map(factor)
     stacked = _np.concatenate(parts) if parts else _np.empty((0, width))

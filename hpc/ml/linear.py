@@ -39,13 +39,17 @@ class _LinearModel(Estimator):
         for none), after checking the parameters."""
         raise NotImplementedError
 
-    def _fit_linear(self, X: Any, y: Any, comm: Any) -> float | None:
+    def _fit_linear(self, X: Any, y: Any, sample_weight: Any, comm: Any) -> float | None:
         """Fit on every rank's rows and return the ``cutoff``, which truncates singular values below it times the
         largest (lstsq). The parameters are checked inside ``check_rows``: a bad one on one rank raises on every
-        rank."""
+        rank. Weighted rows (``sample_weight``) count as scikit-learn's do: the weighted means, then the rows
+        scaled by the weights' square roots."""
         comm = self._comm_for(comm)
         rows = self._fit_rows(comm, X, y, y_kind="continuous", local_check=lambda X: self._checked_params())
         alpha, cutoff = rows.checked
+        weight = _data.agreed_sample_weight(comm, sample_weight, rows.X.shape[0])
+        if weight is not None:
+            _data.total_weight(comm, weight)
         max_condition = MAX_CONDITION if cutoff is None else min(MAX_CONDITION, cutoff**-2)
         self._comm = comm
         d = rows.n_features
@@ -68,8 +72,11 @@ class _LinearModel(Estimator):
             from hpc import cuda
 
             Y = cuda.to_device(_np.ascontiguousarray(Y, dtype=_np.float64), device=rows.X.device_index)
-        blocks = Blocks(comm, rows.counts, [rows.X, Y])
-        moments = centered_moments(blocks, d + t, _columns, centred=self.fit_intercept)
+            if weight is not None:
+                weight = cuda.to_device(weight, device=rows.X.device_index)
+        weighted = weight is not None
+        blocks = Blocks(comm, rows.counts, [rows.X, Y] + ([weight] if weighted else []))
+        moments = centered_moments(blocks, d + t, _columns, centred=self.fit_intercept, weighted=weighted)
         gram, cross = moments.m2[:d, :d], moments.m2[:d, d:]
         mean_x, mean_y = moments.mean[:d], moments.mean[d:]
         coef = _np.empty((t, d))
@@ -88,7 +95,7 @@ class _LinearModel(Estimator):
                 solved = _cholesky_solve(system, cross[:, columns_of])
             if solved is None:  # ill-conditioned or singular: TSQR on the data (one more pass, computed once)
                 if stable is None:
-                    stable = _tsqr(blocks, d + t, moments.mean if self.fit_intercept else None)
+                    stable = _tsqr(blocks, d + t, moments.mean if self.fit_intercept else None, weighted)
                 solved = _lstsq_from_r(stable, d, columns_of, a, cutoff)
             coef[columns_of] = solved.T
         self._set_features(rows)
@@ -181,9 +188,10 @@ def _columns(Xb: _np.ndarray, Yb: _np.ndarray) -> _np.ndarray:
     return _np.hstack([Xb.astype(_np.float64, copy=False), Yb])
 
 
-def _tsqr(blocks: Blocks, width: int, mean: Any) -> _np.ndarray:
-    """Return R of the QR factorization of ``[X | Y]`` over every rank (centred on ``mean`` unless None)."""
-    return tsqr(blocks, width, mean, _columns)
+def _tsqr(blocks: Blocks, width: int, mean: Any, weighted: bool) -> _np.ndarray:
+    """Return R of the QR factorization of ``[X | Y]`` over every rank (centred on ``mean`` unless None; the rows
+    scaled by the square roots of their weights, the blocks' last array, when ``weighted``)."""
+    return tsqr(blocks, width, mean, _columns, weighted=weighted)
 
 
 def _lstsq_from_r(r: _np.ndarray, d: int, targets: slice, alpha: float, cutoff: float | None) -> _np.ndarray:
@@ -245,9 +253,9 @@ class LinearRegression(_LinearModel):
         return None, max(float(tol), float(_np.finfo(_np.float64).eps))
 
     @one_blas_thread
-    def fit(self, X: Any, y: Any, *, comm: Any = None) -> LinearRegression:
-        """Fit on every rank's rows (collective); return self."""
-        cutoff = self._fit_linear(X, y, comm)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *, comm: Any = None) -> LinearRegression:
+        """Fit on every rank's rows (collective), each weighted by ``sample_weight`` if given; return self."""
+        cutoff = self._fit_linear(X, y, sample_weight, comm)
         eigenvalues, stable, n = self._singular_from
         d = self.n_features_in_
         if stable is not None:
@@ -313,9 +321,9 @@ class Ridge(_LinearModel):
         return alpha, None
 
     @one_blas_thread
-    def fit(self, X: Any, y: Any, *, comm: Any = None) -> Ridge:
-        """Fit on every rank's rows (collective); return self."""
-        self._fit_linear(X, y, comm)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *, comm: Any = None) -> Ridge:
+        """Fit on every rank's rows (collective), each weighted by ``sample_weight`` if given; return self."""
+        self._fit_linear(X, y, sample_weight, comm)
         del self._singular_from
         self.n_iter_ = None  # a direct solver, as scikit-learn's Ridge(solver="cholesky") says
         self.solver_ = "cholesky"

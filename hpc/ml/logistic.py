@@ -136,9 +136,7 @@ class LogisticRegression(Estimator):
         weight = self._row_weights(comm, rows, codes, classes, sample_weight)
         d = rows.n_features
         n = rows.n_total
-        weight_sum = float(_sum_weights(comm, weight)) if weight is not None else float(n)
-        if weight_sum <= 0:
-            raise ValueError("Sample weights must contain at least one non-zero number.")
+        weight_sum = _data.total_weight(comm, weight) if weight is not None else float(n)
         binary = n_classes == 2
         targets = codes.astype(_np.float64) if binary else codes  # what the loss kernels take
         arrays = [rows.X, targets] + ([weight] if weight is not None else [])
@@ -201,18 +199,7 @@ class LogisticRegression(Estimator):
         None beside ranks with weights (an empty rank, typically) takes weights of 1, so every rank runs the same
         reductions.
         """
-        weight, error = None, None
-        if sample_weight is not None:
-            try:
-                weight = _data.checked_sample_weight(sample_weight, codes.shape[0])
-            except (TypeError, ValueError) as exc:
-                error = exc
-        flags = _np.array([error is not None, weight is not None], _np.int64)
-        if comm.size > 1:
-            flags = comm.allreduce(flags, op="max")
-        _data.raise_everywhere(comm, error, any_error=bool(flags[0]))  # before the fit's other collectives
-        if flags[1] and weight is None:
-            weight = _np.ones(codes.shape[0])
+        weight = _data.agreed_sample_weight(comm, sample_weight, codes.shape[0])
         cw = self.class_weight
         if cw is None:
             return weight
@@ -307,12 +294,6 @@ def _block_loss_grad(binary: bool, coef: _np.ndarray, intercept: _np.ndarray, X:
     else:
         loss, grad = kernels.softmax_loss_grad(X, targets, coef, intercept, weight)
     return _np.concatenate([[loss], grad.ravel()])
-
-
-def _sum_weights(comm: Any, weight: _np.ndarray) -> float:
-    from hpc import mpi
-
-    return float(mpi.sum(comm, weight, reproducible=True))
 
 
 def _label_kind(labels: _np.ndarray) -> str:

@@ -29,7 +29,8 @@ class StandardScaler(Estimator):
     Attributes:
         mean_ (ndarray of shape (n_features,) or None), var_ (ndarray or None), scale_ (ndarray or None):
             as scikit-learn's; near-constant features get scale 1.
-        n_samples_seen_ (int): rows over every rank.
+        n_samples_seen_ (int or float): rows over every rank; with ``sample_weight``, the weights' total (float),
+            as scikit-learn.
         n_features_in_ (int).
 
     Example:
@@ -38,8 +39,7 @@ class StandardScaler(Estimator):
         >>> ml.StandardScaler().fit(np.array([[0.0, 1.0], [2.0, 3.0]])).mean_.tolist()
         [1.0, 2.0]
 
-    .. seealso:: :class:`sklearn.preprocessing.StandardScaler` (``partial_fit`` and ``sample_weight`` are not
-       offered here).
+    .. seealso:: :class:`sklearn.preprocessing.StandardScaler` (``partial_fit`` is not offered here).
     """
 
     _estimator_type = "transformer"
@@ -50,19 +50,29 @@ class StandardScaler(Estimator):
         self.with_std = with_std
 
     @one_blas_thread
-    def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> StandardScaler:
-        """Compute the mean and variance over every rank's rows (collective); return self."""
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None, *, comm: Any = None) -> StandardScaler:
+        """Compute the mean and variance over every rank's rows (collective), each weighted by ``sample_weight`` if
+        given; return self."""
         comm = self._comm_for(comm)
         rows = self._fit_rows(comm, X)
         d = rows.n_features
+        weight = _data.agreed_sample_weight(comm, sample_weight, rows.X.shape[0])
         self._comm = comm
         self._set_features(rows)
-        self.n_samples_seen_ = rows.n_total
+        self.n_samples_seen_ = rows.n_total if weight is None else float(rows.n_total)
         if not (self.with_mean or self.with_std):
             self.mean_ = self.var_ = self.scale_ = None
             return self
-        blocks = Blocks(comm, rows.counts, [rows.X])
-        moments = centered_moments(blocks, d, diagonal=True)
+        if weight is not None:
+            _data.total_weight(comm, weight)
+            if _data.is_device_array(rows.X):
+                from hpc import cuda
+
+                weight = cuda.to_device(weight, device=rows.X.device_index)
+        arrays = [rows.X] + ([weight] if weight is not None else [])
+        blocks = Blocks(comm, rows.counts, arrays)
+        moments = centered_moments(blocks, d, diagonal=True, weighted=weight is not None)
+        self.n_samples_seen_ = moments.n
         self.mean_ = moments.mean
         if not self.with_std:
             self.var_ = self.scale_ = None
@@ -101,9 +111,9 @@ class StandardScaler(Estimator):
             X += self.mean_.astype(X.dtype)
         return X
 
-    def fit_transform(self, X: Any, y: Any = None, *, comm: Any = None) -> _np.ndarray:
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None, *, comm: Any = None) -> _np.ndarray:
         """Fit (collective), then transform this rank's rows."""
-        return self.fit(X, comm=comm).transform(X)
+        return self.fit(X, sample_weight=sample_weight, comm=comm).transform(X)
 
     def _checked(self, X: Any, copy: bool | None) -> _np.ndarray:
         original = X

@@ -150,6 +150,52 @@ def test_bits_for_any_memory_layout(small_blocks, make, layout):
     assert bits(make().fit(local, comm=world)) == bits(alone)
 
 
+WEIGHTED_CASES = [c for c in CASES if c[0] in (
+    "StandardScaler", "LinearRegression", "Ridge", "Ridge-no-intercept", "LinearRegression-huge")]
+
+
+@pytest.mark.parametrize("device", [False, True], ids=["host", "device"])
+@pytest.mark.parametrize("name, make, kind", WEIGHTED_CASES, ids=[c[0] for c in WEIGHTED_CASES])
+def test_weighted_bits_across_ranks_and_threads(small_blocks, name, make, kind, device):
+    """Weighted fits (some weights 0) are the same bits on every split, thread count and memory (the TSQR route
+    too), as the one-process fit of all rows."""
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X, y = _data(kind)
+    w = np.random.default_rng(12).uniform(0.0, 2.0, X.shape[0])
+    w[::9] = 0.0
+    place = (lambda a: __import__("hpc").cuda.to_device(a)) if device else (lambda a: a)
+
+    def fit(X, y, w, comm):
+        args = (place(X),) if y is None else (place(X), y)
+        return make().fit(*args, sample_weight=w, comm=comm)
+
+    with ThreadPool(1):
+        alone = fit(X, y, w, mpi.Comm(MPI.COMM_SELF))
+    with ThreadPool(3):
+        assert bits(fit(X, y, w, mpi.Comm(MPI.COMM_SELF))) == bits(alone)
+    local = _split(world, *[a for a in (X, y, w) if a is not None])
+    spread = fit(local[0], local[1] if y is not None else None, local[-1], world)
+    assert bits(spread) == bits(alone)
+    assert bits(alone) != bits(make().fit(*((X,) if y is None else (X, y)), comm=mpi.Comm(MPI.COMM_SELF)))
+
+
+@pytest.mark.parametrize("make", [lambda: ml.Ridge(alpha=1.0), lambda: ml.StandardScaler()], ids=["ridge", "scaler"])
+def test_moment_fits_with_sample_weight_on_some_ranks_only(make):
+    """A rank passing sample_weight=None beside ranks with weights takes weights of 1 (no hang, the same model)."""
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X, y = regression(n=300)
+    counts = uneven_counts(X.shape[0], world.size)
+    lo = sum(counts[: world.rank])
+    hi = lo + counts[world.rank]
+    weights = np.ones(X.shape[0])
+    weights[: counts[0]] = np.linspace(0.5, 2.0, counts[0])  # rank 0's rows weighted, the others' not passed
+    args = (X, y) if isinstance(make(), ml.Ridge) else (X,)
+    mine = weights[lo:hi] if world.rank == 0 else None
+    spread = make().fit(*[a[lo:hi] for a in args], sample_weight=mine, comm=world)
+    alone = make().fit(*args, sample_weight=weights, comm=mpi.Comm(MPI.COMM_SELF))
+    assert bits(spread) == bits(alone)
+
+
 def test_sample_weight_on_some_ranks_only():
     """Ranks passing sample_weight=None beside ranks with weights take weights of 1 (no hang, the same model)."""
     world = mpi.Comm(MPI.COMM_WORLD)

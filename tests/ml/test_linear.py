@@ -323,3 +323,72 @@ def test_data_at_the_edges_of_float64_fits_as_scikit_learn(scale, model):
         est.fit(X, y)
     assert rel_err(est.coef_ * scale, w) <= 1e-12 and abs(est.intercept_ - 0.5) <= 1e-12
     assert np.abs(est.predict(X) - y).max() <= 1e-12
+
+
+def _weights(n, seed=5):
+    w = np.random.default_rng(seed).uniform(0.0, 3.0, n)
+    w[::7] = 0.0  # rows weighted 0: as if left out
+    return w
+
+
+@pytest.mark.parametrize("targets", [None, 2])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("make", ["linear", "ridge"])
+def test_sample_weight_matches(make, fit_intercept, targets):
+    """Weighted fits give scikit-learn's coefficients and intercepts (the weighted means, the rows scaled by the
+    weights' square roots), and rows weighted 0 count as left out."""
+    X, y = regression(n=300, d=5, seed=4, targets=targets)
+    X = X + [10.0, -3.0, 0.0, 1e3, 2.0]  # means far from 0: the weighted centring matters
+    w = _weights(X.shape[0])
+    params = {"fit_intercept": fit_intercept} | ({"alpha": 2.0} if make == "ridge" else {})
+    ours_class = ml.LinearRegression if make == "linear" else ml.Ridge
+    theirs_class = sklearn_linear.LinearRegression if make == "linear" else sklearn_linear.Ridge
+    ours = ours_class(**params).fit(X, y, sample_weight=w)
+    _assert_close(ours, theirs_class(**params).fit(X, y, sample_weight=w), tol=1e-9)
+    kept = w > 0
+    _assert_close(ours, ours_class(**params).fit(X[kept], y[kept], sample_weight=w[kept]), tol=1e-12)
+    assert rel_err(ours.coef_, ours_class(**params).fit(X, y).coef_) > 1e-6  # the weights changed the fit
+    if make == "linear":
+        theirs = theirs_class(**params).fit(X, y, sample_weight=w)
+        assert ours.rank_ == theirs.rank_ and rel_err(ours.singular_, theirs.singular_) <= 1e-9
+
+
+def test_integer_weights_repeat_rows():
+    """A weight of 3 is the row three times: the same fit as the repeated data, to rounding."""
+    X, y = regression(n=200, d=4, seed=6)
+    w = np.random.default_rng(2).integers(0, 4, X.shape[0]).astype(float)
+    repeat = w.astype(int)
+    for make in (ml.LinearRegression, lambda: ml.Ridge(alpha=0.5)):
+        _assert_close(make().fit(X, y, sample_weight=w), make().fit(np.repeat(X, repeat, 0), np.repeat(y, repeat)),
+                      tol=1e-12)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_sample_weight_on_the_tsqr_route(fit_intercept):
+    """Ill-conditioned weighted data take TSQR with the rows scaled by the weights' square roots: scikit-learn's
+    lstsq answer and rank."""
+    X, y = _nearly_collinear()
+    w = _weights(X.shape[0], seed=8) + 0.5
+    ours = ml.LinearRegression(fit_intercept=fit_intercept).fit(X, y, sample_weight=w)
+    theirs = sklearn_linear.LinearRegression(fit_intercept=fit_intercept).fit(X, y, sample_weight=w)
+    assert ours.rank_ == theirs.rank_
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9, atol=1e-9 * np.abs(y).max())
+
+
+def test_scalar_sample_weight_is_every_rows():
+    X, y = regression(n=100, d=3, seed=7)
+    _assert_close(ml.Ridge(alpha=1.0).fit(X, y, sample_weight=2.5),
+                  sklearn_linear.Ridge(alpha=1.0).fit(X, y, sample_weight=2.5))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.ones(99), r"sample_weight.shape == \(99,\), expected \(100,\)"),
+    (np.full(100, np.nan), "sample_weight contains NaN"),
+    (np.full(100, -1.0), "non-negative"),
+    (np.zeros(100), "at least one non-zero"),
+])
+@pytest.mark.parametrize("make", [ml.LinearRegression, ml.Ridge])
+def test_bad_sample_weight(make, bad, message):
+    X, y = regression(n=100, d=3, seed=7)
+    with pytest.raises(ValueError, match=message):
+        make().fit(X, y, sample_weight=bad)

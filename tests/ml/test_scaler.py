@@ -157,3 +157,58 @@ def test_input_messages():
         ml.StandardScaler().fit(X[:, 0])
     with pytest.raises(NotFittedError):
         ml.StandardScaler().transform(X)
+
+
+@pytest.mark.parametrize("with_mean, with_std", [(True, True), (False, True), (True, False), (False, False)])
+def test_sample_weight_matches_sklearn(with_mean, with_std):
+    """Weighted fits give scikit-learn's weighted mean_, var_, scale_ and n_samples_seen_ (the weights' total), and
+    rows weighted 0 count as left out."""
+    X = _data(n=500, seed=4, offset=50.0)
+    w = np.random.default_rng(3).uniform(0.0, 2.0, X.shape[0])
+    w[::5] = 0.0
+    params = {"with_mean": with_mean, "with_std": with_std}
+    ours = ml.StandardScaler(**params).fit(X, sample_weight=w)
+    theirs = sklearn_preprocessing.StandardScaler(**params).fit(X, sample_weight=w)
+    assert ours.n_samples_seen_ == pytest.approx(theirs.n_samples_seen_, rel=1e-14)
+    assert isinstance(ours.n_samples_seen_, float)
+    for name in ("mean_", "var_", "scale_"):
+        a, b = getattr(ours, name), getattr(theirs, name)
+        assert (a is None) == (b is None), name
+        if b is not None:
+            np.testing.assert_allclose(a, b, rtol=TOL, err_msg=name)
+    kept = w > 0
+    again = ml.StandardScaler(**params).fit(X[kept], sample_weight=w[kept])
+    if with_mean or with_std:
+        np.testing.assert_allclose(again.mean_, ours.mean_, rtol=1e-14)
+    if with_std:
+        assert not np.allclose(ours.var_, ml.StandardScaler().fit(X).var_, rtol=1e-6)  # the weights counted
+    np.testing.assert_allclose(ours.fit_transform(X, sample_weight=w), theirs.transform(X), rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("n", [50, 10_000])
+def test_weighted_offset_of_1e16_keeps_every_digit_of_the_variance(n):
+    """The weighted variance of 1e16 + 150 * N(0, 1) to 1e-12 of the exact one: each block's weighted deviations'
+    sum corrects its rounded mean, as without weights. Weights 0, 1, 2 and 4 keep the exact products exact."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(247)
+    col = 1e16 + rng.normal(size=n) * 150.0
+    w = rng.choice([0.0, 1.0, 2.0, 4.0], size=n)
+    exact = [Fraction(v) for v in col.tolist()]
+    weights = [Fraction(v) for v in w.tolist()]
+    total = sum(weights)
+    mean = sum(a * b for a, b in zip(weights, exact)) / total
+    exact_var = float(sum(a * (v - mean) ** 2 for a, v in zip(weights, exact)) / total)
+    ours = ml.StandardScaler().fit(col[:, None], sample_weight=w)
+    assert ours.var_[0] == pytest.approx(exact_var, rel=1e-12)
+    assert abs(ours.mean_[0] - float(mean)) <= 2.0
+
+
+def test_bad_sample_weight():
+    X = _data(n=40)
+    with pytest.raises(ValueError, match="at least one non-zero"):
+        ml.StandardScaler().fit(X, sample_weight=np.zeros(40))
+    with pytest.raises(ValueError, match="non-negative"):
+        ml.StandardScaler().fit(X, sample_weight=-np.ones(40))
+    with pytest.raises(ValueError, match=r"expected \(40,\)"):
+        ml.StandardScaler().fit(X, sample_weight=np.ones(4))
