@@ -2,7 +2,9 @@
 
 Every draw is keyed by global row index (:mod:`hpc.ml._random`), and a weighted pick is an exponential race whose
 minimum MPI finds in one collective: the same rows win however the rows are split, so the initial centres (and
-with them the whole fit) are the same bits on any number of ranks.
+with them the whole fit) are the same bits on any number of ranks. Rows with sample weights are drawn as
+scikit-learn draws them: in proportion to their weight (the first centre, random rows), or to their weight times
+their squared distance (k-means++, k-means||).
 """
 
 from __future__ import annotations
@@ -31,12 +33,41 @@ def _stream(purpose: int, run: int, step: int, trial: int = 0) -> int:
 
 @dataclass
 class Points:
-    """The (centred) rows of a fit in blocks and the seed of their draws."""
+    """The (centred) rows of a fit in blocks and the seed of their draws; with ``weighted``, each block's second
+    array holds its rows' sample weights (float64, on the host)."""
 
     blocks: Blocks
     seed: int
     n_features: int
+    weighted: bool = False
     _on_device: tuple[_np.ndarray, Any] | None = None  #: the last centres copied to the device, and the copy
+
+    def weights(self, i: int) -> _np.ndarray | None:
+        """Return block ``i``'s sample weights, or None for an unweighted fit."""
+        return _device.host(self.blocks.items[i][1]) if self.weighted else None
+
+    def weight(self, i: int, j: int) -> float:
+        """Return the weight of row ``j`` of block ``i`` (1.0 for an unweighted fit)."""
+        return float(_device.host(self.blocks.items[i][1])[j]) if self.weighted else 1.0
+
+    def weighted_by(self, i: int, values: _np.ndarray) -> _np.ndarray:
+        """Return block ``i``'s per-row ``values`` times the rows' weights (``values`` itself when unweighted)."""
+        w = self.weights(i)
+        return values if w is None else values * w
+
+    def inertia(self, i: int, dist: _np.ndarray) -> float:
+        """Return block ``i``'s inertia from its rows' squared distances (weighted by the rows' weights)."""
+        w = self.weights(i)
+        return float(dist.sum() if w is None else w @ dist)
+
+    def race_keys(self, i: int, u: _np.ndarray) -> _np.ndarray:
+        """Return block ``i``'s keys ``-log(u) / w`` of a race in proportion to the rows' weights (``-log(u)``
+        unweighted; a weight of 0 never wins: key inf)."""
+        w = self.weights(i)
+        if w is None:
+            return -_np.log(u)
+        with _np.errstate(divide="ignore"):
+            return -_np.log(u) / w
 
     @property
     def comm(self) -> Any:
@@ -60,14 +91,22 @@ class Points:
         return kernels.sqdist(X, c, parallel=False).astype(_np.float64, copy=False)
 
     def step(self, i: int, centres: _np.ndarray, **sums: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray]:
-        """Return :func:`hpc.kernels.kmeans_step` of block ``i`` (its GPU twin for device blocks) as host arrays."""
+        """Return :func:`hpc.kernels.kmeans_step` of block ``i`` (its GPU twin for device blocks) as host arrays.
+
+        A weighted fit adds each row times its weight to ``sums`` and its weight to ``counts`` (on the host, rows
+        in order)."""
         from hpc import kernels
 
         X = self.blocks.items[i][0]
+        add = sums if not self.weighted else {}
         if self.blocks.on_device:
-            labels, dist = kernels.kmeans_step(X, self._device_copy(centres, X, _np.float64), **sums)
-            return labels.get(), dist.get()
-        return kernels.kmeans_step(X, centres, **sums)
+            labels, dist = kernels.kmeans_step(X, self._device_copy(centres, X, _np.float64), **add)
+            labels, dist = labels.get(), dist.get()
+        else:
+            labels, dist = kernels.kmeans_step(X, centres, **add)
+        if self.weighted and sums:
+            _add_weighted(_device.host(X), labels, self.weights(i), sums["sums"], sums["counts"])
+        return labels, dist
 
     def _device_copy(self, centres: _np.ndarray, X: Any, dtype: Any = None) -> Any:
         """Return ``centres`` (as ``dtype``, default ``X``'s) on ``X``'s device: copied once for every block of a
@@ -159,6 +198,17 @@ class Points:
         return self.blocks.sum(parts, shape)
 
 
+@_njit(cache=True, nogil=True)
+def _add_weighted(x, labels, w, sums, counts):  # pragma: no cover - compiled by numba
+    """``sums[labels[r]] += w[r] * x[r]`` and ``counts[labels[r]] += w[r]``, rows in order."""
+    for r in range(x.shape[0]):
+        j = labels[r]
+        weight = w[r]
+        counts[j] += weight
+        for t in range(x.shape[1]):
+            sums[j, t] += weight * x[r, t]
+
+
 def _unit_scaled(weights: _np.ndarray, top: float) -> _np.ndarray:
     """``weights`` scaled by the power of two that brings ``top`` (their largest, over every rank) into [0.5, 1).
 
@@ -168,14 +218,15 @@ def _unit_scaled(weights: _np.ndarray, top: float) -> _np.ndarray:
 
 
 @_njit(cache=True, nogil=True)
-def _fold_nearest(closest, dist, sums):  # pragma: no cover - compiled by numba
-    """``dist[r, j] = min(dist[r, j], closest[r])`` and ``sums[j] += dist[r, j]``, rows in order."""
+def _fold_nearest(closest, dist, sums, w, weighted):  # pragma: no cover - compiled by numba
+    """``dist[r, j] = min(dist[r, j], closest[r])`` and ``sums[j] += dist[r, j]`` (times ``w[r]`` where
+    ``weighted``), rows in order."""
     for r in range(dist.shape[0]):
         near = closest[r]
         for j in range(dist.shape[1]):
             value = min(dist[r, j], near)
             dist[r, j] = value
-            sums[j] += value
+            sums[j] += w[r] * value if weighted else value
 
 
 @_njit(cache=True, nogil=True)
@@ -238,21 +289,25 @@ def plusplus_entrant(
 def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
     """Return ``k`` centres by greedy k-means++ (scikit-learn's ``_kmeans_plusplus``, ``2 + log k`` trials each).
 
-    Each trial picks a row with probability proportional to its squared distance to the nearest centre so far, by a
-    race of blocks (:func:`block_entrants`): the same picks however the rows are split over ranks and threads.
+    Each trial picks a row with probability proportional to its squared distance to the nearest centre so far (times
+    its sample weight), by a race of blocks (:func:`block_entrants`): the same picks however the rows are split over
+    ranks and threads. The first centre is drawn in proportion to the sample weights.
     """
     trials = 2 + int(_math.log(k))
-    first = points.race([(-_np.log(u))[:, None] for u in points.uniform(_stream(_PLUSPLUS, run, 0))], 1)
+    first = points.race(
+        [points.race_keys(i, u)[:, None] for i, u in enumerate(points.uniform(_stream(_PLUSPLUS, run, 0)))], 1
+    )
     centres = _np.empty((k, points.n_features))
     centres[0] = points.fetch(first)[0]
     closest = points.blocks.run(lambda i: points.sqdist(i, centres[:1])[:, 0])
-    potential = points.total([c.sum(keepdims=True) for c in closest], (1,))[0]
+    chances = [points.weighted_by(i, c) for i, c in enumerate(closest)]
+    potential = points.total([c.sum(keepdims=True) for c in chances], (1,))[0]
     for c in range(1, k):
-        top = points.largest(closest)
+        top = points.largest(chances)
         exponent, weighted = _math.frexp(top)[1], bool(potential > 0)
         entrants = points.blocks.run(
-            lambda i, c=c, closest=closest, e=exponent, w=weighted: plusplus_entrant(
-                points, i, run, c, trials, closest[i], e, w
+            lambda i, c=c, chances=chances, e=exponent, w=weighted: plusplus_entrant(
+                points, i, run, c, trials, chances[i], e, w
             )
         )
         candidates = points.race_entrants(entrants, trials)
@@ -265,7 +320,8 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
             """Block i's distances to the nearest centre so far or each candidate, and their sums per candidate."""
             dist = points.sqdist(i, rows)
             sums = _np.zeros(dist.shape[1])
-            _fold_nearest(closest[i], dist, sums)
+            w = points.weights(i)
+            _fold_nearest(closest[i], dist, sums, _np.empty(0) if w is None else w, w is not None)
             return dist, sums
 
         distances = points.blocks.run(distances_of)
@@ -273,13 +329,15 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
         best = int(_np.argmin(potentials))
         potential = potentials[best]
         closest = [dist[:, best].copy() for dist, _ in distances]
+        chances = [points.weighted_by(i, c) for i, c in enumerate(closest)]
         centres[c] = rows[best]
     return centres
 
 
 def random_rows(points: Points, k: int, run: int) -> _np.ndarray:
-    """Return ``k`` distinct rows chosen uniformly at random (scikit-learn's ``init="random"``)."""
-    keys = [-_np.log(u) for u in points.uniform(_stream(_RANDOM, run, 0))]
+    """Return ``k`` distinct rows chosen at random (scikit-learn's ``init="random"``): uniformly, or in proportion to
+    their sample weights, without replacement (the ``k`` smallest keys ``-log(u) / w``)."""
+    keys = [points.race_keys(i, u) for i, u in enumerate(points.uniform(_stream(_RANDOM, run, 0)))]
     return points.fetch(points.smallest(keys, k))
 
 
@@ -291,18 +349,21 @@ def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversa
     k-means++ and weighted Lloyd iterations, on every rank alike.
     """
     n_blocks = len(points.blocks)
-    first = points.race([(-_np.log(u))[:, None] for u in points.uniform(_stream(_PARALLEL, run, 0))], 1)
+    first = points.race(
+        [points.race_keys(i, u)[:, None] for i, u in enumerate(points.uniform(_stream(_PARALLEL, run, 0)))], 1
+    )
     chosen = [int(first[0])]
     candidates = points.fetch(first)
     closest = [points.sqdist(i, candidates)[:, 0] for i in range(n_blocks)]
     ell = oversampling * k
     for r in range(1, rounds + 1):
-        phi = points.total([c.sum(keepdims=True) for c in closest], (1,))[0]
+        chances = [points.weighted_by(i, c) for i, c in enumerate(closest)]
+        phi = points.total([c.sum(keepdims=True) for c in chances], (1,))[0]
         if phi <= 0:
             break
         draws = points.uniform(_stream(_PARALLEL, run, r))
         picked = _np.concatenate(
-            [start + _np.flatnonzero(u < ell * c / phi) for start, u, c in zip(points.blocks.starts, draws, closest)]
+            [start + _np.flatnonzero(u < ell * c / phi) for start, u, c in zip(points.blocks.starts, draws, chances)]
         ).astype(_np.int64) if n_blocks else _np.empty(0, _np.int64)
         picked = points.comm.allgather(picked) if points.comm.size > 1 else picked  # global order
         picked = picked[~_np.isin(picked, chosen)]
@@ -313,15 +374,16 @@ def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversa
         candidates = _np.vstack([candidates, new])
         closest = [_np.minimum(closest[i], points.sqdist(i, new).min(axis=1)) for i in range(n_blocks)]
     if candidates.shape[0] < k:  # too few sampled (tiny or duplicated data): top up with uniform rows
-        keys = [-_np.log(u) for u in points.uniform(_stream(_PARALLEL, run, rounds + 1))]
+        keys = [points.race_keys(i, u) for i, u in enumerate(points.uniform(_stream(_PARALLEL, run, rounds + 1)))]
         for start, key in zip(points.blocks.starts, keys):
             key[_np.isin(start + _np.arange(key.shape[0]), chosen)] = _np.inf
         extra = points.smallest(keys, k - candidates.shape[0])
         candidates = _np.vstack([candidates, points.fetch(extra)])
     counts = []
-    for i in range(n_blocks):
+    for i in range(n_blocks):  # each candidate weighted by its nearest rows (their sample weights)
         labels, _ = points.step(i, candidates)
-        counts.append(_np.bincount(labels, minlength=candidates.shape[0]).astype(_np.float64))
+        counts.append(_np.bincount(labels, weights=points.weights(i), minlength=candidates.shape[0]).astype(
+            _np.float64))
     weights = points.total(counts, (candidates.shape[0],))
     return _recluster(candidates, weights, k, points.seed, run)
 

@@ -43,8 +43,8 @@ def _device_block_moments(arrays: tuple[Any, ...], diagonal: bool, centred: bool
     from hpc.cuda import twins
 
     n = arrays[0].shape[0]
-    if diagonal:
-        if len(arrays) != 1 or not centred:
+    if diagonal:  # of X, the first array, as on the host (KMeans' weights ride beside it)
+        if not centred:
             raise NotImplementedError("device row blocks have centred diagonal moments of X only")
         total, m2, s = twins.column_moments(arrays[0], deviations=True)
     else:

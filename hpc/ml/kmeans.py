@@ -26,7 +26,8 @@ class KMeans(Estimator):
     and the per-cluster sums: :func:`hpc.kernels.kmeans_step`) and one reproducible reduction of the per-cluster
     sums, counts, changed labels and inertia. As in scikit-learn, the data are centred first (distances lose fewer
     digits), the loop stops when no label changes or the centres move less than ``tol`` times the mean feature
-    variance, and ``inertia_`` is recomputed from the final labels with exact distances.
+    variance, and ``inertia_`` is recomputed from the final labels with exact distances. ``sample_weight`` weighs
+    the rows as scikit-learn does: in the init's draws, the centres (weighted means) and the inertia.
 
     An :class:`hpc.cuda.DeviceArray` ``X`` is fitted on its device (the GPU twins; see docs/ml.md, "Fits on the
     GPU"): the same model on any number of ranks, to rounding the CPU fit's.
@@ -144,25 +145,30 @@ class KMeans(Estimator):
     # -- fit -----------------------------------------------------------------------------------------------------
 
     @one_blas_thread
-    def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> KMeans:
-        """Cluster every rank's rows (collective); return self."""
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None, *, comm: Any = None) -> KMeans:
+        """Cluster every rank's rows (collective), each weighted by ``sample_weight`` if given; return self."""
         comm = self._comm_for(comm)
         rows = self._fit_rows(comm, X, local_check=self._checked_for)
         k, n_init, given, seed = rows.checked
+        weight = _data.agreed_sample_weight(comm, sample_weight, rows.X.shape[0])
+        if weight is not None:
+            _data.total_weight(comm, weight)
         if rows.n_total < k:
             raise ValueError(f"n_samples={rows.n_total} should be >= n_clusters={k}.")
         d = rows.n_features
         progress = _Progress("KMeans", self.max_iter * n_init, self.verbose, comm.rank)
-        blocks = Blocks(comm, rows.counts, [rows.X])
+        # the weights ride with the rows (host memory, also beside device rows: the weighted sums are the host's)
+        blocks = Blocks(comm, rows.counts, [rows.X] + ([weight] if weight is not None else []))
+        # centred on the plain mean, and tol from the plain variances, as scikit-learn whatever the weights
         moments = centered_moments(blocks, d, diagonal=True)
         mean = moments.mean
         tol = float(_np.mean(moments.m2 / moments.n)) * self.tol if self.tol else 0.0
         dtype = rows.X.dtype
         shift = mean.astype(dtype)
-        blocks.items = blocks.run(lambda i: (_minus(blocks.items[i][0], shift),))
+        blocks.items = blocks.run(lambda i: (_minus(blocks.items[i][0], shift),) + blocks.items[i][1:])
         if comm.size > 1:
             seed = int(comm.bcast(_np.array([seed], _np.uint64), root=0)[0])
-        points = _kmeans_init.Points(blocks, seed, d)
+        points = _kmeans_init.Points(blocks, seed, d, weighted=weight is not None)
         best = None
         for run in range(n_init):
             if given is not None:
@@ -198,13 +204,13 @@ class KMeans(Estimator):
             )
         return self
 
-    def fit_predict(self, X: Any, y: Any = None, *, comm: Any = None) -> _np.ndarray:
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None, *, comm: Any = None) -> _np.ndarray:
         """Fit (collective); return this rank's rows' labels."""
-        return self.fit(X, comm=comm).labels_
+        return self.fit(X, sample_weight=sample_weight, comm=comm).labels_
 
-    def fit_transform(self, X: Any, y: Any = None, *, comm: Any = None) -> _np.ndarray:
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None, *, comm: Any = None) -> _np.ndarray:
         """Fit (collective); return this rank's rows' distances to the centres."""
-        return self.fit(X, comm=comm).transform(X)
+        return self.fit(X, sample_weight=sample_weight, comm=comm).transform(X)
 
     # -- local methods ------------------------------------------------------------------------------------------
 
@@ -253,17 +259,34 @@ class KMeans(Estimator):
         X = self._rows(X)
         return _np.sqrt(kernels.sqdist(X, self.cluster_centers_.astype(X.dtype)))
 
-    def score(self, X: Any, y: Any = None, *, comm: Any = None) -> float:
-        """Return minus the inertia of every rank's rows against the centres (collective)."""
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None, *, comm: Any = None) -> float:
+        """Return minus the inertia of every rank's rows against the centres (collective), each row's squared
+        distance weighted by ``sample_weight`` if given."""
         from hpc import kernels, mpi
 
         comm = self._comm_for(comm)
-        if _data.is_device_array(X):  # the distances on the device, their sum over the ranks on the host
-            dist = self._agreed(comm, lambda: kernels.kmeans_assign(X, self._device_centres(X))[1])
-            return -float(mpi.sum(comm, _np.array([kernels.sum(dist)]), reproducible=True))
-        rows = self._agreed(comm, lambda: self._rows(X))
-        _, dist = kernels.kmeans_assign(rows, self.cluster_centers_.astype(rows.dtype))
-        return -float(mpi.sum(comm, dist.astype(_np.float64), reproducible=True))
+        device = _data.is_device_array(X)
+
+        def local() -> tuple[Any, Any]:
+            n = X.shape[0] if device else None
+            rows = None if device else self._rows(X)
+            if device:
+                self._device_centres(X)  # checks X
+            weight = None
+            if sample_weight is not None:
+                weight = _data.checked_sample_weight(sample_weight, n if device else rows.shape[0])
+            return rows, weight
+
+        rows, weight = self._agreed(comm, local)
+        if device:  # the distances on the device, their sum over the ranks on the host
+            dist = kernels.kmeans_assign(X, self._device_centres(X))[1]
+            if weight is None:
+                return -float(mpi.sum(comm, _np.array([kernels.sum(dist)]), reproducible=True))
+            dist = dist.get()
+        else:
+            _, dist = kernels.kmeans_assign(rows, self.cluster_centers_.astype(rows.dtype))
+        dist = dist.astype(_np.float64)
+        return -float(mpi.sum(comm, dist if weight is None else weight * dist, reproducible=True))
 
 
 def _lloyd(
@@ -282,7 +305,7 @@ def _lloyd(
         labels, dist = points.step(i, centres, sums=out[: k * d].reshape(k, d), counts=out[k * d : k * d + k])
         before = previous[i]
         out[-2] = labels.shape[0] if before is None else _np.count_nonzero(labels != before)
-        out[-1] = dist.sum()
+        out[-1] = points.inertia(i, dist)
         return labels, dist, out
 
     strict = False
@@ -318,7 +341,7 @@ def _lloyd(
         final = blocks.run(lambda i: points.step(i, centres))
         labels = [f[0] for f in final]
         dist = [f[1] for f in final]
-    inertia = points.total([x.sum(keepdims=True) for x in dist], (1,))[0]
+    inertia = points.total([_np.array([points.inertia(i, x)]) for i, x in enumerate(dist)], (1,))[0]
     return labels, float(inertia), centres, iteration + 1
 
 
@@ -335,10 +358,11 @@ def _relocate_empty(
     points: _kmeans_init.Points, labels: list[_np.ndarray], dist: list[_np.ndarray], sums: _np.ndarray,
     counts: _np.ndarray,
 ) -> None:
-    """Move each empty cluster onto one of the rows farthest from their centres, as scikit-learn does (in place).
+    """Move each empty cluster onto one of the rows farthest from their centres, as scikit-learn does (in place):
+    the row, times its weight, leaves its cluster's sum and becomes the empty one's.
 
-    The farthest rows over every rank are taken in order of distance, ties to the lower global row (scikit-learn
-    takes them in ``argpartition``'s order).
+    The farthest rows over every rank are taken in order of distance (not weighted, as scikit-learn), ties to the
+    lower global row (scikit-learn takes them in ``argpartition``'s order).
     """
     empty = _np.flatnonzero(counts == 0)
     m = empty.shape[0]
@@ -348,17 +372,18 @@ def _relocate_empty(
     for i, (start, lab, dst) in enumerate(zip(blocks.starts, labels, dist)):
         top = _np.lexsort((_np.arange(dst.shape[0]), -dst))[:m]
         for j in top:
-            rows.append(_np.concatenate([[-dst[j], start + j, lab[j]], points.row(i, int(j))]))
-    local = _np.array(rows).reshape(-1, d + 3)
+            head = [-dst[j], start + j, lab[j], points.weight(i, int(j))]
+            rows.append(_np.concatenate([head, points.row(i, int(j))]))
+    local = _np.array(rows).reshape(-1, d + 4)
     every = blocks.comm.allgather(local) if blocks.comm.size > 1 else local
     far = every[_np.lexsort((every[:, 1], every[:, 0]))[:m]]
     for new_id, row in zip(empty, far):
-        old_id = int(row[2])
-        x = row[3:]
+        old_id, weight = int(row[2]), row[3]
+        x = row[4:] * weight
         sums[old_id] -= x
         sums[new_id] = x
-        counts[new_id] = 1.0
-        counts[old_id] -= 1.0
+        counts[new_id] = weight
+        counts[old_id] -= weight
 
 
 def _same_clustering(comm: Any, labels1: list[_np.ndarray], labels2: list[_np.ndarray], k: int) -> bool:

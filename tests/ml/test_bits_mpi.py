@@ -151,7 +151,8 @@ def test_bits_for_any_memory_layout(small_blocks, make, layout):
 
 
 WEIGHTED_CASES = [c for c in CASES if c[0] in (
-    "StandardScaler", "LinearRegression", "Ridge", "Ridge-no-intercept", "LinearRegression-huge")]
+    "StandardScaler", "LinearRegression", "Ridge", "Ridge-no-intercept", "LinearRegression-huge", "KMeans-k-means++",
+    "KMeans-random", "KMeans-k-means||", "KMeans-float32")]
 
 
 @pytest.mark.parametrize("device", [False, True], ids=["host", "device"])
@@ -177,6 +178,11 @@ def test_weighted_bits_across_ranks_and_threads(small_blocks, name, make, kind, 
     spread = fit(local[0], local[1] if y is not None else None, local[-1], world)
     assert bits(spread) == bits(alone)
     assert bits(alone) != bits(make().fit(*((X,) if y is None else (X, y)), comm=mpi.Comm(MPI.COMM_SELF)))
+    if hasattr(spread, "labels_"):
+        lo = sum(uneven_counts(X.shape[0], world.size)[: world.rank])
+        assert np.array_equal(spread.labels_, alone.labels_[lo : lo + local[0].shape[0]])
+        assert spread.score(local[0], sample_weight=local[-1], comm=world) == alone.score(
+            X, sample_weight=w, comm=mpi.Comm(MPI.COMM_SELF))
 
 
 @pytest.mark.parametrize("make", [lambda: ml.Ridge(alpha=1.0), lambda: ml.StandardScaler()], ids=["ridge", "scaler"])

@@ -294,3 +294,64 @@ def test_seeded_inits_at_the_ends_of_float64(init, scale):
     if scale < 1:
         theirs = SkKMeans(n_clusters=4, random_state=0, n_init=1).fit(X * scale)
         assert got.inertia_ <= 1.0000001 * theirs.inertia_
+
+
+def _weights(n, seed=9):
+    w = np.random.default_rng(seed).uniform(0.0, 3.0, n)
+    w[::7] = 0.0
+    return w
+
+
+@pytest.mark.parametrize("seed, n, d, k", ARRAY_CASES)
+def test_sample_weight_matches_lloyd(seed, n, d, k):
+    """From an ndarray init, weighted fits give scikit-learn's centres (weighted means), labels, n_iter_ and
+    weighted inertia; score weighs the same way."""
+    X, _ = blobs(n=n, d=d, centres=k + 1, seed=seed)
+    w = _weights(n, seed)
+    init = _poor_init(X, k, seed)
+    ours = ml.KMeans(n_clusters=k, init=init, n_init=1, tol=0.0).fit(X, sample_weight=w)
+    theirs = SkKMeans(n_clusters=k, init=init, n_init=1, tol=0.0).fit(X, sample_weight=w)
+    assert theirs.n_iter_ >= 3
+    _same_as_lloyd(ours, theirs)
+    assert ours.score(X, sample_weight=w) == pytest.approx(theirs.score(X, sample_weight=w), rel=1e-12)
+    assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-12)
+    assert rel_err(ours.cluster_centers_, ml.KMeans(k, init=init, n_init=1, tol=0.0).fit(X).cluster_centers_) > 1e-6
+
+
+def test_weights_as_repeated_and_removed_rows():
+    """From a given init, integer weights fit as the rows repeated, zero weights as the rows left out."""
+    X, _ = blobs(n=400, d=3, centres=5, seed=11)
+    w = np.random.default_rng(4).integers(0, 4, X.shape[0]).astype(float)
+    init = _poor_init(X, 4, 11)
+    weighted = ml.KMeans(4, init=init, n_init=1, tol=0.0).fit(X, sample_weight=w)
+    repeated = ml.KMeans(4, init=init, n_init=1, tol=0.0).fit(np.repeat(X, w.astype(int), axis=0))
+    np.testing.assert_allclose(weighted.cluster_centers_, repeated.cluster_centers_, rtol=1e-12)
+    assert weighted.inertia_ == pytest.approx(repeated.inertia_, rel=1e-12)
+    assert weighted.n_iter_ == repeated.n_iter_
+
+
+def test_empty_cluster_relocated_with_weights_as_sklearn():
+    """The farthest row moves into an empty cluster with its weight, as in scikit-learn."""
+    X, _ = blobs(n=300, d=3, centres=4, seed=4)
+    w = _weights(300, 4) + 0.25
+    init = _poor_init(X, 4, 4)
+    init[2] = X.mean(axis=0) + 1e4
+    ours = ml.KMeans(n_clusters=4, init=init, n_init=1, tol=0.0).fit(X, sample_weight=w)
+    theirs = SkKMeans(n_clusters=4, init=init, n_init=1, tol=0.0).fit(X, sample_weight=w)
+    _same_as_lloyd(ours, theirs)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random", "k-means||"])
+def test_inits_never_draw_rows_of_weight_zero(init):
+    """A far-off group of rows weighted 0 never receives an initial centre (its rows would win every distance
+    draw if weights were ignored), and the fit is as good as scikit-learn's on the weighted rows."""
+    X = _separated(n=400, d=3, k=4, seed=3)
+    far = np.full((40, 3), 1e4) + np.random.default_rng(0).normal(size=(40, 3))
+    data = np.vstack([X, far])
+    w = np.concatenate([np.ones(400), np.zeros(40)])
+    for seed in range(8):
+        fitted = ml.KMeans(4, init=init, random_state=seed, max_iter=1).fit(data, sample_weight=w)
+        assert np.abs(fitted.cluster_centers_).max() < 1e3, seed
+    ours = np.mean([ml.KMeans(4, init=init, random_state=s).fit(data, sample_weight=w).inertia_ for s in range(6)])
+    alone = np.mean([ml.KMeans(4, init=init, random_state=s).fit(X).inertia_ for s in range(6)])
+    assert ours == pytest.approx(alone, rel=0.05)
