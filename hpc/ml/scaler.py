@@ -39,7 +39,7 @@ class StandardScaler(Estimator):
         >>> ml.StandardScaler().fit(np.array([[0.0, 1.0], [2.0, 3.0]])).mean_.tolist()
         [1.0, 2.0]
 
-    .. seealso:: :class:`sklearn.preprocessing.StandardScaler` (``partial_fit`` is not offered here).
+    .. seealso:: :class:`sklearn.preprocessing.StandardScaler`.
     """
 
     _estimator_type = "transformer"
@@ -49,18 +49,34 @@ class StandardScaler(Estimator):
         self.with_mean = with_mean
         self.with_std = with_std
 
-    @one_blas_thread
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None, *, comm: Any = None) -> StandardScaler:
         """Compute the mean and variance over every rank's rows (collective), each weighted by ``sample_weight`` if
-        given; return self."""
+        given; return self. Forgets earlier :meth:`partial_fit` calls."""
+        for name in ("n_samples_seen_", "mean_", "var_", "scale_"):
+            self.__dict__.pop(name, None)
+        return self.partial_fit(X, y, sample_weight, comm=comm)
+
+    @one_blas_thread
+    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None, *, comm: Any = None) -> StandardScaler:
+        """Add a batch of every rank's rows to the mean and variance (collective: every rank passes its part of the
+        batch, possibly none), each row weighted by ``sample_weight`` if given; return self.
+
+        The batch's moments are computed as :meth:`fit` computes them (the same bits on any split of the batch) and
+        merged with the running ones by Chan et al.'s formula, so the result depends on the sequence of batches, not
+        on how each batch was split over ranks or threads. A later batch must have the first one's features (their
+        count and names, as scikit-learn checks them).
+        """
         comm = self._comm_for(comm)
-        rows = self._fit_rows(comm, X)
+        first = not hasattr(self, "n_samples_seen_")
+        rows = self._fit_rows(comm, X, local_check=None if first else (lambda checked: self._continues(X, checked)))
         d = rows.n_features
         weight = _data.agreed_sample_weight(comm, sample_weight, rows.X.shape[0])
         self._comm = comm
-        self._set_features(rows)
-        self.n_samples_seen_ = rows.n_total if weight is None else float(rows.n_total)
+        if first:
+            self._set_features(rows)
+        seen = 0 if first else self.n_samples_seen_
         if not (self.with_mean or self.with_std):
+            self.n_samples_seen_ = seen + (rows.n_total if weight is None else float(rows.n_total))
             self.mean_ = self.var_ = self.scale_ = None
             return self
         if weight is not None:
@@ -71,14 +87,20 @@ class StandardScaler(Estimator):
                 weight = cuda.to_device(weight, device=rows.X.device_index)
         arrays = [rows.X] + ([weight] if weight is not None else [])
         blocks = Blocks(comm, rows.counts, arrays)
-        moments = centered_moments(blocks, d, diagonal=True, weighted=weight is not None)
-        self.n_samples_seen_ = moments.n
-        self.mean_ = moments.mean
+        batch = centered_moments(blocks, d, diagonal=True, weighted=weight is not None)
+        if first:
+            n, mean, m2 = batch.n, batch.mean, batch.m2
+        else:  # Chan et al.: the batch's moments about its own mean, shifted to the merged one
+            n = seen + batch.n
+            delta = batch.mean - self.mean_
+            mean = self.mean_ + delta * (batch.n / n)
+            m2 = self.var_ * seen + batch.m2 + delta * delta * (seen * batch.n / n) if self.with_std else None
+        self.n_samples_seen_ = n
+        self.mean_ = mean
         if not self.with_std:
             self.var_ = self.scale_ = None
             return self
-        n = moments.n
-        self.var_ = moments.m2 / n
+        self.var_ = m2 / n
         # scikit-learn's bound on the error of a two-pass variance: below it a feature counts as constant
         eps = _np.finfo(_np.float64).eps
         constant = self.var_ <= n * eps * self.var_ + (n * self.mean_ * eps) ** 2
@@ -86,6 +108,13 @@ class StandardScaler(Estimator):
         scale[constant] = 1.0
         self.scale_ = scale
         return self
+
+    def _continues(self, X: Any, checked: _np.ndarray) -> None:
+        """Raise ValueError unless a later batch ``X`` has the features of the first (scikit-learn's checks)."""
+        _data.check_feature_names(X, self)
+        if checked.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {checked.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
 
     def get_feature_names_out(self, input_features: Any = None) -> _np.ndarray:
         """Return the output column names: the input's (``feature_names_in_``, else ``x0, x1, ...``)."""

@@ -202,6 +202,23 @@ def test_moment_fits_with_sample_weight_on_some_ranks_only(make):
     assert bits(spread) == bits(alone)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_partial_fit_bits_across_ranks(small_blocks, weighted):
+    """StandardScaler.partial_fit over three batches, each split over the ranks (unevenly, a rank with none), is
+    the same bits as the same batches on one process."""
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X = blobs(n=900, d=4)[0] + 1e5
+    w = np.random.default_rng(13).uniform(0.0, 2.0, X.shape[0]) if weighted else None
+    alone, spread = ml.StandardScaler(), ml.StandardScaler()
+    for lo, hi in [(0, 300), (300, 430), (430, 900)]:
+        batch = [X[lo:hi]] + ([w[lo:hi]] if weighted else [])
+        alone.partial_fit(batch[0], sample_weight=batch[1] if weighted else None, comm=mpi.Comm(MPI.COMM_SELF))
+        local = _split(world, *batch)
+        spread.partial_fit(local[0], sample_weight=local[1] if weighted else None, comm=world)
+    assert bits(spread) == bits(alone)
+    assert _same_everywhere(world, spread)
+
+
 def test_sample_weight_on_some_ranks_only():
     """Ranks passing sample_weight=None beside ranks with weights take weights of 1 (no hang, the same model)."""
     world = mpi.Comm(MPI.COMM_WORLD)
