@@ -40,6 +40,7 @@ class Points:
     seed: int
     n_features: int
     weighted: bool = False
+    weight_exponent: int = 0  #: the binary exponent of the largest weight over every rank (keys are scaled by it)
     _on_device: tuple[_np.ndarray, Any] | None = None  #: the last centres copied to the device, and the copy
 
     def weights(self, i: int) -> _np.ndarray | None:
@@ -62,12 +63,14 @@ class Points:
 
     def race_keys(self, i: int, u: _np.ndarray) -> _np.ndarray:
         """Return block ``i``'s keys ``-log(u) / w`` of a race in proportion to the rows' weights (``-log(u)``
-        unweighted; a weight of 0 never wins: key inf)."""
+        unweighted; a weight of 0 never wins: key inf). The weights are scaled by a power of two that brings the
+        largest into [0.5, 1) (the same order of keys; subnormal weights no longer make every key overflow)."""
         w = self.weights(i)
         if w is None:
             return -_np.log(u)
-        with _np.errstate(divide="ignore"):
-            return -_np.log(u) / w
+        scaled = _np.ldexp(w, -self.weight_exponent)
+        with _np.errstate(divide="ignore", invalid="ignore"):
+            return _np.where(scaled > 0.0, -_np.log(u) / scaled, _np.inf)
 
     @property
     def comm(self) -> Any:
@@ -176,6 +179,8 @@ class Points:
 
     def fetch(self, rows: _np.ndarray) -> _np.ndarray:
         """Return the given global rows (float64 ``(len(rows), d)``), from whichever ranks hold them."""
+        if (rows < 0).any():
+            raise RuntimeError(f"hpc.ml internal error: no row won a draw (rows {rows.tolist()})")
         d = self.n_features
         mine = []
         for i, (start, item) in enumerate(zip(self.blocks.starts, self.blocks.items)):
@@ -303,11 +308,14 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
     chances = [points.weighted_by(i, c) for i, c in enumerate(closest)]
     potential = points.total([c.sum(keepdims=True) for c in chances], (1,))[0]
     for c in range(1, k):
-        top = points.largest(chances)
-        exponent, weighted = _math.frexp(top)[1], bool(potential > 0)
+        # every row already a centre (distance 0): the draw falls back to the sample weights (uniform without)
+        draw_on = chances if potential > 0 or not points.weighted else [
+            points.weights(i) for i in range(len(points.blocks))]
+        top = points.largest(draw_on)
+        exponent, weighted = _math.frexp(top)[1], bool(potential > 0) or points.weighted
         entrants = points.blocks.run(
-            lambda i, c=c, chances=chances, e=exponent, w=weighted: plusplus_entrant(
-                points, i, run, c, trials, chances[i], e, w
+            lambda i, c=c, draw_on=draw_on, e=exponent, w=weighted: plusplus_entrant(
+                points, i, run, c, trials, draw_on[i], e, w
             )
         )
         candidates = points.race_entrants(entrants, trials)
@@ -337,6 +345,12 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
 def random_rows(points: Points, k: int, run: int) -> _np.ndarray:
     """Return ``k`` distinct rows chosen at random (scikit-learn's ``init="random"``): uniformly, or in proportion to
     their sample weights, without replacement (the ``k`` smallest keys ``-log(u) / w``)."""
+    if points.weighted:
+        positive = points.total(
+            [_np.array([float(_np.count_nonzero(points.weights(i)))]) for i in range(len(points.blocks))], (1,))[0]
+        if positive < k:
+            raise ValueError(f"init='random' draws n_clusters={k} distinct rows in proportion to sample_weight, but "
+                             f"only {int(positive)} rows have a positive weight")
     keys = [points.race_keys(i, u) for i, u in enumerate(points.uniform(_stream(_RANDOM, run, 0)))]
     return points.fetch(points.smallest(keys, k))
 
@@ -393,6 +407,8 @@ def _recluster(candidates: _np.ndarray, weights: _np.ndarray, k: int, seed: int,
     from hpc import kernels
 
     m = candidates.shape[0]
+    # scaled by a power of two (exact: the same picks and centres) so that sums of tiny sample weights stay normal
+    weights = _unit_scaled(weights, float(weights.max()))
 
     def sqdist(centres: _np.ndarray) -> _np.ndarray:
         return kernels.sqdist(candidates, _np.ascontiguousarray(centres), parallel=False)

@@ -68,7 +68,13 @@ def _block_moments(Z: _np.ndarray, diagonal: bool, centred: bool) -> _Block:
     # The rows are centred on the block mean rounded to their dtype. float32 data keep the block's products in
     # float32, as scikit-learn's whole Gram matrix is (twice the speed of float64 and half the memory traffic); only
     # 4096 rows accumulate in float32, and the blocks then meet in float64.
-    total, shifted, s = _centre(_np.ascontiguousarray(Z))
+    if Z.shape[1] == 1:  # one column is contiguous along the rows too: NumPy sums it pairwise, so keep its steps
+        total = Z.sum(axis=0, dtype=_np.float64)
+        shift = (total / max(n, 1)).astype(Z.dtype)
+        shifted = Z - shift
+        s = shifted.sum(axis=0, dtype=_np.float64)
+    else:
+        total, shifted, s = _centre(_np.ascontiguousarray(Z))
     a = (total / max(n, 1)).astype(Z.dtype).astype(_np.float64)
     with _np.errstate(over="ignore", invalid="ignore"):  # data near 1e155 overflow the Gram: callers take TSQR
         products = shifted.T @ shifted
@@ -78,8 +84,9 @@ def _block_moments(Z: _np.ndarray, diagonal: bool, centred: bool) -> _Block:
 def _centre(Z: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray]:
     """Return ``Z``'s column sums (float64), ``Z`` minus its column means rounded to ``Z``'s dtype, and the sums of
     those deviations (float64): NumPy's ``Z.sum(axis=0)``, ``Z - shift`` and the deviations' ``sum(axis=0)``, bit for
-    bit, in one compiled call (NumPy's three steps, with their float32-to-float64 casting sums, took 3-7 times as
-    long on a block)."""
+    bit for a C-ordered ``Z`` of two or more columns (NumPy adds those row by row; a single column it sums
+    pairwise), in one compiled call (NumPy's three steps, with their float32-to-float64 casting sums, took 3-7
+    times as long on a block)."""
     d = Z.shape[1]
     total, s = _np.empty(d), _np.empty(d)
     shifted = _np.empty_like(Z)
@@ -190,4 +197,6 @@ def centered_moments(
         totals = blocks.sum([about_reference(p) for p in parts], (width + int(_np.prod(shape)),))
         shift, spread = totals[:width], totals[width:].reshape(shape)
         m2 = spread - (shift * shift if diagonal else _np.outer(shift, shift)) / n
+    if diagonal:  # a constant column's weighted deviations can round below 0 (never without weights)
+        m2[m2 < 0.0] = 0.0
     return Moments(n, reference + shift / n, m2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math as _math
 import numbers as _numbers
 import warnings as _warnings
 from typing import Any
@@ -151,8 +152,11 @@ class KMeans(Estimator):
         rows = self._fit_rows(comm, X, local_check=self._checked_for)
         k, n_init, given, seed = rows.checked
         weight = _data.agreed_sample_weight(comm, sample_weight, rows.X.shape[0])
+        exponent = 0
         if weight is not None:
             _data.total_weight(comm, weight)
+            top = float(weight.max()) if weight.shape[0] else 0.0
+            exponent = _math.frexp(float(comm.allreduce(top, op="max")) if comm.size > 1 else top)[1]
         if rows.n_total < k:
             raise ValueError(f"n_samples={rows.n_total} should be >= n_clusters={k}.")
         d = rows.n_features
@@ -168,7 +172,7 @@ class KMeans(Estimator):
         blocks.items = blocks.run(lambda i: (_minus(blocks.items[i][0], shift),) + blocks.items[i][1:])
         if comm.size > 1:
             seed = int(comm.bcast(_np.array([seed], _np.uint64), root=0)[0])
-        points = _kmeans_init.Points(blocks, seed, d, weighted=weight is not None)
+        points = _kmeans_init.Points(blocks, seed, d, weighted=weight is not None, weight_exponent=exponent)
         best = None
         for run in range(n_init):
             if given is not None:
@@ -267,26 +271,23 @@ class KMeans(Estimator):
         comm = self._comm_for(comm)
         device = _data.is_device_array(X)
 
-        def local() -> tuple[Any, Any]:
-            n = X.shape[0] if device else None
-            rows = None if device else self._rows(X)
-            if device:
-                self._device_centres(X)  # checks X
-            weight = None
-            if sample_weight is not None:
-                weight = _data.checked_sample_weight(sample_weight, n if device else rows.shape[0])
-            return rows, weight
+        def local() -> _np.ndarray:
+            """This rank's weighted squared distances, or (device rows, no weights) their sum (an error raised here,
+            a failing device call included, is raised on every rank)."""
+            if device:  # the distances on the device; only their sum crosses unless weighted
+                dist = kernels.kmeans_assign(X, self._device_centres(X))[1]
+                if sample_weight is None:
+                    return _np.array([kernels.sum(dist)])
+                dist = dist.get()
+            else:
+                rows = self._rows(X)
+                dist = kernels.kmeans_assign(rows, self.cluster_centers_.astype(rows.dtype))[1]
+            dist = dist.astype(_np.float64)
+            if sample_weight is None:
+                return dist
+            return _data.checked_sample_weight(sample_weight, dist.shape[0]) * dist
 
-        rows, weight = self._agreed(comm, local)
-        if device:  # the distances on the device, their sum over the ranks on the host
-            dist = kernels.kmeans_assign(X, self._device_centres(X))[1]
-            if weight is None:
-                return -float(mpi.sum(comm, _np.array([kernels.sum(dist)]), reproducible=True))
-            dist = dist.get()
-        else:
-            _, dist = kernels.kmeans_assign(rows, self.cluster_centers_.astype(rows.dtype))
-        dist = dist.astype(_np.float64)
-        return -float(mpi.sum(comm, dist if weight is None else weight * dist, reproducible=True))
+        return -float(mpi.sum(comm, self._agreed(comm, local), reproducible=True))
 
 
 def _lloyd(
@@ -324,7 +325,12 @@ def _lloyd(
             _relocate_empty(points, labels, dist, sums, counts)
         new_centres = sums.copy()
         filled = counts > 0
-        new_centres[filled] *= (1.0 / counts[filled])[:, None]
+        with _np.errstate(divide="ignore", over="ignore"):
+            inverse = 1.0 / counts[filled]
+        tiny = ~_np.isfinite(inverse)  # a total of subnormal weights: divide instead (unweighted bits unchanged)
+        inverse[tiny] = 1.0
+        new_centres[filled] *= inverse[:, None]
+        new_centres[_np.flatnonzero(filled)[tiny]] /= counts[filled][tiny][:, None]
         progress.step(iteration, inertia)
         if changed == 0:
             strict = _np.array_equal(new_centres, centres)

@@ -30,7 +30,7 @@ class StandardScaler(Estimator):
         mean_ (ndarray of shape (n_features,) or None), var_ (ndarray or None), scale_ (ndarray or None):
             as scikit-learn's; near-constant features get scale 1.
         n_samples_seen_ (int or float): rows over every rank; with ``sample_weight``, the weights' total (float),
-            as scikit-learn.
+            as scikit-learn (the row count as a float when neither ``with_mean`` nor ``with_std``).
         n_features_in_ (int).
 
     Example:
@@ -80,7 +80,8 @@ class StandardScaler(Estimator):
             self.mean_ = self.var_ = self.scale_ = None
             return self
         if weight is not None:
-            _data.total_weight(comm, weight)
+            if _data.total_weight(comm, weight, refuse_zero=first) == 0:  # a later batch of weight 0: nothing to add
+                return self
             if _data.is_device_array(rows.X):
                 from hpc import cuda
 

@@ -355,3 +355,38 @@ def test_inits_never_draw_rows_of_weight_zero(init):
     ours = np.mean([ml.KMeans(4, init=init, random_state=s).fit(data, sample_weight=w).inertia_ for s in range(6)])
     alone = np.mean([ml.KMeans(4, init=init, random_state=s).fit(X).inertia_ for s in range(6)])
     assert ours == pytest.approx(alone, rel=0.05)
+
+
+def test_random_init_needs_k_rows_of_positive_weight():
+    X = _separated(n=60, d=2, k=3)
+    w = np.zeros(60)
+    w[:2] = 1.0
+    with pytest.raises(ValueError, match="only 2 rows have a positive weight"):
+        ml.KMeans(3, init="random", random_state=0).fit(X, sample_weight=w)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random", "k-means||"])
+def test_subnormal_weights_fit_as_unit_weights(init):
+    """Weights of 1e-310 everywhere (subnormal) draw the rows that weights of 1 draw (the race keys are scaled by
+    the largest weight's power of two; before, every key overflowed and the first centre was garbage)."""
+    X = _separated(n=300, d=3, k=4, seed=6)
+    tiny = ml.KMeans(4, init=init, random_state=2).fit(X, sample_weight=np.full(300, 1e-310))
+    unit = ml.KMeans(4, init=init, random_state=2).fit(X, sample_weight=np.ones(300))
+    assert np.isfinite(tiny.cluster_centers_).all()
+    # the same clusters (k-means||'s recluster weighs its candidates by sums of weights, whose subnormal products
+    # may order its picks differently): the same centres, up to their order
+    order = lambda c: c[np.lexsort(c.T[::-1])]  # noqa: E731
+    np.testing.assert_allclose(order(tiny.cluster_centers_), order(unit.cluster_centers_), rtol=1e-9)
+    assert tiny.inertia_ == pytest.approx(unit.inertia_ * 1e-310, rel=1e-6)
+
+
+def test_weighted_score_on_device_rows():
+    """score with sample_weight on a DeviceArray (the host fallback here) is the host's weighted score."""
+    from hpc import cuda
+
+    X, _ = blobs(n=300, d=3, centres=4, seed=2)
+    w = _weights(300, 2)
+    model = ml.KMeans(4, random_state=0).fit(X)
+    assert model.score(cuda.to_device(X), sample_weight=w) == pytest.approx(model.score(X, sample_weight=w),
+                                                                             rel=1e-12)
+    assert model.score(X, sample_weight=w) != pytest.approx(model.score(X), rel=1e-6)

@@ -104,3 +104,16 @@ def test_weighted_first_draw_in_proportion_to_the_weights(init):
         seen[int(draw(Points(blocks, seed, 1, weighted=True), 1, 0)[0, 0])] += 1
     assert seen[0] == 0
     assert np.abs(seen / 4000 - w / w.sum()).max() < 0.025
+
+
+def test_kmeans_plusplus_with_fewer_weighted_rows_than_clusters():
+    """When every row of positive weight is already a centre (the weighted potential is 0), k-means++ draws the
+    rest in proportion to the weights, never from rows of weight 0 (before, it fell back to uniform draws)."""
+    from hpc.ml._kmeans_init import kmeans_plusplus
+
+    X = np.vstack([np.zeros((5, 2)), 100.0 + np.arange(30.0).reshape(15, 2)])
+    w = np.concatenate([np.ones(5), np.zeros(15)])
+    blocks = Blocks(mpi.world(), np.array([20]), [X, w], block_rows=8)
+    for seed in range(20):
+        centres = kmeans_plusplus(Points(blocks, seed, 2, weighted=True), 3, 0)
+        assert np.abs(centres).max() == 0.0, seed

@@ -16,7 +16,7 @@ def _numpy_centre(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (4096, 11), (300, 100), (5, 257)])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (4096, 11), (300, 100), (5, 257), (4096, 2)])
 def test_centre_gives_numpys_bits(dtype: type, shape: tuple[int, int]) -> None:
     rng = np.random.default_rng(sum(shape))
     Z = (rng.standard_normal(shape) * 3 + 1e4).astype(dtype)
@@ -24,6 +24,18 @@ def test_centre_gives_numpys_bits(dtype: type, shape: tuple[int, int]) -> None:
     for g, w in zip(got, want):
         assert g.dtype == w.dtype and g.shape == w.shape
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_column_block_keeps_numpys_pairwise_sums(dtype: type) -> None:
+    """A block of one column takes NumPy's own steps (NumPy sums a single column pairwise, not row by row): the
+    block's sums, centre and deviations are NumPy's bits (a PCA of one float64 feature kept its bits)."""
+    Z = (np.random.default_rng(4).standard_normal((4096, 1)) * 3 + 1e4).astype(dtype)
+    _, total, a, s, _ = _moments._block_moments(Z, diagonal=False, centred=True)
+    want_total, shifted, want_s = _numpy_centre(Z)
+    np.testing.assert_array_equal(total, want_total)
+    np.testing.assert_array_equal(s, want_s)
+    np.testing.assert_array_equal(a, (want_total / 4096).astype(dtype).astype(np.float64))
 
 
 def test_centre_passes_nan_and_inf_through_as_numpy_does() -> None:

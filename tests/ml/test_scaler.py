@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -275,3 +276,30 @@ def test_partial_fit_refuses_other_features():
     with pytest.raises(ValueError, match="feature names should match"):
         named.partial_fit(pd.DataFrame(X, columns=list("abdc")))
     assert named.n_samples_seen_ == 100  # the refused batch left the statistics alone
+
+
+def test_weighted_constant_column_has_variance_zero():
+    """A constant column's weighted variance is never below 0 (its weighted deviations could round below it) and
+    its scale is 1, without a warning from the square root."""
+    rng = np.random.default_rng(12)
+    for _ in range(40):
+        X = _data(n=50, d=3, seed=int(rng.integers(1 << 30)))
+        X[:, 1] = rng.normal() * 10 ** rng.uniform(-3, 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            scaler = ml.StandardScaler().fit(X, sample_weight=rng.uniform(0.1, 3.0, 50))
+        assert scaler.var_[1] >= 0.0 and scaler.scale_[1] == 1.0
+
+
+def test_partial_fit_batch_of_weight_zero_adds_nothing():
+    """After rows were seen, a batch whose weights are all 0 changes nothing (as scikit-learn); a first one is
+    refused."""
+    X = _data(n=100, seed=13)
+    scaler = ml.StandardScaler().partial_fit(X[:60], sample_weight=np.ones(60))
+    before = (scaler.n_samples_seen_, scaler.mean_.copy(), scaler.var_.copy())
+    scaler.partial_fit(X[60:], sample_weight=np.zeros(40))
+    assert scaler.n_samples_seen_ == before[0]
+    np.testing.assert_array_equal(scaler.mean_, before[1])
+    np.testing.assert_array_equal(scaler.var_, before[2])
+    with pytest.raises(ValueError, match="at least one non-zero"):
+        ml.StandardScaler().partial_fit(X, sample_weight=np.zeros(100))
