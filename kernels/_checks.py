@@ -152,6 +152,15 @@ def owned_apart(out: _np.ndarray, *inputs: _np.ndarray) -> bool:
     return True
 
 
+def block_rows(value: object, m: int) -> int:
+    """Return the rows per block of a blocked kernel call: ``value`` (an int >= 1), or every row (None)."""
+    if value is None:
+        return max(m, 1)
+    if isinstance(value, bool) or not isinstance(value, (int, _np.integer)) or value < 1:
+        raise ValueError(f"block_rows must be an int >= 1 or None; got {value!r}")
+    return int(value)
+
+
 def writeable(name: str, a: _np.ndarray, why: str, remedy: str = "pass out= or a copy") -> _np.ndarray:
     """Return ``a`` if it is writeable, else raise ``ValueError`` naming it, why it is written and what to do."""
     if not a.flags.writeable:

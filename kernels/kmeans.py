@@ -62,16 +62,24 @@ def _prepared(x, c):  # pragma: no cover - numba
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _step_compiled(x, c, labels, dist, sums, counts, accumulate, tile):  # pragma: no cover - numba
+def _step_compiled(x, c, labels, dist, sums, counts, accumulate, tile, block):  # pragma: no cover - numba
+    # sums (blocks, k, d) and counts (blocks, k): rows [b * block, (b + 1) * block) add to entry b; the tiles start
+    # again at each block, so a block's results are those of a call on its rows alone
     half_norms, ct = _prepared(x, c)
-    for lo in range(0, x.shape[0], tile):
-        hi = min(x.shape[0], lo + tile)
-        products = _np.dot(x[lo:hi], ct)  # BLAS, through SciPy's bindings, with the GIL released
-        _finish_tile(x[lo:hi], c, half_norms, products, labels[lo:hi], dist[lo:hi], sums, counts, accumulate)
+    m = x.shape[0]
+    for start in range(0, m, block):
+        end = min(m, start + block)
+        b = start // block if accumulate else 0
+        for lo in range(start, end, tile):
+            hi = min(end, lo + tile)
+            products = _np.dot(x[lo:hi], ct)  # BLAS, through SciPy's bindings, with the GIL released
+            _finish_tile(
+                x[lo:hi], c, half_norms, products, labels[lo:hi], dist[lo:hi], sums[b], counts[b], accumulate
+            )
 
 
 @gpu_twin
-def kmeans_step(x, centroids, *, sums=None, counts=None):
+def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None):
     """Return ``(labels, sqdists)`` of each row's nearest centroid; add the rows to ``sums``/``counts`` if given.
 
     Args:
@@ -79,6 +87,11 @@ def kmeans_step(x, centroids, *, sums=None, counts=None):
         centroids (numpy.ndarray): 2-D ``(k, d)``, float64 (the products use ``x``'s dtype, as scikit-learn does).
         sums (numpy.ndarray or None): float64 ``(k, d)``; row ``j`` gets the sum of the rows labelled ``j`` added.
         counts (numpy.ndarray or None): float64 ``(k,)``; entry ``j`` gets the number of rows labelled ``j`` added.
+        block_rows (int or None): partial sums per block of rows: ``sums`` is then ``(blocks, k, d)`` and ``counts``
+            ``(blocks, k)`` with ``blocks = ceil(m / block_rows)``, and the rows ``[b * block_rows, (b + 1) *
+            block_rows)`` add to entry ``b``. Every result is then the same bits as a call on each block's rows
+            alone (one call instead of one per block: what hpc.ml's reproducible sums need, without the calls'
+            overhead).
 
     Returns:
         ``labels`` (int32 ``(m,)``): the argmin of ``|c|^2 - 2 x.c`` (first on ties), and ``sqdists`` (float64
@@ -97,23 +110,34 @@ def kmeans_step(x, centroids, *, sums=None, counts=None):
     if accumulate != (counts is not None):
         raise ValueError("sums and counts go together: pass both or neither")
     k = c.shape[0]
+    m = x.shape[0]
+    block = _checks.block_rows(block_rows, m)
+    blocks = -(-m // block)
     if accumulate:
-        if sums.shape != c.shape or sums.dtype != _np.float64 or counts.shape != (k,) or counts.dtype != _np.float64:
-            raise ValueError(f"sums must be float64 {c.shape} and counts float64 ({k},)")
+        lead = () if block_rows is None else (blocks,)
+        want = (lead + c.shape, lead + (k,))
+        if sums.shape != want[0] or sums.dtype != _np.float64 or counts.shape != want[1] or (
+            counts.dtype != _np.float64
+        ):
+            raise ValueError(f"sums must be float64 {want[0]} and counts float64 {want[1]}")
         _checks.writeable("sums", sums, "kmeans_step adds the rows to it", "pass a writeable copy")
         _checks.writeable("counts", counts, "kmeans_step adds the rows to it", "pass a writeable copy")
+        sums3, counts2 = (sums, counts) if block_rows is not None else (sums[None], counts[None])  # views
     else:
-        sums, counts = _np.empty((1, 1)), _np.empty(1)
-    m = x.shape[0]
+        sums3, counts2 = _np.empty((1, 1, 1)), _np.empty((1, 1))
     labels = _np.empty(m, _np.int32)
     dist = _np.empty(m, _np.float64)
     tile = max(64, _checks.TILE_PRODUCTS // k)
     if _checks.COMPILED_BLAS and x.flags.c_contiguous and m:
-        _step_compiled(x, c, labels, dist, sums, counts, accumulate, tile)
+        _step_compiled(x, c, labels, dist, sums3, counts2, accumulate, tile, block)
         return labels, dist
     half_norms, ct = _prepared(x, c)
-    for lo in range(0, m, tile):
-        hi = min(m, lo + tile)
-        products = x[lo:hi] @ ct
-        _finish_tile(x[lo:hi], c, half_norms, products, labels[lo:hi], dist[lo:hi], sums, counts, accumulate)
+    for start in range(0, m, block):
+        end = min(m, start + block)
+        b = start // block if accumulate else 0
+        for lo in range(start, end, tile):
+            hi = min(end, lo + tile)
+            products = x[lo:hi] @ ct
+            _finish_tile(x[lo:hi], c, half_norms, products, labels[lo:hi], dist[lo:hi], sums3[b], counts2[b],
+                         accumulate)
     return labels, dist

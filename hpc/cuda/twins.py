@@ -462,12 +462,15 @@ def kmeans_step(
     *,
     sums: _np.ndarray | None = None,
     counts: _np.ndarray | None = None,
+    block_rows: int | None = None,
     stream: Stream | None = None,
 ) -> tuple[DeviceArray, DeviceArray]:
     """Return ``(labels, sqdists)`` of each row's nearest centroid; add the rows to ``sums``/``counts`` if given.
 
     The twin of :func:`hpc.kernels.kmeans_step` for a block of rows on the device. The nearest centroid is the
-    smallest ``sum((x - c)^2)`` computed directly in float64 (first on ties), which is also ``sqdists``.
+    smallest ``sum((x - c)^2)`` computed directly in float64 (first on ties), which is also ``sqdists``. With
+    ``block_rows``, ``sums`` ``(blocks, k, d)`` and ``counts`` ``(blocks, k)`` take each block's own sums, the bits of
+    a call on the block's rows alone (here: one such call per block after the labels of all rows).
 
     Args:
         x (DeviceArray): ``(m, d)``, float32 or float64, C-contiguous; ``m < 2**31``.
@@ -483,6 +486,8 @@ def kmeans_step(
     .. versionadded:: 0.1.0
     """
     _check("x", x, (2,))
+    if block_rows is not None:
+        return _kmeans_step_blocks(x, centroids, sums, counts, block_rows, stream)
     _rows_fit_int("x", x)
     m, d = x.shape
     if isinstance(centroids, DeviceArray) and centroids.dtype == _np.float64 and centroids.c_contiguous:
@@ -544,6 +549,31 @@ def kmeans_step(
         counts += host[:, d]
     elif stream is not None and c_host is not None:
         stream._keep_until_done(c_dev)  # the pool may hand the centroids' memory out before the kernel ran
+    return labels, dist
+
+
+def _kmeans_step_blocks(
+    x: DeviceArray, centroids: _Any, sums: _np.ndarray | None, counts: _np.ndarray | None, block_rows: _Any,
+    stream: Stream | None,
+) -> tuple[DeviceArray, DeviceArray]:
+    """:func:`kmeans_step` with ``block_rows``: the labels of every row, then each block's sums from its own call."""
+    if isinstance(block_rows, bool) or not isinstance(block_rows, (int, _np.integer)) or block_rows < 1:
+        raise ValueError(f"block_rows must be an int >= 1 or None; got {block_rows!r}")
+    if (sums is None) != (counts is None):
+        raise ValueError("sums and counts go together: pass both or neither")
+    labels, dist = kmeans_step(x, centroids, stream=stream)
+    if sums is None:
+        return labels, dist
+    m, d = x.shape
+    k = _np.shape(centroids)[0] if len(_np.shape(centroids)) == 2 else 0
+    blocks = -(-m // int(block_rows))
+    if not (isinstance(sums, _np.ndarray) and isinstance(counts, _np.ndarray)) or sums.shape != (blocks, k, d) or (
+        sums.dtype != _np.float64 or counts.shape != (blocks, k) or counts.dtype != _np.float64
+    ):
+        raise ValueError(f"sums must be float64 {(blocks, k, d)} and counts float64 {(blocks, k)}")
+    for b in range(blocks):
+        lo = b * int(block_rows)
+        kmeans_step(x[lo : lo + int(block_rows)], centroids, sums=sums[b], counts=counts[b], stream=stream)
     return labels, dist
 
 

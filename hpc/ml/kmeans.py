@@ -169,10 +169,12 @@ class KMeans(Estimator):
         tol = float(_np.mean(moments.m2 / moments.n)) * self.tol if self.tol else 0.0
         dtype = rows.X.dtype
         shift = mean.astype(dtype)
-        blocks.items = blocks.run(lambda i: (_minus(blocks.items[i][0], shift),) + blocks.items[i][1:])
+        centred, offsets = _centred(blocks, shift)
         if comm.size > 1:
             seed = int(comm.bcast(_np.array([seed], _np.uint64), root=0)[0])
-        points = _kmeans_init.Points(blocks, seed, d, weighted=weight is not None, weight_exponent=exponent)
+        points = _kmeans_init.Points(
+            blocks, seed, d, weighted=weight is not None, weight_exponent=exponent, rows=centred, offsets=offsets
+        )
         best = None
         for run in range(n_init):
             if given is not None:
@@ -300,10 +302,13 @@ def _lloyd(
     previous: list[_np.ndarray | None] = [None] * len(blocks)
     width = k * d + k + 2
 
-    def step(i: int, centres: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray]:
+    def finish(
+        i: int, labels: _np.ndarray, dist: _np.ndarray, sums: _np.ndarray, counts: _np.ndarray
+    ) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray]:
         """Block i's labels, distances and its row of the pass's sum: [sums, counts, changed labels, inertia]."""
-        out = _np.zeros(width)
-        labels, dist = points.step(i, centres, sums=out[: k * d].reshape(k, d), counts=out[k * d : k * d + k])
+        out = _np.empty(width)
+        out[: k * d] = sums.ravel()
+        out[k * d : k * d + k] = counts
         before = previous[i]
         out[-2] = labels.shape[0] if before is None else _np.count_nonzero(labels != before)
         out[-1] = points.inertia(i, dist)
@@ -314,7 +319,7 @@ def _lloyd(
     dist: list[_np.ndarray] = []
     iteration = 0
     for iteration in range(max_iter):
-        results = blocks.run(lambda i, c=centres: step(i, c))
+        results = points.steps(centres, finish)
         labels = [r[0] for r in results]
         dist = [r[1] for r in results]
         total = points.total([r[2] for r in results], (width,))
@@ -344,11 +349,32 @@ def _lloyd(
             progress.note(f"converged at iteration {iteration}: center shift {shift:.6g} within tolerance {tol:.6g}")
             break
     if not strict:  # labels that match the final centres, and their exact distances
-        final = blocks.run(lambda i: points.step(i, centres))
+        final = points.steps(centres, lambda i, labels, dist, *_: (labels, dist), sums=False)
         labels = [f[0] for f in final]
         dist = [f[1] for f in final]
     inertia = points.total([_np.array([points.inertia(i, x)]) for i, x in enumerate(dist)], (1,))[0]
     return labels, float(inertia), centres, iteration + 1
+
+
+def _centred(blocks: Blocks, shift: _np.ndarray) -> tuple[_np.ndarray | None, _np.ndarray | None]:
+    """Centre every block's rows on ``shift`` (in place of ``blocks.items``' first arrays); return host rows laid
+    end to end in one array with each block's first row offset (the blocks are then views of it), or
+    ``(None, None)`` for device blocks (centred block by block)."""
+    if blocks.on_device:
+        blocks.items = blocks.run(lambda i: (_minus(blocks.items[i][0], shift),) + blocks.items[i][1:])
+        return None, None
+    sizes = [item[0].shape[0] for item in blocks.items]
+    offsets = _np.concatenate([[0], _np.cumsum(sizes, dtype=_np.int64)])
+    d = shift.shape[0]
+    rows = _np.empty((int(offsets[-1]), d), dtype=shift.dtype)
+
+    def centre(i: int) -> tuple[_np.ndarray, ...]:
+        view = rows[offsets[i] : offsets[i + 1]]
+        _np.subtract(blocks.items[i][0], shift, out=view)  # the bits of X - shift
+        return (view,) + blocks.items[i][1:]
+
+    blocks.items = blocks.run(centre)
+    return rows, offsets
 
 
 def _minus(X: Any, shift: _np.ndarray) -> Any:

@@ -219,6 +219,28 @@ def test_kmeans_step_twin_sums_and_labels(dtype: type, m: int, k: int, d: int, n
     assert np.array_equal(again[0], sums) and np.array_equal(again[1], counts)  # the same bits on a rerun
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("m, block", [(1000, 300), (64, 64), (7, 3)])
+def test_kmeans_step_twin_block_rows(dtype: type, m: int, block: int, no_leaks: None) -> None:
+    """With block_rows each block's sums and counts are those of a call on its rows alone, and the labels and
+    distances those of an unblocked call."""
+    xh = _vec(m * 3, dtype).reshape(m, 3)
+    ch = _vec(12, np.float64, 2).reshape(4, 3)
+    blocks = -(-m // block)
+    sums, counts = np.zeros((blocks, 4, 3)), np.zeros((blocks, 4))
+    labels, dist = twins.kmeans_step(cuda.to_device(xh), ch, sums=sums, counts=counts, block_rows=block)
+    whole = twins.kmeans_step(cuda.to_device(xh), ch)
+    assert np.array_equal(labels.get(), whole[0].get()) and np.array_equal(dist.get(), whole[1].get())
+    for b in range(blocks):
+        own = np.zeros((4, 3)), np.zeros(4)
+        twins.kmeans_step(cuda.to_device(xh[b * block : (b + 1) * block]), ch, sums=own[0], counts=own[1])
+        assert np.array_equal(sums[b], own[0]) and np.array_equal(counts[b], own[1])
+    with pytest.raises(ValueError, match="sums must be float64"):
+        twins.kmeans_step(cuda.to_device(xh), ch, sums=np.zeros((4, 3)), counts=np.zeros(4), block_rows=block)
+    with pytest.raises(ValueError, match="block_rows must be an int"):
+        twins.kmeans_step(cuda.to_device(xh), ch, block_rows=0)
+
+
 def test_kmeans_step_twin_checks_its_arguments() -> None:
     """Bad centroids, a lone sums or counts, and wrong sums shapes raise before any work."""
     x = cuda.to_device(np.ones((4, 2)))

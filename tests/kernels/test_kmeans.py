@@ -71,3 +71,38 @@ def test_read_only_sums_or_counts_are_refused_by_name():
     counts.flags.writeable = False
     with pytest.raises(ValueError, match="counts must be writeable"):
         k.kmeans_step(x, c, sums=sums, counts=counts)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m, block", [(1000, 64), (1000, 300), (4096, 4096), (5, 64), (129, 1)])
+def test_blocked_step_is_each_blocks_own_call(rng, monkeypatch, compiled, dtype, m, block):
+    """With block_rows, entry b of sums/counts is what a call on block b's rows alone adds, bit for bit, and the
+    labels and distances are those calls' too (the tiles start again at each block)."""
+    monkeypatch.setattr(_checks, "COMPILED_BLAS", compiled)
+    d, kc = 7, 40  # tiles of TILE_PRODUCTS // 40 = 819 rows: a 1000-row block of 300 ends a tile early
+    x = rng.standard_normal((m, d)).astype(dtype)
+    c = rng.standard_normal((kc, d))
+    blocks = -(-m // block)
+    sums, counts = np.zeros((blocks, kc, d)), np.zeros((blocks, kc))
+    labels, dist = k.kmeans_step(x, c, sums=sums, counts=counts, block_rows=block)
+    for b in range(blocks):
+        rows = x[b * block : (b + 1) * block]
+        own_sums, own_counts = np.zeros((kc, d)), np.zeros(kc)
+        own_labels, own_dist = k.kmeans_step(rows, c, sums=own_sums, counts=own_counts)
+        np.testing.assert_array_equal(sums[b], own_sums)
+        np.testing.assert_array_equal(counts[b], own_counts)
+        np.testing.assert_array_equal(labels[b * block : (b + 1) * block], own_labels)
+        np.testing.assert_array_equal(dist[b * block : (b + 1) * block], own_dist)
+    assert counts.sum() == m
+
+
+def test_blocked_step_checks_its_arguments():
+    x, c = np.ones((10, 2)), np.ones((3, 2))
+    with pytest.raises(ValueError, match=r"sums must be float64 \(4, 3, 2\) and counts float64 \(4, 3\)"):
+        k.kmeans_step(x, c, sums=np.zeros((3, 2)), counts=np.zeros(3), block_rows=3)
+    for bad in (0, -1, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="block_rows must be an int >= 1"):
+            k.kmeans_step(x, c, block_rows=bad)
+    labels, _ = k.kmeans_step(x, c, block_rows=4)  # without sums: the labels alone
+    assert labels.shape == (10,)
