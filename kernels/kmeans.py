@@ -21,7 +21,7 @@ __all__ = ["kmeans_step"]
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _finish_tile(x, c, half_norms, products, labels, dist, sums, counts, accumulate):  # pragma: no cover - numba
+def _finish_tile(x, c, half_norms, products, labels, dist, sums, counts, accumulate, distances):  # pragma: no cover
     k = c.shape[0]
     d = x.shape[1]
     for i in range(x.shape[0]):
@@ -33,11 +33,12 @@ def _finish_tile(x, c, half_norms, products, labels, dist, sums, counts, accumul
                 best_value = value
                 best = j
         labels[i] = best
-        acc = 0.0
-        for t in range(d):
-            diff = _np.float64(x[i, t]) - c[best, t]
-            acc += diff * diff
-        dist[i] = acc
+        if distances:
+            acc = 0.0
+            for t in range(d):
+                diff = _np.float64(x[i, t]) - c[best, t]
+                acc += diff * diff
+            dist[i] = acc
         if accumulate:
             counts[best] += 1.0
             for t in range(d):
@@ -62,7 +63,7 @@ def _prepared(x, c):  # pragma: no cover - numba
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _step_compiled(x, c, labels, dist, sums, counts, accumulate, tile, block):  # pragma: no cover - numba
+def _step_compiled(x, c, labels, dist, sums, counts, accumulate, distances, tile, block):  # pragma: no cover
     # sums (blocks, k, d) and counts (blocks, k): rows [b * block, (b + 1) * block) add to entry b; the tiles start
     # again at each block, so a block's results are those of a call on its rows alone
     half_norms, ct = _prepared(x, c)
@@ -74,12 +75,13 @@ def _step_compiled(x, c, labels, dist, sums, counts, accumulate, tile, block):  
             hi = min(end, lo + tile)
             products = _np.dot(x[lo:hi], ct)  # BLAS, through SciPy's bindings, with the GIL released
             _finish_tile(
-                x[lo:hi], c, half_norms, products, labels[lo:hi], dist[lo:hi], sums[b], counts[b], accumulate
+                x[lo:hi], c, half_norms, products, labels[lo:hi], dist[lo:hi], sums[b], counts[b], accumulate,
+                distances,
             )
 
 
 @gpu_twin
-def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None):
+def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distances=True):
     """Return ``(labels, sqdists)`` of each row's nearest centroid; add the rows to ``sums``/``counts`` if given.
 
     Args:
@@ -92,10 +94,13 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None):
             block_rows)`` add to entry ``b``. Every result is then the same bits as a call on each block's rows
             alone (one call instead of one per block: what hpc.ml's reproducible sums need, without the calls'
             overhead).
+        distances (bool): also compute ``sqdists``; False returns None in its place and skips that part of the
+            pass (a Lloyd iteration that needs no inertia).
 
     Returns:
         ``labels`` (int32 ``(m,)``): the argmin of ``|c|^2 - 2 x.c`` (first on ties), and ``sqdists`` (float64
-        ``(m,)``): ``sum((x - c_label)^2)`` computed directly. Finite input only (the estimators check it).
+        ``(m,)``): ``sum((x - c_label)^2)`` computed directly (None with ``distances=False``). Finite input only
+        (the estimators check it).
 
     Example:
         >>> import numpy as np; from hpc import kernels
@@ -129,8 +134,8 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None):
     dist = _np.empty(m, _np.float64)
     tile = max(64, _checks.TILE_PRODUCTS // k)
     if _checks.COMPILED_BLAS and x.flags.c_contiguous and m:
-        _step_compiled(x, c, labels, dist, sums3, counts2, accumulate, tile, block)
-        return labels, dist
+        _step_compiled(x, c, labels, dist, sums3, counts2, accumulate, bool(distances), tile, block)
+        return labels, dist if distances else None
     half_norms, ct = _prepared(x, c)
     for start in range(0, m, block):
         end = min(m, start + block)
@@ -139,5 +144,5 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None):
             hi = min(end, lo + tile)
             products = x[lo:hi] @ ct
             _finish_tile(x[lo:hi], c, half_norms, products, labels[lo:hi], dist[lo:hi], sums3[b], counts2[b],
-                         accumulate)
-    return labels, dist
+                         accumulate, bool(distances))
+    return labels, dist if distances else None

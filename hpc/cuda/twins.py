@@ -463,14 +463,16 @@ def kmeans_step(
     sums: _np.ndarray | None = None,
     counts: _np.ndarray | None = None,
     block_rows: int | None = None,
+    distances: bool = True,
     stream: Stream | None = None,
-) -> tuple[DeviceArray, DeviceArray]:
+) -> tuple[DeviceArray, DeviceArray | None]:
     """Return ``(labels, sqdists)`` of each row's nearest centroid; add the rows to ``sums``/``counts`` if given.
 
     The twin of :func:`hpc.kernels.kmeans_step` for a block of rows on the device. The nearest centroid is the
     smallest ``sum((x - c)^2)`` computed directly in float64 (first on ties), which is also ``sqdists``. With
     ``block_rows``, ``sums`` ``(blocks, k, d)`` and ``counts`` ``(blocks, k)`` take each block's own sums, the bits of
-    a call on the block's rows alone (here: one such call per block after the labels of all rows).
+    a call on the block's rows alone (here: one such call per block after the labels of all rows). With
+    ``distances=False`` the second result is None (the device computes the distances anyway: they decide the label).
 
     Args:
         x (DeviceArray): ``(m, d)``, float32 or float64, C-contiguous; ``m < 2**31``.
@@ -486,6 +488,8 @@ def kmeans_step(
     .. versionadded:: 0.1.0
     """
     _check("x", x, (2,))
+    if not distances:
+        return kmeans_step(x, centroids, sums=sums, counts=counts, block_rows=block_rows, stream=stream)[0], None
     if block_rows is not None:
         return _kmeans_step_blocks(x, centroids, sums, counts, block_rows, stream)
     _rows_fit_int("x", x)

@@ -98,8 +98,11 @@ class Points:
         c = centres.astype(X.dtype, copy=False)
         return kernels.sqdist(X, c, parallel=False).astype(_np.float64, copy=False)
 
-    def step(self, i: int, centres: _np.ndarray, **sums: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray]:
-        """Return :func:`hpc.kernels.kmeans_step` of block ``i`` (its GPU twin for device blocks) as host arrays.
+    def step(
+        self, i: int, centres: _np.ndarray, distances: bool = True, **sums: _np.ndarray
+    ) -> tuple[_np.ndarray, _np.ndarray | None]:
+        """Return :func:`hpc.kernels.kmeans_step` of block ``i`` (its GPU twin for device blocks) as host arrays
+        (the distances None unless ``distances``).
 
         A weighted fit adds each row times its weight to ``sums`` and its weight to ``counts`` (on the host, rows
         in order)."""
@@ -108,17 +111,22 @@ class Points:
         X = self.blocks.items[i][0]
         add = sums if not self.weighted else {}
         if self.blocks.on_device:
-            labels, dist = kernels.kmeans_step(X, self._device_copy(centres, X, _np.float64), **add)
-            labels, dist = labels.get(), dist.get()
+            labels, dist = kernels.kmeans_step(
+                X, self._device_copy(centres, X, _np.float64), distances=distances, **add
+            )
+            labels, dist = labels.get(), None if dist is None else dist.get()
         else:
-            labels, dist = kernels.kmeans_step(X, centres, **add)
+            labels, dist = kernels.kmeans_step(X, centres, distances=distances, **add)
         if self.weighted and sums:
             _add_weighted(_device.host(X), labels, self.weights(i), sums["sums"], sums["counts"])
         return labels, dist
 
-    def steps(self, centres: _np.ndarray, finish: Callable[..., Any], *, sums: bool = True) -> list[Any]:
+    def steps(
+        self, centres: _np.ndarray, finish: Callable[..., Any], *, sums: bool = True, distances: bool = True
+    ) -> list[Any]:
         """Return ``[finish(i, labels, dist, block_sums, block_counts) for each block i]`` of a Lloyd step from
-        ``centres`` (``block_sums``/``block_counts`` None unless ``sums``), the same bits as :meth:`step` per block.
+        ``centres`` (``block_sums``/``block_counts`` None unless ``sums``; ``dist`` None unless ``distances``), the
+        same bits as :meth:`step` per block.
 
         Host rows laid end to end (:attr:`rows`) are taken several blocks per :func:`hpc.kernels.kmeans_step` call
         (``block_rows``: each block's sums its own), a few groups of blocks per pool thread: one kernel call per group
@@ -129,10 +137,10 @@ class Points:
 
             def one(i: int) -> Any:
                 if not sums:
-                    return finish(i, *self.step(i, centres), None, None)
+                    return finish(i, *self.step(i, centres, distances), None, None)
                 k, d = centres.shape
                 block_sums, block_counts = _np.zeros((k, d)), _np.zeros(k)
-                labels, dist = self.step(i, centres, sums=block_sums, counts=block_counts)
+                labels, dist = self.step(i, centres, distances, sums=block_sums, counts=block_counts)
                 return finish(i, labels, dist, block_sums, block_counts)
 
             return self.blocks.run(one)
@@ -155,15 +163,16 @@ class Points:
             block_sums = _np.zeros((b1 - b0, k, d)) if sums else None
             block_counts = _np.zeros((b1 - b0, k)) if sums else None
             labels, dist = kernels.kmeans_step(
-                x, centres, block_rows=block_rows, **({"sums": block_sums, "counts": block_counts} if add else {})
+                x, centres, block_rows=block_rows, distances=distances,
+                **({"sums": block_sums, "counts": block_counts} if add else {}),
             )
             out = []
             for j, i in enumerate(range(b0, b1)):
                 a, b = int(self.offsets[i]) - lo, int(self.offsets[i + 1]) - lo
                 if sums and self.weighted:
                     _add_weighted(x[a:b], labels[a:b], self.weights(i), block_sums[j], block_counts[j])
-                out.append(finish(i, labels[a:b], dist[a:b], block_sums[j] if sums else None,
-                                  block_counts[j] if sums else None))
+                out.append(finish(i, labels[a:b], None if dist is None else dist[a:b],
+                                  block_sums[j] if sums else None, block_counts[j] if sums else None))
             return out
 
         return [r for part in run_blocks(group, groups) for r in part]

@@ -186,7 +186,7 @@ class KMeans(Estimator):
             else:
                 centres = _kmeans_init.kmeans_parallel(points, k, run)
             progress.note(f"initialization complete ({self.init if given is None else 'array'}, run {run})")
-            result = _lloyd(points, centres, self.max_iter, tol, progress)
+            result = _lloyd(points, centres, self.max_iter, tol, progress, bool(self.verbose))
             if best is None or (result[1] < best[1] and not _same_clustering(comm, result[0], best[0], k)):
                 best = result
         progress.close()
@@ -293,9 +293,11 @@ class KMeans(Estimator):
 
 
 def _lloyd(
-    points: _kmeans_init.Points, centres: _np.ndarray, max_iter: int, tol: float, progress: _Progress
+    points: _kmeans_init.Points, centres: _np.ndarray, max_iter: int, tol: float, progress: _Progress,
+    inertia_each: bool,
 ) -> tuple[list[_np.ndarray], float, _np.ndarray, int]:
-    """Run Lloyd's iterations from ``centres``; return ``(labels per block, inertia, centres, n_iter)``."""
+    """Run Lloyd's iterations from ``centres``; return ``(labels per block, inertia, centres, n_iter)``. Each
+    iteration's inertia is computed only with ``inertia_each`` (to report it: ``verbose``, alike on every rank)."""
 
     blocks = points.blocks
     k, d = centres.shape
@@ -311,15 +313,22 @@ def _lloyd(
         out[k * d : k * d + k] = counts
         before = previous[i]
         out[-2] = labels.shape[0] if before is None else _np.count_nonzero(labels != before)
-        out[-1] = points.inertia(i, dist)
+        out[-1] = points.inertia(i, dist) if dist is not None else 0.0
         return labels, dist, out
+
+    def labelled(centres: _np.ndarray) -> tuple[list[_np.ndarray], list[_np.ndarray]]:
+        """Every block's labels and exact distances for ``centres``."""
+        found = points.steps(centres, lambda i, labels, dist, *_: (labels, dist), sums=False)
+        return [f[0] for f in found], [f[1] for f in found]
 
     strict = False
     labels: list[_np.ndarray] = []
-    dist: list[_np.ndarray] = []
+    dist: list[_np.ndarray | None] = []
     iteration = 0
     for iteration in range(max_iter):
-        results = points.steps(centres, finish)
+        # the distances (a sixth of a pass) only where the iterations' inertia is reported; the final labels'
+        # distances come from one more pass
+        results = points.steps(centres, finish, distances=inertia_each)
         labels = [r[0] for r in results]
         dist = [r[1] for r in results]
         total = points.total([r[2] for r in results], (width,))
@@ -327,6 +336,8 @@ def _lloyd(
         counts = total[k * d : k * d + k].copy()
         changed, inertia = total[-2], total[-1]
         if (counts == 0).any():
+            if not inertia_each:  # the farthest rows are wanted: this iteration's distances (the same labels)
+                labels, dist = labelled(centres)
             _relocate_empty(points, labels, dist, sums, counts)
         new_centres = sums.copy()
         filled = counts > 0
@@ -348,10 +359,8 @@ def _lloyd(
         if shift <= tol:
             progress.note(f"converged at iteration {iteration}: center shift {shift:.6g} within tolerance {tol:.6g}")
             break
-    if not strict:  # labels that match the final centres, and their exact distances
-        final = points.steps(centres, lambda i, labels, dist, *_: (labels, dist), sums=False)
-        labels = [f[0] for f in final]
-        dist = [f[1] for f in final]
+    if not strict or not inertia_each:  # labels that match the final centres, and their exact distances
+        labels, dist = labelled(centres)
     inertia = points.total([_np.array([points.inertia(i, x)]) for i, x in enumerate(dist)], (1,))[0]
     return labels, float(inertia), centres, iteration + 1
 

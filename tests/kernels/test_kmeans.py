@@ -106,3 +106,18 @@ def test_blocked_step_checks_its_arguments():
             k.kmeans_step(x, c, block_rows=bad)
     labels, _ = k.kmeans_step(x, c, block_rows=4)  # without sums: the labels alone
     assert labels.shape == (10,)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_step_without_distances(rng, monkeypatch, compiled):
+    """distances=False returns None for the distances and the same labels, sums and counts, bit for bit."""
+    monkeypatch.setattr(_checks, "COMPILED_BLAS", compiled)
+    x, c = rng.standard_normal((700, 5)), rng.standard_normal((6, 5))
+    sums, counts = np.zeros((3, 6, 5)), np.zeros((3, 6))
+    labels, dist = k.kmeans_step(x, c, sums=sums, counts=counts, block_rows=256)
+    again = np.zeros((3, 6, 5)), np.zeros((3, 6))
+    labels2, none = k.kmeans_step(x, c, sums=again[0], counts=again[1], block_rows=256, distances=False)
+    assert none is None and dist.shape == (700,)
+    np.testing.assert_array_equal(labels2, labels)
+    np.testing.assert_array_equal(again[0], sums)
+    np.testing.assert_array_equal(again[1], counts)

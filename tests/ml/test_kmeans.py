@@ -390,3 +390,22 @@ def test_weighted_score_on_device_rows():
     assert model.score(cuda.to_device(X), sample_weight=w) == pytest.approx(model.score(X, sample_weight=w),
                                                                              rel=1e-12)
     assert model.score(X, sample_weight=w) != pytest.approx(model.score(X), rel=1e-6)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_verbose_fit_is_the_same_fit(init, capsys):
+    """A verbose fit computes every iteration's inertia (the others skip those distances): the same bits, and an
+    empty cluster's relocation too (it recomputes the distances it needs)."""
+    X, _ = blobs(n=600, d=3, centres=5, seed=7)
+    quiet = ml.KMeans(5, init=init, random_state=1, n_init=2).fit(X)
+    loud = ml.KMeans(5, init=init, random_state=1, n_init=2, verbose=2).fit(X)
+    capsys.readouterr()  # the iterations' report
+    np.testing.assert_array_equal(quiet.cluster_centers_, loud.cluster_centers_)
+    assert quiet.inertia_ == loud.inertia_ and quiet.n_iter_ == loud.n_iter_
+    np.testing.assert_array_equal(quiet.labels_, loud.labels_)
+    init_far = _poor_init(X, 4, 4)
+    init_far[2] = X.mean(axis=0) + 1e4  # an empty cluster at the first step
+    a = ml.KMeans(4, init=init_far, n_init=1, tol=0.0).fit(X)
+    b = ml.KMeans(4, init=init_far, n_init=1, tol=0.0, verbose=2).fit(X)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert a.inertia_ == b.inertia_
