@@ -480,10 +480,13 @@ def kmeans_step(
         sums (numpy.ndarray or None): float64 ``(k, d)`` host array; row ``j`` gets the sum of the rows labelled
             ``j`` added (in float64, in an order fixed by ``m``).
         counts (numpy.ndarray or None): float64 ``(k,)`` host array; gets the rows per label added.
+        block_rows (int or None): per-block sums: ``sums`` ``(blocks, k, d)``, ``counts`` ``(blocks, k)``.
+        distances (bool): False returns None in place of ``sqdists``.
 
     Returns:
-        ``labels`` (int32 DeviceArray ``(m,)``) and ``sqdists`` (float64 DeviceArray ``(m,)``). With ``sums`` the
-        call waits for the device (the sums come back to the host); without, the results are queued on ``stream``.
+        ``labels`` (int32 DeviceArray ``(m,)``) and ``sqdists`` (float64 DeviceArray ``(m,)``, or None). With
+        ``sums`` the call waits for the device (the sums come back to the host); without, the results are queued on
+        ``stream``.
 
     .. versionadded:: 0.1.0
     """
@@ -565,16 +568,17 @@ def _kmeans_step_blocks(
         raise ValueError(f"block_rows must be an int >= 1 or None; got {block_rows!r}")
     if (sums is None) != (counts is None):
         raise ValueError("sums and counts go together: pass both or neither")
-    labels, dist = kmeans_step(x, centroids, stream=stream)
-    if sums is None:
-        return labels, dist
     m, d = x.shape
     k = _np.shape(centroids)[0] if len(_np.shape(centroids)) == 2 else 0
     blocks = -(-m // int(block_rows))
-    if not (isinstance(sums, _np.ndarray) and isinstance(counts, _np.ndarray)) or sums.shape != (blocks, k, d) or (
-        sums.dtype != _np.float64 or counts.shape != (blocks, k) or counts.dtype != _np.float64
+    if sums is not None and (
+        not (isinstance(sums, _np.ndarray) and isinstance(counts, _np.ndarray)) or sums.shape != (blocks, k, d)
+        or sums.dtype != _np.float64 or counts.shape != (blocks, k) or counts.dtype != _np.float64
     ):
         raise ValueError(f"sums must be float64 {(blocks, k, d)} and counts float64 {(blocks, k)}")
+    labels, dist = kmeans_step(x, centroids, stream=stream)
+    if sums is None:
+        return labels, dist
     for b in range(blocks):
         lo = b * int(block_rows)
         kmeans_step(x[lo : lo + int(block_rows)], centroids, sums=sums[b], counts=counts[b], stream=stream)

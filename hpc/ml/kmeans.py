@@ -24,10 +24,11 @@ class KMeans(Estimator):
     """K-means clustering of every rank's rows, with scikit-learn's parameters, answers and attributes.
 
     Each Lloyd iteration is one pass over the local row blocks (the GEMM-form assignment fused with the argmin
-    and the per-cluster sums: :func:`hpc.kernels.kmeans_step`) and one reproducible reduction of the per-cluster
-    sums, counts, changed labels and inertia. As in scikit-learn, the data are centred first (distances lose fewer
-    digits), the loop stops when no label changes or the centres move less than ``tol`` times the mean feature
-    variance, and ``inertia_`` is recomputed from the final labels with exact distances. ``sample_weight`` weighs
+    and the per-cluster sums: :func:`hpc.kernels.kmeans_step`, a few groups of blocks per thread) and one
+    reproducible reduction of the per-cluster sums, counts and changed labels (and the inertia, when ``verbose``
+    reports it). As in scikit-learn, the data are centred first (distances lose fewer digits), the loop stops when
+    no label changes or the centres move less than ``tol`` times the mean feature variance, and ``inertia_`` is
+    computed from the final labels with exact distances. ``sample_weight`` weighs
     the rows as scikit-learn does: in the init's draws, the centres (weighted means) and the inertia.
 
     An :class:`hpc.cuda.DeviceArray` ``X`` is fitted on its device (the GPU twins; see docs/ml.md, "Fits on the
@@ -48,8 +49,7 @@ class KMeans(Estimator):
         tol (float): relative tolerance on the centres' squared shift (times the mean feature variance).
         verbose (int): report each iteration's inertia and time on rank 0 (a tqdm bar on a terminal).
         random_state (None, int or RandomState): seeds the draws; rank 0's seed is used on every rank.
-        copy_x (bool): accepted for scikit-learn; the data are never modified (the centred copy is made block by
-            block).
+        copy_x (bool): accepted for scikit-learn; the data are never modified (the centred copy is a new array).
         algorithm (str): ``"lloyd"`` (``"elkan"`` is accepted and runs Lloyd: the same fixed points).
 
     Attributes:
@@ -170,8 +170,9 @@ class KMeans(Estimator):
         dtype = rows.X.dtype
         shift = mean.astype(dtype)
         centred, offsets = _centred(blocks, shift)
+        report = bool(self.verbose)  # rank-local (only rank 0 reports): rank 0's choice decides what every rank sums
         if comm.size > 1:
-            seed = int(comm.bcast(_np.array([seed], _np.uint64), root=0)[0])
+            seed, report = (int(v) for v in comm.bcast(_np.array([seed, report], _np.uint64), root=0))
         points = _kmeans_init.Points(
             blocks, seed, d, weighted=weight is not None, weight_exponent=exponent, rows=centred, offsets=offsets
         )
@@ -186,7 +187,7 @@ class KMeans(Estimator):
             else:
                 centres = _kmeans_init.kmeans_parallel(points, k, run)
             progress.note(f"initialization complete ({self.init if given is None else 'array'}, run {run})")
-            result = _lloyd(points, centres, self.max_iter, tol, progress, bool(self.verbose))
+            result = _lloyd(points, centres, self.max_iter, tol, progress, bool(report))
             if best is None or (result[1] < best[1] and not _same_clustering(comm, result[0], best[0], k)):
                 best = result
         progress.close()
@@ -297,7 +298,7 @@ def _lloyd(
     inertia_each: bool,
 ) -> tuple[list[_np.ndarray], float, _np.ndarray, int]:
     """Run Lloyd's iterations from ``centres``; return ``(labels per block, inertia, centres, n_iter)``. Each
-    iteration's inertia is computed only with ``inertia_each`` (to report it: ``verbose``, alike on every rank)."""
+    iteration's inertia is computed only with ``inertia_each`` (to report it: rank 0's ``verbose``, on every rank)."""
 
     blocks = points.blocks
     k, d = centres.shape

@@ -219,6 +219,27 @@ def test_partial_fit_bits_across_ranks(small_blocks, weighted):
     assert _same_everywhere(world, spread)
 
 
+def test_verbose_on_rank_0_only_reports_every_ranks_inertia(small_blocks, capsys):
+    """verbose is rank-local (only rank 0 reports): with it set on rank 0 alone, the reported objectives are the
+    whole inertia (every rank computes its distances), the same as a one-process verbose fit reports, and the model
+    is the quiet fit's."""
+    import re
+
+    world = mpi.Comm(MPI.COMM_WORLD)
+    X = blobs(n=700)[0]
+    make = lambda verbose: ml.KMeans(5, random_state=3, verbose=verbose)  # noqa: E731
+    alone = make(2).fit(X, comm=mpi.Comm(MPI.COMM_SELF))
+    wanted = re.findall(r"objective ([0-9.eE+-]+)", capsys.readouterr().out)
+    (local,) = _split(world, X)
+    spread = make(2 if world.rank == 0 else 0).fit(local, comm=world)
+    reported = re.findall(r"objective ([0-9.eE+-]+)", capsys.readouterr().out)
+    assert bits(spread) == bits(alone) == bits(make(0).fit(X, comm=mpi.Comm(MPI.COMM_SELF)))
+    if world.rank == 0:
+        assert wanted and reported == wanted
+    else:
+        assert reported == []
+
+
 def test_sample_weight_on_some_ranks_only():
     """Ranks passing sample_weight=None beside ranks with weights take weights of 1 (no hang, the same model)."""
     world = mpi.Comm(MPI.COMM_WORLD)
