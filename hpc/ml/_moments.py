@@ -68,30 +68,30 @@ def _block_moments(Z: _np.ndarray, diagonal: bool, centred: bool) -> _Block:
     # The rows are centred on the block mean rounded to their dtype. float32 data keep the block's products in
     # float32, as scikit-learn's whole Gram matrix is (twice the speed of float64 and half the memory traffic); only
     # 4096 rows accumulate in float32, and the blocks then meet in float64.
-    if Z.shape[1] == 1:  # one column is contiguous along the rows too: NumPy sums it pairwise, so keep its steps
-        total = Z.sum(axis=0, dtype=_np.float64)
-        shift = (total / max(n, 1)).astype(Z.dtype)
-        shifted = Z - shift
-        s = shifted.sum(axis=0, dtype=_np.float64)
-    else:
-        total, shifted, s = _centre(_np.ascontiguousarray(Z))
-    a = (total / max(n, 1)).astype(Z.dtype).astype(_np.float64)
+    total, shift, shifted, s = _centre(_np.ascontiguousarray(Z))
+    a = shift.astype(_np.float64)
     with _np.errstate(over="ignore", invalid="ignore"):  # data near 1e155 overflow the Gram: callers take TSQR
         products = shifted.T @ shifted
     return n, total, a, s, products.astype(_np.float64, copy=False)
 
 
-def _centre(Z: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray]:
-    """Return ``Z``'s column sums (float64), ``Z`` minus its column means rounded to ``Z``'s dtype, and the sums of
-    those deviations (float64): NumPy's ``Z.sum(axis=0)``, ``Z - shift`` and the deviations' ``sum(axis=0)``, bit for
-    bit for a C-ordered ``Z`` of two or more columns (NumPy adds those row by row; a single column it sums
-    pairwise), in one compiled call (NumPy's three steps, with their float32-to-float64 casting sums, took 3-7
-    times as long on a block)."""
+def _centre(Z: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray, _np.ndarray]:
+    """Return a C-ordered ``Z``'s column sums (float64), its column means rounded to ``Z``'s dtype (the shift),
+    ``Z`` minus the shift, and the sums of those deviations (float64): NumPy's ``Z.sum(axis=0)``, ``Z - shift`` and
+    the deviations' ``sum(axis=0)``, bit for bit. Two or more columns take one compiled call (NumPy adds those row
+    by row; its three steps, with their float32-to-float64 casting sums, took 3-7 times as long on a block); a
+    single column, which NumPy sums pairwise, takes NumPy's own steps."""
+    n = max(Z.shape[0], 1)
+    if Z.shape[1] == 1:
+        total = Z.sum(axis=0, dtype=_np.float64)
+        shift = (total / n).astype(Z.dtype)
+        shifted = Z - shift
+        return total, shift, shifted, shifted.sum(axis=0, dtype=_np.float64)
     d = Z.shape[1]
     total, s = _np.empty(d), _np.empty(d)
     shifted = _np.empty_like(Z)
     _centre_columns(Z, total, shifted, s)
-    return total, shifted, s
+    return total, (total / n).astype(Z.dtype), shifted, s
 
 
 @_njit(cache=True, nogil=True)
