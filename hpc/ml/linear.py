@@ -72,9 +72,7 @@ class _LinearModel(Estimator):
             from hpc import cuda
 
             Y = cuda.to_device(_np.ascontiguousarray(Y, dtype=_np.float64), device=rows.X.device_index)
-            if weight is not None:
-                weight = cuda.to_device(weight, device=rows.X.device_index)
-        weighted = weight is not None
+        weighted = weight is not None  # the weights stay on the host, where the weighted moments are taken
         blocks = Blocks(comm, rows.counts, [rows.X, Y] + ([weight] if weighted else []))
         moments = centered_moments(blocks, d + t, _columns, centred=self.fit_intercept, weighted=weighted)
         gram, cross = moments.m2[:d, :d], moments.m2[:d, d:]

@@ -79,13 +79,9 @@ class StandardScaler(Estimator):
             self.n_samples_seen_ = seen + (rows.n_total if weight is None else float(rows.n_total))
             self.mean_ = self.var_ = self.scale_ = None
             return self
-        if weight is not None:
-            if _data.total_weight(comm, weight, refuse_zero=first) == 0:  # a later batch of weight 0: nothing to add
-                return self
-            if _data.is_device_array(rows.X):
-                from hpc import cuda
-
-                weight = cuda.to_device(weight, device=rows.X.device_index)
+        if weight is not None and _data.total_weight(comm, weight, refuse_zero=first) == 0:
+            return self  # a later batch of weight 0: nothing to add
+        # the weights stay on the host (beside device rows too), where the weighted moments are taken
         arrays = [rows.X] + ([weight] if weight is not None else [])
         blocks = Blocks(comm, rows.counts, arrays)
         batch = centered_moments(blocks, d, diagonal=True, weighted=weight is not None)
