@@ -22,27 +22,37 @@ __all__ = ["kmeans_step"]
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _finish_tile(x, c, half_norms, products, labels, dist, sums, counts, accumulate, distances):  # pragma: no cover
+    # three loops, not one: in one loop the argmin's mispredicted branches stall the adds that wait on its label
+    # (docs/performance.md, "hpc bench ml")
     k = c.shape[0]
     d = x.shape[1]
     for i in range(x.shape[0]):
+        p = products[i]
         best = 0
-        best_value = half_norms[0] - products[i, 0]
+        best_value = half_norms[0] - p[0]
         for j in range(1, k):
-            value = half_norms[j] - products[i, j]
+            value = half_norms[j] - p[j]
             if value < best_value:
                 best_value = value
                 best = j
         labels[i] = best
-        if distances:
+    if distances:
+        for i in range(x.shape[0]):
+            xi = x[i]
+            centre = c[labels[i]]
             acc = 0.0
             for t in range(d):
-                diff = _np.float64(x[i, t]) - c[best, t]
+                diff = _np.float64(xi[t]) - centre[t]
                 acc += diff * diff
             dist[i] = acc
-        if accumulate:
+    if accumulate:
+        for i in range(x.shape[0]):
+            best = labels[i]
             counts[best] += 1.0
+            total = sums[best]
+            xi = x[i]
             for t in range(d):
-                sums[best, t] += x[i, t]
+                total[t] += xi[t]
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
