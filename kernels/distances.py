@@ -294,7 +294,7 @@ def _points(x, y, yname):
 
 
 @gpu_twin
-def sqdist(x, y, *, out=None, parallel=None):
+def sqdist(x, y, *, out=None, parallel=None, block_rows=None):
     """Return the ``(m, n)`` matrix of squared Euclidean distances between the rows of ``x`` and of ``y``.
 
     Args:
@@ -303,6 +303,10 @@ def sqdist(x, y, *, out=None, parallel=None):
         out (numpy.ndarray or None): ``(m, n)`` of ``x``'s dtype.
         parallel (bool or None): rows of ``x`` shared among threads; ``None`` decides by size (from 2**17 row x
             point x feature products).
+        block_rows (int or None): the rows ``[b * block_rows, (b + 1) * block_rows)`` of each block get the bits
+            of a call on that block's rows alone (with the same ``parallel``). The form (direct, or GEMM with
+            its fix-ups) and the GEMM form's tiles are chosen per block; thin problems, where every block takes
+            the direct form, still take one call. What hpc.ml's blocks need to share a call.
 
     Example:
         >>> import numpy as np; from hpc import kernels
@@ -311,6 +315,7 @@ def sqdist(x, y, *, out=None, parallel=None):
     """
     x, y = _points(x, y, "y")
     out = _checks.out_array(out, (x.shape[0], y.shape[0]), x.dtype)
+    block = _checks.block_rows(block_rows, x.shape[0])
     # an out over an input's memory (even the very same array): the kernel reads whole rows of the inputs while it
     # writes rows of out, so the inputs are copied first
     x = x.copy() if _np.may_share_memory(out, x) else x
@@ -320,6 +325,15 @@ def sqdist(x, y, *, out=None, parallel=None):
     if x.shape[1] == 0:
         out[...] = 0.0
         return out
+    if block < x.shape[0] and not _direct(x[:block], y):  # fewer rows never leave the direct form: all or per block
+        for lo in range(0, x.shape[0], block):
+            _sqdist_rows(x[lo : lo + block], y, out[lo : lo + block], parallel)
+        return out
+    return _sqdist_rows(x, y, out, parallel)
+
+
+def _sqdist_rows(x, y, out, parallel):
+    """:func:`sqdist` of checked, non-empty, non-overlapping arrays into ``out``; return ``out``."""
     work = x.shape[0] * y.shape[0] * x.shape[1]
     if _direct(x, y):
         direct = _sqdist_direct_parallel if _checks.use_parallel(parallel, work) else _sqdist_direct_serial

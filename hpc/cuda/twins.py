@@ -366,6 +366,12 @@ def exclusive_scan(x: DeviceArray, *, out: DeviceArray | None = None, stream: St
     return _scan(x, out, True, stream)
 
 
+def _check_block_rows(value: _Any) -> None:
+    """Refuse a ``block_rows`` that is not an int >= 1, as the host kernels do."""
+    if isinstance(value, bool) or not isinstance(value, (int, _np.integer)) or value < 1:
+        raise ValueError(f"block_rows must be an int >= 1 or None; got {value!r}")
+
+
 def _sqdist_host(xh: _np.ndarray, yh: _np.ndarray, oh: _np.ndarray) -> None:
     y64 = yh.astype(_np.float64)
     step = _builtins.max(1, (1 << 22) // _builtins.max(1, yh.shape[0] * _builtins.max(1, yh.shape[1])))
@@ -374,10 +380,15 @@ def _sqdist_host(xh: _np.ndarray, yh: _np.ndarray, oh: _np.ndarray) -> None:
         oh[lo : lo + step] = _np.einsum("ijk,ijk->ij", d, d)
 
 
-def sqdist(x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None):
+def sqdist(
+    x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, block_rows: int | None = None,
+    stream: Stream | None = None,
+):
     """Return the ``(m, n)`` squared Euclidean distances between the rows of ``x`` ``(m, d)`` and ``y`` ``(n, d)``.
 
-    Computed as ``sum((x_i - y_j)**2)`` in float64, so never negative and exact for identical points.
+    Computed as ``sum((x_i - y_j)**2)`` in float64, so never negative and exact for identical points. Each distance
+    is computed alone, so every block of ``block_rows`` rows already has the bits of a call on its rows alone
+    (``block_rows`` is checked as the host kernel checks it, and changes nothing else).
 
     .. versionadded:: 0.1.0
     """
@@ -387,6 +398,8 @@ def sqdist(x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, st
         raise TypeError(f"y must be a {x.dtype} array with {x.shape[1]} columns; got {y.dtype} {y.shape}")
     if y.shape[1] != x.shape[1]:
         raise ValueError(f"y must be a {x.dtype} array with {x.shape[1]} columns; got {y.dtype} {y.shape}")
+    if block_rows is not None:
+        _check_block_rows(block_rows)
     m, d = x.shape
     n = y.shape[0]
     out = _out(out, x, (m, n))
@@ -564,8 +577,7 @@ def _kmeans_step_blocks(
     stream: Stream | None,
 ) -> tuple[DeviceArray, DeviceArray]:
     """:func:`kmeans_step` with ``block_rows``: the labels of every row, then each block's sums from its own call."""
-    if isinstance(block_rows, bool) or not isinstance(block_rows, (int, _np.integer)) or block_rows < 1:
-        raise ValueError(f"block_rows must be an int >= 1 or None; got {block_rows!r}")
+    _check_block_rows(block_rows)
     if (sums is None) != (counts is None):
         raise ValueError("sums and counts go together: pass both or neither")
     m, d = x.shape

@@ -47,6 +47,24 @@ class Points:
     rows: _np.ndarray | None = None
     offsets: _np.ndarray | None = None
     _on_device: tuple[_np.ndarray, Any] | None = None  #: the last centres copied to the device, and the copy
+    _weight_rows: _np.ndarray | None = None  #: the blocks' weights laid end to end (made once, when first asked)
+
+    def __post_init__(self) -> None:
+        if self.offsets is None:  # device blocks: the offsets of per-row host arrays of this rank's blocks
+            sizes = [item[0].shape[0] for item in self.blocks.items]
+            self.offsets = _np.concatenate([[0], _np.cumsum(sizes, dtype=_np.int64)]).astype(_np.int64)
+
+    def per_block(self, values: _np.ndarray) -> list[_np.ndarray]:
+        """Return views of ``values``, one entry per row of this rank's blocks in block order, one view per block."""
+        o = self.offsets
+        return [values[o[i] : o[i + 1]] for i in range(len(self.blocks))]
+
+    def weight_rows(self) -> _np.ndarray | None:
+        """Return every block's sample weights laid end to end (host float64), or None for an unweighted fit."""
+        if self.weighted and self._weight_rows is None:
+            parts = [self.weights(i) for i in range(len(self.blocks))]
+            self._weight_rows = _np.concatenate(parts) if parts else _np.empty(0)
+        return self._weight_rows
 
     def weights(self, i: int) -> _np.ndarray | None:
         """Return block ``i``'s sample weights, or None for an unweighted fit."""
@@ -55,11 +73,6 @@ class Points:
     def weight(self, i: int, j: int) -> float:
         """Return the weight of row ``j`` of block ``i`` (1.0 for an unweighted fit)."""
         return float(_device.host(self.blocks.items[i][1])[j]) if self.weighted else 1.0
-
-    def weighted_by(self, i: int, values: _np.ndarray) -> _np.ndarray:
-        """Return block ``i``'s per-row ``values`` times the rows' weights (``values`` itself when unweighted)."""
-        w = self.weights(i)
-        return values if w is None else values * w
 
     def inertia(self, i: int, dist: _np.ndarray) -> float:
         """Return block ``i``'s inertia from its rows' squared distances (weighted by the rows' weights)."""
@@ -132,8 +145,8 @@ class Points:
         (``block_rows``: each block's sums its own), a few groups of blocks per pool thread: one kernel call per group
         instead of one per block (the calls' Python, run under the GIL, cost about a sixth of a pass on 2 threads).
         """
-        sizes = _np.diff(self.offsets) if self.rows is not None else None
-        if sizes is None or (sizes[:-1] != self.blocks.block_rows).any():  # a short block inside: one call per block
+        edges = self._group_edges()
+        if edges is None:
 
             def one(i: int) -> Any:
                 if not sums:
@@ -144,14 +157,9 @@ class Points:
                 return finish(i, labels, dist, block_sums, block_counts)
 
             return self.blocks.run(one)
-        from hpc import current_num_threads, kernels
+        from hpc import kernels
         from hpc.ml._blocks import run_blocks
 
-        n = len(self.blocks)
-        if n == 0:
-            return []
-        groups = min(n, 4 * current_num_threads())
-        edges = [n * g // groups for g in range(groups + 1)]
         block_rows = self.blocks.block_rows
 
         def group(g: int) -> list[Any]:
@@ -175,7 +183,83 @@ class Points:
                                   block_sums[j] if sums else None, block_counts[j] if sums else None))
             return out
 
-        return [r for part in run_blocks(group, groups) for r in part]
+        return [r for part in run_blocks(group, len(edges) - 1) for r in part]
+
+    def _group_edges(self) -> list[int] | None:
+        """Return the first block of each group of consecutive blocks that one kernel call takes (and the number of
+        blocks last), a few groups per pool thread; None where each block takes its own call (device blocks, or a
+        short block before the last)."""
+        from hpc import current_num_threads
+
+        sizes = _np.diff(self.offsets)
+        if self.rows is None or (sizes[:-1] != self.blocks.block_rows).any():
+            return None
+        n = len(self.blocks)
+        groups = max(1, min(n, 4 * current_num_threads()))  # a rank without blocks: one empty group
+        return [n * g // groups for g in range(groups + 1)]
+
+    def distances(
+        self, candidates: _np.ndarray, closest: _np.ndarray | None = None
+    ) -> tuple[_np.ndarray, _np.ndarray | None]:
+        """Return every row's squared distances to ``candidates`` (float64 ``(rows, m)``, each as :meth:`sqdist`
+        gives it), and with ``closest`` (float64 ``(rows,)``) each distance lowered to it and per block their sums
+        over the block's rows (times the rows' weights), float64 ``(blocks, m)`` (else None).
+
+        Host rows laid end to end take a few groups of blocks per pool thread, one :func:`hpc.kernels.sqdist` call
+        per group (``block_rows``: each block's distances the bits of its own call); device blocks one call each.
+        """
+        o = self.offsets
+        m = candidates.shape[0]
+        dist = _np.empty((int(o[-1]), m))
+        sums = _np.zeros((len(self.blocks), m)) if closest is not None else None
+        w = self.weight_rows()
+
+        def fold(b0: int, b1: int) -> None:
+            if closest is not None:
+                lo, hi = o[b0], o[b1]
+                _fold_nearest(closest[lo:hi], dist[lo:hi], sums[b0:b1], _np.empty(0) if w is None else w[lo:hi],
+                              w is not None, o[b0 : b1 + 1] - lo)
+
+        edges = self._group_edges()
+        if edges is None:
+
+            def one(i: int) -> None:
+                dist[o[i] : o[i + 1]] = self.sqdist(i, candidates)
+                fold(i, i + 1)
+
+            self.blocks.run(one)
+            return dist, sums
+        from hpc import kernels
+        from hpc.ml._blocks import run_blocks
+
+        def group(g: int) -> None:
+            b0, b1 = edges[g], edges[g + 1]
+            lo, hi = o[b0], o[b1]
+            x = self.rows[lo:hi]
+            c = candidates.astype(x.dtype, copy=False)
+            if x.dtype == _np.float64:
+                kernels.sqdist(x, c, out=dist[lo:hi], parallel=False, block_rows=self.blocks.block_rows)
+            else:
+                dist[lo:hi] = kernels.sqdist(x, c, parallel=False, block_rows=self.blocks.block_rows)
+            fold(b0, b1)
+
+        run_blocks(group, len(edges) - 1)
+        return dist, sums
+
+    def plusplus_entrants(
+        self, draw_on: _np.ndarray, run: int, c: int, trials: int, exponent: int, weighted: bool
+    ) -> tuple[_np.ndarray, _np.ndarray]:
+        """Return every block's keys in the race of blocks for centre ``c`` and its own picks of rows (global), each
+        ``(blocks, trials)``, for the rows' weights ``draw_on`` (this rank's rows end to end) scaled by
+        ``2**-exponent`` (or equal weights where not ``weighted``); see :func:`block_entrants`. The draws are keyed
+        by the block's first row (times 256, plus the trial: trials < 256), all blocks' in one call."""
+        starts = _np.asarray(self.blocks.starts, _np.int64).reshape(-1)
+        u_block = _random.uniform_at(self.seed, _stream(_PLUSPLUS_BLOCK, run, c), starts * 256, trials)
+        u_row = _random.uniform_at(self.seed, _stream(_PLUSPLUS_ROW, run, c), starts * 256, trials)
+        keys = _np.empty((starts.shape[0], trials))
+        rows = _np.empty((starts.shape[0], trials), _np.int64)
+        _entrants_blocks(draw_on, self.offsets, exponent, weighted, u_block, u_row, keys, rows)
+        return keys, starts[:, None] + rows
 
     def _device_copy(self, centres: _np.ndarray, X: Any, dtype: Any = None) -> Any:
         """Return ``centres`` (as ``dtype``, default ``X``'s) on ``X``'s device: copied once for every block of a
@@ -204,23 +288,28 @@ class Points:
         """Return, for each of the ``t`` columns of the per-block ``keys`` ``(rows, t)``, the global row of the
         smallest key. Ties go to the lower row; a column whose keys are all ``inf`` returns -1.
         """
-        entrants = []
+        values, rows = [], []
         for start, k in zip(self.blocks.starts, keys):
             if k.shape[0]:
-                rows = _np.argmin(k, axis=0)
-                entrants.append((k[rows, _np.arange(t)], start + rows))
-        return self.race_entrants(entrants, t)
+                first = _np.argmin(k, axis=0)
+                values.append(k[first, _np.arange(t)])
+                rows.append(start + first)
+        if not values:
+            return self.race_entrants(_np.empty((0, t)), _np.empty((0, t), _np.int64), t)
+        return self.race_entrants(_np.stack(values), _np.stack(rows), t)
 
-    def race_entrants(self, entrants: list[tuple[_np.ndarray, _np.ndarray]], t: int) -> _np.ndarray:
-        """Return, for each of ``t`` columns, the global row of the smallest key among this rank's ``entrants``
-        (pairs of ``t`` keys and ``t`` global rows) and every other rank's. Ties go to the lower row; a column whose
-        keys are all ``inf`` returns -1.
+    def race_entrants(self, keys: _np.ndarray, rows: _np.ndarray, t: int) -> _np.ndarray:
+        """Return, for each of ``t`` columns, the global row of the smallest key among this rank's entrants (``keys``
+        and their global ``rows``, ``(entrants, t)``, entrants in order of their rows) and every other rank's. Ties
+        go to the lower row; a column whose keys are all ``inf`` returns -1.
         """
         best = _np.full((1, t, 2), _np.inf)
-        for values, rows in entrants:
-            better = values < best[0, :, 0]
-            best[0, better, 0] = values[better]
-            best[0, better, 1] = rows[better]
+        if keys.shape[0]:
+            first = _np.argmin(keys, axis=0)  # the first smallest: the lowest row of this rank's smallest keys
+            columns = _np.arange(t)
+            finite = _np.isfinite(keys[first, columns])
+            best[0, finite, 0] = keys[first, columns][finite]
+            best[0, finite, 1] = rows[first, columns][finite]
         every = self.comm.allgather(best) if self.comm.size > 1 else best
         winners = _np.full(t, -1, _np.int64)
         for j in range(t):
@@ -249,10 +338,13 @@ class Points:
             raise RuntimeError(f"hpc.ml internal error: no row won a draw (rows {rows.tolist()})")
         d = self.n_features
         mine = []
-        for i, (start, item) in enumerate(zip(self.blocks.starts, self.blocks.items)):
-            inside = (rows >= start) & (rows < start + item[0].shape[0])
+        starts = _np.asarray(self.blocks.starts, _np.int64).reshape(-1)
+        if starts.shape[0]:
+            block = _np.maximum(_np.searchsorted(starts, rows, side="right") - 1, 0)
+            inside = (rows >= starts[block]) & (rows < starts[block] + _np.diff(self.offsets)[block])
             for position in _np.flatnonzero(inside):
-                mine.append(_np.concatenate([[float(position)], self.row(i, int(rows[position] - start))]))
+                i = int(block[position])
+                mine.append(_np.concatenate([[float(position)], self.row(i, int(rows[position] - starts[i]))]))
         local = _np.array(mine).reshape(-1, d + 1)
         every = self.comm.allgather(local) if self.comm.size > 1 else local
         out = _np.empty((rows.shape[0], d))
@@ -289,15 +381,16 @@ def _unit_scaled(weights: _np.ndarray, top: float) -> _np.ndarray:
 
 
 @_njit(cache=True, nogil=True)
-def _fold_nearest(closest, dist, sums, w, weighted):  # pragma: no cover - compiled by numba
-    """``dist[r, j] = min(dist[r, j], closest[r])`` and ``sums[j] += dist[r, j]`` (times ``w[r]`` where
-    ``weighted``), rows in order."""
-    for r in range(dist.shape[0]):
-        near = closest[r]
-        for j in range(dist.shape[1]):
-            value = min(dist[r, j], near)
-            dist[r, j] = value
-            sums[j] += w[r] * value if weighted else value
+def _fold_nearest(closest, dist, sums, w, weighted, offsets):  # pragma: no cover - compiled by numba
+    """``dist[r, j] = min(dist[r, j], closest[r])`` and ``sums[b, j] += dist[r, j]`` (times ``w[r]`` where
+    ``weighted``) for the rows ``offsets[b] <= r < offsets[b + 1]`` of each block ``b``, rows in order."""
+    for b in range(offsets.shape[0] - 1):
+        for r in range(offsets[b], offsets[b + 1]):
+            near = closest[r]
+            for j in range(dist.shape[1]):
+                value = min(dist[r, j], near)
+                dist[r, j] = value
+                sums[b, j] += w[r] * value if weighted else value
 
 
 @_njit(cache=True, nogil=True)
@@ -310,8 +403,15 @@ def _entrants(distances, exponent, weighted, u_block, u_row, keys, rows):  # pra
     n = distances.shape[0]
     cumulative = _np.empty(n)
     total = 0.0
+    scale = _math.ldexp(1.0, -exponent)
+    exact = 0.0 < scale < _np.inf  # then x * scale is ldexp(x, -exponent), both rounded once, and no libm call
     for i in range(n):
-        total += _math.ldexp(distances[i], -exponent) if weighted else 1.0
+        if not weighted:
+            total += 1.0
+        elif exact:
+            total += distances[i] * scale
+        else:
+            total += _math.ldexp(distances[i], -exponent)
         cumulative[i] = total
     for t in range(u_block.shape[0]):
         if not total > 0.0:
@@ -323,6 +423,14 @@ def _entrants(distances, exponent, weighted, u_block, u_row, keys, rows):  # pra
             row = _np.searchsorted(cumulative, total, side="left")
         rows[t] = row
         keys[t] = -_math.log(u_block[t]) / total
+
+
+@_njit(cache=True, nogil=True)
+def _entrants_blocks(distances, offsets, exponent, weighted, u_block, u_row, keys, rows):  # pragma: no cover
+    """:func:`_entrants` of each block ``b``: the rows ``offsets[b]:offsets[b + 1]`` of ``distances``, the draws and
+    results in row ``b`` of the others."""
+    for b in range(offsets.shape[0] - 1):
+        _entrants(distances[offsets[b] : offsets[b + 1]], exponent, weighted, u_block[b], u_row[b], keys[b], rows[b])
 
 
 def block_entrants(w: _np.ndarray, u_block: _np.ndarray, u_row: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray]:
@@ -342,27 +450,14 @@ def block_entrants(w: _np.ndarray, u_block: _np.ndarray, u_row: _np.ndarray) -> 
     return keys, rows
 
 
-def plusplus_entrant(
-    points: Points, i: int, run: int, c: int, trials: int, closest: _np.ndarray, exponent: int, weighted: bool
-) -> tuple[_np.ndarray, _np.ndarray]:
-    """Return block ``i``'s keys in the race of blocks for centre ``c`` and its own picks of rows (global), one per
-    trial, for its rows' squared distances ``closest`` scaled by ``2**-exponent`` (or equal weights where not
-    ``weighted``). The draws are keyed by the block's first row (times 256, plus the trial: trials < 256)."""
-    start = points.blocks.starts[i]
-    u_block = _random.uniform(points.seed, _stream(_PLUSPLUS_BLOCK, run, c), start * 256, trials)
-    u_row = _random.uniform(points.seed, _stream(_PLUSPLUS_ROW, run, c), start * 256, trials)
-    keys = _np.empty(trials)
-    rows = _np.empty(trials, _np.int64)
-    _entrants(closest, exponent, weighted, u_block, u_row, keys, rows)
-    return keys, start + rows
-
-
 def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
     """Return ``k`` centres by greedy k-means++ (scikit-learn's ``_kmeans_plusplus``, ``2 + log k`` trials each).
 
     Each trial picks a row with probability proportional to its squared distance to the nearest centre so far (times
     its sample weight), by a race of blocks (:func:`block_entrants`): the same picks however the rows are split over
-    ranks and threads. The first centre is drawn in proportion to the sample weights.
+    ranks and threads. The first centre is drawn in proportion to the sample weights. Per-row values (the nearest
+    distance, the chances) are held for all of this rank's rows end to end, so that each step is a few calls over
+    groups of blocks, not one per block.
     """
     trials = 2 + int(_math.log(k))
     first = points.race(
@@ -370,40 +465,25 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
     )
     centres = _np.empty((k, points.n_features))
     centres[0] = points.fetch(first)[0]
-    closest = points.blocks.run(lambda i: points.sqdist(i, centres[:1])[:, 0])
-    chances = [points.weighted_by(i, c) for i, c in enumerate(closest)]
-    potential = points.total([c.sum(keepdims=True) for c in chances], (1,))[0]
+    weights = points.weight_rows()
+    closest = points.distances(centres[:1])[0][:, 0].copy()
+    chances = closest if weights is None else closest * weights
+    potential = points.total([c.sum(keepdims=True) for c in points.per_block(chances)], (1,))[0]
     for c in range(1, k):
         # every row already a centre (distance 0): the draw falls back to the sample weights (uniform without)
-        draw_on = chances if potential > 0 or not points.weighted else [
-            points.weights(i) for i in range(len(points.blocks))]
-        top = points.largest(draw_on)
+        draw_on = chances if potential > 0 or weights is None else weights
+        top = points.largest([draw_on])
         exponent, weighted = _math.frexp(top)[1], bool(potential > 0) or points.weighted
-        entrants = points.blocks.run(
-            lambda i, c=c, draw_on=draw_on, e=exponent, w=weighted: plusplus_entrant(
-                points, i, run, c, trials, draw_on[i], e, w
-            )
-        )
-        candidates = points.race_entrants(entrants, trials)
+        keys, entrants = points.plusplus_entrants(draw_on, run, c, trials, exponent, weighted)
+        candidates = points.race_entrants(keys, entrants, trials)
         candidates[candidates < 0] = 0  # every weight 0 everywhere cannot happen with potential > 0; kept safe
         rows = points.fetch(candidates)
-
-        def distances_of(
-            i: int, rows: _np.ndarray = rows, closest: list = closest
-        ) -> tuple[_np.ndarray, _np.ndarray]:
-            """Block i's distances to the nearest centre so far or each candidate, and their sums per candidate."""
-            dist = points.sqdist(i, rows)
-            sums = _np.zeros(dist.shape[1])
-            w = points.weights(i)
-            _fold_nearest(closest[i], dist, sums, _np.empty(0) if w is None else w, w is not None)
-            return dist, sums
-
-        distances = points.blocks.run(distances_of)
-        potentials = points.total([sums for _, sums in distances], (trials,))
+        distances, sums = points.distances(rows, closest)
+        potentials = points.total(list(sums), (trials,))
         best = int(_np.argmin(potentials))
         potential = potentials[best]
-        closest = [dist[:, best].copy() for dist, _ in distances]
-        chances = [points.weighted_by(i, c) for i, c in enumerate(closest)]
+        closest = distances[:, best].copy()
+        chances = closest if weights is None else closest * weights
         centres[c] = rows[best]
     return centres
 
@@ -434,10 +514,11 @@ def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversa
     )
     chosen = [int(first[0])]
     candidates = points.fetch(first)
-    closest = [points.sqdist(i, candidates)[:, 0] for i in range(n_blocks)]
+    weights = points.weight_rows()
+    closest = points.distances(candidates)[0][:, 0].copy()  # this rank's rows end to end
     ell = oversampling * k
     for r in range(1, rounds + 1):
-        chances = [points.weighted_by(i, c) for i, c in enumerate(closest)]
+        chances = points.per_block(closest if weights is None else closest * weights)
         phi = points.total([c.sum(keepdims=True) for c in chances], (1,))[0]
         if phi <= 0:
             break
@@ -452,20 +533,19 @@ def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversa
         new = points.fetch(picked)
         chosen.extend(picked.tolist())
         candidates = _np.vstack([candidates, new])
-        closest = [_np.minimum(closest[i], points.sqdist(i, new).min(axis=1)) for i in range(n_blocks)]
+        closest = _np.minimum(closest, points.distances(new)[0].min(axis=1))
     if candidates.shape[0] < k:  # too few sampled (tiny or duplicated data): top up with uniform rows
         keys = [points.race_keys(i, u) for i, u in enumerate(points.uniform(_stream(_PARALLEL, run, rounds + 1)))]
         for start, key in zip(points.blocks.starts, keys):
             key[_np.isin(start + _np.arange(key.shape[0]), chosen)] = _np.inf
         extra = points.smallest(keys, k - candidates.shape[0])
         candidates = _np.vstack([candidates, points.fetch(extra)])
-    counts = []
-    for i in range(n_blocks):  # each candidate weighted by its nearest rows (their sample weights)
-        labels, _ = points.step(i, candidates)
-        counts.append(_np.bincount(labels, weights=points.weights(i), minlength=candidates.shape[0]).astype(
-            _np.float64))
-    weights = points.total(counts, (candidates.shape[0],))
-    return _recluster(candidates, weights, k, points.seed, run)
+    def nearest_count(i: int, labels: _np.ndarray, *unused: Any) -> _np.ndarray:
+        """Each candidate weighted by the rows nearest to it (their sample weights) in block i."""
+        return _np.bincount(labels, weights=points.weights(i), minlength=candidates.shape[0]).astype(_np.float64)
+
+    counts = points.steps(candidates, nearest_count, sums=False, distances=False)
+    return _recluster(candidates, points.total(counts, (candidates.shape[0],)), k, points.seed, run)
 
 
 def _recluster(candidates: _np.ndarray, weights: _np.ndarray, k: int, seed: int, run: int) -> _np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as _np
 from numba import njit as _njit
 
-__all__ = ["seed_from", "uniform"]
+__all__ = ["seed_from", "uniform", "uniform_at"]
 
 _M0 = _np.uint64(0xD2511F53)
 _M1 = _np.uint64(0xCD9E8D57)
@@ -84,6 +84,21 @@ def uniform(seed: int, stream: int, start: int, count: int) -> _np.ndarray:
     """
     out = _np.empty(count, _np.float64)
     _uniform(_np.uint64(seed & (2**64 - 1)), _np.uint64(stream & (2**64 - 1)), _np.int64(start), out)
+    return out
+
+
+@_njit(cache=True, nogil=True)
+def _uniform_starts(seed, stream, starts, out):  # pragma: no cover - compiled by numba
+    for b in range(starts.shape[0]):
+        _uniform(seed, stream, starts[b], out[b])
+
+
+def uniform_at(seed: int, stream: int, starts: _np.ndarray, count: int) -> _np.ndarray:
+    """Return float64 draws ``(len(starts), count)`` whose row ``b`` is ``uniform(seed, stream, starts[b], count)``:
+    the draws of many blocks in one compiled call (the same bits)."""
+    starts = _np.asarray(starts, _np.int64)
+    out = _np.empty((starts.shape[0], count), _np.float64)
+    _uniform_starts(_np.uint64(seed & (2**64 - 1)), _np.uint64(stream & (2**64 - 1)), starts, out)
     return out
 
 

@@ -70,6 +70,38 @@ def test_distances_errors():
 
 
 @pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1000, 6, 5), (700, 40, 30), (300, 3, 130)])
+def test_sqdist_blocks_get_the_bits_of_their_own_calls(rng, dtype, parallel, shape):
+    """With block_rows each block's distances are those of a call on its rows alone: thin problems (one direct
+    call), wide ones (the GEMM form per block; the short last block of 8 rows takes the direct form on its own),
+    and blocks of the direct form beside the GEMM form."""
+    m, d, n = shape
+    x = (rng.standard_normal((m, d)) * 3 + 1).astype(dtype)
+    y = rng.standard_normal((n, d)).astype(dtype)
+    for block in (64, 173, m - 8, m, m + 5):
+        got = k.sqdist(x, y, parallel=parallel, block_rows=block)
+        out = np.empty_like(got)
+        assert k.sqdist(x, y, out=out, parallel=parallel, block_rows=block) is out
+        for lo in range(0, m, block):
+            want = k.sqdist(x[lo : lo + block], y, parallel=parallel)
+            assert got[lo : lo + block].tobytes() == want.tobytes(), (block, lo)
+            assert out[lo : lo + block].tobytes() == want.tobytes(), (block, lo)
+
+
+def test_sqdist_refuses_a_bad_block_size_on_host_and_device():
+    from hpc import cuda
+
+    x = np.ones((5, 2))
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="block_rows must be an int >= 1"):
+            k.sqdist(x, x, block_rows=bad)
+        with pytest.raises(ValueError, match="block_rows must be an int >= 1"):
+            k.sqdist(cuda.to_device(x), cuda.to_device(x), block_rows=bad)
+    assert k.sqdist(cuda.to_device(x), cuda.to_device(x), block_rows=2).get().tolist() == np.zeros((5, 5)).tolist()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("offset", [0.0, 1e3, 1e6])
 def test_distances_far_from_the_origin_are_the_direct_forms(form, rng, offset, parallel):
     """Points clustered far from the origin (where |x|^2+|c|^2-2x.c cancels) get the direct form's answers."""

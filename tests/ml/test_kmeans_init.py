@@ -9,7 +9,7 @@ import pytest
 
 from hpc import mpi
 from hpc.ml._blocks import Blocks
-from hpc.ml._kmeans_init import Points, block_entrants, plusplus_entrant
+from hpc.ml._kmeans_init import Points, block_entrants
 
 
 def _pick(blocks: list[np.ndarray], u_blocks: np.ndarray, u_rows: np.ndarray) -> int:
@@ -65,21 +65,20 @@ def test_every_trial_searches_the_same_running_sum():
 
 @pytest.mark.parametrize("weighted", [True, False])
 def test_the_keyed_race_of_blocks_picks_rows_in_proportion(weighted):
-    """The path kmeans_plusplus takes: each block's keyed draws (plusplus_entrant), the race over blocks
+    """The path kmeans_plusplus takes: every block's keyed draws (Points.plusplus_entrants), the race over blocks
     (race_entrants). Over 20,000 seeds on 5 blocks of 8 rows, each row's share is its weight over the total, or
     1/40 unweighted (to 0.01 and 0.006, about 4.5 standard errors); rows of zero weight are never picked."""
     n = 40
     blocks = Blocks(mpi.world(), np.array([n]), [np.zeros((n, 1))], block_rows=8)
     weights = np.zeros(n)
     weights[[0, 3, 4, 9, 17, 30, 31, 39]] = [1.0, 2.0, 0.5, 3.0, 1.0, 2.5, 1.0, 1.0]  # rows 18-29: no weight
-    closest = [weights[start : start + 8] for start in blocks.starts]
     exponent = math.frexp(weights.max())[1]
     picks = np.zeros(n)
     seeds = 20_000
     for seed in range(seeds):
         points = Points(blocks, seed, 1)
-        entrants = [plusplus_entrant(points, i, 0, 1, 1, closest[i], exponent, weighted) for i in range(len(blocks))]
-        picks[points.race_entrants(entrants, 1)[0]] += 1
+        keys, rows = points.plusplus_entrants(weights, 0, 1, 1, exponent, weighted)
+        picks[points.race_entrants(keys, rows, 1)[0]] += 1
     share = picks / seeds
     expected = weights / weights.sum() if weighted else np.full(n, 1 / n)
     assert np.abs(share - expected).max() < (0.01 if weighted else 0.006), share
@@ -117,3 +116,37 @@ def test_kmeans_plusplus_with_fewer_weighted_rows_than_clusters():
     for seed in range(20):
         centres = kmeans_plusplus(Points(blocks, seed, 2, weighted=True), 3, 0)
         assert np.abs(centres).max() == 0.0, seed
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("features", [3, 40])
+def test_distances_over_groups_of_blocks_are_each_blocks_own(weighted, dtype, features):
+    """Points.distances on rows laid end to end (a few kernel calls over groups of blocks) gives the bits of one
+    call per block (the path of device blocks): the distances, each lowered to the nearest so far, and per block
+    their (weighted) sums, for thin candidates (the direct form) and wide ones (the GEMM form per block)."""
+    from hpc.kernels import sqdist
+
+    rng = np.random.default_rng(7)
+    n, block = 1000, 64  # 15 whole blocks and a short one
+    X = (rng.standard_normal((n, features)) * 2).astype(dtype)
+    w = rng.random(n)
+    w[::5] = 0.0
+    candidates = rng.standard_normal((9, features))
+    closest = rng.random(n) * 50
+    arrays = [X, w] if weighted else [X]
+    blocks = Blocks(mpi.world(), np.array([n]), arrays, block_rows=block)
+    offsets = np.concatenate([[0], np.cumsum([item[0].shape[0] for item in blocks.items])])
+    grouped = Points(blocks, 1, features, weighted=weighted, rows=X, offsets=offsets)
+    assert grouped._group_edges() is not None
+    alone = Points(blocks, 1, features, weighted=weighted)
+    assert alone._group_edges() is None
+    dist, sums = grouped.distances(candidates, closest)
+    want_dist, want_sums = alone.distances(candidates, closest)
+    assert dist.tobytes() == want_dist.tobytes() and sums.tobytes() == want_sums.tobytes()
+    first = sqdist(X[:block], candidates.astype(dtype)).astype(np.float64)
+    assert dist[:block].tobytes() == np.minimum(first, closest[:block, None]).tobytes()
+    lowered = np.minimum(first, closest[:block, None]) * (w[:block, None] if weighted else 1.0)
+    assert np.allclose(sums[0], lowered.sum(axis=0), rtol=1e-12)
+    plain, none = grouped.distances(candidates)
+    assert none is None and plain[:block].tobytes() == first.tobytes()

@@ -64,3 +64,13 @@ def test_a_row_draws_the_same_number_however_the_rows_are_split():
     parts = [_random.uniform(42, 9, 1000 + a, b - a) for a, b in zip(cuts, cuts[1:])]
     assert np.concatenate(parts).tobytes() == whole.tobytes()
     assert _random.uniform(42, 9, 0, 0).shape == (0,)
+
+
+def test_uniform_at_gives_each_start_its_own_draws():
+    """uniform_at's row b is uniform(seed, stream, starts[b], count): the same bits, many blocks in one call."""
+    starts = np.array([0, 5, 4096 * 256, 2**40 + 3, 5])
+    got = _random.uniform_at(2**63 + 11, 2**60 + 9, starts, 7)
+    assert got.shape == (5, 7)
+    want = np.stack([_random.uniform(2**63 + 11, 2**60 + 9, int(s), 7) for s in starts])
+    assert got.tobytes() == want.tobytes()
+    assert _random.uniform_at(1, 2, np.empty(0, np.int64), 3).shape == (0, 3)
