@@ -338,6 +338,18 @@ class _Workers:
             while not event.wait(0.1):
                 pass
 
+    def take_back(self, job: Job) -> bool:
+        """See :meth:`ThreadPool.take_back`."""
+        worker = getattr(_local, "worker", None)
+        queues = [self._injector] + ([self._deques[worker[1]]] if worker is not None and worker[0] is self else [])
+        for queue in queues:
+            try:
+                queue.remove(job)  # atomic under the GIL, as the workers' pops are
+            except ValueError:  # not there: taken by a worker (or never pushed there)
+                continue
+            return True
+        return False
+
     def is_worker(self) -> bool:
         """See :meth:`ThreadPool.is_worker`."""
         worker = getattr(_local, "worker", None)
@@ -442,6 +454,14 @@ class ThreadPool(_futures.Executor):
     def wait_until(self, event: _threading.Event) -> None:
         """Wait for ``event``; a worker of this pool runs other work meanwhile."""
         self._core.wait_until(event)
+
+    def take_back(self, job: Job) -> bool:
+        """Remove ``job`` from the queue it was pushed to, if no worker has taken it yet, and return whether it was
+        removed: the caller then owns it (runs it, or drops it), and nobody waits for a worker to wake for it.
+
+        Finds jobs pushed by this thread: on the shared queue, or on its own deque when it is a worker of this pool.
+        """
+        return self._core.take_back(job)
 
     def is_worker(self) -> bool:
         """Return whether the calling thread is one of this pool's workers."""

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as _np
 
-from hpc._core import current_num_threads, scope
+from hpc._core import current_num_threads
+from hpc._core.pool import Job, current_engine
 from hpc.ml import _device
 
 __all__ = ["BLOCK_ROWS", "Blocks", "run_blocks"]
@@ -34,9 +35,11 @@ def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
 
     The caller takes blocks one at a time from a shared counter, with ``threads - 1`` of the pool's threads beside it
     (OpenMP's way, master thread included): no block waits for a worker to wake, and a pass never takes much
-    longer than the caller alone would. After a block raises, no new block starts, and once the blocks under way
-    have finished the exception is raised here (one of them, where blocks on several threads raised: the others
-    are dropped). An exception in the calling thread (its own block, an interrupt) stops the other threads too.
+    longer than the caller alone would. A helper that has not started when the caller runs out of blocks is taken
+    back from the pool's queue, not waited for (waking a sleeping thread costs tens of microseconds on a VM). After a
+    block raises, no new block starts, and once the blocks under way have finished the exception is raised here (one
+    of them, where blocks on several threads raised: the others are dropped). An exception in the calling thread (its
+    own block, an interrupt) stops the other threads too.
     """
     threads = current_num_threads()
     if threads <= 1 or n <= 1:
@@ -58,14 +61,28 @@ def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
                 state["failed"] = True
                 raise
 
-    with scope() as s:
-        try:
-            for _ in range(min(n, threads) - 1):
-                s.spawn(work)
-            work()
-        except BaseException:  # the caller's own block, or an interrupt: the other threads start no more blocks
-            state["failed"] = True
-            raise
+    workers = current_engine()
+    helpers = []
+    try:
+        for _ in range(min(n, threads) - 1):
+            helper = Job(work)
+            workers.push(helper)
+            helpers.append(helper)
+        work()
+    except BaseException:  # the caller's own block, or an interrupt: the other threads start no more blocks
+        state["failed"] = True
+        for helper in helpers:
+            if not workers.take_back(helper):
+                workers.wait_for_quietly(helper)
+        raise
+    errors = []
+    for helper in helpers:
+        if not workers.take_back(helper):  # started: it finishes its block and finds no more
+            workers.wait_for_quietly(helper)
+            if helper.error is not None:
+                errors.append(helper.error)
+    if errors:
+        raise errors[0]
     return results
 
 

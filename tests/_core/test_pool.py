@@ -614,3 +614,34 @@ def test_work_still_running_on_a_dropped_pool_keeps_its_threads():
         time.sleep(0.002)
         assert again.submit(abs, -1).result(timeout=10) == 1
     assert len(starts) <= 3, len(starts)
+
+
+@pytest.mark.timeout(60)
+def test_take_back_removes_a_job_no_worker_has_started():
+    """A job queued behind a busy worker is taken back (and never runs); a job already run, or taken back once, is
+    not; a worker takes back what it pushed to its own deque."""
+    from hpc._core.pool import Job
+
+    with ThreadPool(1) as pool:
+        started, release = threading.Event(), threading.Event()
+        busy = pool.submit(lambda: (started.set(), release.wait(20)))
+        assert started.wait(10)
+        ran = []
+        queued = Job(lambda: ran.append("queued"))
+        pool.push(queued)
+        assert pool.take_back(queued)
+        assert not pool.take_back(queued)
+        release.set()
+        busy.result()
+        done = Job(lambda: ran.append("done"))
+        pool.push(done)
+        pool.wait_for(done)
+        assert not pool.take_back(done)
+
+        def inside():
+            own = Job(lambda: ran.append("own"))
+            pool.push(own)  # onto this worker's own deque
+            return pool.take_back(own)
+
+        assert pool.install(inside) is True
+    assert ran == ["done"]

@@ -55,3 +55,54 @@ def test_nested_passes_finish():
     with hpc.ThreadPool(2):
         out = run_blocks(lambda i: sum(run_blocks(lambda j: i * j, 10)), 8)
     assert out == [45 * i for i in range(8)]
+
+
+@pytest.mark.timeout(60)
+def test_a_helper_that_has_not_started_is_taken_back_not_waited_for():
+    """Every thread of the pool is busy: the caller runs every block itself and returns without waiting for a
+    thread to take its queued helper (which would have waited for the busy jobs to end)."""
+    caller = threading.get_ident()
+    with hpc.ThreadPool(2) as pool:
+        release = threading.Event()
+        started = [threading.Event(), threading.Event()]
+        busy = [pool.submit(lambda e=e: (e.set(), release.wait(20))) for e in started]
+        assert all(e.wait(10) for e in started)
+        out = run_blocks(lambda i: (i, threading.get_ident()), 6)
+        assert not any(b.done() for b in busy)  # run_blocks returned while both workers were still busy
+        release.set()
+        for b in busy:
+            b.result()
+    assert out == [(i, caller) for i in range(6)]
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_helper_is_raised_once_every_block_under_way_has_finished():
+    """The first block a pool thread takes raises after 30 ms; the blocks under way on the other pool threads (100 ms
+    each) have all finished when the caller gets the exception: none is left running behind it."""
+    state = Counter()
+    lock = threading.Lock()
+    caller = threading.get_ident()
+
+    def fn(i):
+        if threading.get_ident() == caller:
+            time.sleep(0.005)
+            return i
+        with lock:
+            state["taken"] += 1
+            first = state["taken"] == 1
+            state["now"] += 0 if first else 1
+        if first:
+            time.sleep(0.03)
+            raise KeyError("first helper block")
+        time.sleep(0.1)
+        with lock:
+            state["now"] -= 1
+        return i
+
+    with hpc.ThreadPool(4):
+        for _ in range(5):
+            state.clear()
+            with pytest.raises(KeyError, match="first helper block"):
+                run_blocks(fn, 200)
+            with lock:
+                assert state["now"] == 0, state
