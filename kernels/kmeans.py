@@ -16,17 +16,14 @@ from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
 
-__all__ = ["kmeans_step"]
+__all__ = ["kmeans_step", "kmeans_step_bounded"]
 
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _finish_tile(x, c, half_norms, products, labels, dist, sums, counts, accumulate, distances):  # pragma: no cover
-    # three loops, not one: in one loop the argmin's mispredicted branches stall the adds that wait on its label
-    # (docs/performance.md, "hpc bench ml")
-    k = c.shape[0]
-    d = x.shape[1]
-    for i in range(x.shape[0]):
+def _argmin_tile(half_norms, products, labels):  # pragma: no cover - compiled by numba
+    k = half_norms.shape[0]
+    for i in range(products.shape[0]):
         p = products[i]
         best = 0
         best_value = half_norms[0] - p[0]
@@ -36,23 +33,40 @@ def _finish_tile(x, c, half_norms, products, labels, dist, sums, counts, accumul
                 best_value = value
                 best = j
         labels[i] = best
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _distances_tile(x, c, labels, dist):  # pragma: no cover - compiled by numba
+    for i in range(x.shape[0]):
+        xi = x[i]
+        centre = c[labels[i]]
+        acc = 0.0
+        for t in range(x.shape[1]):
+            diff = _np.float64(xi[t]) - centre[t]
+            acc += diff * diff
+        dist[i] = acc
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _sums_tile(x, labels, sums, counts):  # pragma: no cover - compiled by numba
+    for i in range(x.shape[0]):
+        best = labels[i]
+        counts[best] += 1.0
+        total = sums[best]
+        xi = x[i]
+        for t in range(x.shape[1]):
+            total[t] += xi[t]
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _finish_tile(x, c, half_norms, products, labels, dist, sums, counts, accumulate, distances):  # pragma: no cover
+    # three loops, not one: in one loop the argmin's mispredicted branches stall the adds that wait on its label
+    # (docs/performance.md, "hpc bench ml")
+    _argmin_tile(half_norms, products, labels)
     if distances:
-        for i in range(x.shape[0]):
-            xi = x[i]
-            centre = c[labels[i]]
-            acc = 0.0
-            for t in range(d):
-                diff = _np.float64(xi[t]) - centre[t]
-                acc += diff * diff
-            dist[i] = acc
+        _distances_tile(x, c, labels, dist)
     if accumulate:
-        for i in range(x.shape[0]):
-            best = labels[i]
-            counts[best] += 1.0
-            total = sums[best]
-            xi = x[i]
-            for t in range(d):
-                total[t] += xi[t]
+        _sums_tile(x, labels, sums, counts)
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
@@ -90,6 +104,33 @@ def _step_compiled(x, c, labels, dist, sums, counts, accumulate, distances, tile
             )
 
 
+def _centroids(x, centroids):
+    c = _np.ascontiguousarray(centroids, dtype=_np.float64)
+    if c.ndim != 2 or c.shape[1] != x.shape[1] or c.shape[0] == 0:
+        raise ValueError(f"centroids must be (k >= 1, {x.shape[1]}); got shape {c.shape}")
+    return c
+
+
+def _blocked_sums(kernel, c, m, sums, counts, block_rows):
+    """Check ``sums``/``counts`` (both or neither) and ``block_rows``; return ``(accumulate, rows per block, sums
+    (blocks, k, d), counts (blocks, k))``, views of the caller's arrays (placeholders when not accumulating)."""
+    accumulate = sums is not None
+    if accumulate != (counts is not None):
+        raise ValueError("sums and counts go together: pass both or neither")
+    block = _checks.block_rows(block_rows, m)
+    if not accumulate:
+        return False, block, _np.empty((1, 1, 1)), _np.empty((1, 1))
+    lead = () if block_rows is None else (-(-m // block),)
+    want = (lead + c.shape, lead + (c.shape[0],))
+    if sums.shape != want[0] or sums.dtype != _np.float64 or counts.shape != want[1] or (
+        counts.dtype != _np.float64
+    ):
+        raise ValueError(f"sums must be float64 {want[0]} and counts float64 {want[1]}")
+    _checks.writeable("sums", sums, f"{kernel} adds the rows to it", "pass a writeable copy")
+    _checks.writeable("counts", counts, f"{kernel} adds the rows to it", "pass a writeable copy")
+    return True, block, *((sums, counts) if block_rows is not None else (sums[None], counts[None]))
+
+
 @gpu_twin
 def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distances=True):
     """Return ``(labels, sqdists)`` of each row's nearest centroid; add the rows to ``sums``/``counts`` if given.
@@ -118,28 +159,10 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distan
         [0, 1]
     """
     x = _checks.matrix("x", x)
-    c = _np.ascontiguousarray(centroids, dtype=_np.float64)
-    if c.ndim != 2 or c.shape[1] != x.shape[1] or c.shape[0] == 0:
-        raise ValueError(f"centroids must be (k >= 1, {x.shape[1]}); got shape {c.shape}")
-    accumulate = sums is not None
-    if accumulate != (counts is not None):
-        raise ValueError("sums and counts go together: pass both or neither")
+    c = _centroids(x, centroids)
     k = c.shape[0]
     m = x.shape[0]
-    block = _checks.block_rows(block_rows, m)
-    blocks = -(-m // block)
-    if accumulate:
-        lead = () if block_rows is None else (blocks,)
-        want = (lead + c.shape, lead + (k,))
-        if sums.shape != want[0] or sums.dtype != _np.float64 or counts.shape != want[1] or (
-            counts.dtype != _np.float64
-        ):
-            raise ValueError(f"sums must be float64 {want[0]} and counts float64 {want[1]}")
-        _checks.writeable("sums", sums, "kmeans_step adds the rows to it", "pass a writeable copy")
-        _checks.writeable("counts", counts, "kmeans_step adds the rows to it", "pass a writeable copy")
-        sums3, counts2 = (sums, counts) if block_rows is not None else (sums[None], counts[None])  # views
-    else:
-        sums3, counts2 = _np.empty((1, 1, 1)), _np.empty((1, 1))
+    accumulate, block, sums3, counts2 = _blocked_sums("kmeans_step", c, m, sums, counts, block_rows)
     labels = _np.empty(m, _np.int32)
     dist = _np.empty(m, _np.float64)
     tile = max(64, _checks.TILE_PRODUCTS // k)
@@ -156,3 +179,151 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distan
             _finish_tile(x[lo:hi], c, half_norms, products, labels[lo:hi], dist[lo:hi], sums3[b], counts2[b],
                          accumulate, bool(distances))
     return labels, dist if distances else None
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _refresh_bounds(norms, rows, products, half_norms, labels, upper, lower, margin, c2):  # pragma: no cover
+    # the argmin over the computed values (first on ties, as _finish_tile) and bounds on the true distances from
+    # them: each value is |c|^2/2 - x.c within margin * (|x|^2 + max |c|^2) of the exact one
+    k = products.shape[1]
+    for g in range(rows.shape[0]):
+        r = rows[g]
+        p = products[g]
+        best = 0
+        best_value = half_norms[0] - p[0]
+        second = _np.inf
+        for j in range(1, k):
+            value = half_norms[j] - p[j]
+            if value < best_value:
+                second = best_value
+                best_value = value
+                best = j
+            elif value < second:
+                second = value
+        labels[r] = best
+        norm = norms[r]
+        slack = 2.0 * margin * (norm + c2)
+        upper[r] = _np.sqrt(max(0.0, 2.0 * _np.float64(best_value) + norm + slack)) * (1.0 + 1e-12)
+        lower[r] = _np.sqrt(max(0.0, 2.0 * _np.float64(second) + norm - slack)) * (1.0 - 1e-12)
+
+
+@_njit(cache=True, nogil=True, fastmath=EXACT)
+def _bounded_compiled(x, c, labels, upper, lower, moved, margin, dist, sums, counts, accumulate, distances, tile,
+                      block):  # pragma: no cover - compiled by numba
+    half_norms, ct = _prepared(x, c)
+    k, d = c.shape
+    c2 = 0.0
+    for j in range(k):
+        acc = 0.0
+        for t in range(d):
+            acc += c[j, t] * c[j, t]
+        c2 = max(c2, acc)
+    # the largest move of a centre other than each row's own: the top two moves
+    first, second, first_at = 0.0, 0.0, -1
+    for j in range(k):
+        if moved[j] > first:
+            first, second, first_at = moved[j], first, j
+        elif moved[j] > second:
+            second = moved[j]
+    m = x.shape[0]
+    norms = _np.empty(m)
+    for r in range(m):
+        acc = 0.0
+        for t in range(d):
+            acc += _np.float64(x[r, t]) * _np.float64(x[r, t])
+        norms[r] = acc
+    rows = _np.empty(tile, _np.int64)
+    gathered = _np.empty((tile, d), x.dtype)
+    computed = 0
+    for start in range(0, m, block):
+        end = min(m, start + block)
+        b = start // block if accumulate else 0
+        for lo in range(start, end, tile):
+            hi = min(end, lo + tile)
+            n = 0
+            for r in range(lo, hi):
+                own = labels[r]
+                if own >= 0:  # the centres moved since the bounds were made: widen them (triangle inequality)
+                    upper[r] = (upper[r] + moved[own]) * (1.0 + 1e-12)
+                    lower[r] = max(0.0, (lower[r] - (second if own == first_at else first)) * (1.0 - 1e-12))
+                    # kept: every other centre is farther by more than the products' rounding can reorder
+                    if lower[r] > upper[r] and (
+                        lower[r] * lower[r] - upper[r] * upper[r] > 4.0 * margin * (norms[r] + c2)
+                    ):
+                        continue
+                rows[n] = r
+                for t in range(d):
+                    gathered[n, t] = x[r, t]
+                n += 1
+            if n:
+                products = _np.dot(gathered[:n], ct)  # BLAS, the GIL released
+                _refresh_bounds(norms, rows[:n], products, half_norms, labels, upper, lower, margin, c2)
+                computed += n
+            if distances:
+                _distances_tile(x[lo:hi], c, labels[lo:hi], dist[lo:hi])
+            if accumulate:
+                _sums_tile(x[lo:hi], labels[lo:hi], sums[b], counts[b])
+    return computed
+
+
+def kmeans_step_bounded(x, centroids, labels, upper, lower, *, moved=None, sums=None, counts=None, block_rows=None,
+                        distances=True):
+    """:func:`kmeans_step` that skips the rows whose nearest centroid bounds prove unchanged (Hamerly's bounds).
+
+    ``labels``, ``upper`` and ``lower`` are per-row state the caller keeps between steps: a row's label (-1: not
+    known yet), an upper bound on its distance (not squared) to that centroid and a lower bound on its distance to
+    every other. ``moved`` (float64 ``(k,)``) is how far each centroid moved since the bounds were made (None: they
+    were made for these centroids, or every label is -1). A row is skipped when its bounds, widened by the moves,
+    keep every other centroid farther by more than the products' rounding could reorder (a margin of
+    ``8 (d + 3) eps (|x|^2 + max |c|^2)`` in squared distance), so its label is the one a full step would give:
+    the argmin of ``|c|^2 - 2 x.c``, first on ties. The other rows of each tile are gathered and take one BLAS
+    product; their labels and bounds are refreshed. Products of a gathered subset may differ from a full tile's in
+    the last bit, so on a near-tie a label can differ from :func:`kmeans_step`'s; every result depends on the rows'
+    own state only, so it is the same on any split of the blocks.
+
+    Args:
+        x, centroids, sums, counts, block_rows, distances: as :func:`kmeans_step` (``sums``/``counts`` add the
+            rows of every label, kept or refreshed; ``distances`` are exact, to each row's centroid).
+        labels (numpy.ndarray): int32 ``(m,)``, updated in place.
+        upper, lower (numpy.ndarray): float64 ``(m,)``, updated in place.
+        moved (numpy.ndarray or None): float64 ``(k,)``, each >= 0.
+
+    Returns:
+        ``(labels, sqdists, computed)``: the labels (the array passed), the exact squared distances (None with
+        ``distances=False``) and how many rows took the products.
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> x = np.array([[0.0], [9.0]]); lab = np.full(2, -1, np.int32); up = np.zeros(2); lo = np.zeros(2)
+        >>> kernels.kmeans_step_bounded(x, np.array([[1.0], [8.0]]), lab, up, lo)[0].tolist()
+        [0, 1]
+        >>> kernels.kmeans_step_bounded(x, np.array([[1.5], [8.0]]), lab, up, lo, moved=np.array([0.5, 0.0]))[2]
+        0
+    """
+    x = _checks.matrix("x", x)
+    c = _centroids(x, centroids)
+    m = x.shape[0]
+    k = c.shape[0]
+    for name, a, dtype in (("labels", labels, _np.int32), ("upper", upper, _np.float64), ("lower", lower, _np.float64)):
+        if not isinstance(a, _np.ndarray) or a.shape != (m,) or a.dtype != dtype or not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be a contiguous {_np.dtype(dtype).name} array of shape ({m},)")
+        _checks.writeable(name, a, "kmeans_step_bounded updates it", "pass a writeable array")
+    if ((labels < -1) | (labels >= k)).any():
+        raise ValueError(f"labels must be -1 (not known) or a centroid in [0, {k})")
+    if moved is None:
+        moved = _np.zeros(k)
+    moved = _np.ascontiguousarray(moved, dtype=_np.float64)
+    if moved.shape != (k,) or not (moved >= 0).all():
+        raise ValueError(f"moved must be {k} distances >= 0; got {moved!r}")
+    accumulate, block, sums3, counts2 = _blocked_sums("kmeans_step_bounded", c, m, sums, counts, block_rows)
+    dist = _np.empty(m if distances else 0, _np.float64)
+    if m == 0:
+        return labels, dist if distances else None, 0
+    if not _checks.COMPILED_BLAS:
+        raise RuntimeError("kmeans_step_bounded needs SciPy (numba calls BLAS through it); use kmeans_step")
+    margin = 2.0 * (x.shape[1] + 3) * float(_np.finfo(x.dtype).eps)
+    tile = max(64, _checks.TILE_PRODUCTS // k)
+    xc = _np.ascontiguousarray(x)
+    computed = _bounded_compiled(xc, c, labels, upper, lower, moved, margin, dist, sums3, counts2, accumulate,
+                                 bool(distances), tile, block)
+    return labels, dist if distances else None, int(computed)

@@ -111,6 +111,7 @@ def _cases(dtype: np.dtype) -> list[tuple[str, str, Callable[[], Any]]]:
             "kmeans_step": lambda m=m, m2=m2: kernels.kmeans_step(
                 m, m2.astype(np.float64), sums=np.zeros((k, cols)), counts=np.zeros(k)
             ),
+            "kmeans_step_bounded": lambda m=m, m2=m2: _bounded_twice(m, m2.astype(np.float64)),
             "layernorm": lambda m=m: kernels.layernorm(m, parallel=False),
             "column_moments": lambda m=m: kernels.column_moments(m, deviations=True),
         }
@@ -159,6 +160,14 @@ def _cases(dtype: np.dtype) -> list[tuple[str, str, Callable[[], Any]]]:
 
 
 _FMA = kernels.fuse(lambda x, y: x * y + 1)
+
+
+def _bounded_twice(m: np.ndarray, c: np.ndarray) -> None:
+    """Two bounded k-means steps: every row computed, then the bounds widened by a small move and tested."""
+    n = m.shape[0]
+    state = (np.full(n, -1, np.int32), np.zeros(n), np.zeros(n))
+    kernels.kmeans_step_bounded(m, c, *state)
+    kernels.kmeans_step_bounded(m, c * 1.01, *state, moved=np.sqrt(((c * 0.01) ** 2).sum(axis=1)))
 
 
 def _window_sum(terms: np.ndarray) -> np.ndarray:

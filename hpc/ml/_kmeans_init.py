@@ -48,6 +48,9 @@ class Points:
     offsets: _np.ndarray | None = None
     _on_device: tuple[_np.ndarray, Any] | None = None  #: the last centres copied to the device, and the copy
     _weight_rows: _np.ndarray | None = None  #: the blocks' weights laid end to end (made once, when first asked)
+    #: the bounded Lloyd steps' per-row labels, upper and lower bounds, and the centres they were last made for
+    _bounds: tuple[_np.ndarray, _np.ndarray, _np.ndarray] | None = None
+    _bounds_centres: _np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.offsets is None:  # device blocks: the offsets of per-row host arrays of this rank's blocks
@@ -135,7 +138,8 @@ class Points:
         return labels, dist
 
     def steps(
-        self, centres: _np.ndarray, finish: Callable[..., Any], *, sums: bool = True, distances: bool = True
+        self, centres: _np.ndarray, finish: Callable[..., Any], *, sums: bool = True, distances: bool = True,
+        bounded: bool = False,
     ) -> list[Any]:
         """Return ``[finish(i, labels, dist, block_sums, block_counts) for each block i]`` of a Lloyd step from
         ``centres`` (``block_sums``/``block_counts`` None unless ``sums``; ``dist`` None unless ``distances``), the
@@ -144,6 +148,11 @@ class Points:
         Host rows laid end to end (:attr:`rows`) are taken several blocks per :func:`hpc.kernels.kmeans_step` call
         (``block_rows``: each block's sums its own), a few groups of blocks per pool thread: one kernel call per group
         instead of one per block (the calls' Python, run under the GIL, cost about a sixth of a pass on 2 threads).
+
+        ``bounded`` (Lloyd's iterations): where it pays (:meth:`_bounds_pay`), the calls are
+        :func:`hpc.kernels.kmeans_step_bounded`, with per-row bounds kept here from one call to the next (valid for
+        whatever centres come next: the kernel widens them by how far each centre moved), so the rows whose nearest
+        centre cannot have changed skip the products.
         """
         edges = self._group_edges()
         if edges is None:
@@ -161,6 +170,7 @@ class Points:
         from hpc.ml._blocks import run_blocks
 
         block_rows = self.blocks.block_rows
+        state = self._bounds_for(centres) if bounded and self._bounds_pay(centres) else None
 
         def group(g: int) -> list[Any]:
             b0, b1 = edges[g], edges[g + 1]
@@ -170,10 +180,16 @@ class Points:
             add = sums and not self.weighted
             block_sums = _np.zeros((b1 - b0, k, d)) if sums else None
             block_counts = _np.zeros((b1 - b0, k)) if sums else None
-            labels, dist = kernels.kmeans_step(
-                x, centres, block_rows=block_rows, distances=distances,
-                **({"sums": block_sums, "counts": block_counts} if add else {}),
-            )
+            summed = {"sums": block_sums, "counts": block_counts} if add else {}
+            if state is None:
+                labels, dist = kernels.kmeans_step(x, centres, block_rows=block_rows, distances=distances, **summed)
+            else:
+                every, upper, lower, moved = state
+                kept, dist, _ = kernels.kmeans_step_bounded(
+                    x, centres, every[lo:hi], upper[lo:hi], lower[lo:hi], moved=moved, block_rows=block_rows,
+                    distances=distances, **summed,
+                )
+                labels = kept.copy()  # the kept labels change in place at the next call
             out = []
             for j, i in enumerate(range(b0, b1)):
                 a, b = int(self.offsets[i]) - lo, int(self.offsets[i + 1]) - lo
@@ -183,7 +199,31 @@ class Points:
                                   block_sums[j] if sums else None, block_counts[j] if sums else None))
             return out
 
-        return [r for part in run_blocks(group, len(edges) - 1) for r in part]
+        out = [r for part in run_blocks(group, len(edges) - 1) for r in part]
+        if state is not None:
+            self._bounds_centres = centres.copy()
+        return out
+
+    def _bounds_pay(self, centres: _np.ndarray) -> bool:
+        """Whether Lloyd's steps keep per-row bounds: compiled BLAS (SciPy), and products wide enough that skipping
+        them pays for the bookkeeping of every row (where the thresholds come from: docs/performance.md, "hpc bench
+        ml")."""
+        from hpc.kernels import _checks
+
+        k, d = centres.shape
+        return _checks.COMPILED_BLAS and k >= 4 and d >= 8 and k * d >= 256
+
+    def _bounds_for(self, centres: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray, _np.ndarray | None]:
+        """Return the per-row state of the bounded steps (labels, upper and lower bounds, this rank's rows end to
+        end) and how far each centre moved since the bounds were made (None: no bounds yet), made anew for another
+        number of centres."""
+        n = int(self.offsets[-1])
+        last = self._bounds_centres
+        if self._bounds is None or last is None or last.shape != centres.shape:
+            self._bounds = (_np.full(n, -1, _np.int32), _np.zeros(n), _np.zeros(n))
+            last = None
+        moved = None if last is None else _np.sqrt(((centres - last) ** 2).sum(axis=1))
+        return (*self._bounds, moved)
 
     def _group_edges(self) -> list[int] | None:
         """Return the first block of each group of consecutive blocks that one kernel call takes (and the number of

@@ -319,7 +319,7 @@ def _lloyd(
 
     def labelled(centres: _np.ndarray) -> tuple[list[_np.ndarray], list[_np.ndarray]]:
         """Every block's labels and exact distances for ``centres``."""
-        found = points.steps(centres, lambda i, labels, dist, *_: (labels, dist), sums=False)
+        found = points.steps(centres, lambda i, labels, dist, *_: (labels, dist), sums=False, bounded=True)
         return [f[0] for f in found], [f[1] for f in found]
 
     strict = False
@@ -329,7 +329,7 @@ def _lloyd(
     for iteration in range(max_iter):
         # the distances (a sixth of a pass) only where the iterations' inertia is reported; the final labels'
         # distances come from one more pass
-        results = points.steps(centres, finish, distances=inertia_each)
+        results = points.steps(centres, finish, distances=inertia_each, bounded=True)
         labels = [r[0] for r in results]
         dist = [r[1] for r in results]
         total = points.total([r[2] for r in results], (width,))

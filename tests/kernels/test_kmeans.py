@@ -121,3 +121,72 @@ def test_step_without_distances(rng, monkeypatch, compiled):
     np.testing.assert_array_equal(labels2, labels)
     np.testing.assert_array_equal(again[0], sums)
     np.testing.assert_array_equal(again[1], counts)
+
+
+def _lloyd_centres(x, c, sums, counts):
+    total, n = sums.sum(0), counts.sum(0)
+    new = c.copy()
+    new[n > 0] = total[n > 0] / n[n > 0, None]
+    return new
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(3000, 16, 24), (2000, 3, 5), (900, 40, 1)])
+def test_bounded_step_gives_the_labels_of_a_full_step_and_skips_rows(rng, dtype, shape):
+    """Over Lloyd's iterations on clustered rows, the bounded step's labels, exact distances and per-block sums are
+    those of kmeans_step, while it skips most rows once the centres settle (k = 1: every row after the first)."""
+    n, d, kc = shape
+    middles = rng.normal(scale=8.0, size=(kc, d))
+    x = (middles[rng.integers(0, kc, n)] + rng.standard_normal((n, d))).astype(dtype)
+    c = middles + rng.normal(scale=2.0, size=middles.shape)  # near the clusters: Lloyd settles within 8 steps
+    labels, upper, lower = np.full(n, -1, np.int32), np.zeros(n), np.zeros(n)
+    moved, computed = None, []
+    blocks = -(-n // 512)
+    for _ in range(8):
+        s1, c1 = np.zeros((blocks, kc, d)), np.zeros((blocks, kc))
+        s2, c2 = np.zeros((blocks, kc, d)), np.zeros((blocks, kc))
+        want, want_dist = k.kmeans_step(x, c, sums=s1, counts=c1, block_rows=512)
+        got, dist, rows = k.kmeans_step_bounded(x, c, labels, upper, lower, moved=moved, sums=s2, counts=c2,
+                                                block_rows=512)
+        assert got is labels and np.array_equal(got, want)
+        assert dist.tobytes() == want_dist.tobytes() and s2.tobytes() == s1.tobytes() and c2.tobytes() == c1.tobytes()
+        computed.append(rows)
+        new = _lloyd_centres(x, c, s1, c1)
+        moved, c = np.sqrt(((new - c) ** 2).sum(1)), new
+    assert computed[0] == n and computed[-1] < n // 4, computed
+    if kc == 1:
+        assert computed[1:] == [0] * 7
+
+
+def test_bounded_step_recomputes_rows_on_a_tie_and_after_a_jump():
+    """A row equidistant from two centroids is never skipped (its label, the first on the tie, is kmeans_step's),
+    and a centroid that jumps loosens the bounds of every row (they are all recomputed)."""
+    x = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [10.0, 0.0]])
+    c = np.array([[0.0, 0.0], [2.0, 0.0]])
+    labels, upper, lower = np.full(4, -1, np.int32), np.zeros(4), np.zeros(4)
+    k.kmeans_step_bounded(x, c, labels, upper, lower)
+    _, _, rows = k.kmeans_step_bounded(x, c, labels, upper, lower, moved=np.zeros(2))
+    assert rows == 1 and labels.tolist() == k.kmeans_step(x, c)[0].tolist() == [0, 1, 0, 1]
+    jumped = np.array([[0.0, 0.0], [9.0, 0.0]])
+    _, _, rows = k.kmeans_step_bounded(x, jumped, labels, upper, lower, moved=np.array([0.0, 7.0]))
+    assert rows == 4 and labels.tolist() == k.kmeans_step(x, jumped)[0].tolist()
+
+
+def test_bounded_step_checks_its_arguments():
+    x = np.ones((4, 2))
+    c = np.zeros((2, 2))
+    good = (np.full(4, -1, np.int32), np.zeros(4), np.zeros(4))
+    with pytest.raises(ValueError, match="labels must be a contiguous int32 array of shape"):
+        k.kmeans_step_bounded(x, c, np.full(4, -1), *good[1:])
+    with pytest.raises(ValueError, match="upper must be a contiguous float64"):
+        k.kmeans_step_bounded(x, c, good[0], np.zeros(3), good[2])
+    with pytest.raises(ValueError, match="labels must be -1"):
+        k.kmeans_step_bounded(x, c, np.full(4, 2, np.int32), *good[1:])
+    with pytest.raises(ValueError, match="moved must be 2 distances >= 0"):
+        k.kmeans_step_bounded(x, c, *good, moved=np.array([1.0, -1.0]))
+    read_only = np.zeros(4)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="lower must be writeable"):
+        k.kmeans_step_bounded(x, c, good[0], good[1], read_only)
+    with pytest.raises(ValueError, match="sums and counts go together"):
+        k.kmeans_step_bounded(x, c, *good, sums=np.zeros((2, 2)))

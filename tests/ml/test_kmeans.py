@@ -409,3 +409,37 @@ def test_verbose_fit_is_the_same_fit(init, capsys):
     b = ml.KMeans(4, init=init_far, n_init=1, tol=0.0, verbose=2).fit(X)
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
     assert a.inertia_ == b.inertia_
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bounded_lloyd_fits_the_bits_of_full_steps(monkeypatch, weighted, dtype):
+    """Lloyd's steps with per-row bounds (k x d >= 256 here) skip rows and give the fit of full steps, bit for bit:
+    centres, labels, inertia, n_iter_ (k-means++ with n_init=2, tol=0; verbose, whose per-iteration inertia takes
+    the distances, too)."""
+    from hpc import kernels
+    from hpc.ml import _kmeans_init
+
+    rng = np.random.default_rng(11)
+    middles = rng.normal(scale=5.0, size=(24, 16))
+    X = (middles[rng.integers(0, 24, 3000)] + rng.standard_normal((3000, 16))).astype(dtype)
+    w = rng.random(3000) if weighted else None
+    skipped = []
+    step = kernels.kmeans_step_bounded
+
+    def counted(x, *args, **kwargs):
+        out = step(x, *args, **kwargs)
+        skipped.append(x.shape[0] - out[2])
+        return out
+
+    monkeypatch.setattr(kernels, "kmeans_step_bounded", counted)
+    fits = {}
+    for name in ("bounded", "full"):
+        if name == "full":
+            monkeypatch.setattr(_kmeans_init.Points, "_bounds_pay", lambda self, c: False)
+        for verbose in (0, 1):
+            km = ml.KMeans(24, n_init=2, tol=0.0, random_state=4, verbose=verbose).fit(X, sample_weight=w)
+            fits[name, verbose] = (km.cluster_centers_.tobytes(), km.labels_.tobytes(), km.inertia_, km.n_iter_)
+    assert sum(skipped) > 0  # the bounded steps ran and skipped rows
+    for verbose in (0, 1):
+        assert fits["bounded", verbose] == fits["full", verbose]
