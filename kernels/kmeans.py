@@ -182,26 +182,27 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distan
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
-def _refresh_bounds(norms, rows, products, half_norms, labels, upper, lower, margin, c2):  # pragma: no cover
+def _refresh_bounds(x, rows, products, half_norms, labels, upper, lower, margin, c2):  # pragma: no cover
     # the argmin over the computed values (first on ties, as _finish_tile) and bounds on the true distances from
     # them: each value is |c|^2/2 - x.c within margin * (|x|^2 + max |c|^2) of the exact one
     k = products.shape[1]
+    d = x.shape[1]
     for g in range(rows.shape[0]):
         r = rows[g]
         p = products[g]
         best = 0
         best_value = half_norms[0] - p[0]
         second = _np.inf
-        for j in range(1, k):
+        for j in range(1, k):  # selects, not branches: the branches' mispredictions cost 3x the loop
             value = half_norms[j] - p[j]
-            if value < best_value:
-                second = best_value
-                best_value = value
-                best = j
-            elif value < second:
-                second = value
+            second = min(second, max(value, best_value))
+            better = value < best_value
+            best = j if better else best
+            best_value = value if better else best_value
         labels[r] = best
-        norm = norms[r]
+        norm = 0.0
+        for t in range(d):
+            norm += _np.float64(x[r, t]) * _np.float64(x[r, t])
         slack = 2.0 * margin * (norm + c2)
         upper[r] = _np.sqrt(max(0.0, 2.0 * _np.float64(best_value) + norm + slack)) * (1.0 + 1e-12)
         lower[r] = _np.sqrt(max(0.0, 2.0 * _np.float64(second) + norm - slack)) * (1.0 - 1e-12)
@@ -213,11 +214,13 @@ def _bounded_compiled(x, c, labels, upper, lower, moved, margin, dist, sums, cou
     half_norms, ct = _prepared(x, c)
     k, d = c.shape
     c2 = 0.0
+    centre_norms = _np.empty(k)
     for j in range(k):
         acc = 0.0
         for t in range(d):
             acc += c[j, t] * c[j, t]
         c2 = max(c2, acc)
+        centre_norms[j] = _np.sqrt(acc) * (1.0 + 1e-12)
     # the largest move of a centre other than each row's own: the top two moves
     first, second, first_at = 0.0, 0.0, -1
     for j in range(k):
@@ -226,12 +229,6 @@ def _bounded_compiled(x, c, labels, upper, lower, moved, margin, dist, sums, cou
         elif moved[j] > second:
             second = moved[j]
     m = x.shape[0]
-    norms = _np.empty(m)
-    for r in range(m):
-        acc = 0.0
-        for t in range(d):
-            acc += _np.float64(x[r, t]) * _np.float64(x[r, t])
-        norms[r] = acc
     rows = _np.empty(tile, _np.int64)
     gathered = _np.empty((tile, d), x.dtype)
     computed = 0
@@ -246,18 +243,27 @@ def _bounded_compiled(x, c, labels, upper, lower, moved, margin, dist, sums, cou
                 if own >= 0:  # the centres moved since the bounds were made: widen them (triangle inequality)
                     upper[r] = (upper[r] + moved[own]) * (1.0 + 1e-12)
                     lower[r] = max(0.0, (lower[r] - (second if own == first_at else first)) * (1.0 - 1e-12))
-                    # kept: every other centre is farther by more than the products' rounding can reorder
+                    # kept: every other centre is farther by more than the products' rounding can reorder (|x| at
+                    # most the distance to its centre plus that centre's norm: no pass over the row)
+                    most = upper[r] + centre_norms[own]
                     if lower[r] > upper[r] and (
-                        lower[r] * lower[r] - upper[r] * upper[r] > 4.0 * margin * (norms[r] + c2)
+                        lower[r] * lower[r] - upper[r] * upper[r] > 4.0 * margin * (most * most + c2)
                     ):
                         continue
                 rows[n] = r
-                for t in range(d):
-                    gathered[n, t] = x[r, t]
                 n += 1
+            if 2 * n > hi - lo:  # most of the tile: its whole product, as kmeans_step takes it, refreshes every row
+                for r in range(lo, hi):
+                    rows[r - lo] = r
+                n = hi - lo
+                products = _np.dot(x[lo:hi], ct)  # BLAS, the GIL released
+            elif n:
+                for g in range(n):
+                    for t in range(d):
+                        gathered[g, t] = x[rows[g], t]
+                products = _np.dot(gathered[:n], ct)
             if n:
-                products = _np.dot(gathered[:n], ct)  # BLAS, the GIL released
-                _refresh_bounds(norms, rows[:n], products, half_norms, labels, upper, lower, margin, c2)
+                _refresh_bounds(x, rows[:n], products, half_norms, labels, upper, lower, margin, c2)
                 computed += n
             if distances:
                 _distances_tile(x[lo:hi], c, labels[lo:hi], dist[lo:hi])

@@ -211,7 +211,8 @@ class Points:
         from hpc.kernels import _checks
 
         k, d = centres.shape
-        return _checks.COMPILED_BLAS and k >= 4 and d >= 8 and k * d >= 256
+        wide = 256 if self.rows is None or self.rows.dtype == _np.float64 else 1000  # float32: cheaper products
+        return _checks.COMPILED_BLAS and k >= 4 and d >= 8 and k * d >= wide
 
     def _bounds_for(self, centres: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray, _np.ndarray | None]:
         """Return the per-row state of the bounded steps (labels, upper and lower bounds, this rank's rows end to

@@ -45,7 +45,7 @@ CASES = [
     ("KMeans-random", lambda: ml.KMeans(5, init="random", n_init=3, random_state=4), "x"),
     ("KMeans-k-means||", lambda: ml.KMeans(5, init="k-means||", random_state=5), "x"),
     ("KMeans-float32", lambda: ml.KMeans(4, random_state=6), "x32"),
-    # k x d >= 256: Lloyd's steps keep per-row bounds and skip rows (kernels.kmeans_step_bounded)
+    # k x d >= 256 (float32: 1000): Lloyd's steps keep per-row bounds and skip rows (kernels.kmeans_step_bounded)
     ("KMeans-bounded", lambda: ml.KMeans(20, n_init=2, random_state=8), "x-wide"),
     ("KMeans-bounded-float32", lambda: ml.KMeans(20, tol=0.0, random_state=9), "x-wide32"),
     ("PCA-float32", lambda: ml.PCA(n_components=2), "x32"),
@@ -64,7 +64,9 @@ def _data(kind):
     if kind == "x32":
         return blobs(n=500, dtype=np.float32)[0], None
     if kind.startswith("x-wide"):
-        return blobs(n=900, d=16, centres=12, dtype=np.float32 if kind.endswith("32") else np.float64)[0], None
+        if kind.endswith("32"):
+            return blobs(n=900, d=50, centres=12, dtype=np.float32)[0], None
+        return blobs(n=900, d=16, centres=12)[0], None
     if kind == "reg":
         return regression(n=650)
     X, labels = blobs(n=640, centres=4)

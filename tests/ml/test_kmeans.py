@@ -414,15 +414,16 @@ def test_verbose_fit_is_the_same_fit(init, capsys):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_bounded_lloyd_fits_the_bits_of_full_steps(monkeypatch, weighted, dtype):
-    """Lloyd's steps with per-row bounds (k x d >= 256 here) skip rows and give the fit of full steps, bit for bit:
-    centres, labels, inertia, n_iter_ (k-means++ with n_init=2, tol=0; verbose, whose per-iteration inertia takes
-    the distances, too)."""
+    """Lloyd's steps with per-row bounds (k x d >= 256, float32 1000) skip rows and give the fit of full steps, bit
+    for bit: centres, labels, inertia, n_iter_ (k-means++ with n_init=2, tol=0; verbose, whose per-iteration inertia
+    takes the distances, too)."""
     from hpc import kernels
     from hpc.ml import _kmeans_init
 
     rng = np.random.default_rng(11)
-    middles = rng.normal(scale=5.0, size=(24, 16))
-    X = (middles[rng.integers(0, 24, 3000)] + rng.standard_normal((3000, 16))).astype(dtype)
+    d = 16 if dtype == np.float64 else 48
+    middles = rng.normal(scale=5.0, size=(24, d))
+    X = (middles[rng.integers(0, 24, 3000)] + rng.standard_normal((3000, d))).astype(dtype)
     w = rng.random(3000) if weighted else None
     skipped = []
     step = kernels.kmeans_step_bounded
