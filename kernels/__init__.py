@@ -19,7 +19,7 @@ from .columns import column_moments
 from .distances import kmeans_assign, sqdist
 from .elementwise import axpbyc, fuse
 from .histogram import histogram
-from .kmeans import kmeans_step, kmeans_step_bounded
+from .kmeans import kmeans_distances, kmeans_step, kmeans_step_bounded
 from .logistic import logistic_loss_grad, softmax_loss_grad
 from .matrix import gemm, gemm_tiled, gemv
 from .reductions import argmax, argmin, max, mean, mean_var, min, sum, var
@@ -29,7 +29,7 @@ from .stencil import jacobi_step
 
 __all__ = [
     "argmax", "argmin", "asum", "axpbyc", "axpy", "column_moments", "dot", "exclusive_scan", "fuse", "gemm",
-    "gemm_tiled", "gemv", "histogram", "inclusive_scan", "jacobi_step", "kmeans_assign", "kmeans_step",
-    "kmeans_step_bounded", "layernorm", "logistic_loss_grad", "logsumexp", "max", "mean", "mean_var", "min", "nrm2",
-    "scal", "simd", "softmax", "softmax_loss_grad", "sqdist", "sum", "var",
+    "gemm_tiled", "gemv", "histogram", "inclusive_scan", "jacobi_step", "kmeans_assign", "kmeans_distances",
+    "kmeans_step", "kmeans_step_bounded", "layernorm", "logistic_loss_grad", "logsumexp", "max", "mean", "mean_var",
+    "min", "nrm2", "scal", "simd", "softmax", "softmax_loss_grad", "sqdist", "sum", "var",
 ]  # fmt: skip

@@ -325,7 +325,7 @@ def sqdist(x, y, *, out=None, parallel=None, block_rows=None):
     if x.shape[1] == 0:
         out[...] = 0.0
         return out
-    if block < x.shape[0] and not _direct(x[:block], y):  # fewer rows never leave the direct form: all or per block
+    if block < x.shape[0] and not _direct(x, y):  # the direct form on all rows is every block's; else per block
         for lo in range(0, x.shape[0], block):
             _sqdist_rows(x[lo : lo + block], y, out[lo : lo + block], parallel)
         return out

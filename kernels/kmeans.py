@@ -16,7 +16,7 @@ from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
 
-__all__ = ["kmeans_step", "kmeans_step_bounded"]
+__all__ = ["kmeans_distances", "kmeans_step", "kmeans_step_bounded"]
 
 
 
@@ -182,9 +182,10 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distan
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
-def _refresh_bounds(x, rows, products, half_norms, labels, upper, lower, margin, c2):  # pragma: no cover
+def _refresh_bounds(x, rows, products, half_norms, labels, upper, lower, margin, floor, c2):  # pragma: no cover
     # the argmin over the computed values (first on ties, as _finish_tile) and bounds on the true distances from
-    # them: each value is |c|^2/2 - x.c within margin * (|x|^2 + max |c|^2) of the exact one
+    # them: each value is |c|^2/2 - x.c within margin * (|x|^2 + max |c|^2) + floor of the exact one (floor: what
+    # products and norms near the subnormal range lose); a value that overflowed gives no bounds
     k = products.shape[1]
     d = x.shape[1]
     for g in range(rows.shape[0]):
@@ -203,14 +204,23 @@ def _refresh_bounds(x, rows, products, half_norms, labels, upper, lower, margin,
         norm = 0.0
         for t in range(d):
             norm += _np.float64(x[r, t]) * _np.float64(x[r, t])
-        slack = 2.0 * margin * (norm + c2)
-        upper[r] = _np.sqrt(max(0.0, 2.0 * _np.float64(best_value) + norm + slack)) * (1.0 + 1e-12)
-        lower[r] = _np.sqrt(max(0.0, 2.0 * _np.float64(second) + norm - slack)) * (1.0 - 1e-12)
+        slack = 2.0 * (margin * (norm + c2) + floor)
+        high = 2.0 * _np.float64(best_value) + norm + slack
+        low = 2.0 * _np.float64(second) + norm - slack
+        if k == 1 and _np.isfinite(high):  # no other centroid: always kept
+            upper[r] = _np.sqrt(max(0.0, high)) * (1.0 + 1e-12)
+            lower[r] = _np.inf
+        elif _np.isfinite(high) and _np.isfinite(low):
+            upper[r] = _np.sqrt(max(0.0, high)) * (1.0 + 1e-12)
+            lower[r] = _np.sqrt(max(0.0, low)) * (1.0 - 1e-12)
+        else:  # a value overflowed: no bounds, recomputed at the next step
+            upper[r] = _np.inf
+            lower[r] = 0.0
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
-def _bounded_compiled(x, c, labels, upper, lower, moved, margin, dist, sums, counts, accumulate, distances, tile,
-                      block):  # pragma: no cover - compiled by numba
+def _bounded_compiled(x, c, labels, upper, lower, moved, margin, floor, dist, sums, counts, accumulate, distances,
+                      tile, block):  # pragma: no cover - compiled by numba
     half_norms, ct = _prepared(x, c)
     k, d = c.shape
     c2 = 0.0
@@ -247,7 +257,7 @@ def _bounded_compiled(x, c, labels, upper, lower, moved, margin, dist, sums, cou
                     # most the distance to its centre plus that centre's norm: no pass over the row)
                     most = upper[r] + centre_norms[own]
                     if lower[r] > upper[r] and (
-                        lower[r] * lower[r] - upper[r] * upper[r] > 4.0 * margin * (most * most + c2)
+                        lower[r] * lower[r] - upper[r] * upper[r] > 4.0 * (margin * (most * most + c2) + floor)
                     ):
                         continue
                 rows[n] = r
@@ -263,7 +273,7 @@ def _bounded_compiled(x, c, labels, upper, lower, moved, margin, dist, sums, cou
                         gathered[g, t] = x[rows[g], t]
                 products = _np.dot(gathered[:n], ct)
             if n:
-                _refresh_bounds(x, rows[:n], products, half_norms, labels, upper, lower, margin, c2)
+                _refresh_bounds(x, rows[:n], products, half_norms, labels, upper, lower, margin, floor, c2)
                 computed += n
             if distances:
                 _distances_tile(x[lo:hi], c, labels[lo:hi], dist[lo:hi])
@@ -281,11 +291,13 @@ def kmeans_step_bounded(x, centroids, labels, upper, lower, *, moved=None, sums=
     every other. ``moved`` (float64 ``(k,)``) is how far each centroid moved since the bounds were made (None: they
     were made for these centroids, or every label is -1). A row is skipped when its bounds, widened by the moves,
     keep every other centroid farther by more than the products' rounding could reorder (a margin of
-    ``8 (d + 3) eps (|x|^2 + max |c|^2)`` in squared distance), so its label is the one a full step would give:
-    the argmin of ``|c|^2 - 2 x.c``, first on ties. The other rows of each tile are gathered and take one BLAS
-    product; their labels and bounds are refreshed. Products of a gathered subset may differ from a full tile's in
-    the last bit, so on a near-tie a label can differ from :func:`kmeans_step`'s; every result depends on the rows'
-    own state only, so it is the same on any split of the blocks.
+    ``8 (d + 3) (eps (|x|^2 + max |c|^2) + tiny)`` in squared distance, ``eps`` and ``tiny`` of ``x``'s dtype: data
+    near the subnormal range is never skipped, nor a row whose values overflowed), so its label is the one a full
+    step would give: the argmin of ``|c|^2 - 2 x.c``, first on ties. The other rows of each tile are gathered and take
+    one BLAS product (the whole tile where most rows need it, as :func:`kmeans_step` takes it); their labels and
+    bounds are refreshed. BLAS may round a gathered subset's products differently from a whole tile's in the last
+    bit, so on a tie to rounding (integer or symmetric data) a refreshed row's label can differ from
+    :func:`kmeans_step`'s; every result depends on the rows' own state only, the same on any split of the blocks.
 
     Args:
         x, centroids, sums, counts, block_rows, distances: as :func:`kmeans_step` (``sums``/``counts`` add the
@@ -327,9 +339,42 @@ def kmeans_step_bounded(x, centroids, labels, upper, lower, *, moved=None, sums=
         return labels, dist if distances else None, 0
     if not _checks.COMPILED_BLAS:
         raise RuntimeError("kmeans_step_bounded needs SciPy (numba calls BLAS through it); use kmeans_step")
-    margin = 2.0 * (x.shape[1] + 3) * float(_np.finfo(x.dtype).eps)
+    info = _np.finfo(x.dtype)
+    margin = 2.0 * (x.shape[1] + 3) * float(info.eps)
+    floor = 2.0 * (x.shape[1] + 3) * float(info.tiny)  # more than every rounding near the subnormal range adds
     tile = max(64, _checks.TILE_PRODUCTS // k)
     xc = _np.ascontiguousarray(x)
-    computed = _bounded_compiled(xc, c, labels, upper, lower, moved, margin, dist, sums3, counts2, accumulate,
+    computed = _bounded_compiled(xc, c, labels, upper, lower, moved, margin, floor, dist, sums3, counts2, accumulate,
                                  bool(distances), tile, block)
     return labels, dist if distances else None, int(computed)
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE)
+def _label_distances(x, c, labels, dist):  # pragma: no cover - compiled by numba
+    m = x.shape[0]
+    _distances_tile(x[0:m], c, labels[0:m], dist[0:m])  # sliced as the steps slice their tiles: the same code
+
+
+def kmeans_distances(x, centroids, labels):
+    """Return each row's exact squared distance to its labelled centroid, float64 ``(m,)``: ``sum((x - c_label)^2)``,
+    the bits of the distances :func:`kmeans_step` and :func:`kmeans_step_bounded` return for the same labels.
+
+    What a Lloyd step needs when it must know the distances for labels it already has (the farthest rows, to
+    refill an empty cluster) without labelling the rows again.
+
+    Example:
+        >>> import numpy as np; from hpc import kernels
+        >>> kernels.kmeans_distances(np.array([[0.0], [9.0]]), np.array([[1.0], [8.0]]), np.array([0, 0])).tolist()
+        [1.0, 64.0]
+    """
+    x = _checks.matrix("x", x)
+    c = _centroids(x, centroids)
+    labels = _np.asarray(labels)
+    if labels.shape != (x.shape[0],) or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be {x.shape[0]} integers; got {labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= c.shape[0]):
+        raise ValueError(f"labels must be centroids in [0, {c.shape[0]})")
+    dist = _np.empty(x.shape[0], _np.float64)
+    if x.shape[0]:
+        _label_distances(_np.ascontiguousarray(x), c, _np.ascontiguousarray(labels, dtype=_np.int32), dist)
+    return dist

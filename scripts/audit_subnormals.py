@@ -112,6 +112,9 @@ def _cases(dtype: np.dtype) -> list[tuple[str, str, Callable[[], Any]]]:
                 m, m2.astype(np.float64), sums=np.zeros((k, cols)), counts=np.zeros(k)
             ),
             "kmeans_step_bounded": lambda m=m, m2=m2: _bounded_twice(m, m2.astype(np.float64)),
+            "kmeans_distances": lambda m=m, m2=m2: kernels.kmeans_distances(
+                m, m2.astype(np.float64), np.arange(m.shape[0]) % k
+            ),
             "layernorm": lambda m=m: kernels.layernorm(m, parallel=False),
             "column_moments": lambda m=m: kernels.column_moments(m, deviations=True),
         }

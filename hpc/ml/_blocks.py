@@ -62,25 +62,27 @@ def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
                 raise
 
     workers = current_engine()
-    helpers = []
+    pending: list[Job] = []  # helpers pushed and neither taken back nor waited for yet
+    errors: list[Exception] = []
     try:
         for _ in range(min(n, threads) - 1):
             helper = Job(work)
             workers.push(helper)
-            helpers.append(helper)
+            pending.append(helper)
         work()
+        while pending:
+            if not workers.take_back(pending[0]):  # started: it finishes its block and finds no more
+                try:
+                    workers.wait_for(pending[0])  # an interrupt of this wait propagates
+                except Exception as exc:  # the helper's block raised: raised once every helper has finished
+                    errors.append(exc)
+            pending.pop(0)
     except BaseException:  # the caller's own block, or an interrupt: the other threads start no more blocks
         state["failed"] = True
-        for helper in helpers:
+        for helper in pending:
             if not workers.take_back(helper):
                 workers.wait_for_quietly(helper)
         raise
-    errors = []
-    for helper in helpers:
-        if not workers.take_back(helper):  # started: it finishes its block and finds no more
-            workers.wait_for_quietly(helper)
-            if helper.error is not None:
-                errors.append(helper.error)
     if errors:
         raise errors[0]
     return results

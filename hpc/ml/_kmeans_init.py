@@ -204,6 +204,29 @@ class Points:
             self._bounds_centres = centres.copy()
         return out
 
+    def label_distances(self, labels: list[_np.ndarray], centres: _np.ndarray) -> list[_np.ndarray]:
+        """Return each block's exact squared distances of its rows to their centres in ``labels`` (per block), the
+        bits a step's distances have (:func:`hpc.kernels.kmeans_distances`); device blocks take a whole step again
+        (the twins' steps give the same labels again)."""
+        if self.blocks.on_device:
+            return [self.step(i, centres)[1] for i in range(len(self.blocks))]
+        from hpc import kernels
+
+        return self.blocks.run(lambda i: kernels.kmeans_distances(self.blocks.items[i][0], centres, labels[i]))
+
+    def lowered(self, closest: _np.ndarray, candidates: _np.ndarray) -> _np.ndarray:
+        """Return ``closest`` (per row, this rank's rows end to end) lowered to each row's nearest of
+        ``candidates``, block by block on the pool's threads: no matrix of every row's distances at once."""
+        o = self.offsets
+        out = closest.copy()
+
+        def one(i: int) -> None:
+            part = out[o[i] : o[i + 1]]
+            _np.minimum(part, self.sqdist(i, candidates).min(axis=1), out=part)
+
+        self.blocks.run(one)
+        return out
+
     def _bounds_pay(self, centres: _np.ndarray) -> bool:
         """Whether Lloyd's steps keep per-row bounds: compiled BLAS (SciPy), and products wide enough that skipping
         them pays for the bookkeeping of every row (where the thresholds come from: docs/performance.md, "hpc bench
@@ -220,10 +243,15 @@ class Points:
         number of centres."""
         n = int(self.offsets[-1])
         last = self._bounds_centres
-        if self._bounds is None or last is None or last.shape != centres.shape:
+        moved = None
+        if last is not None and last.shape == centres.shape:
+            with _np.errstate(over="ignore", invalid="ignore"):
+                moved = _np.sqrt(((centres - last) ** 2).sum(axis=1))
+        if self._bounds is None or moved is None or not _np.isfinite(moved).all():  # none yet, or no use: anew
             self._bounds = (_np.full(n, -1, _np.int32), _np.zeros(n), _np.zeros(n))
-            last = None
-        moved = None if last is None else _np.sqrt(((centres - last) ** 2).sum(axis=1))
+            moved = None
+        # until the step has run whole (it may raise midway, with some rows' bounds already for these centres)
+        self._bounds_centres = None
         return (*self._bounds, moved)
 
     def _group_edges(self) -> list[int] | None:
@@ -574,7 +602,7 @@ def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversa
         new = points.fetch(picked)
         chosen.extend(picked.tolist())
         candidates = _np.vstack([candidates, new])
-        closest = _np.minimum(closest, points.distances(new)[0].min(axis=1))
+        closest = points.lowered(closest, new)
     if candidates.shape[0] < k:  # too few sampled (tiny or duplicated data): top up with uniform rows
         keys = [points.race_keys(i, u) for i, u in enumerate(points.uniform(_stream(_PARALLEL, run, rounds + 1)))]
         for start, key in zip(points.blocks.starts, keys):

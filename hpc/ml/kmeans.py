@@ -337,8 +337,8 @@ def _lloyd(
         counts = total[k * d : k * d + k].copy()
         changed, inertia = total[-2], total[-1]
         if (counts == 0).any():
-            if not inertia_each:  # the farthest rows are wanted: this iteration's distances (the same labels)
-                labels, dist = labelled(centres)
+            if not inertia_each:  # the farthest rows are wanted: the distances of this iteration's labels
+                dist = points.label_distances(labels, centres)
             _relocate_empty(points, labels, dist, sums, counts)
         new_centres = sums.copy()
         filled = counts > 0

@@ -71,7 +71,7 @@ def test_distances_errors():
 
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("shape", [(1000, 6, 5), (700, 40, 30), (300, 3, 130)])
+@pytest.mark.parametrize("shape", [(1000, 6, 5), (700, 40, 30), (300, 3, 130), (40, 100, 3)])
 def test_sqdist_blocks_get_the_bits_of_their_own_calls(rng, dtype, parallel, shape):
     """With block_rows each block's distances are those of a call on its rows alone: thin problems (one direct
     call), wide ones (the GEMM form per block; the short last block of 8 rows takes the direct form on its own),
@@ -79,7 +79,7 @@ def test_sqdist_blocks_get_the_bits_of_their_own_calls(rng, dtype, parallel, sha
     m, d, n = shape
     x = (rng.standard_normal((m, d)) * 3 + 1).astype(dtype)
     y = rng.standard_normal((n, d)).astype(dtype)
-    for block in (64, 173, m - 8, m, m + 5):
+    for block in (1, 8, 64, 173, m - 8, m, m + 5):
         got = k.sqdist(x, y, parallel=parallel, block_rows=block)
         out = np.empty_like(got)
         assert k.sqdist(x, y, out=out, parallel=parallel, block_rows=block) is out

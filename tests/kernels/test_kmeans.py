@@ -190,3 +190,41 @@ def test_bounded_step_checks_its_arguments():
         k.kmeans_step_bounded(x, c, good[0], good[1], read_only)
     with pytest.raises(ValueError, match="sums and counts go together"):
         k.kmeans_step_bounded(x, c, *good, sums=np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e-161), (np.float64, 1e-150), (np.float64, 1e150),
+                                          (np.float32, 1e-22), (np.float32, 1e18), (np.float32, 3e19)])
+def test_bounded_step_near_the_ends_of_the_range_keeps_full_step_labels(rng, dtype, scale):
+    """Where products and norms go subnormal (their rounding is absolute there) or overflow, no row is kept on
+    bounds that do not hold: after a small move of the centroids every label is still kmeans_step's."""
+    for d in (1, 8):
+        x = (rng.standard_normal((600, d)) * scale).astype(dtype)
+        c = x[:6].astype(np.float64)
+        labels, upper, lower = np.full(600, -1, np.int32), np.zeros(600), np.zeros(600)
+        k.kmeans_step_bounded(x, c, labels, upper, lower)
+        for _ in range(4):
+            new = c * (1.0 + 0.01 * rng.standard_normal(c.shape))
+            with np.errstate(over="ignore", invalid="ignore"):
+                moved = np.sqrt(((new - c) ** 2).sum(1)) * 1.001
+            if not np.isfinite(moved).all():
+                moved = np.full(6, np.inf)
+            c = new
+            got = k.kmeans_step_bounded(x, c, labels, upper, lower, moved=moved)[0]
+            with np.errstate(over="ignore", invalid="ignore"):
+                assert np.array_equal(got, k.kmeans_step(x, c)[0]), (d, scale)
+
+
+def test_distances_of_given_labels_are_the_steps_bits(rng):
+    """kmeans_distances gives, for the labels a step chose, the step's own distances bit for bit, and checks its
+    labels."""
+    for d, kc, dtype in ((10, 10, np.float64), (100, 30, np.float64), (7, 5, np.float32), (1, 3, np.float64)):
+        x = rng.standard_normal((3000, d)).astype(dtype)
+        c = rng.standard_normal((kc, d))
+        labels, dist = k.kmeans_step(x, c)
+        assert k.kmeans_distances(x, c, labels).tobytes() == dist.tobytes()
+        assert k.kmeans_distances(x, c, labels.astype(np.int64)).tobytes() == dist.tobytes()
+    assert k.kmeans_distances(np.empty((0, 2)), np.zeros((1, 2)), np.empty(0, np.int32)).shape == (0,)
+    with pytest.raises(ValueError, match="labels must be 3 integers"):
+        k.kmeans_distances(np.zeros((3, 2)), np.zeros((2, 2)), np.zeros(2, np.int32))
+    with pytest.raises(ValueError, match=r"labels must be centroids in \[0, 2\)"):
+        k.kmeans_distances(np.zeros((3, 2)), np.zeros((2, 2)), np.array([0, 2, 1]))

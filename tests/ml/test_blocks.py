@@ -106,3 +106,34 @@ def test_a_failing_helper_is_raised_once_every_block_under_way_has_finished():
                 run_blocks(fn, 200)
             with lock:
                 assert state["now"] == 0, state
+
+
+@pytest.mark.timeout(60)
+def test_an_interrupt_while_the_pass_waits_is_raised_not_swallowed():
+    """Ctrl-C (KeyboardInterrupt in the main thread) while the pass waits for a block on a pool thread, or runs
+    one itself, reaches the caller: the pass never returns with a block's result missing."""
+    import _thread
+
+    release = threading.Event()
+
+    def fn(i):
+        if i == 0:
+            time.sleep(0.05)  # the caller's first block: a pool thread takes block 1 meanwhile
+        if i == 1:
+            release.wait(10)  # held until after the interrupt: it lands inside run_blocks
+        return i
+
+    def interrupt():
+        _thread.interrupt_main()
+        time.sleep(0.1)
+        release.set()  # the pool thread's block ends: the pass raises once it has
+
+    timer = threading.Timer(0.2, interrupt)
+    with hpc.ThreadPool(2):
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                run_blocks(fn, 2)
+        finally:
+            release.set()
+            timer.cancel()

@@ -444,3 +444,24 @@ def test_bounded_lloyd_fits_the_bits_of_full_steps(monkeypatch, weighted, dtype)
     assert sum(skipped) > 0  # the bounded steps ran and skipped rows
     for verbose in (0, 1):
         assert fits["bounded", verbose] == fits["full", verbose]
+
+
+def test_bounded_lloyd_refills_an_empty_cluster_from_its_own_labels(monkeypatch):
+    """A centre far from every row empties at the first step: the farthest rows are found from that step's labels
+    (their distances, not a second labelling), so a quiet fit equals a verbose one, and both equal full steps'."""
+    from hpc.ml import _kmeans_init
+
+    rng = np.random.default_rng(5)
+    X = np.round(rng.normal(scale=3.0, size=(2500, 16)))  # integers: many ties to rounding
+    init = X[rng.choice(2500, 20, replace=False)].copy()
+    init[7] = 1e3  # far from every row: empty after the first step
+    fits = {}
+    for name in ("bounded", "full"):
+        if name == "full":
+            monkeypatch.setattr(_kmeans_init.Points, "_bounds_pay", lambda self, c: False)
+        for verbose in (0, 1):
+            km = ml.KMeans(20, init=init, n_init=1, max_iter=30, tol=0.0, verbose=verbose).fit(X)
+            assert np.isfinite(km.cluster_centers_).all() and np.abs(km.cluster_centers_).max() < 50
+            fits[name, verbose] = (km.cluster_centers_.tobytes(), km.labels_.tobytes(), km.inertia_, km.n_iter_)
+    assert fits["bounded", 0] == fits["bounded", 1]
+    assert fits["full", 0] == fits["full", 1]

@@ -150,3 +150,29 @@ def test_distances_over_groups_of_blocks_are_each_blocks_own(weighted, dtype, fe
     assert np.allclose(sums[0], lowered.sum(axis=0), rtol=1e-12)
     plain, none = grouped.distances(candidates)
     assert none is None and plain[:block].tobytes() == first.tobytes()
+
+
+def test_bounds_state_starts_anew_after_a_step_that_did_not_finish_or_non_finite_centres():
+    """The bounded steps' per-row state: kept from a finished step (with the centres' moves), made anew when the
+    last step did not finish (some rows' bounds may already be for new centres), when the number of centres
+    changes, or when a move is not finite."""
+    X = np.arange(40.0).reshape(20, 2)
+    blocks = Blocks(mpi.world(), np.array([20]), [X], block_rows=8)
+    offsets = np.array([0, 8, 16, 20])
+    points = Points(blocks, 1, 2, rows=X, offsets=offsets)
+    centres = np.zeros((3, 2))
+    labels, _, _, moved = points._bounds_for(centres)
+    assert moved is None and (labels == -1).all()
+    labels[:] = 1
+    points._bounds_centres = centres.copy()  # what a finished step leaves
+    again, _, _, moved = points._bounds_for(centres + 1.0)
+    assert again is labels and np.allclose(moved, np.sqrt(2.0))
+    _, _, _, moved = points._bounds_for(centres)  # the step above never finished
+    assert moved is None and (points._bounds[0] == -1).all()
+    points._bounds[0][:] = 2
+    points._bounds_centres = centres.copy()
+    _, _, _, moved = points._bounds_for(np.full((3, 2), np.inf))
+    assert moved is None and (points._bounds[0] == -1).all()
+    points._bounds_centres = centres.copy()
+    _, _, _, moved = points._bounds_for(np.zeros((4, 2)))
+    assert moved is None
