@@ -52,6 +52,11 @@ def test_every_row_ran_or_says_why(tiny):
         rows = workload["rows"]
         assert rows[bench_ml.OURS]["status"] == "ok" and rows[bench_ml.SKLEARN]["status"] == "ok"
         assert rows[bench_ml.SKLEARN]["vs_sklearn"] == pytest.approx(1.0)
+        elkan = rows[bench_ml.SKLEARN_ELKAN]
+        if workload["kind"] == "kmeans":  # scikit-learn's Elkan: the same fixed points as its Lloyd from one init
+            assert elkan["status"] == "ok"
+        else:
+            assert elkan == {"status": "skipped", "reason": "KMeans only"}
         for label, row in rows.items():
             assert row["status"] in ("ok", "skipped", "failed"), (workload["name"], label)
             if row["status"] != "ok":
@@ -78,8 +83,10 @@ def test_ours_reaches_scikit_learns_objective(tiny):
             assert ours <= 1.05 * theirs, workload["name"]
             continue
         assert ours == pytest.approx(theirs, rel=CLOSE[key]), workload["name"]
-        if kind == "kmeans":  # exactly max_iter Lloyd iterations unless the labels stopped changing
+        if kind == "kmeans":  # exactly max_iter Lloyd iterations unless the labels stopped changing; Elkan alike
             assert workload["rows"][bench_ml.OURS]["n_iter"] == workload["rows"][bench_ml.SKLEARN]["n_iter"]
+            elkan = workload["rows"][bench_ml.SKLEARN_ELKAN]
+            assert elkan["objective"][key] == pytest.approx(theirs, rel=CLOSE[key]), workload["name"]
 
 
 def test_mpi_contestant_ran_on_two_ranks_or_says_why(tiny):
