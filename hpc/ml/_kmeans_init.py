@@ -221,8 +221,7 @@ class Points:
         out = closest.copy()
 
         def one(i: int) -> None:
-            part = out[o[i] : o[i + 1]]
-            _np.minimum(part, self.sqdist(i, candidates).min(axis=1), out=part)
+            _lower(out[o[i] : o[i + 1]], self.sqdist(i, candidates))
 
         self.blocks.run(one)
         return out
@@ -447,6 +446,16 @@ def _unit_scaled(weights: _np.ndarray, top: float) -> _np.ndarray:
     The race keys ``-log(u) / w`` keep exactly their order, but a squared distance near the bottom of float64's range
     no longer makes every key overflow to inf (no row would win: at data scale 1e-160 row 0 took every draw)."""
     return _np.ldexp(weights, -_math.frexp(top)[1])
+
+
+@_njit(cache=True, nogil=True)
+def _lower(closest, dist):  # pragma: no cover - compiled by numba
+    """``closest[r] = min(closest[r], dist[r, :])`` (NumPy's row minimum took longer than the distances)."""
+    for r in range(dist.shape[0]):
+        near = closest[r]
+        for j in range(dist.shape[1]):
+            near = min(near, dist[r, j])
+        closest[r] = near
 
 
 @_njit(cache=True, nogil=True)
