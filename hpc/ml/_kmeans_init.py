@@ -51,6 +51,7 @@ class Points:
     #: the bounded Lloyd steps' per-row labels, upper and lower bounds, and the centres they were last made for
     _bounds: tuple[_np.ndarray, _np.ndarray, _np.ndarray] | None = None
     _bounds_centres: _np.ndarray | None = None
+    _whole_blocks: bool | None = None  #: every block but the last whole, host rows laid end to end (made once)
 
     def __post_init__(self) -> None:
         if self.offsets is None:  # device blocks: the offsets of per-row host arrays of this rank's blocks
@@ -259,8 +260,10 @@ class Points:
         short block before the last)."""
         from hpc import current_num_threads
 
-        sizes = _np.diff(self.offsets)
-        if self.rows is None or (sizes[:-1] != self.blocks.block_rows).any():
+        if self._whole_blocks is None:  # once: the blocks do not change
+            sizes = _np.diff(self.offsets)
+            self._whole_blocks = self.rows is not None and not (sizes[:-1] != self.blocks.block_rows).any()
+        if not self._whole_blocks:
             return None
         n = len(self.blocks)
         groups = max(1, min(n, 4 * current_num_threads()))  # a rank without blocks: one empty group
