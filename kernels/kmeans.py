@@ -207,15 +207,12 @@ def _refresh_bounds(x, rows, products, half_norms, labels, upper, lower, margin,
         slack = 2.0 * (margin * (norm + c2) + floor)
         high = 2.0 * _np.float64(best_value) + norm + slack
         low = 2.0 * _np.float64(second) + norm - slack
-        if k == 1 and _np.isfinite(high):  # no other centroid: always kept
-            upper[r] = _np.sqrt(max(0.0, high)) * (1.0 + 1e-12)
-            lower[r] = _np.inf
-        elif _np.isfinite(high) and _np.isfinite(low):
-            upper[r] = _np.sqrt(max(0.0, high)) * (1.0 + 1e-12)
-            lower[r] = _np.sqrt(max(0.0, low)) * (1.0 - 1e-12)
-        else:  # a value overflowed: no bounds, recomputed at the next step
+        if not _np.isfinite(high) or (k > 1 and not _np.isfinite(low)):  # a value overflowed: no bounds
             upper[r] = _np.inf
             lower[r] = 0.0
+        else:  # k == 1: no other centroid, always kept
+            upper[r] = _np.sqrt(max(0.0, high)) * (1.0 + 1e-12)
+            lower[r] = _np.inf if k == 1 else _np.sqrt(max(0.0, low)) * (1.0 - 1e-12)
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)

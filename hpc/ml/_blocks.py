@@ -185,10 +185,7 @@ class Blocks:
         """Return the reproducible sum of every rank's per-block ``parts`` (each of ``shape``), on every rank."""
         from hpc import mpi
 
-        if len(parts) == 1:  # a view, not a stack: one block (small data) sums once per Lloyd iteration
-            stacked = _np.asarray(parts[0])[None]
-        else:
-            stacked = _np.stack(parts) if parts else _np.empty((0, *shape), _np.float64)
+        stacked = _np.stack(parts) if parts else _np.empty((0, *shape), _np.float64)
         return mpi.sum(self.comm, stacked.astype(_np.float64, copy=False), reproducible=True)
 
     def to_local(self, per_block: Sequence[_np.ndarray]) -> _np.ndarray:

@@ -70,6 +70,12 @@ class Points:
             self._weight_rows = _np.concatenate(parts) if parts else _np.empty(0)
         return self._weight_rows
 
+    def chances(self, closest: _np.ndarray) -> _np.ndarray:
+        """Return the per-row ``closest`` (this rank's rows end to end) times the rows' sample weights: what the
+        k-means++ and k-means|| draws are in proportion to (``closest`` itself for an unweighted fit)."""
+        w = self.weight_rows()
+        return closest if w is None else closest * w
+
     def weights(self, i: int) -> _np.ndarray | None:
         """Return block ``i``'s sample weights, or None for an unweighted fit."""
         return _device.host(self.blocks.items[i][1]) if self.weighted else None
@@ -548,7 +554,7 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
     centres[0] = points.fetch(first)[0]
     weights = points.weight_rows()
     closest = points.distances(centres[:1])[0][:, 0].copy()
-    chances = closest if weights is None else closest * weights
+    chances = points.chances(closest)
     potential = points.total([c.sum(keepdims=True) for c in points.per_block(chances)], (1,))[0]
     for c in range(1, k):
         # every row already a centre (distance 0): the draw falls back to the sample weights (uniform without)
@@ -564,7 +570,7 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
         best = int(_np.argmin(potentials))
         potential = potentials[best]
         closest = distances[:, best].copy()
-        chances = closest if weights is None else closest * weights
+        chances = points.chances(closest)
         centres[c] = rows[best]
     return centres
 
@@ -595,11 +601,10 @@ def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversa
     )
     chosen = [int(first[0])]
     candidates = points.fetch(first)
-    weights = points.weight_rows()
     closest = points.distances(candidates)[0][:, 0].copy()  # this rank's rows end to end
     ell = oversampling * k
     for r in range(1, rounds + 1):
-        chances = points.per_block(closest if weights is None else closest * weights)
+        chances = points.per_block(points.chances(closest))
         phi = points.total([c.sum(keepdims=True) for c in chances], (1,))[0]
         if phi <= 0:
             break
