@@ -41,8 +41,10 @@ def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
     of them, where blocks on several threads raised: the others are dropped). An exception in the calling thread (its
     own block, an interrupt) stops the other threads too.
     """
+    if n <= 1:  # the pool's size not even read: a pass over a few thousand rows is mostly such calls
+        return [fn(i) for i in range(n)]
     threads = current_num_threads()
-    if threads <= 1 or n <= 1:
+    if threads <= 1:
         return [fn(i) for i in range(n)]
     results: list[Any] = [None] * n
     claim = _threading.Lock()
@@ -181,11 +183,15 @@ class Blocks:
             return [fn(i) for i in range(len(self.items))]
         return run_blocks(fn, len(self.items))
 
-    def sum(self, parts: Sequence[_np.ndarray], shape: tuple[int, ...]) -> _np.ndarray:
-        """Return the reproducible sum of every rank's per-block ``parts`` (each of ``shape``), on every rank."""
+    def sum(self, parts: Sequence[_np.ndarray] | _np.ndarray, shape: tuple[int, ...]) -> _np.ndarray:
+        """Return the reproducible sum of every rank's per-block ``parts`` (each of ``shape``; or one array, a part
+        per entry of its first axis), on every rank."""
         from hpc import mpi
 
-        stacked = _np.stack(parts) if parts else _np.empty((0, *shape), _np.float64)
+        if isinstance(parts, _np.ndarray):
+            stacked = parts
+        else:
+            stacked = _np.stack(parts) if parts else _np.empty((0, *shape), _np.float64)
         return mpi.sum(self.comm, stacked.astype(_np.float64, copy=False), reproducible=True)
 
     def to_local(self, per_block: Sequence[_np.ndarray]) -> _np.ndarray:

@@ -10,7 +10,6 @@ their squared distance (k-means++, k-means||).
 from __future__ import annotations
 
 import math as _math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +42,7 @@ class Points:
     weighted: bool = False
     weight_exponent: int = 0  #: the binary exponent of the largest weight over every rank (keys are scaled by it)
     #: host blocks' rows laid end to end in one array (block ``i`` its rows ``offsets[i]:offsets[i + 1]``), which
-    #: lets a Lloyd pass take several blocks per kernel call (:meth:`steps`); None: one call per block
+    #: lets a Lloyd pass take several blocks per kernel call (:meth:`lloyd_step`); None: one call per block
     rows: _np.ndarray | None = None
     offsets: _np.ndarray | None = None
     _on_device: tuple[_np.ndarray, Any] | None = None  #: the last centres copied to the device, and the copy
@@ -144,13 +143,14 @@ class Points:
             _add_weighted(_device.host(X), labels, self.weights(i), sums["sums"], sums["counts"])
         return labels, dist
 
-    def steps(
-        self, centres: _np.ndarray, finish: Callable[..., Any], *, sums: bool = True, distances: bool = True,
-        bounded: bool = False,
-    ) -> list[Any]:
-        """Return ``[finish(i, labels, dist, block_sums, block_counts) for each block i]`` of a Lloyd step from
-        ``centres`` (``block_sums``/``block_counts`` None unless ``sums``; ``dist`` None unless ``distances``), the
-        same bits as :meth:`step` per block.
+    def lloyd_step(
+        self, centres: _np.ndarray, sums: _np.ndarray | None = None, counts: _np.ndarray | None = None, *,
+        distances: bool = True, bounded: bool = False,
+    ) -> tuple[_np.ndarray, _np.ndarray | None]:
+        """Return the labels (int32) and squared distances (float64; None unless ``distances``) of a Lloyd step from
+        ``centres`` for this rank's rows end to end, and with ``sums`` (float64 ``(blocks, k, d)``) and ``counts``
+        (float64 ``(blocks, k)``) write over each block's entries the sums of its rows per cluster and their counts
+        (times the rows' weights): the bits of :meth:`step` per block.
 
         Host rows laid end to end (:attr:`rows`) are taken several blocks per :func:`hpc.kernels.kmeans_step` call
         (``block_rows``: each block's sums its own), a few groups of blocks per pool thread: one kernel call per group
@@ -161,55 +161,49 @@ class Points:
         whatever centres come next: the kernel widens them by how far each centre moved), so the rows whose nearest
         centre cannot have changed skip the products.
         """
+        if sums is not None:
+            sums.fill(0.0)
+            counts.fill(0.0)
         edges = self._group_edges()
         if edges is None:
 
-            def one(i: int) -> Any:
-                if not sums:
-                    return finish(i, *self.step(i, centres, distances), None, None)
-                k, d = centres.shape
-                block_sums, block_counts = _np.zeros((k, d)), _np.zeros(k)
-                labels, dist = self.step(i, centres, distances, sums=block_sums, counts=block_counts)
-                return finish(i, labels, dist, block_sums, block_counts)
+            def one(i: int) -> tuple[_np.ndarray, _np.ndarray | None]:
+                into = {} if sums is None else {"sums": sums[i], "counts": counts[i]}
+                return self.step(i, centres, distances, **into)
 
-            return self.blocks.run(one)
+            return _joined(self.blocks.run(one), distances)
         from hpc import kernels
         from hpc.ml._blocks import run_blocks
 
         block_rows = self.blocks.block_rows
         state = self._bounds_for(centres) if bounded and self._bounds_pay(centres) else None
+        add = sums is not None and not self.weighted
 
-        def group(g: int) -> list[Any]:
+        def group(g: int) -> tuple[_np.ndarray, _np.ndarray | None]:
             b0, b1 = edges[g], edges[g + 1]
             lo, hi = int(self.offsets[b0]), int(self.offsets[b1])
             x = self.rows[lo:hi]
-            k, d = centres.shape
-            add = sums and not self.weighted
-            block_sums = _np.zeros((b1 - b0, k, d)) if sums else None
-            block_counts = _np.zeros((b1 - b0, k)) if sums else None
-            summed = {"sums": block_sums, "counts": block_counts} if add else {}
+            into = {"sums": sums[b0:b1], "counts": counts[b0:b1]} if add else {}
             if state is None:
-                labels, dist = kernels.kmeans_step(x, centres, block_rows=block_rows, distances=distances, **summed)
+                labels, dist = kernels.kmeans_step(x, centres, block_rows=block_rows, distances=distances, **into)
             else:
                 every, upper, lower, moved = state
-                kept, dist, _ = kernels.kmeans_step_bounded(
+                labels, dist, _ = kernels.kmeans_step_bounded(
                     x, centres, every[lo:hi], upper[lo:hi], lower[lo:hi], moved=moved, block_rows=block_rows,
-                    distances=distances, **summed,
+                    distances=distances, **into,
                 )
-                labels = kept.copy()  # the kept labels change in place at the next call
-            out = []
-            for j, i in enumerate(range(b0, b1)):
-                a, b = int(self.offsets[i]) - lo, int(self.offsets[i + 1]) - lo
-                if sums and self.weighted:
-                    _add_weighted(x[a:b], labels[a:b], self.weights(i), block_sums[j], block_counts[j])
-                out.append(finish(i, labels[a:b], None if dist is None else dist[a:b],
-                                  block_sums[j] if sums else None, block_counts[j] if sums else None))
-            return out
+            if sums is not None and self.weighted:
+                for i in range(b0, b1):
+                    a, b = int(self.offsets[i]) - lo, int(self.offsets[i + 1]) - lo
+                    _add_weighted(x[a:b], labels[a:b], self.weights(i), sums[i], counts[i])
+            return labels, dist
 
-        out = [r for part in run_blocks(group, len(edges) - 1) for r in part]
-        if state is not None:
-            self._bounds_centres = centres.copy()
-        return out
+        parts = run_blocks(group, len(edges) - 1)
+        if state is None:
+            return _joined(parts, distances)
+        self._bounds_centres = centres.copy()
+        labels = state[0].copy()  # the kept labels change in place at the next call
+        return labels, _joined(parts, distances)[1]
 
     def label_distances(self, labels: list[_np.ndarray], centres: _np.ndarray) -> list[_np.ndarray]:
         """Return each block's exact squared distances of its rows to their centres in ``labels`` (per block), the
@@ -264,15 +258,17 @@ class Points:
         """Return the first block of each group of consecutive blocks that one kernel call takes (and the number of
         blocks last), a few groups per pool thread; None where each block takes its own call (device blocks, or a
         short block before the last)."""
-        from hpc import current_num_threads
-
         if self._whole_blocks is None:  # once: the blocks do not change
             sizes = _np.diff(self.offsets)
             self._whole_blocks = self.rows is not None and not (sizes[:-1] != self.blocks.block_rows).any()
         if not self._whole_blocks:
             return None
         n = len(self.blocks)
-        groups = max(1, min(n, 4 * current_num_threads()))  # a rank without blocks: one empty group
+        if n <= 1:  # one group (a rank without blocks: an empty one)
+            return [0, n]
+        from hpc import current_num_threads
+
+        groups = min(n, 4 * current_num_threads())
         return [n * g // groups for g in range(groups + 1)]
 
     def distances(
@@ -433,9 +429,20 @@ class Points:
         mine = max((float(p.max()) for p in parts if p.shape[0]), default=0.0)
         return float(self.comm.allreduce(mine, op="max")) if self.comm.size > 1 else mine
 
-    def total(self, parts: list[_np.ndarray], shape: tuple[int, ...]) -> _np.ndarray:
-        """Return the reproducible sum of per-block ``parts`` over every rank."""
+    def total(self, parts: list[_np.ndarray] | _np.ndarray, shape: tuple[int, ...]) -> _np.ndarray:
+        """Return the reproducible sum of per-block ``parts`` over every rank (a list, or one array with a part per
+        entry of its first axis)."""
         return self.blocks.sum(parts, shape)
+
+
+def _joined(parts: list[tuple[_np.ndarray, _np.ndarray | None]], distances: bool) -> tuple[_np.ndarray, Any]:
+    """The labels and distances of a pass's parts (in row order) laid end to end (distances None unless asked)."""
+    if len(parts) == 1:
+        return parts[0][0], parts[0][1] if distances else None
+    labels = _np.concatenate([p[0] for p in parts]) if parts else _np.empty(0, _np.int32)
+    if not distances:
+        return labels, None
+    return labels, _np.concatenate([p[1] for p in parts]) if parts else _np.empty(0)
 
 
 @_njit(cache=True, nogil=True)
@@ -626,11 +633,12 @@ def kmeans_parallel(points: Points, k: int, run: int, *, rounds: int = 5, oversa
             key[_np.isin(start + _np.arange(key.shape[0]), chosen)] = _np.inf
         extra = points.smallest(keys, k - candidates.shape[0])
         candidates = _np.vstack([candidates, points.fetch(extra)])
-    def nearest_count(i: int, labels: _np.ndarray, *unused: Any) -> _np.ndarray:
-        """Each candidate weighted by the rows nearest to it (their sample weights) in block i."""
-        return _np.bincount(labels, weights=points.weights(i), minlength=candidates.shape[0]).astype(_np.float64)
-
-    counts = points.steps(candidates, nearest_count, sums=False, distances=False)
+    labels = points.per_block(points.lloyd_step(candidates, distances=False)[0])
+    # each candidate weighted by the rows nearest to it (their sample weights), block by block
+    counts = [
+        _np.bincount(part, weights=points.weights(i), minlength=candidates.shape[0]).astype(_np.float64)
+        for i, part in enumerate(labels)
+    ]
     return _recluster(candidates, points.total(counts, (candidates.shape[0],)), k, points.seed, run)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as _np
 
-from hpc.ml import _data, _kmeans_init, _random
+from hpc.ml import _data, _kmeans_init, _lloyd, _random
 from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread, sklearn_class
 from hpc.ml._blocks import Blocks
 from hpc.ml._moments import centered_moments
@@ -187,7 +187,7 @@ class KMeans(Estimator):
             else:
                 centres = _kmeans_init.kmeans_parallel(points, k, run)
             progress.note(f"initialization complete ({self.init if given is None else 'array'}, run {run})")
-            result = _lloyd(points, centres, self.max_iter, tol, progress, bool(report))
+            result = _lloyd.lloyd(points, centres, self.max_iter, tol, progress, bool(report))
             if best is None or (result[1] < best[1] and not _same_clustering(comm, result[0], best[0], k)):
                 best = result
         progress.close()
@@ -293,79 +293,6 @@ class KMeans(Estimator):
         return -float(mpi.sum(comm, self._agreed(comm, local), reproducible=True))
 
 
-def _lloyd(
-    points: _kmeans_init.Points, centres: _np.ndarray, max_iter: int, tol: float, progress: _Progress,
-    inertia_each: bool,
-) -> tuple[list[_np.ndarray], float, _np.ndarray, int]:
-    """Run Lloyd's iterations from ``centres``; return ``(labels per block, inertia, centres, n_iter)``. Each
-    iteration's inertia is computed only with ``inertia_each`` (to report it: rank 0's ``verbose``, on every rank)."""
-
-    blocks = points.blocks
-    k, d = centres.shape
-    previous: list[_np.ndarray | None] = [None] * len(blocks)
-    width = k * d + k + 2
-
-    def finish(
-        i: int, labels: _np.ndarray, dist: _np.ndarray, sums: _np.ndarray, counts: _np.ndarray
-    ) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray]:
-        """Block i's labels, distances and its row of the pass's sum: [sums, counts, changed labels, inertia]."""
-        out = _np.empty(width)
-        out[: k * d] = sums.ravel()
-        out[k * d : k * d + k] = counts
-        before = previous[i]
-        out[-2] = labels.shape[0] if before is None else _np.count_nonzero(labels != before)
-        out[-1] = points.inertia(i, dist) if dist is not None else 0.0
-        return labels, dist, out
-
-    def labelled(centres: _np.ndarray) -> tuple[list[_np.ndarray], list[_np.ndarray]]:
-        """Every block's labels and exact distances for ``centres``."""
-        found = points.steps(centres, lambda i, labels, dist, *_: (labels, dist), sums=False, bounded=True)
-        return [f[0] for f in found], [f[1] for f in found]
-
-    strict = False
-    labels: list[_np.ndarray] = []
-    dist: list[_np.ndarray | None] = []
-    iteration = 0
-    for iteration in range(max_iter):
-        # the distances (a sixth of a pass) only where the iterations' inertia is reported; the final labels'
-        # distances come from one more pass
-        results = points.steps(centres, finish, distances=inertia_each, bounded=True)
-        labels = [r[0] for r in results]
-        dist = [r[1] for r in results]
-        total = points.total([r[2] for r in results], (width,))
-        sums = total[: k * d].reshape(k, d).copy()
-        counts = total[k * d : k * d + k].copy()
-        changed, inertia = total[-2], total[-1]
-        if (counts == 0).any():
-            if not inertia_each:  # the farthest rows are wanted: the distances of this iteration's labels
-                dist = points.label_distances(labels, centres)
-            _relocate_empty(points, labels, dist, sums, counts)
-        new_centres = sums.copy()
-        filled = counts > 0
-        with _np.errstate(divide="ignore", over="ignore"):
-            inverse = 1.0 / counts[filled]
-        tiny = ~_np.isfinite(inverse)  # a total of subnormal weights: divide instead (unweighted bits unchanged)
-        inverse[tiny] = 1.0
-        new_centres[filled] *= inverse[:, None]
-        new_centres[_np.flatnonzero(filled)[tiny]] /= counts[filled][tiny][:, None]
-        progress.step(iteration, inertia)
-        if changed == 0:
-            strict = _np.array_equal(new_centres, centres)
-            centres = new_centres
-            progress.note(f"converged at iteration {iteration}: strict convergence")
-            break
-        shift = float(((new_centres - centres) ** 2).sum())
-        centres = new_centres
-        previous = labels
-        if shift <= tol:
-            progress.note(f"converged at iteration {iteration}: center shift {shift:.6g} within tolerance {tol:.6g}")
-            break
-    if not strict or not inertia_each:  # labels that match the final centres, and their exact distances
-        labels, dist = labelled(centres)
-    inertia = points.total([_np.array([points.inertia(i, x)]) for i, x in enumerate(dist)], (1,))[0]
-    return labels, float(inertia), centres, iteration + 1
-
-
 def _centred(blocks: Blocks, shift: _np.ndarray) -> tuple[_np.ndarray | None, _np.ndarray | None]:
     """Centre every block's rows on ``shift`` (in place of ``blocks.items``' first arrays); return host rows laid
     end to end in one array with each block's first row offset (the blocks are then views of it), or
@@ -394,38 +321,6 @@ def _minus(X: Any, shift: _np.ndarray) -> Any:
     from hpc.cuda import twins
 
     return twins.subtract_row(X, shift)
-
-
-def _relocate_empty(
-    points: _kmeans_init.Points, labels: list[_np.ndarray], dist: list[_np.ndarray], sums: _np.ndarray,
-    counts: _np.ndarray,
-) -> None:
-    """Move each empty cluster onto one of the rows farthest from their centres, as scikit-learn does (in place):
-    the row, times its weight, leaves its cluster's sum and becomes the empty one's.
-
-    The farthest rows over every rank are taken in order of distance (not weighted, as scikit-learn), ties to the
-    lower global row (scikit-learn takes them in ``argpartition``'s order).
-    """
-    empty = _np.flatnonzero(counts == 0)
-    m = empty.shape[0]
-    d = sums.shape[1]
-    blocks = points.blocks
-    rows = []
-    for i, (start, lab, dst) in enumerate(zip(blocks.starts, labels, dist)):
-        top = _np.lexsort((_np.arange(dst.shape[0]), -dst))[:m]
-        for j in top:
-            head = [-dst[j], start + j, lab[j], points.weight(i, int(j))]
-            rows.append(_np.concatenate([head, points.row(i, int(j))]))
-    local = _np.array(rows).reshape(-1, d + 4)
-    every = blocks.comm.allgather(local) if blocks.comm.size > 1 else local
-    far = every[_np.lexsort((every[:, 1], every[:, 0]))[:m]]
-    for new_id, row in zip(empty, far):
-        old_id, weight = int(row[2]), row[3]
-        x = row[4:] * weight
-        sums[old_id] -= x
-        sums[new_id] = x
-        counts[new_id] = weight
-        counts[old_id] -= weight
 
 
 def _same_clustering(comm: Any, labels1: list[_np.ndarray], labels2: list[_np.ndarray], k: int) -> bool:

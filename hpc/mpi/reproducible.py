@@ -148,6 +148,22 @@ def reproducible_sum(engine: Any, rows: _np.ndarray) -> _np.ndarray:
     k = rows.shape[0]
     n = _math.prod(shape)
     flat = _np.ascontiguousarray(rows.reshape(k, n), dtype=_np.float64)
+    here = engine.size == 1 and k <= _HERE_ROWS
+    out = _sum_here(flat) if here else _sum_in_messages(engine, flat)
+    return out.astype(out_dtype, copy=False).reshape(shape)
+
+
+def _sum_here(flat: _np.ndarray) -> _np.ndarray:
+    """The column sums of ``flat`` (k, n) when one rank holds every term: the window lane's one-pass kernel, with
+    no collective (the bits of :func:`_sum_in_messages`)."""
+    total = _np.empty(flat.shape[1])
+    _binned.sum_columns(flat, _NO_ROW, -1, 0, flat.shape[1], total)
+    return total
+
+
+def _sum_in_messages(engine: Any, flat: _np.ndarray) -> _np.ndarray:
+    """The column sums of every rank's ``flat`` (k, n) through collectives (float64, a view of recycled words)."""
+    n = flat.shape[1]
     # Long rows are cut into column blocks, on the rule of the plain allreduce (hpc.mpi._engine). The rule reads only
     # what every rank shares (n, one node), never this rank's row count k: ranks holding 1 and 2 rows (or 0) must
     # cut the same blocks, or their collectives would pair up with different lengths.
@@ -159,8 +175,7 @@ def reproducible_sum(engine: Any, rows: _np.ndarray) -> _np.ndarray:
     for start in range(0, n, block) or (0,):  # every rank has the same n: the same blocks, the same collectives
         stop = start + block
         _sum_block(engine, flat[:, start:stop], words[start:stop], scratch)
-    out = words.view(_np.float64)  # a view made here: its base is `words`, which is what _words counts on
-    return out.astype(out_dtype, copy=False).reshape(shape)
+    return words.view(_np.float64)  # a view made here: its base is `words`, which is what _words counts on
 
 
 #: Why blocks: one block of 2 MiB and its int64 totals stay in the last-level cache through the two collectives
@@ -232,6 +247,10 @@ def _words(engine: Any, n: int) -> _np.ndarray:
     return engine.unheld("reproducible words", lambda: _np.empty(n, _np.int64), lambda w: w.shape[0] == n)
 
 
+#: The most rows one rank sums in one pass with every term at hand (:func:`_sum_here`); more take the message lane's
+#: three whole-array passes, which stream tall arrays faster (docs/performance.md, "Design choices measured").
+_HERE_ROWS = 128
+_NO_ROW = _np.zeros(0)  # sum_columns' own row, unused: every row is read from the terms (me = -1)
 _NONE_NONFINITE = _np.zeros(0)  # no non-finite column: to_float and to_float_split skip the step
 
 

@@ -287,3 +287,25 @@ def test_non_finite_positions_give_the_same_bits_for_any_rank_count(comm, monkey
     assert mpi.sum(comm, mine, reproducible=True).tobytes() == want.tobytes()
     if comm.size == len(terms):  # one term per rank: the allreduce of one row each
         assert comm.allreduce(terms[comm.rank], reproducible=True).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 7, 8, 33, 128])
+def test_one_rank_sums_every_term_at_hand_with_the_message_lanes_bits(k):
+    """One rank holds every term: its sum is one kernel call with no collective, the bits of the message lane."""
+    from hpc.mpi import reproducible as repro
+
+    engine = _one_process()._engine
+    rows = _hard(max(k, 2), 1500, seed=k)[:k] if k else np.zeros((0, 1500))
+    if k:
+        rows[:, 5] = np.inf
+        rows[-1, 6] = -np.inf
+        rows[0, 200] = np.nan
+        rows[:, 220:240] = 5e-324 * np.arange(1, 21)
+        rows[:, 250:260] *= 1e-300
+        rows[:, 300] = 0.0
+    here = reproducible_sum(engine, rows)
+    assert here.tobytes() == repro._sum_in_messages(engine, rows).tobytes()
+    single = reproducible_sum(engine, rows.astype(np.float32))
+    assert single.dtype == np.float32
+    assert single.tobytes() == repro._sum_in_messages(engine, rows.astype(np.float32).astype(np.float64)).astype(
+        np.float32).tobytes()

@@ -1,0 +1,134 @@
+"""Lloyd's iterations of :class:`hpc.ml.KMeans` over row blocks: the same bits on any number of ranks or threads.
+
+An iteration is one pass over this rank's blocks (:meth:`hpc.ml._kmeans_init.Points.lloyd_step`: each block's
+per-cluster sums and counts, the rows' labels) and one reproducible sum over every rank of one matrix, a row per
+block: the block's sums, counts and inertia, and (in the rank's first row) how many of its labels changed. The new
+centres, how far they moved and whether a cluster is empty come from that total in one compiled call, so the
+iteration's own Python is a handful of calls around the pass: on a few thousand rows it is the pass that counts.
+"""
+
+from __future__ import annotations
+
+import numpy as _np
+from numba import njit as _njit
+
+from hpc.ml import _kmeans_init
+from hpc.ml._progress import Progress
+
+__all__ = ["lloyd"]
+
+
+def lloyd(
+    points: _kmeans_init.Points, centres: _np.ndarray, max_iter: int, tol: float, progress: Progress,
+    inertia_each: bool,
+) -> tuple[list[_np.ndarray], float, _np.ndarray, int]:
+    """Run Lloyd's iterations from ``centres``; return ``(labels per block, inertia, centres, n_iter)``. Each
+    iteration's inertia is computed only with ``inertia_each`` (to report it: rank 0's ``verbose``, on every rank)."""
+    k, d = centres.shape
+    n_blocks = len(points.blocks)
+    parts = _np.zeros((n_blocks, k * d + k + 2))  # a row per block: sums, counts, inertia, changed labels
+    sums = parts[:, : k * d]
+    block_sums = _np.zeros((n_blocks, k, d))  # the pass's own buffers: C-contiguous, as the kernels take them
+    block_counts = _np.zeros((n_blocks, k))
+    new_centres = _np.empty((k, d))
+    previous: _np.ndarray | None = None
+    labels = dist = None
+    strict = False
+    iteration = 0
+    for iteration in range(max_iter):
+        # the distances (a sixth of a pass) only where the iterations' inertia is reported; the final labels'
+        # distances come from one more pass
+        labels, dist = points.lloyd_step(centres, block_sums, block_counts, distances=inertia_each, bounded=True)
+        sums[...] = block_sums.reshape(n_blocks, k * d)
+        parts[:, k * d : k * d + k] = block_counts
+        if inertia_each:
+            parts[:, -2] = _inertias(points, dist)
+        if n_blocks:
+            parts[0, -1] = labels.shape[0] if previous is None else _np.count_nonzero(labels != previous)
+        total = points.total(parts, parts.shape[1:])
+        total_sums = total[: k * d].reshape(k, d)
+        total_counts = total[k * d : k * d + k]
+        inertia, changed = total[-2], total[-1]
+        shift, empty = _moved(total_sums, total_counts, centres, new_centres)
+        if empty:  # moved onto far rows (by the distances of this iteration's labels), and the centres made again
+            per_block = points.per_block(labels)
+            far = points.per_block(dist) if inertia_each else points.label_distances(per_block, centres)
+            _relocate_empty(points, per_block, far, total_sums, total_counts)
+            shift = _moved(total_sums, total_counts, centres, new_centres)[0]
+        progress.step(iteration, inertia)
+        if changed == 0:
+            strict = _np.array_equal(new_centres, centres)
+            centres = new_centres.copy()
+            progress.note(f"converged at iteration {iteration}: strict convergence")
+            break
+        centres = new_centres.copy()
+        previous = labels
+        if shift <= tol:
+            progress.note(f"converged at iteration {iteration}: center shift {shift:.6g} within tolerance {tol:.6g}")
+            break
+    if not strict or not inertia_each:  # labels that match the final centres, and their exact distances
+        labels, dist = points.lloyd_step(centres, bounded=True)
+    inertia = points.total(_inertias(points, dist)[:, None], (1,))[0]
+    return points.per_block(labels), float(inertia), centres, iteration + 1
+
+
+def _inertias(points: _kmeans_init.Points, dist: _np.ndarray) -> _np.ndarray:
+    """Each block's inertia from its rows' squared distances (this rank's rows end to end)."""
+    return _np.array([points.inertia(i, part) for i, part in enumerate(points.per_block(dist))], _np.float64)
+
+
+@_njit(cache=True, nogil=True)
+def _moved(sums, counts, centres, out):  # pragma: no cover - compiled by numba
+    """Write the new centres into ``out``: each cluster's sum times the inverse of its count (divided by the count
+    where the inverse overflows: a total of subnormal weights), the sum itself for a cluster of count 0. Return the
+    centres' squared shift from ``centres`` and whether a cluster has count 0 (to relocate, then call again)."""
+    k, d = sums.shape
+    empty = False
+    shift = 0.0
+    for j in range(k):
+        n = counts[j]
+        inverse = 1.0 / n if n > 0.0 else 1.0
+        for t in range(d):
+            if n <= 0.0:
+                value = sums[j, t]
+            elif _np.isfinite(inverse):
+                value = sums[j, t] * inverse
+            else:
+                value = sums[j, t] / n
+            out[j, t] = value
+            step = value - centres[j, t]
+            shift += step * step
+        empty |= n == 0.0
+    return shift, empty
+
+
+def _relocate_empty(
+    points: _kmeans_init.Points, labels: list[_np.ndarray], dist: list[_np.ndarray], sums: _np.ndarray,
+    counts: _np.ndarray,
+) -> None:
+    """Move each empty cluster onto one of the rows farthest from their centres, as scikit-learn does (in place):
+    the row, times its weight, leaves its cluster's sum and becomes the empty one's.
+
+    The farthest rows over every rank are taken in order of distance (not weighted, as scikit-learn), ties to the
+    lower global row (scikit-learn takes them in ``argpartition``'s order).
+    """
+    empty = _np.flatnonzero(counts == 0)
+    m = empty.shape[0]
+    d = sums.shape[1]
+    blocks = points.blocks
+    rows = []
+    for i, (start, lab, dst) in enumerate(zip(blocks.starts, labels, dist)):
+        top = _np.lexsort((_np.arange(dst.shape[0]), -dst))[:m]
+        for j in top:
+            head = [-dst[j], start + j, lab[j], points.weight(i, int(j))]
+            rows.append(_np.concatenate([head, points.row(i, int(j))]))
+    local = _np.array(rows).reshape(-1, d + 4)
+    every = blocks.comm.allgather(local) if blocks.comm.size > 1 else local
+    far = every[_np.lexsort((every[:, 1], every[:, 0]))[:m]]
+    for new_id, row in zip(empty, far):
+        old_id, weight = int(row[2]), row[3]
+        x = row[4:] * weight
+        sums[old_id] -= x
+        sums[new_id] = x
+        counts[new_id] = weight
+        counts[old_id] -= weight
