@@ -384,14 +384,10 @@ class Points:
             best[0, finite, 0] = keys[first, columns][finite]
             best[0, finite, 1] = rows[first, columns][finite]
         every = self.comm.allgather(best) if self.comm.size > 1 else best
-        winners = _np.full(t, -1, _np.int64)
-        for j in range(t):
-            column = every[:, j, :]
-            finite = column[_np.isfinite(column[:, 0])]
-            if finite.shape[0]:
-                order = _np.lexsort((finite[:, 1], finite[:, 0]))
-                winners[j] = int(finite[order[0], 1])
-        return winners
+        keys, rows = every[:, :, 0], every[:, :, 1]  # (ranks, t) each; the keys are never NaN
+        smallest = keys.min(axis=0)
+        row = _np.where(keys == smallest, rows, _np.inf).min(axis=0)  # of the ranks with the smallest key
+        return _np.where(_np.isfinite(smallest), row, -1).astype(_np.int64)
 
     def smallest(self, keys: list[_np.ndarray], m: int) -> _np.ndarray:
         """Return the global rows of the ``m`` smallest of the per-block 1-D ``keys``, smallest first."""
@@ -410,15 +406,20 @@ class Points:
         if (rows < 0).any():
             raise RuntimeError(f"hpc.ml internal error: no row won a draw (rows {rows.tolist()})")
         d = self.n_features
-        mine = []
+        local = _np.empty((0, d + 1))  # (the row's position in rows, the row)
         starts = _np.asarray(self.blocks.starts, _np.int64).reshape(-1)
         if starts.shape[0]:
             block = _np.maximum(_np.searchsorted(starts, rows, side="right") - 1, 0)
             inside = (rows >= starts[block]) & (rows < starts[block] + _np.diff(self.offsets)[block])
-            for position in _np.flatnonzero(inside):
-                i = int(block[position])
-                mine.append(_np.concatenate([[float(position)], self.row(i, int(rows[position] - starts[i]))]))
-        local = _np.array(mine).reshape(-1, d + 1)
+            positions = _np.flatnonzero(inside)
+            if self.rows is not None:  # host rows end to end: taken in one step
+                at = self.offsets[block[positions]] + rows[positions] - starts[block[positions]]
+                local = _np.column_stack([positions.astype(_np.float64), self.rows[at].astype(_np.float64)])
+            elif positions.shape[0]:
+                local = _np.array([
+                    _np.concatenate([[float(p)], self.row(int(block[p]), int(rows[p] - starts[block[p]]))])
+                    for p in positions
+                ])
         every = self.comm.allgather(local) if self.comm.size > 1 else local
         out = _np.empty((rows.shape[0], d))
         out[every[:, 0].astype(_np.int64)] = every[:, 1:]
@@ -573,7 +574,7 @@ def kmeans_plusplus(points: Points, k: int, run: int) -> _np.ndarray:
         candidates[candidates < 0] = 0  # every weight 0 everywhere cannot happen with potential > 0; kept safe
         rows = points.fetch(candidates)
         distances, sums = points.distances(rows, closest)
-        potentials = points.total(list(sums), (trials,))
+        potentials = points.total(sums, (trials,))
         best = int(_np.argmin(potentials))
         potential = potentials[best]
         closest = distances[:, best].copy()
