@@ -14,6 +14,7 @@ pickled all-to-all). Per-row outputs (labels) travel back the same way (:meth:`B
 from __future__ import annotations
 
 import threading as _threading
+import time as _time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,11 +24,19 @@ from hpc._core import current_num_threads
 from hpc._core.pool import Job, current_engine
 from hpc.ml import _device
 
-__all__ = ["BLOCK_ROWS", "Blocks", "run_blocks"]
+__all__ = ["BLOCK_ROWS", "SERIAL_BELOW_S", "SERIAL_BLOCKS_BELOW_S", "Blocks", "run_blocks"]
 
 #: Rows per global block. Part of the reproducibility contract: fitted bits depend on it (and on nothing about the
 #: ranks), so it is a constant, not a setting. 4096 rows of 100 float64 features are 3.2 MiB.
 BLOCK_ROWS = 4096
+
+#: A pass runs on the calling thread alone where the last pass of the same code took less than this many seconds of
+#: one thread's work, or blocks shorter than :data:`SERIAL_BLOCKS_BELOW_S` each (:func:`run_blocks`; the helpers'
+#: costs that set both: docs/performance.md, "hpc bench ml", small data).
+SERIAL_BELOW_S = 200e-6
+SERIAL_BLOCKS_BELOW_S = 20e-6
+_CODES_KEPT = 1024  # the passes' code objects whose last time per block is kept (a bound, never reached in hpc.ml)
+_block_seconds: dict[Any, float] = {}  # by the code of a pass's fn: the caller's seconds per block, last time
 
 
 def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
@@ -35,59 +44,113 @@ def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
 
     The caller takes blocks one at a time from a shared counter, with ``threads - 1`` of the pool's threads beside it
     (OpenMP's way, master thread included): no block waits for a worker to wake, and a pass never takes much
-    longer than the caller alone would. A helper that has not started when the caller runs out of blocks is taken
-    back from the pool's queue, not waited for (waking a sleeping thread costs tens of microseconds on a VM). After a
-    block raises, no new block starts, and once the blocks under way have finished the exception is raised here (one
-    of them, where blocks on several threads raised: the others are dropped). An exception in the calling thread (its
-    own block, an interrupt) stops the other threads too.
+    longer than the caller alone would. When the blocks run out, the caller waits only for the blocks the helpers
+    have taken, not for the helpers: a helper that has not started is taken back from the pool's queue, and one that
+    wakes later finds nothing to do.
+
+    A short pass runs on the calling thread alone: waking a sleeping thread costs the caller tens of microseconds on
+    a VM, and handing the GIL back and forth as much again, more than a pass over a few small blocks takes. Short is
+    what the last pass of the same code (``fn``'s) took: under :data:`SERIAL_BELOW_S` seconds in all, or blocks of
+    under :data:`SERIAL_BLOCKS_BELOW_S` each (whose Python, under the GIL, would leave the helpers waiting for it).
+    Where such a pass runs longer this time, the helpers are woken once it has run that long.
+
+    After a block raises, no new block starts, and once the blocks under way have finished the exception is raised
+    here (one of them, where blocks on several threads raised: the others are dropped). An exception in the calling
+    thread (its own block, an interrupt) stops the other threads too.
     """
     if n <= 1:  # the pool's size not even read: a pass over a few thousand rows is mostly such calls
         return [fn(i) for i in range(n)]
     threads = current_num_threads()
     if threads <= 1:
         return [fn(i) for i in range(n)]
+    code = getattr(fn, "__code__", None)
+    last = _block_seconds.get(code) if code is not None else None
     results: list[Any] = [None] * n
-    claim = _threading.Lock()
-    state = {"next": 0, "failed": False}
+    start = _time.perf_counter()
+    done = 0
+    if last is not None and (last < SERIAL_BLOCKS_BELOW_S or last * n < SERIAL_BELOW_S):
+        while done < n:  # alone, until the pass shows long blocks with two or more left
+            took = _time.perf_counter() - start
+            if n - done >= 2 and took >= SERIAL_BELOW_S and took >= SERIAL_BLOCKS_BELOW_S * done:
+                break
+            results[done] = fn(done)
+            done += 1
+    own = _time.perf_counter() - start  # one thread's work: the caller's own blocks, not its waits for helpers
+    if done < n:
+        blocks, seconds = _run_shared(fn, done, n, results, threads)
+        done, own = done + blocks, own + seconds
+    if code is not None and done:
+        if len(_block_seconds) >= _CODES_KEPT:
+            _block_seconds.clear()
+        _block_seconds[code] = own / done
+    return results
 
-    def work() -> None:
-        while True:
-            with claim:
-                i = state["next"]
-                if i >= n or state["failed"]:
-                    return
-                state["next"] = i + 1
+
+def _run_shared(
+    fn: Callable[[int], Any], first: int, n: int, results: list[Any], threads: int
+) -> tuple[int, float]:
+    """Run blocks ``first..n-1`` of :func:`run_blocks` on the caller and ``threads - 1`` helpers (results in place);
+    return how many the caller ran and the seconds they took (at least one: the caller takes the next block while
+    the helpers wake)."""
+    claim = _threading.Lock()
+    state = {"next": first, "failed": False, "running": 0}  # running: blocks the helpers took and have not finished
+    quiet = _threading.Event()  # set while no helper runs a block
+    quiet.set()
+    errors: list[BaseException] = []
+
+    def take(helper: bool) -> int:
+        """The next block to run (-1: none left, or a block failed); a helper's counts as running."""
+        with claim:
+            i = state["next"]
+            if i >= n or state["failed"]:
+                return -1
+            state["next"] = i + 1
+            if helper:
+                state["running"] += 1
+                quiet.clear()
+            return i
+
+    def helper() -> None:
+        while (i := take(True)) >= 0:
             try:
                 results[i] = fn(i)
-            except BaseException:
+            except BaseException as exc:  # raised in the caller, once the blocks under way have finished
+                errors.append(exc)
                 state["failed"] = True
-                raise
+            finally:
+                with claim:
+                    state["running"] -= 1
+                    if state["running"] == 0:
+                        quiet.set()
 
     workers = current_engine()
-    pending: list[Job] = []  # helpers pushed and neither taken back nor waited for yet
-    errors: list[Exception] = []
+    pushed: list[Job] = []
+    mine, own = 0, 0.0
     try:
-        for _ in range(min(n, threads) - 1):
-            helper = Job(work)
-            workers.push(helper)
-            pending.append(helper)
-        work()
-        while pending:
-            if not workers.take_back(pending[0]):  # started: it finishes its block and finds no more
-                try:
-                    workers.wait_for(pending[0])  # an interrupt of this wait propagates
-                except Exception as exc:  # the helper's block raised: raised once every helper has finished
-                    errors.append(exc)
-            pending.pop(0)
+        for _ in range(min(n - first, threads) - 1):
+            job = Job(helper)
+            workers.push(job)
+            pushed.append(job)
+        while (i := take(False)) >= 0:
+            began = _time.perf_counter()
+            results[i] = fn(i)
+            own += _time.perf_counter() - began
+            mine += 1
+        for job in pushed:
+            workers.take_back(job)  # not started: it need not run
+        workers.wait_until(quiet)  # the blocks the helpers took (an interrupt of this wait propagates)
     except BaseException:  # the caller's own block, or an interrupt: the other threads start no more blocks
         state["failed"] = True
-        for helper in pending:
-            if not workers.take_back(helper):
-                workers.wait_for_quietly(helper)
+        for job in pushed:
+            workers.take_back(job)
+        try:
+            workers.wait_until(quiet)
+        except BaseException:  # a second interrupt: the first one is raised
+            pass
         raise
     if errors:
         raise errors[0]
-    return results
+    return mine, own
 
 
 class Blocks:

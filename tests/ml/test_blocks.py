@@ -137,3 +137,62 @@ def test_an_interrupt_while_the_pass_waits_is_raised_not_swallowed():
         finally:
             release.set()
             timer.cancel()
+
+
+@pytest.fixture
+def fresh_memory(monkeypatch):
+    """run_blocks with no pass remembered (the last time per block of each pass's code)."""
+    from hpc.ml import _blocks
+
+    monkeypatch.setattr(_blocks, "_block_seconds", {})
+    return _blocks
+
+
+def _threads_of(fn_blocks):
+    """Run ``run_blocks`` of a pass whose blocks record their thread; return the set of threads that ran blocks."""
+    seen = set()
+
+    def fn(i):
+        seen.add(threading.get_ident())
+        fn_blocks(i)
+        return i
+
+    return fn, seen
+
+
+@pytest.mark.timeout(60)
+def test_a_pass_short_last_time_runs_on_the_caller_alone(fresh_memory):
+    """A pass of tiny blocks: the first runs may wake the helpers (nothing is known of it yet; the caller records its
+    own blocks' time, where it ran any), and once it is remembered as short the next runs of the same code take
+    every block on the calling thread."""
+    caller = threading.get_ident()
+    with hpc.ThreadPool(2):
+        for _ in range(20):
+            fn, seen = _threads_of(lambda i: None)
+            assert run_blocks(fn, 50) == list(range(50))
+            if fresh_memory._block_seconds:
+                break
+        (kept,) = fresh_memory._block_seconds.values()
+        assert kept < fresh_memory.SERIAL_BLOCKS_BELOW_S
+        for _ in range(3):
+            fn, seen = _threads_of(lambda i: None)
+            assert run_blocks(fn, 50) == list(range(50))
+            assert seen == {caller}
+
+
+@pytest.mark.timeout(60)
+def test_a_pass_that_runs_long_this_time_wakes_the_helpers(fresh_memory):
+    """The same code, short last time and long now (blocks of 20 ms): the caller wakes the helpers once the pass has
+    run SERIAL_BELOW_S, and a pool thread takes blocks; the time kept is one thread's per block, not the pass's."""
+    caller = threading.get_ident()
+    pause = {"s": 0.0}
+    with hpc.ThreadPool(2):
+        fn, seen = _threads_of(lambda i: time.sleep(pause["s"]))
+        run_blocks(fn, 4)
+        run_blocks(fn, 4)  # short: remembered as such
+        seen.clear()
+        pause["s"] = 0.02
+        assert run_blocks(fn, 40) == list(range(40))
+    assert caller in seen and len(seen) == 2
+    (kept,) = fresh_memory._block_seconds.values()
+    assert 0.015 < kept < 0.5  # a block's sleep (with a loaded machine's slack), not a pass of 20
