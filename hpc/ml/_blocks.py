@@ -39,7 +39,7 @@ _CODES_KEPT = 1024  # the passes' code objects whose last time per block is kept
 _block_seconds: dict[Any, float] = {}  # by the code of a pass's fn: the caller's seconds per block, last time
 
 
-def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
+def run_blocks(fn: Callable[[int], Any], n: int, *, like: Any = None) -> list[Any]:
     """Return ``[fn(0), ..., fn(n - 1)]``, computed by the calling thread and the current pool's (in any order).
 
     The caller takes blocks one at a time from a shared counter, with ``threads - 1`` of the pool's threads beside it
@@ -50,9 +50,10 @@ def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
 
     A short pass runs on the calling thread alone: waking a sleeping thread costs the caller tens of microseconds on
     a VM, and handing the GIL back and forth as much again, more than a pass over a few small blocks takes. Short is
-    what the last pass of the same code (``fn``'s) took: under :data:`SERIAL_BELOW_S` seconds in all, or blocks of
-    under :data:`SERIAL_BLOCKS_BELOW_S` each (whose Python, under the GIL, would leave the helpers waiting for it).
-    Where such a pass runs longer this time, the helpers are woken once it has run that long.
+    what the last pass of the same code took (``fn``'s, or ``like``'s where ``fn`` wraps another function): under
+    :data:`SERIAL_BELOW_S` seconds in all, or blocks of under :data:`SERIAL_BLOCKS_BELOW_S` each (whose Python,
+    under the GIL, would leave the helpers waiting for it). Where such a pass runs longer this time, the helpers are
+    woken once it has run that long.
 
     After a block raises, no new block starts, and once the blocks under way have finished the exception is raised
     here (one of them, where blocks on several threads raised: the others are dropped). An exception in the calling
@@ -63,7 +64,7 @@ def run_blocks(fn: Callable[[int], Any], n: int) -> list[Any]:
     threads = current_num_threads()
     if threads <= 1:
         return [fn(i) for i in range(n)]
-    code = getattr(fn, "__code__", None)
+    code = getattr(fn if like is None else like, "__code__", None)
     last = _block_seconds.get(code) if code is not None else None
     results: list[Any] = [None] * n
     start = _time.perf_counter()
@@ -238,13 +239,14 @@ class Blocks:
 
     def map(self, fn: Callable[..., Any]) -> list[Any]:
         """Return ``[fn(*block_arrays) for each block]``, computed on the pool's threads."""
-        return self.run(lambda i: fn(*self.items[i]))
+        return self.run(lambda i: fn(*self.items[i]), like=fn)
 
-    def run(self, fn: Callable[[int], Any]) -> list[Any]:
-        """Return ``[fn(0), ..., fn(len(self) - 1)]``: on the pool's threads, or in order for device blocks."""
+    def run(self, fn: Callable[[int], Any], *, like: Any = None) -> list[Any]:
+        """Return ``[fn(0), ..., fn(len(self) - 1)]``: on the pool's threads (see :func:`run_blocks` for ``like``),
+        or in order for device blocks."""
         if self.on_device:
             return [fn(i) for i in range(len(self.items))]
-        return run_blocks(fn, len(self.items))
+        return run_blocks(fn, len(self.items), like=like)
 
     def sum(self, parts: Sequence[_np.ndarray] | _np.ndarray, shape: tuple[int, ...]) -> _np.ndarray:
         """Return the reproducible sum of every rank's per-block ``parts`` (each of ``shape``; or one array, a part

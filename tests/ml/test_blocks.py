@@ -196,3 +196,28 @@ def test_a_pass_that_runs_long_this_time_wakes_the_helpers(fresh_memory):
     assert caller in seen and len(seen) == 2
     (kept,) = fresh_memory._block_seconds.values()
     assert 0.015 < kept < 0.5  # a block's sleep (with a loaded machine's slack), not a pass of 20
+
+
+@pytest.mark.timeout(60)
+def test_blocks_map_remembers_each_function_apart(fresh_memory):
+    """Blocks.map wraps each function in one lambda: the time kept is the mapped function's, one per function, so a
+    short map does not make a long one wait for the helpers."""
+    import numpy as np
+
+    from hpc import mpi
+
+    blocks = fresh_memory.Blocks(mpi.world(), np.array([64]), [np.zeros((64, 1))], block_rows=8)
+
+    def short(x):
+        return x.shape[0]
+
+    def long(x):
+        time.sleep(0.001)
+        return x.shape[0]
+
+    with hpc.ThreadPool(2):
+        for _ in range(3):
+            assert blocks.map(short) == [8] * 8
+            assert blocks.map(long) == [8] * 8
+    kept = fresh_memory._block_seconds
+    assert kept[long.__code__] > 0.0005 and kept[short.__code__] < 0.0005
