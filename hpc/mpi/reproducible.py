@@ -29,7 +29,8 @@ order); a position holding infinities of one sign sums to that infinity. Its fin
 infinity never happens. In the message lane each rank reports what its terms hold (a 3-bit mask per position,
 OR-ed across ranks); in the window lane the rank that sums a position reads every term.
 
-**Cost.** Two lanes, the same bits:
+**Cost.** Two lanes, the same bits (and on one rank holding up to 128 rows, no collective at all: the window lane's
+one-pass kernel over the terms at hand):
 
 - *One node* (every rank of the communicator shares memory, the usual ``mpiexec`` on one machine): ``allreduce``
   of one array per rank goes through a shared-memory window (:mod:`hpc.mpi._node_window`), in chunks of up to
