@@ -63,6 +63,7 @@ _FALLBACKS: dict[str, type] = {
     "DataConversionWarning": UserWarning,
 }
 _resolved: dict[str, type] = {}
+_PARAM_NAMES: dict[type, tuple[str, ...]] = {}  # per estimator class, by Estimator._param_names
 
 
 def sklearn_class(name: str) -> Any:
@@ -137,9 +138,17 @@ class Estimator:
         return pandas.DataFrame(out, columns=columns, index=index)
 
     @classmethod
-    def _param_names(cls) -> list[str]:
-        signature = _inspect.signature(cls.__init__)
-        return sorted(p.name for p in signature.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
+    def _param_names(cls) -> tuple[str, ...]:
+        """The names of ``__init__``'s parameters, sorted: read once per class (``inspect.signature`` took a tenth of
+        a small fit, which asks for them to check that every rank passed the same)."""
+        names = _PARAM_NAMES.get(cls)
+        if names is None:
+            signature = _inspect.signature(cls.__init__)
+            names = tuple(sorted(
+                p.name for p in signature.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
+            ))
+            _PARAM_NAMES[cls] = names
+        return names
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Return this estimator's parameters by name (``deep`` is accepted for scikit-learn; none are nested)."""
@@ -147,7 +156,7 @@ class Estimator:
 
     def set_params(self, **params: Any) -> Estimator:
         """Set parameters by name and return the estimator; an unknown name raises ``ValueError``."""
-        valid = self._param_names()
+        valid = list(self._param_names())
         for name, value in params.items():
             if name not in valid:
                 raise ValueError(
