@@ -32,7 +32,7 @@ BLOCK_ROWS = 4096
 
 #: A pass runs on the calling thread alone where the last pass of the same code took less than this many seconds of
 #: one thread's work, or blocks shorter than :data:`SERIAL_BLOCKS_BELOW_S` each (:func:`run_blocks`; the helpers'
-#: costs that set both: docs/performance.md, "hpc bench ml", small data).
+#: costs that set both: docs/performance.md, "hpc bench ml", what changed in the third session of 2026-12-07).
 SERIAL_BELOW_S = 200e-6
 SERIAL_BLOCKS_BELOW_S = 20e-6
 _CODES_KEPT = 1024  # the passes' code objects whose last time per block is kept (a bound, never reached in hpc.ml)
@@ -77,7 +77,7 @@ def run_blocks(fn: Callable[[int], Any], n: int, *, like: Any = None) -> list[An
             results[done] = fn(done)
             done += 1
     own = _time.perf_counter() - start  # one thread's work: the caller's own blocks, not its waits for helpers
-    if done < n:
+    if done < n:  # from here `done` counts the caller's blocks only
         blocks, seconds = _run_shared(fn, done, n, results, threads)
         done, own = done + blocks, own + seconds
     if code is not None and done:
@@ -91,8 +91,7 @@ def _run_shared(
     fn: Callable[[int], Any], first: int, n: int, results: list[Any], threads: int
 ) -> tuple[int, float]:
     """Run blocks ``first..n-1`` of :func:`run_blocks` on the caller and ``threads - 1`` helpers (results in place);
-    return how many the caller ran and the seconds they took (at least one: the caller takes the next block while
-    the helpers wake)."""
+    return how many the caller ran and the seconds they took (none, where awake helpers took every block)."""
     claim = _threading.Lock()
     state = {"next": first, "failed": False, "running": 0}  # running: blocks the helpers took and have not finished
     quiet = _threading.Event()  # set while no helper runs a block
