@@ -376,6 +376,12 @@ class Points:
         and their global ``rows``, ``(entrants, t)``, entrants in order of their rows) and every other rank's. Ties
         go to the lower row; a column whose keys are all ``inf`` returns -1.
         """
+        if self.comm.size == 1:  # every entrant is here: the first smallest key of each column, its row
+            if not keys.shape[0]:
+                return _np.full(t, -1, _np.int64)
+            first = _np.argmin(keys, axis=0)
+            columns = _np.arange(t)
+            return _np.where(_np.isfinite(keys[first, columns]), rows[first, columns], -1).astype(_np.int64)
         best = _np.full((1, t, 2), _np.inf)
         if keys.shape[0]:
             first = _np.argmin(keys, axis=0)  # the first smallest: the lowest row of this rank's smallest keys
@@ -406,6 +412,8 @@ class Points:
         if (rows < 0).any():
             raise RuntimeError(f"hpc.ml internal error: no row won a draw (rows {rows.tolist()})")
         d = self.n_features
+        if self.comm.size == 1 and self.rows is not None:  # one rank: global row r is row r of the rows end to end
+            return self.rows[rows].astype(_np.float64, copy=False)
         local = _np.empty((0, d + 1))  # (the row's position in rows, the row)
         starts = _np.asarray(self.blocks.starts, _np.int64).reshape(-1)
         if starts.shape[0]:

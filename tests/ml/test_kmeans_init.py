@@ -176,3 +176,17 @@ def test_bounds_state_starts_anew_after_a_step_that_did_not_finish_or_non_finite
     points._bounds_centres = centres.copy()
     _, _, _, moved = points._bounds_for(np.zeros((4, 2)))
     assert moved is None
+
+
+def test_race_entrants_and_fetch_on_one_rank():
+    """One rank's race: each column's smallest key wins, the lower row on a tie, -1 where every key is inf or there
+    is no entrant; fetch gives the rows asked for, in the order asked, as float64."""
+    X = np.arange(12, dtype=np.float32).reshape(6, 2)
+    blocks = Blocks(mpi.world(), np.array([6]), [X], block_rows=4)
+    points = Points(blocks, 0, 2, rows=X, offsets=np.array([0, 4, 6]))
+    keys = np.array([[0.5, np.inf, 2.0], [0.25, np.inf, 2.0], [0.25, np.inf, 3.0]])
+    rows = np.array([[0, 0, 1], [4, 1, 4], [5, 5, 5]])
+    assert points.race_entrants(keys, rows, 3).tolist() == [4, -1, 1]
+    assert points.race_entrants(np.empty((0, 2)), np.empty((0, 2), np.int64), 2).tolist() == [-1, -1]
+    got = points.fetch(np.array([5, 0, 3]))
+    assert got.dtype == np.float64 and got.tolist() == [[10.0, 11.0], [0.0, 1.0], [6.0, 7.0]]
