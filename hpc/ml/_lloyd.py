@@ -49,18 +49,19 @@ def lloyd(
         total_sums = total[: k * d].reshape(k, d)
         total_counts = total[k * d : k * d + k]
         inertia, changed = total[-2], total[-1]
-        shift, empty = _moved(total_sums, total_counts, centres, new_centres)
-        if empty:  # moved onto far rows (by the distances of this iteration's labels), and the centres made again
+        if _moved(total_sums, total_counts, new_centres):
+            # an empty cluster: moved onto far rows (by the distances of this iteration's labels), centres made again
             per_block = points.per_block(labels)
             far = points.per_block(dist) if inertia_each else points.label_distances(per_block, centres)
             _relocate_empty(points, per_block, far, total_sums, total_counts)
-            shift = _moved(total_sums, total_counts, centres, new_centres)[0]
+            _moved(total_sums, total_counts, new_centres)
         progress.step(iteration, inertia)
         if changed == 0:
             strict = _np.array_equal(new_centres, centres)
             centres = new_centres.copy()
             progress.note(f"converged at iteration {iteration}: strict convergence")
             break
+        shift = float(((new_centres - centres) ** 2).sum())  # summed as NumPy sums (pairwise): tol compares these bits
         centres = new_centres.copy()
         previous = labels
         if shift <= tol:
@@ -78,28 +79,24 @@ def _inertias(points: _kmeans_init.Points, dist: _np.ndarray) -> _np.ndarray:
 
 
 @_njit(cache=True, nogil=True)
-def _moved(sums, counts, centres, out):  # pragma: no cover - compiled by numba
+def _moved(sums, counts, out):  # pragma: no cover - compiled by numba
     """Write the new centres into ``out``: each cluster's sum times the inverse of its count (divided by the count
-    where the inverse overflows: a total of subnormal weights), the sum itself for a cluster of count 0. Return the
-    centres' squared shift from ``centres`` and whether a cluster has count 0 (to relocate, then call again)."""
+    where the inverse overflows: a total of subnormal weights), the sum itself for a cluster of count 0. Return
+    whether a cluster has count 0 (to relocate, then call again)."""
     k, d = sums.shape
     empty = False
-    shift = 0.0
     for j in range(k):
         n = counts[j]
         inverse = 1.0 / n if n > 0.0 else 1.0
         for t in range(d):
             if n <= 0.0:
-                value = sums[j, t]
+                out[j, t] = sums[j, t]
             elif _np.isfinite(inverse):
-                value = sums[j, t] * inverse
+                out[j, t] = sums[j, t] * inverse
             else:
-                value = sums[j, t] / n
-            out[j, t] = value
-            step = value - centres[j, t]
-            shift += step * step
+                out[j, t] = sums[j, t] / n
         empty |= n == 0.0
-    return shift, empty
+    return empty
 
 
 def _relocate_empty(
