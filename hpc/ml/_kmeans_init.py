@@ -50,6 +50,9 @@ class Points:
     #: the bounded Lloyd steps' per-row labels, upper and lower bounds, and the centres they were last made for
     _bounds: tuple[_np.ndarray, _np.ndarray, _np.ndarray] | None = None
     _bounds_centres: _np.ndarray | None = None
+    #: how many of this rank's rows the last pass took the products for, where it kept bounds made before it (None
+    #: for a full pass, or one that made its bounds anew): what tells whether the bounds pay for themselves
+    carried_bounds_computed: int | None = None
     _whole_blocks: bool | None = None  #: every block but the last whole, host rows laid end to end (made once)
 
     def __post_init__(self) -> None:
@@ -164,6 +167,7 @@ class Points:
         if sums is not None:
             sums.fill(0.0)
             counts.fill(0.0)
+        self.carried_bounds_computed = None
         edges = self._group_edges()
         if edges is None:
 
@@ -178,6 +182,7 @@ class Points:
         block_rows = self.blocks.block_rows
         state = self._bounds_for(centres) if bounded and self._bounds_pay(centres) else None
         add = sums is not None and not self.weighted
+        computed = [0] * (len(edges) - 1)
 
         def group(g: int) -> tuple[_np.ndarray, _np.ndarray | None]:
             b0, b1 = edges[g], edges[g + 1]
@@ -188,7 +193,7 @@ class Points:
                 labels, dist = kernels.kmeans_step(x, centres, block_rows=block_rows, distances=distances, **into)
             else:
                 every, upper, lower, moved = state
-                labels, dist, _ = kernels.kmeans_step_bounded(
+                labels, dist, computed[g] = kernels.kmeans_step_bounded(
                     x, centres, every[lo:hi], upper[lo:hi], lower[lo:hi], moved=moved, block_rows=block_rows,
                     distances=distances, **into,
                 )
@@ -201,6 +206,8 @@ class Points:
         parts = run_blocks(group, len(edges) - 1)
         if state is None:
             return _joined(parts, distances)
+        if state[3] is not None:  # bounds carried over from an earlier pass
+            self.carried_bounds_computed = sum(computed)
         self._bounds_centres = centres.copy()
         labels = state[0].copy()  # the kept labels change in place at the next call
         return labels, _joined(parts, distances)[1]
@@ -236,6 +243,11 @@ class Points:
         k, d = centres.shape
         wide = 256 if self.rows is None or self.rows.dtype == _np.float64 else 1000  # float32: cheaper products
         return _checks.COMPILED_BLAS and k >= 4 and d >= 8 and k * d >= wide
+
+    def forget_bounds(self) -> None:
+        """Drop the bounded steps' per-row state: the next bounded step makes it anew (a new run of Lloyd's
+        iterations, whose first centres are unrelated to the last run's)."""
+        self._bounds = self._bounds_centres = None
 
     def _bounds_for(self, centres: _np.ndarray) -> tuple[_np.ndarray, _np.ndarray, _np.ndarray, _np.ndarray | None]:
         """Return the per-row state of the bounded steps (labels, upper and lower bounds, this rank's rows end to

@@ -26,7 +26,8 @@ def lloyd(
     iteration's inertia is computed only with ``inertia_each`` (to report it: rank 0's ``verbose``, on every rank)."""
     k, d = centres.shape
     n_blocks = len(points.blocks)
-    parts = _np.zeros((n_blocks, k * d + k + 2))  # a row per block: sums, counts, inertia, changed labels
+    # a row per block: sums, counts, inertia; in the rank's first row, its rows that took products and changed labels
+    parts = _np.zeros((n_blocks, k * d + k + 3))
     sums = parts[:, : k * d]
     block_sums = _np.zeros((n_blocks, k, d))  # the pass's own buffers: C-contiguous, as the kernels take them
     block_counts = _np.zeros((n_blocks, k))
@@ -35,20 +36,30 @@ def lloyd(
     labels = dist = None
     strict = False
     iteration = 0
+    bounds = BoundsSwitch()
+    points.forget_bounds()
     for iteration in range(max_iter):
         # the distances (a sixth of a pass) only where the iterations' inertia is reported; the final labels'
         # distances come from one more pass
-        labels, dist = points.lloyd_step(centres, block_sums, block_counts, distances=inertia_each, bounded=True)
+        if bounds.anew:
+            points.forget_bounds()
+            bounds.anew = False
+        labels, dist = points.lloyd_step(
+            centres, block_sums, block_counts, distances=inertia_each, bounded=bounds.wanted()
+        )
         sums[...] = block_sums.reshape(n_blocks, k * d)
         parts[:, k * d : k * d + k] = block_counts
         if inertia_each:
-            parts[:, -2] = _inertias(points, dist)
+            parts[:, -3] = _inertias(points, dist)
+        carried = points.carried_bounds_computed  # None on every rank alike (the same centres, the same steps)
         if n_blocks:
+            parts[0, -2] = carried or 0
             parts[0, -1] = labels.shape[0] if previous is None else _np.count_nonzero(labels != previous)
         total = points.total(parts, parts.shape[1:])
         total_sums = total[: k * d].reshape(k, d)
         total_counts = total[k * d : k * d + k]
-        inertia, changed = total[-2], total[-1]
+        inertia, changed = total[-3], total[-1]
+        bounds.after(None if carried is None else total[-2] / max(points.blocks.n_total, 1))
         if _moved(total_sums, total_counts, new_centres):
             # an empty cluster: moved onto far rows (by the distances of this iteration's labels), centres made again
             per_block = points.per_block(labels)
@@ -71,6 +82,49 @@ def lloyd(
         labels, dist = points.lloyd_step(centres, bounded=True)
     inertia = points.total(_inertias(points, dist)[:, None], (1,))[0]
     return points.per_block(labels), float(inertia), centres, iteration + 1
+
+
+class BoundsSwitch:
+    """Whether Lloyd's next step keeps per-row bounds (:func:`hpc.kernels.kmeans_step_bounded`), from the share of
+    every rank's rows that still took the products in the steps before.
+
+    The bounds pay where clusters stand apart: after a few steps few rows can change cluster, and they skip the
+    products (blobs of 1e5 x 100, k = 100: a fit 0.42x full steps' time). Where clusters overlap, or the data have
+    none, most rows take the products every step and the bounds' bookkeeping is a loss (a fit 1.44-1.53x). So after
+    :data:`MISSES` steps in a row in which more than :data:`MISS_SHARE` of the rows took the products, the steps run
+    without bounds for :data:`FIRST_REST` steps. Then one step makes the bounds anew and the next is judged alone: a
+    miss rests again, twice as long each time (up to :data:`LONGEST_REST`). The share is a sum over every rank's rows,
+    each row's part fixed by its own bounds: every rank takes the same turns, whatever the split (measurements:
+    docs/performance.md, "hpc bench ml").
+    """
+
+    MISS_SHARE = 0.6
+    MISSES = 3
+    FIRST_REST = 8
+    LONGEST_REST = 32
+
+    def __init__(self) -> None:
+        self.anew = False  #: the next step makes its bounds anew (back from a rest)
+        self._misses = 0
+        self._rest = 0
+        self._next_rest = self.FIRST_REST
+
+    def wanted(self) -> bool:
+        """Whether the next step keeps bounds."""
+        return self._rest == 0
+
+    def after(self, share: float | None) -> None:
+        """Take a step's share of rows that took the products (None: it did not carry bounds over)."""
+        if self._rest:
+            self._rest -= 1
+            self.anew = self._rest == 0
+            return
+        if share is None:
+            return
+        self._misses = self._misses + 1 if share > self.MISS_SHARE else 0
+        if self._misses >= (self.MISSES if self._next_rest == self.FIRST_REST else 1):
+            self._rest, self._next_rest = self._next_rest, min(2 * self._next_rest, self.LONGEST_REST)
+            self._misses = 0
 
 
 def _inertias(points: _kmeans_init.Points, dist: _np.ndarray) -> _np.ndarray:

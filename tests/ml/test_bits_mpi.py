@@ -48,6 +48,8 @@ CASES = [
     # k x d >= 256 (float32: 1000): Lloyd's steps keep per-row bounds and skip rows (kernels.kmeans_step_bounded)
     ("KMeans-bounded", lambda: ml.KMeans(20, n_init=2, random_state=8), "x-wide"),
     ("KMeans-bounded-float32", lambda: ml.KMeans(20, tol=0.0, random_state=9), "x-wide32"),
+    # clusters that overlap: most rows take the products, so the steps rest the bounds (the same turns on any split)
+    ("KMeans-bounded-overlap", lambda: ml.KMeans(20, tol=0.0, max_iter=40, random_state=10), "x-overlap"),
     ("PCA-float32", lambda: ml.PCA(n_components=2), "x32"),
     # data whose Gram or covariance matrix overflows: the TSQR routes
     ("PCA-huge", lambda: ml.PCA(n_components=3), "x-huge"),
@@ -63,6 +65,9 @@ def _data(kind):
         return blobs(n=700)[0], None
     if kind == "x32":
         return blobs(n=500, dtype=np.float32)[0], None
+    if kind == "x-overlap":
+        rng = np.random.default_rng(12)
+        return rng.standard_normal((900, 50)) + rng.integers(0, 5, (900, 1)), None
     if kind.startswith("x-wide"):
         if kind.endswith("32"):
             return blobs(n=900, d=50, centres=12, dtype=np.float32)[0], None

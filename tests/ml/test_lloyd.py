@@ -58,3 +58,70 @@ def test_a_fit_stops_where_the_shift_summed_as_numpy_sums_it_meets_tol():
             stops = [m for m, s in enumerate(shifts, start=1) if s <= tol]
             n_iter = fit(50, tol)[1]
             assert n_iter == stops[0] if stops else n_iter > 10
+
+
+def test_the_bounds_switch_rests_after_misses_and_tries_again_with_fresh_bounds():
+    """Three steps in a row where most rows took the products: 8 steps without bounds; then bounds made anew (a step
+    not judged), and one more miss rests 16 steps, then 32 at most; a step where few rows took the products resets
+    the count of misses."""
+    switch = _lloyd.BoundsSwitch()
+    turns = []
+
+    def step(share):
+        turns.append((switch.wanted(), switch.anew))
+        switch.anew = False
+        switch.after(share if switch.wanted() else None)
+
+    step(None)  # the first step makes the bounds
+    for share in (0.9, 0.9, 0.1, 0.9, 0.9, 0.9):  # a hit in between: three more misses are needed
+        step(share)
+    assert [w for w, _ in turns] == [True] * 7
+    for _ in range(8):
+        step(None)
+    assert [w for w, _ in turns[7:]] == [False] * 8
+    step(None)  # back: bounds made anew, not judged
+    assert turns[-1] == (True, True)
+    step(0.95)  # one miss after a rest
+    for _ in range(16):
+        step(None)
+    assert [w for w, _ in turns[-16:]] == [False] * 16
+    step(None)
+    step(0.2)  # a hit: the bounds stay
+    step(0.3)
+    assert [w for w, _ in turns[-3:]] == [True] * 3
+    for _ in range(2):  # two more rests: 32 steps each, the longest
+        step(0.95)
+        rest = 0
+        while not switch.wanted():
+            step(None)
+            rest += 1
+        assert rest == 32
+        step(None)
+
+
+def test_overlapping_clusters_rest_the_bounds_and_fit_the_bits_of_full_steps(monkeypatch):
+    """Clusters that overlap (k x d = 1000: the bounds are tried): most rows take the products, so most steps run
+    without bounds, and the fit is the full steps' bit for bit."""
+    from hpc import kernels
+    from hpc.ml import KMeans, _kmeans_init
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3000, 50)) + rng.integers(0, 5, (3000, 1))
+    bounded = []
+    step = kernels.kmeans_step_bounded
+
+    def counted(x, *args, **kwargs):
+        bounded.append(x.shape[0])
+        return step(x, *args, **kwargs)
+
+    monkeypatch.setattr(kernels, "kmeans_step_bounded", counted)
+    fits = {}
+    for name in ("switched", "full"):
+        if name == "full":
+            monkeypatch.setattr(_kmeans_init.Points, "_bounds_pay", lambda self, c: False)
+        km = KMeans(20, init=X[:20].copy(), n_init=1, max_iter=40, tol=0.0).fit(X)
+        fits[name] = (km.cluster_centers_.tobytes(), km.labels_.tobytes(), km.inertia_, km.n_iter_)
+        if name == "switched":
+            passes = len(bounded)  # one kernel call per pass here (3000 rows: one block)
+            assert km.n_iter_ > 20 and 0 < passes < km.n_iter_ // 2, (passes, km.n_iter_)
+    assert fits["switched"] == fits["full"]
