@@ -90,7 +90,8 @@ class BoundsSwitch:
 
     The bounds pay where clusters stand apart: after a few steps few rows can change cluster, and they skip the
     products (blobs of 1e5 x 100, k = 100: a fit 0.42x full steps' time). Where clusters overlap, or the data have
-    none, most rows take the products every step and the bounds' bookkeeping is a loss (a fit 1.44-1.53x). So after
+    none, most rows take the products every step and the bookkeeping is a loss (a fit 1.44-1.53x). Blobs too take
+    the products on every row for their first steps (2-4 seen), while the centres still move far. So after
     :data:`MISSES` steps in a row in which more than :data:`MISS_SHARE` of the rows took the products, the steps run
     without bounds for :data:`FIRST_REST` steps. Then one step makes the bounds anew and the next is judged alone: a
     miss rests again, twice as long each time (up to :data:`LONGEST_REST`). The share is a sum over every rank's rows,
@@ -99,7 +100,7 @@ class BoundsSwitch:
     """
 
     MISS_SHARE = 0.6
-    MISSES = 3
+    MISSES = 5
     FIRST_REST = 8
     LONGEST_REST = 32
 

@@ -61,10 +61,11 @@ def test_a_fit_stops_where_the_shift_summed_as_numpy_sums_it_meets_tol():
 
 
 def test_the_bounds_switch_rests_after_misses_and_tries_again_with_fresh_bounds():
-    """Three steps in a row where most rows took the products: 8 steps without bounds; then bounds made anew (a step
-    not judged), and one more miss rests 16 steps, then 32 at most; a step where few rows took the products resets
-    the count of misses."""
+    """MISSES steps in a row where most rows took the products: FIRST_REST steps without bounds; then bounds made
+    anew (a step not judged), and one more miss rests twice as long, LONGEST_REST at most; a step where few rows took
+    the products resets the count of misses."""
     switch = _lloyd.BoundsSwitch()
+    misses, first, longest = switch.MISSES, switch.FIRST_REST, switch.LONGEST_REST
     turns = []
 
     def step(share):
@@ -73,30 +74,32 @@ def test_the_bounds_switch_rests_after_misses_and_tries_again_with_fresh_bounds(
         switch.after(share if switch.wanted() else None)
 
     step(None)  # the first step makes the bounds
-    for share in (0.9, 0.9, 0.1, 0.9, 0.9, 0.9):  # a hit in between: three more misses are needed
+    for share in [0.9] * (misses - 1) + [0.1] + [0.9] * misses:  # a hit in between: MISSES more are needed
         step(share)
-    assert [w for w, _ in turns] == [True] * 7
-    for _ in range(8):
+    assert [w for w, _ in turns] == [True] * (2 * misses + 1)
+    for _ in range(first):
         step(None)
-    assert [w for w, _ in turns[7:]] == [False] * 8
+    assert [w for w, _ in turns[-first:]] == [False] * first
     step(None)  # back: bounds made anew, not judged
     assert turns[-1] == (True, True)
     step(0.95)  # one miss after a rest
-    for _ in range(16):
+    for _ in range(2 * first):
         step(None)
-    assert [w for w, _ in turns[-16:]] == [False] * 16
+    assert [w for w, _ in turns[-2 * first :]] == [False] * (2 * first)
     step(None)
     step(0.2)  # a hit: the bounds stay
     step(0.3)
     assert [w for w, _ in turns[-3:]] == [True] * 3
-    for _ in range(2):  # two more rests: 32 steps each, the longest
+    rests = []
+    for _ in range(4):  # the rests double up to the longest
         step(0.95)
         rest = 0
         while not switch.wanted():
             step(None)
             rest += 1
-        assert rest == 32
+        rests.append(rest)
         step(None)
+    assert rests[-1] == longest and all(r <= longest for r in rests) and rests == sorted(rests)
 
 
 def test_overlapping_clusters_rest_the_bounds_and_fit_the_bits_of_full_steps(monkeypatch):
