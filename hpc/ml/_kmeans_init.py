@@ -388,20 +388,16 @@ class Points:
         and their global ``rows``, ``(entrants, t)``, entrants in order of their rows) and every other rank's. Ties
         go to the lower row; a column whose keys are all ``inf`` returns -1.
         """
-        if self.comm.size == 1:  # every entrant is here: the first smallest key of each column, its row
-            if not keys.shape[0]:
-                return _np.full(t, -1, _np.int64)
-            first = _np.argmin(keys, axis=0)
-            columns = _np.arange(t)
-            return _np.where(_np.isfinite(keys[first, columns]), rows[first, columns], -1).astype(_np.int64)
-        best = _np.full((1, t, 2), _np.inf)
+        best_keys, best_rows = _np.full(t, _np.inf), _np.full(t, -1, _np.int64)
         if keys.shape[0]:
             first = _np.argmin(keys, axis=0)  # the first smallest: the lowest row of this rank's smallest keys
             columns = _np.arange(t)
-            finite = _np.isfinite(keys[first, columns])
-            best[0, finite, 0] = keys[first, columns][finite]
-            best[0, finite, 1] = rows[first, columns][finite]
-        every = self.comm.allgather(best) if self.comm.size > 1 else best
+            best_keys, best_rows = keys[first, columns], rows[first, columns]
+        finite = _np.isfinite(best_keys)
+        if self.comm.size == 1:  # every entrant is here
+            return _np.where(finite, best_rows, -1).astype(_np.int64)
+        mine = _np.stack([_np.where(finite, best_keys, _np.inf), _np.where(finite, best_rows, _np.inf)], axis=1)
+        every = self.comm.allgather(mine[None])
         keys, rows = every[:, :, 0], every[:, :, 1]  # (ranks, t) each; the keys are never NaN
         smallest = keys.min(axis=0)
         row = _np.where(keys == smallest, rows, _np.inf).min(axis=0)  # of the ranks with the smallest key

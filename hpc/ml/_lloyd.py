@@ -2,9 +2,10 @@
 
 An iteration is one pass over this rank's blocks (:meth:`hpc.ml._kmeans_init.Points.lloyd_step`: each block's
 per-cluster sums and counts, the rows' labels) and one reproducible sum over every rank of one matrix, a row per
-block: the block's sums, counts and inertia, and (in the rank's first row) how many of its labels changed. The new
-centres, how far they moved and whether a cluster is empty come from that total in one compiled call, so the
-iteration's own Python is a handful of calls around the pass: on a few thousand rows it is the pass that counts.
+block: the block's sums, counts and inertia, and in the rank's first row how many of its rows took the products
+(:class:`BoundsSwitch`) and how many labels changed. The new centres and whether a cluster is empty come from that
+total in one compiled call, so the iteration's own Python is a handful of calls around the pass: on a few thousand
+rows it is the pass that counts.
 """
 
 from __future__ import annotations
@@ -41,11 +42,8 @@ def lloyd(
     for iteration in range(max_iter):
         # the distances (a sixth of a pass) only where the iterations' inertia is reported; the final labels'
         # distances come from one more pass
-        if bounds.anew:
-            points.forget_bounds()
-            bounds.anew = False
         labels, dist = points.lloyd_step(
-            centres, block_sums, block_counts, distances=inertia_each, bounded=bounds.wanted()
+            centres, block_sums, block_counts, distances=inertia_each, bounded=bounds.bounded(points)
         )
         sums[...] = block_sums.reshape(n_blocks, k * d)
         parts[:, k * d : k * d + k] = block_counts
@@ -113,6 +111,13 @@ class BoundsSwitch:
     def wanted(self) -> bool:
         """Whether the next step keeps bounds."""
         return self._rest == 0
+
+    def bounded(self, points: _kmeans_init.Points) -> bool:
+        """Whether the next step keeps bounds; back from a rest, the points' bounds are forgotten first (made anew)."""
+        if self.anew:
+            points.forget_bounds()
+            self.anew = False
+        return self.wanted()
 
     def after(self, share: float | None) -> None:
         """Take a step's share of rows that took the products (None: it did not carry bounds over)."""

@@ -249,7 +249,8 @@ def _words(engine: Any, n: int) -> _np.ndarray:
 
 
 #: The most rows one rank sums in one pass with every term at hand (:func:`_sum_here`); more take the message lane's
-#: three whole-array passes, which stream tall arrays faster (docs/performance.md, "Design choices measured").
+#: three whole-array passes, which stream tall arrays faster (docs/performance.md, "hpc bench ml", the third session of
+#: 2026-12-07).
 _HERE_ROWS = 128
 _NO_ROW = _np.zeros(0)  # sum_columns' own row, unused: every row is read from the terms (me = -1)
 _NONE_NONFINITE = _np.zeros(0)  # no non-finite column: to_float and to_float_split skip the step

@@ -67,11 +67,17 @@ def test_the_bounds_switch_rests_after_misses_and_tries_again_with_fresh_bounds(
     switch = _lloyd.BoundsSwitch()
     misses, first, longest = switch.MISSES, switch.FIRST_REST, switch.LONGEST_REST
     turns = []
+    forgotten = []  # the steps at which the points' bounds were forgotten
+
+    class Points:
+        def forget_bounds(self):
+            forgotten.append(len(turns))
 
     def step(share):
-        turns.append((switch.wanted(), switch.anew))
-        switch.anew = False
-        switch.after(share if switch.wanted() else None)
+        anew = switch.anew
+        wanted = switch.bounded(Points())
+        turns.append((wanted, anew))
+        switch.after(share if wanted else None)
 
     step(None)  # the first step makes the bounds
     for share in [0.9] * (misses - 1) + [0.1] + [0.9] * misses:  # a hit in between: MISSES more are needed
@@ -82,6 +88,7 @@ def test_the_bounds_switch_rests_after_misses_and_tries_again_with_fresh_bounds(
     assert [w for w, _ in turns[-first:]] == [False] * first
     step(None)  # back: bounds made anew, not judged
     assert turns[-1] == (True, True)
+    assert forgotten == [len(turns) - 1]
     step(0.95)  # one miss after a rest
     for _ in range(2 * first):
         step(None)
