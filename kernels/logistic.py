@@ -2,8 +2,11 @@
 
 Both give the *half* losses scikit-learn's ``LinearModelLoss`` uses (binomial ``log(1 + e^z) - y z``, multinomial
 ``logsumexp(z) - z_y``), summed over the rows with sample weights, and their gradients with respect to the
-coefficients and the intercept. The binary kernel reads each row once: ``z = x.w + b``, the loss, and ``(p - y) x``
-added to the gradient, all while the row is in registers. The multinomial one takes ``Z = X W^T`` and ``R^T X``
+coefficients and the intercept. The binary kernel takes the rows in tiles of 256, each read twice while it is in the
+caches: the scores ``z = x.w + b``; then one vectorized loop for the losses and residuals ``w (p - y)`` (``exp`` and
+``log1p`` by polynomials, ``kernels/_vexp.py`` and ``kernels/_vlog1p.py``: ``math.exp`` and ``math.log1p`` left the
+row loop scalar); then ``(p - y) x`` added to the gradient, four rows at a time. 2.0-2.2x the former one-row-at-a-time
+pass for 3-30 features, 1.4-1.8x for 100 (docs/performance.md). The multinomial one takes ``Z = X W^T`` and ``R^T X``
 from BLAS, with one compiled pass between them for the softmax, the loss and the residuals ``R``.
 """
 
@@ -17,6 +20,8 @@ from numba import njit as _njit
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import REDUCE
+from ._vexp import _exp_nonpos
+from ._vlog1p import log1p_unit as _log1p_unit
 
 __all__ = ["logistic_loss_grad", "softmax_loss_grad"]
 
@@ -26,29 +31,59 @@ __all__ = ["logistic_loss_grad", "softmax_loss_grad"]
 _EXP_FLUSH = 600.0
 
 
+#: rows per tile of the binary pass: its scores, losses and residuals stay in L1 between the pass's three loops
+_TILE = 256
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE, error_model="numpy")  # IEEE division: see _vlog1p
+def _binary_tile(z, y, weight, r):  # pragma: no cover - compiled by numba
+    """From the scores ``z`` of a tile, write the weighted residuals ``r = w (p - y)`` and return the tile's loss.
+
+    One branch-free loop over the rows (``exp`` and ``log1p`` of ``-|z|`` by polynomials), which LLVM vectorizes:
+    ``math.exp`` and ``math.log1p`` would leave it one row at a time. ``e = exp(-|z|)`` is 0 from a margin of
+    ``_EXP_FLUSH`` on, selected before the exp (near ``exp(-708)`` its products with weights and features would be
+    subnormal, a microcode assist each on Intel). A NaN score makes its loss and residual NaN.
+    """
+    loss = 0.0
+    for t in range(z.shape[0]):
+        zt = z[t]
+        e = _exp_nonpos(-abs(zt), -_EXP_FLUSH)
+        positive = zt > 0.0
+        log1pexp = (zt if positive else 0.0) + _log1p_unit(e)
+        p = (1.0 if positive else e) / (1.0 + e)
+        loss += weight[t] * (log1pexp - y[t] * zt)
+        r[t] = weight[t] * (p - y[t])
+    return loss
+
+
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
 def _binary(x, y, weight, coef, intercept, grad):  # pragma: no cover - compiled by numba
-    d = x.shape[1]
+    n, d = x.shape
+    z = _np.empty(_TILE)
+    r = _np.empty(_TILE)
     loss = 0.0
-    for i in range(x.shape[0]):
-        z = intercept
-        for j in range(d):
-            z += x[i, j] * coef[j]
-        # e = exp(-|z|), 0 from _EXP_FLUSH on (selected before the exp: near exp(-708) its products with weights and
-        # features would be subnormal, a microcode assist each on Intel)
-        if z > 0.0:
-            e = 0.0 if z >= _EXP_FLUSH else _math.exp(-z)
-            log1pexp = z + _math.log1p(e)
-            p = 1.0 / (1.0 + e)
-        else:
-            e = 0.0 if z <= -_EXP_FLUSH else _math.exp(z)  # NaN takes exp
-            log1pexp = _math.log1p(e)
-            p = e / (1.0 + e)
-        loss += weight[i] * (log1pexp - y[i] * z)
-        r = weight[i] * (p - y[i])
-        for j in range(d):
-            grad[j] += r * x[i, j]
-        grad[d] += r
+    for lo in range(0, n, _TILE):
+        hi = min(lo + _TILE, n)
+        m = hi - lo
+        for t in range(m):
+            s = intercept
+            for j in range(d):
+                s += x[lo + t, j] * coef[j]
+            z[t] = s
+        loss += _binary_tile(z[:m], y[lo:hi], weight[lo:hi], r[:m])
+        # four rows at a time: each grad[j] then waits on one add per four rows, not on one per row
+        four = m - m % 4
+        for t in range(0, four, 4):
+            r0, r1, r2, r3 = r[t], r[t + 1], r[t + 2], r[t + 3]
+            i = lo + t
+            for j in range(d):
+                grad[j] += (r0 * x[i, j] + r1 * x[i + 1, j]) + (r2 * x[i + 2, j] + r3 * x[i + 3, j])
+            grad[d] += (r0 + r1) + (r2 + r3)
+        for t in range(four, m):
+            rt = r[t]
+            for j in range(d):
+                grad[j] += rt * x[lo + t, j]
+            grad[d] += rt
     return loss
 
 

@@ -40,6 +40,40 @@ def test_binary_matches_reference_and_is_stable(rng, dtype):
     assert big[0] == pytest.approx(1600.0) and np.isfinite(big[1]).all()
 
 
+@pytest.mark.parametrize("rows", [1, 3, 7, 255, 256, 259, 1029])
+def test_binary_tiles_and_their_remainders(rng, rows):
+    """Every row counts once, whatever the rows' count against the pass's tiles and its four-row steps."""
+    x = rng.standard_normal((rows, 5)) * 4.0
+    y = (rng.random(rows) < 0.5).astype(np.float64)
+    w, weight = rng.standard_normal(5), rng.random(rows)
+    loss, grad = k.logistic_loss_grad(x, y, w, -0.2, weight)
+    ref_loss, ref_grad = _binary_reference(x, y, w, -0.2, weight)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_vectorizable_log1p_is_within_one_ulp(rng):
+    """The polynomial log1p the binary pass uses, on [0, 1]: uniform points, exponents down to 2**-900, and the
+    edges of its three ranges (tiny, below and above sqrt(2) - 1), within 1 ulp of NumPy's log1p; NaN stays NaN."""
+    from hpc.kernels._vlog1p import log1p_unit
+    from numba import njit
+
+    @njit
+    def apply(a, out):
+        for i in range(a.shape[0]):
+            out[i] = log1p_unit(a[i])
+
+    edges = [0.0, 1.0, 2.0**-60, np.nextafter(2.0**-60, 0), 0.41421356237309503, 0.4142135623730951, 0.5,
+             np.nextafter(0.5, 0), np.nan]
+    a = np.concatenate([rng.random(200_000), 2.0 ** rng.uniform(-900, 0, 200_000), edges])
+    out = np.empty_like(a)
+    apply(a, out)
+    ref = np.log1p(a)
+    assert np.isnan(out[-1])
+    ulps = np.abs(out[:-1] - ref[:-1]) / np.spacing(np.maximum(ref[:-1], np.finfo(np.float64).tiny))
+    assert ulps.max() <= 1.0
+
+
 def test_multinomial_matches_reference(rng):
     """The softmax loss and gradient equal the NumPy formulas, and the gradient matches finite differences."""
     x = rng.standard_normal((300, 5))
