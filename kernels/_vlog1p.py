@@ -1,4 +1,5 @@
-"""A vectorizable ``log1p`` for arguments in ``[0, 1]`` (the logistic loss's ``log(1 + exp(-|z|))``).
+"""A vectorizable ``log1p`` for arguments in ``[0, 1]`` (the logistic loss's ``log(1 + exp(-|z|))``), and ``log`` for
+arguments of 1 or more (the softmax loss's ``log`` of a row's total) built on it.
 
 LLVM has no vector ``log1p`` without SVML, so a loop that calls ``math.log1p`` runs one row at a time. This is
 fdlibm's ``log1p`` reduced to that range, written without branches: ``1 + e = 2**k (1 + f)`` with ``k = 0`` and
@@ -14,9 +15,13 @@ tiny ``e`` (a microcode assist each on Intel; scripts/audit_subnormals.py). NaN 
 
 from __future__ import annotations
 
+import numpy as _np
 from numba import njit as _njit
 
-__all__ = ["log1p_unit"]
+from .intrinsics import bits_to_float as _bits_to_float
+from .intrinsics import float_to_bits as _float_to_bits
+
+__all__ = ["log_at_least_one", "log1p_unit"]
 
 _SQRT2_M1 = 0.41421356237309503  # sqrt(2) - 1, rounded down
 _TINY = 2.0**-60  # below: log1p(e) rounds to e
@@ -56,3 +61,19 @@ def log1p_unit(e):  # pragma: no cover - compiled by numba
     hfsq = 0.5 * f * f
     value = k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
     return e if tiny else value
+
+
+_MANTISSA = (1 << 52) - 1
+_ONE_BITS = 1023 << 52  # the exponent field of 1.0
+
+
+@_njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def log_at_least_one(x):  # pragma: no cover - compiled by numba
+    """``log(x)`` for ``1 <= x < inf`` (or NaN), branch-free: ``x = 2**e m`` with ``1 <= m < 2`` taken from the bits,
+    then ``e ln 2 + log1p_unit(m - 1)`` (``m - 1`` is exact). Within 2 ulp of NumPy's ``log`` (the softmax totals,
+    between 1 and the number of classes; tests/kernels/test_logistic.py). NaN stays NaN."""
+    bits = _float_to_bits(x)
+    e = _np.float64((bits >> 52) - 1023)
+    m = _bits_to_float((bits & _MANTISSA) | _ONE_BITS)
+    value = e * _LN2_HI + (log1p_unit(m - 1.0) + e * _LN2_LO)
+    return value if x == x else x

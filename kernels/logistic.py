@@ -5,14 +5,12 @@ Both give the *half* losses scikit-learn's ``LinearModelLoss`` uses (binomial ``
 coefficients and the intercept. The binary kernel takes the rows in tiles of 256, each read twice while it is in the
 caches: the scores ``z = x.w + b``; then one vectorized loop for the losses and residuals ``w (p - y)`` (``exp`` and
 ``log1p`` by polynomials, ``kernels/_vexp.py`` and ``kernels/_vlog1p.py``: ``math.exp`` and ``math.log1p`` left the
-row loop scalar); then ``(p - y) x`` added to the gradient, four rows at a time. 2.0-2.2x the former one-row-at-a-time
-pass for 3-30 features, 1.4-1.8x for 100 (docs/performance.md). The multinomial one takes ``Z = X W^T`` and ``R^T X``
-from BLAS, with one compiled pass between them for the softmax, the loss and the residuals ``R``.
+row loop scalar); then ``(p - y) x`` added to the gradient, four rows at a time. The multinomial one takes
+``Z = X W^T`` and ``R^T X`` from BLAS, with one compiled pass between them for the softmax, the loss, the residuals
+``R`` and their column sums (its ``exp`` and ``log`` vectorized the same way).
 """
 
 from __future__ import annotations
-
-import math as _math
 
 import numpy as _np
 from numba import njit as _njit
@@ -22,6 +20,7 @@ from ._dispatch import gpu_twin
 from ._flags import REDUCE
 from ._vexp import _exp_nonpos
 from ._vlog1p import log1p_unit as _log1p_unit
+from ._vlog1p import log_at_least_one as _log_at_least_one
 
 __all__ = ["logistic_loss_grad", "softmax_loss_grad"]
 
@@ -87,27 +86,62 @@ def _binary(x, y, weight, coef, intercept, grad):  # pragma: no cover - compiled
     return loss
 
 
-@_njit(cache=True, nogil=True, fastmath=REDUCE)
-def _softmax_rows(z, y, weight, r):  # pragma: no cover - compiled by numba
-    """Turn the scores ``z`` (rows, classes) into weighted residuals ``r = w (softmax(z) - onehot(y))``."""
+@_njit(cache=True, nogil=True, fastmath=REDUCE, error_model="numpy")  # IEEE division: see _vlog1p
+def _softmax_rows(z, y, weight, r, rsum):  # pragma: no cover - compiled by numba
+    """Turn the scores ``z`` (rows, classes) into weighted residuals ``r = w (softmax(z) - onehot(y))``, add their
+    column sums to ``rsum`` and return the loss.
+
+    In tiles of rows: each row's maximum; the shifted scores ``z - max`` into ``r``; one loop over the tile's values,
+    contiguous whatever the number of classes, for the ``exp`` (the vector polynomial of ``_vexp``: with
+    ``math.exp`` the rows ran one value at a time); each row's total; one loop over the rows for the ``log`` of the
+    totals (``_vlog1p``), the losses and the scales; then the scaling. ``exp`` is 0 from a shift of ``_EXP_FLUSH``
+    on, as in ``_binary``; NaN takes the exp.
+    """
+    n, k = z.shape
+    top = _np.empty(_TILE)
+    total = _np.empty(_TILE)
+    picked = _np.empty(_TILE)
     loss = 0.0
-    k = z.shape[1]
-    for i in range(z.shape[0]):
-        top = z[i, 0]
-        for j in range(1, k):
-            top = max(top, z[i, j])
-        total = 0.0
-        for j in range(k):
-            v = z[i, j] - top
-            e = 0.0 if v <= -_EXP_FLUSH else _math.exp(v)  # as in _binary; NaN takes exp
-            r[i, j] = e
-            total += e
-        label = y[i]
-        loss += weight[i] * (top + _math.log(total) - z[i, label])
-        scale = weight[i] / total
-        for j in range(k):
-            r[i, j] *= scale
-        r[i, label] -= weight[i]
+    for lo in range(0, n, _TILE):
+        hi = min(lo + _TILE, n)
+        m = hi - lo
+        for i in range(m):
+            t = z[lo + i, 0]
+            for j in range(1, k):
+                t = max(t, z[lo + i, j])
+            top[i] = t
+            picked[i] = z[lo + i, y[lo + i]]
+        for i in range(m):
+            for j in range(k):
+                r[lo + i, j] = z[lo + i, j] - top[i]
+        flat = r[lo:hi].reshape(m * k)
+        for q in range(m * k):
+            flat[q] = _exp_nonpos(flat[q], -_EXP_FLUSH)
+        for i in range(m):
+            s = 0.0
+            for j in range(k):
+                s += r[lo + i, j]
+            total[i] = s
+        loss += _softmax_tile(top[:m], total[:m], picked[:m], weight[lo:hi])
+        for i in range(m):
+            w = weight[lo + i]
+            scale = total[i]  # w / total, from _softmax_tile
+            for j in range(k):
+                r[lo + i, j] *= scale
+            r[lo + i, y[lo + i]] -= w
+            for j in range(k):
+                rsum[j] += r[lo + i, j]
+    return loss
+
+
+@_njit(cache=True, nogil=True, fastmath=REDUCE, error_model="numpy")
+def _softmax_tile(top, total, picked, weight):  # pragma: no cover - compiled by numba
+    """The tile's loss ``sum w (max + log(total) - z_y)``; ``total`` becomes the rows' scales ``w / total``. One
+    vectorized loop over the rows (a ``log`` each, by ``_vlog1p``'s polynomial)."""
+    loss = 0.0
+    for i in range(top.shape[0]):
+        loss += weight[i] * (top[i] + _log_at_least_one(total[i]) - picked[i])
+        total[i] = weight[i] / total[i]
     return loss
 
 
@@ -187,8 +221,9 @@ def softmax_loss_grad(x, y, coef, intercept=None, sample_weight=None):
     if intercept is not None:
         scores += _np.asarray(intercept, dtype=_np.float64)
     residuals = _np.empty_like(scores)
-    loss = _softmax_rows(scores, labels, _weights(sample_weight, n), residuals)
     grad = _np.empty((k, d + 1))
+    column_sums = _np.zeros(k)
+    loss = _softmax_rows(scores, labels, _weights(sample_weight, n), residuals, column_sums)
     grad[:, :d] = residuals.T @ x
-    grad[:, d] = residuals.sum(axis=0)
+    grad[:, d] = column_sums
     return float(loss), grad

@@ -74,11 +74,34 @@ def test_vectorizable_log1p_is_within_one_ulp(rng):
     assert ulps.max() <= 1.0
 
 
-def test_multinomial_matches_reference(rng):
-    """The softmax loss and gradient equal the NumPy formulas, and the gradient matches finite differences."""
-    x = rng.standard_normal((300, 5))
-    y = rng.integers(0, 4, 300)
-    W, b, weight = rng.standard_normal((4, 5)), rng.standard_normal(4), rng.random(300)
+def test_vectorizable_log_of_softmax_totals_is_within_one_ulp(rng):
+    """The log the multinomial pass takes of each row's total (1 up to the number of classes, and beyond), within
+    1 ulp of NumPy's log, exact at 1; NaN stays NaN."""
+    from hpc.kernels._vlog1p import log_at_least_one
+    from numba import njit
+
+    @njit
+    def apply(a, out):
+        for i in range(a.shape[0]):
+            out[i] = log_at_least_one(a[i])
+
+    edges = [1.0, np.nextafter(1.0, 2), 2.0, np.nextafter(2.0, 0), 1e300, np.nan]
+    a = np.concatenate([1.0 + rng.random(200_000) * 99, 2.0 ** rng.uniform(0, 1000, 200_000), edges])
+    out = np.empty_like(a)
+    apply(a, out)
+    ref = np.log(a)
+    assert out[-6] == 0.0 and np.isnan(out[-1])
+    ulps = np.abs(out[:-1] - ref[:-1]) / np.spacing(np.maximum(ref[:-1], np.finfo(np.float64).tiny))
+    assert ulps.max() <= 1.0
+
+
+@pytest.mark.parametrize("rows", [300, 1, 259])
+def test_multinomial_matches_reference(rng, rows):
+    """The softmax loss and gradient equal the NumPy formulas, and the gradient matches finite differences, for
+    row counts inside one tile of the pass and across two."""
+    x = rng.standard_normal((rows, 5))
+    y = rng.integers(0, 4, rows)
+    W, b, weight = rng.standard_normal((4, 5)), rng.standard_normal(4), rng.random(rows)
     loss, grad = k.softmax_loss_grad(x, y, W, b, weight)
     ref_loss, ref_grad = _softmax_reference(x, y, W, b, weight)
     assert loss == pytest.approx(ref_loss, rel=1e-12)
