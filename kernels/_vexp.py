@@ -20,7 +20,7 @@ from ._flags import REDUCE
 from .intrinsics import bits_to_float as _bits_to_float
 from .intrinsics import float_to_bits as _float_to_bits
 
-__all__ = ["exp_shifted", "exp_shifted_sum", "flush_for"]
+__all__ = ["exp_nonpos", "exp_shifted", "exp_shifted_sum", "flush_for"]
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.6931471803691238  # ln 2 split so that k * _LN2_HI is exact for |k| < 2**11
@@ -50,10 +50,11 @@ def flush_for(dtype: _np.dtype) -> float:
 
 
 @_njit(cache=True, nogil=True, fastmath={"contract"})
-def _exp_nonpos(v, flush):  # pragma: no cover - compiled by numba
-    # exp(v) for v <= 0 or NaN, 0 below flush (>= _FLUSH), branch-free. Its own function, compiled with contract
-    # only: LLVM inlines it into the loops below (the flags stay per instruction), where reassoc, which the sums
-    # need, could undo the rounding.
+def exp_nonpos(v, flush):  # pragma: no cover - compiled by numba
+    """``exp(v)`` for ``v <= 0`` (or NaN), 0 below ``flush`` (``>= -708``), branch-free, so that loops calling it
+    vectorize (the softmax rows here, the logistic losses in ``logistic.py``)."""
+    # Its own function, compiled with contract only: LLVM inlines it into the loops that call it (the flags stay per
+    # instruction), where reassoc, which their sums need, could undo the rounding.
     # A flushed lane computes exp(flush), a normal number, and the select below drops it: computed from v itself,
     # v just below log(2**-1022) gave k = -1022 and p < 1, a subnormal product that AVX-512 code masked away but
     # 256-bit (AVX2) code formed before its blend (scripts/audit_subnormals.py, on a znver3 CPU).
@@ -89,7 +90,7 @@ def exp_shifted(x, shift, out, flush):  # pragma: no cover - compiled by numba
     """
     s = 0.0
     for j in range(x.shape[0]):
-        e = _exp_nonpos(_np.float64(x[j]) - shift, flush)
+        e = exp_nonpos(_np.float64(x[j]) - shift, flush)
         out[j] = e
         s += e
     return s
@@ -100,5 +101,5 @@ def exp_shifted_sum(x, shift):  # pragma: no cover - compiled by numba
     """Return the float64 sum of ``exp(x - shift)`` (every ``x - shift <= 0`` or NaN), storing nothing."""
     s = 0.0
     for j in range(x.shape[0]):
-        s += _exp_nonpos(_np.float64(x[j]) - shift, _FLUSH)
+        s += exp_nonpos(_np.float64(x[j]) - shift, _FLUSH)
     return s

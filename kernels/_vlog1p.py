@@ -41,7 +41,7 @@ _LG7 = 1.479819860511658591e-01
 def log1p_unit(e):  # pragma: no cover - compiled by numba
     """``log(1 + e)`` for ``0 <= e <= 1`` (or NaN), branch-free, so that loops calling it vectorize.
 
-    Compiled with ``contract`` only, like :func:`hpc.kernels._vexp._exp_nonpos`: inlined into loops whose sums
+    Compiled with ``contract`` only, like :func:`hpc.kernels._vexp.exp_nonpos`: inlined into loops whose sums
     need ``reassoc``, the flags stay per instruction and cannot undo this function's rounding. IEEE division
     (``error_model="numpy"``): numba's default checks every divisor for zero, and that branch stops the loop's
     vectorization.

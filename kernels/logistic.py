@@ -18,7 +18,7 @@ from numba import njit as _njit
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import REDUCE
-from ._vexp import _exp_nonpos
+from ._vexp import exp_nonpos
 from ._vlog1p import log1p_unit as _log1p_unit
 from ._vlog1p import log_at_least_one as _log_at_least_one
 
@@ -46,7 +46,7 @@ def _binary_tile(z, y, weight, r):  # pragma: no cover - compiled by numba
     loss = 0.0
     for t in range(z.shape[0]):
         zt = z[t]
-        e = _exp_nonpos(-abs(zt), -_EXP_FLUSH)
+        e = exp_nonpos(-abs(zt), -_EXP_FLUSH)
         positive = zt > 0.0
         log1pexp = (zt if positive else 0.0) + _log1p_unit(e)
         p = (1.0 if positive else e) / (1.0 + e)
@@ -116,7 +116,7 @@ def _softmax_rows(z, y, weight, r, rsum):  # pragma: no cover - compiled by numb
                 r[lo + i, j] = z[lo + i, j] - top[i]
         flat = r[lo:hi].reshape(m * k)
         for q in range(m * k):
-            flat[q] = _exp_nonpos(flat[q], -_EXP_FLUSH)
+            flat[q] = exp_nonpos(flat[q], -_EXP_FLUSH)
         for i in range(m):
             s = 0.0
             for j in range(k):

@@ -83,7 +83,7 @@ def test_the_vector_exp_forms_no_subnormal_below_its_flush():
     edge = np.array([-708.3965, -708.398, -708.4, -708.2, -745.0, -1000.0, -np.inf])
     for flush in (_vexp.flush_for(np.float64), _vexp.flush_for(np.float32)):
         for v in edge:
-            assert audit.trapped(lambda v=v, flush=flush: _vexp._exp_nonpos(v, flush)) == "ok", (v, flush)
-    assert _vexp._exp_nonpos(-708.398, _vexp.flush_for(np.float64)) == 0.0
-    assert np.isnan(_vexp._exp_nonpos(np.nan, _vexp.flush_for(np.float64)))
-    assert _vexp._exp_nonpos(-707.9, _vexp.flush_for(np.float64)) == pytest.approx(np.exp(-707.9), rel=1e-15)
+            assert audit.trapped(lambda v=v, flush=flush: _vexp.exp_nonpos(v, flush)) == "ok", (v, flush)
+    assert _vexp.exp_nonpos(-708.398, _vexp.flush_for(np.float64)) == 0.0
+    assert np.isnan(_vexp.exp_nonpos(np.nan, _vexp.flush_for(np.float64)))
+    assert _vexp.exp_nonpos(-707.9, _vexp.flush_for(np.float64)) == pytest.approx(np.exp(-707.9), rel=1e-15)
