@@ -39,8 +39,8 @@ def _binary_tile(z, y, weight, r):  # pragma: no cover - compiled by numba
     """From the scores ``z`` of a tile, write the weighted residuals ``r = w (p - y)`` and return the tile's loss.
 
     One branch-free loop over the rows (``exp`` and ``log1p`` of ``-|z|`` by polynomials), which LLVM vectorizes:
-    ``math.exp`` and ``math.log1p`` would leave it one row at a time. ``e = exp(-|z|)`` is 0 from a margin of
-    ``_EXP_FLUSH`` on, selected before the exp (near ``exp(-708)`` its products with weights and features would be
+    ``math.exp`` and ``math.log1p`` would leave it one row at a time. ``e = exp(-|z|)`` is 0 for a margin beyond
+    ``_EXP_FLUSH``, selected before the exp (near ``exp(-708)`` its products with weights and features would be
     subnormal, a microcode assist each on Intel). A NaN score makes its loss and residual NaN.
     """
     loss = 0.0
@@ -94,8 +94,8 @@ def _softmax_rows(z, y, weight, r, rsum):  # pragma: no cover - compiled by numb
     In tiles of rows: each row's maximum; the shifted scores ``z - max`` into ``r``; one loop over the tile's values,
     contiguous whatever the number of classes, for the ``exp`` (the vector polynomial of ``_vexp``: with
     ``math.exp`` the rows ran one value at a time); each row's total; one loop over the rows for the ``log`` of the
-    totals (``_vlog1p``), the losses and the scales; then the scaling. ``exp`` is 0 from a shift of ``_EXP_FLUSH``
-    on, as in ``_binary``; NaN takes the exp.
+    totals (``_vlog1p``), the losses and the scales; then the scaling. ``exp`` is 0 for a shift beyond ``_EXP_FLUSH``,
+    as in ``_binary``; NaN takes the exp.
     """
     n, k = z.shape
     top = _np.empty(_TILE)
