@@ -100,11 +100,14 @@ class PCA(Estimator):
         self._set_features(rows)
         self.n_samples_ = n
         self.mean_ = moments.mean.astype(dtype)
-        if lost_to_range(moments.m2):
-            # data so large or small that the covariance overflowed or went subnormal: the SVD of the centred rows'
-            # TSQR factor instead (one more pass), whose squares may overflow as scikit-learn's do
+        singular = None
+        if lost_to_range(moments.m2) or _vanished(moments.m2):
+            # data so large or small that the covariance overflowed or went subnormal, or a column whose squared
+            # deviations are all 0 (constant, or tiny values whose squares underflowed: the factor tells which): the
+            # SVD of the centred rows' TSQR factor instead (one more pass), whose squares may overflow as
+            # scikit-learn's do; its singular values are kept as they are (their squares may over- or underflow)
             singular, vt = _np.linalg.svd(tsqr(blocks, d, moments.mean), full_matrices=False)[1:]
-            with _np.errstate(over="ignore"):
+            with _np.errstate(over="ignore", under="ignore"):
                 eigenvalues = singular * singular / max(n - 1, 1)
             eigenvectors = vt.T
         else:
@@ -129,7 +132,10 @@ class PCA(Estimator):
         # one row: scikit-learn divides its zero sum of squares by n - 1 = 0
         self.explained_variance_ = (eigenvalues[:k] if n > 1 else _np.full(k, _np.nan)).astype(dtype)
         self.explained_variance_ratio_ = ratio[:k].astype(dtype)
-        self.singular_values_ = _np.sqrt(eigenvalues[:k] * max(n - 1, 1)).astype(dtype)
+        with _np.errstate(over="ignore"):
+            self.singular_values_ = (
+                _np.sqrt(eigenvalues[:k] * max(n - 1, 1)) if singular is None else singular[:k]
+            ).astype(dtype)
         return self
 
     def _sklearn_route(self, n: int, d: int) -> str:
@@ -260,6 +266,12 @@ class PCA(Estimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _vanished(m2: _np.ndarray) -> bool:
+    """Whether some column's squared deviations sum to exactly 0: a constant column, or values so small (below
+    about 1e-162) that every square underflowed, which the covariance cannot tell apart."""
+    return bool(m2.size) and bool((_np.diagonal(m2) == 0.0).any())
 
 
 def _flip_signs(components: _np.ndarray) -> _np.ndarray:

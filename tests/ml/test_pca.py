@@ -220,10 +220,12 @@ def test_float32_fit_returns_float32_from_every_method():
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
-@pytest.mark.parametrize("scale", [1e155, 1e-160])
+@pytest.mark.parametrize("scale", [1e155, 1e200, 1e-160, 1e-200])
 def test_data_at_the_edges_of_float64_matches_scikit_learn(scale):
-    """Rows so large that their covariance overflows (LinAlgError before) or so small that it goes subnormal
-    (projections off in the third digit before) take the SVD of their TSQR factor, as scikit-learn's full SVD."""
+    """Rows so large that their covariance overflows (LinAlgError before), so small that it goes subnormal
+    (projections off in the third digit before) or underflows to exactly 0 (the components were the identity's and
+    the singular values 0 before) take the SVD of their TSQR factor, as scikit-learn's full SVD; the singular values
+    are that SVD's own (inf from 1e154 before, 9% off at 1e-160: squared and rooted again)."""
     X = _data(n=40, d=4, offset=0.0) * scale
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the covariance overflowing on the way to TSQR is not the caller's concern
@@ -231,8 +233,22 @@ def test_data_at_the_edges_of_float64_matches_scikit_learn(scale):
     theirs = sklearn_decomposition.PCA(svd_solver="full").fit(X)
     assert rel_err(ours.components_, theirs.components_) <= TOL
     assert rel_err(ours.transform(X), theirs.transform(X)) <= TOL
-    if scale < 1:  # at 1e155 the variances overflow to inf in both
+    assert rel_err(ours.singular_values_, theirs.singular_values_) <= TOL
+    if scale < 1e-190:  # exactly 0 in float64: both agree
+        np.testing.assert_array_equal(ours.explained_variance_, theirs.explained_variance_)
+    elif scale < 1:  # at 1e155 the variances overflow to inf in both
         assert rel_err(ours.explained_variance_, theirs.explained_variance_) <= TOL
+
+
+def test_a_constant_column_beside_tiny_ones_takes_the_exact_route():
+    """A column whose squared deviations sum to 0 may be constant or tiny; the factor's SVD tells them apart: the
+    tiny columns keep their components, the constant one has a singular value of exactly 0."""
+    X = np.column_stack([_data(n=40, d=3, offset=0.0) * 1e-200, np.full(40, 5.0)])
+    ours = ml.PCA().fit(X)
+    theirs = sklearn_decomposition.PCA(svd_solver="full").fit(X)
+    assert rel_err(ours.components_[:3], theirs.components_[:3]) <= TOL
+    assert rel_err(ours.singular_values_[:3], theirs.singular_values_[:3]) <= TOL
+    assert ours.singular_values_[3] == 0.0
 
 
 @pytest.mark.parametrize("whiten", [False, True])
