@@ -61,6 +61,7 @@ _FALLBACKS: dict[str, type] = {
     "NotFittedError": _NotFittedError,
     "ConvergenceWarning": UserWarning,
     "DataConversionWarning": UserWarning,
+    "UndefinedMetricWarning": UserWarning,
 }
 _resolved: dict[str, type] = {}
 _PARAM_NAMES: dict[type, tuple[str, ...]] = {}  # per estimator class, by Estimator._param_names

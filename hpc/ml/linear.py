@@ -11,12 +11,13 @@ system, which gives the minimum-norm solution as ``scipy.linalg.lstsq`` on the w
 from __future__ import annotations
 
 import numbers as _numbers
+import warnings as _warnings
 from typing import Any
 
 import numpy as _np
 
 from hpc.ml import _data
-from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread
+from hpc.ml._base import Estimator, check_is_fitted, one_blas_thread, sklearn_class
 from hpc.ml._blocks import Blocks
 from hpc.ml._moments import centered_moments
 from hpc.ml._tsqr import lost_to_range, tsqr
@@ -149,11 +150,17 @@ class _LinearModel(Estimator):
             total = _np.atleast_1d(var) * count
             residual = mpi.sum(comm, ((Y - P) ** 2), reproducible=True)
         else:
-            weighted = mpi.sum(comm, _np.hstack([w, w * Y]), reproducible=True)
+            ones = _np.ones_like(w)
+            weighted = mpi.sum(comm, _np.hstack([ones, w, w * Y]), reproducible=True)
+            count = weighted[0]
             with _np.errstate(invalid="ignore", divide="ignore"):  # all weights 0: NaN, as scikit-learn's
-                mean = weighted[1:] / weighted[0]
+                mean = weighted[2:] / weighted[1]
             sums = mpi.sum(comm, _np.hstack([w * (Y - P) ** 2, w * (Y - mean) ** 2]), reproducible=True)
             residual, total = sums[: Y.shape[1]], sums[Y.shape[1] :]
+        if _np.ravel(count)[0] < 2:  # as scikit-learn's r2_score, on every rank alike (the count is global)
+            _warnings.warn("R^2 score is not well-defined with less than two samples.",
+                           sklearn_class("UndefinedMetricWarning"), stacklevel=2)
+            return float("nan")
         with _np.errstate(divide="ignore", invalid="ignore"):
             r2 = _np.where(total > 0, 1.0 - residual / _np.where(total > 0, total, 1.0),
                            _np.where(residual == 0, 1.0, 0.0))

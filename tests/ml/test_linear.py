@@ -290,6 +290,27 @@ def test_score_refuses_another_number_of_targets(name):
     assert one.score(X, y[:, None]) == pytest.approx(one.score(X, y), rel=1e-15)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("name", ["LinearRegression", "Ridge"])
+def test_score_of_one_sample_is_nan_with_scikit_learns_warning(name, weighted):
+    """R^2 of fewer than two samples is undefined: NaN and an UndefinedMetricWarning, as r2_score (0.0 or 1.0
+    before, which cross_val_score with LeaveOneOut reported as real scores)."""
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import r2_score
+
+    X, y = regression(n=50, d=3, seed=17)
+    model = getattr(ml, name)().fit(X, y)
+    weight = np.array([2.0]) if weighted else None
+    for target in (y[:1], y[:1] + 1.0):
+        with pytest.warns(UndefinedMetricWarning, match="less than two samples"):
+            assert np.isnan(model.score(X[:1], target, sample_weight=weight))
+        with pytest.warns(UndefinedMetricWarning):
+            assert np.isnan(r2_score(target, model.predict(X[:1]), sample_weight=weight))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(model.score(X[:2], y[:2], sample_weight=None if weight is None else np.ones(2)))
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("name", ["LinearRegression", "Ridge"])
 def test_target_shapes_are_scikit_learns(name, fit_intercept):
