@@ -129,15 +129,20 @@ def _as_2d(X: Any, dtype: tuple[Any, ...], name: str = "X") -> _np.ndarray:
         X = X.get()
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(f"{name} is a sparse matrix; hpc.ml takes dense arrays only (use X.toarray())")
+    times = _time_columns(X)
+    if times:  # a DataFrame's dates would become nanoseconds since 1970 in the object array below, silently
+        raise TypeError(f"{name} must hold numbers; got dates or durations in column(s) {times}")
     array = _np.asarray(X)
     if array.dtype == object:
         array = _missing_as_nan(X, array, dtype[0])
     if array.dtype.kind == "c":
         raise ValueError("Complex data not supported")
-    if array.dtype.kind in "SUV" or (array.dtype.kind == "M" or array.dtype.kind == "m"):
+    if array.dtype.kind in "VMm":
         raise TypeError(f"{name} must hold numbers; got dtype {array.dtype}")
     if array.dtype not in dtype:
-        array = array.astype(dtype[0])  # object arrays of numbers convert; others raise TypeError/ValueError here
+        # object arrays of numbers and strings of numbers convert, as in scikit-learn; other strings raise NumPy's
+        # ValueError ("could not convert string to float: 'a'"), scikit-learn's too
+        array = array.astype(dtype[0])
     if array.ndim != 2:
         if array.ndim == 1:
             raise ValueError(
@@ -147,6 +152,14 @@ def _as_2d(X: Any, dtype: tuple[Any, ...], name: str = "X") -> _np.ndarray:
             )
         raise ValueError(f"Found array with dim {array.ndim}. Expected <= 2.")
     return array
+
+
+def _time_columns(X: Any) -> list[Any]:
+    """The names of a pandas DataFrame's date, time-zone-aware date and duration columns (none for anything else)."""
+    dtypes = getattr(X, "dtypes", None)
+    if not type(X).__module__.startswith("pandas") or dtypes is None or not hasattr(dtypes, "items"):
+        return []
+    return [column for column, dt in dtypes.items() if getattr(dt, "kind", None) in ("M", "m")]
 
 
 def _missing_as_nan(X: Any, array: _np.ndarray, dtype: Any) -> _np.ndarray:

@@ -98,7 +98,9 @@ def _with_inf(X):
 SPOILED_X = {
     "nan": (_with_nan, ValueError, "Input X contains NaN"),
     "inf": (_with_inf, ValueError, "Input X contains infinity"),
-    "strings": (lambda X: X.astype(str), TypeError, "must hold numbers; got dtype <U"),
+    "strings": (lambda X: np.char.add(X.astype(str), "x"), ValueError, "could not convert string to float"),
+    "dates": (lambda X: (X * 1000).astype(np.int64).astype("datetime64[s]"), TypeError,
+              "must hold numbers; got dtype datetime64"),
     "complex": (lambda X: X + 1j, ValueError, "Complex data not supported"),
     "one-dimensional": (lambda X: X[:, 0], ValueError, "Expected 2D array"),
 }  # fmt: skip
@@ -107,7 +109,7 @@ SPOILED_X = {
 @pytest.mark.parametrize("spoil", list(SPOILED_X))
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_x_on_one_rank(name, spoil):
-    """A bad X on one rank only (NaN, inf, strings, complex, 1-D): the same error type on every rank, the
+    """A bad X on one rank only (NaN, inf, strings, dates, complex, 1-D): the same error type on every rank, the
     failing rank named by the others, and the communicator usable after."""
     comm = _world()
     bad = _bad_rank(comm)

@@ -210,9 +210,27 @@ def test_not_fitted_and_one_dimensional():
 
 
 def test_wrong_dtypes():
-    """Strings raise a TypeError naming the dtype; complex numbers raise scikit-learn's ValueError."""
-    with pytest.raises(TypeError, match="dtype"):
+    """Strings that are not numbers raise scikit-learn's ValueError (a TypeError before), strings of numbers
+    convert as in scikit-learn, dates and durations raise a TypeError naming the dtype or the DataFrame's columns
+    (a DataFrame's dates became nanoseconds since 1970 before, silently), complex numbers raise scikit-learn's
+    ValueError."""
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="could not convert string to float"):
         ml.KMeans(n_clusters=2).fit(np.array([["a", "b"], ["c", "d"], ["e", "f"]]))
+    numbers = np.array([["1", "2"], ["3", "4"], ["5", "6"], ["7", "9"]])
+    init = np.array([[1.0, 2.0], [7.0, 9.0]])
+    got = ml.KMeans(n_clusters=2, init=init, n_init=1).fit(numbers)
+    want = ml.KMeans(n_clusters=2, init=init, n_init=1).fit(numbers.astype(float))
+    np.testing.assert_array_equal(got.cluster_centers_, want.cluster_centers_)
+    with pytest.raises(TypeError, match="datetime64"):
+        ml.KMeans(n_clusters=2).fit(np.arange(8).astype("datetime64[D]").reshape(4, 2))
+    frame = pd.DataFrame({"day": pd.date_range("2024-01-01", periods=4), "x": np.arange(4.0)})
+    for scaler_or_model in (ml.KMeans(n_clusters=2), ml.StandardScaler()):
+        with pytest.raises(TypeError, match=re.escape("dates or durations in column(s) ['day']")):
+            scaler_or_model.fit(frame)
+    with pytest.raises(TypeError, match=re.escape("column(s) ['wait']")):
+        ml.StandardScaler().fit(pd.DataFrame({"wait": pd.to_timedelta([1, 2, 3], unit="s"), "x": [1.0, 2, 3]}))
     with pytest.raises(ValueError, match="Complex data not supported"):
         ml.KMeans(n_clusters=2).fit(np.ones((4, 2)) + 1j)
 
