@@ -247,6 +247,9 @@ def _check_y(y: Any, n_rows: int, y_kind: str, estimator: str) -> Any:
         y = _np.asarray(y, dtype=_np.float64)
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}")
+        if y.ndim == 2 and y.shape[1] == 0:  # scikit-learn's check_array words it so for y too
+            raise ValueError(f"Found array with 0 feature(s) (shape={y.shape}) while a minimum of 1 is required by "
+                             f"{estimator}.")
         _check_finite(y, "y")
     if y.shape[0] != n_rows:
         raise ValueError(f"Found input variables with inconsistent numbers of samples: [{n_rows}, {y.shape[0]}]")
@@ -458,11 +461,13 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_predict_rows(X: Any, fitted: Any) -> _np.ndarray:
+def check_predict_rows(X: Any, fitted: Any, *, names: bool = True) -> _np.ndarray:
     """Return this rank's ``X`` for a local method (predict, transform) of the estimator ``fitted``, checked against
-    its fitted feature count and, as scikit-learn checks them, its feature names (:func:`check_feature_names`)."""
+    its fitted feature count and, as scikit-learn checks them, its feature names (:func:`check_feature_names`;
+    ``names=False`` for the methods scikit-learn does not check them in, such as ``inverse_transform``)."""
     estimator = type(fitted).__name__
-    check_feature_names(X, fitted)
+    if names:
+        check_feature_names(X, fitted)
     array = _as_2d(X, _FLOATS)
     _check_finite(array, "X")
     n_features = fitted.n_features_in_

@@ -186,9 +186,10 @@ class PCA(Estimator):
     def inverse_transform(self, X: Any) -> _np.ndarray:
         """Return projections mapped back to the feature space (local)."""
         check_is_fitted(self)
-        Z = _np.asarray(X)
-        Z = Z.astype(self.components_.dtype) if Z.dtype.kind != "f" else Z
+        Z = _data._as_2d(X, (self.components_.dtype, _np.float32, _np.float64))  # 2-D, numbers, as check_array
         _data._check_finite(Z, "X")  # as scikit-learn's check_array: NaN or inf in projections is refused
+        if Z.shape[1] != self.n_components_:
+            raise ValueError(f"X has {Z.shape[1]} components, but PCA has {self.n_components_} (n_components_)")
         if self.whiten:
             scaled = _np.sqrt(self.explained_variance_[:, None]) * self.components_
             return Z @ scaled + self.mean_

@@ -79,8 +79,8 @@ class StandardScaler(Estimator):
             self.n_samples_seen_ = seen + (rows.n_total if weight is None else float(rows.n_total))
             self.mean_ = self.var_ = self.scale_ = None
             return self
-        if weight is not None and _data.total_weight(comm, weight, refuse_zero=first) == 0:
-            return self  # a later batch of weight 0: nothing to add
+        if weight is not None:  # a batch of weight 0, first or later, is refused, as by scikit-learn 1.9
+            _data.total_weight(comm, weight)
         # the weights stay on the host (beside device rows too), where the weighted moments are taken
         arrays = [rows.X] + ([weight] if weight is not None else [])
         blocks = Blocks(comm, rows.counts, arrays)
@@ -130,7 +130,7 @@ class StandardScaler(Estimator):
     def inverse_transform(self, X: Any, copy: bool | None = None) -> _np.ndarray:
         """Return this rank's standardized rows mapped back to the original scale (local)."""
         check_is_fitted(self)
-        X = self._checked(X, copy)
+        X = self._checked(X, copy, names=False)  # as scikit-learn: the column names of scaled data are not checked
         if self.with_std:
             X *= self.scale_.astype(X.dtype)
         if self.with_mean:
@@ -141,9 +141,9 @@ class StandardScaler(Estimator):
         """Fit (collective), then transform this rank's rows."""
         return self.fit(X, sample_weight=sample_weight, comm=comm).transform(X)
 
-    def _checked(self, X: Any, copy: bool | None) -> _np.ndarray:
+    def _checked(self, X: Any, copy: bool | None, *, names: bool = True) -> _np.ndarray:
         original = X
-        X = _data.check_predict_rows(X, self)
+        X = _data.check_predict_rows(X, self, names=names)
         copy = self.copy if copy is None else copy
         if copy or X is not original or not X.flags.writeable:
             X = X.copy()

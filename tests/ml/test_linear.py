@@ -290,6 +290,16 @@ def test_score_refuses_another_number_of_targets(name):
     assert one.score(X, y[:, None]) == pytest.approx(one.score(X, y), rel=1e-15)
 
 
+@pytest.mark.parametrize("name", ["LinearRegression", "Ridge"])
+def test_a_target_of_no_columns_is_refused_as_by_scikit_learn(name):
+    """y of shape (n, 0) raises scikit-learn's ValueError (Ridge raised an IndexError, LinearRegression fitted a
+    coef_ of shape (0, d))."""
+    X, _ = regression(n=10, d=2, seed=18)
+    with pytest.raises(ValueError, match=re.escape(f"Found array with 0 feature(s) (shape=(10, 0)) while a minimum "
+                                                   f"of 1 is required by {name}.")):
+        getattr(ml, name)().fit(X, np.empty((10, 0)))
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("name", ["LinearRegression", "Ridge"])
 def test_score_of_one_sample_is_nan_with_scikit_learns_warning(name, weighted):

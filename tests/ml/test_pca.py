@@ -259,3 +259,18 @@ def test_one_row_gives_scikit_learns_nan_variance(whiten):
     for name in ("explained_variance_", "explained_variance_ratio_", "singular_values_", "noise_variance_"):
         np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name), err_msg=name)
     np.testing.assert_array_equal(ours.transform(X), theirs.transform(X))
+
+
+def test_inverse_transform_checks_its_projections():
+    """Projections of another width, or not 2-D, raise a ValueError (1-D and 3-D input gave arrays of shapes (d,)
+    and (3, 4, d) before); integer projections convert."""
+    X = _data(n=50, d=4)
+    model = ml.PCA(2).fit(X)
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        model.inverse_transform(np.ones(2))
+    with pytest.raises(ValueError, match="Found array with dim 3"):
+        model.inverse_transform(np.ones((3, 4, 2)))
+    with pytest.raises(ValueError, match="X has 3 components, but PCA has 2"):
+        model.inverse_transform(np.ones((3, 3)))
+    np.testing.assert_array_equal(model.inverse_transform(np.ones((3, 2), dtype=int)),
+                                  model.inverse_transform(np.ones((3, 2))))

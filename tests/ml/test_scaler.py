@@ -291,15 +291,38 @@ def test_weighted_constant_column_has_variance_zero():
         assert scaler.var_[1] >= 0.0 and scaler.scale_[1] == 1.0
 
 
-def test_partial_fit_batch_of_weight_zero_adds_nothing():
-    """After rows were seen, a batch whose weights are all 0 changes nothing (as scikit-learn); a first one is
-    refused."""
+def test_partial_fit_batch_of_weight_zero_is_refused():
+    """A batch whose weights are all 0 raises scikit-learn 1.9's ValueError, first or later (a later one was
+    skipped before), and a refused batch leaves the scaler as it was."""
+    from sklearn.preprocessing import StandardScaler
+
     X = _data(n=100, seed=13)
     scaler = ml.StandardScaler().partial_fit(X[:60], sample_weight=np.ones(60))
+    theirs = StandardScaler().partial_fit(X[:60], sample_weight=np.ones(60))
     before = (scaler.n_samples_seen_, scaler.mean_.copy(), scaler.var_.copy())
-    scaler.partial_fit(X[60:], sample_weight=np.zeros(40))
+    for model in (scaler, theirs):
+        with pytest.raises(ValueError, match="at least one non-zero"):
+            model.partial_fit(X[60:], sample_weight=np.zeros(40))
     assert scaler.n_samples_seen_ == before[0]
     np.testing.assert_array_equal(scaler.mean_, before[1])
     np.testing.assert_array_equal(scaler.var_, before[2])
     with pytest.raises(ValueError, match="at least one non-zero"):
         ml.StandardScaler().partial_fit(X, sample_weight=np.zeros(100))
+
+
+def test_inverse_transform_does_not_check_column_names():
+    """As scikit-learn's, inverse_transform takes scaled rows whatever their column names: a fit on a DataFrame then
+    an ndarray warned on every call, and other names raised; the width and the dimensions are still checked."""
+    import pandas as pd
+
+    X = _data(n=30, seed=21)[:, :2]
+    scaler = ml.StandardScaler().fit(pd.DataFrame(X, columns=["a", "b"]))
+    scaled = scaler.transform(pd.DataFrame(X, columns=["a", "b"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(scaler.inverse_transform(scaled), X, rtol=1e-12)
+        np.testing.assert_allclose(scaler.inverse_transform(pd.DataFrame(scaled, columns=["x", "y"])), X, rtol=1e-12)
+    with pytest.raises(ValueError, match="expecting 2 features"):
+        scaler.inverse_transform(scaled[:, :1])
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        scaler.inverse_transform(scaled[0])
