@@ -25,6 +25,7 @@ __all__ = [
     "matrix",
     "out_array",
     "owned_apart",
+    "plain",
     "plain_vectors",
     "use_parallel",
     "use_streaming",
@@ -53,13 +54,26 @@ TILE_PRODUCTS = 1 << 15
 COMPILED_BLAS = _importlib_util.find_spec("scipy") is not None
 
 
+def plain(name: str, x: _np.ndarray) -> _np.ndarray:
+    """Return ndarray ``x`` as a base-class ndarray over the same memory: a subclass (``numpy.matrix``, a memmap)
+    becomes a view that the compiled loops can type (``matrix.reshape(-1)`` stays 2-D, and loops that took it so
+    wrote past their buffer); a masked array raises ``TypeError`` (the kernels cannot honour its mask)."""
+    if type(x) is _np.ndarray:
+        return x
+    if isinstance(x, _np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array, whose mask the kernels would ignore; pass numpy.ma.filled({name}, "
+                        f"value) or {name}.compressed()")
+    return x.view(_np.ndarray)
+
+
 def check_float(name: str, x: object) -> _np.ndarray:
-    """Return ``x`` if it is a float32 or float64 ndarray, else raise ``TypeError``."""
+    """Return ``x`` if it is a float32 or float64 ndarray (a subclass as a plain view, see :func:`plain`), else raise
+    ``TypeError``."""
     if not isinstance(x, _np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64; got {type(x).__name__}")
     if x.dtype not in FLOATS:
         raise TypeError(f"{name} must be a float32 or float64 array; got dtype {x.dtype}")
-    return x
+    return plain(name, x)
 
 
 def check_same_dtype(**arrays: _np.ndarray) -> None:
@@ -107,7 +121,7 @@ def out_array(out: object, shape: tuple[int, ...], dtype: _np.dtype, name: str =
         raise ValueError(f"{name} must have shape {tuple(shape)}; got {out.shape}")
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable; got a read-only array")
-    return out
+    return plain(name, out)
 
 
 def real_scalar(name: str, value: object, dtype: _np.dtype) -> _np.generic:

@@ -111,7 +111,10 @@ class _Fused:
         self._fn = fn
         self._nargs = fn.__code__.co_argcount
         self._fastmath = fastmath
-        self._scalar = _njit(nogil=True, fastmath=fastmath)(fn)
+        # IEEE division, as NumPy's ufuncs (x / 0 is inf, 0 / 0 NaN): under numba's default a zero divisor raises
+        # ZeroDivisionError, which the parallel loop did not report (its results past the failing element were
+        # left unwritten)
+        self._scalar = _njit(nogil=True, fastmath=fastmath, error_model="numpy")(fn)
         self._loops = {}
         self.__name__ = getattr(fn, "__name__", "fused")
         self.__doc__ = fn.__doc__
@@ -132,7 +135,8 @@ class _Fused:
             )
             scope = {"_f": self._scalar, "_prange": _prange}
             exec(compile(src, f"<hpc.kernels.fuse {self.__name__}>", "exec"), scope)  # noqa: S102 - our own source
-            self._loops[key] = _njit(nogil=True, fastmath=self._fastmath, parallel=parallel)(scope["_fused_loop"])
+            self._loops[key] = _njit(nogil=True, fastmath=self._fastmath, parallel=parallel, error_model="numpy")(
+                scope["_fused_loop"])
         return self._loops[key]
 
     def __call__(self, *args, out=None, parallel=None):
@@ -157,7 +161,16 @@ class _Fused:
         ov = _checks.as_vector("out", res)
         views = [_checks.apart(ov, v) if isinstance(v, _np.ndarray) else v for v in views]
         pattern = tuple(isinstance(a, _np.ndarray) for a in args)
-        self._loop(pattern, _checks.use_parallel(parallel, ov.shape[0]))(ov, *views)
+        par = _checks.use_parallel(parallel, ov.shape[0])
+        try:
+            self._loop(pattern, par)(ov, *views)
+        except SystemError:
+            if not par:
+                raise
+            # an exception raised by fn inside numba's parallel loop comes out as "returned a result with an
+            # exception set": the serial loop raises fn's own exception (fn is a function of scalars, run again)
+            self._loop(pattern, False)(ov, *views)
+            raise
         return res
 
 
@@ -168,6 +181,10 @@ def fuse(fn, *, fastmath=ELEMENTWISE):
     one array), plus ``out=`` and ``parallel=`` as the other kernels, and returns ``out``. Loops are compiled
     on first use of each array/scalar pattern and serial/parallel choice; they are not cached on disk (the
     function is yours, not a module's).
+
+    Division is IEEE's, as in NumPy's ufuncs (``x / 0`` is inf, ``0 / 0`` NaN, no ``ZeroDivisionError``). An
+    exception ``fn`` raises reaches the caller as itself, from the serial and the parallel loop alike (the parallel
+    loop's failure is run again serially to raise it); ``out`` is then partly written.
 
     Args:
         fn (callable): a function of scalars that numba can compile (``math`` functions, arithmetic, ``if``).

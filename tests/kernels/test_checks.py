@@ -75,3 +75,31 @@ def test_kernels_in_pool_workers_do_not_abort_numbas_workqueue_layer(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.split()[-1] == str(16.0 * (1 << 18))
+
+
+def test_ndarray_subclasses_take_their_plain_memory_and_masks_are_refused():
+    """A numpy.matrix (as input or out=) is used as the plain array over its memory: its reshape(-1) stays 2-D, and
+    loops that took it as given wrote rows past the buffer (wrong values, then a corrupted heap) or failed to type;
+    a memmap works as any array; a masked array raises TypeError naming the argument (its mask would be ignored)."""
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    out = np.matrix(np.zeros((2, 2)))
+    k.inclusive_scan(a, out=out)
+    np.testing.assert_array_equal(np.asarray(out), [[1.0, 3.0], [6.0, 10.0]])
+    y = np.matrix([[10.0, 20.0], [30.0, 40.0]])
+    k.axpy(1.0, a, y)
+    np.testing.assert_array_equal(np.asarray(y), [[11.0, 22.0], [33.0, 44.0]])
+    for call, want in ((lambda o: k.scal(2.0, a, out=o), 2 * a),
+                       (lambda o: k.axpbyc(1.0, a, 1.0, a, 1.0, out=o), 2 * a + 1),
+                       (lambda o: k.fuse(lambda u, v: u * v + 1.0)(a, a, out=o), a * a + 1)):
+        out = np.matrix(np.zeros((2, 2)))
+        call(out)
+        np.testing.assert_array_equal(np.asarray(out), want)
+    big = np.matrix(np.zeros((300, 300)))
+    k.inclusive_scan(np.ones((300, 300)), out=big)
+    assert big[-1, -1] == 90000.0
+    assert k.sum(np.matrix([[1.0, 2.0]])) == 3.0 and k.dot(np.matrix([[1.0, 2.0]]), np.matrix([[1.0, 2.0]])) == 5.0
+    masked = np.ma.masked_array([[1.0, 2.0]], mask=[[0, 1]])
+    for call, name in ((lambda: k.sum(masked), "x"), (lambda: k.gemm(masked, np.ones((2, 1))), "a"),
+                       (lambda: k.softmax(masked), "x")):
+        with pytest.raises(TypeError, match=f"{name} is a masked array"):
+            call()

@@ -144,3 +144,24 @@ def test_out_partially_overlapping_an_input(rng, shift, parallel):
     out = buf[8 + shift : 8 + shift + n]
     f(buf[8 : 8 + n], 2.0, out=out, parallel=parallel)
     np.testing.assert_allclose(out, 2.0 * x0 + 1.0, rtol=1e-15)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_fuse_divides_as_ieee_and_raises_the_functions_own_exception(parallel):
+    """x / 0 is inf and 0 / 0 NaN, as NumPy's divide (the parallel loop left the results past a zero divisor
+    unwritten, silently); an exception raised by the function reaches the caller as itself on both loops (numba's
+    parallel loop reports it as a SystemError)."""
+    x, y = np.full(200_000, 3.0), np.ones(200_000)
+    y[100_000] = 0.0
+    x[5] = y[5] = 0.0
+    got = k.fuse(lambda u, v: u / v)(x, y, parallel=parallel)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(got, np.divide(x, y))
+
+    def capped(u):
+        if u > 5.0:
+            raise ValueError("too big")
+        return u * 2.0
+
+    with pytest.raises(ValueError, match="too big"):
+        k.fuse(capped)(np.arange(200_000.0), parallel=parallel)
