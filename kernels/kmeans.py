@@ -159,6 +159,10 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distan
         [0, 1]
     """
     x = _checks.matrix("x", x)
+    if _checks.COMPILED_BLAS and not x.flags.c_contiguous:
+        # a copy in C order takes the compiled pass, as kmeans_distances and kmeans_step_bounded do: the same bits
+        # for any layout of the same rows (the tiles' NumPy path below rounds the distances otherwise)
+        x = _np.ascontiguousarray(x)
     c = _centroids(x, centroids)
     k = c.shape[0]
     m = x.shape[0]

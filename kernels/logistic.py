@@ -214,12 +214,17 @@ def softmax_loss_grad(x, y, coef, intercept=None, sample_weight=None):
     k = coef.shape[0]
     if coef.shape != (k, d) or k < 1:
         raise ValueError(f"coef must be (k, {d}); got {coef.shape}")
-    labels = _np.ascontiguousarray(y, dtype=_np.int64)
-    if labels.shape != (n,) or (n and (labels.min() < 0 or labels.max() >= k)):
+    given = _np.asarray(y)
+    labels = _np.ascontiguousarray(given, dtype=_np.int64)
+    if (labels.shape != (n,) or (n and (labels.min() < 0 or labels.max() >= k))
+            or (given.dtype.kind not in "iub" and not _np.array_equal(labels, given))):  # 0.9 is no class 0
         raise ValueError(f"y must be ({n},) class indices in [0, {k})")
     scores = x @ coef.T
     if intercept is not None:
-        scores += _np.asarray(intercept, dtype=_np.float64)
+        shift = _np.asarray(intercept, dtype=_np.float64)
+        if shift.shape != (k,):
+            raise ValueError(f"intercept must be ({k},), one per class; got shape {shift.shape}")
+        scores += shift
     residuals = _np.empty_like(scores)
     grad = _np.empty((k, d + 1))
     column_sums = _np.zeros(k)

@@ -228,3 +228,18 @@ def test_distances_of_given_labels_are_the_steps_bits(rng):
         k.kmeans_distances(np.zeros((3, 2)), np.zeros((2, 2)), np.zeros(2, np.int32))
     with pytest.raises(ValueError, match=r"labels must be centroids in \[0, 2\)"):
         k.kmeans_distances(np.zeros((3, 2)), np.zeros((2, 2)), np.array([0, 2, 1]))
+
+
+def test_kmeans_step_gives_the_same_bits_for_any_layout_of_the_rows(rng):
+    """Fortran-ordered and strided rows give kmeans_step the same labels, distances and sums as the C-ordered ones,
+    as kmeans_distances and kmeans_step_bounded give (a non-contiguous x took a NumPy tile path whose distances
+    differed in the last bits)."""
+    x = rng.standard_normal((700, 12))
+    c = x[:9].copy()
+    want = k.kmeans_step(x, c, sums=np.zeros((9, 12)), counts=np.zeros(9))
+    for layout in (np.asfortranarray(x), np.repeat(x, 2, axis=1)[:, ::2]):
+        sums, counts = np.zeros((9, 12)), np.zeros(9)
+        labels, dist = k.kmeans_step(layout, c, sums=sums, counts=counts)
+        np.testing.assert_array_equal(labels, want[0])
+        np.testing.assert_array_equal(dist, want[1])
+        np.testing.assert_array_equal(dist, k.kmeans_distances(layout, c, labels))

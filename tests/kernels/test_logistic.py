@@ -143,6 +143,13 @@ def test_logistic_errors():
         k.logistic_loss_grad(np.ones((3, 2)), np.ones(2), np.ones(2))
     with pytest.raises(ValueError, match="class indices"):
         k.softmax_loss_grad(np.ones((3, 2)), np.array([0, 1, 3]), np.ones((3, 2)))
+    with pytest.raises(ValueError, match="class indices"):  # truncated to classes 0, 1, 0 before
+        k.softmax_loss_grad(np.ones((3, 2)), np.array([0.9, 1.5, 0.2]), np.ones((3, 2)))
+    whole = k.softmax_loss_grad(np.ones((3, 2)), np.array([0.0, 1.0, 2.0]), np.ones((3, 2)))
+    np.testing.assert_array_equal(whole[1], k.softmax_loss_grad(np.ones((3, 2)), np.arange(3), np.ones((3, 2)))[1])
+    for wrong in (np.zeros((3, 3)), np.zeros(4)):  # a row's intercepts broadcast, or NumPy's broadcasting error
+        with pytest.raises(ValueError, match=r"intercept must be \(3,\)"):
+            k.softmax_loss_grad(np.ones((3, 2)), np.arange(3), np.ones((3, 2)), wrong)
     with pytest.raises(ValueError, match="sample_weight"):
         k.softmax_loss_grad(np.ones((3, 2)), np.array([0, 1, 2]), np.ones((3, 2)), sample_weight=np.ones(2))
     for intercept in (None, "1", np.ones(2)):  # float()'s own message named no argument

@@ -178,6 +178,11 @@ def test_errors_name_dtype_and_layout():
         k.sum(np.ones((4, 4))[:, ::2])
     with pytest.raises(TypeError, match="parallel must be True, False or None; got 'yes'"):
         k.sum(np.ones(3), parallel="yes")
+    for call in (lambda p: k.gemm(np.ones((2, 2)), np.ones((2, 2)), parallel=p),
+                 lambda p: k.gemv(np.ones((2, 2)), np.ones(2), parallel=p)):  # accepted silently before
+        for wrong in (0, "x", np.False_):
+            with pytest.raises(TypeError, match="parallel must be True, False or None"):
+                call(wrong)
 
 
 ARG_BLOCK = k.reductions.ARG_BLOCK
