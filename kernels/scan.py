@@ -76,7 +76,11 @@ def inclusive_scan(x, *, out=None, parallel=None):
         x (numpy.ndarray): float32 or float64; 1-D of any stride or N-D C-contiguous (scanned in C order).
         out (numpy.ndarray or None): of ``x``'s shape and dtype; may be ``x`` itself (an ``out`` that overlaps ``x``
             otherwise scans a copy of ``x``).
-        parallel (bool or None): two-pass block scan under ``prange``; ``None`` decides by size.
+        parallel (bool or None): two-pass block scan under ``prange``; ``None`` decides by size. Its values
+            differ from the serial scan's by rounding: each chunk starts from the chunks before summed in another
+            order. Where increments fall below the running total's rounding (1e-16 steps on a total of 1), a value
+            can come out below the one before it, as in no serial scan: pass ``parallel=False`` where a scan of
+            non-negative data must never decrease (a ``searchsorted`` on it, say).
 
     Example:
         >>> import numpy as np; from hpc import kernels
