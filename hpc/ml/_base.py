@@ -280,13 +280,15 @@ class Estimator:
             local_check=local_check,
         )
 
-    def _comm_for(self, comm: Any) -> Any:
-        """Return the communicator a collective method runs on: ``comm``, else the one ``fit`` used, else world."""
+    def _comm_for(self, comm: Any, *, fitting: bool = False) -> Any:
+        """Return the communicator a collective method runs on: ``comm``, else (``score``, a later ``partial_fit``
+        batch) the one ``fit`` used, else world. A ``fit`` (``fitting``) never takes the last fit's: a refit after a
+        fit on ``COMM_SELF`` fitted each rank's rows alone again, a model per rank, where the docs promise world."""
         from hpc import _launcher, mpi
 
         if comm is not None:
             return mpi.as_comm(comm)
-        if getattr(self, "_comm", None) is not None:
+        if not fitting and getattr(self, "_comm", None) is not None:
             return self._comm
         parent = _launcher.started_by_rank()
         if parent is not None and _launcher.inherited_job_size() != 1:

@@ -148,7 +148,7 @@ class KMeans(Estimator):
     @one_blas_thread
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None, *, comm: Any = None) -> KMeans:
         """Cluster every rank's rows (collective), each weighted by ``sample_weight`` if given; return self."""
-        comm = self._comm_for(comm)
+        comm = self._comm_for(comm, fitting=True)
         rows = self._fit_rows(comm, X, local_check=self._checked_for)
         k, n_init, given, seed = rows.checked
         weight = _data.agreed_sample_weight(comm, sample_weight, rows.X.shape[0])

@@ -45,7 +45,7 @@ class _LinearModel(Estimator):
         largest (lstsq). The parameters are checked inside ``check_rows``: a bad one on one rank raises on every
         rank. Weighted rows (``sample_weight``) count as scikit-learn's do: the weighted means, then the rows
         scaled by the weights' square roots."""
-        comm = self._comm_for(comm)
+        comm = self._comm_for(comm, fitting=True)
         rows = self._fit_rows(comm, X, y, y_kind="continuous", local_check=lambda X: self._checked_params())
         alpha, cutoff = rows.checked
         weight = _data.agreed_sample_weight(comm, sample_weight, rows.X.shape[0])

@@ -121,7 +121,7 @@ class LogisticRegression(Estimator):
         from hpc._optional import require
 
         optimize = require("scipy.optimize", "hpc.ml.LogisticRegression (its L-BFGS)")
-        comm = self._comm_for(comm)
+        comm = self._comm_for(comm, fitting=True)
         # the parameters checked there too: a bad one on one rank raises on every rank
         rows = self._fit_rows(comm, X, y, y_kind="classes", local_check=lambda X: self._penalty_strength())
         inverse_c = rows.checked

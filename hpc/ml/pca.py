@@ -87,7 +87,7 @@ class PCA(Estimator):
     @one_blas_thread
     def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> PCA:
         """Fit the model on every rank's rows (collective); return self."""
-        comm = self._comm_for(comm)
+        comm = self._comm_for(comm, fitting=True)
         # the parameters checked there too: a bad one on one rank raises on every rank
         rows = self._fit_rows(comm, X, local_check=lambda X: self._check_solver())
         n, d = rows.n_total, rows.n_features

@@ -66,8 +66,8 @@ class StandardScaler(Estimator):
         on how each batch was split over ranks or threads. A later batch must have the first one's features (their
         count and names, as scikit-learn checks them).
         """
-        comm = self._comm_for(comm)
         first = not hasattr(self, "n_samples_seen_")
+        comm = self._comm_for(comm, fitting=first)  # a later batch continues on the first one's communicator
         rows = self._fit_rows(comm, X, local_check=None if first else (lambda checked: self._continues(X, checked)))
         d = rows.n_features
         weight = _data.agreed_sample_weight(comm, sample_weight, rows.X.shape[0])

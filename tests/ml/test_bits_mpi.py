@@ -331,3 +331,22 @@ def test_balanced_class_weight_with_sample_weight_across_ranks(small_blocks, dty
     spread = fit(world, X[lo:hi], labels[lo:hi], weight[lo:hi])
     assert bits(spread) == bits(alone)
     assert _same_everywhere(world, spread)
+
+
+@pytest.mark.parametrize("name", ["Ridge", "KMeans", "StandardScaler"])
+def test_a_refit_without_comm_runs_on_world_not_the_last_fits_comm(name):
+    """fit(comm=None) is over every rank even after a fit on COMM_SELF: the refit took the last fit's communicator
+    and fitted each rank's rows alone again, a different model on each rank. score still takes the fit's."""
+    comm = mpi.world()
+    X, y = regression(n=300, d=4, seed=21)
+    lo, hi = 300 * comm.rank // comm.size, 300 * (comm.rank + 1) // comm.size  # every rank some rows: COMM_SELF fits
+    mine = [X[lo:hi], y[lo:hi]]
+    make = {"Ridge": lambda: ml.Ridge(alpha=1.0), "KMeans": lambda: ml.KMeans(3, n_init=1, random_state=1),
+            "StandardScaler": lambda: ml.StandardScaler()}[name]
+    reference = make().fit(*mine) if name == "Ridge" else make().fit(mine[0])
+    model = make()
+    args = mine if name == "Ridge" else mine[:1]
+    model.fit(*args, comm=MPI.COMM_SELF)
+    model.fit(*args)
+    assert bits(model) == bits(reference)
+    assert _same_everywhere(comm, model)
