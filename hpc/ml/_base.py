@@ -261,7 +261,7 @@ class Estimator:
 
         try:
             value, error = local(), None
-        except (TypeError, ValueError) as exc:  # NotFittedError is a ValueError
+        except Exception as exc:  # NotFittedError, bad input, or anything else: agreed, never left to one rank
             value, error = None, exc
         raise_everywhere(comm, error)
         return value

@@ -301,7 +301,7 @@ def check_rows(
             y = _check_y(y, array.shape[0], y_kind, estimator)
         if local_check is not None:
             checked = local_check(array)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # any failure here (OverflowError of a huge int, say) is agreed, never left to one rank
         error = exc
     n_rows = -1 if array is None else array.shape[0]
     n_features = -1 if array is None else array.shape[1]
@@ -384,7 +384,7 @@ def agreed_sample_weight(comm: Any, sample_weight: Any, n: int) -> _np.ndarray |
     if sample_weight is not None:
         try:
             weight = checked_sample_weight(sample_weight, n)
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # agreed below, whatever it is
             error = exc
     flags = _np.array([error is not None, weight is not None], _np.int64)
     if comm.size > 1:

@@ -145,6 +145,10 @@ class _LinearModel(Estimator):
             return Y, P, w[:, None]
 
         Y, P, w = self._agreed(comm, local)
+        # weights on some ranks only (a rank without rows may pass None, as to fit): weight 1 on the others, so that
+        # every rank takes the same branch and the same reductions (the weighted one hung against the plain one)
+        if comm.size > 1 and comm.allreduce(int(w is not None), op="max") and w is None:
+            w = _np.ones((Y.shape[0], 1))
         if w is None:
             count, _, var = mpi.moments(comm, Y.astype(_np.float64, copy=False))  # R^2 in float64, as before
             total = _np.atleast_1d(var) * count

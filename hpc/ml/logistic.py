@@ -305,10 +305,16 @@ def _label_kind(labels: _np.ndarray) -> str:
 
 
 def _global_classes(comm: Any, y: _np.ndarray) -> _np.ndarray:
-    """Return the sorted union of every rank's labels (the same array on every rank)."""
-    local = _np.unique(y)
+    """Return the sorted union of every rank's labels (the same array on every rank); labels that do not sort on
+    some rank (``None`` among them, say) raise on every rank."""
     if comm.size == 1:
-        return local
+        return _np.unique(y)
+    error = None
+    try:
+        local = _np.unique(y)
+    except Exception as exc:  # raised on that rank alone, the others would wait in the allgather below
+        local, error = _np.empty(0, y.dtype), exc
+    _data.raise_everywhere(comm, error)
     every = _data.allgather_objects(comm, local)
     kinds = {_label_kind(a) for a in every if a.size}
     if len(kinds) > 1 and not kinds <= {"i", "u", "f", "b"}:

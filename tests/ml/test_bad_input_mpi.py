@@ -474,3 +474,36 @@ def test_feature_names_disagree():
                              lambda: ml.LinearRegression().fit(frame, y_cont))
     assert "['b', 'a', 'c']" in str(exc) and "['a', 'b', 'c']" in str(exc)
     _still_works(comm)
+
+
+@pytest.mark.parametrize("name", ["LinearRegression", "Ridge"])
+def test_score_with_weights_on_some_ranks_only(name):
+    """A rank passing sample_weight=None to score while others pass weights (as fit allows) scores with weight 1
+    there, the same on every rank, and equals the score with explicit ones: it hung (two different reductions)."""
+    comm = _world()
+    X, y_cont, _ = _rows(comm)
+    model = getattr(ml, name)().fit(X, y_cont)
+    weights = np.ones(X.shape[0]) if comm.rank % 2 == 0 else None
+    got = model.score(X, y_cont, sample_weight=weights)
+    assert got == model.score(X, y_cont, sample_weight=np.ones(X.shape[0]))
+    assert len(set(comm.mpi.allgather(got))) == 1
+
+
+def test_failures_outside_value_and_type_errors_raise_on_every_rank():
+    """Labels that do not sort on one rank (all None there) and an integer too large for a float in one rank's
+    object X raise on every rank: they escaped the agreement (a TypeError in np.unique after the check, an
+    OverflowError the check did not catch) and the other ranks hung."""
+    comm = _world()
+    bad = _bad_rank(comm)
+    X, _, y_class = _rows(comm)
+    labels = y_class.astype(object)
+    if comm.rank == bad:
+        labels[:] = None  # one type, so the check passes them; np.unique cannot sort them
+    _raises_everywhere(comm, TypeError, "", lambda: ml.LogisticRegression().fit(X, labels))
+    huge = X.astype(object)
+    if comm.rank == bad:
+        huge[0, 0] = 10**400
+    exc = _raises_everywhere(comm, (OverflowError, ValueError, TypeError), "",
+                             lambda: ml.StandardScaler().fit(huge))
+    _names_failing_rank(comm, exc, bad)
+    _still_works(comm)
