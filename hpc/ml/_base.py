@@ -275,10 +275,18 @@ class Estimator:
         from hpc.ml import _data
 
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in _data.RANK_LOCAL_PARAMS}
+        state = self._continued_state()
+        if state is not None:  # a warm start or a later batch: what it continues from must agree too
+            params["fitted state continued from"] = state
         return _data.check_rows(
             comm, X, y, estimator=type(self).__name__, y_kind=y_kind, device=True, params=params,
             local_check=local_check,
         )
+
+    def _continued_state(self) -> Any:
+        """The fitted attributes this fit continues from (a warm start, a later ``partial_fit`` batch), which every
+        rank must hold alike, or None (the default: a fit starts afresh)."""
+        return None
 
     def _comm_for(self, comm: Any, *, fitting: bool = False) -> Any:
         """Return the communicator a collective method runs on: ``comm``, else (``score``, a later ``partial_fit``

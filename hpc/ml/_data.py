@@ -436,6 +436,11 @@ def fingerprint(value: Any) -> str:
         else:
             data = _np.ascontiguousarray(value)
         return f"array{value.shape}:{value.dtype.kind}:{_hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()}"
+    if type(value).__module__.startswith("pandas") and hasattr(value, "to_numpy"):
+        # a DataFrame or Series as its values (and column names): pandas' repr elides the middle rows, and an init
+        # of 100 rows that differed in row 50 passed as the same
+        names = fingerprint([str(c) for c in getattr(value, "columns", ())])
+        return f"{type(value).__name__}{names}" + fingerprint(_np.asarray(value.to_numpy()))
     if callable(value):
         return f"callable {getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}"
     return repr(value)

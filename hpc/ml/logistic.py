@@ -115,6 +115,13 @@ class LogisticRegression(Estimator):
             return 0.0
         return 1.0 / float(C)
 
+    def _continued_state(self) -> Any:
+        """With ``warm_start``, the coefficients the fit starts from (ranks starting from different ones hung in
+        L-BFGS, each rank taking other steps)."""
+        if self.warm_start and getattr(self, "coef_", None) is not None:
+            return {"coef_": self.coef_, "intercept_": getattr(self, "intercept_", None)}
+        return None
+
     @one_blas_thread
     def fit(self, X: Any, y: Any, sample_weight: Any = None, *, comm: Any = None) -> LogisticRegression:
         """Fit on every rank's rows (collective); return self."""

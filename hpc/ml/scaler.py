@@ -56,6 +56,13 @@ class StandardScaler(Estimator):
             self.__dict__.pop(name, None)
         return self.partial_fit(X, y, sample_weight, comm=comm)
 
+    def _continued_state(self) -> Any:
+        """For a later ``partial_fit`` batch, the running moments it merges into (ranks holding different ones
+        ended with different models, silently)."""
+        if not hasattr(self, "n_samples_seen_"):
+            return None
+        return {name: getattr(self, name, None) for name in ("n_samples_seen_", "mean_", "var_")}
+
     @one_blas_thread
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None, *, comm: Any = None) -> StandardScaler:
         """Add a batch of every rank's rows to the mean and variance (collective: every rank passes its part of the

@@ -9,6 +9,7 @@ communicator still works. Tests of a disagreement between ranks need two ranks a
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -506,4 +507,26 @@ def test_failures_outside_value_and_type_errors_raise_on_every_rank():
     exc = _raises_everywhere(comm, (OverflowError, ValueError, TypeError), "",
                              lambda: ml.StandardScaler().fit(huge))
     _names_failing_rank(comm, exc, bad)
+    _still_works(comm)
+
+
+def test_a_continued_fit_needs_the_same_state_on_every_rank():
+    """A warm start from coefficients that differ by rank, and a partial_fit batch merged into running moments that
+    differ by rank, raise a ValueError on every rank naming the state: the warm start hung in L-BFGS, the batch gave
+    each rank another scaler. The same state everywhere (the usual case, after a collective fit) continues."""
+    comm = _world()
+    X, _, y_class = _rows(comm)
+    model = ml.LogisticRegression(warm_start=True, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter=5: a convergence warning
+        model.fit(X, y_class).fit(X, y_class)
+    if comm.size > 1:
+        if comm.rank == 1:
+            model.coef_ = model.coef_ + 1.0
+        _raises_everywhere(comm, ValueError, "fitted state continued from",
+                           lambda: model.fit(X, y_class))
+        scaler = ml.StandardScaler().partial_fit(X)
+        if comm.rank == 1:
+            scaler.partial_fit(X, comm=_self())  # a batch this rank alone has seen
+        _raises_everywhere(comm, ValueError, "fitted state continued from", lambda: scaler.partial_fit(X, comm=comm))
     _still_works(comm)

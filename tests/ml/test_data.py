@@ -39,3 +39,18 @@ def test_finite_extremes_pass(dtype: type) -> None:
     X[::2] = -big / 3
     _data._check_finite(X, "X")
     _data._check_finite(np.full(10, big, dtype=dtype), "X")  # small: one NumPy sum
+
+
+def test_fingerprint_of_pandas_values_reads_every_value():
+    """A parameter given as a DataFrame or Series (a KMeans init, say) compares by its values and column names:
+    pandas' repr elides the middle rows, and two inits of 100 rows that differed in row 50 passed as the same."""
+    import pandas as pd
+
+    a = pd.DataFrame(np.arange(200.0).reshape(100, 2), columns=["x", "y"])
+    b = a.copy()
+    b.iloc[50, 0] = -1.0
+    assert repr(a) == repr(b)
+    assert _data.fingerprint(a) != _data.fingerprint(b)
+    assert _data.fingerprint(a) == _data.fingerprint(a.copy())
+    assert _data.fingerprint(a) != _data.fingerprint(a.rename(columns={"x": "z"}))
+    assert _data.fingerprint(pd.Series([1.0, 2.0])) != _data.fingerprint(pd.Series([1.0, 3.0]))
