@@ -90,7 +90,8 @@ class _LinearModel(Estimator):
         for columns_of, a in groups:
             system = gram + a * _np.eye(d)
             solved = None
-            if in_range and _well_conditioned(eigenvalues + a, max_condition):
+            if (in_range or _penalty_dominates(moments.m2, gram, a)) and _well_conditioned(eigenvalues + a,
+                                                                                      max_condition):
                 solved = _cholesky_solve(system, cross[:, columns_of])
             if solved is None:  # ill-conditioned or singular: TSQR on the data (one more pass, computed once)
                 if stable is None:
@@ -169,6 +170,15 @@ class _LinearModel(Estimator):
             r2 = _np.where(total > 0, 1.0 - residual / _np.where(total > 0, total, 1.0),
                            _np.where(residual == 0, 1.0, 0.0))
         return float(r2.mean())
+
+
+def _penalty_dominates(m2: _np.ndarray, gram: _np.ndarray, alpha: float) -> bool:
+    """Whether a Gram matrix that went subnormal (data near 1e-150) is below the rounding of ``alpha`` on its
+    diagonal: the normal equations ``(gram + alpha I) w = X^T y`` are then as exact as any route (what they lose
+    of the Gram matrix is below alpha's last bit), where TSQR's least squares on ``[R; sqrt(alpha) I]`` gave 0."""
+    if alpha <= 0 or not _np.isfinite(m2).all() or gram.size == 0:
+        return False
+    return float(_np.abs(_np.diagonal(gram)).max()) <= alpha * _np.finfo(_np.float64).eps
 
 
 def _well_conditioned(eigenvalues: _np.ndarray, max_condition: float) -> bool:

@@ -423,3 +423,18 @@ def test_bad_sample_weight(make, bad, message):
     X, y = regression(n=100, d=3, seed=7)
     with pytest.raises(ValueError, match=message):
         make().fit(X, y, sample_weight=bad)
+
+
+@pytest.mark.parametrize("y_scale", [1.0, "x"])
+@pytest.mark.parametrize("scale", [1e-150, 1e-155, 1e-160])
+def test_ridge_on_data_near_1e_minus_150_matches_scikit_learn(scale, y_scale):
+    """Data whose Gram matrix goes subnormal, with a penalty that dwarfs it: the normal equations (scikit-learn's
+    cholesky) are exact to alpha's rounding, where the TSQR route's least squares gave coef_ = 0."""
+    from sklearn.linear_model import Ridge
+
+    X, y = regression(n=50, d=3, seed=19)
+    X, y = X * scale, y * (scale if y_scale == "x" else 1.0)
+    ours, theirs = ml.Ridge(alpha=1.0).fit(X, y), Ridge(alpha=1.0).fit(X, y)
+    assert np.all(ours.coef_ != 0.0)
+    assert rel_err(ours.coef_, theirs.coef_) <= 1e-12
+    assert rel_err(ours.intercept_, theirs.intercept_) <= 1e-12
