@@ -28,8 +28,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 HOST_ONLY = frozenset({"parallel"})
 
 #: Scalar arguments of the CPU kernels, checked as the CPU kernel checks them before a twin gets them (None or an
-#: array there would become NaN or be broadcast on the device, where the host refuses them)
+#: array there would become NaN or be broadcast on the device, where the host refuses them): in every kernel, and
+#: in one kernel only (softmax_loss_grad's intercept is an array)
 SCALARS = frozenset({"a"})
+KERNEL_SCALARS = {"logistic_loss_grad": frozenset({"intercept"})}
 
 #: The names of the kernels decorated with :func:`gpu_twin`, in the order they were defined.
 twinned: list[str] = []
@@ -43,8 +45,10 @@ def gpu_twin(cpu: F) -> F:
     def on_device(**arguments: Any) -> Any:  # called when one argument at least is a DeviceArray
         device = _sys.modules["hpc.cuda.array"].DeviceArray
         first = next(a for a in arguments.values() if isinstance(a, device))
-        for scalar in SCALARS.intersection(arguments):
+        for scalar in (SCALARS | KERNEL_SCALARS.get(name, frozenset())).intersection(arguments):
             arguments[scalar] = _checks.real_scalar(scalar, arguments[scalar], first.dtype)
+        if "parallel" in arguments:  # meaningless on a device, but checked as the host checks it
+            _checks.use_parallel(arguments["parallel"], 0)
         from hpc.cuda import twins
 
         result = getattr(twins, name)(**{k: v for k, v in arguments.items() if k not in HOST_ONLY})

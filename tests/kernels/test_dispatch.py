@@ -100,6 +100,19 @@ def test_wrong_arguments_fail_alike():
                 bad(a)
 
 
+def test_wrong_scalars_and_parallel_fail_alike():
+    """A parallel= other than True, False or None, and logistic_loss_grad's intercept as None or an array, raise the
+    host's TypeError on DeviceArrays too (the twin ignored parallel='x' and took float() of the intercept)."""
+    X = np.ones((4, 2))
+    for a in (V, cuda.to_device(V)):
+        with pytest.raises(TypeError, match="parallel must be True, False or None"):
+            kernels.sum(a, parallel="x")
+    for x in (X, cuda.to_device(X)):
+        for wrong, what in ((None, "NoneType"), (np.array([1.0]), "an array of shape")):
+            with pytest.raises(TypeError, match=f"intercept must be a real number; got {what}"):
+                kernels.logistic_loss_grad(x, np.ones(4), np.ones(2), wrong)
+
+
 def test_wrong_dtypes_and_shapes_fail_with_the_same_type():
     """Another dtype is a TypeError and another shape a ValueError, on host arrays and DeviceArrays alike (the
     twins raised ValueError for both)."""
