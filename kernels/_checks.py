@@ -21,6 +21,7 @@ __all__ = [
     "apart",
     "as_vector",
     "check_float",
+    "check_parallel",
     "check_same_dtype",
     "matrix",
     "out_array",
@@ -211,7 +212,13 @@ def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEME
             return False
         # numba's count is asked off the main thread only (0.75 us): workers are where it is set to 1
         return _threading.current_thread() is _threading.main_thread() or _numba.get_num_threads() > 1
-    if isinstance(parallel, bool):
+    return check_parallel(parallel)
+
+
+def check_parallel(parallel: object) -> object:
+    """Return ``parallel`` if it is True, False or None, else raise ``TypeError`` (every kernel's ``parallel=``,
+    also where it only pins BLAS's threads or means nothing, on a device)."""
+    if parallel is None or isinstance(parallel, bool):
         return parallel
     raise TypeError(f"parallel must be True, False or None; got {parallel!r}")
 

@@ -48,7 +48,7 @@ def gpu_twin(cpu: F) -> F:
         for scalar in (SCALARS | KERNEL_SCALARS.get(name, frozenset())).intersection(arguments):
             arguments[scalar] = _checks.real_scalar(scalar, arguments[scalar], first.dtype)
         if "parallel" in arguments:  # meaningless on a device, but checked as the host checks it
-            _checks.use_parallel(arguments["parallel"], 0)
+            _checks.check_parallel(arguments["parallel"])
         from hpc.cuda import twins
 
         result = getattr(twins, name)(**{k: v for k, v in arguments.items() if k not in HOST_ONLY})

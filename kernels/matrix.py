@@ -24,9 +24,7 @@ _controller = None
 
 def _blas_limit(parallel):
     global _controller
-    if parallel is not None and not isinstance(parallel, bool):  # as every kernel's parallel= (use_parallel)
-        raise TypeError(f"parallel must be True, False or None; got {parallel!r}")
-    if parallel is False:
+    if _checks.check_parallel(parallel) is False:
         if _controller is None:
             from threadpoolctl import ThreadpoolController
 
