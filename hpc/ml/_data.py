@@ -395,13 +395,13 @@ def agreed_sample_weight(comm: Any, sample_weight: Any, n: int) -> _np.ndarray |
     return weight
 
 
-def total_weight(comm: Any, weight: _np.ndarray, *, refuse_zero: bool = True) -> float:
+def total_weight(comm: Any, weight: _np.ndarray) -> float:
     """Return the sum of every rank's ``weight`` (a reproducible sum: the same bits for any split of the rows), or
-    raise ValueError on every rank when it is not positive and ``refuse_zero`` (collective)."""
+    raise ValueError on every rank when it is not positive (collective)."""
     from hpc import mpi
 
     total = float(mpi.sum(comm, weight, reproducible=True))
-    if total <= 0 and refuse_zero:
+    if total <= 0:
         raise ValueError("Sample weights must contain at least one non-zero number.")
     return total
 
