@@ -60,7 +60,8 @@ def local_size() -> int | None:
     if found is None:
         return None
     rank_var, _, size_text = found
-    return int(size_text) if size_text.isdigit() and rank_var != "SLURM_LOCALID" else None
+    # isdecimal alone would pass other scripts' digits, and isdigit "²", which int() refuses
+    return int(size_text) if size_text.isascii() and size_text.isdigit() and rank_var != "SLURM_LOCALID" else None
 
 
 def one_node(world_size: int) -> bool:
@@ -176,7 +177,7 @@ _parent_rank: list[int | None] = [None, None]  # [the pid it was read in, its an
 
 def _find_parent_rank() -> int | None:
     marker = _os.environ.get(RANK_MARKER, "").strip()
-    if not marker.isdigit() or int(marker) == _os.getpid() or not launched():
+    if not (marker.isascii() and marker.isdigit()) or int(marker) == _os.getpid() or not launched():
         return None
     rank = int(marker)
     return rank if _is_ancestor(rank) else None

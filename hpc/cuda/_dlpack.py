@@ -16,6 +16,9 @@ __all__ = ["DLPackTensor", "export", "import_capsule"]
 KDLCPU, KDLCUDA, KDLCUDAHOST = 1, 2, 3
 _CODES = {"i": 0, "u": 1, "f": 2, "c": 5, "b": 6}
 _KINDS = {v: k for k, v in _CODES.items()}
+#: the bit widths NumPy holds as DLPack means them, per type code: no 128-bit float (NumPy's float128 is x87's
+#: 80-bit extended, not IEEE quad) and no bit-packed bool (1 bit)
+_BITS = {0: (8, 16, 32, 64), 1: (8, 16, 32, 64), 2: (16, 32, 64), 5: (64, 128), 6: (8,)}
 
 
 class _DLDevice(_ctypes.Structure):
@@ -88,7 +91,10 @@ def dtype_to_dl(dtype: _np.dtype) -> tuple[int, int, int]:
         raise BufferError(f"dtype must be a bool, integer, float or complex dtype for DLPack; got {dtype}")
     if not dtype.isnative:
         raise BufferError(f"dtype must be in native byte order for DLPack (it has no byte order); got {dtype.str}")
-    return _CODES[dtype.kind], dtype.itemsize * 8, 1
+    code, bits = _CODES[dtype.kind], dtype.itemsize * 8
+    if bits not in _BITS[code]:  # longdouble: its bytes are not DLPack's IEEE quad
+        raise BufferError(f"dtype {dtype} has no DLPack type (DLPack's {bits}-bit type means another format)")
+    return code, bits, 1
 
 
 def export(ptr: int, shape: tuple, strides: tuple, dtype: _np.dtype, device: tuple[int, int], owner: object) -> _Any:
@@ -131,9 +137,10 @@ class DLPackTensor:
         address = _api.PyCapsule_GetPointer(capsule, _NAME)  # raises ValueError on a used or foreign capsule
         managed = _DLManagedTensor.from_address(address)
         t = managed.dl_tensor
-        if t.dtype.lanes != 1 or t.dtype.code not in _KINDS:
-            raise TypeError(f"DLPack dtype code {t.dtype.code} with {t.dtype.lanes} lanes is not supported")
-        self.dtype = _np.dtype(f"{_KINDS[t.dtype.code]}{t.dtype.bits // 8}") if t.dtype.code != 6 else _np.dtype("?")
+        code, bits = t.dtype.code, t.dtype.bits
+        if t.dtype.lanes != 1 or bits not in _BITS.get(code, ()):
+            raise TypeError(f"DLPack dtype code {code} of {bits} bits with {t.dtype.lanes} lanes is not supported")
+        self.dtype = _np.dtype(f"{_KINDS[code]}{bits // 8}") if code != 6 else _np.dtype("?")
         self.shape = tuple(int(t.shape[i]) for i in range(t.ndim))
         if t.strides:
             self.strides = tuple(int(t.strides[i]) * self.dtype.itemsize for i in range(t.ndim))
@@ -150,9 +157,9 @@ class DLPackTensor:
         self._address = address
 
     def __del__(self) -> None:
-        deleter = self._managed.deleter
-        if deleter:
-            deleter(self._address)
+        managed = getattr(self, "_managed", None)  # absent where __init__ refused the capsule (left unconsumed)
+        if managed is not None and managed.deleter:
+            managed.deleter(self._address)
 
 
 def import_capsule(capsule: _Any) -> DLPackTensor:

@@ -8,6 +8,7 @@ instead of ``__cuda_array_interface__``, so no library mistakes it for device me
 
 from __future__ import annotations
 
+import operator as _operator
 from typing import Any as _Any
 
 import numpy as _np
@@ -30,7 +31,7 @@ def _normalize_shape(shape: _Any) -> tuple[int, ...]:
     if isinstance(shape, (int, _np.integer)):
         shape = (shape,)
     try:
-        out = tuple(int(n) for n in shape)
+        out = tuple(_operator.index(n) for n in shape)  # 2.5 is no size (NumPy refuses it too)
     except TypeError:
         raise TypeError(f"shape must be an int or a tuple of ints; got {shape!r}") from None
     if any(n < 0 for n in out):
@@ -72,16 +73,14 @@ class DeviceArray:
         self.strides = _c_strides(self.shape, self.dtype.itemsize) if strides is None else tuple(map(int, strides))
         if len(self.strides) != len(self.shape):
             raise ValueError(f"strides must have one entry per dimension {self.shape}; got {strides!r}")
-        if device_index is None:
-            top = context.current_index()
-            device_index = context.default_index() if top is None else top
-        self.device_index = int(device_index)
+        self.device_index = context.device_index(device_index)
         if ptr is None:
             lo, hi = self._extent()
             owner = memory.device_pool(self.device_index).allocate(hi - lo)
             ptr = owner.ptr - lo
         self.ptr = int(ptr)
         self._owner = owner
+        self._exported = False  # on the array that owns the memory: a NumPy view or a DLPack capsule was made of it
         self._last_writer: Stream | None = None
         self.stream = stream
 
@@ -163,7 +162,9 @@ class DeviceArray:
                 (a pinned array when ``out`` is ``None``) is valid after ``stream.synchronize()``.
 
         Raises:
-            ValueError: ``out`` has another shape or dtype, or is not C-contiguous, or is pageable with a stream.
+            TypeError: ``out`` is not a NumPy array.
+            ValueError: ``out`` is read-only, has another shape or dtype, or is not C-contiguous, or is pageable with
+                a stream.
 
         .. note:: Without a stream this synchronizes (the copy is ordered after the default stream's work).
         """
@@ -171,6 +172,10 @@ class DeviceArray:
         if out is None:
             make = _np.empty if stream is None else memory.pinned_empty
             out = make(self.shape, self.dtype)
+        elif not isinstance(out, _np.ndarray):
+            raise TypeError(f"out must be a numpy.ndarray or None; got {type(out).__name__}")
+        elif not out.flags.writeable:
+            raise ValueError("out is read-only")
         elif out.shape != self.shape or out.dtype != self.dtype or not out.flags.c_contiguous:
             raise ValueError(
                 f"out must be a C-contiguous {self.dtype} array of shape {self.shape}; "
@@ -217,6 +222,9 @@ class DeviceArray:
         self._check_live()
         if dst is None:
             dst = DeviceArray(self.shape, self.dtype, device_index=self.device_index)
+        elif not isinstance(dst, DeviceArray):
+            raise TypeError(f"dst must be an hpc.cuda.DeviceArray or None (get() copies to the host); got "
+                            f"{type(dst).__name__}")
         dst._check_live()
         if dst.shape != self.shape or dst.dtype != self.dtype:
             raise ValueError(f"dst must be a {self.dtype} DeviceArray of shape {self.shape}; got {dst!r}")
@@ -250,9 +258,12 @@ class DeviceArray:
 
     def reshape(self, *shape: _Any) -> DeviceArray:
         """Return a view of a C-contiguous array with another shape of the same size (``-1`` allowed once)."""
-        if len(shape) == 1 and not isinstance(shape[0], (int, _np.integer)):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        shape = tuple(int(n) for n in shape)
+        try:
+            shape = tuple(_operator.index(n) for n in shape)
+        except TypeError:
+            raise TypeError(f"shape must be ints or one tuple of ints; got {shape!r}") from None
         if shape.count(-1) > 1:
             raise ValueError(f"shape can hold only one unknown dimension (-1); got {shape!r}")
         if -1 in shape:  # NumPy's rule: the other sizes must divide the size, and none may be 0 (-1 is then unknown)
@@ -307,6 +318,11 @@ class DeviceArray:
     def free(self) -> None:
         """Give the memory back to the pool now instead of when the array is collected.
 
+        After ``free`` the array (and its views) raise ``RuntimeError`` when used. Memory that was exported (a
+        NumPy array made with ``numpy.asarray`` or ``numpy.from_dlpack``, a DLPack capsule, or
+        ``__cuda_array_interface__``) may still be read through the export, which holds this array alive: it goes
+        back to the pool when the last export and this array are gone, and counts as live until then.
+
         Raises:
             ValueError: the array is a view (``reshape``, a slice) of another DeviceArray: free that one, which owns
                 the memory (freeing it leaves every view dangling). An array over memory hpc did not allocate (from
@@ -317,7 +333,14 @@ class DeviceArray:
         if isinstance(self._owner, DeviceArray):
             raise ValueError("free() of a view: free the DeviceArray that owns the memory (its base), not a view of it")
         if isinstance(self._owner, memory.Buffer):
-            self._owner.free()
+            if self._exported:
+                self._owner.retire()
+            else:
+                self._owner.free()
+
+    def __reduce__(self) -> tuple[_Any, tuple[_Any, ...]]:
+        # pickle and copy.deepcopy: the data travel through the host, and come back on the current device (CuPy's way)
+        return to_device, (self.get(),)
 
     def _sync_for(self, stream: Stream | None) -> None:
         # Work on `stream` that reads or writes this array must come after the work that last wrote it.
@@ -346,6 +369,7 @@ class DeviceArray:
         if not _backend.on_gpu():
             raise AttributeError("no __cuda_array_interface__ on the host fallback: the memory is host memory")
         self._check_live()
+        self._root()._exported = True
         out = self._interface(3)
         out["stream"] = 1 if self.stream is None else self.stream.handle
         return out
@@ -356,6 +380,7 @@ class DeviceArray:
         if _backend.on_gpu():
             raise AttributeError("no __array_interface__ on a GPU: use get() to copy to the host")
         self._check_live()
+        self._root()._exported = True
         return self._interface(3)
 
     def __dlpack_device__(self) -> tuple[int, int]:
@@ -380,6 +405,7 @@ class DeviceArray:
             raise BufferError(f"dl_device must be {self.__dlpack_device__()}; got {dl_device!r}")
         if stream != -1 and self.stream is not None:
             self.stream.synchronize()
+        self._root()._exported = True
         return _dlpack.export(self.ptr, self.shape, self.strides, self.dtype, self.__dlpack_device__(), self)
 
     def __repr__(self) -> str:
@@ -394,7 +420,7 @@ def empty(shape: _Any, dtype: _Any = float, *, device: _Any = None) -> DeviceArr
 
     .. versionadded:: 0.1.0
     """
-    return DeviceArray(shape, dtype, device_index=getattr(device, "index", device))
+    return DeviceArray(shape, dtype, device_index=context.device_index(device))
 
 
 def zeros(shape: _Any, dtype: _Any = float, *, device: _Any = None, stream: Stream | None = None) -> DeviceArray:
@@ -407,6 +433,8 @@ def zeros(shape: _Any, dtype: _Any = float, *, device: _Any = None, stream: Stre
 
 def empty_like(a: DeviceArray | _np.ndarray, dtype: _Any = None) -> DeviceArray:
     """Return an uninitialised C-contiguous :class:`DeviceArray` of ``a``'s shape (and dtype)."""
+    if not isinstance(a, (DeviceArray, _np.ndarray)):
+        raise TypeError(f"a must be an hpc.cuda.DeviceArray or a numpy.ndarray; got {type(a).__name__}")
     return DeviceArray(a.shape, a.dtype if dtype is None else dtype, device_index=getattr(a, "device_index", None))
 
 
@@ -442,7 +470,7 @@ def to_device(host: _Any, stream: Stream | None = None, *, device: _Any = None) 
     host = _host_array(host)
     if host.dtype.hasobject:
         raise TypeError(f"host must hold numbers, not objects; got dtype {host.dtype}")
-    out = DeviceArray(host.shape, host.dtype, device_index=getattr(device, "index", device))
+    out = DeviceArray(host.shape, host.dtype, device_index=context.device_index(device))
     return out.set(host, stream)
 
 

@@ -71,6 +71,8 @@ def _rank_size(comm: _Any) -> tuple[int, int]:
     if hasattr(comm, "rank") and hasattr(comm, "size"):
         return int(comm.rank), int(comm.size)
     raw = _raw(comm)
+    if not (hasattr(raw, "Get_rank") and hasattr(raw, "Get_size")):
+        raise TypeError(f"comm must be an hpc.mpi communicator, an mpi4py communicator or None; got {comm!r}")
     return int(raw.Get_rank()), int(raw.Get_size())
 
 
@@ -129,7 +131,7 @@ def bind_rank(comm: _Any = None, *, report: bool = False) -> Binding:
     count = device_count()
     index = local % count if count else 0
     name = devices()[index].name if count else unavailable_reason()
-    context.set_default_index(index)
+    context._set_default(index)
     binding = Binding(rank, size, local, local_size, source, index, count, name, _socket.gethostname())
     if report:
         print(binding, flush=True)

@@ -15,7 +15,7 @@ from typing import Any as _Any
 
 from hpc.cuda import _backend
 
-__all__ = ["active", "current_index", "default_index", "pop", "push", "set_default_index", "stack"]
+__all__ = ["active", "current_index", "default_index", "device_index", "pop", "push", "set_default_index", "stack"]
 
 _local = _threading.local()
 _lock = _threading.Lock()
@@ -51,9 +51,45 @@ def set_default_index(index: int) -> None:
     """Make ``index`` the device of threads that entered no ``with Device(i):`` block.
 
     This affects the whole process; there is no per-thread isolation (a ``with Device(i):`` block still wins).
+
+    Raises:
+        TypeError, ValueError: ``index`` is not an int, or names no device (as :class:`~hpc.cuda.Device`).
     """
+    from hpc.cuda.device import Device
+
+    _set_default(Device(_as_index(index)).index)
+
+
+def _set_default(index: int) -> None:
+    # an index already checked against the device count (bind_rank's local rank modulo that count)
     global _default
     _default = index
+
+
+def _as_index(device: _Any) -> int:
+    if isinstance(device, bool) or not isinstance(device, int):
+        import numpy as np
+
+        if not isinstance(device, np.integer):
+            raise TypeError(f"device must be an int index, an hpc.cuda.Device or None; got {device!r}")
+    return int(device)
+
+
+def device_index(device: _Any = None) -> int:
+    """Return the index of ``device``: an int (or NumPy integer), an :class:`~hpc.cuda.Device`, or ``None`` for
+    the current device (the innermost ``with Device(i):`` block on this thread, else the default).
+
+    Raises:
+        TypeError: ``device`` is none of those (a string, a float).
+    """
+    if device is None:
+        top = current_index()
+        return default_index() if top is None else top
+    from hpc.cuda.device import Device
+
+    if isinstance(device, Device):
+        return device.index
+    return _as_index(device)
 
 
 def _retained(index: int) -> _Any:

@@ -7,6 +7,8 @@ import functools as _functools
 from typing import Any as _Any
 from typing import NamedTuple as _NamedTuple
 
+import numpy as _np
+
 from hpc import config as _config
 from hpc.cuda import _driver
 
@@ -165,6 +167,8 @@ class Device:
     def __init__(self, index: int | Device = 0) -> None:
         if isinstance(index, Device):
             index = index.index
+        if isinstance(index, _np.integer):
+            index = int(index)
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
             raise ValueError(f"index must be a non-negative int; got {index!r}")
         count = device_count()

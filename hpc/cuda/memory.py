@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit as _atexit
 import dataclasses as _dataclasses
+import operator as _operator
 import os as _os
 import sys as _sys
 import threading as _threading
@@ -68,11 +69,12 @@ class Buffer:
     On the pinned pool ``host`` is a uint8 NumPy array over the block; on the device pool it is ``None``.
     """
 
-    __slots__ = ("ptr", "nbytes", "host", "pool", "site", "_handle", "__weakref__")
+    __slots__ = ("ptr", "nbytes", "host", "pool", "site", "_handle", "_retired", "__weakref__")
 
     def __init__(self, pool: Pool, handle: _Any, ptr: int, nbytes: int, host: _np.ndarray | None, site: str) -> None:
         self.pool = pool
         self._handle = handle
+        self._retired = False
         self.ptr = ptr
         self.nbytes = nbytes
         self.host = host
@@ -80,8 +82,14 @@ class Buffer:
 
     @property
     def freed(self) -> bool:
-        """bool: whether the block went back to its pool."""
-        return self._handle is None
+        """bool: whether the block went back to its pool, or was retired (:meth:`retire`): no longer to be used."""
+        return self._handle is None or self._retired
+
+    def retire(self) -> None:
+        """Mark the block freed for hpc (using it raises) but keep the memory until this Buffer is collected: for
+        memory that NumPy views or DLPack consumers may still read, which hold the Buffer's owner alive. Until
+        then the pool counts the block as live."""
+        self._retired = True
 
     def free(self) -> None:
         """Give the block back to its pool now (it stays cached there); a second call does nothing.
@@ -221,13 +229,11 @@ def device_pool(device: _Any = None) -> Pool:
 
     .. versionadded:: 0.1.0
     """
-    if device is None:
-        index = context.current_index()
-        index = context.default_index() if index is None else index
-    else:
+    index = context.device_index(device)
+    if device is not None:
         from hpc.cuda.device import Device
 
-        index = Device(int(getattr(device, "index", device))).index  # ValueError for a device that does not exist
+        Device(index)  # ValueError for a device that does not exist
     return _get_pool(f"device:{index}")
 
 
@@ -285,12 +291,20 @@ def pinned_empty(shape: _Any, dtype: _Any = float, order: str = "C") -> PinnedAr
     .. versionadded:: 0.1.0
     """
     dtype = _np.dtype(dtype)
-    shape = (shape,) if isinstance(shape, (int, _np.integer)) else tuple(shape)
+    if dtype.hasobject:  # uninitialised bytes read as object pointers would crash the first print
+        raise TypeError(f"pinned memory holds numbers, not objects; got dtype {dtype}")
+    try:
+        sizes = shape if isinstance(shape, (tuple, list)) else (shape,)
+        shape = tuple(map(_operator.index, sizes))
+    except TypeError:
+        raise TypeError(f"shape must be an int or a tuple of ints; got {shape!r}") from None
+    if any(n < 0 for n in shape):
+        raise ValueError(f"shape must not hold negative sizes; got {shape!r}")
     if order not in ("C", "F"):
         raise ValueError(f"order must be 'C' or 'F'; got {order!r}")
     count = 1
     for n in shape:
-        count *= int(n)
+        count *= n
     buf = pinned_pool().allocate(count * dtype.itemsize)
     raw = _np.asarray(_PinnedBlock(buf))
     out = _np.ndarray(shape, dtype=dtype, buffer=raw, order=order).view(PinnedArray)
@@ -299,8 +313,18 @@ def pinned_empty(shape: _Any, dtype: _Any = float, order: str = "C") -> PinnedAr
 
 
 def is_pinned(array: object) -> bool:
-    """Return whether ``array`` is a view of memory from :func:`pinned_empty`."""
+    """Return whether ``array`` is a view of memory from :func:`pinned_empty`: a :class:`PinnedArray`, or a plain
+    NumPy view of one (``numpy.asarray(pinned)``, whose base is the pinned block)."""
     buf = getattr(array, "_hpc_buffer", None)
+    if buf is None and isinstance(array, _np.ndarray):
+        base = array.base
+        while isinstance(base, _np.ndarray):
+            base = base.base
+        if isinstance(base, _PinnedBlock):
+            bounds = getattr(_np, "byte_bounds", None) or _np.lib.array_utils.byte_bounds  # NumPy 1.x, 2.x
+            lo, hi = bounds(array)
+            if base.buffer.ptr <= lo and hi <= base.buffer.ptr + base.buffer.nbytes:
+                buf = base.buffer
     return buf is not None and not buf.freed
 
 

@@ -172,12 +172,9 @@ def load(name: str, device: _Any = None) -> Module:
 
     .. versionadded:: 0.1.0
     """
-    index = getattr(device, "index", device)
-    if index is None:
-        top = context.current_index()
-        index = context.default_index() if top is None else top
-    key = (name, int(index))
+    index = context.device_index(device)
+    key = (name, index)
     with _modules_lock:
         if key not in _modules:
-            _modules[key] = Module(name, int(index))
+            _modules[key] = Module(name, index)
         return _modules[key]

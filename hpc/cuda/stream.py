@@ -29,11 +29,7 @@ class Stream:
     """
 
     def __init__(self, device: _Any = None) -> None:
-        index = getattr(device, "index", device)
-        if index is None:
-            top = context.current_index()
-            index = context.default_index() if top is None else top
-        self.device_index = int(index)
+        self.device_index = context.device_index(device)
         self._driver = _backend.get()
         with context.active(self.device_index):
             self._stream = self._driver.stream_new()
@@ -60,12 +56,13 @@ class Stream:
 
     def record(self, event: Event | None = None) -> Event:
         """Record ``event`` (a new one when ``None``) at this point of the stream and return it."""
-        event = Event(device=self.device_index) if event is None else event
+        event = Event(device=self.device_index) if event is None else _event_of(event)
         event.record(self)
         return event
 
     def wait_event(self, event: Event) -> None:
         """Make later work on this stream wait until ``event`` has happened, without blocking the host."""
+        event = _event_of(event)
         with context.active(self.device_index):
             self._driver.stream_wait(self._stream, event._event)
 
@@ -79,6 +76,12 @@ class Stream:
 
     def __repr__(self) -> str:
         return f"<hpc.cuda.Stream 0x{self.handle:x} on device {self.device_index}>"
+
+
+def _event_of(event: object, name: str = "event") -> Event:
+    if not isinstance(event, Event):
+        raise TypeError(f"{name} must be an hpc.cuda.Event; got {event!r}")
+    return event
 
 
 def handle_of(stream: Stream | None) -> _Any:
@@ -108,11 +111,7 @@ class Event:
     """
 
     def __init__(self, device: _Any = None, timing: bool = True) -> None:
-        index = getattr(device, "index", device)
-        if index is None:
-            top = context.current_index()
-            index = context.default_index() if top is None else top
-        self.device_index = int(index)
+        self.device_index = context.device_index(device)
         self.timing = timing
         self._driver = _backend.get()
         with context.active(self.device_index):
@@ -144,6 +143,7 @@ class Event:
 
         .. note:: Synchronizes on ``end``. GPU events resolve to about half a microsecond.
         """
+        end = _event_of(end, "end")
         if not (self._recorded and end._recorded):
             raise RuntimeError("both events must be recorded before elapsed_ms")
         if not (self.timing and end.timing):

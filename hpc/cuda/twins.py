@@ -34,13 +34,14 @@ distances where the CPU uses the GEMM form); on the host fallback they compute w
 from __future__ import annotations
 
 import builtins as _builtins
+import functools as _functools
 from typing import Any as _Any
 
 import numpy as _np
 
 from hpc.cuda import _backend, module
 from hpc.cuda.array import DeviceArray, to_device
-from hpc.cuda.stream import Stream
+from hpc.cuda.stream import Stream, handle_of
 
 __all__ = [
     "axpy",
@@ -66,6 +67,25 @@ BLOCK = 256
 _SUFFIX = {_np.dtype(_np.float32): "f32", _np.dtype(_np.float64): "f64"}
 _SCALAR = {_np.dtype(_np.float32): "f", _np.dtype(_np.float64): "d"}
 _TILE = 2048  # scan.cu: BLOCK * ITEMS
+
+
+def _on_stream(twin: _Any) -> _Any:
+    """Check a twin's ``stream=`` before it runs, and mark its array results as written on that stream.
+
+    The GPU path needs both (its launches take the stream's handle; later readers wait for the last writer); the
+    host fallback, which runs at once, does both too, so a wrong ``stream=`` fails on a laptop as on a GPU.
+    """
+
+    @_functools.wraps(twin)
+    def run(*args: _Any, stream: Stream | None = None, **kwargs: _Any) -> _Any:
+        handle_of(stream)  # TypeError for anything but a Stream or None
+        result = twin(*args, stream=stream, **kwargs)
+        for value in result if isinstance(result, tuple) else (result,):
+            if isinstance(value, DeviceArray):
+                value.stream = stream
+        return result
+
+    return run
 
 
 def _check(name: str, a: _Any, ndim: tuple[int, ...] | None = None) -> DeviceArray:
@@ -141,12 +161,55 @@ def _finish(partials: DeviceArray, count: int, stream: Stream | None) -> float:
     return float(out.get()[0])
 
 
+def _fused_axpy(a: _Any, x: _np.ndarray, y: _np.ndarray, out: _np.ndarray) -> None:
+    """Write ``a*x + y`` into ``out`` as one fused multiply-add would, in NumPy (the host fallback of :func:`axpy`).
+
+    float32: the product of two float32 values is exact in float64, so the sum is rounded once in float64 and once
+    more to float32. float64: the product's rounding error ``e`` (Dekker's exact product, by Veltkamp's splits of
+    the factors scaled below ``2**900``) is added back after an exact ``p + y`` (Knuth's two-sum), so ``p + y + e``
+    is rounded about once. Where that cannot hold (a non-finite value, or a product near the subnormals, whose
+    error is not representable) the element is computed in
+    ``numpy.longdouble`` (x87's 64-bit significand and wider exponent on x86), whose product does not overflow.
+    """
+    with _np.errstate(all="ignore"):
+        if x.dtype == _np.float32:
+            out[...] = _np.float64(a) * x.astype(_np.float64) + y
+            return
+        p = a * x
+        # the error of the product of a and x scaled by powers of two below 2**900, so that the splits stay finite
+        sa = 2.0**-64 if abs(a) > 2.0**900 else 1.0
+        sx = _np.where(_np.abs(x) > 2.0**900, 2.0**-64, 1.0)
+        a1, x1 = a * sa, x * sx
+        p1 = a1 * x1
+        split = 134217729.0  # 2**27 + 1
+        ta = split * a1
+        ah = ta - (ta - a1)
+        al = a1 - ah
+        tx = split * x1
+        xh = tx - (tx - x1)
+        xl = x1 - xh
+        e = (((ah * xh - p1) + ah * xl + al * xh) + al * xl) / (sa * sx)
+        s = p + y
+        z = s - p
+        t = (p - (s - z)) + (y - z)
+        result = s + (t + e)
+        bad = ~(_np.isfinite(result) & _np.isfinite(e)) | (_np.abs(p) < 2.0**-900)
+        if bad.any():
+            xb = x[bad] if x.shape == bad.shape else x
+            yb = y[bad] if y.shape == bad.shape else y
+            wide = _np.longdouble(a) * xb.astype(_np.longdouble) + yb.astype(_np.longdouble)
+            result[bad] = wide.astype(_np.float64)
+        out[...] = result
+
+
+@_on_stream
 def axpy(a: float, x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None):
     """Compute ``a*x + y`` into ``out``, or into ``y`` itself when ``out`` is ``None``; return it (BLAS ``axpy``).
 
     On a GPU ``a*x[i] + y[i]`` is one fused multiply-add (nvcc contracts it), as in the host kernel: the same bits.
-    The host fallback computes it with NumPy, which has no fused multiply-add: ``a*x`` is rounded before the add,
-    so its results may differ from the host kernel's in the last bit.
+    The host fallback emulates the fused multiply-add with NumPy (:func:`_fused_axpy`): ``a*x`` is not rounded
+    before the add, so a product beyond the dtype's range still meets an infinite ``y`` as the kernel's does, and
+    a near cancellation keeps its digits; a result may differ from the host kernel's in the last bit.
 
     .. versionadded:: 0.1.0
     """
@@ -155,8 +218,7 @@ def axpy(a: float, x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = 
     _same("y", y, x)
     out = y if out is None else _out(out, x, x.shape)
     if not _gpu():
-        h = _host(out)
-        _np.add(x.dtype.type(a) * _host(x), _host(y), out=h)
+        _fused_axpy(x.dtype.type(a), _host(x), _host(y), _host(out))
         return out
     _ready(stream, x, y, out)
     n = x.size
@@ -167,6 +229,7 @@ def axpy(a: float, x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = 
     return out
 
 
+@_on_stream
 def dot(x: DeviceArray, y: DeviceArray, *, stream: Stream | None = None) -> float:
     """Return ``sum(x * y)``, accumulated in float64 (BLAS ``dot``).
 
@@ -184,6 +247,7 @@ def dot(x: DeviceArray, y: DeviceArray, *, stream: Stream | None = None) -> floa
     return _sum_of_partials("blas1", f"dot_partial_{_SUFFIX[x.dtype]}", "PPqP", (x, y), n, stream)
 
 
+@_on_stream
 def sum(x: DeviceArray, *, accurate: bool = False, stream: Stream | None = None) -> float:  # noqa: A001
     """Return the sum of all elements, accumulated in float64.
 
@@ -213,6 +277,7 @@ def sum(x: DeviceArray, *, accurate: bool = False, stream: Stream | None = None)
     return _sum_of_partials("reductions", f"sum_partial_{_SUFFIX[x.dtype]}", "PqP", (x,), n, stream)
 
 
+@_on_stream
 def nrm2(x: DeviceArray, *, stream: Stream | None = None) -> float:
     """Return ``sqrt(sum(x**2))`` without overflow or underflow (BLAS ``nrm2``); NaN if ``x`` holds a NaN.
 
@@ -261,6 +326,7 @@ def _extreme(x: DeviceArray, sign: int, stream: Stream | None) -> float:
     return float(out.get()[0])
 
 
+@_on_stream
 def min(x: DeviceArray, *, stream: Stream | None = None) -> float:  # noqa: A001 - NumPy's name on purpose
     """Return the smallest element; NaN if ``x`` holds a NaN (as :func:`numpy.min`).
 
@@ -272,6 +338,7 @@ def min(x: DeviceArray, *, stream: Stream | None = None) -> float:  # noqa: A001
     return _extreme(x, 1, stream)
 
 
+@_on_stream
 def max(x: DeviceArray, *, stream: Stream | None = None) -> float:  # noqa: A001 - NumPy's name on purpose
     """Return the largest element; NaN if ``x`` holds a NaN (as :func:`numpy.max`).
 
@@ -283,6 +350,7 @@ def max(x: DeviceArray, *, stream: Stream | None = None) -> float:  # noqa: A001
     return _extreme(x, -1, stream)
 
 
+@_on_stream
 def softmax(x: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None) -> DeviceArray:
     """Return ``exp(x - max) / sum(exp(x - max))`` over each row of a 1-D (one row) or 2-D ``x``.
 
@@ -350,6 +418,7 @@ def _scan_gpu(x: DeviceArray, out: DeviceArray, exclusive: bool, stream: Stream 
         stream._keep_until_done((totals, offsets))
 
 
+@_on_stream
 def inclusive_scan(x: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None) -> DeviceArray:
     """Return the running sums ``out[i] = x[0] + ... + x[i]`` in C order (:func:`numpy.cumsum`), in ``x``'s dtype.
 
@@ -358,6 +427,7 @@ def inclusive_scan(x: DeviceArray, *, out: DeviceArray | None = None, stream: St
     return _scan(x, out, False, stream)
 
 
+@_on_stream
 def exclusive_scan(x: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None) -> DeviceArray:
     """Return ``out[i] = x[0] + ... + x[i-1]`` (``out[0] = 0``) in C order, in ``x``'s dtype.
 
@@ -380,6 +450,7 @@ def _sqdist_host(xh: _np.ndarray, yh: _np.ndarray, oh: _np.ndarray) -> None:
         oh[lo : lo + step] = _np.einsum("ijk,ijk->ij", d, d)
 
 
+@_on_stream
 def sqdist(
     x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, block_rows: int | None = None,
     stream: Stream | None = None,
@@ -416,6 +487,7 @@ def sqdist(
     return out
 
 
+@_on_stream
 def kmeans_assign(x: DeviceArray, centroids: DeviceArray, *, stream: Stream | None = None):
     """Return ``(labels, sqdists)``: each row's nearest centroid (first on ties) and its squared distance.
 
@@ -426,7 +498,9 @@ def kmeans_assign(x: DeviceArray, centroids: DeviceArray, *, stream: Stream | No
     """
     _check("x", x, (2,))
     _check("centroids", centroids, (2,))
-    if centroids.dtype != x.dtype or centroids.shape[1] != x.shape[1] or centroids.shape[0] < 1:
+    if centroids.dtype != x.dtype:  # as the host kernel: another dtype is a TypeError, another shape a ValueError
+        raise TypeError(f"x, centroids must have the same dtype; got x: {x.dtype}, centroids: {centroids.dtype}")
+    if centroids.shape[1] != x.shape[1] or centroids.shape[0] < 1:
         raise ValueError(
             f"centroids must be a {x.dtype} array of k >= 1 rows with {x.shape[1]} columns; "
             f"got {centroids.dtype} {centroids.shape}"
@@ -469,6 +543,7 @@ def _rows_fit_int(name: str, x: DeviceArray) -> None:
         raise ValueError(f"{name} has too many rows for one launch ({x.shape[0]}); pass blocks of rows")
 
 
+@_on_stream
 def kmeans_step(
     x: DeviceArray,
     centroids: _Any,
@@ -597,6 +672,7 @@ def _kmeans_step_blocks(
     return labels, dist
 
 
+@_on_stream
 def column_moments(
     x: DeviceArray, *, deviations: bool = False, stream: Stream | None = None
 ) -> tuple[_np.ndarray, ...]:
@@ -631,6 +707,7 @@ def column_moments(
     return result if deviations else result[:2]
 
 
+@_on_stream
 def subtract_row(
     x: DeviceArray, shift: _Any, *, out: DeviceArray | None = None, stream: Stream | None = None
 ) -> DeviceArray:
@@ -685,6 +762,30 @@ def _host_vector(name: str, a: _Any, m: int) -> _np.ndarray:
     return host
 
 
+def _class_labels(y: _Any, m: int, k: int) -> _np.ndarray:
+    """Return host labels ``y`` as int64 ``(m,)`` class indices in ``[0, k)``, checked as the host kernel checks
+    them: a float that is not a whole number (0.9) or a string is no class index."""
+    given = _np.asarray(y)
+    try:
+        labels = _np.ascontiguousarray(given, dtype=_np.int64)
+    except (TypeError, ValueError):
+        labels = None
+    if (labels is None or labels.shape != (m,) or (m and (labels.min() < 0 or labels.max() >= k))
+            or (given.dtype.kind not in "iub" and not _np.array_equal(labels, given))):
+        raise ValueError(f"y must be ({m},) class indices in [0, {k})")
+    return labels
+
+
+def _class_intercepts(intercept: _Any, k: int) -> _np.ndarray:
+    """Return ``intercept`` as float64 ``(k,)`` (zeros for None); any other shape is refused, as on the host."""
+    if intercept is None:
+        return _np.zeros(k)
+    b = _np.ascontiguousarray(intercept.get() if isinstance(intercept, DeviceArray) else intercept, dtype=_np.float64)
+    if b.shape != (k,):
+        raise ValueError(f"intercept must be ({k},), one per class; got shape {b.shape}")
+    return b
+
+
 def _loss_grad_gpu(x: DeviceArray, rows_kernel: str, rows_format: str, rows_args: tuple, tail: tuple, width_r: int,
                    stream: Stream | None) -> _np.ndarray:
     """Run logistic.cu's three steps over ``x``; return the host ``(width_r, d + 1)`` sums (see logistic.cu).
@@ -713,6 +814,7 @@ def _loss_grad_gpu(x: DeviceArray, rows_kernel: str, rows_format: str, rows_args
     return out.get()  # waits for the stream's work, so the temporaries above may go
 
 
+@_on_stream
 def logistic_loss_grad(
     x: DeviceArray,
     y: _Any,
@@ -753,6 +855,7 @@ def logistic_loss_grad(
     return float(sums[1, d]), sums[0].copy()
 
 
+@_on_stream
 def softmax_loss_grad(
     x: DeviceArray,
     y: _Any,
@@ -778,11 +881,9 @@ def softmax_loss_grad(
     k = w.shape[0]
     if not _gpu():
         xh = _host(x).astype(_np.float64, copy=False)
-        labels = _host_vector("y", y, m).astype(_np.int64)
-        if m and (labels.min() < 0 or labels.max() >= k):
-            raise ValueError(f"y must be ({m},) class indices in [0, {k})")
+        labels = _class_labels(y.get() if isinstance(y, DeviceArray) else y, m, k)
         weight = _np.ones(m) if sample_weight is None else _host_vector("sample_weight", sample_weight, m)
-        z = xh @ w.T + (0.0 if intercept is None else _np.asarray(intercept, dtype=_np.float64))
+        z = xh @ w.T + _class_intercepts(intercept, k)
         top = z.max(axis=1, keepdims=True)
         e = _np.exp(z - top)
         total = e.sum(axis=1, keepdims=True)
@@ -791,19 +892,15 @@ def softmax_loss_grad(
         r = e * (weight[:, None] / total)
         r[rows, labels] -= weight
         return loss, _np.hstack([r.T @ xh, r.sum(axis=0)[:, None]])
-    if not isinstance(y, DeviceArray):
-        labels = _np.ascontiguousarray(y, dtype=_np.int64)
-        if labels.shape == (m,) and m and (labels.min() < 0 or labels.max() >= k):
-            raise ValueError(f"y must be ({m},) class indices in [0, {k})")
-    labels_dev = _row_vector("y", y, m, _np.int64, x)  # device labels are trusted to lie in [0, k)
+    if isinstance(y, DeviceArray) and y.dtype.kind in "iu":
+        labels_dev = _row_vector("y", y, m, _np.int64, x)  # integer device labels are trusted to lie in [0, k)
+    else:
+        labels_dev = to_device(_class_labels(y.get() if isinstance(y, DeviceArray) else y, m, k),
+                               device=x.device_index)
     weight = _row_vector("sample_weight", _np.ones(m) if sample_weight is None else sample_weight, m, _np.float64, x)
+    b = _class_intercepts(intercept, k)
     if m == 0:
         return 0.0, _np.zeros((k, d + 1))
-    b = _np.zeros(k) if intercept is None else _np.ascontiguousarray(intercept, dtype=_np.float64)
-    if b.shape == (1,):  # one intercept for every class (a scalar arrives so), as the host and fallback broadcast it
-        b = _np.full(k, b[0])
-    if b.shape != (k,):
-        raise ValueError(f"intercept must have shape ({k},); got {b.shape}")
     coef_dev = to_device(w, device=x.device_index)
     b_dev = to_device(b, device=x.device_index)
     sums = _loss_grad_gpu(x, "softmax_rows", "PPPPPPiii", (labels_dev, weight, coef_dev, b_dev), (k,),
@@ -811,6 +908,7 @@ def softmax_loss_grad(
     return float(sums[k, d]), sums[:k].copy()
 
 
+@_on_stream
 def gram(x: DeviceArray, y: DeviceArray | None = None, *, centred: bool = True, deviations: bool = False,
          stream: Stream | None = None) -> tuple[_np.ndarray, ...]:
     """Return ``(sums, m2)`` of the columns ``z = [x | y]``: their sums and their Gram matrix (float64 host arrays).

@@ -384,3 +384,95 @@ def test_dlpack_of_a_dtype_it_cannot_carry_raises_buffer_error():
     for dtype in ("datetime64[s]", ">f8", "U3"):
         with pytest.raises(BufferError, match="for DLPack"):
             cuda.zeros(2, dtype).__dlpack__()
+
+
+@fallback_only
+@pytest.mark.parametrize("export", ["from_dlpack", "asarray", "view_asarray"])
+def test_free_of_an_exported_array_keeps_the_memory_for_the_export(export: str, no_leaks: None) -> None:
+    """free() of an array a NumPy array still reads (DLPack or the array interface) retires it: hpc refuses it at
+    once, the export keeps reading the data (it had read freed memory and crashed), and the block goes back to the
+    pool when the export goes."""
+    import gc
+
+    d = cuda.to_device(np.arange(100_000.0))
+    if export == "from_dlpack":
+        f = np.from_dlpack(d)
+    elif export == "asarray":
+        f = np.asarray(d)
+    else:
+        f = np.asarray(d[10:])
+    pool = cuda.device_pool()
+    live = pool.stats().current
+    d.free()
+    with pytest.raises(RuntimeError, match="after free"):
+        d.get()
+    assert pool.stats().current == live  # still held for the export
+    junk = [np.full(100_000, 7.0) for _ in range(5)]  # would reuse the block, had it gone back
+    np.testing.assert_array_equal(f, np.arange(10.0 if export == "view_asarray" else 0.0, 100_000.0))
+    del d, f, junk
+    gc.collect()
+    assert pool.stats().current == live - 800_000
+
+
+def test_free_of_an_array_never_exported_gives_the_memory_back_at_once(no_leaks: None) -> None:
+    pool = cuda.device_pool()
+    d = cuda.to_device(np.arange(1000.0))
+    live = pool.stats().current
+    d.get()  # a copy, not an export
+    d.free()
+    assert pool.stats().current == live - 8000
+
+
+def test_get_refuses_a_read_only_or_foreign_out() -> None:
+    """get(out=) refused a wrong shape but wrote into read-only memory, even an immutable bytes object."""
+    d = cuda.to_device(np.arange(1.0, 7.0))
+    b = bytes(48)
+    with pytest.raises(ValueError, match="read-only"):
+        d.get(out=np.frombuffer(b))
+    assert b == bytes(48)
+    with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
+        d.get(out=[0.0] * 6)
+    with pytest.raises(TypeError, match="dst must be an hpc.cuda.DeviceArray"):
+        d.copy_to(np.empty(6))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: cuda.empty((2.5,)), lambda: cuda.empty(2.5), lambda: cuda.to_device(np.ones(12)).reshape(12.0),
+    lambda: cuda.pinned_empty(2.5), lambda: cuda.empty_like([1, 2]), lambda: cuda.empty(3, device="0"),
+])
+def test_shapes_sizes_and_devices_of_the_wrong_type_raise_type_error(make) -> None:
+    """A float size is no size (NumPy refuses it; empty((2.5,)) had made shape (2,)); a string is no device."""
+    with pytest.raises(TypeError):
+        make()
+
+
+def test_device_arrays_pickle_and_deepcopy_through_the_host(no_leaks: None) -> None:
+    """As CuPy's arrays: pickle and copy.deepcopy copy the data (they had raised about a lock)."""
+    import copy
+    import pickle
+
+    d = cuda.to_device(np.arange(6.0).reshape(2, 3))
+    for twin in (pickle.loads(pickle.dumps(d)), copy.deepcopy(d)):
+        assert isinstance(twin, cuda.DeviceArray) and twin.ptr != d.ptr
+        np.testing.assert_array_equal(twin.get(), d.get())
+
+
+@fallback_only
+def test_dlpack_import_refuses_widths_numpy_cannot_hold_quietly() -> None:
+    """A capsule of a 128-bit float (NumPy's float128 is x87's, not IEEE quad), a 1-bit bool or a width that is no
+    whole byte is refused with TypeError, without a noisy error from the consumed tensor's cleanup; longdouble is
+    not exported."""
+    import ctypes
+
+    from hpc.cuda import _dlpack
+
+    with pytest.raises(BufferError, match="DLPack"):
+        _dlpack.dtype_to_dl(np.dtype(np.longdouble))
+    keep = np.arange(4.0)
+    for code, bits in ((2, 128), (6, 1), (0, 12)):
+        capsule = _dlpack.export(keep.ctypes.data, (4,), (8,), np.float64, (1, 0), keep)
+        address = ctypes.pythonapi.PyCapsule_GetPointer(ctypes.py_object(capsule), b"dltensor")
+        t = _dlpack._DLManagedTensor.from_address(address).dl_tensor
+        t.dtype.code, t.dtype.bits = code, bits
+        with pytest.raises(TypeError, match="not supported"):
+            _dlpack.import_capsule(capsule)

@@ -135,3 +135,17 @@ def test_negative_local_rank_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("SLURM_LOCALID", "-1")
     with pytest.raises(ValueError, match="SLURM_LOCALID must be a non-negative integer; got '-1'"):
         cuda.bind_rank()
+
+
+def test_bind_rank_refuses_what_is_no_communicator() -> None:
+    with pytest.raises(TypeError, match="comm must be"):
+        cuda.bind_rank(42)
+
+
+def test_a_local_size_of_other_digits_is_no_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'²' passes str.isdigit but not int(): it is read as no size, not a crash."""
+    from hpc import _launcher
+
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "0")
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "\u00b2")
+    assert _launcher.local_size() is None

@@ -128,3 +128,22 @@ def test_gpu_two_threads_use_the_device_at_once() -> None:
         t.join()
     assert not errors
     assert results == {1: float(1 << 18), 2: float(2 << 18)}
+
+
+def test_device_arguments_take_ints_numpy_ints_and_devices_only() -> None:
+    """One rule for every ``device=``: None, an int (NumPy's too) or a Device; a string raises TypeError (it had
+    raised about ``str.index``), and a default device that does not exist is refused when set, not later."""
+    import numpy as np
+
+    assert context.device_index(np.int64(0)) == 0 and context.device_index(cuda.Device(0)) == 0
+    assert cuda.Device(np.int64(0)).index == 0
+    for bad in ("0", 0.0, True):
+        with pytest.raises(TypeError, match="device must be"):
+            context.device_index(bad)
+    with pytest.raises(TypeError):
+        cuda.Stream("0")
+    with pytest.raises(ValueError):
+        context.set_default_index(cuda.device_count() + 5)
+    with pytest.raises(TypeError):
+        context.set_default_index("a")
+    assert context.default_index() == 0

@@ -190,3 +190,26 @@ def test_the_leak_check_names_the_callers_line_for_a_dispatched_kernel(tmp_path)
     env = {**os.environ, "HPC_CUDA_LEAKCHECK": "1"}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert f"{script}:4 in <module>" in done.stderr and "_dispatch" not in done.stderr, done.stderr
+
+
+def test_pinned_empty_refuses_objects_and_float_sizes() -> None:
+    """Uninitialised pinned bytes read as object pointers crashed the first print; a float size is no size."""
+    with pytest.raises(TypeError, match="numbers, not objects"):
+        cuda.pinned_empty(3, object)
+    with pytest.raises(TypeError, match="shape must be"):
+        cuda.pinned_empty((2, 2.5))
+    with pytest.raises(ValueError, match="negative"):
+        cuda.pinned_empty(-1)
+
+
+def test_plain_numpy_views_of_pinned_memory_are_pinned() -> None:
+    """numpy.asarray(pinned) drops the PinnedArray class but not the memory: an asynchronous get into it is allowed."""
+    p = cuda.pinned_empty(6)
+    assert memory.is_pinned(np.asarray(p)) and memory.is_pinned(np.asarray(p)[2:])
+    assert not memory.is_pinned(p.copy()) and not memory.is_pinned(np.empty(6))
+    d = cuda.to_device(np.arange(6.0))
+    s = cuda.Stream()
+    out = np.asarray(p)
+    d.get(out=out, stream=s)
+    s.synchronize()
+    np.testing.assert_array_equal(out, np.arange(6.0))

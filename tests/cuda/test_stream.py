@@ -98,3 +98,10 @@ def test_gpu_event_timing_of_a_copy() -> None:
     a.copy(stream=s)
     end = s.record()
     assert 0.0 < start.elapsed_ms(end) < 1000.0
+
+
+def test_events_of_the_wrong_type_raise_type_error() -> None:
+    s, e = cuda.Stream(), cuda.Event()
+    for call in (lambda: s.wait_event(None), lambda: s.record(5), lambda: e.elapsed_ms(3)):
+        with pytest.raises(TypeError, match="must be an hpc.cuda.Event"):
+            call()

@@ -381,17 +381,81 @@ def test_per_row_device_vectors_of_another_dtype_are_converted():
         twins._row_vector("y", cuda.to_device(np.ones(4)), 3, np.float64, like)
 
 
-def test_softmax_loss_grad_broadcasts_a_scalar_intercept_on_the_gpu_path(monkeypatch):
-    """A scalar intercept, which the host kernel and the fallback broadcast, reaches the GPU launch as one value per
-    class (the GPU path refused it). The launch itself is replaced by a stub that records its arguments."""
-    seen = {}
+@pytest.mark.parametrize("gpu_path", [False, True])
+def test_softmax_loss_grad_checks_labels_and_intercepts_as_the_host(monkeypatch, gpu_path):
+    """Labels that are no class indices (0.9, -0.5, strings) and intercepts of any shape but (k,) are refused as
+    the host kernel refuses them, on the fallback and on the GPU path (whose launch is a stub here): the twin had
+    truncated 0.9 to class 0 and broadcast a (k, 1) intercept per row."""
+    if gpu_path:
+        monkeypatch.setattr(twins, "_gpu", lambda: True)
+        monkeypatch.setattr(twins, "_loss_grad_gpu", lambda x, kernel, fmt, args, tail, width, stream:
+                            np.zeros((width, x.shape[1] + 1)))
+    x = cuda.to_device(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    coef = np.zeros((3, 2))
+    for y in (np.array([0.9, 1.9, 2.9]), np.array([-0.5, 1.0, 2.0]), np.array(["0", "1", "2"]), np.array([0, 1, 3])):
+        for labels in (y, cuda.to_device(y)) if y.dtype.kind == "f" else (y,):
+            with pytest.raises(ValueError, match=r"y must be \(3,\) class indices in \[0, 3\)"):
+                twins.softmax_loss_grad(x, labels, coef, np.zeros(3))
+    for b in (0.5, np.zeros(1), np.zeros((1, 3)), np.zeros((3, 1))):
+        with pytest.raises(ValueError, match=r"intercept must be \(3,\), one per class"):
+            twins.softmax_loss_grad(x, np.array([0, 1, 2]), coef, b)
+    loss, grad = twins.softmax_loss_grad(x, np.array([0.0, 1.0, 2.0]), coef, np.zeros(3))  # whole floats are classes
+    assert grad.shape == (3, 3)
 
-    def launch(x, kernel, fmt, args, tail, width, stream):
-        seen["b"] = args[3].get()
-        return np.zeros((width, x.shape[1] + 1))
 
-    monkeypatch.setattr(twins, "_gpu", lambda: True)
-    monkeypatch.setattr(twins, "_loss_grad_gpu", launch)
+
+
+def test_fallback_axpy_is_a_fused_multiply_add() -> None:
+    """The fallback's ``a*x + y`` has the host kernel's bits where rounding the product first would not: a product
+    beyond the range meeting an infinite y (-inf, not NaN), and a near cancellation (exact, not 10% off)."""
+    from hpc import kernels
+
+    rng = np.random.default_rng(3)
+    cases = [
+        (2.0, np.array([1e308]), np.array([-np.inf])),
+        (1.0000000000000002, np.array([1e308]), np.array([-1e308])),
+        (np.float32(2), np.array([3e38], np.float32), np.array([-np.inf], np.float32)),
+        (1.3, rng.normal(size=1000), -1.3 * rng.normal(size=1000)),
+        (1e-150, rng.normal(size=100) * 1e-160, rng.normal(size=100) * 1e-310),
+        (1e10, rng.normal(size=100) * 1e300, rng.normal(size=100) * 1e308),
+    ]
+    x = rng.normal(size=1000)
+    cases.append((1.3, x, -1.3 * x))
+    for a, xh, yh in cases:
+        want = kernels.axpy(a, xh, yh.copy())
+        got = twins.axpy(a, cuda.to_device(xh), cuda.to_device(yh)).get()
+        np.testing.assert_array_equal(got, want)
+
+
+def test_every_twin_checks_its_stream_and_marks_its_results() -> None:
+    """A wrong ``stream=`` raises TypeError on the fallback as on a GPU, and array results record the stream."""
     x = cuda.to_device(np.ones((4, 2)))
-    twins.softmax_loss_grad(x, np.array([0, 1, 2, 0]), np.zeros((3, 2)), 0.5)
-    assert seen["b"].tolist() == [0.5, 0.5, 0.5]
+    v = cuda.to_device(np.ones(8))
+    calls = {
+        "axpy": lambda **kw: twins.axpy(2.0, v, v.copy(), **kw), "dot": lambda **kw: twins.dot(v, v, **kw),
+        "sum": lambda **kw: twins.sum(v, **kw), "nrm2": lambda **kw: twins.nrm2(v, **kw),
+        "min": lambda **kw: twins.min(v, **kw), "max": lambda **kw: twins.max(v, **kw),
+        "softmax": lambda **kw: twins.softmax(x, **kw), "inclusive_scan": lambda **kw: twins.inclusive_scan(v, **kw),
+        "exclusive_scan": lambda **kw: twins.exclusive_scan(v, **kw), "sqdist": lambda **kw: twins.sqdist(x, x, **kw),
+        "kmeans_assign": lambda **kw: twins.kmeans_assign(x, x, **kw),
+        "kmeans_step": lambda **kw: twins.kmeans_step(x, np.ones((2, 2)), **kw),
+        "column_moments": lambda **kw: twins.column_moments(x, **kw),
+        "subtract_row": lambda **kw: twins.subtract_row(x, np.ones(2), **kw),
+        "logistic_loss_grad": lambda **kw: twins.logistic_loss_grad(x, np.zeros(4), np.ones(2), **kw),
+        "softmax_loss_grad": lambda **kw: twins.softmax_loss_grad(x, np.zeros(4, np.int64), np.ones((2, 2)), **kw),
+        "gram": lambda **kw: twins.gram(x, **kw),
+    }
+    assert sorted(calls) == sorted(twins.__all__)
+    s = cuda.Stream()
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match="stream must be an hpc.cuda.Stream or None"):
+            call(stream="bad")
+        result = call(stream=s)
+        arrays = [r for r in (result if isinstance(result, tuple) else (result,)) if isinstance(r, cuda.DeviceArray)]
+        assert all(a.stream is s for a in arrays), name
+
+
+def test_kmeans_assign_twin_refuses_another_dtype_with_type_error() -> None:
+    x = cuda.to_device(np.ones((3, 2)))
+    with pytest.raises(TypeError, match="same dtype"):
+        twins.kmeans_assign(x, cuda.to_device(np.ones((2, 2), np.float32)))
