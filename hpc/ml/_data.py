@@ -401,9 +401,15 @@ def total_weight(comm: Any, weight: _np.ndarray) -> float:
     from hpc import mpi
 
     total = float(mpi.sum(comm, weight, reproducible=True))
-    if total <= 0:
-        raise ValueError("Sample weights must contain at least one non-zero number.")
+    refuse_zero_weight(1, total)
     return total
+
+
+def refuse_zero_weight(rows: float, total: float) -> None:
+    """Raise scikit-learn's ValueError where ``rows`` (a global count) is positive and their total weight is not:
+    all weights 0, or a NaN made of them (``class_weight="balanced"`` over weights that are all 0)."""
+    if rows > 0 and not total > 0:
+        raise ValueError("Sample weights must contain at least one non-zero number.")
 
 
 def fingerprint(value: Any) -> str:

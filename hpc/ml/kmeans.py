@@ -275,22 +275,28 @@ class KMeans(Estimator):
         device = _data.is_device_array(X)
 
         def local() -> _np.ndarray:
-            """This rank's weighted squared distances, or (device rows, no weights) their sum (an error raised here,
-            a failing device call included, is raised on every rank)."""
+            """This rank's rows of ``[weighted squared distance, weight, 1]`` (weight 1 without sample_weight), or
+            for device rows without weights one row of their sums (an error raised here, a failing device call
+            included, is raised on every rank)."""
             if device:  # the distances on the device; only their sum crosses unless weighted
                 dist = kernels.kmeans_assign(X, self._device_centres(X))[1]
                 if sample_weight is None:
-                    return _np.array([kernels.sum(dist)])
+                    n = float(dist.shape[0])
+                    return _np.array([[kernels.sum(dist), n, n]])
                 dist = dist.get()
             else:
                 rows = self._rows(X)
                 dist = kernels.kmeans_assign(rows, self.cluster_centers_.astype(rows.dtype))[1]
             dist = dist.astype(_np.float64)
+            ones = _np.ones_like(dist)
             if sample_weight is None:
-                return dist
-            return _data.checked_sample_weight(sample_weight, dist.shape[0]) * dist
+                return _np.stack([dist, ones, ones], axis=1)
+            weight = _data.checked_sample_weight(sample_weight, dist.shape[0])
+            return _np.stack([weight * dist, weight, ones], axis=1)
 
-        return -float(mpi.sum(comm, self._agreed(comm, local), reproducible=True))
+        inertia, weight, rows = mpi.sum(comm, self._agreed(comm, local), reproducible=True)
+        _data.refuse_zero_weight(rows, weight)  # all weights 0 (on every rank alike: the totals are global)
+        return -float(inertia)
 
 
 def _centred(blocks: Blocks, shift: _np.ndarray) -> tuple[_np.ndarray | None, _np.ndarray | None]:

@@ -158,8 +158,8 @@ class _LinearModel(Estimator):
             ones = _np.ones_like(w)
             weighted = mpi.sum(comm, _np.hstack([ones, w, w * Y]), reproducible=True)
             count = weighted[0]
-            with _np.errstate(invalid="ignore", divide="ignore"):  # all weights 0: NaN, as scikit-learn's
-                mean = weighted[2:] / weighted[1]
+            _data.refuse_zero_weight(weighted[0], weighted[1])  # on every rank alike: the totals are global
+            mean = weighted[2:] / weighted[1]
             sums = mpi.sum(comm, _np.hstack([w * (Y - P) ** 2, w * (Y - mean) ** 2]), reproducible=True)
             residual, total = sums[: Y.shape[1]], sums[Y.shape[1] :]
         if _np.ravel(count)[0] < 2:  # as scikit-learn's r2_score, on every rank alike (the count is global)

@@ -221,7 +221,7 @@ class LogisticRegression(Estimator):
                 counts = _np.array(
                     [mpi.sum(comm, weight[codes == c][:, None], reproducible=True)[0] for c in range(classes.shape[0])]
                 )
-            with _np.errstate(divide="ignore"):
+            with _np.errstate(divide="ignore", invalid="ignore"):  # all weights 0: NaN, refused by total_weight
                 per_class = counts.sum() / (classes.shape[0] * counts)
         elif isinstance(cw, dict):
             known = set(classes.tolist())
@@ -279,16 +279,36 @@ class LogisticRegression(Estimator):
             if labels.shape != predicted.shape:
                 raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                                  f"{[predicted.shape[0], labels.shape[0]]}")
+            _check_true_labels(labels, self.classes_)
             correct = (predicted == labels).astype(_np.float64)
             weight = _np.ones_like(correct) if sample_weight is None else _np.asarray(sample_weight, _np.float64)
             if weight.shape != correct.shape:
                 raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                                  f"{[correct.shape[0], weight.shape[0] if weight.ndim else 0]}")
-            return _np.array([float(correct @ weight), float(weight.sum())])
+            return _np.array([float(correct @ weight), float(weight.sum()), float(correct.shape[0])])
 
         totals = self._agreed(comm, local)
         totals = comm.allreduce(totals, reproducible=True) if comm.size > 1 else totals
+        _data.refuse_zero_weight(totals[2], totals[1])  # on every rank alike: the totals are global
         return float(totals[0] / totals[1])
+
+
+def _check_true_labels(labels: _np.ndarray, classes: _np.ndarray) -> None:
+    """Raise scikit-learn's accuracy errors for true labels that no classifier's predictions can be scored against:
+    NaN or infinite values, continuous values, strings against numeric classes or numbers against string ones."""
+    if labels.dtype.kind == "f":
+        _data._check_finite(labels, "y_true")
+        if _np.any(labels != _np.floor(labels)):
+            kind = "binary" if classes.shape[0] <= 2 else "multiclass"
+            raise ValueError(f"Classification metrics can't handle a mix of continuous and {kind} targets")
+    if labels.size and _is_text(labels) != _is_text(classes):
+        raise ValueError("Mix of label input types (string and number)")
+
+
+def _is_text(values: _np.ndarray) -> bool:
+    if values.dtype.kind in "US":
+        return True
+    return values.dtype.kind == "O" and any(isinstance(v, str) for v in values.tolist())
 
 
 def _block_loss_grad(binary: bool, coef: _np.ndarray, intercept: _np.ndarray, X: Any, targets: Any,

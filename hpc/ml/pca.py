@@ -92,7 +92,7 @@ class PCA(Estimator):
         rows = self._fit_rows(comm, X, local_check=lambda X: self._check_solver())
         n, d = rows.n_total, rows.n_features
         limit = min(n, d)
-        k = self._components_wanted(limit)
+        k = self._components_wanted(limit, self._sklearn_route(n, d))
         blocks = Blocks(comm, rows.counts, [rows.X])
         moments = centered_moments(blocks, d)
         dtype = rows.X.dtype
@@ -144,7 +144,7 @@ class PCA(Estimator):
             return "covariance_eigh" if d <= 1_000 and n >= 10 * d else "full"
         return self.svd_solver
 
-    def _components_wanted(self, limit: int) -> int | float:
+    def _components_wanted(self, limit: int, route: str) -> int | float:
         k = self.n_components
         if k is None:
             return limit
@@ -154,7 +154,7 @@ class PCA(Estimator):
             if not 0 <= k <= limit:
                 raise ValueError(
                     f"n_components={k} must be between 0 and min(n_samples, n_features)={limit} with "
-                    "svd_solver='covariance_eigh'"
+                    f"svd_solver={route!r}"  # the route scikit-learn names for this shape, as its message
                 )
             return int(k)
         if isinstance(k, _numbers.Real) and 0.0 < k < 1.0:

@@ -82,12 +82,12 @@ class StandardScaler(Estimator):
         if first:
             self._set_features(rows)
         seen = 0 if first else self.n_samples_seen_
+        if weight is not None:  # a batch of weight 0, first or later, is refused, as by scikit-learn 1.9
+            _data.total_weight(comm, weight)
         if not (self.with_mean or self.with_std):
             self.n_samples_seen_ = seen + (rows.n_total if weight is None else float(rows.n_total))
             self.mean_ = self.var_ = self.scale_ = None
             return self
-        if weight is not None:  # a batch of weight 0, first or later, is refused, as by scikit-learn 1.9
-            _data.total_weight(comm, weight)
         # the weights stay on the host (beside device rows too), where the weighted moments are taken
         arrays = [rows.X] + ([weight] if weight is not None else [])
         blocks = Blocks(comm, rows.counts, arrays)

@@ -530,3 +530,27 @@ def test_a_continued_fit_needs_the_same_state_on_every_rank():
             scaler.partial_fit(X, comm=_self())  # a batch this rank alone has seen
         _raises_everywhere(comm, ValueError, "fitted state continued from", lambda: scaler.partial_fit(X, comm=comm))
     _still_works(comm)
+
+
+@pytest.mark.parametrize("name", ["LinearRegression", "LogisticRegression", "KMeans"])
+def test_score_weights_zero_everywhere_or_on_one_rank(name):
+    """Weights that are 0 on every rank raise scikit-learn's error on every rank (R^2 had read 1.0, the inertia
+    -0.0, the accuracy NaN); 0 on one rank only is no error, the same score on every rank, and equals the score
+    without that rank's rows."""
+    comm = _world()
+    X, y_cont, y_class = _rows(comm)
+    y = {"LinearRegression": y_cont, "LogisticRegression": y_class, "KMeans": None}[name]
+    model = _fit(name, X, y_cont, y_class)
+    args = (X,) if y is None else (X, y)
+    _raises_everywhere(comm, ValueError, "Sample weights must contain at least one non-zero number",
+                       lambda: model.score(*args, sample_weight=np.zeros(ROWS)))
+    if comm.size < 2:
+        return
+    bad = _bad_rank(comm)
+    got = model.score(*args, sample_weight=np.zeros(ROWS) if comm.rank == bad else np.ones(ROWS))
+    assert len(set(comm.mpi.allgather(got))) == 1
+    keep = comm.rank != bad
+    rows = [a for a, k in zip(comm.mpi.allgather(args), comm.mpi.allgather(keep)) if k]
+    alone = model.score(*(np.concatenate(parts) for parts in zip(*rows)), comm=_self())
+    assert got == pytest.approx(alone, rel=1e-12)
+    _still_works(comm)

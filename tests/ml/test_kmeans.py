@@ -483,3 +483,16 @@ def test_bounded_lloyd_refills_an_empty_cluster_from_its_own_labels(monkeypatch)
             fits[name, verbose] = (km.cluster_centers_.tobytes(), km.labels_.tobytes(), km.inertia_, km.n_iter_)
     assert fits["bounded", 0] == fits["bounded", 1]
     assert fits["full", 0] == fits["full", 1]
+
+
+def test_score_with_weights_all_zero_is_refused_and_weights_count():
+    """As scikit-learn: weights that are all 0 raise (score had returned -0.0); otherwise the weighted inertia."""
+    X = blobs(n=60, d=2, centres=3, seed=5)[0]
+    model = ml.KMeans(3, n_init=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="at least one non-zero number"):
+        model.score(X, sample_weight=np.zeros(len(X)))
+    w = np.linspace(0.0, 2.0, len(X))
+    theirs = sklearn_cluster.KMeans(3, init=model.cluster_centers_, n_init=1, max_iter=1).fit(X)
+    theirs.cluster_centers_ = model.cluster_centers_
+    assert model.score(X, sample_weight=w) == pytest.approx(theirs.score(X, sample_weight=w), rel=1e-12)
+    assert model.score(X) == pytest.approx(theirs.score(X), rel=1e-12)

@@ -438,3 +438,12 @@ def test_ridge_on_data_near_1e_minus_150_matches_scikit_learn(scale, y_scale):
     assert np.all(ours.coef_ != 0.0)
     assert rel_err(ours.coef_, theirs.coef_) <= 1e-12
     assert rel_err(ours.intercept_, theirs.intercept_) <= 1e-12
+
+
+@pytest.mark.parametrize("name", ["LinearRegression", "Ridge"])
+def test_score_with_weights_all_zero_is_refused(name):
+    """As scikit-learn's r2_score: R^2 under weights that are all 0 had read 1.0, a perfect score."""
+    X, y = regression(n=30, d=3, seed=4)
+    model = getattr(ml, name)().fit(X, y)
+    with pytest.raises(ValueError, match="at least one non-zero number"):
+        model.score(X, y, sample_weight=np.zeros(len(y)))

@@ -135,6 +135,40 @@ def test_score_takes_a_column_of_labels():
         model.score(X, np.stack([y, y], axis=1))
 
 
+def test_score_refuses_true_labels_it_cannot_score_as_scikit_learn():
+    """NaN, infinite and continuous y, and strings against numeric classes (or the reverse), raise scikit-learn's
+    accuracy errors: score had counted them as wrong predictions (0.45, 0.0)."""
+    X, y = classification(n=60, d=3, classes=2, seed=26)
+    model = ml.LogisticRegression().fit(X, y)
+    with_nan = y.astype(float)
+    with_nan[3] = np.nan
+    with pytest.raises(ValueError, match="contains NaN"):
+        model.score(X, with_nan)
+    with_nan[3] = np.inf
+    with pytest.raises(ValueError, match="contains infinity"):
+        model.score(X, with_nan)
+    with pytest.raises(ValueError, match="mix of continuous and binary targets"):
+        model.score(X, X[:, 0])
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        model.score(X, np.where(y == 1, "a", "b"))
+    text = ml.LogisticRegression().fit(X, np.where(y == 1, "a", "b"))
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        text.score(X, y)
+    assert model.score(X, y.astype(float)) == model.score(X, y)  # whole floats are labels
+
+
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+def test_weights_all_zero_are_refused_in_fit_and_score(class_weight):
+    """As scikit-learn: "at least one non-zero number". With class_weight="balanced" the class weights of zero
+    weights were NaN, which passed the check, and the fit ended with zero coefficients; score returned NaN."""
+    X, y = classification(n=40, d=3, classes=2, seed=27)
+    with pytest.raises(ValueError, match="at least one non-zero number"):
+        ml.LogisticRegression(class_weight=class_weight).fit(X, y, sample_weight=np.zeros(len(y)))
+    model = ml.LogisticRegression(class_weight=class_weight).fit(X, y)
+    with pytest.raises(ValueError, match="at least one non-zero number"):
+        model.score(X, y, sample_weight=np.zeros(len(y)))
+
+
 def test_object_labels_with_nan_or_fractions():
     """Labels in an object array: NaN raises as in a float y (np.unique had kept every NaN as a class of its own:
     47 classes from 3 values), and fractional floats are not classes (scikit-learn: "Unknown label type")."""

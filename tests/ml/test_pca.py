@@ -166,7 +166,7 @@ def test_too_many_components_message():
     """n_components above min(n_samples, n_features) raises scikit-learn's message."""
     X = _data(n=20, d=6)
     with pytest.raises(ValueError, match=re.escape("n_components=7 must be between 0 and min(n_samples, "
-                                                   "n_features)=6 with svd_solver='covariance_eigh'")):
+                                                   "n_features)=6 with svd_solver='full'")):
         ml.PCA(n_components=7).fit(X)
 
 
@@ -274,3 +274,11 @@ def test_inverse_transform_checks_its_projections():
         model.inverse_transform(np.ones((3, 3)))
     np.testing.assert_array_equal(model.inverse_transform(np.ones((3, 2), dtype=int)),
                                   model.inverse_transform(np.ones((3, 2))))
+
+
+@pytest.mark.parametrize("solver, named", [("auto", "full"), ("full", "full"), ("covariance_eigh", "covariance_eigh")])
+def test_too_many_components_names_the_solver_as_scikit_learn(solver, named):
+    """The message named 'covariance_eigh' whatever the solver; scikit-learn names the route it would run."""
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    with pytest.raises(ValueError, match=f"svd_solver='{named}'"):
+        ml.PCA(10, svd_solver=solver).fit(X)

@@ -326,3 +326,10 @@ def test_inverse_transform_does_not_check_column_names():
         scaler.inverse_transform(scaled[:, :1])
     with pytest.raises(ValueError, match="Expected 2D array"):
         scaler.inverse_transform(scaled[0])
+
+
+def test_weights_all_zero_are_refused_without_mean_or_std_too():
+    """The early return of with_mean=False, with_std=False came before the check: n_samples_seen_ was 20."""
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match="at least one non-zero number"):
+        ml.StandardScaler(with_mean=False, with_std=False).fit(X, sample_weight=np.zeros(20))

@@ -53,3 +53,16 @@ def _expected(estimator):
 def test_sklearn_compatible(estimator, check):
     """The estimator passes scikit-learn's check."""
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", [
+    ml.LogisticRegression(class_weight="balanced"),
+    ml.StandardScaler(with_mean=False, with_std=False),
+    ml.StandardScaler(with_mean=False),
+], ids=repr)
+def test_weights_all_zero_raise_under_other_parameters(estimator):
+    """scikit-learn's check of weights that are all 0, on parameters whose fits took other paths (the defaults pass
+    above): a balanced class weight made NaN of them, and the scaler without mean and std returned first."""
+    from sklearn.utils.estimator_checks import check_all_zero_sample_weights_error
+
+    check_all_zero_sample_weights_error(type(estimator).__name__, estimator)
