@@ -20,7 +20,7 @@ import numpy as _np
 
 from hpc import _launcher
 from hpc import config as _config
-from hpc.mpi import _mpi, collectives, guard, reproducible
+from hpc.mpi import _float_keys, _mpi, collectives, guard, reproducible
 
 __all__ = ["BLOCK_BYTES", "UNHELD_REFS", "Engine"]
 
@@ -30,8 +30,8 @@ _INTS = "bhilqBHILQ"
 _FAST_OPS = {
     "sum": _INTS + "fdgFDG",
     "prod": _INTS + "fdgFDG",
-    "min": _INTS + "fdg",
-    "max": _INTS + "fdg",
+    "min": _INTS,  # floats take the general path: NaN-propagating keys (collectives._float_keys)
+    "max": _INTS,
     "band": _INTS,
     "bor": _INTS,
 }
@@ -76,6 +76,7 @@ class Engine:
         "node_window",
         "_fast_ops",
         "_scalar_bufs",
+        "_key_scalars",
         "_in_place",
         "_local_rank",
         "_recycled",
@@ -95,6 +96,8 @@ class Engine:
         self._fast_ops = (
             {} if local else {name: (_mpi.builtin_op(name), chars, "d" in chars) for name, chars in _FAST_OPS.items()}
         )
+        # the one-element buffers of min/max of a float scalar's key (by the float's size), never handed out
+        self._key_scalars = {4: _np.zeros(1, _np.int32), 8: _np.zeros(1, _np.int64)}
         double = _np.zeros(1)  # the one-element buffers of the scalar fast path, by the scalar's type
         self._scalar_bufs = {float: double, _np.float64: double, _np.float32: _np.zeros(1, _np.float32)}
         self._in_place = None if local else _mpi.in_place()
@@ -119,7 +122,11 @@ class Engine:
         one allocation for a new array).
         """
         if self.plain and not reproducible_:
-            fast = self._fast_ops.get(op)
+            if (op == "min" or op == "max") and type(op) is str:
+                keyed = self._keyed_allreduce(x, op, out)
+                if keyed is not None:
+                    return keyed
+            fast = self._fast_ops.get(op) if type(op) is str else None  # a list is unhashable: resolve() says why
             if fast is not None:
                 kind = type(x)
                 scalar = self._scalar_bufs.get(kind)
@@ -159,6 +166,44 @@ class Engine:
             if x.dtype.char == "d":
                 return reproducible.reproducible_allreduce(self, x)
         return collectives.allreduce(self, x, op, out, reproducible_)
+
+    def _keyed_allreduce(self, x: Any, op: str, out: Any) -> Any:
+        """The fast path of ``min``/``max`` of a float, a float64 or float32 scalar, or a C-contiguous float32/float64
+        array (``out`` None or a matching C-contiguous array): one ``Allreduce`` of the values' keys
+        (:mod:`hpc.mpi._float_keys`, NaN as NumPy) in a scratch buffer; None for anything else (the general path)."""
+        kind = type(x)
+        if kind is float or kind is _np.float64 or kind is _np.float32:
+            if out is not None:
+                return None
+            size = 4 if kind is _np.float32 else 8
+            buffer = self._key_scalars[size]
+            buffer[0] = _float_keys.scalar_key(x, size, op)
+            self.mpi.Allreduce(self._in_place, buffer, self._fast_ops[op][0])
+            value = _float_keys.scalar_value(int(buffer[0]), size)
+            return value if kind is float else kind(value)
+        if kind is _np.ndarray and x.dtype.char in "fd" and x.flags.c_contiguous and x.dtype.isnative:
+            if out is not None and not (
+                type(out) is _np.ndarray and out.shape == x.shape and out.dtype == x.dtype
+                and out.flags.c_contiguous and out.flags.writeable
+            ):
+                return None
+        else:
+            return None
+        ints, _ = _float_keys.KEY_TYPES[x.itemsize]
+        n = x.size
+        keys = self._scratch.__dict__.get("keys")  # this thread's (as scratch(), without its calls)
+        if keys is None or keys.dtype != ints or keys.size < n:
+            keys = self._scratch.__dict__["keys"] = _np.empty(n, ints)
+        keys = keys[:n]
+        _float_keys.to_keys(x, op, keys)
+        mpi_op = self._fast_ops[op][0]
+        if self.in_blocks(keys.nbytes):
+            self._allreduce_in_blocks(self._in_place, keys, mpi_op)
+        else:
+            self.mpi.Allreduce(self._in_place, keys, mpi_op)
+        result = out if out is not None else _np.empty(x.shape, x.dtype) if x.nbytes < _RECYCLE_BYTES else (
+            self.new_result(x))
+        return _float_keys.from_keys(keys, result)
 
     def in_blocks(self, nbytes: int) -> bool:
         """Whether an array of ``nbytes`` is reduced in pieces of :data:`BLOCK_BYTES` (every rank on this node)."""

@@ -546,11 +546,17 @@ queue_clear(Queue *self)
 
 /* Entries from two threads would interleave in a different order on each rank, and the sums would pair up
    different entries with nothing to tell (float entries all hash alike): one thread queues. */
+#define ENDED "hpc.mpi fused: this block has ended (its values are ready); queue into a new `with comm.fused()` block"
+
 static int
 queue_check_thread(Queue *self)
 {
     if (PyThread_get_thread_ident() == self->owner)
         return 0;
+    if (self->owner == 0) {
+        PyErr_SetString(PyExc_RuntimeError, ENDED);
+        return -1;
+    }
     PyErr_SetString(PyExc_RuntimeError,
                     "hpc.mpi fused: a fused block takes entries from the thread that opened it only (entries from "
                     "several threads would be queued in a different order on each rank, and wrong sums would "
@@ -900,8 +906,22 @@ is_empty_list(PyObject *list)
     return list != NULL && PyList_CheckExact(list) && PyList_GET_SIZE(list) == 0;
 }
 
-/* __exit__(exc_type, exc, tb): run the queued reductions unless the block raised; the common block (fast lane only,
-   a plain engine) in C, any other through the subclass's `flush()`. */
+/* Drop what a block that raised had queued: the batches and the slow lane's lists (emptied in place), so that the
+   next block on the same object starts empty instead of reducing them with its own. */
+static int
+queue_discard(Queue *self)
+{
+    for (int k = 0; k < NKINDS; k++)
+        Py_CLEAR(self->batches[k]);
+    PyObject *lists[2] = {self->entries, self->integers};
+    for (int i = 0; i < 2; i++)
+        if (lists[i] != NULL && PyList_Check(lists[i]) && PyList_SetSlice(lists[i], 0, PyList_GET_SIZE(lists[i]), NULL) < 0)
+            return -1;
+    return 0;
+}
+
+/* __exit__(exc_type, exc, tb): run the queued reductions unless the block raised (then drop them); the common block
+   (fast lane only, a plain engine) in C, any other through the subclass's `flush()`. */
 static PyObject *
 queue_exit(Queue *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -909,17 +929,21 @@ queue_exit(Queue *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "__exit__() takes 3 arguments (%zd given)", nargs);
         return NULL;
     }
-    if (args[1] != Py_None)
-        Py_RETURN_NONE;
-    if (self->in_place != NULL && is_empty_list(self->entries) && is_empty_list(self->integers)) {
-        if (queue_check_thread(self) < 0 || queue_finish(self) < 0)
-            return NULL;
-        Py_RETURN_NONE;
+    int status = 0;
+    if (args[1] != Py_None) {
+        status = queue_discard(self);
     }
-    PyObject *done = PyObject_CallMethodNoArgs((PyObject *)self, str_flush);
-    if (done == NULL)
+    else if (self->in_place != NULL && is_empty_list(self->entries) && is_empty_list(self->integers)) {
+        status = queue_check_thread(self) < 0 || queue_finish(self) < 0 ? -1 : 0;
+    }
+    else {
+        PyObject *done = PyObject_CallMethodNoArgs((PyObject *)self, str_flush);
+        status = done == NULL ? -1 : 0;
+        Py_XDECREF(done);
+    }
+    self->owner = 0; /* ended: a later allreduce on this object raises instead of queueing into nothing */
+    if (status < 0)
         return NULL;
-    Py_DECREF(done);
     Py_RETURN_NONE;
 }
 
@@ -939,7 +963,7 @@ static PyMethodDef queue_methods[] = {
      "Return the queued batches, float64 first, as a tuple (empty if none), and start new ones."},
     {"__enter__", (PyCFunction)queue_enter, METH_NOARGS, "Claim the block for the calling thread; return it."},
     {"__exit__", (PyCFunction)(void (*)(void))queue_exit, METH_FASTCALL,
-     "Run the queued reductions unless the block raised."},
+     "Run the queued reductions unless the block raised (then drop them)."},
     {NULL, NULL, 0, NULL},
 };
 

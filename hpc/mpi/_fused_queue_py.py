@@ -113,6 +113,7 @@ class FusedResult:
 _append = _array.array.append
 _new = object.__new__
 _get_ident = _threading.get_ident
+_ENDED = "hpc.mpi fused: this block has ended (its values are ready); queue into a new `with comm.fused()` block"
 _OTHER_THREAD = (
     "hpc.mpi fused: a fused block takes entries from the thread that opened it only (entries from several threads "
     "would be queued in a different order on each rank, and wrong sums would come back); queue from one thread"
@@ -153,17 +154,24 @@ class Queue:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc is None:
-            self.flush()  # type: ignore[attr-defined]  # (C ends a plain engine's fast-lane block itself)
+        try:
+            if exc is None:
+                self.flush()  # type: ignore[attr-defined]  # (C ends a plain engine's fast-lane block itself)
+            else:  # a block that raised reduces nothing, now or with the next block on this object
+                self._batches = None
+                self._entries.clear()
+                self._integers.clear()
+        finally:
+            self._owner = 0  # ended: a later allreduce on this object raises instead of queueing into nothing
 
     def _check_thread(self) -> None:
         if _get_ident() != self._owner:
-            raise RuntimeError(_OTHER_THREAD)
+            raise RuntimeError(_ENDED if self._owner == 0 else _OTHER_THREAD)
 
     def allreduce(self, x: Any, op: Any = "sum") -> Any:
         """Queue an allreduce of ``x`` and return its placeholder."""
         if _get_ident() != self._owner:
-            raise RuntimeError(_OTHER_THREAD)
+            raise RuntimeError(_ENDED if self._owner == 0 else _OTHER_THREAD)
         if not (type(op) is str and op == "sum"):  # type first, as in C: no __eq__ of odd ops
             return self._queue(x, op)  # type: ignore[attr-defined]
         kind = type(x)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as _np
 
+from hpc.mpi import _float_keys
 from hpc.mpi import guard as _guard
 from hpc.mpi.ops import Op, resolve
 
@@ -37,7 +38,7 @@ def _asarray(x: Any, what: str) -> Any:
 class _Prepared:
     """A contribution made ready for MPI: a contiguous array of a dtype MPI reduces, and how to give it back."""
 
-    __slots__ = ("array", "shape", "dtype", "python_scalar", "numpy_scalar")
+    __slots__ = ("array", "shape", "dtype", "python_scalar", "numpy_scalar", "keyed")
 
     def __init__(self, x: Any, op: Op | None, what: str) -> None:
         self.numpy_scalar = isinstance(x, _np.generic)
@@ -61,9 +62,22 @@ class _Prepared:
         if work != arr.dtype:
             arr = arr.astype(work)
         self.array = _np.ascontiguousarray(arr)
+        # float min/max travel as integer keys (hpc.mpi._float_keys): MPI's MIN and MAX drop or keep a NaN by the
+        # order the ranks' values meet in, so ranks got different answers, and elements of one array disagreed
+        self.keyed = op is not None and op.builtin in ("min", "max") and work.kind == "f" and work.itemsize in (4, 8)
+        if self.keyed:
+            self.array = _float_keys.to_keys(self.array, op.builtin)
+
+    def to_working(self, value: Any) -> Any:
+        """Return ``value`` (of the caller's dtype) as this contribution travels: in the working dtype, as a key."""
+        if not self.keyed:
+            return _np.asarray(value, self.array.dtype)
+        return _float_keys.to_keys(_np.asarray(value, _float_keys.KEY_TYPES[self.array.itemsize][1]), "max")
 
     def in_dtype(self, result: Any, op: Op | None) -> Any:
         """Return ``result`` in the dtype the caller gets: ``x``'s, except bool sum/prod, which count (int64)."""
+        if self.keyed:
+            result = _float_keys.from_keys(_np.ascontiguousarray(result))
         if result.dtype != self.dtype and not (self.dtype.kind == "b" and op is not None and op.builtin in _COUNTING):
             return result.astype(self.dtype)
         return result
@@ -76,6 +90,22 @@ class _Prepared:
         if self.numpy_scalar:
             return result[()]
         return result
+
+
+def _prepared(engine: Any, x: Any, op: Op | None, what: str) -> _Prepared:
+    """Return ``_Prepared(x, op, what)``; where it refuses ``x`` on a guarded communicator (check mode or the
+    watchdog), first tell the other ranks, which wait in the agreement step: they raise RankMismatchError there
+    instead of entering the collective alone (and pairing with this rank's next one), and this rank raises its own
+    error. Without guards the error ends the job unless caught (docs/mpi.md, "Guarded collectives")."""
+    try:
+        return _Prepared(x, op, what)
+    except (TypeError, ValueError, OverflowError) as exc:
+        if engine.size > 1 and (engine.check or engine.watchdog):
+            try:
+                _guard.check_agreement(engine, what, (getattr(op, "name", None), f"refused: {type(exc).__name__}"))
+            except _guard.RankMismatchError:
+                pass
+        raise
 
 
 _COUNTING = ("sum", "prod")
@@ -116,7 +146,7 @@ def allreduce(engine: Any, x: Any, op: Any = "sum", out: Any = None, reproducibl
         return _arg(engine, x, o, "allreduce")
     if o is _SUM and _is_integer_scalar(x):  # the built-in sum, not a user op named "sum"; exact is reproducible
         return _integer_scalar_sum(engine, x, "allreduce", (o.name, "integer scalar", (), bool(reproducible)), out)
-    prep = _Prepared(x, o, "allreduce")
+    prep = _prepared(engine, x, o, "allreduce")
     _guard.check_agreement(engine, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
     if reproducible:
         if o.builtin != "sum":
@@ -342,7 +372,7 @@ def iallreduce(engine: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
                 )
             return _integer_result(x, total)
     else:
-        prep = _Prepared(x, o, "iallreduce")
+        prep = _prepared(engine, x, o, "iallreduce")
         _guard.check_agreement(engine, "iallreduce", (o.name, prep.dtype.str, prep.shape))
         send = prep.array
 
@@ -367,7 +397,7 @@ def reduce(engine: Any, x: Any, op: Any = "sum", root: int = 0) -> Any:
     if o is _SUM and _is_integer_scalar(x):  # exact, as in allreduce, whose words it shares (every rank gets them)
         total = _integer_scalar_sum(engine, x, "reduce", (o.name, "integer scalar", (), root))
         return total if engine.rank == root else None
-    prep = _Prepared(x, o, "reduce")
+    prep = _prepared(engine, x, o, "reduce")
     _guard.check_agreement(engine, "reduce", (o.name, prep.dtype.str, prep.shape, root))
     recv = _np.empty_like(prep.array)
     engine.run(
@@ -407,7 +437,7 @@ def bcast(engine: Any, x: Any, root: int = 0) -> Any:
     _, dtype, shape, python_scalar, numpy_scalar = meta
     buf = prep.array if engine.rank == root else _np.empty(shape, _working_dtype(_np.dtype(dtype), None))
     engine.run("bcast", lambda: engine.mpi.Bcast(buf, root=root), lambda: engine.mpi.Ibcast(buf, root=root))
-    out = buf.astype(dtype, copy=False).reshape(shape)
+    out = buf.astype(dtype, copy=engine.rank == root).reshape(shape)  # the root's too is new memory, as mpi4py's
     if python_scalar:
         return out.item()
     return out[()] if numpy_scalar else out
@@ -425,7 +455,11 @@ def allgather_objects(engine: Any, what: str, obj: Any) -> list[Any]:
 
 def allgather(engine: Any, x: Any) -> Any:
     """See :meth:`hpc.mpi.Comm.allgather`."""
-    prep = _Prepared(x, None, "allgather")
+    try:
+        prep = _Prepared(x, None, "allgather")
+    except (TypeError, ValueError, OverflowError) as exc:  # the others learn it from the layouts, below
+        allgather_objects(engine, "allgather", ("allgather", f"refused: {type(exc).__name__}"))
+        raise
     arr = prep.array.reshape(1) if prep.array.ndim == 0 else prep.array
     # The layout of every rank's part is needed anyway (counts for Allgatherv); checking it costs nothing more. It
     # starts with the collective's name, as check mode's signatures do: a rank in another collective's check is
@@ -451,9 +485,9 @@ def allgather(engine: Any, x: Any) -> Any:
 def reduce_scatter(engine: Any, x: Any, op: Any = "sum") -> Any:
     """See :meth:`hpc.mpi.Comm.reduce_scatter`."""
     o = _elementwise(op, "reduce_scatter")
-    prep = _Prepared(x, o, "reduce_scatter")
-    if prep.array.ndim == 0:
+    if _np.ndim(x) == 0:  # before _Prepared, whose contiguous copy of a 0-d array has shape (1,)
         raise ValueError("reduce_scatter needs an array with at least one dimension; got a scalar")
+    prep = _prepared(engine, x, o, "reduce_scatter")
     _guard.check_agreement(engine, "reduce_scatter", (o.name, prep.dtype.str, prep.shape))
     n = prep.array.shape[0]
     row = int(_np.prod(prep.array.shape[1:], dtype=_np.int64))
@@ -474,7 +508,7 @@ def scan(engine: Any, x: Any, op: Any = "sum", exclusive: bool = False) -> Any:
     o = _elementwise(op, what)
     if o is _SUM and _is_integer_scalar(x):  # exact, as in allreduce
         return _integer_scalar_scan(engine, x, what, exclusive)
-    prep = _Prepared(x, o, what)
+    prep = _prepared(engine, x, o, what)
     _guard.check_agreement(engine, what, (o.name, prep.dtype.str, prep.shape))
     recv = _np.empty_like(prep.array)
     if exclusive:
@@ -484,10 +518,10 @@ def scan(engine: Any, x: Any, op: Any = "sum", exclusive: bool = False) -> Any:
             lambda: engine.mpi.Iexscan(prep.array, recv, o.mpi),
         )
         if engine.rank == 0:  # MPI leaves rank 0's buffer undefined; give the op's identity instead
-            identity = o.identity(prep.array.dtype)
+            identity = o.identity(_working_dtype(prep.dtype, o))
             if identity is None:
                 return None
-            recv[...] = identity
+            recv[...] = prep.to_working(identity)
     else:
         engine.run(
             what, lambda: engine.mpi.Scan(prep.array, recv, o.mpi), lambda: engine.mpi.Iscan(prep.array, recv, o.mpi)

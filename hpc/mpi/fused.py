@@ -91,6 +91,7 @@ class Fused(Queue):
             (type(x) is _np.ndarray or isinstance(x, _np.generic))
             and x.dtype.char in _PLAIN
             and (x.dtype.isnative and o.builtin not in ("land", "lor"))
+            and not (o.builtin in ("min", "max") and x.dtype.kind == "f")  # floats as keys, as in allreduce
         ):  # an array or NumPy scalar MPI reduces as it is: copied flat, given back as a view or a scalar
             o.check_dtype(x.dtype)
             flat = _np.array(x, copy=True, order="C").reshape(-1)

@@ -37,24 +37,41 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
         (4, 2.5, 1.25)
     """
     comm = as_comm(comm)
-    if _np.iscomplexobj(x):  # NumPy's: the mean is complex, the variance that of the real part plus the imaginary's
-        values = _np.asarray(x)
-        count, mean_re, var_re = moments(comm, values.real, axis, ddof)
-        _, mean_im, var_im = moments(comm, values.imag, axis, ddof)
-        return count, mean_re + 1j * mean_im, var_re + var_im
     given = _np.asarray(x)
-    a = _np.moveaxis(given.astype(_np.float64, copy=False), axis, 0)
-    count, mean_total, var, overflowed = _merged_moments(comm, a, ddof)
-    if overflowed.any():  # the same on every rank (merged data): each takes this second collective, or none does
-        _, mean_scaled, var_scaled, _ = _merged_moments(comm, a * _SCALE, ddof)
-        with _np.errstate(over="ignore"):
-            mean_total = _np.where(overflowed, mean_scaled / _SCALE, mean_total)
-            var = _np.where(overflowed, var_scaled / _SCALE / _SCALE, var)
-    if given.dtype.kind == "f" and given.dtype.itemsize < 8:  # computed in float64, given back as NumPy does
-        mean_total, var = mean_total.astype(given.dtype), var.astype(given.dtype)
+    if given.dtype.kind not in "biufc":
+        raise TypeError(f"moments takes numeric data; got dtype {given.dtype}")
+    part = given.real if given.dtype.kind == "c" else given
+    count, mean_total, var, dtypes = _moments_of_reals(comm, part, axis, ddof, given.dtype)
+    # the gathered array's dtype, as NumPy would make it from every rank's part (empty parts count too): every rank
+    # decides alike, the complex second collective included (a rank of real data joins it with imaginary zeros)
+    dtype = _np.result_type(*dtypes)
+    if dtype.kind == "c":  # NumPy's: the mean is complex, the variance that of the real part plus the imaginary's
+        imag = given.imag if given.dtype.kind == "c" else _np.zeros_like(part, dtype=_np.float64)
+        _, mean_im, var_im, _ = _moments_of_reals(comm, imag, axis, ddof, given.dtype)
+        mean_total, var = mean_total + 1j * mean_im, var + var_im
+    if dtype.kind in "fc" and dtype.itemsize < (8 if dtype.kind == "f" else 16):  # computed in float64: NumPy's dtype
+        mean_total = mean_total.astype(dtype)
+        var = var.astype(_np.empty(0, dtype).real.dtype)
     if _np.ndim(count) == 0:
         return int(count), mean_total[()], var[()]
     return count.astype(_np.int64), mean_total, var
+
+
+def _moments_of_reals(comm: Any, values: Any, axis: int, ddof: int, dtype: _np.dtype) -> tuple[Any, ...]:
+    """Return ``(count, mean, var, dtypes)`` of real ``values`` in float64 (redone scaled where finite data
+    overflowed), and every rank's ``dtype`` (the caller's data's), gathered in the same collective."""
+    a = _np.moveaxis(_np.asarray(values).astype(_np.float64, copy=False), axis, 0)
+    count, mean_total, var, overflowed, dtypes = _merged_moments(comm, a, ddof, dtype)
+    if overflowed.any():  # the same on every rank (merged data): each takes this second collective, or none does
+        _, mean_scaled, var_scaled, _, _ = _merged_moments(comm, a * _SCALE, ddof, dtype)
+        with _np.errstate(over="ignore"):
+            mean_total = _np.where(overflowed, mean_scaled / _SCALE, mean_total)
+            var = _np.where(overflowed, var_scaled / _SCALE / _SCALE, var)
+    return count, mean_total, var, dtypes
+
+
+#: the dtypes moments takes, by the code each rank sends of its own (NumPy's type characters)
+_DTYPE_CHARS = "?bhilqBHILQefdgFDG"
 
 
 #: Finite data near the float64 limit overflow in the shifted values or the squares (1e308 - (-1e308)); scaled by
@@ -62,9 +79,10 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
 _SCALE = 2.0**-512
 
 
-def _merged_moments(comm: Any, a: _np.ndarray, ddof: int) -> tuple[Any, Any, Any, Any]:
-    """Return ``(count, mean, var, overflowed)`` of the real float64 ``a`` (distributed along axis 0), in one
-    allgather; ``overflowed`` marks the columns of finite data whose mean or variance came out non-finite."""
+def _merged_moments(comm: Any, a: _np.ndarray, ddof: int, dtype: _np.dtype) -> tuple[Any, Any, Any, Any, Any]:
+    """Return ``(count, mean, var, overflowed, dtypes)`` of the real float64 ``a`` (distributed along axis 0), in
+    one allgather; ``overflowed`` marks the columns of finite data whose mean or variance came out non-finite, and
+    ``dtypes`` lists every rank's ``dtype``, which travels in the same allgather."""
     n = a.shape[0]
     rest = a.shape[1:]
     # Shift by a local reference value (the first row): means near 1e9 are then computed as small numbers, so the
@@ -79,7 +97,12 @@ def _merged_moments(comm: Any, a: _np.ndarray, ddof: int) -> tuple[Any, Any, Any
         plain = a.sum(axis=0) if n else _np.zeros(rest)
     flagged = _np.zeros(rest) if not n else (~_np.isfinite(a)).any(axis=0).astype(_np.float64)
     local = _np.stack([_np.full(rest, float(n)), ref, mean, m2, plain, flagged])
-    parts = comm.allgather(local[None, ...])  # one collective: (size, 6, *rest)
+    code = float(_DTYPE_CHARS.index(dtype.char)) if dtype.char in _DTYPE_CHARS else -1.0
+    if code < 0:
+        raise TypeError(f"moments takes bool, integer, float and complex data; got dtype {dtype}")
+    gathered = comm.allgather(_np.append(local.reshape(-1), code)[None, :])  # one collective: (size, 6 * rest + 1)
+    dtypes = [_np.dtype(_DTYPE_CHARS[int(c)]) for c in gathered[:, -1]]
+    parts = gathered[:, :-1].reshape(gathered.shape[0], *local.shape)
     count = _np.zeros(rest)
     base = None
     mu = _np.zeros(rest)  # the running mean, relative to base
@@ -112,7 +135,7 @@ def _merged_moments(comm: Any, a: _np.ndarray, ddof: int) -> tuple[Any, Any, Any
             var = _np.where(nonfinite, _np.nan, var)
     defined = count > ddof if base is not None else _np.zeros(rest, dtype=bool)
     overflowed = defined & ~nonfinite & ~(_np.isfinite(mean_total) & _np.isfinite(var))
-    return count, mean_total, var, overflowed
+    return count, mean_total, var, overflowed, dtypes
 
 
 def sum(comm: Any, x: Any, *, reproducible: bool = False) -> Any:  # noqa: A001 - mirrors numpy.sum
@@ -123,6 +146,8 @@ def sum(comm: Any, x: Any, *, reproducible: bool = False) -> Any:  # noqa: A001 
     """
     comm = as_comm(comm)
     a = _np.asarray(x)
+    if a.ndim == 0:  # a scalar is one row
+        a = a.reshape(1)
     if reproducible:
         # named as the caller wrote it: the first check inside would be the exponent step's, "allreduce ('max', ...)"
         _guard.check_agreement(comm._engine, "mpi.sum", (a.dtype.str, a.shape[1:], True))
@@ -136,24 +161,32 @@ def histogram(comm: Any, x: Any, bins: int = 10, range: tuple[float, float] | No
     Without ``range`` the global min and max come from one extra collective, so every rank uses the same edges.
     """
     comm = as_comm(comm)
-    a = _np.asarray(x, dtype=_np.float64).reshape(-1)
+    a = _np.asarray(x).reshape(-1)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"histogram takes real numeric data; got dtype {a.dtype}")
     if isinstance(bins, str):  # a rule of numpy's ('auto', 'fd', ...) reads the data: each rank's would differ
         raise ValueError(
             f"bins must be an int or a sequence of edges; got {bins!r} (a rule such as 'auto' sizes the bins from "
             "the data, which every rank holds a different part of: compute the edges first)"
         )
     if range is None and _np.ndim(bins) == 0:  # with edges given there is no range to find
-        lo = a.min() if a.size else _np.inf
-        hi = a.max() if a.size else -_np.inf
-        if lo != lo:  # a NaN: MPI's MAX may drop it (depending on rank order); an infinite range keeps it
+        lo = float(a.min()) if a.size else _np.inf
+        hi = float(a.max()) if a.size else -_np.inf
+        if lo != lo:  # a NaN: an infinite range, refused below on every rank
             lo, hi = -_np.inf, _np.inf
-        both = comm.allreduce(_np.array([-lo, hi]), op="max")
+        # NumPy computes the edges in the data's float dtype (float64 for integers): the widest over the ranks, as
+        # in the gathered array, travels with the range, so every rank makes the same edges
+        width = float(a.dtype.itemsize if a.dtype.kind == "f" else 8)
+        both = comm.allreduce(_np.array([-lo, hi, width]), op="max")
         lo, hi = -both[0], both[1]
+        common = _np.dtype(f"f{int(both[2])}")
+        if a.dtype != common:
+            a = a.astype(common)
         if lo > hi:  # no data anywhere: numpy uses (0, 1)
             lo, hi = 0.0, 1.0
         elif not (_np.isfinite(lo) and _np.isfinite(hi)):  # numpy.histogram refuses these too, on every rank alike
             raise ValueError(f"autodetected range of [{lo}, {hi}] is not finite (inf or NaN in the data)")
-        range = (float(lo), float(hi))
+        range = (a.dtype.type(lo), a.dtype.type(hi))  # NumPy's edges from scalars of the data's type, as its own
     counts, edges = _np.histogram(a, bins=bins, range=range)
     return comm.allreduce(counts.astype(_np.int64)), edges
 

@@ -530,3 +530,82 @@ def test_zero_d_float_arrays_take_the_scalars_way(comm, monkeypatch):
     assert single == 1.5 * comm.size and single.dtype == np.float32
     if not comm._engine.check and not comm._engine.watchdog:
         assert not [a for a in general if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("op", ["min", "max"])
+def test_min_max_propagate_nan_alike_on_every_rank(comm, op, dtype):
+    """A NaN on any rank makes that element NaN on every rank, as numpy.minimum/maximum, through allreduce, reduce,
+    iallreduce, scan, exscan, a fused block and Python scalars: MPI's MIN/MAX had dropped or kept it by the order
+    the ranks met in (rank 0 got 1.0 and rank 1 NaN; [1, 1, nan] for an array whose every element saw a NaN)."""
+    ufunc = np.minimum if op == "min" else np.maximum
+    nan_rank = comm.size // 2
+    local = np.array([1.0, 2.0, -3.0, np.inf, -0.0, 0.0], dtype) + comm.rank
+    if comm.rank == nan_rank:
+        local[:3] = np.nan
+    parts = gathered(comm, local)
+    want = functools.reduce(ufunc, parts)
+    for got in (comm.allreduce(local, op=op), comm.iallreduce(local, op=op).result()):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == np.dtype(dtype)
+    assert len({g.tobytes() for g in gathered(comm, comm.allreduce(local, op=op))}) == 1  # the same on every rank
+    reduced = comm.reduce(local, op=op, root=0)
+    if comm.rank == 0:
+        np.testing.assert_array_equal(reduced, want)
+    np.testing.assert_array_equal(comm.scan(local, op=op), functools.reduce(ufunc, parts[: comm.rank + 1]))
+    before = comm.exscan(local, op=op)
+    if comm.rank:
+        np.testing.assert_array_equal(before, functools.reduce(ufunc, parts[: comm.rank]))
+    else:
+        assert (before == (np.inf if op == "min" else -np.inf)).all()
+    with comm.fused() as f:
+        fused = f.allreduce(local, op=op)
+    np.testing.assert_array_equal(fused.value, want)
+    scalar = float("nan") if comm.rank == nan_rank else float(comm.rank)
+    for kind in (float, np.dtype(dtype).type):
+        got = comm.allreduce(kind(scalar), op=op)
+        assert type(got) is kind and np.isnan(got)
+    out = np.empty_like(local)
+    assert comm.allreduce(local, op=op, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    big = np.repeat(local, 3000)  # past the recycling of large results
+    np.testing.assert_array_equal(comm.allreduce(big, op=op), np.repeat(want, 3000))
+
+
+@pytest.mark.parametrize("op", ["min", "max"])
+def test_min_max_order_signed_zeros_alike_on_every_rank(comm, op):
+    """-0.0 counts below +0.0, so every rank gets the same zero whichever rank holds which."""
+    local = np.array([-0.0 if comm.rank % 2 else 0.0, 0.0 if comm.rank % 2 else -0.0])
+    got = comm.allreduce(local, op=op)
+    results = gathered(comm, got)
+    assert len({r.tobytes() for r in results}) == 1
+    if comm.size > 1:
+        assert np.signbit(got).tolist() == ([True, True] if op == "min" else [False, False])
+
+
+def test_a_value_refused_on_one_rank_raises_on_every_rank_when_guarded(comm):
+    """A Python int beyond int64 on one rank raised there before the collective, while the others entered it (and
+    paired with that rank's next call: 1.0's bits read as an int64). Guarded, every rank raises; the ranks that
+    passed good values get RankMismatchError."""
+    if comm.size < 2 or not comm._engine.check:
+        pytest.skip("needs two ranks and HPC_MPI_CHECK=1")
+    bad = comm.rank == comm.size - 1
+    for call in (lambda v: comm.allreduce(v, op="max"), lambda v: comm.reduce(v, op="max"),
+                 lambda v: comm.scan(v, op="max"), comm.allgather):
+        with pytest.raises(OverflowError if bad else mpi.RankMismatchError):
+            call(2**63 if bad else 1)
+    assert comm.allreduce(1.0) == float(comm.size)
+
+
+def test_small_argument_defects(comm):
+    """reduce_scatter of a scalar raises its own error (it had returned [2.] on one rank and [] on another); an op
+    given as a list raises the op error; bcast's root gets new memory, as every other rank does."""
+    with pytest.raises(ValueError, match="at least one dimension"):
+        comm.reduce_scatter(np.float64(1.0))
+    with pytest.raises(ValueError, match="op must be one of"):
+        comm.allreduce(1.0, op=["sum"])
+    x = np.arange(4.0)
+    y = comm.bcast(x, root=0)
+    assert not np.shares_memory(x, y)
+    y[0] = 99.0
+    assert x[0] == 0.0

@@ -370,3 +370,34 @@ def test_the_same_array_in_another_layout_on_each_rank(comm, fused):
         want = np.asarray(x, dtype=x.dtype.newbyteorder("=")) * comm.size
         assert result.value.shape == x.shape and result.value.dtype == want.dtype
         np.testing.assert_array_equal(result.value, want)
+
+
+def test_a_block_that_raised_leaves_nothing_for_the_next_block(comm, fused):
+    """The same object entered again after a block that raised reduces only the new block's entries: the old ones
+    had been summed with them (a = 2.0, an int16 entry back too), or, where ranks raised at different points,
+    made the next block mismatch."""
+    block = fused(comm)
+    with pytest.raises(KeyError):
+        with block as f:
+            f.allreduce(1.0)
+            f.allreduce(np.int16(1))
+            f.allreduce(np.arange(3.0), op="max")
+            raise KeyError("inside the block")
+    with block as f:
+        b = f.allreduce(2.0)
+    assert b.value == 2.0 * comm.size
+
+
+def test_queueing_after_the_block_ended_raises(comm, fused):
+    """f.allreduce after the with block was queued into nothing (its value then said "available only after the
+    block ends" of a block that had ended)."""
+    with fused(comm) as f:
+        r = f.allreduce(1.0)
+    with pytest.raises(RuntimeError, match="this block has ended"):
+        f.allreduce(1.0)
+    with pytest.raises(RuntimeError, match="this block has ended"):
+        f.allreduce(np.ones(3), op="max")
+    assert r.value == float(comm.size)
+    with f:  # entered again, it queues again
+        again = f.allreduce(2.0)
+    assert again.value == 2.0 * comm.size

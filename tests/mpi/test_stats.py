@@ -172,3 +172,37 @@ def test_moments_come_back_in_numpys_dtype(comm, dtype):
     rtol = 8 * np.finfo(var.dtype).eps
     np.testing.assert_allclose(mean, np.mean(wide, axis=0).astype(mean.dtype), rtol=rtol)
     np.testing.assert_allclose(var, np.var(wide, axis=0).astype(var.dtype), rtol=rtol)
+
+
+def test_moments_agree_on_the_gathered_dtype_when_parts_differ(comm):
+    """An empty real part on one rank beside complex rows elsewhere: the complex moments of the gathered data on
+    every rank (that rank had returned real moments and left the others waiting in a second collective), and an
+    empty float64 part beside float32 rows gives float64 everywhere, as numpy.concatenate would."""
+    rows = np.array([[1 + 1j, 2 + 3j], [5 + 0j, 8 + 1j]]) + comm.rank
+    local = np.empty((0, 2)) if comm.rank == 0 and comm.size > 1 else rows
+    count, mean, var = mpi.moments(comm, local)
+    whole = np.concatenate(gathered(comm, local))
+    np.testing.assert_allclose(mean, whole.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(var, whole.var(axis=0), rtol=1e-14)
+    assert mean.dtype == whole.mean(axis=0).dtype and var.dtype == whole.var(axis=0).dtype
+    assert (count == len(whole)).all()
+    local = np.empty(0) if comm.rank == 0 and comm.size > 1 else np.array([1.5, 2.5], np.float32)
+    _, mean, var = mpi.moments(comm, local)
+    whole = np.concatenate(gathered(comm, local))
+    assert mean.dtype == whole.dtype and var.dtype == whole.dtype
+    assert comm.allreduce(1.0) == float(comm.size)  # no rank left behind in a collective
+
+
+def test_histogram_of_float32_data_makes_numpys_float32_edges(comm):
+    """NumPy bins float32 data on float32 edges; the float64 edges hpc used put a value in the neighbouring bin."""
+    local = np.float32([51 / 7, 30 / 7, 8, 0, 100 / 7]) + np.float32(comm.rank)
+    counts, edges = mpi.histogram(comm, local, bins=10)
+    want_counts, want_edges = np.histogram(np.concatenate(gathered(comm, local)), bins=10)
+    np.testing.assert_array_equal(counts, want_counts)
+    assert edges.dtype == want_edges.dtype == np.float32
+    np.testing.assert_array_equal(edges, want_edges)
+
+
+def test_sum_of_a_scalar_is_one_row_reproducible_or_not(comm):
+    """mpi.sum of a scalar: the sum over ranks, also with reproducible=True (which raised IndexError)."""
+    assert float(mpi.sum(comm, 3.0)) == float(mpi.sum(comm, 3.0, reproducible=True)) == 3.0 * comm.size
