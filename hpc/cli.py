@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse as _argparse
 import importlib as _importlib
 import json as _json
+import os as _os
 import sys as _sys
 from collections.abc import Sequence as _Sequence
 from typing import Any as _Any
@@ -25,10 +26,15 @@ def main(argv: _Sequence[str] | None = None) -> int:
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
-    if args.command == "info":
-        return _info(as_json=args.json)
-    if args.command == "bench":
-        return _bench(args.args)
+    try:
+        if args.command == "info":
+            return _info(as_json=args.json)
+        if args.command == "bench":
+            return _bench(args.args)
+    except BrokenPipeError:  # the reader went away (`hpc info | head -1`): what it read is all it wanted
+        # Python would report the pipe again when it flushes stdout at exit: point stdout at nothing first
+        _os.dup2(_os.open(_os.devnull, _os.O_WRONLY), _sys.stdout.fileno())
+        return 0
     parser.print_help(_sys.stderr)
     return 2
 

@@ -236,15 +236,21 @@ def _numpy() -> dict[str, _Any]:
     try:
         import threadpoolctl
 
-        out["blas"] = [
-            f"{lib.get('internal_api')} {lib.get('version')} ({lib.get('threading_layer', '?')}, "
-            f"{lib.get('num_threads')} threads)"
+        out["blas"] = sorted(  # in a fixed order: the order libraries were loaded in changes from run to run
+            f"{_owner(lib.get('filepath'))}{lib.get('internal_api')} {lib.get('version')} "
+            f"({lib.get('threading_layer', '?')}, {lib.get('num_threads')} threads)"
             for lib in threadpoolctl.threadpool_info()
             if lib.get("user_api") == "blas"
-        ]
+        )
     except Exception as exc:
         out["blas"] = f"unavailable: {type(exc).__name__}: {exc}"
     return out
+
+
+def _owner(path: object) -> str:
+    """``"numpy's "`` for a library shipped in ``numpy.libs`` (a wheel's bundled libraries), else ``""``."""
+    folder = _os.path.basename(_os.path.dirname(str(path or "")))
+    return f"{folder[: -len('.libs')]}'s " if folder.endswith(".libs") else ""
 
 
 def _python() -> dict[str, _Any]:
@@ -359,7 +365,7 @@ def _fmt_numba(info: dict[str, _Any]) -> str:
 def _fmt_numpy(info: dict[str, _Any]) -> str:
     blas = info.get("blas")
     blas_text = blas if isinstance(blas, str) else "; ".join(blas) or "no BLAS found by threadpoolctl"
-    return f"{info['version']}, BLAS: {blas_text}"
+    return f"{info['version']}, BLAS loaded in this process: {blas_text}"
 
 
 def _fmt_python(info: dict[str, _Any]) -> str:

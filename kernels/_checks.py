@@ -71,10 +71,20 @@ def check_float(name: str, x: object) -> _np.ndarray:
     """Return ``x`` if it is a float32 or float64 ndarray (a subclass as a plain view, see :func:`plain`), else raise
     ``TypeError``."""
     if not isinstance(x, _np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64; got {type(x).__name__}")
+        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64; got {_what(x)}")
     if x.dtype not in FLOATS:
         raise TypeError(f"{name} must be a float32 or float64 array; got dtype {x.dtype}")
     return plain(name, x)
+
+
+def _what(x: object) -> str:
+    """Name what was passed where an array was expected, with the way out where there is one."""
+    kind = type(x)
+    if isinstance(x, _np.generic):  # "got float64" read as if a float64 array had been refused
+        return f"a numpy.{kind.__name__} scalar (pass numpy.asarray(x))"
+    if kind.__name__ == "DeviceArray":  # hpc.cuda's, which only the kernels with GPU twins take
+        return "an hpc.cuda.DeviceArray; this kernel has no GPU twin (docs/cuda.md lists them): pass x.get()"
+    return kind.__name__
 
 
 def check_same_dtype(**arrays: _np.ndarray) -> None:

@@ -13,6 +13,7 @@ import inspect as _inspect
 import numpy as _np
 from numba import njit as _njit
 from numba import prange as _prange
+from numba.core.errors import TypingError as _TypingError
 
 from . import _checks
 from ._flags import ELEMENTWISE
@@ -164,6 +165,11 @@ class _Fused:
         par = _checks.use_parallel(parallel, ov.shape[0])
         try:
             self._loop(pattern, par)(ov, *views)
+        except _TypingError as exc:  # fn is not numba's to compile for these scalars: one line, not numba's page
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            call = next((line for line in lines if line.startswith(">>>")), lines[1] if len(lines) > 1 else "")
+            raise TypeError(f"fn {self.__name__!r} could not be compiled by numba for {dtype} scalars (failed: "
+                            f"{call.lstrip('> ')})") from None
         except SystemError:
             if not par:
                 raise

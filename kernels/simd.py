@@ -46,7 +46,12 @@ def inspect(dispatcher: _Any, signature: _Any = None) -> dict[str, _Any]:
         True
     """
     if not hasattr(dispatcher, "inspect_asm") or not hasattr(dispatcher, "signatures"):
-        raise TypeError(f"dispatcher must be a numba @njit function; got {type(dispatcher).__name__}")
+        hint = ""
+        name, module = getattr(dispatcher, "__name__", ""), getattr(dispatcher, "__module__", "") or ""
+        if callable(dispatcher) and module.startswith("hpc.kernels"):  # a public kernel: its loops are beside it
+            hint = (f" ({name} is the Python wrapper of compiled loops: inspect one of those, such as "
+                    f"{module}._{name}_serial or _{name}_parallel where they exist)")
+        raise TypeError(f"dispatcher must be a numba @njit function; got {type(dispatcher).__name__}{hint}")
     signatures = [signature] if signature is not None else list(dispatcher.signatures)
     if not signatures:
         raise ValueError(

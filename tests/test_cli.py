@@ -166,3 +166,12 @@ def test_bench_help_works_with_a_bad_setting(tmp_path):
     proc = _run([sys.executable, "-m", "hpc", "bench", "--help"], tmp_path, HPC_NUM_THREADS="zero")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: hpc bench")
+
+
+def test_info_into_a_closed_pipe_exits_quietly():
+    """`hpc info | head -1`: the reader goes away before the report is written; no BrokenPipeError traceback."""
+    for args in (["info"], ["info", "--json"]):
+        child = subprocess.Popen([sys.executable, "-m", "hpc", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child.stdout.close()  # before the report is ready: its write meets a closed pipe
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()

@@ -22,6 +22,8 @@ MODULES = [
     "hpc.mpi.fused",
     "hpc.mpi.stats",
     "hpc.kernels",
+    *(f"hpc.kernels.{name}" for name in ("blas1", "columns", "distances", "elementwise", "histogram", "kmeans",
+                                         "logistic", "matrix", "reductions", "rows", "scan", "simd", "stencil")),
     "hpc.ml",
     "hpc.ml.kmeans",
     "hpc.ml.linear",

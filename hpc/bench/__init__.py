@@ -175,7 +175,8 @@ def _parser() -> _argparse.ArgumentParser:
         formatter_class=_argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("name", nargs="?", choices=list(SUITES), help="the suite to run (default: every built one)")
-    parser.add_argument("--quick", action="store_true", help="smaller sizes and one repeat: about a minute a suite")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (each suite's time: "
+                        "docs/performance.md, 'Running the suites')")
     parser.add_argument("--json", metavar="FILE", help="also write the numbers, with machine info, as JSON")
     parser.add_argument("--plot", metavar="FILE", help="also draw the timings (needs matplotlib)")
     parser.add_argument("--hosts", type=int, metavar="N", help="mpi: run the 2 ranks on N=2 test hosts of the "

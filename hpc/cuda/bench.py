@@ -164,7 +164,8 @@ def format_table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the suite from the command line: ``python -m hpc.cuda.bench [--quick] [--json FILE]``."""
-    parser = _argparse.ArgumentParser(prog="python -m hpc.cuda.bench", description=__doc__.splitlines()[0])
+    summary = __doc__.splitlines()[0].replace("``", "")  # the docstring's first line, without its reST quotes
+    parser = _argparse.ArgumentParser(prog="python -m hpc.cuda.bench", description=summary)
     parser.add_argument("--quick", action="store_true", help="smaller arrays, fewer repeats")
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     args = parser.parse_args(argv)

@@ -31,6 +31,7 @@ __all__ = [
     "Pool",
     "PoolStats",
     "device_pool",
+    "is_pinned",
     "memory_report",
     "memory_stats",
     "pinned_empty",

@@ -42,7 +42,14 @@ def load_rows(path: str | _os.PathLike[str], comm: Any = None, *, mmap: bool = T
         comm: the ranks among which the rows are split (default ``mpi.world()``).
         mmap (bool): return a read-only memory map (True) or an in-memory copy of the rows (False).
     """
-    array = _np.load(path, mmap_mode="r")
+    try:
+        array = _np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:  # NumPy's message speaks of pickles for any file that is not .npy or .npz
+        raise ValueError(f"{path}: load_rows reads one array written by numpy.save (.npy); this file is not one "
+                         f"({exc})") from None
+    if not isinstance(array, _np.ndarray):  # an .npz archive holds several arrays: which one is the rows?
+        raise ValueError(f"{path}: load_rows reads one array written by numpy.save (.npy); got a "
+                         f"{type(array).__name__} (an .npz archive: save the rows with numpy.save)")
     if array.ndim == 0:
         raise ValueError(f"{path}: a 0-d array has no rows")
     lo, hi = shard(array.shape[0], comm)

@@ -59,6 +59,8 @@ class _Prepared:
         if op is not None and op.builtin in ("land", "lor"):
             arr = arr != 0  # logical ops give 0/1 (numpy.logical_and semantics), whatever the integer values
         work = _working_dtype(arr.dtype, op)
+        if op is not None:
+            op.compile_for(work)
         if work != arr.dtype:
             arr = arr.astype(work)
         self.array = _np.ascontiguousarray(arr)

@@ -45,6 +45,8 @@ class Comm:
     def __init__(self, comm: Any = None) -> None:
         if isinstance(comm, Comm):
             comm = comm.mpi
+        if comm is not None and not (hasattr(comm, "Get_rank") and hasattr(comm, "Get_size")):
+            raise TypeError(f"comm must be an hpc.mpi.Comm, an mpi4py communicator or None; got {comm!r:.60}")
         self.mpi = _mpi.world_comm() if comm is None else comm
         self._engine = Engine(self.mpi)
         self.rank: int = self._engine.rank

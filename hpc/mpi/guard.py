@@ -122,11 +122,33 @@ def _mismatch(engine: Any, what: str, signature: tuple[Any, ...]) -> NoReturn:
     _raise_mismatch(what, engine.mpi.allgather((what, *signature)))
 
 
+#: the names of the fields each collective's signature holds (what a mismatch report prints them as)
+_FIELDS = {
+    "allreduce": ("op", "dtype", "shape", "reproducible"),
+    "reduce": ("op", "dtype", "shape", "root"),
+    "iallreduce": ("op", "dtype", "shape"),
+    "scan": ("op", "dtype", "shape"),
+    "exscan": ("op", "dtype", "shape"),
+    "reduce_scatter": ("op", "dtype", "shape"),
+    "fused allreduce": ("op", "dtype", "shape"),
+    "mpi.sum": ("dtype", "row shape", "reproducible"),
+    "bcast": ("root",),
+}
+
+
+def _described(signature: tuple[Any, ...]) -> str:
+    """``(collective, *fields)`` as ``collective name=value ...`` where the collective's fields are known (a
+    signature of another length, such as argmin's or a refused argument's, as the raw tuple)."""
+    what, fields = signature[0], signature[1:]
+    names = _FIELDS.get(what)
+    if names is None or len(names) != len(fields):
+        return f"{what} {fields}" if fields else str(what)
+    return " ".join([str(what), *(f"{name}={value!r}" for name, value in zip(names, fields))])
+
+
 def _raise_mismatch(what: str, everyone: list[tuple[Any, ...]]) -> NoReturn:
-    lines = [f"  rank {r}: {s[0]} {s[1:]}" for r, s in enumerate(everyone)]
-    raise RankMismatchError(
-        f"{what}: ranks disagree on the collective or its arguments (op, dtype, shape, root):\n" + "\n".join(lines)
-    )
+    lines = [f"  rank {r}: {_described(s)}" for r, s in enumerate(everyone)]
+    raise RankMismatchError(f"{what}: ranks disagree on the collective or its arguments:\n" + "\n".join(lines))
 
 
 def agree(engine: Any, what: str, signature: tuple[Any, ...]) -> None:

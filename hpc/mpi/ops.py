@@ -52,6 +52,27 @@ class Op:
         if self.builtin in ("min", "max", "argmin", "argmax") and kind == "c":
             raise TypeError(f"op {self.name!r} is not defined for complex dtype {dtype}")
 
+    def compile_for(self, dtype: _np.dtype) -> None:
+        """For a user op, compile its combine loop for ``dtype`` now, before any rank enters MPI: numba's error
+        inside MPI's reduction callback cannot be caught, and ends the job. Raise TypeError naming the op if numba
+        cannot compile it."""
+        if self.kernel is None:
+            return
+        import numba
+
+        array = numba.types.Array(numba.from_dtype(dtype), 1, "C")
+        if (array, array) in self.kernel.overloads:
+            return
+        try:
+            self.kernel.compile((array, array))
+        except numba.core.errors.TypingError as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            call = next((line for line in lines if line.startswith(">>>")), lines[1] if len(lines) > 1 else "")
+            raise TypeError(
+                f"op {self.name!r} cannot combine {dtype} values: numba could not compile its function (failed: "
+                f"{call.lstrip('> ')})"
+            ) from None
+
     def identity(self, dtype: _np.dtype) -> Any:
         """Return the identity element of this op for ``dtype`` (used for exscan on rank 0), or None."""
         if self.builtin in ("sum", "bor", "lor"):

@@ -213,3 +213,7 @@ def test_plain_numpy_views_of_pinned_memory_are_pinned() -> None:
     d.get(out=out, stream=s)
     s.synchronize()
     np.testing.assert_array_equal(out, np.arange(6.0))
+
+
+def test_is_pinned_is_public():
+    assert cuda.is_pinned is memory.is_pinned and "is_pinned" in cuda.__all__

@@ -34,6 +34,20 @@ def test_exception_keeps_type_message_and_names_the_item(backend):
     assert backend in _notes(info.value)
 
 
+def test_a_short_run_kept_on_the_calling_thread_says_so():
+    """auto (and threads, for one chunk) runs a short iterator on the calling thread: the note said "on the serial
+    backend", a backend the caller never chose."""
+    with pytest.raises(ZeroDivisionError) as info:
+        par_range(10).map(lambda x: 1 / 0).sum()
+    assert "on the calling thread (auto kept this short run there)" in _notes(info.value)
+    with pytest.raises(ZeroDivisionError) as info:
+        par_range(1).map(lambda x: 1 / 0).with_backend("threads").sum()
+    assert "on the calling thread (threads kept this short run there)" in _notes(info.value)
+    with pytest.raises(ZeroDivisionError) as info:
+        par_range(10).map(lambda x: 1 / 0).with_backend("serial").sum()
+    assert "on the serial backend" in _notes(info.value)
+
+
 def test_exception_in_filter_after_a_stage_names_the_source_item():
     """A failure in a later stage still names the position of the item being processed."""
     with pytest.raises(ZeroDivisionError) as info:

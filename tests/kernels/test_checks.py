@@ -103,3 +103,15 @@ def test_ndarray_subclasses_take_their_plain_memory_and_masks_are_refused():
                        (lambda: k.softmax(masked), "x")):
         with pytest.raises(TypeError, match=f"{name} is a masked array"):
             call()
+
+
+def test_a_scalar_or_a_device_array_is_named_with_the_way_out():
+    """"got float64" read as if a float64 array had been refused; a DeviceArray given to a kernel without a GPU
+    twin was named without saying so."""
+    from hpc import cuda, kernels
+
+    with pytest.raises(TypeError, match=r"got a numpy.float64 scalar \(pass numpy.asarray\(x\)\)"):
+        kernels.sum(np.float64(3.0))
+    assert kernels.sum(np.asarray(np.float64(3.0))) == 3.0
+    with pytest.raises(TypeError, match=r"DeviceArray; this kernel has no GPU twin .*: pass x.get\(\)"):
+        kernels.var(cuda.to_device(np.ones(3)))

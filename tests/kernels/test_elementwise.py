@@ -165,3 +165,12 @@ def test_fuse_divides_as_ieee_and_raises_the_functions_own_exception(parallel):
 
     with pytest.raises(ValueError, match="too big"):
         k.fuse(capped)(np.arange(200_000.0), parallel=parallel)
+
+
+@pytest.mark.parametrize("fn", [lambda a: str(a), lambda a: {}.get(a, 1.0)])
+def test_fuse_of_a_function_numba_cannot_compile_is_one_type_error(fn):
+    """numba's typing failure came through as its own page (635 to 2664 characters); now a TypeError naming the
+    function and the call numba could not type."""
+    with pytest.raises(TypeError, match=r"could not be compiled by numba for float64 scalars \(failed: ") as caught:
+        k.fuse(fn)(np.ones(4))
+    assert len(str(caught.value)) < 300

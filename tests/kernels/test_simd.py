@@ -72,6 +72,8 @@ def test_inspect_errors():
     """Non-dispatchers and dispatchers without a compiled signature are refused."""
     with pytest.raises(TypeError, match="dispatcher must be a numba @njit function"):
         simd.inspect(len)
+    with pytest.raises(TypeError, match=r"inspect one of those, such as hpc.kernels.reductions._sum_serial"):
+        simd.inspect(k.sum)  # a public kernel is a wrapper: the error names its compiled loops
 
     @njit
     def never_called(x):

@@ -121,3 +121,15 @@ def test_load_rows_feeds_a_fit(tmp_path):
     np.save(path, data)
     ours = ml.StandardScaler().fit(ml.load_rows(path))
     np.testing.assert_array_equal(ours.mean_, ml.StandardScaler().fit(data).mean_)
+
+
+def test_load_rows_refuses_what_is_not_one_npy_array(tmp_path):
+    """An .npz archive raised an AttributeError about 'ndim', a text file NumPy's advice about pickles."""
+    archive = tmp_path / "rows.npz"
+    np.savez(archive, rows=np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"numpy.save \(\.npy\); got a NpzFile"):
+        ml.load_rows(archive)
+    text = tmp_path / "rows.csv"
+    text.write_text("1,2\n3,4\n")
+    with pytest.raises(ValueError, match=r"this file is not one"):
+        ml.load_rows(text)

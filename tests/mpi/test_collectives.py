@@ -609,3 +609,15 @@ def test_small_argument_defects(comm):
     assert not np.shares_memory(x, y)
     y[0] = 99.0
     assert x[0] == 0.0
+
+
+def test_a_user_op_numba_cannot_compile_raises_type_error_on_every_rank(comm):
+    """numba compiled the op inside MPI's reduction callback, where its error cannot be caught: the job aborted
+    ("exception in user-defined reduction operation"). It is compiled before any rank enters MPI now."""
+    bad = mpi.op(lambda a, b: str(a) + b)
+    with pytest.raises(TypeError, match=r"cannot combine float64 values: numba could not compile"):
+        comm.allreduce(np.arange(3.0), op=bad)
+    assert comm.allreduce(1.0) == float(comm.size)
+    good = mpi.op(lambda a, b: max(abs(a), abs(b)))
+    want = [2.0, 1.0] if comm.size > 1 else [-2.0, 1.0]  # one rank: MPI combines nothing
+    np.testing.assert_array_equal(comm.allreduce(np.array([-2.0, 1.0]), op=good), want)

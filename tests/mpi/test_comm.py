@@ -84,3 +84,12 @@ def test_one_node_comes_from_the_launcher(monkeypatch):
     monkeypatch.setenv("SLURM_STEP_NUM_NODES", "1")
     assert _launcher.one_node(4)
     assert mpi.world()._engine.one_node is False or mpi.world().size > 1  # one rank never needs blocks
+
+
+@pytest.mark.parametrize("bad", ["world", 3, object()])
+def test_what_is_no_communicator_raises_type_error(bad):
+    """A string or a number as comm= raised AttributeError ('str' object has no attribute 'Get_rank')."""
+    with pytest.raises(TypeError, match="comm must be an hpc.mpi.Comm, an mpi4py communicator or None"):
+        mpi.Comm(bad)
+    with pytest.raises(TypeError, match="comm must be"):
+        mpi.moments(bad, np.ones(3))

@@ -211,9 +211,9 @@ def _backend(name: str) -> Backend:
         raise ValueError(f"backend must be one of {', '.join(_config.BACKENDS)}; got {name!r}") from None
 
 
-def _raise_failure(failure: ChunkFailure, backend: str) -> None:
+def _raise_failure(failure: ChunkFailure, where: str) -> None:
     exc = failure.error
-    note = failure.note(backend)
+    note = failure.note(where)
     if hasattr(exc, "add_note"):
         exc.add_note(note)
     else:  # Python 3.10: keep the note where 3.11's traceback would look for it
@@ -228,6 +228,7 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
         return terminal.finish([])
     spans = [(c, s, e) for c, (s, e) in enumerate(ranges)]
     name = resolve_backend(backend, plan, terminal)
+    chosen = name  # what the caller asked for, resolved: a run it chose threads or auto for may stay on its thread
     if len(spans) == 1 and name in ("threads", "probe"):
         name = "serial"  # one chunk: a hand-off to a worker would only add latency
     bar = _progress_bar(plan.node.length) if progress else None
@@ -268,7 +269,9 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
                 name = "threads"
                 partials.update(_backend(name).run(plan, terminal, unshippable.remaining, ctx, bar))
     except ChunkFailure as failure:
-        _raise_failure(failure, name)
+        stayed = name == "serial" and chosen != "serial"
+        _raise_failure(failure, f"calling thread ({'auto' if chosen == 'probe' else chosen} kept this short run there)"
+                       if stayed else f"{name} backend")
     finally:
         if bar is not None:
             bar.close()

@@ -75,10 +75,11 @@ class ChunkFailure(Exception):
         super().__init__(error, chunk, item, span)
         self.error, self.chunk, self.item, self.span = error, chunk, item, span
 
-    def note(self, backend: str) -> str:
+    def note(self, ran_on: str) -> str:
+        """The note added to the error: which item (or chunk) raised, and where it ran (``"threads backend"``)."""
         start, stop = self.span
         where = f"item {self.item}" if self.item is not None else f"the chunk of items {start}..{stop - 1}"
-        return f"hpc: raised by {where} (chunk {self.chunk}) of a parallel iterator on the {backend} backend"
+        return f"hpc: raised by {where} (chunk {self.chunk}) of a parallel iterator on the {ran_on}"
 
 
 def stop_iteration_error(stop: StopIteration) -> RuntimeError:
