@@ -139,8 +139,13 @@ def real_scalar(name: str, value: object, dtype: _np.dtype) -> _np.generic:
     """Return ``value`` as a scalar of ``dtype``: a Python or NumPy real number, or a 0-d array of one; anything else
     (None, a bool, a string, an array with elements) raises TypeError naming ``name`` (NumPy's float64(None) is NaN,
     and numba's refusal of an array is a page of typing errors)."""
-    if type(value) is float or type(value) is int:  # the common case in one test
+    if type(value) is float:  # the common case in one test
         return dtype.type(value)
+    if type(value) is int:
+        try:
+            return dtype.type(value)
+        except OverflowError:  # NumPy's words name no argument
+            raise OverflowError(f"{name} is too large for {dtype}; got an int of {value.bit_length()} bits") from None
     if isinstance(value, (int, float, _np.integer, _np.floating)) and not isinstance(value, (bool, _np.bool_)):
         return dtype.type(value)
     if isinstance(value, _np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":

@@ -4,8 +4,9 @@ What hpc.ml's fits merge over row blocks (the scaler's and k-means' means and va
 ``sums[j] = sum_i x[i, j]``, then with ``mean = sums / m`` the squared deviations ``m2[j] = sum_i (x[i, j] -
 mean[j])^2`` and, for the corrected two-pass formula, the deviations themselves ``devs[j] = sum_i (x[i, j] -
 mean[j])`` (what the rounding of the mean left out of it). Two passes over the rows, in float64 whatever the input's
-float dtype, each column summed in row order: the order of NumPy's ``x.sum(axis=0)`` on C-ordered rows and of the
-GPU twin (one thread per column), so all three give the same bits. NumPy's way (a sum, a centred temporary, then
+float dtype, each column summed in row order: the order of NumPy's ``x.sum(axis=0)`` on C-ordered rows of two
+columns or more (a single column is contiguous, and NumPy sums it pairwise) and of the GPU twin (one thread per
+column), so all three give the same bits there. NumPy's way (a sum, a centred temporary, then
 ``einsum``) is several times slower on the ML layer's blocks (``einsum`` reduces short rows poorly; figures in
 docs/performance.md).
 """

@@ -5,7 +5,8 @@ products ``x @ y.T`` from BLAS, in float64 for either input dtype), with the acc
 ``sum((x_i - y_j)**2)``: one compiled pass over each tile recomputes directly every distance the GEMM form could
 have cancelled (below 1/8 of ``|x|^2 + |y|^2``, NaN or infinite, or where norms or products overflow or go
 subnormal), so distances are never negative, exact for identical points and otherwise close to the direct form
-(not its bits: a unit of rounding off at the median, up to 27 measured at 16 to 1024 features);
+(not its bits: a kept value is within about ``8 (d + 2)`` units of rounding of the direct form, the bound the 1/8
+threshold leaves; near that threshold a probe measured 5 to 14 at the median and up to 68 at 16 to 1024 features);
 ``kmeans_assign`` takes the argmin of direct distances among the centroids whose GEMM-form value lies within twice
 the form's rounding bound of the best (the factor 2 covers the rounding of the direct distances compared), so its
 labels are the direct form's. The parallel variants share the rows among numba's threads, each thread making its own

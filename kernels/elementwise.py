@@ -143,7 +143,9 @@ class _Fused:
     def __call__(self, *args, out=None, parallel=None):
         if len(args) != self._nargs:
             raise TypeError(f"args must be {self._nargs} arrays or scalars for {self.__name__}; got {len(args)}")
-        arrays = [(k, a) for k, a in enumerate(args) if isinstance(a, _np.ndarray)]
+        # a 0-d array beside arrays of elements is a scalar, as in axpy and NumPy's ufuncs
+        arrays = [(k, a) for k, a in enumerate(args) if isinstance(a, _np.ndarray) and a.ndim] or [
+            (k, a) for k, a in enumerate(args) if isinstance(a, _np.ndarray)]
         if not arrays:
             kinds = tuple(type(a).__name__ for a in args)
             raise TypeError(f"args must include at least one numpy.ndarray; got {kinds}")
@@ -155,13 +157,14 @@ class _Fused:
             views[k] = _checks.as_vector(f"args[{k}]", a)
         _checks.check_same_dtype(**{f"args[{k}]": a for k, a in arrays})
         dtype = arrays[0][1].dtype
+        listed = {k for k, _ in arrays}
         for k, a in enumerate(args):
-            if not isinstance(a, _np.ndarray):  # a complex scalar would lose its imaginary part: refused
+            if k not in listed:  # a complex scalar would lose its imaginary part: refused
                 views[k] = _checks.real_scalar(f"args[{k}]", a, dtype)
         res = _checks.out_array(out, shape, dtype)
         ov = _checks.as_vector("out", res)
         views = [_checks.apart(ov, v) if isinstance(v, _np.ndarray) else v for v in views]
-        pattern = tuple(isinstance(a, _np.ndarray) for a in args)
+        pattern = tuple(k in listed for k in range(len(args)))
         par = _checks.use_parallel(parallel, ov.shape[0])
         try:
             self._loop(pattern, par)(ov, *views)

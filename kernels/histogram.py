@@ -19,6 +19,9 @@ __all__ = ["histogram"]
 
 #: most private histograms the parallel variant keeps (chunks are grouped onto them)
 MAX_PARTS = 64
+#: most bytes the private histograms may take together: with many bins, fewer of them (one: the serial variant),
+#: where 64 histograms of 10 million bins took 5 GiB for a 76 MiB result
+PRIVATE_BYTES = 64 << 20
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT)
@@ -44,10 +47,9 @@ def _hist_serial(x, first, last, width, edges, counts):  # pragma: no cover - co
 
 
 @_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
-def _hist_parallel(x, first, last, width, edges, counts):  # pragma: no cover - compiled by numba
+def _hist_parallel(x, first, last, width, edges, counts, parts):  # pragma: no cover - compiled by numba
     n = x.shape[0]
     nb = counts.shape[0]
-    parts = max(1, min(MAX_PARTS, (n + CHUNK - 1) // CHUNK))
     per = (n + parts - 1) // parts
     private = _np.zeros((parts, nb), _np.int64)
     for p in _prange(parts):
@@ -87,7 +89,8 @@ def histogram(x, bins=10, range=None, *, parallel=None):  # noqa: A002 - NumPy's
             first, last = reductions.min(v), reductions.max(v)  # x's dtype, as NumPy's edges then are
     else:
         try:
-            first, last = (float(e) for e in range)
+            # NumPy scalars stay what they are: NumPy makes the edges from them in their own precision
+            first, last = (e if isinstance(e, _np.floating) else float(e) for e in range)
         except (TypeError, ValueError):
             raise ValueError(f"range must be a (lo, hi) pair of floats or None; got {range!r}") from None
     if not (_np.isfinite(first) and _np.isfinite(last)):  # NumPy's words
@@ -97,15 +100,21 @@ def histogram(x, bins=10, range=None, *, parallel=None):  # noqa: A002 - NumPy's
         raise ValueError("max must be larger than min in range parameter.")
     if first == last:
         first, last = first - 0.5, last + 0.5
-    # edges and range in x's dtype, as NumPy 2 computes them (a Python float range is a weak scalar there)
-    edges = _np.linspace(first, last, int(bins) + 1, dtype=v.dtype)
-    with _np.errstate(invalid="ignore"):
-        increasing = bool((edges[1:] > edges[:-1]).all())
+    # edges and range as NumPy 2 computes them: in the type of the range and x together (a Python float range is a
+    # weak scalar there: x's dtype), by linspace from the range as given
+    bin_type = _np.result_type(first, last, v.dtype)
+    with _np.errstate(invalid="ignore", over="ignore"):  # edges beyond float32: refused just below
+        edges = _np.linspace(first, last, int(bins) + 1, dtype=bin_type)
+        increasing = bool((edges[1:] > edges[:-1]).all()) and bool(_np.isfinite(edges).all())
     if not increasing:  # a range too small for that many distinct edges, or too wide for the dtype: as NumPy
         raise ValueError(f"Too many bins for data range. Cannot create {int(bins)} finite-sized bins.")
     counts = _np.zeros(int(bins), _np.int64)
     width = float(last) - float(first)
-    lo, hi = v.dtype.type(first), v.dtype.type(last)
-    par = _checks.use_parallel(parallel, v.shape[0])
-    (_hist_parallel if par else _hist_serial)(v, lo, hi, width, edges, counts)
+    lo, hi = bin_type.type(first), bin_type.type(last)
+    parts = max(1, min(MAX_PARTS, -(-v.shape[0] // CHUNK), PRIVATE_BYTES // (8 * int(bins))))
+    if parts > 1 and _checks.use_parallel(parallel, v.shape[0]):
+        _hist_parallel(v, lo, hi, width, edges, counts, parts)
+    else:
+        _checks.check_parallel(parallel)
+        _hist_serial(v, lo, hi, width, edges, counts)
     return counts, edges

@@ -53,9 +53,17 @@ def _scan_parallel(x, out, exclusive):  # pragma: no cover - compiled by numba
         s = offsets[c]
         offsets[c] = acc
         acc += s
+    ends = _np.empty(nchunks, _np.float64)
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _scan_range(x[lo:hi], out[lo:hi], 0, hi - lo, offsets[c], exclusive)
+        ends[c] = _scan_range(x[lo:hi], out[lo:hi], 0, hi - lo, offsets[c], exclusive)
+    # A running sum that overflowed inside a chunk (1e308 + 1e308) stays inf in a serial scan, where the chunk's
+    # sum in vector lanes may not have (1e308 - 1e308 in one lane): the next chunks then started from a finite
+    # offset, and the scan came back from inf. Rare: the scan is done again in order.
+    for c in range(nchunks - 1):
+        if not _np.isfinite(ends[c]) and _np.isfinite(offsets[c + 1]):
+            _scan_range(x, out, 0, n, 0.0, exclusive)
+            break
 
 
 def _scan(x, out, parallel, exclusive):

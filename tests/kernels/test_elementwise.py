@@ -174,3 +174,15 @@ def test_fuse_of_a_function_numba_cannot_compile_is_one_type_error(fn):
     with pytest.raises(TypeError, match=r"could not be compiled by numba for float64 scalars \(failed: ") as caught:
         k.fuse(fn)(np.ones(4))
     assert len(str(caught.value)) < 300
+
+
+def test_fuse_takes_a_0d_array_as_a_scalar_and_names_an_int_too_large():
+    """A 0-d array beside arrays is a scalar, as in axpy (fuse had refused its shape); an int beyond float64 raises
+    OverflowError naming the argument (NumPy's message names none)."""
+    f = k.fuse(lambda x, y: x * y + 1.0)
+    np.testing.assert_array_equal(f(np.arange(3.0), np.asarray(2.0)), [1.0, 3.0, 5.0])
+    assert float(f(np.asarray(3.0), np.asarray(2.0))) == 7.0
+    with pytest.raises(OverflowError, match=r"args\[1\] is too large for float64"):
+        f(np.arange(3.0), 10**400)
+    with pytest.raises(OverflowError, match=r"^a is too large for float64"):
+        k.axpbyc(10**400, np.ones(2), 1.0, np.ones(2))

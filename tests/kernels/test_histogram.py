@@ -74,3 +74,42 @@ def test_extreme_ranges_give_numpys_counts_or_its_error(x, bins, span, parallel)
         counts, edges = k.histogram(x, bins, span, parallel=parallel)
     np.testing.assert_array_equal(counts, want[0])
     np.testing.assert_array_equal(edges, want[1])
+
+
+def test_parallel_private_histograms_stay_within_their_memory_budget(monkeypatch):
+    """64 private histograms of 10 million bins took 5 GiB for a 76 MiB result: their number is capped by
+    PRIVATE_BYTES, down to the serial variant, and the counts are NumPy's either way."""
+    import importlib
+
+    module = importlib.import_module("hpc.kernels.histogram")  # the module: hpc.kernels.histogram is the function
+    seen = []
+    real = module._hist_parallel
+    monkeypatch.setattr(module, "_hist_parallel", lambda *a: seen.append((a[-1], a[-2].shape[0])) or real(*a))
+    x = np.random.default_rng(0).random(1 << 20)
+    for bins in (100, 4_000_000, 10_000_000):
+        counts, _ = module.histogram(x, bins, (0.0, 1.0), parallel=True)
+        np.testing.assert_array_equal(counts, np.histogram(x, bins, (0.0, 1.0))[0])
+    assert [parts for parts, _ in seen] == [16, 2]  # 10 million bins: one part would fit, so the serial variant ran
+    assert all(parts * 8 * bins <= module.PRIVATE_BYTES for parts, bins in seen)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_range_of_numpy_scalars_makes_numpys_edges(dtype):
+    """NumPy makes the edges from the range as given: np.float32 endpoints give float32-precision edges (the
+    kernel had made float64 ones from float(e) and binned values between the two elsewhere), np.float64 endpoints
+    give float64 edges for float32 data."""
+    rng = np.random.default_rng(4)
+    x = rng.random(2000).astype(dtype)
+    for r in [(np.float32(0.1), np.float32(0.9)), (np.float64(0.1), np.float64(0.7)), (0.1, 0.9)]:
+        for bins in (3, 10, 37):
+            counts, edges = k.histogram(x, bins, r)
+            want_counts, want_edges = np.histogram(x, bins, r)
+            assert edges.dtype == want_edges.dtype
+            np.testing.assert_array_equal(edges, want_edges)
+            np.testing.assert_array_equal(counts, want_counts)
+
+
+def test_bins_of_infinite_width_are_refused():
+    """float32 data over (-1e39, 1e39): edges [-inf, 0, inf] had been accepted."""
+    with pytest.raises(ValueError, match="Cannot create 2 finite-sized bins"):
+        k.histogram(np.float32([0.0, 1.0]), 2, (-1e39, 1e39))

@@ -55,3 +55,17 @@ def test_scan_out_partially_overlapping_x(parallel, shift):
 
 def _exclusive(x):
     return np.concatenate([[0.0], np.cumsum(x)[:-1]])
+
+
+@pytest.mark.parametrize("scan", ["inclusive_scan", "exclusive_scan"])
+def test_an_overflow_stays_inf_on_the_parallel_variant_too(scan):
+    """A running sum that overflows in the first chunk is inf from there on, as numpy.cumsum and the serial scan
+    give it: the parallel scan's next chunks had started from the chunk's lane sum (0.0) and come back from inf."""
+    x = np.zeros((1 << 16) + 4)
+    x[:4] = [1e308, 1e308, -1e308, -1e308]
+    parallel = getattr(k, scan)(x, parallel=True)
+    serial = getattr(k, scan)(x, parallel=False)
+    np.testing.assert_array_equal(parallel, serial)
+    if scan == "inclusive_scan":
+        np.testing.assert_array_equal(parallel, np.cumsum(x))
+    assert np.isinf(parallel[-1])
