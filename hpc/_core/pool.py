@@ -324,10 +324,13 @@ class _Workers:
     def wait_until(self, event: _threading.Event) -> None:
         """See :meth:`ThreadPool.wait_until`."""
         worker = getattr(_local, "worker", None)
-        if worker is not None and worker[0] is self:
+        if worker is not None:
+            # a worker of this pool, or of another (install across pools, as Rayon's): it keeps its own pool's work
+            # moving while it waits, so two pools waiting on each other's jobs do not deadlock
+            own, index = worker
             delay = 20e-6
             while not event.is_set():
-                other = self._find_work(worker[1])
+                other = own._find_work(index)
                 if other is not None:
                     _run_in_own_scope(other.run)
                     delay = 20e-6

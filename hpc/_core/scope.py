@@ -21,14 +21,19 @@ class Scope:
         self._idle = _threading.Event()
         self._idle.set()
         self._errors: list[BaseException] = []
+        self._closed = False  # the with block has ended: nothing would wait for a task spawned now
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)``; it may spawn more work on the same scope (capture the scope in a closure).
 
         Raises:
-            RuntimeError: the pool takes no more work (it was shut down); nothing was queued.
+            RuntimeError: the pool takes no more work (it was shut down), or the scope's ``with`` block has ended;
+                nothing was queued.
         """
         with self._lock:
+            if self._closed:
+                raise RuntimeError("spawn on a scope whose with block has ended: nothing would wait for the task, "
+                                   "nor raise its error; spawn inside the block")
             self._pending += 1
             self._idle.clear()
 
@@ -72,9 +77,20 @@ class _ScopeContext:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._scope is not None
         self._scope.wait()
+        with self._scope._lock:
+            self._scope._closed = True
         errors = self._scope._errors
         if errors and exc is None:
-            raise errors[0]
+            first = errors[0]
+            if len(errors) > 1:  # raised too, and not raised: named, so no failure goes without a trace
+                others = ", ".join(f"{type(e).__name__}: {e}" for e in errors[1:4])
+                more = f" and {len(errors) - 4} more" if len(errors) > 4 else ""
+                note = f"hpc: {len(errors) - 1} other spawned task(s) of this scope raised too: {others}{more}"
+                if hasattr(first, "add_note"):
+                    first.add_note(note)
+                else:  # Python 3.10: where 3.11's traceback looks for notes
+                    first.__notes__ = [*getattr(first, "__notes__", []), note]  # type: ignore[attr-defined]
+            raise first
 
 
 def scope() -> _ScopeContext:
@@ -82,7 +98,8 @@ def scope() -> _ScopeContext:
 
     Raises:
         Every spawned task runs to completion. If any raised, the first exception recorded is re-raised when the
-        ``with`` block exits (unless the block itself raised, which then propagates).
+        ``with`` block exits (unless the block itself raised, which then propagates), with a note naming the other
+        tasks' exceptions, if any. ``spawn`` after the block has ended raises ``RuntimeError``.
 
     Example:
         >>> from hpc import scope

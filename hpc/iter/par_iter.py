@@ -150,8 +150,10 @@ class ParIter(Generic[T]):
         the calling thread unless it is itself a worker or the run is serial. Under ``auto`` the first chunk is
         timed on a pool thread: when the rest stays on threads that thread keeps its state (at most one ``init``
         per pool thread); when the rest moves to processes, the probing thread's ``init`` is one more than the
-        worker processes' (at most ``workers + 1`` calls: a state cannot move between processes). Use it for
-        scratch buffers or random generators that are costly to build.
+        worker processes' (at most ``workers + 1`` calls: a state cannot move between processes). One more
+        ``init`` on a thread where a nested parallel call inside ``fn`` lets it take another chunk of the same call
+        while an item is in progress there: that chunk gets a state of its own (two items in progress never share
+        one). Use it for scratch buffers or random generators that are costly to build.
 
         Example:
             >>> par_iter([1, 2, 3]).map_init(lambda: [0], lambda acc, x: x + 1).collect()

@@ -81,8 +81,12 @@ class MapInit(Stage):
         self.init, self.fn, self.key = init, fn, next(_keys)
 
     def apply(self, items: Iterable[Any], ctx: ExecContext) -> Iterable[Any]:
-        fn, state = self.fn, ctx.worker_state(self.key, self.init)
-        return (fn(state, item) for item in items)
+        fn, state = self.fn, ctx.take_state(self.key, self.init)
+        try:
+            for item in items:
+                yield fn(state, item)
+        finally:  # the chunk is done (or abandoned): the thread's next chunk may take the state
+            ctx.give_state(self.key, state)
 
 
 class Inspect(Stage):

@@ -645,3 +645,41 @@ def test_take_back_removes_a_job_no_worker_has_started():
 
         assert pool.install(inside) is True
     assert ran == ["done"]
+
+
+def test_spawn_after_the_scope_ended_raises_and_other_failures_are_named():
+    """A task spawned after the with block ran unwaited, its error stored on a dead scope and never raised; the
+    errors of the tasks after the first were dropped without a trace."""
+    with scope() as s:
+        s.spawn(lambda: None)
+    with pytest.raises(RuntimeError, match="whose with block has ended"):
+        s.spawn(lambda: None)
+
+    def fail(i):
+        raise ValueError(f"task {i}")
+
+    with pytest.raises(ValueError, match=r"task \d") as caught:
+        with scope() as s:
+            for i in range(3):
+                s.spawn(fail, i)
+    notes = " ".join(getattr(caught.value, "__notes__", []))
+    assert "2 other spawned task(s) of this scope raised too" in notes and notes.count("ValueError: task") == 2
+
+
+def test_install_across_two_pools_and_back_does_not_deadlock():
+    """A -> B -> A with one thread each: A's only worker waited for B's job, which waited for a job on A (a hang).
+    A worker waiting on another pool's job now keeps its own pool's work moving, as in Rayon."""
+    a, b = ThreadPool(1), ThreadPool(1)
+
+    def pingpong(n):
+        if n == 0:
+            return 0
+        return (b if n % 2 else a).install(lambda: pingpong(n - 1)) + 1
+
+    out = []
+    runner = threading.Thread(target=lambda: out.append(a.install(lambda: pingpong(5))), daemon=True)
+    runner.start()
+    runner.join(30)
+    assert out == [5]
+    a.shutdown()
+    b.shutdown()

@@ -386,3 +386,54 @@ def test_settings_given_last_reach_what_a_positional_adapter_collects(positional
     count = follow(filtered).with_backend("serial").count()
     assert count == {"enumerate": 200, "skip": 199, "zip": 200, "step_by": 100}[positional]
     assert threads == {threading.current_thread().name}
+
+
+def _in_a_pool_worker(backend):
+    """Run in a multiprocessing.Pool worker (a daemonic process): a per-item Python run long enough for auto to
+    want processes, on ``backend``; return its sum, or the error's type and message."""
+
+    def slow(x):
+        end = time.perf_counter() + 0.002
+        while time.perf_counter() < end:
+            pass
+        return x
+
+    try:
+        return par_range(600).map(slow).with_backend(backend).sum()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_a_daemonic_process_runs_auto_on_threads_and_refuses_processes_clearly():
+    """Inside a multiprocessing.Pool worker, auto failed with "daemonic processes are not allowed to have children"
+    (so did processes, with that bare AssertionError): auto takes threads there, processes says why it cannot."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        auto, processes = pool.map(_in_a_pool_worker, ["auto", "processes"])
+    assert auto == sum(range(600))
+    assert processes.startswith("RuntimeError: the processes backend cannot start worker processes here")
+
+
+def test_map_init_never_shares_a_state_between_two_items_in_progress():
+    """A nested parallel call inside the function lets the waiting thread run another chunk of the same call: that
+    chunk had taken the same state and overwritten it under the item still in progress (1 to 3 items a run)."""
+    clobbered = []
+
+    def f(state, x):
+        state["cur"] = x
+        par_range(8).map(lambda y: (time.sleep(0.001), y)[1]).with_backend("threads").with_max_len(1).sum()
+        if state["cur"] != x:
+            clobbered.append((x, state["cur"]))
+        return x
+
+    inits = []
+
+    def init():
+        inits.append(1)
+        return {"cur": None}
+
+    total = ThreadPool(4).install(
+        lambda: par_range(200).map_init(init, f).with_backend("threads").with_max_len(1).sum())
+    assert total == sum(range(200)) and clobbered == []
+    assert len(inits) < 200  # states are reused by the next chunk on a thread, not made per item

@@ -255,3 +255,53 @@ def test_stale_files_of_dead_drivers_go_and_a_live_drivers_stay():
         for path in (stale, live):
             if os.path.exists(path):
                 os.unlink(path)
+
+
+def test_a_worker_keeps_the_contexts_of_the_calls_it_still_serves(monkeypatch):
+    """The worker side kept 8 calls' contexts by age: with more runs at once, a call's context was dropped while
+    the call went on, and map_init's init ran again in that worker (up to 9 times). Recently used ones stay now."""
+    from collections import OrderedDict
+
+    from hpc.iter.plumbing import processes
+
+    monkeypatch.setattr(processes, "_contexts", OrderedDict())
+    first = processes._context_for("busy")
+    for k in range(3 * processes._KEPT_CONTEXTS):
+        processes._context_for(f"other {k}")
+        assert processes._context_for("busy") is first  # used all along: never dropped
+    assert len(processes._contexts) == processes._KEPT_CONTEXTS
+
+
+class _Reported(Exception):
+    """An exception kept as a value, whose __init__ takes two arguments: it pickles, and does not load."""
+
+    def __init__(self, url, status):
+        super().__init__(url)
+        self.status = status
+
+
+def _report(x):
+    return _Reported(f"item {x}", 500) if x % 7 == 0 else x
+
+
+def _lock_late(x):
+    return threading.Lock() if x >= 900 else x
+
+
+def test_results_that_cannot_come_back_are_this_runs_error_and_auto_takes_threads():
+    """Results that pickle but do not load broke loky's shared pool ("A result has failed to un-serialize"), and
+    with it another thread's run; auto failed where threads succeed. Now: the processes backend raises a TypeError
+    naming the chunks, auto runs the rest on threads, and the pool is unharmed."""
+    with pytest.raises(TypeError, match=r"cannot come back from the worker process"):
+        par_range(50).map(_report).with_backend("processes").collect()
+    for fn in (_report, _lock_late):  # every chunk, or only the late ones
+        got = par_range(1000).map(fn).with_backend("auto").collect()
+        assert len(got) == 1000 and got[1] == 1
+    out = []
+    other = threading.Thread(target=lambda: out.append(
+        par_range(200).map(lambda x: (time.sleep(0.002), x)[1]).with_backend("processes").sum()))
+    other.start()
+    with pytest.raises(TypeError, match=r"cannot come back"):
+        par_range(20).map(_report).with_backend("processes").collect()
+    other.join(60)
+    assert out == [sum(range(200))]

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from hpc import par_iter, par_range
+from hpc import mpi, par_iter, par_range
 from hpc.iter.plumbing.shipping import RemoteTraceback
 
 pytestmark = pytest.mark.mpi
@@ -84,3 +84,16 @@ def test_mpi_nested_in_a_worker_runs_on_threads(comm, outer):
     together: silently wrong when the inner lengths agree)."""
     with_inner = par_range(16).map(lambda i: par_range(i * 10, i * 10 + 10).with_backend("mpi").sum())
     assert with_inner.with_backend(outer).collect() == [sum(range(i * 10, i * 10 + 10)) for i in range(16)]
+
+
+def test_an_empty_input_on_one_rank_is_a_mismatch_on_every_rank_not_a_hang():
+    """The empty rank returned at once and left the others in the exchange (a hang, or collectives pairing across
+    calls under the watchdog); it joins the exchange now, and every rank raises. Empty everywhere: the empty sum."""
+    comm = mpi.world()
+    assert par_iter([]).with_backend("mpi").sum() == 0
+    if comm.size < 2:
+        return
+    data = [] if comm.rank == 0 else [1.0, 2.0, 3.0]
+    with pytest.raises(mpi.RankMismatchError, match="needs the same iterator on every rank"):
+        par_iter(data).with_backend("mpi").sum()
+    assert comm.allreduce(1.0) == float(comm.size)

@@ -23,19 +23,30 @@ class ExecContext:
         self.cancelled = False
         self.found_chunk: int | None = None
         self.failed_chunk: int | None = None
-        self._states: dict[tuple[int, int], Any] = {}
+        self._states: dict[tuple[int, int], list[Any]] = {}  # the states of a thread and adapter not in use now
         self._lock = _threading.Lock()
 
-    def worker_state(self, key: int, init: Callable[[], Any]) -> Any:
-        """Return this worker thread's state for adapter ``key``, calling ``init()`` the first time only."""
+    def take_state(self, key: int, init: Callable[[], Any]) -> Any:
+        """Return this worker thread's state for adapter ``key`` for one chunk, calling ``init()`` the first time
+        only; give it back with :meth:`give_state` when the chunk ends.
+
+        A chunk that runs on a thread while another chunk of the same call is still in progress there (a nested
+        parallel call inside the function lets the waiting thread take one) gets a state of its own, made by
+        ``init()``: two items in progress never share one.
+        """
+        free = self._states.get((_threading.get_ident(), key))
+        if free:
+            return free.pop()
+        return init()
+
+    def give_state(self, key: int, state: Any) -> None:
+        """Give back a state :meth:`take_state` returned: the thread's next chunk reuses it."""
         slot = (_threading.get_ident(), key)
-        try:
-            return self._states[slot]
-        except KeyError:
-            pass
-        state = init()
-        with self._lock:
-            return self._states.setdefault(slot, state)
+        free = self._states.get(slot)
+        if free is None:
+            with self._lock:
+                free = self._states.setdefault(slot, [])
+        free.append(state)
 
     def note_found(self, chunk: int) -> None:
         """Record that ``chunk`` holds a match for a positional search (the lowest index wins)."""

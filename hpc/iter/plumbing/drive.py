@@ -49,9 +49,10 @@ def _skip(ctx: ExecContext, terminal: Any, chunk: int) -> bool:
 
 
 class Unshippable(Exception):
-    """Raised by the processes backend when a group's items or functions do not pickle: the partials of the chunks
-    that ran (every group already sent was waited for), the spans left, and the ``TypeError`` to raise when the
-    backend was asked for by name (``auto`` runs the spans left on threads instead)."""
+    """Raised by the processes backend when a group's items or functions do not pickle, or its results do not come
+    back: the partials of the chunks that came back (every group already sent was waited for), the spans left, and
+    the ``TypeError`` to raise when the backend was asked for by name (``auto`` runs the spans left on threads
+    instead)."""
 
     def __init__(self, partials: dict[int, Any], remaining: list[Span], error: TypeError) -> None:
         super().__init__(str(error))
@@ -187,6 +188,10 @@ def resolve_backend(requested: str | None, plan: Plan, terminal: Any) -> str:
         return name
     if not _gil_enabled() or in_worker():
         return "threads"
+    from hpc.iter.plumbing import processes
+
+    if processes.daemonic():  # a multiprocessing.Pool worker: no processes of its own (Python forbids them)
+        return "threads"
     if not (plan.per_item_python() or terminal.per_item_python) or plan.numeric():
         return "threads"
     if plan.side_effects() or terminal.side_effects:
@@ -225,6 +230,8 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
     """Run ``plan`` into ``terminal`` on ``backend`` and return the terminal's result."""
     ranges = plan.chunks()
     if not ranges:
+        if resolve_backend(backend, plan, terminal) == "mpi":  # collective: this rank joins the others' exchange
+            _backend("mpi").run(plan, terminal, [], ExecContext(), None)  # (a rank with items there: a mismatch)
         return terminal.finish([])
     spans = [(c, s, e) for c, (s, e) in enumerate(ranges)]
     name = resolve_backend(backend, plan, terminal)

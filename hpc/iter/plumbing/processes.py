@@ -149,9 +149,10 @@ def picklable(plan: Plan, terminal: Any, start: int = 0, stop: int = 0) -> bool:
 
 
 def picklable_value(value: Any) -> bool:
-    """Return whether ``value`` can travel between processes (cloudpickle, as the pool's results do)."""
+    """Return whether ``value`` can travel between processes: pickled and loaded again (cloudpickle, as the
+    pool's results are; an exception whose ``__init__`` takes other arguments pickles, and fails to load)."""
     try:
-        _cloudpickle().dumps(value)
+        _cloudpickle().loads(_cloudpickle().dumps(value))
     except Exception:
         return False
     return True
@@ -329,6 +330,9 @@ def _open_board(path: str | None) -> Board | None:
 # ------------------------------------------------------------------------------------ the worker side
 
 _contexts: _OrderedDict[str, ExecContext] = _OrderedDict()
+#: calls whose contexts a worker process keeps, the least recently used dropped first: more runs than this at once
+#: (each user thread its own) would call map_init's init again in a worker (8, by age, had dropped ones in use)
+_KEPT_CONTEXTS = 64
 
 
 def _context_for(token: str) -> ExecContext:
@@ -336,8 +340,10 @@ def _context_for(token: str) -> ExecContext:
     ctx = _contexts.get(token)
     if ctx is None:
         ctx = _contexts[token] = ExecContext(token)
-        while len(_contexts) > 8:
+        while len(_contexts) > _KEPT_CONTEXTS:
             _contexts.popitem(last=False)
+    else:
+        _contexts.move_to_end(token)
     return ctx
 
 
@@ -350,10 +356,17 @@ def _run_group(
     # mapping of a finished run's board, not even in the garbage a failure's traceback leaves for the collector.
     board = _open_board(board_path)
     try:
-        return _run_spans(plan, terminal, ctx, board, offset, spans)
+        result = _run_spans(plan, terminal, ctx, board, offset, spans)
     finally:
         if board is not None:
             board.close()
+    # Pickled here, and loaded by the driver itself: a result that does not pickle, or not load (an exception
+    # whose __init__ takes other arguments), is then this run's error, where in loky's own result channel it broke
+    # the pool shared by every thread's runs ("A result has failed to un-serialize")
+    try:
+        return {"pickled": _cloudpickle().dumps(result)}
+    except Exception as exc:
+        return {"unsent": f"{type(exc).__name__}: {exc}", "ctx": result["ctx"]}
 
 
 def _run_spans(
@@ -392,6 +405,13 @@ def _run_spans(
 # ------------------------------------------------------------------------------------ the driver side
 
 
+def daemonic() -> bool:
+    """Whether this is a daemonic process (a ``multiprocessing.Pool`` worker): it may not start processes."""
+    import multiprocessing
+
+    return bool(multiprocessing.current_process().daemon)
+
+
 class ProcessesBackend(Backend):
     """Chunk groups on loky's reusable process pool (``joblib.externals.loky``)."""
 
@@ -402,6 +422,12 @@ class ProcessesBackend(Backend):
             # Nested in a worker process: it is already one of the pool's parallel parts. Its own pool would start
             # workers of its own, n + n**2 processes at two levels.
             return SerialBackend().run(plan, terminal, spans, ctx, progress)
+        if daemonic():
+            raise RuntimeError(
+                "the processes backend cannot start worker processes here: this is a daemonic process (a "
+                "multiprocessing.Pool worker, say), which Python forbids to have children; use with_backend('threads') "
+                "or 'auto', which takes threads here"
+            )
         # one process per CPU at most: HPC_NUM_THREADS sizes thread pools (up to 4096), not a fleet of interpreters
         workers = min(_config.num_threads(), _config.available_cpus())
         executor = _get_executor(workers)
@@ -465,6 +491,20 @@ class _Run:
             return True
         return self.terminal.positional_first and ctx.found_chunk is not None and group[0][0] > ctx.found_chunk
 
+    def _unpacked(self, group: list[tuple[int, int, int]], sent: dict[str, Any]) -> dict[str, Any]:
+        """Return a group's result as the worker sent it, or raise TypeError: its results cannot come back."""
+        why = sent.get("unsent")
+        if why is None:
+            try:
+                return _cloudpickle().loads(sent["pickled"])
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {exc}"
+        raise TypeError(
+            f"the results of items {group[0][1]}..{group[-1][2] - 1} (chunks {group[0][0]}..{group[-1][0]}) cannot "
+            f"come back from the worker process ({why}); use with_backend('threads') for results that cannot be "
+            "pickled and loaded"
+        )
+
     def _gather(self, group: list[tuple[int, int, int]], result: dict[str, Any]) -> None:
         self.out.update(result["partials"])
         if self.progress is not None:
@@ -503,7 +543,14 @@ class _Run:
                     break
                 finished, _ = wait(list(running), timeout=0.1, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    self._gather(running.pop(fut), fut.result())
+                    group = running.pop(fut)
+                    try:
+                        result = self._unpacked(group, fut.result())
+                    except TypeError as exc:  # as items that do not pickle: auto runs the rest on threads
+                        rest = [group] + ([] if unshippable is None else unshippable[1]) + list(reversed(queue))
+                        unshippable, queue = (exc, sorted(rest, key=lambda g: g[0][0])), []
+                        continue
+                    self._gather(group, result)
         except Exception as exc:
             if isinstance(exc, BrokenProcessPool):  # a worker died: the next run starts a fresh pool
                 shutdown_executor(kill=True)
