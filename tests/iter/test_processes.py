@@ -305,3 +305,22 @@ def test_results_that_cannot_come_back_are_this_runs_error_and_auto_takes_thread
         par_range(20).map(_report).with_backend("processes").collect()
     other.join(60)
     assert out == [sum(range(200))]
+
+
+def _die_at_77(x):
+    if x == 77:
+        os._exit(3)
+    return x
+
+
+def test_a_worker_that_dies_is_named_in_a_note_and_the_next_run_works():
+    """loky's TerminatedWorkerError said nothing of the run: a note names the items the pool was running."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool) as caught:
+        par_range(200).map(_die_at_77).with_backend("processes").sum()
+    note = " ".join(getattr(caught.value, "__notes__", []))
+    assert "a worker process of the processes backend ended while the pool ran items" in note
+    ranges = [tuple(map(int, r.split(".."))) for r in note.split("ran items ")[1].split(" of ")[0].split(", ")]
+    assert any(lo <= 77 <= hi for lo, hi in ranges)
+    assert par_range(10).map(_slow_identity).with_backend("processes").sum() == 45

@@ -543,9 +543,11 @@ class _Run:
                     break
                 finished, _ = wait(list(running), timeout=0.1, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    group = running.pop(fut)
+                    group = running[fut]
+                    sent = fut.result()  # raises where its worker died: the group is still listed for the note
+                    del running[fut]
                     try:
-                        result = self._unpacked(group, fut.result())
+                        result = self._unpacked(group, sent)
                     except TypeError as exc:  # as items that do not pickle: auto runs the rest on threads
                         rest = [group] + ([] if unshippable is None else unshippable[1]) + list(reversed(queue))
                         unshippable, queue = (exc, sorted(rest, key=lambda g: g[0][0])), []
@@ -554,6 +556,11 @@ class _Run:
         except Exception as exc:
             if isinstance(exc, BrokenProcessPool):  # a worker died: the next run starts a fresh pool
                 shutdown_executor(kill=True)
+                spans = ", ".join(f"{g[0][1]}..{g[-1][2] - 1}" for g in list(running.values())[:4])
+                note = (f"hpc: a worker process of the processes backend ended while the pool ran items {spans} of a "
+                        "parallel iterator (os._exit, a crash, or the memory killer); the next run starts new workers")
+                if hasattr(exc, "add_note"):
+                    exc.add_note(note)
             else:  # this run's own error (a result that does not pickle): the pool is shared with other threads
                 self._abandon(running)
             raise
