@@ -89,7 +89,7 @@ def detect() -> dict[str, _Any] | None:
     """
     env = _os.environ
     for name, rank_var, size_var in WORLD_VARIABLES:
-        if rank_var in env:
+        if env.get(rank_var, "").strip():  # an empty one is no launcher's (launched() reads it so too)
             return {"name": name, "rank": _int_or_none(env.get(rank_var)), "size": _int_or_none(env.get(size_var))}
     if any(key.startswith("HYDRA_") for key in env) or "PMI_FD" in env or "PMI_PORT" in env:
         return {"name": "Hydra (MPICH, Intel MPI)", "rank": None, "size": None}

@@ -103,12 +103,12 @@ def _thread_count(text: str) -> int:
 
 
 def _non_negative_float(text: str) -> float:
-    if "_" in text:  # float() would take "1_0" as 10.0
+    if "_" in text or not text.isascii():  # float() would take "1_0" as 10.0, and other scripts' digits
         raise ValueError(text)
     value = float(text)
     if not value >= 0.0 or value == float("inf"):
         raise ValueError(text)
-    return value
+    return value + 0.0  # "-0" is 0.0
 
 
 def _flag(text: str) -> bool:
@@ -183,9 +183,12 @@ def cuda_leakcheck() -> bool:
 
 
 def cuda_cache() -> str:
-    """Return the directory where compiled CUDA kernels are kept (``HPC_CUDA_CACHE``; an empty value is unset)."""
-    base = _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache")
-    return _os.environ.get("HPC_CUDA_CACHE") or _os.path.join(base, "hpc", "cuda")
+    """Return the directory where compiled CUDA kernels are kept (``HPC_CUDA_CACHE``, ``~`` expanded, made absolute;
+    an empty or blank value is unset; a relative ``XDG_CACHE_HOME`` is ignored, as the XDG spec says)."""
+    xdg = _os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = xdg if _os.path.isabs(xdg) else _os.path.join(_os.path.expanduser("~"), ".cache")  # XDG: relative ignored
+    given = _os.environ.get("HPC_CUDA_CACHE", "").strip()
+    return _os.path.abspath(_os.path.expanduser(given)) if given else _os.path.join(base, "hpc", "cuda")
 
 
 def snapshot() -> dict[str, object]:

@@ -138,3 +138,22 @@ def test_cuda_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None
     assert config.cuda_cache() == str(tmp_path / "hpc" / "cuda")
     monkeypatch.setenv("HPC_CUDA_CACHE", str(tmp_path / "cubins"))
     assert config.cuda_cache() == str(tmp_path / "cubins")
+
+
+def test_timeout_and_cache_values_at_their_edges(monkeypatch):
+    """Other scripts' digits were taken as a timeout ('١٢' as 12) and '-0' shown as -0.0; '~' in HPC_CUDA_CACHE was a
+    literal directory, a blank value a directory of spaces, and a relative XDG_CACHE_HOME was used (XDG: ignored)."""
+    import os
+
+    from hpc import config
+
+    monkeypatch.setenv("HPC_MPI_TIMEOUT", "\u0661\u0662")
+    with pytest.raises(config.ConfigError, match="HPC_MPI_TIMEOUT"):
+        config.mpi_timeout()
+    monkeypatch.setenv("HPC_MPI_TIMEOUT", "-0")
+    assert str(config.mpi_timeout()) == "0.0"
+    monkeypatch.setenv("HPC_CUDA_CACHE", "~/kernels")
+    assert config.cuda_cache() == os.path.join(os.path.expanduser("~"), "kernels")
+    monkeypatch.setenv("HPC_CUDA_CACHE", "  ")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    assert config.cuda_cache() == os.path.join(os.path.expanduser("~"), ".cache", "hpc", "cuda")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from hpc import _launcher
@@ -23,3 +25,12 @@ def test_child_environment_drops_the_job_keeps_the_user(monkeypatch: pytest.Monk
     }  # fmt: skip
     monkeypatch.setenv("PMI_RANK", "3")
     assert "PMI_RANK" not in _launcher.child_environment()  # default: this process's environment
+
+
+def test_an_empty_rank_variable_is_no_launcher(monkeypatch):
+    """OMPI_COMM_WORLD_RANK= (empty) made detect() and hpc info say "launched by Open MPI" while launched() said no."""
+    for key in list(os.environ):
+        if key.startswith(_launcher.JOB_VARIABLE_PREFIXES):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "")
+    assert _launcher.detect() is None and not _launcher.launched()

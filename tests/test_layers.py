@@ -18,7 +18,7 @@ ALLOWED = {
     "_launcher": {"config"},
     "_optional": {"config", "_launcher"},
     "_core": {"config", "hpc"},
-    "iter": {"_core", "config", "hpc"},
+    "iter": {"_core", "config", "hpc", "_launcher"},  # the processes backend reads the rank marker
     "kernels": {"config", "cuda"},  # only to hand a DeviceArray to hpc.cuda.twins (kernels/_dispatch.py)
     "cuda": {"config", "_optional", "_launcher"},
     "mpi": LEAVES | {"_core", "iter", "kernels", "hpc"},

@@ -89,10 +89,16 @@ def compile_source(path: _Any, arch: str, *, target: str = "cubin") -> bytes:
         if done.returncode != 0:
             raise CompileError(f"nvcc failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout}{done.stderr}")
         image = _Path(out).read_bytes()
-    cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(f".{_os.getpid()}.tmp")
-    partial.write_bytes(image)
-    _os.replace(partial, cached)  # atomic: concurrent ranks compiling the same module never see half a file
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(image)
+        _os.replace(partial, cached)  # atomic: concurrent ranks compiling the same module never see half a file
+    except OSError as exc:  # a cache that cannot be written (read-only, not a directory) must not fail the compile
+        import warnings
+
+        warnings.warn(f"hpc.cuda: the compiled kernel could not be cached in {cached.parent} ({exc}); each process "
+                      "compiles it again (set HPC_CUDA_CACHE to a writable directory)", RuntimeWarning, stacklevel=2)
     return image
 
 

@@ -88,6 +88,8 @@ class Engine:
         self.rank: int = comm.Get_rank()
         self.size: int = comm.Get_size()
         self.seq = 0
+        if self.size > 1:  # before the HPC_* values are read: a bad one on one rank then ends the job, not a hang
+            guard.install_abort_on_exception(comm)
         local = _mpi.is_local(comm)
         self.check = _config.mpi_check() and not local
         self.timeout = 0.0 if local else _config.mpi_timeout()
@@ -110,8 +112,6 @@ class Engine:
         # threading or hpc backend), and a scratch buffer shared between them mixed their sums (wrong fits, no error)
         self._recycled = _threading.local()
         self._scratch = _threading.local()
-        if self.size > 1:
-            guard.install_abort_on_exception(comm)
 
     # --------------------------------------------------------------------------------------------- allreduce
 

@@ -67,11 +67,34 @@ def world_comm() -> Any:
     had initialised MPI (MPI may not be called there: the world is that child alone)."""
     MPI = module()
     if MPI is None:
+        _warn_alone()
         return LocalComm()
     if _initialised_in["pid"] != _os.getpid():
         return LocalComm()
     return MPI.COMM_WORLD
 
+
+def _warn_alone() -> None:
+    """Warn, once, where a launcher started this process as one of several ranks and MPI cannot be loaded: every
+    rank then runs alone, and a collective fit or sum sees only its own rows (silently, before this warning)."""
+    from hpc import _launcher
+
+    found = _launcher.detect()
+    if _warned or not found or not (found["size"] or 0) > 1:
+        return
+    _warned.append(True)
+    import warnings
+
+    warnings.warn(
+        f"hpc.mpi: {found['name']} started this process as one of {found['size']} ranks, but mpi4py or its MPI "
+        "library could not be loaded: this rank runs alone, and its collectives see only its own data (pip install "
+        "mpi4py, or match the MPI library to the launcher: docs/cluster.md)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+_warned: list[bool] = []
 
 #: the process in which MPI was initialised (module() first answered), as a forked child inherits the import
 _initialised_in: dict[str, int] = {}

@@ -112,3 +112,14 @@ def test_gpu_load_and_launch_prepared() -> None:
     assert out.get().tolist() == [1.0, 3.0, 5.0, 7.0, 9.0]
     with pytest.raises(ValueError, match="takes 5 arguments"):
         k((1,), (256,), 2.0, x)
+
+
+@needs_nvcc
+def test_a_cache_that_cannot_be_written_does_not_fail_the_compile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """HPC_CUDA_CACHE under a file (or read-only) raised NotADirectoryError after nvcc had succeeded."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("HPC_CUDA_CACHE", str(blocker / "cache"))
+    with pytest.warns(RuntimeWarning, match="could not be cached"):
+        image = module.compile_source(module.kernel_dir() / "rows.cu", "sm_90", target="ptx")
+    assert b".entry softmax_f32" in image

@@ -271,3 +271,72 @@ def test_the_scripts_own_classes_come_back_as_themselves_on_the_mpi_backend():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(re.findall(r"rank \d ok", proc.stdout)) == ["rank 0 ok", "rank 1 ok"], proc.stdout
+
+
+@needs_mpiexec
+def test_a_bad_setting_on_one_rank_ends_the_job_quickly():
+    """HPC_MPI_TIMEOUT=x on rank 1 only: its ConfigError came before the abort hook was installed, and rank 0 waited
+    in its allreduce for ever."""
+    proc, elapsed = _run_job(
+        """
+        import os
+        from hpc import _launcher
+        if (_launcher.detect() or {}).get("rank") == 1:
+            os.environ["HPC_MPI_TIMEOUT"] = "x"
+        from hpc import mpi
+        comm = mpi.world()
+        comm.allreduce(1.0)
+        """,
+        ranks=2,
+    )
+    assert proc.returncode != 0 and elapsed < 20, (elapsed, proc.stderr)
+    assert "HPC_MPI_TIMEOUT" in proc.stderr
+
+
+@needs_mpiexec
+def test_ranks_that_cannot_load_mpi_say_so():
+    """Under a launcher of 2 ranks with no loadable MPI library every rank ran alone without a word (a collective
+    fit gave each rank its own model); now each warns."""
+    proc, _ = _run_job(
+        """
+        import warnings
+        warnings.simplefilter("always")
+        from hpc import mpi
+        print("size", mpi.world().size)
+        """,
+        ranks=2,
+        MPI4PY_LIBMPI="/nonexistent/libmpi.so",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("size 1") == 2
+    assert proc.stderr.count("started this process as one of 2 ranks, but mpi4py or its MPI library could not") == 2
+
+
+@needs_mpiexec
+def test_process_workers_started_before_mpi_still_refuse_a_fit():
+    """A processes run before MPI started left loky workers without the rank's marker: a fit inside them then joined
+    the MPI job and died ("PMI_Init failed"). The workers are started again once the rank is marked."""
+    proc, _ = _run_job(
+        """
+        import os
+        import numpy as np
+        import hpc
+
+        def fit(seed):
+            from hpc import ml
+            X = np.random.default_rng(seed).random((40, 3))
+            return ml.KMeans(n_clusters=2, n_init=1, random_state=seed).fit(X).inertia_
+
+        hpc.par_range(2).with_backend("processes").map(lambda i: os.getpid()).collect()
+        from hpc import mpi
+        mpi.world()
+        try:
+            hpc.par_range(2).with_backend("processes").map(fit).collect()
+        except RuntimeError as exc:
+            print("refused:", "is not a rank itself" in str(exc))
+        """,
+        ranks=2,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("refused: True") == 2, proc.stdout + proc.stderr

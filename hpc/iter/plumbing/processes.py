@@ -86,9 +86,15 @@ def _get_executor(workers: int) -> Any:
     from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
     env = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    # workers started before this rank marked itself (its MPI started after a first processes run) lack the marker
+    # that makes them drop the rank's launcher variables: they would join the MPI job ("PMI_Init failed"). New ones.
+    from hpc._launcher import RANK_MARKER
+
+    marker = _os.environ.get(RANK_MARKER)
     with _state_lock:
         ex = _executor
-        if ex is not None and (ex._max_workers != workers or getattr(ex, "_flags", None) and ex._flags.broken):
+        if ex is not None and (ex._max_workers != workers or getattr(ex, "_flags", None) and ex._flags.broken
+                               or getattr(ex, "_hpc_marker", None) != marker):
             _executor = None
             ex.shutdown(wait=False, kill_workers=True)
             ex = None
@@ -96,6 +102,7 @@ def _get_executor(workers: int) -> Any:
             ex = _executor = ProcessPoolExecutor(
                 max_workers=workers, timeout=IDLE_TIMEOUT_S, initializer=_worker_init, initargs=(1,), env=env
             )
+            ex._hpc_marker = marker
             _kill_at_multiprocessing_exit()
         return ex
 
