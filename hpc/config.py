@@ -1,8 +1,10 @@
 """Configuration from the ``HPC_*`` environment variables, read and checked in one place.
 
 Every variable is read when it is needed (not cached at import), so a test or a job can change it with
-``os.environ`` and see the effect on the next call. A bad value raises :class:`ConfigError` naming the
-variable, the value and what is allowed.
+``os.environ`` and see the effect where it is next read: ``HPC_NUM_THREADS`` and ``HPC_BACKEND`` on the next call,
+``HPC_MPI_CHECK`` and ``HPC_MPI_TIMEOUT`` when the next communicator is made (``hpc.mpi.world()`` is made once),
+``HPC_DEVICE`` when ``hpc.cuda`` first picks its driver (once per process), ``HPC_CUDA_CACHE`` at the next
+compile. A bad value raises :class:`ConfigError` naming the variable, the value and what is allowed.
 
 =====================  ===========================================  =========================================
 variable               allowed values                               default
