@@ -15,6 +15,7 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT
+from .blas1 import _asum_range
 from .reductions import CHUNK, _sum_range
 
 __all__ = ["exclusive_scan", "inclusive_scan"]
@@ -40,30 +41,39 @@ def _scan_serial(x, out, exclusive):  # pragma: no cover - compiled by numba
     _scan_range(x, out, 0, x.shape[0], 0.0, exclusive)
 
 
+#: a chunk whose offset and magnitude (the sum of its |x|) stay below this cannot overflow in a running sum, in
+#: any order: half the float64 range leaves room for every rounding
+_SAFE_MAGNITUDE = 2.0**1023
+
+
 @_njit(cache=True, nogil=True, fastmath=EXACT, parallel=True)
 def _scan_parallel(x, out, exclusive):  # pragma: no cover - compiled by numba
     n = x.shape[0]
     nchunks = (n + CHUNK - 1) // CHUNK
     offsets = _np.empty(nchunks, _np.float64)
+    magnitudes = _np.empty(nchunks, _np.float64)
     for c in _prange(nchunks):  # slice views from 0: numba vectorizes those loops (see reductions.py)
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
         offsets[c] = _sum_range(x[lo:hi], 0, hi - lo)
+        magnitudes[c] = _asum_range(x[lo:hi], 0, hi - lo)
     acc = 0.0
+    ordered = False
     for c in range(nchunks):
         s = offsets[c]
+        # A running sum that overflows in order (1e308 + 1e308) stays inf in the serial scan, where the chunk's sum
+        # in vector lanes may not (1e308 - 1e308 in one lane): later chunks would then start from a finite offset,
+        # and the scan come back from inf. Where a finite chunk might overflow so, the scan is done in order instead
+        # (before anything is written: out may be x itself). Infinities in the data carry alike either way.
+        if _np.isfinite(acc) and _np.isfinite(s) and not abs(acc) + magnitudes[c] < _SAFE_MAGNITUDE:
+            ordered = True
         offsets[c] = acc
         acc += s
-    ends = _np.empty(nchunks, _np.float64)
+    if ordered:
+        _scan_range(x, out, 0, n, 0.0, exclusive)
+        return
     for c in _prange(nchunks):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        ends[c] = _scan_range(x[lo:hi], out[lo:hi], 0, hi - lo, offsets[c], exclusive)
-    # A running sum that overflowed inside a chunk (1e308 + 1e308) stays inf in a serial scan, where the chunk's
-    # sum in vector lanes may not have (1e308 - 1e308 in one lane): the next chunks then started from a finite
-    # offset, and the scan came back from inf. Rare: the scan is done again in order.
-    for c in range(nchunks - 1):
-        if not _np.isfinite(ends[c]) and _np.isfinite(offsets[c + 1]):
-            _scan_range(x, out, 0, n, 0.0, exclusive)
-            break
+        _scan_range(x[lo:hi], out[lo:hi], 0, hi - lo, offsets[c], exclusive)
 
 
 def _scan(x, out, parallel, exclusive):

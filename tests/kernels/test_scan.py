@@ -69,3 +69,6 @@ def test_an_overflow_stays_inf_on_the_parallel_variant_too(scan):
     if scan == "inclusive_scan":
         np.testing.assert_array_equal(parallel, np.cumsum(x))
     assert np.isinf(parallel[-1])
+    in_place = x.copy()  # in place too: the first chunks must not be written before the scan is redone in order
+    assert getattr(k, scan)(in_place, out=in_place, parallel=True) is in_place
+    np.testing.assert_array_equal(in_place, serial)
