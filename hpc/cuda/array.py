@@ -27,18 +27,6 @@ def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
-def _normalize_shape(shape: _Any) -> tuple[int, ...]:
-    if isinstance(shape, (int, _np.integer)):
-        shape = (shape,)
-    try:
-        out = tuple(_operator.index(n) for n in shape)  # 2.5 is no size (NumPy refuses it too)
-    except TypeError:
-        raise TypeError(f"shape must be an int or a tuple of ints; got {shape!r}") from None
-    if any(n < 0 for n in out):
-        raise ValueError(f"shape must not hold negative sizes; got {shape!r}")
-    return out
-
-
 class DeviceArray:
     """An n-d array in the memory of one device; made by :func:`to_device`, :func:`empty` or :func:`asarray`.
 
@@ -66,7 +54,7 @@ class DeviceArray:
         device_index: int | None = None,
         stream: Stream | None = None,
     ) -> None:
-        self.shape = _normalize_shape(shape)
+        self.shape = memory.normalize_shape(shape)
         self.dtype = _np.dtype(dtype)
         if self.dtype.hasobject:  # device memory holds bytes: pointers to Python objects would be garbage there
             raise TypeError(f"a DeviceArray holds numbers, not objects; got dtype {self.dtype}")
@@ -273,7 +261,7 @@ class DeviceArray:
             if known <= 0 or self.size % known:
                 raise ValueError(f"cannot reshape a DeviceArray of {self.size} elements into shape {shape!r}")
             shape = tuple(self.size // known if n == -1 else n for n in shape)
-        new = _normalize_shape(shape)
+        new = memory.normalize_shape(shape)
         size = 1
         for n in new:
             size *= n

@@ -284,6 +284,25 @@ class PinnedArray(_np.ndarray):
         self._hpc_buffer = buf
 
 
+def normalize_shape(shape: _Any) -> tuple[int, ...]:
+    """Return ``shape`` (an int or a sequence of ints, NumPy's included) as a tuple of non-negative ints, for
+    :func:`pinned_empty` and :class:`~hpc.cuda.DeviceArray` alike.
+
+    Raises:
+        TypeError: a size that is no integer (2.5 is no size: NumPy refuses it too).
+        ValueError: a negative size.
+    """
+    if isinstance(shape, (int, _np.integer)):
+        shape = (shape,)
+    try:
+        out = tuple(_operator.index(n) for n in shape)
+    except TypeError:
+        raise TypeError(f"shape must be an int or a tuple of ints; got {shape!r}") from None
+    if any(n < 0 for n in out):
+        raise ValueError(f"shape must not hold negative sizes; got {shape!r}")
+    return out
+
+
 def pinned_empty(shape: _Any, dtype: _Any = float, order: str = "C") -> PinnedArray:
     """Return an uninitialised array in pinned host memory (``pycuda.driver.pagelocked_empty`` from a pool).
 
@@ -294,13 +313,7 @@ def pinned_empty(shape: _Any, dtype: _Any = float, order: str = "C") -> PinnedAr
     dtype = _np.dtype(dtype)
     if dtype.hasobject:  # uninitialised bytes read as object pointers would crash the first print
         raise TypeError(f"pinned memory holds numbers, not objects; got dtype {dtype}")
-    try:
-        sizes = shape if isinstance(shape, (tuple, list)) else (shape,)
-        shape = tuple(map(_operator.index, sizes))
-    except TypeError:
-        raise TypeError(f"shape must be an int or a tuple of ints; got {shape!r}") from None
-    if any(n < 0 for n in shape):
-        raise ValueError(f"shape must not hold negative sizes; got {shape!r}")
+    shape = normalize_shape(shape)
     if order not in ("C", "F"):
         raise ValueError(f"order must be 'C' or 'F'; got {order!r}")
     count = 1

@@ -225,7 +225,6 @@ def axpy(a: float, x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = 
     if n:
         k = module.load("blas1", x.device_index).kernel(f"axpy_{_SUFFIX[x.dtype]}", _SCALAR[x.dtype] + "PPPq")
         k((_blocks(n, 4, 1 << 20),), (BLOCK,), x.dtype.type(a), x, y, out, n, stream=stream)
-    out.stream = stream
     return out
 
 
@@ -373,7 +372,6 @@ def softmax(x: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | 
     if rows and cols:
         k = module.load("rows", x.device_index).kernel(f"softmax_{_SUFFIX[x.dtype]}", "PPqq")
         k((_builtins.min(rows, 1 << 16),), (BLOCK,), x, out, rows, cols, stream=stream)
-    out.stream = stream
     return out
 
 
@@ -392,7 +390,6 @@ def _scan(x: DeviceArray, out: DeviceArray | None, exclusive: bool, stream: Stre
         return out
     _ready(stream, x, out)
     _scan_gpu(x.reshape(-1), out.reshape(-1), exclusive, stream)
-    out.stream = stream
     return out
 
 
@@ -483,7 +480,6 @@ def sqdist(
     if m and n:
         k = module.load("distances", x.device_index).kernel(f"sqdist_{_SUFFIX[x.dtype]}", "PPPiii")
         k((-(-n // 16), -(-m // 16)), (16, 16), x, y, out, m, n, d, stream=stream)
-    out.stream = stream
     return out
 
 
@@ -531,7 +527,6 @@ def kmeans_assign(x: DeviceArray, centroids: DeviceArray, *, stream: Stream | No
     if m:
         kern = module.load("distances", x.device_index).kernel(f"kmeans_assign_{_SUFFIX[x.dtype]}", "PPPPiii")
         kern((_builtins.min(-(-m // BLOCK), 65535),), (BLOCK,), x, centroids, labels, dist, m, k, d, stream=stream)
-    labels.stream = dist.stream = stream
     return labels, dist
 
 
@@ -620,7 +615,6 @@ def kmeans_step(
         return labels, dist
     c_dev = centroids if c_host is None else to_device(c_host, stream, device=x.device_index)
     _ready(stream, x, c_dev)
-    labels.stream = dist.stream = stream
     if m == 0:
         return labels, dist
     mod = module.load("kmeans", x.device_index)
@@ -733,7 +727,6 @@ def subtract_row(
         k((_blocks(m * d, 4, 1 << 20),), (BLOCK,), x, shift_dev, out, m, d, stream=stream)
     if stream is not None:
         stream._keep_until_done(shift_dev)
-    out.stream = stream
     return out
 
 
