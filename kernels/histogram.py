@@ -111,10 +111,10 @@ def histogram(x, bins=10, range=None, *, parallel=None):  # noqa: A002 - NumPy's
     counts = _np.zeros(int(bins), _np.int64)
     width = float(last) - float(first)
     lo, hi = bin_type.type(first), bin_type.type(last)
+    par = _checks.use_parallel(parallel, v.shape[0])  # (checks parallel= too)
     parts = max(1, min(MAX_PARTS, -(-v.shape[0] // CHUNK), PRIVATE_BYTES // (8 * int(bins))))
-    if parts > 1 and _checks.use_parallel(parallel, v.shape[0]):
+    if par and parts > 1:
         _hist_parallel(v, lo, hi, width, edges, counts, parts)
     else:
-        _checks.check_parallel(parallel)
         _hist_serial(v, lo, hi, width, edges, counts)
     return counts, edges

@@ -122,7 +122,7 @@ class Engine:
         one allocation for a new array).
         """
         if self.plain and not reproducible_:
-            if (op == "min" or op == "max") and type(op) is str:
+            if type(op) is str and (op == "min" or op == "max"):  # the type first: no __eq__ of odd ops
                 keyed = self._keyed_allreduce(x, op, out)
                 if keyed is not None:
                     return keyed

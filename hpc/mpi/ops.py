@@ -36,6 +36,7 @@ class Op:
         self._mpi_op = mpi_op
         #: for an :func:`op`, its compiled combine loop (numba, nopython and nogil); ``None`` for built-in ops
         self.kernel: Any = None
+        self._compiled_for: set[_np.dtype] = set()  # the dtypes compile_for has seen compile (a set test a call)
 
     @property
     def mpi(self) -> Any:
@@ -56,15 +57,13 @@ class Op:
         """For a user op, compile its combine loop for ``dtype`` now, before any rank enters MPI: numba's error
         inside MPI's reduction callback cannot be caught, and ends the job. Raise TypeError naming the op if numba
         cannot compile it."""
-        if self.kernel is None:
+        if self.kernel is None or dtype in self._compiled_for:
             return
         import numba
 
         array = numba.types.Array(numba.from_dtype(dtype), 1, "C")
-        if (array, array) in self.kernel.overloads:
-            return
         try:
-            self.kernel.compile((array, array))
+            self.kernel.compile((array, array))  # returns at once where MPI's callback compiled it already
         except numba.core.errors.TypingError as exc:
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             call = next((line for line in lines if line.startswith(">>>")), lines[1] if len(lines) > 1 else "")
@@ -72,6 +71,7 @@ class Op:
                 f"op {self.name!r} cannot combine {dtype} values: numba could not compile its function (failed: "
                 f"{call.lstrip('> ')})"
             ) from None
+        self._compiled_for.add(dtype)
 
     def identity(self, dtype: _np.dtype) -> Any:
         """Return the identity element of this op for ``dtype`` (used for exscan on rank 0), or None."""
