@@ -10,6 +10,7 @@ from typing import Any
 
 from hpc import config as _config
 from hpc._core.blas import blas_capped
+from hpc._core.notes import add_note
 from hpc._core.pool import current_pool
 from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
@@ -218,11 +219,7 @@ def _backend(name: str) -> Backend:
 
 def _raise_failure(failure: ChunkFailure, where: str) -> None:
     exc = failure.error
-    note = failure.note(where)
-    if hasattr(exc, "add_note"):
-        exc.add_note(note)
-    else:  # Python 3.10: keep the note where 3.11's traceback would look for it
-        exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
+    add_note(exc, failure.note(where))
     raise exc
 
 

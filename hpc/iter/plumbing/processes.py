@@ -21,6 +21,7 @@ from typing import Any
 import numpy as _np
 
 from hpc import config as _config
+from hpc._core.notes import add_note
 from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
 from hpc.iter.plumbing.drive import Backend, SerialBackend, Unshippable, _skip, raise_first_failure
@@ -564,10 +565,9 @@ class _Run:
             if isinstance(exc, BrokenProcessPool):  # a worker died: the next run starts a fresh pool
                 shutdown_executor(kill=True)
                 spans = ", ".join(f"{g[0][1]}..{g[-1][2] - 1}" for g in list(running.values())[:4])
-                note = (f"hpc: a worker process of the processes backend ended while the pool ran items {spans} of a "
-                        "parallel iterator (os._exit, a crash, or the memory killer); the next run starts new workers")
-                if hasattr(exc, "add_note"):
-                    exc.add_note(note)
+                add_note(exc, f"hpc: a worker process of the processes backend ended while the pool ran items {spans} "
+                         "of a parallel iterator (os._exit, a crash, or the memory killer); the next run starts new "
+                         "workers")
             else:  # this run's own error (a result that does not pickle): the pool is shared with other threads
                 self._abandon(running)
             raise
