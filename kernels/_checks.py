@@ -23,6 +23,7 @@ __all__ = [
     "check_float",
     "check_parallel",
     "check_same_dtype",
+    "compiled_blas",
     "matrix",
     "out_array",
     "owned_apart",
@@ -51,8 +52,31 @@ TILE_PRODUCTS = 1 << 15
 
 #: numba calls BLAS (``np.dot`` in compiled code) through SciPy's bindings: with SciPy a kernel's products and its
 #: pass over them are one compiled call that never takes the GIL, and a parallel kernel's threads each make their own
-#: products (no hand-over between BLAS's threads and numba's); without SciPy the products come from NumPy
-COMPILED_BLAS = _importlib_util.find_spec("scipy") is not None
+#: products (no hand-over between BLAS's threads and numba's); without SciPy the products come from NumPy. ``None``
+#: until :func:`compiled_blas` first asks (tests set it to choose a path).
+COMPILED_BLAS: bool | None = None
+
+
+def compiled_blas() -> bool:
+    """Return whether compiled kernels may call BLAS: SciPy's ``scipy.linalg.cython_blas`` imports here.
+
+    Asked on first use, by importing it (about 0.2 s, which numba's first compiled BLAS call would spend anyway). An
+    installed SciPy that fails to import (built against another NumPy, a partial install) counts as none: numba's
+    BLAS wrapper cannot report that failure, and ends the process ("Fatal Python error: BLAS wrapper returned with
+    an error"). Where SciPy is not installed at all, nothing is imported.
+    """
+    global COMPILED_BLAS
+    if COMPILED_BLAS is None:
+        usable = False
+        if _importlib_util.find_spec("scipy") is not None:
+            try:
+                import scipy.linalg.cython_blas  # noqa: F401 - the module numba takes its BLAS pointers from
+
+                usable = True
+            except Exception:  # any failure of a broken install: the kernels take NumPy's products instead
+                usable = False
+        COMPILED_BLAS = usable
+    return COMPILED_BLAS
 
 
 def plain(name: str, x: _np.ndarray) -> _np.ndarray:

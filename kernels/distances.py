@@ -256,7 +256,7 @@ def _thread_rows(x, y):
     variant runs instead, its products made by NumPy on BLAS's threads: without SciPy (no compiled BLAS), or where 8
     rows' products are beyond _CHUNK_WORK (BLAS's own threads pay there; numba's handing over to them did not)."""
     per_row = y.shape[0] * x.shape[1]
-    if not _checks.COMPILED_BLAS or 8 * per_row > _CHUNK_WORK:
+    if not _checks.compiled_blas() or 8 * per_row > _CHUNK_WORK:
         return 0
     # at least 8 chunks where there are rows enough, so every thread gets some; from the sizes alone, never from
     # the thread count (chunk boundaries fix the bits)

@@ -159,7 +159,7 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distan
         [0, 1]
     """
     x = _checks.matrix("x", x)
-    if _checks.COMPILED_BLAS and not x.flags.c_contiguous:
+    if _checks.compiled_blas() and not x.flags.c_contiguous:
         # a copy in C order takes the compiled pass, as kmeans_distances and kmeans_step_bounded do: the same bits
         # for any layout of the same rows (the tiles' NumPy path below rounds the distances otherwise)
         x = _np.ascontiguousarray(x)
@@ -170,7 +170,7 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distan
     labels = _np.empty(m, _np.int32)
     dist = _np.empty(m, _np.float64)
     tile = max(64, _checks.TILE_PRODUCTS // k)
-    if _checks.COMPILED_BLAS and x.flags.c_contiguous and m:
+    if _checks.compiled_blas() and x.flags.c_contiguous and m:
         _step_compiled(x, c, labels, dist, sums3, counts2, accumulate, bool(distances), tile, block)
         return labels, dist if distances else None
     half_norms, ct = _prepared(x, c)
@@ -357,8 +357,9 @@ def kmeans_step_bounded(x, centroids, labels, upper, lower, *, moved=None, sums=
     dist = _np.empty(m if distances else 0, _np.float64)
     if m == 0:
         return labels, dist if distances else None, 0
-    if not _checks.COMPILED_BLAS:
-        raise RuntimeError("kmeans_step_bounded needs SciPy (numba calls BLAS through it); use kmeans_step")
+    if not _checks.compiled_blas():
+        raise RuntimeError("kmeans_step_bounded needs SciPy (numba calls BLAS through scipy.linalg.cython_blas), "
+                           "which does not import here; use kmeans_step")
     info = _np.finfo(x.dtype)
     margin = 2.0 * (x.shape[1] + 3) * float(info.eps)
     floor = 2.0 * (x.shape[1] + 3) * float(info.tiny)  # more than every rounding near the subnormal range adds

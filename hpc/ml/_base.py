@@ -25,10 +25,12 @@ _scipy_blas_loaded = False
 
 
 def _load_scipy_blas() -> None:
-    """Load SciPy's BLAS now, where SciPy is installed, so that the BLAS cap finds it (it caps what is loaded)."""
+    """Load SciPy's BLAS now, where SciPy works, so that the BLAS cap finds it (it caps what is loaded)."""
     global _scipy_blas_loaded
-    if not _scipy_blas_loaded and _importlib_util.find_spec("scipy") is not None:
-        import scipy.linalg.cython_blas  # noqa: F401 - loads the library
+    if not _scipy_blas_loaded:
+        from hpc.kernels import _checks
+
+        _checks.compiled_blas()  # imports scipy.linalg.cython_blas where it can
     _scipy_blas_loaded = True
 
 

@@ -242,7 +242,7 @@ class Points:
 
         k, d = centres.shape
         wide = 256 if self.rows is None or self.rows.dtype == _np.float64 else 1000  # float32: cheaper products
-        return _checks.COMPILED_BLAS and k >= 4 and d >= 8 and k * d >= wide
+        return _checks.compiled_blas() and k >= 4 and d >= 8 and k * d >= wide
 
     def forget_bounds(self) -> None:
         """Drop the bounded steps' per-row state: the next bounded step makes it anew (a new run of Lloyd's

@@ -115,3 +115,46 @@ def test_a_scalar_or_a_device_array_is_named_with_the_way_out():
     assert kernels.sum(np.asarray(np.float64(3.0))) == 3.0
     with pytest.raises(TypeError, match=r"DeviceArray; this kernel has no GPU twin .*: pass x.get\(\)"):
         kernels.var(cuda.to_device(np.ones(3)))
+
+
+@pytest.mark.timeout(180)
+def test_a_scipy_that_fails_to_import_is_no_compiled_blas(tmp_path):
+    """An installed SciPy that fails on import (one built against another NumPy) was taken for a working one: the
+    GEMM-form kernels called BLAS from compiled code, and numba's BLAS wrapper ended the process ("Fatal Python
+    error: BLAS wrapper returned with an error"). They take NumPy's products there, with the same answers, and a
+    k-means fit runs."""
+    import os
+    import subprocess
+    import sys
+
+    broken = tmp_path / "site" / "scipy"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("built against another NumPy (a test stand-in)")\n')
+    script = tmp_path / "broken.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from hpc import kernels\n"
+        "from hpc.kernels import _checks\n"
+        "from hpc.ml import KMeans\n"
+        "x = np.random.default_rng(0).standard_normal((600, 32))\n"
+        "c = x[:64].copy()\n"
+        "d = kernels.sqdist(x, c, parallel=True)\n"
+        "labels, dist = kernels.kmeans_assign(x, c, parallel=True)\n"
+        "ref = ((x[:, None, :] - c[None]) ** 2).sum(-1)\n"
+        "assert np.allclose(d, ref, rtol=1e-12, atol=1e-12)\n"
+        "assert (labels == ref.argmin(1)).all()\n"
+        "KMeans(8, n_init=1, random_state=0).fit(x)\n"
+        "print('compiled_blas', _checks.compiled_blas())\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(broken.parent), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=170, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split()[-2:] == ["compiled_blas", "False"]
+
+
+def test_compiled_blas_where_scipy_works():
+    """With a working SciPy (the dev install) compiled kernels call BLAS."""
+    from hpc.kernels import _checks
+
+    pytest.importorskip("scipy.linalg.cython_blas")
+    assert _checks.compiled_blas() is True

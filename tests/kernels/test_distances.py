@@ -21,7 +21,7 @@ def force(monkeypatch, form):
     monkeypatch.setattr(distances, "_DIRECT_MAX_WORK", limit)
     monkeypatch.setattr(distances, "_DIRECT_MAX_ROW_WORK", limit)
     monkeypatch.setattr(distances, "_CHUNK_WORK", 1 << 13)
-    monkeypatch.setattr(_checks, "COMPILED_BLAS", _checks.COMPILED_BLAS and form != "gemm-numpy")
+    monkeypatch.setattr(_checks, "COMPILED_BLAS", _checks.compiled_blas() and form != "gemm-numpy")
 
 
 @pytest.fixture(params=["gemm", "gemm-numpy", "direct"])
