@@ -124,6 +124,18 @@ class DeviceArray:
             raise TypeError("len() of a 0-d DeviceArray")
         return self.shape[0]
 
+    def __bool__(self) -> bool:
+        """The truth of the one element, as NumPy and CuPy (copied to the host; waits for queued writes).
+
+        Raises:
+            ValueError: the array does not hold exactly one element (ambiguous; ``if a:`` would otherwise test its
+                length, as Python does for objects without ``__bool__``).
+        """
+        if self.size != 1:
+            raise ValueError(f"the truth value of a DeviceArray of {self.size} elements is ambiguous; "
+                             "test its get() with .any() or .all()")
+        return bool(self.get().reshape(()))
+
     def _extent(self) -> tuple[int, int]:
         """Return the byte range ``[lo, hi)`` the elements span, relative to ``ptr``."""
         if self.size == 0:
@@ -309,7 +321,9 @@ class DeviceArray:
         After ``free`` the array (and its views) raise ``RuntimeError`` when used. Memory that was exported (a
         NumPy array made with ``numpy.asarray`` or ``numpy.from_dlpack``, a DLPack capsule, or
         ``__cuda_array_interface__``) may still be read through the export, which holds this array alive: it goes
-        back to the pool when the last export and this array are gone, and counts as live until then.
+        back to the pool when the last export and this array are gone, and counts as live until then. hpc cannot see
+        a NumPy view go: once exported (even by a NumPy function given the array), the memory stays until this
+        array is collected.
 
         Raises:
             ValueError: the array is a view (``reshape``, a slice) of another DeviceArray: free that one, which owns
@@ -332,6 +346,7 @@ class DeviceArray:
 
     def _sync_for(self, stream: Stream | None) -> None:
         # Work on `stream` that reads or writes this array must come after the work that last wrote it.
+        handle_of(stream)  # a stream= that is no Stream: the TypeError every call gives, before it is used
         if self.stream is not None and self.stream is not stream:
             if stream is None:
                 self.stream.synchronize()
@@ -370,6 +385,19 @@ class DeviceArray:
         self._check_live()
         self._root()._exported = True
         return self._interface(3)
+
+    def __array__(self, dtype: _Any = None, copy: bool | None = None) -> _np.ndarray:
+        """NumPy's conversion: the array over the same memory on the host fallback (where ``__array_interface__``,
+        which NumPy asks first, gives it); on a GPU a ``TypeError``, as CuPy's (NumPy would otherwise build an
+        object array of 0-d DeviceArrays through ``len`` and indexing)."""
+        if _backend.on_gpu():
+            raise TypeError("a DeviceArray on a GPU does not convert to NumPy implicitly: use get() (a copy to the host)")
+        view = _np.asarray(self)  # through __array_interface__
+        if dtype is not None and _np.dtype(dtype) != view.dtype:
+            if copy is False:
+                raise ValueError(f"a {view.dtype} DeviceArray cannot become {_np.dtype(dtype)} without a copy")
+            return view.astype(dtype)
+        return view.copy() if copy else view
 
     def __dlpack_device__(self) -> tuple[int, int]:
         """Return ``(kDLCUDA, device)`` on a GPU and ``(kDLCPU, 0)`` on the host fallback."""
@@ -436,7 +464,10 @@ def _refuse_masked(host: _Any) -> None:
 
 
 def _host_array(host: _Any) -> _np.ndarray:
-    """``host`` as an ndarray (a PinnedArray stays one); a masked array is refused (:func:`_refuse_masked`)."""
+    """``host`` as an ndarray (a PinnedArray stays one); a masked array is refused (:func:`_refuse_masked`); a
+    DeviceArray comes through the host (on a GPU NumPy cannot read it in place), the same on both drivers."""
+    if isinstance(host, DeviceArray):
+        return host.get()
     _refuse_masked(host)
     return _np.asanyarray(host)
 

@@ -89,12 +89,9 @@ def local_rank(comm: _Any = None) -> tuple[int, int | None, str]:
     found = _launcher.find()
     if found is not None:
         rank_var, value, size_text = found
-        try:
-            local = int(value)
-        except ValueError:
-            local = -1
-        if local < 0:
+        if not (value.isascii() and value.isdigit()):  # int() would take "1_0" as 10, "+2", and other scripts' digits
             raise ValueError(f"{rank_var} must be a non-negative integer; got {value!r}")
+        local = int(value)
         # the launcher module's size, as hpc.mpi reads it: srun's SLURM_NTASKS_PER_NODE is what was asked for, not
         # what runs on this node, and is not a size
         return local, _launcher.local_size(), rank_var

@@ -192,7 +192,7 @@ def _fused_axpy(a: _Any, x: _np.ndarray, y: _np.ndarray, out: _np.ndarray) -> No
         s = p + y
         z = s - p
         t = (p - (s - z)) + (y - z)
-        result = s + (t + e)
+        result = _np.asarray(s + (t + e))  # an array for 0-d inputs too (their arithmetic gives NumPy scalars)
         bad = ~(_np.isfinite(result) & _np.isfinite(e)) | (_np.abs(p) < 2.0**-900)
         if bad.any():
             xb = x[bad] if x.shape == bad.shape else x
@@ -447,6 +447,20 @@ def _sqdist_host(xh: _np.ndarray, yh: _np.ndarray, oh: _np.ndarray) -> None:
         oh[lo : lo + step] = _np.einsum("ijk,ijk->ij", d, d)
 
 
+def _nearest(block: _np.ndarray) -> _np.ndarray:
+    """Return each row's column of least distance as the host kernels choose it: a NaN never wins over a number
+    (NumPy's ``argmin`` takes the first NaN), the first of equal ones wins, and a row all NaN gets 0."""
+    nan = _np.isnan(block)
+    key = _np.where(nan, _np.inf, block)
+    best = key.argmin(axis=1)
+    all_nan = nan.all(axis=1)
+    rows = _np.arange(block.shape[0])
+    fix = nan[rows, best] & ~all_nan  # a NaN first among +inf ties: the first number wins instead
+    best[fix] = (~nan & (key == key.min(axis=1, keepdims=True)))[fix].argmax(axis=1)
+    best[all_nan] = 0
+    return best
+
+
 @_on_stream
 def sqdist(
     x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, block_rows: int | None = None,
@@ -512,16 +526,9 @@ def kmeans_assign(x: DeviceArray, centroids: DeviceArray, *, stream: Stream | No
         for lo in range(0, m, step):
             block = _np.empty((_builtins.min(step, m - lo), k), _np.float64)
             _sqdist_host(xh[lo : lo + step], ch, block)
-            nan = _np.isnan(block)
-            key = _np.where(nan, _np.inf, block)
-            best = key.argmin(axis=1)
-            all_nan = nan.all(axis=1)
-            rows = _np.arange(block.shape[0])
-            fix = nan[rows, best] & ~all_nan  # a NaN first among +inf ties: the first number wins instead
-            best[fix] = (~nan & (key == key.min(axis=1, keepdims=True)))[fix].argmax(axis=1)
-            best[all_nan] = 0
+            best = _nearest(block)
             lh[lo : lo + step] = best
-            dh[lo : lo + step] = block[rows, best]
+            dh[lo : lo + step] = block[_np.arange(block.shape[0]), best]
         return labels, dist
     _ready(stream, x, centroids)
     if m:
@@ -581,6 +588,7 @@ def kmeans_step(
     _rows_fit_int("x", x)
     m, d = x.shape
     if isinstance(centroids, DeviceArray) and centroids.dtype == _np.float64 and centroids.c_contiguous:
+        centroids._check_live()
         c_host, shape = None, centroids.shape  # used where it is
     else:  # host data, or device data of another dtype or layout: float64 on the host (copied over on a GPU)
         raw = centroids.get() if isinstance(centroids, DeviceArray) else centroids
@@ -607,7 +615,7 @@ def kmeans_step(
         for lo in range(0, m, step):
             block = _np.empty((_builtins.min(step, m - lo), k), _np.float64)
             _sqdist_host(xh[lo : lo + step], c, block)
-            lh[lo : lo + step] = block.argmin(axis=1)
+            lh[lo : lo + step] = _nearest(block)
             dh[lo : lo + step] = block[_np.arange(block.shape[0]), lh[lo : lo + step]]
         if accumulate and m:
             _np.add.at(sums, lh, xh.astype(_np.float64))
@@ -773,10 +781,11 @@ def _class_intercepts(intercept: _Any, k: int) -> _np.ndarray:
     """Return ``intercept`` as float64 ``(k,)`` (zeros for None); any other shape is refused, as on the host."""
     if intercept is None:
         return _np.zeros(k)
-    b = _np.ascontiguousarray(intercept.get() if isinstance(intercept, DeviceArray) else intercept, dtype=_np.float64)
+    # asarray first: ascontiguousarray makes a 0-d value (1,), which the host refuses for k == 1
+    b = _np.asarray(intercept.get() if isinstance(intercept, DeviceArray) else intercept, dtype=_np.float64)
     if b.shape != (k,):
         raise ValueError(f"intercept must be ({k},), one per class; got shape {b.shape}")
-    return b
+    return _np.ascontiguousarray(b)
 
 
 def _loss_grad_gpu(x: DeviceArray, rows_kernel: str, rows_format: str, rows_args: tuple, tail: tuple, width_r: int,

@@ -476,3 +476,52 @@ def test_dlpack_import_refuses_widths_numpy_cannot_hold_quietly() -> None:
         t.dtype.code, t.dtype.bits = code, bits
         with pytest.raises(TypeError, match="not supported"):
             _dlpack.import_capsule(capsule)
+
+
+@pytest.mark.parametrize("call", ["get", "set", "copy", "fill_zero", "copy_to"])
+def test_a_bad_stream_is_a_type_error_after_a_write_on_a_stream(call: str) -> None:
+    """An array last written on a Stream waited for it on the stream= given before that was checked: an int gave
+    AttributeError ('int' object has no attribute 'wait_event')."""
+    s = cuda.Stream()
+    a = cuda.to_device(np.ones(4), stream=s)
+    b = cuda.to_device(np.ones(4))
+    calls = {
+        "get": lambda: a.get(stream=0),
+        "set": lambda: a.set(np.zeros(4), stream=0),
+        "copy": lambda: a.copy(stream=0),
+        "fill_zero": lambda: a.fill_zero(stream=0),
+        "copy_to": lambda: b.copy_to(a, stream=0),
+    }
+    with pytest.raises(TypeError, match="stream must be an hpc.cuda.Stream or None; got 0"):
+        calls[call]()
+    s.synchronize()
+
+
+def test_truth_value_is_numpys() -> None:
+    """Without __bool__, `if a:` tested the length: [0.0] was True, [0.0, 1.0] too, and a 0-d array raised."""
+    assert bool(cuda.to_device(np.array([0.0]))) is False
+    assert bool(cuda.to_device(np.array(1.0))) is True and bool(cuda.to_device(np.array(0.0))) is False
+    for n in (0, 2):
+        with pytest.raises(ValueError, match=f"of {n} elements is ambiguous"):
+            bool(cuda.to_device(np.zeros(n)))
+
+
+def test_numpy_conversion_on_a_gpu_raises_and_on_the_fallback_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU (no __array_interface__) np.asarray had built an object array of 0-d DeviceArrays through len()
+    and indexing, and to_device(a DeviceArray) failed with "not objects"; it raises TypeError as CuPy does, and
+    to_device / set take a DeviceArray through the host. On the fallback __array__ is the shared memory."""
+    from hpc.cuda import _backend
+
+    a = cuda.to_device(np.arange(4.0))
+    view = a.__array__()
+    view[0] = 7.0
+    assert a.get()[0] == 7.0
+    assert a.__array__(np.float32).dtype == np.float32 and a.__array__(copy=True) is not view
+    with pytest.raises(ValueError, match="without a copy"):
+        a.__array__(np.float32, copy=False)
+    copied = cuda.to_device(a)
+    assert copied.ptr != a.ptr and copied.get().tolist() == [7.0, 1.0, 2.0, 3.0]
+    monkeypatch.setattr(_backend, "on_gpu", lambda: True)
+    with pytest.raises(TypeError, match=r"use get\(\)"):
+        np.asarray(a)
+    assert cuda.zeros(4).set(a).get().tolist() == [7.0, 1.0, 2.0, 3.0]

@@ -149,3 +149,11 @@ def test_a_local_size_of_other_digits_is_no_size(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "0")
     monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "\u00b2")
     assert _launcher.local_size() is None
+
+
+@pytest.mark.parametrize("text", ["1_0", "+2", "\u0663", "2.0"])
+def test_a_local_rank_int_would_misread_is_refused(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    """int() took "1_0" as 10, "+2" as 2 and an Arabic-Indic three as 3; ASCII digits only, as for the sizes."""
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", text)
+    with pytest.raises(ValueError, match="OMPI_COMM_WORLD_LOCAL_RANK must be a non-negative integer"):
+        cuda.bind_rank()

@@ -459,3 +459,48 @@ def test_kmeans_assign_twin_refuses_another_dtype_with_type_error() -> None:
     x = cuda.to_device(np.ones((3, 2)))
     with pytest.raises(TypeError, match="same dtype"):
         twins.kmeans_assign(x, cuda.to_device(np.ones((2, 2), np.float32)))
+
+
+def test_fallback_axpy_of_0d_arrays_matches_the_host() -> None:
+    """0-d float64 inputs whose result is not finite, or whose product is tiny, failed in the fused multiply-add's
+    repair step (their arithmetic gives NumPy scalars, which take no item assignment)."""
+    from hpc import kernels
+
+    for a, xv, yv in [(2.0, np.inf, 1.0), (2.0, 1.0, np.nan), (1e-300, 1e-300, 1.0), (1e300, 1e300, 0.0), (2.0, 3.0, 1.0)]:
+        x, y = np.array(xv), np.array(yv)
+        want = kernels.axpy(a, x, y.copy())
+        got = kernels.axpy(a, cuda.to_device(x), cuda.to_device(y)).get()
+        assert got.shape == () and np.array_equal(got, want, equal_nan=True), (a, xv, yv, got, want)
+
+
+def test_kmeans_step_refuses_freed_centroids(no_leaks: None) -> None:
+    """float64 C-contiguous device centroids are used in place: freed, they had been read anyway (all labels 0 and
+    infinite distances, or a segfault once the pool had handed the memory back)."""
+    x = cuda.to_device(np.random.default_rng(0).standard_normal((50, 4)))
+    c = cuda.to_device(np.zeros((3, 4)))
+    c.free()
+    for block_rows in (None, 16):
+        with pytest.raises(RuntimeError, match="after free"):
+            twins.kmeans_step(x, c, block_rows=block_rows)
+    x.free()
+
+
+def test_kmeans_step_twin_takes_the_nan_rules_of_kmeans_assign(no_leaks: None) -> None:
+    """NumPy's argmin takes the first NaN: a NaN centroid had won every row. A number beats a NaN distance and an
+    all-NaN row gets 0, as kmeans_assign (host and twin) choose; the host kernel needs finite input."""
+    xh = np.array([[0.0, 0.0], [1.0, 1.0], [9.0, 9.0], [np.nan, 0.0]])
+    ch = np.array([[0.0, 0.0], [np.nan, 0.0], [9.0, 9.0]])
+    labels, dist = twins.kmeans_step(cuda.to_device(xh), ch)
+    assigned = twins.kmeans_assign(cuda.to_device(xh), cuda.to_device(ch))[0].get()
+    assert labels.get().tolist() == assigned.tolist() == [0, 0, 2, 0]
+    assert dist.get()[:3].tolist() == [0.0, 2.0, 0.0] and np.isnan(dist.get()[3])
+
+
+def test_a_scalar_intercept_for_one_class_is_refused_as_on_the_host() -> None:
+    """k = 1 and intercept=0.5: the host refuses shape (); the twin had read it as (1,)."""
+    from hpc import kernels
+
+    x = np.ones((3, 2))
+    for arg in (x, cuda.to_device(x)):
+        with pytest.raises(ValueError, match=r"intercept must be \(1,\), one per class; got shape \(\)"):
+            kernels.softmax_loss_grad(arg, np.zeros(3, int), np.ones((1, 2)), intercept=0.5)
