@@ -391,7 +391,8 @@ class DeviceArray:
         which NumPy asks first, gives it); on a GPU a ``TypeError``, as CuPy's (NumPy would otherwise build an
         object array of 0-d DeviceArrays through ``len`` and indexing)."""
         if _backend.on_gpu():
-            raise TypeError("a DeviceArray on a GPU does not convert to NumPy implicitly: use get() (a copy to the host)")
+            raise TypeError("a DeviceArray on a GPU does not convert to NumPy implicitly: use get() (a copy to the "
+                            "host)")
         view = _np.asarray(self)  # through __array_interface__
         if dtype is not None and _np.dtype(dtype) != view.dtype:
             if copy is False:

@@ -466,7 +466,8 @@ def test_fallback_axpy_of_0d_arrays_matches_the_host() -> None:
     repair step (their arithmetic gives NumPy scalars, which take no item assignment)."""
     from hpc import kernels
 
-    for a, xv, yv in [(2.0, np.inf, 1.0), (2.0, 1.0, np.nan), (1e-300, 1e-300, 1.0), (1e300, 1e300, 0.0), (2.0, 3.0, 1.0)]:
+    cases = [(2.0, np.inf, 1.0), (2.0, 1.0, np.nan), (1e-300, 1e-300, 1.0), (1e300, 1e300, 0.0), (2.0, 3.0, 1.0)]
+    for a, xv, yv in cases:
         x, y = np.array(xv), np.array(yv)
         want = kernels.axpy(a, x, y.copy())
         got = kernels.axpy(a, cuda.to_device(x), cuda.to_device(y)).get()
