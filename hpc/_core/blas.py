@@ -56,7 +56,10 @@ class _BlasCap:
     thread count only where it still has the count the cap set: where something else changed it meanwhile (a
     ``threadpool_limits`` block in another thread, which scikit-learn's KMeans opens, ending after the cap began),
     that later setting stays. Restoring every library regardless, as threadpoolctl's limiter does, left BLAS on one
-    thread for the rest of the process after such an interleaving.
+    thread for the rest of the process after such an interleaving. A setting made meanwhile that equals the cap's
+    cannot be told from it, and is undone with it (a ``threadpool_limits(1)`` block still open when a 2-thread
+    pool's run ends runs on with BLAS's former count). A BLAS loaded while the cap holds (SciPy's, imported by a
+    task) is not capped in that run.
     """
 
     def __init__(self) -> None:

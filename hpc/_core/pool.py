@@ -16,6 +16,7 @@ import os as _os
 import random as _random
 import sys as _sys
 import threading as _threading
+import time as _time
 import weakref as _weakref
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain as _chain
@@ -321,8 +322,9 @@ class _Workers:
         except BaseException:
             pass
 
-    def wait_until(self, event: _threading.Event) -> None:
+    def wait_until(self, event: _threading.Event, timeout: float | None = None) -> bool:
         """See :meth:`ThreadPool.wait_until`."""
+        deadline = None if timeout is None else _time.monotonic() + timeout
         worker = getattr(_local, "worker", None)
         if worker is not None:
             # a worker of this pool, or of another (install across pools, as Rayon's): it keeps its own pool's work
@@ -330,6 +332,8 @@ class _Workers:
             own, index = worker
             delay = 20e-6
             while not event.is_set():
+                if deadline is not None and _time.monotonic() >= deadline:
+                    return False
                 other = own._find_work(index)
                 if other is not None:
                     _run_in_own_scope(other.run)
@@ -337,9 +341,11 @@ class _Workers:
                 else:
                     event.wait(delay)
                     delay = min(delay * 2, 2e-3)
-        else:
-            while not event.wait(0.1):
-                pass
+            return True
+        while not event.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline - _time.monotonic()))):
+            if deadline is not None and _time.monotonic() >= deadline:
+                return False
+        return True
 
     def take_back(self, job: Job) -> bool:
         """See :meth:`ThreadPool.take_back`."""
@@ -454,9 +460,11 @@ class ThreadPool(_futures.Executor):
         """Wait for ``job`` like :meth:`wait_for` but ignore its outcome (used while another error propagates)."""
         self._core.wait_for_quietly(job)
 
-    def wait_until(self, event: _threading.Event) -> None:
-        """Wait for ``event``; a worker of this pool runs other work meanwhile."""
-        self._core.wait_until(event)
+    def wait_until(self, event: _threading.Event, timeout: float | None = None) -> bool:
+        """Wait for ``event``, at most ``timeout`` seconds when given, and return whether it is set; a worker of this
+        pool runs other work meanwhile (the time is looked at between the jobs it runs: one it runs may end past
+        the timeout)."""
+        return self._core.wait_until(event, timeout)
 
     def take_back(self, job: Job) -> bool:
         """Remove ``job`` from the queue it was pushed to, if no worker has taken it yet, and return whether it was

@@ -18,6 +18,7 @@ import concurrent.futures as _futures
 import contextlib as _contextlib
 import sys as _sys
 import threading as _threading
+import time as _time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -60,14 +61,18 @@ def register_joblib_backend() -> None:
 class _Call:
     """The batches of one ``Parallel`` call: how many are in flight, whether one failed, whether it was aborted."""
 
-    __slots__ = ("lock", "in_flight", "failed", "aborted", "settled", "from_outside", "on_drained", "parent",
-                 "openmp_threads")
+    __slots__ = ("lock", "in_flight", "last_end", "longest_gap", "failed", "aborted", "settled", "from_outside",
+                 "on_drained", "parent", "openmp_threads")
 
     def __init__(self, from_outside: bool = True, parent: _Call | None = None) -> None:
         self.from_outside = from_outside  # started by a thread that is not one of the pool's workers
         self.parent = parent  # the call whose batch made this nested call, if any
         self.lock = _threading.Lock()
         self.in_flight = 0
+        # when the last batch ended (ran, failed or was skipped), and the longest time the call went without one
+        # ending: what joblib's timeout limits, which a nested call checks itself (_wait_within_timeout)
+        self.last_end = _time.monotonic()
+        self.longest_gap = 0.0
         self.failed = False
         self.aborted = False
         self.settled = _threading.Event()  # set while nothing is in flight, and once a batch failed
@@ -110,7 +115,10 @@ class HpcBackend(AutoBatchingMixin, ParallelBackendBase):
 
     Note:
         Inside a worker the call waits until every batch is done before joblib sees any result, so
-        ``return_as="generator"`` yields late and ``timeout`` is not enforced there.
+        ``return_as="generator"`` yields late there. ``timeout`` holds there as joblib's does (a task's limit,
+        counted from when the result before it came): ``TimeoutError`` where the call went ``timeout`` seconds
+        without a batch ending; a batch the waiting worker runs itself meanwhile is not interrupted, so its
+        overrun raises when it ends.
     """
 
     default_n_jobs = -1
@@ -234,9 +242,11 @@ class HpcBackend(AutoBatchingMixin, ParallelBackendBase):
         generators and calls with a timeout, which keep joblib's own loop.
         """
         pool, call, parallel = self._pool, self._call, self.parallel
-        if pool is not None and (
-            pool.is_worker()
-            or (getattr(parallel, "timeout", None) is None and not getattr(parallel, "return_generator", False))
+        timeout = getattr(parallel, "timeout", None)
+        if pool is not None and pool.is_worker() and timeout is not None:
+            _wait_within_timeout(pool, call, timeout)
+        elif pool is not None and (
+            pool.is_worker() or (timeout is None and not getattr(parallel, "return_generator", False))
         ):
             pool.wait_until(call.settled)
         yield
@@ -305,28 +315,35 @@ class _OpenMPLimit:
     not reach the pool's workers: a batch running OpenMP code (HistGradientBoosting, many scikit-learn kernels) would
     start a full team of threads in every worker, n_jobs times the cores. loky caps it in each worker process; we cap
     it in the worker thread, for the batch's duration, through the process's one view of its thread pools
-    (:data:`hpc._core.blas.controllers`, which finds a library loaded later).
+    (:data:`hpc._core.blas.controllers`), looked at as each batch starts: a library that a batch loads (scikit-learn
+    imported inside a task) is capped from the next batch on.
     """
 
     def __init__(self) -> None:
-        self._controller: Any = None
+        self._selected: tuple[Any, Any] = (None, None)  # (the controllers' view, its OpenMP libraries or None)
 
     def threads_per_batch(self, n_jobs: int) -> int | None:
         """Return the OpenMP threads a batch of a call of ``n_jobs`` may use, or None when nothing needs a cap."""
         from hpc import config
 
         threads = max(1, config.available_cpus() // n_jobs)
-        if threads >= config.available_cpus():
-            return None
-        controller = _controllers.current()
-        self._controller = None if controller is None else controller.select(user_api="openmp")
-        return threads if self._controller is not None and self._controller.lib_controllers else None
+        return None if threads >= config.available_cpus() else threads
+
+    def _openmp(self) -> Any:
+        """The OpenMP libraries loaded now (a threadpoolctl controller), or None; chosen again after imports."""
+        current = _controllers.current()
+        source, selected = self._selected
+        if current is not source:
+            selected = None if current is None else current.select(user_api="openmp")
+            selected = selected if selected is not None and selected.lib_controllers else None
+            self._selected = (current, selected)
+        return selected
 
     @_contextlib.contextmanager
     def limited(self, threads: int | None) -> Iterator[None]:
-        """Cap OpenMP at ``threads`` in this thread for the block (no-op for None)."""
-        controller = self._controller
-        if threads is None or controller is None:
+        """Cap OpenMP at ``threads`` in this thread for the block (no-op for None, or with no OpenMP loaded)."""
+        controller = None if threads is None else self._openmp()
+        if controller is None:
             yield
             return
         limiter = controller.limit(limits=threads)
@@ -336,7 +353,7 @@ class _OpenMPLimit:
             limiter.restore_original_limits()
 
     def __repr__(self) -> str:
-        return f"<hpc joblib OpenMP limit controller={self._controller!r}>"
+        return f"<hpc joblib OpenMP limit controller={self._selected[1]!r}>"
 
 
 _openmp_limit = _OpenMPLimit()
@@ -376,6 +393,23 @@ def _descend(levels: int) -> None:
         _descend(levels - 1)
 
 
+def _wait_within_timeout(pool: _pool.ThreadPool, call: _Call, timeout: float) -> None:
+    """On a worker, wait for ``call``'s batches (running queued work meanwhile) and raise ``TimeoutError`` where the
+    call went ``timeout`` seconds without a batch ending: joblib's per-task limit, counted from the result before.
+    joblib's own loop, which checks it, runs only after this wait; a batch the waiting worker runs itself is not
+    interrupted, so its overrun is seen when it ends."""
+    while not pool.wait_until(call.settled, timeout):
+        if call.longest_gap > timeout or _time.monotonic() - call.last_end > timeout:
+            break
+    with call.lock:
+        late = call.longest_gap > timeout or (
+            not call.settled.is_set() and _time.monotonic() - call.last_end > timeout
+        )
+        failed = call.failed
+    if late and not failed:  # a failure is joblib's to raise
+        raise TimeoutError(f"a task of this Parallel call took longer than its timeout of {timeout:g} s")
+
+
 def _run_batch(func: Callable[[], Any], future: _futures.Future, call: _Call) -> None:
     failed = False
     try:
@@ -404,6 +438,9 @@ def _run_batch(func: Callable[[], Any], future: _futures.Future, call: _Call) ->
         drained = None
         with call.lock:
             call.in_flight -= 1
+            now = _time.monotonic()
+            call.longest_gap = max(call.longest_gap, now - call.last_end)
+            call.last_end = now
             if failed:
                 call.failed = True
             if call.in_flight == 0 or call.failed:

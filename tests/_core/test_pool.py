@@ -683,3 +683,18 @@ def test_install_across_two_pools_and_back_does_not_deadlock():
     assert out == [5]
     a.shutdown()
     b.shutdown()
+
+
+def test_wait_until_with_a_timeout_says_whether_the_event_came():
+    """From a plain thread and from a worker (which runs queued work meanwhile): False once the time has passed with
+    the event unset, True as soon as it is set."""
+    import threading
+
+    from hpc import ThreadPool
+
+    with ThreadPool(2) as pool:
+        unset, done = threading.Event(), threading.Event()
+        done.set()
+        assert pool.wait_until(unset, 0.05) is False and pool.wait_until(done, 0.05) is True
+        assert pool.install(lambda: (pool.wait_until(unset, 0.05), pool.wait_until(done, 0.05))) == (False, True)
+        assert pool.wait_until(done) is True

@@ -408,3 +408,78 @@ def test_batches_run_openmp_with_their_share_of_the_cores():
 
     assert run_with_timeout(run) == [max(1, cpus // 2)] * 4
     assert _openmp_effective_n_threads() == cpus  # the caller's own setting is untouched
+
+
+def test_a_nested_call_keeps_its_timeout():
+    """On a worker the nested call waited for every batch before joblib's loop (which checks the timeout) ran: a
+    stuck task hung it without a TimeoutError. A task that overruns the limit raises TimeoutError once it ends (a
+    thread is not interrupted), and the call's other stuck batches are skipped."""
+    never = threading.Event()
+
+    def stuck() -> str:
+        never.wait(1.0)
+        return "returned"
+
+    def inner(_: int) -> str:
+        try:
+            Parallel(n_jobs=2, timeout=0.2)(delayed(stuck)() for _ in range(4))
+        except TimeoutError:
+            return "TimeoutError"
+        return "no TimeoutError"
+
+    def outer():
+        with ThreadPool(2), parallel_config(backend="hpc"):
+            return Parallel(n_jobs=2)(delayed(inner)(i) for i in range(2))
+
+    assert run_with_timeout(outer) == ["TimeoutError"] * 2
+
+
+def test_a_nested_call_longer_than_its_timeout_whose_tasks_are_quick_does_not_time_out():
+    """joblib's timeout limits each task (counted from the result before it), not the call: 40 tasks of 0.05 s on
+    one or two threads take 1-2 s, beyond a timeout of 0.5 s, and raise nothing."""
+
+    def quick(i: int) -> int:
+        time.sleep(0.05)
+        return i
+
+    def inner(_: int) -> int:
+        return sum(Parallel(n_jobs=2, timeout=0.5, batch_size=1)(delayed(quick)(i) for i in range(40)))
+
+    def outer():
+        with ThreadPool(2), parallel_config(backend="hpc"):
+            return Parallel(n_jobs=2)(delayed(inner)(i) for i in range(2))
+
+    assert run_with_timeout(outer) == [780, 780]
+
+
+def test_an_openmp_a_batch_loads_is_capped_from_the_next_batch_on():
+    """The OpenMP cap was chosen once, when the call started: in a process that had not loaded scikit-learn's
+    OpenMP, every batch of the call that loaded it ran full teams. The batches after the one that loads it run
+    capped (the loading batch itself is not: the library comes during it)."""
+    pytest.importorskip("sklearn")
+    from hpc import config
+
+    if config.available_cpus() < 2:
+        pytest.skip("one CPU: nothing to share")
+    code = """
+import threading
+import joblib
+from joblib import Parallel, delayed
+import hpc
+
+first_done = threading.Event()
+
+def counts(i):
+    if i > 0:
+        first_done.wait(60)  # every later batch starts after the one that imports
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+    first_done.set()
+    return _openmp_effective_n_threads()
+
+with joblib.parallel_config(backend="hpc"):
+    out = Parallel(n_jobs=2, batch_size=1)(delayed(counts)(i) for i in range(6))
+print(out[-1])
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.split()[-1]) == max(1, config.available_cpus() // 2)
