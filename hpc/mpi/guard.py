@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit as _atexit
 import os as _os
 import signal as _signal
 import socket as _socket
@@ -109,7 +110,7 @@ def _header_step(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
     h = ((_zlib.crc32(key) << 30) ^ _zlib.adler32(key)) & ((1 << 62) - 1)
     words = _np.array([h, -h], _np.int64)
     engine.seq += 1
-    wait(engine, engine.mpi.Iallreduce(_mpi.in_place(), words, _mpi.builtin_op("max")), what)
+    wait(engine, engine.mpi.Iallreduce(_mpi.in_place(), words, _mpi.builtin_op("max")), what, in_order=True)
     if words[0] != -words[1]:
         _mismatch(engine, what, signature)
 
@@ -282,15 +283,29 @@ _outbox: list[Any] = []
 _tag: int | None = None
 
 
-def _note_hosts(engine: Any, what: str) -> None:
+def _note_hosts(engine: Any, in_order: bool) -> None:
     table = _hosts.get(id(engine.mpi))
     if table is None:
-        # Start the names' allgather here, right after a collective every rank starts in the same order. Not in an
-        # iallreduce: a future may be waited for out of that order, and the allgathers would then cross.
-        if what != "iallreduce":
+        # Start the names' allgather at a wait every rank reaches in the same order: a header step, or a blocking
+        # collective's own wait. Not at an iallreduce's own wait: a future may be waited for out of that order, and
+        # the allgathers would then cross (a rank whose first collective is an iallreduce starts it in the header).
+        if in_order:
+            if not _hosts:
+                _atexit.register(_finish_host_tables)
             _hosts[id(engine.mpi)] = _Hosts(engine.mpi, engine.size)
     elif table.names is None:
         table.poll()
+
+
+def _finish_host_tables() -> None:
+    """At exit, before MPI finalizes (atexit runs this first: it was registered after mpi4py's), complete the
+    gatherings still pending, which MPICH otherwise reports ("Builtin communicator ... has pending 1 references").
+    Every rank started them; a rank that never comes is waited for a second at most."""
+    deadline = _time.monotonic() + 1.0
+    for table in list(_hosts.values()):
+        while table.names is None and _time.monotonic() < deadline:
+            if table.poll() is None:
+                _time.sleep(1e-3)
 
 
 def _host_names(engine: Any) -> list[str] | None:
@@ -381,21 +396,22 @@ def _report(engine: Any, what: str, waited: float, heard: dict[int, tuple[int, s
     return "\n".join(lines) + "\n"
 
 
-def wait(engine: Any, request: Any, what: str) -> None:
+def wait(engine: Any, request: Any, what: str, in_order: bool | None = None) -> None:
     """Wait for a non-blocking collective, enforcing ``HPC_MPI_TIMEOUT`` when it is set.
 
     On a stall the rank asks the others where they are, prints which collective stalled, which ranks and hosts did
     not answer and where the others wait, with its stack, then aborts the job: the other ranks may be stuck in MPI and
     could never see a Python exception. If the launcher cannot end this rank (its host is cut off), it leaves on its
     own. The first watched collective on a communicator also gathers every rank's host name (in the background),
-    so that a report can name hosts without communicating.
+    so that a report can name hosts without communicating. ``in_order``: whether every rank waits here in the same
+    order (default: every collective's wait but an ``iallreduce``'s, whose future may be waited for out of order).
     """
     timeout = engine.timeout
     if timeout <= 0:
         request.Wait()
         return
     _steps.pop(_threading.get_ident(), None)  # this thread's blocking step, if any, is over
-    _note_hosts(engine, what)
+    _note_hosts(engine, what != "iallreduce" if in_order is None else in_order)
     start = _time.monotonic()
     delay = 1e-5
     while not request.Test():

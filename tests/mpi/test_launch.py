@@ -340,3 +340,44 @@ def test_process_workers_started_before_mpi_still_refuse_a_fit():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("refused: True") == 2, proc.stdout + proc.stderr
+
+
+@needs_mpiexec
+def test_a_first_iallreduce_against_another_collective_is_a_mismatch_under_the_watchdog():
+    """The host names' gathering started at the first watched wait but an iallreduce's: a rank whose first call was
+    an iallreduce never started it, and its partner waited for it in the mismatch report (a hang the watchdog
+    did not see). Both ranks raise RankMismatchError."""
+    proc, _ = _run_job(
+        """
+        import sys
+        import numpy as np
+        from hpc import mpi
+        c = mpi.world()
+        try:
+            c.iallreduce(np.arange(3.0)).result() if c.rank == 0 else c.allreduce(np.arange(3.0))
+        except mpi.RankMismatchError:
+            sys.stdout.write(f"{c.rank} RankMismatchError\\n")  # one write: the ranks' lines do not interleave
+            sys.stdout.flush()
+        """,
+        ranks=2,
+        HPC_MPI_TIMEOUT="5",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.splitlines()) == ["0 RankMismatchError", "1 RankMismatchError"], proc.stdout
+
+
+@needs_mpiexec
+def test_a_watched_job_leaves_no_request_pending_at_finalize():
+    """The host names' gathering was never completed when no watched wait came after it: MPICH printed "Builtin
+    communicator ... has pending 1 references" at the end of every watched job."""
+    proc, _ = _run_job(
+        """
+        import sys
+        from hpc import mpi
+        sys.stdout.write(f"{mpi.world().allreduce(1.0)}\\n")
+        """,
+        ranks=2,
+        HPC_MPI_TIMEOUT="5",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["2.0", "2.0"] and "pending" not in proc.stderr, proc.stderr
