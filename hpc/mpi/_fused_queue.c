@@ -814,6 +814,20 @@ queue_take(Queue *self, PyObject *Py_UNUSED(ignored))
 
 #define FNV_PRIME 1099511628211ULL
 
+/* MurmurHash3's 64-bit finalizer: every bit of h reaches the top 20 bits the checksum keeps (FNV's multiply carries
+   a difference only upwards, so batches differing in a low bit, a float32 and an int32 batch of one length, kept the
+   same top bits). hpc.mpi._fused_queue_py.fmix64 is its twin. */
+static unsigned long long
+fmix64(unsigned long long h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
 /* The block's end in C, when every entry went to the fast lane and the engine lets MPI be called directly (no check
    mode, no watchdog): what Fused.flush does then, without its Python calls (they cost more than the Allreduce of a
    small block). On several ranks the float64 batch carries the checksum of every batch (hpc.mpi.fused._checksum:
@@ -842,6 +856,7 @@ queue_finish(Queue *self)
             if (batches[k] != NULL)
                 h = (h ^ batches[k]->structure ^ ((unsigned long long)batches[k]->size << 3) ^ (unsigned long long)k) *
                     FNV_PRIME;
+        h = fmix64(h);
         double word = (double)(h >> 44); /* 20 bits: its square and the sums over ranks stay exact */
         if (batch_push(doubles, word) < 0 || batch_push(doubles, word * word) < 0 || batch_push(doubles, 1.0) < 0)
             goto done;

@@ -20,6 +20,16 @@ KINDS = "dfli"  # the lane's dtypes by struct format character (float64, float32
 #: FNV-1a's start and prime, and the 64 bits the structure hashes (and hpc.mpi.fused's checksum) keep
 FNV_START, FNV_PRIME, MASK = 14695981039346656037, 1099511628211, (1 << 64) - 1
 
+
+def fmix64(h: int) -> int:
+    """MurmurHash3's 64-bit finalizer (the C lane's ``fmix64``): every bit of ``h`` reaches the top bits a checksum
+    keeps; FNV's multiply carries a difference only upwards."""
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & MASK
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & MASK
+    return h ^ (h >> 33)
+
 _LONG_SIZE = _array.array("l").itemsize
 
 

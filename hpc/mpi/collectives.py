@@ -333,6 +333,7 @@ class CollectiveFuture:
         # `send` is held until the request completes: MPI reads it meanwhile
         self._engine, self._request, self._send, self._recv, self._finish = engine, request, send, recv, finish
         self._done = False
+        self._outcome: tuple[bool, Any] | None = None  # (raised, the value or the exception), made once
 
     def done(self) -> bool:
         """Return whether the collective has completed (never blocks)."""
@@ -341,11 +342,20 @@ class CollectiveFuture:
         return self._done
 
     def result(self) -> Any:
-        """Wait for the collective and return what :meth:`~hpc.mpi.Comm.allreduce` would have returned."""
+        """Wait for the collective and return what :meth:`~hpc.mpi.Comm.allreduce` would have returned; every call
+        returns that same value (or raises the same exception), as :class:`concurrent.futures.Future` does."""
         if not self._done:
             _guard.wait(self._engine, self._request, "iallreduce")
             self._done = True
-        return self._finish(self._recv)
+        if self._outcome is None:  # finished once: float min/max decode their keys in place
+            try:
+                self._outcome = (False, self._finish(self._recv))
+            except Exception as exc:
+                self._outcome = (True, exc)
+        raised, value = self._outcome
+        if raised:
+            raise value
+        return value
 
     def __repr__(self) -> str:
         return f"<hpc.mpi CollectiveFuture {'done' if self._done else 'pending'}>"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.mpi import guard as _guard
-from hpc.mpi._fused_queue_py import FNV_PRIME, FUSE_MAX, KINDS, MASK, _lane_kind
+from hpc.mpi._fused_queue_py import FNV_PRIME, FUSE_MAX, KINDS, MASK, _lane_kind, fmix64
 from hpc.mpi.collectives import (
     _integer_result,
     _integer_total,
@@ -201,7 +201,7 @@ def _checksum(doubles: Any, others: Any, entries: list[Any] | None, integers: in
         h = ((h ^ batch.structure ^ (len(batch) << 3) ^ KINDS.index(batch.kind)) * FNV_PRIME) & MASK
     if entries or integers:
         h = ((h ^ _zlib.crc32(repr((_slow(entries), integers)).encode())) * FNV_PRIME) & MASK
-    return float(h >> 44)
+    return float(fmix64(h) >> 44)
 
 
 

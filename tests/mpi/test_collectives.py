@@ -621,3 +621,14 @@ def test_a_user_op_numba_cannot_compile_raises_type_error_on_every_rank(comm):
     good = mpi.op(lambda a, b: max(abs(a), abs(b)))
     want = [2.0, 1.0] if comm.size > 1 else [-2.0, 1.0]  # one rank: MPI combines nothing
     np.testing.assert_array_equal(comm.allreduce(np.array([-2.0, 1.0]), op=good), want)
+
+
+def test_iallreduce_result_called_twice_returns_the_same_value(comm):
+    """A float min/max future decoded its integer keys in place on every result() call: the second call returned
+    other numbers (-1.5 for -3.0) and changed the array the first call had returned."""
+    future = comm.iallreduce(np.array([-1.5 * (comm.rank + 1), 0.0]), op="min")
+    first = future.result()
+    second = future.result()
+    assert second is first and first.tolist() == [-1.5 * comm.size, 0.0]
+    scalar = comm.iallreduce(-2.0, op="max")
+    assert scalar.result() == scalar.result() == -2.0

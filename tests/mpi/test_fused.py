@@ -128,6 +128,12 @@ def test_fused_detects_different_sequences(comm, fused):
         lambda f: (f.allreduce(1.0), f.allreduce(np.zeros((2, 3) if odd else (3, 2)))),
         lambda f: (f.allreduce(np.zeros(2)), f.allreduce(1.0)) if odd else (f.allreduce(1.0), f.allreduce(np.zeros(2))),
         lambda f: (f.allreduce(1.0), f.allreduce(np.arange(2.0 + odd, dtype=np.float32))),
+        # another lane of as many elements: the checksum's top bits had kept a low-bit difference out (a float32 and
+        # an int32 array were reduced together, each rank reading garbage)
+        # (a float64 array against an int64 one changes the float64 buffer's length: MPI's error, docs/mpi.md)
+        lambda f: f.allreduce(np.ones(2, np.float32 if odd else np.int32)),
+        lambda f: f.allreduce(np.ones(2, np.float32 if odd else np.int64)),
+        lambda f: f.allreduce(np.ones(3, np.int32 if odd else np.int64)),
     ]
     for queue in cases:
         with pytest.raises(mpi.RankMismatchError, match="different sequences"):

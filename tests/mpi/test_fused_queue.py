@@ -508,3 +508,13 @@ def test_a_result_reads_value_by_any_spelling_of_the_name(queue):
     with pytest.raises(AttributeError):
         _ = result.nope
     assert "value" in dir(result)
+
+
+def test_the_checksum_finalizer_is_murmurs():
+    """The Python twin of the C lane's fmix64 (the two must agree bit for bit: a rank may end its block in either):
+    MurmurHash3's published finalizer values, and one bit of difference reaching the top 20 bits."""
+    from hpc.mpi._fused_queue_py import fmix64
+
+    assert fmix64(0) == 0
+    assert fmix64(1) == 0xB456BCFC34C2CB2C
+    assert all(fmix64(h) >> 44 != fmix64(h ^ 2) >> 44 for h in (328252, 1 << 40, 12345678901234))
