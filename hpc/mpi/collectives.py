@@ -40,6 +40,12 @@ class _Prepared:
 
     __slots__ = ("array", "shape", "dtype", "python_scalar", "numpy_scalar", "keyed")
 
+    @property
+    def agreed(self) -> str:
+        """The dtype the ranks must agree on: the caller's in native byte order (a ``>f8`` rank and a ``<f8`` one
+        send the same native values, and agree)."""
+        return self.dtype.newbyteorder("=").str
+
     def __init__(self, x: Any, op: Op | None, what: str) -> None:
         self.numpy_scalar = isinstance(x, _np.generic)
         # numpy.float64 and numpy.complex128 subclass float and complex: they come back as NumPy scalars
@@ -149,7 +155,7 @@ def allreduce(engine: Any, x: Any, op: Any = "sum", out: Any = None, reproducibl
     if o is _SUM and _is_integer_scalar(x):  # the built-in sum, not a user op named "sum"; exact is reproducible
         return _integer_scalar_sum(engine, x, "allreduce", (o.name, "integer scalar", (), bool(reproducible)), out)
     prep = _prepared(engine, x, o, "allreduce")
-    _guard.check_agreement(engine, "allreduce", (o.name, prep.dtype.str, prep.shape, bool(reproducible)))
+    _guard.check_agreement(engine, "allreduce", (o.name, prep.agreed, prep.shape, bool(reproducible)))
     if reproducible:
         if o.builtin != "sum":
             what = f"op={o.name!r}" if o.builtin else f"the user op {o.name!r}"
@@ -385,7 +391,7 @@ def iallreduce(engine: Any, x: Any, op: Any = "sum") -> CollectiveFuture:
             return _integer_result(x, total)
     else:
         prep = _prepared(engine, x, o, "iallreduce")
-        _guard.check_agreement(engine, "iallreduce", (o.name, prep.dtype.str, prep.shape))
+        _guard.check_agreement(engine, "iallreduce", (o.name, prep.agreed, prep.shape))
         send = prep.array
 
         def finish(recv: Any) -> Any:
@@ -410,7 +416,7 @@ def reduce(engine: Any, x: Any, op: Any = "sum", root: int = 0) -> Any:
         total = _integer_scalar_sum(engine, x, "reduce", (o.name, "integer scalar", (), root))
         return total if engine.rank == root else None
     prep = _prepared(engine, x, o, "reduce")
-    _guard.check_agreement(engine, "reduce", (o.name, prep.dtype.str, prep.shape, root))
+    _guard.check_agreement(engine, "reduce", (o.name, prep.agreed, prep.shape, root))
     recv = _np.empty_like(prep.array)
     engine.run(
         "reduce",
@@ -427,6 +433,8 @@ def bcast(engine: Any, x: Any, root: int = 0) -> Any:
     if engine.rank == root:
         if isinstance(x, _np.generic) and x.dtype.kind not in "biufc":  # a NumPy string, datetime, void scalar
             meta = ("object", x)  # any other Python object, pickled (only arrays of such dtypes are refused)
+        elif isinstance(x, _np.ndarray) and type(x) is not _np.ndarray:  # a masked array, a matrix: pickled,
+            meta = ("object", x)  # as mpi4py sends them (a buffer would drop the mask, or the class)
         elif isinstance(x, (_np.ndarray, _np.generic, *_SCALARS)):
             try:
                 prep = _Prepared(x, None, "bcast")
@@ -476,7 +484,7 @@ def allgather(engine: Any, x: Any) -> Any:
     # The layout of every rank's part is needed anyway (counts for Allgatherv); checking it costs nothing more. It
     # starts with the collective's name, as check mode's signatures do: a rank in another collective's check is
     # reported on every rank, here and there.
-    layouts = allgather_objects(engine, "allgather", ("allgather", arr.shape[0], arr.shape[1:], prep.dtype.str))
+    layouts = allgather_objects(engine, "allgather", ("allgather", arr.shape[0], arr.shape[1:], prep.agreed))
     if any(lay[0] != "allgather" or lay[2:] != layouts[0][2:] for lay in layouts):
         lines = "\n".join(f"  rank {r}: {lay[0]} {lay[1:]}" for r, lay in enumerate(layouts))
         raise _guard.RankMismatchError(
@@ -500,7 +508,7 @@ def reduce_scatter(engine: Any, x: Any, op: Any = "sum") -> Any:
     if _np.ndim(x) == 0:  # before _Prepared, whose contiguous copy of a 0-d array has shape (1,)
         raise ValueError("reduce_scatter needs an array with at least one dimension; got a scalar")
     prep = _prepared(engine, x, o, "reduce_scatter")
-    _guard.check_agreement(engine, "reduce_scatter", (o.name, prep.dtype.str, prep.shape))
+    _guard.check_agreement(engine, "reduce_scatter", (o.name, prep.agreed, prep.shape))
     n = prep.array.shape[0]
     row = int(_np.prod(prep.array.shape[1:], dtype=_np.int64))
     rows = [len(b) for b in _np.array_split(_np.arange(n), engine.size)]
@@ -521,7 +529,7 @@ def scan(engine: Any, x: Any, op: Any = "sum", exclusive: bool = False) -> Any:
     if o is _SUM and _is_integer_scalar(x):  # exact, as in allreduce
         return _integer_scalar_scan(engine, x, what, exclusive)
     prep = _prepared(engine, x, o, what)
-    _guard.check_agreement(engine, what, (o.name, prep.dtype.str, prep.shape))
+    _guard.check_agreement(engine, what, (o.name, prep.agreed, prep.shape))
     recv = _np.empty_like(prep.array)
     if exclusive:
         engine.run(

@@ -61,12 +61,15 @@ class Op:
             return
         import numba
 
-        array = numba.types.Array(numba.from_dtype(dtype), 1, "C")
         try:
+            array = numba.types.Array(numba.from_dtype(dtype), 1, "C")  # long double: numba has no type for it
             self.kernel.compile((array, array))  # returns at once where MPI's callback compiled it already
-        except numba.core.errors.TypingError as exc:
+        except numba.core.errors.TypingError as exc:  # NumbaNotImplementedError (a dtype numba lacks) is one too
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            call = next((line for line in lines if line.startswith(">>>")), lines[1] if len(lines) > 1 else "")
+            if isinstance(exc, numba.core.errors.NumbaNotImplementedError):  # from_dtype: no numba type
+                call = f"numba has no type for {dtype}"
+            else:
+                call = next((line for line in lines if line.startswith(">>>")), lines[1] if len(lines) > 1 else "")
             raise TypeError(
                 f"op {self.name!r} cannot combine {dtype} values: numba could not compile its function (failed: "
                 f"{call.lstrip('> ')})"

@@ -22,6 +22,12 @@ The method is binned fixed-point accumulation in the style of ReproBLAS, with on
 ``(n-1) * 2**-53 * sum|x_i|``; ours is tighter by a factor of ~128 per term, and its rounding errors are
 unbiased (tested on hard data).
 
+**Dtypes.** The words are float64's: float16 and float32 results are rounded from the float64 result, a second
+rounding (within half an ulp of their dtype and ``2**-53`` of the result: ``1 + 2**-24 + 2**-54`` in float32 gives
+``1.0``, the correctly rounded sum ``1 + 2**-23``). A zero total is ``+0.0``, also where every term is ``-0.0``
+(IEEE's sum, which ranks would have to agree on at the cost of another collective). ``longdouble`` and
+``clongdouble`` are refused (``TypeError``): float64 words would drop their range and their extra bits.
+
 **Non-finite values.** A position holding a NaN, or both +inf and -inf, sums to NaN, always the same one
 (``0x7FF8000000000000``: a plain sum would pass on one operand's sign and payload, which one depending on the
 order); a position holding infinities of one sign sums to that infinity. Its finite terms cannot change either
@@ -68,6 +74,13 @@ __all__ = ["reproducible_allreduce", "reproducible_sum"]
 USE_NODE_WINDOW = True
 
 
+def _refuse_wide(dtype: _np.dtype) -> None:
+    """Raise TypeError for long double data (see "Dtypes" above): on every rank alike, as the dtypes agree."""
+    if dtype.kind in "fc" and dtype.itemsize > (8 if dtype.kind == "f" else 16):
+        raise TypeError(f"reproducible sums work in float64 words, which would drop {dtype}'s range and precision; "
+                        "pass float64 data, or sum with reproducible=False")
+
+
 def reproducible_allreduce(engine: Any, x: _np.ndarray) -> _np.ndarray:
     """Return the reproducible sum of every rank's ``x`` (``comm.allreduce(x, reproducible=True)``), on every rank.
 
@@ -75,6 +88,7 @@ def reproducible_allreduce(engine: Any, x: _np.ndarray) -> _np.ndarray:
     each rank sums its share of the columns with every term at hand: no exponent collective, one pass instead of
     three. Elsewhere, :func:`reproducible_sum` of one row per rank. Both give the same bits.
     """
+    _refuse_wide(x.dtype)
     if x.size and x.dtype.kind in "fc" and USE_NODE_WINDOW:
         window = _node_window.node_window(engine)
         if window is not None:
@@ -137,6 +151,7 @@ def reproducible_sum(engine: Any, rows: _np.ndarray) -> _np.ndarray:
         them, in int64, or uint64 for unsigned ones: exact modulo 2**64, whatever the order).
     """
     rows = _np.asarray(rows)
+    _refuse_wide(rows.dtype)
     if rows.dtype.kind in "biu":  # NumPy's sum (int64; uint64 for unsigned): integer sums need no care for order
         return engine.allreduce(_np.asarray(rows.sum(axis=0)))
     if rows.dtype.kind == "c":  # parts assigned, not `re + 1j * im`: 1j * inf is nan + inf*j

@@ -49,7 +49,7 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
         imag = given.imag if given.dtype.kind == "c" else _np.zeros_like(part, dtype=_np.float64)
         _, mean_im, var_im, _ = _moments_of_reals(comm, imag, axis, ddof, given.dtype)
         mean_total, var = mean_total + 1j * mean_im, var + var_im
-    if dtype.kind in "fc" and dtype.itemsize < (8 if dtype.kind == "f" else 16):  # computed in float64: NumPy's dtype
+    if dtype.kind in "fc" and dtype.itemsize != (8 if dtype.kind == "f" else 16):  # computed in float64: NumPy's dtype
         mean_total = mean_total.astype(dtype)
         var = var.astype(_np.empty(0, dtype).real.dtype)
     if _np.ndim(count) == 0:
@@ -150,7 +150,7 @@ def sum(comm: Any, x: Any, *, reproducible: bool = False) -> Any:  # noqa: A001 
         a = a.reshape(1)
     if reproducible:
         # named as the caller wrote it: the first check inside would be the exponent step's, "allreduce ('max', ...)"
-        _guard.check_agreement(comm._engine, "mpi.sum", (a.dtype.str, a.shape[1:], True))
+        _guard.check_agreement(comm._engine, "mpi.sum", (a.dtype.newbyteorder("=").str, a.shape[1:], True))
         return reproducible_sum(comm._engine, a)  # the engine: the handle hpc.mpi's modules take
     return comm.allreduce(_np.asarray(a.sum(axis=0)))
 
@@ -174,12 +174,12 @@ def histogram(comm: Any, x: Any, bins: int = 10, range: tuple[float, float] | No
         hi = float(a.max()) if a.size else -_np.inf
         if lo != lo:  # a NaN: an infinite range, refused below on every rank
             lo, hi = -_np.inf, _np.inf
-        # NumPy computes the edges in the data's float dtype (float64 for integers): the widest over the ranks, as
-        # in the gathered array, travels with the range, so every rank makes the same edges
-        width = float(a.dtype.itemsize if a.dtype.kind == "f" else 8)
-        both = comm.allreduce(_np.array([-lo, hi, width]), op="max")
+        # NumPy computes the edges in the data's float dtype (float64 for integers): the gathered array's, which
+        # travels with the range (the widest float any rank's dtype needs, and whether any rank holds floats), so
+        # every rank makes the same edges
+        both = comm.allreduce(_np.array([-lo, hi, _float_width(a.dtype), float(a.dtype.kind == "f")]), op="max")
         lo, hi = -both[0], both[1]
-        common = _np.dtype(f"f{int(both[2])}")
+        common = _np.dtype(f"f{int(both[2])}") if both[3] else _np.dtype(_np.float64)
         if a.dtype != common:
             a = a.astype(common)
         if lo > hi:  # no data anywhere: numpy uses (0, 1)
@@ -191,6 +191,14 @@ def histogram(comm: Any, x: Any, bins: int = 10, range: tuple[float, float] | No
     return comm.allreduce(counts.astype(_np.int64)), edges
 
 
+def _float_width(dtype: _np.dtype) -> float:
+    """The bytes of the narrowest float that holds ``dtype``'s values as NumPy promotes it beside floats
+    (``result_type(int8, float16)`` is float16, of int16 float32, of int32 and wider float64)."""
+    if dtype.kind == "f":
+        return float(dtype.itemsize)
+    return float(_np.result_type(dtype, _np.float16).itemsize)
+
+
 def dot(comm: Any, a: Any, b: Any, *, reproducible: bool = False) -> Any:
     """Return the dot product of two distributed vectors (each rank holds matching parts of ``a`` and ``b``)."""
     comm = as_comm(comm)
@@ -199,7 +207,7 @@ def dot(comm: Any, a: Any, b: Any, *, reproducible: bool = False) -> Any:
         raise ValueError(f"a and b must have the same local shape; got {a.shape} and {b.shape}")
     if a.dtype == bool and b.dtype == bool:  # NumPy's dot of booleans is an OR of ANDs, not a count
         return comm.allreduce(_np.asarray(_np.dot(a.reshape(-1), b.reshape(-1))), op="lor")[()]
-    if reproducible:
+    if reproducible and _np.result_type(a, b).kind in "fc":  # integer sums are exact in any order: NumPy's dtype
         return sum(comm, (a * b).reshape(-1), reproducible=True)[()]
     return comm.allreduce(_np.asarray(_np.dot(a.reshape(-1), b.reshape(-1))))[()]
 

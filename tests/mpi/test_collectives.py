@@ -632,3 +632,31 @@ def test_iallreduce_result_called_twice_returns_the_same_value(comm):
     assert second is first and first.tolist() == [-1.5 * comm.size, 0.0]
     scalar = comm.iallreduce(-2.0, op="max")
     assert scalar.result() == scalar.result() == -2.0
+
+
+def test_bcast_of_an_ndarray_subclass_keeps_it(comm):
+    """A masked array or a matrix went through the buffer path as a plain ndarray: the mask was dropped (the masked
+    value came back), the matrix became an array. They are pickled, as mpi4py's bcast sends them."""
+    masked = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])
+    got = comm.bcast(masked if comm.rank == 0 else None)
+    assert isinstance(got, np.ma.MaskedArray) and got.mask.tolist() == [False, True, False]
+    assert got.filled(0.0).tolist() == [1.0, 0.0, 3.0]
+    matrix = comm.bcast(np.matrix([[1, 2]]) if comm.rank == 0 else None)
+    assert type(matrix) is np.matrix and matrix.tolist() == [[1, 2]]
+
+
+def test_byte_orders_may_differ_between_ranks_in_check_mode_too(comm):
+    """A '>f8' rank and a '<f8' rank send the same native values and sum right without check mode; check mode
+    compared the dtypes as written and raised RankMismatchError."""
+    x = np.arange(3.0)
+    mine = x.astype(">f8") if comm.rank % 2 else x
+    assert comm.allreduce(mine).tolist() == (x * comm.size).tolist()
+    assert comm.allgather(mine).tolist() == np.tile(x, comm.size).tolist()
+
+
+def test_a_user_op_on_a_dtype_numba_lacks_is_a_type_error_naming_it(comm):
+    """numba has no long double type: its NumbaNotImplementedError escaped instead of the TypeError naming the op."""
+    absmax = mpi.op(lambda a, b: max(abs(a), abs(b)), name="absmax")
+    with pytest.raises(TypeError, match="op 'absmax' cannot combine float128 values.*numba has no type for float128"):
+        comm.allreduce(np.array([-3.0], np.longdouble), op=absmax)
+    assert abs(comm.allreduce(np.array([-3.0]), op=absmax)[0]) == 3.0  # one rank: its value, no combining

@@ -184,8 +184,8 @@ def test_every_collective_is_watched_before_it_can_block(comm, check, monkeypatc
     assert watched.timeout > 0 and watched.check == (check == "1")
     real_wait = guard.wait
 
-    def wait(c, request, what):
-        real_wait(c, request, what)
+    def wait(c, request, what, in_order=None):
+        real_wait(c, request, what, in_order)
         if isinstance(c.mpi, _Watched):
             c.mpi.synced = True
 

@@ -309,3 +309,13 @@ def test_one_rank_sums_every_term_at_hand_with_the_message_lanes_bits(k):
     assert single.dtype == np.float32
     assert single.tobytes() == repro._sum_in_messages(engine, rows.astype(np.float32).astype(np.float64)).astype(
         np.float32).tobytes()
+
+
+def test_reproducible_sums_refuse_long_doubles(comm):
+    """They were summed in float64 words without a word: 1e400 became inf, 2**-60 beside 1 was lost."""
+    for x in (np.array([1.0, 1e400], np.longdouble), np.array([1.0j], np.clongdouble)):
+        with pytest.raises(TypeError, match="reproducible sums work in float64 words"):
+            comm.allreduce(x, reproducible=True)
+        with pytest.raises(TypeError, match="reproducible sums work in float64 words"):
+            mpi.sum(comm, x, reproducible=True)
+    assert comm.allreduce(np.array([1e400], np.longdouble))[0] == np.longdouble(1e400) * comm.size

@@ -206,3 +206,37 @@ def test_histogram_of_float32_data_makes_numpys_float32_edges(comm):
 def test_sum_of_a_scalar_is_one_row_reproducible_or_not(comm):
     """mpi.sum of a scalar: the sum over ranks, also with reproducible=True (which raised IndexError)."""
     assert float(mpi.sum(comm, 3.0)) == float(mpi.sum(comm, 3.0, reproducible=True)) == 3.0 * comm.size
+
+
+def test_reproducible_dot_of_integers_is_numpys(comm):
+    """Reproducible integer dots had widened to int64/uint64 (264 where numpy.dot of uint8 wraps to 8): integer
+    sums are exact in any order, and take the plain route with NumPy's dtype."""
+    a = np.array([16, 16, 1], np.uint8) if comm.rank == 0 else np.zeros(3, np.uint8)
+    b = np.array([8, 8, 8], np.uint8) if comm.rank == 0 else np.zeros(3, np.uint8)
+    whole = np.dot(np.array([16, 16, 1], np.uint8), np.array([8, 8, 8], np.uint8))  # 264 wraps to 8
+    for reproducible in (False, True):
+        got = mpi.dot(comm, a, b, reproducible=reproducible)
+        assert got.dtype == np.uint8 and got == whole == 8
+    small = np.array([5, 5], np.int8)
+    got = mpi.dot(comm, small, np.ones(2, np.int8), reproducible=True)
+    assert got.dtype == np.int8 and got == np.dot(np.tile(small, comm.size), np.ones(2 * comm.size, np.int8))
+
+
+def test_moments_of_long_doubles_come_back_as_long_doubles(comm):
+    """float64 or complex128 had come back for longdouble and clongdouble data (NumPy keeps the dtype)."""
+    for dtype in (np.longdouble, np.clongdouble):
+        _, mean, var = mpi.moments(comm, np.arange(4, dtype=dtype).reshape(2, 2))
+        assert mean.dtype == np.dtype(dtype) and var.dtype == np.empty(0, dtype).real.dtype
+        assert mean.tolist() == [1.0, 2.0] and var.tolist() == [1.0, 1.0]
+
+
+def test_histogram_edges_take_the_gathered_dtype_of_integers_beside_floats(comm):
+    """Integer data counted as float64 wide: int16 on one rank beside float32 on another gave float64 edges, where
+    the gathered array (and NumPy's edges) are float32."""
+    parts = [np.array([1, 100], np.int16), np.array([1.1, 50.5], np.float32)]
+    mine = parts[comm.rank % 2] if comm.size > 1 else np.concatenate(parts)
+    whole = np.concatenate([parts[r % 2] for r in range(comm.size)]) if comm.size > 1 else mine
+    counts, edges = mpi.histogram(comm, mine, bins=3)
+    want_counts, want_edges = np.histogram(whole, bins=3)
+    assert edges.dtype == want_edges.dtype and np.array_equal(edges, want_edges)
+    assert counts.tolist() == want_counts.tolist()
