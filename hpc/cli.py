@@ -22,7 +22,8 @@ def main(argv: _Sequence[str] | None = None) -> int:
         argv (list[str] or None): the arguments after the program name; ``None`` reads ``sys.argv[1:]``.
 
     Returns:
-        0 on success, 2 on a usage or configuration error (printed as ``hpc: error: ...``, never a traceback).
+        0 on success, 2 on a usage or configuration error (printed as ``hpc: error: ...``, never a traceback),
+        130 after Ctrl-C; ``hpc bench``'s own statuses otherwise (:func:`hpc.bench.main`).
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -35,6 +36,9 @@ def main(argv: _Sequence[str] | None = None) -> int:
         # Python would report the pipe again when it flushes stdout at exit: point stdout at nothing first
         _os.dup2(_os.open(_os.devnull, _os.O_WRONLY), _sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (hpc bench writes what finished first)
+        print("hpc: interrupted", file=_sys.stderr)
+        return 130
     parser.print_help(_sys.stderr)
     return 2
 

@@ -19,6 +19,7 @@ import joblib
 
 import hpc.iter.joblib_backend  # noqa: F401 - registers "hpc"
 from hpc import info
+from hpc.bench._args import positive_int
 
 BACKENDS = ("threading", "loky", "hpc")
 
@@ -70,7 +71,7 @@ def concurrent_callers(backend: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=positive_int, default=5)
     args = parser.parse_args()
     print("cpu:", info.cpu_line())
     print(f"median of {args.repeats} runs after a warm-up, n_jobs=2")

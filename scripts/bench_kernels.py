@@ -16,13 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", metavar="FILE", help="also draw the roofline chart (needs matplotlib)")
     parser.add_argument("--scale", type=float, default=1.0, help=_argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    result = _kernels.run(
+    try:
+        result = _kernels.run(
         args.quick,
-        scale=args.scale,
-        json=args.json,
-        plot=args.plot,
-        log=lambda line: print(f"bench kernels: {line}", file=_sys.stderr, flush=True),
-    )
+            scale=args.scale,
+            json=args.json,
+            plot=args.plot,
+            log=lambda line: print(f"bench kernels: {line}", file=_sys.stderr, flush=True),
+        )
+    except ValueError as exc:  # an output path that cannot be written, found before the run
+        parser.error(str(exc))
     print(_kernels.format_table(result))
     return 0
 

@@ -16,6 +16,7 @@ import timeit
 import numpy as np
 
 from hpc import info, kernels
+from hpc.bench._args import positive_int, writable_path
 
 
 def _cases(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> dict[str, tuple]:
@@ -58,7 +59,7 @@ def main(sizes: list[int], json_path: str | None) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sizes", nargs="*", type=int, default=[16, 1024, 16384], help="float64 elements")
-    parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("sizes", nargs="*", type=positive_int, default=[16, 1024, 16384], help="float64 elements")
+    parser.add_argument("--json", type=writable_path, help="also write the figures here")
     args = parser.parse_args()
     main(args.sizes, args.json)

@@ -124,9 +124,12 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    from hpc.bench._args import positive_int, writable_path
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=15, help="timed fits per library (the best is kept)")
-    parser.add_argument("--json", metavar="FILE", help="also write the numbers, with the machine, as JSON")
+    parser.add_argument("--repeats", type=positive_int, default=15, help="timed fits per library (the best is kept)")
+    parser.add_argument("--json", metavar="FILE", type=writable_path,
+                        help="also write the numbers, with the machine, as JSON")
     args = parser.parse_args()
     result = run(args.repeats)
     from hpc.info import cpu_line

@@ -8,11 +8,12 @@ average; the median is printed.
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import numpy as np
 
 from hpc import mpi
+from hpc.bench._args import float64_bytes
 from hpc.bench._timing import interleaved_medians
 
 
@@ -36,4 +37,7 @@ def main(sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [1 << 20, 4 << 20, 16 << 20])
+    parser = argparse.ArgumentParser(description="reproducible against plain and raw allreduce")
+    parser.add_argument("sizes", nargs="*", type=float64_bytes, default=[1 << 20, 4 << 20, 16 << 20],
+                        help="message sizes in bytes (default 1, 4 and 16 MiB)")
+    main(parser.parse_args().sizes)  # every rank alike, before any collective

@@ -10,6 +10,7 @@ cross-socket ranks), the ordinary write pays it for every line and the streaming
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -17,6 +18,7 @@ import time
 import numpy as np
 from mpi4py import MPI
 
+from hpc.bench._args import float64_bytes
 from hpc.mpi import _node_window
 
 
@@ -70,6 +72,9 @@ def main(nbytes: int) -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="ordinary vs streaming stores into a shared-memory slot")
+    parser.add_argument("bytes", nargs="?", type=float64_bytes, default=1 << 20, help="bytes per slot (default 1 MiB)")
+    args = parser.parse_args()  # every rank alike, before any collective: a bad size ends them all
     if MPI.COMM_WORLD.Get_size() != 2:
         sys.exit("run with mpiexec -n 2")
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1 << 20)
+    main(args.bytes)

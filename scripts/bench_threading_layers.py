@@ -109,8 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure:
         print(json.dumps(measure()))
         return 0
-    from hpc.bench._machine import describe
+    from hpc.bench._machine import describe  # hpc only here: a --measure process imports numba under its layer
+    from hpc.bench._output import unwritable
     from hpc.info import cpu_line
+
+    if args.rounds < 1:
+        parser.error(f"--rounds must be 1 or more; got {args.rounds}")
+    if args.json is not None and unwritable(args.json):
+        parser.error(f"--json {args.json!r}: {unwritable(args.json)}")
 
     runs: dict[str, list[dict]] = {layer: [] for layer in LAYERS}
     for r in range(args.rounds):

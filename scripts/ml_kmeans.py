@@ -13,25 +13,37 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 
 import numpy as np
 
 from hpc import ml, mpi
+from hpc.bench._args import positive_int
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--features", type=int, default=10)
-    parser.add_argument("--clusters", type=int, default=8)
+    parser.add_argument("--rows", type=positive_int, default=200_000)
+    parser.add_argument("--features", type=positive_int, default=10)
+    parser.add_argument("--clusters", type=positive_int, default=8)
     parser.add_argument("--init", default="k-means++", choices=["k-means++", "k-means||", "random"])
     args = parser.parse_args()
+    if args.rows < args.clusters:  # every rank alike, before any collective
+        parser.error(f"--rows ({args.rows}) must be at least --clusters ({args.clusters})")
     comm = mpi.world()
 
     folder = comm.bcast(tempfile.mkdtemp(prefix="hpc-kmeans-") if comm.rank == 0 else None)
-    path = os.path.join(folder, "X.npy")
+    try:
+        run(comm, args, os.path.join(folder, "X.npy"))
+    finally:  # the data file goes, whatever happened (a failed fit, Ctrl-C)
+        if comm.rank == 0:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(comm: mpi.Comm, args: argparse.Namespace, path: str) -> None:
+    """Write the data (rank 0), fit on every rank's share of the rows, print the model's summary (rank 0)."""
     if comm.rank == 0:
         rng = np.random.default_rng(0)
         middles = rng.normal(scale=2.5, size=(args.clusters, args.features))
@@ -51,8 +63,6 @@ def main() -> None:
         print(f"fit: {elapsed:.2f} s, {km.n_iter_} iterations, inertia {km.inertia_:.10g}")
         print(f"cluster sizes: {sizes.tolist()}")
         print(f"centres fingerprint: {hashlib.sha256(km.cluster_centers_.tobytes()).hexdigest()[:16]}")
-        os.remove(path)
-        os.rmdir(folder)
 
 
 if __name__ == "__main__":

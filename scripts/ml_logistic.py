@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from hpc import ml, mpi
+from hpc.bench._args import positive_float, positive_int
 
 
 def rows(lo: int, hi: int, features: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,10 +32,10 @@ def rows(lo: int, hi: int, features: int, classes: int) -> tuple[np.ndarray, np.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=40_000)
-    parser.add_argument("--features", type=int, default=20)
-    parser.add_argument("--classes", type=int, default=3)
-    parser.add_argument("--C", type=float, default=1.0)
+    parser.add_argument("--rows", type=positive_int, default=40_000)
+    parser.add_argument("--features", type=positive_int, default=20)
+    parser.add_argument("--classes", type=positive_int, default=3)
+    parser.add_argument("--C", type=positive_float, default=1.0)
     args = parser.parse_args()
     comm = mpi.world()
     lo, hi = ml.shard(args.rows, comm)

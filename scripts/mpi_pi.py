@@ -5,13 +5,14 @@ Run with:  mpiexec -n 4 python scripts/mpi_pi.py [darts per rank]
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
 import numpy as np
 from numba import njit
 
 from hpc import mpi, par_chunks
+from hpc.bench._args import positive_int
 
 
 @njit(nogil=True, cache=True)
@@ -24,8 +25,10 @@ def hits_in_circle(xy):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Estimate pi by Monte Carlo on every rank.")
+    parser.add_argument("darts", nargs="?", type=positive_int, default=4_000_000, help="darts per rank")
+    darts = parser.parse_args().darts  # on every rank alike, before any collective
     comm = mpi.world()
-    darts = int(sys.argv[1]) if len(sys.argv) > 1 else 4_000_000
     t0 = time.perf_counter()
     xy = np.random.default_rng(comm.rank).random((darts, 2))
     local_hits = par_chunks(xy, 1 << 16).map(hits_in_circle).sum()  # numba kernel on this rank's threads

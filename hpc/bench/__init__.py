@@ -9,13 +9,12 @@ that exists runs. Each suite is a module ``hpc.bench.<name>`` with ``run(quick) 
 from __future__ import annotations
 
 import argparse as _argparse
-import contextlib as _contextlib
 import importlib as _importlib
-import json as _json
 import os as _os
 import sys as _sys
-from pathlib import Path as _Path
 from typing import Any as _Any
+
+from hpc.bench import _output
 
 __all__ = ["SUITES", "main"]
 
@@ -54,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns:
         0 when every suite asked for ran; 2 for a suite that is not built yet, a usage error, a bad ``HPC_*``
-        value or an output path that cannot be written; 1 when the results could not be written or drawn.
+        value or an output path that cannot be written; 1 when a suite failed (the others still run) or the results
+        could not be written or drawn; 130 after Ctrl-C. The suites that finished are written to ``--json`` in
+        every case.
     """
     parser = _parser()
     try:
@@ -73,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     names = [args.name] if args.name else [name for name, module in SUITES.items() if module]
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
-        problem = _unwritable(path) if path else None
+        problem = _output.unwritable(path) if path is not None else None
         if problem:  # say so now, not after minutes of benchmarks
-            print(f"hpc bench: {flag} {path}: {problem}", file=_sys.stderr)
+            print(f"hpc bench: {flag} {path!r}: {problem}", file=_sys.stderr)
             return 2
     if args.plot and args.name and args.name not in PLOTTABLE:
         print(
@@ -89,7 +90,44 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("hpc bench: --plot needs matplotlib; install it with: pip install matplotlib", file=_sys.stderr)
             return 2
+        problem = _output.unplottable(args.plot)
+        if problem:
+            print(f"hpc bench: --plot {args.plot}: {problem}", file=_sys.stderr)
+            return 2
     all_results: dict[str, _Any] = {}
+    status = 0
+    try:
+        status = _run_suites(args, names, all_results)
+    except KeyboardInterrupt:
+        print("hpc bench: interrupted" + (f"; writing the {len(all_results)} suite(s) that finished"
+                                          if args.json and all_results else ""), file=_sys.stderr)
+        status = 130
+    try:
+        if args.json and all_results:
+            _output.write_json(args.json, all_results)
+        if args.plot and all_results and status != 130:
+            suite = _importlib.import_module(SUITES[args.name]) if args.name else None
+            if suite is not None and hasattr(suite, "plot"):
+                suite.plot(all_results[args.name], args.plot)  # a suite's own chart (kernels: the roofline)
+            else:
+                from hpc.bench import _plot
+
+                if not _plot.save(all_results, args.plot):
+                    print(f"hpc bench: --plot {args.plot}: nothing to draw; no file written", file=_sys.stderr)
+                    return 1
+    except OSError as exc:
+        print(f"hpc bench: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=_sys.stderr)
+        return 1
+    return status
+
+
+def _run_suites(args: _argparse.Namespace, names: list[str], all_results: dict[str, _Any]) -> int:
+    """Run the suites ``names`` in turn into ``all_results``; return 0, 1 when one failed, or 2 for a usage error.
+
+    A suite that fails (an exception: an MPI job that died) prints one line and the next one runs. A reader that
+    went away (``| head``) stops the tables, not the run: the JSON still gets every suite.
+    """
+    status = 0
     for name in names:
         suite = _importlib.import_module(SUITES[name])
         missing = getattr(suite, "unavailable", lambda: None)()  # e.g. mpi without mpiexec: say so, no traceback
@@ -109,8 +147,13 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             kwargs["hosts"] = args.hosts
         if args.tiny:
-            kwargs.update(scale=TINY_SCALE, install_missing=False)
-        results = suite.run(args.quick, **kwargs)
+            kwargs.update(scale=TINY_SCALE)
+        try:
+            results = suite.run(args.quick, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - one line per failed suite; the others still run
+            print(f"hpc bench {name}: failed: {type(exc).__name__}: {exc}", file=_sys.stderr)
+            status = 1
+            continue
         if results is None:  # an MPI rank other than 0 (a suite run under mpiexec): rank 0 reports for the job
             continue
         if isinstance(results, dict) and "machine" not in results:  # every suite's JSON says where it ran
@@ -118,52 +161,11 @@ def main(argv: list[str] | None = None) -> int:
 
             results["machine"] = describe()
         all_results[name] = results
-        print(suite.format_table(results), flush=True)
-    try:
-        if args.json and all_results:
-            _write_json(args.json, all_results)
-        if args.plot and all_results:
-            suite = _importlib.import_module(SUITES[args.name]) if args.name else None
-            if suite is not None and hasattr(suite, "plot"):
-                suite.plot(all_results[args.name], args.plot)  # a suite's own chart (kernels: the roofline)
-            else:
-                from hpc.bench import _plot
-
-                if not _plot.save(all_results, args.plot):
-                    print(f"hpc bench: --plot {args.plot}: nothing to draw; no file written", file=_sys.stderr)
-                    return 1
-    except OSError as exc:
-        print(f"hpc bench: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=_sys.stderr)
-        return 1
-    return 0
-
-
-def _unwritable(path: str) -> str | None:
-    """Return why ``path`` cannot be written (a directory, a missing or read-only folder), or ``None``."""
-    target = _Path(path)
-    if target.is_dir():
-        return "is a directory"
-    folder = target.parent
-    if not folder.is_dir():
-        return f"no such directory: {folder}"
-    if not _os.access(folder, _os.W_OK | _os.X_OK) or (target.exists() and not _os.access(target, _os.W_OK)):
-        return "not writable"
-    return None
-
-
-def _write_json(path: str, data: _Any) -> None:
-    """Write ``data`` to ``path`` all at once: a failure leaves no partial file and an older file untouched."""
-    target = _Path(path)
-    tmp = target.with_name(f".{target.name}.{_os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            _json.dump(data, f, indent=2)
-            f.write("\n")
-        _os.replace(tmp, target)
-    except BaseException:
-        with _contextlib.suppress(OSError):
-            _os.unlink(tmp)
-        raise
+        try:
+            print(suite.format_table(results), flush=True)
+        except BrokenPipeError:  # the reader went away: later tables go nowhere, the run and its JSON go on
+            _os.dup2(_os.open(_os.devnull, _os.O_WRONLY), _sys.stdout.fileno())
+    return status
 
 
 def _parser() -> _argparse.ArgumentParser:

@@ -58,7 +58,7 @@ def run(
     scale: float = 1.0,
     repeats: int | None = None,
     workers: int | None = None,
-    install_missing: bool = True,
+    install_missing: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the three workloads on every contestant and return the numbers.
@@ -68,7 +68,8 @@ def run(
         scale (float): multiplies every workload's size (the tests use 0.01).
         repeats (int or None): timed runs per measurement (the median is reported); default 3, or 1 if ``quick``.
         workers (int or None): workers for every contestant; default ``os.cpu_count()``.
-        install_missing (bool): ``pip install mpire`` into this interpreter when it is missing.
+        install_missing (bool): ``pip install mpire`` into this interpreter when it is missing (default: skip
+            its rows, with a note saying how to install it: ``pip install 'hpc[bench]'``).
         log (callable or None): called with a line of progress before each step.
 
     Returns:

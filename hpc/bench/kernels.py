@@ -22,6 +22,7 @@ from typing import Any
 import numpy as _np
 
 from hpc import info as _info
+from hpc.bench import _output
 from hpc.bench import roofline as _roofline
 from hpc.bench._machine import describe as _describe
 from hpc.bench._timing import first_call as _first_call
@@ -376,6 +377,9 @@ def run(
         log (callable or None): called with a progress line before each measurement.
         json (str or None): also write the result as JSON to this path.
         plot (str or None): also draw the roofline chart to this path (needs matplotlib).
+
+    Raises:
+        ValueError: ``json`` or ``plot`` cannot be written (checked before anything runs).
         compile_times (bool): measure compile vs cached-load time in two subprocesses.
 
     Returns:
@@ -385,6 +389,10 @@ def run(
         / ours), ``first_call_s``, and where measured ``serial_*``/``numexpr_*``/``vs_numexpr``), ``compile``
         (see :func:`compile_and_load`, or ``None``), ``notes``.
     """
+    for flag, path in (("json", json), ("plot", plot)):
+        problem = _output.unwritable(path) if path is not None else None
+        if problem:  # at once, not after minutes of benchmarks
+            raise ValueError(f"{flag}={path!r}: {problem}")
     say = log or (lambda line: None)
     try:
         import numexpr as ne
@@ -428,12 +436,15 @@ def run(
         "notes": notes,
     }
     if json:
-        with open(json, "w", encoding="utf-8") as f:
-            _json.dump(result, f, indent=2)
-            f.write("\n")
+        _output.write_json(json, result)
     if plot:
         globals()["plot"](result, plot)
     return result
+
+
+def _seconds(value: float) -> str:
+    """A median in 10 characters: 5 decimals from 1 ms up, else 3 significant digits (in-cache medians)."""
+    return f"{value:>10.5f}" if value >= 1e-3 else f"{value:>10.3g}"
 
 
 def _threading_layer() -> str | None:
@@ -484,7 +495,7 @@ def format_table(result: dict) -> str:
             times = "*" if "first_pass" in r else "x"  # *: re-timed (see the line under the tables)
             nx = f"{r['vs_numexpr']:>11.2f}x" if "vs_numexpr" in r else ""
             lines.append(
-                f"{name:<22}{r['seconds']['median']:>10.5f}{r['seconds']['spread']:>7.0%} "
+                f"{name:<22}{_seconds(r['seconds']['median'])} {r['seconds']['spread']:>7.0%} "
                 f"{r['value']:>7.1f} {r['unit']:<7}{r['fraction']:>8.0%} {r['vs_numpy']:>8.2f}{times}"
                 f"{serial:>16}{nx:>12}{r['first_call_s']:>12.3f}"
             )

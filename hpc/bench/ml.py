@@ -145,7 +145,7 @@ def run(
     *,
     scale: float = 1.0,
     repeats: int | None = None,
-    install_missing: bool = True,
+    install_missing: bool = False,
     log: Callable[[str], None] | None = None,
     timeout: float | None = None,
 ) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def run(
     quick: bool = False,
     *,
     scale: float = 1.0,
-    install_missing: bool = True,
+    install_missing: bool = False,
     log: Callable[[str], None] | None = None,
     timeout: float | None = None,
     hosts: int | None = None,

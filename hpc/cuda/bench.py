@@ -8,6 +8,7 @@ memory, so the numbers describe the CPU and say so. Run it as ``python -m hpc.cu
 from __future__ import annotations
 
 import argparse as _argparse
+import os as _os
 import sys as _sys
 import time as _time
 from collections.abc import Callable as _Callable
@@ -169,13 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller arrays, fewer repeats")
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     args = parser.parse_args(argv)
+    if args.json is not None:  # at once, not after the run (hpc bench cuda checks it the same way)
+        folder = _os.path.dirname(_os.path.abspath(args.json))
+        if not args.json.strip() or _os.path.isdir(args.json) or not _os.access(folder, _os.W_OK | _os.X_OK):
+            parser.error(f"--json {args.json!r}: cannot be written (a directory, or no writable folder)")
     result = run(args.quick, log=lambda line: print(f"hpc bench cuda: {line}", file=_sys.stderr, flush=True))
+    print(format_table(result))
     if args.json:
         import json
 
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
-    print(format_table(result))
     return 0
 
 

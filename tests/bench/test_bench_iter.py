@@ -112,3 +112,19 @@ def test_sklearn_workloads_on_three_backends(results):
         assert all(row["same"] and row["seconds"] > 0 for row in work["rows"].values())
     table = bench_iter.format_table(results)
     assert "(d) scikit-learn" in table and "permutation_importance" in table
+
+
+def test_a_missing_peer_is_skipped_with_a_note_and_nothing_is_installed(monkeypatch):
+    """`hpc bench iter` ran `pip install mpire` into the user's environment by default, silently (up to 300 s
+    offline). It installs nothing unless asked: the note says how."""
+    import sys
+
+    from hpc.bench import _peers
+
+    monkeypatch.setitem(sys.modules, "mpire", None)  # import mpire fails
+    monkeypatch.setattr(_peers._subprocess, "run", lambda *a, **k: pytest.fail(f"ran {a}"))
+    mpire, note = _peers.load_mpire(False)
+    assert mpire is None and "pip install 'hpc[bench]'" in note
+    import inspect
+
+    assert inspect.signature(bench_iter.run).parameters["install_missing"].default is False

@@ -147,3 +147,105 @@ def test_help_lists_every_suite_with_what_it_measures(capsys):
     for name, summary in bench.SUMMARIES.items():
         assert f"  {name}" in out and summary in out
     assert "does not change the exit status" in out
+
+
+@pytest.fixture
+def two_stubs(monkeypatch):
+    """Make ``hpc bench`` (every suite) run two stub suites, "roofline" and "kernels", whose ``run`` is settable."""
+    modules = {}
+    for name in ("roofline", "kernels"):
+        module = types.ModuleType(f"{STUB}_{name}")
+        module.run = lambda quick, name=name, **kwargs: {"value": name}
+        module.format_table = lambda results: f"table of {results['value']}"
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        modules[name] = module
+    monkeypatch.setattr(bench, "SUITES", {name: module.__name__ for name, module in modules.items()})
+    return modules
+
+
+def test_a_failed_suite_is_one_line_and_the_others_are_still_written(two_stubs, tmp_path, capsys):
+    """A suite that raised (an MPI job that died) ended the whole run with a traceback, and no JSON was written for
+    the suites that had finished. It prints one line, the next suite runs, the JSON holds the finished ones, and the
+    status is 1."""
+
+    def dies(quick, **kwargs):
+        raise RuntimeError("the 2-rank job exited with status 255")
+
+    two_stubs["roofline"].run = dies
+    path = tmp_path / "all.json"
+    assert bench.main(["--json", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "hpc bench roofline: failed: RuntimeError: the 2-rank job exited with status 255" in err
+    assert "Traceback" not in err
+    assert json.loads(path.read_text()).keys() == {"kernels"}
+
+
+def test_ctrl_c_writes_what_finished_and_exits_130(two_stubs, tmp_path, capsys):
+    """Ctrl-C printed a traceback and lost every result: one line, the finished suites written, status 130."""
+
+    def interrupted(quick, **kwargs):
+        raise KeyboardInterrupt
+
+    two_stubs["kernels"].run = interrupted
+    path = tmp_path / "all.json"
+    assert bench.main(["--json", str(path)]) == 130
+    assert "hpc bench: interrupted; writing the 1 suite(s) that finished" in capsys.readouterr().err
+    assert json.loads(path.read_text())["roofline"]["value"] == "roofline"
+
+
+def test_hpc_cli_turns_ctrl_c_into_one_line(monkeypatch, capsys):
+    """`hpc ...` interrupted anywhere: "hpc: interrupted" and 130, not a traceback."""
+    from hpc import cli
+
+    def interrupted(as_json):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_info", interrupted)
+    assert cli.main(["info"]) == 130
+    assert capsys.readouterr().err.strip() == "hpc: interrupted"
+
+
+def test_empty_json_path_and_unknown_plot_format_are_refused_before_running(stub, tmp_path, capsys):
+    """--json '' was taken as no --json (nothing written, status 0); --plot x.foo failed after the whole run."""
+    assert bench.main(["roofline", "--json", ""]) == 2
+    assert "an empty path" in capsys.readouterr().err
+    pytest.importorskip("matplotlib")
+    assert bench.main(["mpi", "--plot", str(tmp_path / "p.foo")]) == 2
+    assert "matplotlib cannot write .foo files" in capsys.readouterr().err
+    assert stub.runs == []
+
+
+def test_a_json_write_failure_names_the_users_path(stub, tmp_path, monkeypatch, capsys):
+    """The message named the hidden temporary file the data go to first."""
+    import os
+
+    target = tmp_path / "out.json"
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", str(src))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    assert bench.main(["roofline", "--json", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {target}: Permission denied" in err and ".tmp" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_tables_a_reader_stopped_reading_do_not_stop_the_json(two_stubs, tmp_path, monkeypatch):
+    """`hpc bench --json F | head -1`: the first table's print met a closed pipe, and the run ended with status 0
+    and no JSON. The other suites run and the JSON holds them all."""
+    import builtins
+
+    real_print, calls = builtins.print, []
+
+    def closed_pipe(*args, **kwargs):
+        if kwargs.get("file") is None and args and str(args[0]).startswith("table of"):
+            calls.append(args[0])
+            raise BrokenPipeError
+        return real_print(*args, **kwargs)
+
+    monkeypatch.setattr(builtins, "print", closed_pipe)
+    monkeypatch.setattr(bench._os, "dup2", lambda fd, fd2: None)  # leave the test's own stdout alone
+    path = tmp_path / "all.json"
+    assert bench.main(["--json", str(path)]) == 0
+    assert json.loads(path.read_text()).keys() == {"roofline", "kernels"} and len(calls) == 2
