@@ -6,6 +6,8 @@ Contestants, all on float64 sums, in one run:
 - raw mpi4py lower-case ``allreduce`` (pickled objects; up to 1 MiB only, it is slow): the peer most users start from;
 - ours ``comm.allreduce(x)`` (a new output array each call, as users call it), ours with ``out=`` preallocated, and
   ours with ``reproducible=True``;
+- float ``max``: ours ``comm.allreduce(x, op="max")`` (floats travel as integer keys, so a NaN gives every rank the
+  same answer) against raw ``Allreduce(MAX)``, whose NaN handling depends on the order the ranks' values meet in;
 - 100 scalar reductions in one ``with comm.fused()`` block against 100 separate ``comm.allreduce(float)`` calls.
 
 Method (OSU micro-benchmarks): for each size and contestant, warm up and calibrate the iteration count, then
@@ -75,6 +77,7 @@ FUSED_KINDS = (
 
 RAW, PICKLE, OURS, OURS_OUT, REPRO = "raw Allreduce", "raw allreduce (pickle)", "ours", "ours out=", "ours reproducible"
 CONTESTANTS = (RAW, PICKLE, OURS, OURS_OUT, REPRO)
+RAW_MAX, OURS_MAX = "raw Allreduce(MAX)", "ours max"
 FUSED, SEPARATE = "fused (1 block)", "separate (100 calls)"
 RAW_ONE, RAW_MANY = "raw: 1 Allreduce of 100", "raw: 100 Allreduce of 1"
 FUSED_CONTESTANTS = (FUSED, SEPARATE, RAW_ONE, RAW_MANY)
@@ -302,17 +305,19 @@ def _measure(settings: dict[str, Any], log: Callable[[str], None] | None) -> dic
     for nbytes in settings["sizes"]:
         say(f"{_size_label(nbytes)}")
         x = rng.standard_normal(max(1, nbytes // 8))
-        recv, out = np.empty_like(x), np.empty_like(x)
+        recv, out, recv_max = np.empty_like(x), np.empty_like(x), np.empty_like(x)
         cases: dict[str, Callable[[], Any]] = {
             RAW: lambda x=x, recv=recv: c.Allreduce(x, recv, MPI.SUM),
             PICKLE: lambda x=x: c.allreduce(x, op=MPI.SUM),
             OURS: lambda x=x: comm.allreduce(x),
             OURS_OUT: lambda x=x, out=out: comm.allreduce(x, out=out),
             REPRO: lambda x=x: comm.allreduce(x, reproducible=True),
+            RAW_MAX: lambda x=x, recv_max=recv_max: c.Allreduce(x, recv_max, MPI.MAX),
+            OURS_MAX: lambda x=x: comm.allreduce(x, op="max"),
         }
         if nbytes > PICKLE_MAX:
             del cases[PICKLE]
-        ok = _check_results(cases, recv, out, np)
+        ok = _check_results(cases, recv, out, recv_max, np)
         rows = timed(cases)
         for label, row in rows.items():
             row["ok"] = ok[label]
@@ -415,20 +420,22 @@ def _call_overhead(comm: Any, MPI: Any, np: Any, calls: int, repeats: int) -> di
     return {label: _statistics.median(values) for label, values in runs.items()}
 
 
-def _check_results(cases: dict[str, Callable[[], Any]], recv: Any, out: Any, np: Any) -> dict[str, bool]:
-    """Call each contestant once and compare with raw ``Allreduce`` (bitwise; reproducible: to 1e-12)."""
+def _check_results(cases: dict[str, Callable[[], Any]], recv: Any, out: Any, recv_max: Any,
+                   np: Any) -> dict[str, bool]:
+    """Call each contestant once and compare with raw ``Allreduce`` of its op (bitwise; reproducible: to 1e-12)."""
     cases[RAW]()
-    reference = recv.copy()
-    ok = {RAW: True}
+    cases[RAW_MAX]()
+    reference, reference_max = recv.copy(), recv_max.copy()
+    ok = {RAW: True, RAW_MAX: True}
     for label, fn in cases.items():
-        if label == RAW:
+        if label in ok:
             continue
         got = fn()
         got = out if label == OURS_OUT else got
         if label == REPRO:
             ok[label] = bool(np.allclose(got, reference, rtol=1e-12, atol=0.0))
         else:
-            ok[label] = bool(np.array_equal(got, reference))
+            ok[label] = bool(np.array_equal(got, reference_max if label == OURS_MAX else reference))
     return ok
 
 
@@ -451,6 +458,7 @@ def _size_row(nbytes: int, ranks: int, rows: dict[str, dict[str, Any]]) -> dict[
         }
     repro_ratio = rows[REPRO]["us"] / rows[OURS]["us"]
     return {
+        "max_over_raw": rows[OURS_MAX]["us"] / rows[RAW_MAX]["us"],
         "bytes": nbytes,
         "count": max(1, nbytes // 8),
         "rows": rows,
@@ -544,6 +552,17 @@ def format_table(results: dict[str, Any]) -> str:
         checks = "".join(_check(row["vs_raw"][label]) for label in (OURS, OURS_OUT))
         flag = f"  (result differs: {', '.join(bad)})" if bad else ""
         lines.append(f"{_size_label(row['bytes']):>8}{cells}{row['repro_over_plain']:11.2f}x{checks}{flag}")
+    lines += [
+        "",
+        "float max (ours: integer keys, the same NaN answer on every rank) against raw Allreduce(MAX): latency (us)",
+        f"{'size':>8}{'raw MAX':>10}{'ours max':>10}{'ratio':>8}",
+    ]
+    for row in results["sizes"]:
+        r = row["rows"]
+        if OURS_MAX in r:  # runs recorded before the max contestants have none
+            flag = "" if r[OURS_MAX]["ok"] else "  (result differs)"
+            lines.append(f"{_size_label(row['bytes']):>8}{_us(r[RAW_MAX]['us'])}{_us(r[OURS_MAX]['us'])}"
+                         f"{row['max_over_raw']:7.2f}x{flag}")
     lines += [
         "",
         "bandwidth (GB/s; busbw = algbw * 2(n-1)/n)",

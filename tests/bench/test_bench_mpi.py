@@ -11,7 +11,8 @@ import pytest
 from hpc import bench
 from hpc.bench import mpi as bench_mpi
 
-CONTESTANTS = ("raw Allreduce", "raw allreduce (pickle)", "ours", "ours out=", "ours reproducible")
+CONTESTANTS = ("raw Allreduce", "raw allreduce (pickle)", "ours", "ours out=", "ours reproducible",
+               "raw Allreduce(MAX)", "ours max")
 FUSED = ("fused (1 block)", "separate (100 calls)", "raw: 1 Allreduce of 100", "raw: 100 Allreduce of 1")
 
 
@@ -56,6 +57,7 @@ def test_every_contestant_has_positive_finite_times(tiny):
             assert math.isfinite(check["minus_raw_us"]) and _positive_finite(check["over_raw"])
             assert isinstance(check["pass"], bool)
         assert _positive_finite(size["repro_over_plain"]) and size["repro_pass"] is None  # both sizes < 1 MiB
+        assert _positive_finite(size["max_over_raw"])  # float max through its keys, against raw MAX
 
 
 def test_fused_overhead_and_targets_are_reported(tiny):
@@ -76,7 +78,7 @@ def test_fused_overhead_and_targets_are_reported(tiny):
 def test_format_table_shows_each_section(tiny):
     """The table has the latency, bandwidth, fused, overhead and target sections."""
     table = bench_mpi.format_table(tiny)
-    for heading in ("latency (us)", "bandwidth (GB/s", "100 scalar float sums", "fused entries of other kinds",
+    for heading in ("latency (us)", "float max (ours: integer keys", "bandwidth (GB/s", "100 scalar float sums", "fused entries of other kinds",
                     "1 KiB float64 arrays", "per-call cost", "targets"):
         assert heading in table
     assert "64 KiB" in table and "8 B" in table
