@@ -78,7 +78,8 @@ def test_fused_overhead_and_targets_are_reported(tiny):
 def test_format_table_shows_each_section(tiny):
     """The table has the latency, bandwidth, fused, overhead and target sections."""
     table = bench_mpi.format_table(tiny)
-    for heading in ("latency (us)", "float max (ours: integer keys", "bandwidth (GB/s", "100 scalar float sums", "fused entries of other kinds",
+    for heading in ("latency (us)", "float max (ours: integer keys", "bandwidth (GB/s",
+                    "100 scalar float sums", "fused entries of other kinds",
                     "1 KiB float64 arrays", "per-call cost", "targets"):
         assert heading in table
     assert "64 KiB" in table and "8 B" in table
