@@ -91,6 +91,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+#: the parameters of estimator methods that are not metadata for scikit-learn's routing (``comm`` is hpc's: which
+#: ranks take part, never routed by a meta-estimator)
+_NOT_METADATA = frozenset({"self", "X", "y", "Y", "Xt", "yt", "comm"})
+
+
 class Estimator:
     """Parameters from ``__init__``'s signature, as scikit-learn's ``BaseEstimator`` reads them.
 
@@ -123,9 +128,10 @@ class Estimator:
         ``transform_output`` setting when scikit-learn is loaded, else as it is."""
         import sys as _sys
 
-        kind = getattr(self, "_sklearn_output_config", {}).get("transform", "default")
-        if kind == "default" and "sklearn" in _sys.modules:
-            kind = _sys.modules["sklearn"].get_config().get("transform_output", "default")
+        kind = getattr(self, "_sklearn_output_config", {}).get("transform")  # None: never set on this estimator
+        if kind is None:  # the global setting only then: set_output("default") holds inside a pandas config_context
+            kind = _sys.modules["sklearn"].get_config().get("transform_output", "default") if (
+                "sklearn" in _sys.modules) else "default"
         if kind == "default" or type(out).__module__ != "numpy" or getattr(out, "ndim", 0) != 2:
             return out
         columns = list(self.get_feature_names_out())
@@ -229,6 +235,24 @@ class Estimator:
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "n_features_in_")
+
+    def get_metadata_routing(self) -> Any:
+        """scikit-learn's metadata routing, for ``sklearn.set_config(enable_metadata_routing=True)``: each method's
+        metadata (``sample_weight``) known and not requested, scikit-learn's default for an estimator nobody called
+        ``set_fit_request`` on (hpc.ml offers none: docs/ml.md). Without it a Pipeline's ``score`` refused even a
+        call with no metadata. Built from scikit-learn's classes when asked (scikit-learn is not a dependency)."""
+        from sklearn.utils._metadata_requests import SIMPLE_METHODS, MetadataRequest
+
+        request = MetadataRequest(owner=type(self).__name__)
+        for method in SIMPLE_METHODS:
+            function = getattr(type(self), method, None)
+            if function is None:
+                continue
+            for name, parameter in _inspect.signature(function).parameters.items():
+                if name in _NOT_METADATA or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                    continue
+                getattr(request, method).add_request(param=name, alias=None)
+        return request
 
     def __sklearn_tags__(self) -> Any:
         from sklearn.utils import (

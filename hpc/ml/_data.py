@@ -405,6 +405,14 @@ def total_weight(comm: Any, weight: _np.ndarray) -> float:
     return total
 
 
+def refuse_no_rows(rows: float, estimator: Any) -> None:
+    """Raise scikit-learn's ValueError where no rank holds a row to score (``rows``, a global count): a score over
+    nothing has no value (NaN, or 0.0 for an inertia, before). Ranks without rows beside others are fine."""
+    if not rows > 0:
+        raise ValueError(f"Found array with 0 sample(s) (on every rank) while a minimum of 1 is required by "
+                         f"{type(estimator).__name__}.")
+
+
 def refuse_zero_weight(rows: float, total: float) -> None:
     """Raise scikit-learn's ValueError where ``rows`` (a global count) is positive and their total weight is not:
     all weights 0, or a NaN made of them (``class_weight="balanced"`` over weights that are all 0)."""

@@ -295,7 +295,8 @@ class KMeans(Estimator):
             return _np.stack([weight * dist, weight, ones], axis=1)
 
         inertia, weight, rows = mpi.sum(comm, self._agreed(comm, local), reproducible=True)
-        _data.refuse_zero_weight(rows, weight)  # all weights 0 (on every rank alike: the totals are global)
+        _data.refuse_no_rows(rows, self)  # on every rank alike: the totals are global
+        _data.refuse_zero_weight(rows, weight)  # all weights 0
         return -float(inertia)
 
 

@@ -158,11 +158,13 @@ class _LinearModel(Estimator):
             ones = _np.ones_like(w)
             weighted = mpi.sum(comm, _np.hstack([ones, w, w * Y]), reproducible=True)
             count = weighted[0]
+            _data.refuse_no_rows(count, self)
             _data.refuse_zero_weight(weighted[0], weighted[1])  # on every rank alike: the totals are global
             mean = weighted[2:] / weighted[1]
             sums = mpi.sum(comm, _np.hstack([w * (Y - P) ** 2, w * (Y - mean) ** 2]), reproducible=True)
             residual, total = sums[: Y.shape[1]], sums[Y.shape[1] :]
-        if _np.ravel(count)[0] < 2:  # as scikit-learn's r2_score, on every rank alike (the count is global)
+        _data.refuse_no_rows(_np.ravel(count)[0], self)  # on every rank alike: the count is global
+        if _np.ravel(count)[0] < 2:  # as scikit-learn's r2_score
             _warnings.warn("R^2 score is not well-defined with less than two samples.",
                            sklearn_class("UndefinedMetricWarning"), stacklevel=2)
             return float("nan")

@@ -221,6 +221,12 @@ class LogisticRegression(Estimator):
                 counts = _np.array(
                     [mpi.sum(comm, weight[codes == c][:, None], reproducible=True)[0] for c in range(classes.shape[0])]
                 )
+            empty = counts == 0  # global sums: the same on every rank
+            if empty.any() and not empty.all():  # (all weights 0: refused by total_weight, in scikit-learn's words)
+                raise ValueError(
+                    f"class_weight='balanced' cannot weigh class {classes.tolist()[int(empty.argmax())]!r}: its sample "
+                    "weights sum to 0 (its balanced weight would be infinite)"
+                )
             with _np.errstate(divide="ignore", invalid="ignore"):  # all weights 0: NaN, refused by total_weight
                 per_class = counts.sum() / (classes.shape[0] * counts)
         elif isinstance(cw, dict):
@@ -281,15 +287,14 @@ class LogisticRegression(Estimator):
                                  f"{[predicted.shape[0], labels.shape[0]]}")
             _check_true_labels(labels, self.classes_)
             correct = (predicted == labels).astype(_np.float64)
-            weight = _np.ones_like(correct) if sample_weight is None else _np.asarray(sample_weight, _np.float64)
-            if weight.shape != correct.shape:
-                raise ValueError(f"Found input variables with inconsistent numbers of samples: "
-                                 f"{[correct.shape[0], weight.shape[0] if weight.ndim else 0]}")
+            weight = (_np.ones_like(correct) if sample_weight is None  # checked as Ridge's and KMeans' scores do
+                      else _data.checked_sample_weight(sample_weight, correct.shape[0]))
             return _np.array([float(correct @ weight), float(weight.sum()), float(correct.shape[0])])
 
         totals = self._agreed(comm, local)
         totals = comm.allreduce(totals, reproducible=True) if comm.size > 1 else totals
-        _data.refuse_zero_weight(totals[2], totals[1])  # on every rank alike: the totals are global
+        _data.refuse_no_rows(totals[2], self)  # on every rank alike: the totals are global
+        _data.refuse_zero_weight(totals[2], totals[1])
         return float(totals[0] / totals[1])
 
 

@@ -261,6 +261,7 @@ class PCA(Estimator):
 
         local = self._agreed(comm, local_rows)
         total, count = comm.allreduce(_np.array([local.sum(), float(local.shape[0])]), reproducible=True)
+        _data.refuse_no_rows(count, self)  # on every rank alike: the count is global
         return float(total / count)
 
     def __sklearn_tags__(self) -> Any:

@@ -348,3 +348,33 @@ def test_class_weight_with_unknown_class():
     X = np.arange(8.0).reshape(4, 2)
     with pytest.raises(ValueError, match=re.escape("The classes, [1], are not in class_weight")):
         ml.LogisticRegression(class_weight={0: 1.0, 5: 2.0}).fit(X, [0, 1, 0, 1])
+
+
+def test_score_checks_sample_weight_as_ridge_and_kmeans_do():
+    """LogisticRegression.score took any weights: an infinite one gave NaN, NaN and negative ones were called "all
+    zero", a (n, 1) column "inconsistent numbers of samples"."""
+    X, y = classification(60, 3)
+    model = ml.LogisticRegression().fit(X, y)
+    for weight, message in ((np.r_[np.inf, np.ones(59)], "contains infinity"), (np.full(60, np.nan), "contains NaN"),
+                            (-np.ones(60), "non-negative"), (np.ones((60, 1)), "1D array or scalar")):
+        with pytest.raises(ValueError, match=message):
+            model.score(X, y, sample_weight=weight)
+    assert model.score(X, y, sample_weight=2.0) == model.score(X, y)
+
+
+def test_balanced_class_weight_names_a_class_whose_weights_sum_to_zero():
+    """Its balanced weight would be infinite: the NaN it made was reported as "all weights zero"."""
+    X, y = classification(40, 3)
+    weight = np.where(y == y.max(), 0.0, 1.0)
+    with pytest.raises(ValueError, match=f"cannot weigh class {int(y.max())}: its sample weights sum to 0"):
+        ml.LogisticRegression(class_weight="balanced").fit(X, y, sample_weight=weight)
+
+
+@pytest.mark.parametrize("make", [lambda: ml.LogisticRegression(), lambda: ml.Ridge(), lambda: ml.KMeans(2),
+                                  lambda: ml.PCA(2)])
+def test_a_score_over_no_rows_at_all_is_refused(make):
+    """NaN (or 0.0 for KMeans' inertia) with a warning at most: scikit-learn's "Found array with 0 sample(s)"."""
+    X, y = classification(40, 3)
+    model = make().fit(X, y)
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\) \(on every rank\)"):
+        model.score(X[:0], y[:0])

@@ -191,3 +191,32 @@ print(config.available_cpus(), Probe().fit())
     if int(out[0]) < 2:
         pytest.skip("one CPU: the cap has nothing to do")
     assert out[1].strip() == "[1]"
+
+
+def test_an_estimators_own_default_output_holds_inside_a_pandas_config():
+    """set_output(transform="default") and "never set" were read alike, so a global transform_output="pandas"
+    overrode an estimator's own "default": scikit-learn keeps the estimator's choice."""
+    pytest.importorskip("pandas")
+    X = regression(40, 3)[0]
+    with sklearn.config_context(transform_output="pandas"):
+        for estimator in (ml.StandardScaler(), ml.PCA(2)):
+            assert type(estimator.set_output(transform="default").fit_transform(X)) is np.ndarray
+        assert type(make_pipeline(ml.StandardScaler(), ml.PCA(2)).set_output(transform="default")
+                    .fit_transform(X)) is np.ndarray
+        assert type(ml.StandardScaler().fit_transform(X)).__name__ == "DataFrame"  # never set: the global one
+
+
+def test_pipelines_score_with_metadata_routing_on():
+    """With enable_metadata_routing=True, Pipeline.score forwards sample_weight=None, which an estimator without
+    get_metadata_routing refused ("not routed to any object"): every cross_val_score and GridSearchCV over a
+    Pipeline of hpc estimators failed."""
+    from sklearn.model_selection import cross_val_score
+
+    X, y = regression(150, 4)
+    with sklearn.config_context(enable_metadata_routing=True):
+        ours = make_pipeline(ml.StandardScaler(), ml.Ridge()).fit(X, y)
+        theirs = make_pipeline(preprocessing.StandardScaler(), linear_model.Ridge()).fit(X, y)
+        assert ours.score(X, y) == pytest.approx(theirs.score(X, y), rel=1e-10)
+        scores = cross_val_score(make_pipeline(ml.StandardScaler(), ml.Ridge()), X, y, cv=3, error_score="raise")
+        assert np.isfinite(scores).all()
+    assert set(ml.Ridge().get_metadata_routing().score.requests) == {"sample_weight"}
