@@ -154,7 +154,7 @@ def load_mpire(install: bool) -> tuple[Any, str | None]:
     except ImportError:
         pass
     if not install:
-        return None, "mpire skipped: not installed (pip install mpire, or the bench extra: pip install 'hpc[bench]')"
+        return None, "mpire skipped: not installed (pip install mpire, or hpc's bench extra: 'hpc-substrate[bench]')"
     try:
         proc = _subprocess.run(
             [_sys.executable, "-m", "pip", "install", "-q", "mpire"], capture_output=True, text=True, timeout=300

@@ -69,7 +69,7 @@ def run(
         repeats (int or None): timed runs per measurement (the median is reported); default 3, or 1 if ``quick``.
         workers (int or None): workers for every contestant; default ``os.cpu_count()``.
         install_missing (bool): ``pip install mpire`` into this interpreter when it is missing (default: skip
-            its rows, with a note saying how to install it: ``pip install 'hpc[bench]'``).
+            its rows, with a note saying how to install it: ``pip install 'hpc-substrate[bench]'``).
         log (callable or None): called with a line of progress before each step.
 
     Returns:

@@ -171,7 +171,12 @@ class LogisticRegression(Estimator):
             return loss, grad.ravel()
 
         start = _np.zeros(size)
-        if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (k, d):
+        if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape != (k, d):
+            # as scikit-learn, which refuses it too (a model fitted before on other data cannot start this one);
+            # on every rank alike: the previous coef_ and this fit's shape are the same everywhere
+            raise ValueError(f"warm_start: the previous fit's coef_ has shape {self.coef_.shape}, this fit needs "
+                             f"{(k, d)} (other features or classes); fit with warm_start=False")
+        if self.warm_start and getattr(self, "coef_", None) is not None:
             previous = start.reshape(k, d + 1)
             previous[:, :d] = self.coef_
             previous[:, d] = self.intercept_ if fit_intercept else 0.0

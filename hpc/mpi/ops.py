@@ -11,6 +11,7 @@ from hpc.mpi import _mpi
 
 __all__ = ["BUILTIN_OPS", "Op", "op", "resolve"]
 
+#: the names ``op=`` takes besides an :class:`Op` (``mpi.op(fn)``)
 BUILTIN_OPS = ("sum", "prod", "min", "max", "land", "lor", "band", "bor", "argmin", "argmax")
 
 _UFUNCS = {

@@ -124,7 +124,7 @@ def test_a_missing_peer_is_skipped_with_a_note_and_nothing_is_installed(monkeypa
     monkeypatch.setitem(sys.modules, "mpire", None)  # import mpire fails
     monkeypatch.setattr(_peers._subprocess, "run", lambda *a, **k: pytest.fail(f"ran {a}"))
     mpire, note = _peers.load_mpire(False)
-    assert mpire is None and "pip install 'hpc[bench]'" in note
+    assert mpire is None and "'hpc-substrate[bench]'" in note
     import inspect
 
     assert inspect.signature(bench_iter.run).parameters["install_missing"].default is False

@@ -378,3 +378,12 @@ def test_a_score_over_no_rows_at_all_is_refused(make):
     model = make().fit(X, y)
     with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\) \(on every rank\)"):
         model.score(X[:0], y[:0])
+
+
+def test_warm_start_from_a_model_of_another_shape_is_refused():
+    """It started from zero without a word; scikit-learn refuses it ("Initialization coef is of shape ...")."""
+    X, y = classification(60, 3)
+    model = ml.LogisticRegression(warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match=r"warm_start: the previous fit's coef_ has shape \(1, 3\), this fit needs"):
+        model.fit(X[:, :2], y)
+    model.fit(X, y)  # the same shape: starts from the previous coefficients

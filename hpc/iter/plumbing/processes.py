@@ -486,9 +486,10 @@ class _Run:
         try:
             payload = _cloudpickle().dumps((sub, self.terminal))
         except Exception as exc:
+            chunks = f"chunk {group[0][0]}" if len(group) == 1 else f"chunks {group[0][0]}..{group[-1][0]}"
             raise TypeError(
-                f"the processes backend must pickle the iterator's functions and items; {exc} "
-                "(use with_backend('threads') for functions or items that cannot be pickled)"
+                f"the processes backend must pickle the iterator's functions and items (items {first}..{last - 1}, "
+                f"{chunks}); {exc} (use with_backend('threads') for functions or items that cannot be pickled)"
             ) from exc
         path = None if self.board is None else self.board.path
         return self.executor.submit(_run_group, self.ctx.token, path, payload, first, group)
