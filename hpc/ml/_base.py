@@ -92,8 +92,10 @@ def __getattr__(name: str) -> Any:
 
 
 #: the parameters of estimator methods that are not metadata for scikit-learn's routing (``comm`` is hpc's: which
-#: ranks take part, never routed by a meta-estimator)
-_NOT_METADATA = frozenset({"self", "X", "y", "Y", "Xt", "yt", "comm"})
+#: ranks take part, never routed by a meta-estimator; ``copy`` is an option, as scikit-learn marks it)
+_NOT_METADATA = frozenset({"self", "X", "y", "Y", "Xt", "yt", "comm", "copy"})
+#: scikit-learn's value for "leave this request as it is" (``sklearn.utils.metadata_routing.UNCHANGED``)
+_UNCHANGED = "$UNCHANGED$"
 
 
 class Estimator:
@@ -238,11 +240,16 @@ class Estimator:
 
     def get_metadata_routing(self) -> Any:
         """scikit-learn's metadata routing, for ``sklearn.set_config(enable_metadata_routing=True)``: each method's
-        metadata (``sample_weight``) known and not requested, scikit-learn's default for an estimator nobody called
-        ``set_fit_request`` on (hpc.ml offers none: docs/ml.md). Without it a Pipeline's ``score`` refused even a
-        call with no metadata. Built from scikit-learn's classes when asked (scikit-learn is not a dependency)."""
+        metadata (``sample_weight``) known, and not requested unless :meth:`set_fit_request` (or
+        ``set_score_request``, ``set_partial_fit_request``) asked for it, as scikit-learn's own estimators. Without
+        it a Pipeline's ``score`` refused even a call with no metadata. Built from scikit-learn's classes when asked
+        (scikit-learn is not a dependency)."""
+        import copy as _copy
+
         from sklearn.utils._metadata_requests import SIMPLE_METHODS, MetadataRequest
 
+        if getattr(self, "_metadata_request", None) is not None:  # set_*_request's (clone copies it)
+            return _copy.deepcopy(self._metadata_request)
         request = MetadataRequest(owner=type(self).__name__)
         for method in SIMPLE_METHODS:
             function = getattr(type(self), method, None)
@@ -253,6 +260,37 @@ class Estimator:
                     continue
                 getattr(request, method).add_request(param=name, alias=None)
         return request
+
+    def set_fit_request(self, **requests: Any) -> Estimator:
+        """Say whether ``fit`` takes each metadata a meta-estimator routes (``sample_weight=True``, ``False``, an
+        alias, or None: an error if passed), scikit-learn's ``set_fit_request``; only with routing enabled."""
+        return self._set_request("fit", requests)
+
+    def set_score_request(self, **requests: Any) -> Estimator:
+        """Say whether ``score`` takes each routed metadata (see :meth:`set_fit_request`)."""
+        return self._set_request("score", requests)
+
+    def set_partial_fit_request(self, **requests: Any) -> Estimator:
+        """Say whether ``partial_fit`` takes each routed metadata (see :meth:`set_fit_request`)."""
+        return self._set_request("partial_fit", requests)
+
+    def _set_request(self, method: str, requests: dict[str, Any]) -> Estimator:
+        import sklearn
+
+        if not sklearn.get_config().get("enable_metadata_routing", False):  # scikit-learn's rule and words
+            raise RuntimeError("This method is only available when metadata routing is enabled. You can enable it "
+                               "using sklearn.set_config(enable_metadata_routing=True).")
+        routing = self.get_metadata_routing()
+        method_request = getattr(routing, method)
+        accepted = set(method_request.requests) if hasattr(type(self), method) else set()
+        unknown = set(requests) - accepted
+        if unknown:
+            raise TypeError(f"Unexpected args: {unknown} in {method}. Accepted arguments are: {accepted}")
+        for param, alias in requests.items():
+            if alias != _UNCHANGED:
+                method_request.add_request(param=param, alias=alias)
+        self._metadata_request = routing
+        return self
 
     def __sklearn_tags__(self) -> Any:
         from sklearn.utils import (

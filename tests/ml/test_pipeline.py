@@ -220,3 +220,25 @@ def test_pipelines_score_with_metadata_routing_on():
         scores = cross_val_score(make_pipeline(ml.StandardScaler(), ml.Ridge()), X, y, cv=3, error_score="raise")
         assert np.isfinite(scores).all()
     assert set(ml.Ridge().get_metadata_routing().score.requests) == {"sample_weight"}
+
+
+def test_set_fit_request_routes_sample_weight_as_scikit_learn():
+    """With routing on, a weight reaches hpc estimators that asked for it (set_fit_request / set_score_request),
+    with scikit-learn's answer; clone keeps the requests; unknown names and routing off raise scikit-learn's errors."""
+    X, y = regression(150, 4)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, 150)
+
+    def pipeline(scaler, ridge):
+        return make_pipeline(scaler.set_fit_request(sample_weight=True),
+                             ridge.set_fit_request(sample_weight=True).set_score_request(sample_weight=True))
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        ours = pipeline(ml.StandardScaler(), ml.Ridge()).fit(X, y, sample_weight=w)
+        theirs = pipeline(preprocessing.StandardScaler(), linear_model.Ridge()).fit(X, y, sample_weight=w)
+        np.testing.assert_allclose(ours[-1].coef_, theirs[-1].coef_, rtol=1e-10)
+        assert ours.score(X, y, sample_weight=w) == pytest.approx(theirs.score(X, y, sample_weight=w), rel=1e-10)
+        assert clone(ours[-1]).get_metadata_routing().fit.requests == {"sample_weight": True}
+        with pytest.raises(TypeError, match="Unexpected args: {'bogus'} in fit"):
+            ml.Ridge().set_fit_request(bogus=True)
+    with pytest.raises(RuntimeError, match="only available when metadata routing is enabled"):
+        ml.Ridge().set_fit_request(sample_weight=True)
