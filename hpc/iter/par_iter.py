@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator as _operator
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -21,10 +22,12 @@ A = TypeVar("A")
 
 
 def _check_count(name: str, n: Any, minimum: int) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < minimum:
+    """Return ``n`` as an int if it is an integer of any type (a NumPy int too, as ``range`` takes one; not a bool or
+    a float) of at least ``minimum``, else raise ``ValueError``."""
+    if isinstance(n, bool) or not hasattr(type(n), "__index__") or _operator.index(n) < minimum:
         kind = "a positive int" if minimum == 1 else "a non-negative int"
         raise ValueError(f"{name} must be {kind}; got {n!r}")
-    return n
+    return _operator.index(n)
 
 
 class ParIter(Generic[T]):
@@ -263,7 +266,7 @@ class ParIter(Generic[T]):
             >>> par_range(5).chunks(2).collect()
             [[0, 1], [2, 3], [4]]
         """
-        _check_count("chunk size", n, 1)
+        n = _check_count("chunk size", n, 1)
         return self._derive_positional(lambda node: _ix.Chunks(node, n))
 
     def step_by(self, k: int) -> ParIter[T]:
@@ -273,7 +276,7 @@ class ParIter(Generic[T]):
             >>> par_range(10).step_by(4).collect()
             [0, 4, 8]
         """
-        _check_count("step", k, 1)
+        k = _check_count("step", k, 1)
         return self._derive_positional(lambda node: _ix.StepBy(node, k))
 
     def skip(self, n: int) -> ParIter[T]:
@@ -283,7 +286,7 @@ class ParIter(Generic[T]):
             >>> par_range(5).skip(3).collect()
             [3, 4]
         """
-        _check_count("n", n, 0)
+        n = _check_count("n", n, 0)
         return self._derive_positional(lambda node: _ix.Skip(node, n))
 
     def take(self, n: int) -> ParIter[T]:
@@ -293,7 +296,7 @@ class ParIter(Generic[T]):
             >>> par_range(5).take(2).collect()
             [0, 1]
         """
-        _check_count("n", n, 0)
+        n = _check_count("n", n, 0)
         return self._derive_positional(lambda node: _ix.Take(node, n))
 
     # ------------------------------------------------------------------------------ terminals

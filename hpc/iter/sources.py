@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator as _operator
 import threading as _threading
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
@@ -36,6 +37,9 @@ def par_iter(xs: Iterable[T]) -> ParIter[T]:
     """
     if isinstance(xs, ParIter):
         return xs
+    if isinstance(xs, _np.ma.MaskedArray):  # its chunks' sums and mins would follow the mask where it falls
+        raise TypeError("par_iter of a masked array, whose mask the chunks cannot honour alike: pass xs.compressed() "
+                        "or xs.filled(value)")
     if isinstance(xs, _np.ndarray):
         if xs.ndim == 0:
             raise ValueError("par_iter needs an array with at least one dimension; got a 0-d array")
@@ -44,11 +48,20 @@ def par_iter(xs: Iterable[T]) -> ParIter[T]:
         return _source(_ix.RangeSource(xs))
     if isinstance(xs, Sequence) and _sliceable(xs):
         return _source(_ix.SequenceSource(xs))
-    if isinstance(xs, Iterable):
+    if isinstance(xs, Iterable) or _iterable(xs):  # also the old protocol: __getitem__ from 0 until IndexError
         return _source(_ix.SequenceSource(list(xs)))
     raise TypeError(
         f"par_iter needs a list, tuple, range, numpy array or other iterable; got {type(xs).__name__} {xs!r}"
     )
+
+
+def _iterable(xs: Any) -> bool:
+    """Whether ``iter(xs)`` works (``collections.abc.Iterable`` misses classes with ``__getitem__`` alone)."""
+    try:
+        iter(xs)
+    except TypeError:
+        return False
+    return True
 
 
 def _sliceable(xs: Sequence[Any]) -> bool:
@@ -86,8 +99,12 @@ def par_chunks(array: Any, size: int) -> ParIter[Any]:
         >>> par_chunks(np.arange(10.0), 4).map(lambda v: float(v.sum())).collect()
         [6.0, 22.0, 17.0]
     """
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+    if isinstance(size, bool) or not hasattr(type(size), "__index__") or _operator.index(size) < 1:
         raise ValueError(f"size must be a positive int; got {size!r}")
+    size = _operator.index(size)  # a NumPy int too
+    if isinstance(array, _np.ma.MaskedArray):  # asarray would drop the mask without a word
+        raise TypeError("par_chunks of a masked array, whose mask the chunks would lose: pass array.compressed() "
+                        "or array.filled(value)")
     arr = _np.asarray(array)
     if arr.ndim == 0:
         raise ValueError("par_chunks needs an array with at least one dimension; got a 0-d array")
@@ -111,7 +128,7 @@ def par_bridge(iterable: Iterable[T]) -> ParIter[T]:
         >>> par_bridge(x * x for x in range(5)).collect()
         [0, 1, 4, 9, 16]
     """
-    if not isinstance(iterable, Iterable):
+    if not (isinstance(iterable, Iterable) or _iterable(iterable)):
         raise TypeError(f"par_bridge needs an iterable; got {type(iterable).__name__} {iterable!r}")
     lock = _threading.Lock()
     read: list[list[T]] = []

@@ -35,6 +35,22 @@ class _Skipped:
 SKIPPED: Any = _Skipped()
 
 
+class _NoItem:
+    """No item yet in a min/max partial: not ``None``, which is an item (``min([3, None])`` raises, as the builtin)."""
+
+    def __repr__(self) -> str:
+        return "_NO_ITEM"
+
+    def __reduce__(self) -> str:
+        return "_NO_ITEM"  # pickles as the module-level singleton (partials come back from worker processes)
+
+
+_NO_ITEM: Any = _NoItem()
+
+#: NumPy's sum and prod accumulate these in 64 bits (np.sum of uint8 data is a uint64): the per-item path does too
+_WIDENED = {"b": _np.int64, "i": _np.int64, "u": _np.uint64}
+
+
 def _count(items: Iterable[Any]) -> int:
     if isinstance(items, range):
         return _RangeSource(items).length  # len() of a range stops at sys.maxsize
@@ -183,11 +199,26 @@ def _reduce_or_skip(op: Callable[[Any, Any], Any], items: Iterable[Any]) -> Any:
     return SKIPPED
 
 
+def _widened_start(items: Any, start: int) -> tuple[Any, Any]:
+    """``(iterator over items, start)``: the start a NumPy integer or bool item of fewer than 64 bits widens to, as
+    ``np.sum``/``np.prod`` widen (an identity ``map`` before ``sum`` changed a uint8 array's sum from 200000 to a
+    wrapped 64), else ``start``. Only the first item is looked at."""
+    it = iter(items)
+    first = next(it, SKIPPED)
+    if first is SKIPPED:
+        return it, start
+    kind = getattr(first, "dtype", None)
+    if isinstance(first, _np.generic) and kind is not None and kind.kind in _WIDENED and kind.itemsize < 8:
+        return _itertools.chain((first,), it), _WIDENED[kind.kind](start)
+    return _itertools.chain((first,), it), start
+
+
 class Sum(Terminal):
     def fold(self, items, ctx, chunk):
         if _is_vector(items):
             return items.sum()
-        return sum(items, 0)
+        it, start = _widened_start(items, 0)
+        return sum(it, start)
 
     def combine(self, a, b):
         return a + b
@@ -200,7 +231,8 @@ class Product(Terminal):
     def fold(self, items, ctx, chunk):
         if _is_vector(items):
             return items.prod()
-        return _math.prod(items)
+        it, start = _widened_start(items, 1)
+        return _math.prod(it, start=start)
 
     def combine(self, a, b):
         return a * b
@@ -214,8 +246,11 @@ class _Extreme(Terminal):
 
     ``builtins.min`` keeps a NaN that comes first and passes over any later one (every comparison with NaN is
     False), so its answer is "the first item if it is NaN, else the least of the other non-NaN items". That splits
-    into an associative partial per chunk: ``(the chunk's first item if NaN, else None; the chunk's best non-NaN
-    item or None)``. Combining keeps the left NaN and the better best (the left one on ties, as the builtins).
+    into an associative partial per chunk: ``(the chunk's first item if NaN, else _NO_ITEM; the chunk's best non-NaN
+    item or _NO_ITEM)``. Combining keeps the left NaN and the better best (the left one on ties, as the builtins).
+    ``None`` is an item like any other (compared, so ``min([3, None])`` raises ``TypeError`` as the builtin does).
+    Items must be totally ordered (numbers, strings): for sets, whose ``<`` is a partial order, the answer can differ
+    from the builtins' left-to-right one.
     """
 
     _nan_skipping: Any = None  # np.fmin / np.fmax: a vectorized reduction that passes over NaNs
@@ -241,26 +276,26 @@ class _Extreme(Terminal):
             if not items.size:
                 return SKIPPED
             if items.dtype.kind not in "fmM":  # NaN and NaT (datetimes, timedeltas) are unordered, as in builtins
-                return (None, self._plain(items))
+                return (_NO_ITEM, self._plain(items))
             first = items[0]
             best = self._nan_skipping.reduce(items)  # NaN only when every item is NaN
-            return (first if first != first else None, None if best != best else best)
+            return (first if first != first else _NO_ITEM, _NO_ITEM if best != best else best)
         it = iter(items)
         first = next(it, SKIPPED)
         if first is SKIPPED:
             return SKIPPED
         if first == first:  # the usual case: one C-level pass, later NaNs passed over by the builtin itself
-            return (None, self._builtin(_itertools.chain((first,), it)))
-        return (first, self._builtin((v for v in it if v == v), default=None))
+            return (_NO_ITEM, self._builtin(_itertools.chain((first,), it)))
+        return (first, self._builtin((v for v in it if v == v), default=_NO_ITEM))
 
     def combine(self, a, b):
-        if b[1] is None or (a[1] is not None and not self._better(self._rank(b[1]), self._rank(a[1]))):
+        if b[1] is _NO_ITEM or (a[1] is not _NO_ITEM and not self._better(self._rank(b[1]), self._rank(a[1]))):
             return a
         return (a[0], b[1])
 
     def final(self, value):
         head, best = value
-        return self._answer(head if head is not None else best)
+        return self._answer(head if head is not _NO_ITEM else best)
 
 
 class Min(_Extreme):
@@ -284,8 +319,8 @@ class MinByKey(_Extreme):
 
     The builtin compares each key with the best so far: an unordered key (NaN, NaT) is never better, and one on the
     very first item is never beaten. Each chunk gives ``((key, item) of its first item if that key is unordered, else
-    None; (key, item) of its best ordered key or None)``: :class:`_Extreme`'s partial, of (key, item) pairs compared
-    by their keys, combined as there.
+    _NO_ITEM; (key, item) of its best ordered key or _NO_ITEM)``: :class:`_Extreme`'s partial, of (key, item) pairs
+    compared by their keys, combined as there.
     """
 
     per_item_python = True
@@ -303,11 +338,11 @@ class MinByKey(_Extreme):
         if first is SKIPPED:
             return SKIPPED
         k = key(first)
-        head = (k, first) if _unordered(k) else None
-        best = None if head is not None else (k, first)
+        head = (k, first) if _unordered(k) else _NO_ITEM
+        best = _NO_ITEM if head is not _NO_ITEM else (k, first)
         for item in it:
             k = key(item)
-            if best is None:
+            if best is _NO_ITEM:
                 if not _unordered(k):
                     best = (k, item)
             elif better(k, best[0]):

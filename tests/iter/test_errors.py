@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hpc import ThreadPool, par_range
+from hpc import ThreadPool, par_iter, par_range
 
 
 def _notes(exc: BaseException) -> str:
@@ -386,3 +386,22 @@ def test_a_worker_process_error_keeps_its_type_and_its_traceback():
         text = "".join(traceback.format_exception(info.value))
         assert fn.__name__ in text and "item 700 (chunk" in text
     assert str(info.value) == "bad pair 7, 2"
+
+
+def test_the_error_is_the_items_alone_with_one_hpc_note():
+    """The error was raised inside `except ChunkFailure`, so its traceback printed the internal ChunkFailure and
+    "During handling of the above exception, another exception occurred"; an exception object raised again (a
+    module-level one) gathered one note per run."""
+    shared = ValueError("shared")
+
+    def boom(x):
+        if x == 3:
+            raise shared
+        return x
+
+    for _ in range(3):
+        with pytest.raises(ValueError) as info:
+            par_iter(list(range(8))).map(boom).with_backend("threads").collect()
+        assert info.value.__context__ is None
+        notes = [n for n in info.value.__notes__ if n.startswith("hpc: raised by")]
+        assert notes == ["hpc: raised by item 3 (chunk 3) of a parallel iterator on the threads backend"]

@@ -155,3 +155,34 @@ def test_an_empty_array_gives_to_numpy_its_row_shape_and_dtype():
         assert out.shape == (0, 3) and out.dtype == full.to_numpy().dtype == np.int32
     for run in (empty.map(lambda r: r), empty.map_chunks(lambda c: c), full.filter(lambda r: False)):
         assert run.to_numpy().shape == (0,) and run.to_numpy().dtype == np.float64
+
+
+def test_numpy_ints_are_counts_as_range_takes_them():
+    """np.int64(2) is a positive int: step_by, take, skip, chunks, with_min_len and par_chunks refused it."""
+    two = np.int64(2)
+    assert par_range(8).step_by(two).collect() == [0, 2, 4, 6]
+    assert par_range(8).take(two).collect() == [0, 1] and par_range(4).skip(two).collect() == [2, 3]
+    assert par_range(5).chunks(two).collect() == [[0, 1], [2, 3], [4]]
+    assert par_range(5).with_min_len(two).with_max_len(np.int32(3)).sum() == 10
+    assert [c.tolist() for c in par_chunks(np.arange(3), two).collect()] == [[0, 1], [2]]
+    for bad in (True, 2.0, np.float64(2)):
+        with pytest.raises(ValueError, match="step must be a positive int"):
+            par_range(8).step_by(bad)
+
+
+def test_masked_arrays_are_refused_and_old_style_sequences_taken():
+    """A masked array's chunks gave masked or the right value depending on where the mask fell; a class iterable
+    only through __getitem__ (which list() and sum() take) was refused."""
+    masked = np.ma.masked_array(np.ones(10), mask=[True] * 4 + [False] * 6)
+    with pytest.raises(TypeError, match=r"masked array.*compressed\(\)"):
+        par_iter(masked)
+    with pytest.raises(TypeError, match="masked array"):
+        par_chunks(masked, 2)
+
+    class Old:
+        def __getitem__(self, i):
+            if i >= 3:
+                raise IndexError
+            return i * 10
+
+    assert par_iter(Old()).collect() == [0, 10, 20] and par_bridge(Old()).sum() == 30

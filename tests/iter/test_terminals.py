@@ -51,3 +51,28 @@ def test_min_and_max_of_object_arrays_with_nan_are_the_builtins(backend):
             run = par_iter(a).with_backend(backend).with_max_len(chunk)
             for ours, builtin in ((run.min(), min(a)), (run.max(), max(a))):
                 assert ours == builtin or (ours != ours and builtin != builtin), (values, chunk, ours, builtin)
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads", "processes"])
+def test_min_and_max_compare_none_as_the_builtins_do(backend):
+    """A chunk of None items folded to "no value": min([3, None, 1]) gave 1 (the builtins raise TypeError), and
+    par_iter([None, None]).min() gave None as if empty."""
+    for items in ([3, None, 1], [None, 2], [None, None]):
+        for terminal in ("min", "max"):
+            with pytest.raises(TypeError, match="not supported between"):
+                getattr(par_iter(items).with_backend(backend), terminal)()
+    assert par_iter([None]).with_backend(backend).min() is None  # one item: nothing to compare, as min([None])
+
+
+def test_sum_and_product_of_small_numpy_ints_widen_through_any_chain():
+    """A plain array chunk summed as np.sum (uint8 to uint64); an identity map, a chain or a filter before sum
+    summed NumPy scalars with the builtin, which wraps in uint8: 64 instead of 200000."""
+    img = np.full(1000, 200, np.uint8)
+    want = np.sum(img)
+    for it in (par_iter(img), par_iter(img).map(lambda p: p), par_iter(img).chain(img[:0]),
+               par_iter(img).filter(bool), par_iter(list(img))):
+        got = it.sum()
+        assert got == want == 200000 and got.dtype == np.uint64
+    small = np.full(10, 3, np.int8)
+    assert par_iter(small).map(lambda v: v).product() == np.prod(small) == 59049
+    assert par_iter(np.ones(5, bool)).map(lambda b: b).sum() == 5

@@ -14,6 +14,7 @@ from hpc._core.notes import add_note
 from hpc._core.pool import current_pool
 from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
+from hpc.iter.plumbing.plan import NOTE_PREFIX as _NOTE_PREFIX
 from hpc.iter.plumbing.plan import ChunkFailure, Plan, run_chunk
 
 __all__ = ["BACKENDS", "Backend", "execute", "register", "resolve_backend"]
@@ -217,10 +218,15 @@ def _backend(name: str) -> Backend:
         raise ValueError(f"backend must be one of {', '.join(_config.BACKENDS)}; got {name!r}") from None
 
 
-def _raise_failure(failure: ChunkFailure, where: str) -> None:
+def _noted(failure: ChunkFailure, where: str) -> BaseException:
+    """The item's own exception, with a note saying where it was raised (one hpc note: an exception object raised
+    again, a module-level one, gets this run's note in place of an earlier run's)."""
     exc = failure.error
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        notes[:] = [n for n in notes if not (isinstance(n, str) and n.startswith(_NOTE_PREFIX))]
     add_note(exc, failure.note(where))
-    raise exc
+    return exc
 
 
 def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = False) -> Any:
@@ -274,11 +280,15 @@ def execute(plan: Plan, terminal: Any, backend: str | None, progress: bool = Fal
                 partials.update(_backend(name).run(plan, terminal, unshippable.remaining, ctx, bar))
     except ChunkFailure as failure:
         stayed = name == "serial" and chosen != "serial"
-        _raise_failure(failure, f"calling thread ({'auto' if chosen == 'probe' else chosen} kept this short run there)"
-                       if stayed else f"{name} backend")
+        error = _noted(failure, f"calling thread ({'auto' if chosen == 'probe' else chosen} kept this short run "
+                                "there)" if stayed else f"{name} backend")
+    else:
+        error = None
     finally:
         if bar is not None:
             bar.close()
+    if error is not None:  # raised here, out of the except block: its traceback shows no ChunkFailure "during"
+        raise error
     return terminal.finish([partials[c] for c in sorted(partials)])
 
 
