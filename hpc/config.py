@@ -23,6 +23,7 @@ variable               allowed values                               default
 
 from __future__ import annotations
 
+import operator as _operator
 import os as _os
 from collections.abc import Callable as _Callable
 from typing import TypeVar as _TypeVar
@@ -154,9 +155,10 @@ def set_num_threads(n: int | None) -> None:
     size; the next parallel call on the default pool uses the new one.
     """
     global _num_threads_override
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_THREADS):
+    if n is not None and (isinstance(n, bool) or not hasattr(type(n), "__index__")
+                          or not 1 <= _operator.index(n) <= MAX_THREADS):  # a NumPy int too
         raise ConfigError(f"num_threads must be a positive int of at most {MAX_THREADS}, or None; got {n!r}")
-    _num_threads_override = n
+    _num_threads_override = None if n is None else _operator.index(n)
 
 
 def backend() -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections as _collections
 import concurrent.futures as _futures
+import operator as _operator
 import os as _os
 import random as _random
 import sys as _sys
@@ -392,8 +393,11 @@ class ThreadPool(_futures.Executor):
     def __init__(self, num_threads: int | None = None) -> None:
         if num_threads is None:
             num_threads = _config.num_threads()
-        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
+        if isinstance(num_threads, bool) or not hasattr(type(num_threads), "__index__") or (
+            _operator.index(num_threads) < 1
+        ):  # a NumPy int is an int here too
             raise ValueError(f"num_threads must be a positive int; got {num_threads!r}")
+        num_threads = _operator.index(num_threads)
         self.num_threads = num_threads
         self._core = _Workers(num_threads)
         self._core.own(self)

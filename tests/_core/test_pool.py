@@ -698,3 +698,21 @@ def test_wait_until_with_a_timeout_says_whether_the_event_came():
         assert pool.wait_until(unset, 0.05) is False and pool.wait_until(done, 0.05) is True
         assert pool.install(lambda: (pool.wait_until(unset, 0.05), pool.wait_until(done, 0.05))) == (False, True)
         assert pool.wait_until(done) is True
+
+
+def test_numpy_ints_size_pools_as_ints_do():
+    """ThreadPool(np.int64(2)) and set_num_threads(np.int32(2)) were refused as not positive ints."""
+    import numpy as np
+
+    from hpc import config
+
+    with ThreadPool(np.int64(2)) as pool:
+        assert pool.num_threads == 2 and type(pool.num_threads) is int
+    set_num_threads(np.int32(3))
+    try:
+        assert current_num_threads() == 3
+    finally:
+        set_num_threads(None)
+    for bad in (True, 2.0):
+        with pytest.raises(config.ConfigError):
+            set_num_threads(bad)
