@@ -33,8 +33,11 @@ WORLD_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("MPI_LOCALRANKID", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"),
 )
 #: prefixes of the variables a launcher gives the processes it starts: a job started from inside a job must not
-#: inherit them, or its processes would try to join the outer one
-JOB_VARIABLE_PREFIXES = ("PMI_", "PMIX_", "HYDRA_", "MPI_LOCAL", "OMPI_")
+#: inherit them, or its processes would try to join the outer one (Hydra gives ranks PMI_* and MPI_LOCAL*, no
+#: HYDRA_*: those are the user's settings of mpiexec, HYDRA_IFACE and the like, and are kept)
+JOB_VARIABLE_PREFIXES = ("PMI_", "PMIX_", "MPI_LOCAL", "OMPI_")
+#: ...and these whole names: Hydra's control channel between mpiexec and its proxies
+_JOB_VARIABLE_NAMES = frozenset({"HYDRA_CONTROL_FD"})
 #: ...except these, the user's settings rather than the job's (Open MPI's consent to run as root)
 _KEPT_PREFIXES = ("OMPI_ALLOW_RUN_AS_ROOT",)
 
@@ -91,20 +94,30 @@ def detect() -> dict[str, _Any] | None:
     for name, rank_var, size_var in WORLD_VARIABLES:
         if env.get(rank_var, "").strip():  # an empty one is no launcher's (launched() reads it so too)
             return {"name": name, "rank": _int_or_none(env.get(rank_var)), "size": _int_or_none(env.get(size_var))}
-    if any(key.startswith("HYDRA_") for key in env) or "PMI_FD" in env or "PMI_PORT" in env:
+    if "PMI_FD" in env or "PMI_PORT" in env:  # a Hydra proxy's connection (HYDRA_* are the user's settings)
         return {"name": "Hydra (MPICH, Intel MPI)", "rank": None, "size": None}
     return None
 
 
 def child_environment(env: _Mapping[str, str] | None = None) -> dict[str, str]:
     """Return ``env`` (default: this process's) without the launcher's job variables: the environment in which to
-    start a new, separate MPI job (an ``mpiexec``) from inside one."""
+    start a new, separate MPI job (an ``mpiexec``) from inside one. Outside a job (no launcher started this
+    process) nothing is a job's: the user's own settings (``OMPI_MCA_*``, ``PMIX_MCA_*``) go on unchanged."""
     env = _os.environ if env is None else env
+    if not _job_in(env):
+        return {k: v for k, v in env.items() if k != RANK_MARKER}
     return {
         k: v
         for k, v in env.items()
-        if k != RANK_MARKER and (not k.startswith(JOB_VARIABLE_PREFIXES) or k.startswith(_KEPT_PREFIXES))
+        if k != RANK_MARKER and k not in _JOB_VARIABLE_NAMES
+        and (not k.startswith(JOB_VARIABLE_PREFIXES) or k.startswith(_KEPT_PREFIXES))
     }
+
+
+def _job_in(env: _Mapping[str, str]) -> bool:
+    """Whether ``env`` is a launched process's: a rank variable of some launcher, or a Hydra proxy's connection."""
+    rank_variables = [var for var, _ in LOCAL_RANK_VARIABLES] + [var for _, var, _ in WORLD_VARIABLES]
+    return any(env.get(var, "").strip() for var in rank_variables) or "PMI_FD" in env or "PMI_PORT" in env
 
 
 #: set in a rank (a process a launcher started) to its pid by :func:`mark_rank`, and inherited by what it starts

@@ -111,6 +111,8 @@ def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0.0 or value == float("inf"):
         raise ValueError(text)
+    if value == 0.0 and any(c in "123456789" for c in text.lower().partition("e")[0]):
+        raise ValueError(text)  # "1e-400" underflows to 0.0, which would turn the watchdog off
     return value + 0.0  # "-0" is 0.0
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib.util as _importlib_util
-import threading as _threading
+import math as _math
+import numbers as _numbers
 
 import numba as _numba
 import numpy as _np
@@ -163,19 +164,38 @@ def real_scalar(name: str, value: object, dtype: _np.dtype) -> _np.generic:
     """Return ``value`` as a scalar of ``dtype``: a Python or NumPy real number, or a 0-d array of one; anything else
     (None, a bool, a string, an array with elements) raises TypeError naming ``name`` (NumPy's float64(None) is NaN,
     and numba's refusal of an array is a page of typing errors)."""
-    if type(value) is float:  # the common case in one test
-        return dtype.type(value)
-    if type(value) is int:
-        try:
+    if type(value) is float:  # the common case in one test (float32 beyond its range: OverflowError below)
+        if dtype is F64 or not abs(value) > _F32_MAX or value == _math.inf or value == -_math.inf:
             return dtype.type(value)
+        return _narrowed(name, value, dtype)
+    if type(value) is int:
+        if -(1 << 24) <= value <= 1 << 24:  # exact in every float dtype: the common case
+            return dtype.type(value)
+        try:
+            return _narrowed(name, value, dtype)
         except OverflowError:  # NumPy's words name no argument
             raise OverflowError(f"{name} is too large for {dtype}; got an int of {value.bit_length()} bits") from None
-    if isinstance(value, (int, float, _np.integer, _np.floating)) and not isinstance(value, (bool, _np.bool_)):
-        return dtype.type(value)
     if isinstance(value, _np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
-        return dtype.type(value)
+        value = value[()]
+    if isinstance(value, _numbers.Real) and not isinstance(value, (bool, _np.bool_)):  # Fraction too
+        return _narrowed(name, value, dtype)
     what = f"an array of shape {value.shape}" if isinstance(value, _np.ndarray) else type(value).__name__
     raise TypeError(f"{name} must be a real number; got {what}")
+
+
+_F32_MAX = float(_np.finfo(_np.float32).max)
+
+
+def _narrowed(name: str, value: object, dtype: _np.dtype) -> _np.generic:
+    """``value`` as ``dtype``; a finite value beyond its range raises OverflowError naming ``name`` (float32 turned
+    ``10**40`` into inf with a warning, where ``2**1024`` raised), an infinity or NaN given as such is taken."""
+    try:
+        wide = float(value)
+    except OverflowError:
+        raise OverflowError(f"{name} is too large for {dtype}; got {value!r}") from None
+    if _math.isfinite(wide) and abs(wide) > float(_np.finfo(dtype).max):
+        raise OverflowError(f"{name} is too large for {dtype}; got {value!r}")
+    return dtype.type(wide) if not isinstance(value, _np.floating) else dtype.type(value)
 
 
 def plain_vectors(a: object, b: object, c: object = None) -> bool:
@@ -249,8 +269,9 @@ def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEME
     if parallel is None:
         if work < min_work or _config.num_threads() <= 1:
             return False
-        # numba's count is asked off the main thread only (0.75 us): workers are where it is set to 1
-        return _threading.current_thread() is _threading.main_thread() or _numba.get_num_threads() > 1
+        # numba's count for this thread (0.75 us, beside the 1 MiB of work this takes): 1 in hpc's pool workers,
+        # under NUMBA_NUM_THREADS=1, or after numba.set_num_threads(1) on the main thread too
+        return _numba.get_num_threads() > 1
     return check_parallel(parallel)
 
 

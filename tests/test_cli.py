@@ -108,13 +108,15 @@ def test_info_under_mpiexec_prints_one_gathered_report(launch: str, tmp_path: Pa
     assert "launched by" in _line(proc.stdout, "mpi")
 
 
-def test_info_json_under_mpiexec_is_a_list_per_rank(tmp_path: Path) -> None:
-    """Under ``mpiexec -n 2``, ``--json`` prints a list holding the reports of ranks 0 and 1."""
-    proc = _run([_mpiexec(), "-n", "2", _hpc_script(), "info", "--json"], tmp_path)
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_info_json_under_mpiexec_is_a_list_per_rank(tmp_path: Path, ranks: int) -> None:
+    """Under ``mpiexec -n N``, ``--json`` prints a list holding the reports of ranks 0 to N-1: one rank too (it
+    printed a bare dict there, another shape for the same job)."""
+    proc = _run([_mpiexec(), "-n", str(ranks), _hpc_script(), "info", "--json"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     reports = json.loads(proc.stdout)
-    assert [r["process"]["rank"] for r in reports] == [0, 1]
-    assert {r["process"]["size"] for r in reports} == {2}
+    assert [r["process"]["rank"] for r in reports] == list(range(ranks))
+    assert {r["process"]["size"] for r in reports} == {ranks}
 
 
 def test_bad_variable_under_mpiexec_fails_once_without_hanging(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ CASES = {
         config.mpi_timeout,
         0.0,
         [("0", 0.0), ("2.5", 2.5), ("30", 30.0)],
-        ["-1", "inf", "nan", "soon", "1_0"],
+        ["-1", "inf", "nan", "soon", "1_0", "1e-400"],  # 1e-400 underflows to 0.0: the watchdog off
         "a non-negative number of seconds",
     ),
     "HPC_CUDA_LEAKCHECK": (config.cuda_leakcheck, False, [("0", False), ("1", True)], ["on", "-1"], "0 or 1"),

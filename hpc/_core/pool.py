@@ -393,10 +393,11 @@ class ThreadPool(_futures.Executor):
     def __init__(self, num_threads: int | None = None) -> None:
         if num_threads is None:
             num_threads = _config.num_threads()
-        if isinstance(num_threads, bool) or not hasattr(type(num_threads), "__index__") or (
-            _operator.index(num_threads) < 1
-        ):  # a NumPy int is an int here too
-            raise ValueError(f"num_threads must be a positive int; got {num_threads!r}")
+        if isinstance(num_threads, bool) or not hasattr(type(num_threads), "__index__") or not (
+            1 <= _operator.index(num_threads) <= _config.MAX_THREADS
+        ):  # a NumPy int is an int here too; the cap is HPC_NUM_THREADS' (a million threads took 800 MB)
+            raise ValueError(f"num_threads must be a positive int of at most {_config.MAX_THREADS}; got "
+                             f"{num_threads!r}")
         num_threads = _operator.index(num_threads)
         self.num_threads = num_threads
         self._core = _Workers(num_threads)

@@ -716,3 +716,12 @@ def test_numpy_ints_size_pools_as_ints_do():
     for bad in (True, 2.0):
         with pytest.raises(config.ConfigError):
             set_num_threads(bad)
+
+
+def test_a_pool_is_capped_as_hpc_num_threads_is():
+    """ThreadPool(10**6) started a million threads (800 MB) where set_num_threads and HPC_NUM_THREADS stop at the
+    cap."""
+    from hpc import config
+
+    with pytest.raises(ValueError, match=f"at most {config.MAX_THREADS}"):
+        ThreadPool(config.MAX_THREADS + 1)

@@ -158,3 +158,33 @@ def test_compiled_blas_where_scipy_works():
 
     pytest.importorskip("scipy.linalg.cython_blas")
     assert _checks.compiled_blas() is True
+
+
+def test_parallel_none_follows_numbas_thread_count_on_the_main_thread_too():
+    """numba.set_num_threads(1) (or NUMBA_NUM_THREADS=1) on the main thread still chose the parallel variant: a
+    team of one, and the parallel variant's bits where docs/kernels.md says the serial one runs."""
+    import numba
+    from hpc.kernels import _checks
+
+    big = _checks.PARALLEL_MIN_ELEMENTS
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert _checks.use_parallel(None, big) is False
+    finally:
+        numba.set_num_threads(before)
+    assert _checks.use_parallel(None, big) is (before > 1 and _checks._config.num_threads() > 1)
+
+
+def test_scalar_arguments_take_any_real_and_refuse_what_the_dtype_cannot_hold():
+    """A Fraction (a numbers.Real) was refused; for float32 data 10**40 became inf with a warning where 2**1024
+    raised: any finite value beyond the dtype raises OverflowError naming the argument; inf itself is taken."""
+    from fractions import Fraction
+
+    x = np.ones(3, np.float32)
+    assert k.scal(Fraction(1, 2), x.copy()).tolist() == [0.5] * 3
+    for big in (10**40, 1e39, np.float64(1e39), 2**1024):
+        with pytest.raises(OverflowError, match="a is too large for float32"):
+            k.scal(big, x.copy())
+    assert np.isinf(k.scal(float("inf"), x.copy())).all()
+    assert k.scal(10**40, np.ones(2)).tolist() == [1e40, 1e40]
