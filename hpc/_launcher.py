@@ -12,6 +12,7 @@ from typing import Any as _Any
 
 __all__ = [
     "JOB_VARIABLE_PREFIXES", "LOCAL_RANK_VARIABLES", "RANK_MARKER", "WORLD_VARIABLES", "child_environment", "detect",
+    "in_job",
     "LAUNCHER_PROCESSES", "drop_inherited_job", "find", "inherited_job_size", "launched", "local_size", "mark_rank",
     "mpi_init_environment", "one_node", "started_by_rank", "unlink_segment_names",
 ]  # fmt: skip
@@ -36,8 +37,8 @@ WORLD_VARIABLES: tuple[tuple[str, str, str], ...] = (
 #: inherit them, or its processes would try to join the outer one (Hydra gives ranks PMI_* and MPI_LOCAL*, no
 #: HYDRA_*: those are the user's settings of mpiexec, HYDRA_IFACE and the like, and are kept)
 JOB_VARIABLE_PREFIXES = ("PMI_", "PMIX_", "MPI_LOCAL", "OMPI_")
-#: ...and these whole names: Hydra's control channel between mpiexec and its proxies
-_JOB_VARIABLE_NAMES = frozenset({"HYDRA_CONTROL_FD"})
+#: ...and these whole names: Hydra's channels between mpiexec and its proxies (older and newer Hydra)
+_JOB_VARIABLE_NAMES = frozenset({"HYDRA_CONTROL_FD", "HYDI_CONTROL_FD", "HYDRA_PROXY_ID", "HYDRA_PROXY_PORT"})
 #: ...except these, the user's settings rather than the job's (Open MPI's consent to run as root)
 _KEPT_PREFIXES = ("OMPI_ALLOW_RUN_AS_ROOT",)
 
@@ -104,7 +105,7 @@ def child_environment(env: _Mapping[str, str] | None = None) -> dict[str, str]:
     start a new, separate MPI job (an ``mpiexec``) from inside one. Outside a job (no launcher started this
     process) nothing is a job's: the user's own settings (``OMPI_MCA_*``, ``PMIX_MCA_*``) go on unchanged."""
     env = _os.environ if env is None else env
-    if not _job_in(env):
+    if not in_job(env):
         return {k: v for k, v in env.items() if k != RANK_MARKER}
     return {
         k: v
@@ -114,10 +115,13 @@ def child_environment(env: _Mapping[str, str] | None = None) -> dict[str, str]:
     }
 
 
-def _job_in(env: _Mapping[str, str]) -> bool:
-    """Whether ``env`` is a launched process's: a rank variable of some launcher, or a Hydra proxy's connection."""
+def in_job(env: _Mapping[str, str] | None = None) -> bool:
+    """Whether ``env`` (default: this process's) is a launched process's: a rank variable of some launcher, or a
+    Hydra proxy's connection (:func:`launched`, and a proxy that set only its connection)."""
+    env = _os.environ if env is None else env
     rank_variables = [var for var, _ in LOCAL_RANK_VARIABLES] + [var for _, var, _ in WORLD_VARIABLES]
-    return any(env.get(var, "").strip() for var in rank_variables) or "PMI_FD" in env or "PMI_PORT" in env
+    return (any(env.get(var, "").strip() for var in rank_variables)
+            or any(var in env for var in ("PMI_FD", "PMI_PORT", "HYDI_CONTROL_FD")))
 
 
 #: set in a rank (a process a launcher started) to its pid by :func:`mark_rank`, and inherited by what it starts

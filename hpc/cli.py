@@ -10,6 +10,7 @@ import sys as _sys
 from collections.abc import Sequence as _Sequence
 from typing import Any as _Any
 
+from hpc import _launcher
 from hpc import config as _config
 
 __all__ = ["main"]
@@ -59,12 +60,6 @@ def _build_parser() -> _argparse.ArgumentParser:
     return parser
 
 
-def _launcher_started() -> bool:
-    from hpc import _launcher
-
-    return _launcher.launched() or _launcher.detect() is not None
-
-
 def _error(message: str) -> int:
     print(f"hpc: error: {message}", file=_sys.stderr)
     return 2
@@ -95,7 +90,7 @@ def _info(as_json: bool) -> int:
     if reports is None:  # not the root rank: rank 0 prints for everyone
         return 0
     # under a launcher a list of per-rank reports, of one rank too (`mpiexec -n 1`): one shape for any rank count
-    payload: _Any = reports if len(reports) > 1 or (comm is not None and _launcher_started()) else reports[0]
+    payload: _Any = reports if len(reports) > 1 or (comm is not None and _launcher.in_job()) else reports[0]
     print(_json.dumps(payload, indent=2) if as_json else _infomod.format_report(reports))
     return 0
 

@@ -150,6 +150,14 @@ def num_threads() -> int:
     return _read("HPC_NUM_THREADS", available_cpus(), _thread_count, _THREAD_COUNT_ALLOWED)
 
 
+def whole_number(value: object) -> int | None:
+    """Return ``value`` as an int when it is an integer of any type (a NumPy int too, as ``range`` takes one), else
+    None: a bool, a float or anything else is no count (every count hpc takes is read through this)."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        return None
+    return _operator.index(value)
+
+
 def set_num_threads(n: int | None) -> None:
     """Set the size of the default thread pool for the whole process (``None`` returns to the default).
 
@@ -157,10 +165,10 @@ def set_num_threads(n: int | None) -> None:
     size; the next parallel call on the default pool uses the new one.
     """
     global _num_threads_override
-    if n is not None and (isinstance(n, bool) or not hasattr(type(n), "__index__")
-                          or not 1 <= _operator.index(n) <= MAX_THREADS):  # a NumPy int too
+    count = None if n is None else whole_number(n)
+    if n is not None and (count is None or not 1 <= count <= MAX_THREADS):
         raise ConfigError(f"num_threads must be a positive int of at most {MAX_THREADS}, or None; got {n!r}")
-    _num_threads_override = None if n is None else _operator.index(n)
+    _num_threads_override = count
 
 
 def backend() -> str:

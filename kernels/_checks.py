@@ -175,7 +175,14 @@ def real_scalar(name: str, value: object, dtype: _np.dtype) -> _np.generic:
             return _narrowed(name, value, dtype)
         except OverflowError:  # NumPy's words name no argument
             raise OverflowError(f"{name} is too large for {dtype}; got an int of {value.bit_length()} bits") from None
-    if isinstance(value, _np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+    if type(value) is _np.ndarray and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]
+    kind = type(value)
+    if kind is _np.float64 or kind is _np.float32 or kind is _np.int64:  # NumPy's common scalars, fast
+        if dtype is F64 or not abs(value) > _F32_MAX or not _np.isfinite(value):
+            return dtype.type(value)
+        return _narrowed(name, value, dtype)
+    if isinstance(value, _np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":  # a subclass's 0-d
         value = value[()]
     if isinstance(value, _numbers.Real) and not isinstance(value, (bool, _np.bool_)):  # Fraction too
         return _narrowed(name, value, dtype)
@@ -184,6 +191,8 @@ def real_scalar(name: str, value: object, dtype: _np.dtype) -> _np.generic:
 
 
 _F32_MAX = float(_np.finfo(_np.float32).max)
+#: the largest finite value of each float dtype the kernels take (read once: np.finfo costs a microsecond)
+_FLOAT_MAX = {F32: _F32_MAX, F64: float(_np.finfo(_np.float64).max)}
 
 
 def _narrowed(name: str, value: object, dtype: _np.dtype) -> _np.generic:
@@ -193,7 +202,7 @@ def _narrowed(name: str, value: object, dtype: _np.dtype) -> _np.generic:
         wide = float(value)
     except OverflowError:
         raise OverflowError(f"{name} is too large for {dtype}; got {value!r}") from None
-    if _math.isfinite(wide) and abs(wide) > float(_np.finfo(dtype).max):
+    if _math.isfinite(wide) and abs(wide) > _FLOAT_MAX.get(dtype, _math.inf):
         raise OverflowError(f"{name} is too large for {dtype}; got {value!r}")
     return dtype.type(wide) if not isinstance(value, _np.floating) else dtype.type(value)
 

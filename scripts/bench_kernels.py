@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = _kernels.run(
-        args.quick,
+            args.quick,
             scale=args.scale,
             json=args.json,
             plot=args.plot,

@@ -115,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.rounds < 1:
         parser.error(f"--rounds must be 1 or more; got {args.rounds}")
-    if args.json is not None and unwritable(args.json):
-        parser.error(f"--json {args.json!r}: {unwritable(args.json)}")
+    problem = None if args.json is None else unwritable(args.json)
+    if problem:
+        parser.error(f"--json {args.json!r}: {problem}")
 
     runs: dict[str, list[dict]] = {layer: [] for layer in LAYERS}
     for r in range(args.rounds):

@@ -29,6 +29,8 @@ class _Controllers:
 
     def current(self) -> Any:
         """Return a controller that knows every library loaded so far, or None where threadpoolctl is unusable."""
+        if len(_sys.modules) == self._modules:  # nothing imported since: no lock on the per-batch path
+            return self._controller
         with self._lock:
             if len(_sys.modules) != self._modules:
                 try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections as _collections
 import concurrent.futures as _futures
-import operator as _operator
 import os as _os
 import random as _random
 import sys as _sys
@@ -392,13 +391,12 @@ class ThreadPool(_futures.Executor):
 
     def __init__(self, num_threads: int | None = None) -> None:
         if num_threads is None:
-            num_threads = _config.num_threads()
-        if isinstance(num_threads, bool) or not hasattr(type(num_threads), "__index__") or not (
-            1 <= _operator.index(num_threads) <= _config.MAX_THREADS
-        ):  # a NumPy int is an int here too; the cap is HPC_NUM_THREADS' (a million threads took 800 MB)
+            num_threads = min(_config.num_threads(), _config.MAX_THREADS)  # a machine of more CPUs: the cap
+        count = _config.whole_number(num_threads)
+        if count is None or not 1 <= count <= _config.MAX_THREADS:  # HPC_NUM_THREADS' cap: 10**6 threads took 800 MB
             raise ValueError(f"num_threads must be a positive int of at most {_config.MAX_THREADS}; got "
                              f"{num_threads!r}")
-        num_threads = _operator.index(num_threads)
+        num_threads = count
         self.num_threads = num_threads
         self._core = _Workers(num_threads)
         self._core.own(self)

@@ -377,9 +377,6 @@ def run(
         log (callable or None): called with a progress line before each measurement.
         json (str or None): also write the result as JSON to this path.
         plot (str or None): also draw the roofline chart to this path (needs matplotlib).
-
-    Raises:
-        ValueError: ``json`` or ``plot`` cannot be written (checked before anything runs).
         compile_times (bool): measure compile vs cached-load time in two subprocesses.
 
     Returns:
@@ -388,6 +385,9 @@ def run(
         runs}, ``value`` and ``unit``, ``fraction`` of the ceiling, ``numpy_seconds``, ``vs_numpy`` (NumPy time
         / ours), ``first_call_s``, and where measured ``serial_*``/``numexpr_*``/``vs_numexpr``), ``compile``
         (see :func:`compile_and_load`, or ``None``), ``notes``.
+
+    Raises:
+        ValueError: ``json`` or ``plot`` cannot be written (checked before anything runs).
     """
     for flag, path in (("json", json), ("plot", plot)):
         problem = _output.unwritable(path) if path is not None else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator as _operator
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -24,10 +23,11 @@ A = TypeVar("A")
 def _check_count(name: str, n: Any, minimum: int) -> int:
     """Return ``n`` as an int if it is an integer of any type (a NumPy int too, as ``range`` takes one; not a bool or
     a float) of at least ``minimum``, else raise ``ValueError``."""
-    if isinstance(n, bool) or not hasattr(type(n), "__index__") or _operator.index(n) < minimum:
+    count = _config.whole_number(n)
+    if count is None or count < minimum:
         kind = "a positive int" if minimum == 1 else "a non-negative int"
         raise ValueError(f"{name} must be {kind}; got {n!r}")
-    return _operator.index(n)
+    return count
 
 
 class ParIter(Generic[T]):

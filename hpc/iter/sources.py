@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import operator as _operator
 import threading as _threading
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import numpy as _np
 
+from hpc import config as _config
 from hpc.iter import indexed as _ix
 from hpc.iter.par_iter import ParIter
 from hpc.iter.plumbing.plan import Plan
@@ -99,9 +99,10 @@ def par_chunks(array: Any, size: int) -> ParIter[Any]:
         >>> par_chunks(np.arange(10.0), 4).map(lambda v: float(v.sum())).collect()
         [6.0, 22.0, 17.0]
     """
-    if isinstance(size, bool) or not hasattr(type(size), "__index__") or _operator.index(size) < 1:
+    count = _config.whole_number(size)  # a NumPy int too
+    if count is None or count < 1:
         raise ValueError(f"size must be a positive int; got {size!r}")
-    size = _operator.index(size)  # a NumPy int too
+    size = count
     if isinstance(array, _np.ma.MaskedArray):  # asarray would drop the mask without a word
         raise TypeError("par_chunks of a masked array, whose mask the chunks would lose: pass array.compressed() "
                         "or array.filled(value)")

@@ -199,26 +199,37 @@ def _reduce_or_skip(op: Callable[[Any, Any], Any], items: Iterable[Any]) -> Any:
     return SKIPPED
 
 
-def _widened_start(items: Any, start: int) -> tuple[Any, Any]:
-    """``(iterator over items, start)``: the start a NumPy integer or bool item of fewer than 64 bits widens to, as
-    ``np.sum``/``np.prod`` widen (an identity ``map`` before ``sum`` changed a uint8 array's sum from 200000 to a
-    wrapped 64), else ``start``. Only the first item is looked at."""
-    it = iter(items)
-    first = next(it, SKIPPED)
-    if first is SKIPPED:
-        return it, start
-    kind = getattr(first, "dtype", None)
-    if isinstance(first, _np.generic) and kind is not None and kind.kind in _WIDENED and kind.itemsize < 8:
-        return _itertools.chain((first,), it), _WIDENED[kind.kind](start)
-    return _itertools.chain((first,), it), start
+def _narrow_numpy_int(value: Any) -> bool:
+    """Whether ``value`` is a NumPy integer or bool scalar of fewer than 64 bits (one that np.sum would widen)."""
+    return isinstance(value, _np.generic) and value.dtype.kind in _WIDENED and value.dtype.itemsize < 8
+
+
+def _widened(fold: Callable[..., Any], items: Any, start: int) -> Any:
+    """``fold(items, start)`` (the builtin sum or math.prod), widened as ``np.sum``/``np.prod`` widen where the result
+    came out a NumPy integer of fewer than 64 bits: summed again from a 64-bit start (int64, uint64 for unsigned),
+    before anything wrapped. The test is on the result, which is narrow whenever any item is (Python ints beside
+    them are weak), so every chunking of the same items widens alike: an identity ``map`` before ``sum`` had changed a
+    uint8 array's sum from 200000 to a wrapped 64."""
+    if not isinstance(items, list | tuple):
+        items = list(items)  # read twice where it must be widened
+    try:
+        with _np.errstate(over="raise"):  # a narrow sum that wraps says nothing; one of floats warns, below
+            total = fold(items, start)
+    except FloatingPointError:
+        with _np.errstate(over="ignore"):
+            total = fold(items, start)  # only its type
+        if not _narrow_numpy_int(total):
+            return fold(items, start)  # floats that overflowed: NumPy's warning, as the caller's errstate says
+    if _narrow_numpy_int(total):
+        return fold(items, _WIDENED[total.dtype.kind](start))
+    return total
 
 
 class Sum(Terminal):
     def fold(self, items, ctx, chunk):
         if _is_vector(items):
             return items.sum()
-        it, start = _widened_start(items, 0)
-        return sum(it, start)
+        return _widened(sum, items, 0)
 
     def combine(self, a, b):
         return a + b
@@ -231,8 +242,7 @@ class Product(Terminal):
     def fold(self, items, ctx, chunk):
         if _is_vector(items):
             return items.prod()
-        it, start = _widened_start(items, 1)
-        return _math.prod(it, start=start)
+        return _widened(lambda values, start: _math.prod(values, start=start), items, 1)
 
     def combine(self, a, b):
         return a * b

@@ -94,8 +94,12 @@ def __getattr__(name: str) -> Any:
 #: the parameters of estimator methods that are not metadata for scikit-learn's routing (``comm`` is hpc's: which
 #: ranks take part, never routed by a meta-estimator; ``copy`` is an option, as scikit-learn marks it)
 _NOT_METADATA = frozenset({"self", "X", "y", "Y", "Xt", "yt", "comm", "copy"})
-#: scikit-learn's value for "leave this request as it is" (``sklearn.utils.metadata_routing.UNCHANGED``)
+#: scikit-learn's value for "leave this request as it is" (``sklearn.utils.metadata_routing.UNCHANGED``, compared
+#: by value: scikit-learn is not imported for it)
 _UNCHANGED = "$UNCHANGED$"
+#: the methods whose metadata scikit-learn routes (its private ``SIMPLE_METHODS``; those hpc's estimators have)
+_ROUTED_METHODS = ("fit", "partial_fit", "predict", "predict_proba", "predict_log_proba", "decision_function", "score",
+                   "transform", "inverse_transform")
 
 
 class Estimator:
@@ -246,12 +250,12 @@ class Estimator:
         (scikit-learn is not a dependency)."""
         import copy as _copy
 
-        from sklearn.utils._metadata_requests import SIMPLE_METHODS, MetadataRequest
+        from sklearn.utils.metadata_routing import MetadataRequest
 
         if getattr(self, "_metadata_request", None) is not None:  # set_*_request's (clone copies it)
             return _copy.deepcopy(self._metadata_request)
         request = MetadataRequest(owner=type(self).__name__)
-        for method in SIMPLE_METHODS:
+        for method in _ROUTED_METHODS:
             function = getattr(type(self), method, None)
             if function is None:
                 continue

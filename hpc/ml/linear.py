@@ -152,18 +152,18 @@ class _LinearModel(Estimator):
             w = _np.ones((Y.shape[0], 1))
         if w is None:
             count, _, var = mpi.moments(comm, Y.astype(_np.float64, copy=False))  # R^2 in float64, as before
+            _data.refuse_no_rows(_np.ravel(count)[0], self)  # on every rank alike: the count is global
             total = _np.atleast_1d(var) * count
             residual = mpi.sum(comm, ((Y - P) ** 2), reproducible=True)
         else:
             ones = _np.ones_like(w)
             weighted = mpi.sum(comm, _np.hstack([ones, w, w * Y]), reproducible=True)
             count = weighted[0]
-            _data.refuse_no_rows(count, self)
+            _data.refuse_no_rows(count, self)  # before the weights' test: no rows at all is the first error
             _data.refuse_zero_weight(weighted[0], weighted[1])  # on every rank alike: the totals are global
             mean = weighted[2:] / weighted[1]
             sums = mpi.sum(comm, _np.hstack([w * (Y - P) ** 2, w * (Y - mean) ** 2]), reproducible=True)
             residual, total = sums[: Y.shape[1]], sums[Y.shape[1] :]
-        _data.refuse_no_rows(_np.ravel(count)[0], self)  # on every rank alike: the count is global
         if _np.ravel(count)[0] < 2:  # as scikit-learn's r2_score
             _warnings.warn("R^2 score is not well-defined with less than two samples.",
                            sklearn_class("UndefinedMetricWarning"), stacklevel=2)

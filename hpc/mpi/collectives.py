@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator as _operator
+import threading as _threading
 from typing import Any
 
 import numpy as _np
@@ -11,7 +12,10 @@ from hpc.mpi import _float_keys
 from hpc.mpi import guard as _guard
 from hpc.mpi.ops import Op, resolve
 
-__all__ = ["allgather", "allgather_objects", "allreduce", "bcast", "iallreduce", "reduce", "reduce_scatter", "scan"]
+__all__ = [
+    "agreed_dtype", "allgather", "allgather_objects", "allreduce", "bcast", "iallreduce", "reduce", "reduce_scatter",
+    "scan",
+]
 
 _SUPPORTED = "numpy arrays of bool, integer, floating and complex dtypes, and Python scalars"
 _SCALARS = (bool, int, float, complex)
@@ -35,6 +39,12 @@ def _asarray(x: Any, what: str) -> Any:
     return _np.asarray(x)
 
 
+def agreed_dtype(dtype: _np.dtype) -> str:
+    """The dtype ranks must agree on, as text: the caller's in native byte order (a ``>f8`` rank and a ``<f8`` one send
+    the same native values, and agree)."""
+    return dtype.newbyteorder("=").str
+
+
 class _Prepared:
     """A contribution made ready for MPI: a contiguous array of a dtype MPI reduces, and how to give it back."""
 
@@ -42,9 +52,8 @@ class _Prepared:
 
     @property
     def agreed(self) -> str:
-        """The dtype the ranks must agree on: the caller's in native byte order (a ``>f8`` rank and a ``<f8`` one
-        send the same native values, and agree)."""
-        return self.dtype.newbyteorder("=").str
+        """The dtype the ranks must agree on (see :func:`agreed_dtype`)."""
+        return agreed_dtype(self.dtype)
 
     def __init__(self, x: Any, op: Op | None, what: str) -> None:
         self.numpy_scalar = isinstance(x, _np.generic)
@@ -302,7 +311,7 @@ def _arg(engine: Any, x: Any, o: Op, what: str, root: int | None = None) -> tupl
         raise TypeError(f"{o.name} supports real numeric arrays and scalars; got dtype {arr.dtype}")
     if arr.ndim > 1:
         raise ValueError(f"{o.name} needs a 1-D local array or a scalar; got shape {arr.shape}")
-    _guard.agree(engine, what, (o.name, arr.dtype.str, root))
+    _guard.agree(engine, what, (o.name, agreed_dtype(arr.dtype), root))
     flat = arr.reshape(-1)
     local = None
     if flat.size:
@@ -340,6 +349,7 @@ class CollectiveFuture:
         self._engine, self._request, self._send, self._recv, self._finish = engine, request, send, recv, finish
         self._done = False
         self._outcome: tuple[bool, Any] | None = None  # (raised, the value or the exception), made once
+        self._lock = _threading.Lock()  # result() from two threads: made once all the same
 
     def done(self) -> bool:
         """Return whether the collective has completed (never blocks)."""
@@ -353,11 +363,12 @@ class CollectiveFuture:
         if not self._done:
             _guard.wait(self._engine, self._request, "iallreduce")
             self._done = True
-        if self._outcome is None:  # finished once: float min/max decode their keys in place
-            try:
-                self._outcome = (False, self._finish(self._recv))
-            except Exception as exc:
-                self._outcome = (True, exc)
+        with self._lock:
+            if self._outcome is None:  # finished once: float min/max decode their keys in place
+                try:
+                    self._outcome = (False, self._finish(self._recv))
+                except Exception as exc:
+                    self._outcome = (True, exc)
         raised, value = self._outcome
         if raised:
             raise value
@@ -433,8 +444,8 @@ def bcast(engine: Any, x: Any, root: int = 0) -> Any:
     if engine.rank == root:
         if isinstance(x, _np.generic) and x.dtype.kind not in "biufc":  # a NumPy string, datetime, void scalar
             meta = ("object", x)  # any other Python object, pickled (only arrays of such dtypes are refused)
-        elif isinstance(x, _np.ndarray) and type(x) is not _np.ndarray:  # a masked array, a matrix: pickled,
-            meta = ("object", x)  # as mpi4py sends them (a buffer would drop the mask, or the class)
+        elif isinstance(x, (_np.ma.MaskedArray, _np.matrix)):  # pickled, as mpi4py sends them: a buffer would drop
+            meta = ("object", x)  # the mask, or the class (a memmap's or a pinned array's data go as a buffer)
         elif isinstance(x, (_np.ndarray, _np.generic, *_SCALARS)):
             try:
                 prep = _Prepared(x, None, "bcast")

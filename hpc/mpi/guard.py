@@ -301,11 +301,17 @@ def _finish_host_tables() -> None:
     """At exit, before MPI finalizes (atexit runs this first: it was registered after mpi4py's), complete the
     gatherings still pending, which MPICH otherwise reports ("Builtin communicator ... has pending 1 references").
     Every rank started them; a rank that never comes is waited for a second at most."""
+    MPI = _mpi.module()
+    if MPI is None or MPI.Is_finalized():  # the user finalized MPI: its requests are gone with it
+        return
     deadline = _time.monotonic() + 1.0
-    for table in list(_hosts.values()):
-        while table.names is None and _time.monotonic() < deadline:
-            if table.poll() is None:
-                _time.sleep(1e-3)
+    try:
+        for table in list(_hosts.values()):
+            while table.names is None and _time.monotonic() < deadline:
+                if table.poll() is None:
+                    _time.sleep(1e-3)
+    except Exception:  # noqa: S110 - at exit, a communicator freed by the user: nothing left to complete
+        pass
 
 
 def _host_names(engine: Any) -> list[str] | None:

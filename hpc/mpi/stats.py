@@ -7,6 +7,7 @@ from typing import Any
 import numpy as _np
 
 from hpc.mpi import guard as _guard
+from hpc.mpi.collectives import agreed_dtype
 from hpc.mpi.comm import as_comm
 from hpc.mpi.reproducible import reproducible_sum
 
@@ -150,7 +151,7 @@ def sum(comm: Any, x: Any, *, reproducible: bool = False) -> Any:  # noqa: A001 
         a = a.reshape(1)
     if reproducible:
         # named as the caller wrote it: the first check inside would be the exponent step's, "allreduce ('max', ...)"
-        _guard.check_agreement(comm._engine, "mpi.sum", (a.dtype.newbyteorder("=").str, a.shape[1:], True))
+        _guard.check_agreement(comm._engine, "mpi.sum", (agreed_dtype(a.dtype), a.shape[1:], True))
         return reproducible_sum(comm._engine, a)  # the engine: the handle hpc.mpi's modules take
     return comm.allreduce(_np.asarray(a.sum(axis=0)))
 

@@ -405,3 +405,20 @@ def test_the_error_is_the_items_alone_with_one_hpc_note():
         assert info.value.__context__ is None
         notes = [n for n in info.value.__notes__ if n.startswith("hpc: raised by")]
         assert notes == ["hpc: raised by item 3 (chunk 3) of a parallel iterator on the threads backend"]
+
+
+def test_a_nested_runs_note_stays_beside_the_outer_ones():
+    """Which inner item failed is in the inner run's note; the outer run adds its own."""
+
+    def inner(i):
+        def f(j):
+            if (i, j) == (5, 7):
+                raise KeyError("deep")
+            return j
+
+        return par_range(10).map(f).with_backend("threads").sum()
+
+    with pytest.raises(KeyError) as info:
+        par_range(8).map(inner).with_backend("threads").collect()
+    notes = [n for n in info.value.__notes__ if n.startswith("hpc: raised by")]
+    assert [n.split(" of ")[0] for n in notes] == ["hpc: raised by item 7 (chunk 7)", "hpc: raised by item 5 (chunk 5)"]

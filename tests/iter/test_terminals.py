@@ -76,3 +76,5 @@ def test_sum_and_product_of_small_numpy_ints_widen_through_any_chain():
     small = np.full(10, 3, np.int8)
     assert par_iter(small).map(lambda v: v).product() == np.prod(small) == 59049
     assert par_iter(np.ones(5, bool)).map(lambda b: b).sum() == 5
+    mixed = [0] + [np.uint8(200)] * 7  # a chunk may begin with the Python int: the same answer on every chunking
+    assert {int(par_iter(mixed).with_min_len(n).with_max_len(n).sum()) for n in (1, 2, 4, 8)} == {1400}

@@ -381,3 +381,22 @@ def test_a_watched_job_leaves_no_request_pending_at_finalize():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["2.0", "2.0"] and "pending" not in proc.stderr, proc.stderr
+
+
+@needs_mpiexec
+def test_a_watched_job_that_finalizes_mpi_itself_exits_cleanly():
+    """The exit hook that completes the host names' gathering called MPI after a user's MPI.Finalize()."""
+    proc, _ = _run_job(
+        """
+        import sys
+        from mpi4py import MPI
+        from hpc import mpi
+        value = mpi.world().allreduce(1.0)
+        MPI.Finalize()
+        sys.stdout.write(f"{value}\\n")
+        """,
+        ranks=2,
+        HPC_MPI_TIMEOUT="5",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["2.0", "2.0"] and "after finalizing" not in proc.stderr, proc.stderr

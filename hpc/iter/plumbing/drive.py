@@ -14,7 +14,6 @@ from hpc._core.notes import add_note
 from hpc._core.pool import current_pool
 from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
-from hpc.iter.plumbing.plan import NOTE_PREFIX as _NOTE_PREFIX
 from hpc.iter.plumbing.plan import ChunkFailure, Plan, run_chunk
 
 __all__ = ["BACKENDS", "Backend", "execute", "register", "resolve_backend"]
@@ -219,13 +218,13 @@ def _backend(name: str) -> Backend:
 
 
 def _noted(failure: ChunkFailure, where: str) -> BaseException:
-    """The item's own exception, with a note saying where it was raised (one hpc note: an exception object raised
-    again, a module-level one, gets this run's note in place of an earlier run's)."""
+    """The item's own exception, with a note saying where it was raised; not twice the same note (an exception
+    object raised again by each run, a module-level one, gathered one per run). A nested run's note is another
+    text, and stays beside the outer run's."""
     exc = failure.error
-    notes = getattr(exc, "__notes__", None)
-    if isinstance(notes, list):
-        notes[:] = [n for n in notes if not (isinstance(n, str) and n.startswith(_NOTE_PREFIX))]
-    add_note(exc, failure.note(where))
+    note = failure.note(where)
+    if note not in (getattr(exc, "__notes__", None) or ()):
+        add_note(exc, note)
     return exc
 
 
