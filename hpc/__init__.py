@@ -38,6 +38,9 @@ _importlib.import_module("hpc.iter._joblib_hook").install()
 # a worker process of a rank (scikit-learn's n_jobs under mpiexec) inherits the rank's launcher variables, with which
 # MPI would try to join the job as that rank and fail: they go before anything here or in the user's code starts MPI
 _importlib.import_module("hpc._launcher").drop_inherited_job()
+# numba's cache=True raises at import where it can write neither beside the sources nor in the user's cache (a
+# read-only install, a home that is not writable): give it a private temporary directory then (hpc._numba_cache)
+_importlib.import_module("hpc._numba_cache").ensure_cache_dir()
 # `pip install tbb` does not reach numba's TBB threading layer in a virtual environment (the loader does not search
 # <prefix>/lib): load the wheel's library by its path before any parallel kernel makes numba choose (hpc._tbb)
 _importlib.import_module("hpc._tbb").load_pip_tbb()

@@ -10,11 +10,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Which parts each part may import (besides itself). A part is a subpackage or a top-level module of hpc; "hpc" is
 #: the package root (its public names come from _core, iter and config). Keep in step with docs/architecture.md.
-LEAVES = {"config", "_optional", "_launcher", "_numba_probe", "_tbb"}
+LEAVES = {"config", "_optional", "_launcher", "_numba_probe", "_tbb", "_numba_cache"}
 ALLOWED = {
     "config": set(),
     "_numba_probe": set(),
     "_tbb": set(),
+    "_numba_cache": set(),
     "_launcher": {"config"},
     "_optional": {"config", "_launcher"},
     "_core": {"config", "hpc"},
@@ -27,7 +28,7 @@ ALLOWED = {
     "bench": LEAVES | {"_core", "iter", "kernels", "cuda", "mpi", "ml", "info", "hpc"},
     "cli": LEAVES | {"bench", "info", "hpc"},
     "__main__": {"cli"},
-    "hpc": {"_core", "iter", "config"},
+    "hpc": {"_core", "iter", "config", "_numba_cache"},
 }
 
 
