@@ -142,7 +142,11 @@ class Estimator:
             return out
         columns = list(self.get_feature_names_out())
         if kind == "polars":
-            import polars
+            try:
+                import polars
+            except ImportError:  # scikit-learn's words: name the package and the setting that asked for it
+                raise ImportError("set_output(transform='polars') needs polars, which is not installed: "
+                                  "pip install polars") from None
 
             return polars.DataFrame(out, schema=columns, orient="row")
         import pandas

@@ -124,3 +124,12 @@ def test_nullable_pandas_columns(make):
             make().fit(full, pd.Series(pd.array([1, None, 3, 4], dtype="Int64")))
     else:
         np.testing.assert_array_equal(make().fit(full).transform(plain), make().fit(plain).transform(plain))
+
+
+def test_polars_output_without_polars_says_what_to_install(monkeypatch):
+    """A bare ModuleNotFoundError came from inside the transform: scikit-learn names the package and the setting."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "polars", None)  # import polars fails, installed or not
+    with pytest.raises(ImportError, match=r"set_output\(transform='polars'\) needs polars"):
+        ml.StandardScaler().set_output(transform="polars").fit_transform(np.ones((3, 2)))
