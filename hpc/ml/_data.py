@@ -67,6 +67,9 @@ def allgather_objects(comm: Any, obj: Any) -> list[Any]:
     """Return every rank's ``obj`` (pickled), in rank order."""
     if comm.size == 1:
         return [obj]
+    from hpc.mpi import guard
+
+    guard.arrive(comm._engine, "hpc.ml allgather")  # watched: a rank that never comes is reported (HPC_MPI_TIMEOUT)
     return comm.mpi.allgather(obj)
 
 
@@ -451,10 +454,10 @@ def fingerprint(value: Any) -> str:
             data = _np.ascontiguousarray(value)
         return f"array{value.shape}:{value.dtype.kind}:{_hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()}"
     if type(value).__module__.startswith("pandas") and hasattr(value, "to_numpy"):
-        # a DataFrame or Series as its values (and column names): pandas' repr elides the middle rows, and an init
-        # of 100 rows that differed in row 50 passed as the same
-        names = fingerprint([str(c) for c in getattr(value, "columns", ())])
-        return f"{type(value).__name__}{names}" + fingerprint(_np.asarray(value.to_numpy()))
+        # a DataFrame or Series as its values, as the array it holds (an init given as a DataFrame on one rank and
+        # as an array elsewhere is the same init); pandas' repr elides the middle rows, and an init of 100 rows that
+        # differed in row 50 had passed as the same
+        return fingerprint(_np.asarray(value.to_numpy()))
     if callable(value):
         return f"callable {getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}"
     return repr(value)

@@ -336,8 +336,12 @@ def _block_loss_grad(binary: bool, coef: _np.ndarray, intercept: _np.ndarray, X:
 def _label_kind(labels: _np.ndarray) -> str:
     """The dtype kind of a rank's labels, an object array of strings (as pandas gives them) counting as strings."""
     kind = labels.dtype.kind
-    if kind == "O" and all(isinstance(v, str) for v in labels.tolist()):
-        return "U"
+    if kind == "O":
+        values = labels.tolist()
+        if all(isinstance(v, str) for v in values):
+            return "U"
+        if all(isinstance(v, _numbers.Integral) and not isinstance(v, bool) for v in values):
+            return "i"  # ints in an object array (a pandas object column) beside int64 labels: one kind
     return kind
 
 

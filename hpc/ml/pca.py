@@ -84,12 +84,26 @@ class PCA(Estimator):
                 f"svd_solver must be 'auto', 'covariance_eigh' or 'full' in hpc.ml.PCA; got {self.svd_solver!r}"
             )
 
+    def _check_components_kind(self) -> None:
+        """Refuse an ``n_components`` that no data size makes valid, in the local check that every rank agrees on:
+        ranks compare parameters by value (``2`` and ``2.0`` alike), so ``2.0`` on one rank beside ``2`` elsewhere
+        raised on that rank alone, after the check, and the others waited in the next collective."""
+        k = self.n_components
+        if k is None or isinstance(k, str):
+            return  # None, or a string refused by _components_wanted with its own words on every rank alike
+        if isinstance(k, _numbers.Integral) and not isinstance(k, bool):
+            if k < 0:
+                raise ValueError(f"n_components must be an int >= 0, a float in (0, 1) or None; got {k!r}")
+            return
+        if not (isinstance(k, _numbers.Real) and not isinstance(k, bool) and 0.0 < k < 1.0):
+            raise ValueError(f"n_components must be an int >= 0, a float in (0, 1) or None; got {k!r}")
+
     @one_blas_thread
     def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> PCA:
         """Fit the model on every rank's rows (collective); return self."""
         comm = self._comm_for(comm, fitting=True)
         # the parameters checked there too: a bad one on one rank raises on every rank
-        rows = self._fit_rows(comm, X, local_check=lambda X: self._check_solver())
+        rows = self._fit_rows(comm, X, local_check=lambda X: (self._check_solver(), self._check_components_kind()))
         n, d = rows.n_total, rows.n_features
         limit = min(n, d)
         k = self._components_wanted(limit, self._sklearn_route(n, d))

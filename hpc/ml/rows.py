@@ -45,6 +45,9 @@ def load_rows(path: str | _os.PathLike[str], comm: Any = None, *, mmap: bool = T
     try:
         array = _np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:  # NumPy's message speaks of pickles for any file that is not .npy or .npz
+        if "Python objects" in str(exc):  # a .npy of objects: the rows must be numbers
+            raise ValueError(f"{path}: load_rows reads rows of numbers; this .npy holds Python objects (dtype "
+                             "object): save a numeric array") from None
         raise ValueError(f"{path}: load_rows reads one array written by numpy.save (.npy); this file is not one "
                          f"({exc})") from None
     if not isinstance(array, _np.ndarray):  # an .npz archive holds several arrays: which one is the rows?

@@ -47,6 +47,10 @@ class Comm:
             comm = comm.mpi
         if comm is not None and not (hasattr(comm, "Get_rank") and hasattr(comm, "Get_size")):
             raise TypeError(f"comm must be an hpc.mpi.Comm, an mpi4py communicator or None; got {comm!r:.60}")
+        null = _mpi.module()
+        if null is not None and comm == null.COMM_NULL:  # Split's answer on a rank it left out
+            raise ValueError("comm is MPI.COMM_NULL: this rank is in no group of it (a Split with color "
+                             "MPI.UNDEFINED); call with a communicator this rank belongs to")
         self.mpi = _mpi.world_comm() if comm is None else comm
         self._engine = Engine(self.mpi)
         self.rank: int = self._engine.rank

@@ -554,3 +554,33 @@ def test_score_weights_zero_everywhere_or_on_one_rank(name):
     alone = model.score(*(np.concatenate(parts) for parts in zip(*rows)), comm=_self())
     assert got == pytest.approx(alone, rel=1e-12)
     _still_works(comm)
+
+
+@pytest.mark.timeout(120)
+def test_pca_components_int_and_float_on_different_ranks_raise_everywhere():
+    """Parameters agree by value, so n_components=2.0 on one rank beside 2 passed the agreement; 2.0 was refused
+    after it, on that rank alone, and the others waited in the next (unwatched) collective: a hang. The kind is
+    checked where every rank agrees now: ValueError on every rank."""
+    comm = _world()
+    X, _, _ = _rows(comm)
+    bad = _bad_rank(comm)
+    components = 2.0 if comm.rank == bad else 2
+    exc = _raises_everywhere(comm, ValueError, "n_components must be an int", lambda: ml.PCA(components).fit(X))
+    _names_failing_rank(comm, exc, bad)
+    _still_works(comm)
+
+
+@pytest.mark.timeout(120)
+def test_ranks_may_pass_one_init_or_label_kind_in_different_containers():
+    """A KMeans init as a DataFrame on one rank and an array on the others was refused as differing; integer labels
+    in an object array (a pandas object column) beside int64 labels were "labels of different types"."""
+    pd = pytest.importorskip("pandas")
+    comm = _world()
+    X, _, y = _rows(comm)
+    init = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    mine = pd.DataFrame(init, columns=list("abc")) if comm.rank == _bad_rank(comm) else init
+    a = ml.KMeans(2, init=mine, n_init=1).fit(X)
+    b = ml.KMeans(2, init=init, n_init=1).fit(X)
+    assert np.array_equal(a.cluster_centers_, b.cluster_centers_)
+    labels = y.astype(object) if comm.rank == _bad_rank(comm) else y
+    assert ml.LogisticRegression().fit(X, labels).classes_.tolist() == [0, 1]

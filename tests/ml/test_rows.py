@@ -133,3 +133,11 @@ def test_load_rows_refuses_what_is_not_one_npy_array(tmp_path):
     text.write_text("1,2\n3,4\n")
     with pytest.raises(ValueError, match=r"this file is not one"):
         ml.load_rows(text)
+
+
+def test_load_rows_of_python_objects_says_so(tmp_path):
+    """A .npy of dtype object was called "not one [.npy]"."""
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([[1, "a"]], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="holds Python objects"):
+        ml.load_rows(str(path))

@@ -93,3 +93,15 @@ def test_what_is_no_communicator_raises_type_error(bad):
         mpi.Comm(bad)
     with pytest.raises(TypeError, match="comm must be"):
         mpi.moments(bad, np.ones(3))
+
+
+def test_comm_null_is_a_clear_error():
+    """A rank that a Split left out (color MPI.UNDEFINED) gets COMM_NULL: mpi4py's raw "Invalid communicator" came
+    from deep inside; hpc says what it is."""
+    from hpc.mpi import _mpi
+
+    MPI = _mpi.module()
+    if MPI is None:
+        pytest.skip("needs mpi4py")
+    with pytest.raises(ValueError, match="comm is MPI.COMM_NULL"):
+        mpi.Comm(MPI.COMM_NULL)
