@@ -33,6 +33,8 @@ WORLD_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("PMIx", "PMIX_RANK", "SLURM_NTASKS"),
     ("MPI_LOCALRANKID", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"),
 )
+#: every launcher's rank variables, node-local and world (a process with one of them set was started by a launcher)
+_RANK_VARIABLES = tuple(var for var, _ in LOCAL_RANK_VARIABLES) + tuple(var for _, var, _ in WORLD_VARIABLES)
 #: prefixes of the variables a launcher gives the processes it starts: a job started from inside a job must not
 #: inherit them, or its processes would try to join the outer one (Hydra gives ranks PMI_* and MPI_LOCAL*, no
 #: HYDRA_*: those are the user's settings of mpiexec, HYDRA_IFACE and the like, and are kept)
@@ -83,7 +85,12 @@ def one_node(world_size: int) -> bool:
 
 def launched() -> bool:
     """Return whether a launcher (mpiexec, srun, ...) started this process, by its environment variables."""
-    return find() is not None or any(_os.environ.get(rank_var, "").strip() for _, rank_var, _ in WORLD_VARIABLES)
+    return _has_rank_variable(_os.environ)
+
+
+def _has_rank_variable(env: _Mapping[str, str]) -> bool:
+    """Whether some launcher's rank variable (node-local or world) is set, and not blank, in ``env``."""
+    return any(env.get(var, "").strip() for var in _RANK_VARIABLES)
 
 
 def detect() -> dict[str, _Any] | None:
@@ -119,9 +126,7 @@ def in_job(env: _Mapping[str, str] | None = None) -> bool:
     """Whether ``env`` (default: this process's) is a launched process's: a rank variable of some launcher, or a
     Hydra proxy's connection (:func:`launched`, and a proxy that set only its connection)."""
     env = _os.environ if env is None else env
-    rank_variables = [var for var, _ in LOCAL_RANK_VARIABLES] + [var for _, var, _ in WORLD_VARIABLES]
-    return (any(env.get(var, "").strip() for var in rank_variables)
-            or any(var in env for var in ("PMI_FD", "PMI_PORT", "HYDI_CONTROL_FD")))
+    return _has_rank_variable(env) or any(var in env for var in ("PMI_FD", "PMI_PORT", "HYDI_CONTROL_FD"))
 
 
 #: set in a rank (a process a launcher started) to its pid by :func:`mark_rank`, and inherited by what it starts

@@ -164,26 +164,20 @@ def real_scalar(name: str, value: object, dtype: _np.dtype) -> _np.generic:
     """Return ``value`` as a scalar of ``dtype``: a Python or NumPy real number, or a 0-d array of one; anything else
     (None, a bool, a string, an array with elements) raises TypeError naming ``name`` (NumPy's float64(None) is NaN,
     and numba's refusal of an array is a page of typing errors)."""
-    if type(value) is float:  # the common case in one test (float32 beyond its range: OverflowError below)
-        if dtype is F64 or not abs(value) > _F32_MAX or value == _math.inf or value == -_math.inf:
+    kind = type(value)
+    if kind in _FAST_SCALARS:  # the common cases, fast (float32's range: OverflowError below)
+        if dtype is F64 or not abs(value) > _F32_MAX or _math.isinf(value):
             return dtype.type(value)
         return _narrowed(name, value, dtype)
-    if type(value) is int:
-        if -(1 << 24) <= value <= 1 << 24:  # exact in every float dtype: the common case
+    if kind is int:
+        if -(1 << 24) <= value <= 1 << 24:  # exact in every float dtype
             return dtype.type(value)
         try:
             return _narrowed(name, value, dtype)
         except OverflowError:  # NumPy's words name no argument
             raise OverflowError(f"{name} is too large for {dtype}; got an int of {value.bit_length()} bits") from None
-    if type(value) is _np.ndarray and value.ndim == 0 and value.dtype.kind in "iuf":
-        value = value[()]
-    kind = type(value)
-    if kind is _np.float64 or kind is _np.float32 or kind is _np.int64:  # NumPy's common scalars, fast
-        if dtype is F64 or not abs(value) > _F32_MAX or not _np.isfinite(value):
-            return dtype.type(value)
-        return _narrowed(name, value, dtype)
-    if isinstance(value, _np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":  # a subclass's 0-d
-        value = value[()]
+    if isinstance(value, _np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        return real_scalar(name, value[()], dtype)  # a 0-d array: its scalar
     if isinstance(value, _numbers.Real) and not isinstance(value, (bool, _np.bool_)):  # Fraction too
         return _narrowed(name, value, dtype)
     what = f"an array of shape {value.shape}" if isinstance(value, _np.ndarray) else type(value).__name__
@@ -191,6 +185,8 @@ def real_scalar(name: str, value: object, dtype: _np.dtype) -> _np.generic:
 
 
 _F32_MAX = float(_np.finfo(_np.float32).max)
+#: the scalar types real_scalar takes on its fast path (a frozenset: one lookup, where each ``_np.float64`` is two)
+_FAST_SCALARS = frozenset({float, _np.float64, _np.float32, _np.int64})
 #: the largest finite value of each float dtype the kernels take (read once: np.finfo costs a microsecond)
 _FLOAT_MAX = {F32: _F32_MAX, F64: float(_np.finfo(_np.float64).max)}
 

@@ -51,11 +51,9 @@ def write_json(path: str, data: _Any) -> None:
             _json.dump(data, f, indent=2)
             f.write("\n")
         _os.replace(tmp, target)
-    except OSError as exc:
+    except BaseException as exc:
         with _contextlib.suppress(OSError):
             _os.unlink(tmp)
-        raise OSError(exc.errno, exc.strerror, str(target)) from exc
-    except BaseException:
-        with _contextlib.suppress(OSError):
-            _os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
         raise

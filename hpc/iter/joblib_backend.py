@@ -398,14 +398,13 @@ def _wait_within_timeout(pool: _pool.ThreadPool, call: _Call, timeout: float) ->
     call went ``timeout`` seconds without a batch ending: joblib's per-task limit, counted from the result before.
     joblib's own loop, which checks it, runs only after this wait; a batch the waiting worker runs itself is not
     interrupted, so its overrun is seen when it ends."""
-    while not pool.wait_until(call.settled, timeout):
-        if call.longest_gap > timeout or _time.monotonic() - call.last_end > timeout:
-            break
+    def overdue() -> bool:  # a gap between two ends, or since the last one while batches are still out
+        return call.longest_gap > timeout or (not call.settled.is_set() and _time.monotonic() - call.last_end > timeout)
+
+    while not pool.wait_until(call.settled, timeout) and not overdue():
+        pass
     with call.lock:
-        late = call.longest_gap > timeout or (
-            not call.settled.is_set() and _time.monotonic() - call.last_end > timeout
-        )
-        failed = call.failed
+        late, failed = overdue(), call.failed
     if late and not failed:  # a failure is joblib's to raise
         raise TimeoutError(f"a task of this Parallel call took longer than its timeout of {timeout:g} s")
 

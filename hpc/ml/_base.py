@@ -20,18 +20,12 @@ __all__ = ["Estimator", "check_is_fitted", "one_blas_thread", "sklearn_class"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: whether SciPy's BLAS (which the compiled k-means step and L-BFGS use) has been loaded
-_scipy_blas_loaded = False
-
-
 def _load_scipy_blas() -> None:
-    """Load SciPy's BLAS now, where SciPy works, so that the BLAS cap finds it (it caps what is loaded)."""
-    global _scipy_blas_loaded
-    if not _scipy_blas_loaded:
-        from hpc.kernels import _checks
+    """Load SciPy's BLAS (which the compiled k-means step and L-BFGS use) now, where SciPy works, so that the BLAS
+    cap finds it (it caps what is loaded): :func:`hpc.kernels._checks.compiled_blas` imports it once."""
+    from hpc.kernels import _checks
 
-        _checks.compiled_blas()  # imports scipy.linalg.cython_blas where it can
-    _scipy_blas_loaded = True
+    _checks.compiled_blas()
 
 
 def one_blas_thread(fit: F) -> F:

@@ -85,18 +85,16 @@ class PCA(Estimator):
             )
 
     def _check_components_kind(self) -> None:
-        """Refuse an ``n_components`` that no data size makes valid, in the local check that every rank agrees on:
-        ranks compare parameters by value (``2`` and ``2.0`` alike), so ``2.0`` on one rank beside ``2`` elsewhere
-        raised on that rank alone, after the check, and the others waited in the next collective."""
+        """Refuse an ``n_components`` of no kind :meth:`_components_wanted` takes, in the local check that every rank
+        agrees on: ranks compare parameters by value (``2`` and ``2.0`` alike), so ``2.0`` on one rank beside ``2``
+        elsewhere was refused on that rank alone, after the check, and the others waited in the next collective.
+        (None, strings and ints, whose refusals compare alike on every rank, are left to it.)"""
         k = self.n_components
-        if k is None or isinstance(k, str):
-            return  # None, or a string refused by _components_wanted with its own words on every rank alike
-        if isinstance(k, _numbers.Integral) and not isinstance(k, bool):
-            if k < 0:
-                raise ValueError(f"n_components must be an int >= 0, a float in (0, 1) or None; got {k!r}")
+        if k is None or isinstance(k, str) or (isinstance(k, _numbers.Integral) and not isinstance(k, bool)):
             return
         if not (isinstance(k, _numbers.Real) and not isinstance(k, bool) and 0.0 < k < 1.0):
-            raise ValueError(f"n_components must be an int >= 0, a float in (0, 1) or None; got {k!r}")
+            raise ValueError(f"n_components must be an int in [0, min(n_samples, n_features)], a float in (0, 1) or "
+                             f"None; got {k!r}")
 
     @one_blas_thread
     def fit(self, X: Any, y: Any = None, *, comm: Any = None) -> PCA:
@@ -171,9 +169,7 @@ class PCA(Estimator):
                     f"svd_solver={route!r}"  # the route scikit-learn names for this shape, as its message
                 )
             return int(k)
-        if isinstance(k, _numbers.Real) and 0.0 < k < 1.0:
-            return float(k)
-        raise ValueError(f"n_components must be an int in [0, {limit}], a float in (0, 1) or None; got {k!r}")
+        return float(k)  # a float in (0, 1): fit's local check refused every other kind
 
     def fit_transform(self, X: Any, y: Any = None, *, comm: Any = None) -> _np.ndarray:
         """Fit (collective), then project this rank's rows."""

@@ -11,7 +11,7 @@ from typing import Any
 from hpc.iter.plumbing.chunking import chunk_ranges
 from hpc.iter.plumbing.context import ExecContext
 
-__all__ = ["NOTE_PREFIX", "ChunkFailure", "Plan", "run_chunk", "stop_iteration_error"]
+__all__ = ["ChunkFailure", "Plan", "run_chunk", "stop_iteration_error"]
 
 _second = _operator.itemgetter(1)
 
@@ -79,11 +79,7 @@ class ChunkFailure(Exception):
         """The note added to the error: which item (or chunk) raised, and where it ran (``"threads backend"``)."""
         start, stop = self.span
         where = f"item {self.item}" if self.item is not None else f"the chunk of items {start}..{stop - 1}"
-        return f"{NOTE_PREFIX}{where} (chunk {self.chunk}) of a parallel iterator on the {ran_on}"
-
-
-#: how the note on an item's error begins (the driver keeps one such note per exception object)
-NOTE_PREFIX = "hpc: raised by "
+        return f"hpc: raised by {where} (chunk {self.chunk}) of a parallel iterator on the {ran_on}"
 
 
 def stop_iteration_error(stop: StopIteration) -> RuntimeError:
