@@ -413,6 +413,12 @@ def _run_spans(
 # ------------------------------------------------------------------------------------ the driver side
 
 
+def _span_text(group: list[tuple[int, int, int]]) -> str:
+    """A group of ``(chunk, start, stop)`` spans as errors name it: ``items 848..1039, chunks 106..129``."""
+    chunks = f"chunk {group[0][0]}" if len(group) == 1 else f"chunks {group[0][0]}..{group[-1][0]}"
+    return f"items {group[0][1]}..{group[-1][2] - 1}, {chunks}"
+
+
 def daemonic() -> bool:
     """Whether this is a daemonic process (a ``multiprocessing.Pool`` worker): it may not start processes."""
     import multiprocessing
@@ -486,10 +492,9 @@ class _Run:
         try:
             payload = _cloudpickle().dumps((sub, self.terminal))
         except Exception as exc:
-            chunks = f"chunk {group[0][0]}" if len(group) == 1 else f"chunks {group[0][0]}..{group[-1][0]}"
             raise TypeError(
-                f"the processes backend must pickle the iterator's functions and items (items {first}..{last - 1}, "
-                f"{chunks}); {exc} (use with_backend('threads') for functions or items that cannot be pickled)"
+                f"the processes backend must pickle the iterator's functions and items ({_span_text(group)}); {exc} "
+                "(use with_backend('threads') for functions or items that cannot be pickled)"
             ) from exc
         path = None if self.board is None else self.board.path
         return self.executor.submit(_run_group, self.ctx.token, path, payload, first, group)
@@ -509,9 +514,8 @@ class _Run:
             except Exception as exc:
                 why = f"{type(exc).__name__}: {exc}"
         raise TypeError(
-            f"the results of items {group[0][1]}..{group[-1][2] - 1} (chunks {group[0][0]}..{group[-1][0]}) cannot "
-            f"come back from the worker process ({why}); use with_backend('threads') for results that cannot be "
-            "pickled and loaded"
+            f"the results of {_span_text(group)} cannot come back from the worker process ({why}); use "
+            "with_backend('threads') for results that cannot be pickled and loaded"
         )
 
     def _gather(self, group: list[tuple[int, int, int]], result: dict[str, Any]) -> None:
