@@ -75,8 +75,7 @@ class Engine:
         "one_node",
         "node_window",
         "_fast_ops",
-        "_scalar_bufs",
-        "_key_scalars",
+        "_scalars",
         "_in_place",
         "_local_rank",
         "_recycled",
@@ -98,10 +97,7 @@ class Engine:
         self._fast_ops = (
             {} if local else {name: (_mpi.builtin_op(name), chars, "d" in chars) for name, chars in _FAST_OPS.items()}
         )
-        # the one-element buffers of min/max of a float scalar's key (by the float's size), never handed out
-        self._key_scalars = {4: _np.zeros(1, _np.int32), 8: _np.zeros(1, _np.int64)}
-        double = _np.zeros(1)  # the one-element buffers of the scalar fast path, by the scalar's type
-        self._scalar_bufs = {float: double, _np.float64: double, _np.float32: _np.zeros(1, _np.float32)}
+        self._scalars = _ScalarBuffers()
         self._in_place = None if local else _mpi.in_place()
         self.fused_lane = (self._in_place, self._fast_ops["sum"][0]) if self.plain else None
         world_size = 1 if local else _mpi.world_comm().Get_size()
@@ -129,7 +125,7 @@ class Engine:
             fast = self._fast_ops.get(op) if type(op) is str else None  # a list is unhashable: resolve() says why
             if fast is not None:
                 kind = type(x)
-                scalar = self._scalar_bufs.get(kind)
+                scalar = self._scalars.values.get(kind)
                 if scalar is not None and fast[2] and out is None:  # every op that reduces floats takes float32 too
                     scalar[0] = x
                     self.mpi.Allreduce(self._in_place, scalar, fast[0])
@@ -176,7 +172,7 @@ class Engine:
             if out is not None:
                 return None
             size = 4 if kind is _np.float32 else 8
-            buffer = self._key_scalars[size]
+            buffer = self._scalars.keys[size]
             buffer[0] = _float_keys.scalar_key(x, size, op)
             self.mpi.Allreduce(self._in_place, buffer, self._fast_ops[op][0])
             value = _float_keys.scalar_value(int(buffer[0]), size)
@@ -309,6 +305,18 @@ class Engine:
                 self._local_rank = node.Get_rank()
                 node.Free()
         return self._local_rank
+
+
+class _ScalarBuffers(_threading.local):
+    """The one-element buffers of the scalar fast paths, never handed out, one set per thread: shared, two threads'
+    reductions on one communicator read each other's value (a fit's ``n_jobs`` threads, a server's threads)."""
+
+    def __init__(self) -> None:
+        double = _np.zeros(1)
+        #: a float scalar's value by its type (``allreduce`` of a sum, a product...)
+        self.values = {float: double, _np.float64: double, _np.float32: _np.zeros(1, _np.float32)}
+        #: the key of min/max of a float scalar (:mod:`hpc.mpi._float_keys`), by the float's size
+        self.keys = {4: _np.zeros(1, _np.int32), 8: _np.zeros(1, _np.int64)}
 
 
 class _Slot:

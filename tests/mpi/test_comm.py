@@ -105,3 +105,43 @@ def test_comm_null_is_a_clear_error():
         pytest.skip("needs mpi4py")
     with pytest.raises(ValueError, match="comm is MPI.COMM_NULL"):
         mpi.Comm(MPI.COMM_NULL)
+
+
+def test_scalar_reductions_from_several_threads_return_each_threads_own_value():
+    """Threads reducing scalars on one communicator (scikit-learn's n_jobs threads, a server's) each get their own
+    value back: the fast path's one-element buffers are per thread (shared, a call returned another thread's)."""
+    import sys
+    import threading
+
+    comm = mpi.world()
+    wrong: list[tuple[str, float, float]] = []
+    buffers = []
+    start = threading.Barrier(4)
+
+    def reduce_own(t: int) -> None:
+        value = float(t + 1)
+        vector = np.full(100, value)
+        start.wait()
+        for i in range(3000):
+            for name, got in (
+                ("sum", comm.allreduce(value)),
+                ("max", comm.allreduce(np.float32(value), op="max")),
+                ("norm", mpi.norm(comm, vector) if i % 10 == 0 else value * 10.0),
+            ):
+                expected = value * 10.0 if name == "norm" else value * comm.size
+                if got != expected:
+                    wrong.append((name, expected, got))
+        buffers.append(id(comm._engine._scalars.values[float]))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads between almost every bytecode, where the buffers were shared
+    try:
+        threads = [threading.Thread(target=reduce_own, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
+    assert len(set(buffers)) == 4
