@@ -160,6 +160,65 @@ def test_a_base_exception_from_the_function_fails_only_its_run(error):
     assert processes._executor is executor
 
 
+@pytest.mark.timeout(120)
+def test_another_threads_new_thread_count_lets_a_running_run_finish(monkeypatch):
+    """set_num_threads in one thread, then a processes run there, replaces the pool (another size): a run another
+    thread has on the old pool finishes on it (it was killed: loky's ShutdownExecutorError), and the old pool goes
+    when that run ends."""
+    import hpc
+    from hpc.iter.plumbing import processes
+
+    monkeypatch.setattr(processes._config, "available_cpus", lambda: 2)
+    result = {}
+
+    def long_run():
+        try:
+            result["sum"] = par_range(300).with_max_len(5).map(_slow_identity).with_backend("processes").sum()
+        except BaseException as exc:
+            result["sum"] = repr(exc)
+
+    hpc.set_num_threads(2)
+    try:
+        par_range(4).with_backend("processes").sum()
+        old = processes._executor
+        t = threading.Thread(target=long_run)
+        t.start()
+        time.sleep(0.3)
+        hpc.set_num_threads(1)
+        assert par_range(50).map(abs).with_backend("processes").sum() == sum(range(50))
+        assert processes._executor is not old and processes._executor._max_workers == 1
+        t.join(100)
+    finally:
+        hpc.set_num_threads(None)
+    assert result["sum"] == sum(range(300))
+    assert old._hpc_runs == 0 and old._flags.shutdown  # retired by its last run
+
+
+@pytest.mark.timeout(120)
+def test_a_run_whose_pool_another_run_killed_says_so():
+    """A pool terminated by another thread's run (its Ctrl-C, a dead worker) fails this run with a note that says
+    what ended it (a bare ShutdownExecutorError named no cause)."""
+    from hpc.iter.plumbing import processes
+
+    result = {}
+
+    def long_run():
+        try:
+            result["sum"] = par_range(300).with_max_len(5).map(_slow_identity).with_backend("processes").sum()
+        except Exception as exc:
+            result["error"] = exc
+
+    par_range(4).with_backend("processes").sum()
+    t = threading.Thread(target=long_run)
+    t.start()
+    time.sleep(0.3)
+    processes._kill(processes._executor, "a KeyboardInterrupt in another thread's run")
+    t.join(100)
+    notes = getattr(result.get("error"), "__notes__", [])
+    assert any("terminated by a KeyboardInterrupt in another thread's run" in note for note in notes), result
+    assert par_range(20).map(abs).with_backend("processes").sum() == sum(range(20))  # a fresh pool
+
+
 def test_a_processes_run_nested_in_a_worker_process_stays_in_it():
     """An inner processes run inside a worker process runs there, serially (each worker made a pool of its own:
     n + n**2 processes at two levels)."""

@@ -80,7 +80,12 @@ def executor_is_warm() -> bool:
     return _executor is not None
 
 
-def _get_executor(workers: int) -> Any:
+def _lease_executor(workers: int) -> Any:
+    """Return the pool of ``workers`` processes for one run, counted as in use until :func:`_end_lease`.
+
+    A pool of another size (``set_num_threads`` in another thread) or marker is replaced, but one that runs are
+    still using is only retired: they finish on it, and the last of them shuts it down.
+    """
     # Our own loky executor, not loky's process-wide reusable one: joblib also uses that one and cannot share it
     # with another owner (each would kill the other's workers, and joblib fails on an executor it did not build).
     global _executor
@@ -97,15 +102,39 @@ def _get_executor(workers: int) -> Any:
         if ex is not None and (ex._max_workers != workers or getattr(ex, "_flags", None) and ex._flags.broken
                                or getattr(ex, "_hpc_marker", None) != marker):
             _executor = None
-            ex.shutdown(wait=False, kill_workers=True)
+            if not ex._hpc_runs:
+                ex.shutdown(wait=False, kill_workers=True)
             ex = None
         if ex is None:
             ex = _executor = ProcessPoolExecutor(
                 max_workers=workers, timeout=IDLE_TIMEOUT_S, initializer=_worker_init, initargs=(1,), env=env
             )
             ex._hpc_marker = marker
+            ex._hpc_runs = 0
+            ex._hpc_killed_by = None
             _kill_at_multiprocessing_exit()
+        ex._hpc_runs += 1
         return ex
+
+
+def _end_lease(ex: Any) -> None:
+    """A run on ``ex`` is over: shut ``ex`` down if it was retired and this was its last run."""
+    with _state_lock:
+        ex._hpc_runs -= 1
+        retired = ex is not _executor and not ex._hpc_runs
+    if retired:
+        ex.shutdown(wait=False, kill_workers=False)
+
+
+def _kill(ex: Any, why: str) -> None:
+    """Terminate ``ex``'s workers now (a worker died, or Ctrl-C), forgetting it if it is the current pool; other
+    threads' runs on it then fail with a note saying ``why``."""
+    global _executor
+    with _state_lock:
+        if _executor is ex:
+            _executor = None
+        ex._hpc_killed_by = why
+    ex.shutdown(wait=True, kill_workers=True)
 
 
 _exit_hook_set = False
@@ -444,7 +473,7 @@ class ProcessesBackend(Backend):
             )
         # one process per CPU at most: HPC_NUM_THREADS sizes thread pools (up to 4096), not a fleet of interpreters
         workers = min(_config.num_threads(), _config.available_cpus())
-        executor = _get_executor(workers)
+        executor = _lease_executor(workers)
         remove_stale_files()
         files: list[str] = []
         board = None
@@ -454,6 +483,7 @@ class ProcessesBackend(Backend):
             run = _Run(executor, workers, plan, node, terminal, ctx, progress, board)
             return run.run(guided_groups(spans, workers))
         finally:
+            _end_lease(executor)
             if board is not None:
                 board.close()
             for path in files:
@@ -567,8 +597,12 @@ class _Run:
                         continue
                     self._gather(group, result)
         except Exception as exc:
-            if isinstance(exc, BrokenProcessPool):  # a worker died: the next run starts a fresh pool
-                shutdown_executor(kill=True)
+            killed_by = self.executor._hpc_killed_by
+            if killed_by is not None:  # another thread's run ended the pool under this one
+                add_note(exc, f"hpc: the processes backend's workers were terminated by {killed_by} while this "
+                         "run used them; the next run starts new workers")
+            elif isinstance(exc, BrokenProcessPool):  # a worker died: the next run starts a fresh pool
+                _kill(self.executor, "a worker's death in another thread's run")
                 spans = ", ".join(f"{g[0][1]}..{g[-1][2] - 1}" for g in list(running.values())[:4])
                 add_note(exc, f"hpc: a worker process of the processes backend ended while the pool ran items {spans} "
                          "of a parallel iterator (os._exit, a crash, or the memory killer); the next run starts new "
@@ -576,9 +610,9 @@ class _Run:
             else:  # this run's own error (a result that does not pickle): the pool is shared with other threads
                 self._abandon(running)
             raise
-        except BaseException:
+        except BaseException as exc:
             # KeyboardInterrupt: stop everything now and leave no worker behind.
-            shutdown_executor(kill=True)
+            _kill(self.executor, f"a {type(exc).__name__} in another thread's run")
             raise
         raise_first_failure(self.failures, self.terminal, self.ctx)
         if unshippable is not None:
