@@ -78,6 +78,21 @@ def _slow_identity(x):
     return x
 
 
+def _start_long_run(result: dict) -> threading.Thread:
+    """Start a thread with a processes run of 400 slow items (a second or more): its sum goes to ``result["sum"]``,
+    or what it raised to ``result["error"]``."""
+
+    def long_run():
+        try:
+            result["sum"] = par_range(400).with_max_len(5).map(_slow_identity).with_backend("processes").sum()
+        except BaseException as exc:
+            result["error"] = exc
+
+    t = threading.Thread(target=long_run)
+    t.start()
+    return t
+
+
 @pytest.mark.timeout(120)
 def test_auto_sends_items_that_do_not_pickle_back_to_threads(monkeypatch):
     """auto chose processes after checking one chunk of items; a later chunk's lock does not pickle: the groups
@@ -112,20 +127,14 @@ def test_one_runs_failure_leaves_the_pool_to_the_others():
     process pool finishes with its answer (the failure killed the pool under it: ShutdownExecutorError)."""
     result = {}
 
-    def long_run():
-        try:
-            result["sum"] = par_range(400).with_max_len(5).map(_slow_identity).with_backend("processes").sum()
-        except BaseException as exc:
-            result["sum"] = repr(exc)
 
     par_range(4).with_backend("processes").sum()  # the pool is up before the two runs meet
-    t = threading.Thread(target=long_run)
-    t.start()
+    t = _start_long_run(result)
     time.sleep(0.3)
     with pytest.raises(TypeError, match="pickle"):
         par_range(40).map(lambda x: threading.Lock()).with_backend("processes").collect()
     t.join(100)
-    assert result["sum"] == sum(range(400))
+    assert result == {"sum": sum(range(400))}
 
 
 @pytest.mark.parametrize("error", [SystemExit, KeyboardInterrupt])
@@ -137,11 +146,6 @@ def test_a_base_exception_from_the_function_fails_only_its_run(error):
 
     result = {}
 
-    def long_run():
-        try:
-            result["sum"] = par_range(400).with_max_len(5).map(_slow_identity).with_backend("processes").sum()
-        except BaseException as exc:
-            result["sum"] = repr(exc)
 
     def quits(x):
         if x == 30:
@@ -150,13 +154,12 @@ def test_a_base_exception_from_the_function_fails_only_its_run(error):
 
     par_range(4).with_backend("processes").sum()
     executor = processes._executor
-    t = threading.Thread(target=long_run)
-    t.start()
+    t = _start_long_run(result)
     time.sleep(0.3)
     with pytest.raises(error):
         par_range(40).map(quits).with_backend("processes").sum()
     t.join(100)
-    assert result["sum"] == sum(range(400))
+    assert result == {"sum": sum(range(400))}
     assert processes._executor is executor
 
 
@@ -171,18 +174,12 @@ def test_another_threads_new_thread_count_lets_a_running_run_finish(monkeypatch)
     monkeypatch.setattr(processes._config, "available_cpus", lambda: 2)
     result = {}
 
-    def long_run():
-        try:
-            result["sum"] = par_range(300).with_max_len(5).map(_slow_identity).with_backend("processes").sum()
-        except BaseException as exc:
-            result["sum"] = repr(exc)
 
     hpc.set_num_threads(2)
     try:
         par_range(4).with_backend("processes").sum()
         old = processes._executor
-        t = threading.Thread(target=long_run)
-        t.start()
+        t = _start_long_run(result)
         time.sleep(0.3)
         hpc.set_num_threads(1)
         assert par_range(50).map(abs).with_backend("processes").sum() == sum(range(50))
@@ -190,7 +187,7 @@ def test_another_threads_new_thread_count_lets_a_running_run_finish(monkeypatch)
         t.join(100)
     finally:
         hpc.set_num_threads(None)
-    assert result["sum"] == sum(range(300))
+    assert result == {"sum": sum(range(400))}
     assert old._hpc_runs == 0 and old._flags.shutdown  # retired by its last run
 
 
@@ -202,15 +199,9 @@ def test_a_run_whose_pool_another_run_killed_says_so():
 
     result = {}
 
-    def long_run():
-        try:
-            result["sum"] = par_range(300).with_max_len(5).map(_slow_identity).with_backend("processes").sum()
-        except Exception as exc:
-            result["error"] = exc
 
     par_range(4).with_backend("processes").sum()
-    t = threading.Thread(target=long_run)
-    t.start()
+    t = _start_long_run(result)
     time.sleep(0.3)
     processes._kill(processes._executor, "a KeyboardInterrupt in another thread's run")
     t.join(100)
