@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util as _importlib_util
 import math as _math
 import numbers as _numbers
+import threading as _threading
 
 import numba as _numba
 import numpy as _np
@@ -270,14 +271,31 @@ def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEME
     """Return whether to run the parallel variant: ``parallel`` if given, else ``work >= min_work`` with 2+ threads
     for the calling thread. Inside a worker of hpc's pool numba's count is 1 where the pool uses the cores: the
     serial variant then (a team of one is overhead, and numba's workqueue layer aborts on parallel kernels entered
-    from several threads at once)."""
+    from several threads at once); on that layer, threads other than the main one take the serial variant too."""
     if parallel is None:
         if work < min_work or _config.num_threads() <= 1:
             return False
         # numba's count for this thread (0.75 us, beside the 1 MiB of work this takes): 1 in hpc's pool workers,
         # under NUMBA_NUM_THREADS=1, or after numba.set_num_threads(1) on the main thread too
-        return _numba.get_num_threads() > 1
+        if _numba.get_num_threads() <= 1:
+            return False
+        return not _on_workqueue() or _threading.current_thread() is _threading.main_thread()
     return check_parallel(parallel)
+
+
+_workqueue: bool | None = None
+
+
+def _on_workqueue() -> bool:
+    """Whether numba runs parallel code on its workqueue layer, which aborts the process when two threads enter
+    parallel code at once (a fitted model's ``predict`` called from a server's threads): there only the main thread
+    takes parallel variants by default. Known after numba's first parallel call, which this makes if need be."""
+    global _workqueue
+    if _workqueue is None:
+        from hpc import _numba_probe
+
+        _workqueue = _numba_probe.threading_layer() == "workqueue"
+    return _workqueue
 
 
 def check_parallel(parallel: object) -> object:

@@ -77,6 +77,36 @@ def test_kernels_in_pool_workers_do_not_abort_numbas_workqueue_layer(tmp_path):
     assert proc.stdout.split()[-1] == str(16.0 * (1 << 18))
 
 
+@pytest.mark.timeout(120)
+def test_kernels_from_several_user_threads_do_not_abort_numbas_workqueue_layer(tmp_path):
+    """Under NUMBA_THREADING_LAYER=workqueue, kernels with parallel=None called from two user threads (a fitted
+    model's predict in a server's threads) aborted the process; threads other than the main one now run them
+    serially, and the main thread keeps its parallel variants."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "wq_threads.py"
+    script.write_text(
+        "import threading, numpy as np\n"
+        "from hpc import kernels\n"
+        "from hpc.kernels import _checks\n"
+        "x = np.ones(1 << 18)\n"
+        "def calls():\n"
+        "    for _ in range(100):\n"
+        "        assert kernels.sum(x) == x.size and kernels.dot(x, x) == x.size\n"
+        "threads = [threading.Thread(target=calls) for _ in range(2)]\n"
+        "[t.start() for t in threads]\n"
+        "calls()\n"
+        "[t.join() for t in threads]\n"
+        "print(_checks.use_parallel(None, x.size), 'survived')\n"
+    )
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", HPC_NUM_THREADS="2", NUMBA_NUM_THREADS="2")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split()[-2:] == ["True", "survived"]
+
+
 def test_ndarray_subclasses_take_their_plain_memory_and_masks_are_refused():
     """A numpy.matrix (as input or out=) is used as the plain array over its memory: its reshape(-1) stays 2-D, and
     loops that took it as given wrote rows past the buffer (wrong values, then a corrupted heap) or failed to type;
