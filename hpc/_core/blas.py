@@ -51,39 +51,50 @@ controllers = _Controllers()
 
 
 class _BlasCap:
-    """The first user sets the cap, the last one lifts it; overlapping runs from several threads are safe.
+    """The first user sets the cap, a user that asks for fewer threads lowers it, the last one lifts it; overlapping
+    runs from several threads are safe.
 
     threadpoolctl's limits are process-wide (BLAS libraries offer no per-thread setting), so while any parallel run
-    is active the whole process uses the capped BLAS thread count. Lifting the cap gives a library back its former
-    thread count only where it still has the count the cap set: where something else changed it meanwhile (a
-    ``threadpool_limits`` block in another thread, which scikit-learn's KMeans opens, ending after the cap began),
-    that later setting stays. Restoring every library regardless, as threadpoolctl's limiter does, left BLAS on one
-    thread for the rest of the process after such an interleaving. A setting made meanwhile that equals the cap's
-    cannot be told from it, and is undone with it (a ``threadpool_limits(1)`` block still open when a 2-thread
-    pool's run ends runs on with BLAS's former count). A BLAS loaded while the cap holds (SciPy's, imported by a
-    task) is not capped in that run.
+    is active the whole process uses the capped BLAS thread count: the lowest any active run asked for (an hpc.ml fit,
+    which wants one BLAS thread per worker, beside a smaller pool's run), kept until the last run ends. Lifting the
+    cap gives a library back its former thread count only where it still has the count the cap set: where something
+    else changed it meanwhile (a ``threadpool_limits`` block in another thread, which scikit-learn's KMeans opens,
+    ending after the cap began), that later setting stays. Restoring every library regardless, as threadpoolctl's
+    limiter does, left BLAS on one thread for the rest of the process after such an interleaving. A setting made
+    meanwhile that equals the cap's cannot be told from it, and is undone with it (a ``threadpool_limits(1)`` block
+    still open when a 2-thread pool's run ends runs on with BLAS's former count). A BLAS loaded while the cap holds
+    (SciPy's, imported by a task) is capped by the next run that lowers the cap, else not in that run.
     """
 
     def __init__(self) -> None:
         self._lock = _threading.Lock()
         self._users = 0
-        self._held: list[tuple[Any, int, int]] = []  # (library controller, its count before, the count set)
+        self._cap: int | None = None  # the count the active runs asked for, the lowest of them
+        # by library path: [library controller, its count before, the count set]
+        self._held: dict[str, list[Any]] = {}
 
     def acquire(self, pool_threads: int) -> None:
         with self._lock:
             self._users += 1
-            if self._users > 1 or "numpy" not in _sys.modules:
+            if "numpy" not in _sys.modules:
                 return  # no NumPy, no BLAS loaded through it: nothing to cap
-            controller = controllers.current()
             try:
                 per_worker = max(1, _config.available_cpus() // pool_threads)
+                if self._cap is not None and per_worker >= self._cap:
+                    return  # capped as low already
+                controller = controllers.current()
                 libraries = [] if controller is None else controller.select(user_api="blas").lib_controllers
                 for library in libraries:
-                    before = library.num_threads
-                    capped = min(before, per_worker)  # a cap never raises a count set lower
-                    if capped != before:
+                    count = library.num_threads
+                    capped = min(count, per_worker)  # a cap never raises a count set lower
+                    if capped != count:
                         library.set_num_threads(capped)
-                        self._held.append((library, before, capped))
+                        held = self._held.get(library.filepath)
+                        if held is None:
+                            self._held[library.filepath] = [library, count, capped]
+                        else:  # lowered again: its count before the first cap is the one to give back
+                            held[2] = capped
+                self._cap = per_worker
             except Exception:  # threadpoolctl unusable here: run uncapped rather than fail the call
                 pass
 
@@ -94,8 +105,8 @@ class _BlasCap:
                 self._lift()
 
     def _lift(self) -> None:
-        held, self._held = self._held, []
-        for library, before, capped in held:
+        held, self._held, self._cap = self._held, {}, None
+        for library, before, capped in held.values():
             try:
                 if library.num_threads == capped:
                     library.set_num_threads(before)

@@ -78,3 +78,23 @@ def test_the_cap_never_raises_a_lower_count(three_blas_threads):
         finally:
             blas_cap.release()
         assert set(_blas_threads()) == {1}
+
+
+def test_a_user_asking_fewer_threads_lowers_the_cap_until_the_last_leaves(three_blas_threads, monkeypatch):
+    """A run wanting one BLAS thread per worker (an hpc.ml fit on every core) beside a smaller pool's run that holds
+    the cap at 2 lowers it to 1 (the first user's cap held: BLAS oversubscribed the fit); the former count comes back
+    when the last run ends."""
+    from hpc._core import blas
+
+    monkeypatch.setattr(blas._config, "available_cpus", lambda: 6)
+    blas_cap.acquire(3)  # 6 // 3: two BLAS threads per worker
+    assert set(_blas_threads()) == {2}
+    blas_cap.acquire(6)
+    assert set(_blas_threads()) == {1}
+    blas_cap.acquire(2)  # would allow 3: the cap stays at the lowest
+    assert set(_blas_threads()) == {1}
+    blas_cap.release()
+    blas_cap.release()
+    assert set(_blas_threads()) == {1}
+    blas_cap.release()
+    assert set(_blas_threads()) == {3}
