@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util as _importlib_util
 import math as _math
 import numbers as _numbers
+import os as _os
+import sys as _sys
 import threading as _threading
 
 import numba as _numba
@@ -273,14 +275,39 @@ def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEME
     serial variant then (a team of one is overhead, and numba's workqueue layer aborts on parallel kernels entered
     from several threads at once); on that layer, threads other than the main one take the serial variant too."""
     if parallel is None:
-        if work < min_work or _config.num_threads() <= 1:
+        if work < min_work or _config.num_threads() <= 1 or _forked_after_gnu_openmp:
             return False
         # numba's count for this thread (0.75 us, beside the 1 MiB of work this takes): 1 in hpc's pool workers,
         # under NUMBA_NUM_THREADS=1, or after numba.set_num_threads(1) on the main thread too
         if _numba.get_num_threads() <= 1:
             return False
         return not _on_workqueue() or _threading.current_thread() is _threading.main_thread()
+    if parallel is True and _forked_after_gnu_openmp:
+        raise RuntimeError(
+            "parallel=True cannot run in this process: it was forked from one that had started numba's threads on "
+            "GNU OpenMP, which numba ends in a forked child (SIGTERM); use parallel=None or False here, start "
+            "processes with the 'spawn' or 'forkserver' method, or use numba's 'tbb' threading layer"
+        )
     return check_parallel(parallel)
+
+
+#: whether this process was forked from one whose numba threading layer had started on GNU OpenMP: numba ends a
+#: parallel kernel there ("fork() called from a process already using GNU OpenMP"), so the serial variants only
+_forked_after_gnu_openmp = False
+
+
+def _note_fork_in_child() -> None:
+    global _forked_after_gnu_openmp
+    layer = _sys.modules.get("numba.np.ufunc.parallel")
+    if layer is None or not layer._is_initialized or layer._threading_layer != "omp":
+        return
+    omppool = _sys.modules.get("numba.np.ufunc.omppool")
+    if omppool is not None and getattr(omppool, "openmp_vendor", "GNU") == "GNU":
+        _forked_after_gnu_openmp = True
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_note_fork_in_child)
 
 
 _workqueue: bool | None = None
@@ -289,12 +316,11 @@ _workqueue: bool | None = None
 def _on_workqueue() -> bool:
     """Whether numba runs parallel code on its workqueue layer, which aborts the process when two threads enter
     parallel code at once (a fitted model's ``predict`` called from a server's threads): there only the main thread
-    takes parallel variants by default. Known after numba's first parallel call, which this makes if need be."""
+    takes parallel variants by default. Asked after ``numba.get_num_threads()``, which starts the layer (running a
+    parallel probe here instead raced with the main thread's kernels, and aborted)."""
     global _workqueue
     if _workqueue is None:
-        from hpc import _numba_probe
-
-        _workqueue = _numba_probe.threading_layer() == "workqueue"
+        _workqueue = _numba.threading_layer() == "workqueue"
     return _workqueue
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
 import pytest
 
 from hpc import _launcher
@@ -67,3 +72,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture
+def run_script(tmp_path) -> Callable[..., str]:
+    """``run_script(source, timeout=100, **env)``: run ``source`` as a script in a fresh interpreter with these
+    environment variables added, assert that it exited with 0 (showing its output if not), and return its stdout.
+    For what needs a process of its own: a threading layer, a fork, a start-up setting."""
+
+    def run(source: str, timeout: float = 100, **env: str) -> str:
+        script = tmp_path / "script.py"
+        script.write_text(source)
+        proc = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    return run

@@ -20,8 +20,7 @@ ALLOWED = {
     "_optional": {"config", "_launcher"},
     "_core": {"config", "hpc"},
     "iter": {"_core", "config", "hpc", "_launcher"},  # the processes backend reads the rank marker
-    # cuda: only to hand a DeviceArray to hpc.cuda.twins (kernels/_dispatch.py); _numba_probe: the threading layer
-    "kernels": {"config", "cuda", "_numba_probe"},
+    "kernels": {"config", "cuda"},  # only to hand a DeviceArray to hpc.cuda.twins (kernels/_dispatch.py)
     "cuda": {"config", "_optional", "_launcher"},
     "mpi": LEAVES | {"_core", "iter", "kernels", "hpc"},
     "ml": LEAVES | {"_core", "iter", "kernels", "cuda", "mpi", "hpc"},

@@ -539,12 +539,18 @@ class ThreadPool(_futures.Executor):
 
 
 def _limit_numba_threads(pool_size: int) -> bool:
-    """Limit numba's threads for the calling worker; return whether numba was imported (False: try again later,
-    numba may be imported after the worker started)."""
+    """Limit numba's threads for the calling worker; return whether that was done (False: try again at the next job,
+    numba may be imported, or its threading layer started, after the worker started)."""
     # numba's thread count is per calling thread; a numba parallel kernel called from each of our workers
     # would otherwise start a full team per worker and oversubscribe the cores.
     numba = _sys.modules.get("numba")
     if numba is None:
+        return False
+    layer = _sys.modules.get("numba.np.ufunc.parallel")
+    if layer is None or not layer._is_initialized:
+        # set_num_threads would start numba's threading layer, in a process that may not run numba's parallel code
+        # at all; started on GNU OpenMP, it ends every child forked afterwards on its first parallel kernel
+        # (multiprocessing's fork Pool: a hang). Limited from the first job after something else starts it.
         return False
     try:
         numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, _config.available_cpus() // pool_size)))

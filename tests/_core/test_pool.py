@@ -466,18 +466,16 @@ def test_a_with_block_inside_a_task_chooses_the_pool():
 
 
 @pytest.mark.timeout(120)
-def test_numba_imported_after_the_pool_started_is_limited_in_its_workers(tmp_path):
+def test_numba_imported_after_the_pool_started_is_limited_in_its_workers(run_script):
     """Each worker caps numba's threads when it starts; one started before numba was imported capped nothing, and
-    a parallel kernel there started a full team per worker. A worker now caps it at its first job after the import."""
-    import subprocess
-    import sys
-
-    script = tmp_path / "late_numba.py"
-    script.write_text(
+    a parallel kernel there started a full team per worker. A worker now caps it at its first job after numba's
+    threading layer started (here on the main thread, after the import)."""
+    run_script(
         "import threading\n"
         "from hpc import config, current_num_threads, par_range\n"
         "assert par_range(100).map(lambda x: x).with_backend('threads').sum() == 4950  # workers before numba\n"
         "import numba\n"
+        "numba.get_num_threads()  # starts numba's threading layer\n"
         "main = threading.main_thread()\n"
         "seen = par_range(64).with_max_len(1).with_backend('threads').map(\n"
         "    lambda i: None if threading.current_thread() is main else numba.get_num_threads()).collect()\n"
@@ -486,8 +484,27 @@ def test_numba_imported_after_the_pool_started_is_limited_in_its_workers(tmp_pat
         "print(counts, cap)\n"
         "assert counts and counts <= {cap}, (counts, cap)\n"
     )
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+@pytest.mark.timeout(120)
+def test_a_threads_run_does_not_start_numbas_threads_so_forked_children_run_parallel_kernels(run_script):
+    """A pure-Python threads run with numba imported (hpc.kernels, hpc.ml) set numba's count in each worker, which
+    started numba's threading layer: on GNU OpenMP every child forked afterwards (multiprocessing's fork Pool)
+    died on its first parallel kernel, or hung the Pool. The workers now leave an unstarted layer alone."""
+    out = run_script(
+        "import multiprocessing, numpy as np\n"
+        "import numba.np.ufunc.parallel as layer\n"
+        "from hpc import kernels, par_range\n"
+        "def child_sum(_):\n"
+        "    return float(kernels.sum(np.ones(1 << 20), parallel=True))\n"
+        "assert par_range(1000).map(lambda x: x * x).with_backend('threads').sum() == 332833500\n"
+        "assert not layer._is_initialized\n"
+        "with multiprocessing.get_context('fork').Pool(1) as pool:\n"
+        "    print(pool.map_async(child_sum, [0]).get(timeout=60))\n",
+        NUMBA_THREADING_LAYER="omp",
+    )
+    assert out.split()[-1] == "[1048576.0]"
 
 
 @pytest.mark.timeout(60)

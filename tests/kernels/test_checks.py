@@ -56,38 +56,26 @@ def test_automatic_choice_is_serial_where_numba_gives_the_thread_one_thread():
 
 
 @pytest.mark.timeout(120)
-def test_kernels_in_pool_workers_do_not_abort_numbas_workqueue_layer(tmp_path):
+def test_kernels_in_pool_workers_do_not_abort_numbas_workqueue_layer(run_script):
     """Under NUMBA_THREADING_LAYER=workqueue, a parallel kernel on the main thread and then kernels in the pool's
     workers aborted the process ("Concurrent access has been detected"); the workers now run them serially."""
-    import os
-    import subprocess
-    import sys
-
-    script = tmp_path / "wq.py"
-    script.write_text(
+    out = run_script(
         "import numpy as np\n"
         "from hpc import kernels, par_iter\n"
         "x = np.ones(1 << 18)\n"
         "kernels.sum(x)  # parallel, chosen by size, on the main thread\n"
-        "print(sum(par_iter([x] * 16).with_max_len(1).map(kernels.sum).collect()))\n"
+        "print(sum(par_iter([x] * 16).with_max_len(1).map(kernels.sum).collect()))\n",
+        NUMBA_THREADING_LAYER="workqueue",
     )
-    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.split()[-1] == str(16.0 * (1 << 18))
+    assert out.split()[-1] == str(16.0 * (1 << 18))
 
 
 @pytest.mark.timeout(120)
-def test_kernels_from_several_user_threads_do_not_abort_numbas_workqueue_layer(tmp_path):
+def test_kernels_from_several_user_threads_do_not_abort_numbas_workqueue_layer(run_script):
     """Under NUMBA_THREADING_LAYER=workqueue, kernels with parallel=None called from two user threads (a fitted
     model's predict in a server's threads) aborted the process; threads other than the main one now run them
     serially, and the main thread keeps its parallel variants."""
-    import os
-    import subprocess
-    import sys
-
-    script = tmp_path / "wq_threads.py"
-    script.write_text(
+    out = run_script(
         "import threading, numpy as np\n"
         "from hpc import kernels\n"
         "from hpc.kernels import _checks\n"
@@ -99,12 +87,39 @@ def test_kernels_from_several_user_threads_do_not_abort_numbas_workqueue_layer(t
         "[t.start() for t in threads]\n"
         "calls()\n"
         "[t.join() for t in threads]\n"
-        "print(_checks.use_parallel(None, x.size), 'survived')\n"
+        "print(_checks.use_parallel(None, x.size), 'survived')\n",
+        NUMBA_THREADING_LAYER="workqueue", HPC_NUM_THREADS="2", NUMBA_NUM_THREADS="2",
     )
-    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", HPC_NUM_THREADS="2", NUMBA_NUM_THREADS="2")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.split()[-2:] == ["True", "survived"]
+    assert out.split()[-2:] == ["True", "survived"]
+
+
+@pytest.mark.timeout(120)
+def test_a_child_forked_after_gnu_openmp_started_runs_serial_variants_or_says_why_not(run_script):
+    """numba ends (SIGTERM) a parallel kernel in a child forked from a process whose numba threads run on GNU
+    OpenMP (a fork Pool's worker hung): there parallel=None takes the serial variant, parallel=True is a clear
+    RuntimeError."""
+    out = run_script(
+        "import os, sys, numpy as np\n"
+        "import numba.np.ufunc.parallel as layer\n"
+        "from hpc import kernels\n"
+        "x = np.ones(1 << 20)\n"
+        "kernels.sum(x, parallel=True)  # starts numba's threads in the parent\n"
+        "vendor = getattr(sys.modules.get('numba.np.ufunc.omppool'), 'openmp_vendor', None)\n"
+        "if layer._threading_layer != 'omp' or vendor != 'GNU':\n"
+        "    print('not GNU OpenMP'); sys.exit(0)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    try:\n"
+        "        kernels.sum(x, parallel=True)\n"
+        "        os._exit(3)\n"
+        "    except RuntimeError as exc:\n"
+        "        os._exit(4 if 'forked' in str(exc) and kernels.sum(x) == x.size else 5)\n"
+        "print('child', os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n",
+        NUMBA_THREADING_LAYER="omp",
+    )
+    if "not GNU OpenMP" in out:
+        pytest.skip("numba's OpenMP layer is not GNU OpenMP here")
+    assert out.split()[-2:] == ["child", "4"]
 
 
 def test_ndarray_subclasses_take_their_plain_memory_and_masks_are_refused():
@@ -148,20 +163,17 @@ def test_a_scalar_or_a_device_array_is_named_with_the_way_out():
 
 
 @pytest.mark.timeout(180)
-def test_a_scipy_that_fails_to_import_is_no_compiled_blas(tmp_path):
+def test_a_scipy_that_fails_to_import_is_no_compiled_blas(tmp_path, run_script):
     """An installed SciPy that fails on import (one built against another NumPy) was taken for a working one: the
     GEMM-form kernels called BLAS from compiled code, and numba's BLAS wrapper ended the process ("Fatal Python
     error: BLAS wrapper returned with an error"). They take NumPy's products there, with the same answers, and a
     k-means fit runs."""
     import os
-    import subprocess
-    import sys
 
     broken = tmp_path / "site" / "scipy"
     broken.mkdir(parents=True)
     (broken / "__init__.py").write_text('raise ImportError("built against another NumPy (a test stand-in)")\n')
-    script = tmp_path / "broken.py"
-    script.write_text(
+    out = run_script(
         "import numpy as np\n"
         "from hpc import kernels\n"
         "from hpc.kernels import _checks\n"
@@ -174,12 +186,11 @@ def test_a_scipy_that_fails_to_import_is_no_compiled_blas(tmp_path):
         "assert np.allclose(d, ref, rtol=1e-12, atol=1e-12)\n"
         "assert (labels == ref.argmin(1)).all()\n"
         "KMeans(8, n_init=1, random_state=0).fit(x)\n"
-        "print('compiled_blas', _checks.compiled_blas())\n"
+        "print('compiled_blas', _checks.compiled_blas())\n",
+        timeout=170,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(broken.parent), os.environ.get("PYTHONPATH")])),
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(broken.parent), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=170, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.split()[-2:] == ["compiled_blas", "False"]
+    assert out.split()[-2:] == ["compiled_blas", "False"]
 
 
 def test_compiled_blas_where_scipy_works():
