@@ -17,7 +17,8 @@ __all__ = ["dot", "histogram", "moments", "norm", "sum"]
 def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, Any]:
     """Return ``(count, mean, var)`` of the distributed array ``x`` along ``axis``, in one collective.
 
-    Each rank computes its count, mean and sum of squared deviations with two local passes (stable), then one
+    Each rank computes its count, mean and sum of squared deviations with two passes over each block of its rows
+    while it is in cache (stable, and a few MiB of memory beside the data whatever its size or dtype), then one
     allgather brings every rank's triple to every rank, where they merge with Chan's pairwise formula in rank order.
     Complex data take two such collectives (the real and imaginary parts), as NumPy's complex mean and variance.
     The sums are in float64; the mean and variance come back in the dtype NumPy gives (float32 for float32 data,
@@ -61,10 +62,10 @@ def moments(comm: Any, x: Any, axis: int = 0, ddof: int = 0) -> tuple[Any, Any, 
 def _moments_of_reals(comm: Any, values: Any, axis: int, ddof: int, dtype: _np.dtype) -> tuple[Any, ...]:
     """Return ``(count, mean, var, dtypes)`` of real ``values`` in float64 (redone scaled where finite data
     overflowed), and every rank's ``dtype`` (the caller's data's), gathered in the same collective."""
-    a = _np.moveaxis(_np.asarray(values).astype(_np.float64, copy=False), axis, 0)
+    a = _np.moveaxis(_np.asarray(values), axis, 0)
     count, mean_total, var, overflowed, dtypes = _merged_moments(comm, a, ddof, dtype)
     if overflowed.any():  # the same on every rank (merged data): each takes this second collective, or none does
-        _, mean_scaled, var_scaled, _, _ = _merged_moments(comm, a * _SCALE, ddof, dtype)
+        _, mean_scaled, var_scaled, _, _ = _merged_moments(comm, a, ddof, dtype, _SCALE)
         with _np.errstate(over="ignore"):
             mean_total = _np.where(overflowed, mean_scaled / _SCALE, mean_total)
             var = _np.where(overflowed, var_scaled / _SCALE / _SCALE, var)
@@ -80,23 +81,56 @@ _DTYPE_CHARS = "?bhilqBHILQefdgFDG"
 _SCALE = 2.0**-512
 
 
-def _merged_moments(comm: Any, a: _np.ndarray, ddof: int, dtype: _np.dtype) -> tuple[Any, Any, Any, Any, Any]:
-    """Return ``(count, mean, var, overflowed, dtypes)`` of the real float64 ``a`` (distributed along axis 0), in
-    one allgather; ``overflowed`` marks the columns of finite data whose mean or variance came out non-finite, and
-    ``dtypes`` lists every rank's ``dtype``, which travels in the same allgather."""
+#: the elements of one block of rows in the local pass (1 MiB of float64): its float64 copy and shifted values stay
+#: in cache, and a rank's extra memory is a few blocks, not copies of its whole part (float32 data made six)
+_BLOCK_ELEMENTS = 1 << 17
+
+
+def _local_moments(a: _np.ndarray, scale: float) -> tuple[int, Any, Any, Any, Any, Any]:
+    """Return ``(n, ref, mean, m2, plain, flagged)`` of this rank's real ``a`` (along axis 0, any dtype), in
+    float64 times ``scale``: ``ref`` the first row, ``mean`` and ``m2`` of the values shifted by it, ``plain`` the
+    plain sums, ``flagged`` 1.0 where a column holds an inf or NaN. Block by block (Chan's formula merges them)."""
     n = a.shape[0]
     rest = a.shape[1:]
+    if not n:
+        return 0, _np.zeros(rest), _np.zeros(rest), _np.zeros(rest), _np.zeros(rest), _np.zeros(rest)
     # Shift by a local reference value (the first row): means near 1e9 are then computed as small numbers, so the
     # differences of means in the merge keep their digits. Differences of references are exact in floating point.
-    ref = a[0] if n else _np.zeros(rest)
+    ref = a[0].astype(_np.float64) * scale
+    mean, m2, plain = _np.zeros(rest), _np.zeros(rest), _np.zeros(rest)
+    flagged = _np.zeros(rest, dtype=bool)
+    rows = max(1, _BLOCK_ELEMENTS // max(1, int(_np.prod(rest))))
+    done = 0
     with _np.errstate(invalid="ignore", over="ignore"):
-        shifted = a - ref
-        mean = shifted.mean(axis=0) if n else _np.zeros(rest)
-        m2 = ((shifted - mean) ** 2).sum(axis=0) if n else _np.zeros(rest)
-        # columns holding an inf or NaN: NumPy's mean there is the plain sum over the count (Chan's merge would
-        # meet inf - inf), and its variance NaN; each rank's plain sum and a flag travel in the same collective
-        plain = a.sum(axis=0) if n else _np.zeros(rest)
-    flagged = _np.zeros(rest) if not n else (~_np.isfinite(a)).any(axis=0).astype(_np.float64)
+        for lo in range(0, n, rows):
+            block = a[lo : lo + rows].astype(_np.float64)  # a copy of the block: shifted in place below
+            if scale != 1.0:
+                block *= scale
+            nb = block.shape[0]
+            # columns holding an inf or NaN: NumPy's mean there is the plain sum over the count (Chan's merge would
+            # meet inf - inf), and its variance NaN; each rank's plain sum and a flag travel in the same collective
+            plain += block.sum(axis=0)
+            flagged |= ~_np.isfinite(block).all(axis=0)
+            block -= ref
+            mean_b = block.mean(axis=0)
+            block -= mean_b
+            m2_b = (block * block).sum(axis=0)
+            total = done + nb
+            delta = mean_b - mean
+            mean = mean + delta * (nb / total)
+            m2 = m2 + m2_b + delta * delta * (done * nb / total)
+            done = total
+    return n, ref, mean, m2, plain, flagged.astype(_np.float64)
+
+
+def _merged_moments(
+    comm: Any, a: _np.ndarray, ddof: int, dtype: _np.dtype, scale: float = 1.0
+) -> tuple[Any, Any, Any, Any, Any]:
+    """Return ``(count, mean, var, overflowed, dtypes)`` of the real ``a`` (distributed along axis 0) in float64
+    times ``scale``, in one allgather; ``overflowed`` marks the columns of finite data whose mean or variance came
+    out non-finite, and ``dtypes`` lists every rank's ``dtype``, which travels in the same allgather."""
+    rest = a.shape[1:]
+    n, ref, mean, m2, plain, flagged = _local_moments(a, scale)
     local = _np.stack([_np.full(rest, float(n)), ref, mean, m2, plain, flagged])
     code = float(_DTYPE_CHARS.index(dtype.char)) if dtype.char in _DTYPE_CHARS else -1.0
     if code < 0:

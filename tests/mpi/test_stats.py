@@ -29,6 +29,32 @@ def test_moments_stable_for_large_offsets(comm):
     np.testing.assert_allclose(sample, exact_var[0] * len(whole) / (len(whole) - 1), rtol=1e-12)
 
 
+def test_moments_of_many_blocks_keep_their_accuracy_and_a_few_blocks_of_memory(comm):
+    """A rank's part is taken in blocks of rows (each cast to float64, shifted and squared while in cache, merged
+    by Chan's formula): the answers of the whole-part passes, on parts of several blocks with a large offset, and a
+    float32 part of 16 MiB takes a few MiB beside it, not six float64 copies (96 MiB)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(7 + comm.rank)
+    x = 1e6 + rng.standard_normal((100_003 + 1000 * comm.rank, 3)) * 1e-2  # 43690 rows a block: 3 blocks
+    count, mean, var = mpi.moments(comm, x)
+    whole = np.concatenate(gathered(comm, x))
+    shifted = whole - whole[0]
+    np.testing.assert_allclose(mean, whole[0] + shifted.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(var, shifted.var(axis=0), rtol=1e-9)
+    part = rng.standard_normal(1 << 22).astype(np.float32)
+    tracemalloc.start()
+    try:
+        _, mean32, var32 = mpi.moments(comm, part)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < part.nbytes // 2, peak
+    everything = np.concatenate(gathered(comm, part)).astype(np.float64)
+    assert mean32.dtype == np.float32 and var32.dtype == np.float32
+    np.testing.assert_allclose([mean32, var32], [everything.mean(), everything.var()], rtol=1e-5, atol=1e-6)
+
+
 def _exact_moments(whole):
     means, variances = [], []
     for column in whole.T:
