@@ -43,6 +43,14 @@ _RECYCLE_BYTES = 16 << 10
 #: the network's latency again
 _BLOCKED_FROM = 16 << 20
 BLOCK_BYTES = 2 << 20
+#: recycled results and scratch buffers are kept for the next call up to this size; a larger one is made for its
+#: call alone (kept, one 512 MiB allreduce held its 512 MiB for the rest of the process after the caller let go)
+KEEP_MAX_BYTES = 64 << 20
+
+
+def _nbytes(buffers: Any) -> int:
+    """The bytes of an array, or of a tuple of arrays (the reproducible sums' scratch)."""
+    return sum(b.nbytes for b in buffers) if isinstance(buffers, tuple) else buffers.nbytes
 
 
 class Engine:
@@ -187,9 +195,14 @@ class Engine:
             return None
         ints, _ = _float_keys.KEY_TYPES[x.itemsize]
         n = x.size
-        keys = self._scratch.__dict__.get("keys")  # this thread's (as scratch(), without its calls)
+        kept = self._scratch.__dict__  # this thread's (as scratch(), without its calls)
+        keys = kept.get("keys")
         if keys is None or keys.dtype != ints or keys.size < n:
-            keys = self._scratch.__dict__["keys"] = _np.empty(n, ints)
+            keys = _np.empty(n, ints)
+            if keys.nbytes <= KEEP_MAX_BYTES:
+                kept["keys"] = keys
+            else:
+                kept.pop("keys", None)
         keys = keys[:n]
         _float_keys.to_keys(x, op, keys)
         mpi_op = self._fast_ops[op][0]
@@ -241,7 +254,8 @@ class Engine:
     # ------------------------------------------------------------------------------------------- buffers
 
     def new_result(self, like: Any) -> Any:
-        """A new array of the shape and dtype of ``like``; from 16 KiB, the last such result again if nobody holds it.
+        """A new array of the shape and dtype of ``like``; from 16 KiB (to :data:`KEEP_MAX_BYTES`), the last such
+        result again if nobody holds it.
 
         A fresh array above glibc's mmap threshold can cost a page fault per 4 KiB on first touch (freed large
         blocks go back to the kernel). The previous large result is reused when no one else holds it: not the
@@ -263,8 +277,8 @@ class Engine:
         last = buffers.get(name)
         if last is not None and _sys.getrefcount(last) == UNHELD_REFS and fits(last):
             return last
-        buffers[name] = fresh = make()
-        return fresh
+        del last
+        return self._kept(buffers, name, make())
 
     def scratch(self, name: str, make: Callable[[], Any], fits: Callable[[Any], bool]) -> Any:
         """The scratch buffer kept under ``name`` if ``fits(it)``, else a new one from ``make()`` (kept instead).
@@ -274,8 +288,18 @@ class Engine:
         buffers = self._scratch.__dict__  # this thread's
         kept = buffers.get(name)
         if kept is None or not fits(kept):
-            kept = buffers[name] = make()
+            kept = self._kept(buffers, name, make())
         return kept
+
+    @staticmethod
+    def _kept(buffers: dict[str, Any], name: str, fresh: Any) -> Any:
+        """``fresh``, kept under ``name`` for the next call if it is at most :data:`KEEP_MAX_BYTES`; a larger one
+        replaces nothing (the one kept before is dropped: the caller's sizes have moved on)."""
+        if _nbytes(fresh) <= KEEP_MAX_BYTES:
+            buffers[name] = fresh
+        else:
+            buffers.pop(name, None)
+        return fresh
 
     # --------------------------------------------------------------------------------------------- steps
 

@@ -145,3 +145,27 @@ def test_scalar_reductions_from_several_threads_return_each_threads_own_value():
         sys.setswitchinterval(interval)
     assert wrong == []
     assert len(set(buffers)) == 4
+
+
+def test_results_and_scratch_above_the_keep_limit_are_not_held_after_the_call(monkeypatch):
+    """Recycling keeps one result and the scratch of min/max up to KEEP_MAX_BYTES: above, the caller's dropping a
+    result frees it (a 512 MiB allreduce held its 512 MiB for good), and the small ones are still reused."""
+    import weakref
+
+    from hpc.mpi import _engine
+
+    monkeypatch.setattr(_engine, "KEEP_MAX_BYTES", 1 << 20)
+    comm = mpi.world()
+    comm._engine._recycled.__dict__.clear()  # what earlier tests left, kept under the real limit
+    comm._engine._scratch.__dict__.clear()
+    big = np.ones(1 << 18)  # 2 MiB
+    for op in ("sum", "max"):
+        result = comm.allreduce(big, op=op)
+        gone = weakref.ref(result)
+        np.testing.assert_array_equal(result, big if op == "max" else big * comm.size)
+        del result
+        assert gone() is None, op
+    assert "keys" not in comm._engine._scratch.__dict__
+    small = np.ones(1 << 12)  # 32 KiB: recycled
+    address = comm.allreduce(small).__array_interface__["data"][0]
+    assert comm.allreduce(small).__array_interface__["data"][0] == address
