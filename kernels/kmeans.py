@@ -159,9 +159,10 @@ def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distan
         [0, 1]
     """
     x = _checks.matrix("x", x)
-    if _checks.compiled_blas() and not x.flags.c_contiguous:
-        # a copy in C order takes the compiled pass, as kmeans_distances and kmeans_step_bounded do: the same bits
-        # for any layout of the same rows (the tiles' NumPy path below rounds the distances otherwise)
+    if not x.flags.c_contiguous:
+        # a copy in C order, as kmeans_distances and kmeans_step_bounded take: the same bits for any layout of the
+        # same rows (the tiles' distances, compiled for strided rows, are summed in another order), with SciPy's
+        # compiled pass or without (the NumPy tiles below)
         x = _np.ascontiguousarray(x)
     c = _centroids(x, centroids)
     k = c.shape[0]

@@ -67,8 +67,10 @@ def test_extreme_ranges_give_numpys_counts_or_its_error(x, bins, span, parallel)
         warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's linspace warns on the too-wide ranges, for both
         try:
             want = np.histogram(x, bins, span)
-        except ValueError as error:
-            with pytest.raises(ValueError, match=re.escape(str(error))):
+        except (ValueError, IndexError) as error:
+            # NumPy before 2.2 indexed past its counts there (IndexError); 2.2 and later say why, as hpc does
+            message = "Too many bins for data range" if isinstance(error, IndexError) else str(error)
+            with pytest.raises(ValueError, match=re.escape(message)):
                 k.histogram(x, bins, span, parallel=parallel)
             return
         counts, edges = k.histogram(x, bins, span, parallel=parallel)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hpc.kernels import _checks
 
 from hpc import kernels as k
 
@@ -19,9 +18,9 @@ def _reference(x, c):
 @pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", [(500, 3, 4), (300, 40, 70)])  # small k*d, and many tiles of wide products
-def test_step_matches_reference(rng, monkeypatch, compiled, dtype, shape):
+def test_step_matches_reference(rng, blas_path, compiled, dtype, shape):
     """Labels, exact distances, per-cluster sums and counts equal the NumPy computation."""
-    monkeypatch.setattr(_checks, "COMPILED_BLAS", compiled)
+    blas_path(compiled)
     n, d, kc = shape
     x = rng.standard_normal((n, d)).astype(dtype)
     c = rng.standard_normal((kc, d))
@@ -76,10 +75,10 @@ def test_read_only_sums_or_counts_are_refused_by_name():
 @pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("m, block", [(1000, 64), (1000, 300), (4096, 4096), (5, 64), (129, 1)])
-def test_blocked_step_is_each_blocks_own_call(rng, monkeypatch, compiled, dtype, m, block):
+def test_blocked_step_is_each_blocks_own_call(rng, blas_path, compiled, dtype, m, block):
     """With block_rows, entry b of sums/counts is what a call on block b's rows alone adds, bit for bit, and the
     labels and distances are those calls' too (the tiles start again at each block)."""
-    monkeypatch.setattr(_checks, "COMPILED_BLAS", compiled)
+    blas_path(compiled)
     d, kc = 7, 40  # tiles of TILE_PRODUCTS // 40 = 819 rows: a 1000-row block of 300 ends a tile early
     x = rng.standard_normal((m, d)).astype(dtype)
     c = rng.standard_normal((kc, d))
@@ -109,9 +108,9 @@ def test_blocked_step_checks_its_arguments():
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_step_without_distances(rng, monkeypatch, compiled):
+def test_step_without_distances(rng, blas_path, compiled):
     """distances=False returns None for the distances and the same labels, sums and counts, bit for bit."""
-    monkeypatch.setattr(_checks, "COMPILED_BLAS", compiled)
+    blas_path(compiled)
     x, c = rng.standard_normal((700, 5)), rng.standard_normal((6, 5))
     sums, counts = np.zeros((3, 6, 5)), np.zeros((3, 6))
     labels, dist = k.kmeans_step(x, c, sums=sums, counts=counts, block_rows=256)
@@ -132,7 +131,7 @@ def _lloyd_centres(x, c, sums, counts):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", [(3000, 16, 24), (2000, 3, 5), (900, 40, 1)])
-def test_bounded_step_gives_the_labels_of_a_full_step_and_skips_rows(rng, dtype, shape):
+def test_bounded_step_gives_the_labels_of_a_full_step_and_skips_rows(rng, dtype, shape, needs_scipy_blas):
     """Over Lloyd's iterations on clustered rows, the bounded step's labels, exact distances and per-block sums are
     those of kmeans_step, while it skips most rows once the centres settle (k = 1: every row after the first)."""
     n, d, kc = shape
@@ -158,7 +157,7 @@ def test_bounded_step_gives_the_labels_of_a_full_step_and_skips_rows(rng, dtype,
         assert computed[1:] == [0] * 7
 
 
-def test_bounded_step_recomputes_rows_on_a_tie_and_after_a_jump():
+def test_bounded_step_recomputes_rows_on_a_tie_and_after_a_jump(needs_scipy_blas):
     """A row equidistant from two centroids is never skipped (its label, the first on the tie, is kmeans_step's),
     and a centroid that jumps loosens the bounds of every row (they are all recomputed)."""
     x = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [10.0, 0.0]])
@@ -194,7 +193,7 @@ def test_bounded_step_checks_its_arguments():
 
 @pytest.mark.parametrize("dtype, scale", [(np.float64, 1e-161), (np.float64, 1e-150), (np.float64, 1e150),
                                           (np.float32, 1e-22), (np.float32, 1e18), (np.float32, 3e19)])
-def test_bounded_step_near_the_ends_of_the_range_keeps_full_step_labels(rng, dtype, scale):
+def test_bounded_step_near_the_ends_of_the_range_keeps_full_step_labels(rng, dtype, scale, needs_scipy_blas):
     """Where products and norms go subnormal (their rounding is absolute there) or overflow, no row is kept on
     bounds that do not hold: after a small move of the centroids every label is still kmeans_step's."""
     for d in (1, 8):
