@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as _np
 
-from hpc.mpi import _float_keys
+from hpc.mpi import _float_keys, _mpi
 from hpc.mpi import guard as _guard
 from hpc.mpi.ops import Op, resolve
 
@@ -174,6 +174,10 @@ def allreduce(engine: Any, x: Any, op: Any = "sum", out: Any = None, reproducibl
         result = reproducible_allreduce(engine, prep.array)
     else:
         send = prep.array
+        if out is x and send is x and x.flags.writeable:  # in place: no result of x's size beside it
+            if not _mpi.is_local(engine.mpi):
+                engine.allreduce_in_place(x, o.mpi)
+            return out
         result = _np.empty_like(send)
         engine.run(
             "allreduce",
