@@ -374,3 +374,30 @@ def test_a_worker_that_dies_is_named_in_a_note_and_the_next_run_works():
     ranges = [tuple(map(int, r.split(".."))) for r in note.split("ran items ")[1].split(" of ")[0].split(", ")]
     assert any(lo <= 77 <= hi for lo, hi in ranges)
     assert par_range(10).map(_slow_identity).with_backend("processes").sum() == 45
+
+
+@pytest.mark.timeout(120)
+def test_a_strided_array_is_shared_without_a_contiguous_copy_of_it(monkeypatch):
+    """A large strided source (arr[::2], a column) goes to the workers' shared file in contiguous pieces of rows,
+    in C order: a contiguous copy of it whole took the array's size again in the driver (joblib takes none)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from hpc.iter.plumbing import processes
+
+    monkeypatch.setattr(processes, "_SAVE_PIECE_BYTES", 1 << 20)
+    base = np.arange(1 << 21, dtype=np.float64).reshape(-1, 2)
+    column = base[:, 1]  # 8 MiB, stride 16 bytes
+    rows = np.asfortranarray(base)  # 16 MiB, Fortran order
+    par_iter(range(4)).with_backend("processes").sum()  # workers up before the count
+    tracemalloc.start()
+    try:
+        total = par_iter(column).with_backend("processes").sum()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == column.sum()
+    assert peak < column.nbytes // 2, peak
+    firsts = par_iter(rows).map(lambda row: float(row[0])).with_backend("processes").collect()
+    assert firsts == base[:, 0].tolist()

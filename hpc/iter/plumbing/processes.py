@@ -223,6 +223,24 @@ class SharedArray:
         return {"path": self.path, "start": self.start, "stop": self.stop, "_view": None}
 
 
+#: the bytes of the pieces a strided array is written in (a contiguous copy of it whole was a second array)
+_SAVE_PIECE_BYTES = 16 << 20
+
+
+def _save_rows(path: str, array: _np.ndarray) -> None:
+    """Write ``array`` to ``path`` as a C-ordered ``.npy`` file; a strided one in contiguous pieces of rows."""
+    if array.flags.c_contiguous or array.ndim == 0:
+        _np.save(path, array)
+        return
+    header = _np.lib.format.header_data_from_array_1_0(array)
+    header["fortran_order"] = False
+    rows = max(1, _SAVE_PIECE_BYTES // max(1, array[:1].nbytes))
+    with open(path, "wb") as f:
+        _np.lib.format.write_array_header_2_0(f, header)
+        for lo in range(0, len(array), rows):
+            f.write(memoryview(_np.ascontiguousarray(array[lo : lo + rows])).cast("B"))
+
+
 def _share_arrays(node: Any, files: list[str]) -> Any:
     """Return ``node`` with every large array source replaced by a :class:`SharedArray` on a temp file."""
     from hpc.iter.indexed import ArrayChunksSource, ArraySource
@@ -235,7 +253,7 @@ def _share_arrays(node: Any, files: list[str]) -> Any:
             fd, path = _tempfile.mkstemp(prefix=f"hpc-{_os.getpid()}-", suffix=".npy", dir=directory)
             _os.close(fd)
             files.append(path)  # before writing: a failed write (a full /dev/shm) is removed too
-            _np.save(path, _np.ascontiguousarray(node.array))
+            _save_rows(path, node.array)
             clone = _copy.copy(node)
             clone.array = SharedArray(path, 0, len(node.array))
             return clone
