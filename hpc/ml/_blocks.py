@@ -180,6 +180,10 @@ class Blocks:
         lo, n = int(starts[rank]), int(counts[rank])
         self.n_total = int(ends[-1])
         self.on_device = any(not isinstance(a, _np.ndarray) for a in arrays)
+        # Rows in another layout (a Fortran-ordered or strided X) are made C-ordered once, in one array whose
+        # blocks are views: a copy per block took as much, and its thousands of blocks stayed in the heap's free
+        # lists after the fit (the process kept the data's size more until malloc_trim)
+        arrays = [_np.ascontiguousarray(a) if isinstance(a, _np.ndarray) else a for a in arrays]
         self.offset = lo
         self._head = self._head_rows(lo, n)
         # Who sends its leading rows to whom: rank q's head belongs to the block that starts on the rank owning
