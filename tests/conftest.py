@@ -77,7 +77,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def run_script(tmp_path) -> Callable[..., str]:
     """``run_script(source, timeout=100, **env)``: run ``source`` as a script in a fresh interpreter with these
-    environment variables added, assert that it exited with 0 (showing its output if not), and return its stdout.
+    environment variables added, assert that it exited with 0 (showing its output if not), and return its stdout
+    (its stderr is then ``run_script.last_stderr``).
     For what needs a process of its own: a threading layer, a fork, a start-up setting."""
 
     def run(source: str, timeout: float = 100, **env: str) -> str:
@@ -87,6 +88,7 @@ def run_script(tmp_path) -> Callable[..., str]:
             [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        run.last_stderr = proc.stderr  # type: ignore[attr-defined]
         return proc.stdout
 
     return run

@@ -401,3 +401,35 @@ def test_a_strided_array_is_shared_without_a_contiguous_copy_of_it(monkeypatch):
     assert peak < column.nbytes // 2, peak
     firsts = par_iter(rows).map(lambda row: float(row[0])).with_backend("processes").collect()
     assert firsts == base[:, 0].tolist()
+
+
+@pytest.mark.timeout(120)
+def test_interpreter_exit_stops_a_daemon_threads_run_at_its_next_chunk(run_script, tmp_path):
+    """A processes run still going in a daemon thread when the program ends: its groups stop at the workers' next
+    chunk (exit waited for the groups in progress, each up to a quarter of the run: 12 s in one case), and the
+    thread's error says why the run stopped."""
+    log = tmp_path / "items.log"
+    source = textwrap.dedent(f"""
+        import os, threading, time
+        from hpc import par_range
+        LOG = {str(log)!r}
+
+        def slow(x):
+            time.sleep(0.02)
+            fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            os.write(fd, b"x\\n")
+            os.close(fd)
+            return x
+
+        def body():
+            par_range(2000).with_max_len(5).map(slow).with_backend("processes").sum()
+
+        if __name__ == "__main__":
+            threading.Thread(target=body, daemon=True).start()
+            while not os.path.exists(LOG) or os.path.getsize(LOG) < 20:  # ten items done
+                time.sleep(0.01)
+    """)
+    run_script(source)
+    done = log.read_text().count("x")
+    assert done < 200, done  # a group in progress ran to its end: hundreds of items (a quarter of 2000)
+    assert "the interpreter is exiting" in run_script.last_stderr

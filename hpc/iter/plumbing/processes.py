@@ -160,7 +160,37 @@ def shutdown_executor(kill: bool = False) -> None:
         ex.shutdown(wait=True, kill_workers=kill)
 
 
-_atexit.register(shutdown_executor)
+#: the runs in progress (in any thread), which interpreter exit stops at their workers' next chunk
+_live_runs: set[Any] = set()
+
+
+def _stop_live_runs() -> None:
+    """At exit, before loky's own hook waits for the groups in progress: runs still going (in daemon threads)
+    stop at their workers' next chunk. A group can be a quarter of a run: exit waited 12 s for one."""
+    with _state_lock:
+        runs = list(_live_runs)
+    for run in runs:
+        run.stop_for_exit()
+
+
+_stop_hook_set = False
+
+
+def _stop_live_runs_at_exit() -> None:
+    # threading's exit hooks run before atexit's, the last registered first: registered after loky's (which its
+    # first executor registers as it starts its manager thread, on the first submit), ours runs before loky waits
+    global _stop_hook_set
+    if not _stop_hook_set and hasattr(_threading, "_register_atexit"):
+        _threading._register_atexit(_stop_live_runs)
+        _stop_hook_set = True
+
+
+def _at_exit() -> None:
+    _stop_live_runs()
+    shutdown_executor()
+
+
+_atexit.register(_at_exit)
 
 
 def _after_fork_in_child() -> None:
@@ -533,6 +563,15 @@ class _Run:
         self.plan, self.node, self.terminal, self.ctx, self.progress = plan, node, terminal, ctx, progress
         self.out: dict[int, Any] = {}
         self.failures: list[ChunkFailure] = []
+        self.exiting = False
+        self.unshippable: tuple[TypeError, list[list[tuple[int, int, int]]]] | None = None
+
+    def stop_for_exit(self) -> None:
+        """The interpreter exits: stop this run's groups at their next chunk; the run raises, never returns part."""
+        self.exiting = True
+        self.ctx.cancelled = True
+        if self.board is not None:
+            self.board.post(self.ctx)
 
     def _submit(self, group: list[tuple[int, int, int]]) -> Any:
         first, last = group[0][1], group[-1][2]
@@ -545,7 +584,9 @@ class _Run:
                 "(use with_backend('threads') for functions or items that cannot be pickled)"
             ) from exc
         path = None if self.board is None else self.board.path
-        return self.executor.submit(_run_group, self.ctx.token, path, payload, first, group)
+        future = self.executor.submit(_run_group, self.ctx.token, path, payload, first, group)
+        _stop_live_runs_at_exit()  # after the first submit, which registers loky's own hook
+        return future
 
     def _stale(self, group: list[tuple[int, int, int]]) -> bool:
         ctx = self.ctx
@@ -584,11 +625,31 @@ class _Run:
             self.board.post(self.ctx)
 
     def run(self, groups: list[list[tuple[int, int, int]]]) -> dict[int, Any]:
+        with _state_lock:
+            _live_runs.add(self)
+        stopped = "the processes backend's run was stopped before its end: the interpreter is exiting"
+        try:
+            self._drive(list(reversed(groups)), {})
+        except Exception as exc:
+            if self.exiting:  # the pool shut down under it (loky's "cannot schedule new futures after shutdown")
+                raise RuntimeError(stopped) from exc
+            raise
+        finally:
+            with _state_lock:
+                _live_runs.discard(self)
+        if self.exiting:
+            raise RuntimeError(stopped)
+        raise_first_failure(self.failures, self.terminal, self.ctx)
+        if self.unshippable is not None:
+            error, rest = self.unshippable
+            raise Unshippable(self.out, [span for group in rest for span in group], error)
+        return self.out
+
+    def _drive(self, queue: list[list[tuple[int, int, int]]], running: dict[Any, list[tuple[int, int, int]]]) -> None:
+        """Submit the queued groups through the window and gather them until none is left (or all are stale)."""
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        queue = list(reversed(groups))
-        running: dict[Any, list[tuple[int, int, int]]] = {}
         unshippable: tuple[TypeError, list[list[tuple[int, int, int]]]] | None = None
         try:
             while queue or running:
@@ -632,11 +693,7 @@ class _Run:
             # KeyboardInterrupt: stop everything now and leave no worker behind.
             _kill(self.executor, f"a {type(exc).__name__} in another thread's run")
             raise
-        raise_first_failure(self.failures, self.terminal, self.ctx)
-        if unshippable is not None:
-            error, rest = unshippable
-            raise Unshippable(self.out, [span for group in rest for span in group], error)
-        return self.out
+        self.unshippable = unshippable
 
     def _abandon(self, running: dict[Any, list[tuple[int, int, int]]]) -> None:
         """Stop this run's groups (the queued ones now, the running ones at their next chunk); the pool goes on."""
