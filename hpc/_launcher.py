@@ -14,7 +14,7 @@ __all__ = [
     "JOB_VARIABLE_PREFIXES", "LOCAL_RANK_VARIABLES", "RANK_MARKER", "WORLD_VARIABLES", "child_environment", "detect",
     "in_job",
     "LAUNCHER_PROCESSES", "drop_inherited_job", "find", "inherited_job_size", "launched", "local_size", "mark_rank",
-    "mpi_init_environment", "one_node", "started_by_rank", "unlink_segment_names",
+    "mpi_init_environment", "one_node", "started_by_rank", "unlink_segment_names", "SINGLETON_SEGMENT_PREFIXES",
 ]  # fmt: skip
 
 #: launcher variables holding the node-local rank, tried in this order, with their node-local size variable
@@ -273,9 +273,12 @@ def mpi_init_environment() -> _Iterator[None]:
 #: can go then: the memory lives on until the last rank unmaps it or exits. Other MPIs' segments (Open MPI's
 #: sm_segment.*) are left alone: when their peers attach to them is not known here.
 _SEGMENT_PREFIXES = ("/dev/shm/mpich_shm_",)
+#: the segments of a process that MPI started alone although a launcher started it (a launcher of another MPI): no
+#: peer will attach to them
+SINGLETON_SEGMENT_PREFIXES = (*_SEGMENT_PREFIXES, "/dev/shm/sm_segment.")
 
 
-def unlink_segment_names() -> list[str]:
+def unlink_segment_names(prefixes: tuple[str, ...] = _SEGMENT_PREFIXES) -> list[str]:
     """Remove the names of the MPI shared-memory segments this process has mapped; return the paths removed.
 
     Only once MPI is initialised (every rank of the node has attached by then); before, there is nothing to find.
@@ -286,7 +289,7 @@ def unlink_segment_names() -> list[str]:
         with open("/proc/self/maps") as maps:
             for line in maps:
                 fields = line.split(None, 5)
-                if len(fields) == 6 and fields[5].startswith(_SEGMENT_PREFIXES):
+                if len(fields) == 6 and fields[5].startswith(prefixes):
                     paths.add(fields[5].rstrip("\n"))
     except OSError:  # not Linux
         return []

@@ -59,7 +59,34 @@ def module() -> Any:
 
             pid = _launcher.started_by_rank() or pid
         _initialised_in["pid"] = pid
+        if pid == _os.getpid():
+            _warn_other_library(MPI)
     return MPI
+
+
+def _warn_other_library(MPI: Any) -> None:
+    """Warn where a launcher started this process as one of several ranks but MPI started alone (a world of 1): the
+    launcher and mpi4py's library are different MPI implementations (MPICH's mpiexec, Open MPI's library, or the
+    reverse), and each rank would run the whole job alone, its collectives seeing only its own data (mpi4py's own
+    warning says only "suspicious MPI execution environment"). Such a singleton's Open MPI shared-memory segment,
+    which no peer will attach to, is unlinked (16 MiB left in /dev/shm per rank otherwise)."""
+    from hpc import _launcher
+
+    found = _launcher.detect()
+    if not found or not (found["size"] or 0) > 1 or MPI.COMM_WORLD.Get_size() != 1:
+        return
+    _launcher.unlink_segment_names(_launcher.SINGLETON_SEGMENT_PREFIXES)
+    library = " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
+    import warnings
+
+    warnings.warn(
+        f"hpc.mpi: {found['name']} started this process as one of {found['size']} ranks, but its MPI library "
+        f"({library}) started alone, in a world of 1 process: the launcher belongs to another MPI implementation "
+        "than the library mpi4py loaded, and every rank runs alone, its collectives seeing only its own data (start "
+        "the job with the mpiexec of that library: docs/cluster.md)",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def world_comm() -> Any:

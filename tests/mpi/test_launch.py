@@ -180,6 +180,29 @@ def test_without_mpi4py_everything_runs_on_one_process():
     assert proc.stdout.strip() == "ok"
 
 
+def test_a_launcher_of_another_mpi_than_the_library_is_named_in_a_warning():
+    """mpiexec of one MPI starting ranks whose mpi4py loads another's library ran N one-rank jobs with no word from
+    hpc (mpi4py says only "suspicious MPI execution environment"). Hydra's variables of a 2-rank job around a
+    process whose MPI starts alone stand for it here."""
+    code = """
+        import warnings
+        warnings.simplefilter("error", RuntimeWarning)
+        from hpc import mpi
+        try:
+            mpi.world()
+        except RuntimeWarning as warning:
+            print(warning)
+    """
+    env = _clean_env(PMI_RANK="0", PMI_SIZE="2")
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "started this process as one of 2 ranks" in proc.stdout and "world of 1 process" in proc.stdout, proc.stdout
+    alone = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60,
+                           env=_clean_env())
+    assert alone.returncode == 0 and alone.stdout == "", alone.stdout + alone.stderr  # no launcher: no warning
+
+
 def test_world_without_a_launcher_is_one_rank():
     """Outside mpiexec, world() is a single rank and collectives return the local values."""
     from hpc import mpi
