@@ -59,7 +59,9 @@ class Engine:
     Attributes:
         mpi: the mpi4py communicator, or :class:`hpc.mpi._mpi.LocalComm`.
         rank, size (int): this rank and the number of ranks.
-        seq (int): collectives started so far (the unguarded fast paths do not count: only reports read it).
+        seq (int): MPI steps started so far (the unguarded fast paths do not count: only the watchdog reads it, to
+            tell the ranks in one collective apart from those before and after).
+        collectives (int): watched collectives started so far (their numbers in the watchdog's reports).
         check (bool): check mode (``HPC_MPI_CHECK``), off for one process.
         timeout (float): the watchdog's limit in seconds (``HPC_MPI_TIMEOUT``; 0: no watchdog).
         watchdog (bool): ``timeout > 0``.
@@ -75,6 +77,7 @@ class Engine:
         "rank",
         "size",
         "seq",
+        "collectives",
         "check",
         "timeout",
         "watchdog",
@@ -95,6 +98,7 @@ class Engine:
         self.rank: int = comm.Get_rank()
         self.size: int = comm.Get_size()
         self.seq = 0
+        self.collectives = 0  # the watched collectives so far (the watchdog's reports number them)
         if self.size > 1:  # before the HPC_* values are read: a bad one on one rank then ends the job, not a hang
             guard.install_abort_on_exception(comm)
         local = _mpi.is_local(comm)

@@ -110,6 +110,7 @@ def _header_step(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
     h = ((_zlib.crc32(key) << 30) ^ _zlib.adler32(key)) & ((1 << 62) - 1)
     words = _np.array([h, -h], _np.int64)
     engine.seq += 1
+    engine.collectives += 1  # every watched collective begins here: its number in the reports
     wait(engine, engine.mpi.Iallreduce(_mpi.in_place(), words, _mpi.builtin_op("max")), what, in_order=True)
     if words[0] != -words[1]:
         _mismatch(engine, what, signature)
@@ -326,11 +327,13 @@ def _watchdog_tag(mpi_comm: Any) -> int:
     return _tag
 
 
-def _where(engine: Any, what: str) -> tuple[int, str, str]:
-    return (engine.seq, what, _socket.gethostname())
+def _where(engine: Any, what: str) -> tuple[int, str, str, int]:
+    """Where this rank is: its MPI step (which tells ranks in the same collective apart from the ones before and
+    after), the collective, its host, and the collective's number (what a user counting calls sees)."""
+    return (engine.seq, what, _socket.gethostname(), engine.collectives)
 
 
-def _answer(engine: Any, what: str, heard: dict[int, tuple[int, str, str]] | None = None) -> None:
+def _answer(engine: Any, what: str, heard: dict[int, tuple[int, str, str, int]] | None = None) -> None:
     """Answer every stalled rank that asked where this rank is; with ``heard``, also note who answered us."""
     tag = _watchdog_tag(engine.mpi)
     while True:
@@ -346,8 +349,8 @@ def _answer(engine: Any, what: str, heard: dict[int, tuple[int, str, str]] | Non
             _outbox.append(engine.mpi.isend(("tell", _where(engine, what)), dest=source, tag=tag))
 
 
-def _ask(engine: Any, what: str) -> dict[int, tuple[int, str, str]]:
-    """Ask every other rank where it is; return the answers that came within ``_ASK_S``: rank -> (seq, what, host).
+def _ask(engine: Any, what: str) -> dict[int, tuple[int, str, str, int]]:
+    """Ask every other rank where it is; return the answers that came within ``_ASK_S``: rank -> :func:`_where`.
 
     Ranks waiting in a watched collective or a watched blocking step answer (or ask, their own watchdog having
     fired); a rank that is computing, in a call hpc does not watch, dead, or on a host that cannot be reached stays
@@ -357,7 +360,7 @@ def _ask(engine: Any, what: str) -> dict[int, tuple[int, str, str]]:
     for other in range(engine.size):
         if other != engine.rank:
             _outbox.append(engine.mpi.isend(("ask", _where(engine, what)), dest=other, tag=tag))
-    heard: dict[int, tuple[int, str, str]] = {}
+    heard: dict[int, tuple[int, str, str, int]] = {}
     deadline = _time.monotonic() + _ASK_S
     while len(heard) < engine.size - 1 and _time.monotonic() < deadline:
         _answer(engine, what, heard)
@@ -369,10 +372,10 @@ def _ranks(ranks: list[int]) -> str:
     return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
 
 
-def _report(engine: Any, what: str, waited: float, heard: dict[int, tuple[int, str, str]] | None) -> str:
+def _report(engine: Any, what: str, waited: float, heard: dict[int, tuple[int, str, str, int]] | None) -> str:
     """Say which collective stalled where, which ranks (and hosts) did not answer, and where the others wait."""
     lines = [
-        f"hpc.mpi: {what} (collective #{engine.seq}) on rank {engine.rank} of {engine.size} "
+        f"hpc.mpi: {what} (collective #{engine.collectives}) on rank {engine.rank} of {engine.size} "
         f"(host {_socket.gethostname()}) "
         f"waited {waited:.1f} s (HPC_MPI_TIMEOUT={engine.timeout:g}); other ranks have not reached it."
     ]
@@ -391,14 +394,14 @@ def _report(engine: Any, what: str, waited: float, heard: dict[int, tuple[int, s
             on_host = [r for r, n in enumerate(names) if n == host]
             if all(r in silent for r in on_host):
                 lines.append(f"  missing: host {host} ({_ranks(on_host)}): no rank there answered")
-    places: dict[tuple[int, str], list[int]] = {}
-    for r, (seq, where_r, _) in sorted(heard.items()):
-        places.setdefault((seq, where_r), []).append(r)
-    for (seq, where_r), ranks in places.items():
+    places: dict[tuple[int, str, int], list[int]] = {}
+    for r, (seq, where_r, _, number) in sorted(heard.items()):
+        places.setdefault((seq, where_r, number), []).append(r)
+    for (seq, where_r, number), ranks in places.items():
         hosts = ", ".join(sorted({heard[r][2] for r in ranks}))
         verb = "waits" if len(ranks) == 1 else "wait"
         too = " too" if (seq, where_r) == (engine.seq, what) else ""
-        lines.append(f"  {_ranks(ranks)} (on {hosts}) {verb} in {where_r} (collective #{seq}){too}")
+        lines.append(f"  {_ranks(ranks)} (on {hosts}) {verb} in {where_r} (collective #{number}){too}")
     return "\n".join(lines) + "\n"
 
 

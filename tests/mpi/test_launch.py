@@ -59,14 +59,17 @@ def test_one_rank_raising_ends_the_whole_job_quickly():
 
 @needs_mpiexec
 def test_watchdog_reports_the_stalled_collective_and_rank():
-    """With HPC_MPI_TIMEOUT set, a collective that one rank never joins is reported by name and rank, and ends."""
+    """With HPC_MPI_TIMEOUT set, a collective that one rank never joins is reported by name, number (the user's
+    count of collectives: each had counted twice, with its header step) and rank, and ends."""
     proc, elapsed = _run_job(
         """
         import time
         from hpc import mpi
         comm = mpi.world()
+        comm.allreduce(1.0)
+        comm.allreduce(2.0)
         if comm.rank == 0:
-            comm.allreduce(1.0)
+            comm.allreduce(3.0)
         else:
             time.sleep(30)
         """,
@@ -75,7 +78,7 @@ def test_watchdog_reports_the_stalled_collective_and_rank():
     )
     assert proc.returncode != 0, proc.stderr
     assert elapsed < 25, f"{elapsed:.1f} s: {proc.stderr}"
-    assert "allreduce" in proc.stderr and "rank 0 of 2" in proc.stderr and "HPC_MPI_TIMEOUT" in proc.stderr, proc.stderr
+    assert "allreduce (collective #3) on rank 0 of 2" in proc.stderr and "HPC_MPI_TIMEOUT" in proc.stderr, proc.stderr
 
 
 @needs_mpiexec
