@@ -49,6 +49,9 @@ why_not() {
     command -v ip >/dev/null && command -v unshare >/dev/null || { echo "ip or unshare is missing"; return; }
     ip netns add "$RUN-probe" 2>/dev/null || { echo "ip netns does not work here"; return; }
     ip netns del "$RUN-probe"
+    # the options given to mpiexec (-launcher rsh -launcher-exec) are hydra's: Open MPI's mpirun refuses them
+    "$MPIEXEC" --version 2>/dev/null | grep -q HYDRA ||
+        echo "$MPIEXEC is not MPICH's hydra launcher, which the harness drives (Open MPI: docs/cluster.md)"
 }
 
 # The runs whose namespaces, /dev/shm directories or hosts files exist, each once.

@@ -163,7 +163,8 @@ def _harness_problem() -> str | None:
     script = harness()
     if not script.is_file():
         return f"--hosts needs the multi-host harness of a source checkout ({script} is missing)"
-    check = _subprocess.run([str(script), "--check"], capture_output=True, text=True, timeout=60)
+    env = {**_os.environ, "MPIEXEC": find_mpiexec() or "mpiexec"}  # the launcher the run would give it
+    check = _subprocess.run([str(script), "--check"], capture_output=True, text=True, timeout=60, env=env)
     return None if check.returncode == 0 else f"--hosts: the harness cannot run here: {check.stdout.strip()}"
 
 

@@ -108,3 +108,16 @@ def test_hosts_other_than_two_are_refused():
 def test_hosts_is_for_the_mpi_suite_only(capsys):
     assert bench.main(["kernels", "--hosts", "2", "--tiny"]) == 2
     assert "--hosts is for the mpi suite only" in capsys.readouterr().err
+
+
+def test_hosts_with_another_launcher_than_hydra_say_so_before_starting(monkeypatch):
+    """The harness gives mpiexec hydra's options: Open MPI's mpirun failed on them with "unrecognized option
+    --launcher" and a bare exit status. It is now refused up front, naming what it needs."""
+    script = bench_mpi.harness()
+    if not script.is_file() or os.geteuid() != 0:
+        pytest.skip("needs the source checkout's harness and root")
+    monkeypatch.setattr(bench_mpi, "find_mpiexec", lambda: "/bin/true")  # any launcher but hydra
+    problem = bench_mpi._harness_problem()
+    if problem is not None and "not MPICH's hydra" not in problem:
+        pytest.skip(f"the harness cannot run here for another reason: {problem}")
+    assert problem is not None and "/bin/true is not MPICH's hydra launcher" in problem
