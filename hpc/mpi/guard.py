@@ -479,22 +479,28 @@ def _watch_steps() -> None:
     """
     while True:
         _time.sleep(_WATCH_EVERY_S)
-        if not _steps:
+        if _steps:
+            _watch_once()
+
+
+def _watch_once() -> None:
+    """One look at the steps in progress. A function of its own: the frames it holds (every thread's, with their
+    locals) go when it returns, not at the watcher's next look (a 512 MiB result stayed alive after the caller
+    dropped it, held by the watcher's locals while no step ran)."""
+    frames = _sys._current_frames()
+    now = _time.monotonic()
+    for ident, step in list(_steps.items()):
+        current = frames.get(ident)
+        if current is None or not _on_stack(step.frame, current):
+            if _steps.get(ident) is step:
+                del _steps[ident]
             continue
-        frames = _sys._current_frames()
-        now = _time.monotonic()
-        for ident, step in list(_steps.items()):
-            current = frames.get(ident)
-            if current is None or not _on_stack(step.frame, current):
-                if _steps.get(ident) is step:
-                    del _steps[ident]
-                continue
-            waited = now - step.start
-            if waited > _ANSWER_AFTER_S and _threads_ok():
-                _answer(step.engine, step.what)
-            if waited > step.engine.timeout:
-                note = "  (in a blocking step MPI has no non-blocking form of, after every rank had arrived at it)\n"
-                _stalled(step.engine, step.what, waited, _traceback.format_stack(current), note, _threads_ok())
+        waited = now - step.start
+        if waited > _ANSWER_AFTER_S and _threads_ok():
+            _answer(step.engine, step.what)
+        if waited > step.engine.timeout:
+            note = "  (in a blocking step MPI has no non-blocking form of, after every rank had arrived at it)\n"
+            _stalled(step.engine, step.what, waited, _traceback.format_stack(current), note, _threads_ok())
 
 
 def _on_stack(frame: Any, current: Any) -> bool:

@@ -299,3 +299,37 @@ def test_a_mismatch_report_names_each_field(checked):
     assert "rank 0: allreduce op='sum' dtype='<f8' shape=(3,) reproducible=False" in str(caught.value)
     assert "root" not in str(caught.value)
     assert checked.allreduce(1.0) == checked.size
+
+
+def test_the_watchers_look_at_the_steps_keeps_no_frame_after_it():
+    """The watcher's look at the threads in a blocking step took every thread's frames, and its locals kept the last
+    look's until a later step came: a 512 MiB allreduce result, dropped by its caller, stayed alive for good. A look
+    now holds nothing once it is over."""
+    import gc
+    import sys
+    import threading
+    import types
+    import weakref
+
+    from hpc.mpi import guard
+
+    inside, leave, refs = threading.Event(), threading.Event(), []
+
+    def in_a_step():
+        big = np.ones(1 << 10)  # what a collective's frame holds (its result)
+        refs.append(weakref.ref(big))
+        engine = types.SimpleNamespace(timeout=60.0, rank=0)  # a step of a minute's watchdog, seconds old
+        guard._steps[threading.get_ident()] = guard._Step(engine, "test step", sys._getframe())
+        inside.set()
+        leave.wait(30)
+
+    thread = threading.Thread(target=in_a_step)
+    thread.start()
+    inside.wait(30)
+    guard._watch_once()  # sees the thread in its step, its frame on the stack
+    leave.set()
+    thread.join(30)
+    guard._watch_once()  # the step is over: forgotten
+    gc.collect()
+    assert thread.ident not in guard._steps
+    assert refs[0]() is None
