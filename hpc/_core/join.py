@@ -22,7 +22,8 @@ def join(f: Callable[[], A], g: Callable[[], B]) -> tuple[A, B]:
 
     Raises:
         Both callables always run. If one raises, ``join`` re-raises that exception after the other finishes;
-        if both raise, ``f``'s exception wins.
+        if both raise, ``f``'s exception wins. A ``KeyboardInterrupt`` (Ctrl-C) in ``f`` is the exception: ``g``
+        then runs only if it had started.
 
     Example:
         >>> from hpc import join
@@ -34,11 +35,17 @@ def join(f: Callable[[], A], g: Callable[[], B]) -> tuple[A, B]:
     workers = current_engine()
     if not workers.is_worker():
         return workers.pool().install(lambda: join(f, g))
-    job_g = Job(g)
+    interrupted = False
+
+    def run_g() -> B:
+        return None if interrupted else g()  # type: ignore[return-value]  # dropped: nobody reads its result
+
+    job_g = Job(run_g)
     workers.push(job_g)
     try:
         a = f()
-    except BaseException:
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)  # Ctrl-C: g does not start now (a running g finishes)
         workers.wait_for_quietly(job_g)
         raise
     b = workers.wait_for(job_g)

@@ -23,6 +23,7 @@ class Scope:
         self._idle.set()
         self._errors: list[BaseException] = []
         self._closed = False  # the with block has ended: nothing would wait for a task spawned now
+        self._interrupted = False  # Ctrl-C in the block or its wait: tasks not started yet are dropped
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)``; it may spawn more work on the same scope (capture the scope in a closure).
@@ -40,7 +41,8 @@ class Scope:
 
         def run() -> None:
             try:
-                fn(*args)
+                if not self._interrupted:
+                    fn(*args)
             except BaseException as exc:
                 with self._lock:
                     self._errors.append(exc)
@@ -77,9 +79,16 @@ class _ScopeContext:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._scope is not None
-        self._scope.wait()
-        with self._scope._lock:
-            self._scope._closed = True
+        if isinstance(exc, KeyboardInterrupt):
+            self._scope._interrupted = True  # the tasks running finish; those queued do not start
+        try:
+            self._scope.wait()
+        except KeyboardInterrupt:  # Ctrl-C while waiting: the rest is dropped, the running tasks end on their own
+            self._scope._interrupted = True
+            raise
+        finally:
+            with self._scope._lock:
+                self._scope._closed = True
         errors = self._scope._errors
         if errors and exc is None:
             first = errors[0]
@@ -97,7 +106,9 @@ def scope() -> _ScopeContext:
     Raises:
         Every spawned task runs to completion. If any raised, the first exception recorded is re-raised when the
         ``with`` block exits (unless the block itself raised, which then propagates), with a note naming the other
-        tasks' exceptions, if any. ``spawn`` after the block has ended raises ``RuntimeError``.
+        tasks' exceptions, if any. ``spawn`` after the block has ended raises ``RuntimeError``. A
+        ``KeyboardInterrupt`` (Ctrl-C) in the block, or while its end waits, drops the tasks not started yet: the
+        block waits for the running ones (a Ctrl-C during that wait returns at once, leaving them to end).
 
     Example:
         >>> from hpc import scope

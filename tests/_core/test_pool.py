@@ -742,3 +742,39 @@ def test_a_pool_is_capped_as_hpc_num_threads_is():
 
     with pytest.raises(ValueError, match=f"at most {config.MAX_THREADS}"):
         ThreadPool(config.MAX_THREADS + 1)
+
+
+def test_ctrl_c_in_a_scope_drops_the_tasks_not_started():
+    """A KeyboardInterrupt in a scope's block waited for every task spawned (5 s of queued work after Ctrl-C, and
+    the next parallel call behind them): the tasks not started are dropped, the running ones finish."""
+    ran = []
+    with ThreadPool(2):
+        with pytest.raises(KeyboardInterrupt):
+            with scope() as s:
+                for i in range(40):
+                    s.spawn(lambda i=i: (time.sleep(0.02), ran.append(i)))
+                raise KeyboardInterrupt
+        assert len(ran) < 40
+        done = len(ran)
+        time.sleep(0.2)
+        assert len(ran) == done  # nothing of the scope runs after it ended
+        with scope() as s:  # the pool is usable at once
+            s.spawn(ran.append, "after")
+    assert ran[-1] == "after"
+
+
+def test_ctrl_c_in_joins_first_side_does_not_start_the_second():
+    """join ran g after a KeyboardInterrupt in f when no other thread had taken it (the caller ran all of g before
+    Ctrl-C got through): g now starts only if it had already; any other exception still lets both run."""
+    ran = []
+
+    def f_interrupted():
+        raise KeyboardInterrupt
+
+    with ThreadPool(1):  # nobody but the caller: g is still queued when f raises
+        with pytest.raises(KeyboardInterrupt):
+            join(f_interrupted, lambda: ran.append("g"))
+        assert ran == []
+        with pytest.raises(ValueError):
+            join(lambda: (_ for _ in ()).throw(ValueError("f")), lambda: ran.append("g"))
+        assert ran == ["g"]
