@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import sys as _sys
+
 import numba as _numba
 
-__all__ = ["threading_layer"]
+__all__ = ["layer_started", "threading_layer"]
+
+
+def layer_started() -> bool:
+    """Whether numba's threading layer has started in this process (a parallel kernel ran, or its thread count was
+    asked or set), read without starting it: started on GNU OpenMP, every child forked afterwards dies on its first
+    parallel kernel."""
+    layer = _sys.modules.get("numba.np.ufunc.parallel")
+    return layer is not None and bool(layer._is_initialized)
 
 
 @_numba.njit(parallel=True, cache=True)

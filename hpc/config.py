@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import operator as _operator
 import os as _os
+import threading as _threading
 from collections.abc import Callable as _Callable
 from typing import TypeVar as _TypeVar
 
@@ -156,6 +157,21 @@ def whole_number(value: object) -> int | None:
     if isinstance(value, bool) or not hasattr(type(value), "__index__"):
         return None
     return _operator.index(value)
+
+
+_pool_thread = _threading.local()
+
+
+def pool_numba_threads() -> int | None:
+    """The numba thread count hpc's pool gives the calling thread, one of its workers (the cores over the pool's
+    size), or None on any other thread. The pool sets it once numba's threading layer runs; a kernel that starts the
+    layer in a worker sets it first (``hpc.kernels``: a team per worker would oversubscribe the cores)."""
+    return getattr(_pool_thread, "numba_threads", None)
+
+
+def set_pool_numba_threads(n: int | None) -> None:
+    """Record :func:`pool_numba_threads` for the calling thread (hpc's pool does, as each worker starts)."""
+    _pool_thread.numba_threads = n
 
 
 def set_num_threads(n: int | None) -> None:

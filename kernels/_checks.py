@@ -12,6 +12,7 @@ import threading as _threading
 import numba as _numba
 import numpy as _np
 
+from hpc import _numba_probe
 from hpc import config as _config
 
 __all__ = [
@@ -278,7 +279,11 @@ def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEME
         if work < min_work or _config.num_threads() <= 1 or _forked_after_gnu_openmp:
             return False
         # numba's count for this thread (0.75 us, beside the 1 MiB of work this takes): 1 in hpc's pool workers,
-        # under NUMBA_NUM_THREADS=1, or after numba.set_num_threads(1) on the main thread too
+        # under NUMBA_NUM_THREADS=1, or after numba.set_num_threads(1) on the main thread too. Asking starts numba's
+        # layer: in a pool worker it starts with the worker's count (else a full team per worker, once)
+        wanted = _config.pool_numba_threads()
+        if wanted is not None and not _numba_probe.layer_started():
+            _numba.set_num_threads(max(1, min(wanted, _numba.config.NUMBA_NUM_THREADS)))
         if _numba.get_num_threads() <= 1:
             return False
         return not _on_workqueue() or _threading.current_thread() is _threading.main_thread()
@@ -298,8 +303,7 @@ _forked_after_gnu_openmp = False
 
 def _note_fork_in_child() -> None:
     global _forked_after_gnu_openmp
-    layer = _sys.modules.get("numba.np.ufunc.parallel")
-    if layer is None or not layer._is_initialized or layer._threading_layer != "omp":
+    if not _numba_probe.layer_started() or _sys.modules["numba.np.ufunc.parallel"]._threading_layer != "omp":
         return
     omppool = _sys.modules.get("numba.np.ufunc.omppool")
     if omppool is not None and getattr(omppool, "openmp_vendor", "GNU") == "GNU":

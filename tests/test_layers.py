@@ -18,9 +18,10 @@ ALLOWED = {
     "_numba_cache": set(),
     "_launcher": {"config"},
     "_optional": {"config", "_launcher"},
-    "_core": {"config", "hpc"},
+    "_core": {"config", "hpc", "_numba_probe"},  # whether numba's threading layer has started
     "iter": {"_core", "config", "hpc", "_launcher"},  # the processes backend reads the rank marker
-    "kernels": {"config", "cuda"},  # only to hand a DeviceArray to hpc.cuda.twins (kernels/_dispatch.py)
+    # cuda: only to hand a DeviceArray to hpc.cuda.twins (kernels/_dispatch.py); _numba_probe: the layer started?
+    "kernels": {"config", "cuda", "_numba_probe"},
     "cuda": {"config", "_optional", "_launcher"},
     "mpi": LEAVES | {"_core", "iter", "kernels", "hpc"},
     "ml": LEAVES | {"_core", "iter", "kernels", "cuda", "mpi", "hpc"},

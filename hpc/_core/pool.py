@@ -273,7 +273,7 @@ class _Workers:
         numba_limited = _limit_numba_threads(self.num_threads)
         while True:
             job = self._find_work(index)
-            if not numba_limited and job is not None:  # numba imported since this worker started: limit it now
+            if not numba_limited and job is not None:  # numba's layer started since this worker did: limit it now
                 numba_limited = _limit_numba_threads(self.num_threads)
             if job is not None:
                 idle = 0
@@ -543,17 +543,21 @@ def _limit_numba_threads(pool_size: int) -> bool:
     numba may be imported, or its threading layer started, after the worker started)."""
     # numba's thread count is per calling thread; a numba parallel kernel called from each of our workers
     # would otherwise start a full team per worker and oversubscribe the cores.
+    cap = max(1, _config.available_cpus() // pool_size)
+    _config.set_pool_numba_threads(cap)  # what hpc.kernels set before starting numba's layer in this worker
     numba = _sys.modules.get("numba")
     if numba is None:
         return False
-    layer = _sys.modules.get("numba.np.ufunc.parallel")
-    if layer is None or not layer._is_initialized:
+    from hpc import _numba_probe
+
+    if not _numba_probe.layer_started():
         # set_num_threads would start numba's threading layer, in a process that may not run numba's parallel code
         # at all; started on GNU OpenMP, it ends every child forked afterwards on its first parallel kernel
-        # (multiprocessing's fork Pool: a hang). Limited from the first job after something else starts it.
+        # (multiprocessing's fork Pool: a hang). Limited from the first job after something else starts it, or by
+        # the hpc kernel that starts it (pool_numba_threads).
         return False
     try:
-        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, _config.available_cpus() // pool_size)))
+        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, cap)))
     except Exception:  # numba's layer may be unusable here; the kernels then run single-threaded anyway
         pass
     return True

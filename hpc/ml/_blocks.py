@@ -231,7 +231,8 @@ class Blocks:
                 send[q] = part
         from hpc.mpi import guard  # loaded with hpc.mpi, which a fit on several ranks has loaded already
 
-        guard.arrive(comm._engine, "hpc.ml row blocks (alltoall)")  # watched: a rank that never comes is reported
+        # watched (a rank that never comes is reported), not numbered: a step of the fit, not a call of the user's
+        guard.arrive(comm._engine, "hpc.ml row blocks (alltoall)", counted=False)
         got = comm.mpi.alltoall(send)
         if to_owner:
             return [got[q] for q in self._sources]

@@ -328,7 +328,8 @@ class Engine:
             if self.size == 1 or _mpi.is_local(self.mpi):
                 self._local_rank = 0
             else:
-                guard.arrive(self, "local_rank")  # the split is a collective MPI has no non-blocking form of
+                # the split is a collective MPI has no non-blocking form of (watched, not numbered: hpc's own step)
+                guard.arrive(self, "local_rank", counted=False)
                 node = _mpi.split_shared(self.mpi, self.rank)
                 self._local_rank = node.Get_rank()
                 node.Free()

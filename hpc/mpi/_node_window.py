@@ -76,7 +76,7 @@ class NodeWindow:
         """
         self.win.Sync()
         if engine.watchdog:
-            _guard.arrive(engine, "allreduce(reproducible=True): shared-memory step")
+            _guard.arrive(engine, "allreduce(reproducible=True): shared-memory step", counted=False)
         else:
             engine.mpi.Barrier()
         self.win.Sync()
@@ -140,7 +140,7 @@ def _create(engine: Any) -> NodeWindow | str:
         chunk //= 2
     chunk_words, small_words = (size + 1) * chunk, 2 * size * SMALL
     nbytes = (chunk_words + small_words) * 8
-    _guard.arrive(engine, "allreduce(reproducible=True): making the shared-memory window")
+    _guard.arrive(engine, "allreduce(reproducible=True): making the shared-memory window", counted=False)
     node = _mpi.split_shared(engine.mpi, engine.rank)
     try:
         # Every rank must agree, or some would wait in the window's barriers while others send messages.

@@ -78,7 +78,7 @@ def install_abort_on_exception(mpi_comm: Any) -> None:
     _threading.excepthook = abort_thread
 
 
-def arrive(engine: Any, what: str, signature: tuple[Any, ...] = ()) -> None:
+def arrive(engine: Any, what: str, signature: tuple[Any, ...] = (), *, counted: bool = True) -> None:
     """With the watchdog on (``HPC_MPI_TIMEOUT``), wait until every rank has reached ``what`` with ``signature``.
 
     The wait is the watched header step (:func:`_header_step`): every rank's ``(what, signature)`` checksum, reduced
@@ -88,19 +88,20 @@ def arrive(engine: Any, what: str, signature: tuple[Any, ...] = ()) -> None:
     arrived, the blocking step that follows cannot stall on a missing rank, and a rank that never comes is reported
     under ``what``. The blocking step can still stall when a rank or its host drops out in the middle of it (a link
     cut): a thread watches it (see :func:`_watch_steps`) until the calling function returns or waits again. Without
-    the watchdog this does nothing.
+    the watchdog this does nothing. ``counted=False``: a step inside a collective (hpc's own), which the reports'
+    collective numbers, the user's calls, leave out.
     """
-    _arrive(engine, what, signature, _sys._getframe(1))
+    _arrive(engine, what, signature, _sys._getframe(1), counted)
 
 
-def _arrive(engine: Any, what: str, signature: tuple[Any, ...], frame: Any) -> None:
+def _arrive(engine: Any, what: str, signature: tuple[Any, ...], frame: Any, counted: bool = True) -> None:
     if engine.watchdog and engine.size > 1:
-        _header_step(engine, what, signature)
+        _header_step(engine, what, signature, counted)
         _steps[_threading.get_ident()] = _Step(engine, what, frame)
         _start_watching_steps()
 
 
-def _header_step(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
+def _header_step(engine: Any, what: str, signature: tuple[Any, ...], counted: bool = True) -> None:
     """One watched ``MAX`` allreduce of ``(h, -h)``, ``h`` a 62-bit checksum of ``(what, signature)``.
 
     Every rank gets ``(max h, -min h)``: the two agree exactly when every rank sent the same ``h``. On a mismatch every
@@ -110,7 +111,8 @@ def _header_step(engine: Any, what: str, signature: tuple[Any, ...]) -> None:
     h = ((_zlib.crc32(key) << 30) ^ _zlib.adler32(key)) & ((1 << 62) - 1)
     words = _np.array([h, -h], _np.int64)
     engine.seq += 1
-    engine.collectives += 1  # every watched collective begins here: its number in the reports
+    if counted:  # a collective the caller made (not a step inside one): its number in the reports
+        engine.collectives += 1
     wait(engine, engine.mpi.Iallreduce(_mpi.in_place(), words, _mpi.builtin_op("max")), what, in_order=True)
     if words[0] != -words[1]:
         _mismatch(engine, what, signature)

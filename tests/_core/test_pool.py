@@ -486,6 +486,29 @@ def test_numba_imported_after_the_pool_started_is_limited_in_its_workers(run_scr
     )
 
 
+@pytest.mark.timeout(120)
+def test_a_kernel_that_starts_numbas_layer_in_a_worker_takes_the_workers_count(run_script):
+    """Workers leave an unstarted numba layer alone (fork safety), so the first kernel in a worker starts it: with
+    the worker's count (cores over the pool's size), not numba's full team per worker (its first job took the
+    parallel variant, a team of every core on each worker)."""
+    out = run_script(
+        "import threading, numpy as np\n"
+        "from hpc import ThreadPool, par_range\n"
+        "from hpc.kernels import _checks\n"
+        "main = threading.main_thread()\n"
+        "def job(i):\n"
+        "    return None if threading.current_thread() is main else _checks.use_parallel(None, 1 << 21)\n"
+        "with ThreadPool(2):\n"
+        "    seen = par_range(8).with_max_len(1).with_backend('threads').map(job).collect()\n"
+        "print(sorted({s for s in seen if s is not None}))\n",
+        HPC_NUM_THREADS="2", NUMBA_NUM_THREADS="2",
+    )
+    from hpc.config import available_cpus
+
+    # numba at 2 threads, 2 workers: one numba thread each on up to 3 cores (the serial variant), two from 4
+    assert out.split("\n")[-2] == str([available_cpus() // 2 > 1])
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 @pytest.mark.timeout(120)
 def test_a_threads_run_does_not_start_numbas_threads_so_forked_children_run_parallel_kernels(run_script):
