@@ -114,7 +114,7 @@ test-openmpi: install-openmpi
 test-openmpi-subset:
 	$(MAKE) test-openmpi OMPI_RANKS="2 3" OMPI_JOB_TESTS=tests/mpi/test_launch.py
 
-# The oldest versions pyproject.toml allows (.ci/floors.txt: the first release line of each floor), in a venv of
+# The oldest versions pyproject.toml allows (.ci/floors.txt: each floor's minor line, its newest patch), in a venv of
 # their own without the ml extra (scikit-learn 1.9 needs threadpoolctl 3.5): the demo, the unit tests of the
 # pillars and their MPI tests on 2 ranks. numba keeps this venv's compiled kernels apart (another numba version
 # would overwrite the main venv's cache beside the sources).

@@ -16,6 +16,7 @@ from hpc import _numba_probe
 from hpc import config as _config
 
 __all__ = [
+    "BLOCK_ELEMENTS",
     "COMPILED_BLAS",
     "F32",
     "F64",
@@ -46,6 +47,9 @@ F32, F64 = FLOATS
 
 #: ``parallel=None`` runs the parallel variant from this many elements of work on (1 MiB of float64)
 PARALLEL_MIN_ELEMENTS = 1 << 17
+#: the elements of one block of a pass that converts or shifts its input a block at a time (1 MiB of float64: it
+#: stays in cache, and the pass needs a few blocks of memory beside its input, not a copy of it)
+BLOCK_ELEMENTS = 1 << 17
 
 #: elementwise kernels write an output of at least this many bytes with streaming stores (see use_streaming)
 STREAM_MIN_BYTES = 16 << 20

@@ -282,20 +282,21 @@ def _tiles(x, y):
 
 def _sqnorms(a):
     """The rows' squared norms in float64; float32 rows converted a block at a time (converted whole, labelling 1 GB
-    of float32 points took a 2 GB copy beside them). Each row's sum is einsum's over that row alone: the same bits
-    in blocks as whole."""
+    of float32 points took a 2 GB copy beside them). Blocks of two rows or more: einsum sums a row of more than 8192
+    elements in another order when it is alone in its operand, so a one-row tail joins the block before it; the
+    bits are the whole array's."""
     if a.dtype == _np.float64:
         return _np.einsum("ij,ij->i", a, a)
-    norms = _np.empty(a.shape[0])
-    rows = max(1, _BLOCK_ELEMENTS // max(1, a.shape[1]))
-    for lo in range(0, a.shape[0], rows):
-        block = a[lo : lo + rows].astype(_np.float64)
-        _np.einsum("ij,ij->i", block, block, out=norms[lo : lo + rows])
+    m = a.shape[0]
+    norms = _np.empty(m)
+    rows = max(2, _checks.BLOCK_ELEMENTS // max(1, a.shape[1]))
+    lo = 0
+    while lo < m:
+        hi = m if m - (lo + rows) < 2 else lo + rows
+        block = a[lo:hi].astype(_np.float64)
+        _np.einsum("ij,ij->i", block, block, out=norms[lo:hi])
+        lo = hi
     return norms
-
-
-#: the elements of one block of float32 rows converted to float64 (1 MiB) where a kernel needs their norms
-_BLOCK_ELEMENTS = 1 << 17
 
 
 def _points(x, y, yname):

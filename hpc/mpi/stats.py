@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as _np
 
+from hpc.kernels import _checks
 from hpc.mpi import guard as _guard
 from hpc.mpi.collectives import agreed_dtype
 from hpc.mpi.comm import as_comm
@@ -81,9 +82,6 @@ _DTYPE_CHARS = "?bhilqBHILQefdgFDG"
 _SCALE = 2.0**-512
 
 
-#: the elements of one block of rows in the local pass (1 MiB of float64): its float64 copy and shifted values stay
-#: in cache, and a rank's extra memory is a few blocks, not copies of its whole part (float32 data made six)
-_BLOCK_ELEMENTS = 1 << 17
 
 
 def _local_moments(a: _np.ndarray, scale: float) -> tuple[int, Any, Any, Any, Any, Any]:
@@ -99,7 +97,8 @@ def _local_moments(a: _np.ndarray, scale: float) -> tuple[int, Any, Any, Any, An
     ref = a[0].astype(_np.float64) * scale
     mean, m2, plain = _np.zeros(rest), _np.zeros(rest), _np.zeros(rest)
     flagged = _np.zeros(rest, dtype=bool)
-    rows = max(1, _BLOCK_ELEMENTS // max(1, int(_np.prod(rest))))
+    # blocks of rows (a rank's extra memory: a few blocks, not copies of its whole part: float32 data made six)
+    rows = max(1, _checks.BLOCK_ELEMENTS // max(1, int(_np.prod(rest))))
     done = 0
     with _np.errstate(invalid="ignore", over="ignore"):
         for lo in range(0, n, rows):

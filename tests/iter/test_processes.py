@@ -202,8 +202,11 @@ def test_a_run_whose_pool_another_run_killed_says_so():
 
     par_range(4).with_backend("processes").sum()
     t = _start_long_run(result)
-    time.sleep(0.3)
-    processes._kill(processes._executor, "a KeyboardInterrupt in another thread's run")
+    deadline = time.monotonic() + 60
+    while not processes._live_runs and time.monotonic() < deadline:  # the run has its groups on the pool
+        time.sleep(0.01)
+    (run,) = processes._live_runs
+    processes._kill(run.executor, "a KeyboardInterrupt in another thread's run")
     t.join(100)
     notes = getattr(result.get("error"), "__notes__", [])
     assert any("terminated by a KeyboardInterrupt in another thread's run" in note for note in notes), result

@@ -258,3 +258,14 @@ def test_float32_points_are_not_copied_to_float64_whole(rng):
     assert sqdist_peak < x.nbytes // 2, sqdist_peak
     np.testing.assert_array_equal(labels[:2000], want[0])
     np.testing.assert_array_equal(dist[:2000], want[1])
+
+
+@pytest.mark.parametrize("m, d", [(3, 10_000), (14, 40_000), (1, 9000), (2, 9000), (4099, 64), (0, 5)])
+def test_float32_norms_in_blocks_are_the_bits_of_the_whole(m, d):
+    """The blockwise float64 norms of float32 rows equal einsum's over the whole converted array, wide rows too
+    (einsum sums a row of more than 8192 elements in another order when it is alone in its block)."""
+    from hpc.kernels import distances
+
+    a = np.random.default_rng(m + d).standard_normal((m, d)).astype(np.float32)
+    a64 = a.astype(np.float64)
+    assert distances._sqnorms(a).tobytes() == np.einsum("ij,ij->i", a64, a64).tobytes()

@@ -126,6 +126,17 @@ def _end_lease(ex: Any) -> None:
         ex.shutdown(wait=False, kill_workers=False)
 
 
+def _own_copy(exc: BaseException) -> BaseException:
+    """A copy of ``exc`` for one run's notes: loky hands every future of a broken pool one exception object, and the
+    notes of two runs on it named each other's items. ``exc`` itself where its type cannot be made again."""
+    try:
+        fresh = type(exc)(*exc.args)
+    except Exception:
+        return exc
+    fresh.__traceback__ = exc.__traceback__
+    return fresh
+
+
 def _kill(ex: Any, why: str) -> None:
     """Terminate ``ex``'s workers now (a worker died, or Ctrl-C), forgetting it if it is the current pool; other
     threads' runs on it then fail with a note saying ``why``."""
@@ -165,8 +176,8 @@ _live_runs: set[Any] = set()
 
 
 def _stop_live_runs() -> None:
-    """At exit, before loky's own hook waits for the groups in progress: runs still going (in daemon threads)
-    stop at their workers' next chunk. A group can be a quarter of a run: exit waited 12 s for one."""
+    """At exit, before loky's own hook waits for the groups in progress: runs still going (in other threads, daemon
+    or not) stop at their workers' next chunk. A group can be a quarter of a run: exit waited 12 s for one."""
     with _state_lock:
         runs = list(_live_runs)
     for run in runs:
@@ -268,7 +279,7 @@ def _save_rows(path: str, array: _np.ndarray) -> None:
     with open(path, "wb") as f:
         _np.lib.format.write_array_header_2_0(f, header)
         for lo in range(0, len(array), rows):
-            f.write(memoryview(_np.ascontiguousarray(array[lo : lo + rows])).cast("B"))
+            f.write(_np.ascontiguousarray(array[lo : lo + rows]).view(_np.uint8).data)  # any dtype: datetimes too
 
 
 def _share_arrays(node: Any, files: list[str]) -> Any:
@@ -678,16 +689,19 @@ class _Run:
         except Exception as exc:
             killed_by = self.executor._hpc_killed_by
             if killed_by is not None:  # another thread's run ended the pool under this one
-                add_note(exc, f"hpc: the processes backend's workers were terminated by {killed_by} while this "
+                own = _own_copy(exc)
+                add_note(own, f"hpc: the processes backend's workers were terminated by {killed_by} while this "
                          "run used them; the next run starts new workers")
-            elif isinstance(exc, BrokenProcessPool):  # a worker died: the next run starts a fresh pool
-                _kill(self.executor, "a worker's death in another thread's run")
+                raise own from exc.__cause__
+            if isinstance(exc, BrokenProcessPool):  # a worker died: the next run starts a fresh pool
+                _kill(self.executor, "a worker's death (on this run's items or another thread's)")
                 spans = ", ".join(f"{g[0][1]}..{g[-1][2] - 1}" for g in list(running.values())[:4])
-                add_note(exc, f"hpc: a worker process of the processes backend ended while the pool ran items {spans} "
-                         "of a parallel iterator (os._exit, a crash, or the memory killer); the next run starts new "
-                         "workers")
-            else:  # this run's own error (a result that does not pickle): the pool is shared with other threads
-                self._abandon(running)
+                own = _own_copy(exc)
+                add_note(own, f"hpc: a worker process of the processes backend ended while the pool ran items {spans} "
+                         "of this parallel iterator (or another thread's items: os._exit, a crash, or the memory "
+                         "killer); the next run starts new workers")
+                raise own from exc.__cause__
+            self._abandon(running)  # this run's own error (a result that does not pickle): the pool is shared
             raise
         except BaseException as exc:
             # KeyboardInterrupt: stop everything now and leave no worker behind.
