@@ -270,11 +270,14 @@ class _Workers:
     def _work(self, index: int) -> None:
         idle = 0
         busy = self._busy
-        numba_limited = _limit_numba_threads(self.num_threads)
+        # numba's count for this worker: what hpc.kernels start numba's layer with here, and what it is set to once
+        # the layer runs
+        _config.set_pool_numba_threads(max(1, _config.available_cpus() // self.num_threads))
+        numba_limited = _limit_numba_threads()
         while True:
             job = self._find_work(index)
             if not numba_limited and job is not None:  # numba's layer started since this worker did: limit it now
-                numba_limited = _limit_numba_threads(self.num_threads)
+                numba_limited = _limit_numba_threads()
             if job is not None:
                 idle = 0
                 busy[index] = True
@@ -304,7 +307,7 @@ class _Workers:
             if job is not None:
                 idle = 0
                 if not numba_limited:
-                    numba_limited = _limit_numba_threads(self.num_threads)
+                    numba_limited = _limit_numba_threads()
                 busy[index] = True
                 _run_in_own_scope(job.run)
                 busy[index] = False
@@ -538,13 +541,11 @@ class ThreadPool(_futures.Executor):
         return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
 
 
-def _limit_numba_threads(pool_size: int) -> bool:
+def _limit_numba_threads() -> bool:
     """Limit numba's threads for the calling worker; return whether that was done (False: try again at the next job,
     numba may be imported, or its threading layer started, after the worker started)."""
     # numba's thread count is per calling thread; a numba parallel kernel called from each of our workers
     # would otherwise start a full team per worker and oversubscribe the cores.
-    cap = max(1, _config.available_cpus() // pool_size)
-    _config.set_pool_numba_threads(cap)  # what hpc.kernels set before starting numba's layer in this worker
     numba = _sys.modules.get("numba")
     if numba is None:
         return False
@@ -557,7 +558,7 @@ def _limit_numba_threads(pool_size: int) -> bool:
         # the hpc kernel that starts it (pool_numba_threads).
         return False
     try:
-        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, cap)))
+        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, _config.pool_numba_threads() or 1)))
     except Exception:  # numba's layer may be unusable here; the kernels then run single-threaded anyway
         pass
     return True
