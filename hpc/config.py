@@ -164,8 +164,9 @@ _pool_thread = _threading.local()
 
 def pool_numba_threads() -> int | None:
     """The numba thread count hpc's pool gives the calling thread, one of its workers (the cores over the pool's
-    size), or None on any other thread. The pool sets it once numba's threading layer runs; a kernel that starts the
-    layer in a worker sets it first (``hpc.kernels``: a team per worker would oversubscribe the cores)."""
+    size), or None on any other thread. Recorded as each worker starts; the worker sets numba's count to it once
+    numba's threading layer runs, and an ``hpc.kernels`` call that starts the layer in a worker starts it with this
+    count (a team per worker would oversubscribe the cores)."""
     return getattr(_pool_thread, "numba_threads", None)
 
 
