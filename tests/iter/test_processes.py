@@ -436,3 +436,24 @@ def test_interpreter_exit_stops_a_daemon_threads_run_at_its_next_chunk(run_scrip
     done = log.read_text().count("x")
     assert done < 200, done  # a group in progress ran to its end: hundreds of items (a quarter of 2000)
     assert "the interpreter is exiting" in run_script.last_stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_child_forked_during_a_run_does_not_stop_the_parents_run_as_it_exits():
+    """The exit hook stops the runs in progress; a child forked while another thread's run went on inherited that
+    run in its list, and its exit would post "cancelled" on the parent's shared board. The child's list starts
+    empty."""
+    from hpc.iter.plumbing import processes
+
+    result = {}
+    t = _start_long_run(result)
+    deadline = time.monotonic() + 60
+    while not processes._live_runs and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os._exit(0 if not processes._live_runs else 1)
+    _, status = os.waitpid(pid, 0)
+    t.join(100)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert result == {"sum": sum(range(400))}

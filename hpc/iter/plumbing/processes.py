@@ -207,10 +207,12 @@ _atexit.register(_at_exit)
 def _after_fork_in_child() -> None:
     # The child inherits the parent's executor object but neither its threads nor its workers (they answer the
     # parent): a run would wait forever. Forgotten, not shut down; the next run starts the child's own workers.
+    # The parent's runs in progress are not the child's: its exit must not stop them (their boards are shared files).
     global _executor, _state_lock, _exit_hook_set
     _executor = None
     _state_lock = _threading.Lock()
     _exit_hook_set = False
+    _live_runs.clear()
 
 
 if hasattr(_os, "register_at_fork"):
