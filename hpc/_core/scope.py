@@ -6,7 +6,6 @@ import threading as _threading
 from collections.abc import Callable
 from typing import Any
 
-from hpc._core.notes import add_note
 from hpc._core.pool import Job, ThreadPool, current_pool
 
 __all__ = ["Scope", "scope"]
@@ -95,8 +94,8 @@ class _ScopeContext:
             if len(errors) > 1:  # raised too, and not raised: named, so no failure goes without a trace
                 others = ", ".join(f"{type(e).__name__}: {e}" for e in errors[1:4])
                 more = f" and {len(errors) - 4} more" if len(errors) > 4 else ""
-                add_note(first, f"hpc: {len(errors) - 1} other spawned task(s) of this scope raised too: "
-                                f"{others}{more}")
+                first.add_note(f"hpc: {len(errors) - 1} other spawned task(s) of this scope raised too: "
+                               f"{others}{more}")
             raise first
 
 

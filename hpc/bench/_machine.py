@@ -41,7 +41,7 @@ def describe(packages: tuple[str, ...] = ("numpy",), **extra: Any) -> dict[str, 
         "python": _platform.python_version(),
         "implementation": _platform.python_implementation(),
         "platform": _platform.platform(),
-        "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": _datetime.datetime.now(_datetime.UTC).isoformat(timespec="seconds"),
         "versions": versions(*packages),
     }
     machine.update(extra)

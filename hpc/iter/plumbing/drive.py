@@ -10,7 +10,6 @@ from typing import Any
 
 from hpc import config as _config
 from hpc._core.blas import blas_capped
-from hpc._core.notes import add_note
 from hpc._core.pool import current_pool
 from hpc.iter.plumbing.chunking import guided_groups
 from hpc.iter.plumbing.context import ExecContext
@@ -224,7 +223,7 @@ def _noted(failure: ChunkFailure, where: str) -> BaseException:
     exc = failure.error
     note = failure.note(where)
     if note not in (getattr(exc, "__notes__", None) or ()):
-        add_note(exc, note)
+        exc.add_note(note)
     return exc
 
 
