@@ -55,9 +55,11 @@ def exp_nonpos(v, flush):  # pragma: no cover - compiled by numba
     vectorize (the softmax rows here, the logistic losses in ``logistic.py``)."""
     # Its own function, compiled with contract only: LLVM inlines it into the loops that call it (the flags stay per
     # instruction), where reassoc, which their sums need, could undo the rounding.
-    # A flushed lane computes exp(flush), a normal number, and the select below drops it: computed from v itself,
-    # v just below log(2**-1022) gave k = -1022 and p < 1, a subnormal product that AVX-512 code masked away but
-    # 256-bit (AVX2) code formed before its blend (scripts/audit_subnormals.py, on a znver3 CPU).
+    # A flushed lane computes exp(flush), a normal number, and the last line multiplies it by 0: computed from v
+    # itself, v just below log(2**-1022) gave k = -1022 and p < 1, a subnormal product that AVX-512 code masked away
+    # but 256-bit (AVX2) code formed before its blend (scripts/audit_subnormals.py, on a znver3 CPU). The product,
+    # not a select of 0, keeps the flushed lane's value in use: were it dropped, LLVM may also drop the select of
+    # flush for v (the default floating-point environment has no traps to keep), and one build did so in log1p_unit.
     low = v < flush
     v = flush if low else v  # NaN stays (the comparison is false)
     z = v * _LOG2E + _SHIFTER
@@ -76,7 +78,7 @@ def exp_nonpos(v, flush):  # pragma: no cover - compiled by numba
     p = p * r + 1.0
     p = p * r + 1.0
     e = p * _bits_to_float((_float_to_bits(z) << 52) + _EXP_ONE)  # 2**k: k's bits into the exponent field
-    return 0.0 if low else e
+    return e * (0.0 if low else 1.0)  # exp(flush) * 0 is exactly 0; NaN * 1 stays NaN
 
 
 @_njit(cache=True, nogil=True, fastmath=REDUCE)
