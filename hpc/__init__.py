@@ -8,6 +8,7 @@ loaded on first use, so ``import hpc`` stays cheap and never initialises MPI or 
 from __future__ import annotations
 
 import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from hpc._core import ThreadPool, current_num_threads, join, scope
@@ -31,6 +32,14 @@ __all__ = [
 ]
 
 _LAZY = ("mpi", "cuda", "kernels", "ml", "bench", "info", "config")
+
+if _TYPE_CHECKING:  # type checkers see the lazy submodules (hpc.mpi.world(), hpc.kernels.dot) as they are
+    from hpc import bench as bench
+    from hpc import cuda as cuda
+    from hpc import info as info
+    from hpc import kernels as kernels
+    from hpc import ml as ml
+    from hpc import mpi as mpi
 
 # joblib costs ~180 ms to import, so hpc does not import it: our backend for joblib.parallel_config(backend="hpc")
 # registers now if joblib is loaded, else when it is (hpc.iter._joblib_hook).

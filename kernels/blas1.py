@@ -17,6 +17,7 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import ELEMENTWISE, REDUCE
+from ._types import Array, Real, Scalar
 from .intrinsics import STREAM_BYTES as _STREAM_BYTES
 from .intrinsics import store_fence as _store_fence
 from .intrinsics import stream_axpy as _stream_axpy
@@ -157,7 +158,7 @@ def _out_vector(out, like, shape):
 
 
 @gpu_twin
-def axpy(a, x, y, *, out=None, parallel=None):
+def axpy(a: Real, x: Array, y: Array, *, out: Array | None = None, parallel: bool | None = None) -> Array:
     """Compute ``a*x + y`` into ``out``, or into ``y`` itself when ``out`` is ``None`` (BLAS ``daxpy``).
 
     Args:
@@ -197,7 +198,7 @@ def axpy(a, x, y, *, out=None, parallel=None):
     return target
 
 
-def scal(a, x, *, out=None, parallel=None):
+def scal(a: Real, x: _np.ndarray, *, out: _np.ndarray | None = None, parallel: bool | None = None) -> _np.ndarray:
     """Compute ``a*x`` into ``out``, or into ``x`` itself when ``out`` is ``None`` (BLAS ``dscal``).
 
     Example:
@@ -272,7 +273,7 @@ def _asum_parallel(x):  # pragma: no cover - compiled by numba
 
 
 @gpu_twin
-def dot(x, y, *, parallel=None):
+def dot(x: Array, y: Array, *, parallel: bool | None = None) -> Scalar:
     """Return the inner product ``sum(x * y)`` (BLAS ``ddot``), accumulated in float64.
 
     Example:
@@ -285,7 +286,7 @@ def dot(x, y, *, parallel=None):
     return xv.dtype.type(_dot_parallel(xv, yv) if par else _dot_serial(xv, yv))
 
 
-def asum(x, *, parallel=None):
+def asum(x: _np.ndarray, *, parallel: bool | None = None) -> Scalar:
     """Return ``sum(abs(x))`` (BLAS ``dasum``), accumulated in float64.
 
     Example:
@@ -384,7 +385,7 @@ def _nrm2_parallel(x):  # pragma: no cover - compiled by numba
 
 
 @gpu_twin
-def nrm2(x, *, parallel=None):
+def nrm2(x: Array, *, parallel: bool | None = None) -> Scalar:
     """Return the Euclidean norm ``sqrt(sum(x**2))`` without overflow or underflow (BLAS ``dnrm2``).
 
     One vectorized pass of plain squares when their sum is safely in range (the common case: as fast as ``dot``),

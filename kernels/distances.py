@@ -26,6 +26,7 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
+from ._types import Array
 
 __all__ = ["kmeans_assign", "sqdist"]
 
@@ -309,7 +310,9 @@ def _points(x, y, yname):
 
 
 @gpu_twin
-def sqdist(x, y, *, out=None, parallel=None, block_rows=None):
+def sqdist(
+    x: Array, y: Array, *, out: Array | None = None, parallel: bool | None = None, block_rows: int | None = None,
+) -> Array:
     """Return the ``(m, n)`` matrix of squared Euclidean distances between the rows of ``x`` and of ``y``.
 
     Args:
@@ -366,7 +369,7 @@ def _sqdist_rows(x, y, out, parallel):
 
 
 @gpu_twin
-def kmeans_assign(x, centroids, *, parallel=None):
+def kmeans_assign(x: Array, centroids: Array, *, parallel: bool | None = None) -> tuple[Array, Array]:
     """Return ``(labels, sqdists)``: each row's nearest centroid (first one on ties) and its squared distance.
 
     Args:

@@ -9,6 +9,8 @@ loop per pattern of array/scalar arguments.
 from __future__ import annotations
 
 import inspect as _inspect
+from collections.abc import Callable
+from typing import Any
 
 import numpy as _np
 from numba import njit as _njit
@@ -17,6 +19,7 @@ from numba.core.errors import TypingError as _TypingError
 
 from . import _checks
 from ._flags import ELEMENTWISE
+from ._types import Real
 from .intrinsics import STREAM_BYTES as _STREAM_BYTES
 from .intrinsics import store_fence as _store_fence
 from .intrinsics import stream_axpbyc as _stream_axpbyc
@@ -67,7 +70,10 @@ def _axpbyc_stream_parallel(a, x, b, y, c, out):  # pragma: no cover - compiled 
         _axpbyc_stream_view(a, x[lo:hi], b, y[lo:hi], c, out[lo:hi])
 
 
-def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
+def axpbyc(
+    a: Real, x: _np.ndarray, b: Real, y: _np.ndarray, c: Real = 0.0, *, out: _np.ndarray | None = None,
+    parallel: bool | None = None,
+) -> _np.ndarray:
     """Return ``a*x + b*y + c`` computed in one pass (two FMAs per element).
 
     A large output apart from the inputs is written with streaming (non-temporal) stores (see
@@ -108,7 +114,7 @@ def axpbyc(a, x, b, y, c=0.0, *, out=None, parallel=None):
 class _Fused:
     """The callable ``fuse`` returns: one scalar function, compiled loops per array/scalar pattern."""
 
-    def __init__(self, fn, fastmath):
+    def __init__(self, fn: Callable[..., Any], fastmath: bool | set[str]) -> None:
         self._fn = fn
         self._nargs = fn.__code__.co_argcount
         self._fastmath = fastmath
@@ -120,7 +126,7 @@ class _Fused:
         self.__name__ = getattr(fn, "__name__", "fused")
         self.__doc__ = fn.__doc__
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<hpc.kernels fused {self.__name__} nargs={self._nargs} compiled={len(self._loops)}>"
 
     def _loop(self, pattern, parallel):
@@ -140,7 +146,7 @@ class _Fused:
                 scope["_fused_loop"])
         return self._loops[key]
 
-    def __call__(self, *args, out=None, parallel=None):
+    def __call__(self, *args: Any, out: _np.ndarray | None = None, parallel: bool | None = None) -> _np.ndarray:
         if len(args) != self._nargs:
             raise TypeError(f"args must be {self._nargs} arrays or scalars for {self.__name__}; got {len(args)}")
         # a 0-d array beside arrays of elements is a scalar, as in axpy and NumPy's ufuncs
@@ -183,7 +189,7 @@ class _Fused:
         return res
 
 
-def fuse(fn, *, fastmath=ELEMENTWISE):
+def fuse(fn: Callable[..., Any], *, fastmath: bool | set[str] = ELEMENTWISE) -> _Fused:
     """Return an elementwise kernel applying the scalar function ``fn`` in one fused, compiled pass.
 
     The returned callable takes as many arguments as ``fn`` (arrays of one shape and dtype, or scalars, at least

@@ -59,7 +59,9 @@ def _hist_parallel(x, first, last, width, edges, counts, parts):  # pragma: no c
             counts[k] += private[p, k]
 
 
-def histogram(x, bins=10, range=None, *, parallel=None):  # noqa: A002 - NumPy's name on purpose
+def histogram(
+    x: _np.ndarray, bins: int = 10, range: tuple[float, float] | None = None, *, parallel: bool | None = None,
+) -> tuple[_np.ndarray, _np.ndarray]:  # noqa: A002 - NumPy's name on purpose
     """Return ``(counts, edges)`` of ``x`` in ``bins`` equal-width bins, as :func:`numpy.histogram`.
 
     Args:

@@ -15,6 +15,7 @@ from numba import njit as _njit
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
+from ._types import AnyArray, Array
 
 __all__ = ["kmeans_distances", "kmeans_step", "kmeans_step_bounded"]
 
@@ -132,7 +133,10 @@ def _blocked_sums(kernel, c, m, sums, counts, block_rows):
 
 
 @gpu_twin
-def kmeans_step(x, centroids, *, sums=None, counts=None, block_rows=None, distances=True):
+def kmeans_step(
+    x: Array, centroids: AnyArray, *, sums: _np.ndarray | None = None, counts: _np.ndarray | None = None,
+    block_rows: int | None = None, distances: bool = True,
+) -> tuple[Array, Array | None]:
     """Return ``(labels, sqdists)`` of each row's nearest centroid; add the rows to ``sums``/``counts`` if given.
 
     Args:
@@ -377,7 +381,7 @@ def _label_distances(x, c, labels, dist):  # pragma: no cover - compiled by numb
     _distances_tile(x[0:m], c, labels[0:m], dist[0:m])  # sliced as the steps slice their tiles: the same code
 
 
-def kmeans_distances(x, centroids, labels):
+def kmeans_distances(x: _np.ndarray, centroids: _np.ndarray, labels: _np.ndarray) -> _np.ndarray:
     """Return each row's exact squared distance to its labelled centroid, float64 ``(m,)``: ``sum((x - c_label)^2)``,
     the bits of the distances :func:`kmeans_step` and :func:`kmeans_step_bounded` return for the same labels.
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import numpy as _np
 from numba import njit as _njit
+from numpy.typing import ArrayLike
 
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import REDUCE
+from ._types import AnyArray, Real
 from ._vexp import exp_nonpos
 from ._vlog1p import log1p_unit as _log1p_unit
 from ._vlog1p import log_at_least_one as _log_at_least_one
@@ -155,7 +157,9 @@ def _weights(sample_weight, n):
 
 
 @gpu_twin
-def logistic_loss_grad(x, y, coef, intercept=0.0, sample_weight=None):
+def logistic_loss_grad(
+    x: AnyArray, y: ArrayLike, coef: ArrayLike, intercept: Real = 0.0, sample_weight: ArrayLike | None = None,
+) -> tuple[float, _np.ndarray]:
     """Return ``(loss, grad)`` of the binary half-binomial loss summed over the rows of ``x``, in one pass.
 
     Args:
@@ -188,7 +192,10 @@ def logistic_loss_grad(x, y, coef, intercept=0.0, sample_weight=None):
 
 
 @gpu_twin
-def softmax_loss_grad(x, y, coef, intercept=None, sample_weight=None):
+def softmax_loss_grad(
+    x: AnyArray, y: ArrayLike, coef: ArrayLike, intercept: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+) -> tuple[float, _np.ndarray]:
     """Return ``(loss, grad)`` of the multinomial half loss summed over the rows of ``x``.
 
     Args:

@@ -41,7 +41,9 @@ def _matmul(a, b, out, parallel):
         return _np.matmul(a, b, out=out)
 
 
-def gemv(a, x, *, out=None, parallel=None):
+def gemv(
+    a: _np.ndarray, x: _np.ndarray, *, out: _np.ndarray | None = None, parallel: bool | None = None,
+) -> _np.ndarray:
     """Return the matrix-vector product ``a @ x`` (BLAS ``dgemv``).
 
     Args:
@@ -64,7 +66,9 @@ def gemv(a, x, *, out=None, parallel=None):
     return _matmul(a, x, out, parallel)
 
 
-def gemm(a, b, *, out=None, parallel=None):
+def gemm(
+    a: _np.ndarray, b: _np.ndarray, *, out: _np.ndarray | None = None, parallel: bool | None = None,
+) -> _np.ndarray:
     """Return the matrix product ``a @ b`` (BLAS ``dgemm``).
 
     Args:
@@ -231,7 +235,9 @@ def _gemm_tiled_serial(a, b, out, wide):  # pragma: no cover - compiled by numba
         _gemm_columns(a, b, out, j0, min(n, j0 + _TN), wide)
 
 
-def gemm_tiled(a, b, *, out=None, parallel=None):
+def gemm_tiled(
+    a: _np.ndarray, b: _np.ndarray, *, out: _np.ndarray | None = None, parallel: bool | None = None,
+) -> _np.ndarray:
     """Return ``a @ b`` computed by a cache-blocked numba loop (a benchmark entry; use :func:`gemm`).
 
     Example:

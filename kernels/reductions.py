@@ -22,6 +22,7 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
+from ._types import Array, Scalar
 from .intrinsics import fmaximum as _fmaximum
 from .intrinsics import fminimum as _fminimum
 
@@ -154,7 +155,7 @@ def _accurate(v, par):
 
 
 @gpu_twin
-def sum(x, *, accurate=False, parallel=None):  # noqa: A001 - NumPy's name on purpose
+def sum(x: Array, *, accurate: bool = False, parallel: bool | None = None) -> Scalar:  # noqa: A001 - NumPy's name on purpose
     """Return the sum of all elements of ``x``.
 
     Args:
@@ -289,7 +290,7 @@ def _extreme(name, x, parallel, sign, arg):
 
 
 @gpu_twin
-def min(x, *, parallel=None):  # noqa: A001 - NumPy's name on purpose
+def min(x: Array, *, parallel: bool | None = None) -> Scalar:  # noqa: A001 - NumPy's name on purpose
     """Return the smallest element of ``x``; NaN if ``x`` holds a NaN (as :func:`numpy.min`).
 
     Args:
@@ -308,7 +309,7 @@ def min(x, *, parallel=None):  # noqa: A001 - NumPy's name on purpose
 
 
 @gpu_twin
-def max(x, *, parallel=None):  # noqa: A001 - NumPy's name on purpose
+def max(x: Array, *, parallel: bool | None = None) -> Scalar:  # noqa: A001 - NumPy's name on purpose
     """Return the largest element of ``x``; NaN if ``x`` holds a NaN (as :func:`numpy.max`).
 
     Example:
@@ -319,7 +320,7 @@ def max(x, *, parallel=None):  # noqa: A001 - NumPy's name on purpose
     return _extreme("max", x, parallel, -1, False)
 
 
-def argmin(x, *, parallel=None):
+def argmin(x: _np.ndarray, *, parallel: bool | None = None) -> int:
     """Return the flat index of the first smallest element of ``x``, or of its first NaN (as :func:`numpy.argmin`).
 
     Example:
@@ -330,7 +331,7 @@ def argmin(x, *, parallel=None):
     return _extreme("argmin", x, parallel, 1, True)
 
 
-def argmax(x, *, parallel=None):
+def argmax(x: _np.ndarray, *, parallel: bool | None = None) -> int:
     """Return the flat index of the first largest element of ``x``, or of its first NaN (as :func:`numpy.argmax`).
 
     Example:
@@ -414,7 +415,7 @@ def _moments_parallel(x):  # pragma: no cover - compiled by numba
     return count, p + mu, m2
 
 
-def mean_var(x, *, ddof=0, parallel=None):
+def mean_var(x: _np.ndarray, *, ddof: int = 0, parallel: bool | None = None) -> tuple[Scalar, Scalar]:
     """Return ``(mean, var)`` of all elements of ``x`` in one pass over memory.
 
     Blocks of ``BLOCK`` elements are summed and their squared deviations taken while in cache; block and chunk
@@ -458,7 +459,7 @@ def mean_var(x, *, ddof=0, parallel=None):
     return v.dtype.type(mu), v.dtype.type(variance)
 
 
-def mean(x, *, parallel=None):
+def mean(x: _np.ndarray, *, parallel: bool | None = None) -> Scalar:
     """Return the mean of all elements of ``x`` (NaN when empty).
 
     Example:
@@ -469,7 +470,7 @@ def mean(x, *, parallel=None):
     return mean_var(x, parallel=parallel)[0]
 
 
-def var(x, *, ddof=0, parallel=None):
+def var(x: _np.ndarray, *, ddof: int = 0, parallel: bool | None = None) -> Scalar:
     """Return the variance of all elements of ``x``, one pass (see :func:`mean_var`).
 
     Example:

@@ -12,6 +12,7 @@ input is treated as one row.
 from __future__ import annotations
 
 import math as _math
+from typing import Any
 
 import numpy as _np
 from numba import njit as _njit
@@ -20,6 +21,7 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
+from ._types import Array, Real
 from ._vexp import exp_shifted, exp_shifted_sum, flush_for
 from .intrinsics import fmaximum as _fmaximum
 
@@ -227,7 +229,7 @@ def _out_rows(out, x, x2):
 
 
 @gpu_twin
-def softmax(x, *, out=None, parallel=None):
+def softmax(x: Array, *, out: Array | None = None, parallel: bool | None = None) -> Array:
     """Return ``exp(x - max) / sum(exp(x - max))`` over each row of ``x`` (``scipy.special.softmax(x, axis=-1)``).
 
     Args:
@@ -258,7 +260,7 @@ def softmax(x, *, out=None, parallel=None):
     return res
 
 
-def logsumexp(x, *, out=None, parallel=None):
+def logsumexp(x: _np.ndarray, *, out: _np.ndarray | None = None, parallel: bool | None = None) -> Any:
     """Return ``log(sum(exp(x)))`` over each row of ``x``, computed stably (``scipy.special.logsumexp(x, axis=-1)``).
 
     Computed as ``max + log(sum(exp(x - max)))``: where the answer is near 0 (a row's maximum near 0, the other terms
@@ -287,7 +289,10 @@ def logsumexp(x, *, out=None, parallel=None):
     return res[0] if x.ndim == 1 else res
 
 
-def layernorm(x, gamma=None, beta=None, *, eps=1e-5, out=None, parallel=None):
+def layernorm(
+    x: _np.ndarray, gamma: _np.ndarray | None = None, beta: _np.ndarray | None = None, *, eps: Real = 1e-5,
+    out: _np.ndarray | None = None, parallel: bool | None = None,
+) -> _np.ndarray:
     """Return ``(x - mean) / sqrt(var + eps) * gamma + beta`` over each row (``torch.nn.functional.layer_norm``).
 
     Args:

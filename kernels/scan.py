@@ -15,6 +15,7 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT
+from ._types import Array
 from .blas1 import _asum_range
 from .reductions import CHUNK, _sum_range
 
@@ -87,7 +88,7 @@ def _scan(x, out, parallel, exclusive):
 
 
 @gpu_twin
-def inclusive_scan(x, *, out=None, parallel=None):
+def inclusive_scan(x: Array, *, out: Array | None = None, parallel: bool | None = None) -> Array:
     """Return the running sums ``out[i] = x[0] + ... + x[i]`` (:func:`numpy.cumsum` of the flattened ``x``).
 
     Args:
@@ -109,7 +110,7 @@ def inclusive_scan(x, *, out=None, parallel=None):
 
 
 @gpu_twin
-def exclusive_scan(x, *, out=None, parallel=None):
+def exclusive_scan(x: Array, *, out: Array | None = None, parallel: bool | None = None) -> Array:
     """Return the running sums before each element: ``out[0] = 0``, ``out[i] = x[0] + ... + x[i-1]``.
 
     Arguments as :func:`inclusive_scan`.

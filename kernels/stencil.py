@@ -48,7 +48,7 @@ def _jacobi_parallel(u, out):  # pragma: no cover - compiled by numba
         _row(u, out, i)
 
 
-def jacobi_step(u, *, out=None, parallel=None):
+def jacobi_step(u: _np.ndarray, *, out: _np.ndarray | None = None, parallel: bool | None = None) -> _np.ndarray:
     """Return one Jacobi sweep of the 5-point stencil over 2-D grid ``u`` (boundary kept).
 
     Args:

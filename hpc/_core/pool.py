@@ -21,13 +21,14 @@ import weakref as _weakref
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain as _chain
 from itertools import islice as _islice
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from hpc import config as _config
 
 __all__ = ["Job", "ThreadPool", "current_pool", "current_num_threads", "current_worker_index", "default_pool"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _local = _threading.local()
 #: a worker that found no work for this many waits of ``_IDLE_WAIT_S`` seconds leaves; the next push starts it again
@@ -498,7 +499,7 @@ class ThreadPool(_futures.Executor):
         self.push(job)
         return self.wait_for(job)
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> _futures.Future[T]:
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> _futures.Future[T]:
         """Schedule ``fn(*args, **kwargs)`` and return a :class:`concurrent.futures.Future`."""
         if self._core._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")

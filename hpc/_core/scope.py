@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading as _threading
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVarTuple
 
 from hpc._core.pool import Job, ThreadPool, current_pool
 
 __all__ = ["Scope", "scope"]
+
+Ts = TypeVarTuple("Ts")
 
 
 class Scope:
@@ -24,7 +26,7 @@ class Scope:
         self._closed = False  # the with block has ended: nothing would wait for a task spawned now
         self._interrupted = False  # Ctrl-C in the block or its wait: tasks not started yet are dropped
 
-    def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+    def spawn(self, fn: Callable[[*Ts], object], *args: *Ts) -> None:
         """Queue ``fn(*args)``; it may spawn more work on the same scope (capture the scope in a closure).
 
         Raises:

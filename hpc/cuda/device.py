@@ -164,7 +164,7 @@ class Device:
 
     __slots__ = ("index",)
 
-    def __init__(self, index: int | Device = 0) -> None:
+    def __init__(self, index: int | _np.integer[_Any] | Device = 0) -> None:
         if isinstance(index, Device):
             index = index.index
         if isinstance(index, _np.integer):

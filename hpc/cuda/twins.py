@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import builtins as _builtins
 import functools as _functools
+from collections.abc import Callable as _Callable
 from typing import Any as _Any
+from typing import TypeVar as _TypeVar
 
 import numpy as _np
 
@@ -67,9 +69,10 @@ BLOCK = 256
 _SUFFIX = {_np.dtype(_np.float32): "f32", _np.dtype(_np.float64): "f64"}
 _SCALAR = {_np.dtype(_np.float32): "f", _np.dtype(_np.float64): "d"}
 _TILE = 2048  # scan.cu: BLOCK * ITEMS
+_F = _TypeVar("_F", bound=_Callable[..., _Any])
 
 
-def _on_stream(twin: _Any) -> _Any:
+def _on_stream(twin: _F) -> _F:
     """Check a twin's ``stream=`` before it runs, and mark its array results as written on that stream.
 
     The GPU path needs both (its launches take the stream's handle; later readers wait for the last writer); the
@@ -85,7 +88,7 @@ def _on_stream(twin: _Any) -> _Any:
                 value.stream = stream
         return result
 
-    return run
+    return run  # type: ignore[return-value]  # the twin's own signature, which has the stream= keyword
 
 
 def _check(name: str, a: _Any, ndim: tuple[int, ...] | None = None) -> DeviceArray:
@@ -203,7 +206,9 @@ def _fused_axpy(a: _Any, x: _np.ndarray, y: _np.ndarray, out: _np.ndarray) -> No
 
 
 @_on_stream
-def axpy(a: float, x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None):
+def axpy(
+    a: float, x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, stream: Stream | None = None,
+) -> DeviceArray:
     """Compute ``a*x + y`` into ``out``, or into ``y`` itself when ``out`` is ``None``; return it (BLAS ``axpy``).
 
     On a GPU ``a*x[i] + y[i]`` is one fused multiply-add (nvcc contracts it), as in the host kernel: the same bits.
@@ -465,7 +470,7 @@ def _nearest(block: _np.ndarray) -> _np.ndarray:
 def sqdist(
     x: DeviceArray, y: DeviceArray, *, out: DeviceArray | None = None, block_rows: int | None = None,
     stream: Stream | None = None,
-):
+) -> DeviceArray:
     """Return the ``(m, n)`` squared Euclidean distances between the rows of ``x`` ``(m, d)`` and ``y`` ``(n, d)``.
 
     Computed as ``sum((x_i - y_j)**2)`` in float64, so never negative and exact for identical points. Each distance
@@ -498,7 +503,9 @@ def sqdist(
 
 
 @_on_stream
-def kmeans_assign(x: DeviceArray, centroids: DeviceArray, *, stream: Stream | None = None):
+def kmeans_assign(
+    x: DeviceArray, centroids: DeviceArray, *, stream: Stream | None = None,
+) -> tuple[DeviceArray, DeviceArray]:
     """Return ``(labels, sqdists)``: each row's nearest centroid (first on ties) and its squared distance.
 
     ``labels`` is an int64 :class:`~hpc.cuda.DeviceArray` of shape ``(m,)``, ``sqdists`` one of ``x``'s dtype. A

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from hpc import config as _config
 from hpc.iter import indexed as _ix
@@ -11,6 +11,9 @@ from hpc.iter import stages as _st
 from hpc.iter import terminals as _t
 from hpc.iter.plumbing.drive import execute
 from hpc.iter.plumbing.plan import Plan
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["ParIter"]
 
@@ -213,7 +216,12 @@ class ParIter(Generic[T]):
         """
         return self._derive(lambda p: self._then(p, _st.MapChunks(kernel)))
 
-    def fold(self, identity: A | Callable[[], A], op: Callable[[A, T], A]) -> ParIter[A]:
+    @overload
+    def fold(self, identity: Callable[[], A], op: Callable[[A, T], A]) -> ParIter[A]: ...
+    @overload
+    def fold(self, identity: A, op: Callable[[A, T], A]) -> ParIter[A]: ...
+
+    def fold(self, identity: Any, op: Callable[[Any, T], Any]) -> ParIter[Any]:
         """Return an iterator of per-chunk accumulators, each ``functools.reduce(op, chunk, identity())``.
 
         ``identity`` is a zero-argument callable returning a fresh accumulator (as in Rayon), or a value, as in
@@ -239,7 +247,7 @@ class ParIter(Generic[T]):
         """
         return self._derive_positional(_ix.Enumerate)
 
-    def zip(self, other: Any) -> ParIter[tuple[T, Any]]:
+    def zip(self, other: ParIter[U] | Iterable[U]) -> ParIter[tuple[T, U]]:
         """Return an iterator of pairs ``(a, b)`` by position, as long as the shorter side.
 
         Example:
@@ -249,7 +257,7 @@ class ParIter(Generic[T]):
         right = self._other(other)
         return self._derive_positional(lambda node: _ix.Zip(node, right._indexed(right._build(right))))
 
-    def chain(self, other: Any) -> ParIter[Any]:
+    def chain(self, other: ParIter[U] | Iterable[U]) -> ParIter[T | U]:
         """Return an iterator of this iterator's items followed by ``other``'s.
 
         Example:
@@ -312,7 +320,7 @@ class ParIter(Generic[T]):
         """
         return self._run(_t.Collect(), progress)
 
-    def to_numpy(self, dtype: Any = None, *, progress: bool = False) -> Any:
+    def to_numpy(self, dtype: Any = None, *, progress: bool = False) -> np.ndarray:
         """Return the items as a NumPy array, in input order (arrays from ``map_chunks`` are concatenated).
 
         An empty iterator whose items are an array's rows unchanged (``par_iter(array)``, maybe through ``take``,

@@ -22,13 +22,14 @@ def _source(node: _ix.Indexed) -> ParIter[Any]:
     return ParIter(lambda it: Plan(node))
 
 
-def par_iter(xs: Iterable[T]) -> ParIter[T]:
+def par_iter(xs: Iterable[T] | ParIter[T]) -> ParIter[T]:
     """Return a parallel iterator over ``xs``.
 
     Args:
         xs (list, tuple, range, numpy.ndarray or iterable): a list, tuple, range or other sequence is used in
             place (indexed: any chunk is reached without reading the rest); an array yields its entries along axis 0
-            and chunks are views; any other iterable (set, dict, generator) is read into a list first.
+            and chunks are views; any other iterable (set, dict, generator) is read into a list first; a
+            ``ParIter`` is returned as it is.
 
     Example:
         >>> from hpc import par_iter

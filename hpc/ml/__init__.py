@@ -15,6 +15,8 @@ Example:
     [0.05, 5.05]
 """
 
+from typing import TYPE_CHECKING
+
 from hpc import _launcher
 from hpc.ml.kmeans import KMeans
 from hpc.ml.linear import LinearRegression, Ridge
@@ -41,7 +43,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
+if TYPE_CHECKING:  # for type checkers: at run time these are scikit-learn's own classes (__getattr__ below)
+
+    class NotFittedError(ValueError, AttributeError):
+        """Raised when a method needs a fitted estimator (``sklearn.exceptions.NotFittedError``)."""
+
+    class ConvergenceWarning(UserWarning):
+        """Warned when an iterative fit stops before it converges (``sklearn.exceptions.ConvergenceWarning``)."""
+
+
+def __getattr__(name: str) -> type:
     # scikit-learn's own classes where it is installed (importing it costs a second: only when asked for)
     if name in ("ConvergenceWarning", "NotFittedError"):
         from hpc.ml._base import sklearn_class

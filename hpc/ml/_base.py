@@ -14,7 +14,7 @@ import inspect as _inspect
 import threading as _threading
 import warnings as _warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 __all__ = ["Estimator", "check_is_fitted", "one_blas_thread", "sklearn_class"]
 
@@ -112,7 +112,7 @@ class Estimator:
             if method is not None and not getattr(method, "_wraps_output", False):
                 setattr(cls, name, _output_wrapped(method))
 
-    def set_output(self, *, transform: str | None = None) -> Estimator:
+    def set_output(self, *, transform: str | None = None) -> Self:
         """Choose what ``transform`` and ``fit_transform`` return: ``"default"`` (NumPy), ``"pandas"`` or
         ``"polars"`` (a DataFrame whose columns are :meth:`get_feature_names_out`); ``None`` changes nothing.
         scikit-learn's ``Pipeline.set_output`` calls it; ``clone`` keeps the choice."""
@@ -167,7 +167,7 @@ class Estimator:
         """Return this estimator's parameters by name (``deep`` is accepted for scikit-learn; none are nested)."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params: Any) -> Estimator:
+    def set_params(self, **params: Any) -> Self:
         """Set parameters by name and return the estimator; an unknown name raises ``ValueError``."""
         valid = list(self._param_names())
         for name, value in params.items():
@@ -263,20 +263,20 @@ class Estimator:
                 getattr(request, method).add_request(param=name, alias=None)
         return request
 
-    def set_fit_request(self, **requests: Any) -> Estimator:
+    def set_fit_request(self, **requests: Any) -> Self:
         """Say whether ``fit`` takes each metadata a meta-estimator routes (``sample_weight=True``, ``False``, an
         alias, or None: an error if passed), scikit-learn's ``set_fit_request``; only with routing enabled."""
         return self._set_request("fit", requests)
 
-    def set_score_request(self, **requests: Any) -> Estimator:
+    def set_score_request(self, **requests: Any) -> Self:
         """Say whether ``score`` takes each routed metadata (see :meth:`set_fit_request`)."""
         return self._set_request("score", requests)
 
-    def set_partial_fit_request(self, **requests: Any) -> Estimator:
+    def set_partial_fit_request(self, **requests: Any) -> Self:
         """Say whether ``partial_fit`` takes each routed metadata (see :meth:`set_fit_request`)."""
         return self._set_request("partial_fit", requests)
 
-    def _set_request(self, method: str, requests: dict[str, Any]) -> Estimator:
+    def _set_request(self, method: str, requests: dict[str, Any]) -> Self:
         import sklearn
 
         if not sklearn.get_config().get("enable_metadata_routing", False):  # scikit-learn's rule and words

@@ -13,6 +13,7 @@ from typing import Any
 from hpc.mpi import _mpi, collectives
 from hpc.mpi._engine import Engine
 from hpc.mpi._mpi import LocalComm
+from hpc.mpi.collectives import CollectiveFuture
 from hpc.mpi.fused import Fused
 
 __all__ = ["Comm", "LocalComm", "as_comm", "world"]
@@ -97,7 +98,7 @@ class Comm:
         """
         return self._engine.allreduce(x, op, out, reproducible)
 
-    def iallreduce(self, x: Any, op: Any = "sum") -> Any:
+    def iallreduce(self, x: Any, op: Any = "sum") -> CollectiveFuture:
         """Start an allreduce and return a future; ``future.result()`` waits and returns what allreduce would.
 
         With ``HPC_MPI_TIMEOUT`` set, the call first waits in the watched header step until every rank has started
@@ -143,7 +144,7 @@ class Comm:
         """
         return collectives.scan(self._engine, x, op, exclusive=True)
 
-    def fused(self) -> Any:
+    def fused(self) -> Fused:
         """Return a context manager that turns many small allreduces into one MPI call (results on exit).
 
         Python ints follow the one rule of :meth:`allreduce`: sums exact, any size; other ops int64.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib as _zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as _np
 
@@ -24,7 +24,10 @@ try:
 except ImportError:  # installed without a C compiler: the same lane in Python, about 5x slower to queue
     import hpc.mpi._fused_queue_py as _lane  # type: ignore[no-redef]
 
-Batch, FusedResult, Queue = _lane.Batch, _lane.FusedResult, _lane.Queue
+if TYPE_CHECKING:  # the C lane's classes have the Python lane's interface, which type checkers can read
+    from hpc.mpi._fused_queue_py import Batch, FusedResult, Queue
+else:
+    Batch, FusedResult, Queue = _lane.Batch, _lane.FusedResult, _lane.Queue
 
 
 __all__ = ["Fused", "FusedResult"]
