@@ -12,7 +12,7 @@ MPI_TIMEOUT ?= 900
 # Set NUMBA_THREADING_LAYER yourself to run any target under another layer.
 export NUMBA_THREADING_LAYER ?= omp
 
-.PHONY: install install-openmpi install-floors run test test-unit test-mpi test-openmpi test-openmpi-subset test-floors test-newer-python bench lint clean
+.PHONY: install install-openmpi install-floors run test test-unit test-mpi test-openmpi test-openmpi-subset test-floors test-newer-python bench lint clean clean-cache
 
 install: $(STAMP)
 
@@ -152,5 +152,10 @@ lint: install
 	$(VENV)/bin/ruff check hpc kernels tests scripts startup setup.py
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
 
-clean:
+clean: clean-cache
 	rm -rf $(VENV) $(OMPI_VENV) $(FLOORS_VENV) build *.egg-info
+
+# numba keys each cached kernel on its own file: after editing a helper that kernels in other files inline
+# (kernels/_vexp.py, _vlog1p.py, intrinsics.py), their cached machine code is stale until this runs
+clean-cache:
+	find hpc kernels -name '*.nbi' -delete -o -name '*.nbc' -delete
