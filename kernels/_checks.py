@@ -290,12 +290,16 @@ def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEME
             _numba.set_num_threads(max(1, min(wanted, _numba.config.NUMBA_NUM_THREADS)))
         if _numba.get_num_threads() <= 1:
             return False
+        if _forked_beside_gnu_openmp and _child_on_gnu_openmp():
+            return False
         return not _on_workqueue() or _threading.current_thread() is _threading.main_thread()
-    if parallel is True and _forked_after_gnu_openmp:
+    if parallel is True and (_forked_after_gnu_openmp or _forked_beside_gnu_openmp and _child_on_gnu_openmp()):
         raise RuntimeError(
             "parallel=True cannot run in this process: it was forked from one that had started numba's threads on "
-            "GNU OpenMP, which numba ends in a forked child (SIGTERM); use parallel=None or False here, start "
-            "processes with the 'spawn' or 'forkserver' method, or use numba's 'tbb' threading layer"
+            "GNU OpenMP (numba ends a parallel kernel here, SIGTERM), or that had GNU OpenMP's libgomp.so.1 loaded "
+            "(torch's, say), whose threads, if it had started them, a parallel kernel here would wait for forever; "
+            "use parallel=None or False here, start processes with the 'spawn' or 'forkserver' method, or use "
+            "numba's 'tbb' threading layer"
         )
     return check_parallel(parallel)
 
@@ -305,12 +309,47 @@ def use_parallel(parallel: object, work: int, min_work: int = PARALLEL_MIN_ELEME
 _forked_after_gnu_openmp = False
 
 
-def _note_fork_in_child() -> None:
-    global _forked_after_gnu_openmp
-    if not _numba_probe.layer_started() or _sys.modules["numba.np.ufunc.parallel"]._threading_layer != "omp":
-        return
+#: whether this process was forked from one that had a GNU OpenMP runtime loaded (a ``libgomp.so.1``: torch's CPU
+#: wheels bring their own by that name) while numba's layer had not started. numba's OpenMP layer binds to that very
+#: library here; if the parent had started its threads (one torch op does), this process's first parallel region
+#: waits for them forever. Whether it had cannot be read, so such a child takes the serial variants once its own
+#: layer turns out to be GNU OpenMP (:func:`_child_on_gnu_openmp`).
+_forked_beside_gnu_openmp = False
+
+
+def _layer_is_gnu_openmp() -> bool:
+    """Whether numba's threading layer, started, is GNU OpenMP (libgomp; Intel's and LLVM's runtimes survive fork)."""
+    if _sys.modules["numba.np.ufunc.parallel"]._threading_layer != "omp":
+        return False
     omppool = _sys.modules.get("numba.np.ufunc.omppool")
-    if omppool is not None and getattr(omppool, "openmp_vendor", "GNU") == "GNU":
+    return omppool is not None and getattr(omppool, "openmp_vendor", "GNU") == "GNU"
+
+
+def _gnu_openmp_loaded() -> bool:
+    """Whether a ``libgomp.so.1`` is mapped in this process (a renamed copy, as scikit-learn's wheels bundle, is a
+    runtime of its own that numba does not bind to)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("/libgomp.so" in line for line in maps)
+    except OSError:
+        return False
+
+
+def _child_on_gnu_openmp() -> bool:
+    """In a child forked beside a loaded GNU OpenMP: start numba's layer and say whether it is GNU OpenMP, the case
+    where a parallel kernel could wait forever (decided once; then ``_forked_after_gnu_openmp`` holds the answer)."""
+    global _forked_after_gnu_openmp, _forked_beside_gnu_openmp
+    _forked_beside_gnu_openmp = False
+    _numba.get_num_threads()  # starts the layer: numba's choice is what decides
+    _forked_after_gnu_openmp = _layer_is_gnu_openmp()
+    return _forked_after_gnu_openmp
+
+
+def _note_fork_in_child() -> None:
+    global _forked_after_gnu_openmp, _forked_beside_gnu_openmp
+    if not _numba_probe.layer_started():
+        _forked_beside_gnu_openmp = _gnu_openmp_loaded()  # the parent's libraries, as the fork left them
+    elif _layer_is_gnu_openmp():
         _forked_after_gnu_openmp = True
 
 

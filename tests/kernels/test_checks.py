@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -120,6 +123,47 @@ def test_a_child_forked_after_gnu_openmp_started_runs_serial_variants_or_says_wh
     if "not GNU OpenMP" in out:
         pytest.skip("numba's OpenMP layer is not GNU OpenMP here")
     assert out.split()[-2:] == ["child", "4"]
+
+
+@pytest.mark.timeout(180)
+def test_a_child_forked_beside_a_started_gnu_openmp_runs_serial_variants_or_says_why_not(run_script, tmp_path):
+    """torch runs its ops on its own libgomp.so.1, the library numba's OpenMP layer then binds to: a child forked
+    after one torch op (a DataLoader worker, a fork Pool) hung forever in its first parallel kernel, numba's layer
+    never having started in the parent. A C library's OpenMP region stands in for the torch op here."""
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc to build an OpenMP library")
+    source = tmp_path / "team.c"
+    source.write_text("int team(void) { int n = 0;\n#pragma omp parallel reduction(+:n)\n n += 1;\n return n; }\n")
+    library = tmp_path / "libteam.so"
+    subprocess.run(["gcc", "-fopenmp", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    out = run_script(
+        "import ctypes, os, signal, sys, time, numpy as np\n"
+        "import numba.np.ufunc.parallel as layer\n"
+        "from hpc import kernels\n"
+        f"print('team of', ctypes.CDLL({str(library)!r}).team())  # GNU OpenMP's threads start, numba's do not\n"
+        "assert not layer._is_initialized\n"
+        "x = np.ones(1 << 20)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    total = kernels.sum(x)  # parallel=None: the parallel variant waited forever\n"
+        "    try:\n"
+        "        kernels.sum(x, parallel=True)\n"
+        "        os._exit(3)\n"
+        "    except RuntimeError as exc:\n"
+        "        os._exit(4 if 'libgomp' in str(exc) and total == x.size else 5)\n"
+        "deadline = time.monotonic() + 60\n"
+        "while True:\n"
+        "    done, status = os.waitpid(pid, os.WNOHANG)\n"
+        "    if done:\n"
+        "        break\n"
+        "    if time.monotonic() > deadline:\n"
+        "        os.kill(pid, signal.SIGKILL); print('child hung'); sys.exit(0)\n"
+        "    time.sleep(0.05)\n"
+        "print('child', os.waitstatus_to_exitcode(status))\n",
+        timeout=150, NUMBA_THREADING_LAYER="omp", HPC_NUM_THREADS="2", NUMBA_NUM_THREADS="2", OMP_NUM_THREADS="2",
+    )
+    assert "team of 2" in out
+    assert out.split()[-2:] == ["child", "4"], out
 
 
 def test_ndarray_subclasses_take_their_plain_memory_and_masks_are_refused():
