@@ -20,6 +20,7 @@ __all__ = [
     "RangeSource",
     "ArraySource",
     "ArrayChunksSource",
+    "TensorSource",
     "OneToOne",
     "Enumerate",
     "Zip",
@@ -109,6 +110,22 @@ class ArraySource(Indexed):
 
     def restricted(self, start: int, stop: int) -> Indexed:
         return ArraySource(_restrict_array(self.array, start, stop))
+
+
+class TensorSource(Indexed):
+    """A torch tensor (duck-typed: ``untyped_storage`` and ``clone``): items are its entries along axis 0, the views
+    that iterating it gives. A view pickles its tensor's whole storage, so a restricted source holds a copy of its own
+    rows (each item of a group sent to worker processes carried all of the input: quadratic in its length)."""
+
+    def __init__(self, tensor: Any) -> None:
+        self.tensor = tensor
+        self.length = len(tensor)
+
+    def items(self, start: int, stop: int, step: int, ctx: ExecContext) -> Iterable[Any]:
+        return self.tensor[start:stop:step]
+
+    def restricted(self, start: int, stop: int) -> Indexed:
+        return TensorSource(self.tensor[start:stop].clone())
 
 
 class ArrayChunksSource(Indexed):

@@ -28,8 +28,9 @@ def par_iter(xs: Iterable[T] | ParIter[T]) -> ParIter[T]:
     Args:
         xs (list, tuple, range, numpy.ndarray or iterable): a list, tuple, range or other sequence is used in
             place (indexed: any chunk is reached without reading the rest); an array yields its entries along axis 0
-            and chunks are views; any other iterable (set, dict, generator) is read into a list first; a
-            ``ParIter`` is returned as it is.
+            and chunks are views; a torch tensor yields its entries along axis 0 too (worker processes get a copy
+            of their rows, not the whole storage each view would pickle); any other iterable (set, dict, generator)
+            is read into a list first; a ``ParIter`` is returned as it is.
 
     Example:
         >>> from hpc import par_iter
@@ -47,6 +48,10 @@ def par_iter(xs: Iterable[T] | ParIter[T]) -> ParIter[T]:
         return _source(_ix.ArraySource(xs))
     if isinstance(xs, range):
         return _source(_ix.RangeSource(xs))
+    if _is_tensor(xs):
+        if xs.ndim == 0:
+            raise ValueError("par_iter needs a tensor with at least one dimension; got a 0-d tensor")
+        return _source(_ix.TensorSource(xs))
     if isinstance(xs, Sequence) and _sliceable(xs):
         return _source(_ix.SequenceSource(xs))
     if isinstance(xs, Iterable) or _iterable(xs):  # also the old protocol: __getitem__ from 0 until IndexError
@@ -54,6 +59,11 @@ def par_iter(xs: Iterable[T] | ParIter[T]) -> ParIter[T]:
     raise TypeError(
         f"par_iter needs a list, tuple, range, numpy array or other iterable; got {type(xs).__name__} {xs!r}"
     )
+
+
+def _is_tensor(xs: Any) -> bool:
+    """Whether ``xs`` is a torch tensor (duck-typed: hpc does not import torch): its views pickle the whole storage."""
+    return hasattr(xs, "untyped_storage") and hasattr(xs, "clone") and hasattr(xs, "ndim")
 
 
 def _iterable(xs: Any) -> bool:

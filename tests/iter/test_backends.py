@@ -210,7 +210,7 @@ def test_large_arrays_reach_processes_through_shared_memory(monkeypatch):
     from hpc.iter.plumbing import processes
 
     monkeypatch.setattr(processes, "SHARE_BYTES", 1024)
-    before = set(_shm_files())  # another process's run (or one killed earlier) may have files there
+    before = set(_shm_files())
     a = np.arange(100_000, dtype=np.float64)
     got = par_chunks(a, 1000).map(lambda v: (type(v).__name__, float(v.sum()))).with_backend("processes").collect()
     assert {kind for kind, _ in got} == {"memmap"}
@@ -223,7 +223,12 @@ def test_large_arrays_reach_processes_through_shared_memory(monkeypatch):
 
 
 def _shm_files():
-    return [f for f in os.listdir("/dev/shm") if f.startswith("hpc-")] if os.path.isdir("/dev/shm") else []
+    """This process's shared files (named ``hpc-<pid>-`` and ``hpc-board-<pid>-``): other processes' runs, such as
+    the other pytest-xdist worker's, make and remove their own meanwhile."""
+    if not os.path.isdir("/dev/shm"):
+        return []
+    ours = (f"hpc-{os.getpid()}-", f"hpc-board-{os.getpid()}-")
+    return sorted(f for f in os.listdir("/dev/shm") if f.startswith(ours))
 
 
 def test_large_object_arrays_reach_processes_pickled(monkeypatch):
