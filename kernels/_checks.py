@@ -339,9 +339,9 @@ def _child_on_gnu_openmp() -> bool:
     """In a child forked beside a loaded GNU OpenMP: start numba's layer and say whether it is GNU OpenMP, the case
     where a parallel kernel could wait forever (decided once; then ``_forked_after_gnu_openmp`` holds the answer)."""
     global _forked_after_gnu_openmp, _forked_beside_gnu_openmp
-    _forked_beside_gnu_openmp = False
     _numba.get_num_threads()  # starts the layer: numba's choice is what decides
     _forked_after_gnu_openmp = _layer_is_gnu_openmp()
+    _forked_beside_gnu_openmp = False  # only now: another thread asking meanwhile decides for itself, not wrongly
     return _forked_after_gnu_openmp
 
 

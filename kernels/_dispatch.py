@@ -4,7 +4,8 @@
 first, so a wrong or missing argument fails the same way for host and device arrays, and every argument but the
 host-only ``parallel`` goes on, by name, to the twin (which takes the same names, plus ``stream``: call
 :mod:`hpc.cuda.twins` directly to queue work on a stream). A scalar result comes back as the CPU kernel's does, a
-NumPy scalar of the input's dtype; array results are DeviceArrays. ``tests/kernels/test_dispatch.py`` checks the
+NumPy scalar of the input's dtype; array results are DeviceArrays, but for the small host results of
+``column_moments`` and the two losses' gradients (NumPy arrays). ``tests/kernels/test_dispatch.py`` checks the
 signatures and the return types of every twin.
 
 Host arrays pay one dictionary lookup: ``hpc.cuda`` is never imported here, and no DeviceArray can exist before it is.

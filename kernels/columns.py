@@ -19,7 +19,7 @@ from numba import njit as _njit
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT
-from ._types import Array
+from ._types import AnyArray
 
 __all__ = ["column_moments"]
 
@@ -47,7 +47,7 @@ def _column_moments(x, sums, m2, devs):  # pragma: no cover - numba
 
 
 @gpu_twin
-def column_moments(x: Array, *, deviations: bool = False) -> tuple[Array, ...]:
+def column_moments(x: AnyArray, *, deviations: bool = False) -> tuple[_np.ndarray, ...]:
     """Return ``(sums, m2)`` of the columns of a 2-D ``x``: each column's sum and its squared deviations about the
     column mean, float64; with ``deviations=True``, ``(sums, m2, devs)``, also each column's sum of deviations
     ``sum_i (x[i, j] - sums[j] / m)`` (near 0; what the rounding of the mean left out: the mean to nearly every

@@ -26,7 +26,7 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
-from ._types import Array
+from ._types import Array, Int
 
 __all__ = ["kmeans_assign", "sqdist"]
 
@@ -311,7 +311,7 @@ def _points(x, y, yname):
 
 @gpu_twin
 def sqdist(
-    x: Array, y: Array, *, out: Array | None = None, parallel: bool | None = None, block_rows: int | None = None,
+    x: Array, y: Array, *, out: Array | None = None, parallel: bool | None = None, block_rows: Int | None = None,
 ) -> Array:
     """Return the ``(m, n)`` matrix of squared Euclidean distances between the rows of ``x`` and of ``y``.
 

@@ -7,12 +7,15 @@ histogram (no atomics, no false sharing on a shared one) and adds them up at the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as _np
 from numba import njit as _njit
 from numba import prange as _prange
 
 from . import _checks
 from ._flags import EXACT
+from ._types import Int, Real
 from .reductions import CHUNK
 
 __all__ = ["histogram"]
@@ -60,7 +63,7 @@ def _hist_parallel(x, first, last, width, edges, counts, parts):  # pragma: no c
 
 
 def histogram(
-    x: _np.ndarray, bins: int = 10, range: tuple[float, float] | None = None, *, parallel: bool | None = None,
+    x: _np.ndarray, bins: Int = 10, range: Sequence[Real] | None = None, *, parallel: bool | None = None,
 ) -> tuple[_np.ndarray, _np.ndarray]:  # noqa: A002 - NumPy's name on purpose
     """Return ``(counts, edges)`` of ``x`` in ``bins`` equal-width bins, as :func:`numpy.histogram`.
 

@@ -15,7 +15,7 @@ from numba import njit as _njit
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
-from ._types import AnyArray, Array
+from ._types import AnyArray, Array, Int
 
 __all__ = ["kmeans_distances", "kmeans_step", "kmeans_step_bounded"]
 
@@ -135,7 +135,7 @@ def _blocked_sums(kernel, c, m, sums, counts, block_rows):
 @gpu_twin
 def kmeans_step(
     x: Array, centroids: AnyArray, *, sums: _np.ndarray | None = None, counts: _np.ndarray | None = None,
-    block_rows: int | None = None, distances: bool = True,
+    block_rows: Int | None = None, distances: bool = True,
 ) -> tuple[Array, Array | None]:
     """Return ``(labels, sqdists)`` of each row's nearest centroid; add the rows to ``sums``/``counts`` if given.
 
@@ -307,8 +307,11 @@ def _bounded_compiled(x, c, labels, upper, lower, moved, margin, floor, dist, su
     return computed
 
 
-def kmeans_step_bounded(x, centroids, labels, upper, lower, *, moved=None, sums=None, counts=None, block_rows=None,
-                        distances=True):
+def kmeans_step_bounded(
+    x: _np.ndarray, centroids: _np.ndarray, labels: _np.ndarray, upper: _np.ndarray, lower: _np.ndarray, *,
+    moved: _np.ndarray | None = None, sums: _np.ndarray | None = None, counts: _np.ndarray | None = None,
+    block_rows: Int | None = None, distances: bool = True,
+) -> tuple[_np.ndarray, _np.ndarray | None, int]:
     """:func:`kmeans_step` that skips the rows whose nearest centroid bounds prove unchanged (Hamerly's bounds).
 
     ``labels``, ``upper`` and ``lower`` are per-row state the caller keeps between steps: a row's label (-1: not

@@ -22,7 +22,7 @@ from numba import prange as _prange
 from . import _checks
 from ._dispatch import gpu_twin
 from ._flags import EXACT, REDUCE
-from ._types import Array, Scalar
+from ._types import Array, Int, Scalar
 from .intrinsics import fmaximum as _fmaximum
 from .intrinsics import fminimum as _fminimum
 
@@ -415,7 +415,7 @@ def _moments_parallel(x):  # pragma: no cover - compiled by numba
     return count, p + mu, m2
 
 
-def mean_var(x: _np.ndarray, *, ddof: int = 0, parallel: bool | None = None) -> tuple[Scalar, Scalar]:
+def mean_var(x: _np.ndarray, *, ddof: Int = 0, parallel: bool | None = None) -> tuple[Scalar, Scalar]:
     """Return ``(mean, var)`` of all elements of ``x`` in one pass over memory.
 
     Blocks of ``BLOCK`` elements are summed and their squared deviations taken while in cache; block and chunk
@@ -470,7 +470,7 @@ def mean(x: _np.ndarray, *, parallel: bool | None = None) -> Scalar:
     return mean_var(x, parallel=parallel)[0]
 
 
-def var(x: _np.ndarray, *, ddof: int = 0, parallel: bool | None = None) -> Scalar:
+def var(x: _np.ndarray, *, ddof: Int = 0, parallel: bool | None = None) -> Scalar:
     """Return the variance of all elements of ``x``, one pass (see :func:`mean_var`).
 
     Example:

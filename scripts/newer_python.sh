@@ -8,10 +8,13 @@
 #   scripts/newer_python.sh            the demo, tests/kernels, packaging and typing, two MPI test files on 2 ranks
 #   scripts/newer_python.sh --check    say why it cannot run here (exit 1), or nothing (exit 0)
 #
-# The chroot stays in $HPC_CHROOT (default /var/tmp/hpc-trixie) between runs: debootstrap takes a minute or two.
-# The working tree (tracked files and untracked ones git does not ignore) is copied in afresh each run. /proc, /sys,
-# /dev, /dev/pts and /dev/shm are bind-mounted for the run and unmounted on exit; this machine's CA bundle and
-# resolv.conf are copied in, so pip reaches PyPI as it does here (through the same proxy, where there is one).
+# The chroot stays in $HPC_CHROOT (default /var/tmp/hpc-trixie) between runs: debootstrap takes a minute or two (a
+# stamp file says it finished). The working tree (tracked files and untracked ones git does not ignore) is copied in
+# afresh each run. The run happens in a mount namespace of its own (unshare): /proc, /sys, /dev, /dev/pts and
+# /dev/shm are bind-mounted there, never on this machine's mount table, and go when the run ends however it ends
+# (SIGKILL too), so nothing can reach the machine's /dev through the chroot afterwards. Runs take turns (flock).
+# This machine's CA bundle and resolv.conf are copied in, so pip reaches PyPI as it does here (through the same
+# proxy, where there is one).
 set -euo pipefail
 
 SUITE=trixie
@@ -23,8 +26,15 @@ MOUNTS=(proc sys dev dev/pts dev/shm)
 why_not() {
     [ "$(id -u)" = 0 ] || { echo "needs root (chroot and bind mounts)"; return; }
     command -v git > /dev/null || { echo "needs git"; return; }
+    command -v unshare > /dev/null || { echo "needs unshare (util-linux)"; return; }
     command -v debootstrap > /dev/null || command -v apt-get > /dev/null \
-        || echo "needs debootstrap, or apt-get to install it"
+        || { echo "needs debootstrap, or apt-get to install it"; return; }
+    # what the run does: a bind mount in a private mount namespace (a container without CAP_SYS_ADMIN refuses it)
+    local probe
+    probe=$(mktemp -d)
+    unshare --mount --propagation private mount --bind "$probe" "$probe" 2> /dev/null \
+        || echo "cannot bind-mount in a mount namespace of its own here (unshare --mount)"
+    rmdir "$probe"
 }
 
 if [ "${1:-}" = --check ]; then
@@ -32,24 +42,34 @@ if [ "${1:-}" = --check ]; then
     [ -z "$reason" ] || { echo "$reason"; exit 1; }
     exit 0
 fi
-reason=$(why_not)
-[ -z "$reason" ] || { echo "newer_python: $reason" >&2; exit 1; }
+if [ -z "${HPC_NEWER_PYTHON_NS:-}" ]; then
+    reason=$(why_not)
+    [ -z "$reason" ] || { echo "newer_python: $reason" >&2; exit 1; }
+    exec env HPC_NEWER_PYTHON_NS=1 unshare --mount --propagation private "$0" "$@"
+fi
 
-unmount() {
+mkdir -p "$(dirname "$CHROOT")"
+exec 9> "$CHROOT.lock"
+flock 9  # another run (CI, a developer) finishes first: it copies into and mounts on the same chroot
+
+unmount() {  # the namespace's end would do it too; this keeps the chroot clean for rm
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
         mountpoint -q "$CHROOT/${MOUNTS[i]}" && umount -l "$CHROOT/${MOUNTS[i]}" || true
     done
 }
 trap unmount EXIT
 
-if [ ! -x "$CHROOT/usr/bin/python3" ]; then
-    command -v debootstrap > /dev/null || apt-get install -y -q debootstrap > /dev/null
+if [ ! -f "$CHROOT/.hpc-debootstrap-done" ]; then
+    if ! command -v debootstrap > /dev/null; then
+        apt-get update -q > /dev/null && apt-get install -y -q debootstrap > /dev/null
+    fi
     echo "== debootstrap $SUITE into $CHROOT =="
-    unmount  # a run killed before its trap left them: rm must not reach the machine's /dev through them
+    unmount
     rm -rf --one-file-system "$CHROOT"
     debootstrap --variant=minbase \
         --include=python3,python3-venv,python3-dev,gcc,g++,make,git,ca-certificates,procps \
         "$SUITE" "$CHROOT" "$MIRROR" > "$CHROOT.log" 2>&1 || { tail -20 "$CHROOT.log"; exit 1; }
+    touch "$CHROOT/.hpc-debootstrap-done"
 fi
 cp /etc/resolv.conf "$CHROOT/etc/resolv.conf"
 [ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$CHROOT/etc/ssl/certs/"

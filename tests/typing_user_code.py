@@ -66,6 +66,10 @@ reveal_type(kernels.kmeans_assign(x.reshape(4, 2), x[:4].reshape(2, 2)))  # reve
 reveal_type(kernels.mean_var(x))  # reveal: tuple[numpy.floating[Any], numpy.floating[Any]]
 reveal_type(kernels.argmax(x))  # reveal: int
 reveal_type(hpc.kernels.nrm2(x))  # reveal: numpy.floating[Any]
+reveal_type(kernels.var(x, ddof=np.int64(1)))  # reveal: numpy.floating[Any]
+reveal_type(kernels.histogram(x, bins=np.int64(3), range=[0, 2])[0])  # reveal: numpy.ndarray
+reveal_type(kernels.column_moments(x.reshape(4, 2)))  # reveal: tuple[numpy.ndarray[
+reveal_type(kernels.sqdist(x.reshape(4, 2), x.reshape(4, 2), block_rows=np.int64(2)))  # reveal: numpy.ndarray
 
 # mpi (one process, no launcher): the lazy submodule, futures, fused blocks, the result type
 comm = hpc.mpi.world()

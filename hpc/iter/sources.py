@@ -55,15 +55,17 @@ def par_iter(xs: Iterable[T] | ParIter[T]) -> ParIter[T]:
     if isinstance(xs, Sequence) and _sliceable(xs):
         return _source(_ix.SequenceSource(xs))
     if isinstance(xs, Iterable) or _iterable(xs):  # also the old protocol: __getitem__ from 0 until IndexError
-        return _source(_ix.SequenceSource(list(xs)))
+        return _source(_ix.SequenceSource(list(iter(xs))))  # iter: torch's nested tensors refuse len()
     raise TypeError(
         f"par_iter needs a list, tuple, range, numpy array or other iterable; got {type(xs).__name__} {xs!r}"
     )
 
 
 def _is_tensor(xs: Any) -> bool:
-    """Whether ``xs`` is a torch tensor (duck-typed: hpc does not import torch): its views pickle the whole storage."""
-    return hasattr(xs, "untyped_storage") and hasattr(xs, "clone") and hasattr(xs, "ndim")
+    """Whether ``xs`` is a dense torch tensor (duck-typed: hpc does not import torch), whose views pickle the whole
+    storage. Sparse and nested tensors, which slicing or ``len`` refuse, are read into a list as other iterables."""
+    return (hasattr(xs, "untyped_storage") and hasattr(xs, "clone") and hasattr(xs, "ndim")
+            and str(getattr(xs, "layout", "")) == "torch.strided" and not getattr(xs, "is_nested", False))
 
 
 def _iterable(xs: Any) -> bool:

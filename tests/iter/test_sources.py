@@ -198,6 +198,7 @@ class _TensorLike:
     of the reference, as torch's tensors do); ``clone`` copies the view's own elements."""
 
     ndim = 1
+    layout = "torch.strided"
 
     def __init__(self, storage: _Storage, lo: int, hi: int) -> None:
         self.storage, self.lo, self.hi = storage, lo, hi
@@ -238,3 +239,21 @@ def test_a_tensor_source_sends_worker_processes_its_rows_not_its_whole_storage(b
     assert run.map(lambda v: type(v).__name__).collect() == ["_TensorLike"] * n
     largest = run.map(lambda v: len(v.untyped_storage().values)).max()
     assert largest == n if backend in ("serial", "threads") else largest < n  # in place here, each group's rows there
+
+
+class _SparseLike(_TensorLike):
+    """A sparse torch tensor: iterating it works, slicing it does not (torch: "Sparse CSR tensors do not have
+    strides")."""
+
+    layout = "torch.sparse_csr"
+
+    def __getitem__(self, key: int | slice) -> _TensorLike | list[_TensorLike]:
+        if isinstance(key, slice):
+            raise NotImplementedError("sparse tensors cannot be sliced")
+        return super().__getitem__(key)
+
+
+def test_a_sparse_tensor_is_read_into_a_list_as_other_iterables(backend):
+    """Only dense tensors are sliced in place: par_iter(sparse tensor) raised NotImplementedError on every backend."""
+    sparse = _SparseLike(_Storage([5, 6, 7]), 0, 3)
+    assert par_iter(sparse).with_backend(backend).map(lambda v: v.value()).collect() == [5, 6, 7]
