@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit as _atexit
+import gc as _gc
 import os as _os
 import signal as _signal
 import socket as _socket
@@ -489,7 +490,7 @@ def _watch_once() -> None:
     """One look at the steps in progress. A function of its own: the frames it holds (every thread's, with their
     locals) go when it returns, not at the watcher's next look (a 512 MiB result stayed alive after the caller
     dropped it, held by the watcher's locals while no step ran)."""
-    frames = _sys._current_frames()
+    frames = _current_frames()
     now = _time.monotonic()
     for ident, step in list(_steps.items()):
         current = frames.get(ident)
@@ -503,6 +504,21 @@ def _watch_once() -> None:
         if waited > step.engine.timeout:
             note = "  (in a blocking step MPI has no non-blocking form of, after every rank had arrived at it)\n"
             _stalled(step.engine, step.what, waited, _traceback.format_stack(current), note, _threads_ok())
+
+
+def _current_frames() -> dict[int, Any]:
+    """``sys._current_frames()`` with the garbage collector paused. CPython (3.11 before 3.11.9, among others) holds the
+    lock of its thread states there while it allocates: a collection set off then can wait for that lock, the GIL held,
+    while a thread that is ending holds it and waits for the GIL (python/cpython#106883, fixed this way). A rank froze
+    so in CI (tests/mpi/test_guard.py), no thread able to report it; the watcher looks every few seconds while threads
+    come and go. A collector the program turned off stays off."""
+    enabled = _gc.isenabled()
+    _gc.disable()
+    try:
+        return _sys._current_frames()
+    finally:
+        if enabled:
+            _gc.enable()
 
 
 def _on_stack(frame: Any, current: Any) -> bool:

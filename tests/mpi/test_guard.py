@@ -334,3 +334,32 @@ def test_the_watchers_look_at_the_steps_keeps_no_frame_after_it(monkeypatch):
     gc.collect()
     assert thread.ident not in guard._steps
     assert refs[0]() is None
+
+
+def test_the_watcher_looks_at_the_threads_with_the_collector_paused(monkeypatch):
+    """sys._current_frames() deadlocks CPython (3.11 before 3.11.9) when a garbage collection starts inside it
+    while a thread ends (python/cpython#106883): a rank of CI's multi-host run froze in the watcher's look, the GIL
+    held. The look pauses the collector, and leaves one the program turned off as it was."""
+    import gc
+    import sys
+
+    from hpc.mpi import guard
+
+    seen = []
+    real = sys._current_frames
+
+    def current_frames():
+        seen.append(gc.isenabled())
+        return real()
+
+    monkeypatch.setattr(guard._sys, "_current_frames", current_frames)
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        guard._watch_once()
+        assert seen == [False] and gc.isenabled()
+        gc.disable()
+        guard._watch_once()
+        assert seen == [False, False] and not gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
