@@ -82,8 +82,6 @@ _DTYPE_CHARS = "?bhilqBHILQefdgFDG"
 _SCALE = 2.0**-512
 
 
-
-
 def _local_moments(a: _np.ndarray, scale: float) -> tuple[int, Any, Any, Any, Any, Any]:
     """Return ``(n, ref, mean, m2, plain, flagged)`` of this rank's real ``a`` (along axis 0, any dtype), in
     float64 times ``scale``: ``ref`` the first row, ``mean`` and ``m2`` of the values shifted by it, ``plain`` the

@@ -690,20 +690,20 @@ class _Run:
         except Exception as exc:
             killed_by = self.executor._hpc_killed_by
             if killed_by is not None:  # another thread's run ended the pool under this one
-                own = _own_copy(exc)
-                own.add_note(f"hpc: the processes backend's workers were terminated by {killed_by} while this "
-                             "run used them; the next run starts new workers")
-                raise own from exc.__cause__
-            if isinstance(exc, BrokenProcessPool):  # a worker died: the next run starts a fresh pool
+                note = (f"hpc: the processes backend's workers were terminated by {killed_by} while this run used "
+                        "them; the next run starts new workers")
+            elif isinstance(exc, BrokenProcessPool):  # a worker died: the next run starts a fresh pool
                 _kill(self.executor, "a worker's death (on this run's items or another thread's)")
                 spans = ", ".join(f"{g[0][1]}..{g[-1][2] - 1}" for g in list(running.values())[:4])
-                own = _own_copy(exc)
-                own.add_note(f"hpc: a worker process of the processes backend ended while the pool ran items {spans} "
-                             "of this parallel iterator (or another thread's items: os._exit, a crash, or the memory "
-                             "killer); the next run starts new workers")
-                raise own from exc.__cause__
-            self._abandon(running)  # this run's own error (a result that does not pickle): the pool is shared
-            raise
+                note = (f"hpc: a worker process of the processes backend ended while the pool ran items {spans} of "
+                        "this parallel iterator (or another thread's items: os._exit, a crash, or the memory "
+                        "killer); the next run starts new workers")
+            else:
+                self._abandon(running)  # this run's own error (a result that does not pickle): the pool is shared
+                raise
+            own = _own_copy(exc)
+            own.add_note(note)
+            raise own from exc.__cause__
         except BaseException as exc:
             # KeyboardInterrupt: stop everything now and leave no worker behind.
             _kill(self.executor, f"a {type(exc).__name__} in another thread's run")
